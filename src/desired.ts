@@ -1,0 +1,13 @@
+// Hashes that decide "changed or not". Scaling never changes a service's hash:
+// replicas are excluded so 1→3 adds containers instead of recreating them.
+import { hashOf } from './hash.js';
+import type { DesiredNetwork, DesiredService, DesiredVolume, NetworkSpec, ServiceSpec, VolumeSpec } from './model.js';
+
+export function serviceConfigHash(spec: ServiceSpec): string {
+  const { replicas: _replicas, ...rest } = spec;
+  return hashOf(rest);
+}
+
+export const desiredService = (spec: ServiceSpec): DesiredService => ({ spec, configHash: serviceConfigHash(spec) });
+export const desiredNetwork = (spec: NetworkSpec): DesiredNetwork => ({ spec, configHash: hashOf(spec) });
+export const desiredVolume = (spec: VolumeSpec): DesiredVolume => ({ spec, configHash: hashOf(spec) });

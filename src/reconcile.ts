@@ -1,0 +1,456 @@
+// reconcile(desired, observed) → Plan. Pure and deterministic: inputs are
+// sorted first, nodes are built with symbolic keys, then numbered in a
+// topological order whose ties break by build order, so the same intent
+// always yields the same text whatever order Docker listed things in.
+import { hashOf } from './hash.js';
+import type {
+  DesiredService,
+  DesiredState,
+  ObservedContainer,
+  ObservedNetwork,
+  ObservedState,
+  ServiceSpec,
+} from './model.js';
+import { names } from './model.js';
+import type { NodeKind, NodeTarget, Plan, PlanNode, ResourceChange } from './plan.js';
+
+interface Draft {
+  key: string;
+  kind: NodeKind;
+  resource: string;
+  reason: string;
+  detail?: string;
+  group?: string;
+  deps: Set<string>;
+  target: NodeTarget;
+  seq: number;
+}
+
+class Builder {
+  private drafts = new Map<string, Draft>();
+  private seq = 0;
+
+  add(d: Omit<Draft, 'deps' | 'seq'> & { deps?: Iterable<string | undefined> }): string {
+    if (this.drafts.has(d.key)) throw new Error(`internal: duplicate plan node ${d.key}`);
+    const deps = new Set<string>();
+    for (const k of d.deps ?? []) if (k) deps.add(k);
+    this.drafts.set(d.key, { ...d, deps, seq: this.seq++ });
+    return d.key;
+  }
+
+  has(key: string): boolean {
+    return this.drafts.has(key);
+  }
+
+  dependOn(key: string, ...deps: (string | undefined)[]): void {
+    const d = this.drafts.get(key);
+    if (!d) throw new Error(`internal: unknown plan node ${key}`);
+    for (const k of deps) if (k && k !== key) d.deps.add(k);
+  }
+
+  /** Kahn's algorithm; among ready nodes the earliest built goes first. */
+  finish(): PlanNode[] {
+    const all = [...this.drafts.values()];
+    for (const d of all) for (const dep of d.deps) if (!this.drafts.has(dep)) throw new Error(`internal: ${d.key} depends on unknown ${dep}`);
+    const indegree = new Map(all.map((d) => [d.key, d.deps.size]));
+    const dependants = new Map<string, Draft[]>();
+    for (const d of all) for (const dep of d.deps) (dependants.get(dep) ?? dependants.set(dep, []).get(dep)!).push(d);
+    const ready = all.filter((d) => d.deps.size === 0);
+    const ids = new Map<string, number>();
+    const ordered: Draft[] = [];
+    while (ready.length) {
+      ready.sort((a, b) => a.seq - b.seq);
+      const next = ready.shift()!;
+      ids.set(next.key, ordered.length + 1);
+      ordered.push(next);
+      for (const dep of dependants.get(next.key) ?? []) {
+        const left = indegree.get(dep.key)! - 1;
+        indegree.set(dep.key, left);
+        if (left === 0) ready.push(dep);
+      }
+    }
+    if (ordered.length !== all.length) throw new Error('internal: plan graph has a cycle');
+    return ordered.map((d) => ({
+      id: ids.get(d.key)!,
+      kind: d.kind,
+      resource: d.resource,
+      reason: d.reason,
+      ...(d.detail ? { detail: d.detail } : {}),
+      ...(d.group ? { group: d.group } : {}),
+      deps: [...d.deps].map((k) => ids.get(k)!).sort((a, b) => a - b),
+      target: d.target,
+    }));
+  }
+}
+
+export function desiredDigest(desired: DesiredState): string {
+  return hashOf({
+    project: desired.project,
+    environment: desired.environment,
+    services: [...desired.services].sort(byName((s) => s.spec.name)).map((s) => ({ hash: s.configHash, replicas: s.spec.replicas, name: s.spec.name })),
+    networks: [...desired.networks].sort(byName((n) => n.spec.name)).map((n) => n.configHash),
+    volumes: [...desired.volumes].sort(byName((v) => v.spec.name)).map((v) => v.configHash),
+  });
+}
+
+export function observedDigest(observed: ObservedState): string {
+  return hashOf({
+    containers: sortContainers(observed.containers).map((c) => ({
+      id: c.id,
+      name: c.name,
+      hash: c.configHash,
+      image: c.image,
+      state: c.state,
+      networks: [...c.networks].sort(),
+    })),
+    networks: [...observed.networks].sort(byName((n) => n.name)).map((n) => [n.id, n.name, n.configHash]),
+    volumes: [...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.dockerName, v.configHash]),
+  });
+}
+
+export function planFingerprint(desired: string, observed: string): string {
+  return hashOf({ desired, observed }).slice(0, 32);
+}
+
+const byName =
+  <T>(f: (t: T) => string) =>
+  (a: T, b: T) =>
+    f(a) < f(b) ? -1 : f(a) > f(b) ? 1 : 0;
+
+function sortContainers(cs: ObservedContainer[]): ObservedContainer[] {
+  return [...cs].sort(
+    (a, b) =>
+      (a.service < b.service ? -1 : a.service > b.service ? 1 : 0) ||
+      a.replica - b.replica ||
+      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
+}
+
+/** Services ordered so every dependency precedes its dependants; ties by name. Cycles were refused by the loader. */
+function topoServices(services: DesiredService[]): DesiredService[] {
+  const byKey = new Map(services.map((s) => [s.spec.name, s]));
+  const done = new Set<string>();
+  const out: DesiredService[] = [];
+  const visit = (s: DesiredService, path: string[]) => {
+    if (done.has(s.spec.name)) return;
+    if (path.includes(s.spec.name)) throw new Error(`depends_on cycle: ${[...path, s.spec.name].join(' -> ')}`);
+    for (const dep of [...s.spec.dependsOn].sort(byName((d) => d.service))) {
+      const d = byKey.get(dep.service);
+      if (d) visit(d, [...path, s.spec.name]);
+    }
+    done.add(s.spec.name);
+    out.push(s);
+  };
+  for (const s of [...services].sort(byName((s) => s.spec.name))) visit(s, []);
+  return out;
+}
+
+const RUNNING_STATES = new Set(['running', 'restarting']);
+
+function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks: Set<string>): string | undefined {
+  if (c.state === 'dead' || c.state === 'removing') return `container ${c.state}`;
+  if (c.configHash !== d.configHash) {
+    if (c.config && c.config.image !== d.spec.image) return 'image changed';
+    return 'config changed';
+  }
+  if (c.image !== d.spec.image) return 'image changed';
+  const want = [...d.spec.networks].sort().join(',');
+  const have = [...c.networks].sort().join(',');
+  if (d.spec.networkMode === undefined && want !== have) return 'networks differ';
+  if (d.spec.networks.some((n) => changedNetworks.has(n))) return 'network changed';
+  return undefined;
+}
+
+export function reconcile(desired: DesiredState, observed: ObservedState): Plan {
+  const b = new Builder();
+  const { project, environment: env } = desired;
+  const services = topoServices(desired.services);
+  const desiredByName = new Map(services.map((s) => [s.spec.name, s]));
+  const containers = sortContainers(observed.containers);
+  const obsNetworks = new Map<string, ObservedNetwork>([...observed.networks].sort(byName((n) => n.name)).map((n) => [n.name, n]));
+  const obsVolumes = new Map([...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.name, v]));
+  const changes: ResourceChange[] = [];
+
+  // --- networks: decide which are created, replaced or removed
+  const changedNetworks = new Set<string>();
+  const createNet = new Map<string, string>(); // compose key → node key
+  const removeNet = new Map<string, string>();
+  for (const n of [...desired.networks].sort(byName((n) => n.spec.name))) {
+    if (n.spec.external) continue;
+    const o = obsNetworks.get(n.spec.name);
+    if (o && o.configHash === n.configHash) {
+      changes.push({ kind: 'network', name: n.spec.name, action: 'unchanged', reasons: [] });
+      continue;
+    }
+    const resource = `network:${n.spec.name}`;
+    let removeKey: string | undefined;
+    if (o) {
+      changedNetworks.add(n.spec.name);
+      removeKey = b.add({ key: `rmnet:${n.spec.name}`, kind: 'RemoveNetwork', resource, reason: 'network changed', group: `replace:network:${n.spec.name}`, target: { network: n.spec.name, containerId: o.id } });
+      removeNet.set(n.spec.name, removeKey);
+    }
+    createNet.set(
+      n.spec.name,
+      b.add({
+        key: `mknet:${n.spec.name}`,
+        kind: 'CreateNetwork',
+        resource,
+        reason: o ? 'network changed' : 'missing',
+        detail: names.network(project, env, n.spec.name),
+        ...(o ? { group: `replace:network:${n.spec.name}` } : {}),
+        deps: [removeKey],
+        target: { network: n.spec.name },
+      }),
+    );
+    changes.push({ kind: 'network', name: n.spec.name, action: o ? 'change' : 'create', reasons: [o ? 'network config changed' : 'missing'] });
+  }
+  const desiredNetworkNames = new Set(desired.networks.map((n) => n.spec.name));
+  for (const o of obsNetworks.values()) {
+    if (desiredNetworkNames.has(o.name)) continue;
+    removeNet.set(o.name, b.add({ key: `rmnet:${o.name}`, kind: 'RemoveNetwork', resource: `network:${o.name}`, reason: 'no longer declared', target: { network: o.name, containerId: o.id } }));
+    changes.push({ kind: 'network', name: o.name, action: 'remove', reasons: ['no longer declared'] });
+  }
+
+  // --- volumes: created when missing, never removed or replaced implicitly
+  const createVol = new Map<string, string>();
+  for (const v of [...desired.volumes].sort(byName((v) => v.spec.name))) {
+    if (v.spec.external) continue;
+    const o = obsVolumes.get(v.spec.name);
+    if (o) {
+      changes.push({
+        kind: 'volume',
+        name: v.spec.name,
+        action: 'unchanged',
+        reasons: o.configHash === v.configHash ? [] : ['volume options differ; volumes are never recreated implicitly'],
+      });
+      continue;
+    }
+    createVol.set(v.spec.name, b.add({ key: `mkvol:${v.spec.name}`, kind: 'CreateVolume', resource: `volume:${v.spec.name}`, reason: 'missing', detail: names.volume(project, env, v.spec.name), target: { volume: v.spec.name } }));
+    changes.push({ kind: 'volume', name: v.spec.name, action: 'create', reasons: ['missing'] });
+  }
+
+  // --- containers, grouped by service and replica
+  const byService = new Map<string, ObservedContainer[]>();
+  for (const c of containers) (byService.get(c.service) ?? byService.set(c.service, []).get(c.service)!).push(c);
+
+  const images = new Map<string, string>(); // image → EnsureImage node key (created lazily)
+  const ensureImage = (image: string): string => {
+    let k = images.get(image);
+    if (!k) {
+      k = `img:${image}`;
+      images.set(image, k);
+    }
+    return k;
+  };
+  // EnsureImage nodes must be built before their users for a stable order: collect first, add below.
+  const imageUsers: { image: string; user: string }[] = [];
+
+  /** per service: the nodes that mark it "up" for dependants */
+  const serviceReady = new Map<string, string[]>();
+  const serviceHealthy = new Map<string, string[]>();
+  /** containers that leave a network: RemoveNetwork must wait for them */
+  const leavesNetwork: { network: string; node: string }[] = [];
+  const needsHealthy = new Set<string>();
+  for (const s of services) for (const d of s.spec.dependsOn) if (d.condition === 'service_healthy') needsHealthy.add(d.service);
+
+  // Pre-create EnsureImage nodes for every image a create will need, in sorted order, so ids are stable.
+  const imagesNeeded = new Set<string>();
+  const serviceWork = services.map((s) => {
+    const observedOf = byService.get(s.spec.name) ?? [];
+    const canonical = (r: number) => names.container(project, env, s.spec.name, r);
+    const primary = new Map<number, ObservedContainer>();
+    const extras: ObservedContainer[] = [];
+    for (const c of observedOf) {
+      if (c.replica >= 1 && c.replica <= s.spec.replicas && c.name === canonical(c.replica) && !primary.has(c.replica)) primary.set(c.replica, c);
+      else extras.push(c);
+    }
+    // A leftover of a replica we keep whose canonical name is free (e.g. an interrupted rename) is adopted rather than duplicated.
+    for (const c of [...extras]) {
+      if (c.replica >= 1 && c.replica <= s.spec.replicas && !primary.has(c.replica) && c.configHash === s.configHash && RUNNING_STATES.has(c.state)) {
+        primary.set(c.replica, c);
+        extras.splice(extras.indexOf(c), 1);
+      }
+    }
+    const replicas: { r: number; c?: ObservedContainer; action: 'create' | 'recreate' | 'start' | 'keep'; reason?: string }[] = [];
+    for (let r = 1; r <= s.spec.replicas; r++) {
+      const c = primary.get(r);
+      if (!c) {
+        replicas.push({ r, action: 'create', reason: 'missing' });
+        imagesNeeded.add(s.spec.image);
+        continue;
+      }
+      const why = recreateReason(c, s, changedNetworks) ?? (c.name !== canonical(r) ? 'name differs' : undefined);
+      if (why) {
+        replicas.push({ r, c, action: 'recreate', reason: why });
+        imagesNeeded.add(s.spec.image);
+      } else if (!RUNNING_STATES.has(c.state)) replicas.push({ r, c, action: 'start', reason: c.state === 'created' ? 'not started' : 'stopped' });
+      else replicas.push({ r, c, action: 'keep' });
+    }
+    return { s, replicas, extras, observedCount: observedOf.length };
+  });
+  for (const image of [...imagesNeeded].sort()) b.add({ key: ensureImage(image), kind: 'EnsureImage', resource: `image:${image}`, reason: 'needed', target: { image } });
+
+  for (const { s, replicas, extras, observedCount } of serviceWork) {
+    const name = s.spec.name;
+    const depReady = s.spec.dependsOn.flatMap((d) => (d.condition === 'service_healthy' ? serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? [] : serviceReady.get(d.service) ?? []));
+    const infra = [
+      ...s.spec.networks.map((n) => createNet.get(n)),
+      ...s.spec.volumes.filter((m) => m.type === 'volume' && m.source).map((m) => createVol.get(m.source!)),
+    ];
+    const ready: string[] = [];
+    const healthy: string[] = [];
+    const reasons = new Set<string>();
+    const [firstNet, ...extraNets] = s.spec.networkMode ? [] : s.spec.networks;
+
+    // Extras first: they may hold the tmp name or a replica number we need.
+    const extraRemovals: string[] = [];
+    for (const c of extras) {
+      const scaleDown = c.replica > s.spec.replicas;
+      const reason = scaleDown ? 'scale down' : 'duplicate';
+      const resource = `service:${name}:${c.replica}`;
+      const group = `${scaleDown ? 'scale-down' : 'remove'}:${name}:${c.replica}`;
+      const stop = RUNNING_STATES.has(c.state) || c.state === 'paused'
+        ? b.add({ key: `stop:${c.id}`, kind: 'StopContainer', resource, reason, detail: c.name, group, target: { service: name, replica: c.replica, containerId: c.id, containerName: c.name } })
+        : undefined;
+      const rm = b.add({ key: `rm:${c.id}`, kind: 'RemoveContainer', resource, reason, detail: c.name, group, deps: [stop], target: { service: name, replica: c.replica, containerId: c.id, containerName: c.name } });
+      extraRemovals.push(rm);
+      for (const n of c.networks) leavesNetwork.push({ network: n, node: rm });
+      reasons.add(reason);
+    }
+
+    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[]) => {
+      const resource = `service:${name}:${r}`;
+      const create = b.add({
+        key: `create:${name}:${r}`,
+        kind: 'CreateContainer',
+        resource,
+        reason,
+        ...(detail ? { detail } : {}),
+        ...(group ? { group } : {}),
+        deps: [images.get(s.spec.image), ...infra, ...extraRemovals, ...extraDeps],
+        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}) },
+      });
+      const connects = extraNets.map((n) =>
+        b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n } }),
+      );
+      return { create, connects };
+    };
+
+    const startChain = (r: number, after: string[], reason: string, group: string | undefined, containerName: string, containerId?: string) => {
+      const resource = `service:${name}:${r}`;
+      const start = b.add({ key: `start:${name}:${r}`, kind: 'StartContainer', resource, reason, ...(group ? { group } : {}), deps: [...after, ...depReady], target: { service: name, replica: r, containerName, ...(containerId ? { containerId } : {}) } });
+      ready.push(start);
+      if (needsHealthy.has(name) && s.spec.healthcheck) {
+        const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
+        healthy.push(wait);
+      } else healthy.push(start);
+    };
+
+    for (const rep of replicas) {
+      const canonical = names.container(project, env, name, rep.r);
+      if (rep.action === 'keep') continue;
+      reasons.add(rep.reason!);
+      if (rep.action === 'start') {
+        startChain(rep.r, [], rep.reason!, undefined, canonical, rep.c!.id);
+        continue;
+      }
+      if (rep.action === 'create') {
+        const { create, connects } = createChain(rep.r, canonical, undefined, 'missing', undefined, []);
+        startChain(rep.r, [create, ...connects], 'missing', undefined, canonical);
+        continue;
+      }
+      // recreate: create-new under a temporary name → stop old → remove old → rename new → start new
+      const old = rep.c!;
+      const group = `recreate:${name}:${rep.r}`;
+      const tmp = names.tmpContainer(project, env, name, rep.r, s.configHash);
+      const resource = `service:${name}:${rep.r}`;
+      // When the old container sits on a network being replaced it must leave it before the network goes.
+      const disconnects: string[] = [];
+      for (const n of old.networks) {
+        if (!changedNetworks.has(n)) continue;
+        const k = b.add({ key: `disconnect:${old.id}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'network changed', detail: n, group, target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name, network: n } });
+        disconnects.push(k);
+        leavesNetwork.push({ network: n, node: k });
+      }
+      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, []);
+      const stop = RUNNING_STATES.has(old.state) || old.state === 'paused'
+        ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
+        : undefined;
+      const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [stop ?? create, ...connects, ...disconnects], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } });
+      for (const n of old.networks) if (!changedNetworks.has(n)) leavesNetwork.push({ network: n, node: rm });
+      const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [rm], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
+      startChain(rep.r, [rename], rep.reason!, group, canonical);
+    }
+    serviceReady.set(name, ready);
+    serviceHealthy.set(name, healthy);
+
+    const before = observedCount ? pickBeforeSpec(replicas.map((r) => r.c).filter(Boolean) as ObservedContainer[], extras) : undefined;
+    const touched = reasons.size > 0;
+    const replicasBefore = replicas.filter((r) => r.c).length + extras.filter((c) => c.replica > s.spec.replicas).length;
+    if (observedCount === 0) changes.push({ kind: 'service', name, action: 'create', reasons: ['missing'], after: s.spec, replicasBefore: 0, replicasAfter: s.spec.replicas });
+    else {
+      const reasonList = [...reasons].filter((r) => r !== 'scale down' && r !== 'missing');
+      if (replicasBefore !== s.spec.replicas) reasonList.unshift(`scale ${replicasBefore} → ${s.spec.replicas}`);
+      else if (reasons.has('missing')) reasonList.push('missing replicas');
+      changes.push({
+        kind: 'service',
+        name,
+        action: touched ? 'change' : 'unchanged',
+        reasons: reasonList,
+        ...(before ? { before } : {}),
+        after: s.spec,
+        replicasBefore,
+        replicasAfter: s.spec.replicas,
+      });
+    }
+  }
+
+  // --- orphans: managed containers of services no longer desired
+  const orphanServices = new Map<string, ObservedContainer[]>();
+  for (const c of containers) if (!desiredByName.has(c.service)) (orphanServices.get(c.service) ?? orphanServices.set(c.service, []).get(c.service)!).push(c);
+  for (const [service, cs] of orphanServices) {
+    for (const c of cs) {
+      const resource = `service:${service}:${c.replica}`;
+      const group = `orphan:${service}:${c.replica}`;
+      const stop = RUNNING_STATES.has(c.state) || c.state === 'paused'
+        ? b.add({ key: `stop:${c.id}`, kind: 'StopContainer', resource, reason: 'orphan', detail: c.name, group, target: { service, replica: c.replica, containerId: c.id, containerName: c.name } })
+        : undefined;
+      const rm = b.add({ key: `rm:${c.id}`, kind: 'RemoveContainer', resource, reason: 'orphan', detail: c.name, group, deps: [stop], target: { service, replica: c.replica, containerId: c.id, containerName: c.name } });
+      for (const n of c.networks) leavesNetwork.push({ network: n, node: rm });
+    }
+    changes.push({ kind: 'service', name: service, action: 'remove', reasons: ['no longer declared'], ...(cs[0]?.config ? { before: cs[0].config } : {}), replicasBefore: cs.length, replicasAfter: 0 });
+  }
+
+  // A network is removed only once every container that leaves it has left.
+  for (const { network, node } of leavesNetwork) {
+    const rm = removeNet.get(network);
+    if (rm) b.dependOn(rm, node);
+  }
+  // Containers that stay on a replaced network (nothing else recreates them) would block its removal;
+  // recreateReason marked every such service 'network changed', so each was disconnected above.
+
+  changes.sort((a, b2) => kindOrder(a.kind) - kindOrder(b2.kind) || (a.name < b2.name ? -1 : a.name > b2.name ? 1 : 0));
+  const dd = desiredDigest(desired);
+  const od = observedDigest(observed);
+  return {
+    project,
+    environment: env,
+    nodes: b.finish(),
+    changes,
+    desiredDigest: dd,
+    observedDigest: od,
+    fingerprint: planFingerprint(dd, od),
+    desired,
+  };
+}
+
+function kindOrder(k: ResourceChange['kind']): number {
+  return k === 'service' ? 0 : k === 'network' ? 1 : 2;
+}
+
+/** The spec the service had before: the first replica's recorded config (labels carry it). */
+function pickBeforeSpec(kept: ObservedContainer[], extras: ObservedContainer[]): ServiceSpec | undefined {
+  for (const c of [...kept, ...extras]) if (c.config) return c.config;
+  return undefined;
+}
