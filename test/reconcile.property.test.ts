@@ -37,7 +37,7 @@ const desiredArb: fc.Arbitrary<DesiredState> = fc
           image: p.image,
           replicas: p.replicas,
           environment: p.env,
-          networks: p.nets,
+          networks: [...p.nets],
           volumes: p.vol ? [{ type: 'volume', source: 'data', target: '/data', readOnly: false }] : [],
           dependsOn: [...deps].sort().map(([service, condition]) => ({ service, condition })),
           ...(p.health ? { healthcheck: { test: ['CMD', 'true'], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } } : {}),
