@@ -1,0 +1,404 @@
+// Walks an apply's task DAG against Docker. Every task is journaled: written
+// `running` before its Docker call and `succeeded`/`failed` after, so a crash
+// leaves an exact record of which calls may have happened. Operation and
+// apply states are derived from task rows and written compare-and-set.
+import type { Engine } from './engine.js';
+import { LABEL, names } from './model.js';
+import type { DesiredState } from './model.js';
+import type { PlanNode } from './plan.js';
+import type { Lanes } from './lanes.js';
+import { deriveApplyWithSibling, deriveOperationState } from './state.js';
+import type { AggregateState, OperationRow, Store, TaskRow, TaskState } from './store/store.js';
+import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
+
+export type OnFailure = 'halt' | 'continue';
+
+/** What an apply row's desired_json holds: enough to run, resume or roll back without the PR. */
+export interface ApplyPayload {
+  desired: DesiredState;
+  onFailure: OnFailure;
+  parallelism?: number;
+}
+
+export interface ExecutorLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ExecutorOptions {
+  store: Store;
+  engine: (target: string) => Engine;
+  lanes: Lanes;
+  /** tasks in flight per operation (default 8) */
+  parallelism?: number;
+  log?: ExecutorLogger;
+  /** called after every task transition; reporting must never break the apply */
+  onProgress?: (applyId: string) => void;
+  healthPollMs?: number;
+  /** upper bound for one WaitHealthy (default 5 min) */
+  healthTimeoutMs?: number;
+  /** how stale a cached stop flag may be (default 100 ms) */
+  stopPollMs?: number;
+  now?: () => number;
+}
+
+const silent: ExecutorLogger = { info() {}, warn() {}, error() {} };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const FAILED_DEP: TaskState[] = ['failed', 'skipped', 'cancelled'];
+
+export function parsePayload(json: string): ApplyPayload {
+  const p = JSON.parse(json) as ApplyPayload;
+  if (!p?.desired?.services) throw new Error('apply payload has no desired state');
+  return p;
+}
+
+export class Executor {
+  private readonly log: ExecutorLogger;
+  private readonly now: () => number;
+  private readonly running = new Map<string, Promise<AggregateState>>();
+
+  constructor(private readonly o: ExecutorOptions) {
+    this.log = o.log ?? silent;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Runs (or joins the run of) an apply to a terminal state. */
+  run(applyId: string): Promise<AggregateState> {
+    let p = this.running.get(applyId);
+    if (!p) {
+      p = this.drive(applyId).finally(() => this.running.delete(applyId));
+      this.running.set(applyId, p);
+    }
+    return p;
+  }
+
+  /** Applies this process is driving now (for graceful shutdown). */
+  inFlight(): string[] {
+    return [...this.running.keys()];
+  }
+
+  private async drive(applyId: string): Promise<AggregateState> {
+    const apply = await this.o.store.getApply(applyId);
+    if (!apply) throw new Error(`no apply ${applyId}`);
+    if (TERMINAL_AGGREGATE_STATES.includes(apply.state)) return apply.state;
+    const payload = parsePayload(apply.desiredJson);
+    const ops = await this.o.store.listOperations(applyId);
+    const halt = { requested: false };
+    await Promise.all(
+      ops.map((op) =>
+        this.o.lanes.run(op.target, () => this.runOperation(applyId, op, payload, halt)).catch(async (err) => {
+          // The operation could not run at all (store down, bug): fail its open tasks so the apply still ends.
+          this.log.error({ applyId, target: op.target, err: String(err) }, 'operation aborted');
+          await this.failOpenTasks(op.id, `operation aborted: ${(err as Error).message ?? err}`);
+          await this.settleOperation(applyId, op.id);
+          if (payload.onFailure === 'halt') halt.requested = true;
+        }),
+      ),
+    );
+    const final = await this.o.store.getApply(applyId);
+    return final!.state;
+  }
+
+  private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: { requested: boolean }): Promise<void> {
+    const engine = this.o.engine(op.target);
+    const tasks = await this.o.store.listTasks(op.id);
+    const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
+    const limit = payload.parallelism ?? this.o.parallelism ?? 8;
+    const inFlight = new Map<number, Promise<void>>();
+    let stopCache = { at: 0, value: false };
+    const stopRequested = async () => {
+      if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
+        const a = await this.o.store.getApply(applyId);
+        stopCache = { at: this.now(), value: !!a?.stopRequested };
+      }
+      return stopCache.value;
+    };
+    await this.settleOperation(applyId, op.id);
+
+    for (;;) {
+      // Tasks whose dependency can no longer succeed are skipped, transitively.
+      let changed = true;
+      while (changed) {
+        changed = false;
+        for (const t of byNode.values()) {
+          if (t.state !== 'pending') continue;
+          if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) {
+            if (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' })) changed = true;
+          }
+        }
+      }
+      const stopping = halt.requested || (await stopRequested());
+      if (stopping) {
+        for (const t of byNode.values()) if (t.state === 'pending') await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() });
+      } else {
+        const ready = [...byNode.values()].filter((t) => t.state === 'pending' && !inFlight.has(t.nodeId) && t.deps.every((d) => byNode.get(d)?.state === 'succeeded'));
+        for (const t of ready) {
+          if (inFlight.size >= limit) break;
+          const p = this.runTask(applyId, t, engine, payload).then(() => {
+            inFlight.delete(t.nodeId);
+          });
+          inFlight.set(t.nodeId, p);
+        }
+      }
+      await this.settleOperation(applyId, op.id, [...byNode.values()].map((t) => t.state));
+      if (inFlight.size === 0) {
+        if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
+          // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
+          const fresh = await this.o.store.listTasks(op.id);
+          for (const f of fresh) byNode.set(f.nodeId, f);
+          if (fresh.some((t) => t.state === 'running')) throw new Error('tasks are running under another driver');
+          if (!fresh.some((t) => t.state === 'pending')) break;
+          continue;
+        }
+        break;
+      }
+      await Promise.race(inFlight.values());
+      if (payload.onFailure === 'halt' && [...byNode.values()].some((t) => t.state === 'failed')) halt.requested = true;
+    }
+    await this.settleOperation(applyId, op.id);
+  }
+
+  /** CAS one task and mirror the new row in memory. */
+  private async transition(t: TaskRow, from: TaskState, patch: Parameters<Store['updateTask']>[2]): Promise<boolean> {
+    const ok = await this.o.store.updateTask(t.id, from, patch);
+    if (ok) Object.assign(t, patch);
+    return ok;
+  }
+
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload): Promise<void> {
+    if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }))) return;
+    this.progress(applyId);
+    const node = JSON.parse(t.nodeJson) as PlanNode;
+    try {
+      const result = await this.call(node, engine, payload.desired, applyId);
+      await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null });
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
+      await this.transition(t, 'running', { state: 'failed', finishedAt: this.now(), error: message });
+    }
+    this.progress(applyId);
+  }
+
+  private progress(applyId: string) {
+    try {
+      this.o.onProgress?.(applyId);
+    } catch (err) {
+      this.log.warn({ applyId, err: String(err) }, 'progress reporter failed');
+    }
+  }
+
+  /** The one Docker call of a node. Returns what the journal should remember (e.g. a new container id). */
+  private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<string | undefined> {
+    const t = node.target;
+    const { project, environment } = desired;
+    const netName = (key: string) => names.network(project, environment, key);
+    switch (node.kind) {
+      case 'EnsureImage':
+        await engine.ensureImage(t.image!);
+        return;
+      case 'CreateNetwork': {
+        const spec = desired.networks.find((n) => n.spec.name === t.network);
+        if (!spec) throw new Error(`network ${t.network} is not in the desired state`);
+        return engine.createNetwork(netName(t.network!), spec.spec, {
+          [LABEL.project]: project,
+          [LABEL.environment]: environment,
+          [LABEL.network]: t.network!,
+          [LABEL.configHash]: spec.configHash,
+          [LABEL.applyId]: applyId,
+        });
+      }
+      case 'RemoveNetwork':
+        await engine.removeNetwork(t.containerId ?? netName(t.network!));
+        return;
+      case 'CreateVolume': {
+        const spec = desired.volumes.find((v) => v.spec.name === t.volume);
+        if (!spec) throw new Error(`volume ${t.volume} is not in the desired state`);
+        await engine.createVolume(names.volume(project, environment, t.volume!), spec.spec, {
+          [LABEL.project]: project,
+          [LABEL.environment]: environment,
+          [LABEL.volume]: t.volume!,
+          [LABEL.configHash]: spec.configHash,
+          [LABEL.applyId]: applyId,
+        });
+        return;
+      }
+      case 'CreateContainer': {
+        const svc = desired.services.find((s) => s.spec.name === t.service);
+        if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
+        return engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network);
+      }
+      case 'ConnectNetwork':
+        await engine.connectNetwork(netName(t.network!), t.containerName!, [t.service!]);
+        return;
+      case 'DisconnectNetwork':
+        await engine.disconnectNetwork(netName(t.network!), t.containerId ?? t.containerName!);
+        return;
+      case 'StartContainer':
+        await engine.startContainer(t.containerId ?? t.containerName!);
+        return;
+      case 'StopContainer':
+        await engine.stopContainer(t.containerId ?? t.containerName!);
+        return;
+      case 'RemoveContainer':
+        await engine.removeContainer(t.containerId ?? t.containerName!);
+        return;
+      case 'RenameContainer':
+        await engine.renameContainer(t.fromName!, t.containerName!);
+        return;
+      case 'WaitHealthy':
+        await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
+        return;
+    }
+  }
+
+  private async waitHealthy(engine: Engine, container: string, hc?: { intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number }) {
+    // Long enough for Docker itself to declare the container unhealthy, never unbounded.
+    const natural = hc ? hc.startPeriodMs + (hc.intervalMs + hc.timeoutMs) * (hc.retries + 1) + 5_000 : 60_000;
+    const deadline = this.now() + Math.min(natural, this.o.healthTimeoutMs ?? 300_000);
+    const poll = this.o.healthPollMs ?? 250;
+    let last = await engine.health(container);
+    while (last.status !== 'healthy') {
+      const log = last.lastLog ? ` Last health check output: ${last.lastLog}` : '';
+      if (!last.running) throw new Error(`${container} is not running (it exited before becoming healthy).${log}`);
+      if (last.status === 'unhealthy') throw new Error(`${container} is unhealthy.${log}`);
+      if (last.status === 'none') throw new Error(`${container} has no healthcheck, so service_healthy can never be met`);
+      if (this.now() > deadline) throw new Error(`${container} did not become healthy in time (status ${last.status}).${log}`);
+      await sleep(poll);
+      last = await engine.health(container);
+    }
+  }
+
+  /**
+   * Derives the operation's state from its tasks and the apply's from its
+   * operations, writing each with compare-and-set. A lost race re-reads.
+   */
+  private async settleOperation(applyId: string, opId: string, taskStates?: TaskState[]): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const [apply, op] = await Promise.all([this.o.store.getApply(applyId), this.o.store.getOperation(opId)]);
+      if (!apply || !op) return;
+      const states = taskStates ?? (await this.o.store.listTasks(opId)).map((t) => t.state);
+      const opState = deriveOperationState(states, apply.stopRequested);
+      if (opState !== op.state) {
+        const patch = {
+          state: opState,
+          ...(op.startedAt === null && opState !== 'pending' ? { startedAt: this.now() } : {}),
+          ...(TERMINAL_AGGREGATE_STATES.includes(opState) ? { finishedAt: this.now() } : {}),
+        };
+        if (!(await this.o.store.casOperationState(opId, op.version, patch))) continue;
+      }
+      let siblings: { id: string; state: AggregateState }[] | Error;
+      try {
+        siblings = (await this.o.store.listOperations(applyId)).map((o) => ({ id: o.id, state: o.state }));
+      } catch (err) {
+        siblings = err as Error;
+      }
+      const applyState = deriveApplyWithSibling({ stored: apply.state, current: { operationId: opId, state: opState }, siblings, stopRequested: apply.stopRequested });
+      if (applyState === apply.state) return;
+      const patch = {
+        state: applyState,
+        ...(apply.startedAt === null && applyState !== 'pending' ? { startedAt: this.now() } : {}),
+        ...(TERMINAL_AGGREGATE_STATES.includes(applyState) ? { finishedAt: this.now() } : {}),
+      };
+      if (await this.o.store.casApplyState(applyId, apply.version, patch)) {
+        this.progress(applyId);
+        return;
+      }
+    }
+    throw new Error(`could not settle state of apply ${applyId}: too much contention`);
+  }
+
+  private async failOpenTasks(opId: string, message: string) {
+    for (const t of await this.o.store.listTasks(opId)) {
+      if (t.state === 'pending') await this.o.store.updateTask(t.id, 'pending', { state: 'cancelled', finishedAt: this.now(), error: message });
+      if (t.state === 'running') await this.o.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: message });
+    }
+  }
+
+  /**
+   * After a restart: every task left `running` is checked against Docker. Its
+   * effect present → succeeded; absent → back to pending (its call never
+   * landed, so running it now is its first and only run); unverifiable →
+   * failed. Then each apply is driven to a terminal state.
+   */
+  async recover(): Promise<{ applyId: string; state: AggregateState }[]> {
+    const applies = await this.o.store.listApplies({ states: IN_FLIGHT_AGGREGATE_STATES });
+    const out: { applyId: string; state: AggregateState }[] = [];
+    for (const apply of applies.reverse()) {
+      if (this.running.has(apply.id)) continue;
+      const payload = parsePayload(apply.desiredJson);
+      for (const op of await this.o.store.listOperations(apply.id)) {
+        const engine = this.o.engine(op.target);
+        for (const t of await this.o.store.listTasks(op.id)) {
+          if (t.state !== 'running') continue;
+          const node = JSON.parse(t.nodeJson) as PlanNode;
+          let verdict: { done: boolean; result?: string } | Error;
+          try {
+            verdict = await this.effectPresent(node, engine, payload.desired, apply.id);
+          } catch (err) {
+            verdict = err as Error;
+          }
+          if (verdict instanceof Error) await this.o.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: `could not verify after restart: ${verdict.message}` });
+          else if (verdict.done) await this.o.store.updateTask(t.id, 'running', { state: 'succeeded', finishedAt: this.now(), result: verdict.result ?? null });
+          else await this.o.store.updateTask(t.id, 'running', { state: 'pending', startedAt: null });
+          this.log.info({ applyId: apply.id, node: node.id, kind: node.kind, verdict: verdict instanceof Error ? 'failed' : verdict.done ? 'done' : 'redo' }, 'recovered task');
+        }
+      }
+      out.push({ applyId: apply.id, state: await this.run(apply.id) });
+    }
+    return out;
+  }
+
+  /** Did this node's Docker call take effect? Read-only. */
+  private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<{ done: boolean; result?: string }> {
+    const t = node.target;
+    const netName = (key: string) => names.network(desired.project, desired.environment, key);
+    switch (node.kind) {
+      case 'EnsureImage':
+      case 'WaitHealthy':
+        // Not mutations: safe to run again.
+        return { done: false };
+      case 'CreateNetwork': {
+        const n = await engine.findNetwork(netName(t.network!));
+        return n ? { done: true, result: n.id } : { done: false };
+      }
+      case 'RemoveNetwork':
+        return { done: !(await engine.findNetwork(t.containerId ?? netName(t.network!))) };
+      case 'CreateVolume':
+        return { done: !!(await engine.findVolume(names.volume(desired.project, desired.environment, t.volume!))) };
+      case 'CreateContainer': {
+        const c = await engine.findContainer(t.containerName!);
+        if (!c) return { done: false };
+        if (c.labels[LABEL.applyId] !== applyId) throw new Error(`${t.containerName} exists but was not created by this apply`);
+        return { done: true, result: c.id };
+      }
+      case 'ConnectNetwork': {
+        const c = await engine.findContainer(t.containerName!);
+        if (!c) throw new Error(`${t.containerName} is gone`);
+        return { done: c.networks.includes(netName(t.network!)) };
+      }
+      case 'DisconnectNetwork': {
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
+        return { done: !c || !c.networks.includes(netName(t.network!)) };
+      }
+      case 'StartContainer': {
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
+        if (!c) throw new Error(`${t.containerId ?? t.containerName} is gone`);
+        return { done: c.running };
+      }
+      case 'StopContainer': {
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
+        return { done: !c || !c.running };
+      }
+      case 'RemoveContainer':
+        return { done: !(await engine.findContainer(t.containerId ?? t.containerName!)) };
+      case 'RenameContainer': {
+        const renamed = await engine.findContainer(t.containerName!);
+        if (renamed && renamed.labels[LABEL.applyId] === applyId) return { done: true };
+        if (await engine.findContainer(t.fromName!)) return { done: false };
+        throw new Error(`neither ${t.fromName} nor ${t.containerName} (from this apply) exists`);
+      }
+    }
+  }
+}
