@@ -5,13 +5,15 @@
 #   berth-test/app:1   /VERSION = 1
 #   berth-test/app:2   /VERSION = 2     (distinct content, so distinct image ids)
 #
-# Both have CMD ["sleep","3600"], a shell and every busybox applet, /tmp and an
+# Both have a CMD that sleeps an hour but exits at once on SIGTERM (PID 1
+# ignores signals it has no handler for, so a bare `sleep` would make every
+# `docker stop` wait its full timeout), a shell and every busybox applet, /tmp and an
 # /etc/passwd with root. Idempotent: an image is rebuilt only when it is
 # missing or was not built from this exact recipe (same busybox binary, same
 # script version, same VERSION), which is recorded in the image's Comment.
 set -euo pipefail
 
-RECIPE_VERSION=2
+RECIPE_VERSION=3
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 if [[ -z "${DOCKER:-}" ]]; then
   if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
@@ -87,7 +89,7 @@ GROUP
   local id
   id=$(tar --numeric-owner --owner=0 --group=0 -C "$root" -cf - . |
     "$DOCKER" import \
-      -c 'CMD ["sleep","3600"]' \
+      -c 'CMD ["sh","-c","trap \"exit 0\" TERM INT; sleep 3600 & wait"]' \
       -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
       -c 'WORKDIR /' \
       -m "$comment" \
