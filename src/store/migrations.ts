@@ -1,0 +1,360 @@
+// Versioned schema migrations, one entry per version with the SQL of both
+// dialects. Versions are applied in order at open and recorded in
+// `schema_migrations`; an applied version is never edited, only followed by
+// a new one.
+//
+// Concurrency: SQLite runs the whole migration inside BEGIN IMMEDIATE (DDL is
+// transactional there, and the write lock serialises processes). MySQL DDL
+// commits implicitly, so processes serialise on GET_LOCK (named after the
+// database) and every statement is re-runnable (IF NOT EXISTS, indexes inline)
+// so a migration interrupted half-way completes on the next start.
+import type Database from 'better-sqlite3';
+import type { Pool, PoolConnection } from 'mysql2/promise';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sqlite: string[];
+  mysql: string[];
+}
+
+const MYSQL_TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema: applies, operations, tasks, locks, plans, deliveries, containers, comments, leases',
+    sqlite: [
+      `CREATE TABLE applies (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        repo TEXT NOT NULL,
+        pr INTEGER,
+        environment TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        head_sha TEXT,
+        desired_digest TEXT NOT NULL,
+        plan_fingerprint TEXT,
+        desired_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        stop_requested INTEGER NOT NULL DEFAULT 0,
+        check_run_id INTEGER,
+        comment_id INTEGER,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        error TEXT
+      )`,
+      `CREATE INDEX applies_repo_env ON applies (repo, environment, seq)`,
+      `CREATE INDEX applies_repo_pr ON applies (repo, pr)`,
+      `CREATE INDEX applies_state ON applies (state)`,
+      `CREATE TABLE apply_operations (
+        id TEXT PRIMARY KEY,
+        apply_id TEXT NOT NULL REFERENCES applies (id) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        ordinal INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        started_at INTEGER,
+        finished_at INTEGER,
+        error TEXT,
+        UNIQUE (apply_id, ordinal)
+      )`,
+      `CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        operation_id TEXT NOT NULL REFERENCES apply_operations (id) ON DELETE CASCADE,
+        apply_id TEXT NOT NULL REFERENCES applies (id) ON DELETE CASCADE,
+        node_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        deps TEXT NOT NULL,
+        node_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        result TEXT,
+        started_at INTEGER,
+        finished_at INTEGER,
+        UNIQUE (operation_id, node_id)
+      )`,
+      `CREATE INDEX tasks_apply_state ON tasks (apply_id, state)`,
+      `CREATE TABLE locks (
+        repo TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        pr INTEGER NOT NULL,
+        apply_id TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (repo, environment)
+      )`,
+      `CREATE INDEX locks_repo_pr ON locks (repo, pr)`,
+      `CREATE TABLE plans (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        repo TEXT NOT NULL,
+        pr INTEGER,
+        environment TEXT NOT NULL,
+        head_sha TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        desired_digest TEXT NOT NULL,
+        observed_digest TEXT NOT NULL,
+        plan_json TEXT NOT NULL,
+        rendered TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX plans_repo_pr_env ON plans (repo, pr, environment, seq)`,
+      `CREATE TABLE deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        event TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX deliveries_received ON deliveries (received_at)`,
+      `CREATE TABLE containers (
+        target TEXT NOT NULL,
+        container_id TEXT NOT NULL,
+        project TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        service TEXT NOT NULL,
+        replica INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        apply_id TEXT,
+        seen_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (target, container_id)
+      )`,
+      `CREATE TABLE comments (
+        repo TEXT NOT NULL,
+        pr INTEGER NOT NULL,
+        comment_ids TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (repo, pr)
+      )`,
+      `CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+      )`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS applies (
+        seq BIGINT NOT NULL AUTO_INCREMENT,
+        id VARCHAR(36) NOT NULL,
+        repo VARCHAR(255) NOT NULL,
+        pr INT NULL,
+        environment VARCHAR(100) NOT NULL,
+        kind VARCHAR(16) NOT NULL,
+        actor VARCHAR(255) NOT NULL,
+        head_sha VARCHAR(64) NULL,
+        desired_digest VARCHAR(255) NOT NULL,
+        plan_fingerprint VARCHAR(255) NULL,
+        desired_json LONGTEXT NOT NULL,
+        state VARCHAR(32) NOT NULL,
+        version INT NOT NULL DEFAULT 0,
+        stop_requested TINYINT(1) NOT NULL DEFAULT 0,
+        check_run_id BIGINT NULL,
+        comment_id BIGINT NULL,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT NULL,
+        finished_at BIGINT NULL,
+        error MEDIUMTEXT NULL,
+        PRIMARY KEY (seq),
+        UNIQUE KEY applies_id (id),
+        KEY applies_repo_env (repo, environment, seq),
+        KEY applies_repo_pr (repo, pr),
+        KEY applies_state (state)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS apply_operations (
+        id VARCHAR(36) NOT NULL,
+        apply_id VARCHAR(36) NOT NULL,
+        target VARCHAR(100) NOT NULL,
+        ordinal INT NOT NULL,
+        state VARCHAR(32) NOT NULL,
+        version INT NOT NULL DEFAULT 0,
+        started_at BIGINT NULL,
+        finished_at BIGINT NULL,
+        error MEDIUMTEXT NULL,
+        PRIMARY KEY (id),
+        UNIQUE KEY operations_apply_ordinal (apply_id, ordinal),
+        CONSTRAINT operations_apply_fk FOREIGN KEY (apply_id) REFERENCES applies (id) ON DELETE CASCADE
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS tasks (
+        id VARCHAR(36) NOT NULL,
+        operation_id VARCHAR(36) NOT NULL,
+        apply_id VARCHAR(36) NOT NULL,
+        node_id INT NOT NULL,
+        kind VARCHAR(64) NOT NULL,
+        resource VARCHAR(1024) NOT NULL,
+        reason TEXT NOT NULL,
+        deps LONGTEXT NOT NULL,
+        node_json LONGTEXT NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        version INT NOT NULL DEFAULT 0,
+        error MEDIUMTEXT NULL,
+        result TEXT NULL,
+        started_at BIGINT NULL,
+        finished_at BIGINT NULL,
+        PRIMARY KEY (id),
+        UNIQUE KEY tasks_operation_node (operation_id, node_id),
+        KEY tasks_apply_state (apply_id, state),
+        CONSTRAINT tasks_operation_fk FOREIGN KEY (operation_id) REFERENCES apply_operations (id) ON DELETE CASCADE,
+        CONSTRAINT tasks_apply_fk FOREIGN KEY (apply_id) REFERENCES applies (id) ON DELETE CASCADE
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS locks (
+        repo VARCHAR(255) NOT NULL,
+        environment VARCHAR(100) NOT NULL,
+        owner VARCHAR(300) NOT NULL,
+        pr INT NOT NULL,
+        apply_id VARCHAR(36) NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (repo, environment),
+        KEY locks_repo_pr (repo, pr)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS plans (
+        seq BIGINT NOT NULL AUTO_INCREMENT,
+        id VARCHAR(36) NOT NULL,
+        repo VARCHAR(255) NOT NULL,
+        pr INT NULL,
+        environment VARCHAR(100) NOT NULL,
+        head_sha VARCHAR(64) NOT NULL,
+        fingerprint VARCHAR(255) NOT NULL,
+        desired_digest VARCHAR(255) NOT NULL,
+        observed_digest VARCHAR(255) NOT NULL,
+        plan_json LONGTEXT NOT NULL,
+        rendered LONGTEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (seq),
+        UNIQUE KEY plans_id (id),
+        KEY plans_repo_pr_env (repo, pr, environment, seq)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS deliveries (
+        delivery_id VARCHAR(100) NOT NULL,
+        event VARCHAR(100) NOT NULL,
+        received_at BIGINT NOT NULL,
+        PRIMARY KEY (delivery_id),
+        KEY deliveries_received (received_at)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS containers (
+        target VARCHAR(100) NOT NULL,
+        container_id VARCHAR(128) NOT NULL,
+        project VARCHAR(100) NOT NULL,
+        environment VARCHAR(100) NOT NULL,
+        service VARCHAR(255) NOT NULL,
+        replica INT NOT NULL,
+        name VARCHAR(255) NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        config_hash VARCHAR(128) NOT NULL,
+        apply_id VARCHAR(36) NULL,
+        seen_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (target, container_id)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS comments (
+        repo VARCHAR(255) NOT NULL,
+        pr INT NOT NULL,
+        comment_ids TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (repo, pr)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS leases (
+        name VARCHAR(191) NOT NULL,
+        holder VARCHAR(255) NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (name)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+function checkOrder(migrations: readonly Migration[]): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version <= migrations[i - 1]!.version) {
+      throw new Error(`migrations out of order: ${migrations[i - 1]!.version} then ${migrations[i]!.version}`);
+    }
+  }
+}
+
+/** Applies pending migrations. Returns the versions it applied (empty when up to date). */
+export function migrateSqlite(
+  db: Database.Database,
+  now: () => number = Date.now,
+  migrations: readonly Migration[] = MIGRATIONS,
+): number[] {
+  checkOrder(migrations);
+  const applied: number[] = [];
+  // IMMEDIATE takes the write lock up front: a second process waits (busy_timeout)
+  // and then sees the versions the first one recorded.
+  const run = db.transaction(() => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      applied_at INTEGER NOT NULL
+    )`);
+    const done = new Set(
+      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => Number(r.version)),
+    );
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      for (const sql of m.sqlite) db.exec(sql);
+      record.run(m.version, m.name, now());
+      applied.push(m.version);
+    }
+  });
+  run.immediate();
+  return applied;
+}
+
+/** GET_LOCK names are limited to 64 characters and are server-wide: scope them to the database. */
+export function mysqlMigrationLockName(database: string): string {
+  const name = `berth:migrate:${database}`;
+  return name.length <= 64 ? name : name.slice(0, 64);
+}
+
+export async function migrateMysql(
+  pool: Pool,
+  database: string,
+  now: () => number = Date.now,
+  migrations: readonly Migration[] = MIGRATIONS,
+  lockTimeoutSeconds = 60,
+): Promise<number[]> {
+  checkOrder(migrations);
+  const conn: PoolConnection = await pool.getConnection();
+  const lockName = mysqlMigrationLockName(database);
+  let locked = false;
+  try {
+    const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [lockName, lockTimeoutSeconds]);
+    locked = Number((rows as { got: number | null }[])[0]?.got) === 1;
+    if (!locked) throw new Error(`could not take the migration lock ${lockName} within ${lockTimeoutSeconds}s`);
+    await conn.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INT NOT NULL,
+      name VARCHAR(255) NOT NULL,
+      applied_at BIGINT NOT NULL,
+      PRIMARY KEY (version)
+    ) ${MYSQL_TABLE}`);
+    const [doneRows] = await conn.query('SELECT version FROM schema_migrations');
+    const done = new Set((doneRows as { version: number }[]).map((r) => Number(r.version)));
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      for (const sql of m.mysql) await conn.query(sql);
+      // The unique version is a second guard should the lock ever be bypassed.
+      await conn.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
+        m.version,
+        m.name,
+        now(),
+      ]);
+      applied.push(m.version);
+    }
+    return applied;
+  } finally {
+    if (locked) await conn.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => undefined);
+    conn.release();
+  }
+}

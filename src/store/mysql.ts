@@ -1,0 +1,670 @@
+// The shared Store backend: MySQL 8 / MariaDB 10.6+ through a mysql2/promise
+// pool, for several berth replicas on one database. Every method is atomic
+// across replicas: compare-and-set is one UPDATE … WHERE version = ? checked
+// by affectedRows; "insert if absent" is a plain INSERT whose duplicate-key
+// error (ER_DUP_ENTRY) means someone else got there first; multi-statement
+// writes run in one transaction (retried on deadlock).
+//
+// The pool keeps mysql2's default FOUND_ROWS flag, so affectedRows counts the
+// rows an UPDATE *matched* even when it wrote the same values; every method
+// whose answer depends on "changed" says so in its WHERE clause instead.
+import { randomUUID } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import type { Pool, PoolConnection, PoolOptions, ResultSetHeader } from 'mysql2/promise';
+import { migrateMysql } from './migrations.js';
+import {
+  aggregatePatchSet,
+  chunks,
+  placeholders,
+  taskPatchSet,
+  toApply,
+  toCommentIds,
+  toContainer,
+  toLease,
+  toLock,
+  toOperation,
+  toPlan,
+  toTask,
+  unique,
+  type DbRow,
+} from './rows.js';
+import {
+  IN_FLIGHT_AGGREGATE_STATES,
+  type AcquireLockResult,
+  type AggregatePatch,
+  type ApplyRow,
+  type ContainerRow,
+  type ContainerUpsert,
+  type CreatedApply,
+  type LatestApplyOptions,
+  type ListAppliesFilter,
+  type LockRow,
+  type NewApply,
+  type OpenStoreOptions,
+  type OperationRow,
+  type PlanInput,
+  type PlanRow,
+  type Store,
+  type TaskPatch,
+  type TaskRow,
+  type TaskState,
+} from './store.js';
+
+export interface MysqlStoreOptions extends OpenStoreOptions {
+  /** Pool size when the URL does not say (default 10). */
+  connectionLimit?: number;
+}
+
+const BATCH = 500;
+const IN_FLIGHT_SQL = IN_FLIGHT_AGGREGATE_STATES.map((s) => `'${s}'`).join(', ');
+const ER_DUP_ENTRY = 1062;
+const ER_LOCK_DEADLOCK = 1213;
+
+type Queryable = Pool | PoolConnection;
+
+function errno(err: unknown): number | undefined {
+  const n = (err as { errno?: unknown } | null)?.errno;
+  return typeof n === 'number' ? n : undefined;
+}
+
+/** Query parameters a `mysql://` URL may carry. */
+const URL_PARAMS = ['connectionLimit', 'connectTimeout', 'ssl', 'socketPath'] as const;
+
+/**
+ * `mysql://user:pass@host:port/database?connectionLimit=10&ssl=true` (also
+ * `mariadb://`) → mysql2 pool options. User and password are percent-decoded.
+ */
+export function mysqlConfigFromUrl(url: string): { database: string; pool: PoolOptions } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error('invalid MySQL URL: expected mysql://user:password@host:port/database');
+  }
+  if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
+    throw new Error(`not a MySQL URL (scheme ${u.protocol}): expected mysql://user:password@host:port/database`);
+  }
+  const database = decodeURIComponent(u.pathname.replace(/^\/+/, ''));
+  if (!database || database.includes('/')) {
+    throw new Error('the MySQL URL names no database: expected mysql://user:password@host:port/database');
+  }
+  const pool: PoolOptions = {
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost',
+    port: u.port ? Number(u.port) : 3306,
+    user: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    database,
+  };
+  for (const [key, value] of u.searchParams) {
+    switch (key as (typeof URL_PARAMS)[number]) {
+      case 'connectionLimit':
+      case 'connectTimeout': {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n <= 0) throw new Error(`MySQL URL parameter ${key} must be a positive integer, got "${value}"`);
+        pool[key as 'connectionLimit' | 'connectTimeout'] = n;
+        break;
+      }
+      case 'ssl':
+        if (value === 'true' || value === '1') pool.ssl = {};
+        else if (value === 'false' || value === '0') pool.ssl = undefined;
+        else throw new Error(`MySQL URL parameter ssl must be true or false, got "${value}"`);
+        break;
+      case 'socketPath':
+        pool.socketPath = value;
+        break;
+      default:
+        throw new Error(`unknown MySQL URL parameter "${key}" (accepted: ${URL_PARAMS.join(', ')})`);
+    }
+  }
+  return { database, pool };
+}
+
+export class MysqlStore implements Store {
+  readonly dialect = 'mysql' as const;
+  private readonly pool: Pool;
+  private readonly now: () => number;
+  private closed = false;
+
+  /** Opens a pool on `url` (see mysqlConfigFromUrl) and runs pending migrations. */
+  static async open(url: string, opts: MysqlStoreOptions = {}): Promise<MysqlStore> {
+    const { database, pool: config } = mysqlConfigFromUrl(url);
+    const pool = mysql.createPool({
+      connectionLimit: opts.connectionLimit ?? 10,
+      ...config,
+      waitForConnections: true,
+      charset: 'UTF8MB4_UNICODE_CI',
+      // BIGINT columns (timestamps, GitHub ids) as numbers; a value beyond
+      // 2^53 would arrive as a string, which the row mappers convert.
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      flags: ['FOUND_ROWS'],
+    });
+    const store = new MysqlStore(pool, opts);
+    try {
+      if (opts.migrate ?? true) await migrateMysql(pool, database, store.now);
+      else await store.ping();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return store;
+  }
+
+  private constructor(pool: Pool, opts: MysqlStoreOptions) {
+    this.pool = pool;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private async all(sql: string, params: unknown[] = [], q: Queryable = this.pool): Promise<DbRow[]> {
+    const [rows] = await q.query(sql, params);
+    return rows as DbRow[];
+  }
+
+  private async one(sql: string, params: unknown[] = [], q: Queryable = this.pool): Promise<DbRow | undefined> {
+    return (await this.all(sql, params, q))[0];
+  }
+
+  /** Runs a write; returns affectedRows. */
+  private async exec(sql: string, params: unknown[] = [], q: Queryable = this.pool): Promise<number> {
+    const [res] = await q.query<ResultSetHeader>(sql, params);
+    return res.affectedRows;
+  }
+
+  /** One transaction on one pooled connection; retried (from the start) when InnoDB picks it as a deadlock victim. */
+  private async tx<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const conn = await this.pool.getConnection();
+      try {
+        await conn.beginTransaction();
+        const result = await fn(conn);
+        await conn.commit();
+        return result;
+      } catch (err) {
+        await conn.rollback().catch(() => undefined);
+        if (errno(err) === ER_LOCK_DEADLOCK && attempt < 5) continue;
+        throw err;
+      } finally {
+        conn.release();
+      }
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  // ── applies, operations, tasks ──────────────────────────────────────────
+
+  async createApply(input: NewApply): Promise<CreatedApply> {
+    const applyId = randomUUID();
+    const createdAt = this.now();
+    const created: CreatedApply = {
+      id: applyId,
+      operations: input.operations.map((op) => ({
+        id: randomUUID(),
+        target: op.target,
+        tasks: op.tasks.map((t) => ({ id: randomUUID(), nodeId: t.nodeId })),
+      })),
+    };
+    await this.tx(async (conn) => {
+      await this.exec(
+        `INSERT INTO applies (id, repo, pr, environment, kind, actor, head_sha, desired_digest, plan_fingerprint,
+           desired_json, state, version, stop_requested, check_run_id, comment_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?)`,
+        [
+          applyId,
+          input.repo,
+          input.pr,
+          input.environment,
+          input.kind,
+          input.actor,
+          input.headSha,
+          input.desiredDigest,
+          input.planFingerprint,
+          input.desiredJson,
+          input.checkRunId ?? null,
+          input.commentId ?? null,
+          createdAt,
+        ],
+        conn,
+      );
+      if (created.operations.length === 0) return;
+      for (const batch of chunks(
+        created.operations.map((op, ordinal) => ({ op, ordinal })),
+        BATCH,
+      )) {
+        await this.exec(
+          `INSERT INTO apply_operations (id, apply_id, target, ordinal, state, version)
+           VALUES ${batch.map(() => `(?, ?, ?, ?, 'pending', 0)`).join(', ')}`,
+          batch.flatMap(({ op, ordinal }) => [op.id, applyId, op.target, ordinal]),
+          conn,
+        );
+      }
+      const tasks = input.operations.flatMap((op, i) =>
+        op.tasks.map((t, j) => ({ t, id: created.operations[i]!.tasks[j]!.id, opId: created.operations[i]!.id })),
+      );
+      for (const batch of chunks(tasks, BATCH)) {
+        await this.exec(
+          `INSERT INTO tasks (id, operation_id, apply_id, node_id, kind, resource, reason, deps, node_json, state, version)
+           VALUES ${batch.map(() => `(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)`).join(', ')}`,
+          batch.flatMap(({ t, id, opId }) => [
+            id,
+            opId,
+            applyId,
+            t.nodeId,
+            t.kind,
+            t.resource,
+            t.reason,
+            JSON.stringify(t.deps),
+            t.nodeJson,
+          ]),
+          conn,
+        );
+      }
+    });
+    return created;
+  }
+
+  async getApply(id: string): Promise<ApplyRow | undefined> {
+    const r = await this.one('SELECT * FROM applies WHERE id = ?', [id]);
+    return r && toApply(r);
+  }
+
+  async listOperations(applyId: string): Promise<OperationRow[]> {
+    return (await this.all('SELECT * FROM apply_operations WHERE apply_id = ? ORDER BY ordinal', [applyId])).map(toOperation);
+  }
+
+  async getOperation(id: string): Promise<OperationRow | undefined> {
+    const r = await this.one('SELECT * FROM apply_operations WHERE id = ?', [id]);
+    return r && toOperation(r);
+  }
+
+  async listTasks(operationId: string): Promise<TaskRow[]> {
+    return (await this.all('SELECT * FROM tasks WHERE operation_id = ? ORDER BY node_id', [operationId])).map(toTask);
+  }
+
+  async listTasksForApply(applyId: string): Promise<TaskRow[]> {
+    return (
+      await this.all(
+        `SELECT t.* FROM tasks t JOIN apply_operations o ON o.id = t.operation_id
+         WHERE t.apply_id = ? ORDER BY o.ordinal, t.node_id`,
+        [applyId],
+      )
+    ).map(toTask);
+  }
+
+  async getTask(id: string): Promise<TaskRow | undefined> {
+    const r = await this.one('SELECT * FROM tasks WHERE id = ?', [id]);
+    return r && toTask(r);
+  }
+
+  async updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean> {
+    const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
+    if (expected.length === 0) return false;
+    const { sets, params } = taskPatchSet(patch);
+    // version = version + 1 makes every matched row a changed row.
+    return (
+      (await this.exec(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`, [
+        ...params,
+        id,
+        ...expected,
+      ])) === 1
+    );
+  }
+
+  async cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number> {
+    return this.exec(
+      `UPDATE tasks SET state = 'cancelled', version = version + 1, finished_at = ? WHERE apply_id = ? AND state = 'pending'`,
+      [finishedAt ?? this.now(), applyId],
+    );
+  }
+
+  async casApplyState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
+    const { sets, params } = aggregatePatchSet(patch);
+    return (await this.exec(`UPDATE applies SET ${sets.join(', ')} WHERE id = ? AND version = ?`, [...params, id, expectedVersion])) === 1;
+  }
+
+  async casOperationState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
+    const { sets, params } = aggregatePatchSet(patch);
+    return (
+      (await this.exec(`UPDATE apply_operations SET ${sets.join(', ')} WHERE id = ? AND version = ?`, [...params, id, expectedVersion])) ===
+      1
+    );
+  }
+
+  async requestStop(applyId: string): Promise<boolean> {
+    const marked = await this.exec(
+      `UPDATE applies SET stop_requested = 1, version = version + 1
+       WHERE id = ? AND stop_requested = 0 AND state IN (${IN_FLIGHT_SQL})`,
+      [applyId],
+    );
+    if (marked === 1) return true;
+    const r = await this.one(`SELECT 1 AS yes FROM applies WHERE id = ? AND stop_requested = 1 AND state IN (${IN_FLIGHT_SQL})`, [
+      applyId,
+    ]);
+    return r !== undefined;
+  }
+
+  async setApplyCheckRun(id: string, checkRunId: number | null): Promise<void> {
+    await this.exec('UPDATE applies SET check_run_id = ? WHERE id = ?', [checkRunId, id]);
+  }
+
+  async setApplyComment(id: string, commentId: number | null): Promise<void> {
+    await this.exec('UPDATE applies SET comment_id = ? WHERE id = ?', [commentId, id]);
+  }
+
+  async latestApply(repo: string, environment: string, opts: LatestApplyOptions = {}): Promise<ApplyRow | undefined> {
+    const where = ['repo = ?', 'environment = ?'];
+    const params: unknown[] = [repo, environment];
+    if (opts.desiredDigest !== undefined) {
+      where.push('desired_digest = ?');
+      params.push(opts.desiredDigest);
+    }
+    if (opts.state !== undefined) {
+      where.push('state = ?');
+      params.push(opts.state);
+    }
+    const r = await this.one(`SELECT * FROM applies WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT 1`, params);
+    return r && toApply(r);
+  }
+
+  async listApplies(filter: ListAppliesFilter = {}): Promise<ApplyRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.states !== undefined) {
+      const states = unique(filter.states);
+      if (states.length === 0) return [];
+      where.push(`state IN (${placeholders(states.length)})`);
+      params.push(...states);
+    }
+    if (filter.repo !== undefined) {
+      where.push('repo = ?');
+      params.push(filter.repo);
+    }
+    if (filter.pr !== undefined) {
+      where.push('pr = ?');
+      params.push(filter.pr);
+    }
+    if (filter.environment !== undefined) {
+      where.push('environment = ?');
+      params.push(filter.environment);
+    }
+    let sql = `SELECT * FROM applies${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC`;
+    if (filter.limit !== undefined) {
+      sql += ' LIMIT ?';
+      params.push(Math.max(0, Math.floor(filter.limit)));
+    }
+    return (await this.all(sql, params)).map(toApply);
+  }
+
+  async applyOf(repo: string, pr: number, environment: string): Promise<ApplyRow | undefined> {
+    const r = await this.one(
+      `SELECT * FROM applies WHERE repo = ? AND pr = ? AND environment = ? AND state IN (${IN_FLIGHT_SQL})
+       ORDER BY seq DESC LIMIT 1`,
+      [repo, pr, environment],
+    );
+    return r && toApply(r);
+  }
+
+  async knownApplyIds(ids: readonly string[]): Promise<Set<string>> {
+    const known = new Set<string>();
+    for (const batch of chunks(unique(ids), 1000)) {
+      for (const r of await this.all(`SELECT id FROM applies WHERE id IN (${placeholders(batch.length)})`, batch)) {
+        known.add(String(r.id));
+      }
+    }
+    return known;
+  }
+
+  // ── locks ───────────────────────────────────────────────────────────────
+
+  async acquireLock(repo: string, environment: string, owner: string, pr: number): Promise<AcquireLockResult> {
+    // The primary key (repo, environment) decides: the INSERT that succeeds
+    // holds the lock; a duplicate-key error means someone does, read who. A
+    // release between the two statements makes the read come back empty: try again.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const createdAt = this.now();
+      try {
+        await this.exec('INSERT INTO locks (repo, environment, owner, pr, apply_id, created_at) VALUES (?, ?, ?, ?, NULL, ?)', [
+          repo,
+          environment,
+          owner,
+          pr,
+          createdAt,
+        ]);
+        return { acquired: true, lock: { repo, environment, owner, pr, applyId: null, createdAt } };
+      } catch (err) {
+        if (errno(err) !== ER_DUP_ENTRY) throw err;
+      }
+      const r = await this.one('SELECT * FROM locks WHERE repo = ? AND environment = ?', [repo, environment]);
+      if (!r) continue;
+      const lock = toLock(r);
+      return lock.owner === owner ? { acquired: true, lock } : { acquired: false, holder: lock };
+    }
+    throw new Error(`could not acquire or read the lock on ${repo} ${environment}: it changed hands 10 times in a row`);
+  }
+
+  async releaseLock(repo: string, environment: string, owner?: string): Promise<boolean> {
+    if (owner === undefined) return (await this.exec('DELETE FROM locks WHERE repo = ? AND environment = ?', [repo, environment])) > 0;
+    return (await this.exec('DELETE FROM locks WHERE repo = ? AND environment = ? AND owner = ?', [repo, environment, owner])) > 0;
+  }
+
+  async getLock(repo: string, environment: string): Promise<LockRow | undefined> {
+    const r = await this.one('SELECT * FROM locks WHERE repo = ? AND environment = ?', [repo, environment]);
+    return r && toLock(r);
+  }
+
+  async listLocks(repo?: string): Promise<LockRow[]> {
+    const rows =
+      repo === undefined
+        ? await this.all('SELECT * FROM locks ORDER BY repo, environment')
+        : await this.all('SELECT * FROM locks WHERE repo = ? ORDER BY environment', [repo]);
+    return rows.map(toLock);
+  }
+
+  async locksForPr(repo: string, pr: number): Promise<LockRow[]> {
+    return (await this.all('SELECT * FROM locks WHERE repo = ? AND pr = ? ORDER BY environment', [repo, pr])).map(toLock);
+  }
+
+  async setLockApply(repo: string, environment: string, applyId: string | null): Promise<boolean> {
+    // FOUND_ROWS: a lock that already carries this apply id still counts.
+    return (await this.exec('UPDATE locks SET apply_id = ? WHERE repo = ? AND environment = ?', [applyId, repo, environment])) > 0;
+  }
+
+  // ── plans ───────────────────────────────────────────────────────────────
+
+  async savePlan(plan: PlanInput): Promise<PlanRow> {
+    const row: PlanRow = { ...plan, id: randomUUID(), createdAt: this.now() };
+    await this.exec(
+      `INSERT INTO plans (id, repo, pr, environment, head_sha, fingerprint, desired_digest, observed_digest, plan_json, rendered, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        row.id,
+        row.repo,
+        row.pr,
+        row.environment,
+        row.headSha,
+        row.fingerprint,
+        row.desiredDigest,
+        row.observedDigest,
+        row.planJson,
+        row.rendered,
+        row.createdAt,
+      ],
+    );
+    return row;
+  }
+
+  async getPlan(id: string): Promise<PlanRow | undefined> {
+    const r = await this.one('SELECT * FROM plans WHERE id = ?', [id]);
+    return r && toPlan(r);
+  }
+
+  async latestPlan(repo: string, pr: number | null, environment: string): Promise<PlanRow | undefined> {
+    const r =
+      pr === null
+        ? await this.one('SELECT * FROM plans WHERE repo = ? AND pr IS NULL AND environment = ? ORDER BY seq DESC LIMIT 1', [
+            repo,
+            environment,
+          ])
+        : await this.one('SELECT * FROM plans WHERE repo = ? AND pr = ? AND environment = ? ORDER BY seq DESC LIMIT 1', [
+            repo,
+            pr,
+            environment,
+          ]);
+    return r && toPlan(r);
+  }
+
+  // ── webhook deliveries ──────────────────────────────────────────────────
+
+  async recordDelivery(deliveryId: string, event: string): Promise<boolean> {
+    try {
+      await this.exec('INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?)', [deliveryId, event, this.now()]);
+      return true;
+    } catch (err) {
+      if (errno(err) === ER_DUP_ENTRY) return false;
+      throw err;
+    }
+  }
+
+  async pruneDeliveries(receivedBefore: number): Promise<number> {
+    return this.exec('DELETE FROM deliveries WHERE received_at < ?', [receivedBefore]);
+  }
+
+  // ── PR comments ─────────────────────────────────────────────────────────
+
+  async getPrComments(repo: string, pr: number): Promise<number[]> {
+    const r = await this.one('SELECT comment_ids FROM comments WHERE repo = ? AND pr = ?', [repo, pr]);
+    return r ? toCommentIds(r.comment_ids) : [];
+  }
+
+  async setPrComments(repo: string, pr: number, commentIds: number[]): Promise<void> {
+    await this.exec(
+      `INSERT INTO comments (repo, pr, comment_ids, updated_at) VALUES (?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE comment_ids = VALUES(comment_ids), updated_at = VALUES(updated_at)`,
+      [repo, pr, JSON.stringify(commentIds), this.now()],
+    );
+  }
+
+  // ── leases ──────────────────────────────────────────────────────────────
+
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    // Two atomic statements, each decisive on its own: the UPDATE takes (or
+    // renews) an existing lease that is ours or expired; otherwise the INSERT
+    // takes a free one, and its duplicate-key error means another holder has
+    // a live lease. (FOUND_ROWS: a renewal within the same millisecond counts.)
+    const now = this.now();
+    const taken = await this.exec('UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at <= ?)', [
+      holder,
+      now + ttlMs,
+      name,
+      holder,
+      now,
+    ]);
+    if (taken > 0) return true;
+    try {
+      await this.exec('INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)', [name, holder, now + ttlMs]);
+      return true;
+    } catch (err) {
+      if (errno(err) === ER_DUP_ENTRY) return false;
+      throw err;
+    }
+  }
+
+  async releaseLease(name: string, holder: string): Promise<boolean> {
+    return (await this.exec('DELETE FROM leases WHERE name = ? AND holder = ?', [name, holder])) > 0;
+  }
+
+  async getLease(name: string): Promise<{ name: string; holder: string; expiresAt: number } | undefined> {
+    const r = await this.one('SELECT * FROM leases WHERE name = ?', [name]);
+    return r && toLease(r);
+  }
+
+  // ── containers ──────────────────────────────────────────────────────────
+
+  async listContainers(target: string): Promise<ContainerRow[]> {
+    return (
+      await this.all('SELECT * FROM containers WHERE target = ? ORDER BY project, environment, service, replica, container_id', [target])
+    ).map(toContainer);
+  }
+
+  async upsertContainers(target: string, rows: readonly ContainerUpsert[]): Promise<void> {
+    if (rows.length === 0) return;
+    const now = this.now();
+    // MySQL evaluates ON DUPLICATE KEY UPDATE assignments left to right, each
+    // seeing the columns already assigned: updated_at must come first, while
+    // state, name, config_hash and apply_id still hold the old values.
+    const sql = (n: number) => `INSERT INTO containers (target, container_id, project, environment, service, replica, name, state,
+        config_hash, apply_id, seen_at, updated_at)
+      VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+      ON DUPLICATE KEY UPDATE
+        updated_at = IF(
+          state <> VALUES(state)
+            OR name <> VALUES(name)
+            OR config_hash <> VALUES(config_hash)
+            OR (VALUES(apply_id) IS NOT NULL AND NOT (apply_id <=> VALUES(apply_id))),
+          VALUES(updated_at), updated_at),
+        project = VALUES(project),
+        environment = VALUES(environment),
+        service = VALUES(service),
+        replica = VALUES(replica),
+        name = VALUES(name),
+        state = VALUES(state),
+        config_hash = VALUES(config_hash),
+        apply_id = COALESCE(VALUES(apply_id), apply_id),
+        seen_at = VALUES(seen_at)`;
+    const params = (batch: readonly ContainerUpsert[]) =>
+      batch.flatMap((c) => [
+        target,
+        c.containerId,
+        c.project,
+        c.environment,
+        c.service,
+        c.replica,
+        c.name,
+        c.state,
+        c.configHash,
+        c.applyId ?? null,
+        c.seenAt ?? now,
+        now,
+      ]);
+    if (rows.length <= BATCH) {
+      await this.exec(sql(rows.length), params(rows));
+      return;
+    }
+    await this.tx(async (conn) => {
+      for (const batch of chunks(rows, BATCH)) await this.exec(sql(batch.length), params(batch), conn);
+    });
+  }
+
+  async markContainersMissing(target: string, containerIds: readonly string[]): Promise<number> {
+    const ids = unique(containerIds);
+    let n = 0;
+    for (const batch of chunks(ids, 1000)) {
+      n += await this.exec(
+        `UPDATE containers SET state = 'missing', updated_at = ?
+         WHERE target = ? AND state <> 'missing' AND container_id IN (${placeholders(batch.length)})`,
+        [this.now(), target, ...batch],
+      );
+    }
+    return n;
+  }
+
+  async deleteContainers(target: string, containerIds: readonly string[]): Promise<number> {
+    const ids = unique(containerIds);
+    let n = 0;
+    for (const batch of chunks(ids, 1000)) {
+      n += await this.exec(`DELETE FROM containers WHERE target = ? AND container_id IN (${placeholders(batch.length)})`, [
+        target,
+        ...batch,
+      ]);
+    }
+    return n;
+  }
+}

@@ -1,0 +1,208 @@
+// Shared by both Store backends: mapping database rows (snake_case, numbers
+// that may arrive as strings or bigints, booleans as 0/1) to the row types of
+// store.ts, and turning partial patches into SET clauses. Nothing here knows
+// which database it talks to; both dialects use `?` placeholders.
+import type {
+  AggregatePatch,
+  AggregateState,
+  ApplyKind,
+  ApplyRow,
+  ContainerRow,
+  IndexedContainerState,
+  LockRow,
+  OperationRow,
+  PlanRow,
+  TaskPatch,
+  TaskRow,
+  TaskState,
+} from './store.js';
+
+export type DbRow = Record<string, unknown>;
+
+/** A required integer column (INTEGER / INT / BIGINT, possibly a string or bigint from the driver). */
+export function num(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'string' && v.trim() !== '') return Number(v);
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  throw new Error(`expected a number from the database, got ${v === null ? 'null' : typeof v}`);
+}
+
+export function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : num(v);
+}
+
+export function str(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  if (v === null || v === undefined) throw new Error('expected a string from the database, got null');
+  return String(v);
+}
+
+export function strOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : str(v);
+}
+
+export function bool(v: unknown): boolean {
+  return num(v) !== 0;
+}
+
+export function toApply(r: DbRow): ApplyRow {
+  return {
+    id: str(r.id),
+    repo: str(r.repo),
+    pr: numOrNull(r.pr),
+    environment: str(r.environment),
+    kind: str(r.kind) as ApplyKind,
+    actor: str(r.actor),
+    headSha: strOrNull(r.head_sha),
+    desiredDigest: str(r.desired_digest),
+    planFingerprint: strOrNull(r.plan_fingerprint),
+    desiredJson: str(r.desired_json),
+    state: str(r.state) as AggregateState,
+    version: num(r.version),
+    stopRequested: bool(r.stop_requested),
+    checkRunId: numOrNull(r.check_run_id),
+    commentId: numOrNull(r.comment_id),
+    createdAt: num(r.created_at),
+    startedAt: numOrNull(r.started_at),
+    finishedAt: numOrNull(r.finished_at),
+    error: strOrNull(r.error),
+  };
+}
+
+export function toOperation(r: DbRow): OperationRow {
+  return {
+    id: str(r.id),
+    applyId: str(r.apply_id),
+    target: str(r.target),
+    ordinal: num(r.ordinal),
+    state: str(r.state) as AggregateState,
+    version: num(r.version),
+    startedAt: numOrNull(r.started_at),
+    finishedAt: numOrNull(r.finished_at),
+    error: strOrNull(r.error),
+  };
+}
+
+export function toTask(r: DbRow): TaskRow {
+  const deps = JSON.parse(str(r.deps)) as unknown;
+  return {
+    id: str(r.id),
+    operationId: str(r.operation_id),
+    applyId: str(r.apply_id),
+    nodeId: num(r.node_id),
+    kind: str(r.kind),
+    resource: str(r.resource),
+    reason: str(r.reason),
+    deps: Array.isArray(deps) ? deps.map(num) : [],
+    nodeJson: str(r.node_json),
+    state: str(r.state) as TaskState,
+    version: num(r.version),
+    error: strOrNull(r.error),
+    result: strOrNull(r.result),
+    startedAt: numOrNull(r.started_at),
+    finishedAt: numOrNull(r.finished_at),
+  };
+}
+
+export function toLock(r: DbRow): LockRow {
+  return {
+    repo: str(r.repo),
+    environment: str(r.environment),
+    owner: str(r.owner),
+    pr: num(r.pr),
+    applyId: strOrNull(r.apply_id),
+    createdAt: num(r.created_at),
+  };
+}
+
+export function toPlan(r: DbRow): PlanRow {
+  return {
+    id: str(r.id),
+    repo: str(r.repo),
+    pr: numOrNull(r.pr),
+    environment: str(r.environment),
+    headSha: str(r.head_sha),
+    fingerprint: str(r.fingerprint),
+    desiredDigest: str(r.desired_digest),
+    observedDigest: str(r.observed_digest),
+    planJson: str(r.plan_json),
+    rendered: str(r.rendered),
+    createdAt: num(r.created_at),
+  };
+}
+
+export function toContainer(r: DbRow): ContainerRow {
+  return {
+    target: str(r.target),
+    containerId: str(r.container_id),
+    project: str(r.project),
+    environment: str(r.environment),
+    service: str(r.service),
+    replica: num(r.replica),
+    name: str(r.name),
+    state: str(r.state) as IndexedContainerState,
+    configHash: str(r.config_hash),
+    applyId: strOrNull(r.apply_id),
+    seenAt: num(r.seen_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export function toLease(r: DbRow): { name: string; holder: string; expiresAt: number } {
+  return { name: str(r.name), holder: str(r.holder), expiresAt: num(r.expires_at) };
+}
+
+export function toCommentIds(v: unknown): number[] {
+  const parsed = JSON.parse(str(v)) as unknown;
+  return Array.isArray(parsed) ? parsed.map(num) : [];
+}
+
+export interface SetClause {
+  /** `col = ?` fragments, joined by the caller */
+  sets: string[];
+  params: unknown[];
+}
+
+/** SET clause of a task journal write: state and version always, the rest only when present in the patch. */
+export function taskPatchSet(patch: TaskPatch): SetClause {
+  const sets = ['state = ?', 'version = version + 1'];
+  const params: unknown[] = [patch.state];
+  optional(sets, params, 'error', patch.error);
+  optional(sets, params, 'result', patch.result);
+  optional(sets, params, 'started_at', patch.startedAt);
+  optional(sets, params, 'finished_at', patch.finishedAt);
+  return { sets, params };
+}
+
+/** SET clause of an operation/apply state CAS. */
+export function aggregatePatchSet(patch: AggregatePatch): SetClause {
+  const sets = ['state = ?', 'version = version + 1'];
+  const params: unknown[] = [patch.state];
+  optional(sets, params, 'started_at', patch.startedAt);
+  optional(sets, params, 'finished_at', patch.finishedAt);
+  optional(sets, params, 'error', patch.error);
+  return { sets, params };
+}
+
+function optional(sets: string[], params: unknown[], column: string, value: unknown): void {
+  if (value === undefined) return;
+  sets.push(`${column} = ?`);
+  params.push(value);
+}
+
+/** `?, ?, ?` for an IN list (callers never pass an empty list). */
+export function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(', ');
+}
+
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export function unique<T>(items: readonly T[]): T[] {
+  return [...new Set(items)];
+}

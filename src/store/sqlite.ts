@@ -1,0 +1,559 @@
+// The embedded Store backend: one SQLite file (or :memory:) through
+// better-sqlite3. The driver is synchronous; every method does its work in one
+// synchronous stretch (a statement, or a transaction that never awaits), so
+// calls from the same process cannot interleave inside a transaction, and
+// other processes on the same file are serialised by SQLite's write lock
+// (WAL, busy_timeout). Every compare-and-set is one UPDATE checked by
+// `changes`.
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { migrateSqlite } from './migrations.js';
+import {
+  aggregatePatchSet,
+  chunks,
+  placeholders,
+  taskPatchSet,
+  toApply,
+  toCommentIds,
+  toContainer,
+  toLease,
+  toLock,
+  toOperation,
+  toPlan,
+  toTask,
+  unique,
+  type DbRow,
+} from './rows.js';
+import {
+  IN_FLIGHT_AGGREGATE_STATES,
+  type AcquireLockResult,
+  type AggregatePatch,
+  type ApplyRow,
+  type ContainerRow,
+  type ContainerUpsert,
+  type CreatedApply,
+  type LatestApplyOptions,
+  type ListAppliesFilter,
+  type LockRow,
+  type NewApply,
+  type OpenStoreOptions,
+  type OperationRow,
+  type PlanInput,
+  type PlanRow,
+  type Store,
+  type TaskPatch,
+  type TaskRow,
+  type TaskState,
+} from './store.js';
+
+export interface SqliteStoreOptions extends OpenStoreOptions {
+  /** How long a statement waits for another process's write lock, ms (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+/** Rows per multi-row statement, well under SQLite's bound-parameter limit (32766). */
+const BATCH = 500;
+const IN_FLIGHT_SQL = IN_FLIGHT_AGGREGATE_STATES.map((s) => `'${s}'`).join(', ');
+
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly statements = new Map<string, Database.Statement>();
+  private closed = false;
+
+  /** Opens (creating when needed) the database at `path` (`:memory:` for a private in-memory one). */
+  static open(path: string, opts: SqliteStoreOptions = {}): SqliteStore {
+    const db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+    try {
+      return new SqliteStore(db, opts);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  private constructor(db: Database.Database, opts: SqliteStoreOptions) {
+    this.db = db;
+    this.now = opts.now ?? Date.now;
+    // busy_timeout first (the constructor's `timeout`), so the journal-mode
+    // switch below waits for a concurrent opener instead of failing.
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+    db.pragma('journal_mode = WAL'); // ignored (stays 'memory') for :memory:
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    if (opts.migrate ?? true) migrateSqlite(db, this.now);
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      if (this.statements.size > 256) this.statements.clear();
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private get(sql: string, ...params: unknown[]): DbRow | undefined {
+    return this.stmt(sql).get(...params) as DbRow | undefined;
+  }
+
+  private all(sql: string, ...params: unknown[]): DbRow[] {
+    return this.stmt(sql).all(...params) as DbRow[];
+  }
+
+  private run(sql: string, ...params: unknown[]): number {
+    return this.stmt(sql).run(...params).changes;
+  }
+
+  /** A write transaction that takes the write lock up front (no deferred-upgrade SQLITE_BUSY). */
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  async ping(): Promise<void> {
+    this.get('SELECT 1 AS ok');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.statements.clear();
+    this.db.close();
+  }
+
+  // ── applies, operations, tasks ──────────────────────────────────────────
+
+  async createApply(input: NewApply): Promise<CreatedApply> {
+    const applyId = randomUUID();
+    const createdAt = this.now();
+    const created: CreatedApply = { id: applyId, operations: [] };
+    this.tx(() => {
+      this.run(
+        `INSERT INTO applies (id, repo, pr, environment, kind, actor, head_sha, desired_digest, plan_fingerprint,
+           desired_json, state, version, stop_requested, check_run_id, comment_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?)`,
+        applyId,
+        input.repo,
+        input.pr,
+        input.environment,
+        input.kind,
+        input.actor,
+        input.headSha,
+        input.desiredDigest,
+        input.planFingerprint,
+        input.desiredJson,
+        input.checkRunId ?? null,
+        input.commentId ?? null,
+        createdAt,
+      );
+      input.operations.forEach((op, ordinal) => {
+        const opId = randomUUID();
+        this.run(
+          `INSERT INTO apply_operations (id, apply_id, target, ordinal, state, version) VALUES (?, ?, ?, ?, 'pending', 0)`,
+          opId,
+          applyId,
+          op.target,
+          ordinal,
+        );
+        const tasks = op.tasks.map((t) => ({ id: randomUUID(), t }));
+        for (const batch of chunks(tasks, BATCH)) {
+          const params: unknown[] = [];
+          for (const { id, t } of batch) {
+            params.push(id, opId, applyId, t.nodeId, t.kind, t.resource, t.reason, JSON.stringify(t.deps), t.nodeJson);
+          }
+          this.run(
+            `INSERT INTO tasks (id, operation_id, apply_id, node_id, kind, resource, reason, deps, node_json, state, version)
+             VALUES ${batch.map(() => `(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)`).join(', ')}`,
+            ...params,
+          );
+        }
+        created.operations.push({ id: opId, target: op.target, tasks: tasks.map(({ id, t }) => ({ id, nodeId: t.nodeId })) });
+      });
+    });
+    return created;
+  }
+
+  async getApply(id: string): Promise<ApplyRow | undefined> {
+    const r = this.get('SELECT * FROM applies WHERE id = ?', id);
+    return r && toApply(r);
+  }
+
+  async listOperations(applyId: string): Promise<OperationRow[]> {
+    return this.all('SELECT * FROM apply_operations WHERE apply_id = ? ORDER BY ordinal', applyId).map(toOperation);
+  }
+
+  async getOperation(id: string): Promise<OperationRow | undefined> {
+    const r = this.get('SELECT * FROM apply_operations WHERE id = ?', id);
+    return r && toOperation(r);
+  }
+
+  async listTasks(operationId: string): Promise<TaskRow[]> {
+    return this.all('SELECT * FROM tasks WHERE operation_id = ? ORDER BY node_id', operationId).map(toTask);
+  }
+
+  async listTasksForApply(applyId: string): Promise<TaskRow[]> {
+    return this.all(
+      `SELECT t.* FROM tasks t JOIN apply_operations o ON o.id = t.operation_id
+       WHERE t.apply_id = ? ORDER BY o.ordinal, t.node_id`,
+      applyId,
+    ).map(toTask);
+  }
+
+  async getTask(id: string): Promise<TaskRow | undefined> {
+    const r = this.get('SELECT * FROM tasks WHERE id = ?', id);
+    return r && toTask(r);
+  }
+
+  async updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean> {
+    const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
+    if (expected.length === 0) return false;
+    const { sets, params } = taskPatchSet(patch);
+    return (
+      this.run(
+        `UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`,
+        ...params,
+        id,
+        ...expected,
+      ) === 1
+    );
+  }
+
+  async cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number> {
+    return this.run(
+      `UPDATE tasks SET state = 'cancelled', version = version + 1, finished_at = ? WHERE apply_id = ? AND state = 'pending'`,
+      finishedAt ?? this.now(),
+      applyId,
+    );
+  }
+
+  async casApplyState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
+    const { sets, params } = aggregatePatchSet(patch);
+    return this.run(`UPDATE applies SET ${sets.join(', ')} WHERE id = ? AND version = ?`, ...params, id, expectedVersion) === 1;
+  }
+
+  async casOperationState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
+    const { sets, params } = aggregatePatchSet(patch);
+    return (
+      this.run(`UPDATE apply_operations SET ${sets.join(', ')} WHERE id = ? AND version = ?`, ...params, id, expectedVersion) === 1
+    );
+  }
+
+  async requestStop(applyId: string): Promise<boolean> {
+    return this.tx(() => {
+      const marked = this.run(
+        `UPDATE applies SET stop_requested = 1, version = version + 1
+         WHERE id = ? AND stop_requested = 0 AND state IN (${IN_FLIGHT_SQL})`,
+        applyId,
+      );
+      if (marked === 1) return true;
+      const r = this.get(
+        `SELECT 1 AS yes FROM applies WHERE id = ? AND stop_requested = 1 AND state IN (${IN_FLIGHT_SQL})`,
+        applyId,
+      );
+      return r !== undefined;
+    });
+  }
+
+  async setApplyCheckRun(id: string, checkRunId: number | null): Promise<void> {
+    this.run('UPDATE applies SET check_run_id = ? WHERE id = ?', checkRunId, id);
+  }
+
+  async setApplyComment(id: string, commentId: number | null): Promise<void> {
+    this.run('UPDATE applies SET comment_id = ? WHERE id = ?', commentId, id);
+  }
+
+  async latestApply(repo: string, environment: string, opts: LatestApplyOptions = {}): Promise<ApplyRow | undefined> {
+    const where = ['repo = ?', 'environment = ?'];
+    const params: unknown[] = [repo, environment];
+    if (opts.desiredDigest !== undefined) {
+      where.push('desired_digest = ?');
+      params.push(opts.desiredDigest);
+    }
+    if (opts.state !== undefined) {
+      where.push('state = ?');
+      params.push(opts.state);
+    }
+    const r = this.get(`SELECT * FROM applies WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT 1`, ...params);
+    return r && toApply(r);
+  }
+
+  async listApplies(filter: ListAppliesFilter = {}): Promise<ApplyRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.states !== undefined) {
+      const states = unique(filter.states);
+      if (states.length === 0) return [];
+      where.push(`state IN (${placeholders(states.length)})`);
+      params.push(...states);
+    }
+    if (filter.repo !== undefined) {
+      where.push('repo = ?');
+      params.push(filter.repo);
+    }
+    if (filter.pr !== undefined) {
+      where.push('pr = ?');
+      params.push(filter.pr);
+    }
+    if (filter.environment !== undefined) {
+      where.push('environment = ?');
+      params.push(filter.environment);
+    }
+    let sql = `SELECT * FROM applies${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC`;
+    if (filter.limit !== undefined) {
+      sql += ' LIMIT ?';
+      params.push(Math.max(0, Math.floor(filter.limit)));
+    }
+    return this.all(sql, ...params).map(toApply);
+  }
+
+  async applyOf(repo: string, pr: number, environment: string): Promise<ApplyRow | undefined> {
+    const r = this.get(
+      `SELECT * FROM applies WHERE repo = ? AND pr = ? AND environment = ? AND state IN (${IN_FLIGHT_SQL})
+       ORDER BY seq DESC LIMIT 1`,
+      repo,
+      pr,
+      environment,
+    );
+    return r && toApply(r);
+  }
+
+  async knownApplyIds(ids: readonly string[]): Promise<Set<string>> {
+    const known = new Set<string>();
+    for (const batch of chunks(unique(ids), BATCH)) {
+      for (const r of this.all(`SELECT id FROM applies WHERE id IN (${placeholders(batch.length)})`, ...batch)) {
+        known.add(String(r.id));
+      }
+    }
+    return known;
+  }
+
+  // ── locks ───────────────────────────────────────────────────────────────
+
+  async acquireLock(repo: string, environment: string, owner: string, pr: number): Promise<AcquireLockResult> {
+    return this.tx(() => {
+      this.run(
+        `INSERT INTO locks (repo, environment, owner, pr, apply_id, created_at) VALUES (?, ?, ?, ?, NULL, ?)
+         ON CONFLICT (repo, environment) DO NOTHING`,
+        repo,
+        environment,
+        owner,
+        pr,
+        this.now(),
+      );
+      const lock = toLock(this.get('SELECT * FROM locks WHERE repo = ? AND environment = ?', repo, environment)!);
+      return lock.owner === owner ? { acquired: true, lock } : { acquired: false, holder: lock };
+    });
+  }
+
+  async releaseLock(repo: string, environment: string, owner?: string): Promise<boolean> {
+    if (owner === undefined) return this.run('DELETE FROM locks WHERE repo = ? AND environment = ?', repo, environment) > 0;
+    return this.run('DELETE FROM locks WHERE repo = ? AND environment = ? AND owner = ?', repo, environment, owner) > 0;
+  }
+
+  async getLock(repo: string, environment: string): Promise<LockRow | undefined> {
+    const r = this.get('SELECT * FROM locks WHERE repo = ? AND environment = ?', repo, environment);
+    return r && toLock(r);
+  }
+
+  async listLocks(repo?: string): Promise<LockRow[]> {
+    const rows =
+      repo === undefined
+        ? this.all('SELECT * FROM locks ORDER BY repo, environment')
+        : this.all('SELECT * FROM locks WHERE repo = ? ORDER BY environment', repo);
+    return rows.map(toLock);
+  }
+
+  async locksForPr(repo: string, pr: number): Promise<LockRow[]> {
+    return this.all('SELECT * FROM locks WHERE repo = ? AND pr = ? ORDER BY environment', repo, pr).map(toLock);
+  }
+
+  async setLockApply(repo: string, environment: string, applyId: string | null): Promise<boolean> {
+    return this.run('UPDATE locks SET apply_id = ? WHERE repo = ? AND environment = ?', applyId, repo, environment) > 0;
+  }
+
+  // ── plans ───────────────────────────────────────────────────────────────
+
+  async savePlan(plan: PlanInput): Promise<PlanRow> {
+    const row: PlanRow = { ...plan, id: randomUUID(), createdAt: this.now() };
+    this.run(
+      `INSERT INTO plans (id, repo, pr, environment, head_sha, fingerprint, desired_digest, observed_digest, plan_json, rendered, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.id,
+      row.repo,
+      row.pr,
+      row.environment,
+      row.headSha,
+      row.fingerprint,
+      row.desiredDigest,
+      row.observedDigest,
+      row.planJson,
+      row.rendered,
+      row.createdAt,
+    );
+    return row;
+  }
+
+  async getPlan(id: string): Promise<PlanRow | undefined> {
+    const r = this.get('SELECT * FROM plans WHERE id = ?', id);
+    return r && toPlan(r);
+  }
+
+  async latestPlan(repo: string, pr: number | null, environment: string): Promise<PlanRow | undefined> {
+    const r =
+      pr === null
+        ? this.get('SELECT * FROM plans WHERE repo = ? AND pr IS NULL AND environment = ? ORDER BY seq DESC LIMIT 1', repo, environment)
+        : this.get('SELECT * FROM plans WHERE repo = ? AND pr = ? AND environment = ? ORDER BY seq DESC LIMIT 1', repo, pr, environment);
+    return r && toPlan(r);
+  }
+
+  // ── webhook deliveries ──────────────────────────────────────────────────
+
+  async recordDelivery(deliveryId: string, event: string): Promise<boolean> {
+    return (
+      this.run(
+        'INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING',
+        deliveryId,
+        event,
+        this.now(),
+      ) === 1
+    );
+  }
+
+  async pruneDeliveries(receivedBefore: number): Promise<number> {
+    return this.run('DELETE FROM deliveries WHERE received_at < ?', receivedBefore);
+  }
+
+  // ── PR comments ─────────────────────────────────────────────────────────
+
+  async getPrComments(repo: string, pr: number): Promise<number[]> {
+    const r = this.get('SELECT comment_ids FROM comments WHERE repo = ? AND pr = ?', repo, pr);
+    return r ? toCommentIds(r.comment_ids) : [];
+  }
+
+  async setPrComments(repo: string, pr: number, commentIds: number[]): Promise<void> {
+    this.run(
+      `INSERT INTO comments (repo, pr, comment_ids, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (repo, pr) DO UPDATE SET comment_ids = excluded.comment_ids, updated_at = excluded.updated_at`,
+      repo,
+      pr,
+      JSON.stringify(commentIds),
+      this.now(),
+    );
+  }
+
+  // ── leases ──────────────────────────────────────────────────────────────
+
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    return (
+      this.run(
+        `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
+        name,
+        holder,
+        now + ttlMs,
+        now,
+      ) === 1
+    );
+  }
+
+  async releaseLease(name: string, holder: string): Promise<boolean> {
+    return this.run('DELETE FROM leases WHERE name = ? AND holder = ?', name, holder) > 0;
+  }
+
+  async getLease(name: string): Promise<{ name: string; holder: string; expiresAt: number } | undefined> {
+    const r = this.get('SELECT * FROM leases WHERE name = ?', name);
+    return r && toLease(r);
+  }
+
+  // ── containers ──────────────────────────────────────────────────────────
+
+  async listContainers(target: string): Promise<ContainerRow[]> {
+    return this.all(
+      'SELECT * FROM containers WHERE target = ? ORDER BY project, environment, service, replica, container_id',
+      target,
+    ).map(toContainer);
+  }
+
+  async upsertContainers(target: string, rows: readonly ContainerUpsert[]): Promise<void> {
+    if (rows.length === 0) return;
+    const now = this.now();
+    this.tx(() => {
+      for (const batch of chunks(rows, BATCH)) {
+        const params: unknown[] = [];
+        for (const c of batch) {
+          params.push(
+            target,
+            c.containerId,
+            c.project,
+            c.environment,
+            c.service,
+            c.replica,
+            c.name,
+            c.state,
+            c.configHash,
+            c.applyId ?? null,
+            c.seenAt ?? now,
+            now,
+          );
+        }
+        this.run(
+          `INSERT INTO containers (target, container_id, project, environment, service, replica, name, state,
+             config_hash, apply_id, seen_at, updated_at)
+           VALUES ${batch.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+           ON CONFLICT (target, container_id) DO UPDATE SET
+             project = excluded.project,
+             environment = excluded.environment,
+             service = excluded.service,
+             replica = excluded.replica,
+             name = excluded.name,
+             state = excluded.state,
+             config_hash = excluded.config_hash,
+             apply_id = COALESCE(excluded.apply_id, containers.apply_id),
+             seen_at = excluded.seen_at,
+             updated_at = CASE
+               WHEN containers.state IS NOT excluded.state
+                 OR containers.name IS NOT excluded.name
+                 OR containers.config_hash IS NOT excluded.config_hash
+                 OR (excluded.apply_id IS NOT NULL AND containers.apply_id IS NOT excluded.apply_id)
+               THEN excluded.updated_at ELSE containers.updated_at END`,
+          ...params,
+        );
+      }
+    });
+  }
+
+  async markContainersMissing(target: string, containerIds: readonly string[]): Promise<number> {
+    const ids = unique(containerIds);
+    if (ids.length === 0) return 0;
+    const now = this.now();
+    return this.tx(() => {
+      let n = 0;
+      for (const batch of chunks(ids, BATCH)) {
+        n += this.run(
+          `UPDATE containers SET state = 'missing', updated_at = ?
+           WHERE target = ? AND state <> 'missing' AND container_id IN (${placeholders(batch.length)})`,
+          now,
+          target,
+          ...batch,
+        );
+      }
+      return n;
+    });
+  }
+
+  async deleteContainers(target: string, containerIds: readonly string[]): Promise<number> {
+    const ids = unique(containerIds);
+    if (ids.length === 0) return 0;
+    return this.tx(() => {
+      let n = 0;
+      for (const batch of chunks(ids, BATCH)) {
+        n += this.run(`DELETE FROM containers WHERE target = ? AND container_id IN (${placeholders(batch.length)})`, target, ...batch);
+      }
+      return n;
+    });
+  }
+}

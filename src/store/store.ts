@@ -1,0 +1,315 @@
+// The Store: everything berth persists, behind one async interface with two
+// backends (embedded SQLite, MySQL/MariaDB) selected by DATABASE_URL.
+//
+// Conventions shared by every method and both backends:
+// - ids are strings (crypto.randomUUID()), timestamps are epoch milliseconds;
+// - writes that race with other drivers are compare-and-set and say whether
+//   they won (boolean), they never silently overwrite;
+// - "atomic" means atomic across processes and replicas sharing the database,
+//   not only within one process.
+
+/** A task is one plan node: one Docker call. */
+export const TASK_STATES = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const TERMINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'skipped', 'cancelled'];
+
+/** Operation (per target) and apply states: derived from tasks, never set by hand. */
+export const AGGREGATE_STATES = [
+  'pending',
+  'running',
+  'running_degraded',
+  'stopping',
+  'completed',
+  'failed',
+  'stopped',
+] as const;
+export type AggregateState = (typeof AGGREGATE_STATES)[number];
+export const TERMINAL_AGGREGATE_STATES: readonly AggregateState[] = ['completed', 'failed', 'stopped'];
+/** States of an apply that is still in flight (holds its lock, may be stopped, is recovered on start). */
+export const IN_FLIGHT_AGGREGATE_STATES: readonly AggregateState[] = ['pending', 'running', 'running_degraded', 'stopping'];
+
+export type ApplyKind = 'apply' | 'rollback';
+
+export interface ApplyRow {
+  id: string;
+  /** owner/name */
+  repo: string;
+  /** null for applies started from the CLI */
+  pr: number | null;
+  environment: string;
+  kind: ApplyKind;
+  actor: string;
+  headSha: string | null;
+  desiredDigest: string;
+  planFingerprint: string | null;
+  /** the desired state snapshot (JSON), what a rollback re-applies */
+  desiredJson: string;
+  state: AggregateState;
+  /** bumped by every state CAS (and by requestStop) */
+  version: number;
+  stopRequested: boolean;
+  checkRunId: number | null;
+  /** the PR comment that reports this apply's outcome, when there is one */
+  commentId: number | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+}
+
+export interface OperationRow {
+  id: string;
+  applyId: string;
+  /** named Docker endpoint */
+  target: string;
+  /** position in the apply (the order given to createApply) */
+  ordinal: number;
+  state: AggregateState;
+  version: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+}
+
+export interface TaskRow {
+  id: string;
+  operationId: string;
+  applyId: string;
+  /** the plan node id (unique within its operation) */
+  nodeId: number;
+  kind: string;
+  resource: string;
+  reason: string;
+  /** node ids this task depends on */
+  deps: number[];
+  /** the whole plan node, JSON */
+  nodeJson: string;
+  state: TaskState;
+  version: number;
+  /** Docker's error text when failed */
+  error: string | null;
+  /** e.g. the id of the container a CreateContainer made */
+  result: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface LockRow {
+  repo: string;
+  environment: string;
+  /** `owner/repo#PR` */
+  owner: string;
+  pr: number;
+  /** the apply currently running under this lock, if any */
+  applyId: string | null;
+  createdAt: number;
+}
+
+export type AcquireLockResult = { acquired: true; lock: LockRow } | { acquired: false; holder: LockRow };
+
+export interface PlanRow {
+  id: string;
+  repo: string;
+  pr: number | null;
+  environment: string;
+  headSha: string;
+  fingerprint: string;
+  desiredDigest: string;
+  observedDigest: string;
+  planJson: string;
+  rendered: string;
+  createdAt: number;
+}
+
+export type PlanInput = Omit<PlanRow, 'id' | 'createdAt'>;
+
+export const INDEXED_CONTAINER_STATES = ['running', 'stopped', 'restarting', 'paused', 'created', 'missing'] as const;
+export type IndexedContainerState = (typeof INDEXED_CONTAINER_STATES)[number];
+
+/** One row of the drift index: a managed container as last seen on a target. */
+export interface ContainerRow {
+  target: string;
+  containerId: string;
+  project: string;
+  environment: string;
+  service: string;
+  replica: number;
+  name: string;
+  state: IndexedContainerState;
+  configHash: string;
+  applyId: string | null;
+  /** when the container was last seen in a listing (or written by the executor) */
+  seenAt: number;
+  /** when state, name, config hash or apply last changed */
+  updatedAt: number;
+}
+
+/**
+ * What upsertContainers writes. On conflict every field is replaced except
+ * `applyId`, which a null never overwrites (the apply that created a container
+ * is the executor's fact, not the reconciler's), and `updatedAt`, which only
+ * moves when something other than `seenAt` changed.
+ */
+export type ContainerUpsert = Omit<ContainerRow, 'target' | 'updatedAt' | 'seenAt'> & { seenAt?: number };
+
+export interface NewTask {
+  nodeId: number;
+  kind: string;
+  resource: string;
+  reason: string;
+  deps: number[];
+  nodeJson: string;
+}
+
+export interface NewOperation {
+  target: string;
+  tasks: NewTask[];
+}
+
+export interface NewApply {
+  repo: string;
+  pr: number | null;
+  environment: string;
+  kind: ApplyKind;
+  actor: string;
+  headSha: string | null;
+  desiredDigest: string;
+  planFingerprint: string | null;
+  desiredJson: string;
+  checkRunId?: number | null;
+  commentId?: number | null;
+  operations: NewOperation[];
+}
+
+export interface CreatedApply {
+  id: string;
+  operations: { id: string; target: string; tasks: { id: string; nodeId: number }[] }[];
+}
+
+export interface TaskPatch {
+  state: TaskState;
+  error?: string | null;
+  result?: string | null;
+  startedAt?: number | null;
+  finishedAt?: number | null;
+}
+
+export interface AggregatePatch {
+  state: AggregateState;
+  startedAt?: number | null;
+  finishedAt?: number | null;
+  error?: string | null;
+}
+
+export interface ListAppliesFilter {
+  states?: readonly string[];
+  repo?: string;
+  pr?: number;
+  environment?: string;
+  /** newest first; default: no limit */
+  limit?: number;
+}
+
+export interface LatestApplyOptions {
+  desiredDigest?: string;
+  state?: string;
+}
+
+export interface Store {
+  /** 'sqlite' or 'mysql' */
+  readonly dialect: 'sqlite' | 'mysql';
+
+  /** Readiness: resolves when the database answers, rejects otherwise. */
+  ping(): Promise<void>;
+  /** Idempotent. */
+  close(): Promise<void>;
+
+  // ── applies, operations, tasks ──────────────────────────────────────────
+  /** Inserts the apply (state pending, version 0), its operations and tasks in ONE transaction. */
+  createApply(input: NewApply): Promise<CreatedApply>;
+  getApply(id: string): Promise<ApplyRow | undefined>;
+  /** Ordered as given to createApply. */
+  listOperations(applyId: string): Promise<OperationRow[]>;
+  getOperation(id: string): Promise<OperationRow | undefined>;
+  /** Ordered by node id. */
+  listTasks(operationId: string): Promise<TaskRow[]>;
+  /** Ordered by operation, then node id. */
+  listTasksForApply(applyId: string): Promise<TaskRow[]>;
+  getTask(id: string): Promise<TaskRow | undefined>;
+  /**
+   * The journal write: compare-and-set on the task's state. Fields absent from
+   * the patch are left as they are. True when this call made the transition.
+   */
+  updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean>;
+  /** Every `pending` task of the apply becomes `cancelled` (one statement). Returns how many. */
+  cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number>;
+  /** CAS on the version column; version+1 on success. */
+  casApplyState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean>;
+  casOperationState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean>;
+  /**
+   * Sets the stop flag (any replica may ask). Bumps the version the first time,
+   * so a derivation racing with the request re-reads. True when the apply is in
+   * flight and now marked for stop (also when it already was).
+   */
+  requestStop(applyId: string): Promise<boolean>;
+  setApplyCheckRun(id: string, checkRunId: number | null): Promise<void>;
+  setApplyComment(id: string, commentId: number | null): Promise<void>;
+  /** The newest apply for (repo, environment), optionally with this desired digest and/or state. */
+  latestApply(repo: string, environment: string, opts?: LatestApplyOptions): Promise<ApplyRow | undefined>;
+  /** Newest first. */
+  listApplies(filter?: ListAppliesFilter): Promise<ApplyRow[]>;
+  /** The in-flight apply (pending/running/running_degraded/stopping) of this PR on this environment. */
+  applyOf(repo: string, pr: number, environment: string): Promise<ApplyRow | undefined>;
+  /** Which of these ids name an existing apply (one query). */
+  knownApplyIds(ids: readonly string[]): Promise<Set<string>>;
+
+  // ── locks ───────────────────────────────────────────────────────────────
+  /** Atomic. Re-acquiring by the same owner succeeds and changes nothing. */
+  acquireLock(repo: string, environment: string, owner: string, pr: number): Promise<AcquireLockResult>;
+  /** Deletes the lock (only if held by `owner`, when given). True when a lock was released. */
+  releaseLock(repo: string, environment: string, owner?: string): Promise<boolean>;
+  getLock(repo: string, environment: string): Promise<LockRow | undefined>;
+  listLocks(repo?: string): Promise<LockRow[]>;
+  locksForPr(repo: string, pr: number): Promise<LockRow[]>;
+  /** True when the lock exists. */
+  setLockApply(repo: string, environment: string, applyId: string | null): Promise<boolean>;
+
+  // ── plans ───────────────────────────────────────────────────────────────
+  savePlan(plan: PlanInput): Promise<PlanRow>;
+  getPlan(id: string): Promise<PlanRow | undefined>;
+  latestPlan(repo: string, pr: number | null, environment: string): Promise<PlanRow | undefined>;
+
+  // ── webhook deliveries ──────────────────────────────────────────────────
+  /** True only the first time this delivery id is recorded (atomic across replicas). */
+  recordDelivery(deliveryId: string, event: string): Promise<boolean>;
+  /** Forget deliveries received before this time. Returns how many. */
+  pruneDeliveries(receivedBefore: number): Promise<number>;
+
+  // ── PR comments ─────────────────────────────────────────────────────────
+  /** berth's comment (possibly several parts) on a PR; [] when none yet. */
+  getPrComments(repo: string, pr: number): Promise<number[]>;
+  setPrComments(repo: string, pr: number, commentIds: number[]): Promise<void>;
+
+  // ── leases (multi-replica coordination) ─────────────────────────────────
+  /** Take the lease if free, expired or already ours (then it is renewed to now+ttl). Atomic. */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** True when we held it. */
+  releaseLease(name: string, holder: string): Promise<boolean>;
+  getLease(name: string): Promise<{ name: string; holder: string; expiresAt: number } | undefined>;
+
+  // ── containers (drift index) ────────────────────────────────────────────
+  listContainers(target: string): Promise<ContainerRow[]>;
+  /** One batched statement (multi-row insert … on conflict update). */
+  upsertContainers(target: string, rows: readonly ContainerUpsert[]): Promise<void>;
+  /** One statement. Returns how many rows changed to `missing`. */
+  markContainersMissing(target: string, containerIds: readonly string[]): Promise<number>;
+  /** One statement. Returns how many rows were deleted. */
+  deleteContainers(target: string, containerIds: readonly string[]): Promise<number>;
+}
+
+export interface OpenStoreOptions {
+  /** Run pending migrations at open (default true). */
+  migrate?: boolean;
+  /** Clock for every timestamp the store writes itself (default Date.now). */
+  now?: () => number;
+}
