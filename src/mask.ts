@@ -1,0 +1,140 @@
+// Secret masking for everything berth shows a human or writes to JSON: PR
+// comments, check runs, the CLI. A value is secret when its key looks secret
+// (PASSWORD, SECRET, TOKEN, KEY, …) or the repository config lists the key;
+// secrets inside free text (command arguments, URLs, `KEY=value` pairs) are
+// masked too. Masking never reveals a value, not even its length.
+import type { ServiceSpec } from './model.js';
+
+export const MASK = '••••••';
+
+/** Substrings that make a key secret, matched case-insensitively anywhere in the key. */
+export const SECRET_KEY_PARTS = ['PASSWORD', 'PASSWD', 'SECRET', 'TOKEN', 'KEY', 'CREDENTIAL', 'PRIVATE'] as const;
+
+const SECRET_PART_RE = new RegExp(SECRET_KEY_PARTS.join('|'), 'i');
+
+/** Values shorter than this are not redacted from free text (they would match everywhere). */
+const MIN_REDACT_LENGTH = 4;
+
+/**
+ * Knows which keys are secret and remembers every secret value it masked, so
+ * text that should never contain one (plan lines, reasons, names) can be
+ * redacted afterwards as a second line of defence.
+ */
+export class Masker {
+  private readonly extra: Set<string>;
+  private readonly seen = new Set<string>();
+  private pattern: RegExp | undefined;
+
+  constructor(secretKeys: readonly string[] = []) {
+    this.extra = new Set(secretKeys.map((k) => k.toUpperCase()));
+  }
+
+  isSecretKey(key: string): boolean {
+    return SECRET_PART_RE.test(key) || this.extra.has(key.replace(/^-+/, '').toUpperCase());
+  }
+
+  /** The value of `key` as it may be shown. */
+  value(key: string, value: string): string {
+    if (this.isSecretKey(key)) {
+      this.remember(value);
+      return MASK;
+    }
+    return this.inline(value);
+  }
+
+  /**
+   * Secrets inside free text: `--password=x`, `DB_PASSWORD=x`, `--token x`,
+   * `scheme://user:password@host`. Everything else is kept as it is.
+   */
+  inline(text: string): string {
+    let out = text.replace(URL_USERINFO_RE, (_m, head: string, pass: string, at: string) => {
+      this.remember(pass);
+      return `${head}${MASK}${at}`;
+    });
+    out = out.replace(ASSIGNMENT_RE, (m, lead: string, key: string, value: string) => {
+      if (!this.isSecretKey(key) || value === '' || value === MASK) return m;
+      this.remember(unquote(value));
+      return `${lead}${key}=${MASK}`;
+    });
+    out = out.replace(FLAG_SPACE_VALUE_RE, (m, flag: string, space: string, value: string) => {
+      if (!this.isSecretKey(flag) || value === MASK) return m;
+      this.remember(unquote(value));
+      return `${flag}${space}${MASK}`;
+    });
+    return out;
+  }
+
+  /** Command-like argument vectors: each argument masked inline, and the argument after a secret flag (`--password x`). */
+  args(args: readonly string[]): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      const prev = i > 0 ? args[i - 1] : undefined;
+      if (prev !== undefined && SECRET_FLAG_RE.test(prev) && this.isSecretKey(prev) && !a.startsWith('-')) {
+        this.remember(a);
+        out.push(MASK);
+      } else out.push(this.inline(a));
+    }
+    return out;
+  }
+
+  /** A copy of `spec` safe to show: secret environment and label values, and secrets in command lines, masked. */
+  spec(spec: ServiceSpec): ServiceSpec {
+    const maskMap = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.value(k, v)]));
+    return {
+      ...spec,
+      environment: maskMap(spec.environment),
+      labels: maskMap(spec.labels),
+      ...(spec.command ? { command: this.args(spec.command) } : {}),
+      ...(spec.entrypoint ? { entrypoint: this.args(spec.entrypoint) } : {}),
+      ...(spec.healthcheck ? { healthcheck: { ...spec.healthcheck, test: this.args(spec.healthcheck.test) } } : {}),
+    };
+  }
+
+  /** Every secret value masked so far, plus those of `specs` (so redaction also covers values never shown). */
+  collect(...specs: (ServiceSpec | undefined)[]): void {
+    for (const s of specs) if (s) this.spec(s);
+  }
+
+  /** Replaces every remembered secret value that occurs in `text`. */
+  redact(text: string): string {
+    if (!this.seen.size) return text;
+    if (!this.pattern) {
+      // Longest first, so a secret that contains another is replaced whole.
+      const values = [...this.seen].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
+      this.pattern = new RegExp(values.map(escapeRegExp).join('|'), 'g');
+    }
+    return text.replace(this.pattern, MASK);
+  }
+
+  private remember(value: string): void {
+    if (value.length >= MIN_REDACT_LENGTH && value !== MASK && !this.seen.has(value)) {
+      this.seen.add(value);
+      this.pattern = undefined;
+    }
+  }
+}
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** `scheme://user:password@` → the password. */
+const URL_USERINFO_RE = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi;
+/** `KEY=value`, `--key=value`, `-key=value`; the value may be quoted. */
+const ASSIGNMENT_RE = /(^|[^\w.-])(-{0,2}[A-Za-z_][\w.-]*)=("[^"]*"|'[^']*'|[^\s"'&;,]*)/g;
+/** `--password value` inside one argument (e.g. `sh -c "mysqld --password x"`). */
+const FLAG_SPACE_VALUE_RE = /(--?[A-Za-z_][\w.-]*)(\s+)("[^"]*"|'[^']*'|[^\s"'-][^\s"']*)/g;
+/** A whole argument that is a flag without a value. */
+const SECRET_FLAG_RE = /^--?[A-Za-z_][\w.-]*$/;
+
+function unquote(v: string): string {
+  return (v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'")) ? v.slice(1, -1) : v;
+}
+
+/** Convenience for one-off checks. */
+export function isSecretKey(key: string, secretKeys: readonly string[] = []): boolean {
+  return new Masker(secretKeys).isSecretKey(key);
+}
+
+export function maskSpec(spec: ServiceSpec, secretKeys: readonly string[] = []): ServiceSpec {
+  return new Masker(secretKeys).spec(spec);
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { MASK, Masker, isSecretKey, maskSpec } from '../src/mask.js';
+import { spec } from './helpers/specs.js';
+
+describe('isSecretKey', () => {
+  it.each([
+    'DB_PASSWORD',
+    'password',
+    'MYSQL_ROOT_PASSWD',
+    'AWS_SECRET_ACCESS_KEY',
+    'client_secret',
+    'GITHUB_TOKEN',
+    'api_key',
+    'ApiKey',
+    'SSH_PRIVATE',
+    'GOOGLE_APPLICATION_CREDENTIALS',
+    '--password',
+  ])('%s is secret', (k) => expect(isSecretKey(k)).toBe(true));
+
+  it.each(['DB_HOST', 'PORT', 'LOG_LEVEL', 'PATH', 'PWD', 'USER'])('%s is not', (k) => expect(isSecretKey(k)).toBe(false));
+
+  it('honours configured keys, case-insensitively, also as flags', () => {
+    expect(isSecretKey('DSN', ['dsn'])).toBe(true);
+    expect(isSecretKey('--dsn', ['DSN'])).toBe(true);
+    expect(isSecretKey('DSN_HOST', ['DSN'])).toBe(false);
+  });
+});
+
+describe('Masker.value', () => {
+  const m = new Masker(['SENTRY_DSN']);
+  it('masks by key without revealing the length', () => {
+    expect(m.value('DB_PASSWORD', 'x')).toBe(MASK);
+    expect(m.value('DB_PASSWORD', 'a-very-long-password-indeed')).toBe(MASK);
+    expect(m.value('SENTRY_DSN', 'https://abc@sentry.example/1')).toBe(MASK);
+  });
+  it('keeps ordinary values but masks secrets inside them', () => {
+    expect(m.value('DB_HOST', 'db')).toBe('db');
+    expect(m.value('DATABASE_URL', 'postgres://app:hunter22@db:5432/app')).toBe(`postgres://app:${MASK}@db:5432/app`);
+    expect(m.value('OPTS', '--log=info --api-token=t0ken --x=1')).toBe(`--log=info --api-token=${MASK} --x=1`);
+  });
+});
+
+describe('Masker.inline and args', () => {
+  const m = new Masker();
+  it.each([
+    ['--password=hunter22', `--password=${MASK}`],
+    ['-password=hunter22', `-password=${MASK}`],
+    ['DB_PASSWORD=hunter22', `DB_PASSWORD=${MASK}`],
+    ['mysqld --password hunter22 --user app', `mysqld --password ${MASK} --user app`],
+    ['export API_KEY="a b c"; run', `export API_KEY=${MASK}; run`],
+    ['TOKEN=abc&mode=1', `TOKEN=${MASK}&mode=1`],
+    ['redis://:s3cret@cache:6379', `redis://:${MASK}@cache:6379`],
+    ['--no-password --verbose', '--no-password --verbose'],
+    ['LEVEL=debug', 'LEVEL=debug'],
+    ['sleep 3600', 'sleep 3600'],
+  ])('%s → %s', (input, want) => expect(m.inline(input)).toBe(want));
+
+  it('masks the argument after a secret flag', () => {
+    expect(m.args(['app', '--token', 'abc123', '--port', '80', '--secret=x'])).toEqual(['app', '--token', MASK, '--port', '80', `--secret=${MASK}`]);
+    expect(m.args(['sh', '-c', 'PGPASSWORD=pw123 psql -h db'])).toEqual(['sh', '-c', `PGPASSWORD=${MASK} psql -h db`]);
+  });
+});
+
+describe('maskSpec', () => {
+  it('masks environment, labels, command, entrypoint and healthcheck, and leaves the input alone', () => {
+    const s = spec('api', {
+      environment: { DB_HOST: 'db', DB_PASSWORD: 'pw-1' },
+      labels: { 'com.example.token': 'lbl-secret', team: 'core' },
+      command: ['serve', '--password=cmd-secret'],
+      entrypoint: ['env', 'API_KEY=ep-secret', '--'],
+      healthcheck: { test: ['CMD', 'check', '--token', 'hc-secret'], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 },
+    });
+    const copy = structuredClone(s);
+    const masked = maskSpec(s);
+    expect(s).toEqual(copy);
+    expect(masked.environment).toEqual({ DB_HOST: 'db', DB_PASSWORD: MASK });
+    expect(masked.labels).toEqual({ 'com.example.token': MASK, team: 'core' });
+    expect(masked.command).toEqual(['serve', `--password=${MASK}`]);
+    expect(masked.entrypoint).toEqual(['env', `API_KEY=${MASK}`, '--']);
+    expect(masked.healthcheck!.test).toEqual(['CMD', 'check', '--token', MASK]);
+    const text = JSON.stringify(masked);
+    for (const planted of ['pw-1', 'lbl-secret', 'cmd-secret', 'ep-secret', 'hc-secret']) expect(text).not.toContain(planted);
+  });
+});
+
+describe('Masker.redact', () => {
+  it('replaces every secret value it has seen, longest first, and ignores very short ones', () => {
+    const m = new Masker();
+    m.collect(spec('a', { environment: { PASSWORD: 'hunter2', PASSWORD_LONG: 'hunter2-and-more', TOKEN: 'x1' } }));
+    expect(m.redact('cmd hunter2-and-more then hunter2; x1 stays')).toBe(`cmd ${MASK} then ${MASK}; x1 stays`);
+  });
+  it('treats regex characters in secrets literally', () => {
+    const m = new Masker();
+    m.value('SECRET', 'a.b*c(d)');
+    expect(m.redact('a.b*c(d) aXbbc(d)')).toBe(`${MASK} aXbbc(d)`);
+  });
+  it('is the identity when nothing secret was seen', () => {
+    expect(new Masker().redact('anything')).toBe('anything');
+  });
+});
