@@ -1,0 +1,207 @@
+// Compose files → DesiredState. Pure: the caller supplies the texts (from a
+// checkout, or GitHub's contents API) and the variables (from the
+// environment's config, never the process environment).
+import { posix } from 'node:path';
+import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
+import { ComposeError } from '../errors.js';
+import type { DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
+import { buildFragment, type Loc, type ServiceFragment } from './fragment.js';
+import { mergeFragments, type Merged } from './merge.js';
+import { comparePorts, sortRecord, type PathContext } from './normalize.js';
+import { checkPolicy, type Policy } from './policy.js';
+import { closest } from './suggest.js';
+import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
+
+export interface ComposeFile {
+  /** repository-relative path, e.g. `deploy/compose.yml` */
+  path: string;
+  text: string;
+}
+
+export interface LoadComposeOptions {
+  project: string;
+  environment: string;
+  /** values for ${VAR} interpolation */
+  variables?: Readonly<Record<string, string>>;
+  /** absolute path of the checkout; relative bind sources become absolute under it (else they stay `./repo/relative`) */
+  repoRoot?: string;
+  /** when given, anything it does not allow is refused with the line that asks for it */
+  policy?: Policy;
+  limits?: YamlLimits;
+}
+
+export const HEALTHCHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } as const;
+
+const error = (code: string, problem: string, at: Loc, hint?: string) => new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}) });
+
+export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOptions): DesiredState {
+  if (!files.length) throw new ComposeError('no_compose_files', 'no compose files given');
+  // Relative paths in every file resolve against the first file's directory, as compose does.
+  const baseDir = posix.dirname(posix.normalize(files[0]!.path.replace(/\\/g, '/')));
+  const paths: PathContext = { baseDir: baseDir === '.' ? '' : baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
+  const fragments = files.map((f) => {
+    let y;
+    try {
+      y = parseYaml(f.path, f.text, opts.limits);
+    } catch (e) {
+      if (e instanceof YamlFailure)
+        throw new ComposeError(e.detail.code, e.detail.problem, { file: f.path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
+      throw e;
+    }
+    return buildFragment(y, { variables: opts.variables ?? {}, paths });
+  });
+  const merged = mergeFragments(fragments);
+  validate(merged);
+  if (opts.policy) checkPolicy(merged.services.values(), opts.policy, paths);
+  return toDesired(merged, opts.project, opts.environment);
+}
+
+function validate(m: Merged): void {
+  const names = [...m.services.keys()];
+  for (const s of m.services.values()) {
+    if (!s.image) throw error('missing_image', `service ${s.name} has no image`, s.at, 'berth does not build images: add image: with a pushed image reference');
+    if (s.networkMode && s.networks?.size)
+      throw error('invalid_value', `service ${s.name}: network_mode and networks cannot be combined`, s.networkMode.at, 'remove one of them');
+    for (const [net, at] of s.networks ?? []) {
+      if (net === 'default' || m.networks.has(net)) continue;
+      const dym = closest(net, [...m.networks.keys()]);
+      throw error('undeclared_network', `service ${s.name} uses network "${net}", which is not declared under the top-level networks`, at, dym ? `did you mean "${dym}"?` : `declare it: networks: { ${net}: {} }`);
+    }
+    for (const mount of s.volumes ?? []) {
+      if (mount.v.type !== 'volume' || !mount.v.source || m.volumes.has(mount.v.source)) continue;
+      const dym = closest(mount.v.source, [...m.volumes.keys()]);
+      throw error('undeclared_volume', `service ${s.name} uses volume "${mount.v.source}", which is not declared under the top-level volumes`, mount.at, dym ? `did you mean "${dym}"?` : `declare it: volumes: { ${mount.v.source}: {} }`);
+    }
+    for (const d of s.dependsOn?.values() ?? []) {
+      const target = m.services.get(d.service);
+      if (!target) {
+        if (!d.required) continue;
+        const dym = closest(d.service, names.filter((n) => n !== s.name));
+        throw error('unknown_service', `service ${s.name} depends on "${d.service}", which is not a service`, d.at, dym ? `did you mean "${dym}"?` : `services: ${names.join(', ')}`);
+      }
+      if (d.condition === 'service_healthy' && (!target.healthcheck || target.healthcheck.disable?.v || target.healthcheck.test?.v[0] === 'NONE'))
+        throw error('no_healthcheck', `service ${s.name} waits for ${d.service} to be healthy, but ${d.service} has no healthcheck`, d.at, `add a healthcheck to ${d.service} or use condition: service_started`);
+    }
+    const h = s.healthcheck;
+    if (h && !h.disable?.v && !h.test) throw error('invalid_value', `service ${s.name}: healthcheck has no test`, h.at, 'berth does not read healthchecks from images: give test:');
+  }
+  for (const n of m.networks.values()) {
+    if (n.external?.v && (n.driver || n.internal || n.attachable || n.labels?.size))
+      throw error('invalid_value', `network ${n.name} is external: it takes no other options`, n.at);
+  }
+  for (const v of m.volumes.values()) {
+    if (v.external?.v && (v.driver || v.labels?.size)) throw error('invalid_value', `volume ${v.name} is external: it takes no other options`, v.at);
+  }
+  findCycle(m);
+}
+
+/** Depth-first search over depends_on; the first cycle found (in name order) is named in full. */
+function findCycle(m: Merged): void {
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    state.set(name, 'visiting');
+    stack.push(name);
+    const s = m.services.get(name)!;
+    for (const d of [...(s.dependsOn?.values() ?? [])].sort((a, b) => (a.service < b.service ? -1 : 1))) {
+      if (!m.services.has(d.service)) continue;
+      const st = state.get(d.service);
+      if (st === 'visiting') {
+        const cycle = [...stack.slice(stack.indexOf(d.service)), d.service];
+        throw error('depends_on_cycle', `depends_on cycle: ${cycle.join(' -> ')}`, d.at, 'remove one of these dependencies');
+      }
+      if (!st) visit(d.service);
+    }
+    stack.pop();
+    state.set(name, 'done');
+  };
+  for (const name of [...m.services.keys()].sort()) if (!state.has(name)) visit(name);
+}
+
+const fromMap = (m: Map<string, { v: string }> | undefined): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const [k, a] of m ?? []) out[k] = a.v;
+  return sortRecord(out);
+};
+
+function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolean): ServiceSpec {
+  const networks = s.networkMode ? [] : s.networks?.size ? [...s.networks.keys()].sort() : ['default'];
+  const dependsOn: DependsOn[] = [...(s.dependsOn?.values() ?? [])]
+    .filter((d) => hasDependency(d.service))
+    .map((d) => ({ service: d.service, condition: d.condition }))
+    .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+  let healthcheck: Healthcheck | undefined;
+  if (s.healthcheck) {
+    const h = s.healthcheck;
+    healthcheck = {
+      test: h.disable?.v ? ['NONE'] : h.test!.v,
+      intervalMs: h.intervalMs?.v ?? HEALTHCHECK_DEFAULTS.intervalMs,
+      timeoutMs: h.timeoutMs?.v ?? HEALTHCHECK_DEFAULTS.timeoutMs,
+      retries: h.retries?.v ?? HEALTHCHECK_DEFAULTS.retries,
+      startPeriodMs: h.startPeriodMs?.v ?? HEALTHCHECK_DEFAULTS.startPeriodMs,
+    };
+  }
+  const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
+  const devices = [...new Set((s.devices ?? []).map((d) => d.v))].sort();
+  const spec: ServiceSpec = {
+    name: s.name,
+    image: s.image!.v,
+    ...(s.command ? { command: s.command.v } : {}),
+    ...(s.entrypoint ? { entrypoint: s.entrypoint.v } : {}),
+    environment: fromMap(s.environment),
+    ports: (s.ports ?? []).map((p) => p.v).sort(comparePorts),
+    volumes: (s.volumes ?? []).map((m) => m.v).sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0)),
+    networks,
+    dependsOn,
+    ...(healthcheck ? { healthcheck } : {}),
+    labels: fromMap(s.labels),
+    restart: s.restart?.v ?? 'no',
+    ...(s.user ? { user: s.user.v } : {}),
+    ...(s.workingDir ? { workingDir: s.workingDir.v } : {}),
+    replicas: s.replicas?.v ?? 1,
+    ...(s.privileged?.v ? { privileged: true } : {}),
+    ...(s.networkMode ? { networkMode: s.networkMode.v } : {}),
+    ...(s.pid ? { pid: s.pid.v } : {}),
+    ...(capAdd.length ? { capAdd } : {}),
+    ...(devices.length ? { devices } : {}),
+  };
+  return spec;
+}
+
+function toDesired(m: Merged, project: string, environment: string): DesiredState {
+  const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const services = [...m.services.values()].map((s) => serviceSpec(s, (n) => m.services.has(n))).sort(byName);
+
+  // Like `docker compose up`, only networks and volumes some service uses are part of the deployment.
+  const usedNetworks = new Set(services.flatMap((s) => s.networks));
+  const usedVolumes = new Set(services.flatMap((s) => s.volumes.filter((v) => v.type === 'volume' && v.source).map((v) => v.source!)));
+  const networks: NetworkSpec[] = [...m.networks.values()].filter((n) => usedNetworks.has(n.name)).map((n) =>
+    n.external?.v
+      ? { name: n.name, driver: 'bridge', internal: false, attachable: false, labels: {}, external: true }
+      : {
+          name: n.name,
+          driver: n.driver?.v ?? 'bridge',
+          internal: n.internal?.v ?? false,
+          attachable: n.attachable?.v ?? false,
+          labels: fromMap(n.labels),
+          external: false,
+        },
+  );
+  // The implicit default network exists only when a service is on it.
+  if (!m.networks.has('default') && usedNetworks.has('default'))
+    networks.push({ name: 'default', driver: 'bridge', internal: false, attachable: false, labels: {}, external: false });
+  networks.sort(byName);
+
+  const volumes: VolumeSpec[] = [...m.volumes.values()]
+    .filter((v) => usedVolumes.has(v.name))
+    .map((v) => (v.external?.v ? { name: v.name, driver: 'local', labels: {}, external: true } : { name: v.name, driver: v.driver?.v ?? 'local', labels: fromMap(v.labels), external: false }))
+    .sort(byName);
+
+  return {
+    project,
+    environment,
+    services: services.map(desiredService),
+    networks: networks.map(desiredNetwork),
+    volumes: volumes.map(desiredVolume),
+  };
+}

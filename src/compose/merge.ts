@@ -1,0 +1,143 @@
+// Merging compose files in order, by compose's rules
+// (https://docs.docker.com/reference/compose-file/merge/):
+//   - mappings merge key by key, scalars are overridden by the later file;
+//   - command, entrypoint and healthcheck.test are replaced, never appended;
+//   - ports are unique by {host ip, published, target, protocol}, volumes by
+//     target: a later entry with the same key replaces the earlier one, others
+//     are appended; other sequences (cap_add, devices) append without duplicates;
+//   - environment, labels, networks and depends_on merge as mappings;
+//   - `!reset` removes an attribute (or a whole service), `!override` replaces
+//     it instead of merging.
+import type { FileFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
+import { portKey } from './normalize.js';
+
+export interface Merged {
+  services: Map<string, ServiceFragment>;
+  networks: Map<string, NetworkFragment>;
+  volumes: Map<string, VolumeFragment>;
+}
+
+/** compose key → the fragment properties it sets */
+const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
+  image: ['image'],
+  command: ['command'],
+  entrypoint: ['entrypoint'],
+  environment: ['environment'],
+  ports: ['ports'],
+  volumes: ['volumes'],
+  networks: ['networks'],
+  depends_on: ['dependsOn'],
+  healthcheck: ['healthcheck'],
+  labels: ['labels'],
+  restart: ['restart'],
+  user: ['user'],
+  working_dir: ['workingDir'],
+  deploy: ['replicas'],
+  scale: ['replicas'],
+  privileged: ['privileged'],
+  network_mode: ['networkMode'],
+  pid: ['pid'],
+  cap_add: ['capAdd'],
+  devices: ['devices'],
+};
+
+export function mergeFragments(files: readonly FileFragment[]): Merged {
+  const out: Merged = { services: new Map(), networks: new Map(), volumes: new Map() };
+  for (const f of files) {
+    for (const [name, s] of f.services) {
+      const prev = out.services.get(name);
+      if (s.removed) out.services.delete(name);
+      else if (!prev || s.replace) out.services.set(name, withoutReset(s));
+      else out.services.set(name, mergeService(prev, s));
+    }
+    for (const [name, n] of f.networks) {
+      const prev = out.networks.get(name);
+      out.networks.set(name, prev ? mergeNetwork(prev, n) : n);
+    }
+    for (const [name, v] of f.volumes) {
+      const prev = out.volumes.get(name);
+      out.volumes.set(name, prev ? mergeVolume(prev, v) : v);
+    }
+  }
+  return out;
+}
+
+function withoutReset(s: ServiceFragment): ServiceFragment {
+  const out: ServiceFragment = { ...s, reset: new Set(), override: new Set() };
+  return out;
+}
+
+const mapMerge = <K, V>(a: Map<K, V> | undefined, b: Map<K, V> | undefined): Map<K, V> | undefined => (a && b ? new Map([...a, ...b]) : (b ?? a));
+
+function uniqueBy<T>(a: T[] | undefined, b: T[] | undefined, key: (t: T) => string): T[] | undefined {
+  if (!a || !b) return b ?? a;
+  const out = [...a];
+  for (const item of b) {
+    const i = out.findIndex((x) => key(x) === key(item));
+    if (i >= 0) out[i] = item;
+    else out.push(item);
+  }
+  return out;
+}
+
+function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
+  const out: ServiceFragment = {
+    name: a.name,
+    at: a.at,
+    reset: new Set(),
+    override: new Set(),
+  };
+  const set = <K extends keyof ServiceFragment>(k: K, v: ServiceFragment[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set('image', b.image ?? a.image);
+  set('command', b.command ?? a.command);
+  set('entrypoint', b.entrypoint ?? a.entrypoint);
+  set('restart', b.restart ?? a.restart);
+  set('user', b.user ?? a.user);
+  set('workingDir', b.workingDir ?? a.workingDir);
+  set('replicas', b.replicas ?? a.replicas);
+  set('privileged', b.privileged ?? a.privileged);
+  set('networkMode', b.networkMode ?? a.networkMode);
+  set('pid', b.pid ?? a.pid);
+  set('environment', mapMerge(a.environment, b.environment));
+  set('labels', mapMerge(a.labels, b.labels));
+  set('networks', mapMerge(a.networks, b.networks));
+  set('dependsOn', mapMerge(a.dependsOn, b.dependsOn));
+  set('ports', uniqueBy(a.ports, b.ports, (p) => portKey(p.v)));
+  set('volumes', uniqueBy(a.volumes, b.volumes, (m) => m.v.target));
+  set('capAdd', uniqueBy(a.capAdd, b.capAdd, (c) => c.v));
+  set('devices', uniqueBy(a.devices, b.devices, (d) => d.v));
+  if (a.healthcheck && b.healthcheck) {
+    const h = { ...a.healthcheck };
+    for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];
+    h.at = b.healthcheck.at;
+    out.healthcheck = h;
+  } else set('healthcheck', b.healthcheck ?? a.healthcheck);
+
+  for (const field of b.override) for (const p of FIELD_PROPS[field]) (out as unknown as Record<string, unknown>)[p] = b[p];
+  for (const field of b.reset) for (const p of FIELD_PROPS[field]) delete (out as unknown as Record<string, unknown>)[p];
+  return out;
+}
+
+function mergeNetwork(a: NetworkFragment, b: NetworkFragment): NetworkFragment {
+  const labels = mapMerge(a.labels, b.labels);
+  const out: NetworkFragment = { ...a, ...b, at: a.at };
+  for (const k of ['driver', 'internal', 'attachable', 'external'] as const) {
+    const v = b[k] ?? a[k];
+    if (v) (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (labels) out.labels = labels;
+  return out;
+}
+
+function mergeVolume(a: VolumeFragment, b: VolumeFragment): VolumeFragment {
+  const labels = mapMerge(a.labels, b.labels);
+  const out: VolumeFragment = { ...a, ...b, at: a.at };
+  for (const k of ['driver', 'external'] as const) {
+    const v = b[k] ?? a[k];
+    if (v) (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (labels) out.labels = labels;
+  return out;
+}

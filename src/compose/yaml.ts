@@ -1,0 +1,201 @@
+// Safe YAML for untrusted repository files: a size limit, an alias budget
+// (billion laughs), a nesting limit, YAML merge keys (`<<: *base`), and a way
+// back from a path in the parsed value to the line it came from, so every
+// later error can say `file:line`.
+import type { Alias, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
+import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+
+export type PathSeg = string | number;
+
+export interface YamlLimits {
+  /** bytes; default 1 MiB */
+  maxBytes?: number;
+  /** collections inside collections; default 64 */
+  maxDepth?: number;
+  /** yaml's alias budget (aliases × what they expand to); default 100 */
+  maxAliasCount?: number;
+}
+
+export const DEFAULT_LIMITS: Required<YamlLimits> = { maxBytes: 1024 * 1024, maxDepth: 64, maxAliasCount: 100 };
+
+/** The problem a YAML document has, located; the caller wraps it in its own error class. */
+export interface YamlProblem {
+  code: 'bad_yaml' | 'too_large' | 'alias_bomb' | 'too_deep';
+  problem: string;
+  line?: number;
+  hint?: string;
+}
+
+export class YamlFailure extends Error {
+  constructor(readonly detail: YamlProblem) {
+    super(detail.problem);
+  }
+}
+
+export interface YamlFile {
+  file: string;
+  /** the document as plain JS (aliases expanded, merge keys applied); undefined for an empty document */
+  value: unknown;
+  /** 1-based line of the deepest node found along `path` (the key's line for map entries) */
+  lineAt(path: readonly PathSeg[]): number | undefined;
+  /** paths of nodes tagged `!reset` / `!override` (compose's merge tags), as `a.b.c` strings */
+  tags: Map<string, 'reset' | 'override'>;
+}
+
+/** `services.web.ports[0]`; keys that are not plain words are quoted: `labels["com.example.x"]`. */
+export function formatPath(path: readonly PathSeg[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z0-9_-]+$/.test(seg)) out += out ? `.${seg}` : seg;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+const tagKey = (path: readonly PathSeg[]) => path.map(String).join('\u0000');
+
+export function tagAt(y: YamlFile, path: readonly PathSeg[]): 'reset' | 'override' | undefined {
+  return y.tags.get(tagKey(path));
+}
+
+export function parseYaml(file: string, text: string, limits: YamlLimits = {}): YamlFile {
+  const { maxBytes, maxDepth, maxAliasCount } = { ...DEFAULT_LIMITS, ...limits };
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > maxBytes)
+    throw new YamlFailure({
+      code: 'too_large',
+      problem: `file is ${size} bytes, more than the ${maxBytes} bytes berth reads`,
+      hint: 'split it or remove what is not needed',
+    });
+
+  const lineCounter = new LineCounter();
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: true, strict: true, version: '1.2' });
+  } catch (err) {
+    if (err instanceof RangeError) throw tooDeep(maxDepth);
+    throw err;
+  }
+  const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
+
+  const first = doc.errors[0];
+  if (first) {
+    throw new YamlFailure({
+      code: 'bad_yaml',
+      problem: `invalid YAML: ${yamlMessage(first.message)}`,
+      ...(first.linePos ? { line: first.linePos[0].line } : lineOf(first.pos[0]) !== undefined ? { line: lineOf(first.pos[0])! } : {}),
+    });
+  }
+
+  // Walk the syntax tree once: depth limit, compose's merge tags, refuse other custom tags.
+  const tags = new Map<string, 'reset' | 'override'>();
+  const stack: { node: unknown; path: PathSeg[]; depth: number }[] = [{ node: doc.contents, path: [], depth: 0 }];
+  while (stack.length) {
+    const { node, path, depth } = stack.pop()!;
+    if (!node || isAlias(node)) continue;
+    const n = node as Node;
+    if (n.tag === '!reset' || n.tag === '!override') {
+      tags.set(tagKey(path), n.tag === '!reset' ? 'reset' : 'override');
+      n.tag = undefined;
+    } else if (n.tag && n.tag.startsWith('!') && !n.tag.startsWith('!!')) {
+      throw new YamlFailure({ code: 'bad_yaml', problem: `unsupported YAML tag ${n.tag}`, ...located(lineOf(n.range?.[0])), hint: 'only !reset and !override are understood' });
+    }
+    if (!isCollection(n)) continue;
+    if (depth >= maxDepth) throw tooDeep(maxDepth, lineOf(n.range?.[0]));
+    if (isMap(n)) {
+      for (const pair of (n as YAMLMap).items) {
+        const key = isScalar(pair.key) ? pair.key.value : undefined;
+        stack.push({ node: pair.value, path: [...path, String(key)], depth: depth + 1 });
+      }
+    } else {
+      (n as YAMLSeq).items.forEach((item, i) => stack.push({ node: item, path: [...path, i], depth: depth + 1 }));
+    }
+  }
+
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount });
+  } catch (err) {
+    if (err instanceof ReferenceError && /resource exhaustion/.test(err.message))
+      throw new YamlFailure({
+        code: 'alias_bomb',
+        problem: `too many YAML alias expansions (more than ${maxAliasCount})`,
+        hint: 'this looks like a "billion laughs" document; use fewer nested anchors and aliases',
+      });
+    if (err instanceof RangeError) throw tooDeep(maxDepth);
+    if (err instanceof Error) throw new YamlFailure({ code: 'bad_yaml', problem: `invalid YAML: ${yamlMessage(err.message)}` });
+    throw err;
+  }
+  // Aliases may point into their own anchor (a cycle) or expand deeper than the tree itself.
+  checkDepth(value, maxDepth);
+
+  const lineAt = (path: readonly PathSeg[]): number | undefined => {
+    let node: unknown = doc.contents;
+    let line = lineOf((node as Node | null)?.range?.[0]);
+    for (const seg of path) {
+      node = deref(node);
+      if (isMap(node)) {
+        const pair = findPair(node as YAMLMap, String(seg), 0);
+        if (!pair) break;
+        line = lineOf((pair.key as Node).range?.[0]) ?? line;
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        const item = (node as YAMLSeq).items[seg];
+        if (item === undefined) break;
+        line = lineOf((item as Node).range?.[0]) ?? line;
+        node = item;
+      } else break;
+    }
+    return line;
+  };
+
+  const deref = (node: unknown): unknown => {
+    for (let i = 0; i < 100 && isAlias(node); i++) node = (node as Alias).resolve(doc);
+    return node;
+  };
+
+  const findPair = (map: YAMLMap, key: string, hops: number): Pair | undefined => {
+    const direct = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    if (direct || hops > 10) return direct;
+    // merge keys: `<<: *base` or `<<: [*a, *b]` (earlier sources win)
+    for (const p of map.items) {
+      if (!isScalar(p.key) || p.key.value !== '<<') continue;
+      const sources = isSeq(p.value) ? (p.value as YAMLSeq).items : [p.value];
+      for (const s of sources) {
+        const m = deref(s);
+        if (isMap(m)) {
+          const found = findPair(m as YAMLMap, key, hops + 1);
+          if (found) return found;
+        }
+      }
+    }
+    return undefined;
+  };
+
+  return { file, value, lineAt, tags };
+}
+
+const located = (line: number | undefined) => (line === undefined ? {} : { line });
+
+function tooDeep(maxDepth: number, line?: number): YamlFailure {
+  return new YamlFailure({ code: 'too_deep', problem: `YAML nested more than ${maxDepth} levels deep`, ...located(line), hint: 'flatten the document' });
+}
+
+function checkDepth(value: unknown, maxDepth: number): void {
+  const stack: { v: unknown; d: number }[] = [{ v: value, d: 0 }];
+  let visited = 0;
+  while (stack.length) {
+    const { v, d } = stack.pop()!;
+    if (!v || typeof v !== 'object') continue;
+    if (d >= maxDepth) throw tooDeep(maxDepth);
+    if (++visited > 1_000_000) throw new YamlFailure({ code: 'alias_bomb', problem: 'YAML document expands to too many nodes', hint: 'use fewer anchors and aliases' });
+    for (const child of Array.isArray(v) ? v : Object.values(v as object)) stack.push({ v: child, d: d + 1 });
+  }
+}
+
+/** yaml's message without its trailing "at line X, column Y:" and code excerpt (the line is reported separately). */
+function yamlMessage(message: string): string {
+  const firstLine = message.split('\n')[0] ?? message;
+  return firstLine.replace(/\s+at line \d+, column \d+:?\s*$/, '').trim();
+}

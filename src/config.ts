@@ -1,0 +1,238 @@
+// `.github/berth.yml`: the repository's berth config, read from the default
+// branch so a PR can never grant itself targets or permissions. Every problem
+// is reported at once, each with its file, line and path.
+//
+//   project: shop
+//   environments:                  # promotion order
+//     - name: staging
+//       compose: [compose.yml]     # default [docker-compose.yml]
+//       targets: [local]           # default [local]
+//       variables: { TAG: "1.2" }  # for ${VAR} in the compose files
+//     - name: production
+//       requires: [staging]        # applied there first (same desired digest)
+//       appliers: { users: [alice], teams: [ops] }
+//       approvals: 1
+//       require: { approved: true, mergeable: true }
+//       on_failure: halt           # or continue
+//       parallelism: 4
+//   policy:                        # everything denied unless allowed
+//     allow_privileged: false
+//     bind_mount_allowlist: [/srv/shop]
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { closest, didYouMean } from './compose/suggest.js';
+import { formatPath, parseYaml, YamlFailure, type PathSeg } from './compose/yaml.js';
+import { ConfigError, formatProblem } from './errors.js';
+
+export const CONFIG_PATH = '.github/berth.yml';
+
+const SLUG_RE = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+const TARGET_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const VAR_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const slug = (what: string) =>
+  z.string().regex(SLUG_RE, { error: `${what} must be a lowercase slug: a-z, 0-9, "-" and "_", starting and ending with a letter or digit, at most 63 characters` });
+
+/** A repository-relative file path that stays inside the repository; normalised (`./a/../b.yml` → `b.yml`). */
+const repoPath = z
+  .string()
+  .min(1)
+  .transform((p, ctx) => {
+    const n = posix.normalize(p.replace(/\\/g, '/'));
+    if (posix.isAbsolute(n) || n === '..' || n.startsWith('../') || n === '.') {
+      ctx.addIssue({ code: 'custom', message: `"${p}" must be a file path inside the repository` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }).transform((v) => String(v));
+
+export const PolicySchema = z.strictObject({
+  allow_privileged: z.boolean().default(false),
+  allow_host_network: z.boolean().default(false),
+  allow_host_pid: z.boolean().default(false),
+  allow_cap_add: z.array(z.string().regex(/^[A-Za-z_]+$/, { error: 'must be a capability name like NET_ADMIN' }).transform((c) => c.toUpperCase().replace(/^CAP_/, ''))).default([]),
+  allow_devices: z.boolean().default(false),
+  allow_docker_socket: z.boolean().default(false),
+  bind_mount_allowlist: z.array(z.string().min(1)).default([]),
+});
+
+export const EnvironmentSchema = z.strictObject({
+  name: slug('an environment name'),
+  compose: z.array(repoPath).min(1).default(['docker-compose.yml']),
+  targets: z.array(z.string().regex(TARGET_RE, { error: 'must be a target name: letters, digits, "_", "." and "-"' })).min(1).default(['local']),
+  requires: z.array(z.string()).default([]),
+  variables: z.record(z.string().regex(VAR_RE, { error: 'must be a variable name: letters, digits and "_", not starting with a digit' }), scalar).default({}),
+  appliers: z
+    .strictObject({
+      users: z.array(z.string().min(1)).default([]),
+      teams: z.array(z.string().min(1)).default([]),
+    })
+    .default({ users: [], teams: [] }),
+  approvals: z.number().int().min(0).default(0),
+  require: z
+    .strictObject({
+      approved: z.boolean().optional(),
+      mergeable: z.boolean().optional(),
+    })
+    .default({}),
+  on_failure: z.enum(['halt', 'continue']).default('halt'),
+  parallelism: z.number().int().min(1).optional(),
+});
+
+export const ConfigSchema = z.strictObject({
+  project: slug('project'),
+  environments: z.array(EnvironmentSchema).min(1, { error: 'list at least one environment' }),
+  policy: PolicySchema.default(PolicySchema.parse({})),
+});
+
+export type BerthConfig = z.output<typeof ConfigSchema>;
+export type EnvironmentConfig = BerthConfig['environments'][number];
+export type PolicyConfig = BerthConfig['policy'];
+
+interface Issue {
+  code: string;
+  path: PathSeg[];
+  problem: string;
+  hint?: string;
+}
+
+/** Parses and validates the config text; throws one ConfigError listing every problem. */
+export function parseConfig(text: string, file = CONFIG_PATH): BerthConfig {
+  let y;
+  try {
+    y = parseYaml(file, text);
+  } catch (e) {
+    if (e instanceof YamlFailure)
+      throw new ConfigError(e.detail.code, e.detail.problem, { file, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
+    throw e;
+  }
+  const raw = y.value;
+  if (raw === undefined || raw === null) throw new ConfigError('empty_config', 'the config is empty', { file, hint: 'it needs at least project: and environments:' });
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('invalid_config', 'the config must be a mapping', { file, line: 1 });
+
+  const issues: Issue[] = [];
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const iss of result.error.issues) issues.push(...fromZod(iss, raw));
+  } else {
+    issues.push(...crossCheck(result.data));
+  }
+  if (!issues.length) return result.data!;
+
+  const located = issues.map((i) => ({ ...i, line: y.lineAt(i.path), where: formatPath(i.path) }));
+  located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.where < b.where ? -1 : a.where > b.where ? 1 : 0));
+  const lines = located.map((i) => formatProblem(i.problem, { file, ...(i.line !== undefined ? { line: i.line } : {}), ...(i.where ? { path: i.where } : {}), ...(i.hint ? { hint: i.hint } : {}) }));
+  const first = located[0]!;
+  return fail(
+    new ConfigError(located.length === 1 ? first.code : 'invalid_config', first.problem, {
+      file,
+      ...(first.line !== undefined ? { line: first.line } : {}),
+      ...(first.where ? { path: first.where } : {}),
+      ...(first.hint ? { hint: first.hint } : {}),
+      issues: lines,
+    }),
+  );
+}
+
+const fail = (e: Error): never => {
+  throw e;
+};
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[seg];
+  }
+  return v;
+}
+
+const show = (v: unknown): string =>
+  v === undefined ? 'nothing' : v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? `"${v}"` : String(v);
+
+/** Walks the schema along a path to the object whose keys are known there. */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let s: any = ConfigSchema;
+  const unwrap = () => {
+    for (let i = 0; i < 10 && s?._zod?.def && ['default', 'optional', 'nullable', 'pipe', 'prefault'].includes(s._zod.def.type); i++) s = s._zod.def.innerType ?? s._zod.def.in;
+  };
+  for (const seg of path) {
+    unwrap();
+    const def = s?._zod?.def;
+    if (def?.type === 'object') s = def.shape[seg as string];
+    else if (def?.type === 'array') s = def.element;
+    else return [];
+  }
+  unwrap();
+  return s?._zod?.def?.type === 'object' ? Object.keys(s._zod.def.shape) : [];
+}
+
+function fromZod(iss: z.core.$ZodIssue, raw: unknown): Issue[] {
+  const path = iss.path.filter((p): p is string | number => typeof p !== 'symbol');
+  const value = valueAt(raw, iss.path);
+  switch (iss.code) {
+    case 'unrecognized_keys': {
+      const known = knownKeysAt(iss.path);
+      return iss.keys.map((k) => ({
+        code: 'unknown_key',
+        path: [...path, k],
+        problem: `unknown key "${k}"`,
+        hint: [didYouMean(k, known), `known keys: ${known.join(', ')}`].filter(Boolean).join(' '),
+      }));
+    }
+    case 'invalid_type': {
+      if (value === undefined) return [{ code: 'missing_key', path, problem: `${String(path[path.length - 1] ?? 'value')} is required` }];
+      const expected = iss.expected === 'array' ? 'a list' : iss.expected === 'object' ? 'a mapping' : iss.expected === 'int' ? 'an integer' : `a ${iss.expected}`;
+      return [{ code: 'invalid_value', path, problem: `must be ${expected}, not ${show(value)}` }];
+    }
+    case 'invalid_value':
+      return [{ code: 'invalid_value', path, problem: `must be one of ${iss.values.map((v) => String(v)).join(', ')}, not ${show(value)}` }];
+    case 'too_small':
+      if (iss.origin === 'array') return [{ code: 'invalid_value', path, problem: iss.message.startsWith('Too small') ? `must list at least ${String(iss.minimum)}` : iss.message }];
+      if (iss.origin === 'string') return [{ code: 'invalid_value', path, problem: 'must not be empty' }];
+      return [{ code: 'invalid_value', path, problem: `must be at least ${String(iss.minimum)}, not ${show(value)}` }];
+    case 'invalid_format':
+    case 'custom':
+      return [{ code: 'invalid_value', path, problem: `${iss.message}${iss.code === 'invalid_format' && typeof value === 'string' ? `, not "${value}"` : ''}` }];
+    default:
+      return [{ code: 'invalid_value', path, problem: iss.message }];
+  }
+}
+
+function crossCheck(c: BerthConfig): Issue[] {
+  const issues: Issue[] = [];
+  const seen = new Map<string, number>();
+  c.environments.forEach((env, i) => {
+    const first = seen.get(env.name);
+    if (first !== undefined) issues.push({ code: 'duplicate_environment', path: ['environments', i, 'name'], problem: `environment "${env.name}" is listed twice`, hint: `environments[${first}] has the same name` });
+    else seen.set(env.name, i);
+    env.requires.forEach((r, j) => {
+      const path: PathSeg[] = ['environments', i, 'requires', j];
+      const at = c.environments.findIndex((e) => e.name === r);
+      if (r === env.name) issues.push({ code: 'bad_requires', path, problem: `environment "${env.name}" cannot require itself` });
+      else if (at < 0) {
+        const dym = closest(r, c.environments.map((e) => e.name));
+        issues.push({ code: 'bad_requires', path, problem: `"${r}" is not an environment`, hint: dym ? `did you mean "${dym}"?` : `environments: ${c.environments.map((e) => e.name).join(', ')}` });
+      } else if (at > i)
+        issues.push({ code: 'bad_requires', path, problem: `"${r}" is listed after "${env.name}"`, hint: `environments are listed in promotion order: move "${r}" before "${env.name}"` });
+    });
+    const targets = new Set<string>();
+    env.targets.forEach((t, j) => {
+      if (targets.has(t)) issues.push({ code: 'invalid_value', path: ['environments', i, 'targets', j], problem: `target "${t}" is listed twice` });
+      targets.add(t);
+    });
+  });
+  return issues;
+}
+
+/** The named environment, or a ConfigError naming the ones there are. */
+export function findEnvironment(config: BerthConfig, name: string, file = CONFIG_PATH): EnvironmentConfig {
+  const env = config.environments.find((e) => e.name === name);
+  if (env) return env;
+  const names = config.environments.map((e) => e.name);
+  const dym = closest(name, names);
+  throw new ConfigError('unknown_environment', `no environment "${name}"`, { file, hint: `${dym ? `did you mean "${dym}"? ` : ''}environments: ${names.join(', ')}` });
+}

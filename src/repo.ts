@@ -1,0 +1,83 @@
+// Reading an environment from a repository through a file reader, so the same
+// code serves a local checkout (CLI) and GitHub's contents API (the app: the
+// config from the default branch, passed as `configText`, the compose files at
+// the PR head).
+import { realpath, readFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { loadCompose } from './compose/load.js';
+import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
+import { ComposeError, ConfigError } from './errors.js';
+import type { DesiredState } from './model.js';
+
+/** Reads a repository-relative file; undefined when it does not exist. */
+export type FileReader = ((path: string) => Promise<string | undefined>) & {
+  /** absolute directory of a local checkout, when there is one (relative bind mounts resolve under it) */
+  root?: string;
+};
+
+export interface LoadedEnvironment {
+  config: BerthConfig;
+  environment: EnvironmentConfig;
+  desired: DesiredState;
+}
+
+export async function loadEnvironment(readFile: FileReader, envName: string, configText?: string): Promise<LoadedEnvironment> {
+  const text = configText ?? (await readFile(CONFIG_PATH));
+  if (text === undefined) throw new ConfigError('missing_config', `${CONFIG_PATH} not found`, { file: CONFIG_PATH, hint: 'add it on the default branch: project, environments and their compose files' });
+  const config = parseConfig(text, CONFIG_PATH);
+  const environment = findEnvironment(config, envName);
+  const files = await Promise.all(
+    environment.compose.map(async (path, i) => {
+      const content = await readFile(path);
+      if (content === undefined)
+        throw new ComposeError('missing_file', `compose file ${path} not found`, {
+          file: CONFIG_PATH,
+          path: `environments.${environment.name}.compose[${i}]`,
+          hint: `environment ${environment.name} lists it in ${CONFIG_PATH}`,
+        });
+      return { path, text: content };
+    }),
+  );
+  const desired = loadCompose(files, {
+    project: config.project,
+    environment: environment.name,
+    variables: environment.variables,
+    policy: config.policy,
+    ...(readFile.root ? { repoRoot: readFile.root } : {}),
+  });
+  return { config, environment, desired };
+}
+
+/**
+ * A reader for a local checkout. Paths are repository-relative; a path that
+ * leaves the directory (`..`, absolute, or through a symlink) is refused.
+ */
+export function readFromDir(dir: string): FileReader {
+  const root = resolve(dir);
+  const inside = (p: string, base: string) => {
+    const rel = relative(base, p);
+    return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+  };
+  const reader: FileReader = async (path: string) => {
+    const refuse = () => new ComposeError('path_escapes_repo', `${path} is outside the repository`, { file: path, hint: 'use a path inside the repository' });
+    if (isAbsolute(path) || path.includes('\0')) throw refuse();
+    const full = resolve(root, path);
+    if (!inside(full, root)) throw refuse();
+    let real: string;
+    try {
+      real = await realpath(full);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw e;
+    }
+    if (!inside(real, await realpath(root))) throw refuse();
+    try {
+      return await readFile(real, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
+      throw e;
+    }
+  };
+  reader.root = root;
+  return reader;
+}
