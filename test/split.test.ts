@@ -141,9 +141,9 @@ describe('splitMarkdown', () => {
         const head = summary === undefined ? [open] : sameLine ? [`${open}<summary>${summary}</summary>`] : [open, `<summary>${summary}</summary>`];
         return [...head, '', ...inner.flat(), '</details>'];
       }),
-    block: fc.oneof({ depthSize: 'small', depthIdentifier: 'd' }, para, codeBlock, tie('details'), fc.constant([''])),
+    block: fc.oneof({ depthSize: 'small', depthIdentifier: 'd' }, para, codeBlock, tie('details'), fc.constant<string[]>([''])),
   }));
-  const doc = fc.array(fc.oneof(para, codeBlock, details, fc.constant([''])), { minLength: 1, maxLength: 60, size: 'medium' }).map((bs) => bs.flat().join('\n'));
+  const doc = fc.array(fc.oneof(para, codeBlock, details, fc.constant<string[]>([''])), { minLength: 1, maxLength: 60, size: 'medium' }).map((bs) => bs.flat().join('\n'));
 
   it('property: every part is under the limit, blocks are balanced in every part, all content lines survive', () => {
     fc.assert(
