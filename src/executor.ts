@@ -135,7 +135,7 @@ export class Executor {
         const ready = [...byNode.values()].filter((t) => t.state === 'pending' && !inFlight.has(t.nodeId) && t.deps.every((d) => byNode.get(d)?.state === 'succeeded'));
         for (const t of ready) {
           if (inFlight.size >= limit) break;
-          const p = this.runTask(applyId, t, engine, payload).then(() => {
+          const p = this.runTask(applyId, t, engine, payload, halt).then(() => {
             inFlight.delete(t.nodeId);
           });
           inFlight.set(t.nodeId, p);
@@ -154,7 +154,6 @@ export class Executor {
         break;
       }
       await Promise.race(inFlight.values());
-      if (payload.onFailure === 'halt' && [...byNode.values()].some((t) => t.state === 'failed')) halt.requested = true;
     }
     await this.settleOperation(applyId, op.id);
   }
@@ -166,7 +165,7 @@ export class Executor {
     return ok;
   }
 
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload): Promise<void> {
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: { requested: boolean }): Promise<void> {
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }))) return;
     this.progress(applyId);
     const node = JSON.parse(t.nodeJson) as PlanNode;
@@ -176,6 +175,8 @@ export class Executor {
     } catch (err) {
       const message = (err as Error)?.message ?? String(err);
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
+      // Other operations see the halt at their next step, whatever this loop is doing.
+      if (payload.onFailure === 'halt') halt.requested = true;
       await this.transition(t, 'running', { state: 'failed', finishedAt: this.now(), error: message });
     }
     this.progress(applyId);

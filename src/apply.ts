@@ -1,0 +1,137 @@
+// Starting an apply: re-observe every target, re-plan, refuse if the world
+// moved since the plan the user approved (the stale-plan guard), then record
+// the apply with one operation per target and one task per plan node. The
+// executor runs it; this module never touches Docker except to observe.
+import { BerthError } from './errors.js';
+import type { ApplyPayload, OnFailure } from './executor.js';
+import { hashOf } from './hash.js';
+import type { DesiredState, ObservedState } from './model.js';
+import type { Plan } from './plan.js';
+import { planToString } from './plan.js';
+import { reconcile } from './reconcile.js';
+import type { ApplyKind, Store } from './store/store.js';
+
+/** Reads one target's observed state for a project/environment. */
+export type Observer = (target: string, project: string, environment: string) => Promise<ObservedState>;
+
+export interface TargetPlan {
+  target: string;
+  plan: Plan;
+}
+
+/** What a user saw and approved for one target. */
+export interface ExpectedPlan {
+  target: string;
+  fingerprint: string;
+  /** canonical plan text, to name what changed when the guard refuses */
+  text: string;
+}
+
+export async function planTargets(desired: DesiredState, targets: readonly string[], observe: Observer): Promise<TargetPlan[]> {
+  return Promise.all(
+    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment)) })),
+  );
+}
+
+/** One fingerprint for an environment spread over several targets. */
+export function environmentFingerprint(plans: readonly TargetPlan[]): string {
+  return hashOf([...plans].sort((a, b) => (a.target < b.target ? -1 : 1)).map((p) => [p.target, p.plan.fingerprint])).slice(0, 32);
+}
+
+export const expectedOf = (plans: readonly TargetPlan[]): ExpectedPlan[] =>
+  plans.map((p) => ({ target: p.target, fingerprint: p.plan.fingerprint, text: planToString(p.plan) }));
+
+export class StalePlanError extends BerthError {
+  constructor(readonly changes: string[]) {
+    super('stale_plan', `the plan is out of date: ${changes.join('; ')}`, {
+      hint: 'review the new plan and apply again',
+    });
+  }
+}
+
+/** Lines only in a or only in b, as a small unified list (`- old`, `+ new`). */
+export function lineDiff(before: string, after: string, max = 20): string[] {
+  const a = before.split('\n').filter(Boolean);
+  const b = after.split('\n').filter(Boolean);
+  const inA = new Set(a);
+  const inB = new Set(b);
+  const out = [...a.filter((l) => !inB.has(l)).map((l) => `- ${l}`), ...b.filter((l) => !inA.has(l)).map((l) => `+ ${l}`)];
+  return out.length > max ? [...out.slice(0, max), `… ${out.length - max} more`] : out;
+}
+
+/** Explains how fresh plans differ from the ones the user saw; empty when they match. */
+export function staleness(expected: readonly ExpectedPlan[], fresh: readonly TargetPlan[]): string[] {
+  const changes: string[] = [];
+  const seen = new Set(expected.map((e) => e.target));
+  for (const f of fresh) {
+    const e = expected.find((x) => x.target === f.target);
+    if (!e) {
+      changes.push(`target \`${f.target}\` was not in the reviewed plan`);
+      continue;
+    }
+    if (e.fingerprint === f.plan.fingerprint) continue;
+    const diff = lineDiff(e.text, planToString(f.plan));
+    changes.push(
+      diff.length
+        ? `target \`${f.target}\` changed since the plan was made:\n${diff.join('\n')}`
+        : `target \`${f.target}\` changed since the plan was made (containers were created, removed, started or stopped outside this plan, though the resulting steps are the same)`,
+    );
+  }
+  for (const t of seen) if (!fresh.some((f) => f.target === t)) changes.push(`target \`${t}\` is no longer part of the environment`);
+  return changes;
+}
+
+export interface ApplyRequest {
+  repo: string;
+  pr: number | null;
+  environment: string;
+  kind: ApplyKind;
+  actor: string;
+  headSha: string | null;
+  desired: DesiredState;
+  targets: readonly string[];
+  onFailure: OnFailure;
+  parallelism?: number;
+  /** what the user approved; without it (CLI --yes with nothing shown) the fresh plan is applied */
+  expected?: readonly ExpectedPlan[];
+  checkRunId?: number | null;
+}
+
+export interface PreparedApply {
+  applyId: string;
+  plans: TargetPlan[];
+}
+
+/** Re-plans, guards and records an apply (state pending). The caller hands the id to the executor. */
+export async function prepareApply(store: Store, observe: Observer, req: ApplyRequest): Promise<PreparedApply> {
+  const plans = await planTargets(req.desired, req.targets, observe);
+  if (req.expected) {
+    const changes = staleness(req.expected, plans);
+    if (changes.length) throw new StalePlanError(changes);
+  }
+  const payload: ApplyPayload = { desired: req.desired, onFailure: req.onFailure, ...(req.parallelism ? { parallelism: req.parallelism } : {}) };
+  const created = await store.createApply({
+    repo: req.repo,
+    pr: req.pr,
+    environment: req.environment,
+    kind: req.kind,
+    actor: req.actor,
+    headSha: req.headSha,
+    desiredDigest: plans[0]?.plan.desiredDigest ?? hashOf(req.desired),
+    planFingerprint: environmentFingerprint(plans),
+    desiredJson: JSON.stringify(payload),
+    checkRunId: req.checkRunId ?? null,
+    operations: plans.map((p) => ({
+      target: p.target,
+      tasks: p.plan.nodes.map((n) => ({
+        nodeId: n.id,
+        kind: n.kind,
+        resource: n.resource,
+        reason: n.reason,
+        deps: n.deps,
+        nodeJson: JSON.stringify(n),
+      })),
+    })),
+  });
+  return { applyId: created.id, plans };
+}

@@ -1,0 +1,354 @@
+// The executor against an in-memory engine: ordering, parallelism, failure
+// propagation, stop, halt/continue, lanes, recovery and CAS races. The same
+// paths against the real dockerd live in executor.docker.test.ts.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Observer } from '../src/apply.js';
+import { prepareApply, StalePlanError, planTargets, expectedOf } from '../src/apply.js';
+import { Executor } from '../src/executor.js';
+import type { OnFailure } from '../src/executor.js';
+import { Lanes } from '../src/lanes.js';
+import type { DesiredState, ObservedState } from '../src/model.js';
+import { LABEL } from '../src/model.js';
+import type { Store, TaskRow } from '../src/store/store.js';
+import { FakeEngine } from './helpers/fake-engine.js';
+import type { FakeEngineOptions } from './helpers/fake-engine.js';
+import { describeMysql } from './helpers/env.js';
+import { spec, state } from './helpers/specs.js';
+import { mysqlTestStore, sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+
+/** Observes a FakeEngine the way observe() reads a real host (only what the planner needs). */
+function fakeObserver(engines: Map<string, FakeEngine>): Observer {
+  return async (target, project, environment): Promise<ObservedState> => {
+    const e = engines.get(target)!;
+    const containers = [...e.containers.values()]
+      .filter((c) => c.labels[LABEL.project] === project && c.labels[LABEL.environment] === environment)
+      .map((c) => ({
+        id: c.id,
+        name: c.name,
+        service: c.labels[LABEL.service]!,
+        replica: Number(c.labels[LABEL.replica]),
+        configHash: c.labels[LABEL.configHash]!,
+        image: 'docker.io/berth-test/app:1',
+        state: c.running ? ('running' as const) : ('exited' as const),
+        networks: [...c.networks].map((n) => n.slice(`${project}-${environment}_`.length)),
+        ...(c.labels[LABEL.applyId] ? { applyId: c.labels[LABEL.applyId] } : {}),
+      }));
+    const prefix = `${project}-${environment}_`;
+    return {
+      project,
+      environment,
+      containers,
+      // The fake does not keep network/volume hashes: report what the desired state would have made.
+      networks: [...e.networks.values()].filter((n) => n.name.startsWith(prefix)).map((n) => ({ id: n.id, dockerName: n.name, name: n.name.slice(prefix.length), configHash: hashes.get(n.name) ?? '' })),
+      volumes: [...e.volumes].filter((v) => v.startsWith(prefix)).map((v) => ({ dockerName: v, name: v.slice(prefix.length), configHash: hashes.get(v) ?? '' })),
+    };
+  };
+}
+const hashes = new Map<string, string>();
+function rememberHashes(d: DesiredState) {
+  for (const n of d.networks) hashes.set(`${d.project}-${d.environment}_${n.spec.name}`, n.configHash);
+  for (const v of d.volumes) hashes.set(`${d.project}-${d.environment}_${v.spec.name}`, v.configHash);
+}
+
+interface Harness {
+  engines: Map<string, FakeEngine>;
+  executor: Executor;
+  observe: Observer;
+  apply(desired: DesiredState, o?: { targets?: string[]; onFailure?: OnFailure; parallelism?: number }): Promise<string>;
+  tasks(applyId: string): Promise<TaskRow[]>;
+}
+
+function harness(store: Store, engineOpts: Record<string, FakeEngineOptions> = {}, lanes = new Lanes()): Harness {
+  const engines = new Map<string, FakeEngine>();
+  const engine = (t: string) => {
+    let e = engines.get(t);
+    if (!e) engines.set(t, (e = new FakeEngine(engineOpts[t] ?? engineOpts['*'] ?? {})));
+    return e;
+  };
+  for (const t of ['local', 'edge']) engine(t);
+  const executor = new Executor({ store, engine, lanes, stopPollMs: 0, healthPollMs: 5 });
+  const observe = fakeObserver(engines);
+  return {
+    engines,
+    executor,
+    observe,
+    async apply(desired, o = {}) {
+      rememberHashes(desired);
+      const { applyId } = await prepareApply(store, observe, {
+        repo: 'acme/shop',
+        pr: 1,
+        environment: desired.environment,
+        kind: 'apply',
+        actor: 'alice',
+        headSha: 'abc',
+        desired,
+        targets: o.targets ?? ['local'],
+        onFailure: o.onFailure ?? 'halt',
+        ...(o.parallelism ? { parallelism: o.parallelism } : {}),
+      });
+      return applyId;
+    },
+    tasks: (id) => store.listTasksForApply(id),
+  };
+}
+
+/** web ← api ← db chain plus independent workers: the shape every test below needs. */
+function stack(image = 'docker.io/berth-test/app:1', workers = 4): DesiredState {
+  const services = [
+    spec('db', { image, healthcheck: { test: ['CMD', 'true'], intervalMs: 10, timeoutMs: 10, retries: 1, startPeriodMs: 0 } }),
+    spec('api', { image, dependsOn: [{ service: 'db', condition: 'service_healthy' }] }),
+    spec('web', { image, dependsOn: [{ service: 'api', condition: 'service_started' }] }),
+  ];
+  for (let i = 0; i < workers; i++) services.push(spec(`worker${i}`, { image }));
+  return state(services);
+}
+
+const svc = (d: DesiredState, name: string) => d.services.find((s) => s.spec.name === name)!;
+const byResource = (tasks: TaskRow[]) => Object.fromEntries(tasks.map((t) => [`${t.kind} ${t.resource}`, t]));
+
+function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: string, fn: () => void) => void = describe) {
+  d(`executor on ${name}`, () => {
+    let ts: TestStore;
+    beforeEach(async () => {
+      ts = await open();
+    });
+    afterEach(async () => {
+      await ts.dispose();
+    });
+
+    it('converges from an empty host and the next plan is empty', async () => {
+      const h = harness(ts.store);
+      const id = await h.apply(stack());
+      expect(await h.executor.run(id)).toBe('completed');
+      const tasks = await h.tasks(id);
+      expect(tasks.every((t) => t.state === 'succeeded')).toBe(true);
+      expect((await ts.store.listOperations(id))[0]!.state).toBe('completed');
+      const [again] = await planTargets(stack(), ['local'], h.observe);
+      expect(again!.plan.nodes).toEqual([]);
+      // Each task is journaled with its times and, for creates, the container id.
+      const created = tasks.filter((t) => t.kind === 'CreateContainer');
+      for (const t of created) expect(t.result).toMatch(/^ctr\d+$/);
+      for (const t of tasks) expect(t.finishedAt! >= t.startedAt!).toBe(true);
+    });
+
+    it('runs independent nodes in parallel and dependent nodes strictly in order', async () => {
+      const h = harness(ts.store, { '*': { delayMs: 20 } });
+      const id = await h.apply(stack(undefined, 6), { parallelism: 8 });
+      expect(await h.executor.run(id)).toBe('completed');
+      const engine = h.engines.get('local')!;
+      expect(engine.maxConcurrent).toBeGreaterThan(3);
+      expect(engine.maxConcurrent).toBeLessThanOrEqual(8);
+      // Every dependency edge: the dependant's call started after the dependency's call ended.
+      const tasks = await h.tasks(id);
+      const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
+      let edges = 0;
+      for (const t of tasks) {
+        for (const d of t.deps) {
+          expect(t.startedAt!).toBeGreaterThanOrEqual(byNode.get(d)!.finishedAt!);
+          edges++;
+        }
+      }
+      expect(edges).toBeGreaterThan(10);
+      // And on the engine's own clock: db is healthy before api is created.
+      const call = (m: string, s: string) => engine.calls.find((c) => c.method === m && c.subject === s)!;
+      // (Creates may run ahead, like compose; starts wait for what they depend on.)
+      const lastHealth = Math.max(...engine.calls.filter((c) => c.method === 'health' && c.subject === 'shop-staging-db-1').map((c) => c.end));
+      expect(call('startContainer', 'shop-staging-api-1').start).toBeGreaterThanOrEqual(lastHealth);
+      expect(call('startContainer', 'shop-staging-web-1').start).toBeGreaterThanOrEqual(call('startContainer', 'shop-staging-api-1').end);
+    });
+
+    it('respects the parallelism bound', async () => {
+      const h = harness(ts.store, { '*': { delayMs: 10 } });
+      const id = await h.apply(stack(undefined, 10), { parallelism: 2 });
+      expect(await h.executor.run(id)).toBe('completed');
+      expect(h.engines.get('local')!.maxConcurrent).toBe(2);
+    });
+
+    it('a failed node fails the apply with Docker\'s message, its dependants are skipped, independent work finishes', async () => {
+      const h = harness(ts.store, { '*': { failures: [{ match: /^createContainer shop-staging-api-1$/, message: 'No such image: berth-test/nope:1' }] } });
+      const id = await h.apply(stack(), { onFailure: 'continue' });
+      expect(await h.executor.run(id)).toBe('failed');
+      const t = byResource(await h.tasks(id));
+      expect(t['CreateContainer service:api:1']!.state).toBe('failed');
+      expect(t['CreateContainer service:api:1']!.error).toContain('No such image: berth-test/nope:1');
+      expect(t['StartContainer service:api:1']!.state).toBe('skipped');
+      // web's create does not depend on api; its start does (transitively skipped).
+      expect(t['StartContainer service:web:1']!.state).toBe('skipped');
+      expect(t['StartContainer service:web:1']!.error).toBe('a dependency did not succeed');
+      expect(t['StartContainer service:worker0:1']!.state).toBe('succeeded');
+      expect((await ts.store.getApply(id))!.finishedAt).not.toBeNull();
+    });
+
+    it('a WaitHealthy on an unhealthy container fails with the last health log and skips dependants', async () => {
+      const h = harness(ts.store, { '*': { health: [{ match: /db/, status: 'unhealthy', lastLog: 'pg_isready: no response' }] } });
+      const id = await h.apply(stack());
+      expect(await h.executor.run(id)).toBe('failed');
+      const t = byResource(await h.tasks(id));
+      expect(t['WaitHealthy service:db:1']!.state).toBe('failed');
+      expect(t['WaitHealthy service:db:1']!.error).toContain('pg_isready: no response');
+      expect(t['StartContainer service:api:1']!.state).toBe('skipped');
+      expect(t['StartContainer service:web:1']!.state).toBe('skipped');
+      expect(t['StartContainer service:worker0:1']!.state).toBe('succeeded');
+    });
+
+    it('stop: running tasks finish, pending ones are cancelled, the apply ends stopped', async () => {
+      const h = harness(ts.store, { '*': { delayMs: 40 } });
+      const id = await h.apply(stack(undefined, 2), { parallelism: 2 });
+      const run = h.executor.run(id);
+      // Wait until something is running, then ask to stop (as another replica would: through the store).
+      for (;;) {
+        const tasks = await h.tasks(id);
+        if (tasks.some((t) => t.state === 'running')) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      expect(await ts.store.requestStop(id)).toBe(true);
+      expect(await run).toBe('stopped');
+      const tasks = await h.tasks(id);
+      const states = new Set(tasks.map((t) => t.state));
+      expect(states.has('running')).toBe(false);
+      expect(states.has('pending')).toBe(false);
+      expect(tasks.filter((t) => t.state === 'succeeded').length).toBeGreaterThan(0);
+      expect(tasks.filter((t) => t.state === 'cancelled').length).toBeGreaterThan(0);
+      // Nothing started after the stop: every succeeded task has a Docker call, every cancelled one none.
+      const calls = h.engines.get('local')!.calls.filter((c) => c.method !== 'health').length;
+      expect(calls).toBe(tasks.filter((t) => (t.state === 'succeeded' || t.state === 'failed') && t.kind !== 'WaitHealthy').length);
+      expect((await ts.store.getApply(id))!.state).toBe('stopped');
+    });
+
+    it('on_failure halt: a failure on one target cancels what has not started on the others', async () => {
+      const h = harness(ts.store, { local: { failures: [{ match: /createContainer shop-staging-db-1/, message: 'boom' }] }, edge: { delayMs: 150 } });
+      const id = await h.apply(stack(), { targets: ['local', 'edge'], onFailure: 'halt' });
+      expect(await h.executor.run(id)).toBe('failed');
+      const ops = await ts.store.listOperations(id);
+      expect(ops.map((o) => [o.target, o.state])).toEqual([
+        ['local', 'failed'],
+        ['edge', 'stopped'],
+      ]);
+      const edgeTasks = await ts.store.listTasks(ops[1]!.id);
+      expect(edgeTasks.some((t) => t.state === 'cancelled')).toBe(true);
+    });
+
+    it('on_failure continue: the other targets run to completion', async () => {
+      const h = harness(ts.store, { local: { failures: [{ match: /createContainer shop-staging-db-1/, message: 'boom' }] }, edge: { delayMs: 5 } });
+      const id = await h.apply(stack(), { targets: ['local', 'edge'], onFailure: 'continue' });
+      expect(await h.executor.run(id)).toBe('failed');
+      const ops = await ts.store.listOperations(id);
+      expect(ops.map((o) => [o.target, o.state])).toEqual([
+        ['local', 'failed'],
+        ['edge', 'completed'],
+      ]);
+    });
+
+    it('two applies on one target queue: their Docker calls never interleave', async () => {
+      const lanes = new Lanes();
+      const h = harness(ts.store, { '*': { delayMs: 5 } }, lanes);
+      const a = await h.apply(stack());
+      const img2 = { image: 'docker.io/berth-test/app:2' };
+      const other = state([spec('solo1', img2), spec('solo2', img2), spec('solo3', img2)], undefined, undefined, 'shop', 'preview');
+      const b = await h.apply(other);
+      const [ra, rb] = await Promise.all([h.executor.run(a), h.executor.run(b)]);
+      expect([ra, rb]).toEqual(['completed', 'completed']);
+      const calls = h.engines.get('local')!.calls;
+      const ofB = (c: { subject: string }) => c.subject.includes('preview') || c.subject.includes('app:2');
+      const lastA = Math.max(...calls.filter((c) => !ofB(c)).map((c) => c.end));
+      const firstB = Math.min(...calls.filter(ofB).map((c) => c.start));
+      expect(firstB).toBeGreaterThanOrEqual(lastA);
+    });
+
+    it('recovery: a task left running whose effect landed is marked succeeded, one whose effect did not is run once', async () => {
+      const h = harness(ts.store);
+      const d = stack(undefined, 1);
+      const id = await h.apply(d);
+      const tasks = await h.tasks(id);
+      const t = byResource(tasks);
+      const engine = h.engines.get('local')!;
+      // Simulate a crash: the network and db container were created by this apply, the process died
+      // before journaling the second one; the api create was journaled running but never reached Docker.
+      const net = t['CreateNetwork network:default']!;
+      await ts.store.updateTask(net.id, 'pending', { state: 'running', startedAt: 1 });
+      await engine.createNetwork('shop-staging_default', d.networks[0]!.spec, {});
+      const img = t['EnsureImage image:docker.io/berth-test/app:1']!;
+      await ts.store.updateTask(img.id, 'pending', { state: 'succeeded', startedAt: 1, finishedAt: 2 });
+      await ts.store.updateTask(net.id, 'running', { state: 'succeeded', finishedAt: 2 });
+      const dbCreate = t['CreateContainer service:db:1']!;
+      await ts.store.updateTask(dbCreate.id, 'pending', { state: 'running', startedAt: 3 });
+      await engine.createContainer('shop-staging-db-1', svc(d, 'db').spec, { project: 'shop', environment: 'staging', replica: 1, configHash: svc(d, 'db').configHash, applyId: id }, 'default');
+      const w = t['CreateContainer service:worker0:1']!;
+      await ts.store.updateTask(w.id, 'pending', { state: 'running', startedAt: 3 });
+      engine.calls.length = 0;
+
+      const recovered = await h.executor.recover();
+      expect(recovered).toEqual([{ applyId: id, state: 'completed' }]);
+      const after = byResource(await h.tasks(id));
+      expect(after['CreateContainer service:db:1']!.state).toBe('succeeded');
+      expect(after['CreateContainer service:db:1']!.result).toBe(engine.containers.size ? [...engine.containers.values()].find((c) => c.name === 'shop-staging-db-1')!.id : null);
+      // The db create is never repeated; the worker create runs exactly once.
+      const creates = engine.calls.filter((c) => c.method === 'createContainer').map((c) => c.subject);
+      expect(creates).not.toContain('shop-staging-db-1');
+      expect(creates.filter((s) => s === 'shop-staging-worker0-1')).toHaveLength(1);
+      expect([...engine.containers.values()].map((c) => c.name).sort()).toEqual(['shop-staging-api-1', 'shop-staging-db-1', 'shop-staging-web-1', 'shop-staging-worker0-1']);
+    });
+
+    it('recovery refuses to adopt a container of the same name that this apply did not create', async () => {
+      const h = harness(ts.store);
+      const d = stack(undefined, 0);
+      const id = await h.apply(d);
+      const t = byResource(await h.tasks(id));
+      const engine = h.engines.get('local')!;
+      await ts.store.updateTask(t['CreateContainer service:db:1']!.id, 'pending', { state: 'running', startedAt: 1 });
+      await engine.createContainer('shop-staging-db-1', svc(d, 'db').spec, { project: 'shop', environment: 'staging', replica: 1, configHash: 'x', applyId: 'someone-else' });
+      const [r] = await h.executor.recover();
+      expect(r!.state).toBe('failed');
+      const after = byResource(await h.tasks(id));
+      expect(after['CreateContainer service:db:1']!.error).toMatch(/was not created by this apply/);
+    });
+
+    it('concurrent derivations on one apply never lose a sibling\'s state', async () => {
+      // Two targets finish at the same moment and each reads its sibling before the other's write lands.
+      const slow: Store = new Proxy(ts.store, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (prop === 'listOperations') return async (id: string) => {
+            const rows = await target.listOperations(id);
+            await new Promise((r) => setTimeout(r, 15));
+            return rows;
+          };
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      for (let i = 0; i < 5; i++) {
+        const h = harness(slow);
+        const d = state([spec(`s${i}`)], undefined, undefined, 'shop', `env${i}`);
+        const id = await h.apply(d, { targets: ['local', 'edge'] });
+        expect(await h.executor.run(id)).toBe('completed');
+        const ops = await ts.store.listOperations(id);
+        expect(ops.map((o) => o.state)).toEqual(['completed', 'completed']);
+        expect((await ts.store.getApply(id))!.state).toBe('completed');
+      }
+      const h = harness(slow, { edge: { failures: [{ match: /createContainer/, message: 'nope' }] } });
+      const id = await h.apply(state([spec('x')], undefined, undefined, 'shop', 'envf'), { targets: ['local', 'edge'], onFailure: 'continue' });
+      expect(await h.executor.run(id)).toBe('failed');
+      expect((await ts.store.listOperations(id)).map((o) => o.state)).toEqual(['completed', 'failed']);
+    });
+
+    it('the stale-plan guard refuses when the host moved since the reviewed plan, naming the change', async () => {
+      const h = harness(ts.store);
+      const d = stack(undefined, 0);
+      const reviewed = expectedOf(await planTargets(d, ['local'], h.observe));
+      // Someone creates the db container by hand after the plan was shown.
+      await h.engines.get('local')!.createContainer('shop-staging-db-1', svc(d, 'db').spec, { project: 'shop', environment: 'staging', replica: 1, configHash: 'handmade', applyId: 'x' });
+      const err = await prepareApply(ts.store, h.observe, {
+        repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt', expected: reviewed,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StalePlanError);
+      expect((err as Error).message).toContain('target `local` changed since the plan was made');
+      expect((err as Error).message).toContain('+ [');
+      expect((err as Error).message).toMatch(/service:db:1, (StopContainer|RemoveContainer|CreateContainer)/);
+      expect(await ts.store.listApplies()).toEqual([]);
+    });
+  });
+}
+
+backendSuite('SQLite', sqliteTestStore);
+backendSuite('MariaDB', mysqlTestStore, describeMysql);

@@ -1,0 +1,174 @@
+// An in-memory Docker host behind the Engine port: keeps containers, networks
+// and volumes like the engine would, records every call with start/end times
+// (for parallelism assertions and the critical-path bench) and can be told to
+// fail or slow down particular calls.
+import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../../src/engine.js';
+import { EngineError } from '../../src/engine.js';
+import { LABEL } from '../../src/model.js';
+import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model.js';
+
+export interface CallRecord {
+  method: string;
+  subject: string;
+  start: number;
+  end: number;
+}
+
+interface FakeContainer {
+  id: string;
+  name: string;
+  running: boolean;
+  labels: Record<string, string>;
+  networks: Set<string>;
+  healthy: HealthProbe['status'];
+}
+
+export interface FakeEngineOptions {
+  /** ms every call takes (default 0) */
+  delayMs?: number;
+  /** throw this message for calls whose `method subject` matches */
+  failures?: { match: RegExp; message: string }[];
+  /** health status reported for containers whose name matches */
+  health?: { match: RegExp; status: HealthProbe['status']; lastLog?: string }[];
+}
+
+export class FakeEngine implements Engine {
+  readonly calls: CallRecord[] = [];
+  readonly containers = new Map<string, FakeContainer>();
+  readonly networks = new Map<string, { id: string; name: string }>();
+  readonly volumes = new Set<string>();
+  private seq = 0;
+  private readonly t0 = performance.now();
+  /** highest number of calls in progress at once */
+  maxConcurrent = 0;
+  private current = 0;
+
+  constructor(readonly opts: FakeEngineOptions = {}) {}
+
+  private async op<T>(method: string, subject: string, fn: () => T): Promise<T> {
+    const start = performance.now() - this.t0;
+    this.current++;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.current);
+    try {
+      if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
+      const fail = this.opts.failures?.find((f) => f.match.test(`${method} ${subject}`));
+      if (fail) throw new EngineError(`${method} ${subject}: ${fail.message}`);
+      return fn();
+    } finally {
+      this.current--;
+      this.calls.push({ method, subject, start, end: performance.now() - this.t0 });
+    }
+  }
+
+  private find(idOrName: string): FakeContainer | undefined {
+    return this.containers.get(idOrName) ?? [...this.containers.values()].find((c) => c.name === idOrName);
+  }
+
+  private must(idOrName: string): FakeContainer {
+    const c = this.find(idOrName);
+    if (!c) throw new EngineError(`No such container: ${idOrName}`, 404);
+    return c;
+  }
+
+  ensureImage(image: string) {
+    return this.op('ensureImage', image, () => undefined);
+  }
+
+  createNetwork(dockerName: string, _spec: NetworkSpec, _labels: Record<string, string>) {
+    return this.op('createNetwork', dockerName, () => {
+      if (this.networks.has(dockerName)) throw new EngineError(`network with name ${dockerName} already exists`, 409);
+      const id = `net${++this.seq}`;
+      this.networks.set(dockerName, { id, name: dockerName });
+      return id;
+    });
+  }
+
+  removeNetwork(idOrName: string) {
+    return this.op('removeNetwork', idOrName, () => {
+      for (const [k, n] of this.networks) if (n.id === idOrName || n.name === idOrName) return void this.networks.delete(k);
+      throw new EngineError(`network ${idOrName} not found`, 404);
+    });
+  }
+
+  connectNetwork(net: string, container: string, _aliases: string[]) {
+    return this.op('connectNetwork', `${container} ${net}`, () => void this.must(container).networks.add(net));
+  }
+
+  disconnectNetwork(net: string, container: string) {
+    return this.op('disconnectNetwork', `${container} ${net}`, () => void this.must(container).networks.delete(net));
+  }
+
+  createVolume(dockerName: string, _spec: VolumeSpec, _labels: Record<string, string>) {
+    return this.op('createVolume', dockerName, () => void this.volumes.add(dockerName));
+  }
+
+  createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string) {
+    return this.op('createContainer', name, () => {
+      if (this.find(name)) throw new EngineError(`Conflict. The container name "/${name}" is already in use`, 409);
+      const id = `ctr${++this.seq}`;
+      const health = this.opts.health?.find((h) => h.match.test(name));
+      this.containers.set(id, {
+        id,
+        name,
+        running: false,
+        labels: {
+          ...spec.labels,
+          [LABEL.project]: who.project,
+          [LABEL.environment]: who.environment,
+          [LABEL.service]: spec.name,
+          [LABEL.replica]: String(who.replica),
+          [LABEL.configHash]: who.configHash,
+          [LABEL.applyId]: who.applyId,
+        },
+        networks: new Set(firstNetwork ? [`${who.project}-${who.environment}_${firstNetwork}`] : []),
+        healthy: health?.status ?? (spec.healthcheck ? 'healthy' : 'none'),
+      });
+      return id;
+    });
+  }
+
+  startContainer(idOrName: string) {
+    return this.op('startContainer', idOrName, () => void (this.must(idOrName).running = true));
+  }
+
+  stopContainer(idOrName: string) {
+    return this.op('stopContainer', idOrName, () => void (this.must(idOrName).running = false));
+  }
+
+  removeContainer(idOrName: string) {
+    return this.op('removeContainer', idOrName, () => void this.containers.delete(this.must(idOrName).id));
+  }
+
+  renameContainer(idOrName: string, newName: string) {
+    return this.op('renameContainer', `${idOrName} ${newName}`, () => {
+      if (this.find(newName)) throw new EngineError(`Conflict. The container name "/${newName}" is already in use`, 409);
+      this.must(idOrName).name = newName;
+    });
+  }
+
+  health(idOrName: string) {
+    return this.op('health', idOrName, (): HealthProbe => {
+      const c = this.must(idOrName);
+      const h = this.opts.health?.find((x) => x.match.test(c.name));
+      return { running: c.running, status: c.healthy, ...(h?.lastLog ? { lastLog: h.lastLog } : {}) };
+    });
+  }
+
+  async findContainer(idOrName: string): Promise<ContainerProbe | undefined> {
+    const c = this.find(idOrName);
+    return c && { id: c.id, name: c.name, running: c.running, labels: c.labels, networks: [...c.networks] };
+  }
+
+  async findNetwork(idOrName: string) {
+    return [...this.networks.values()].find((n) => n.id === idOrName || n.name === idOrName);
+  }
+
+  async findVolume(name: string) {
+    return this.volumes.has(name) ? { name } : undefined;
+  }
+
+  /** Mutating calls only (what must never happen twice). */
+  mutations(): CallRecord[] {
+    return this.calls.filter((c) => c.method !== 'health' && c.method !== 'ensureImage');
+  }
+}
