@@ -1,0 +1,1199 @@
+// One behavioural suite for every Store backend: SQLite on a file, SQLite in
+// memory, and MySQL/MariaDB on a scratch database created for the run and
+// dropped after it. Timestamps come from a controlled clock (the `now` open
+// option), never from sleeps. "Shared" backends (a file, a server) are also
+// opened a second time — a second instance is what another replica is — and
+// from child processes, so the compare-and-set and insert-if-absent paths are
+// exercised across connections and processes, not only within one.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS, migrateMysql, migrateSqlite } from '../src/store/migrations.js';
+import { mysqlConfigFromUrl } from '../src/store/mysql.js';
+import { DEFAULT_DATABASE_URL, openStore, parseDatabaseUrl, redactUrl } from '../src/store/open.js';
+import type { ContainerUpsert, NewApply, NewTask, Store } from '../src/store/store.js';
+import { describeMysql, MYSQL_URL } from './helpers/env.js';
+
+const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
+const T0 = 1_700_000_000_000;
+const rand = () => randomBytes(4).toString('hex');
+
+// ── backends ────────────────────────────────────────────────────────────────
+
+interface Backend {
+  name: string;
+  /** Other instances and processes can open the same database (false for :memory:). */
+  shared: boolean;
+  /** A new, empty database; its URL. */
+  fresh(): Promise<string>;
+  /** Drops everything fresh() made. */
+  cleanup(): Promise<void>;
+  /** Runs the migrations again, directly, on an already migrated database: the versions applied. */
+  migrateAgain(url: string): Promise<number[]>;
+  /** The versions recorded in schema_migrations, in order. */
+  schemaVersions(url: string): Promise<number[]>;
+}
+
+function sqliteFileBackend(): Backend {
+  const dirs: string[] = [];
+  const pathOf = (url: string) => {
+    const t = parseDatabaseUrl(url);
+    if (t.dialect !== 'sqlite') throw new Error(url);
+    return t.path;
+  };
+  return {
+    name: 'SQLite file',
+    shared: true,
+    async fresh() {
+      const dir = mkdtempSync(join(tmpdir(), 'berth-conf-'));
+      dirs.push(dir);
+      return `sqlite:${join(dir, 'berth.sqlite')}`;
+    },
+    async cleanup() {
+      for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    },
+    async migrateAgain(url) {
+      const db = new Database(pathOf(url));
+      try {
+        return migrateSqlite(db);
+      } finally {
+        db.close();
+      }
+    },
+    async schemaVersions(url) {
+      const db = new Database(pathOf(url), { readonly: true });
+      try {
+        return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) =>
+          Number(r.version),
+        );
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
+
+function sqliteMemoryBackend(): Backend {
+  return {
+    name: 'SQLite :memory:',
+    shared: false,
+    fresh: async () => 'sqlite::memory:',
+    cleanup: async () => undefined,
+    migrateAgain: async () => {
+      throw new Error('not shared');
+    },
+    schemaVersions: async () => {
+      throw new Error('not shared');
+    },
+  };
+}
+
+function mysqlBackend(): Backend {
+  const databases: string[] = [];
+  let admin: mysql.Connection | undefined;
+  const withPool = async <T>(url: string, fn: (pool: mysql.Pool, database: string) => Promise<T>): Promise<T> => {
+    const { database, pool: config } = mysqlConfigFromUrl(url);
+    const pool = mysql.createPool(config);
+    try {
+      return await fn(pool, database);
+    } finally {
+      await pool.end();
+    }
+  };
+  return {
+    name: 'MySQL/MariaDB',
+    shared: true,
+    async fresh() {
+      admin ??= await mysql.createConnection({ uri: MYSQL_URL });
+      const db = `berth_t_${process.pid}_${rand()}`;
+      await admin.query(`CREATE DATABASE \`${db}\``);
+      databases.push(db);
+      const u = new URL(MYSQL_URL);
+      u.pathname = `/${db}`;
+      return u.toString();
+    },
+    async cleanup() {
+      if (!admin) return;
+      for (const db of databases.splice(0)) await admin.query(`DROP DATABASE IF EXISTS \`${db}\``);
+      await admin.end();
+      admin = undefined;
+    },
+    migrateAgain: (url) => withPool(url, (pool, database) => migrateMysql(pool, database)),
+    schemaVersions: (url) =>
+      withPool(url, async (pool) => {
+        const [rows] = await pool.query('SELECT version FROM schema_migrations ORDER BY version');
+        return (rows as { version: number }[]).map((r) => Number(r.version));
+      }),
+  };
+}
+
+// ── child processes (another replica, for real) ───────────────────────────
+
+const TSX_LOADER = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
+const OPEN_MODULE = new URL('../src/store/open.ts', import.meta.url).href;
+const CHILD_SOURCE = `
+import { existsSync } from 'node:fs';
+const { openStore } = await import(process.env.BERTH_OPEN_MODULE);
+const [mode, url, arg, goFile] = process.argv.slice(2);
+// Barrier: say ready, then wait (1 ms naps) until the parent creates goFile.
+const barrier = () => {
+  if (!goFile) return;
+  process.stdout.write('ready\\n');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  while (!existsSync(goFile)) Atomics.wait(nap, 0, 0, 1);
+};
+if (mode === 'open') barrier();
+const store = await openStore(url || undefined);
+try {
+  if (mode !== 'open') barrier();
+  let out;
+  if (mode === 'open') { await store.ping(); out = store.dialect; }
+  else if (mode === 'cas') out = await store.casApplyState(arg, 0, { state: 'running', error: 'by ' + process.pid });
+  else if (mode === 'lock') out = await store.acquireLock('o/procs', 'prod', arg, 1);
+  else if (mode === 'delivery') out = await store.recordDelivery(arg, 'issue_comment');
+  else throw new Error('unknown mode ' + mode);
+  process.stdout.write('result:' + JSON.stringify(out) + '\\n');
+} finally {
+  await store.close();
+}
+`;
+let childDir: string | undefined;
+const scratchDirs: string[] = [];
+afterAll(() => {
+  for (const d of [childDir, ...scratchDirs.splice(0)]) if (d) rmSync(d, { recursive: true, force: true });
+  childDir = undefined;
+});
+
+interface ChildSpec {
+  mode: 'open' | 'cas' | 'lock' | 'delivery';
+  url: string;
+  arg?: string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs a child process that opens a store and does one thing; `ready` resolves once it waits at the barrier. */
+function startChild(spec: ChildSpec, goFile: string): { ready: Promise<void>; result: Promise<unknown> } {
+  if (!childDir) {
+    childDir = mkdtempSync(join(tmpdir(), 'berth-child-'));
+    writeFileSync(join(childDir, 'child.mjs'), CHILD_SOURCE);
+  }
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, join(childDir, 'child.mjs'), spec.mode, spec.url, spec.arg ?? '', goFile], {
+    cwd: spec.cwd ?? process.cwd(),
+    env: { ...(spec.env ?? process.env), BERTH_OPEN_MODULE: OPEN_MODULE },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  let stdout = '';
+  let stderr = '';
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (stdout.includes('ready\n')) onReady();
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const result = new Promise<unknown>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const line = stdout.split('\n').find((l) => l.startsWith('result:'));
+      if (code !== 0 || !line) reject(new Error(`child ${spec.mode} exited ${code}: ${stderr || stdout}`));
+      else resolve(JSON.parse(line.slice('result:'.length)) as unknown);
+    });
+  });
+  // a child that dies before the barrier must not leave the race waiting forever
+  return { ready: Promise.race([ready, result.then(() => undefined)]), result };
+}
+
+/** Starts every child, waits until all stand at the barrier, then releases them at once. */
+async function raceChildren(specs: ChildSpec[]): Promise<unknown[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-go-'));
+  scratchDirs.push(dir);
+  const goFile = join(dir, 'go');
+  const children = specs.map((s) => startChild(s, goFile));
+  try {
+    await Promise.all(children.map((c) => c.ready));
+  } finally {
+    writeFileSync(goFile, 'go');
+  }
+  return Promise.all(children.map((c) => c.result));
+}
+
+async function runChild(spec: ChildSpec): Promise<unknown> {
+  return startChild(spec, '').result;
+}
+
+// ── fixtures ────────────────────────────────────────────────────────────────
+
+function task(nodeId: number, deps: number[] = []): NewTask {
+  return {
+    nodeId,
+    kind: 'CreateContainer',
+    resource: `service:web:${nodeId}`,
+    reason: 'not running',
+    deps,
+    nodeJson: JSON.stringify({ id: nodeId, kind: 'CreateContainer', deps }),
+  };
+}
+
+function newApply(repo: string, over: Partial<NewApply> = {}): NewApply {
+  return {
+    repo,
+    pr: 1,
+    environment: 'staging',
+    kind: 'apply',
+    actor: 'alice',
+    headSha: 'a'.repeat(40),
+    desiredDigest: 'sha256:d1',
+    planFingerprint: 'fp1',
+    desiredJson: '{"services":{"web":{}}}',
+    operations: [{ target: 'local', tasks: [task(1), task(2, [1])] }],
+    ...over,
+  };
+}
+
+function container(containerId: string, over: Partial<ContainerUpsert> = {}): ContainerUpsert {
+  return {
+    containerId,
+    project: 'shop',
+    environment: 'staging',
+    service: 'web',
+    replica: 1,
+    name: `shop-staging-web-1-${containerId}`,
+    state: 'running',
+    configHash: 'h1',
+    applyId: null,
+    ...over,
+  };
+}
+
+// ── the suite ───────────────────────────────────────────────────────────────
+
+function conformance(b: Backend): void {
+  const clock = { t: T0 };
+  const now = () => clock.t;
+  let url: string;
+  let store: Store;
+  /** A second instance on the same database (another replica); undefined for :memory:. */
+  let other: Store | undefined;
+  let seq = 0;
+  const uid = (prefix: string) => `${prefix}-${++seq}-${rand()}`;
+  /** Each concurrent caller alternates between the two instances when there are two. */
+  const pick = (i: number): Store => (other && i % 2 === 1 ? other : store);
+
+  beforeAll(async () => {
+    url = await b.fresh();
+    store = await openStore(url, { now });
+    if (b.shared) other = await openStore(url, { now });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await store?.close();
+    await b.cleanup();
+  });
+  beforeEach(() => {
+    clock.t = T0 + ++seq * 1_000_000;
+  });
+
+  it('answers ping and names its dialect', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+    expect(store.dialect).toBe(b.name.startsWith('SQLite') ? 'sqlite' : 'mysql');
+  });
+
+  describe('applies, operations, tasks', () => {
+    it('createApply round-trips: operations in the given order, tasks by node id', async () => {
+      const repo = uid('o/r');
+      const input = newApply(repo, {
+        pr: 42,
+        checkRunId: 9_007_199_254, // beyond 32 bits
+        commentId: 77,
+        operations: [
+          { target: 'zeta', tasks: [task(3, [1, 2]), task(1), task(2, [1])] },
+          { target: 'alpha', tasks: [task(10), task(5)] },
+          { target: 'empty', tasks: [] },
+        ],
+      });
+      const created = await store.createApply(input);
+      expect(created.operations.map((o) => o.target)).toEqual(['zeta', 'alpha', 'empty']);
+      expect(created.operations[0]!.tasks.map((t) => t.nodeId)).toEqual([3, 1, 2]);
+
+      const apply = await store.getApply(created.id);
+      expect(apply).toEqual({
+        id: created.id,
+        repo,
+        pr: 42,
+        environment: 'staging',
+        kind: 'apply',
+        actor: 'alice',
+        headSha: 'a'.repeat(40),
+        desiredDigest: 'sha256:d1',
+        planFingerprint: 'fp1',
+        desiredJson: '{"services":{"web":{}}}',
+        state: 'pending',
+        version: 0,
+        stopRequested: false,
+        checkRunId: 9_007_199_254,
+        commentId: 77,
+        createdAt: clock.t,
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+      });
+
+      const ops = await store.listOperations(created.id);
+      expect(ops.map((o) => [o.id, o.target, o.ordinal, o.state, o.version])).toEqual([
+        [created.operations[0]!.id, 'zeta', 0, 'pending', 0],
+        [created.operations[1]!.id, 'alpha', 1, 'pending', 0],
+        [created.operations[2]!.id, 'empty', 2, 'pending', 0],
+      ]);
+      expect(await store.getOperation(created.operations[1]!.id)).toEqual(ops[1]);
+
+      const zeta = await store.listTasks(created.operations[0]!.id);
+      expect(zeta.map((t) => t.nodeId)).toEqual([1, 2, 3]);
+      expect(zeta[2]).toEqual({
+        id: created.operations[0]!.tasks[0]!.id,
+        operationId: created.operations[0]!.id,
+        applyId: created.id,
+        nodeId: 3,
+        kind: 'CreateContainer',
+        resource: 'service:web:3',
+        reason: 'not running',
+        deps: [1, 2],
+        nodeJson: JSON.stringify({ id: 3, kind: 'CreateContainer', deps: [1, 2] }),
+        state: 'pending',
+        version: 0,
+        error: null,
+        result: null,
+        startedAt: null,
+        finishedAt: null,
+      });
+      expect(await store.getTask(zeta[2]!.id)).toEqual(zeta[2]);
+      expect(await store.listTasks(created.operations[2]!.id)).toEqual([]);
+
+      const all = await store.listTasksForApply(created.id);
+      expect(all.map((t) => `${t.operationId === created.operations[0]!.id ? 'zeta' : 'alpha'}:${t.nodeId}`)).toEqual([
+        'zeta:1',
+        'zeta:2',
+        'zeta:3',
+        'alpha:5',
+        'alpha:10',
+      ]);
+    });
+
+    it('createApply keeps nulls (CLI apply) and defaults check run and comment to null', async () => {
+      const created = await store.createApply(
+        newApply(uid('o/r'), { pr: null, headSha: null, planFingerprint: null, kind: 'rollback', operations: [] }),
+      );
+      const apply = await store.getApply(created.id);
+      expect(apply).toMatchObject({ pr: null, headSha: null, planFingerprint: null, kind: 'rollback', checkRunId: null, commentId: null });
+      expect(await store.listOperations(created.id)).toEqual([]);
+      expect(await store.listTasksForApply(created.id)).toEqual([]);
+    });
+
+    it('createApply is one transaction: a failing task insert leaves no apply and no operation behind', async () => {
+      const repo = uid('o/r');
+      await expect(
+        store.createApply(
+          newApply(repo, {
+            operations: [
+              { target: 'a', tasks: [task(1)] },
+              { target: 'b', tasks: [task(1), task(1)] }, // duplicate node id within one operation
+            ],
+          }),
+        ),
+      ).rejects.toThrow();
+      expect(await store.listApplies({ repo })).toEqual([]);
+    });
+
+    it('unknown ids read as undefined / empty', async () => {
+      expect(await store.getApply('nope')).toBeUndefined();
+      expect(await store.getOperation('nope')).toBeUndefined();
+      expect(await store.getTask('nope')).toBeUndefined();
+      expect(await store.listOperations('nope')).toEqual([]);
+      expect(await store.listTasks('nope')).toEqual([]);
+      expect(await store.listTasksForApply('nope')).toEqual([]);
+    });
+
+    it('updateTask is a CAS on the state: wrong expected state changes nothing', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      const id = created.operations[0]!.tasks[0]!.id;
+      const before = (await store.getTask(id))!;
+
+      expect(await store.updateTask(id, 'running', { state: 'succeeded', result: 'x', finishedAt: 1 })).toBe(false);
+      expect(await store.getTask(id)).toEqual(before);
+
+      expect(await store.updateTask(id, 'pending', { state: 'running', startedAt: 1000 })).toBe(true);
+      expect(await store.getTask(id)).toEqual({ ...before, state: 'running', startedAt: 1000, version: 1 });
+
+      // the same transition again loses: the state moved on
+      expect(await store.updateTask(id, 'pending', { state: 'running', startedAt: 2000 })).toBe(false);
+      expect((await store.getTask(id))!.startedAt).toBe(1000);
+
+      // absent fields stay, present ones (null included) are written
+      expect(await store.updateTask(id, 'running', { state: 'succeeded', result: 'container-id', finishedAt: 3000 })).toBe(true);
+      expect(await store.getTask(id)).toEqual({
+        ...before,
+        state: 'succeeded',
+        startedAt: 1000,
+        finishedAt: 3000,
+        result: 'container-id',
+        version: 2,
+      });
+      expect(await store.updateTask(id, 'succeeded', { state: 'failed', result: null, error: 'boom' })).toBe(true);
+      expect(await store.getTask(id)).toMatchObject({ state: 'failed', result: null, error: 'boom', startedAt: 1000, finishedAt: 3000 });
+
+      expect(await store.updateTask('nope', 'pending', { state: 'running' })).toBe(false);
+    });
+
+    it('updateTask accepts an array of expected states', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      const [t1, t2] = created.operations[0]!.tasks.map((t) => t.id) as [string, string];
+      expect(await store.updateTask(t1, ['running', 'succeeded'], { state: 'failed' })).toBe(false);
+      expect((await store.getTask(t1))!.state).toBe('pending');
+      expect(await store.updateTask(t1, ['running', 'pending'], { state: 'skipped' })).toBe(true);
+      expect(await store.updateTask(t2, ['pending'], { state: 'running' })).toBe(true);
+      expect(await store.updateTask(t2, ['pending', 'running'], { state: 'cancelled' })).toBe(true);
+      expect((await store.getTask(t1))!.state).toBe('skipped');
+      expect((await store.getTask(t2))!.state).toBe('cancelled');
+      expect(await store.updateTask(t2, [], { state: 'pending' })).toBe(false);
+    });
+
+    it('concurrent updateTask with the same expected state: exactly one wins', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      const id = created.operations[0]!.tasks[0]!.id;
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => pick(i).updateTask(id, 'pending', { state: 'running', startedAt: i })),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.getTask(id)).toMatchObject({ state: 'running', version: 1, startedAt: results.indexOf(true) });
+    });
+
+    it('cancelPendingTasks cancels only pending tasks of that apply', async () => {
+      const created = await store.createApply(
+        newApply(uid('o/r'), {
+          operations: [
+            { target: 'a', tasks: [task(1), task(2), task(3)] },
+            { target: 'b', tasks: [task(1), task(2)] },
+          ],
+        }),
+      );
+      const bystander = await store.createApply(newApply(uid('o/r')));
+      const [a1, a2] = created.operations[0]!.tasks.map((t) => t.id) as [string, string];
+      const [b1] = created.operations[1]!.tasks.map((t) => t.id) as [string];
+      await store.updateTask(a1, 'pending', { state: 'running', startedAt: 5 });
+      await store.updateTask(a2, 'pending', { state: 'succeeded', finishedAt: 6 });
+      await store.updateTask(b1, 'pending', { state: 'failed', finishedAt: 7, error: 'x' });
+
+      expect(await store.cancelPendingTasks(created.id, 999)).toBe(2);
+      const byId = new Map((await store.listTasksForApply(created.id)).map((t) => [t.id, t]));
+      expect(byId.get(a1)).toMatchObject({ state: 'running', finishedAt: null });
+      expect(byId.get(a2)).toMatchObject({ state: 'succeeded', finishedAt: 6 });
+      expect(byId.get(b1)).toMatchObject({ state: 'failed', finishedAt: 7 });
+      const cancelled = [...byId.values()].filter((t) => t.state === 'cancelled');
+      expect(cancelled).toHaveLength(2);
+      for (const t of cancelled) expect(t).toMatchObject({ finishedAt: 999, version: 1 });
+      expect((await store.listTasksForApply(bystander.id)).every((t) => t.state === 'pending')).toBe(true);
+
+      // nothing pending any more; default finishedAt is the store clock
+      expect(await store.cancelPendingTasks(created.id)).toBe(0);
+      expect(await store.cancelPendingTasks(bystander.id)).toBe(2);
+      expect((await store.listTasksForApply(bystander.id)).map((t) => t.finishedAt)).toEqual([clock.t, clock.t]);
+    });
+
+    it('casApplyState: version CAS, +1 on success, stale version refused, absent fields kept', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      expect(await store.casApplyState(created.id, 0, { state: 'running', startedAt: 100 })).toBe(true);
+      expect(await store.getApply(created.id)).toMatchObject({ state: 'running', version: 1, startedAt: 100, finishedAt: null });
+
+      expect(await store.casApplyState(created.id, 0, { state: 'failed', error: 'stale' })).toBe(false);
+      expect(await store.getApply(created.id)).toMatchObject({ state: 'running', version: 1, error: null });
+
+      expect(await store.casApplyState(created.id, 1, { state: 'running_degraded', error: 'web failed' })).toBe(true);
+      expect(await store.casApplyState(created.id, 2, { state: 'failed', finishedAt: 300 })).toBe(true);
+      expect(await store.getApply(created.id)).toMatchObject({
+        state: 'failed',
+        version: 3,
+        startedAt: 100,
+        finishedAt: 300,
+        error: 'web failed',
+      });
+      expect(await store.casApplyState(created.id, 3, { state: 'failed', error: null })).toBe(true);
+      expect((await store.getApply(created.id))!.error).toBeNull();
+      expect(await store.casApplyState('nope', 0, { state: 'running' })).toBe(false);
+    });
+
+    it('casOperationState: same rules, per operation', async () => {
+      const created = await store.createApply(
+        newApply(uid('o/r'), { operations: [{ target: 'a', tasks: [] }, { target: 'b', tasks: [] }] }),
+      );
+      const [a, bId] = created.operations.map((o) => o.id) as [string, string];
+      expect(await store.casOperationState(a, 0, { state: 'running', startedAt: 10 })).toBe(true);
+      expect(await store.casOperationState(a, 0, { state: 'completed' })).toBe(false);
+      expect(await store.casOperationState(a, 1, { state: 'completed', finishedAt: 20 })).toBe(true);
+      expect(await store.getOperation(a)).toMatchObject({ state: 'completed', version: 2, startedAt: 10, finishedAt: 20, error: null });
+      expect(await store.getOperation(bId)).toMatchObject({ state: 'pending', version: 0 });
+      expect(await store.casOperationState(bId, 0, { state: 'failed', error: 'e', finishedAt: 30 })).toBe(true);
+      expect(await store.getOperation(bId)).toMatchObject({ state: 'failed', version: 1, error: 'e', finishedAt: 30, startedAt: null });
+      expect(await store.casOperationState('nope', 0, { state: 'running' })).toBe(false);
+    });
+
+    it('20 concurrent casApplyState with the same version: exactly one wins, and its write is the one kept', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => pick(i).casApplyState(created.id, 0, { state: 'running', startedAt: i, error: `w${i}` })),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results.indexOf(true);
+      expect(await store.getApply(created.id)).toMatchObject({ state: 'running', version: 1, startedAt: winner, error: `w${winner}` });
+    });
+
+    it('concurrent casOperationState with the same version: exactly one wins', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      const op = created.operations[0]!.id;
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => pick(i).casOperationState(op, 0, { state: 'running', startedAt: i })),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.getOperation(op)).toMatchObject({ version: 1, startedAt: results.indexOf(true) });
+    });
+
+    it('requestStop marks an in-flight apply once (one version bump) and refuses terminal or unknown applies', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      expect(await store.requestStop(created.id)).toBe(true);
+      expect(await store.getApply(created.id)).toMatchObject({ stopRequested: true, version: 1, state: 'pending' });
+      expect(await store.requestStop(created.id)).toBe(true);
+      expect(await store.getApply(created.id)).toMatchObject({ stopRequested: true, version: 1 });
+
+      // a derivation that read version 0 before the request now loses its CAS
+      expect(await store.casApplyState(created.id, 0, { state: 'running' })).toBe(false);
+      expect(await store.casApplyState(created.id, 1, { state: 'stopping' })).toBe(true);
+      expect(await store.requestStop(created.id)).toBe(true); // stopping is still in flight
+      expect(await store.casApplyState(created.id, 2, { state: 'stopped' })).toBe(true);
+      expect(await store.requestStop(created.id)).toBe(false);
+      expect((await store.getApply(created.id))!.version).toBe(3);
+
+      const done = await store.createApply(newApply(uid('o/r')));
+      expect(await store.casApplyState(done.id, 0, { state: 'completed' })).toBe(true);
+      expect(await store.requestStop(done.id)).toBe(false);
+      expect(await store.getApply(done.id)).toMatchObject({ stopRequested: false, version: 1, state: 'completed' });
+
+      expect(await store.requestStop('nope')).toBe(false);
+    });
+
+    it('concurrent requestStop: all answer true, the version moves once', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      await store.casApplyState(created.id, 0, { state: 'running_degraded' });
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).requestStop(created.id)));
+      expect(results.every(Boolean)).toBe(true);
+      expect(await store.getApply(created.id)).toMatchObject({ stopRequested: true, version: 2 });
+    });
+
+    it('setApplyCheckRun and setApplyComment set and clear without touching the version', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      await store.setApplyCheckRun(created.id, 123_456_789_012);
+      await store.setApplyComment(created.id, 555);
+      expect(await store.getApply(created.id)).toMatchObject({ checkRunId: 123_456_789_012, commentId: 555, version: 0 });
+      await store.setApplyCheckRun(created.id, null);
+      await store.setApplyComment(created.id, null);
+      expect(await store.getApply(created.id)).toMatchObject({ checkRunId: null, commentId: null, version: 0 });
+      await expect(store.setApplyCheckRun('nope', 1)).resolves.toBeUndefined();
+    });
+
+    it('latestApply: newest for (repo, environment), filtered by desired digest and/or state', async () => {
+      const repo = uid('o/r');
+      const a1 = await store.createApply(newApply(repo, { desiredDigest: 'd1' }));
+      const a2 = await store.createApply(newApply(repo, { desiredDigest: 'd2' }));
+      const a3 = await store.createApply(newApply(repo, { desiredDigest: 'd1' }));
+      await store.createApply(newApply(repo, { environment: 'production', desiredDigest: 'd1' }));
+      await store.createApply(newApply(uid('o/other'), { desiredDigest: 'd1' }));
+      await store.casApplyState(a1.id, 0, { state: 'completed' });
+
+      expect((await store.latestApply(repo, 'staging'))!.id).toBe(a3.id);
+      expect((await store.latestApply(repo, 'staging', { desiredDigest: 'd2' }))!.id).toBe(a2.id);
+      expect((await store.latestApply(repo, 'staging', { desiredDigest: 'd1' }))!.id).toBe(a3.id);
+      expect((await store.latestApply(repo, 'staging', { state: 'completed' }))!.id).toBe(a1.id);
+      expect((await store.latestApply(repo, 'staging', { desiredDigest: 'd1', state: 'completed' }))!.id).toBe(a1.id);
+      expect(await store.latestApply(repo, 'staging', { desiredDigest: 'd2', state: 'completed' })).toBeUndefined();
+      expect(await store.latestApply(repo, 'staging', { desiredDigest: 'zzz' })).toBeUndefined();
+      expect(await store.latestApply(repo, 'qa')).toBeUndefined();
+    });
+
+    it('listApplies: newest first, filtered by states, repo, pr, environment, limited', async () => {
+      const repo = uid('o/r');
+      const a = await store.createApply(newApply(repo, { pr: 1 }));
+      const bb = await store.createApply(newApply(repo, { pr: 2 }));
+      const c = await store.createApply(newApply(repo, { pr: 2, environment: 'production' }));
+      await store.casApplyState(a.id, 0, { state: 'completed' });
+      await store.casApplyState(bb.id, 0, { state: 'running' });
+
+      expect((await store.listApplies({ repo })).map((x) => x.id)).toEqual([c.id, bb.id, a.id]);
+      expect((await store.listApplies({ repo, limit: 2 })).map((x) => x.id)).toEqual([c.id, bb.id]);
+      expect((await store.listApplies({ repo, pr: 2 })).map((x) => x.id)).toEqual([c.id, bb.id]);
+      expect((await store.listApplies({ repo, environment: 'staging' })).map((x) => x.id)).toEqual([bb.id, a.id]);
+      expect((await store.listApplies({ repo, states: ['pending', 'running'] })).map((x) => x.id)).toEqual([c.id, bb.id]);
+      expect((await store.listApplies({ repo, states: ['completed'], pr: 1 })).map((x) => x.id)).toEqual([a.id]);
+      expect(await store.listApplies({ repo, states: [] })).toEqual([]);
+      const everything = await store.listApplies();
+      expect(everything.length).toBeGreaterThanOrEqual(3);
+      expect(everything.findIndex((x) => x.id === c.id)).toBeLessThan(everything.findIndex((x) => x.id === a.id));
+    });
+
+    it('applyOf finds only the in-flight apply of that PR and environment', async () => {
+      const repo = uid('o/r');
+      const done = await store.createApply(newApply(repo, { pr: 7 }));
+      await store.casApplyState(done.id, 0, { state: 'completed' });
+      expect(await store.applyOf(repo, 7, 'staging')).toBeUndefined();
+
+      for (const state of ['pending', 'running', 'running_degraded', 'stopping'] as const) {
+        const live = await store.createApply(newApply(repo, { pr: 7 }));
+        if (state !== 'pending') await store.casApplyState(live.id, 0, { state });
+        expect((await store.applyOf(repo, 7, 'staging'))?.id).toBe(live.id);
+        await store.casApplyState(live.id, state === 'pending' ? 0 : 1, { state: 'stopped' });
+        expect(await store.applyOf(repo, 7, 'staging')).toBeUndefined();
+      }
+      await store.createApply(newApply(repo, { pr: 8 }));
+      await store.createApply(newApply(repo, { pr: 7, environment: 'production' }));
+      expect(await store.applyOf(repo, 7, 'staging')).toBeUndefined();
+    });
+
+    it('knownApplyIds says which ids exist', async () => {
+      const a = await store.createApply(newApply(uid('o/r')));
+      const c = await store.createApply(newApply(uid('o/r')));
+      expect(await store.knownApplyIds([a.id, 'forged', c.id, a.id])).toEqual(new Set([a.id, c.id]));
+      expect(await store.knownApplyIds([])).toEqual(new Set());
+      expect(await store.knownApplyIds(['x', 'y'])).toEqual(new Set());
+      const many = [...Array.from({ length: 1500 }, (_, i) => `ghost-${i}`), c.id];
+      expect(await store.knownApplyIds(many)).toEqual(new Set([c.id]));
+    });
+  });
+
+  describe('locks', () => {
+    it('acquire, idempotent re-acquire by the owner, refusal naming the holder, release by owner only', async () => {
+      const repo = uid('o/r');
+      const first = await store.acquireLock(repo, 'production', `${repo}#1`, 1);
+      const lock = { repo, environment: 'production', owner: `${repo}#1`, pr: 1, applyId: null, createdAt: clock.t };
+      expect(first).toEqual({ acquired: true, lock });
+
+      clock.t += 5000;
+      expect(await store.setLockApply(repo, 'production', 'apply-1')).toBe(true);
+      expect(await store.acquireLock(repo, 'production', `${repo}#1`, 1)).toEqual({
+        acquired: true,
+        lock: { ...lock, applyId: 'apply-1' },
+      });
+      expect(await store.acquireLock(repo, 'production', `${repo}#2`, 2)).toEqual({
+        acquired: false,
+        holder: { ...lock, applyId: 'apply-1' },
+      });
+      expect(await store.getLock(repo, 'production')).toEqual({ ...lock, applyId: 'apply-1' });
+
+      expect(await store.releaseLock(repo, 'production', `${repo}#2`)).toBe(false);
+      expect(await store.getLock(repo, 'production')).toBeDefined();
+      expect(await store.releaseLock(repo, 'production', `${repo}#1`)).toBe(true);
+      expect(await store.getLock(repo, 'production')).toBeUndefined();
+      expect(await store.releaseLock(repo, 'production', `${repo}#1`)).toBe(false);
+
+      // the next PR gets it, with a fresh row
+      const second = await store.acquireLock(repo, 'production', `${repo}#2`, 2);
+      expect(second).toEqual({ acquired: true, lock: { ...lock, owner: `${repo}#2`, pr: 2, createdAt: clock.t } });
+      // release without an owner (/unlock by an admin, PR closed)
+      expect(await store.releaseLock(repo, 'production')).toBe(true);
+      expect(await store.releaseLock(repo, 'production')).toBe(false);
+    });
+
+    it('listLocks, locksForPr, setLockApply', async () => {
+      const repo = uid('o/r');
+      const elsewhere = uid('o/r');
+      await store.acquireLock(repo, 'staging', `${repo}#1`, 1);
+      await store.acquireLock(repo, 'production', `${repo}#1`, 1);
+      await store.acquireLock(repo, 'qa', `${repo}#2`, 2);
+      await store.acquireLock(elsewhere, 'staging', `${elsewhere}#1`, 1);
+
+      expect((await store.listLocks(repo)).map((l) => l.environment)).toEqual(['production', 'qa', 'staging']);
+      const all = await store.listLocks();
+      expect(all.filter((l) => l.repo === repo || l.repo === elsewhere)).toHaveLength(4);
+      expect((await store.locksForPr(repo, 1)).map((l) => l.environment)).toEqual(['production', 'staging']);
+      expect((await store.locksForPr(repo, 2)).map((l) => l.owner)).toEqual([`${repo}#2`]);
+      expect(await store.locksForPr(repo, 3)).toEqual([]);
+
+      expect(await store.setLockApply(repo, 'qa', 'ap-9')).toBe(true);
+      expect(await store.setLockApply(repo, 'qa', 'ap-9')).toBe(true); // same value: the lock still exists
+      expect((await store.getLock(repo, 'qa'))!.applyId).toBe('ap-9');
+      expect(await store.setLockApply(repo, 'qa', null)).toBe(true);
+      expect((await store.getLock(repo, 'qa'))!.applyId).toBeNull();
+      expect(await store.setLockApply(repo, 'nowhere', 'ap-9')).toBe(false);
+    });
+
+    it('10 concurrent acquireLock by different owners: exactly one acquires, the others see that holder', async () => {
+      const repo = uid('o/r');
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => pick(i).acquireLock(repo, 'production', `${repo}#${i + 1}`, i + 1)),
+      );
+      const winners = results.filter((r) => r.acquired);
+      expect(winners).toHaveLength(1);
+      const held = (winners[0] as { lock: { owner: string } }).lock;
+      for (const r of results) {
+        if (!r.acquired) expect(r.holder.owner).toBe(held.owner);
+      }
+      expect((await store.getLock(repo, 'production'))!.owner).toBe(held.owner);
+    });
+
+    it('concurrent re-acquire by the same owner: all acquire, one row', async () => {
+      const repo = uid('o/r');
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => pick(i).acquireLock(repo, 'staging', `${repo}#4`, 4)));
+      expect(results.every((r) => r.acquired)).toBe(true);
+      expect(await store.listLocks(repo)).toHaveLength(1);
+    });
+  });
+
+  describe('plans', () => {
+    it('savePlan returns the stored row; latestPlan is the newest for (repo, pr, environment), pr null apart', async () => {
+      const repo = uid('o/r');
+      const input = {
+        repo,
+        pr: 5,
+        environment: 'staging',
+        headSha: 'b'.repeat(40),
+        fingerprint: 'fp',
+        desiredDigest: 'dd',
+        observedDigest: 'od',
+        planJson: '{"nodes":[]}',
+        rendered: '## Plan\n'.repeat(1000),
+      };
+      const p1 = await store.savePlan(input);
+      expect(p1).toEqual({ ...input, id: p1.id, createdAt: clock.t });
+      expect(await store.getPlan(p1.id)).toEqual(p1);
+
+      const p2 = await store.savePlan({ ...input, fingerprint: 'fp2' });
+      const cli = await store.savePlan({ ...input, pr: null, fingerprint: 'cli' });
+      await store.savePlan({ ...input, environment: 'production', fingerprint: 'prod' });
+
+      expect((await store.latestPlan(repo, 5, 'staging'))!.id).toBe(p2.id);
+      expect((await store.latestPlan(repo, null, 'staging'))!.id).toBe(cli.id);
+      expect((await store.latestPlan(repo, 5, 'production'))!.fingerprint).toBe('prod');
+      expect(await store.latestPlan(repo, 6, 'staging')).toBeUndefined();
+      expect(await store.latestPlan(repo, null, 'production')).toBeUndefined();
+      expect(await store.getPlan('nope')).toBeUndefined();
+    });
+  });
+
+  describe('webhook deliveries', () => {
+    it('recordDelivery is true only the first time', async () => {
+      const id = uid('delivery');
+      expect(await store.recordDelivery(id, 'issue_comment')).toBe(true);
+      expect(await store.recordDelivery(id, 'issue_comment')).toBe(false);
+      expect(await store.recordDelivery(id, 'pull_request')).toBe(false);
+      expect(await store.recordDelivery(uid('delivery'), 'issue_comment')).toBe(true);
+    });
+
+    it('concurrent recordDelivery of one id: exactly one true', async () => {
+      const id = uid('delivery');
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).recordDelivery(id, 'issue_comment')));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('pruneDeliveries forgets deliveries received before the cut-off', async () => {
+      // timestamps far below every other test's clock, so the count is exact
+      const ids = [uid('old'), uid('old'), uid('new')];
+      for (const [i, id] of ids.entries()) {
+        clock.t = 100 + i * 100; // 100, 200, 300
+        await store.recordDelivery(id, 'push');
+      }
+      expect(await store.pruneDeliveries(250)).toBe(2);
+      expect(await store.pruneDeliveries(250)).toBe(0);
+      expect(await store.recordDelivery(ids[0]!, 'push')).toBe(true); // forgotten, so new again
+      expect(await store.recordDelivery(ids[2]!, 'push')).toBe(false); // kept
+    });
+  });
+
+  describe('PR comments', () => {
+    it('[] when none, then set, overwrite, per PR', async () => {
+      const repo = uid('o/r');
+      expect(await store.getPrComments(repo, 1)).toEqual([]);
+      await store.setPrComments(repo, 1, [111, 222]);
+      expect(await store.getPrComments(repo, 1)).toEqual([111, 222]);
+      await store.setPrComments(repo, 1, [333_444_555_666]);
+      expect(await store.getPrComments(repo, 1)).toEqual([333_444_555_666]);
+      expect(await store.getPrComments(repo, 2)).toEqual([]);
+      await store.setPrComments(repo, 1, []);
+      expect(await store.getPrComments(repo, 1)).toEqual([]);
+    });
+  });
+
+  describe('leases', () => {
+    it('acquire, renew by the holder, refused to another until expiry, then taken over; release by holder only', async () => {
+      const name = uid('lease');
+      const t = clock.t;
+      expect(await store.acquireLease(name, 'replica-a', 1000)).toBe(true);
+      expect(await store.getLease(name)).toEqual({ name, holder: 'replica-a', expiresAt: t + 1000 });
+
+      clock.t = t + 500;
+      expect(await store.acquireLease(name, 'replica-b', 1000)).toBe(false);
+      expect(await store.acquireLease(name, 'replica-a', 1000)).toBe(true); // renewed
+      expect(await store.acquireLease(name, 'replica-a', 1000)).toBe(true); // renewed again, same instant
+      expect(await store.getLease(name)).toEqual({ name, holder: 'replica-a', expiresAt: t + 1500 });
+
+      clock.t = t + 1499;
+      expect(await store.acquireLease(name, 'replica-b', 1000)).toBe(false);
+      expect((await store.getLease(name))!.holder).toBe('replica-a');
+
+      clock.t = t + 1600; // replica-a stopped renewing
+      expect(await store.acquireLease(name, 'replica-b', 1000)).toBe(true);
+      expect(await store.getLease(name)).toEqual({ name, holder: 'replica-b', expiresAt: t + 2600 });
+      expect(await store.acquireLease(name, 'replica-a', 1000)).toBe(false);
+
+      expect(await store.releaseLease(name, 'replica-a')).toBe(false);
+      expect(await store.releaseLease(name, 'replica-b')).toBe(true);
+      expect(await store.getLease(name)).toBeUndefined();
+      expect(await store.releaseLease(name, 'replica-b')).toBe(false);
+      expect(await store.acquireLease(name, 'replica-a', 1000)).toBe(true);
+      expect(await store.getLease('nope')).toBeUndefined();
+    });
+
+    it('concurrent acquireLease of a free or an expired lease: exactly one holder', async () => {
+      const name = uid('lease');
+      const free = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).acquireLease(name, `r${i}`, 1000)));
+      expect(free.filter(Boolean)).toHaveLength(1);
+      expect((await store.getLease(name))!.holder).toBe(`r${free.indexOf(true)}`);
+
+      clock.t += 5000;
+      const expired = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).acquireLease(name, `s${i}`, 1000)));
+      expect(expired.filter(Boolean)).toHaveLength(1);
+      expect((await store.getLease(name))!.holder).toBe(`s${expired.indexOf(true)}`);
+    });
+  });
+
+  describe('containers (drift index)', () => {
+    it('upsert inserts, lists per target in a stable order, seenAt defaults to the clock', async () => {
+      const target = uid('host');
+      const t = clock.t;
+      await store.upsertContainers(target, [
+        container('c2', { service: 'web', replica: 2 }),
+        container('c1', { service: 'web', replica: 1, applyId: 'ap-1' }),
+        container('c3', { service: 'db', replica: 1, seenAt: 42 }),
+      ]);
+      await store.upsertContainers(uid('host'), [container('c1')]);
+      const rows = await store.listContainers(target);
+      expect(rows.map((r) => r.containerId)).toEqual(['c3', 'c1', 'c2']);
+      expect(rows[1]).toEqual({
+        target,
+        containerId: 'c1',
+        project: 'shop',
+        environment: 'staging',
+        service: 'web',
+        replica: 1,
+        name: 'shop-staging-web-1-c1',
+        state: 'running',
+        configHash: 'h1',
+        applyId: 'ap-1',
+        seenAt: t,
+        updatedAt: t,
+      });
+      expect(rows[0]).toMatchObject({ seenAt: 42, updatedAt: t });
+      expect(await store.listContainers(uid('host'))).toEqual([]);
+      await expect(store.upsertContainers(target, [])).resolves.toBeUndefined();
+    });
+
+    it('applyId is never overwritten by null; updatedAt moves only when state, name, config hash or apply changed', async () => {
+      const target = uid('host');
+      const t = clock.t;
+      await store.upsertContainers(target, [container('c1', { applyId: 'ap-1' }), container('c2')]);
+      const get = async (id: string) => (await store.listContainers(target)).find((r) => r.containerId === id)!;
+
+      clock.t = t + 10; // seen again, nothing changed, the reconciler does not know the apply
+      await store.upsertContainers(target, [container('c1', { applyId: null })]);
+      expect(await get('c1')).toMatchObject({ applyId: 'ap-1', seenAt: t + 10, updatedAt: t });
+
+      clock.t = t + 20; // state changed
+      await store.upsertContainers(target, [container('c1', { state: 'stopped' })]);
+      expect(await get('c1')).toMatchObject({ state: 'stopped', applyId: 'ap-1', seenAt: t + 20, updatedAt: t + 20 });
+
+      clock.t = t + 30; // name changed (rename after recreate)
+      await store.upsertContainers(target, [container('c1', { state: 'stopped', name: 'renamed' })]);
+      expect(await get('c1')).toMatchObject({ name: 'renamed', updatedAt: t + 30 });
+
+      clock.t = t + 40; // config hash changed
+      await store.upsertContainers(target, [container('c1', { state: 'stopped', name: 'renamed', configHash: 'h2' })]);
+      expect(await get('c1')).toMatchObject({ configHash: 'h2', updatedAt: t + 40 });
+
+      clock.t = t + 50; // another apply claims it
+      const same = { state: 'stopped' as const, name: 'renamed', configHash: 'h2' };
+      await store.upsertContainers(target, [container('c1', { ...same, applyId: 'ap-2' })]);
+      expect(await get('c1')).toMatchObject({ applyId: 'ap-2', updatedAt: t + 50 });
+
+      clock.t = t + 60; // the same apply again, and other columns replaced: no move
+      await store.upsertContainers(target, [container('c1', { ...same, applyId: 'ap-2', replica: 3, service: 'api', seenAt: 7 })]);
+      expect(await get('c1')).toMatchObject({ applyId: 'ap-2', replica: 3, service: 'api', seenAt: 7, updatedAt: t + 50 });
+
+      clock.t = t + 70; // null → an apply counts as a change
+      await store.upsertContainers(target, [container('c2', { applyId: 'ap-3' })]);
+      expect(await get('c2')).toMatchObject({ applyId: 'ap-3', updatedAt: t + 70, seenAt: t + 70 });
+    });
+
+    it('markContainersMissing changes only rows not already missing, on that target; deleteContainers counts deletions', async () => {
+      const target = uid('host');
+      const neighbour = uid('host');
+      const t = clock.t;
+      await store.upsertContainers(target, [container('c1'), container('c2'), container('c3', { state: 'paused' })]);
+      await store.upsertContainers(neighbour, [container('c1')]);
+
+      clock.t = t + 100;
+      expect(await store.markContainersMissing(target, ['c1', 'c3', 'ghost', 'c1'])).toBe(2);
+      expect(await store.markContainersMissing(target, ['c1', 'c3'])).toBe(0);
+      expect(await store.markContainersMissing(target, [])).toBe(0);
+      const rows = await store.listContainers(target);
+      expect(rows.map((r) => [r.containerId, r.state, r.updatedAt])).toEqual([
+        ['c1', 'missing', t + 100],
+        ['c2', 'running', t],
+        ['c3', 'missing', t + 100],
+      ]);
+      expect((await store.listContainers(neighbour))[0]!.state).toBe('running');
+
+      clock.t = t + 200; // it came back
+      await store.upsertContainers(target, [container('c1')]);
+      expect((await store.listContainers(target))[0]).toMatchObject({ state: 'running', updatedAt: t + 200 });
+
+      expect(await store.deleteContainers(target, ['c1', 'c3', 'ghost'])).toBe(2);
+      expect(await store.deleteContainers(target, ['c1'])).toBe(0);
+      expect(await store.deleteContainers(target, [])).toBe(0);
+      expect((await store.listContainers(target)).map((r) => r.containerId)).toEqual(['c2']);
+      expect((await store.listContainers(neighbour)).map((r) => r.containerId)).toEqual(['c1']);
+    });
+
+    it('large batches (more rows than one statement carries) upsert, mark and delete completely', async () => {
+      const target = uid('host');
+      const ids = Array.from({ length: 1234 }, (_, i) => `c${String(i).padStart(5, '0')}`);
+      await store.upsertContainers(
+        target,
+        ids.map((id, i) => container(id, { replica: i })),
+      );
+      expect(await store.listContainers(target)).toHaveLength(1234);
+      await store.upsertContainers(
+        target,
+        ids.map((id, i) => container(id, { replica: i, applyId: 'ap-big' })),
+      );
+      expect((await store.listContainers(target)).every((r) => r.applyId === 'ap-big')).toBe(true);
+      expect(await store.markContainersMissing(target, ids)).toBe(1234);
+      expect(await store.deleteContainers(target, ids)).toBe(1234);
+      expect(await store.listContainers(target)).toEqual([]);
+    });
+  });
+
+  describe('lifecycle and migrations', () => {
+    it('close is idempotent', async () => {
+      const s = await openStore(b.shared ? url : 'sqlite::memory:');
+      await s.close();
+      await expect(s.close()).resolves.toBeUndefined();
+    });
+
+    it.skipIf(!b.shared)('migrations re-run on a later open are no-ops and keep the data', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      expect(await b.migrateAgain(url)).toEqual([]);
+      const again = await openStore(url);
+      try {
+        expect((await again.getApply(created.id))!.id).toBe(created.id);
+      } finally {
+        await again.close();
+      }
+      expect(await b.schemaVersions(url)).toEqual(ALL_VERSIONS);
+    });
+
+    it.skipIf(!b.shared)('two concurrent opens of a fresh database both succeed and migrate once', async () => {
+      const freshUrl = await b.fresh();
+      const [s1, s2] = await Promise.all([openStore(freshUrl), openStore(freshUrl)]);
+      try {
+        await s1.ping();
+        await s2.ping();
+        const created = await s1.createApply(newApply(uid('o/r')));
+        expect((await s2.getApply(created.id))!.id).toBe(created.id);
+      } finally {
+        await s1.close();
+        await s2.close();
+      }
+      expect(await b.schemaVersions(freshUrl)).toEqual(ALL_VERSIONS);
+    });
+
+    it('migrate: false opens without touching the schema', async () => {
+      if (!b.shared) {
+        const bare = await openStore('sqlite::memory:', { migrate: false });
+        try {
+          await bare.ping();
+          await expect(bare.getApply('x')).rejects.toThrow();
+        } finally {
+          await bare.close();
+        }
+        return;
+      }
+      const freshUrl = await b.fresh();
+      const bare = await openStore(freshUrl, { migrate: false });
+      try {
+        await bare.ping();
+        await expect(bare.getApply('x')).rejects.toThrow(/applies/);
+      } finally {
+        await bare.close();
+      }
+    });
+  });
+
+  describe.skipIf(!b.shared)('across instances and processes (replicas)', () => {
+    it("two instances on one database see each other's writes and CAS", async () => {
+      const a = store;
+      const bb = other!;
+      const created = await a.createApply(newApply(uid('o/r')));
+      expect((await bb.getApply(created.id))!.version).toBe(0);
+
+      expect(await a.casApplyState(created.id, 0, { state: 'running' })).toBe(true);
+      expect(await bb.casApplyState(created.id, 0, { state: 'failed' })).toBe(false);
+      expect(await bb.getApply(created.id)).toMatchObject({ state: 'running', version: 1 });
+      expect(await bb.casApplyState(created.id, 1, { state: 'running_degraded' })).toBe(true);
+      expect(await a.getApply(created.id)).toMatchObject({ state: 'running_degraded', version: 2 });
+
+      const taskId = created.operations[0]!.tasks[0]!.id;
+      expect(await bb.updateTask(taskId, 'pending', { state: 'running' })).toBe(true);
+      expect(await a.updateTask(taskId, 'pending', { state: 'running' })).toBe(false);
+
+      expect(await bb.requestStop(created.id)).toBe(true);
+      expect(await a.getApply(created.id)).toMatchObject({ stopRequested: true, version: 3 });
+
+      const repo = uid('o/r');
+      expect((await a.acquireLock(repo, 'prod', `${repo}#1`, 1)).acquired).toBe(true);
+      expect(await bb.acquireLock(repo, 'prod', `${repo}#2`, 2)).toMatchObject({ acquired: false, holder: { owner: `${repo}#1` } });
+
+      const lease = uid('lease');
+      expect(await a.acquireLease(lease, 'a', 1000)).toBe(true);
+      expect(await bb.acquireLease(lease, 'b', 1000)).toBe(false);
+    });
+
+    it('separate processes racing: one CAS winner, one lock holder, one delivery', async () => {
+      const created = await store.createApply(newApply(uid('o/r')));
+      await store.releaseLock('o/procs', 'prod');
+      const delivery = uid('delivery');
+      // all twelve children act at the same instant
+      const four = [0, 1, 2, 3];
+      const results = await raceChildren([
+        ...four.map(() => ({ mode: 'cas' as const, url, arg: created.id })),
+        ...four.map((i) => ({ mode: 'lock' as const, url, arg: `o/procs#${i + 1}` })),
+        ...four.map(() => ({ mode: 'delivery' as const, url, arg: delivery })),
+      ]);
+      const cas = results.slice(0, 4);
+      const locks = results.slice(4, 8) as { acquired: boolean; lock?: { owner: string }; holder?: { owner: string } }[];
+      const deliveries = results.slice(8);
+
+      expect(cas.filter((r) => r === true)).toHaveLength(1);
+      expect(await store.getApply(created.id)).toMatchObject({ state: 'running', version: 1 });
+
+      const winners = locks.filter((r) => r.acquired);
+      expect(winners).toHaveLength(1);
+      expect(locks.filter((r) => !r.acquired).every((r) => r.holder!.owner === winners[0]!.lock!.owner)).toBe(true);
+      expect((await store.getLock('o/procs', 'prod'))!.owner).toBe(winners[0]!.lock!.owner);
+
+      expect(deliveries.filter((r) => r === true)).toHaveLength(1);
+    });
+
+    it('separate processes opening one fresh database at once all migrate it safely', async () => {
+      const freshUrl = await b.fresh();
+      const opened = await raceChildren(Array.from({ length: 4 }, () => ({ mode: 'open' as const, url: freshUrl })));
+      expect(opened).toEqual(Array.from({ length: 4 }, () => (b.name.startsWith('SQLite') ? 'sqlite' : 'mysql')));
+      expect(await b.schemaVersions(freshUrl)).toEqual(ALL_VERSIONS);
+    });
+  });
+}
+
+describe('Store conformance: SQLite file', () => conformance(sqliteFileBackend()));
+describe('Store conformance: SQLite :memory:', () => conformance(sqliteMemoryBackend()));
+describeMysql('Store conformance: MySQL/MariaDB', () => conformance(mysqlBackend()));
+
+// ── openStore and its URLs ──────────────────────────────────────────────────
+
+describe('openStore URLs', () => {
+  it('accepts the SQLite forms', () => {
+    expect(parseDatabaseUrl('sqlite:./data/berth.sqlite')).toEqual({ dialect: 'sqlite', path: './data/berth.sqlite' });
+    expect(parseDatabaseUrl('sqlite:///var/lib/berth.db')).toEqual({ dialect: 'sqlite', path: '/var/lib/berth.db' });
+    expect(parseDatabaseUrl('sqlite://rel/berth.db')).toEqual({ dialect: 'sqlite', path: 'rel/berth.db' });
+    expect(parseDatabaseUrl('file:/tmp/b.db')).toEqual({ dialect: 'sqlite', path: '/tmp/b.db' });
+    expect(parseDatabaseUrl('file:///tmp/b.db')).toEqual({ dialect: 'sqlite', path: '/tmp/b.db' });
+    expect(parseDatabaseUrl(':memory:')).toEqual({ dialect: 'sqlite', path: ':memory:' });
+    expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ dialect: 'sqlite', path: ':memory:' });
+    expect(parseDatabaseUrl(DEFAULT_DATABASE_URL)).toEqual({ dialect: 'sqlite', path: './.berth/berth.sqlite' });
+  });
+
+  it('accepts mysql:// (and mariadb://) and parses it into pool options', () => {
+    expect(parseDatabaseUrl('mysql://u:p@db:3307/berth')).toEqual({ dialect: 'mysql', url: 'mysql://u:p@db:3307/berth' });
+    expect(parseDatabaseUrl('mariadb://u@db/berth').dialect).toBe('mysql');
+    const { database, pool } = mysqlConfigFromUrl('mysql://berth%40app:p%40ss%2Fw@db.internal/berth_prod?connectionLimit=4');
+    expect(database).toBe('berth_prod');
+    expect(pool).toMatchObject({ host: 'db.internal', port: 3306, user: 'berth@app', password: 'p@ss/w', database, connectionLimit: 4 });
+    expect(mysqlConfigFromUrl('mysql://root@[::1]:3308/x').pool).toMatchObject({ host: '::1', port: 3308, password: undefined });
+    expect(() => mysqlConfigFromUrl('mysql://root@db:3306/')).toThrow(/names no database/);
+    expect(() => mysqlConfigFromUrl('mysql://root@db/x?pool=3')).toThrow(/unknown MySQL URL parameter "pool"/);
+  });
+
+  it('rejects an unknown scheme with a message naming it and the accepted forms, without the password', async () => {
+    const attempt = openStore('postgres://admin:hunter2@db:5432/berth');
+    await expect(attempt).rejects.toThrow(/"postgres:"/);
+    await expect(attempt).rejects.toThrow(/sqlite:PATH.*mysql:\/\/user:password@host:port\/database/);
+    await expect(attempt).rejects.not.toThrow(/hunter2/);
+    expect(() => parseDatabaseUrl('./berth.sqlite')).toThrow(/no scheme.*sqlite:\.\/berth\.sqlite/);
+    expect(() => parseDatabaseUrl('sqlite:')).toThrow(/names no SQLite file/);
+  });
+
+  it('redactUrl hides passwords only', () => {
+    expect(redactUrl('mysql://root:s3cret@db:3306/berth')).toBe('mysql://root:***@db:3306/berth');
+    expect(redactUrl('mysql://u:p@ss/w@db/berth')).toBe('mysql://u:***@db/berth');
+    expect(redactUrl('mysql://root@db:3306/berth')).toBe('mysql://root@db:3306/berth');
+    expect(redactUrl('mysql://db/berth?user=u&password=x&ssl=true')).toBe('mysql://db/berth?user=u&password=***&ssl=true');
+    expect(redactUrl('sqlite:./.berth/berth.sqlite')).toBe('sqlite:./.berth/berth.sqlite');
+    expect(redactUrl(':memory:')).toBe(':memory:');
+  });
+
+  it('each :memory: open is its own database', async () => {
+    const a = await openStore(':memory:');
+    const c = await openStore('sqlite::memory:');
+    try {
+      const created = await a.createApply(newApply('o/mem'));
+      expect(await a.getApply(created.id)).toBeDefined();
+      expect(await c.getApply(created.id)).toBeUndefined();
+    } finally {
+      await a.close();
+      await c.close();
+    }
+  });
+
+  it('falls back to DATABASE_URL and creates the SQLite directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-env-'));
+    const saved = process.env.DATABASE_URL;
+    process.env.DATABASE_URL = `sqlite:${join(dir, 'deep', 'er', 'x.sqlite')}`;
+    try {
+      const s = await openStore();
+      await s.close();
+      expect(existsSync(join(dir, 'deep', 'er', 'x.sqlite'))).toBe(true);
+      // an explicit URL wins over the environment
+      const m = await openStore('sqlite::memory:');
+      await m.close();
+      expect(m.dialect).toBe('sqlite');
+    } finally {
+      if (saved === undefined) delete process.env.DATABASE_URL;
+      else process.env.DATABASE_URL = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('without a URL or DATABASE_URL, uses ./.berth/berth.sqlite under the working directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cwd-'));
+    try {
+      const env = { ...process.env };
+      delete env.DATABASE_URL;
+      const dialect = await runChild({ mode: 'open', url: '', cwd: dir, env });
+      expect(dialect).toBe('sqlite');
+      expect(existsSync(join(dir, '.berth', 'berth.sqlite'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
