@@ -7,8 +7,13 @@ import type { ServiceSpec } from './model.js';
 
 export const MASK = '••••••';
 
-/** Substrings that make a key secret, matched case-insensitively anywhere in the key. */
-export const SECRET_KEY_PARTS = ['PASSWORD', 'PASSWD', 'SECRET', 'TOKEN', 'KEY', 'CREDENTIAL', 'PRIVATE'] as const;
+/**
+ * Substrings that make a key secret, matched case-insensitively anywhere in the
+ * key. `PASS` (which also covers PASSWORD and PASSWD) catches `DB_PASS`,
+ * `PGPASS` and redis' `--requirepass`; masking a harmless `COMPASS` is the
+ * price of never showing a real one.
+ */
+export const SECRET_KEY_PARTS = ['PASSWORD', 'PASSWD', 'PASS', 'SECRET', 'TOKEN', 'KEY', 'CREDENTIAL', 'PRIVATE'] as const;
 
 const SECRET_PART_RE = new RegExp(SECRET_KEY_PARTS.join('|'), 'i');
 

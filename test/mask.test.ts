@@ -15,6 +15,8 @@ describe('isSecretKey', () => {
     'SSH_PRIVATE',
     'GOOGLE_APPLICATION_CREDENTIALS',
     '--password',
+    'DB_PASS',
+    '--requirepass',
   ])('%s is secret', (k) => expect(isSecretKey(k)).toBe(true));
 
   it.each(['DB_HOST', 'PORT', 'LOG_LEVEL', 'PATH', 'PWD', 'USER'])('%s is not', (k) => expect(isSecretKey(k)).toBe(false));

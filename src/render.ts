@@ -1,0 +1,423 @@
+// A Plan as people read it: the Markdown of one environment's section of a PR
+// comment, plain text for the CLI, and stable JSON for `--format json`.
+//
+// Everything user-controlled (service, network, environment and target names,
+// values) is either inside a fenced block whose fence it cannot close, or
+// entity-escaped, so a service named `<img src=x>` renders as text. Secret
+// values never appear: see mask.ts.
+import { Masker } from './mask.js';
+import type { Healthcheck, Mount, PortBinding, ServiceSpec } from './model.js';
+import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
+import { isEmpty, nodeLine, summarize } from './plan.js';
+
+export interface RenderOptions {
+  environment: string;
+  /** the named Docker endpoint the plan was made against */
+  target?: string;
+  /** the PR head the desired state was read at */
+  headSha?: string;
+  /** keys whose values are secret in addition to the PASSWORD/SECRET/TOKEN/KEY/… patterns */
+  secretKeys?: readonly string[];
+}
+
+/** At most this many diff lines in total and the per-service diffs render expanded. */
+const OPEN_DIFF_LINES = 50;
+/** At most this many plan steps and the plan renders expanded. */
+const OPEN_PLAN_STEPS = 25;
+
+// ---------------------------------------------------------------- summary
+
+export function summaryLine(s: PlanSummary): string {
+  return `${s.create} to create, ${s.change} to change, ${s.remove} to remove, ${s.unchanged} unchanged`;
+}
+
+const steps = (n: number) => `${n} step${n === 1 ? '' : 's'}`;
+
+// ---------------------------------------------------------------- field diffs
+
+interface Field {
+  group: number;
+  /** orders fields within a group; for list items the item itself, so a changed item reads as remove + add */
+  sub: string;
+  label: string;
+  /** compared to decide "changed" (never shown) */
+  raw: string;
+  /** shown (masked) */
+  shown: string;
+}
+
+const GROUPS = [
+  'image',
+  'command',
+  'entrypoint',
+  'environment',
+  'ports',
+  'volumes',
+  'networks',
+  'depends_on',
+  'healthcheck',
+  'labels',
+  'restart',
+  'user',
+  'working_dir',
+  'replicas',
+  'privileged',
+  'network_mode',
+  'pid',
+  'cap_add',
+  'devices',
+] as const;
+const G = Object.fromEntries(GROUPS.map((g, i) => [g, i])) as Record<(typeof GROUPS)[number], number>;
+
+export function formatPort(p: PortBinding): string {
+  const ip = p.hostIp ? (p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp) : '';
+  const host = p.published !== undefined ? `${ip ? `${ip}:` : ''}${p.published}:` : ip ? `${ip}::` : '';
+  return `${host}${p.target}/${p.protocol}`;
+}
+
+export function formatMount(m: Mount): string {
+  const ro = m.readOnly ? ':ro' : '';
+  if (m.type === 'tmpfs') return `tmpfs:${m.target}${ro}`;
+  return m.source ? `${m.source}:${m.target}${ro}` : `${m.target}${ro}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+const argv = (args: readonly string[]) => `[${args.map((a) => JSON.stringify(a)).join(', ')}]`;
+
+function specFields(spec: ServiceSpec | undefined, replicas: number | undefined, m: Masker): Map<string, Field> {
+  const out = new Map<string, Field>();
+  const add = (group: number, sub: string, label: string, raw: string, shown = raw) => out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
+  const item = (group: number, label: string, value: string) => add(group, value, label, value);
+  if (spec) {
+    // Labels read back from containers are parsed tolerantly: any field may be missing.
+    add(G.image, '', 'image', spec.image ?? '');
+    if (spec.command) add(G.command, '', 'command', JSON.stringify(spec.command), argv(m.args(spec.command)));
+    if (spec.entrypoint) add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), argv(m.args(spec.entrypoint)));
+    for (const [k, v] of Object.entries(spec.environment ?? {})) add(G.environment, k, `environment.${k}`, v, m.value(k, v));
+    for (const p of spec.ports ?? []) item(G.ports, 'ports', formatPort(p));
+    for (const v of spec.volumes ?? []) item(G.volumes, 'volumes', formatMount(v));
+    for (const n of spec.networks ?? []) item(G.networks, 'networks', n);
+    for (const d of spec.dependsOn ?? []) item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
+    if (spec.healthcheck) healthFields(spec.healthcheck, m, add);
+    for (const [k, v] of Object.entries(spec.labels ?? {})) add(G.labels, k, `labels.${k}`, v, m.value(k, v));
+    if (spec.restart !== undefined) add(G.restart, '', 'restart', spec.restart);
+    if (spec.user !== undefined) add(G.user, '', 'user', spec.user);
+    if (spec.workingDir !== undefined) add(G.working_dir, '', 'working_dir', spec.workingDir);
+    if (spec.privileged) add(G.privileged, '', 'privileged', 'true');
+    if (spec.networkMode !== undefined) add(G.network_mode, '', 'network_mode', spec.networkMode);
+    if (spec.pid !== undefined) add(G.pid, '', 'pid', spec.pid);
+    for (const c of spec.capAdd ?? []) item(G.cap_add, 'cap_add', c);
+    for (const d of spec.devices ?? []) item(G.devices, 'devices', d);
+  }
+  const r = replicas ?? spec?.replicas;
+  if (r !== undefined) add(G.replicas, '', 'replicas', String(r));
+  return out;
+}
+
+function healthFields(h: Healthcheck, m: Masker, add: (group: number, sub: string, label: string, raw: string, shown?: string) => void) {
+  add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), argv(m.args(h.test ?? [])));
+  add(G.healthcheck, '1', 'healthcheck.interval', formatDuration(h.intervalMs));
+  add(G.healthcheck, '2', 'healthcheck.timeout', formatDuration(h.timeoutMs));
+  add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
+  add(G.healthcheck, '4', 'healthcheck.start_period', formatDuration(h.startPeriodMs));
+}
+
+/** Compares strings with runs of digits compared as numbers: `8:80` < `10:80`. */
+export function naturalCompare(a: string, b: string): number {
+  const ra = a.match(/\d+|\D+/g) ?? [];
+  const rb = b.match(/\d+|\D+/g) ?? [];
+  for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+    const x = ra[i];
+    const y = rb[i];
+    if (x === y) continue;
+    const nx = /^\d/.test(x);
+    const ny = /^\d/.test(y);
+    if (nx && ny) {
+      const d = Number(x) - Number(y);
+      if (d) return d;
+    }
+    return x < y ? -1 : 1;
+  }
+  return ra.length - rb.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * Field-level diff of two service specs, one `- field: value` / `+ field: value`
+ * line per changed field or list item, in a fixed field order. A changed value
+ * that masks to the same text (a secret) reads `+ …: •••••• (changed)`.
+ */
+export function diffSpecs(
+  before: ServiceSpec | undefined,
+  after: ServiceSpec | undefined,
+  opts: { replicasBefore?: number; replicasAfter?: number; masker?: Masker } = {},
+): string[] {
+  const m = opts.masker ?? new Masker();
+  const b = specFields(before, opts.replicasBefore, m);
+  const a = specFields(after, opts.replicasAfter, m);
+  const keys = [...new Set([...b.keys(), ...a.keys()])];
+  const field = (k: string) => (a.get(k) ?? b.get(k))!;
+  keys.sort((x, y) => field(x).group - field(y).group || naturalCompare(field(x).sub, field(y).sub));
+  const out: string[] = [];
+  for (const k of keys) {
+    const fb = b.get(k);
+    const fa = a.get(k);
+    if (fb && fa && fb.raw === fa.raw) continue;
+    if (fb) out.push(`- ${fb.label}: ${fb.shown}`);
+    if (fa) out.push(`+ ${fa.label}: ${fa.shown}${fb && fb.shown === fa.shown ? ' (changed)' : ''}`);
+  }
+  return out;
+}
+
+/** The diff lines a change shows, or a note when the old configuration is unknown. */
+function changeDiff(c: ResourceChange, m: Masker): { lines: string[]; note?: string } {
+  if (c.kind !== 'service' || c.action === 'unchanged') return { lines: [] };
+  if (c.action === 'change' && !c.before) {
+    return { lines: [], note: 'previous configuration unknown: its containers carry no readable io.berth.config label' };
+  }
+  if (c.action === 'remove' && !c.before) return { lines: c.replicasBefore !== undefined ? [`- replicas: ${c.replicasBefore}`] : [] };
+  return {
+    lines: diffSpecs(c.action === 'create' ? undefined : c.before, c.action === 'remove' ? undefined : c.after, {
+      masker: m,
+      ...(c.action !== 'create' && c.replicasBefore !== undefined ? { replicasBefore: c.replicasBefore } : {}),
+      ...(c.action !== 'remove' && c.replicasAfter !== undefined ? { replicasAfter: c.replicasAfter } : {}),
+    }),
+  };
+}
+
+// ---------------------------------------------------------------- escaping
+
+/** Characters that could reorder or hide text (bidi controls, zero-width, line separators) or break a line. */
+// eslint-disable-next-line no-control-regex
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** One visible line: control and invisible characters written as escapes. */
+export function sanitizeLine(s: string): string {
+  return s.replace(UNSAFE_CHARS, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
+/**
+ * Text safe anywhere in Markdown or inline HTML: every ASCII character but
+ * letters, digits, space and `-,()` becomes a numeric entity, so it can neither
+ * open a tag, emphasis, link, table cell or code span, nor mention anyone.
+ */
+export function escapeMarkdown(s: string): string {
+  return sanitizeLine(s).replace(/[^A-Za-z0-9 ,()\-\u0080-\uffff]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A user-controlled name as inline code (GitHub does not link mentions inside code). */
+const code = (s: string) => `<code>${escapeMarkdown(s)}</code>`;
+
+/** A fence no line of `lines` can close. */
+function fenceFor(lines: readonly string[]): string {
+  let longest = 0;
+  for (const l of lines) {
+    const m = /^ {0,3}(`+)/.exec(l);
+    if (m) longest = Math.max(longest, m[1].length);
+  }
+  return '`'.repeat(Math.max(3, longest + 1));
+}
+
+function codeBlock(lang: string, lines: readonly string[]): string[] {
+  const fence = fenceFor(lines);
+  return [`${fence}${lang}`, ...lines, fence];
+}
+
+// ---------------------------------------------------------------- shared
+
+function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined): Masker {
+  const m = new Masker(secretKeys ?? []);
+  // Learn every secret value up front so redaction also covers values no diff shows.
+  for (const c of plan.changes) m.collect(c.before, c.after);
+  for (const s of plan.desired?.services ?? []) m.collect(s.spec);
+  return m;
+}
+
+const ACTION_ORDER: Record<ResourceChange['action'], number> = { create: 0, change: 1, remove: 2, unchanged: 3 };
+
+/** Rows worth a line: everything that changes, and unchanged resources that carry a note. */
+function listedChanges(plan: Plan): ResourceChange[] {
+  return plan.changes
+    .filter((c) => c.action !== 'unchanged' || c.reasons.length > 0)
+    .map((c, i) => ({ c, i }))
+    .sort((a, b) => ACTION_ORDER[a.c.action] - ACTION_ORDER[b.c.action] || a.i - b.i)
+    .map(({ c }) => c);
+}
+
+function reasonsOf(c: ResourceChange): string {
+  return c.reasons.length ? c.reasons.join(', ') : c.action === 'unchanged' ? '' : c.action;
+}
+
+// ---------------------------------------------------------------- Markdown
+
+/** One environment's section of the PR comment. Not split: see split.ts. */
+export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
+  const m = maskerFor(plan, opts.secretKeys);
+  const t = (s: string) => escapeMarkdown(m.redact(s));
+  const s = summarize(plan);
+  const out: string[] = [];
+
+  out.push(`### berth plan for ${code(m.redact(opts.environment))}`, '');
+  const meta: string[] = [];
+  if (opts.target !== undefined) meta.push(`target ${code(m.redact(opts.target))}`);
+  if (opts.headSha) meta.push(`head ${code(opts.headSha.slice(0, 12))}`);
+  meta.push(`fingerprint ${code(plan.fingerprint.slice(0, 16))}`);
+  out.push(meta.join(' · '), '');
+
+  if (isEmpty(plan)) out.push(`**No changes.** ${summaryLine(s)}.`, '');
+  else out.push(`**${summaryLine(s)}**`, '');
+
+  const rows = listedChanges(plan);
+  if (rows.length) {
+    out.push('| Resource | Action | Why |', '| --- | --- | --- |');
+    for (const c of rows) out.push(`| ${c.kind} ${code(m.redact(c.name))} | ${c.action} | ${t(reasonsOf(c))} |`);
+    out.push('');
+  }
+
+  const diffs = rows.map((c) => ({ c, ...changeDiff(c, m) })).filter((d) => d.lines.length || d.note);
+  const totalDiffLines = diffs.reduce((n, d) => n + d.lines.length, 0);
+  for (const { c, lines, note } of diffs) {
+    const why = c.reasons.length ? `: ${t(c.reasons.join(', '))}` : '';
+    out.push(`<details${totalDiffLines <= OPEN_DIFF_LINES ? ' open' : ''}>`, `<summary>${c.kind} ${code(m.redact(c.name))} (${c.action})${why}</summary>`, '');
+    if (note) out.push(`*${t(note)}*`, '');
+    if (lines.length) out.push(...codeBlock('diff', lines.map((l) => sanitizeLine(m.redact(l)))), '');
+    out.push('</details>', '');
+  }
+
+  if (!isEmpty(plan)) {
+    const planLines = plan.nodes.map((n) => sanitizeLine(m.redact(nodeLine(n))));
+    out.push(`<details${plan.nodes.length <= OPEN_PLAN_STEPS ? ' open' : ''}>`, `<summary>Plan (${steps(plan.nodes.length)})</summary>`, '');
+    out.push(...codeBlock('text', planLines), '', '</details>', '');
+  }
+  while (out.length && out[out.length - 1] === '') out.pop();
+  return `${out.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- text
+
+/** The CLI's plain-text plan: summary, per-resource reasons with field diffs, then the plan lines. */
+export function renderPlanText(plan: Plan, opts: { secretKeys?: readonly string[] } = {}): string {
+  const m = maskerFor(plan, opts.secretKeys);
+  const t = (s: string) => sanitizeLine(m.redact(s));
+  const s = summarize(plan);
+  const out: string[] = [];
+  out.push(isEmpty(plan) ? `No changes. ${summaryLine(s)}.` : `Plan: ${summaryLine(s)}.`);
+  const rows = listedChanges(plan);
+  if (rows.length) out.push('');
+  for (const c of rows) {
+    const why = reasonsOf(c);
+    out.push(`${c.action.padEnd(9)} ${c.kind} ${t(c.name)}${why ? `: ${t(why)}` : ''}`);
+    const { lines, note } = changeDiff(c, m);
+    if (note) out.push(`    (${note})`);
+    for (const l of lines) out.push(`    ${t(l)}`);
+  }
+  if (!isEmpty(plan)) {
+    out.push('', `Steps (${plan.nodes.length}):`);
+    for (const n of plan.nodes) out.push(t(nodeLine(n)));
+  }
+  out.push('', `Fingerprint: ${plan.fingerprint}`);
+  return `${out.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- JSON
+
+export interface PlanNodeJson {
+  id: number;
+  kind: NodeKind;
+  resource: string;
+  reason: string;
+  detail?: string;
+  group?: string;
+  deps: number[];
+  target: NodeTarget;
+}
+
+export interface ResourceChangeJson {
+  kind: ResourceChange['kind'];
+  name: string;
+  action: ResourceChange['action'];
+  reasons: string[];
+  replicasBefore?: number;
+  replicasAfter?: number;
+  /** masked */
+  before?: ServiceSpec;
+  /** masked */
+  after?: ServiceSpec;
+  /** the field diff lines the Markdown shows */
+  diff: string[];
+}
+
+export interface PlanJson {
+  formatVersion: 1;
+  project: string;
+  environment: string;
+  fingerprint: string;
+  desiredDigest: string;
+  observedDigest: string;
+  summary: PlanSummary;
+  empty: boolean;
+  nodes: PlanNodeJson[];
+  changes: ResourceChangeJson[];
+}
+
+/** Plain JSON with keys sorted at every level, so equal plans serialise identically; `str` maps every string value. */
+function sortKeys<T>(value: T, str: (s: string) => string = (s) => s): T {
+  if (Array.isArray(value)) return value.map((v) => sortKeys(v, str)) as T;
+  if (typeof value === 'string') return str(value) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[k];
+      if (v !== undefined) out[k] = sortKeys(v, str);
+    }
+    return out as T;
+  }
+  return value;
+}
+
+/** Stable JSON for `--format json`: secret values masked, nothing Docker-internal beyond ids. */
+export function planToJson(plan: Plan, opts: { secretKeys?: readonly string[] } = {}): PlanJson {
+  const m = maskerFor(plan, opts.secretKeys);
+  const r = (s: string) => m.redact(s);
+  return {
+    formatVersion: 1,
+    project: plan.project,
+    environment: plan.environment,
+    fingerprint: plan.fingerprint,
+    desiredDigest: plan.desiredDigest,
+    observedDigest: plan.observedDigest,
+    summary: summarize(plan),
+    empty: isEmpty(plan),
+    nodes: plan.nodes.map((n) => ({
+      id: n.id,
+      kind: n.kind,
+      resource: r(n.resource),
+      reason: r(n.reason),
+      ...(n.detail !== undefined ? { detail: r(n.detail) } : {}),
+      ...(n.group !== undefined ? { group: r(n.group) } : {}),
+      deps: [...n.deps],
+      target: sortKeys(n.target),
+    })),
+    changes: plan.changes.map((c) => ({
+      kind: c.kind,
+      name: c.name,
+      action: c.action,
+      reasons: c.reasons.map(r),
+      ...(c.replicasBefore !== undefined ? { replicasBefore: c.replicasBefore } : {}),
+      ...(c.replicasAfter !== undefined ? { replicasAfter: c.replicasAfter } : {}),
+      ...(c.before ? { before: sortKeys(m.spec(c.before), r) } : {}),
+      ...(c.after ? { after: sortKeys(m.spec(c.after), r) } : {}),
+      diff: changeDiff(c, m).lines.map(r),
+    })),
+  };
+}
