@@ -69,10 +69,20 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
       hint: 'split it or remove what is not needed',
     });
 
+  // Pathological flow nesting (`[[[[…`) makes the parser slow and recursive: refuse it before parsing.
+  // Brackets are counted without regard to quoting, so the bound is generous; the exact limit is checked on the tree.
+  let flow = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) {
+      if (++flow > maxDepth * 4) throw tooDeep(maxDepth, text.slice(0, i).split('\n').length);
+    } else if ((c === 0x5d || c === 0x7d) && flow > 0) flow--;
+  }
+
   const lineCounter = new LineCounter();
   let doc: ReturnType<typeof parseDocument>;
   try {
-    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: true, strict: true, version: '1.2' });
+    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2' });
   } catch (err) {
     if (err instanceof RangeError) throw tooDeep(maxDepth);
     throw err;
@@ -80,11 +90,12 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
   const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
 
   const first = doc.errors[0];
+  if (first?.code === 'RESOURCE_EXHAUSTION' && /call stack/i.test(first.message)) throw tooDeep(maxDepth, lineOf(first.pos[0]));
   if (first) {
     throw new YamlFailure({
       code: 'bad_yaml',
       problem: `invalid YAML: ${yamlMessage(first.message)}`,
-      ...(first.linePos ? { line: first.linePos[0].line } : lineOf(first.pos[0]) !== undefined ? { line: lineOf(first.pos[0])! } : {}),
+      ...located(lineOf(first.pos[0])),
     });
   }
 

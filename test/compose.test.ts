@@ -1,0 +1,720 @@
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { interpolateString } from '../src/compose/interpolate.js';
+import { loadCompose, type LoadComposeOptions } from '../src/compose/load.js';
+import { normalizeImage, parseDuration, splitCommand } from '../src/compose/normalize.js';
+import { DENY_ALL, type Policy } from '../src/compose/policy.js';
+import { ComposeError, ConfigError } from '../src/errors.js';
+import type { DesiredState, ServiceSpec } from '../src/model.js';
+import { desiredDigest } from '../src/reconcile.js';
+import { loadEnvironment, readFromDir } from '../src/repo.js';
+
+const OPTS: LoadComposeOptions = { project: 'shop', environment: 'staging', variables: {} };
+
+function load(text: string | string[], opts: Partial<LoadComposeOptions> = {}): DesiredState {
+  const texts = Array.isArray(text) ? text : [text];
+  return loadCompose(
+    texts.map((t, i) => ({ path: i === 0 ? 'compose.yml' : `compose.${i}.yml`, text: t })),
+    { ...OPTS, ...opts },
+  );
+}
+
+function service(d: DesiredState, name: string): ServiceSpec {
+  const s = d.services.find((x) => x.spec.name === name);
+  if (!s) throw new Error(`no service ${name}`);
+  return s.spec;
+}
+
+function errorOf(f: () => unknown): ComposeError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof ComposeError) return e;
+    throw e;
+  }
+  throw new Error('expected a ComposeError');
+}
+
+const svc = (body: string, extra = '') => `services:\n  web:\n${body.replace(/^/gm, '    ')}\n${extra}`;
+
+describe('compose errors name file, line, path and problem', () => {
+  it('bad YAML', () => {
+    const e = errorOf(() => load('services:\n  web:\n    image: x\n   bad: [\n'));
+    expect(e.code).toBe('bad_yaml');
+    expect(e.message).toBe('compose.yml:4: invalid YAML: All mapping items must start at the same column');
+  });
+
+  it('duplicate keys are bad YAML', () => {
+    const e = errorOf(() => load('services:\n  web:\n    image: x\n    image: y\n'));
+    expect(e.message).toBe('compose.yml:4: invalid YAML: Map keys must be unique');
+  });
+
+  it('unknown service key, with a suggestion', () => {
+    const e = errorOf(() => load('services:\n  web:\n    image: nginx\n    enviroment: {}\n'));
+    expect(e.code).toBe('unknown_key');
+    expect(e.message).toBe('compose.yml:4: services.web.enviroment: unknown key "enviroment" in service web — did you mean "environment"?');
+  });
+
+  it('unknown service key without a close match lists the supported keys', () => {
+    const e = errorOf(() => load(svc('image: nginx\nfrobnicate: 1')));
+    expect(e.message).toMatch(/^compose\.yml:4: services\.web\.frobnicate: unknown key "frobnicate" in service web — supported service keys: image, command, /);
+  });
+
+  it('unknown top-level key', () => {
+    expect(errorOf(() => load('servics: {}\n')).message).toBe('compose.yml:1: servics: unknown top-level key "servics" — did you mean "services"?');
+  });
+
+  it('env_file and build are refused as not supported, with what to do instead', () => {
+    expect(errorOf(() => load(svc('image: nginx\nenv_file: .env'))).message).toBe(
+      'compose.yml:4: services.web.env_file: env_file is not supported by berth — list the variables under environment: (values can come from the variables of the environment in .github/berth.yml)',
+    );
+    const b = errorOf(() => load(svc('build: .')));
+    expect(b.code).toBe('unsupported');
+    expect(b.message).toBe('compose.yml:3: services.web.build: build is not supported by berth — berth does not build images: build and push the image in CI, then reference it with image:');
+  });
+
+  it('bad port', () => {
+    const e = errorOf(() => load(svc('image: nginx\nports:\n  - "80:80"\n  - "8080:99999"')));
+    expect(e.code).toBe('bad_port');
+    expect(e.line).toBe(6);
+    expect(e.message).toBe(
+      'compose.yml:6: services.web.ports[1]: invalid port "8080:99999": container port 99999 is out of range 1-65535 — use "[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]", e.g. "8080:80" or "127.0.0.1:53:53/udp"',
+    );
+    expect(errorOf(() => load(svc('image: nginx\nports: ["abc"]'))).problem).toBe('invalid port "abc": container port "abc" is not a number');
+    expect(errorOf(() => load(svc('image: nginx\nports: ["80/sctp"]'))).problem).toBe('invalid port "80/sctp": protocol "sctp" is not tcp or udp');
+    expect(errorOf(() => load(svc('image: nginx\nports: ["8000-8002:80-81"]'))).problem).toBe('invalid port "8000-8002:80-81": host and container ranges differ in length');
+    expect(errorOf(() => load(svc('image: nginx\nports: ["8000-8010:80"]'))).problem).toBe('invalid port "8000-8010:80": a host port range for one container port is not supported');
+    expect(errorOf(() => load(svc('image: nginx\nports: ["300.1.1.1:80:80"]'))).problem).toBe('invalid port "300.1.1.1:80:80": "300.1.1.1" is not an IP address');
+  });
+
+  it('missing image', () => {
+    const e = errorOf(() => load(svc('ports: ["80"]')));
+    expect(e.code).toBe('missing_image');
+    expect(e.message).toBe('compose.yml:2: services.web: service web has no image — berth does not build images: add image: with a pushed image reference');
+  });
+
+  it('bad image reference', () => {
+    expect(errorOf(() => load(svc('image: Nginx'))).message).toBe(
+      'compose.yml:3: services.web.image: invalid image reference "Nginx": repository names must be lowercase — write it as [registry/]name[:tag][@digest], e.g. nginx:1.27',
+    );
+  });
+
+  it('unknown depends_on target', () => {
+    const e = errorOf(() => load('services:\n  web:\n    image: nginx\n    depends_on: [apii]\n  api:\n    image: nginx\n'));
+    expect(e.code).toBe('unknown_service');
+    expect(e.message).toBe('compose.yml:4: services.web.depends_on[0]: service web depends on "apii", which is not a service — did you mean "api"?');
+  });
+
+  it('depends_on required: false on a missing service is dropped', () => {
+    const d = load(svc('image: nginx\ndepends_on:\n  cache: {condition: service_started, required: false}'));
+    expect(service(d, 'web').dependsOn).toEqual([]);
+  });
+
+  it('cycle in depends_on names the whole cycle', () => {
+    const text = 'services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [c]\n  c:\n    image: x\n    depends_on: [a]\n';
+    const e = errorOf(() => load(text));
+    expect(e.code).toBe('depends_on_cycle');
+    expect(e.message).toBe('compose.yml:10: services.c.depends_on[0]: depends_on cycle: a -> b -> c -> a — remove one of these dependencies');
+    expect(errorOf(() => load('services:\n  a:\n    image: x\n    depends_on: [a]\n')).problem).toBe('depends_on cycle: a -> a');
+  });
+
+  it('service_healthy on a service without a healthcheck', () => {
+    const e = errorOf(() => load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n'));
+    expect(e.code).toBe('no_healthcheck');
+    expect(e.message).toBe('compose.yml:5: services.web.depends_on.db: service web waits for db to be healthy, but db has no healthcheck — add a healthcheck to db or use condition: service_started');
+  });
+
+  it('undeclared network and volume', () => {
+    const n = errorOf(() => load(svc('image: nginx\nnetworks: [frnt]', 'networks:\n  front: {}\n')));
+    expect(n.code).toBe('undeclared_network');
+    expect(n.message).toBe('compose.yml:4: services.web.networks[0]: service web uses network "frnt", which is not declared under the top-level networks — did you mean "front"?');
+    const v = errorOf(() => load(svc('image: nginx\nvolumes: ["data:/data"]')));
+    expect(v.code).toBe('undeclared_volume');
+    expect(v.message).toBe('compose.yml:4: services.web.volumes[0]: service web uses volume "data", which is not declared under the top-level volumes — declare it: volumes: { data: {} }');
+  });
+
+  it('replicas must be a non-negative integer', () => {
+    const e = errorOf(() => load(svc('image: nginx\ndeploy:\n  replicas: -1')));
+    expect(e.code).toBe('bad_replicas');
+    expect(e.message).toBe('compose.yml:5: services.web.deploy.replicas: deploy.replicas must be a non-negative integer, not -1');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  replicas: 1.5'))).problem).toBe('deploy.replicas must be a non-negative integer, not 1.5');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  replicas: many'))).problem).toBe('deploy.replicas must be a non-negative integer, not "many"');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources: {}'))).problem).toBe('deploy.resources is not supported by berth');
+  });
+
+  it('missing variable names the variable, the file and the line', () => {
+    const e = errorOf(() => load(svc('image: nginx\nenvironment:\n  X: ${NOPE}')));
+    expect(e.code).toBe('missing_variable');
+    expect(e.message).toBe(
+      "compose.yml:5: services.web.environment.X: variable NOPE is not set — set NOPE in the environment's variables in .github/berth.yml, or give a default: ${NOPE:-value}",
+    );
+    const r = errorOf(() => load(svc('image: nginx:${TAG:?set the release tag}')));
+    expect(r.code).toBe('missing_variable');
+    expect(r.message).toBe("compose.yml:3: services.web.image: variable TAG is not set: set the release tag — set TAG in the environment's variables in .github/berth.yml");
+  });
+
+  it('process.env is never a source of variables', () => {
+    process.env.BERTH_TEST_ONLY_IN_PROCESS_ENV = 'x';
+    try {
+      expect(errorOf(() => load(svc('image: nginx:${BERTH_TEST_ONLY_IN_PROCESS_ENV}'))).code).toBe('missing_variable');
+    } finally {
+      delete process.env.BERTH_TEST_ONLY_IN_PROCESS_ENV;
+    }
+  });
+
+  it('bad interpolation syntax', () => {
+    expect(errorOf(() => load(svc('image: nginx\nenvironment:\n  X: ${A'))).message).toBe(
+      'compose.yml:5: services.web.environment.X: invalid interpolation in "${A": unclosed "${" — write $$ for a literal $',
+    );
+  });
+
+  it('alias bomb', () => {
+    const bomb = [
+      'x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+      'x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'x-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'services: {}',
+    ].join('\n');
+    const e = errorOf(() => load(bomb));
+    expect(e.code).toBe('alias_bomb');
+    expect(e.message).toBe('compose.yml: too many YAML alias expansions (more than 100) — this looks like a "billion laughs" document; use fewer nested anchors and aliases');
+  });
+
+  it('oversize file', () => {
+    const e = errorOf(() => load('services: {}\n' + '#'.repeat(1024 * 1024)));
+    expect(e.code).toBe('too_large');
+    expect(e.message).toBe('compose.yml: file is 1048589 bytes, more than the 1048576 bytes berth reads — split it or remove what is not needed');
+  });
+
+  it('nesting too deep, including deep enough to overflow the parser', () => {
+    const e = errorOf(() => load(`x-a: ${'['.repeat(100)}${']'.repeat(100)}\nservices: {}\n`));
+    expect(e.code).toBe('too_deep');
+    expect(e.message).toBe('compose.yml:1: YAML nested more than 64 levels deep — flatten the document');
+    expect(errorOf(() => load(`x-a: ${'['.repeat(200_000)}\n`)).code).toBe('too_deep');
+  });
+
+  it('a self-referencing anchor is refused, not looped over', () => {
+    expect(errorOf(() => load('x-a: &a [*a]\nservices: {}\n')).code).toMatch(/too_deep|bad_yaml|alias_bomb/);
+  });
+
+  it('custom tags other than !reset/!override are refused', () => {
+    expect(errorOf(() => load(svc('image: !foo nginx'))).message).toBe('compose.yml:3: unsupported YAML tag !foo — only !reset and !override are understood');
+  });
+
+  it('errors in a later file name that file', () => {
+    const e = errorOf(() => load([svc('image: nginx'), 'services:\n  web:\n    ports: ["70000"]\n']));
+    expect(e.file).toBe('compose.1.yml');
+    expect(e.line).toBe(3);
+  });
+
+  it('network_mode and networks together', () => {
+    expect(errorOf(() => load(svc('image: nginx\nnetwork_mode: host\nnetworks: [default]'))).problem).toBe('service web: network_mode and networks cannot be combined');
+  });
+
+  it('healthcheck duration and test shapes', () => {
+    expect(errorOf(() => load(svc('image: nginx\nhealthcheck:\n  test: ["true"]\n  interval: 10'))).problem).toBe(
+      'healthcheck.test list must start with CMD, CMD-SHELL or NONE, not "true"',
+    );
+    expect(errorOf(() => load(svc('image: nginx\nhealthcheck:\n  test: "true"\n  interval: 10'))).message).toBe(
+      'compose.yml:6: services.web.healthcheck.interval: healthcheck.interval: invalid duration 10 — use a number with a unit, e.g. 30s, 1m30s, 500ms',
+    );
+  });
+});
+
+describe('policy', () => {
+  const withPolicy = (body: string, policy: Partial<Policy> = {}, extra = '') => load(svc(`image: nginx\n${body}`, extra), { policy: { ...DENY_ALL, ...policy }, repoRoot: '/srv/repo' });
+
+  it('denies privileged, host network, host pid, capabilities, devices, the docker socket and bind mounts by default', () => {
+    expect(errorOf(() => withPolicy('privileged: true')).message).toBe(
+      "compose.yml:4: services.web.privileged: service web: privileged mode is not allowed by the repository's policy — allow it with policy.allow_privileged: true in .github/berth.yml on the default branch",
+    );
+    expect(errorOf(() => withPolicy('network_mode: host')).problem).toBe("service web: network_mode host is not allowed by the repository's policy");
+    expect(errorOf(() => withPolicy('pid: host')).problem).toBe("service web: pid host is not allowed by the repository's policy");
+    expect(errorOf(() => withPolicy('cap_add: [net_admin]')).problem).toBe("service web: cap_add NET_ADMIN is not allowed by the repository's policy");
+    expect(errorOf(() => withPolicy('devices: [/dev/fuse]')).problem).toBe("service web: device /dev/fuse is not allowed by the repository's policy");
+    expect(errorOf(() => withPolicy('volumes: ["/var/run/docker.sock:/var/run/docker.sock"]')).problem).toBe(
+      "service web: mounting the Docker socket (/var/run/docker.sock) is not allowed by the repository's policy",
+    );
+    expect(errorOf(() => withPolicy('volumes: ["/var/run:/host-run"]')).code).toBe('policy_denied');
+    expect(errorOf(() => withPolicy('volumes: ["./conf:/conf"]')).problem).toBe("service web: bind mount of /srv/repo/conf is not allowed by the repository's policy");
+  });
+
+  it('allows what the policy allows', () => {
+    expect(() => withPolicy('privileged: true', { allow_privileged: true })).not.toThrow();
+    expect(() => withPolicy('network_mode: host', { allow_host_network: true })).not.toThrow();
+    expect(() => withPolicy('cap_add: [CAP_NET_ADMIN]', { allow_cap_add: ['NET_ADMIN'] })).not.toThrow();
+    expect(() => withPolicy('volumes: ["/var/run/docker.sock:/var/run/docker.sock:ro"]', { allow_docker_socket: true })).not.toThrow();
+    expect(() => withPolicy('volumes: ["./conf/nginx:/conf"]', { bind_mount_allowlist: ['./conf'] })).not.toThrow();
+    expect(() => withPolicy('volumes: ["/srv/data/x:/x"]', { bind_mount_allowlist: ['/srv/data'] })).not.toThrow();
+    expect(errorOf(() => withPolicy('volumes: ["/srv/database:/x"]', { bind_mount_allowlist: ['/srv/data'] })).code).toBe('policy_denied');
+    // named volumes are not bind mounts
+    expect(() => withPolicy('volumes: ["data:/data"]', {}, 'volumes:\n  data: {}\n')).not.toThrow();
+  });
+});
+
+describe('normalisation', () => {
+  it('images are fully qualified', () => {
+    expect(normalizeImage('nginx')).toBe('docker.io/library/nginx:latest');
+    expect(normalizeImage('nginx:1.27')).toBe('docker.io/library/nginx:1.27');
+    expect(normalizeImage('foo/bar:1')).toBe('docker.io/foo/bar:1');
+    expect(normalizeImage('docker.io/nginx')).toBe('docker.io/library/nginx:latest');
+    expect(normalizeImage('index.docker.io/library/nginx:1')).toBe('docker.io/library/nginx:1');
+    expect(normalizeImage('ghcr.io/acme/api:2.1')).toBe('ghcr.io/acme/api:2.1');
+    expect(normalizeImage('localhost:5000/api')).toBe('localhost:5000/api:latest');
+    expect(normalizeImage('localhost/api')).toBe('localhost/api:latest');
+    const digest = `sha256:${'a'.repeat(64)}`;
+    expect(normalizeImage(`nginx@${digest}`)).toBe(`docker.io/library/nginx@${digest}`);
+    expect(normalizeImage(`nginx:1.27@${digest}`)).toBe(`docker.io/library/nginx:1.27@${digest}`);
+    expect(normalizeImage('berth-test/app:1')).toBe('docker.io/berth-test/app:1');
+  });
+
+  it('durations', () => {
+    expect(parseDuration('1m30s', 'x')).toBe(90_000);
+    expect(parseDuration('500ms', 'x')).toBe(500);
+    expect(parseDuration('1.5s', 'x')).toBe(1500);
+    expect(parseDuration('1.1s', 'x')).toBe(1100);
+    expect(parseDuration('1h', 'x')).toBe(3_600_000);
+    expect(parseDuration('250us', 'x')).toBe(0.25);
+    expect(parseDuration('0', 'x')).toBe(0);
+  });
+
+  it('commands given as strings are split like a shell', () => {
+    expect(splitCommand('sleep 3600')).toEqual(['sleep', '3600']);
+    expect(splitCommand(`sh -c 'echo "a b"; exit 0'`)).toEqual(['sh', '-c', 'echo "a b"; exit 0']);
+    expect(splitCommand('echo "a \\"b\\"" c\\ d')).toEqual(['echo', 'a "b"', 'c d']);
+    expect(splitCommand('  ')).toEqual([]);
+    expect(load(svc('image: x\ncommand: sleep 3600')).services[0]!.spec.command).toEqual(['sleep', '3600']);
+    expect(load(svc('image: x\nentrypoint: ["/bin/sh", "-c"]')).services[0]!.spec.entrypoint).toEqual(['/bin/sh', '-c']);
+  });
+
+  it('defaults: restart no, replicas 1, network default, no healthcheck', () => {
+    const d = load(svc('image: nginx'));
+    expect(service(d, 'web')).toEqual({
+      name: 'web',
+      image: 'docker.io/library/nginx:latest',
+      environment: {},
+      ports: [],
+      volumes: [],
+      networks: ['default'],
+      dependsOn: [],
+      labels: {},
+      restart: 'no',
+      replicas: 1,
+    });
+    expect(d.networks.map((n) => n.spec)).toEqual([{ name: 'default', driver: 'bridge', internal: false, attachable: false, labels: {}, external: false }]);
+  });
+
+  it('the implicit default network exists only when some service uses it; unused declared networks and volumes are left out', () => {
+    const d = load(svc('image: nginx\nnetworks: [front]', 'networks:\n  front: {}\n  unused: {}\nvolumes:\n  spare: {}\n'));
+    expect(d.networks.map((n) => n.spec.name)).toEqual(['front']);
+    expect(d.volumes).toEqual([]);
+    expect(load(svc('image: nginx\nnetwork_mode: none')).networks).toEqual([]);
+    expect(service(load(svc('image: nginx\nnetwork_mode: none')), 'web').networks).toEqual([]);
+  });
+
+  it('healthcheck defaults and forms', () => {
+    const h = service(load(svc('image: x\nhealthcheck:\n  test: curl -f http://localhost')), 'web').healthcheck;
+    expect(h).toEqual({ test: ['CMD-SHELL', 'curl -f http://localhost'], intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 });
+    const h2 = service(load(svc('image: x\nhealthcheck:\n  test: ["CMD", "true"]\n  interval: 1m30s\n  timeout: 500ms\n  retries: 5\n  start_period: 2s')), 'web').healthcheck;
+    expect(h2).toEqual({ test: ['CMD', 'true'], intervalMs: 90_000, timeoutMs: 500, retries: 5, startPeriodMs: 2000 });
+    expect(service(load(svc('image: x\nhealthcheck:\n  disable: true')), 'web').healthcheck?.test).toEqual(['NONE']);
+  });
+
+  it('depends_on list form means service_started', () => {
+    const d = load('services:\n  web:\n    image: x\n    depends_on: [db, api]\n  api:\n    image: x\n  db:\n    image: x\n');
+    expect(service(d, 'web').dependsOn).toEqual([
+      { service: 'api', condition: 'service_started' },
+      { service: 'db', condition: 'service_started' },
+    ]);
+  });
+
+  it('environment: map or list, sorted, values stringified like compose, bare keys from the variables', () => {
+    const d = load(svc('image: x\nenvironment:\n  B: 1\n  A: true\n  C: 1.50\n  D: ""\n  E:\n  F:\n  G: null'), { variables: { E: 'from-config' } });
+    expect(Object.entries(service(d, 'web').environment)).toEqual([
+      ['A', 'true'],
+      ['B', '1'],
+      ['C', '1.5'],
+      ['D', ''],
+      ['E', 'from-config'],
+    ]);
+    const l = load(svc('image: x\nenvironment:\n  - B=1\n  - A=x=y\n  - E\n  - F'), { variables: { E: 'e' } });
+    expect(service(l, 'web').environment).toEqual({ A: 'x=y', B: '1', E: 'e' });
+  });
+
+  it('labels: map or list', () => {
+    expect(service(load(svc('image: x\nlabels: ["a=1", "b"]')), 'web').labels).toEqual({ a: '1', b: '' });
+    expect(service(load(svc('image: x\nlabels: {b: 2, a: "1"}')), 'web').labels).toEqual({ a: '1', b: '2' });
+  });
+
+  it('ports: every short form and the long form, sorted', () => {
+    const d = load(
+      svc(
+        [
+          'image: x',
+          'ports:',
+          '  - "127.0.0.1:8080:80/udp"',
+          '  - "8000-8001:90-91"',
+          '  - 443',
+          '  - "80"',
+          '  - "127.0.0.1::22"',
+          '  - "[::1]:5353:53/udp"',
+          '  - "7000-7001"',
+          '  - target: 80',
+          '    published: "8080"',
+          '    host_ip: 0.0.0.0',
+          '    protocol: tcp',
+          '    mode: host',
+        ].join('\n'),
+      ),
+    );
+    expect(service(d, 'web').ports).toEqual([
+      { target: 22, hostIp: '127.0.0.1', protocol: 'tcp' },
+      { target: 53, published: 5353, hostIp: '::1', protocol: 'udp' },
+      { target: 80, protocol: 'tcp' },
+      { target: 80, published: 8080, hostIp: '0.0.0.0', protocol: 'tcp' },
+      { target: 80, published: 8080, hostIp: '127.0.0.1', protocol: 'udp' },
+      { target: 90, published: 8000, protocol: 'tcp' },
+      { target: 91, published: 8001, protocol: 'tcp' },
+      { target: 443, protocol: 'tcp' },
+      { target: 7000, protocol: 'tcp' },
+      { target: 7001, protocol: 'tcp' },
+    ]);
+  });
+
+  it('volumes: named, anonymous, tmpfs, binds relative to the first compose file under the repo root', () => {
+    const text = svc(
+      [
+        'image: x',
+        'volumes:',
+        '  - data:/var/lib/data:ro',
+        '  - ./conf/:/etc/app',
+        '  - ../shared:/shared:rw',
+        '  - /srv/logs:/logs',
+        '  - /cache',
+        '  - type: tmpfs',
+        '    target: /tmp',
+        '  - type: bind',
+        '    source: ./static',
+        '    target: /static',
+        '    read_only: true',
+      ].join('\n'),
+      'volumes:\n  data: {}\n',
+    );
+    const files = (repoRoot?: string) =>
+      loadCompose([{ path: 'deploy/compose.yml', text }], { ...OPTS, ...(repoRoot ? { repoRoot } : {}) });
+    expect(service(files('/srv/repo'), 'web').volumes).toEqual([
+      { type: 'volume', target: '/cache', readOnly: false },
+      { type: 'bind', source: '/srv/repo/deploy/conf', target: '/etc/app', readOnly: false },
+      { type: 'bind', source: '/srv/logs', target: '/logs', readOnly: false },
+      { type: 'bind', source: '/srv/repo/shared', target: '/shared', readOnly: false },
+      { type: 'bind', source: '/srv/repo/deploy/static', target: '/static', readOnly: true },
+      { type: 'tmpfs', target: '/tmp', readOnly: false },
+      { type: 'volume', source: 'data', target: '/var/lib/data', readOnly: true },
+    ]);
+    // without a checkout, relative binds stay repository-relative, resolved the same way
+    expect(service(files(), 'web').volumes.filter((v) => v.type === 'bind').map((v) => v.source)).toEqual(['./deploy/conf', '/srv/logs', './shared', './deploy/static']);
+  });
+
+  it('policy-relevant settings are normalised', () => {
+    const s = service(load(svc('image: x\nprivileged: true\npid: host\ncap_add: [sys_admin, CAP_NET_ADMIN, NET_ADMIN]\ndevices: [/dev/fuse, "/dev/sda:/dev/xvda:r"]')), 'web');
+    expect(s).toMatchObject({ privileged: true, pid: 'host', capAdd: ['NET_ADMIN', 'SYS_ADMIN'], devices: ['/dev/fuse:/dev/fuse:rwm', '/dev/sda:/dev/xvda:r'] });
+    expect(service(load(svc('image: x\nprivileged: false')), 'web').privileged).toBeUndefined();
+  });
+
+  it('user, working_dir, restart, scale', () => {
+    const s = service(load(svc('image: x\nuser: 1000\nworking_dir: /app\nrestart: unless-stopped\nscale: 3')), 'web');
+    expect(s).toMatchObject({ user: '1000', workingDir: '/app', restart: 'unless-stopped', replicas: 3 });
+    expect(service(load(svc('image: x\ndeploy:\n  replicas: 0')), 'web').replicas).toBe(0);
+  });
+
+  it('top-level networks and volumes', () => {
+    const d = load(
+      svc(
+        'image: x\nnetworks: [back, ext]\nvolumes: ["data:/d", "old:/o"]',
+        'networks:\n  back:\n    internal: true\n    attachable: true\n    labels: ["tier=back"]\n  ext:\n    external: true\nvolumes:\n  data:\n    driver: local\n    labels: {keep: "yes"}\n  old:\n    external: true\n',
+      ),
+    );
+    expect(d.networks.map((n) => n.spec)).toEqual([
+      { name: 'back', driver: 'bridge', internal: true, attachable: true, labels: { tier: 'back' }, external: false },
+      { name: 'ext', driver: 'bridge', internal: false, attachable: false, labels: {}, external: true },
+    ]);
+    expect(d.volumes.map((v) => v.spec)).toEqual([
+      { name: 'data', driver: 'local', labels: { keep: 'yes' }, external: false },
+      { name: 'old', driver: 'local', labels: {}, external: true },
+    ]);
+  });
+});
+
+describe('identical intent gives deep-equal specs and the same hash', () => {
+  const same = (a: string | string[], b: string | string[], opts: Partial<LoadComposeOptions> = {}) => {
+    const x = load(a, opts);
+    const y = load(b, opts);
+    expect(y.services.map((s) => s.spec)).toEqual(x.services.map((s) => s.spec));
+    expect(y.services.map((s) => s.configHash)).toEqual(x.services.map((s) => s.configHash));
+    expect(desiredDigest(y)).toBe(desiredDigest(x));
+  };
+
+  it('map vs list environment and labels', () => {
+    same(svc('image: x\nenvironment: {A: "1", B: two}\nlabels: {l: v}'), svc('image: x\nenvironment: ["B=two", "A=1"]\nlabels: ["l=v"]'));
+  });
+
+  it('short vs long ports', () => {
+    same(
+      svc('image: x\nports: ["127.0.0.1:8080:80", "53:53/udp"]'),
+      svc('image: x\nports:\n  - {target: 53, published: 53, protocol: udp}\n  - {target: 80, published: 8080, host_ip: 127.0.0.1, protocol: tcp}'),
+    );
+  });
+
+  it('short vs long volumes', () => {
+    same(svc('image: x\nvolumes: ["data:/d:ro"]', 'volumes:\n  data: {}\n'), svc('image: x\nvolumes:\n  - {type: volume, source: data, target: /d, read_only: true}', 'volumes:\n  data:\n'));
+  });
+
+  it('key order and image spelling', () => {
+    same(
+      'services:\n  web:\n    image: nginx\n    restart: always\n    command: ["a", "b"]\n',
+      'services:\n  web:\n    command: a b\n    restart: always\n    image: docker.io/library/nginx:latest\n',
+    );
+  });
+
+  it('defaults written out vs left out', () => {
+    same(
+      svc('image: x\nhealthcheck:\n  test: ["CMD-SHELL", "true"]'),
+      svc('image: x\nrestart: "no"\nnetworks: [default]\ndeploy: {replicas: 1}\nhealthcheck:\n  test: "true"\n  interval: 30s\n  timeout: 0.5m\n  retries: 3\n  start_period: 0s'),
+    );
+  });
+
+  it('anchors and merge keys vs written out', () => {
+    same(
+      'x-base: &base\n  image: x\n  environment: {A: "1"}\n  restart: always\nservices:\n  a:\n    <<: *base\n  b:\n    <<: *base\n    restart: "no"\n',
+      'services:\n  b:\n    image: x\n    environment: {A: "1"}\n  a:\n    restart: always\n    environment:\n      - A=1\n    image: x\n',
+    );
+  });
+
+  it('interpolated vs literal', () => {
+    same(svc('image: x:${TAG}\nenvironment: {P: "${PORT:-80}"}'), svc('image: x:1\nenvironment: {P: "80"}'), { variables: { TAG: '1' } });
+  });
+});
+
+describe('interpolation', () => {
+  const v = { SET: 'value', EMPTY: '' };
+  it.each([
+    ['${SET}', 'value'],
+    ['$SET/x', 'value/x'],
+    ['${UNSET:-d}', 'd'],
+    ['${EMPTY:-d}', 'd'],
+    ['${EMPTY-d}', ''],
+    ['${UNSET-d}', 'd'],
+    ['${SET:-d}', 'value'],
+    ['${SET:+alt}', 'alt'],
+    ['${EMPTY:+alt}', ''],
+    ['${EMPTY+alt}', 'alt'],
+    ['${UNSET:-${SET}}', 'value'],
+    ['$${SET}', '${SET}'],
+    ['a$$b', 'a$b'],
+    ['cost: $5', 'cost: $5'],
+    ['${SET:?must be set}', 'value'],
+    ['${EMPTY?must be set}', ''],
+  ])('%s → %s', (input, out) => {
+    expect(interpolateString(input, v)).toBe(out);
+  });
+
+  it('errors', () => {
+    expect(() => interpolateString('${UNSET}', v)).toThrow('variable UNSET is not set');
+    expect(() => interpolateString('${EMPTY:?must be set}', v)).toThrow('variable EMPTY is empty: must be set');
+    expect(() => interpolateString('${UNSET?}', v)).toThrow('variable UNSET is not set');
+    expect(() => interpolateString('${}', v)).toThrow('does not start with a variable name');
+    expect(() => interpolateString('${SET!x}', v)).toThrow('unexpected "!x" after ${SET');
+  });
+
+  it('keys are not interpolated, extension fields are not read', () => {
+    const d = load('x-unused: ${NOT_SET}\nservices:\n  web:\n    image: x\n    labels:\n      "${K}": v\n');
+    expect(service(d, 'web').labels).toEqual({ '${K}': 'v' });
+  });
+
+  it('replicas and booleans may come from variables', () => {
+    const s = service(load(svc('image: x\ndeploy:\n  replicas: ${N}\nprivileged: ${P}'), { variables: { N: '3', P: 'true' } }), 'web');
+    expect(s.replicas).toBe(3);
+    expect(s.privileged).toBe(true);
+  });
+});
+
+describe('merging files in order', () => {
+  const base = [
+    'services:',
+    '  web:',
+    '    image: x:1',
+    '    command: ["echo", "base"]',
+    '    environment: {A: "1", B: "1"}',
+    '    labels: {keep: "1"}',
+    '    ports: ["8080:80", "9090:90"]',
+    '    volumes: ["data:/data", "./a:/a"]',
+    '    networks: [front]',
+    '    depends_on: [db]',
+    '    cap_add: [NET_ADMIN]',
+    '    healthcheck:',
+    '      test: ["CMD", "base"]',
+    '      interval: 5s',
+    '  db:',
+    '    image: x:1',
+    '    healthcheck: {test: "true"}',
+    'networks:',
+    '  front: {}',
+    '  back: {}',
+    'volumes:',
+    '  data: {}',
+    '  other: {}',
+  ].join('\n');
+
+  it('maps merge, scalars override, command and healthcheck.test are replaced, ports and volumes unique by key', () => {
+    const override = [
+      'services:',
+      '  web:',
+      '    image: x:2',
+      '    command: ["echo", "override"]',
+      '    environment: ["B=2", "C=3"]',
+      '    ports: ["8080:80", "7070:70"]',
+      '    volumes: ["other:/data:ro"]',
+      '    networks: [back]',
+      '    depends_on:',
+      '      db: {condition: service_healthy}',
+      '    cap_add: [NET_ADMIN, SYS_TIME]',
+      '    healthcheck:',
+      '      test: ["CMD", "override"]',
+      '    deploy: {replicas: 2}',
+    ].join('\n');
+    const s = service(load([base, override], { repoRoot: '/r' }), 'web');
+    expect(s.image).toBe('docker.io/library/x:2');
+    expect(s.command).toEqual(['echo', 'override']);
+    expect(s.environment).toEqual({ A: '1', B: '2', C: '3' });
+    expect(s.labels).toEqual({ keep: '1' });
+    expect(s.ports.map((p) => `${p.published}:${p.target}`)).toEqual(['7070:70', '8080:80', '9090:90']);
+    expect(s.volumes).toEqual([
+      { type: 'bind', source: '/r/a', target: '/a', readOnly: false },
+      { type: 'volume', source: 'other', target: '/data', readOnly: true },
+    ]);
+    expect(s.networks).toEqual(['back', 'front']);
+    expect(s.dependsOn).toEqual([{ service: 'db', condition: 'service_healthy' }]);
+    expect(s.capAdd).toEqual(['NET_ADMIN', 'SYS_TIME']);
+    expect(s.healthcheck).toEqual({ test: ['CMD', 'override'], intervalMs: 5000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 });
+    expect(s.replicas).toBe(2);
+  });
+
+  it('a later file can add services, and each file is interpolated with the same variables', () => {
+    const d = load([base, 'services:\n  worker:\n    image: x:${TAG}\n'], { variables: { TAG: '9' } });
+    expect(d.services.map((s) => s.spec.name)).toEqual(['db', 'web', 'worker']);
+    expect(service(d, 'worker').image).toBe('docker.io/library/x:9');
+  });
+
+  it('!reset removes an attribute or a service, !override replaces instead of merging', () => {
+    const override = ['services:', '  web:', '    ports: !override ["1234:80"]', '    environment: !reset {}', '    cap_add: !reset []', '  db: !reset'].join('\n');
+    const d = load([base.replace('depends_on: [db]', 'depends_on: []'), override]);
+    const s = service(d, 'web');
+    expect(s.ports).toEqual([{ target: 80, published: 1234, protocol: 'tcp' }]);
+    expect(s.environment).toEqual({});
+    expect(s.capAdd).toBeUndefined();
+    expect(d.services.map((x) => x.spec.name)).toEqual(['web']);
+  });
+
+  it('a service only partly described in the override must still get an image from the base', () => {
+    const e = errorOf(() => load([base, 'services:\n  extra:\n    environment: {A: "1"}\n']));
+    expect(e.message).toBe('compose.1.yml:2: services.extra: service extra has no image — berth does not build images: add image: with a pushed image reference');
+  });
+});
+
+describe('repository loading', () => {
+  const shop = resolve(import.meta.dirname, '../fixtures/repos/shop');
+
+  it('loads the shop fixture for staging', async () => {
+    const { config, environment, desired } = await loadEnvironment(readFromDir(shop), 'staging');
+    expect(config.project).toBe('shop');
+    expect(environment.name).toBe('staging');
+    expect(desired.project).toBe('shop');
+    expect(desired.environment).toBe('staging');
+    expect(desired.services.map((s) => [s.spec.name, s.spec.image, s.spec.replicas])).toEqual([
+      ['api', 'docker.io/berth-test/app:1', 1],
+      ['db', 'docker.io/berth-test/app:1', 1],
+      ['web', 'docker.io/berth-test/app:1', 1],
+    ]);
+    expect(service(desired, 'api').dependsOn).toEqual([{ service: 'db', condition: 'service_healthy' }]);
+    expect(service(desired, 'api').environment).toEqual({ DB_HOST: 'db', DB_PASSWORD: 'staging-secret', LOG_LEVEL: 'info' });
+    expect(service(desired, 'web').ports).toEqual([{ target: 80, published: 18080, hostIp: '127.0.0.1', protocol: 'tcp' }]);
+    expect(desired.networks.map((n) => [n.spec.name, n.spec.internal])).toEqual([
+      ['back', true],
+      ['front', false],
+    ]);
+    expect(desired.volumes.map((v) => v.spec.name)).toEqual(['db-data']);
+  });
+
+  it('loads production with its override file', async () => {
+    const { environment, desired } = await loadEnvironment(readFromDir(shop), 'production');
+    expect(environment.requires).toEqual(['staging']);
+    expect(service(desired, 'api').replicas).toBe(2);
+    expect(service(desired, 'api').environment.LOG_LEVEL).toBe('warn');
+    expect(service(desired, 'api').image).toBe('docker.io/berth-test/app:2');
+  });
+
+  it('takes the config text from the caller (the default branch) when given', async () => {
+    const config = 'project: other\nenvironments:\n  - name: dev\n    compose: [compose.yml]\n    variables: {APP_TAG: "2", DB_PASSWORD: x, WEB_PORT: "1"}\n';
+    const { desired } = await loadEnvironment(readFromDir(shop), 'dev', config);
+    expect(desired.project).toBe('other');
+    expect(service(desired, 'web').image).toBe('docker.io/berth-test/app:2');
+  });
+
+  it('an unknown environment is a ConfigError naming the known ones', async () => {
+    await expect(loadEnvironment(readFromDir(shop), 'stagign')).rejects.toThrow(
+      new ConfigError('unknown_environment', 'no environment "stagign"', { file: '.github/berth.yml', hint: 'did you mean "staging"? environments: staging, production' }),
+    );
+  });
+
+  it('a missing compose file is a ComposeError naming it', async () => {
+    const files: Record<string, string> = { '.github/berth.yml': 'project: p\nenvironments:\n  - name: dev\n    compose: [compose.yml, compose.dev.yml]\n', 'compose.yml': svc('image: x') };
+    const err = await loadEnvironment(async (p) => files[p], 'dev').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ComposeError);
+    expect((err as ComposeError).code).toBe('missing_file');
+    expect((err as ComposeError).message).toBe('.github/berth.yml: environments.dev.compose[1]: compose file compose.dev.yml not found — environment dev lists it in .github/berth.yml');
+  });
+
+  it('a missing config is a ConfigError', async () => {
+    await expect(loadEnvironment(async () => undefined, 'dev')).rejects.toThrow('.github/berth.yml: .github/berth.yml not found');
+  });
+
+  it('the default compose file is docker-compose.yml', async () => {
+    const files: Record<string, string> = { '.github/berth.yml': 'project: p\nenvironments:\n  - name: dev\n', 'docker-compose.yml': svc('image: x') };
+    const { desired } = await loadEnvironment(async (p) => files[p], 'dev');
+    expect(desired.services.map((s) => s.spec.name)).toEqual(['web']);
+  });
+
+  it('the policy of the config applies', async () => {
+    const files: Record<string, string> = { '.github/berth.yml': 'project: p\nenvironments:\n  - name: dev\n', 'docker-compose.yml': svc('image: x\nprivileged: true') };
+    await expect(loadEnvironment(async (p) => files[p], 'dev')).rejects.toThrow(/docker-compose\.yml:4: services\.web\.privileged: service web: privileged mode is not allowed/);
+  });
+
+  it('readFromDir refuses paths that leave the directory, including through symlinks', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-repo-'));
+    const outside = mkdtempSync(join(tmpdir(), 'berth-outside-'));
+    writeFileSync(join(outside, 'secret.yml'), 'x: 1\n');
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'ok.yml'), 'ok\n');
+    symlinkSync(join(outside, 'secret.yml'), join(dir, 'link.yml'));
+    const read = readFromDir(dir);
+    expect(await read('sub/ok.yml')).toBe('ok\n');
+    expect(await read('sub/../sub/ok.yml')).toBe('ok\n');
+    expect(await read('missing.yml')).toBeUndefined();
+    await expect(read('../x.yml')).rejects.toThrow('../x.yml is outside the repository');
+    await expect(read('/etc/passwd')).rejects.toThrow('is outside the repository');
+    await expect(read('link.yml')).rejects.toThrow('link.yml is outside the repository');
+    expect(read.root).toBe(resolve(dir));
+  });
+
+  it('relative binds resolve under the checkout read by readFromDir', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-repo-'));
+    mkdirSync(join(dir, '.github'));
+    writeFileSync(join(dir, '.github/berth.yml'), 'project: p\nenvironments:\n  - name: dev\npolicy:\n  bind_mount_allowlist: [./conf]\n');
+    writeFileSync(join(dir, 'docker-compose.yml'), svc('image: x\nvolumes: ["./conf:/conf:ro"]'));
+    const { desired } = await loadEnvironment(readFromDir(dir), 'dev');
+    expect(service(desired, 'web').volumes).toEqual([{ type: 'bind', source: join(resolve(dir), 'conf'), target: '/conf', readOnly: true }]);
+  });
+});
