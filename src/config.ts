@@ -30,8 +30,8 @@ const SLUG_RE = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
 const TARGET_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const VAR_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-const slug = (what: string) =>
-  z.string().regex(SLUG_RE, { error: `${what} must be a lowercase slug: a-z, 0-9, "-" and "_", starting and ending with a letter or digit, at most 63 characters` });
+const slug = () =>
+  z.string().regex(SLUG_RE, { error: 'must be a lowercase slug: a-z, 0-9, "-" and "_", starting and ending with a letter or digit, at most 63 characters' });
 
 /** A repository-relative file path that stays inside the repository; normalised (`./a/../b.yml` → `b.yml`). */
 const repoPath = z
@@ -59,7 +59,7 @@ export const PolicySchema = z.strictObject({
 });
 
 export const EnvironmentSchema = z.strictObject({
-  name: slug('an environment name'),
+  name: slug(),
   compose: z.array(repoPath).min(1).default(['docker-compose.yml']),
   targets: z.array(z.string().regex(TARGET_RE, { error: 'must be a target name: letters, digits, "_", "." and "-"' })).min(1).default(['local']),
   requires: z.array(z.string()).default([]),
@@ -82,7 +82,7 @@ export const EnvironmentSchema = z.strictObject({
 });
 
 export const ConfigSchema = z.strictObject({
-  project: slug('project'),
+  project: slug(),
   environments: z.array(EnvironmentSchema).min(1, { error: 'list at least one environment' }),
   policy: PolicySchema.default(PolicySchema.parse({})),
 });
@@ -114,11 +114,9 @@ export function parseConfig(text: string, file = CONFIG_PATH): BerthConfig {
 
   const issues: Issue[] = [];
   const result = ConfigSchema.safeParse(raw);
-  if (!result.success) {
-    for (const iss of result.error.issues) issues.push(...fromZod(iss, raw));
-  } else {
-    issues.push(...crossCheck(result.data));
-  }
+  if (!result.success) for (const iss of result.error.issues) issues.push(...fromZod(iss, raw));
+  // Cross-references are checked on the raw document too, so one pass reports everything.
+  issues.push(...crossCheck(raw as Record<string, unknown>));
   if (!issues.length) return result.data!;
 
   const located = issues.map((i) => ({ ...i, line: y.lineAt(i.path), where: formatPath(i.path) }));
@@ -184,14 +182,19 @@ function fromZod(iss: z.core.$ZodIssue, raw: unknown): Issue[] {
       }));
     }
     case 'invalid_type': {
-      if (value === undefined) return [{ code: 'missing_key', path, problem: `${String(path[path.length - 1] ?? 'value')} is required` }];
+      if (value === undefined) return [{ code: 'missing_key', path: path.slice(0, -1), problem: `missing required key "${String(path[path.length - 1])}"` }];
       const expected = iss.expected === 'array' ? 'a list' : iss.expected === 'object' ? 'a mapping' : iss.expected === 'int' ? 'an integer' : `a ${iss.expected}`;
       return [{ code: 'invalid_value', path, problem: `must be ${expected}, not ${show(value)}` }];
     }
     case 'invalid_value':
       return [{ code: 'invalid_value', path, problem: `must be one of ${iss.values.map((v) => String(v)).join(', ')}, not ${show(value)}` }];
+    case 'invalid_key': {
+      const inner = iss.issues[0];
+      return [{ code: 'invalid_value', path, problem: `invalid key "${String(path[path.length - 1])}": ${inner?.message ?? iss.message}` }];
+    }
     case 'too_small':
-      if (iss.origin === 'array') return [{ code: 'invalid_value', path, problem: iss.message.startsWith('Too small') ? `must list at least ${String(iss.minimum)}` : iss.message }];
+      if (iss.origin === 'array')
+        return [{ code: 'invalid_value', path, problem: iss.message.startsWith('Too small') ? (Number(iss.minimum) === 1 ? 'must not be empty' : `must list at least ${String(iss.minimum)}`) : iss.message }];
       if (iss.origin === 'string') return [{ code: 'invalid_value', path, problem: 'must not be empty' }];
       return [{ code: 'invalid_value', path, problem: `must be at least ${String(iss.minimum)}, not ${show(value)}` }];
     case 'invalid_format':
@@ -202,28 +205,42 @@ function fromZod(iss: z.core.$ZodIssue, raw: unknown): Issue[] {
   }
 }
 
-function crossCheck(c: BerthConfig): Issue[] {
+/** requires → an existing earlier environment, unique environment names, unique targets; on the raw document (types may be wrong). */
+function crossCheck(raw: Record<string, unknown>): Issue[] {
   const issues: Issue[] = [];
+  const envs = Array.isArray(raw.environments) ? (raw.environments as unknown[]) : [];
+  const obj = (e: unknown): Record<string, unknown> => (e && typeof e === 'object' && !Array.isArray(e) ? (e as Record<string, unknown>) : {});
+  const names = envs.map((e) => (typeof obj(e).name === 'string' ? (obj(e).name as string) : undefined));
+  const known = [...new Set(names.filter((n): n is string => n !== undefined))];
   const seen = new Map<string, number>();
-  c.environments.forEach((env, i) => {
-    const first = seen.get(env.name);
-    if (first !== undefined) issues.push({ code: 'duplicate_environment', path: ['environments', i, 'name'], problem: `environment "${env.name}" is listed twice`, hint: `environments[${first}] has the same name` });
-    else seen.set(env.name, i);
-    env.requires.forEach((r, j) => {
-      const path: PathSeg[] = ['environments', i, 'requires', j];
-      const at = c.environments.findIndex((e) => e.name === r);
-      if (r === env.name) issues.push({ code: 'bad_requires', path, problem: `environment "${env.name}" cannot require itself` });
-      else if (at < 0) {
-        const dym = closest(r, c.environments.map((e) => e.name));
-        issues.push({ code: 'bad_requires', path, problem: `"${r}" is not an environment`, hint: dym ? `did you mean "${dym}"?` : `environments: ${c.environments.map((e) => e.name).join(', ')}` });
-      } else if (at > i)
-        issues.push({ code: 'bad_requires', path, problem: `"${r}" is listed after "${env.name}"`, hint: `environments are listed in promotion order: move "${r}" before "${env.name}"` });
-    });
-    const targets = new Set<string>();
-    env.targets.forEach((t, j) => {
-      if (targets.has(t)) issues.push({ code: 'invalid_value', path: ['environments', i, 'targets', j], problem: `target "${t}" is listed twice` });
-      targets.add(t);
-    });
+  envs.forEach((e, i) => {
+    const name = names[i];
+    if (name !== undefined) {
+      const first = seen.get(name);
+      if (first !== undefined) issues.push({ code: 'duplicate_environment', path: ['environments', i, 'name'], problem: `environment "${name}" is listed twice`, hint: `environments[${first}] has the same name` });
+      else seen.set(name, i);
+    }
+    const requires = obj(e).requires;
+    if (Array.isArray(requires))
+      requires.forEach((r, j) => {
+        if (typeof r !== 'string') return;
+        const path: PathSeg[] = ['environments', i, 'requires', j];
+        const at = names.indexOf(r);
+        if (r === name) issues.push({ code: 'bad_requires', path, problem: `environment "${name}" cannot require itself` });
+        else if (at < 0) {
+          const dym = closest(r, known);
+          issues.push({ code: 'bad_requires', path, problem: `"${r}" is not an environment`, hint: dym ? `did you mean "${dym}"?` : `environments: ${known.join(', ')}` });
+        } else if (at > i)
+          issues.push({ code: 'bad_requires', path, problem: `"${r}" is listed after "${name ?? `environments[${i}]`}"`, hint: `environments are listed in promotion order: move "${r}" before "${name}"` });
+      });
+    const targets = obj(e).targets;
+    if (Array.isArray(targets)) {
+      const set = new Set<unknown>();
+      targets.forEach((t, j) => {
+        if (set.has(t)) issues.push({ code: 'invalid_value', path: ['environments', i, 'targets', j], problem: `target "${String(t)}" is listed twice` });
+        set.add(t);
+      });
+    }
   });
   return issues;
 }
