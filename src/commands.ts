@@ -108,11 +108,16 @@ export function parseCommands(body: string, knownEnvs: readonly string[]): Parse
       const pl = para.lines[i]!;
       if (pl.quoted === 'visible' || hidden[i]) continue;
       const raw = lines[pl.index]!;
+      if (hits.length >= 3) {
+        // The answer is already "more than one command": only count the rest.
+        if (isCommandLike(raw, knownEnvs)) total++;
+        continue;
+      }
       let result = evaluateLine(raw, knownEnvs);
       if (!result) continue;
       if (pl.quoted === 'lazy') result = lazyQuote(raw, result);
       total++;
-      if (hits.length < 3) hits.push({ line: pl.index + 1, text: raw, result });
+      hits.push({ line: pl.index + 1, text: raw, result });
     }
   }
   if (total === 0) return NONE;
@@ -184,6 +189,22 @@ function evaluateLine(raw: string, envs: readonly string[]): LineResult | null {
   return evaluateLookAlike(t, envs);
 }
 
+/** Whether evaluateLine would return a result, without composing it. */
+function isCommandLike(raw: string, envs: readonly string[]): boolean {
+  const t = trimAscii(raw);
+  if (t === '') return false;
+  const first = t.charCodeAt(0);
+  if (first < 0x80 && first !== 0x2f) return false;
+  if (first === 0x2f) {
+    const literal = literalTokens(t, envs);
+    if (literal) return COMMAND_SET.has(literal[0]!) || nearestCommand(literal[0]!) !== undefined;
+  }
+  const folded = fold(t.length > MAX_FOLD_CHARS ? t.slice(0, MAX_FOLD_CHARS) : t).trim();
+  if (!folded.startsWith('/')) return false;
+  const word = folded.slice(1).split(/\s+/, 1)[0]!;
+  return COMMAND_SET.has(word) || nearestCommand(word) !== undefined;
+}
+
 /** `[word, ...args]` when the line is plain: ASCII, or non-ASCII only in arguments that are exactly a configured environment. */
 function literalTokens(t: string, envs: readonly string[]): string[] | null {
   const tokens = t.slice(1).split(/[ \t]+/);
@@ -227,7 +248,7 @@ function evaluateTokens(word: string, args: string[], envs: readonly string[]): 
       const hint = name === 'stop' || name === 'unlock' ? `; leave it out to ${name} every environment of this PR` : '; post one comment per environment';
       return {
         kind: 'invalid',
-        problem: `${code('/' + name)} takes ${how}, but this names ${args.length}: ${args.map((a) => code(display(a))).join(', ')}${hint}.`,
+        problem: `${code('/' + name)} takes ${how}, but this names ${args.length}: ${listed(args)}${hint}.`,
       };
     }
     const shown = ['/' + name, ...head].join(' ');
@@ -281,6 +302,13 @@ function suggestCommand(name: CommandName, args: string[], envs: readonly string
   const fixed = args.slice(0, spec.max).map((a) => (envs.includes(a) ? a : (suggestEnv(a, envs) ?? a)));
   if (fixed.length < spec.min) fixed.push(envs.length === 1 ? envs[0]! : '<env>');
   return ['/' + name, ...fixed.map((a) => display(a, 40))].join(' ');
+}
+
+/** Up to five user-given names, each in inline code. */
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, 5).map((a) => code(display(a)));
+  if (names.length > 5) shown.push('…');
+  return shown.join(', ');
 }
 
 function envChoice(envs: readonly string[]): string {
@@ -419,8 +447,10 @@ function nearestCommand(word: string): CommandName | undefined {
   let best: CommandName | undefined;
   let bestD = Infinity;
   for (const c of COMMAND_NAMES) {
+    const max = c.length <= 5 ? 1 : 2;
+    if (Math.abs(w.length - c.length) > max) continue;
     const d = distance(w, c);
-    if (d <= (c.length <= 5 ? 1 : 2) && d < bestD) {
+    if (d <= max && d < bestD) {
       best = c;
       bestD = d;
     }
@@ -471,21 +501,30 @@ export function distance(a: string, b: string): number {
   const m = b.length;
   if (!n) return m;
   if (!m) return n;
-  let prev2 = new Array<number>(m + 1).fill(0);
-  let prev = Array.from({ length: m + 1 }, (_, j) => j);
-  let cur = new Array<number>(m + 1).fill(0);
+  if (rows.length < 3 * (m + 1)) rows = new Int32Array(3 * (m + 1));
+  // three rolling rows in one buffer: i-2, i-1, i
+  let prev2 = 0;
+  let prev = m + 1;
+  let cur = 2 * (m + 1);
+  for (let j = 0; j <= m; j++) rows[prev + j] = j;
   for (let i = 1; i <= n; i++) {
-    cur[0] = i;
+    rows[cur] = i;
+    const ai = a.charCodeAt(i - 1);
     for (let j = 1; j <= m; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, prev2[j - 2]! + 1);
-      cur[j] = v;
+      const bj = b.charCodeAt(j - 1);
+      let v = Math.min(rows[prev + j]! + 1, rows[cur + j - 1]! + 1, rows[prev + j - 1]! + (ai === bj ? 0 : 1));
+      if (i > 1 && j > 1 && ai === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === bj) v = Math.min(v, rows[prev2 + j - 2]! + 1);
+      rows[cur + j] = v;
     }
-    [prev2, prev, cur] = [prev, cur, prev2];
+    const t = prev2;
+    prev2 = prev;
+    prev = cur;
+    cur = t;
   }
-  return prev[m]!;
+  return rows[prev + m]!;
 }
+
+let rows = new Int32Array(64);
 
 // ── Markdown block structure ────────────────────────────────────────────────
 
