@@ -210,6 +210,13 @@ describe('compose errors name file, line, path and problem', () => {
     expect(e.line).toBe(3);
   });
 
+  it('errors inside anchors point at the anchored text, through aliases and merge keys', () => {
+    const merged = 'x-app: &app\n  image: x\n  environment:\n    A: ${NOPE}\nservices:\n  web:\n    <<: *app\n';
+    expect(errorOf(() => load(merged)).message).toMatch(/^compose\.yml:4: services\.web\.environment\.A: variable NOPE is not set/);
+    const alias = 'x-ports: &ports\n  - "80:80"\n  - "bad"\nservices:\n  web:\n    image: x\n    ports: *ports\n';
+    expect(errorOf(() => load(alias)).message).toMatch(/^compose\.yml:3: services\.web\.ports\[1\]: invalid port "bad"/);
+  });
+
   it('network_mode and networks together', () => {
     expect(errorOf(() => load(svc('image: nginx\nnetwork_mode: host\nnetworks: [default]'))).problem).toBe('service web: network_mode and networks cannot be combined');
   });

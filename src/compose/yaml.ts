@@ -171,7 +171,7 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
     if (direct || hops > 10) return direct;
     // merge keys: `<<: *base` or `<<: [*a, *b]` (earlier sources win)
     for (const p of map.items) {
-      if (!isScalar(p.key) || p.key.value !== '<<') continue;
+      if (!isScalar(p.key) || !isMergeKey(p.key.value)) continue;
       const sources = isSeq(p.value) ? (p.value as YAMLSeq).items : [p.value];
       for (const s of sources) {
         const m = deref(s);
@@ -186,6 +186,9 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
 
   return { file, value, lineAt, tags };
 }
+
+/** `<<`, which yaml may hold as a string or as a symbol */
+const isMergeKey = (v: unknown) => v === '<<' || (typeof v === 'symbol' && v.description === '<<');
 
 const located = (line: number | undefined) => (line === undefined ? {} : { line });
 
