@@ -5,6 +5,7 @@
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { loadCompose } from './compose/load.js';
+import { formatPath, parseYaml, type PathSeg } from './compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
 import { ComposeError, ConfigError } from './errors.js';
 import type { DesiredState } from './model.js';
@@ -26,15 +27,20 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
   if (text === undefined) throw new ConfigError('missing_config', `${CONFIG_PATH} not found`, { file: CONFIG_PATH, hint: 'add it on the default branch: project, environments and their compose files' });
   const config = parseConfig(text, CONFIG_PATH);
   const environment = findEnvironment(config, envName);
+  const envIndex = config.environments.indexOf(environment);
   const files = await Promise.all(
     environment.compose.map(async (path, i) => {
       const content = await readFile(path);
-      if (content === undefined)
+      if (content === undefined) {
+        const where: PathSeg[] = ['environments', envIndex, 'compose', i];
+        const line = parseYaml(CONFIG_PATH, text).lineAt(where);
         throw new ComposeError('missing_file', `compose file ${path} not found`, {
           file: CONFIG_PATH,
-          path: `environments.${environment.name}.compose[${i}]`,
-          hint: `environment ${environment.name} lists it in ${CONFIG_PATH}`,
+          ...(line !== undefined ? { line } : {}),
+          path: formatPath(where),
+          hint: `environment ${environment.name} lists it; add the file or remove it from the list`,
         });
+      }
       return { path, text: content };
     }),
   );

@@ -681,7 +681,7 @@ describe('repository loading', () => {
     const err = await loadEnvironment(async (p) => files[p], 'dev').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ComposeError);
     expect((err as ComposeError).code).toBe('missing_file');
-    expect((err as ComposeError).message).toBe('.github/berth.yml: environments.dev.compose[1]: compose file compose.dev.yml not found — environment dev lists it in .github/berth.yml');
+    expect((err as ComposeError).message).toBe('.github/berth.yml:4: environments[0].compose[1]: compose file compose.dev.yml not found — environment dev lists it; add the file or remove it from the list');
   });
 
   it('a missing config is a ConfigError', async () => {
