@@ -26,6 +26,52 @@ interface Draft {
   seq: number;
 }
 
+/** Binary min-heap of drafts by `seq` (unique), so Kahn's algorithm always takes the earliest-built ready node. */
+class SeqHeap {
+  private readonly items: Draft[] = [];
+
+  constructor(initial: Draft[]) {
+    for (const d of initial) this.push(d);
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(d: Draft): void {
+    const a = this.items;
+    a.push(d);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent].seq <= d.seq) break;
+      a[i] = a[parent];
+      i = parent;
+    }
+    a[i] = d;
+  }
+
+  pop(): Draft {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const r = l + 1;
+        const c = r < a.length && a[r].seq < a[l].seq ? r : l;
+        if (a[c].seq >= last.seq) break;
+        a[i] = a[c];
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
+
 class Builder {
   private drafts = new Map<string, Draft>();
   private seq = 0;
@@ -55,12 +101,12 @@ class Builder {
     const indegree = new Map(all.map((d) => [d.key, d.deps.size]));
     const dependants = new Map<string, Draft[]>();
     for (const d of all) for (const dep of d.deps) (dependants.get(dep) ?? dependants.set(dep, []).get(dep)!).push(d);
-    const ready = all.filter((d) => d.deps.size === 0);
+    // A min-heap on build order: re-sorting the ready list at every step was a fifth of a 2,000-service plan.
+    const ready = new SeqHeap(all.filter((d) => d.deps.size === 0));
     const ids = new Map<string, number>();
     const ordered: Draft[] = [];
-    while (ready.length) {
-      ready.sort((a, b) => a.seq - b.seq);
-      const next = ready.shift()!;
+    while (ready.size) {
+      const next = ready.pop();
       ids.set(next.key, ordered.length + 1);
       ordered.push(next);
       for (const dep of dependants.get(next.key) ?? []) {
