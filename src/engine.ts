@@ -44,7 +44,7 @@ export interface Engine {
   health(idOrName: string): Promise<HealthProbe>;
   // Probes for crash recovery: undefined means "does not exist".
   findContainer(idOrName: string): Promise<ContainerProbe | undefined>;
-  findNetwork(idOrName: string): Promise<{ id: string; name: string } | undefined>;
+  findNetwork(idOrName: string): Promise<{ id: string; name: string; labels: Record<string, string> } | undefined>;
   findVolume(name: string): Promise<{ name: string } | undefined>;
 }
 

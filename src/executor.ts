@@ -2,7 +2,7 @@
 // `running` before its Docker call and `succeeded`/`failed` after, so a crash
 // leaves an exact record of which calls may have happened. Operation and
 // apply states are derived from task rows and written compare-and-set.
-import type { Engine } from './engine.js';
+import type { Engine, EngineError } from './engine.js';
 import { LABEL, names } from './model.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
@@ -51,6 +51,34 @@ export function parsePayload(json: string): ApplyPayload {
   const p = JSON.parse(json) as ApplyPayload;
   if (!p?.desired?.services) throw new Error('apply payload has no desired state');
   return p;
+}
+
+/**
+ * A create or rename that collides may be the same call replayed: after a
+ * crash the engine can still be finishing a request the dead process sent,
+ * so recovery found nothing yet. When the object in the way carries this
+ * apply's id it is ours: adopt it instead of failing (the call ran once).
+ * `adopt` returns `{ value }` to adopt, or undefined when the object is not ours.
+ */
+async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ value: T } | undefined>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const status = (err as EngineError).statusCode;
+    if (status !== 409 && status !== 404) throw err;
+    const mine = await adopt().catch(() => undefined);
+    if (!mine) throw err;
+    return mine.value;
+  }
+}
+
+/** Removing what is already gone has the effect we wanted. */
+async function gone(call: () => Promise<void>): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    if ((err as EngineError).statusCode !== 404) throw err;
+  }
 }
 
 export class Executor {
@@ -202,16 +230,23 @@ export class Executor {
       case 'CreateNetwork': {
         const spec = desired.networks.find((n) => n.spec.name === t.network);
         if (!spec) throw new Error(`network ${t.network} is not in the desired state`);
-        return engine.createNetwork(netName(t.network!), spec.spec, {
-          [LABEL.project]: project,
-          [LABEL.environment]: environment,
-          [LABEL.network]: t.network!,
-          [LABEL.configHash]: spec.configHash,
-          [LABEL.applyId]: applyId,
-        });
+        return replayable(
+          () =>
+            engine.createNetwork(netName(t.network!), spec.spec, {
+              [LABEL.project]: project,
+              [LABEL.environment]: environment,
+              [LABEL.network]: t.network!,
+              [LABEL.configHash]: spec.configHash,
+              [LABEL.applyId]: applyId,
+            }),
+          async () => {
+            const n = await engine.findNetwork(netName(t.network!));
+            return n?.labels[LABEL.applyId] === applyId ? { value: n.id } : undefined;
+          },
+        );
       }
       case 'RemoveNetwork':
-        await engine.removeNetwork(t.containerId ?? netName(t.network!));
+        await gone(() => engine.removeNetwork(t.containerId ?? netName(t.network!)));
         return;
       case 'CreateVolume': {
         const spec = desired.volumes.find((v) => v.spec.name === t.volume);
@@ -228,7 +263,13 @@ export class Executor {
       case 'CreateContainer': {
         const svc = desired.services.find((s) => s.spec.name === t.service);
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
-        return engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network);
+        return replayable(
+          () => engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network),
+          async () => {
+            const c = await engine.findContainer(t.containerName!);
+            return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
+          },
+        );
       }
       case 'ConnectNetwork':
         await engine.connectNetwork(netName(t.network!), t.containerName!, [t.service!]);
@@ -243,10 +284,14 @@ export class Executor {
         await engine.stopContainer(t.containerId ?? t.containerName!);
         return;
       case 'RemoveContainer':
-        await engine.removeContainer(t.containerId ?? t.containerName!);
+        await gone(() => engine.removeContainer(t.containerId ?? t.containerName!));
         return;
       case 'RenameContainer':
-        await engine.renameContainer(t.fromName!, t.containerName!);
+        await replayable(
+          async () => void (await engine.renameContainer(t.fromName!, t.containerName!)),
+          async () =>
+            (await engine.findContainer(t.containerName!))?.labels[LABEL.applyId] === applyId && !(await engine.findContainer(t.fromName!)) ? { value: undefined } : undefined,
+        );
         return;
       case 'WaitHealthy':
         await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);

@@ -290,6 +290,30 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       expect([...engine.containers.values()].map((c) => c.name).sort()).toEqual(['shop-staging-api-1', 'shop-staging-db-1', 'shop-staging-web-1', 'shop-staging-worker0-1']);
     });
 
+    it('a create replayed after a crash adopts the container this apply made (the engine finished the dead process\'s call)', async () => {
+      const h = harness(ts.store);
+      const d = stack(undefined, 0);
+      const id = await h.apply(d);
+      const t = byResource(await h.tasks(id));
+      const engine = h.engines.get('local')!;
+      // Recovery saw nothing and reset the task to pending; then the engine completed the old request.
+      const existing = await engine.createContainer('shop-staging-db-1', svc(d, 'db').spec, { project: 'shop', environment: 'staging', replica: 1, configHash: svc(d, 'db').configHash, applyId: id }, 'default');
+      expect(await h.executor.run(id)).toBe('completed');
+      const after = byResource(await h.tasks(id));
+      expect(after['CreateContainer service:db:1']!.result).toBe(existing);
+      expect([...engine.containers.values()].filter((c) => c.name === 'shop-staging-db-1')).toHaveLength(1);
+      void t;
+    });
+
+    it('a create colliding with a container of another apply fails with Docker\'s conflict', async () => {
+      const h = harness(ts.store);
+      const d = stack(undefined, 0);
+      const id = await h.apply(d);
+      await h.engines.get('local')!.createContainer('shop-staging-db-1', svc(d, 'db').spec, { project: 'shop', environment: 'staging', replica: 1, configHash: 'x', applyId: 'another-apply' });
+      expect(await h.executor.run(id)).toBe('failed');
+      expect(byResource(await h.tasks(id))['CreateContainer service:db:1']!.error).toContain('is already in use');
+    });
+
     it('recovery refuses to adopt a container of the same name that this apply did not create', async () => {
       const h = harness(ts.store);
       const d = stack(undefined, 0);

@@ -135,10 +135,10 @@ export class DockerEngine implements Engine {
     }
   }
 
-  async findNetwork(idOrName: string): Promise<{ id: string; name: string } | undefined> {
+  async findNetwork(idOrName: string): Promise<{ id: string; name: string; labels: Record<string, string> } | undefined> {
     try {
       const info = await this.docker.getNetwork(idOrName).inspect();
-      return { id: info.Id, name: info.Name };
+      return { id: info.Id, name: info.Name, labels: info.Labels ?? {} };
     } catch (err) {
       if (notFound(err)) return undefined;
       throw engineError(`inspect network ${idOrName}`, err);

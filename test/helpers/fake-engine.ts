@@ -35,7 +35,7 @@ export interface FakeEngineOptions {
 export class FakeEngine implements Engine {
   readonly calls: CallRecord[] = [];
   readonly containers = new Map<string, FakeContainer>();
-  readonly networks = new Map<string, { id: string; name: string }>();
+  readonly networks = new Map<string, { id: string; name: string; labels: Record<string, string> }>();
   readonly volumes = new Set<string>();
   private seq = 0;
   private readonly t0 = performance.now();
@@ -74,11 +74,11 @@ export class FakeEngine implements Engine {
     return this.op('ensureImage', image, () => undefined);
   }
 
-  createNetwork(dockerName: string, _spec: NetworkSpec, _labels: Record<string, string>) {
+  createNetwork(dockerName: string, _spec: NetworkSpec, labels: Record<string, string>) {
     return this.op('createNetwork', dockerName, () => {
       if (this.networks.has(dockerName)) throw new EngineError(`network with name ${dockerName} already exists`, 409);
       const id = `net${++this.seq}`;
-      this.networks.set(dockerName, { id, name: dockerName });
+      this.networks.set(dockerName, { id, name: dockerName, labels });
       return id;
     });
   }

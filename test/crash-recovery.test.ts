@@ -1,0 +1,121 @@
+// A process driving an apply against the real engine is SIGKILLed mid-apply;
+// a new executor recovers the apply to a terminal state. Docker's own event
+// stream proves no container was created twice.
+import { spawn } from 'node:child_process';
+import Dockerode from 'dockerode';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { planTargets } from '../src/apply.js';
+import { DockerEngine } from '../src/docker/engine.js';
+import { observe } from '../src/docker/observe.js';
+import { Executor } from '../src/executor.js';
+import { Lanes } from '../src/lanes.js';
+import { LABEL } from '../src/model.js';
+import { openStore } from '../src/store/open.js';
+import { TERMINAL_TASK_STATES } from '../src/store/store.js';
+import { crashStack } from './helpers/crash-stack.js';
+import { describeDocker } from './helpers/env.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+
+const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+const PROJECT = `t-crash-${process.pid}`;
+
+async function cleanup() {
+  const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  const ns = await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+  await Promise.all(ns.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
+}
+
+/**
+ * Watches Docker's live event stream for container creates of the project.
+ * (Not the event history: the engine keeps only its last 256 events, which
+ * parallel test files easily rotate out.)
+ */
+async function watchCreates(): Promise<{ names: string[]; stop: () => void }> {
+  const stream = (await docker.getEvents({
+    filters: { type: ['container'], event: ['create'], label: [`${LABEL.project}=${PROJECT}`] },
+  })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+  const names: string[] = [];
+  let buf = '';
+  stream.on('data', (chunk: Buffer) => {
+    buf += chunk.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim()) names.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
+    }
+  });
+  stream.on('error', () => {});
+  return { names, stop: () => stream.destroy() };
+}
+
+describeDocker('crash recovery (SIGKILL mid-apply)', () => {
+  let ts: TestStore;
+  beforeAll(async () => {
+    await cleanup();
+    ts = await sqliteTestStore();
+  });
+  afterAll(async () => {
+    await ts.dispose();
+    await cleanup();
+  });
+
+  for (const killAfter of [2, 9]) {
+    it(`recovers an apply killed after ${killAfter} finished tasks, with no duplicate container`, async () => {
+      const env = `k${killAfter}`;
+      const watch = await watchCreates();
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/apply-child.ts', ts.url, PROJECT, env], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+
+      // Kill it once enough tasks finished and something is in flight.
+      let applyId: string | undefined;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`child ended before it could be killed: ${out}\n${err}`);
+        applyId ??= /apply (\S+)/.exec(out)?.[1];
+        if (applyId) {
+          const tasks = await ts.store.listTasksForApply(applyId);
+          const done = tasks.filter((t) => t.state === 'succeeded').length;
+          if (done >= killAfter && tasks.some((t) => t.state === 'running')) break;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      child.kill('SIGKILL');
+      await exited;
+      expect(out).not.toContain('done');
+
+      const store = await openStore(ts.url);
+      const before = await store.listTasksForApply(applyId);
+      expect(before.some((t) => t.state === 'running' || t.state === 'pending')).toBe(true);
+      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
+      const results = await executor.recover();
+      const failed = (await store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');
+      expect(failed.map((t) => `${t.kind} ${t.resource}: ${t.state} ${t.error ?? ''}`)).toEqual([]);
+      expect(results).toEqual([{ applyId, state: 'completed' }]);
+
+      const after = await store.listTasksForApply(applyId);
+      expect(after.every((t) => TERMINAL_TASK_STATES.includes(t.state))).toBe(true);
+      expect(after.every((t) => t.state === 'succeeded')).toBe(true);
+      // Tasks that had succeeded before the kill were not touched.
+      for (const t of before.filter((x) => x.state === 'succeeded')) expect(after.find((a) => a.id === t.id)!.finishedAt).toBe(t.finishedAt);
+
+      const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`, `${LABEL.environment}=${env}`] } });
+      const names = containers.map((c) => c.Names[0]!.slice(1)).sort();
+      expect(names).toEqual(Array.from({ length: 8 }, (_, i) => `${PROJECT}-${env}-s${i}-1`).sort());
+      expect(containers.every((c) => c.State === 'running')).toBe(true);
+      await new Promise((r) => setTimeout(r, 300));
+      watch.stop();
+      const mine = watch.names.filter((n) => n.startsWith(`${PROJECT}-${env}-`));
+      expect(mine.sort()).toEqual(names);
+
+      const [again] = await planTargets(crashStack(PROJECT, env), ['local'], async (_t, p, e) => (await observe(docker, p, e)).observed);
+      expect(again!.plan.nodes).toEqual([]);
+      await store.close();
+    }, 90_000);
+  }
+});

@@ -1,0 +1,143 @@
+// The executor against the real dockerd: converge from empty, no-op after,
+// image bump recreates in order, healthcheck failure skips dependants, a
+// missing image fails with Docker's own message.
+import Dockerode from 'dockerode';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import type { Observer } from '../src/apply.js';
+import { planTargets, prepareApply } from '../src/apply.js';
+import { DockerEngine } from '../src/docker/engine.js';
+import { observe } from '../src/docker/observe.js';
+import { Executor } from '../src/executor.js';
+import { Lanes } from '../src/lanes.js';
+import type { DesiredState, ServiceSpec } from '../src/model.js';
+import { LABEL } from '../src/model.js';
+import type { TaskRow } from '../src/store/store.js';
+import { describeDocker } from './helpers/env.js';
+import { spec, state, vol } from './helpers/specs.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+
+const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+const PROJECT = `t-exec-${process.pid}`;
+
+/** Busybox services that exit at once on SIGTERM (the image's own CMD). */
+function svc(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
+  const s = spec(name, over);
+  if (!over.command) delete s.command;
+  return s;
+}
+
+const observer: Observer = async (_t, project, env) => (await observe(docker, project, env)).observed;
+
+async function cleanup() {
+  const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  const ns = await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+  await Promise.all(ns.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
+  const vs = await docker.listVolumes({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+  await Promise.all((vs.Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
+}
+
+describeDocker('executor on the real Docker engine', () => {
+  let ts: TestStore;
+  let executor: Executor;
+  beforeAll(cleanup);
+  afterAll(cleanup);
+  beforeEach(async () => {
+    ts = await sqliteTestStore();
+    executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
+  });
+  afterEach(async () => {
+    await ts.dispose();
+    await cleanup();
+  });
+
+  async function apply(d: DesiredState) {
+    const { applyId, plans } = await prepareApply(ts.store, observer, {
+      repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt',
+    });
+    const result = await executor.run(applyId);
+    return { applyId, result, plans, tasks: await ts.store.listTasksForApply(applyId) };
+  }
+
+  const health = { test: ['CMD-SHELL', 'test -f /VERSION'], intervalMs: 200, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
+  const stack = (image: string, env = 'staging') =>
+    state(
+      [
+        svc('db', { image, healthcheck: health, volumes: [{ type: 'volume', source: 'data', target: '/data', readOnly: false }] }),
+        svc('api', { image, dependsOn: [{ service: 'db', condition: 'service_healthy' }], environment: { DB_HOST: 'db' } }),
+        svc('web', { image, dependsOn: [{ service: 'api', condition: 'service_started' }], replicas: 2 }),
+      ],
+      undefined,
+      [vol('data')],
+      PROJECT,
+      env,
+    );
+
+  it('converges a multi-service stack from an empty host; the next plan is empty', async () => {
+    const r = await apply(stack('docker.io/berth-test/app:1'));
+    expect(r.result).toBe('completed');
+    expect(r.tasks.every((t) => t.state === 'succeeded')).toBe(true);
+    const running = await docker.listContainers({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+    expect(running.map((c) => c.Names[0]).sort()).toEqual([`/${PROJECT}-staging-api-1`, `/${PROJECT}-staging-db-1`, `/${PROJECT}-staging-web-1`, `/${PROJECT}-staging-web-2`]);
+    for (const c of running) expect(c.Labels[LABEL.applyId]).toBe(r.applyId);
+    const [again] = await planTargets(stack('docker.io/berth-test/app:1'), ['local'], observer);
+    expect(again!.plan.nodes).toEqual([]);
+  }, 60_000);
+
+  it('an image bump recreates every container in order: create tmp, stop old, remove old, rename, start', async () => {
+    await apply(stack('docker.io/berth-test/app:1'));
+    const before = await docker.getContainer(`${PROJECT}-staging-api-1`).inspect();
+    const r = await apply(stack('docker.io/berth-test/app:2'));
+    expect(r.result).toBe('completed');
+    const after = await docker.getContainer(`${PROJECT}-staging-api-1`).inspect();
+    expect(after.Id).not.toBe(before.Id);
+    expect(after.Config.Image).toBe('docker.io/berth-test/app:2');
+    expect(after.State.Running).toBe(true);
+    // Journal order within the recreate group of api:1.
+    const group = r.tasks.filter((t) => JSON.parse(t.nodeJson).group === 'recreate:api:1');
+    const order = [...group].sort((a, b) => a.startedAt! - b.startedAt! || a.nodeId - b.nodeId).map((t) => t.kind);
+    expect(order).toEqual(['CreateContainer', 'StopContainer', 'RemoveContainer', 'RenameContainer', 'StartContainer']);
+    for (const t of group) for (const d of t.deps) {
+      const dep = r.tasks.find((x) => x.nodeId === d)!;
+      expect(t.startedAt!).toBeGreaterThanOrEqual(dep.finishedAt!);
+    }
+    // The volume survived, no temporary container is left.
+    const names = (await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })).map((c) => c.Names[0]);
+    expect(names.some((n) => n!.includes('_'))).toBe(false);
+    const [again] = await planTargets(stack('docker.io/berth-test/app:2'), ['local'], observer);
+    expect(again!.plan.nodes).toEqual([]);
+  }, 90_000);
+
+  it('a container failing its healthcheck fails the apply with the health log; dependants are skipped', async () => {
+    const bad = { test: ['CMD-SHELL', 'echo db-not-ready >&2; exit 1'], intervalMs: 200, timeoutMs: 1000, retries: 1, startPeriodMs: 0 };
+    const d = state(
+      [svc('db', { healthcheck: bad }), svc('api', { dependsOn: [{ service: 'db', condition: 'service_healthy' }] })],
+      undefined,
+      [],
+      PROJECT,
+      'health',
+    );
+    const r = await apply(d);
+    expect(r.result).toBe('failed');
+    const by = (k: string, res: string) => r.tasks.find((t) => t.kind === k && t.resource === res) as TaskRow;
+    expect(by('WaitHealthy', 'service:db:1').state).toBe('failed');
+    expect(by('WaitHealthy', 'service:db:1').error).toContain('unhealthy');
+    expect(by('WaitHealthy', 'service:db:1').error).toContain('db-not-ready');
+    // api may be created ahead (like compose), never started.
+    expect(by('StartContainer', 'service:api:1').state).toBe('skipped');
+    const api = await docker.listContainers({ all: true, filters: { name: [`${PROJECT}-health-api-1`] } });
+    expect(api.every((c) => c.State !== 'running')).toBe(true);
+  }, 60_000);
+
+  it('an image that does not exist fails with Docker\'s message in the task row', async () => {
+    const d = state([svc('ghost', { image: 'docker.io/berth-test/does-not-exist:1' })], undefined, [], PROJECT, 'ghost');
+    const r = await apply(d);
+    expect(r.result).toBe('failed');
+    const pull = r.tasks.find((t) => t.kind === 'EnsureImage')!;
+    expect(pull.state).toBe('failed');
+    expect(pull.error).toContain('berth-test/does-not-exist');
+    expect(pull.error!.length).toBeGreaterThan('pull image docker.io/berth-test/does-not-exist:1: '.length);
+    expect(r.tasks.filter((t) => t.kind === 'CreateContainer').every((t) => t.state === 'skipped')).toBe(true);
+  }, 60_000);
+});
