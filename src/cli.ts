@@ -1,0 +1,258 @@
+// `berth plan|apply|status|recover`: the same loader, planner, store and
+// executor the app uses, run locally against a Docker endpoint.
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import type { Observer, TargetPlan } from './apply.js';
+import { expectedOf, planTargets, prepareApply } from './apply.js';
+import { observe } from './docker/observe.js';
+import { isBerthError } from './errors.js';
+import { Executor } from './executor.js';
+import { Lanes } from './lanes.js';
+import { isEmpty } from './plan.js';
+import { planToJson, renderPlanMarkdown, renderPlanText } from './render.js';
+import { loadEnvironment, readFromDir } from './repo.js';
+import { openStore } from './store/open.js';
+import type { ApplyRow, OperationRow, Store, TaskRow } from './store/store.js';
+import { TERMINAL_TASK_STATES } from './store/store.js';
+import { Targets } from './targets.js';
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** asks a yes/no question; undefined when there is no terminal to ask on */
+  confirm?: (question: string) => Promise<boolean>;
+}
+
+const USAGE = `usage:
+  berth plan    --repo DIR --env NAME [--docker URL] [--format text|markdown|json]
+                exit 0: no changes, 2: changes, 1: error
+  berth apply   --repo DIR --env NAME [--docker URL] [--yes] [--database URL]
+  berth status  [--apply ID] [--database URL]
+  berth recover [--docker URL] [--database URL]   resume or fail applies a crash left open
+
+  --docker URL     serve every target of the environment from this endpoint
+                   (default: BERTH_TARGETS, else DOCKER_HOST, else the local socket)
+  --database URL   default: DATABASE_URL, else sqlite:./.berth/berth.sqlite`;
+
+class UsageError extends Error {}
+
+function realIo(): Io {
+  return {
+    out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
+    err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+    ...(process.stdin.isTTY
+      ? {
+          confirm: async (q: string) => {
+            const rl = createInterface({ input: process.stdin, output: process.stdout });
+            try {
+              return (await rl.question(`${q} Only 'yes' will be accepted: `)).trim() === 'yes';
+            } finally {
+              rl.close();
+            }
+          },
+        }
+      : {}),
+  };
+}
+
+function targetsFor(docker: string | undefined, names: readonly string[]): Targets {
+  return docker ? Targets.single(docker, names) : Targets.fromEnv();
+}
+
+function observerFor(targets: Targets): Observer {
+  return async (target, project, environment) => (await observe(targets.docker(target), project, environment)).observed;
+}
+
+async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
+  const repo = required(v, 'repo');
+  const env = required(v, 'env');
+  const loaded = await loadEnvironment(readFromDir(repo), env);
+  const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
+  const plans = await planTargets(loaded.desired, loaded.environment.targets, observerFor(targets));
+  return { loaded, targets, plans };
+}
+
+function required(v: Record<string, unknown>, name: string): string {
+  const x = v[name];
+  if (typeof x !== 'string' || !x) throw new UsageError(`--${name} is required`);
+  return x;
+}
+
+function printPlans(io: Io, plans: TargetPlan[], format: string, environment: string) {
+  if (format === 'json') {
+    io.out(JSON.stringify({ environment, targets: plans.map((p) => ({ target: p.target, ...(planToJson(p.plan) as object) })) }, null, 2));
+    return;
+  }
+  for (const p of plans) {
+    if (plans.length > 1) io.out(format === 'markdown' ? `## target \`${p.target}\`` : `== target ${p.target} ==`);
+    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target }) : renderPlanText(p.plan));
+  }
+}
+
+async function cmdPlan(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, format: { type: 'string', default: 'text' } } });
+  const format = values.format!;
+  if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format must be text, markdown or json, not "${format}"`);
+  const { loaded, plans } = await loadAndPlan(values);
+  printPlans(io, plans, format, loaded.environment.name);
+  return plans.every((p) => isEmpty(p.plan)) ? 0 : 2;
+}
+
+function executorFor(store: Store, targets: Targets, io: Io): Executor {
+  return new Executor({
+    store,
+    engine: (t) => targets.engine(t),
+    lanes: new Lanes(),
+    log: {
+      info: () => {},
+      warn: (o) => io.err(`warning: ${JSON.stringify(o)}`),
+      error: (o) => io.err(`error: ${JSON.stringify(o)}`),
+    },
+  });
+}
+
+async function cmdApply(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, yes: { type: 'boolean', default: false }, database: { type: 'string' } } });
+  const { loaded, targets, plans } = await loadAndPlan(values);
+  printPlans(io, plans, 'text', loaded.environment.name);
+  if (plans.every((p) => isEmpty(p.plan))) {
+    io.out('Nothing to apply.');
+    return 0;
+  }
+  if (!values.yes) {
+    if (!io.confirm) throw new UsageError('refusing to apply without confirmation: no terminal to ask on; pass --yes');
+    if (!(await io.confirm(`Apply these changes to ${loaded.environment.name}?`))) {
+      io.out('Apply cancelled.');
+      return 1;
+    }
+  }
+  const store = await openStore(values.database);
+  try {
+    // The guard compares against exactly what was printed above.
+    const { applyId } = await prepareApply(store, observerFor(targets), {
+      repo: `local/${loaded.config.project}`,
+      pr: null,
+      environment: loaded.environment.name,
+      kind: 'apply',
+      actor: process.env.USER ?? 'cli',
+      headSha: null,
+      desired: loaded.desired,
+      targets: loaded.environment.targets,
+      onFailure: loaded.environment.on_failure,
+      ...(loaded.environment.parallelism ? { parallelism: loaded.environment.parallelism } : {}),
+      expected: expectedOf(plans),
+    });
+    io.out(`Apply ${applyId} started.`);
+    const state = await executorFor(store, targets, io).run(applyId);
+    io.out(await statusText(store, applyId));
+    return state === 'completed' ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}
+
+const fmtMs = (ms: number | null) => (ms === null ? '' : ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`);
+const dur = (r: { startedAt: number | null; finishedAt: number | null }) => (r.startedAt === null ? '' : fmtMs((r.finishedAt ?? Date.now()) - r.startedAt));
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+export async function statusText(store: Store, applyId: string): Promise<string> {
+  const apply = await store.getApply(applyId);
+  if (!apply) throw new UsageError(`no apply ${applyId} in this database`);
+  const ops = await store.listOperations(applyId);
+  const tasks = await store.listTasksForApply(applyId);
+  return renderStatus(apply, ops, tasks);
+}
+
+export function renderStatus(apply: ApplyRow, ops: OperationRow[], tasks: TaskRow[]): string {
+  const lines = [
+    `apply ${apply.id}  ${apply.repo}${apply.pr !== null ? `#${apply.pr}` : ''}  ${apply.environment}  ${apply.state}${apply.stopRequested ? ' (stop requested)' : ''}  ${dur(apply)}`,
+  ];
+  for (const op of ops) {
+    const mine = tasks.filter((t) => t.operationId === op.id);
+    const done = mine.filter((t) => TERMINAL_TASK_STATES.includes(t.state)).length;
+    lines.push('', `operation ${op.target}  ${op.state}  ${done}/${mine.length} tasks  ${dur(op)}`);
+    if (mine.length) {
+      const rows = [['#', 'TASK', 'RESOURCE', 'STATE', 'TIME', 'ERROR'], ...mine.map((t) => [String(t.nodeId), t.kind, t.resource, t.state, dur(t), (t.error ?? '').split('\n')[0]!.slice(0, 120)])];
+      lines.push(table(rows));
+    }
+  }
+  return lines.join('\n');
+}
+
+async function cmdStatus(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { apply: { type: 'string' }, database: { type: 'string' }, limit: { type: 'string', default: '20' } } });
+  const store = await openStore(values.database);
+  try {
+    if (values.apply) {
+      io.out(await statusText(store, values.apply));
+      return 0;
+    }
+    const applies = await store.listApplies({ limit: Number(values.limit) || 20 });
+    if (!applies.length) {
+      io.out('No applies recorded.');
+      return 0;
+    }
+    io.out(
+      table([
+        ['APPLY', 'REPO', 'PR', 'ENV', 'KIND', 'STATE', 'STARTED', 'TIME'],
+        ...applies.map((a) => [a.id, a.repo, a.pr === null ? '' : String(a.pr), a.environment, a.kind, a.state, new Date(a.createdAt).toISOString(), dur(a)]),
+      ]),
+    );
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdRecover(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { docker: { type: 'string' }, database: { type: 'string' } } });
+  const store = await openStore(values.database);
+  try {
+    const open = await store.listApplies({ states: ['pending', 'running', 'running_degraded', 'stopping'] });
+    const names = [...new Set((await Promise.all(open.map((a) => store.listOperations(a.id)))).flat().map((o) => o.target))];
+    const targets = targetsFor(values.docker, names);
+    const results = await executorFor(store, targets, io).recover();
+    if (!results.length) io.out('No applies to recover.');
+    for (const r of results) io.out(`apply ${r.applyId}: ${r.state}`);
+    return results.every((r) => r.state === 'completed') ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}
+
+export async function main(argv: string[], io: Io = realIo()): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'plan':
+        return await cmdPlan(rest, io);
+      case 'apply':
+        return await cmdApply(rest, io);
+      case 'status':
+        return await cmdStatus(rest, io);
+      case 'recover':
+        return await cmdRecover(rest, io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE);
+        return cmd === undefined ? 1 : 0;
+      default:
+        throw new UsageError(`unknown command "${cmd}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+      io.err(`berth: ${(err as Error).message}\n\n${USAGE}`);
+    } else if (isBerthError(err)) {
+      io.err(`berth: ${err.message}`);
+    } else {
+      io.err(`berth: ${(err as Error)?.message ?? String(err)}`);
+    }
+    return 1;
+  }
+}

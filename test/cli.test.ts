@@ -1,0 +1,97 @@
+// `berth plan|apply|status` end to end on the real engine, through main() with
+// captured output: exit codes 2 (changes) → apply → 0 (no changes), formats,
+// and errors with exit 1.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Dockerode from 'dockerode';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { main } from '../src/cli.js';
+import type { Io } from '../src/cli.js';
+import { LABEL } from '../src/model.js';
+import { describeDocker } from './helpers/env.js';
+
+const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+const PROJECT = `t-cli-${process.pid}`;
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out: (s: string) => void (io.stdout += `${s}\n`), err: (s: string) => void (io.stderr += `${s}\n`) };
+  return io;
+}
+
+async function cleanup() {
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+  for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getNetwork(n.Id).remove().catch(() => {});
+  for (const v of (await docker.listVolumes({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => {});
+}
+
+describeDocker('berth CLI', () => {
+  let repo: string;
+  let db: string;
+  beforeAll(async () => {
+    await cleanup();
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cli-'));
+    repo = join(dir, 'shop');
+    cpSync('fixtures/repos/shop', repo, { recursive: true });
+    const cfg = join(repo, '.github/berth.yml');
+    // Own project name (CI cleanup removes t-*) and ports nobody else uses.
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('project: shop', `project: ${PROJECT}`).replace('"18080"', '"28080"').replace('"18081"', '"28081"'));
+    db = `sqlite:${join(dir, 'berth.sqlite')}`;
+  });
+  afterAll(cleanup);
+
+  it('plan exits 2 with changes, apply converges, plan then exits 0', async () => {
+    const plan = capture();
+    expect(await main(['plan', '--repo', repo, '--env', 'staging'], plan)).toBe(2);
+    expect(plan.stdout).toContain('Plan: 6 to create, 0 to change, 0 to remove, 0 unchanged.');
+    expect(plan.stdout).toContain('[1,3,4] -> #5 service:db:1, CreateContainer, missing');
+    expect(plan.stdout).toContain('environment.DB_PASSWORD: ••••••');
+    expect(plan.stdout).not.toContain('staging-secret');
+
+    const apply = capture();
+    expect(await main(['apply', '--repo', repo, '--env', 'staging', '--yes', '--database', db], apply)).toBe(0);
+    expect(apply.stdout).toMatch(/operation local {2}completed {2}12\/12 tasks/);
+    const id = /Apply (\S+) started/.exec(apply.stdout)![1]!;
+
+    const again = capture();
+    expect(await main(['plan', '--repo', repo, '--env', 'staging'], again)).toBe(0);
+    expect(again.stdout).toContain('No changes.');
+
+    const status = capture();
+    expect(await main(['status', '--apply', id, '--database', db], status)).toBe(0);
+    expect(status.stdout).toContain(`apply ${id}  local/${PROJECT}  staging  completed`);
+    expect(status.stdout).toMatch(/7 +WaitHealthy +service:db:1 +succeeded/);
+    const list = capture();
+    expect(await main(['status', '--database', db], list)).toBe(0);
+    expect(list.stdout).toContain(id);
+  }, 60_000);
+
+  it('--format json is stable, masked JSON', async () => {
+    const io = capture();
+    expect(await main(['plan', '--repo', repo, '--env', 'production', '--format', 'json'], io)).toBe(2);
+    const json = JSON.parse(io.stdout) as { environment: string; targets: { target: string; nodes: unknown[] }[] };
+    expect(json.environment).toBe('production');
+    expect(json.targets[0]!.target).toBe('local');
+    expect(json.targets[0]!.nodes.length).toBeGreaterThan(0);
+    expect(io.stdout).not.toContain('production-secret');
+  });
+
+  it('apply without --yes and without a terminal refuses and changes nothing', async () => {
+    const io = capture();
+    expect(await main(['apply', '--repo', repo, '--env', 'production', '--database', db], io)).toBe(1);
+    expect(io.stderr).toContain('refusing to apply without confirmation');
+  });
+
+  it('errors exit 1 with the problem and where', async () => {
+    const unknown = capture();
+    expect(await main(['plan', '--repo', repo, '--env', 'prod'], unknown)).toBe(1);
+    expect(unknown.stderr).toMatch(/prod/);
+    expect(unknown.stderr).toMatch(/production/);
+    const usage = capture();
+    expect(await main(['plan', '--env', 'staging'], usage)).toBe(1);
+    expect(usage.stderr).toContain('--repo is required');
+    const bad = capture();
+    expect(await main(['plan', '--repo', 'fixtures/repos/does-not-exist', '--env', 'staging'], bad)).toBe(1);
+    expect(bad.stderr).toContain('.github/berth.yml');
+  });
+});
