@@ -1,0 +1,68 @@
+// `npm run bench [-- name…]`: runs the bench modules in bench/ (all of them,
+// or those whose file name, or `file:export`, contains one of the names),
+// logs progress, then prints every figure as one JSON line — those JSON lines
+// are the last lines of the output. Benchmarks report; they never assert.
+//
+// A bench module either exports `bench(log)` (only that is run), or every
+// function it exports is a bench. A bench returns an array of figures: plain
+// objects with at least a `name` (see lib.ts for the usual shape).
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describeFigure } from './lib.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const NOT_BENCHES = new Set(['run.ts', 'lib.ts']);
+
+type AnyFigure = { name: string } & Record<string, unknown>;
+type Bench = (log: (line: string) => void) => unknown;
+
+const isFigures = (x: unknown): x is AnyFigure[] =>
+  Array.isArray(x) && x.every((f) => !!f && typeof f === 'object' && typeof (f as { name?: unknown }).name === 'string');
+
+async function main(): Promise<number> {
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const wanted = (id: string) => !only.length || only.some((o) => id.includes(o));
+  const files = readdirSync(HERE)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !NOT_BENCHES.has(f) && !f.startsWith('_'))
+    .sort();
+  const figures: AnyFigure[] = [];
+  let failed = 0;
+  let ran = 0;
+  for (const file of files) {
+    const name = basename(file, '.ts');
+    const log = (line: string) => console.log(`[bench:${name}] ${line}`);
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(join(HERE, file)).href)) as Record<string, unknown>;
+    } catch (err) {
+      if (!wanted(name)) continue;
+      failed++;
+      log(`FAILED to load: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      continue;
+    }
+    const benches: [string, Bench][] =
+      typeof mod.bench === 'function' ? [['bench', mod.bench as Bench]] : Object.entries(mod).filter((e): e is [string, Bench] => typeof e[1] === 'function');
+    for (const [exportName, fn] of benches) {
+      const id = exportName === 'bench' ? name : `${name}:${exportName}`;
+      if (!wanted(id)) continue;
+      ran++;
+      const t0 = Date.now();
+      try {
+        const got = await fn(log);
+        if (!isFigures(got)) throw new Error(`${id} returned something other than an array of figures`);
+        for (const f of got) log(describeFigure(f));
+        figures.push(...got);
+        log(`${id} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      } catch (err) {
+        failed++;
+        log(`${id} FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      }
+    }
+  }
+  if (!ran) console.error(`no bench matches ${only.join(', ')}`);
+  for (const f of figures) console.log(JSON.stringify(f));
+  return failed || !ran ? 1 : 0;
+}
+
+process.exitCode = await main();
