@@ -1,0 +1,420 @@
+// The domain services behind the webhook handlers: plan a PR, run a comment
+// command, react to a PR closing. Handlers in index.ts only parse the event
+// and call these. GitHub, Docker and the store are reached through ports.
+import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
+import { environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
+import type { ParseResult } from './commands.js';
+import { helpTable, parseCommands, renderInvalid } from './commands.js';
+import { loadCompose } from './compose/load.js';
+import type { BerthConfig, EnvironmentConfig } from './config.js';
+import { CONFIG_PATH, parseConfig } from './config.js';
+import { isBerthError } from './errors.js';
+import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
+import type { Gate } from './gates.js';
+import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
+import { clip, repoName } from './github.js';
+import { block, code, MARKER, msg, shortSha } from './messages.js';
+import type { DesiredState } from './model.js';
+import { isEmpty, planToString, summarize } from './plan.js';
+import { desiredDigest } from './reconcile.js';
+import { renderPlanMarkdown } from './render.js';
+import type { ApplyRunner, RunnerLogger } from './runner.js';
+import { checkName } from './runner.js';
+import { splitMarkdown } from './split.js';
+import type { ApplyKind, Store } from './store/store.js';
+import { parsePayload } from './executor.js';
+import type { Targets } from './targets.js';
+import { UnknownTargetError } from './targets.js';
+
+
+export interface BotOptions {
+  store: Store;
+  targets: Pick<Targets, 'has' | 'names'>;
+  observe: Observer;
+  runner: ApplyRunner;
+  log: RunnerLogger;
+  /** let PRs from forks apply (server setting, default false) */
+  allowForks?: boolean;
+}
+
+export interface CommentEvent {
+  id: number;
+  body: string;
+  user: string;
+  /** GitHub's user type: 'User', 'Bot', 'Organization' */
+  userType: string;
+}
+
+/** One environment's outcome of planning a PR head. */
+export type EnvPlan =
+  | { env: string; ok: true; plans: TargetPlan[]; desired: DesiredState; markdown: string }
+  | { env: string; ok: false; error: unknown; markdown: string };
+
+interface Loaded {
+  config: BerthConfig;
+  files: Set<string>;
+}
+
+const OWN_LOGIN_SUFFIX = '[bot]';
+
+export class Bot {
+  constructor(private readonly o: BotOptions) {}
+
+  // ── configuration and desired state ───────────────────────────────────────
+
+  /** `.github/berth.yml` from the default branch: a PR never configures berth for itself. Undefined when absent. */
+  async loadConfig(gh: GitHubPort, repo: RepoRef): Promise<BerthConfig | undefined> {
+    const branch = await gh.defaultBranch(repo);
+    const text = await gh.readFile(repo, CONFIG_PATH, branch);
+    if (text === undefined) return undefined;
+    return parseConfig(text, CONFIG_PATH);
+  }
+
+  /** One environment's desired state from the compose files at the PR head. */
+  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>): Promise<DesiredState> {
+    const inputs = [];
+    for (const path of env.compose) {
+      const clean = path.replace(/^\.\//, '');
+      const text = files.has(clean) ? await gh.readFile(repo, clean, sha) : undefined;
+      if (text === undefined) {
+        const { ComposeError } = await import('./errors.js');
+        throw new ComposeError('missing_file', `compose file ${code(clean)} does not exist at ${shortSha(sha)}`, {
+          file: CONFIG_PATH,
+          path: `environments.${env.name}.compose`,
+          hint: `add ${clean} to the PR, or fix the list of compose files of ${env.name} in ${CONFIG_PATH} on the default branch`,
+        });
+      }
+      inputs.push({ path: clean, text });
+    }
+    return loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
+  }
+
+  private checkTargets(env: EnvironmentConfig) {
+    for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
+  }
+
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string): Promise<EnvPlan> {
+    try {
+      this.checkTargets(env);
+      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
+      const plans = await planTargets(desired, env.targets, this.o.observe);
+      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha }));
+      return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
+    } catch (error) {
+      if (!isBerthError(error)) this.o.log.error({ repo: repoName(repo), env: env.name, err: String(error), stack: (error as Error)?.stack }, 'planning failed');
+      const body = isBerthError(error) ? msg.configError(error).replace(`${MARKER}\n`, '') : `### ❌ ${env.name}: planning failed\n\n${block(String((error as Error)?.message ?? error))}`;
+      return { env: env.name, ok: false, error, markdown: body };
+    }
+  }
+
+  // ── autoplan ──────────────────────────────────────────────────────────────
+
+  /**
+   * Plans the PR head for the given environments (all when none given):
+   * stores each plan, sets each `berth / <env>` check run, and rewrites the
+   * PR's berth comment in place.
+   */
+  async planPullRequest(gh: GitHubPort, repo: RepoRef, pull: PullRequest, only?: readonly string[]): Promise<EnvPlan[]> {
+    let config: BerthConfig | undefined;
+    try {
+      config = await this.loadConfig(gh, repo);
+    } catch (err) {
+      await this.check(gh, repo, pull.headSha, 'berth', 'failure', 'Invalid berth configuration', msg.configError(err).replace(`${MARKER}\n`, ''));
+      await this.upsertPlanComment(gh, repo, pull.number, msg.configError(err));
+      return [];
+    }
+    if (!config) return [];
+    const files = await gh.listFiles(repo, pull.headSha);
+    const loaded = { config, files };
+    const envs = config.environments.filter((e) => !only?.length || only.includes(e.name));
+    const results = await Promise.all(envs.map((env) => this.planEnvironment(gh, repo, loaded, env, pull.headSha)));
+    for (const r of results) {
+      if (r.ok) {
+        const expected = expectedOf(r.plans);
+        await this.o.store.savePlan({
+          repo: repoName(repo),
+          pr: pull.number,
+          environment: r.env,
+          headSha: pull.headSha,
+          fingerprint: environmentFingerprint(r.plans),
+          desiredDigest: desiredDigest(r.desired),
+          observedDigest: r.plans.map((p) => p.plan.observedDigest).join(','),
+          planJson: JSON.stringify(expected),
+          rendered: r.markdown,
+        });
+        const changes = r.plans.some((p) => !isEmpty(p.plan));
+        const s = r.plans.map((p) => summarize(p.plan));
+        const sum = (k: 'create' | 'change' | 'remove') => s.reduce((a, x) => a + x[k], 0);
+        await this.check(
+          gh,
+          repo,
+          pull.headSha,
+          checkName(r.env),
+          changes ? 'action_required' : 'success',
+          changes ? `${sum('create')} to create, ${sum('change')} to change, ${sum('remove')} to remove` : 'No changes',
+          r.markdown,
+        );
+      } else {
+        await this.check(gh, repo, pull.headSha, checkName(r.env), 'failure', isBerthError(r.error) ? r.error.problem : 'Planning failed', r.markdown);
+      }
+    }
+    // The comment always shows every environment; a partial re-plan keeps the others' latest plans.
+    const sections: string[] = [];
+    for (const env of config.environments) {
+      const fresh = results.find((r) => r.env === env.name);
+      if (fresh) sections.push(fresh.markdown);
+      else {
+        const saved = await this.o.store.latestPlan(repoName(repo), pull.number, env.name);
+        if (saved) sections.push(saved.rendered + (saved.headSha !== pull.headSha ? `\n\n_(planned at ${code(shortSha(saved.headSha))}; comment \`/plan ${env.name}\` to refresh)_` : ''));
+      }
+    }
+    const header = `${MARKER}\n## berth plan for ${code(shortSha(pull.headSha))}`;
+    const footer = `---\nComment ${config.environments.map((e) => `\`/apply ${e.name}\``).join(' · ')} to apply, \`/plan\` to plan again, \`/help\` for all commands.`;
+    await this.upsertPlanComment(gh, repo, pull.number, [header, ...sections, footer].join('\n\n'));
+    return results;
+  }
+
+  private async check(gh: GitHubPort, repo: RepoRef, sha: string, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
+    try {
+      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title, summary: clip(summary) });
+    } catch (err) {
+      this.o.log.error({ repo: repoName(repo), name, err: String(err) }, 'could not create check run');
+      return undefined;
+    }
+  }
+
+  /** One berth comment per PR, edited in place; split into numbered parts when long. */
+  async upsertPlanComment(gh: GitHubPort, repo: RepoRef, pr: number, body: string): Promise<void> {
+    const parts = splitMarkdown(body);
+    const ids = await this.o.store.getPrComments(repoName(repo), pr);
+    const out: number[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      const part = i === 0 || parts[i]!.startsWith(MARKER) ? parts[i]! : `${MARKER}\n${parts[i]}`;
+      const existing = ids[i];
+      if (existing !== undefined) {
+        await gh.updateComment(repo, existing, part);
+        out.push(existing);
+      } else out.push(await gh.createComment(repo, pr, part));
+    }
+    // Parts no longer needed are emptied rather than deleted: deleting needs more permissions and loses the thread position.
+    for (const stale of ids.slice(parts.length)) await gh.updateComment(repo, stale, `${MARKER}\n_(this part of the berth plan is no longer used)_`);
+    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...ids.slice(parts.length)]);
+  }
+
+  // ── commands ──────────────────────────────────────────────────────────────
+
+  async handleComment(gh: GitHubPort, repo: RepoRef, prNumber: number, comment: CommentEvent): Promise<void> {
+    if (comment.userType === 'Bot' || comment.user.endsWith(OWN_LOGIN_SUFFIX)) return;
+    if (!comment.body.includes('/')) return;
+    let config: BerthConfig | undefined;
+    let configError: unknown;
+    try {
+      config = await this.loadConfig(gh, repo);
+    } catch (err) {
+      configError = err;
+    }
+    const envs = config?.environments.map((e) => e.name) ?? [];
+    const parsed = parseCommands(comment.body, envs);
+    if (parsed.kind === 'none') return;
+    await gh.react(repo, comment.id, 'eyes').catch((err) => this.o.log.warn({ err: String(err) }, 'could not add reaction'));
+    if (!config) {
+      await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
+      return;
+    }
+    await this.runCommand(gh, repo, prNumber, comment, parsed, config);
+  }
+
+  private reply(gh: GitHubPort, repo: RepoRef, pr: number, body: string): Promise<number> {
+    return gh.createComment(repo, pr, body.startsWith(MARKER) ? body : `${MARKER}\n${body}`);
+  }
+
+  private async runCommand(gh: GitHubPort, repo: RepoRef, pr: number, comment: CommentEvent, parsed: ParseResult, config: BerthConfig): Promise<void> {
+    const envNames = config.environments.map((e) => e.name);
+    if (parsed.kind === 'invalid') {
+      await this.reply(gh, repo, pr, renderInvalid(parsed, envNames));
+      return;
+    }
+    if (parsed.kind !== 'command') return;
+    const c = parsed.command;
+    switch (c.name) {
+      case 'help':
+        await this.reply(gh, repo, pr, `### berth commands\n\n${helpTable(envNames)}`);
+        return;
+      case 'plan': {
+        const pull = await gh.getPull(repo, pr);
+        await this.planPullRequest(gh, repo, pull, c.envs);
+        return;
+      }
+      case 'apply':
+        await this.apply(gh, repo, pr, comment.user, config, c.env, 'apply');
+        return;
+      case 'rollback':
+        await this.apply(gh, repo, pr, comment.user, config, c.env, 'rollback');
+        return;
+      case 'stop':
+        await this.stop(gh, repo, pr, comment.user, config, c.env);
+        return;
+      case 'unlock':
+        await this.unlock(gh, repo, pr, comment.user, config, c.env);
+        return;
+    }
+  }
+
+  private envOf(config: BerthConfig, name: string): EnvironmentConfig | undefined {
+    return config.environments.find((e) => e.name === name);
+  }
+
+  private async authorised(gh: GitHubPort, repo: RepoRef, pr: number, user: string, env: EnvironmentConfig): Promise<boolean> {
+    const g = await authorise(gh, repo, user, env);
+    if (!g.ok) await this.reply(gh, repo, pr, g.message);
+    return g.ok;
+  }
+
+  private async refuse(gh: GitHubPort, repo: RepoRef, pr: number, gate: Gate): Promise<boolean> {
+    if (gate.ok) return false;
+    await this.reply(gh, repo, pr, gate.message);
+    return true;
+  }
+
+  /** /apply and /rollback: every gate, the lock, the stale-plan guard, then a detached run. */
+  async apply(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName: string, kind: ApplyKind): Promise<string | undefined> {
+    const env = this.envOf(config, envName);
+    if (!env) {
+      await this.reply(gh, repo, pr, msg.unknownEnv(envName, config.environments.map((e) => e.name)));
+      return;
+    }
+    if (!(await this.authorised(gh, repo, pr, user, env))) return;
+    const pull = await gh.getPull(repo, pr);
+    if (pull.state !== 'open') return void (await this.reply(gh, repo, pr, msg.closedPr()));
+    if (await this.refuse(gh, repo, pr, forkGate(pull, !!this.o.allowForks))) return;
+    if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env))) return;
+    const full = repoName(repo);
+    const inFlight = await this.o.store.applyOf(full, pr, env.name);
+    if (inFlight) return void (await this.reply(gh, repo, pr, msg.alreadyApplying(env.name, inFlight.id)));
+    try {
+      this.checkTargets(env);
+    } catch (err) {
+      return void (await this.reply(gh, repo, pr, msg.configError(err)));
+    }
+
+    let desired: DesiredState;
+    let expected: readonly ExpectedPlan[] | undefined;
+    const files = await gh.listFiles(repo, pull.headSha);
+    if (kind === 'apply') {
+      const saved = await this.o.store.latestPlan(full, pr, env.name);
+      if (!saved || saved.headSha !== pull.headSha) {
+        await this.planPullRequest(gh, repo, pull, [env.name]);
+        return void (await this.reply(gh, repo, pr, msg.staleHead(env.name, saved?.headSha, pull.headSha)));
+      }
+      try {
+        desired = await this.desiredAt(gh, repo, config, env, pull.headSha, files);
+      } catch (err) {
+        return void (await this.reply(gh, repo, pr, msg.configError(err)));
+      }
+      const gate = await requiresGate(this.o.store, repo, env, config.environments.map((e) => e.name), async (req) =>
+        desiredDigest(await this.desiredAt(gh, repo, config, this.envOf(config, req)!, pull.headSha, files)),
+      );
+      if (await this.refuse(gh, repo, pr, gate)) return;
+      expected = JSON.parse(saved.planJson) as ExpectedPlan[];
+    } else {
+      // Rollback: the last completed state of this environment that differs from what is there now.
+      const history = await this.o.store.listApplies({ repo: full, environment: env.name, states: ['completed'] });
+      const current = history[0];
+      const target = history.find((a) => a.desiredDigest !== current?.desiredDigest);
+      if (!target) return void (await this.reply(gh, repo, pr, msg.noRollback(env.name)));
+      desired = parsePayload(target.desiredJson).desired;
+    }
+
+    const owner = `${full}#${pr}`;
+    const lock = await this.o.store.acquireLock(full, env.name, owner, pr);
+    if (!lock.acquired) return void (await this.reply(gh, repo, pr, msg.lockHeld(env.name, lock.holder, full)));
+
+    let prepared;
+    try {
+      prepared = await prepareApply(this.o.store, this.o.observe, {
+        repo: full,
+        pr,
+        environment: env.name,
+        kind,
+        actor: user,
+        headSha: pull.headSha,
+        desired,
+        targets: env.targets,
+        onFailure: env.on_failure,
+        ...(env.parallelism ? { parallelism: env.parallelism } : {}),
+        ...(expected ? { expected } : {}),
+      });
+    } catch (err) {
+      if (err instanceof StalePlanError) {
+        await this.planPullRequest(gh, repo, pull, [env.name]);
+        return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes)));
+      }
+      throw err;
+    }
+    const steps = prepared.plans.reduce((n, p) => n + p.plan.nodes.length, 0);
+    await this.o.store.setLockApply(full, env.name, prepared.applyId);
+    try {
+      const id = await gh.createCheckRun(repo, {
+        name: checkName(env.name),
+        headSha: pull.headSha,
+        status: 'in_progress',
+        title: `Applying ${env.name}: 0/${steps} steps`,
+        summary: `Apply ${code(prepared.applyId)} (${kind}) started by @${user}.\n\n${block(prepared.plans.map((p) => planToString(p.plan)).join('\n'), 'text')}`,
+        externalId: prepared.applyId,
+      });
+      await this.o.store.setApplyCheckRun(prepared.applyId, id);
+    } catch (err) {
+      // Reporting never blocks the apply.
+      this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not create the apply check run');
+    }
+    await this.reply(gh, repo, pr, steps ? msg.started(env.name, prepared.applyId, pull.headSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
+      this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
+    );
+    void this.o.runner.start(prepared.applyId);
+    return prepared.applyId;
+  }
+
+  async stop(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName?: string): Promise<void> {
+    const envs = envName ? [this.envOf(config, envName)].filter((e): e is EnvironmentConfig => !!e) : config.environments;
+    if (envName && !envs.length) return void (await this.reply(gh, repo, pr, msg.unknownEnv(envName, config.environments.map((e) => e.name))));
+    const stopped: string[] = [];
+    for (const env of envs) {
+      const a = await this.o.store.applyOf(repoName(repo), pr, env.name);
+      if (!a) continue;
+      if (!(await this.authorised(gh, repo, pr, user, env))) return;
+      if (await this.o.store.requestStop(a.id)) stopped.push(env.name);
+    }
+    await this.reply(gh, repo, pr, stopped.length ? msg.stopRequested(stopped) : msg.nothingToStop(envName));
+  }
+
+  async unlock(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName?: string): Promise<void> {
+    const full = repoName(repo);
+    const locks = (await this.o.store.locksForPr(full, pr)).filter((l) => !envName || l.environment === envName);
+    const released: string[] = [];
+    for (const l of locks) {
+      const env = this.envOf(config, l.environment) ?? { name: l.environment, requires: [] };
+      if (!(await this.authorised(gh, repo, pr, user, env as EnvironmentConfig))) return;
+      if (l.applyId && (await this.o.store.applyOf(full, pr, l.environment))) {
+        await this.reply(gh, repo, pr, msg.unlockInFlight(l.environment));
+        continue;
+      }
+      if (await this.o.store.releaseLock(full, l.environment, l.owner)) released.push(l.environment);
+    }
+    await this.reply(gh, repo, pr, msg.unlocked(released));
+  }
+
+  // ── PR lifecycle ──────────────────────────────────────────────────────────
+
+  /** Closed or merged: locks go, except those with an apply in flight (the runner releases them when it ends). */
+  async pullClosed(repo: RepoRef, pr: number): Promise<{ released: string[]; retained: string[] }> {
+    const full = repoName(repo);
+    const released: string[] = [];
+    const retained: string[] = [];
+    for (const l of await this.o.store.locksForPr(full, pr)) {
+      if (await this.o.store.applyOf(full, pr, l.environment)) retained.push(l.environment);
+      else if (await this.o.store.releaseLock(full, l.environment, l.owner)) released.push(l.environment);
+    }
+    this.o.log.info({ repo: full, pr, released, retained }, 'PR closed: locks');
+    return { released, retained };
+  }
+}

@@ -1,0 +1,121 @@
+// The GitHub port on Probot's octokit (which brings throttling and retries
+// for rate limits and 5xx). Failures propagate: the caller decides whether a
+// failure denies (authorisation) or is reported and retried (comments).
+import type { ProbotOctokit } from 'probot';
+import type { CheckRunInput, CheckRunUpdate, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
+import { CHECK_TEXT_LIMIT, clip } from './github.js';
+
+type Octokit = InstanceType<typeof ProbotOctokit>;
+
+const status = (err: unknown) => (err as { status?: number })?.status;
+
+export class OctokitGitHub implements GitHubPort {
+  constructor(private readonly octokit: Octokit) {}
+
+  async defaultBranch(repo: RepoRef): Promise<string> {
+    const { data } = await this.octokit.rest.repos.get({ owner: repo.owner, repo: repo.name });
+    return data.default_branch;
+  }
+
+  async readFile(repo: RepoRef, path: string, ref: string): Promise<string | undefined> {
+    try {
+      const { data } = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ref });
+      if (Array.isArray(data) || data.type !== 'file') return undefined;
+      const file = data as { content?: string; encoding?: string };
+      if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref}: unexpected encoding ${file.encoding}`);
+      return Buffer.from(file.content, 'base64').toString('utf8');
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async listFiles(repo: RepoRef, sha: string): Promise<Set<string>> {
+    const { data } = await this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' });
+    if (data.truncated) throw new Error(`the tree of ${sha} is too large for one listing (GitHub truncated it)`);
+    return new Set(data.tree.filter((e) => e.type === 'blob' && e.path).map((e) => e.path!));
+  }
+
+  async getPull(repo: RepoRef, pr: number): Promise<PullRequest> {
+    const { data } = await this.octokit.rest.pulls.get({ owner: repo.owner, repo: repo.name, pull_number: pr });
+    return {
+      number: data.number,
+      state: data.state as 'open' | 'closed',
+      merged: data.merged,
+      draft: !!data.draft,
+      headSha: data.head.sha,
+      headRepo: data.head.repo?.full_name ?? null,
+      baseRepo: data.base.repo.full_name,
+      mergeable: data.mergeable,
+      author: data.user.login,
+      htmlUrl: data.html_url,
+    };
+  }
+
+  async listReviews(repo: RepoRef, pr: number): Promise<Review[]> {
+    const reviews = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, { owner: repo.owner, repo: repo.name, pull_number: pr, per_page: 100 });
+    return reviews.map((r) => ({ user: r.user?.login ?? '', state: r.state, submittedAt: r.submitted_at ?? null }));
+  }
+
+  async permission(repo: RepoRef, user: string): Promise<Permission> {
+    const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner: repo.owner, repo: repo.name, username: user });
+    // role_name carries maintain/triage, which `permission` folds into write/read.
+    const role = (data as { role_name?: string }).role_name;
+    if (role === 'maintain' || role === 'triage') return role;
+    return data.permission as Permission;
+  }
+
+  async isTeamMember(org: string, team: string, user: string): Promise<boolean> {
+    try {
+      const { data } = await this.octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: team, username: user });
+      return data.state === 'active';
+    } catch (err) {
+      if (status(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  async createComment(repo: RepoRef, pr: number, body: string): Promise<number> {
+    const { data } = await this.octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: pr, body });
+    return data.id;
+  }
+
+  async updateComment(repo: RepoRef, commentId: number, body: string): Promise<void> {
+    await this.octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body });
+  }
+
+  async react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void> {
+    await this.octokit.rest.reactions.createForIssueComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, content });
+  }
+
+  async createCheckRun(repo: RepoRef, input: CheckRunInput): Promise<number> {
+    const { data } = await this.octokit.rest.checks.create({
+      owner: repo.owner,
+      repo: repo.name,
+      name: input.name,
+      head_sha: input.headSha,
+      status: input.status,
+      ...(input.conclusion ? { conclusion: input.conclusion } : {}),
+      ...(input.externalId ? { external_id: input.externalId } : {}),
+      ...(input.detailsUrl ? { details_url: input.detailsUrl } : {}),
+      output: output(input),
+    });
+    return data.id;
+  }
+
+  async updateCheckRun(repo: RepoRef, checkRunId: number, update: CheckRunUpdate): Promise<void> {
+    await this.octokit.rest.checks.update({
+      owner: repo.owner,
+      repo: repo.name,
+      check_run_id: checkRunId,
+      status: update.status,
+      ...(update.conclusion ? { conclusion: update.conclusion } : {}),
+      ...(update.externalId ? { external_id: update.externalId } : {}),
+      output: output(update),
+    });
+  }
+}
+
+function output(x: { title: string; summary: string; text?: string }) {
+  return { title: x.title.slice(0, 255), summary: clip(x.summary, CHECK_TEXT_LIMIT), ...(x.text ? { text: clip(x.text, CHECK_TEXT_LIMIT) } : {}) };
+}

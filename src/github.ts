@@ -1,0 +1,83 @@
+// The GitHub the domain services need, and nothing more: owned here so tests
+// can run the whole bot against a fake GitHub or an in-memory double, and so
+// every call berth makes is listed in one place.
+
+export type Permission = 'admin' | 'maintain' | 'write' | 'triage' | 'read' | 'none';
+
+export interface RepoRef {
+  owner: string;
+  name: string;
+}
+
+export const repoName = (r: RepoRef) => `${r.owner}/${r.name}`;
+
+export function parseRepo(fullName: string): RepoRef {
+  const [owner, name, ...rest] = fullName.split('/');
+  if (!owner || !name || rest.length) throw new Error(`"${fullName}" is not owner/name`);
+  return { owner, name };
+}
+
+export interface PullRequest {
+  number: number;
+  state: 'open' | 'closed';
+  merged: boolean;
+  draft: boolean;
+  headSha: string;
+  /** owner/name of the head repository; differs from the base for forks (null when the fork was deleted) */
+  headRepo: string | null;
+  baseRepo: string;
+  /** null while GitHub is still computing it */
+  mergeable: boolean | null;
+  author: string;
+  htmlUrl: string;
+}
+
+export interface Review {
+  user: string;
+  state: string;
+  submittedAt: string | null;
+}
+
+export type CheckStatus = 'queued' | 'in_progress' | 'completed';
+export type CheckConclusion = 'success' | 'failure' | 'neutral' | 'cancelled' | 'skipped' | 'timed_out' | 'action_required';
+
+export interface CheckRunInput {
+  name: string;
+  headSha: string;
+  status: CheckStatus;
+  conclusion?: CheckConclusion;
+  title: string;
+  summary: string;
+  text?: string;
+  externalId?: string;
+  detailsUrl?: string;
+}
+
+export type CheckRunUpdate = Omit<CheckRunInput, 'headSha' | 'name'>;
+
+export interface GitHubPort {
+  defaultBranch(repo: RepoRef): Promise<string>;
+  /** undefined when the file does not exist at that ref */
+  readFile(repo: RepoRef, path: string, ref: string): Promise<string | undefined>;
+  /** every blob path at a commit (one recursive tree call) */
+  listFiles(repo: RepoRef, sha: string): Promise<Set<string>>;
+  getPull(repo: RepoRef, pr: number): Promise<PullRequest>;
+  listReviews(repo: RepoRef, pr: number): Promise<Review[]>;
+  permission(repo: RepoRef, user: string): Promise<Permission>;
+  /** active member of org/team */
+  isTeamMember(org: string, team: string, user: string): Promise<boolean>;
+  createComment(repo: RepoRef, pr: number, body: string): Promise<number>;
+  updateComment(repo: RepoRef, commentId: number, body: string): Promise<void>;
+  react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void>;
+  createCheckRun(repo: RepoRef, input: CheckRunInput): Promise<number>;
+  updateCheckRun(repo: RepoRef, checkRunId: number, update: CheckRunUpdate): Promise<void>;
+}
+
+/** GitHub limits a check run's summary and text to 65,535 characters. */
+export const CHECK_TEXT_LIMIT = 65_535;
+
+export function clip(text: string, limit = CHECK_TEXT_LIMIT): string {
+  if (text.length <= limit) return text;
+  const note = '\n\n… (truncated; the full plan is in the PR comment)';
+  return text.slice(0, limit - note.length) + note;
+}

@@ -1,0 +1,230 @@
+// The Probot app: wiring only. Each handler dedupes the delivery, parses the
+// event and hands it to the Bot on a per-PR queue, detached from the webhook
+// request so GitHub gets its answer at once. Slow work is tracked for
+// shutdown; a failure is logged and reported on the PR, never fatal.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApplicationFunction, Context, Probot } from 'probot';
+import { Bot } from './bot.js';
+import { observe } from './docker/observe.js';
+import { Executor } from './executor.js';
+import type { GitHubPort, RepoRef } from './github.js';
+import { parseRepo } from './github.js';
+import { OctokitGitHub } from './github-octokit.js';
+import { Lanes } from './lanes.js';
+import { msg } from './messages.js';
+import { ApplyRunner } from './runner.js';
+import { openStore, redactUrl } from './store/open.js';
+import type { Store } from './store/store.js';
+import { Targets } from './targets.js';
+
+export interface BerthServices {
+  store: Store;
+  targets: Targets;
+  executor: Executor;
+  runner: ApplyRunner;
+  bot: Bot;
+  /** resolves when every detached webhook job has finished (tests, shutdown) */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BerthOptions {
+  env?: NodeJS.ProcessEnv;
+  store?: Store;
+  targets?: Targets;
+  progressIntervalMs?: number;
+  /** run crash recovery at start (default true) */
+  recover?: boolean;
+  /** receives the services once the app is loaded (tests) */
+  onReady?: (s: BerthServices) => void;
+}
+
+type Log = Probot['log'];
+
+/** Detached jobs, serialised per key (one PR's events in order), tracked for idle/drain. */
+class Work {
+  private readonly lanes = new Lanes();
+  private readonly jobs = new Set<Promise<unknown>>();
+
+  run(key: string, fn: () => Promise<void>): void {
+    const p = this.lanes.run(key, fn).finally(() => this.jobs.delete(p));
+    this.jobs.add(p);
+  }
+
+  async idle(): Promise<void> {
+    while (this.jobs.size) await Promise.allSettled([...this.jobs]);
+  }
+}
+
+export function berth(opts: BerthOptions = {}): ApplicationFunction {
+  return async (app, { addHandler }) => {
+    const env = opts.env ?? process.env;
+    const log: Log = app.log;
+    const store = opts.store ?? (await openStore(env.DATABASE_URL));
+    log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
+    const targets = opts.targets ?? Targets.fromEnv(env);
+    const installations = new Map<string, number>();
+
+    const githubFor = async (repo: string): Promise<GitHubPort> => {
+      let id = installations.get(repo);
+      if (id === undefined) {
+        const r = parseRepo(repo);
+        const appOctokit = await app.auth();
+        const { data } = await appOctokit.rest.apps.getRepoInstallation({ owner: r.owner, repo: r.name });
+        id = data.id;
+        installations.set(repo, id);
+      }
+      return new OctokitGitHub(await app.auth(id));
+    };
+
+    let executor!: Executor;
+    const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
+    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id) });
+    const observer = async (target: string, project: string, environment: string) => (await observe(targets.docker(target), project, environment)).observed;
+    const bot = new Bot({ store, targets, observe: observer, runner, log, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
+    const work = new Work();
+
+    const services: BerthServices = {
+      store,
+      targets,
+      executor,
+      runner,
+      bot,
+      idle: async () => {
+        await work.idle();
+      },
+      close: async () => {
+        await work.idle();
+        await runner.drain(Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000));
+        await store.close();
+      },
+    };
+
+    /** Dedupes the delivery, then runs `fn` detached on the PR's queue; failures are reported on the PR. */
+    const handle = async (context: Context, pr: number | undefined, fn: (gh: GitHubPort, repo: RepoRef) => Promise<void>) => {
+      const payload = context.payload as { repository?: { full_name: string }; installation?: { id: number } };
+      if (!payload.repository) return;
+      const full = payload.repository.full_name;
+      if (payload.installation?.id) installations.set(full, payload.installation.id);
+      if (!(await store.recordDelivery(context.id, context.name))) {
+        log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
+        return;
+      }
+      const repo = parseRepo(full);
+      const gh = new OctokitGitHub(context.octokit as never);
+      work.run(`${full}#${pr ?? 'repo'}`, async () => {
+        try {
+          await fn(gh, repo);
+        } catch (err) {
+          log.error({ delivery: context.id, event: context.name, repo: full, pr, err: String(err), stack: (err as Error)?.stack }, 'handler failed');
+          if (pr !== undefined) await gh.createComment(repo, pr, msg.internalError(context.id)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
+        }
+      });
+    };
+
+    app.on(['pull_request.opened', 'pull_request.synchronize', 'pull_request.reopened', 'pull_request.ready_for_review'], async (context) => {
+      const pr = context.payload.pull_request;
+      await handle(context as unknown as Context, pr.number, async (gh, repo) => {
+        if (pr.draft) return;
+        await bot.planPullRequest(gh, repo, {
+          number: pr.number,
+          state: pr.state as 'open' | 'closed',
+          merged: !!pr.merged,
+          draft: !!pr.draft,
+          headSha: pr.head.sha,
+          headRepo: pr.head.repo?.full_name ?? null,
+          baseRepo: pr.base.repo.full_name,
+          mergeable: pr.mergeable ?? null,
+          author: pr.user?.login ?? '',
+          htmlUrl: pr.html_url,
+        });
+      });
+    });
+
+    app.on('pull_request.closed', async (context) => {
+      const pr = context.payload.pull_request;
+      await handle(context as unknown as Context, pr.number, async (_gh, repo) => {
+        await bot.pullClosed(repo, pr.number);
+      });
+    });
+
+    app.on('issue_comment.created', async (context) => {
+      const { issue, comment } = context.payload;
+      if (!issue.pull_request) return;
+      await handle(context as unknown as Context, issue.number, async (gh, repo) => {
+        await bot.handleComment(gh, repo, issue.number, { id: comment.id, body: comment.body ?? '', user: comment.user?.login ?? '', userType: comment.user?.type ?? 'User' });
+      });
+    });
+
+    app.on('check_run.rerequested', async (context) => {
+      const run = context.payload.check_run;
+      if (!run.name.startsWith('berth')) return;
+      const pr = run.pull_requests[0]?.number;
+      if (pr === undefined) return;
+      await handle(context as unknown as Context, pr, async (gh, repo) => {
+        const pull = await gh.getPull(repo, pr);
+        const envName = run.name.startsWith('berth / ') ? run.name.slice('berth / '.length) : undefined;
+        await bot.planPullRequest(gh, repo, pull, envName ? [envName] : undefined);
+      });
+    });
+
+    addHandler(async (req: IncomingMessage, res: ServerResponse) => {
+      const path = req.url?.split('?')[0];
+      if (req.method !== 'GET') return false;
+      if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+        return true;
+      }
+      if (path === '/readyz') {
+        const checks: Record<string, string> = {};
+        let ok = true;
+        try {
+          await store.ping();
+          checks.store = 'ok';
+        } catch (err) {
+          ok = false;
+          checks.store = String((err as Error)?.message ?? err);
+        }
+        await Promise.all(
+          targets.names().map(async (t) => {
+            try {
+              await targets.docker(t).ping();
+              checks[`target:${t}`] = 'ok';
+            } catch (err) {
+              ok = false;
+              checks[`target:${t}`] = String((err as Error)?.message ?? err);
+            }
+          }),
+        );
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'unready', checks }));
+        return true;
+      }
+      return false;
+    });
+
+    const shutdown = async (signal: string) => {
+      log.info({ signal, inFlight: runner.inFlight() }, 'shutting down: draining applies');
+      const drained = await runner.drain(Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000));
+      if (!drained) log.warn({ inFlight: runner.inFlight() }, 'drain timed out: open applies stay recoverable at next start');
+      process.exit(0);
+    };
+    if (!opts.store) {
+      process.once('SIGTERM', () => void shutdown('SIGTERM'));
+      process.once('SIGINT', () => void shutdown('SIGINT'));
+    }
+
+    if (opts.recover ?? true) {
+      // Applies a crash left open: re-check their running tasks, finish them, report as usual.
+      void executor
+        .recover()
+        .then(async (results) => {
+          for (const r of results) await runner.finish(r.applyId);
+          if (results.length) log.info({ results }, 'recovered applies');
+        })
+        .catch((err) => log.error({ err: String(err) }, 'recovery failed'));
+    }
+    opts.onReady?.(services);
+  };
+}
+
+export default berth();

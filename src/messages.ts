@@ -1,0 +1,185 @@
+// Every sentence berth posts to a PR, in one place: refusals name the rule and
+// how to satisfy it; errors carry file, line and what to do. Inputs that come
+// from users (names, Docker messages) are escaped or fenced so they cannot
+// break the comment.
+import type { BerthError } from './errors.js';
+import { isBerthError } from './errors.js';
+import type { AggregateState, LockRow } from './store/store.js';
+
+export const MARKER = '<!-- berth -->';
+
+/** Inline code that survives backticks in the value. */
+export function code(s: string): string {
+  const clean = s.replace(/[\r\n]+/g, ' ');
+  const run = Math.max(0, ...[...clean.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(run + 1);
+  const pad = clean.startsWith('`') || clean.endsWith('`') ? ' ' : '';
+  return `${fence}${pad}${clean}${pad}${fence}`;
+}
+
+/** A fenced block that survives fences in the content. */
+export function block(s: string, lang = ''): string {
+  const run = Math.max(2, ...[...s.matchAll(/`{3,}/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(run + 1);
+  return `${fence}${lang}\n${s.replace(/\n$/, '')}\n${fence}`;
+}
+
+export const shortSha = (sha: string) => sha.slice(0, 7);
+
+export function prLink(repo: string, pr: number): string {
+  return `[${repo}#${pr}](https://github.com/${repo}/pull/${pr})`;
+}
+
+export function errorMarkdown(err: BerthError): string {
+  const lines = [`**${err.problem}**`];
+  const where = [err.file, err.line !== undefined ? `line ${err.line}` : undefined, err.path].filter(Boolean).join(', ');
+  if (where) lines.push(`in ${code(where)}`);
+  const issues = (err as { issues?: readonly string[] }).issues;
+  if (issues && issues.length > 1) lines.push('', block(issues.join('\n')));
+  else lines.push('', block(err.message));
+  if (err.hint) lines.push('', `**What to do:** ${err.hint}`);
+  return lines.join('\n');
+}
+
+export const msg = {
+  refused(rule: string, why: string, fix: string): string {
+    return `${MARKER}\n### 🚫 ${rule}\n\n${why}\n\n**To proceed:** ${fix}`;
+  },
+
+  lockHeld(env: string, holder: LockRow, repo: string): string {
+    return msg.refused(
+      `${code(env)} is locked`,
+      `The environment ${code(env)} is locked by ${prLink(repo, holder.pr)} (since ${new Date(holder.createdAt).toISOString()}).`,
+      `wait for that PR to be merged or closed, or ask someone with write access to comment \`/unlock ${env}\` there.`,
+    );
+  },
+
+  unauthorised(user: string, env: string, detail: string): string {
+    return msg.refused(
+      'Not authorised',
+      `@${user} may not run this on ${code(env)}: ${detail}`,
+      `ask someone with write permission on this repository (or in the environment's \`appliers\`) to run it.`,
+    );
+  },
+
+  authCheckFailed(user: string, err: unknown): string {
+    return msg.refused(
+      'Not authorised',
+      `Checking @${user}'s permissions failed, so the command is denied: ${code(String((err as Error)?.message ?? err))}`,
+      'retry the command in a moment.',
+    );
+  },
+
+  fork(): string {
+    return msg.refused(
+      'PRs from forks cannot apply',
+      'This pull request comes from a fork. This berth server does not allow applies from forks.',
+      'push the branch to this repository and open the PR from there.',
+    );
+  },
+
+  closedPr(): string {
+    return msg.refused('The PR is closed', 'Applies run only from open pull requests.', 'reopen the pull request.');
+  },
+
+  unknownEnv(env: string, known: readonly string[]): string {
+    return msg.refused(
+      `Unknown environment ${code(env)}`,
+      `${code(env)} is not an environment of \`.github/berth.yml\` on the default branch.`,
+      `use one of ${known.map(code).join(', ')}.`,
+    );
+  },
+
+  staleHead(env: string, planned: string | undefined, head: string): string {
+    return msg.refused(
+      'The plan is out of date',
+      planned
+        ? `The plan for ${code(env)} was made for ${code(shortSha(planned))}, but the PR head is now ${code(shortSha(head))}. berth has planned again; the new plan is in the plan comment.`
+        : `There is no plan for ${code(env)} at ${code(shortSha(head))} yet. berth has planned it now; see the plan comment.`,
+      `review the new plan, then comment \`/apply ${env}\` again.`,
+    );
+  },
+
+  staleWorld(env: string, changes: readonly string[]): string {
+    return msg.refused(
+      'The plan is out of date',
+      `The Docker host of ${code(env)} changed since the plan was made:\n\n${block(changes.join('\n'), 'diff')}\n\nberth has planned again; the new plan is in the plan comment.`,
+      `review the new plan, then comment \`/apply ${env}\` again.`,
+    );
+  },
+
+  requiresFirst(env: string, missing: { env: string; why: string }[]): string {
+    return msg.refused(
+      'Staging first',
+      `${code(env)} can only be applied after ${missing.map((m) => code(m.env)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} completed an apply of the same changes:\n\n${missing.map((m) => `- ${code(m.env)}: ${m.why}`).join('\n')}`,
+      `comment ${missing.map((m) => `\`/apply ${m.env}\``).join(', then ')} first, and wait for it to complete.`,
+    );
+  },
+
+  requirement(env: string, what: string, fix: string): string {
+    return msg.refused(`Apply requirement not met for ${code(env)}`, what, fix);
+  },
+
+  alreadyApplying(env: string, applyId: string): string {
+    return `${MARKER}\nAn apply to ${code(env)} is already in progress (${code(applyId)}). Comment \`/stop ${env}\` to halt it.`;
+  },
+
+  started(env: string, applyId: string, sha: string, steps: number): string {
+    return `${MARKER}\n🚀 Applying ${code(env)} at ${code(shortSha(sha))}: ${steps} step${steps === 1 ? '' : 's'} (apply ${code(applyId)}). Progress is on the \`berth / ${env}\` check. Comment \`/stop ${env}\` to halt it.`;
+  },
+
+  nothingToApply(env: string): string {
+    return `${MARKER}\n✅ ${code(env)} already matches this PR: nothing to apply.`;
+  },
+
+  finished(env: string, state: AggregateState, durationMs: number, failure?: { step: string; error: string }): string {
+    const d = formatDuration(durationMs);
+    const head =
+      state === 'completed'
+        ? `✅ Apply to ${code(env)} completed in ${d}.`
+        : state === 'stopped'
+          ? `⏹️ Apply to ${code(env)} was stopped after ${d}.`
+          : `❌ Apply to ${code(env)} failed after ${d}.`;
+    const fail = failure ? `\n\nFailed step: ${code(failure.step)}\n\n${block(failure.error)}` : '';
+    return `${MARKER}\n${head}${fail}`;
+  },
+
+  stopRequested(envs: string[]): string {
+    return `${MARKER}\n⏹️ Stop requested for ${envs.map(code).join(', ')}: running steps finish, nothing new starts.`;
+  },
+
+  nothingToStop(env?: string): string {
+    return `${MARKER}\nThere is no apply in progress${env ? ` on ${code(env)}` : ''} for this PR.`;
+  },
+
+  unlocked(envs: string[]): string {
+    return envs.length ? `${MARKER}\n🔓 Unlocked ${envs.map(code).join(', ')}.` : `${MARKER}\nThis PR holds no lock${''}.`;
+  },
+
+  unlockInFlight(env: string): string {
+    return msg.refused('Cannot unlock during an apply', `An apply to ${code(env)} is in progress under this lock.`, `comment \`/stop ${env}\` and wait for it to end, then \`/unlock ${env}\`.`);
+  },
+
+  noRollback(env: string): string {
+    return msg.refused('Nothing to roll back to', `${code(env)} has no earlier completed apply with a different state.`, 'apply a known good PR instead.');
+  },
+
+  internalError(ref: string): string {
+    return `${MARKER}\n⚠️ berth hit an internal error while handling this (reference ${code(ref)}). Nothing was applied by the failed step. The error is in the server log; retry the command, and report it if it persists.`;
+  },
+
+  configMissing(): string {
+    return `${MARKER}\nberth is not configured for this repository: there is no \`.github/berth.yml\` on the default branch.`;
+  },
+
+  configError(err: unknown): string {
+    return `${MARKER}\n### ❌ berth configuration error\n\n${isBerthError(err) ? errorMarkdown(err) : block(String((err as Error)?.message ?? err))}`;
+  },
+};
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}

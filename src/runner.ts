@@ -1,0 +1,185 @@
+// Runs applies detached from the webhook that asked for them, keeps track of
+// them for shutdown, and reports progress and outcome to GitHub. Reporting
+// failures are logged and never touch the apply itself.
+import type { Executor } from './executor.js';
+import type { CheckConclusion, GitHubPort } from './github.js';
+import { parseRepo } from './github.js';
+import { code, formatDuration, msg } from './messages.js';
+import type { AggregateState, ApplyRow, Store, TaskRow } from './store/store.js';
+import { TERMINAL_TASK_STATES } from './store/store.js';
+
+export interface RunnerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface RunnerOptions {
+  store: Store;
+  /** resolved lazily: the executor calls back into the runner for progress */
+  executor: () => Executor;
+  /** a GitHub client for a repository (owner/name) */
+  github: (repo: string) => Promise<GitHubPort>;
+  log: RunnerLogger;
+  /** minimum time between two progress updates of one check run (default 3 s) */
+  progressIntervalMs?: number;
+  now?: () => number;
+}
+
+export const CONCLUSION: Record<'completed' | 'failed' | 'stopped', CheckConclusion> = {
+  completed: 'success',
+  failed: 'failure',
+  stopped: 'cancelled',
+};
+
+export function checkName(env: string): string {
+  return `berth / ${env}`;
+}
+
+export function progressSummary(apply: ApplyRow, tasks: TaskRow[]): { title: string; summary: string } {
+  const done = tasks.filter((t) => TERMINAL_TASK_STATES.includes(t.state)).length;
+  const running = tasks.filter((t) => t.state === 'running');
+  const failed = tasks.filter((t) => t.state === 'failed');
+  const lines = [`**${done}/${tasks.length}** steps done · state ${code(apply.state)}`];
+  if (running.length) lines.push('', 'Running now:', ...running.slice(0, 10).map((t) => `- ${t.kind} ${code(t.resource)}`));
+  if (failed.length) lines.push('', 'Failed:', ...failed.slice(0, 10).map((t) => `- ${t.kind} ${code(t.resource)}: ${code((t.error ?? '').slice(0, 300))}`));
+  return { title: `Applying ${apply.environment}: ${done}/${tasks.length} steps`, summary: lines.join('\n') };
+}
+
+export function finalSummary(apply: ApplyRow, tasks: TaskRow[]): { title: string; summary: string; failure?: { step: string; error: string } } {
+  const count = (s: string) => tasks.filter((t) => t.state === s).length;
+  const dur = formatDuration((apply.finishedAt ?? Date.now()) - (apply.startedAt ?? apply.createdAt));
+  const failedTask = tasks.find((t) => t.state === 'failed');
+  const failure = failedTask ? { step: `${failedTask.kind} ${failedTask.resource}`, error: failedTask.error ?? '(no message)' } : undefined;
+  const title =
+    apply.state === 'completed' ? `Applied ${apply.environment} in ${dur}` : apply.state === 'stopped' ? `Apply to ${apply.environment} stopped` : `Apply to ${apply.environment} failed`;
+  const lines = [
+    `Apply ${code(apply.id)} ended ${code(apply.state)} after ${dur}.`,
+    '',
+    `| succeeded | failed | skipped | cancelled |`,
+    `|---|---|---|---|`,
+    `| ${count('succeeded')} | ${count('failed')} | ${count('skipped')} | ${count('cancelled')} |`,
+  ];
+  if (failure) lines.push('', `**Failed step:** ${code(failure.step)}`, '', '```', failure.error.replace(/```/g, "'''"), '```');
+  return { title, summary: lines.join('\n'), ...(failure ? { failure } : {}) };
+}
+
+export class ApplyRunner {
+  private readonly tracked = new Map<string, Promise<AggregateState | undefined>>();
+  private readonly lastReport = new Map<string, number>();
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: RunnerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Starts (or joins) the apply in the background and reports its end. */
+  start(applyId: string): Promise<AggregateState | undefined> {
+    let p = this.tracked.get(applyId);
+    if (p) return p;
+    p = this.o
+      .executor()
+      .run(applyId)
+      .then(async (state) => {
+        await this.finish(applyId);
+        return state;
+      })
+      .catch((err) => {
+        this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'apply driver crashed');
+        return undefined;
+      })
+      .finally(() => this.tracked.delete(applyId));
+    this.tracked.set(applyId, p);
+    return p;
+  }
+
+  inFlight(): string[] {
+    return [...this.tracked.keys()];
+  }
+
+  /** Waits for tracked applies up to the timeout; true when all ended. What is left stays recoverable. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const all = Promise.all(this.tracked.values()).then(() => true);
+    const timer = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
+    return Promise.race([all, timer]);
+  }
+
+  /** Executor progress callback: throttled check-run updates, the last one always delivered. */
+  progress(applyId: string): void {
+    const interval = this.o.progressIntervalMs ?? 3000;
+    const since = this.now() - (this.lastReport.get(applyId) ?? 0);
+    if (this.pending.has(applyId)) return;
+    const fire = () => {
+      this.pending.delete(applyId);
+      this.lastReport.set(applyId, this.now());
+      void this.reportProgress(applyId);
+    };
+    if (since >= interval) fire();
+    else this.pending.set(applyId, setTimeout(fire, interval - since).unref());
+  }
+
+  private async reportProgress(applyId: string): Promise<void> {
+    try {
+      const apply = await this.o.store.getApply(applyId);
+      if (!apply?.checkRunId || apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped') return;
+      const tasks = await this.o.store.listTasksForApply(applyId);
+      const gh = await this.o.github(apply.repo);
+      await gh.updateCheckRun(parseRepo(apply.repo), apply.checkRunId, { status: 'in_progress', ...progressSummary(apply, tasks) });
+    } catch (err) {
+      this.o.log.warn({ applyId, err: String(err) }, 'progress report failed');
+    }
+  }
+
+  /** Final check run, outcome comment, and the lock bookkeeping of an ended apply. */
+  async finish(applyId: string): Promise<void> {
+    const t = this.pending.get(applyId);
+    if (t) clearTimeout(t);
+    this.pending.delete(applyId);
+    this.lastReport.delete(applyId);
+    const apply = await this.o.store.getApply(applyId);
+    if (!apply || !(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+    const tasks = await this.o.store.listTasksForApply(applyId);
+    const repo = parseRepo(apply.repo);
+    const fin = finalSummary(apply, tasks);
+    let gh: GitHubPort | undefined;
+    try {
+      gh = await this.o.github(apply.repo);
+    } catch (err) {
+      this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
+    }
+    if (gh && apply.checkRunId) {
+      try {
+        await gh.updateCheckRun(repo, apply.checkRunId, { status: 'completed', conclusion: CONCLUSION[apply.state], title: fin.title, summary: fin.summary });
+      } catch (err) {
+        this.o.log.error({ applyId, err: String(err) }, 'could not complete the check run');
+      }
+    }
+    if (gh && apply.pr !== null) {
+      try {
+        await gh.createComment(repo, apply.pr, msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure));
+      } catch (err) {
+        this.o.log.error({ applyId, err: String(err) }, 'could not post the apply outcome');
+      }
+    }
+    await this.releaseAfter(apply, gh);
+  }
+
+  /** The lock no longer points at this apply; if the PR closed while it ran, the lock goes too. */
+  private async releaseAfter(apply: ApplyRow, gh: GitHubPort | undefined): Promise<void> {
+    const lock = await this.o.store.getLock(apply.repo, apply.environment);
+    if (!lock || lock.applyId !== apply.id) return;
+    await this.o.store.setLockApply(apply.repo, apply.environment, null);
+    if (!gh || apply.pr === null) return;
+    try {
+      const pull = await gh.getPull(parseRepo(apply.repo), apply.pr);
+      if (pull.state === 'closed') {
+        await this.o.store.releaseLock(apply.repo, apply.environment, lock.owner);
+        this.o.log.info({ applyId: apply.id, env: apply.environment }, 'lock released: PR closed while the apply ran');
+      }
+    } catch (err) {
+      // Keeping the lock is the safe side: a person can /unlock.
+      this.o.log.warn({ applyId: apply.id, err: String(err) }, 'could not read the PR state; lock kept');
+    }
+  }
+}
