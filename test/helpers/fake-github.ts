@@ -436,6 +436,12 @@ interface Ctx {
   self: string;
 }
 
+/** Where GitHub's real answers differ from its description, the fake answers like GitHub. */
+const KNOWN_SPEC_GAPS: Record<string, string[]> = {
+  // A pull request whose fork was deleted has `head.repo: null`; the description says it is never null.
+  'pulls/get': ['response.head.repo: null is not allowed'],
+};
+
 const DOCS = 'https://docs.github.com/rest';
 const SECONDARY_RATE_LIMIT = 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.';
 const COMMENT_BODY_LIMIT = 65_536;
@@ -739,7 +745,7 @@ class Fake implements FakeGitHub {
     const res = deref(githubSpec().doc, op.responses[String(reply.status)]);
     const schema = res?.content?.['application/json']?.schema;
     if (schema && reply.status < 300) {
-      const bad = validateSchema(schema, reply.body, 'response');
+      const bad = validateSchema(schema, reply.body, 'response').filter((p) => !KNOWN_SPEC_GAPS[op.operationId]?.includes(p));
       if (bad.length) this.violations.push({ side: 'response', method, path: record.path, operationId: op.operationId, problems: bad });
     }
     return reply;
