@@ -119,6 +119,8 @@ export class Bot {
     try {
       config = await this.loadConfig(gh, repo);
     } catch (err) {
+      // Only a bad config is the user's to fix; a GitHub failure is ours and is reported as such by the caller.
+      if (!isBerthError(err)) throw err;
       await this.check(gh, repo, pull.headSha, 'berth', 'failure', 'Invalid berth configuration', msg.configError(err).replace(`${MARKER}\n`, ''));
       await this.upsertPlanComment(gh, repo, pull.number, msg.configError(err));
       return [];
@@ -205,12 +207,15 @@ export class Bot {
 
   async handleComment(gh: GitHubPort, repo: RepoRef, prNumber: number, comment: CommentEvent): Promise<void> {
     if (comment.userType === 'Bot' || comment.user.endsWith(OWN_LOGIN_SUFFIX)) return;
-    if (!comment.body.includes('/')) return;
+    // Whether a comment holds a command (or a look-alike of one) does not depend on the environments:
+    // ordinary talk is dropped here without a single GitHub call.
+    if (parseCommands(comment.body, []).kind === 'none') return;
     let config: BerthConfig | undefined;
     let configError: unknown;
     try {
       config = await this.loadConfig(gh, repo);
     } catch (err) {
+      if (!isBerthError(err)) throw err;
       configError = err;
     }
     const envs = config?.environments.map((e) => e.name) ?? [];

@@ -9,6 +9,27 @@ type Octokit = InstanceType<typeof ProbotOctokit>;
 
 const status = (err: unknown) => (err as { status?: number })?.status;
 
+/**
+ * Probot retries 5xx and primary rate limits, but gives up on GitHub's
+ * secondary rate limit (403/429 with retry-after or that message). Those are
+ * waited out here, a few times, with the wait GitHub asks for (capped).
+ */
+export async function withSecondaryRetry<T>(fn: () => Promise<T>, opts: { attempts?: number; maxWaitMs?: number; sleep?: (ms: number) => Promise<void> } = {}): Promise<T> {
+  const attempts = opts.attempts ?? 4;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as { status?: number; message?: string; response?: { headers?: Record<string, string | undefined> } };
+      const limited = (e.status === 403 || e.status === 429) && (/secondary rate limit|abuse/i.test(e.message ?? '') || e.response?.headers?.['retry-after'] !== undefined);
+      if (!limited || i >= attempts) throw err;
+      const after = Number(e.response?.headers?.['retry-after']);
+      await sleep(Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : 1000 * 2 ** i, opts.maxWaitMs ?? 60_000));
+    }
+  }
+}
+
 export class OctokitGitHub implements GitHubPort {
   constructor(private readonly octokit: Octokit) {}
 
@@ -76,20 +97,20 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async createComment(repo: RepoRef, pr: number, body: string): Promise<number> {
-    const { data } = await this.octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: pr, body });
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: pr, body }));
     return data.id;
   }
 
   async updateComment(repo: RepoRef, commentId: number, body: string): Promise<void> {
-    await this.octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body });
+    await withSecondaryRetry(() => this.octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body }));
   }
 
   async react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void> {
-    await this.octokit.rest.reactions.createForIssueComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, content });
+    await withSecondaryRetry(() => this.octokit.rest.reactions.createForIssueComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, content }));
   }
 
   async createCheckRun(repo: RepoRef, input: CheckRunInput): Promise<number> {
-    const { data } = await this.octokit.rest.checks.create({
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.checks.create({
       owner: repo.owner,
       repo: repo.name,
       name: input.name,
@@ -99,12 +120,12 @@ export class OctokitGitHub implements GitHubPort {
       ...(input.externalId ? { external_id: input.externalId } : {}),
       ...(input.detailsUrl ? { details_url: input.detailsUrl } : {}),
       output: output(input),
-    });
+    }));
     return data.id;
   }
 
   async updateCheckRun(repo: RepoRef, checkRunId: number, update: CheckRunUpdate): Promise<void> {
-    await this.octokit.rest.checks.update({
+    await withSecondaryRetry(() => this.octokit.rest.checks.update({
       owner: repo.owner,
       repo: repo.name,
       check_run_id: checkRunId,
@@ -112,7 +133,7 @@ export class OctokitGitHub implements GitHubPort {
       ...(update.conclusion ? { conclusion: update.conclusion } : {}),
       ...(update.externalId ? { external_id: update.externalId } : {}),
       output: output(update),
-    });
+    }));
   }
 }
 

@@ -61,7 +61,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const env = opts.env ?? process.env;
     const log: Log = app.log;
     const store = opts.store ?? (await openStore(env.DATABASE_URL));
-    log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
+    if (!opts.store) log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
     const targets = opts.targets ?? Targets.fromEnv(env);
     const installations = new Map<string, number>();
 
