@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Observer, TargetPlan } from './apply.js';
 import { expectedOf, planTargets, prepareApply } from './apply.js';
 import { observe } from './docker/observe.js';
+import { driftReport, renderDriftText } from './drift.js';
 import { isBerthError } from './errors.js';
 import { Executor } from './executor.js';
 import { Lanes } from './lanes.js';
@@ -28,6 +29,8 @@ const USAGE = `usage:
                 exit 0: no changes, 2: changes, 1: error
   berth apply   --repo DIR --env NAME [--docker URL] [--yes] [--database URL]
   berth status  [--apply ID] [--database URL]
+  berth status  --drift [--database URL]          drift from each environment's last completed apply
+                exit 0: no drift, 2: drift, 1: error
   berth recover [--docker URL] [--database URL]   resume or fail applies a crash left open
 
   --docker URL     serve every target of the environment from this endpoint
@@ -184,9 +187,14 @@ export function renderStatus(apply: ApplyRow, ops: OperationRow[], tasks: TaskRo
 }
 
 async function cmdStatus(args: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args, options: { apply: { type: 'string' }, database: { type: 'string' }, limit: { type: 'string', default: '20' } } });
+  const { values } = parseArgs({ args, options: { apply: { type: 'string' }, database: { type: 'string' }, limit: { type: 'string', default: '20' }, drift: { type: 'boolean', default: false } } });
   const store = await openStore(values.database);
   try {
+    if (values.drift) {
+      const report = await driftReport(store);
+      io.out(renderDriftText(report));
+      return report.count ? 2 : 0;
+    }
     if (values.apply) {
       io.out(await statusText(store, values.apply));
       return 0;
