@@ -2,16 +2,20 @@
 // event and hands it to the Bot on a per-PR queue, detached from the webhook
 // request so GitHub gets its answer at once. Slow work is tracked for
 // shutdown; a failure is logged and reported on the PR, never fatal.
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
 import type { ApplicationFunction, Context, Probot } from 'probot';
 import { Bot } from './bot.js';
 import { observe } from './docker/observe.js';
+import { DriftReconciler, parseDriftInterval } from './drift.js';
 import { Executor } from './executor.js';
 import type { GitHubPort, RepoRef } from './github.js';
 import { parseRepo } from './github.js';
 import { OctokitGitHub } from './github-octokit.js';
 import { Lanes } from './lanes.js';
 import { msg } from './messages.js';
+import { instrumentOctokit, Metrics, metricsHandler } from './metrics.js';
 import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
@@ -23,6 +27,9 @@ export interface BerthServices {
   executor: Executor;
   runner: ApplyRunner;
   bot: Bot;
+  metrics: Metrics;
+  /** undefined when BERTH_DRIFT=off */
+  drift: DriftReconciler | undefined;
   /** resolves when every detached webhook job has finished (tests, shutdown) */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -35,6 +42,10 @@ export interface BerthOptions {
   progressIntervalMs?: number;
   /** run crash recovery at start (default true) */
   recover?: boolean;
+  /** default: a new Metrics (own registry) */
+  metrics?: Metrics;
+  /** run the drift reconciler (default: unless BERTH_DRIFT=off) */
+  drift?: boolean;
   /** receives the services once the app is loaded (tests) */
   onReady?: (s: BerthServices) => void;
 }
@@ -65,6 +76,17 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const targets = opts.targets ?? Targets.fromEnv(env);
     const installations = new Map<string, number>();
 
+    // ── metrics and drift (issue 5) ──────────────────────────────────────
+    const metrics = opts.metrics ?? new Metrics();
+    addHandler(metricsHandler(metrics));
+    const interval = parseDriftInterval(env.DRIFT_INTERVAL);
+    if (interval.warning) log.warn({ DRIFT_INTERVAL: env.DRIFT_INTERVAL }, interval.warning);
+    const drift =
+      (opts.drift ?? env.BERTH_DRIFT !== 'off')
+        ? new DriftReconciler({ store, targets: targets.names(), docker: (t) => targets.docker(t), log, intervalMs: interval.ms, holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`, metrics })
+        : undefined;
+    // ─────────────────────────────────────────────────────────────────────
+
     const githubFor = async (repo: string): Promise<GitHubPort> => {
       let id = installations.get(repo);
       if (id === undefined) {
@@ -74,7 +96,9 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
         id = data.id;
         installations.set(repo, id);
       }
-      return new OctokitGitHub(await app.auth(id));
+      const octokit = await app.auth(id);
+      instrumentOctokit(octokit, metrics);
+      return new OctokitGitHub(octokit);
     };
 
     let executor!: Executor;
@@ -90,12 +114,15 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       executor,
       runner,
       bot,
+      metrics,
+      drift,
       idle: async () => {
         await work.idle();
       },
       close: async () => {
         await work.idle();
         await runner.drain(Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000));
+        await drift?.stop();
         await store.close();
       },
     };
@@ -108,14 +135,18 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       if (payload.installation?.id) installations.set(full, payload.installation.id);
       if (!(await store.recordDelivery(context.id, context.name))) {
         log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
+        metrics.webhook(context.name, 'duplicate');
         return;
       }
       const repo = parseRepo(full);
+      instrumentOctokit(context.octokit, metrics);
       const gh = new OctokitGitHub(context.octokit as never);
       work.run(`${full}#${pr ?? 'repo'}`, async () => {
         try {
           await fn(gh, repo);
+          metrics.webhook(context.name, 'handled');
         } catch (err) {
+          metrics.webhook(context.name, 'failed');
           log.error({ delivery: context.id, event: context.name, repo: full, pr, err: String(err), stack: (err as Error)?.stack }, 'handler failed');
           if (pr !== undefined) await gh.createComment(repo, pr, msg.internalError(context.id)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
         }
@@ -206,6 +237,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       log.info({ signal, inFlight: runner.inFlight() }, 'shutting down: draining applies');
       const drained = await runner.drain(Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000));
       if (!drained) log.warn({ inFlight: runner.inFlight() }, 'drain timed out: open applies stay recoverable at next start');
+      await drift?.stop();
       process.exit(0);
     };
     if (!opts.store) {
@@ -223,6 +255,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
         })
         .catch((err) => log.error({ err: String(err) }, 'recovery failed'));
     }
+    drift?.start();
     opts.onReady?.(services);
   };
 }

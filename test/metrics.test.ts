@@ -2,15 +2,20 @@
 // exposition), the handler answers only GET/HEAD /metrics, the reconciler
 // records its ticks, and an instrumented Octokit counts requests and the
 // rate limit left.
+import { generateKeyPairSync } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ProbotOctokit } from 'probot';
+import { pino } from 'pino';
+import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerLister } from '../src/drift.js';
 import { DriftReconciler } from '../src/drift.js';
 import { LABEL } from '../src/model.js';
+import type { BerthServices } from '../src/index.js';
+import { berth } from '../src/index.js';
 import { githubOutcome, instrumentOctokit, Metrics, metricsHandler } from '../src/metrics.js';
+import { Targets } from '../src/targets.js';
 import { sqliteTestStore } from './helpers/stores.js';
 
 const SERIES = [
@@ -173,5 +178,62 @@ describe('instrumented', () => {
     expect(text).toContain('berth_github_requests_total{outcome="ok"} 1');
     expect(text).toContain('berth_github_requests_total{outcome="client_error"} 1');
     expect(text).toContain('berth_github_rate_limit_remaining 4990');
+  });
+});
+
+describe('the Probot app serves /metrics and runs the reconciler', () => {
+  async function boot(over: Parameters<typeof berth>[0] = {}) {
+    const ts = await sqliteTestStore();
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const probot = new Probot({ appId: 1, privateKey, secret: 's', log: pino({ level: 'silent' }) });
+    let services!: BerthServices;
+    // An engine that is not there: the reconciler's ticks fail, visibly, and change nothing.
+    const mw = await createNodeMiddleware(
+      berth({ store: ts.store, targets: Targets.single('unix:///nonexistent/berth-test.sock'), recover: false, env: { DRIFT_INTERVAL: '10s' }, onReady: (s) => (services = s), ...over }),
+      { probot },
+    );
+    const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      url,
+      services,
+      close: async () => {
+        await services.drift?.stop();
+        await new Promise((r) => server.close(r));
+        await ts.dispose();
+      },
+    };
+  }
+
+  it('GET /metrics on the app; the first reconciler pass runs at load', async () => {
+    const app = await boot();
+    try {
+      expect(app.services.drift?.intervalMs).toBe(10_000);
+      let text = '';
+      for (let i = 0; i < 100 && !text.includes('berth_drift_ticks_total{target="local",outcome="error"} 1'); i++) {
+        const res = await fetch(`${app.url}/metrics`);
+        expect(res.status).toBe(200);
+        text = await res.text();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(text).toContain('berth_drift_ticks_total{target="local",outcome="error"} 1');
+      for (const name of SERIES) expect(text).toContain(`# TYPE ${name} `);
+      expect((await fetch(`${app.url}/healthz`)).status).toBe(200); // the other handlers still answer
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('drift: false (or BERTH_DRIFT=off) starts no reconciler', async () => {
+    const a = await boot({ drift: false });
+    const b = await boot({ env: { BERTH_DRIFT: 'off' } });
+    try {
+      expect(a.services.drift).toBeUndefined();
+      expect(b.services.drift).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
