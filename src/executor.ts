@@ -38,6 +38,8 @@ export interface ExecutorOptions {
   healthPollMs?: number;
   /** upper bound for one WaitHealthy (default 5 min) */
   healthTimeoutMs?: number;
+  /** how long operation/apply state derivation may lag the journal while tasks run (default 25 ms) */
+  settleDelayMs?: number;
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
@@ -133,6 +135,12 @@ export class Executor {
     const tasks = await this.o.store.listTasks(op.id);
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
     const limit = payload.parallelism ?? this.o.parallelism ?? 8;
+    // Longest chain of work still hanging off each node: when more nodes are
+    // ready than slots, the ones on the critical path go first (HLFET).
+    const height = new Map<number, number>();
+    for (const t of [...tasks].sort((a, b) => b.nodeId - a.nodeId)) height.set(t.nodeId, height.get(t.nodeId) ?? 1);
+    for (const t of [...tasks].sort((a, b) => b.nodeId - a.nodeId)) for (const d of t.deps) height.set(d, Math.max(height.get(d) ?? 1, (height.get(t.nodeId) ?? 1) + 1));
+    const byPriority = (a: TaskRow, b: TaskRow) => (height.get(b.nodeId) ?? 0) - (height.get(a.nodeId) ?? 0) || a.nodeId - b.nodeId;
     const inFlight = new Map<number, Promise<void>>();
     let stopCache = { at: 0, value: false };
     const stopRequested = async () => {
@@ -160,7 +168,7 @@ export class Executor {
       if (stopping) {
         for (const t of byNode.values()) if (t.state === 'pending') await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() });
       } else {
-        const ready = [...byNode.values()].filter((t) => t.state === 'pending' && !inFlight.has(t.nodeId) && t.deps.every((d) => byNode.get(d)?.state === 'succeeded'));
+        const ready = [...byNode.values()].filter((t) => t.state === 'pending' && !inFlight.has(t.nodeId) && t.deps.every((d) => byNode.get(d)?.state === 'succeeded')).sort(byPriority);
         for (const t of ready) {
           if (inFlight.size >= limit) break;
           const p = this.runTask(applyId, t, engine, payload, halt).then(() => {
@@ -169,7 +177,8 @@ export class Executor {
           inFlight.set(t.nodeId, p);
         }
       }
-      await this.settleOperation(applyId, op.id, [...byNode.values()].map((t) => t.state));
+      // Derived states follow in the background: a dependant must not wait for bookkeeping to start.
+      this.settleSoon(applyId, op.id, () => [...byNode.values()].map((t) => t.state));
       if (inFlight.size === 0) {
         if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
           // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
@@ -183,7 +192,33 @@ export class Executor {
       }
       await Promise.race(inFlight.values());
     }
+    await this.settling.get(op.id);
     await this.settleOperation(applyId, op.id);
+  }
+
+  private readonly settling = new Map<string, Promise<void>>();
+  private readonly settleAgain = new Set<string>();
+
+  /** Single-flight background settle per operation; a request during a run triggers one more run. */
+  private settleSoon(applyId: string, opId: string, states: () => TaskState[]): void {
+    if (this.settling.has(opId)) {
+      this.settleAgain.add(opId);
+      return;
+    }
+    const run = (async () => {
+      // Coalesce: derived states may lag a moment, the journal never does.
+      await sleep(this.o.settleDelayMs ?? 25);
+      do {
+        this.settleAgain.delete(opId);
+        try {
+          await this.settleOperation(applyId, opId, states());
+        } catch (err) {
+          // The final, awaited settle of the operation reports what persists.
+          this.log.warn({ applyId, operation: opId, err: String(err) }, 'background state derivation failed');
+        }
+      } while (this.settleAgain.has(opId));
+    })().finally(() => this.settling.delete(opId));
+    this.settling.set(opId, run);
   }
 
   /** CAS one task and mirror the new row in memory. */
