@@ -82,6 +82,8 @@ export interface DriftReconcilerOptions {
   reportDrift?: boolean;
   /** prune rows `missing` for longer than this (default 7 days) */
   missingRetentionMs?: number;
+  /** a list call that takes longer is aborted and the tick fails (default: the interval, at most 30 s) */
+  listTimeoutMs?: number;
 }
 
 /** A listed container refused because its berth labels name an apply the store does not know. */
@@ -323,7 +325,9 @@ export class DriftReconciler {
     }
     let listed: Dockerode.ContainerInfo[];
     try {
-      listed = (await this.o.docker(target).listContainers({ all: true, filters: { label: [LABEL.project] } })) ?? [];
+      // A hung engine must not hang the reconciler: the list call is aborted after listTimeoutMs.
+      const timeout = this.o.listTimeoutMs ?? Math.min(30_000, this.intervalMs);
+      listed = (await this.o.docker(target).listContainers({ all: true, filters: { label: [LABEL.project] }, abortSignal: AbortSignal.timeout(timeout) })) ?? [];
     } catch (err) {
       return this.fail(target, 'docker', err, elapsed);
     }

@@ -228,7 +228,8 @@ function reconcilerRules(open: () => Promise<TestStore>) {
     const { docker, calls } = fakeDocker(() => list);
     const { r } = reconciler(docker);
     const res = ok(await r.tick('local'));
-    expect(calls).toEqual([{ all: true, filters: { label: [LABEL.project] } }]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ all: true, filters: { label: [LABEL.project] } });
     expect(res).toMatchObject({ listed: 5, indexed: 5, missing: 0, forged: [], unadopted: 0, invalid: [] });
     const rows = await store.listContainers('local');
     expect(rows.map((x) => [x.service, x.replica, x.state, x.applyId, x.configHash])).toEqual([
@@ -321,6 +322,20 @@ function reconcilerRules(open: () => Promise<TestStore>) {
     expect(counted.calls.filter((c) => /upsert|mark|delete/.test(c))).toEqual([]);
     expect(await store.listContainers('local')).toEqual(before);
     expect(lines.filter((l) => l.level === 'error')).toHaveLength(0); // r's own log was not involved
+  });
+
+  it('a list call that hangs is aborted after listTimeoutMs; no row changes', async () => {
+    const a = await newApply(store);
+    const { docker } = fakeDocker(() => [managed(a, 'web', 1)]);
+    ok(await reconciler(docker).r.tick('local'));
+    const before = await store.listContainers('local');
+    const hung: DockerLister = {
+      listContainers: ((opts?: Dockerode.ContainerListOptions) =>
+        new Promise((_resolve, reject) => opts?.abortSignal?.addEventListener('abort', () => reject(new Error('aborted: the engine did not answer'))))) as DockerLister['listContainers'],
+    };
+    const res = await reconciler(hung, { listTimeoutMs: 50 }).r.tick('local');
+    expect(res).toMatchObject({ status: 'error', stage: 'docker' });
+    expect(await store.listContainers('local')).toEqual(before);
   });
 
   it.each(['listContainers', 'listApplies', 'knownApplyIds'])('a failed store read (%s) changes no row', async (method) => {
