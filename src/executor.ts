@@ -8,10 +8,15 @@ import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
 import { deriveApplyWithSibling, deriveOperationState } from './state.js';
-import type { AggregateState, OperationRow, Store, TaskRow, TaskState } from './store/store.js';
+import type { AggregateState, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from './store/store.js';
 import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
 
 export type OnFailure = 'halt' | 'continue';
+
+/** Operations of the running apply that failed under on_failure: halt. */
+interface Halt {
+  by: Set<string>;
+}
 
 /** What an apply row's desired_json holds: enough to run, resume or roll back without the PR. */
 export interface ApplyPayload {
@@ -114,7 +119,9 @@ export class Executor {
     if (TERMINAL_AGGREGATE_STATES.includes(apply.state)) return apply.state;
     const payload = parsePayload(apply.desiredJson);
     const ops = await this.o.store.listOperations(applyId);
-    const halt = { requested: false };
+    // on_failure: halt — a failure in one operation stops the *other* operations; the failing one
+    // finishes its independent work (its dependants are skipped) and ends failed.
+    const halt: Halt = { by: new Set() };
     await Promise.all(
       ops.map((op) =>
         this.o.lanes.run(op.target, () => this.runOperation(applyId, op, payload, halt)).catch(async (err) => {
@@ -122,7 +129,7 @@ export class Executor {
           this.log.error({ applyId, target: op.target, err: String(err) }, 'operation aborted');
           await this.failOpenTasks(op.id, `operation aborted: ${(err as Error).message ?? err}`);
           await this.settleOperation(applyId, op.id);
-          if (payload.onFailure === 'halt') halt.requested = true;
+          if (payload.onFailure === 'halt') halt.by.add(op.id);
         }),
       ),
     );
@@ -130,7 +137,7 @@ export class Executor {
     return final!.state;
   }
 
-  private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: { requested: boolean }): Promise<void> {
+  private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: Halt): Promise<void> {
     const engine = this.o.engine(op.target);
     const tasks = await this.o.store.listTasks(op.id);
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
@@ -141,7 +148,7 @@ export class Executor {
     for (const t of [...tasks].sort((a, b) => b.nodeId - a.nodeId)) height.set(t.nodeId, height.get(t.nodeId) ?? 1);
     for (const t of [...tasks].sort((a, b) => b.nodeId - a.nodeId)) for (const d of t.deps) height.set(d, Math.max(height.get(d) ?? 1, (height.get(t.nodeId) ?? 1) + 1));
     const byPriority = (a: TaskRow, b: TaskRow) => (height.get(b.nodeId) ?? 0) - (height.get(a.nodeId) ?? 0) || a.nodeId - b.nodeId;
-    const inFlight = new Map<number, Promise<void>>();
+    const inFlight = new Set<number>();
     let stopCache = { at: 0, value: false };
     const stopRequested = async () => {
       if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
@@ -150,47 +157,84 @@ export class Executor {
       }
       return stopCache.value;
     };
-    await this.settleOperation(applyId, op.id);
+
+    // Readiness is tracked incrementally (unmet dependency counts, a queue of
+    // tasks to skip) so each completion costs O(its dependants), not a scan.
+    const dependants = new Map<number, TaskRow[]>();
+    const unmet = new Map<number, number>();
+    const ready: TaskRow[] = [];
+    const toSkip: TaskRow[] = [];
+    for (const t of tasks)
+      for (const d of t.deps) {
+        const list = dependants.get(d);
+        if (list) list.push(t);
+        else dependants.set(d, [t]);
+      }
+    for (const t of tasks) {
+      unmet.set(t.nodeId, t.deps.filter((d) => byNode.get(d)?.state !== 'succeeded').length);
+      if (t.state !== 'pending') continue;
+      if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) toSkip.push(t);
+      else if (unmet.get(t.nodeId) === 0) ready.push(t);
+    }
+    const finished = (t: TaskRow) => {
+      for (const child of dependants.get(t.nodeId) ?? []) {
+        if (child.state !== 'pending') continue;
+        if (t.state === 'succeeded') {
+          const left = unmet.get(child.nodeId)! - 1;
+          unmet.set(child.nodeId, left);
+          if (left === 0) ready.push(child);
+        } else toSkip.push(child);
+      }
+    };
+    let wake!: () => void;
+    let woken = new Promise<void>((r) => (wake = r));
 
     for (;;) {
-      // Tasks whose dependency can no longer succeed are skipped, transitively.
-      let changed = true;
-      while (changed) {
-        changed = false;
-        for (const t of byNode.values()) {
-          if (t.state !== 'pending') continue;
-          if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) {
-            if (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' })) changed = true;
-          }
-        }
+      // Tasks whose dependency can no longer succeed are skipped, transitively (finished() queues their dependants).
+      while (toSkip.length) {
+        const t = toSkip.pop()!;
+        if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' }))) finished(t);
       }
-      const stopping = halt.requested || (await stopRequested());
+      const stopping = [...halt.by].some((id) => id !== op.id) || (await stopRequested());
       if (stopping) {
-        for (const t of byNode.values()) if (t.state === 'pending') await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() });
-      } else {
-        const ready = [...byNode.values()].filter((t) => t.state === 'pending' && !inFlight.has(t.nodeId) && t.deps.every((d) => byNode.get(d)?.state === 'succeeded')).sort(byPriority);
-        for (const t of ready) {
-          if (inFlight.size >= limit) break;
-          const p = this.runTask(applyId, t, engine, payload, halt).then(() => {
+        for (const t of byNode.values()) if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }))) finished(t);
+        ready.length = 0;
+      } else if (ready.length && inFlight.size < limit) {
+        ready.sort(byPriority);
+        while (ready.length && inFlight.size < limit) {
+          const t = ready.shift()!;
+          if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
+          inFlight.add(t.nodeId);
+          void this.runTask(applyId, t, engine, payload, halt).finally(() => {
             inFlight.delete(t.nodeId);
+            finished(t);
+            wake();
           });
-          inFlight.set(t.nodeId, p);
         }
       }
       // Derived states follow in the background: a dependant must not wait for bookkeeping to start.
       this.settleSoon(applyId, op.id, () => [...byNode.values()].map((t) => t.state));
-      if (inFlight.size === 0) {
+      if (inFlight.size === 0 && !toSkip.length && !(ready.length && !stopping)) {
         if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
           // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
           const fresh = await this.o.store.listTasks(op.id);
-          for (const f of fresh) byNode.set(f.nodeId, f);
           if (fresh.some((t) => t.state === 'running')) throw new Error('tasks are running under another driver');
           if (!fresh.some((t) => t.state === 'pending')) break;
+          for (const f of fresh) Object.assign(byNode.get(f.nodeId)!, f);
+          for (const t of byNode.values()) {
+            if (t.state !== 'pending') continue;
+            if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) toSkip.push(t);
+            else if (t.deps.every((d) => byNode.get(d)?.state === 'succeeded')) ready.push(t);
+          }
+          if (!toSkip.length && !ready.length) throw new Error(`operation ${op.id} has pending tasks that can never run`);
           continue;
         }
         break;
       }
-      await Promise.race(inFlight.values());
+      if (inFlight.size && !toSkip.length && !(ready.length && inFlight.size < limit && !stopping)) {
+        await woken;
+        woken = new Promise<void>((r) => (wake = r));
+      }
     }
     await this.settling.get(op.id);
     await this.settleOperation(applyId, op.id);
@@ -222,13 +266,38 @@ export class Executor {
   }
 
   /** CAS one task and mirror the new row in memory. */
-  private async transition(t: TaskRow, from: TaskState, patch: Parameters<Store['updateTask']>[2]): Promise<boolean> {
-    const ok = await this.o.store.updateTask(t.id, from, patch);
+  private async transition(t: TaskRow, from: TaskState, patch: TaskPatch): Promise<boolean> {
+    const ok = await this.journal({ id: t.id, expected: from, patch });
     if (ok) Object.assign(t, patch);
     return ok;
   }
 
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: { requested: boolean }): Promise<void> {
+  private readonly journalQueue: { u: TaskUpdate; resolve: (ok: boolean) => void; reject: (err: unknown) => void }[] = [];
+
+  /**
+   * Group commit: journal writes issued in the same turn of the event loop
+   * (a wave of tasks starting or finishing together) share one transaction.
+   * Each caller still waits for its own write to be committed before going on.
+   */
+  private journal(u: TaskUpdate): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.journalQueue.push({ u, resolve, reject });
+      if (this.journalQueue.length === 1) setImmediate(() => void this.flushJournal());
+    });
+  }
+
+  private async flushJournal(): Promise<void> {
+    const batch = this.journalQueue.splice(0);
+    if (!batch.length) return;
+    try {
+      const results = await this.o.store.updateTasks(batch.map((b) => b.u));
+      batch.forEach((b, i) => b.resolve(results[i] === true));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
+  }
+
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt): Promise<void> {
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }))) return;
     this.progress(applyId);
     const node = JSON.parse(t.nodeJson) as PlanNode;
@@ -239,7 +308,7 @@ export class Executor {
       const message = (err as Error)?.message ?? String(err);
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
       // Other operations see the halt at their next step, whatever this loop is doing.
-      if (payload.onFailure === 'halt') halt.requested = true;
+      if (payload.onFailure === 'halt') halt.by.add(t.operationId);
       await this.transition(t, 'running', { state: 'failed', finishedAt: this.now(), error: message });
     }
     this.progress(applyId);

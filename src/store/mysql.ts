@@ -46,6 +46,7 @@ import {
   type PlanRow,
   type Store,
   type TaskPatch,
+  type TaskUpdate,
   type TaskRow,
   type TaskState,
 } from './store.js';
@@ -316,6 +317,23 @@ export class MysqlStore implements Store {
         ...expected,
       ])) === 1
     );
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[]): Promise<boolean[]> {
+    if (!updates.length) return [];
+    return this.tx(async (conn) => {
+      const out: boolean[] = [];
+      for (const { id, expected: expectedState, patch } of updates) {
+        const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
+        if (expected.length === 0) {
+          out.push(false);
+          continue;
+        }
+        const { sets, params } = taskPatchSet(patch);
+        out.push((await this.exec(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`, [...params, id, ...expected], conn)) === 1);
+      }
+      return out;
+    });
   }
 
   async cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number> {

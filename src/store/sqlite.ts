@@ -42,6 +42,7 @@ import {
   type PlanRow,
   type Store,
   type TaskPatch,
+  type TaskUpdate,
   type TaskRow,
   type TaskState,
 } from './store.js';
@@ -217,6 +218,18 @@ export class SqliteStore implements Store {
         id,
         ...expected,
       ) === 1
+    );
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[]): Promise<boolean[]> {
+    if (!updates.length) return [];
+    return this.tx(() =>
+      updates.map(({ id, expected: expectedState, patch }) => {
+        const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
+        if (expected.length === 0) return false;
+        const { sets, params } = taskPatchSet(patch);
+        return this.run(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`, ...params, id, ...expected) === 1;
+      }),
     );
   }
 

@@ -194,6 +194,12 @@ export interface TaskPatch {
   finishedAt?: number | null;
 }
 
+export interface TaskUpdate {
+  id: string;
+  expected: TaskState | readonly TaskState[];
+  patch: TaskPatch;
+}
+
 export interface AggregatePatch {
   state: AggregateState;
   startedAt?: number | null;
@@ -241,6 +247,11 @@ export interface Store {
    * the patch are left as they are. True when this call made the transition.
    */
   updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean>;
+  /**
+   * Several journal writes in ONE transaction (group commit): each is the
+   * same compare-and-set as updateTask; result i says whether update i won.
+   */
+  updateTasks(updates: readonly TaskUpdate[]): Promise<boolean[]>;
   /** Every `pending` task of the apply becomes `cancelled` (one statement). Returns how many. */
   cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number>;
   /** CAS on the version column; version+1 on success. */
