@@ -33,6 +33,8 @@ export interface BotOptions {
   observe: Observer;
   runner: ApplyRunner;
   log: RunnerLogger;
+  /** counts commands for /metrics (optional) */
+  metrics?: { command(command: string, outcome: string): void };
   /** let PRs from forks apply (server setting, default false) */
   allowForks?: boolean;
 }
@@ -226,7 +228,14 @@ export class Bot {
       await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
       return;
     }
-    await this.runCommand(gh, repo, prNumber, comment, parsed, config);
+    const name = parsed.kind === 'command' ? parsed.command.name : 'invalid';
+    try {
+      await this.runCommand(gh, repo, prNumber, comment, parsed, config);
+      this.o.metrics?.command(name, parsed.kind === 'command' ? 'handled' : 'rejected');
+    } catch (err) {
+      this.o.metrics?.command(name, 'failed');
+      throw err;
+    }
   }
 
   private reply(gh: GitHubPort, repo: RepoRef, pr: number, body: string): Promise<number> {

@@ -102,10 +102,10 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     };
 
     let executor!: Executor;
-    const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
+    const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id) });
     const observer = async (target: string, project: string, environment: string) => (await observe(targets.docker(target), project, environment)).observed;
-    const bot = new Bot({ store, targets, observe: observer, runner, log, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
+    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
     const work = new Work();
 
     const services: BerthServices = {

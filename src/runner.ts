@@ -21,6 +21,8 @@ export interface RunnerOptions {
   /** a GitHub client for a repository (owner/name) */
   github: (repo: string) => Promise<GitHubPort>;
   log: RunnerLogger;
+  /** counters for /metrics (optional) */
+  metrics?: { applyFinished(outcome: string, seconds: number): void; task(kind: string, state: string): void };
   /** minimum time between two progress updates of one check run (default 3 s) */
   progressIntervalMs?: number;
   now?: () => number;
@@ -142,6 +144,8 @@ export class ApplyRunner {
     const tasks = await this.o.store.listTasksForApply(applyId);
     const repo = parseRepo(apply.repo);
     const fin = finalSummary(apply, tasks);
+    this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
+    for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
     let gh: GitHubPort | undefined;
     try {
       gh = await this.o.github(apply.repo);

@@ -399,11 +399,19 @@ describeDocker('berth as a GitHub App, end to end', () => {
     fake.fail('checks/update', 500, { times: 0 });
   }, 60_000);
 
-  it('every request berth made matches GitHub\'s REST description, and no secret left the server', () => {
+  it('every request berth made matches GitHub\'s REST description, and no secret left the server', async () => {
     expect(fake.violations).toEqual([]);
     expect(fake.unhandled).toEqual([]);
     const all = JSON.stringify(fake.requests.map((r) => r.body));
     for (const secret of ['staging-secret', 'production-secret']) expect(all).not.toContain(secret);
+    // The operations series saw what happened.
+    const text = await services.metrics.text();
+    expect(text).toMatch(/berth_commands_total\{command="apply",outcome="handled"\} [1-9]/);
+    expect(text).toMatch(/berth_commands_total\{command="invalid",outcome="rejected"\} [1-9]/);
+    expect(text).toMatch(/berth_apply_duration_seconds_count\{outcome="completed"\} [1-9]/);
+    expect(text).toMatch(/berth_apply_duration_seconds_count\{outcome="stopped"\} 1/);
+    expect(text).toMatch(/berth_tasks_total\{kind="CreateContainer",state="succeeded"\} [1-9]/);
+    expect(text).toMatch(/berth_webhooks_total\{event="issue_comment",outcome="duplicate"\} 1/);
     // Webhook handling is detached: GitHub gets its answer fast.
     const sorted = [...latencies].sort((a, b) => a - b);
     expect(sorted.length).toBeGreaterThan(10);
