@@ -2,6 +2,8 @@
 // `running` before its Docker call and `succeeded`/`failed` after, so a crash
 // leaves an exact record of which calls may have happened. Operation and
 // apply states are derived from task rows and written compare-and-set.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Engine, EngineError } from './engine.js';
 import { LABEL, names } from './model.js';
 import type { DesiredState } from './model.js';
@@ -45,6 +47,10 @@ export interface ExecutorOptions {
   healthTimeoutMs?: number;
   /** how long operation/apply state derivation may lag the journal while tasks run (default 25 ms) */
   settleDelayMs?: number;
+  /** who this driver is, for the per-apply lease (default host/pid/random) */
+  holder?: string;
+  /** lease on an apply while driving it; renewed every third of it (default 30 s) */
+  leaseTtlMs?: number;
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
@@ -96,13 +102,14 @@ export class Executor {
   constructor(private readonly o: ExecutorOptions) {
     this.log = o.log ?? silent;
     this.now = o.now ?? Date.now;
+    this.holder = o.holder ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   }
 
   /** Runs (or joins the run of) an apply to a terminal state. */
-  run(applyId: string): Promise<AggregateState> {
+  run(applyId: string, leased = false): Promise<AggregateState> {
     let p = this.running.get(applyId);
     if (!p) {
-      p = this.drive(applyId).finally(() => this.running.delete(applyId));
+      p = this.driveLeased(applyId, leased).finally(() => this.running.delete(applyId));
       this.running.set(applyId, p);
     }
     return p;
@@ -111,6 +118,35 @@ export class Executor {
   /** Applies this process is driving now (for graceful shutdown). */
   inFlight(): string[] {
     return [...this.running.keys()];
+  }
+
+  private readonly holder: string;
+
+  /**
+   * One driver per apply across processes and replicas: the lease
+   * `apply:<id>` is taken before any task moves and renewed while driving.
+   * Without it, this call only reports the state another driver is making.
+   */
+  private async driveLeased(applyId: string, leased: boolean): Promise<AggregateState> {
+    const ttl = this.o.leaseTtlMs ?? 30_000;
+    const name = `apply:${applyId}`;
+    if (!leased && !(await this.o.store.acquireLease(name, this.holder, ttl))) {
+      this.log.info({ applyId, holder: (await this.o.store.getLease(name))?.holder }, 'apply is driven by another process');
+      return (await this.o.store.getApply(applyId))?.state ?? 'pending';
+    }
+    const renew = setInterval(() => {
+      this.o.store.acquireLease(name, this.holder, ttl).then(
+        (ok) => ok || this.log.error({ applyId }, 'lost the lease on an apply being driven'),
+        (err) => this.log.warn({ applyId, err: String(err) }, 'could not renew the apply lease'),
+      );
+    }, Math.max(50, Math.floor(ttl / 3)));
+    renew.unref?.();
+    try {
+      return await this.drive(applyId);
+    } finally {
+      clearInterval(renew);
+      await this.o.store.releaseLease(name, this.holder).catch(() => false);
+    }
   }
 
   private async drive(applyId: string): Promise<AggregateState> {
@@ -477,6 +513,8 @@ export class Executor {
     const out: { applyId: string; state: AggregateState }[] = [];
     for (const apply of applies.reverse()) {
       if (this.running.has(apply.id)) continue;
+      // A live replica driving it holds the lease: not ours to recover.
+      if (!(await this.o.store.acquireLease(`apply:${apply.id}`, this.holder, this.o.leaseTtlMs ?? 30_000))) continue;
       const payload = parsePayload(apply.desiredJson);
       for (const op of await this.o.store.listOperations(apply.id)) {
         const engine = this.o.engine(op.target);
@@ -495,7 +533,7 @@ export class Executor {
           this.log.info({ applyId: apply.id, node: node.id, kind: node.kind, verdict: verdict instanceof Error ? 'failed' : verdict.done ? 'done' : 'redo' }, 'recovered task');
         }
       }
-      out.push({ applyId: apply.id, state: await this.run(apply.id) });
+      out.push({ applyId: apply.id, state: await this.run(apply.id, true) });
     }
     return out;
   }

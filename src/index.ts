@@ -247,13 +247,30 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
 
     if (opts.recover ?? true) {
       // Applies a crash left open: re-check their running tasks, finish them, report as usual.
-      void executor
-        .recover()
-        .then(async (results) => {
-          for (const r of results) await runner.finish(r.applyId);
-          if (results.length) log.info({ results }, 'recovered applies');
-        })
-        .catch((err) => log.error({ err: String(err) }, 'recovery failed'));
+      // Again every interval: an apply whose dead driver still held its lease at start
+      // (or that a dead replica was driving) becomes ours once that lease expires.
+      let recovering = false;
+      const recover = () => {
+        if (recovering) return;
+        recovering = true;
+        void executor
+          .recover()
+          .then(async (results) => {
+            for (const r of results) await runner.finish(r.applyId);
+            if (results.length) log.info({ results }, 'recovered applies');
+          })
+          .catch((err) => log.error({ err: String(err) }, 'recovery failed'))
+          .finally(() => (recovering = false));
+      };
+      recover();
+      const every = Math.max(1000, Number(env.BERTH_RECOVER_INTERVAL_MS ?? 30_000));
+      const timer = setInterval(recover, every);
+      timer.unref();
+      const close = services.close;
+      services.close = async () => {
+        clearInterval(timer);
+        await close();
+      };
     }
     drift?.start();
     opts.onReady?.(services);

@@ -93,6 +93,9 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
       const before = await store.listTasksForApply(applyId);
       expect(before.some((t) => t.state === 'running' || t.state === 'pending')).toBe(true);
       const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
+      // The dead process's lease on the apply must expire first: until then recovery leaves it alone.
+      expect(await executor.recover()).toEqual([]);
+      await new Promise((r) => setTimeout(r, 1100));
       const results = await executor.recover();
       const failed = (await store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');
       expect(failed.map((t) => `${t.kind} ${t.resource}: ${t.state} ${t.error ?? ''}`)).toEqual([]);

@@ -17,7 +17,8 @@ const { applyId } = await prepareApply(store, async (_t, p, e) => (await observe
   repo: 'acme/crash', pr: 7, environment: environment!, kind: 'apply', actor: 'child', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
 });
 process.stdout.write(`apply ${applyId}\n`);
-const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), parallelism: 3, healthPollMs: 50 });
+// A short lease so the test's recovery can take over soon after the kill.
+const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), parallelism: 3, healthPollMs: 50, leaseTtlMs: 1000 });
 const state = await executor.run(applyId);
 process.stdout.write(`done ${state}\n`);
 await store.close();
