@@ -4,6 +4,7 @@
 import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip } from './github.js';
+import { BerthError } from './errors.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -40,9 +41,25 @@ export class OctokitGitHub implements GitHubPort {
 
   async readFile(repo: RepoRef, path: string, ref: string): Promise<string | undefined> {
     try {
-      const { data } = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ref });
-      if (Array.isArray(data) || data.type !== 'file') return undefined;
-      const file = data as { content?: string; encoding?: string };
+      const res = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ref });
+      // Octokit hands back text it could not parse as JSON (seen with multi-megabyte answers): never read as "no such file".
+      let data: unknown = res.data;
+      if (typeof data === 'string') {
+        const text = data;
+        try {
+          data = JSON.parse(text);
+        } catch {
+          throw new Error(`${path}@${ref}: GitHub's answer is not a JSON file entry (${text.length} characters of text)`);
+        }
+      }
+      if (Array.isArray(data) || (data as { type?: string })?.type !== 'file') return undefined;
+      const file = data as { content?: string; encoding?: string; size?: number };
+      // GitHub serves the content of files up to 1 MB only; larger ones come with encoding "none" and no content.
+      if (file.encoding === 'none' || (file.size ?? 0) > 1024 * 1024)
+        throw new BerthError('too_large', `file is ${file.size ?? 'more than 1048576'} bytes, more than the 1048576 bytes berth reads`, {
+          file: path,
+          hint: 'split it or remove what is not needed',
+        });
       if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref}: unexpected encoding ${file.encoding}`);
       return Buffer.from(file.content, 'base64').toString('utf8');
     } catch (err) {

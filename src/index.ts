@@ -128,11 +128,19 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     };
 
     /** Dedupes the delivery, then runs `fn` detached on the PR's queue; failures are reported on the PR. */
+    /** A payload without what the handler needs is not from GitHub (or not for berth): logged and dropped, never an error. */
+    const malformed = (context: Context, missing: string) => {
+      log.warn({ delivery: context.id, event: context.name, missing }, 'malformed webhook payload ignored');
+      metrics.webhook(context.name, 'ignored');
+    };
+
     const handle = async (context: Context, pr: number | undefined, fn: (gh: GitHubPort, repo: RepoRef) => Promise<void>) => {
-      const payload = context.payload as { repository?: { full_name: string }; installation?: { id: number } };
-      if (!payload.repository) return;
+      const payload = context.payload as { repository?: { full_name?: unknown }; installation?: { id?: unknown } };
+      if (typeof payload.repository?.full_name !== 'string' || !payload.repository.full_name.includes('/')) return malformed(context, 'repository.full_name');
+      // Every delivery to a GitHub App names its installation; without one there is no token to act with.
+      if (typeof payload.installation?.id !== 'number') return malformed(context, 'installation.id');
       const full = payload.repository.full_name;
-      if (payload.installation?.id) installations.set(full, payload.installation.id);
+      installations.set(full, payload.installation.id);
       if (!(await store.recordDelivery(context.id, context.name))) {
         log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
         metrics.webhook(context.name, 'duplicate');
@@ -155,6 +163,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
 
     app.on(['pull_request.opened', 'pull_request.synchronize', 'pull_request.reopened', 'pull_request.ready_for_review'], async (context) => {
       const pr = context.payload.pull_request;
+      if (typeof pr?.number !== 'number' || typeof pr.head?.sha !== 'string' || typeof pr.base?.repo?.full_name !== 'string') return malformed(context as unknown as Context, 'pull_request');
       await handle(context as unknown as Context, pr.number, async (gh, repo) => {
         if (pr.draft) return;
         await bot.planPullRequest(gh, repo, {
@@ -174,6 +183,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
 
     app.on('pull_request.closed', async (context) => {
       const pr = context.payload.pull_request;
+      if (typeof pr?.number !== 'number') return malformed(context as unknown as Context, 'pull_request.number');
       await handle(context as unknown as Context, pr.number, async (_gh, repo) => {
         await bot.pullClosed(repo, pr.number);
       });
@@ -181,7 +191,10 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
 
     app.on('issue_comment.created', async (context) => {
       const { issue, comment } = context.payload;
+      if (typeof issue?.number !== 'number' || typeof comment?.id !== 'number') return malformed(context as unknown as Context, 'issue or comment');
       if (!issue.pull_request) return;
+      // A command is only ever taken from a named user: without one, authorisation would be asked about nobody.
+      if (typeof comment.user?.login !== 'string' || !comment.user.login) return malformed(context as unknown as Context, 'comment.user.login');
       await handle(context as unknown as Context, issue.number, async (gh, repo) => {
         await bot.handleComment(gh, repo, issue.number, { id: comment.id, body: comment.body ?? '', user: comment.user?.login ?? '', userType: comment.user?.type ?? 'User' });
       });
@@ -189,6 +202,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
 
     app.on('check_run.rerequested', async (context) => {
       const run = context.payload.check_run;
+      if (typeof run?.name !== 'string' || !Array.isArray(run.pull_requests)) return malformed(context as unknown as Context, 'check_run');
       if (!run.name.startsWith('berth')) return;
       const pr = run.pull_requests[0]?.number;
       if (pr === undefined) return;

@@ -30,14 +30,25 @@ export function prLink(repo: string, pr: number): string {
   return `[${repo}#${pr}](https://github.com/${repo}/pull/${pr})`;
 }
 
+/**
+ * User text in Markdown prose: no HTML tag can open (`<` → `&lt;`). Code spans
+ * are kept as they are, where an entity would show literally.
+ */
+export function noHtml(s: string): string {
+  return s
+    .split(/(`+[^`]*`+)/)
+    .map((part, i) => (i % 2 ? part : part.replace(/</g, '&lt;')))
+    .join('');
+}
+
 export function errorMarkdown(err: BerthError): string {
-  const lines = [`**${err.problem}**`];
+  const lines = [`**${noHtml(err.problem)}**`];
   const where = [err.file, err.line !== undefined ? `line ${err.line}` : undefined, err.path].filter(Boolean).join(', ');
   if (where) lines.push(`in ${code(where)}`);
   const issues = (err as { issues?: readonly string[] }).issues;
   if (issues && issues.length > 1) lines.push('', block(issues.join('\n')));
   else lines.push('', block(err.message));
-  if (err.hint) lines.push('', `**What to do:** ${err.hint}`);
+  if (err.hint) lines.push('', `**What to do:** ${noHtml(err.hint)}`);
   return lines.join('\n');
 }
 

@@ -58,6 +58,15 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
 
 function validate(m: Merged): void {
   const names = [...m.services.keys()];
+  // Container names are case-sensitive but a service's name is also its DNS alias on its networks, and DNS is not:
+  // `web` and `WEB` would answer for each other.
+  const folded = new Map<string, string>();
+  for (const s of m.services.values()) {
+    const other = folded.get(s.name.toLowerCase());
+    if (other !== undefined)
+      throw error('duplicate_service', `services ${other} and ${s.name} differ only in case`, s.at, 'a service name is also its hostname on the network, and hostnames ignore case: rename one of them');
+    folded.set(s.name.toLowerCase(), s.name);
+  }
   for (const s of m.services.values()) {
     if (!s.image) throw error('missing_image', `service ${s.name} has no image`, s.at, 'berth does not build images: add image: with a pushed image reference');
     if (s.networkMode && s.networks?.size)

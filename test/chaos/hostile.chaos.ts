@@ -1,0 +1,206 @@
+// Hostile input, through the whole app: every case of fixtures/hostile/index.json
+// goes in as GitHub would deliver it (a compose file at the PR head, a config on
+// the default branch, a PR comment, a raw webhook) and must come out as a clear
+// error naming file, line and problem, the did-not-run reply, or a silent
+// ignore — never an apply, never a container, and the app keeps answering.
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GENERATORS } from '../../fixtures/hostile/generate.js';
+import { describeDocker } from '../helpers/env.js';
+import { commentOnPullEvent, pullRequestEvent } from '../helpers/fake-github.js';
+import type { App } from './app-harness.js';
+import { outsideCode, recordFigure, sha, startApp } from './app-harness.js';
+
+interface Case {
+  id: string;
+  kind: 'compose' | 'config' | 'comment' | 'webhook';
+  file?: string;
+  generate?: [string, ...unknown[]];
+  expect: 'error' | 'invalid' | 'ignore' | 'command' | 'reject';
+  mentions?: string[];
+  notInMarkdown?: string[];
+  status?: number;
+  webhook?: { event: string; body?: string; signature?: string | null; secret?: string; rawBody?: string; delete?: string[] };
+}
+
+const DIR = 'fixtures/hostile';
+const CASES: Case[] = JSON.parse(readFileSync(`${DIR}/index.json`, 'utf8')).cases;
+const REPO = 'acme/hostile';
+const PROJECT = 't-hostile';
+const HEAD = sha('e');
+const CONFIG = ['project: t-hostile', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n');
+const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n');
+
+function input(c: Case): string {
+  if (c.file) return readFileSync(`${DIR}/${c.file}`, 'utf8');
+  const [name, ...args] = c.generate!;
+  return (GENERATORS[name] as (...a: unknown[]) => string)(...args);
+}
+
+/** A `check_run` `rerequested` payload for berth's staging check of PR 1, as in test/app.e2e.test.ts. */
+const checkRunEvent = (): Record<string, unknown> => ({
+  action: 'rerequested',
+  check_run: { id: 1, name: 'berth / staging', head_sha: HEAD, status: 'completed', conclusion: 'action_required', pull_requests: [{ number: 1, id: 1, url: '', head: { ref: 'x', sha: HEAD, repo: {} }, base: { ref: 'main', sha: HEAD, repo: {} } }] },
+  repository: { full_name: REPO, name: 'hostile', owner: { login: 'acme' } },
+  installation: { id: 1 },
+  sender: { login: 'alice', type: 'User' },
+});
+
+const headOf = (id: string) => createHash('sha1').update(id).digest('hex');
+
+function unset(obj: Record<string, unknown>, path: string) {
+  const segs = path.split('.');
+  let o: Record<string, unknown> | undefined = obj;
+  for (const s of segs.slice(0, -1)) o = o?.[s] as Record<string, unknown> | undefined;
+  if (o) delete o[segs.at(-1)!];
+}
+
+let tried = 0;
+let handled = 0;
+
+describeDocker('hostile input through the whole app', () => {
+  let app: App;
+  let pr = 1;
+
+  beforeAll(async () => {
+    app = await startApp({ repo: REPO, project: PROJECT });
+    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
+    app.fake.setFiles(REPO, HEAD, { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
+    app.fake.setPull(REPO, 1, { headSha: HEAD, author: 'alice', mergeable: true });
+  }, 60_000);
+
+  afterAll(async () => {
+    recordFigure({ section: 'hostile inputs', tried, handled });
+    await app?.close();
+  });
+
+  /** Nothing applied, nothing created, and the app still answers /help. */
+  async function stillSafe(onPr = 1) {
+    expect(await app.ts.store.listApplies({})).toEqual([]);
+    // The store's tables are intact (a SQL injection would show here): the locks table answers.
+    expect(await app.ts.store.getLock(REPO, 'staging')).toBeUndefined();
+    expect(await app.containers()).toEqual([]);
+    await app.say(onPr, '/help');
+    expect(app.lastReply(onPr)).toContain('### berth commands');
+  }
+
+  function assertText(c: Case, body: string) {
+    for (const m of c.mentions ?? []) expect(body, `${c.id}: "${m}" in:\n${body.slice(0, 1500)}\n`).toContain(m);
+    for (const bad of c.notInMarkdown ?? []) expect(outsideCode(body), `${c.id}: "${bad}" outside code in:\n${body.slice(0, 1500)}\n`).not.toContain(bad);
+    // Whatever the input, berth's reply fits in one GitHub comment.
+    expect(body.length).toBeLessThanOrEqual(65_536);
+  }
+
+  describe('compose files at the PR head', () => {
+    for (const c of CASES.filter((x) => x.kind === 'compose')) {
+      it(c.id, async () => {
+        tried++;
+        const n = ++pr;
+        const head = headOf(c.id);
+        app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': input(c) });
+        app.fake.setPull(REPO, n, { headSha: head, author: 'alice', mergeable: true });
+        expect(await app.open(n, head)).toBe(200);
+        const check = app.check(head, 'berth / staging')!;
+        expect(check.conclusion).toBe('failure');
+        const comment = app.berthComments(n)[0]!.body;
+        assertText(c, comment);
+        assertText(c, check.summary ?? '');
+        // An /apply of a PR whose plan failed is refused: nothing is applied.
+        await app.say(n, '/apply staging');
+        expect(app.lastReply(n)).toMatch(/🚫|❌/);
+        await stillSafe(n);
+        handled++;
+      });
+    }
+  });
+
+  describe('configs on the default branch', () => {
+    for (const c of CASES.filter((x) => x.kind === 'config')) {
+      it(c.id, async () => {
+        tried++;
+        const n = ++pr;
+        const head = headOf(c.id);
+        app.fake.setFiles(REPO, 'main', { '.github/berth.yml': input(c), 'compose.yml': COMPOSE });
+        app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
+        app.fake.setPull(REPO, n, { headSha: head, author: 'alice', mergeable: true });
+        try {
+          expect(await app.open(n, head)).toBe(200);
+          expect(app.check(head, 'berth')!.conclusion).toBe('failure');
+          assertText(c, app.berthComments(n)[0]!.body);
+          assertText(c, app.check(head, 'berth')!.summary ?? '');
+          await app.say(n, '/apply staging');
+          assertText(c, app.lastReply(n));
+          expect(await app.ts.store.listApplies({})).toEqual([]);
+        } finally {
+          app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
+        }
+        await stillSafe(n);
+        handled++;
+      });
+    }
+  });
+
+  describe('PR comments', () => {
+    for (const c of CASES.filter((x) => x.kind === 'comment')) {
+      it(c.id, async () => {
+        tried++;
+        const before = app.berthComments(1).length;
+        const t0 = performance.now();
+        const id = await app.say(1, input(c));
+        const ms = performance.now() - t0;
+        const replies = app.berthComments(1).slice(before);
+        if (c.expect === 'ignore') {
+          expect(replies).toEqual([]);
+          expect(app.fake.reactions(REPO, id)).toEqual([]);
+        } else {
+          expect(replies).toHaveLength(1);
+          expect(app.fake.reactions(REPO, id).map((r) => r.content)).toEqual(['eyes']);
+          if (c.expect === 'invalid') expect(replies[0]!.body).toContain('### ⚠️ berth did not run this command');
+          assertText(c, replies[0]!.body);
+        }
+        // Parsing is linear: even 5 MB is handled in well under the webhook's 10 s.
+        expect(ms).toBeLessThan(10_000);
+        await stillSafe();
+        handled++;
+      });
+    }
+  });
+
+  describe('raw webhooks', () => {
+    for (const c of CASES.filter((x) => x.kind === 'webhook')) {
+      it(c.id, async () => {
+        tried++;
+        const w = c.webhook!;
+        const writes = () => app.fake.requests.filter((r) => r.method !== 'GET' && !r.path.endsWith('/access_tokens')).length;
+        const writesBefore = writes();
+        const id = app.fake.addComment(REPO, 1, w.body ?? '/apply staging', { user: 'alice' }).id;
+        const payload: Record<string, unknown> =
+          w.event === 'issue_comment'
+            ? (commentOnPullEvent({ repo: REPO, pr: 1, comment: { id, body: w.body ?? '/apply staging', user: 'alice' } }) as never)
+            : w.event === 'pull_request'
+              ? (pullRequestEvent({ repo: REPO, pr: 1, action: 'synchronize', headSha: HEAD }) as never)
+              : checkRunEvent();
+        for (const p of w.delete ?? []) unset(payload, p);
+        const status = await app.deliver(w.event, payload, {
+          delivery: randomUUID(),
+          ...(w.rawBody !== undefined ? { rawBody: w.rawBody } : {}),
+          ...(w.secret !== undefined ? { secret: w.secret } : {}),
+          ...(w.signature !== undefined ? { signature: w.signature } : {}),
+        });
+        if (c.expect === 'reject') expect(status).toBe(c.status);
+        else expect(status, `${c.id}: status`).toBeLessThan(500);
+        // Nothing processed: no write to GitHub at all (no reaction, no comment, no check run).
+        expect(writes() - writesBefore).toBe(0);
+        expect(app.fake.reactions(REPO, id)).toEqual([]);
+        await stillSafe();
+        handled++;
+      });
+    }
+  });
+
+  it('every request berth made matches GitHub\'s REST description', () => {
+    expect(app.fake.violations).toEqual([]);
+    expect(CASES.length).toBeGreaterThanOrEqual(30);
+  });
+});
