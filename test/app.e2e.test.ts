@@ -7,7 +7,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -15,13 +14,13 @@ import { berth } from '../src/index.js';
 import type { BerthServices } from '../src/index.js';
 import { LABEL } from '../src/model.js';
 import { Targets } from '../src/targets.js';
+import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
 import { commentOnPullEvent, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
-const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const REPO = 'acme/shop';
 const SECRET = 'e2e-webhook-secret';
 const PROJECT = 't-e2e';
@@ -64,11 +63,7 @@ function repoFiles(extra: Record<string, string> = {}): Record<string, string> {
   };
 }
 
-async function cleanup() {
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getNetwork(n.Id).remove().catch(() => {});
-  for (const v of (await docker.listVolumes({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => {});
-}
+const cleanup = () => removeProject(PROJECT);
 
 /** Variable parts of a comment (ids, durations) replaced so golden files are stable. */
 function normalise(body: string): string {

@@ -4,14 +4,13 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import type { Io } from '../src/cli.js';
 import { LABEL } from '../src/model.js';
+import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 
-const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const PROJECT = `t-cli-${process.pid}`;
 
 function capture(): Io & { stdout: string; stderr: string } {
@@ -19,11 +18,7 @@ function capture(): Io & { stdout: string; stderr: string } {
   return io;
 }
 
-async function cleanup() {
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getNetwork(n.Id).remove().catch(() => {});
-  for (const v of (await docker.listVolumes({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => {});
-}
+const cleanup = () => removeProject(PROJECT);
 
 describeDocker('berth CLI', () => {
   let repo: string;

@@ -2,7 +2,6 @@
 // a new executor recovers the apply to a terminal state. Docker's own event
 // stream proves no container was created twice.
 import { spawn } from 'node:child_process';
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { planTargets } from '../src/apply.js';
 import { DockerEngine } from '../src/docker/engine.js';
@@ -13,19 +12,14 @@ import { LABEL } from '../src/model.js';
 import { openStore } from '../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../src/store/store.js';
 import { crashStack } from './helpers/crash-stack.js';
+import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
-const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const PROJECT = `t-crash-${process.pid}`;
 
-async function cleanup() {
-  const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
-  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
-  const ns = await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
-  await Promise.all(ns.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
-}
+const cleanup = () => removeProject(PROJECT);
 
 /**
  * Watches Docker's live event stream for container creates of the project.

@@ -1,7 +1,6 @@
 // The executor against the real dockerd: converge from empty, no-op after,
 // image bump recreates in order, healthcheck failure skips dependants, a
 // missing image fails with Docker's own message.
-import Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Observer } from '../src/apply.js';
 import { planTargets, prepareApply } from '../src/apply.js';
@@ -12,12 +11,12 @@ import { Lanes } from '../src/lanes.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
 import { LABEL } from '../src/model.js';
 import type { TaskRow } from '../src/store/store.js';
+import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { spec, state, vol } from './helpers/specs.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
-const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const PROJECT = `t-exec-${process.pid}`;
 
 /** Busybox services that exit at once on SIGTERM (the image's own CMD). */
@@ -29,14 +28,7 @@ function svc(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
 
 const observer: Observer = async (_t, project, env) => (await observe(docker, project, env)).observed;
 
-async function cleanup() {
-  const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
-  await Promise.all(cs.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
-  const ns = await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
-  await Promise.all(ns.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
-  const vs = await docker.listVolumes({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
-  await Promise.all((vs.Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
-}
+const cleanup = () => removeProject(PROJECT);
 
 describeDocker('executor on the real Docker engine', () => {
   let ts: TestStore;

@@ -2,23 +2,19 @@
 // drive the same apply: exactly one drives it, every container is created
 // once (Docker's live event stream), and the apply completes.
 import { spawn } from 'node:child_process';
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prepareApply } from '../src/apply.js';
 import { observe } from '../src/docker/observe.js';
 import { LABEL } from '../src/model.js';
 import { crashStack } from './helpers/crash-stack.js';
+import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker, describeMysql } from './helpers/env.js';
 import { mysqlTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
-const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const PROJECT = `t-replica-${process.pid}`;
 
-async function cleanup() {
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } })) await docker.getNetwork(n.Id).remove().catch(() => {});
-}
+const cleanup = () => removeProject(PROJECT);
 
 function run(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

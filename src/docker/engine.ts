@@ -13,13 +13,14 @@ interface DockerApiError {
   message?: string;
 }
 
-function engineError(what: string, err: unknown): EngineError {
+/** A Docker error as berth reports it: what was being done, then the engine's own message. */
+export function engineError(what: string, err: unknown): EngineError {
   const e = err as DockerApiError;
   const msg = e?.json?.message ?? e?.message ?? String(err);
   return new EngineError(`${what}: ${msg.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim()}`, e?.statusCode);
 }
 
-async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+export async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

@@ -5,7 +5,7 @@
 // reported as warnings rather than guessed at; output is sorted so the same
 // host always reads the same.
 import type Dockerode from 'dockerode';
-import { EngineError } from '../engine.js';
+import { call } from './engine.js';
 import type { ContainerState, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, ServiceSpec } from '../model.js';
 import { LABEL } from '../model.js';
 
@@ -17,26 +17,6 @@ export interface ObserveResult {
 
 const CONTAINER_STATES: ReadonlySet<string> = new Set<ContainerState>(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead']);
 
-interface DockerApiError {
-  statusCode?: number;
-  json?: { message?: string } | null;
-  message?: string;
-}
-
-/** A Docker error as berth reports it: what was being done, then the engine's own message. */
-function engineError(what: string, err: unknown): EngineError {
-  const e = err as DockerApiError;
-  const msg = e?.json?.message ?? e?.message ?? String(err);
-  return new EngineError(`${what}: ${msg.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim()}`, e?.statusCode);
-}
-
-async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw engineError(what, err);
-  }
-}
 
 /** The label filter every list call uses: project AND environment. */
 export function berthFilters(project: string, environment: string): { label: string[] } {
