@@ -1,0 +1,92 @@
+// /healthz, /readyz and SIGTERM draining: readiness follows the store and
+// every target's engine; draining waits for applies up to its timeout.
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createNodeMiddleware, Probot } from 'probot';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Executor } from '../src/executor.js';
+import { berth } from '../src/index.js';
+import { ApplyRunner } from '../src/runner.js';
+import type { AggregateState } from '../src/store/store.js';
+import { Targets } from '../src/targets.js';
+import { describeDocker } from './helpers/env.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+
+async function serve(targets: Targets, ts: TestStore) {
+  const probot = new Probot({ appId: 1, privateKey, secret: 's', log: pino({ level: 'silent' }) });
+  const mw = await createNodeMiddleware(berth({ store: ts.store, targets, recover: false, drift: false }), { probot });
+  const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, close: () => new Promise((r) => server.close(r)) };
+}
+
+describeDocker('/healthz and /readyz', () => {
+  let ts: TestStore | undefined;
+  afterEach(async () => ts?.dispose());
+
+  it('ready when the store and the engine answer', async () => {
+    ts = await sqliteTestStore();
+    const s = await serve(Targets.single('unix:///var/run/docker.sock'), ts);
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    const r = await fetch(`${s.url}/readyz`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ status: 'ready', checks: { store: 'ok', 'target:local': 'ok' } });
+    await s.close();
+  });
+
+  it('unready (503) when a target engine socket is gone, still healthy', async () => {
+    ts = await sqliteTestStore();
+    const s = await serve(new Targets(new Map([['local', 'unix:///var/run/docker.sock'], ['edge', 'unix:///tmp/berth-no-such.sock']])), ts);
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    const r = await fetch(`${s.url}/readyz`);
+    expect(r.status).toBe(503);
+    const body = (await r.json()) as { status: string; checks: Record<string, string> };
+    expect(body.status).toBe('unready');
+    expect(body.checks['target:local']).toBe('ok');
+    expect(body.checks['target:edge']).toMatch(/ENOENT|connect/);
+    await s.close();
+  });
+
+  it('unready when the store is closed', async () => {
+    ts = await sqliteTestStore();
+    const s = await serve(Targets.single('unix:///var/run/docker.sock'), ts);
+    await ts.store.close();
+    const r = await fetch(`${s.url}/readyz`);
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { checks: Record<string, string> }).checks.store).not.toBe('ok');
+    await s.close();
+    ts = undefined;
+  });
+});
+
+describe('draining applies on shutdown', () => {
+  function runnerWith(durationMs: number) {
+    const executor = { run: (_id: string) => new Promise<AggregateState>((r) => setTimeout(() => r('completed'), durationMs)) } as unknown as Executor;
+    const silent = { info() {}, warn() {}, error() {} };
+    const store = { getApply: async () => undefined } as never;
+    return new ApplyRunner({ store, executor: () => executor, github: async () => { throw new Error('no GitHub in this test'); }, log: silent });
+  }
+
+  it('waits for in-flight applies to end', async () => {
+    const r = runnerWith(50);
+    void r.start('a1');
+    expect(r.inFlight()).toEqual(['a1']);
+    expect(await r.drain(2000)).toBe(true);
+    expect(r.inFlight()).toEqual([]);
+  });
+
+  it('gives up after the timeout and leaves the apply to recovery', async () => {
+    const r = runnerWith(1000);
+    void r.start('a2');
+    const t0 = Date.now();
+    expect(await r.drain(100)).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(r.inFlight()).toEqual(['a2']);
+  });
+});
