@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Engine, EngineError } from './engine.js';
+import { Masker } from './mask.js';
 import { LABEL, names } from './model.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
@@ -25,6 +26,20 @@ export interface ApplyPayload {
   desired: DesiredState;
   onFailure: OnFailure;
   parallelism?: number;
+  /** keys and values that are secret besides the PASSWORD/TOKEN/KEY/… names (the environment's secret_keys, secret variables) */
+  secretKeys?: string[];
+  secretValues?: string[];
+}
+
+/**
+ * A Docker message as it may be stored, logged and shown: Docker echoes what it
+ * was given (an entrypoint, a command, a mount), so secrets of the desired
+ * state in it, or `--token=…`-like text, are masked.
+ */
+export function redactError(message: string, payload: ApplyPayload): string {
+  const m = new Masker(payload.secretKeys ?? [], payload.secretValues ?? []);
+  m.collect(...payload.desired.services.map((s) => s.spec));
+  return m.redact(m.inline(message));
 }
 
 export interface ExecutorLogger {
@@ -162,8 +177,8 @@ export class Executor {
       ops.map((op) =>
         this.o.lanes.run(op.target, () => this.runOperation(applyId, op, payload, halt)).catch(async (err) => {
           // The operation could not run at all (store down, bug): fail its open tasks so the apply still ends.
-          this.log.error({ applyId, target: op.target, err: String(err) }, 'operation aborted');
-          await this.failOpenTasks(op.id, `operation aborted: ${(err as Error).message ?? err}`);
+          this.log.error({ applyId, target: op.target, err: redactError(String(err), payload) }, 'operation aborted');
+          await this.failOpenTasks(op.id, `operation aborted: ${redactError(String((err as Error)?.message ?? err), payload)}`);
           await this.settleOperation(applyId, op.id);
           if (payload.onFailure === 'halt') halt.by.add(op.id);
         }),
@@ -272,9 +287,13 @@ export class Executor {
         woken = new Promise<void>((r) => (wake = r));
       }
     }
+    // The operation is done: cut the coalescing wait short, then settle for good.
+    this.settleNow.get(op.id)?.();
     await this.settling.get(op.id);
     await this.settleOperation(applyId, op.id);
   }
+
+  private readonly settleNow = new Map<string, () => void>();
 
   private readonly settling = new Map<string, Promise<void>>();
   private readonly settleAgain = new Set<string>();
@@ -287,7 +306,14 @@ export class Executor {
     }
     const run = (async () => {
       // Coalesce: derived states may lag a moment, the journal never does.
-      await sleep(this.o.settleDelayMs ?? 25);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.o.settleDelayMs ?? 25);
+        this.settleNow.set(opId, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      this.settleNow.delete(opId);
       do {
         this.settleAgain.delete(opId);
         try {
@@ -341,7 +367,7 @@ export class Executor {
       const result = await this.call(node, engine, payload.desired, applyId);
       await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null });
     } catch (err) {
-      const message = (err as Error)?.message ?? String(err);
+      const message = redactError((err as Error)?.message ?? String(err), payload);
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
       // Other operations see the halt at their next step, whatever this loop is doing.
       if (payload.onFailure === 'halt') halt.by.add(t.operationId);
