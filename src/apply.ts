@@ -95,6 +95,9 @@ export interface ApplyRequest {
   /** what the user approved; without it (CLI --yes with nothing shown) the fresh plan is applied */
   expected?: readonly ExpectedPlan[];
   checkRunId?: number | null;
+  /** the environment's secret_keys and secret variable values: Docker messages that echo them are redacted */
+  secretKeys?: readonly string[];
+  secretValues?: readonly string[];
 }
 
 export interface PreparedApply {
@@ -109,7 +112,13 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
     const changes = staleness(req.expected, plans);
     if (changes.length) throw new StalePlanError(changes);
   }
-  const payload: ApplyPayload = { desired: req.desired, onFailure: req.onFailure, ...(req.parallelism ? { parallelism: req.parallelism } : {}) };
+  const payload: ApplyPayload = {
+    desired: req.desired,
+    onFailure: req.onFailure,
+    ...(req.parallelism ? { parallelism: req.parallelism } : {}),
+    ...(req.secretKeys?.length ? { secretKeys: [...req.secretKeys] } : {}),
+    ...(req.secretValues?.length ? { secretValues: [...req.secretValues] } : {}),
+  };
   const created = await store.createApply({
     repo: req.repo,
     pr: req.pr,

@@ -18,6 +18,7 @@ import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
 import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
+import { Masker, secretVariableValues } from './mask.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
@@ -50,7 +51,13 @@ export interface CommentEvent {
 /** One environment's outcome of planning a PR head. */
 export type EnvPlan =
   | { env: string; ok: true; plans: TargetPlan[]; desired: DesiredState; markdown: string }
-  | { env: string; ok: false; error: unknown; markdown: string };
+  | { env: string; ok: false; error: unknown; markdown: string; title: string };
+
+/** Masks an environment's secret variable values (and `KEY=value`-like secrets) in text shown or logged. */
+function redactorFor(env: EnvironmentConfig): (text: string) => string {
+  const m = new Masker(env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
+  return (text) => m.redact(m.inline(text));
+}
 
 interface Loaded {
   config: BerthConfig;
@@ -100,12 +107,15 @@ export class Bot {
       this.checkTargets(env);
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
-      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha }));
+      const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
+      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets }));
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {
-      if (!isBerthError(error)) this.o.log.error({ repo: repoName(repo), env: env.name, err: String(error), stack: (error as Error)?.stack }, 'planning failed');
+      // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.
+      const redact = redactorFor(env);
+      if (!isBerthError(error)) this.o.log.error({ repo: repoName(repo), env: env.name, err: redact(String(error)), stack: redact(String((error as Error)?.stack)) }, 'planning failed');
       const body = isBerthError(error) ? msg.configError(error).replace(`${MARKER}\n`, '') : `### ❌ ${env.name}: planning failed\n\n${block(String((error as Error)?.message ?? error))}`;
-      return { env: env.name, ok: false, error, markdown: body };
+      return { env: env.name, ok: false, error, markdown: redact(body), title: redact(isBerthError(error) ? error.problem : 'Planning failed') };
     }
   }
 
@@ -159,7 +169,7 @@ export class Bot {
           r.markdown,
         );
       } else {
-        await this.check(gh, repo, pull.headSha, checkName(r.env), 'failure', isBerthError(r.error) ? r.error.problem : 'Planning failed', r.markdown);
+        await this.check(gh, repo, pull.headSha, checkName(r.env), 'failure', r.title, r.markdown);
       }
     }
     // The comment always shows every environment; a partial re-plan keeps the others' latest plans.
@@ -357,6 +367,8 @@ export class Bot {
         onFailure: env.on_failure,
         ...(env.parallelism ? { parallelism: env.parallelism } : {}),
         ...(expected ? { expected } : {}),
+        secretKeys: env.secret_keys,
+        secretValues: secretVariableValues(env.variables, env.secret_keys),
       });
     } catch (err) {
       if (err instanceof StalePlanError) {

@@ -14,6 +14,7 @@
 //       approvals: 1
 //       require: { approved: true, mergeable: true }
 //       on_failure: halt           # or continue
+//       secret_keys: [API_AUTH]    # values never shown (besides *PASSWORD*, *TOKEN*, *KEY*, …)
 //       parallelism: 4
 //   policy:                        # everything denied unless allowed
 //     allow_privileged: false
@@ -78,6 +79,8 @@ export const EnvironmentSchema = z.strictObject({
     })
     .default({}),
   on_failure: z.enum(['halt', 'continue']).default('halt'),
+  /** environment/label keys (and variables) whose values are secret, besides those whose names look secret */
+  secret_keys: z.array(z.string().min(1)).default([]),
   parallelism: z.number().int().min(1).optional(),
 });
 

@@ -30,8 +30,9 @@ export class Masker {
   private readonly seen = new Set<string>();
   private pattern: RegExp | undefined;
 
-  constructor(secretKeys: readonly string[] = []) {
+  constructor(secretKeys: readonly string[] = [], secretValues: readonly string[] = []) {
     this.extra = new Set(secretKeys.map((k) => k.toUpperCase()));
+    for (const v of secretValues) this.remember(v);
   }
 
   isSecretKey(key: string): boolean {
@@ -133,6 +134,18 @@ const SECRET_FLAG_RE = /^--?[A-Za-z_][\w.-]*$/;
 
 function unquote(v: string): string {
   return (v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'")) ? v.slice(1, -1) : v;
+}
+
+/**
+ * The values of an environment's config variables that are secret (by name, or
+ * listed in secret_keys): interpolated into any key of a compose file, they are
+ * redacted wherever they appear.
+ */
+export function secretVariableValues(variables: Record<string, string>, secretKeys: readonly string[] = []): string[] {
+  const m = new Masker(secretKeys);
+  return Object.entries(variables)
+    .filter(([k]) => m.isSecretKey(k))
+    .map(([, v]) => v);
 }
 
 /** Convenience for one-off checks. */

@@ -18,6 +18,8 @@ export interface RenderOptions {
   headSha?: string;
   /** keys whose values are secret in addition to the PASSWORD/SECRET/TOKEN/KEY/… patterns */
   secretKeys?: readonly string[];
+  /** values to redact wherever they appear (secret config variables) */
+  secretValues?: readonly string[];
 }
 
 /** At most this many diff lines in total and the per-service diffs render expanded. */
@@ -235,8 +237,8 @@ function codeBlock(lang: string, lines: readonly string[]): string[] {
 
 // ---------------------------------------------------------------- shared
 
-function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined): Masker {
-  const m = new Masker(secretKeys ?? []);
+function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {
+  const m = new Masker(secretKeys ?? [], secretValues ?? []);
   // Learn every secret value up front so redaction also covers values no diff shows.
   for (const c of plan.changes) m.collect(c.before, c.after);
   for (const s of plan.desired?.services ?? []) m.collect(s.spec);
@@ -262,7 +264,7 @@ function reasonsOf(c: ResourceChange): string {
 
 /** One environment's section of the PR comment. Not split: see split.ts. */
 export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
-  const m = maskerFor(plan, opts.secretKeys);
+  const m = maskerFor(plan, opts.secretKeys, opts.secretValues);
   const t = (s: string) => escapeMarkdown(m.redact(s));
   const s = summarize(plan);
   const out: string[] = [];
@@ -306,8 +308,8 @@ export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
 // ---------------------------------------------------------------- text
 
 /** The CLI's plain-text plan: summary, per-resource reasons with field diffs, then the plan lines. */
-export function renderPlanText(plan: Plan, opts: { secretKeys?: readonly string[] } = {}): string {
-  const m = maskerFor(plan, opts.secretKeys);
+export function renderPlanText(plan: Plan, opts: { secretKeys?: readonly string[]; secretValues?: readonly string[] } = {}): string {
+  const m = maskerFor(plan, opts.secretKeys, opts.secretValues);
   const t = (s: string) => sanitizeLine(m.redact(s));
   const s = summarize(plan);
   const out: string[] = [];
@@ -386,8 +388,8 @@ function sortKeys<T>(value: T, str: (s: string) => string = (s) => s): T {
 }
 
 /** Stable JSON for `--format json`: secret values masked, nothing Docker-internal beyond ids. */
-export function planToJson(plan: Plan, opts: { secretKeys?: readonly string[] } = {}): PlanJson {
-  const m = maskerFor(plan, opts.secretKeys);
+export function planToJson(plan: Plan, opts: { secretKeys?: readonly string[]; secretValues?: readonly string[] } = {}): PlanJson {
+  const m = maskerFor(plan, opts.secretKeys, opts.secretValues);
   const r = (s: string) => m.redact(s);
   return {
     formatVersion: 1,

@@ -29,6 +29,7 @@ describe('parseConfig', () => {
           approvals: 0,
           require: {},
           on_failure: 'halt',
+          secret_keys: [],
         },
       ],
       policy: {
@@ -104,7 +105,7 @@ describe('parseConfig', () => {
     expect(e.line).toBe(4);
     expect(e.path).toBe('environments[0].variabels');
     expect(e.message).toBe(
-      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, variables, appliers, approvals, require, on_failure, parallelism',
+      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, variables, appliers, approvals, require, on_failure, secret_keys, parallelism',
     );
     expect(errorOf('project: shop\nenvironments: [{name: a}]\ntargets: []\n').message).toBe('.github/berth.yml:3: targets: unknown key "targets" — known keys: project, environments, policy');
   });
