@@ -24,6 +24,8 @@ const PLANTED = {
   declaredVariable: 's3cr3t-PLANTED-declvar-5a77',
   variableByName: 's3cr3t-PLANTED-varname-c3e9',
   inFailingStep: 's3cr3t-PLANTED-failstep-d12e',
+  labelByKeyName: 's3cr3t-PLANTED-label-6b20',
+  inHealthcheck: 's3cr3t-PLANTED-health-a9f1',
 } as const;
 
 const CONFIG = [
@@ -52,6 +54,11 @@ const app1 = (extraEnv: string[] = []) =>
     '      SIGNATURE_HINT: "sig=${SIGNING}"',
     '      PGPASS_FROM_VAR: ${DB_PASSWORD}',
     ...extraEnv.map((l) => `      ${l}`),
+    '    labels:',
+    `      com.example.api-token: ${PLANTED.labelByKeyName}`,
+    '    healthcheck:',
+    `      test: ["CMD-SHELL", "test -f /VERSION || echo --password=${PLANTED.inHealthcheck}"]`,
+    '      interval: 1s',
     '',
   ].join('\n');
 
@@ -144,9 +151,18 @@ describeDocker('planted secrets never leave the server', () => {
     expect(app.check(head, 'berth / staging')!.conclusion).toBe('action_required');
   });
 
-  it('rollback and unlock run too', async () => {
+  it('rollback, a stopped apply and unlock report without secrets too', async () => {
     await app.say(1, '/rollback staging');
     await app.drain();
+    // Back to the good state, then stopped at once: the stop path reports too.
+    const head = headOf('stop');
+    app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': app1([`LATE_SECRET: ${PLANTED.byKeyName}-v3`]) });
+    app.fake.setPull(REPO, 1, { headSha: head });
+    await app.open(1, head, 'synchronize');
+    await app.say(1, '/apply staging');
+    await app.say(1, '/stop staging');
+    await app.drain();
+    expect(['completed', 'stopped']).toContain((await app.ts.store.latestApply(REPO, 'staging'))!.state);
     await app.say(1, '/unlock staging');
   });
 
