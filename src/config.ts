@@ -222,6 +222,16 @@ function crossCheck(raw: Record<string, unknown>): Issue[] {
       const first = seen.get(name);
       if (first !== undefined) issues.push({ code: 'duplicate_environment', path: ['environments', i, 'name'], problem: `environment "${name}" is listed twice`, hint: `environments[${first}] has the same name` });
       else seen.set(name, i);
+      // Docker names are <project>-<env>-<service>-<n>: with "staging" and "staging-web", staging's
+      // service "web-api" and staging-web's "api" would both be <project>-staging-web-api-1.
+      const prefix = known.find((other) => other !== name && name.startsWith(`${other}-`));
+      if (prefix !== undefined)
+        issues.push({
+          code: 'ambiguous_environment',
+          path: ['environments', i, 'name'],
+          problem: `environment "${name}" starts with "${prefix}-", another environment's name`,
+          hint: `their containers' names could collide (<project>-${prefix}-<service>…); rename one, e.g. "${name.replace(/-/g, '_')}"`,
+        });
     }
     const requires = obj(e).requires;
     if (Array.isArray(requires))

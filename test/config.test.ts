@@ -198,3 +198,11 @@ describe('findEnvironment', () => {
     expect(() => findEnvironment(c, 'stagin')).toThrow('.github/berth.yml: no environment "stagin" — did you mean "staging"? environments: staging, production');
   });
 });
+
+describe('environment names that would make Docker names collide', () => {
+  it('refuses an environment named like another one plus "-…"', () => {
+    const text = 'project: shop\nenvironments:\n  - name: staging\n  - name: staging-web\n';
+    expect(() => parseConfig(text)).toThrow('.github/berth.yml:4: environments[1].name: environment "staging-web" starts with "staging-", another environment\'s name — their containers\' names could collide (<project>-staging-<service>…); rename one, e.g. "staging_web"');
+    expect(() => parseConfig('project: shop\nenvironments:\n  - name: staging\n  - name: staging_web\n')).not.toThrow();
+  });
+});
