@@ -12,6 +12,7 @@ import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
 import { deriveApplyWithSibling, deriveOperationState } from './state.js';
 import type { AggregateState, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from './store/store.js';
+import { retryingStore } from './store/retry.js';
 import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
 
 export type OnFailure = 'halt' | 'continue';
@@ -114,8 +115,12 @@ export class Executor {
   private readonly now: () => number;
   private readonly running = new Map<string, Promise<AggregateState>>();
 
+  /** the store behind a retry on transient errors (a killed connection, a deadlock, a busy file) */
+  private readonly store: Store;
+
   constructor(private readonly o: ExecutorOptions) {
     this.log = o.log ?? silent;
+    this.store = retryingStore(o.store, { onRetry: (method, attempt, err) => this.log.warn({ method, attempt, err: String(err) }, 'store call failed; retrying') });
     this.now = o.now ?? Date.now;
     this.holder = o.holder ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   }
@@ -145,12 +150,12 @@ export class Executor {
   private async driveLeased(applyId: string, leased: boolean): Promise<AggregateState> {
     const ttl = this.o.leaseTtlMs ?? 30_000;
     const name = `apply:${applyId}`;
-    if (!leased && !(await this.o.store.acquireLease(name, this.holder, ttl))) {
-      this.log.info({ applyId, holder: (await this.o.store.getLease(name))?.holder }, 'apply is driven by another process');
-      return (await this.o.store.getApply(applyId))?.state ?? 'pending';
+    if (!leased && !(await this.store.acquireLease(name, this.holder, ttl))) {
+      this.log.info({ applyId, holder: (await this.store.getLease(name))?.holder }, 'apply is driven by another process');
+      return (await this.store.getApply(applyId))?.state ?? 'pending';
     }
     const renew = setInterval(() => {
-      this.o.store.acquireLease(name, this.holder, ttl).then(
+      this.store.acquireLease(name, this.holder, ttl).then(
         (ok) => ok || this.log.error({ applyId }, 'lost the lease on an apply being driven'),
         (err) => this.log.warn({ applyId, err: String(err) }, 'could not renew the apply lease'),
       );
@@ -160,16 +165,16 @@ export class Executor {
       return await this.drive(applyId);
     } finally {
       clearInterval(renew);
-      await this.o.store.releaseLease(name, this.holder).catch(() => false);
+      await this.store.releaseLease(name, this.holder).catch(() => false);
     }
   }
 
   private async drive(applyId: string): Promise<AggregateState> {
-    const apply = await this.o.store.getApply(applyId);
+    const apply = await this.store.getApply(applyId);
     if (!apply) throw new Error(`no apply ${applyId}`);
     if (TERMINAL_AGGREGATE_STATES.includes(apply.state)) return apply.state;
     const payload = parsePayload(apply.desiredJson);
-    const ops = await this.o.store.listOperations(applyId);
+    const ops = await this.store.listOperations(applyId);
     // on_failure: halt — a failure in one operation stops the *other* operations; the failing one
     // finishes its independent work (its dependants are skipped) and ends failed.
     const halt: Halt = { by: new Set() };
@@ -184,13 +189,13 @@ export class Executor {
         }),
       ),
     );
-    const final = await this.o.store.getApply(applyId);
+    const final = await this.store.getApply(applyId);
     return final!.state;
   }
 
   private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: Halt): Promise<void> {
     const engine = this.o.engine(op.target);
-    const tasks = await this.o.store.listTasks(op.id);
+    const tasks = await this.store.listTasks(op.id);
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
     const limit = payload.parallelism ?? this.o.parallelism ?? 8;
     // Longest chain of work still hanging off each node: when more nodes are
@@ -203,7 +208,7 @@ export class Executor {
     let stopCache = { at: 0, value: false };
     const stopRequested = async () => {
       if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
-        const a = await this.o.store.getApply(applyId);
+        const a = await this.store.getApply(applyId);
         stopCache = { at: this.now(), value: !!a?.stopRequested };
       }
       return stopCache.value;
@@ -240,13 +245,15 @@ export class Executor {
     let wake!: () => void;
     let woken = new Promise<void>((r) => (wake = r));
 
+    let lost: unknown;
     for (;;) {
+      if (lost !== undefined && inFlight.size === 0) throw lost;
       // Tasks whose dependency can no longer succeed are skipped, transitively (finished() queues their dependants).
       while (toSkip.length) {
         const t = toSkip.pop()!;
         if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' }))) finished(t);
       }
-      const stopping = [...halt.by].some((id) => id !== op.id) || (await stopRequested());
+      const stopping = lost !== undefined || [...halt.by].some((id) => id !== op.id) || (await stopRequested());
       if (stopping) {
         for (const t of byNode.values()) if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }))) finished(t);
         ready.length = 0;
@@ -256,11 +263,16 @@ export class Executor {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
-          void this.runTask(applyId, t, engine, payload, halt).finally(() => {
-            inFlight.delete(t.nodeId);
-            finished(t);
-            wake();
-          });
+          void this.runTask(applyId, t, engine, payload, halt)
+            .catch((err) => {
+              // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
+              lost ??= err;
+            })
+            .finally(() => {
+              inFlight.delete(t.nodeId);
+              finished(t);
+              wake();
+            });
         }
       }
       // Derived states follow in the background: a dependant must not wait for bookkeeping to start.
@@ -268,7 +280,7 @@ export class Executor {
       if (inFlight.size === 0 && !toSkip.length && !(ready.length && !stopping)) {
         if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
           // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
-          const fresh = await this.o.store.listTasks(op.id);
+          const fresh = await this.store.listTasks(op.id);
           if (fresh.some((t) => t.state === 'running')) throw new Error('tasks are running under another driver');
           if (!fresh.some((t) => t.state === 'pending')) break;
           for (const f of fresh) Object.assign(byNode.get(f.nodeId)!, f);
@@ -352,7 +364,7 @@ export class Executor {
     const batch = this.journalQueue.splice(0);
     if (!batch.length) return;
     try {
-      const results = await this.o.store.updateTasks(batch.map((b) => b.u));
+      const results = await this.store.updateTasks(batch.map((b) => b.u));
       batch.forEach((b, i) => b.resolve(results[i] === true));
     } catch (err) {
       for (const b of batch) b.reject(err);
@@ -488,9 +500,9 @@ export class Executor {
    */
   private async settleOperation(applyId: string, opId: string, taskStates?: TaskState[]): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const [apply, op] = await Promise.all([this.o.store.getApply(applyId), this.o.store.getOperation(opId)]);
+      const [apply, op] = await Promise.all([this.store.getApply(applyId), this.store.getOperation(opId)]);
       if (!apply || !op) return;
-      const states = taskStates ?? (await this.o.store.listTasks(opId)).map((t) => t.state);
+      const states = taskStates ?? (await this.store.listTasks(opId)).map((t) => t.state);
       const opState = deriveOperationState(states, apply.stopRequested);
       if (opState !== op.state) {
         const patch = {
@@ -498,11 +510,11 @@ export class Executor {
           ...(op.startedAt === null && opState !== 'pending' ? { startedAt: this.now() } : {}),
           ...(TERMINAL_AGGREGATE_STATES.includes(opState) ? { finishedAt: this.now() } : {}),
         };
-        if (!(await this.o.store.casOperationState(opId, op.version, patch))) continue;
+        if (!(await this.store.casOperationState(opId, op.version, patch))) continue;
       }
       let siblings: { id: string; state: AggregateState }[] | Error;
       try {
-        siblings = (await this.o.store.listOperations(applyId)).map((o) => ({ id: o.id, state: o.state }));
+        siblings = (await this.store.listOperations(applyId)).map((o) => ({ id: o.id, state: o.state }));
       } catch (err) {
         siblings = err as Error;
       }
@@ -513,7 +525,7 @@ export class Executor {
         ...(apply.startedAt === null && applyState !== 'pending' ? { startedAt: this.now() } : {}),
         ...(TERMINAL_AGGREGATE_STATES.includes(applyState) ? { finishedAt: this.now() } : {}),
       };
-      if (await this.o.store.casApplyState(applyId, apply.version, patch)) {
+      if (await this.store.casApplyState(applyId, apply.version, patch)) {
         this.progress(applyId);
         return;
       }
@@ -522,9 +534,9 @@ export class Executor {
   }
 
   private async failOpenTasks(opId: string, message: string) {
-    for (const t of await this.o.store.listTasks(opId)) {
-      if (t.state === 'pending') await this.o.store.updateTask(t.id, 'pending', { state: 'cancelled', finishedAt: this.now(), error: message });
-      if (t.state === 'running') await this.o.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: message });
+    for (const t of await this.store.listTasks(opId)) {
+      if (t.state === 'pending') await this.store.updateTask(t.id, 'pending', { state: 'cancelled', finishedAt: this.now(), error: message });
+      if (t.state === 'running') await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: message });
     }
   }
 
@@ -535,16 +547,16 @@ export class Executor {
    * failed. Then each apply is driven to a terminal state.
    */
   async recover(): Promise<{ applyId: string; state: AggregateState }[]> {
-    const applies = await this.o.store.listApplies({ states: IN_FLIGHT_AGGREGATE_STATES });
+    const applies = await this.store.listApplies({ states: IN_FLIGHT_AGGREGATE_STATES });
     const out: { applyId: string; state: AggregateState }[] = [];
     for (const apply of applies.reverse()) {
       if (this.running.has(apply.id)) continue;
       // A live replica driving it holds the lease: not ours to recover.
-      if (!(await this.o.store.acquireLease(`apply:${apply.id}`, this.holder, this.o.leaseTtlMs ?? 30_000))) continue;
+      if (!(await this.store.acquireLease(`apply:${apply.id}`, this.holder, this.o.leaseTtlMs ?? 30_000))) continue;
       const payload = parsePayload(apply.desiredJson);
-      for (const op of await this.o.store.listOperations(apply.id)) {
+      for (const op of await this.store.listOperations(apply.id)) {
         const engine = this.o.engine(op.target);
-        for (const t of await this.o.store.listTasks(op.id)) {
+        for (const t of await this.store.listTasks(op.id)) {
           if (t.state !== 'running') continue;
           const node = JSON.parse(t.nodeJson) as PlanNode;
           let verdict: { done: boolean; result?: string } | Error;
@@ -553,9 +565,9 @@ export class Executor {
           } catch (err) {
             verdict = err as Error;
           }
-          if (verdict instanceof Error) await this.o.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: `could not verify after restart: ${verdict.message}` });
-          else if (verdict.done) await this.o.store.updateTask(t.id, 'running', { state: 'succeeded', finishedAt: this.now(), result: verdict.result ?? null });
-          else await this.o.store.updateTask(t.id, 'running', { state: 'pending', startedAt: null });
+          if (verdict instanceof Error) await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: `could not verify after restart: ${verdict.message}` });
+          else if (verdict.done) await this.store.updateTask(t.id, 'running', { state: 'succeeded', finishedAt: this.now(), result: verdict.result ?? null });
+          else await this.store.updateTask(t.id, 'running', { state: 'pending', startedAt: null });
           this.log.info({ applyId: apply.id, node: node.id, kind: node.kind, verdict: verdict instanceof Error ? 'failed' : verdict.done ? 'done' : 'redo' }, 'recovered task');
         }
       }

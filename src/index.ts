@@ -56,10 +56,27 @@ type Log = Probot['log'];
 class Work {
   private readonly lanes = new Lanes();
   private readonly jobs = new Set<Promise<unknown>>();
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  /** At most `limit` jobs run at once, so a burst of deliveries cannot starve the webhook endpoint itself. */
+  constructor(private readonly limit = 4) {}
 
   run(key: string, fn: () => Promise<void>): void {
-    const p = this.lanes.run(key, fn).finally(() => this.jobs.delete(p));
+    const p = this.lanes.run(key, () => this.slot(fn)).finally(() => this.jobs.delete(p));
     this.jobs.add(p);
+  }
+
+  private async slot(fn: () => Promise<void>): Promise<void> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    else await new Promise<void>((r) => setImmediate(r)); // answer the webhook first
+    this.active++;
+    try {
+      await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
   }
 
   async idle(): Promise<void> {
@@ -106,7 +123,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id) });
     const observer = async (target: string, project: string, environment: string) => (await observe(targets.docker(target), project, environment)).observed;
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
-    const work = new Work();
+    const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
 
     const services: BerthServices = {
       store,

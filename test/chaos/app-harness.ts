@@ -58,7 +58,7 @@ export async function cleanupProject(project: string) {
   for (const v of (await docker.listVolumes({ filters: { label: [`${LABEL.project}=${project}`] } })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => {});
 }
 
-export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole> }): Promise<App> {
+export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string }): Promise<App> {
   const { repo, project } = opts;
   await cleanupProject(project);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
@@ -67,9 +67,9 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
   for (const [u, role] of Object.entries(opts.users ?? { alice: 'write' })) fake.setPermission(repo, u, role as RepoRole);
   const ts = await sqliteTestStore();
   const logs: string[] = [];
-  const logger = pino({ level: 'trace' }, { write: (s: string) => void logs.push(s) });
+  const logger = pino({ level: opts.logLevel ?? 'trace' }, { write: (s: string) => void logs.push(s) });
   const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-  const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: logger, logLevel: 'trace' } as ConstructorParameters<typeof Probot>[0]);
+  const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: logger, logLevel: (opts.logLevel ?? 'trace') as 'trace' } as ConstructorParameters<typeof Probot>[0]);
   let services!: BerthServices;
   const mw = await createNodeMiddleware(
     berth({ store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 100, onReady: (s) => (services = s) }),

@@ -4,7 +4,8 @@ import type { DesiredState, ServiceSpec } from '../../src/model.js';
 import { spec, state } from './specs.js';
 
 export function crashStack(project: string, environment: string): DesiredState {
-  const health = { test: ['CMD-SHELL', 'test -f /VERSION'], intervalMs: 300, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
+  // Generous timeout and retries: on a loaded 2-core engine a docker exec can take over a second.
+  const health = { test: ['CMD-SHELL', 'test -f /VERSION'], intervalMs: 300, timeoutMs: 5000, retries: 10, startPeriodMs: 0 };
   const services: ServiceSpec[] = [];
   for (let i = 0; i < 8; i++) {
     const s = spec(`s${i}`, {
