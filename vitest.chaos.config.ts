@@ -2,6 +2,17 @@
 // suites (test/chaos/*.chaos.ts), one file at a time (they load the engine),
 // ending with the figures table.
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer } from 'vitest/node';
+import type { TestSpecification } from 'vitest/node';
+
+/** The engine-restart file takes Docker away for a while: it always runs last. */
+class RestartLast extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const last = (f: TestSpecification) => f.moduleId.includes('engine-restart');
+    return [...sorted.filter((f) => !last(f)), ...sorted.filter(last)];
+  }
+}
 
 export default defineConfig({
   test: {
@@ -10,6 +21,7 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 120_000,
     fileParallelism: false,
+    sequence: { sequencer: RestartLast },
     reporters: ['default'],
   },
 });
