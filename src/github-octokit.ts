@@ -23,10 +23,15 @@ export async function withSecondaryRetry<T>(fn: () => Promise<T>, opts: { attemp
       return await fn();
     } catch (err) {
       const e = err as { status?: number; message?: string; response?: { headers?: Record<string, string | undefined> } };
-      const limited = (e.status === 403 || e.status === 429) && (/secondary rate limit|abuse/i.test(e.message ?? '') || e.response?.headers?.['retry-after'] !== undefined);
-      if (!limited || i >= attempts) throw err;
-      const after = Number(e.response?.headers?.['retry-after']);
-      await sleep(Math.min(Number.isFinite(after) && after > 0 ? after * 1000 : 1000 * 2 ** i, opts.maxWaitMs ?? 60_000));
+      const h = e.response?.headers ?? {};
+      const secondary = (e.status === 403 || e.status === 429) && (/secondary rate limit|abuse/i.test(e.message ?? '') || h['retry-after'] !== undefined);
+      // A primary limit (remaining 0) is normally Probot's throttling's to wait out; when throttling is off it is ours.
+      const primary = (e.status === 403 || e.status === 429) && h['x-ratelimit-remaining'] === '0';
+      if (!(secondary || primary) || i >= attempts) throw err;
+      const after = Number(h['retry-after']);
+      const reset = Number(h['x-ratelimit-reset']) * 1000 - Date.now();
+      const wait = Number.isFinite(after) && after > 0 ? after * 1000 : primary && Number.isFinite(reset) && reset > 0 ? reset : 1000 * 2 ** i;
+      await sleep(Math.min(wait, opts.maxWaitMs ?? 60_000));
     }
   }
 }

@@ -23,6 +23,9 @@ export interface RunnerOptions {
   log: RunnerLogger;
   /** counters for /metrics (optional) */
   metrics?: { applyFinished(outcome: string, seconds: number): void; task(kind: string, state: string): void };
+  /** attempts at the final check run and outcome comment (default 4, backoff from reportRetryMs, default 1 s) */
+  reportAttempts?: number;
+  reportRetryMs?: number;
   /** minimum time between two progress updates of one check run (default 3 s) */
   progressIntervalMs?: number;
   now?: () => number;
@@ -152,19 +155,30 @@ export class ApplyRunner {
     } catch (err) {
       this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
     }
-    if (gh && apply.checkRunId) {
-      try {
-        await gh.updateCheckRun(repo, apply.checkRunId, { status: 'completed', conclusion: CONCLUSION[apply.state], title: fin.title, summary: fin.summary });
-      } catch (err) {
-        this.o.log.error({ applyId, err: String(err) }, 'could not complete the check run');
+    // The outcome is the report that matters most: after the client's own retries, try a few more times.
+    const persist = async (what: string, fn: () => Promise<unknown>) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await fn();
+          return;
+        } catch (err) {
+          if (attempt >= (this.o.reportAttempts ?? 4)) {
+            this.o.log.error({ applyId, err: String(err) }, `could not ${what}`);
+            return;
+          }
+          this.o.log.warn({ applyId, attempt, err: String(err) }, `could not ${what}; retrying`);
+          await new Promise((r) => setTimeout(r, (this.o.reportRetryMs ?? 1000) * 2 ** (attempt - 1)));
+        }
       }
+    };
+    const conclusion = CONCLUSION[apply.state];
+    if (gh && apply.checkRunId) {
+      const id = apply.checkRunId;
+      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title: fin.title, summary: fin.summary }));
     }
     if (gh && apply.pr !== null) {
-      try {
-        await gh.createComment(repo, apply.pr, msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure));
-      } catch (err) {
-        this.o.log.error({ applyId, err: String(err) }, 'could not post the apply outcome');
-      }
+      const pr = apply.pr;
+      await persist('post the apply outcome', () => gh!.createComment(repo, pr, msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure)));
     }
     await this.releaseAfter(apply, gh);
   }
