@@ -14,6 +14,8 @@ const TRANSIENT_CODES = new Set([
   'ER_LOCK_WAIT_TIMEOUT',
   'ER_SERVER_SHUTDOWN',
   'ER_CON_COUNT_ERROR',
+  'ER_QUERY_INTERRUPTED',
+  'ER_CONNECTION_KILLED',
   'SQLITE_BUSY',
   'SQLITE_LOCKED',
 ]);
@@ -21,7 +23,8 @@ const TRANSIENT_CODES = new Set([
 export function isTransientStoreError(err: unknown): boolean {
   const e = err as { code?: string; message?: string; fatal?: boolean };
   if (e?.code && TRANSIENT_CODES.has(e.code)) return true;
-  return /connection lost|closed state|server has gone away|connection was killed|Lost connection|read ECONNRESET/i.test(e?.message ?? '');
+  // A statement interrupted by KILL was rolled back by the server: running it again is safe.
+  return /connection lost|closed state|server has gone away|connection was killed|Lost connection|read ECONNRESET|execution was interrupted/i.test(e?.message ?? '');
 }
 
 export interface RetryOptions {
