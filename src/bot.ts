@@ -8,7 +8,7 @@ import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadCompose } from './compose/load.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
-import { isBerthError } from './errors.js';
+import { ComposeError, isBerthError } from './errors.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
@@ -86,7 +86,6 @@ export class Bot {
       const clean = path.replace(/^\.\//, '');
       const text = files.has(clean) ? await gh.readFile(repo, clean, sha) : undefined;
       if (text === undefined) {
-        const { ComposeError } = await import('./errors.js');
         throw new ComposeError('missing_file', `compose file ${code(clean)} does not exist at ${shortSha(sha)}`, {
           file: CONFIG_PATH,
           path: `environments.${env.name}.compose`,

@@ -83,7 +83,8 @@ export function formatMount(m: Mount): string {
   return m.source ? `${m.source}:${m.target}${ro}` : `${m.target}${ro}`;
 }
 
-export function formatDuration(ms: number): string {
+/** A compose duration (`1m`, `30s`, `500ms`): how the file would spell it. */
+export function formatComposeDuration(ms: number): string {
   if (ms === 0) return '0s';
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;
@@ -124,10 +125,10 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
 
 function healthFields(h: Healthcheck, m: Masker, add: (group: number, sub: string, label: string, raw: string, shown?: string) => void) {
   add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), argv(m.args(h.test ?? [])));
-  add(G.healthcheck, '1', 'healthcheck.interval', formatDuration(h.intervalMs));
-  add(G.healthcheck, '2', 'healthcheck.timeout', formatDuration(h.timeoutMs));
+  add(G.healthcheck, '1', 'healthcheck.interval', formatComposeDuration(h.intervalMs));
+  add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
   add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
-  add(G.healthcheck, '4', 'healthcheck.start_period', formatDuration(h.startPeriodMs));
+  add(G.healthcheck, '4', 'healthcheck.start_period', formatComposeDuration(h.startPeriodMs));
 }
 
 /** Compares strings with runs of digits compared as numbers: `8:80` < `10:80`. */

@@ -12,7 +12,7 @@ import { LABEL } from '../src/model.js';
 import { openStore } from '../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../src/store/store.js';
 import { crashStack } from './helpers/crash-stack.js';
-import { docker, removeProject } from './helpers/docker.js';
+import { docker, removeProject, watchCreates } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
@@ -20,30 +20,6 @@ import type { TestStore } from './helpers/stores.js';
 const PROJECT = `t-crash-${process.pid}`;
 
 const cleanup = () => removeProject(PROJECT);
-
-/**
- * Watches Docker's live event stream for container creates of the project.
- * (Not the event history: the engine keeps only its last 256 events, which
- * parallel test files easily rotate out.)
- */
-async function watchCreates(): Promise<{ names: string[]; stop: () => void }> {
-  const stream = (await docker.getEvents({
-    filters: { type: ['container'], event: ['create'], label: [`${LABEL.project}=${PROJECT}`] },
-  })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-  const names: string[] = [];
-  let buf = '';
-  stream.on('data', (chunk: Buffer) => {
-    buf += chunk.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.trim()) names.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
-    }
-  });
-  stream.on('error', () => {});
-  return { names, stop: () => stream.destroy() };
-}
 
 describeDocker('crash recovery (SIGKILL mid-apply)', () => {
   let ts: TestStore;
@@ -59,7 +35,7 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
   for (const killAfter of [2, 9]) {
     it(`recovers an apply killed after ${killAfter} finished tasks, with no duplicate container`, async () => {
       const env = `k${killAfter}`;
-      const watch = await watchCreates();
+      const watch = await watchCreates(PROJECT);
       const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/apply-child.ts', ts.url, PROJECT, env], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
@@ -105,8 +81,7 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
       const names = containers.map((c) => c.Names[0]!.slice(1)).sort();
       expect(names).toEqual(Array.from({ length: 8 }, (_, i) => `${PROJECT}-${env}-s${i}-1`).sort());
       expect(containers.every((c) => c.State === 'running')).toBe(true);
-      await new Promise((r) => setTimeout(r, 300));
-      watch.stop();
+      await watch.stop();
       const mine = watch.names.filter((n) => n.startsWith(`${PROJECT}-${env}-`));
       expect(mine.sort()).toEqual(names);
 

@@ -7,7 +7,7 @@ import { prepareApply } from '../src/apply.js';
 import { observe } from '../src/docker/observe.js';
 import { LABEL } from '../src/model.js';
 import { crashStack } from './helpers/crash-stack.js';
-import { docker, removeProject } from './helpers/docker.js';
+import { docker, removeProject, watchCreates } from './helpers/docker.js';
 import { describeDocker, describeMysql } from './helpers/env.js';
 import { mysqlTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
@@ -44,20 +44,15 @@ describeDocker('replicas', () => {
       const { applyId } = await prepareApply(ts.store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
         repo: 'acme/race', pr: 1, environment: 'race', kind: 'apply', actor: 'x', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
       });
-      const stream = (await docker.getEvents({ filters: { type: ['container'], event: ['create'], label: [`${LABEL.project}=${PROJECT}`] } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-      const created: string[] = [];
-      stream.on('data', (b: Buffer) => {
-        for (const line of b.toString().split('\n').filter(Boolean)) created.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
-      });
+      const watch = await watchCreates(PROJECT);
       const barrier = String(Date.now() + 2500);
       const outs = await Promise.all([run(['test/helpers/drive-child.ts', ts.url, applyId, barrier]), run(['test/helpers/drive-child.ts', ts.url, applyId, barrier])]);
-      await new Promise((r) => setTimeout(r, 300));
-      stream.destroy();
+      await watch.stop();
       expect(outs.filter((o) => o === 'driven completed')).toHaveLength(1);
       expect(outs.filter((o) => o.startsWith('not-driven'))).toHaveLength(1);
       expect((await ts.store.getApply(applyId))!.state).toBe('completed');
       expect((await ts.store.listTasksForApply(applyId)).every((t) => t.state === 'succeeded')).toBe(true);
-      expect(created.sort()).toEqual(Array.from({ length: 8 }, (_, i) => `${PROJECT}-race-s${i}-1`).sort());
+      expect([...watch.names].sort()).toEqual(Array.from({ length: 8 }, (_, i) => `${PROJECT}-race-s${i}-1`).sort());
       // The lease is released once the apply ended.
       expect(await ts.store.getLease(`apply:${applyId}`)).toBeUndefined();
     }, 60_000);

@@ -21,7 +21,7 @@ import { ApplyRunner } from '../../src/runner.js';
 import { openStore } from '../../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../../src/store/store.js';
 import { crashStack } from '../helpers/crash-stack.js';
-import { docker, removeProject } from '../helpers/docker.js';
+import { docker, removeProject, watchCreates } from '../helpers/docker.js';
 import { MYSQL_URL } from '../helpers/env.js';
 import { commentOnPullEvent, pullRequestEvent, webhookHeaders } from '../helpers/fake-github.js';
 import { mysqlTestStore, sqliteTestStore } from '../helpers/stores.js';
@@ -31,17 +31,6 @@ import type { App } from './app-harness.js';
 
 const observer: Observer = async (_t, p, e) => (await observe(docker, p, e)).observed;
 const silent = { info() {}, warn() {}, error() {} };
-
-/** Docker's live stream of container creates for a project (the engine's own record of what happened). */
-async function watchCreates(project: string) {
-  const stream = (await docker.getEvents({ filters: { type: ['container'], event: ['create'], label: [`${LABEL.project}=${project}`] } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-  const names: string[] = [];
-  stream.on('data', (b: Buffer) => {
-    for (const line of b.toString().split('\n').filter(Boolean)) names.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
-  });
-  stream.on('error', () => {});
-  return { names, stop: async () => (await new Promise((r) => setTimeout(r, 300)), stream.destroy()) };
-}
 
 /** A GitHub port that only records what the runner reports (the outcome path the app runs after recovery). */
 function recordingGitHub() {
@@ -68,20 +57,27 @@ function rng(seed: number) {
   return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
 }
 
+/** A clean project on the engine and a fresh store for one describe block. */
+function projectWithStore(project: string, open: () => Promise<TestStore>): () => TestStore {
+  let ts: TestStore;
+  beforeAll(async () => {
+    await removeProject(project);
+    ts = await open();
+  });
+  afterAll(async () => {
+    await ts.dispose();
+    await removeProject(project);
+  });
+  return () => ts;
+}
+
 describe('faults', () => {
   describe('SIGKILL at random points of 20 applies', () => {
     const PROJECT = 't-chaos-kill';
-    let ts: TestStore;
-    beforeAll(async () => {
-      await removeProject(PROJECT);
-      ts = await sqliteTestStore();
-    });
-    afterAll(async () => {
-      await ts.dispose();
-      await removeProject(PROJECT);
-    });
+    const fixture = projectWithStore(PROJECT, sqliteTestStore);
 
     it('each is recovered to a terminal state: no duplicate or leaked container, no lock left on a dead apply, the check run concluded', async () => {
+      const ts = fixture();
       const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
       console.log(`[chaos] SIGKILL seed ${seed} (CHAOS_SEED=${seed} replays it)`);
       const random = rng(seed);
@@ -159,17 +155,10 @@ describe('faults', () => {
 
   describe('the database connection killed mid-apply (MariaDB)', () => {
     const PROJECT = 't-chaos-db';
-    let ts: TestStore;
-    beforeAll(async () => {
-      await removeProject(PROJECT);
-      ts = await mysqlTestStore();
-    });
-    afterAll(async () => {
-      await ts.dispose();
-      await removeProject(PROJECT);
-    });
+    const fixture = projectWithStore(PROJECT, mysqlTestStore);
 
     it('the apply retries through it and finishes; what it reports matches Docker', async () => {
+      const ts = fixture();
       const mysql = await import('mysql2/promise');
       const admin = await mysql.createConnection({ uri: MYSQL_URL });
       const db = new URL(ts.url).pathname.slice(1);
@@ -205,19 +194,14 @@ describe('faults', () => {
 
   describe('Docker refusing operations', () => {
     const PROJECT = 't-chaos-docker';
-    let ts: TestStore;
-    beforeAll(async () => {
-      await removeProject(PROJECT);
-      ts = await sqliteTestStore();
-    });
+    const fixture = projectWithStore(PROJECT, sqliteTestStore);
     afterAll(async () => {
-      await ts.dispose();
-      await removeProject(PROJECT);
       await docker.getContainer('t-chaos-blocker').remove({ force: true }).catch(() => {});
       await docker.getContainer(`${PROJECT}-names-web-1`).remove({ force: true }).catch(() => {});
     });
 
     async function applyOnce(env: string, compose: string) {
+      const ts = fixture();
       const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: PROJECT, environment: env });
       const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/d', pr: 1, environment: env, kind: 'apply', actor: 'x', headSha: null, desired, targets: ['local'], onFailure: 'halt' });
       const state = await new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes() }).run(applyId);

@@ -13,3 +13,32 @@ export async function removeProject(project: string, client: Dockerode = docker)
   for (const n of await client.listNetworks({ filters: label })) await client.getNetwork(n.Id).remove().catch(() => {});
   for (const v of (await client.listVolumes({ filters: label })).Volumes ?? []) await client.getVolume(v.Name).remove().catch(() => {});
 }
+
+/**
+ * Watches Docker's live event stream for container creates of a project: the
+ * engine's own record of what was created (not its history, which keeps only
+ * the last 256 events and parallel tests rotate out). `stop` lets late events
+ * arrive, then closes the stream.
+ */
+export async function watchCreates(project: string, client: Dockerode = docker): Promise<{ names: string[]; stop: () => Promise<void> }> {
+  const stream = (await client.getEvents({ filters: { type: ['container'], event: ['create'], label: [`${LABEL.project}=${project}`] } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+  const names: string[] = [];
+  let buf = '';
+  stream.on('data', (chunk: Buffer) => {
+    buf += chunk.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.trim()) names.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
+    }
+  });
+  stream.on('error', () => {});
+  return {
+    names,
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      stream.destroy();
+    },
+  };
+}
