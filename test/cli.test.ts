@@ -77,6 +77,28 @@ describeDocker('berth CLI', () => {
     expect(io.stderr).toContain('refusing to apply without confirmation');
   });
 
+  it('recover drives an apply a crash left open to its end', async () => {
+    const none = capture();
+    expect(await main(['recover', '--database', db], none)).toBe(0);
+    expect(none.stdout).toContain('No applies to recover.');
+    // An apply recorded but never driven (its process died before the first step).
+    const { openStore } = await import('../src/store/open.js');
+    const { prepareApply } = await import('../src/apply.js');
+    const { loadEnvironment, readFromDir } = await import('../src/repo.js');
+    const { observe } = await import('../src/docker/observe.js');
+    const store = await openStore(db);
+    const loaded = await loadEnvironment(readFromDir(repo), 'production');
+    const { applyId } = await prepareApply(store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
+      repo: `local/${PROJECT}`, pr: null, environment: 'production', kind: 'apply', actor: 'test', headSha: null, desired: loaded.desired, targets: ['local'], onFailure: 'halt',
+    });
+    await store.close();
+    const io = capture();
+    expect(await main(['recover', '--database', db], io)).toBe(0);
+    expect(io.stdout).toContain(`apply ${applyId}: completed`);
+    const again = capture();
+    expect(await main(['plan', '--repo', repo, '--env', 'production'], again)).toBe(0);
+  }, 60_000);
+
   it('errors exit 1 with the problem and where', async () => {
     const unknown = capture();
     expect(await main(['plan', '--repo', repo, '--env', 'prod'], unknown)).toBe(1);
