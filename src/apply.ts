@@ -2,6 +2,7 @@
 // moved since the plan the user approved (the stale-plan guard), then record
 // the apply with one operation per target and one task per plan node. The
 // executor runs it; this module never touches Docker except to observe.
+import type { Policy } from './compose/policy.js';
 import { BerthError } from './errors.js';
 import type { ApplyPayload, OnFailure } from './executor.js';
 import { hashOf } from './hash.js';
@@ -98,6 +99,8 @@ export interface ApplyRequest {
   /** the environment's secret_keys and secret variable values: Docker messages that echo them are redacted */
   secretKeys?: readonly string[];
   secretValues?: readonly string[];
+  /** the default branch's policy, enforced again on the target right before each container is created */
+  policy?: Policy;
 }
 
 export interface PreparedApply {
@@ -118,6 +121,7 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
     ...(req.parallelism ? { parallelism: req.parallelism } : {}),
     ...(req.secretKeys?.length ? { secretKeys: [...req.secretKeys] } : {}),
     ...(req.secretValues?.length ? { secretValues: [...req.secretValues] } : {}),
+    ...(req.policy ? { policy: req.policy } : {}),
   };
   const created = await store.createApply({
     repo: req.repo,

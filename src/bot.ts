@@ -368,6 +368,7 @@ export class Bot {
         ...(expected ? { expected } : {}),
         secretKeys: env.secret_keys,
         secretValues: secretVariableValues(env.variables, env.secret_keys),
+        policy: config.policy,
       });
     } catch (err) {
       if (err instanceof StalePlanError) {

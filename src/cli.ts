@@ -142,6 +142,7 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
       desired: loaded.desired,
       targets: loaded.environment.targets,
       onFailure: loaded.environment.on_failure,
+      policy: loaded.config.policy,
       ...(loaded.environment.parallelism ? { parallelism: loaded.environment.parallelism } : {}),
       expected: expectedOf(plans),
     });

@@ -18,7 +18,8 @@
 //       parallelism: 4
 //   policy:                        # everything denied unless allowed
 //     allow_privileged: false
-//     bind_mount_allowlist: [/srv/shop]
+//     bind_mount_allowlist: [/srv/shop, { path: /srv/uploads, writable: true }]  # read-only unless writable
+//     allow_container_namespaces: [monitoring-agent]   # containers a service may join (container:NAME)
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { closest, didYouMean } from './compose/suggest.js';
@@ -56,7 +57,10 @@ export const PolicySchema = z.strictObject({
   allow_cap_add: z.array(z.string().regex(/^[A-Za-z_]+$/, { error: 'must be a capability name like NET_ADMIN' }).transform((c) => c.toUpperCase().replace(/^CAP_/, ''))).default([]),
   allow_devices: z.boolean().default(false),
   allow_docker_socket: z.boolean().default(false),
-  bind_mount_allowlist: z.array(z.string().min(1)).default([]),
+  // A plain path is mounted read-only: a container that could write there could plant a symlink for the next apply.
+  bind_mount_allowlist: z.array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), writable: z.boolean().default(false) })])).default([]),
+  /** containers (by Docker name) whose namespaces or volumes a service may join with `container:NAME` */
+  allow_container_namespaces: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a container name' })).default([]),
 });
 
 export const EnvironmentSchema = z.strictObject({

@@ -18,6 +18,12 @@ export interface ContainerProbe {
   labels: Record<string, string>;
   /** docker network names */
   networks: string[];
+  /** what the container reaches on the host (for the pre-create guard of a container joining it) */
+  access?: {
+    networkMode: string;
+    pidMode: string;
+    binds: { source: string; readOnly: boolean }[];
+  };
 }
 
 export interface HealthProbe {
@@ -46,6 +52,12 @@ export interface Engine {
   findContainer(idOrName: string): Promise<ContainerProbe | undefined>;
   findNetwork(idOrName: string): Promise<{ id: string; name: string; labels: Record<string, string> } | undefined>;
   findVolume(name: string): Promise<{ name: string } | undefined>;
+  /**
+   * Where a bind source under an allow-listed directory leads on the target,
+   * symlinks followed as Docker would follow them; stops at the first step
+   * that leaves `dir`. `image` is present on the target (EnsureImage ran).
+   */
+  resolveBindSource(image: string, dir: string, source: string): Promise<string>;
 }
 
 /** A Docker error as berth reports it: the engine's own message, not a stack trace. */

@@ -4,7 +4,9 @@
 // apply states are derived from task rows and written compare-and-set.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { DENY_ALL, type Policy } from './compose/policy.js';
 import type { Engine, EngineError } from './engine.js';
+import { guardContainer } from './guard.js';
 import { Masker } from './mask.js';
 import { LABEL, names } from './model.js';
 import type { DesiredState } from './model.js';
@@ -30,6 +32,8 @@ export interface ApplyPayload {
   /** keys and values that are secret besides the PASSWORD/TOKEN/KEY/… names (the environment's secret_keys, secret variables) */
   secretKeys?: string[];
   secretValues?: string[];
+  /** the default branch's policy when the apply was made; the pre-create guard enforces it on the target (absent: deny all) */
+  policy?: Policy;
 }
 
 /**
@@ -376,7 +380,7 @@ export class Executor {
     this.progress(applyId);
     const node = JSON.parse(t.nodeJson) as PlanNode;
     try {
-      const result = await this.call(node, engine, payload.desired, applyId);
+      const result = await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
       await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null });
     } catch (err) {
       const message = redactError((err as Error)?.message ?? String(err), payload);
@@ -397,7 +401,7 @@ export class Executor {
   }
 
   /** The one Docker call of a node. Returns what the journal should remember (e.g. a new container id). */
-  private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<string | undefined> {
+  private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, policy: Policy): Promise<string | undefined> {
     const t = node.target;
     const { project, environment } = desired;
     const netName = (key: string) => names.network(project, environment, key);
@@ -441,8 +445,10 @@ export class Executor {
       case 'CreateContainer': {
         const svc = desired.services.find((s) => s.spec.name === t.service);
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
+        // Immediately before the create: bind sources resolved and joins inspected on the target.
+        const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
         return replayable(
-          () => engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network),
+          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;

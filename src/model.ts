@@ -85,6 +85,8 @@ export interface ServiceSpec {
   pid?: string;
   capAdd?: string[];
   devices?: string[];
+  /** `service|container:NAME:ro|rw`, in compose order */
+  volumesFrom?: string[];
 }
 
 export interface NetworkSpec {

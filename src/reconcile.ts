@@ -2,6 +2,7 @@
 // sorted first, nodes are built with symbolic keys, then numbered in a
 // topological order whose ties break by build order, so the same intent
 // always yields the same text whatever order Docker listed things in.
+import { joinedServices } from './compose/joins.js';
 import { hashOf } from './hash.js';
 import type {
   DesiredService,
@@ -302,6 +303,8 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
 
   // Pre-create EnsureImage nodes for every image a create will need, in sorted order, so ids are stable.
   const imagesNeeded = new Set<string>();
+  /** services whose replica 1 gets a new container: a service joining its namespaces (service:) must be recreated into the new one */
+  const renewed = new Set<string>();
   const serviceWork = services.map((s) => {
     const observedOf = byService.get(s.spec.name) ?? [];
     const canonical = (r: number) => names.container(project, env, s.spec.name, r);
@@ -333,6 +336,16 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       } else if (!RUNNING_STATES.has(c.state)) replicas.push({ r, c, action: 'start', reason: c.state === 'created' ? 'not started' : 'stopped' });
       else replicas.push({ r, c, action: 'keep' });
     }
+    // Services come in dependency order and a join is a dependency, so the joined service was decided already.
+    const joined = joinedServices(s.spec).find((n) => renewed.has(n));
+    if (joined)
+      for (const rep of replicas)
+        if (rep.action === 'keep' || rep.action === 'start') {
+          rep.action = 'recreate';
+          rep.reason = `joined service ${joined} recreated`;
+          imagesNeeded.add(s.spec.image);
+        }
+    if (replicas[0] && replicas[0].r === 1 && (replicas[0].action === 'create' || replicas[0].action === 'recreate')) renewed.add(s.spec.name);
     return { s, replicas, extras, observedCount: observedOf.length };
   });
   for (const image of [...imagesNeeded].sort()) b.add({ key: ensureImage(image), kind: 'EnsureImage', resource: `image:${image}`, reason: 'needed', target: { image } });
@@ -348,6 +361,8 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     const healthy: string[] = [];
     const reasons = new Set<string>();
     const [firstNet, ...extraNets] = s.spec.networkMode ? [] : s.spec.networks;
+    // A container joining another's namespaces is created only once that container exists under its final name.
+    const joinReady = joinedServices(s.spec).flatMap((n) => serviceReady.get(n) ?? []);
 
     // Extras first: they may hold the tmp name or a replica number we need.
     const extraRemovals: string[] = [];
@@ -374,7 +389,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         reason,
         ...(detail ? { detail } : {}),
         ...(group ? { group } : {}),
-        deps: [images.get(s.spec.image), ...infra, ...extraRemovals, ...extraDeps],
+        deps: [images.get(s.spec.image), ...infra, ...extraRemovals, ...joinReady, ...extraDeps],
         target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}) },
       });
       const connects = extraNets.map((n) =>

@@ -20,6 +20,7 @@ import {
   splitCommand,
   type PathContext,
 } from './normalize.js';
+import { parseJoin, parseVolumesFrom } from './joins.js';
 import { didYouMean } from './suggest.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
@@ -82,6 +83,8 @@ export interface ServiceFragment {
   pid?: At<string>;
   capAdd?: At<string>[];
   devices?: At<string>[];
+  /** `service|container:NAME:ro|rw` */
+  volumesFrom?: At<string>[];
 }
 
 export interface NetworkFragment {
@@ -130,6 +133,7 @@ export const SUPPORTED_SERVICE_KEYS = [
   'pid',
   'cap_add',
   'devices',
+  'volumes_from',
 ] as const;
 
 /** Compose service keys berth knows but does not support, with what to do instead. */
@@ -150,7 +154,7 @@ const OTHER_COMPOSE_SERVICE_KEYS = [
   'hostname', 'init', 'ipc', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
   'provider', 'pull_policy', 'read_only', 'runtime', 'security_opt', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
-  'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts', 'volumes_from',
+  'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts',
 ];
 
 const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'version', 'name'];
@@ -431,15 +435,14 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         return;
       case 'network_mode': {
         const m = at(path, () => scalarString(value, 'network_mode'));
-        if (m.v.startsWith('service:')) throw err('unsupported', 'network_mode service:… is not supported by berth', path, 'put both services on one network');
-        if (!['host', 'none', 'bridge'].includes(m.v) && !/^container:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(m.v))
-          throw err('invalid_value', `network_mode must be host, none, bridge or container:NAME, not "${m.v}"`, path);
+        if (!['host', 'none', 'bridge'].includes(m.v) && !parseJoin(m.v))
+          throw err('invalid_value', `network_mode must be host, none, bridge, service:NAME or container:NAME, not "${m.v}"`, path);
         frag.networkMode = m;
         return;
       }
       case 'pid': {
         const m = at(path, () => scalarString(value, 'pid'));
-        if (m.v !== 'host' && !/^container:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(m.v)) throw err('invalid_value', `pid must be host or container:NAME, not "${m.v}"`, path);
+        if (m.v !== 'host' && !parseJoin(m.v)) throw err('invalid_value', `pid must be host, service:NAME or container:NAME, not "${m.v}"`, path);
         frag.pid = m;
         return;
       }
@@ -454,6 +457,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         return;
       case 'devices':
         frag.devices = list(value, path, 'devices').map((d, i) => at([...path, i], () => device(d)));
+        return;
+      case 'volumes_from':
+        frag.volumesFrom = list(value, path, 'volumes_from').map((v, i) => at([...path, i], () => parseVolumesFrom(v)));
         return;
     }
   }

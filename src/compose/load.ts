@@ -6,9 +6,10 @@ import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
 import { ComposeError } from '../errors.js';
 import type { DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { buildFragment, type Loc, type ServiceFragment } from './fragment.js';
+import { linkJoins } from './joins.js';
 import { mergeFragments, type Merged } from './merge.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
-import { checkPolicy, type Policy } from './policy.js';
+import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
 import { closest } from './suggest.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
@@ -51,8 +52,12 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
     return buildFragment(y, { variables: opts.variables ?? {}, paths });
   });
   const merged = mergeFragments(fragments);
+  linkJoins(merged.services);
   validate(merged);
-  if (opts.policy) checkPolicy(merged.services.values(), opts.policy, paths);
+  if (opts.policy) {
+    checkPolicy(merged.services.values(), opts.policy, paths);
+    enforceBindModes(merged.services.values(), opts.policy, paths);
+  }
   return toDesired(merged, opts.project, opts.environment);
 }
 
@@ -173,6 +178,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     ...(s.pid ? { pid: s.pid.v } : {}),
     ...(capAdd.length ? { capAdd } : {}),
     ...(devices.length ? { devices } : {}),
+    ...(s.volumesFrom?.length ? { volumesFrom: s.volumesFrom.map((v) => v.v) } : {}),
   };
   return spec;
 }

@@ -39,6 +39,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   pid: ['pid'],
   cap_add: ['capAdd'],
   devices: ['devices'],
+  volumes_from: ['volumesFrom'],
 };
 
 export function mergeFragments(files: readonly FileFragment[]): Merged {
@@ -108,6 +109,7 @@ function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   set('volumes', uniqueBy(a.volumes, b.volumes, (m) => m.v.target));
   set('capAdd', uniqueBy(a.capAdd, b.capAdd, (c) => c.v));
   set('devices', uniqueBy(a.devices, b.devices, (d) => d.v));
+  set('volumesFrom', uniqueBy(a.volumesFrom, b.volumesFrom, (v) => v.v.slice(0, v.v.lastIndexOf(':'))));
   if (a.healthcheck && b.healthcheck) {
     const h = { ...a.healthcheck };
     for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];

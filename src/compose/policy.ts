@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { ServiceFragment } from './fragment.js';
+import { fragmentJoins, parseJoin } from './joins.js';
 import { resolveBindSource, type PathContext } from './normalize.js';
 
 export interface Policy {
@@ -13,8 +14,10 @@ export interface Policy {
   allow_cap_add: readonly string[];
   allow_devices: boolean;
   allow_docker_socket: boolean;
-  /** host paths (absolute, or relative to the repository root) under which bind mounts are allowed */
-  bind_mount_allowlist: readonly string[];
+  /** host paths (absolute, or relative to the repository root) under which bind mounts are allowed; read-only unless `writable` */
+  bind_mount_allowlist: readonly (string | { path: string; writable?: boolean })[];
+  /** containers (Docker names) a service may join with `container:NAME` (network_mode, pid, volumes_from) */
+  allow_container_namespaces: readonly string[];
 }
 
 export const DENY_ALL: Policy = {
@@ -25,11 +28,12 @@ export const DENY_ALL: Policy = {
   allow_devices: false,
   allow_docker_socket: false,
   bind_mount_allowlist: [],
+  allow_container_namespaces: [],
 };
 
 const SOCKETS = ['/var/run/docker.sock', '/run/docker.sock'];
 
-const within = (path: string, dir: string) => {
+export const within = (path: string, dir: string) => {
   if (dir === '.') return !path.startsWith('/') && !path.startsWith('../') && path !== '..';
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 };
@@ -40,15 +44,69 @@ export function exposesDockerSocket(source: string): boolean {
   return SOCKETS.some((s) => within(s, source)) || /(^|\/)docker\.sock$/.test(source);
 }
 
+export interface AllowedDir {
+  /** absolute (or repository-relative without a checkout) and normalised */
+  dir: string;
+  writable: boolean;
+}
+
+/** The allowlist with every entry resolved like a bind source, so the two compare. */
+export function allowedDirs(policy: Policy, paths: Pick<PathContext, 'repoRoot'> = {}): AllowedDir[] {
+  return policy.bind_mount_allowlist.map((e) => {
+    const { path, writable = false } = typeof e === 'string' ? { path: e } : e;
+    return { dir: resolveBindSource(path, { baseDir: '', ...(paths.repoRoot ? { repoRoot: paths.repoRoot } : {}) }), writable };
+  });
+}
+
+/** The most specific allow-listed directory holding `source`, if any. */
+export function allowedDirOf(source: string, dirs: readonly AllowedDir[]): AllowedDir | undefined {
+  return dirs.filter((d) => within(source, d.dir)).sort((a, b) => b.dir.length - a.dir.length)[0];
+}
+
+/**
+ * Bind mounts under an allow-listed directory the policy does not mark
+ * writable become read-only (the plan shows it): a container that could write
+ * there could plant a symlink that a later mount follows out of the allowlist.
+ */
+export function enforceBindModes(services: Iterable<ServiceFragment>, policy: Policy, paths: PathContext): void {
+  const dirs = allowedDirs(policy, paths);
+  for (const s of services) {
+    s.volumes = s.volumes?.map((m) => {
+      if (m.v.type !== 'bind' || !m.v.source || m.v.readOnly) return m;
+      const entry = allowedDirOf(posix.normalize(m.v.source), dirs);
+      return entry && !entry.writable ? { ...m, v: { ...m.v, readOnly: true } } : m;
+    });
+  }
+}
+
 /** Throws a located ComposeError for the first thing the policy denies. */
 export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy, paths: PathContext): void {
   const hint = (key: string, value = 'true') => `allow it with policy.${key}: ${value} in .github/berth.yml on the default branch`;
   const deny = (problem: string, at: { file: string; line?: number; path: string }, h: string) =>
     new ComposeError('policy_denied', `${problem} is not allowed by the repository's policy`, { ...at, hint: h });
-  const allowed = policy.bind_mount_allowlist.map((p) => resolveBindSource(p, { baseDir: '', ...(paths.repoRoot ? { repoRoot: paths.repoRoot } : {}) }));
+  const allowed = allowedDirs(policy, paths).map((d) => d.dir);
+  const containers = new Set(policy.allow_container_namespaces);
+  const all = [...services];
+  const byName = new Map(all.map((s) => [s.name, s]));
+  /** a service's network_mode/pid after following service: joins (a cycle was refused with depends_on's) */
+  const effective = (s: ServiceFragment, key: 'networkMode' | 'pid', seen = new Set<string>()): string | undefined => {
+    const v = s[key]?.v;
+    const j = v === undefined ? undefined : parseJoin(v);
+    const next = j?.kind === 'service' ? byName.get(j.name) : undefined;
+    if (!next || seen.has(next.name)) return v;
+    return effective(next, key, seen.add(s.name));
+  };
   const caps = new Set(policy.allow_cap_add.map((c) => c.toUpperCase().replace(/^CAP_/, '')));
 
-  for (const s of services) {
+  for (const s of all) {
+    for (const { key, join, at } of fragmentJoins(s)) {
+      if (join.kind === 'container' && !containers.has(join.name))
+        throw deny(`service ${s.name}: ${key} container:${join.name} (joining a container outside the project)`, at, hint('allow_container_namespaces', `[${join.name}]`));
+    }
+    if (s.networkMode && s.networkMode.v !== 'host' && effective(s, 'networkMode') === 'host' && !policy.allow_host_network)
+      throw deny(`service ${s.name}: network_mode ${s.networkMode.v} (which uses the host network)`, s.networkMode.at, hint('allow_host_network'));
+    if (s.pid && s.pid.v !== 'host' && effective(s, 'pid') === 'host' && !policy.allow_host_pid)
+      throw deny(`service ${s.name}: pid ${s.pid.v} (which uses the host pid namespace)`, s.pid.at, hint('allow_host_pid'));
     if (s.privileged?.v && !policy.allow_privileged) throw deny(`service ${s.name}: privileged mode`, s.privileged.at, hint('allow_privileged'));
     if (s.networkMode?.v === 'host' && !policy.allow_host_network) throw deny(`service ${s.name}: network_mode host`, s.networkMode.at, hint('allow_host_network'));
     if (s.pid?.v === 'host' && !policy.allow_host_pid) throw deny(`service ${s.name}: pid host`, s.pid.at, hint('allow_host_pid'));

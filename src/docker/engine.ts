@@ -4,7 +4,12 @@ import type Dockerode from 'dockerode';
 import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../engine.js';
 import { EngineError } from '../engine.js';
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
+import { posix } from 'node:path';
+import { within } from '../compose/policy.js';
 import { containerCreateOptions } from './spec.js';
+
+/** Marks berth's throwaway probe containers (never started, removed at once; a crash may leave one behind). */
+export const PROBE_LABEL = 'io.berth.probe';
 
 interface DockerApiError {
   statusCode?: number;
@@ -129,6 +134,11 @@ export class DockerEngine implements Engine {
         running: info.State.Running,
         labels: info.Config.Labels ?? {},
         networks: Object.keys(info.NetworkSettings.Networks ?? {}),
+        access: {
+          networkMode: info.HostConfig?.NetworkMode ?? '',
+          pidMode: info.HostConfig?.PidMode ?? '',
+          binds: (info.Mounts ?? []).filter((m) => m.Type === 'bind').map((m) => ({ source: m.Source, readOnly: !m.RW })),
+        },
       };
     } catch (err) {
       if (notFound(err)) return undefined;
@@ -143,6 +153,63 @@ export class DockerEngine implements Engine {
     } catch (err) {
       if (notFound(err)) return undefined;
       throw engineError(`inspect network ${idOrName}`, err);
+    }
+  }
+
+  /**
+   * Walks `source` one component at a time inside a throwaway container that
+   * is never started: `dir` bind-mounted read-only at the same path, so an
+   * absolute link inside it means the same there as on the host. The archive
+   * stat endpoint reports each component's fully evaluated link target; the
+   * first one outside `dir` is returned (beyond it the container's view is
+   * its image, not the host).
+   */
+  async resolveBindSource(image: string, dir: string, source: string): Promise<string> {
+    if (dir === '/') return source; // everything is inside; nothing to follow out of
+    const probe = await call(`create probe container for ${dir}`, () =>
+      this.docker.createContainer({
+        Image: image,
+        Entrypoint: ['/berth-probe-never-started'],
+        Cmd: [],
+        Labels: { [PROBE_LABEL]: 'bind-source' },
+        HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'bind', Source: dir, Target: dir, ReadOnly: true }] },
+      }),
+    );
+    try {
+      const rest = source === dir ? [] : source.slice(dir.length + 1).split('/');
+      let lexical = dir;
+      let resolved = dir;
+      for (let i = 0; i < rest.length; i++) {
+        lexical = posix.join(lexical, rest[i]!);
+        const stat = await this.statPath(probe.id, lexical);
+        if (!stat) return posix.join(resolved, ...rest.slice(i)); // absent: nothing further to follow (Docker refuses the mount)
+        resolved = stat.linkTarget ? posix.normalize(stat.linkTarget) : posix.join(resolved, rest[i]!);
+        if (!within(resolved, dir)) return resolved;
+      }
+      return resolved;
+    } finally {
+      await probe.remove({ force: true }).catch(() => {});
+    }
+  }
+
+  /** HEAD /containers/{id}/archive: the path's stat (mode, fully evaluated link target); undefined when absent. */
+  private async statPath(id: string, path: string): Promise<{ mode: number; linkTarget: string } | undefined> {
+    try {
+      const res = await new Promise<{ headers: Record<string, string | undefined>; resume?: () => void }>((resolve, reject) =>
+        this.docker.modem.dial(
+          { path: `/containers/${id}/archive?`, method: 'HEAD', options: { path }, isStream: true, statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such file or container', 500: 'server error' } },
+          (err: unknown, r: unknown) => (err ? reject(err) : resolve(r as { headers: Record<string, string | undefined> })),
+        ),
+      );
+      res.resume?.();
+      const header = res.headers['x-docker-container-path-stat'];
+      if (!header) throw new EngineError(`stat ${path}: the engine sent no path stat`);
+      const stat = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as { mode: number; linkTarget?: string };
+      return { mode: stat.mode, linkTarget: stat.linkTarget ?? '' };
+    } catch (err) {
+      if (notFound(err)) return undefined;
+      if (err instanceof EngineError) throw err;
+      throw engineError(`stat ${path} on the target`, err);
     }
   }
 

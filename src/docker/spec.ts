@@ -1,6 +1,7 @@
 // ServiceSpec → Docker Engine API create options. Pure, so the mapping is
 // tested without an engine and the executor only moves data.
 import type Dockerode from 'dockerode';
+import { dockerJoin, dockerVolumesFrom } from '../compose/joins.js';
 import type { ContainerIdentity } from '../engine.js';
 import { LABEL, names } from '../model.js';
 import type { ServiceSpec } from '../model.js';
@@ -35,7 +36,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
     ...(m.type === 'volume' && m.source ? { Source: names.volume(who.project, who.environment, m.source) } : {}),
     ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
   })) as Dockerode.MountSettings[];
-  const networkMode = spec.networkMode ?? (firstNetwork ? names.network(who.project, who.environment, firstNetwork) : undefined);
+  const networkMode = spec.networkMode ? dockerJoin(spec.networkMode, who.project, who.environment) : (firstNetwork ? names.network(who.project, who.environment, firstNetwork) : undefined);
   return {
     name,
     Image: spec.image,
@@ -63,7 +64,8 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
       RestartPolicy: { Name: spec.restart === 'no' ? '' : spec.restart },
       ...(networkMode ? { NetworkMode: networkMode } : {}),
       ...(spec.privileged ? { Privileged: true } : {}),
-      ...(spec.pid ? { PidMode: spec.pid } : {}),
+      ...(spec.pid ? { PidMode: dockerJoin(spec.pid, who.project, who.environment) } : {}),
+      ...(spec.volumesFrom?.length ? { VolumesFrom: dockerVolumesFrom(spec.volumesFrom, who.project, who.environment) } : {}),
       ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
       ...(spec.devices?.length
         ? { Devices: spec.devices.map((d) => { const [host, inContainer = host, perms = 'rwm'] = d.split(':'); return { PathOnHost: host, PathInContainer: inContainer, CgroupPermissions: perms }; }) }

@@ -171,4 +171,9 @@ export class FakeEngine implements Engine {
   mutations(): CallRecord[] {
     return this.calls.filter((c) => c.method !== 'health' && c.method !== 'ensureImage');
   }
+
+  /** The fake has no filesystem: a bind source leads where it says. */
+  async resolveBindSource(_image: string, _dir: string, source: string): Promise<string> {
+    return this.op('resolveBindSource', source, () => source);
+  }
 }
