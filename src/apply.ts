@@ -13,7 +13,7 @@ import { reconcile } from './reconcile.js';
 import type { ApplyKind, Store } from './store/store.js';
 
 /** Reads one target's observed state for a project/environment. */
-export type Observer = (target: string, project: string, environment: string) => Promise<ObservedState>;
+export type Observer = (target: string, project: string, environment: string, repository?: string) => Promise<ObservedState>;
 
 export interface TargetPlan {
   target: string;
@@ -30,7 +30,7 @@ export interface ExpectedPlan {
 
 export async function planTargets(desired: DesiredState, targets: readonly string[], observe: Observer): Promise<TargetPlan[]> {
   return Promise.all(
-    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment)) })),
+    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment, desired.repository)) })),
   );
 }
 

@@ -8,7 +8,8 @@ import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadCompose } from './compose/load.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
-import { ComposeError, isBerthError } from './errors.js';
+import { parseYaml } from './compose/yaml.js';
+import { ComposeError, ConfigError, isBerthError } from './errors.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
@@ -66,6 +67,9 @@ interface Loaded {
 
 const OWN_LOGIN_SUFFIX = '[bot]';
 
+/** The line of `project:` in each loaded config, so an ownership refusal points at it. */
+const projectLines = new WeakMap<BerthConfig, number>();
+
 export class Bot {
   constructor(private readonly o: BotOptions) {}
 
@@ -76,7 +80,28 @@ export class Bot {
     const branch = await gh.defaultBranch(repo);
     const text = await gh.readFile(repo, CONFIG_PATH, branch);
     if (text === undefined) return undefined;
-    return parseConfig(text, CONFIG_PATH);
+    const config = parseConfig(text, CONFIG_PATH);
+    const line = parseYaml(CONFIG_PATH, text).lineAt(['project']);
+    if (line !== undefined) projectLines.set(config, line);
+    return config;
+  }
+
+  /**
+   * A project on a target belongs to one repository: planning refuses a
+   * project another repository owns; applying claims it (atomically) first.
+   */
+  private async ownProject(full: string, config: BerthConfig, env: EnvironmentConfig, claim: boolean): Promise<void> {
+    for (const target of env.targets) {
+      const owner = claim ? await this.o.store.claimProject(target, config.project, full) : await this.o.store.projectOwner(target, config.project);
+      if (owner === undefined || owner === full) continue;
+      const line = projectLines.get(config);
+      throw new ConfigError('project_owned', `project ${config.project} on target ${target} belongs to repository ${owner}`, {
+        file: CONFIG_PATH,
+        ...(line !== undefined ? { line } : {}),
+        path: 'project',
+        hint: `choose another project name in ${CONFIG_PATH} on the default branch: a project on a target is deployed by one repository`,
+      });
+    }
   }
 
   /** One environment's desired state from the compose files at the PR head. */
@@ -94,7 +119,8 @@ export class Bot {
       }
       inputs.push({ path: clean, text });
     }
-    return loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
+    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
+    return { ...desired, repository: repoName(repo) };
   }
 
   private checkTargets(env: EnvironmentConfig) {
@@ -104,6 +130,7 @@ export class Bot {
   async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
+      await this.ownProject(repoName(repo), loaded.config, env, false);
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
@@ -316,7 +343,9 @@ export class Bot {
     if (inFlight) return void (await this.reply(gh, repo, pr, msg.alreadyApplying(env.name, inFlight.id)));
     try {
       this.checkTargets(env);
+      await this.ownProject(full, config, env, true);
     } catch (err) {
+      if (!isBerthError(err)) throw err;
       return void (await this.reply(gh, repo, pr, msg.configError(err)));
     }
 
@@ -345,7 +374,7 @@ export class Bot {
       const current = history[0];
       const target = history.find((a) => a.desiredDigest !== current?.desiredDigest);
       if (!target) return void (await this.reply(gh, repo, pr, msg.noRollback(env.name)));
-      desired = parsePayload(target.desiredJson).desired;
+      desired = { ...parsePayload(target.desiredJson).desired, repository: full };
     }
 
     const owner = `${full}#${pr}`;

@@ -9,6 +9,8 @@ export interface ContainerIdentity {
   replica: number;
   configHash: string;
   applyId: string;
+  /** owner/name, labelled on the container when known */
+  repository?: string;
 }
 
 export interface ContainerProbe {

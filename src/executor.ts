@@ -405,6 +405,7 @@ export class Executor {
     const t = node.target;
     const { project, environment } = desired;
     const netName = (key: string) => names.network(project, environment, key);
+    const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
     switch (node.kind) {
       case 'EnsureImage':
         await engine.ensureImage(t.image!);
@@ -420,6 +421,7 @@ export class Executor {
               [LABEL.network]: t.network!,
               [LABEL.configHash]: spec.configHash,
               [LABEL.applyId]: applyId,
+              ...repoLabel,
             }),
           async () => {
             const n = await engine.findNetwork(netName(t.network!));
@@ -439,6 +441,7 @@ export class Executor {
           [LABEL.volume]: t.volume!,
           [LABEL.configHash]: spec.configHash,
           [LABEL.applyId]: applyId,
+          ...repoLabel,
         });
         return;
       }
@@ -448,7 +451,7 @@ export class Executor {
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
         return replayable(
-          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network),
+          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;

@@ -11,6 +11,8 @@ export const LABEL = {
   /** The normalised service config as JSON, so a plan can diff old vs new fields without the store. */
   config: 'io.berth.config',
   applyId: 'io.berth.apply',
+  /** owner/name of the repository whose apply created the object: a project on a target belongs to one repository */
+  repository: 'io.berth.repository',
   network: 'io.berth.network',
   volume: 'io.berth.volume',
 } as const;
@@ -126,6 +128,8 @@ export interface DesiredVolume {
 export interface DesiredState {
   project: string;
   environment: string;
+  /** owner/name of the repository deploying it (the app); absent from the CLI, which manages the target directly */
+  repository?: string;
   services: DesiredService[];
   networks: DesiredNetwork[];
   volumes: DesiredVolume[];

@@ -875,6 +875,26 @@ function conformance(b: Backend): void {
     });
   });
 
+  describe('project owners', () => {
+    it('the first repository to claim a project on a target owns it; others read the owner; other targets are separate', async () => {
+      const project = uid('proj');
+      expect(await store.projectOwner('local', project)).toBeUndefined();
+      expect(await store.claimProject('local', project, 'acme/one')).toBe('acme/one');
+      expect(await store.claimProject('local', project, 'acme/one')).toBe('acme/one');
+      expect(await store.claimProject('local', project, 'evil/two')).toBe('acme/one');
+      expect(await store.projectOwner('local', project)).toBe('acme/one');
+      expect(await store.claimProject('remote', project, 'evil/two')).toBe('evil/two');
+      expect(await store.projectOwner('remote', project)).toBe('evil/two');
+    });
+
+    it('concurrent claims by different repositories: exactly one owner, and every caller is told who', async () => {
+      const project = uid('proj');
+      const owners = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).claimProject('local', project, `org/repo${i}`)));
+      expect(new Set(owners).size).toBe(1);
+      expect(await store.projectOwner('local', project)).toBe(owners[0]);
+    });
+  });
+
   describe('containers (drift index)', () => {
     it('upsert inserts, lists per target in a stable order, seenAt defaults to the clock', async () => {
       const target = uid('host');

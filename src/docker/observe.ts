@@ -140,7 +140,7 @@ function parseContainer(c: Dockerode.ContainerInfo, networkKey: (dockerName: str
  * listContainers, one listNetworks and one listVolumes call, run together.
  * Docker failures throw an EngineError carrying Docker's message.
  */
-export async function observe(docker: Dockerode, project: string, environment: string): Promise<ObserveResult> {
+export async function observe(docker: Dockerode, project: string, environment: string, repository?: string): Promise<ObserveResult> {
   const filters = berthFilters(project, environment);
   const [containers, networks, volumes] = await Promise.all([
     call(`list containers of ${project}/${environment}`, () => docker.listContainers({ all: true, filters })),
@@ -149,7 +149,12 @@ export async function observe(docker: Dockerode, project: string, environment: s
   ]);
   const warnings: string[] = [];
   // The engine filters already; this guards against an engine (or proxy) that ignores filters.
-  const ours = (labels: Record<string, string> | undefined | null) => labels?.[LABEL.project] === project && labels?.[LABEL.environment] === environment;
+  // Another repository's objects are never seen (and so never touched). Objects from before repositories were
+  // labelled carry no repository label and stay visible; the project's owner is recorded in the store.
+  const ours = (labels: Record<string, string> | undefined | null) =>
+    labels?.[LABEL.project] === project &&
+    labels?.[LABEL.environment] === environment &&
+    (repository === undefined || labels[LABEL.repository] === undefined || labels[LABEL.repository] === repository);
 
   const obsNetworks = (networks ?? [])
     .filter((n) => ours(n.Labels))

@@ -16,6 +16,7 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
     [LABEL.configHash]: who.configHash,
     [LABEL.config]: JSON.stringify(spec),
     [LABEL.applyId]: who.applyId,
+    ...(who.repository ? { [LABEL.repository]: who.repository } : {}),
   };
 }
 

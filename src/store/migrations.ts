@@ -268,6 +268,28 @@ export const MIGRATIONS: Migration[] = [
       ) ${MYSQL_TABLE}`,
     ],
   },
+  {
+    version: 2,
+    name: 'project owners: which repository owns a project on a target',
+    sqlite: [
+      `CREATE TABLE project_owners (
+        target TEXT NOT NULL,
+        project TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        PRIMARY KEY (target, project)
+      )`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS project_owners (
+        target VARCHAR(100) NOT NULL,
+        project VARCHAR(100) NOT NULL,
+        repo VARCHAR(255) NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        PRIMARY KEY (target, project)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

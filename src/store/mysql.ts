@@ -604,6 +604,18 @@ export class MysqlStore implements Store {
     return r && toLease(r);
   }
 
+  // ── project ownership ───────────────────────────────────────────────────
+
+  async projectOwner(target: string, project: string): Promise<string | undefined> {
+    return (await this.one('SELECT repo FROM project_owners WHERE target = ? AND project = ?', [target, project]))?.repo as string | undefined;
+  }
+
+  async claimProject(target: string, project: string, repo: string): Promise<string> {
+    // The primary key decides: the first claim inserts, every later one changes nothing and reads the owner.
+    await this.exec('INSERT INTO project_owners (target, project, repo, claimed_at) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE repo = repo', [target, project, repo, this.now()]);
+    return (await this.projectOwner(target, project))!;
+  }
+
   // ── containers ──────────────────────────────────────────────────────────
 
   async listContainers(target: string): Promise<ContainerRow[]> {

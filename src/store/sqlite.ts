@@ -482,6 +482,18 @@ export class SqliteStore implements Store {
     return r && toLease(r);
   }
 
+  // ── project ownership ───────────────────────────────────────────────────
+
+  async projectOwner(target: string, project: string): Promise<string | undefined> {
+    return this.get('SELECT repo FROM project_owners WHERE target = ? AND project = ?', target, project)?.repo as string | undefined;
+  }
+
+  async claimProject(target: string, project: string, repo: string): Promise<string> {
+    // The primary key decides: the first claim inserts, every later one is ignored and reads the owner.
+    this.run('INSERT INTO project_owners (target, project, repo, claimed_at) VALUES (?, ?, ?, ?) ON CONFLICT (target, project) DO NOTHING', target, project, repo, this.now());
+    return (await this.projectOwner(target, project))!;
+  }
+
   // ── containers ──────────────────────────────────────────────────────────
 
   async listContainers(target: string): Promise<ContainerRow[]> {

@@ -308,6 +308,12 @@ export interface Store {
   releaseLease(name: string, holder: string): Promise<boolean>;
   getLease(name: string): Promise<{ name: string; holder: string; expiresAt: number } | undefined>;
 
+  // ── project ownership ───────────────────────────────────────────────────
+  /** The repository (owner/name) that owns a project on a target, if any has claimed it. */
+  projectOwner(target: string, project: string): Promise<string | undefined>;
+  /** Claims the project on the target for `repo` unless another repository owns it; returns the owner after the call. Atomic. */
+  claimProject(target: string, project: string, repo: string): Promise<string>;
+
   // ── containers (drift index) ────────────────────────────────────────────
   listContainers(target: string): Promise<ContainerRow[]>;
   /** One batched statement (multi-row insert … on conflict update). */
