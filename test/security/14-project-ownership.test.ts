@@ -45,7 +45,7 @@ describeDocker('item 14: projects scoped per repository (two repositories, one t
     expect(web!.Labels[LABEL.repository]).toBe(OWNER);
     const nets = await docker.listNetworks({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
     expect(nets.length).toBeGreaterThan(0);
-    for (const n of nets) expect(n.Labels[LABEL.repository]).toBe(OWNER);
+    for (const n of nets) expect(n.Labels?.[LABEL.repository]).toBe(OWNER);
     expect(await app.ts.store.projectOwner('local', PROJECT)).toBe(OWNER);
   }, 60_000);
 
