@@ -18,6 +18,12 @@ export interface ContainerProbe {
   labels: Record<string, string>;
   /** docker network names */
   networks: string[];
+  /**
+   * When the container last started (ms since the epoch, engine clock);
+   * undefined when it never started (Docker's zero time). Tells a one-shot
+   * container that started and exited from one that never started.
+   */
+  startedAt?: number;
 }
 
 export interface HealthProbe {

@@ -561,7 +561,7 @@ export class Executor {
           const node = JSON.parse(t.nodeJson) as PlanNode;
           let verdict: { done: boolean; result?: string } | Error;
           try {
-            verdict = await this.effectPresent(node, engine, payload.desired, apply.id);
+            verdict = await this.effectPresent(node, engine, payload.desired, apply.id, t.startedAt);
           } catch (err) {
             verdict = err as Error;
           }
@@ -576,8 +576,11 @@ export class Executor {
     return out;
   }
 
-  /** Did this node's Docker call take effect? Read-only. */
-  private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<{ done: boolean; result?: string }> {
+  /**
+   * Did this node's Docker call take effect? Read-only. `journaledAt` is when
+   * the task was written `running`, just before its call was sent.
+   */
+  private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, journaledAt: number | null): Promise<{ done: boolean; result?: string }> {
     const t = node.target;
     const netName = (key: string) => names.network(desired.project, desired.environment, key);
     switch (node.kind) {
@@ -611,7 +614,16 @@ export class Executor {
       case 'StartContainer': {
         const c = await engine.findContainer(t.containerId ?? t.containerName!);
         if (!c) throw new Error(`${t.containerId ?? t.containerName} is gone`);
-        return { done: c.running };
+        if (c.running) return { done: true };
+        // Not running is not "never started": a one-shot job (a migration) may have started and
+        // exited already, and starting it again would run it twice. Docker's StartedAt decides.
+        if (c.startedAt === undefined) return { done: false };
+        // A container this apply created is started by this task alone: any start was ours (no clock involved).
+        if (c.labels[LABEL.applyId] === applyId) return { done: true };
+        // An older container (the plan's "start" of a stopped one) also started in earlier lives: only a start
+        // after this task was journaled is ours. Engine and berth share a clock on a local socket; a remote
+        // engine's clock skew larger than the gap between the plan (which saw it stopped) and this task could misjudge.
+        return { done: journaledAt !== null && c.startedAt >= journaledAt };
       }
       case 'StopContainer': {
         const c = await engine.findContainer(t.containerId ?? t.containerName!);
