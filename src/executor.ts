@@ -701,8 +701,12 @@ export class Executor {
         // Not mutations: safe to run again.
         return { done: false };
       case 'CreateNetwork': {
+        // Like a replayed create: only a network carrying this apply's id is ours; one of the same
+        // name made by someone else meanwhile must not be adopted (containers would join it).
         const n = await engine.findNetwork(netName(t.network!));
-        return n ? { done: true, result: n.id } : { done: false };
+        if (!n) return { done: false };
+        if (n.labels[LABEL.applyId] !== applyId) throw new Error(`${netName(t.network!)} exists but was not created by this apply`);
+        return { done: true, result: n.id };
       }
       case 'RemoveNetwork':
         return { done: !(await engine.findNetwork(t.containerId ?? netName(t.network!))) };

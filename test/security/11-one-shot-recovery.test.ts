@@ -11,7 +11,7 @@ import { DockerEngine } from '../../src/docker/engine.js';
 import { observe } from '../../src/docker/observe.js';
 import { Executor } from '../../src/executor.js';
 import { Lanes } from '../../src/lanes.js';
-import { names } from '../../src/model.js';
+import { LABEL, names } from '../../src/model.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
 import { docker, removeProject } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
@@ -98,4 +98,25 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
     await new Promise((r) => setTimeout(r, 1500));
     expect(runs()).toBe(before + 1);
   }, 120_000);
+
+  // Audit of the other "already done?" checks: a network of the planned name that appeared while the
+  // driver was dead is somebody else's, not the effect of this apply's create.
+  it('a CreateNetwork journaled running is not "done" because a foreign network took the name', async () => {
+    const env = 'net';
+    const d = job(env);
+    const { applyId } = await prepareApply(ts.store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
+      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt',
+    });
+    const create = (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'CreateNetwork')!;
+    // The crash: journaled running, the call never sent; then another party creates the name.
+    await ts.store.updateTask(create.id, 'pending', { state: 'running', startedAt: Date.now() });
+    await docker.createNetwork({ Name: names.network(PROJECT, env, 'default'), Labels: { [LABEL.project]: PROJECT, [LABEL.applyId]: 'someone-else' } });
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes() });
+    expect(await executor.recover()).toEqual([{ applyId, state: 'failed' }]);
+    const after = (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'CreateNetwork')!;
+    expect(after.state).toBe('failed');
+    expect(after.error).toContain('was not created by this apply');
+    // Nothing joined the foreign network.
+    expect(await docker.getContainer(names.container(PROJECT, env, 'migrate', 1)).inspect().catch(() => undefined)).toBeUndefined();
+  }, 60_000);
 });

@@ -18,6 +18,7 @@ import type { PlanNode } from '../../src/plan.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
 import { docker, removeProject } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
+import { FakeEngine } from '../helpers/fake-engine.js';
 import type { Hooks } from '../helpers/hooked-engine.js';
 import { hookedEngine } from '../helpers/hooked-engine.js';
 import { spec, state } from '../helpers/specs.js';
@@ -163,6 +164,47 @@ describeDocker('security 13: a recreate group is atomic under stop, halt, failur
       }, 120_000);
     }
   }
+
+  it('on_failure: halt from another target right after "stop old": web\'s begun group finishes, api\'s is cancelled; the next apply converges', async () => {
+    await converges(stack(V1));
+    const before = await serving();
+    const fake = new FakeEngine();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let applyId = '';
+    const engines = (target: string): Engine =>
+      target === 'local'
+        ? hookedEngine(new DockerEngine(docker), {
+            after: async (call) => {
+              if (!new RegExp(`^stopContainer ${before.web.id}$`).test(call)) return;
+              release();
+              // Hold web's group here until the other target's failure (and so the halt) is journaled.
+              const deadline = Date.now() + 30_000;
+              while (!(await ts.store.listTasksForApply(applyId)).some((t) => t.state === 'failed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+            },
+          })
+        : hookedEngine(fake, {
+            before: async (call) => {
+              if (!call.startsWith('createContainer')) return;
+              await released;
+              throw new EngineError('injected failure on the other target', 500);
+            },
+          });
+    const executor = new Executor({ store: ts.store, engine: engines, lanes: new Lanes(), parallelism: 1, stopPollMs: 0 });
+    const twoTargets: Observer = async (t, p, e) => (t === 'local' ? observer(t, p, e) : { project: p, environment: e, containers: [], networks: [], volumes: [] });
+    ({ applyId } = await prepareApply(ts.store, twoTargets, {
+      repo: 'acme/shop', pr: 1, environment: ENV, kind: 'apply', actor: 'alice', headSha: 'abc', desired: stack(V2), targets: ['local', 'other'], onFailure: 'halt',
+    }));
+    expect(await executor.run(applyId)).toBe('failed');
+    const tasks = await ts.store.listTasksForApply(applyId);
+    const group = (g: string) => tasks.filter((t) => (JSON.parse(t.nodeJson) as PlanNode).group === g && t.resource.startsWith('service:') && t.operationId === tasks.find((x) => x.kind === 'StopContainer')!.operationId);
+    expect(group('recreate:web:1').every((t) => t.state === 'succeeded')).toBe(true);
+    expect(group('recreate:api:1').some((t) => t.state === 'cancelled')).toBe(true);
+    const now = await serving();
+    expect(now.web.image).toBe(V2);
+    expect(now.api.id).toBe(before.api.id);
+    await converges(stack(V2));
+  }, 120_000);
 
   for (const point of ['stop old', 'park old', 'rename new', 'start new']) {
     it(`a driver SIGKILLed right after "${point}" is recovered: the group finishes, web serves the new image`, async () => {
