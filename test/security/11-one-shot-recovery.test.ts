@@ -13,29 +13,23 @@ import { Executor } from '../../src/executor.js';
 import { Lanes } from '../../src/lanes.js';
 import { LABEL, names } from '../../src/model.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
-import { docker, removeProject } from '../helpers/docker.js';
+import { docker, projectWithStore } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
 import { spec, state } from '../helpers/specs.js';
-import { sqliteTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
 const PROJECT = `t-sec-11-${process.pid}`;
-const cleanup = () => removeProject(PROJECT);
 
 describeDocker('security 11: recovery never runs a one-shot container twice', () => {
+  const files = projectWithStore(PROJECT);
   let ts: TestStore;
   let dir: string;
-  beforeAll(async () => {
-    await cleanup();
-    ts = await sqliteTestStore();
+  beforeAll(() => {
+    ts = files.ts;
     dir = mkdtempSync(join(tmpdir(), 'berth-sec11-'));
     chmodSync(dir, 0o777);
   });
-  afterAll(async () => {
-    await ts.dispose();
-    await cleanup();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const runs = () => (existsSync(join(dir, 'runs')) ? readFileSync(join(dir, 'runs'), 'utf8').split('\n').filter(Boolean).length : 0);
   const job = (env: string) =>

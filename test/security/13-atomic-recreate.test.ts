@@ -3,7 +3,7 @@
 // Docker call and a crash: the service always ends up served by a running
 // container with its name and labels (the new one if the group finished, the
 // old one restored otherwise), and the next apply converges.
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import type { Observer } from '../../src/apply.js';
 import { planTargets, prepareApply } from '../../src/apply.js';
 import { DockerEngine } from '../../src/docker/engine.js';
@@ -16,13 +16,13 @@ import type { DesiredState } from '../../src/model.js';
 import { LABEL, names } from '../../src/model.js';
 import type { PlanNode } from '../../src/plan.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
-import { docker, removeProject } from '../helpers/docker.js';
+import { docker, projectWithStore, removeProject } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
 import { FakeEngine } from '../helpers/fake-engine.js';
 import type { Hooks } from '../helpers/hooked-engine.js';
+import { emptyObserved } from '../helpers/simulate.js';
 import { hookedEngine } from '../helpers/hooked-engine.js';
 import { spec, state } from '../helpers/specs.js';
-import { sqliteTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
 const PROJECT = `t-sec-13-${process.pid}`;
@@ -45,15 +45,9 @@ const web = names.container(PROJECT, ENV, 'web', 1);
 const api = names.container(PROJECT, ENV, 'api', 1);
 
 describeDocker('security 13: a recreate group is atomic under stop, halt, failure and crash', () => {
+  const files = projectWithStore(PROJECT);
   let ts: TestStore;
-  beforeAll(async () => {
-    await cleanup();
-    ts = await sqliteTestStore();
-  });
-  afterAll(async () => {
-    await ts.dispose();
-    await cleanup();
-  });
+  beforeEach(() => void (ts = files.ts));
   afterEach(cleanup);
 
   async function apply(d: DesiredState, engine: (applyId: () => string) => Engine = () => new DockerEngine(docker)) {
@@ -191,7 +185,7 @@ describeDocker('security 13: a recreate group is atomic under stop, halt, failur
             },
           });
     const executor = new Executor({ store: ts.store, engine: engines, lanes: new Lanes(), parallelism: 1, stopPollMs: 0 });
-    const twoTargets: Observer = async (t, p, e) => (t === 'local' ? observer(t, p, e) : { project: p, environment: e, containers: [], networks: [], volumes: [] });
+    const twoTargets: Observer = async (t, p, e) => (t === 'local' ? observer(t, p, e) : emptyObserved(p, e));
     ({ applyId } = await prepareApply(ts.store, twoTargets, {
       repo: 'acme/shop', pr: 1, environment: ENV, kind: 'apply', actor: 'alice', headSha: 'abc', desired: stack(V2), targets: ['local', 'other'], onFailure: 'halt',
     }));
