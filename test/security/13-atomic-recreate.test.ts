@@ -159,6 +159,28 @@ describeDocker('security 13: a recreate group is atomic under stop, halt, failur
     }
   }
 
+  it('a new container that never becomes healthy (a dependant waits for it) is replaced by the old one again', async () => {
+    // Healthy only on image 1: the recreate to image 2 fails at WaitHealthy, after the new container started.
+    const health = { test: ['CMD-SHELL', 'grep -qx 1 /VERSION'], intervalMs: 200, timeoutMs: 2000, retries: 2, startPeriodMs: 0 };
+    const gated = (image: string) => {
+      const d = stack(image);
+      const [w, a] = d.services.map((x) => x.spec);
+      return state([{ ...w!, healthcheck: health }, { ...a!, dependsOn: [{ service: 'web', condition: 'service_healthy' as const }] }], undefined, [], PROJECT, ENV);
+    };
+    expect((await apply(gated(V1))).result).toBe('completed');
+    const before = await serving();
+    const r = await apply(gated(V2));
+    expect(r.result).toBe('failed');
+    const wait = r.tasks.find((t) => t.kind === 'WaitHealthy')!;
+    expect(wait.state).toBe('failed');
+    expect(wait.error).toContain(`the old container ${web} was restored`);
+    const now = await serving();
+    expect(now.web.id).toBe(before.web.id);
+    expect(now.api.id).toBe(before.api.id);
+    const [again] = await planTargets(gated(V1), ['local'], observer);
+    expect(again!.plan.nodes).toEqual([]);
+  }, 120_000);
+
   it('on_failure: halt from another target right after "stop old": web\'s begun group finishes, api\'s is cancelled; the next apply converges', async () => {
     await converges(stack(V1));
     const before = await serving();
