@@ -26,6 +26,12 @@ export interface ContainerProbe {
     pidMode: string;
     binds: { source: string; readOnly: boolean }[];
   };
+  /**
+   * When the container last started (ms since the epoch, engine clock);
+   * undefined when it never started (Docker's zero time). Tells a one-shot
+   * container that started and exited from one that never started.
+   */
+  startedAt?: number;
 }
 
 export interface HealthProbe {

@@ -114,6 +114,57 @@ async function gone(call: () => Promise<void>): Promise<void> {
   }
 }
 
+/** Kinds that change or take away something already there: once one has begun, its group is committed. */
+const DESTRUCTIVE: ReadonlySet<string> = new Set(['StopContainer', 'RemoveContainer', 'RenameContainer', 'DisconnectNetwork', 'RemoveNetwork']);
+
+const groups = new WeakMap<TaskRow, string | undefined>();
+/** A task's plan group, parsed once per row object (a stop re-reads it on every scheduling turn). */
+function groupName(t: TaskRow): string | undefined {
+  if (!groups.has(t)) groups.set(t, (JSON.parse(t.nodeJson) as PlanNode).group);
+  return groups.get(t);
+}
+
+/** The plan nodes of the task's group (empty when it has none). */
+function groupOf(byNode: ReadonlyMap<number, TaskRow>, t: TaskRow): PlanNode[] {
+  const g = groupName(t);
+  if (!g) return [];
+  return [...byNode.values()].map((x) => JSON.parse(x.nodeJson) as PlanNode).filter((n) => n.group === g);
+}
+
+/**
+ * Pending tasks a stop must not cancel: every task of a group that has begun
+ * a destructive step, and (transitively) the pending tasks they wait for,
+ * with those tasks' own groups. Planning makes the outside waits succeed
+ * before a group's first destructive step, so this is normally the begun
+ * groups alone; the closure keeps the rule safe for any plan shape.
+ */
+function mustFinish(byNode: ReadonlyMap<number, TaskRow>): Set<number> {
+  const members = new Map<string, TaskRow[]>();
+  for (const t of byNode.values()) {
+    const g = groupName(t);
+    if (g) (members.get(g) ?? members.set(g, []).get(g)!).push(t);
+  }
+  const queue: TaskRow[] = [];
+  for (const ts of members.values()) if (ts.some((t) => DESTRUCTIVE.has(t.kind) && t.state !== 'pending')) queue.push(...ts);
+  const keep = new Set<number>();
+  const groupsIn = new Set<string>();
+  while (queue.length) {
+    const t = queue.pop()!;
+    if (t.state !== 'pending' || keep.has(t.nodeId)) continue;
+    keep.add(t.nodeId);
+    const g = groupName(t);
+    if (g && !groupsIn.has(g)) {
+      groupsIn.add(g);
+      queue.push(...members.get(g)!);
+    }
+    for (const d of t.deps) {
+      const dep = byNode.get(d);
+      if (dep) queue.push(dep);
+    }
+  }
+  return keep;
+}
+
 export class Executor {
   private readonly log: ExecutorLogger;
   private readonly now: () => number;
@@ -259,15 +310,19 @@ export class Executor {
       }
       const stopping = lost !== undefined || [...halt.by].some((id) => id !== op.id) || (await stopRequested());
       if (stopping) {
-        for (const t of byNode.values()) if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }))) finished(t);
-        ready.length = 0;
-      } else if (ready.length && inFlight.size < limit) {
+        // A stop or halt cancels what has not begun, never the rest of a begun group (a recreate cut
+        // after its old container was stopped would leave the service down): those run to their end.
+        const finishing = lost === undefined ? mustFinish(byNode) : new Set<number>();
+        for (const t of byNode.values()) if (t.state === 'pending' && !finishing.has(t.nodeId) && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }))) finished(t);
+        for (let i = ready.length - 1; i >= 0; i--) if (ready[i]!.state !== 'pending') ready.splice(i, 1);
+      }
+      if (ready.length && inFlight.size < limit) {
         ready.sort(byPriority);
         while (ready.length && inFlight.size < limit) {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
-          void this.runTask(applyId, t, engine, payload, halt)
+          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t))
             .catch((err) => {
               // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
               lost ??= err;
@@ -281,7 +336,7 @@ export class Executor {
       }
       // Derived states follow in the background: a dependant must not wait for bookkeeping to start.
       this.settleSoon(applyId, op.id, () => [...byNode.values()].map((t) => t.state));
-      if (inFlight.size === 0 && !toSkip.length && !(ready.length && !stopping)) {
+      if (inFlight.size === 0 && !toSkip.length && !ready.length) {
         if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
           // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
           const fresh = await this.store.listTasks(op.id);
@@ -298,11 +353,19 @@ export class Executor {
         }
         break;
       }
-      if (inFlight.size && !toSkip.length && !(ready.length && inFlight.size < limit && !stopping)) {
+      if (inFlight.size && !toSkip.length && !(ready.length && inFlight.size < limit)) {
         await woken;
         woken = new Promise<void>((r) => (wake = r));
       }
     }
+    // A recreate group cut by a stop or a halt before it touched the old container leaves its new,
+    // temporary container behind: remove it (a failed step already restored its group; this is a no-op then).
+    const cut = new Map<string, TaskRow>();
+    for (const t of [...byNode.values()].sort((a, b) => a.nodeId - b.nodeId)) {
+      const g = groupName(t);
+      if (g?.startsWith('recreate:') && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
+    }
+    for (const t of cut.values()) await this.restoreAfterFailure(JSON.parse(t.nodeJson) as PlanNode, groupOf(byNode, t), engine, applyId);
     // The operation is done: cut the coalescing wait short, then settle for good.
     this.settleNow.get(op.id)?.();
     await this.settling.get(op.id);
@@ -375,7 +438,7 @@ export class Executor {
     }
   }
 
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt): Promise<void> {
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[]): Promise<void> {
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }))) return;
     this.progress(applyId);
     const node = JSON.parse(t.nodeJson) as PlanNode;
@@ -383,7 +446,10 @@ export class Executor {
       const result = await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
       await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null });
     } catch (err) {
-      const message = redactError((err as Error)?.message ?? String(err), payload);
+      // The old container is back before the failure is journaled: a crash in between leaves the task
+      // `running`, so recovery looks at it (and restores) again instead of reading a settled failure.
+      const restored = await this.restoreAfterFailure(node, group, engine, applyId);
+      const message = redactError(((err as Error)?.message ?? String(err)) + restored, payload);
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
       // Other operations see the halt at their next step, whatever this loop is doing.
       if (payload.onFailure === 'halt') halt.by.add(t.operationId);
@@ -474,6 +540,14 @@ export class Executor {
         await gone(() => engine.removeContainer(t.containerId ?? t.containerName!));
         return;
       case 'RenameContainer':
+        if (t.containerId) {
+          // The old container of a recreate, parked aside: it is known by id (it carries an older apply's labels).
+          await replayable(
+            async () => void (await engine.renameContainer(t.containerId!, t.containerName!)),
+            async () => ((await engine.findContainer(t.containerId!))?.name === t.containerName ? { value: undefined } : undefined),
+          );
+          return;
+        }
         await replayable(
           async () => void (await engine.renameContainer(t.fromName!, t.containerName!)),
           async () =>
@@ -483,6 +557,40 @@ export class Executor {
       case 'WaitHealthy':
         await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
         return;
+    }
+  }
+
+  /**
+   * A step of a recreate group failed: put the old container back as it was
+   * (under its name, running if it ran), removing the new one. Skipped when
+   * the failed step is the last one (removing the parked old container): the
+   * new container is already serving then. Works from what Docker shows, so
+   * running it again (after a crash during it) is harmless. Returns a note for
+   * the task's error.
+   */
+  private async restoreAfterFailure(node: PlanNode, group: PlanNode[], engine: Engine, applyId: string): Promise<string> {
+    if (!node.group?.startsWith('recreate:') || node.kind === 'RemoveContainer') return '';
+    const aside = group.find((n) => n.kind === 'RenameContainer' && n.target.containerId);
+    const create = group.find((n) => n.kind === 'CreateContainer');
+    if (!aside || !create) return '';
+    const oldId = aside.target.containerId!;
+    const canonical = aside.target.fromName!;
+    try {
+      // The new container (temporary or already renamed) goes first: it may hold the name and the ports.
+      for (const name of [create.target.containerName!, canonical]) {
+        const c = await engine.findContainer(name);
+        if (c && c.id !== oldId && c.labels[LABEL.applyId] === applyId) await gone(() => engine.removeContainer(c.id));
+      }
+      const old = await engine.findContainer(oldId);
+      if (!old) throw new Error(`the old container ${canonical} (${oldId.slice(0, 12)}) is gone`);
+      if (old.name !== canonical) await engine.renameContainer(oldId, canonical);
+      // Started again only if the plan had stopped it (it was running or paused before the apply).
+      if (group.some((n) => n.kind === 'StopContainer') && !old.running) await engine.startContainer(oldId);
+      this.log.info({ applyId, group: node.group, container: canonical }, 'recreate group did not finish; old container kept or restored');
+      return `; the old container ${canonical} was restored`;
+    } catch (err) {
+      this.log.error({ applyId, group: node.group, err: String(err) }, 'could not restore the old container');
+      return `; restoring the old container ${canonical} failed: ${(err as Error)?.message ?? String(err)}`;
     }
   }
 
@@ -565,16 +673,20 @@ export class Executor {
       const payload = parsePayload(apply.desiredJson);
       for (const op of await this.store.listOperations(apply.id)) {
         const engine = this.o.engine(op.target);
-        for (const t of await this.store.listTasks(op.id)) {
+        const tasks = await this.store.listTasks(op.id);
+        for (const t of tasks) {
           if (t.state !== 'running') continue;
           const node = JSON.parse(t.nodeJson) as PlanNode;
           let verdict: { done: boolean; result?: string } | Error;
           try {
-            verdict = await this.effectPresent(node, engine, payload.desired, apply.id);
+            verdict = await this.effectPresent(node, engine, payload.desired, apply.id, t.startedAt);
           } catch (err) {
             verdict = err as Error;
           }
-          if (verdict instanceof Error) await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: `could not verify after restart: ${verdict.message}` });
+          if (verdict instanceof Error) {
+            const restored = await this.restoreAfterFailure(node, groupOf(new Map(tasks.map((x) => [x.nodeId, x])), t), engine, apply.id);
+            await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: redactError(`could not verify after restart: ${verdict.message}${restored}`, payload) });
+          }
           else if (verdict.done) await this.store.updateTask(t.id, 'running', { state: 'succeeded', finishedAt: this.now(), result: verdict.result ?? null });
           else await this.store.updateTask(t.id, 'running', { state: 'pending', startedAt: null });
           this.log.info({ applyId: apply.id, node: node.id, kind: node.kind, verdict: verdict instanceof Error ? 'failed' : verdict.done ? 'done' : 'redo' }, 'recovered task');
@@ -585,8 +697,11 @@ export class Executor {
     return out;
   }
 
-  /** Did this node's Docker call take effect? Read-only. */
-  private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<{ done: boolean; result?: string }> {
+  /**
+   * Did this node's Docker call take effect? Read-only. `journaledAt` is when
+   * the task was written `running`, just before its call was sent.
+   */
+  private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, journaledAt: number | null): Promise<{ done: boolean; result?: string }> {
     const t = node.target;
     const netName = (key: string) => names.network(desired.project, desired.environment, key);
     switch (node.kind) {
@@ -595,8 +710,12 @@ export class Executor {
         // Not mutations: safe to run again.
         return { done: false };
       case 'CreateNetwork': {
+        // Like a replayed create: only a network carrying this apply's id is ours; one of the same
+        // name made by someone else meanwhile must not be adopted (containers would join it).
         const n = await engine.findNetwork(netName(t.network!));
-        return n ? { done: true, result: n.id } : { done: false };
+        if (!n) return { done: false };
+        if (n.labels[LABEL.applyId] !== applyId) throw new Error(`${netName(t.network!)} exists but was not created by this apply`);
+        return { done: true, result: n.id };
       }
       case 'RemoveNetwork':
         return { done: !(await engine.findNetwork(t.containerId ?? netName(t.network!))) };
@@ -620,7 +739,16 @@ export class Executor {
       case 'StartContainer': {
         const c = await engine.findContainer(t.containerId ?? t.containerName!);
         if (!c) throw new Error(`${t.containerId ?? t.containerName} is gone`);
-        return { done: c.running };
+        if (c.running) return { done: true };
+        // Not running is not "never started": a one-shot job (a migration) may have started and
+        // exited already, and starting it again would run it twice. Docker's StartedAt decides.
+        if (c.startedAt === undefined) return { done: false };
+        // A container this apply created is started by this task alone: any start was ours (no clock involved).
+        if (c.labels[LABEL.applyId] === applyId) return { done: true };
+        // An older container (the plan's "start" of a stopped one) also started in earlier lives: only a start
+        // after this task was journaled is ours. Engine and berth share a clock on a local socket; a remote
+        // engine's clock skew larger than the gap between the plan (which saw it stopped) and this task could misjudge.
+        return { done: journaledAt !== null && c.startedAt >= journaledAt };
       }
       case 'StopContainer': {
         const c = await engine.findContainer(t.containerId ?? t.containerName!);
@@ -629,6 +757,11 @@ export class Executor {
       case 'RemoveContainer':
         return { done: !(await engine.findContainer(t.containerId ?? t.containerName!)) };
       case 'RenameContainer': {
+        if (t.containerId) {
+          const c = await engine.findContainer(t.containerId);
+          if (!c) throw new Error(`${t.fromName} (${t.containerId.slice(0, 12)}) is gone`);
+          return { done: c.name === t.containerName };
+        }
         const renamed = await engine.findContainer(t.containerName!);
         if (renamed && renamed.labels[LABEL.applyId] === applyId) return { done: true };
         if (await engine.findContainer(t.fromName!)) return { done: false };

@@ -182,6 +182,8 @@ export const names = {
     `${project}-${env}-${service}-${replica}`,
   tmpContainer: (project: string, env: string, service: string, replica: number, hash: string) =>
     `${project}-${env}-${service}-${replica}_${hash.slice(0, 12)}`,
+  /** where a recreate parks the old container until the new one runs under the canonical name */
+  backupContainer: (project: string, env: string, service: string, replica: number) => `${project}-${env}-${service}-${replica}_old`,
   network: (project: string, env: string, network: string) => `${project}-${env}_${network}`,
   volume: (project: string, env: string, volume: string) => `${project}-${env}_${volume}`,
 };

@@ -405,7 +405,10 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       if (needsHealthy.has(name) && s.spec.healthcheck) {
         const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
         healthy.push(wait);
-      } else healthy.push(start);
+        return wait;
+      }
+      healthy.push(start);
+      return start;
     };
 
     for (const rep of replicas) {
@@ -421,10 +424,17 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         startChain(rep.r, [create, ...connects], 'missing', undefined, canonical);
         continue;
       }
-      // recreate: create-new under a temporary name → stop old → remove old → rename new → start new
+      // recreate: create new (temporary name) → stop old → rename old aside → rename new → start new
+      // [→ wait healthy] → remove old. The old container is only parked, never removed, until the new
+      // one runs (and is healthy when a dependant waits for that): if any step fails, or a stop or a
+      // crash lands in between, the executor can always put the old one back under its name.
+      // The first destructive step (stop, or the rename aside) also waits for everything the new
+      // container's start waits for, so once the group has touched the old container nothing outside
+      // the group can still fail or be cancelled under it: a begun group runs to its end.
       const old = rep.c!;
       const group = `recreate:${name}:${rep.r}`;
       const tmp = names.tmpContainer(project, env, name, rep.r, s.configHash);
+      const backup = names.backupContainer(project, env, name, rep.r);
       const resource = `service:${name}:${rep.r}`;
       // When the old container sits on a network being replaced it must leave it before the network goes.
       const disconnects: string[] = [];
@@ -436,12 +446,22 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       }
       const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, []);
       const stop = RUNNING_STATES.has(old.state) || old.state === 'paused'
-        ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
+        ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects, ...depReady], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
         : undefined;
-      const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [stop ?? create, ...connects, ...disconnects], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } });
+      const aside = b.add({
+        key: `park:${old.id}`,
+        kind: 'RenameContainer',
+        resource,
+        reason: rep.reason!,
+        detail: `${old.name} → ${backup}`,
+        group,
+        deps: stop ? [stop] : [create, ...connects, ...disconnects, ...depReady],
+        target: { service: name, replica: rep.r, containerId: old.id, fromName: old.name, containerName: backup },
+      });
+      const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [aside], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
+      const up = startChain(rep.r, [rename], rep.reason!, group, canonical);
+      const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: backup, group, deps: [up], target: { service: name, replica: rep.r, containerId: old.id, containerName: backup } });
       for (const n of old.networks) if (!changedNetworks.has(n)) leavesNetwork.push({ network: n, node: rm });
-      const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [rm], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
-      startChain(rep.r, [rename], rep.reason!, group, canonical);
     }
     serviceReady.set(name, ready);
     serviceHealthy.set(name, healthy);

@@ -2,7 +2,7 @@
 // a new executor recovers the apply to a terminal state. Docker's own event
 // stream proves no container was created twice.
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { planTargets } from '../src/apply.js';
 import { DockerEngine } from '../src/docker/engine.js';
 import { observe } from '../src/docker/observe.js';
@@ -12,25 +12,16 @@ import { LABEL } from '../src/model.js';
 import { openStore } from '../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../src/store/store.js';
 import { crashStack } from './helpers/crash-stack.js';
-import { docker, removeProject, watchCreates } from './helpers/docker.js';
+import { docker, projectWithStore, watchCreates } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
-import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
 const PROJECT = `t-crash-${process.pid}`;
 
-const cleanup = () => removeProject(PROJECT);
-
 describeDocker('crash recovery (SIGKILL mid-apply)', () => {
+  const files = projectWithStore(PROJECT);
   let ts: TestStore;
-  beforeAll(async () => {
-    await cleanup();
-    ts = await sqliteTestStore();
-  });
-  afterAll(async () => {
-    await ts.dispose();
-    await cleanup();
-  });
+  beforeAll(() => void (ts = files.ts));
 
   for (const killAfter of [2, 9]) {
     it(`recovers an apply killed after ${killAfter} finished tasks, with no duplicate container`, async () => {

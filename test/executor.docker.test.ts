@@ -77,7 +77,7 @@ describeDocker('executor on the real Docker engine', () => {
     expect(again!.plan.nodes).toEqual([]);
   }, 60_000);
 
-  it('an image bump recreates every container in order: create tmp, stop old, remove old, rename, start', async () => {
+  it('an image bump recreates every container in order: create tmp, stop old, park old, rename, start, remove old', async () => {
     await apply(stack('docker.io/berth-test/app:1'));
     const before = await docker.getContainer(`${PROJECT}-staging-api-1`).inspect();
     const r = await apply(stack('docker.io/berth-test/app:2'));
@@ -89,7 +89,7 @@ describeDocker('executor on the real Docker engine', () => {
     // Journal order within the recreate group of api:1.
     const group = r.tasks.filter((t) => JSON.parse(t.nodeJson).group === 'recreate:api:1');
     const order = [...group].sort((a, b) => a.startedAt! - b.startedAt! || a.nodeId - b.nodeId).map((t) => t.kind);
-    expect(order).toEqual(['CreateContainer', 'StopContainer', 'RemoveContainer', 'RenameContainer', 'StartContainer']);
+    expect(order).toEqual(['CreateContainer', 'StopContainer', 'RenameContainer', 'RenameContainer', 'StartContainer', 'RemoveContainer']);
     for (const t of group) for (const d of t.deps) {
       const dep = r.tasks.find((x) => x.nodeId === d)!;
       expect(t.startedAt!).toBeGreaterThanOrEqual(dep.finishedAt!);

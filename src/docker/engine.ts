@@ -35,6 +35,12 @@ export async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
 
 const notFound = (err: unknown) => (err as DockerApiError)?.statusCode === 404;
 
+/** Docker reports a container that never started with the zero time `0001-01-01T00:00:00Z`. */
+function startedAt(raw: string | undefined): { startedAt?: number } {
+  const ms = raw ? Date.parse(raw) : NaN;
+  return Number.isFinite(ms) && ms > 0 ? { startedAt: ms } : {};
+}
+
 export class DockerEngine implements Engine {
   constructor(private readonly docker: Dockerode) {}
 
@@ -139,6 +145,7 @@ export class DockerEngine implements Engine {
           pidMode: info.HostConfig?.PidMode ?? '',
           binds: (info.Mounts ?? []).filter((m) => m.Type === 'bind').map((m) => ({ source: m.Source, readOnly: !m.RW })),
         },
+        ...startedAt(info.State.StartedAt),
       };
     } catch (err) {
       if (notFound(err)) return undefined;

@@ -1,8 +1,11 @@
 // The Docker client the real-engine tests share, and the one way they clean up:
 // everything labelled with a (test) project, containers first.
 import Dockerode from 'dockerode';
+import { afterAll, beforeAll } from 'vitest';
 import { LABEL } from '../../src/model.js';
 import { DOCKER_SOCKET } from './env.js';
+import { sqliteTestStore } from './stores.js';
+import type { TestStore } from './stores.js';
 
 export const docker = new Dockerode({ socketPath: DOCKER_SOCKET });
 
@@ -39,6 +42,28 @@ export async function watchCreates(project: string, client: Dockerode = docker):
     stop: async () => {
       await new Promise((r) => setTimeout(r, 300));
       stream.destroy();
+    },
+  };
+}
+
+/**
+ * The usual frame of a real-engine test file: the project is removed before
+ * and after, and a fresh SQLite store lives for the file. Call inside describe.
+ */
+export function projectWithStore(project: string): { readonly ts: TestStore } {
+  const box: { ts?: TestStore } = {};
+  beforeAll(async () => {
+    await removeProject(project);
+    box.ts = await sqliteTestStore();
+  });
+  afterAll(async () => {
+    await box.ts?.dispose();
+    await removeProject(project);
+  });
+  return {
+    get ts() {
+      if (!box.ts) throw new Error('the store exists only while the tests run');
+      return box.ts;
     },
   };
 }

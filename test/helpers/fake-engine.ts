@@ -21,6 +21,8 @@ interface FakeContainer {
   labels: Record<string, string>;
   networks: Set<string>;
   healthy: HealthProbe['status'];
+  /** set by startContainer, like Docker's State.StartedAt */
+  startedAt?: number;
 }
 
 export interface FakeEngineOptions {
@@ -128,7 +130,11 @@ export class FakeEngine implements Engine {
   }
 
   startContainer(idOrName: string) {
-    return this.op('startContainer', idOrName, () => void (this.must(idOrName).running = true));
+    return this.op('startContainer', idOrName, () => {
+      const c = this.must(idOrName);
+      c.running = true;
+      c.startedAt = Date.now();
+    });
   }
 
   stopContainer(idOrName: string) {
@@ -156,7 +162,7 @@ export class FakeEngine implements Engine {
 
   async findContainer(idOrName: string): Promise<ContainerProbe | undefined> {
     const c = this.find(idOrName);
-    return c && { id: c.id, name: c.name, running: c.running, labels: c.labels, networks: [...c.networks] };
+    return c && { id: c.id, name: c.name, running: c.running, labels: c.labels, networks: [...c.networks], ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}) };
   }
 
   async findNetwork(idOrName: string) {
