@@ -2,7 +2,7 @@
 // a new executor recovers the apply to a terminal state. Docker's own event
 // stream proves no container was created twice.
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { planTargets } from '../src/apply.js';
 import { DockerEngine } from '../src/docker/engine.js';
 import { observe } from '../src/docker/observe.js';
@@ -18,6 +18,8 @@ import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
 const PROJECT = `t-crash-${process.pid}`;
+/** The dead process's lease on its apply: long, so it is surely still live when the test first looks. */
+const CHILD_LEASE_MS = 60_000;
 
 const cleanup = () => removeProject(PROJECT);
 
@@ -31,12 +33,14 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
     await ts.dispose();
     await cleanup();
   });
+  // Each case has its own environment: its containers and network go as soon as it is checked.
+  afterEach(cleanup);
 
   for (const killAfter of [2, 9]) {
     it(`recovers an apply killed after ${killAfter} finished tasks, with no duplicate container`, async () => {
       const env = `k${killAfter}`;
       const watch = await watchCreates(PROJECT);
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/apply-child.ts', ts.url, PROJECT, env], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/apply-child.ts', ts.url, PROJECT, env, String(CHILD_LEASE_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
@@ -59,13 +63,15 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
       await exited;
       expect(out).not.toContain('done');
 
-      const store = await openStore(ts.url);
-      const before = await store.listTasksForApply(applyId);
+      const now = await openStore(ts.url);
+      const before = await now.listTasksForApply(applyId);
       expect(before.some((t) => t.state === 'running' || t.state === 'pending')).toBe(true);
-      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
       // The dead process's lease on the apply must expire first: until then recovery leaves it alone.
-      expect(await executor.recover()).toEqual([]);
-      await new Promise((r) => setTimeout(r, 1100));
+      expect(await new Executor({ store: now, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 }).recover()).toEqual([]);
+      await now.close();
+      // Once it has expired (a store whose clock is past it, rather than a minute's sleep), recovery takes the apply over.
+      const store = await openStore(ts.url, { now: () => Date.now() + 2 * CHILD_LEASE_MS });
+      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
       const results = await executor.recover();
       const failed = (await store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');
       expect(failed.map((t) => `${t.kind} ${t.resource}: ${t.state} ${t.error ?? ''}`)).toEqual([]);

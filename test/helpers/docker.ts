@@ -6,12 +6,28 @@ import { DOCKER_SOCKET } from './env.js';
 
 export const docker = new Dockerode({ socketPath: DOCKER_SOCKET });
 
-/** Removes the project's containers, networks and volumes (label-filtered). */
-export async function removeProject(project: string, client: Dockerode = docker): Promise<void> {
-  const label = { label: [`${LABEL.project}=${project}`] };
-  for (const c of await client.listContainers({ all: true, filters: label })) await client.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  for (const n of await client.listNetworks({ filters: label })) await client.getNetwork(n.Id).remove().catch(() => {});
-  for (const v of (await client.listVolumes({ filters: label })).Volumes ?? []) await client.getVolume(v.Name).remove().catch(() => {});
+/**
+ * Removes a test project's containers, networks and volumes (label-filtered;
+ * only one environment's with `environment`), containers first since a
+ * network or volume in use cannot go. Tests call it as they go (per test, or
+ * per environment once it is checked), not only at the end of a file: every
+ * network left behind holds one of the engine's few default address pools.
+ * Something already gone is fine; any other failure is reported after
+ * everything else was tried.
+ */
+export async function removeProject(project: string, opts: { environment?: string; client?: Dockerode } = {}): Promise<void> {
+  if (!project.startsWith('t-')) throw new Error(`test projects start with t- (scripts/cleanup-docker.sh relies on it): ${project}`);
+  const client = opts.client ?? docker;
+  const filters = { label: [`${LABEL.project}=${project}`, ...(opts.environment ? [`${LABEL.environment}=${opts.environment}`] : [])] };
+  const problems: string[] = [];
+  const attempt = (what: string, p: Promise<unknown>) =>
+    p.catch((err: { statusCode?: number; message?: string }) => {
+      if (err?.statusCode !== 404) problems.push(`${what}: ${err?.message ?? String(err)}`);
+    });
+  for (const c of await client.listContainers({ all: true, filters })) await attempt(`remove container ${c.Names[0]}`, client.getContainer(c.Id).remove({ force: true, v: true }));
+  for (const n of await client.listNetworks({ filters })) await attempt(`remove network ${n.Name}`, client.getNetwork(n.Id).remove());
+  for (const v of (await client.listVolumes({ filters })).Volumes ?? []) await attempt(`remove volume ${v.Name}`, client.getVolume(v.Name).remove({ force: true }));
+  if (problems.length) throw new Error(`could not clean up test project ${project}: ${problems.join('; ')}`);
 }
 
 /**
