@@ -1,8 +1,10 @@
 // The Docker client the real-engine tests share, and the one way they clean up:
 // everything labelled with a (test) project, containers first.
+import { randomBytes } from 'node:crypto';
 import Dockerode from 'dockerode';
 import { LABEL } from '../../src/model.js';
 import { DOCKER_SOCKET } from './env.js';
+import { until } from './wait.js';
 
 export const docker = new Dockerode({ socketPath: DOCKER_SOCKET });
 
@@ -33,8 +35,11 @@ export async function removeProject(project: string, opts: { environment?: strin
 /**
  * Watches Docker's live event stream for container creates of a project: the
  * engine's own record of what was created (not its history, which keeps only
- * the last 256 events and parallel tests rotate out). `stop` lets late events
- * arrive, then closes the stream.
+ * the last 256 events and parallel tests rotate out). `stop` waits until the
+ * stream has caught up, by creating a sentinel container of the project and
+ * waiting for its own create event (the engine publishes events in order), so
+ * no create is missed however late a loaded engine delivers it; then it closes
+ * the stream and removes the sentinel, which `names` never lists.
  */
 export async function watchCreates(project: string, client: Dockerode = docker): Promise<{ names: string[]; stop: () => Promise<void> }> {
   const stream = (await client.getEvents({ filters: { type: ['container'], event: ['create'], label: [`${LABEL.project}=${project}`] } })) as unknown as NodeJS.ReadableStream & { destroy(): void };
@@ -49,12 +54,23 @@ export async function watchCreates(project: string, client: Dockerode = docker):
       if (line.trim()) names.push((JSON.parse(line) as { Actor: { Attributes: { name: string } } }).Actor.Attributes.name);
     }
   });
-  stream.on('error', () => {});
+  let failed: Error | undefined;
+  stream.on('error', (err: Error) => (failed = err));
   return {
     names,
     stop: async () => {
-      await new Promise((r) => setTimeout(r, 300));
-      stream.destroy();
+      const sentinel = `${project}-watch-sentinel-${randomBytes(4).toString('hex')}`;
+      const c = await client.createContainer({ name: sentinel, Image: 'berth-test/app:1', Labels: { [LABEL.project]: project, 'io.berth.test': '1' } });
+      try {
+        await until(`the create event of ${sentinel} (the event stream caught up)`, () => {
+          if (failed) throw new Error(`the Docker event stream failed: ${failed.message}`);
+          return names.includes(sentinel);
+        });
+      } finally {
+        stream.destroy();
+        await c.remove({ force: true });
+      }
+      names.splice(names.indexOf(sentinel), 1);
     },
   };
 }
