@@ -408,9 +408,21 @@ export class Executor {
 
   /** CAS one task and mirror the new row in memory. */
   private async transition(t: TaskRow, from: TaskState, patch: TaskPatch): Promise<boolean> {
-    const ok = await this.journal({ id: t.id, expected: from, patch });
+    const ok = (await this.journal({ id: t.id, expected: from, patch })) || (await this.landedAnyway(t, patch));
     if (ok) Object.assign(t, patch);
     return ok;
+  }
+
+  /**
+   * A refused CAS after a retried batch may be our own write: the first try
+   * committed and only its answer was lost (a connection killed after COMMIT).
+   * The row then holds exactly our patch, down to the millisecond we stamped;
+   * no other driver can have written that (the apply lease), so it landed.
+   */
+  private async landedAnyway(t: TaskRow, patch: TaskPatch): Promise<boolean> {
+    const row = (await this.store.listTasks(t.operationId)).find((r) => r.id === t.id);
+    if (!row) return false;
+    return (Object.keys(patch) as (keyof TaskPatch)[]).every((k) => (row as unknown as Record<string, unknown>)[k] === (patch as unknown as Record<string, unknown>)[k]);
   }
 
   private readonly journalQueue: { u: TaskUpdate; resolve: (ok: boolean) => void; reject: (err: unknown) => void }[] = [];

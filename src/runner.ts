@@ -73,6 +73,8 @@ export class ApplyRunner {
   private readonly tracked = new Map<string, Promise<AggregateState | undefined>>();
   private readonly lastReport = new Map<string, number>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** progress writes on their way to GitHub (maybe deep in the client's retries): the final one waits for them */
+  private readonly reporting = new Map<string, Promise<void>>();
   private readonly now: () => number;
 
   constructor(private readonly o: RunnerOptions) {
@@ -118,7 +120,10 @@ export class ApplyRunner {
     const fire = () => {
       this.pending.delete(applyId);
       this.lastReport.set(applyId, this.now());
-      void this.reportProgress(applyId);
+      const p = this.reportProgress(applyId).finally(() => {
+        if (this.reporting.get(applyId) === p) this.reporting.delete(applyId);
+      });
+      this.reporting.set(applyId, p);
     };
     if (since >= interval) fire();
     else this.pending.set(applyId, setTimeout(fire, interval - since).unref());
@@ -142,6 +147,8 @@ export class ApplyRunner {
     if (t) clearTimeout(t);
     this.pending.delete(applyId);
     this.lastReport.delete(applyId);
+    // A late `in_progress` would land after the final update and leave the check running forever.
+    await this.reporting.get(applyId);
     const apply = await this.o.store.getApply(applyId);
     if (!apply || !(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
     const tasks = await this.o.store.listTasksForApply(applyId);

@@ -4,7 +4,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import type { Io } from '../src/cli.js';
 import { LABEL } from '../src/model.js';
@@ -34,6 +34,8 @@ describeDocker('berth CLI', () => {
     db = `sqlite:${join(dir, 'berth.sqlite')}`;
   });
   afterAll(cleanup);
+  // No case needs another's containers: each one's networks go as soon as it ends.
+  afterEach(cleanup);
 
   it('plan exits 2 with changes, apply converges, plan then exits 0', async () => {
     const plan = capture();

@@ -193,6 +193,10 @@ describe('parseCommands', () => {
   });
 
   describe('size limits', () => {
+    // A guard against catastrophic (super-linear) parsing, not a latency target: linear takes
+    // ~1 s for the slowest 1 MB case on a quiet 2-core machine, a quadratic scan of 1 MB takes
+    // hours. The bound is far above what a loaded machine needs, well under the test timeout.
+    const SUPERLINEAR_MS = 30_000;
     const filler = 'Some review prose that goes on and on, with `code`, > quotes and /slashes.\n';
 
     it('finds a command at the end of a 1 MB comment, in linear time', () => {
@@ -200,7 +204,7 @@ describe('parseCommands', () => {
       expect(body.length).toBeLessThanOrEqual(MAX_COMMENT_CHARS);
       const t0 = performance.now();
       expect(parseCommands(body, ENVS)).toEqual(cmd({ name: 'apply', env: 'staging' }));
-      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(performance.now() - t0).toBeLessThan(SUPERLINEAR_MS);
     });
 
     it.each([
@@ -216,7 +220,7 @@ describe('parseCommands', () => {
     ])('stays fast on pathological input: %s', (_what, body) => {
       const t0 = performance.now();
       const r = parseCommands(body, ENVS);
-      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(performance.now() - t0).toBeLessThan(SUPERLINEAR_MS);
       if (r.kind === 'invalid') expect(r.problem.length).toBeLessThan(1000);
     });
 

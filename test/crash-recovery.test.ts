@@ -2,7 +2,7 @@
 // a new executor recovers the apply to a terminal state. Docker's own event
 // stream proves no container was created twice.
 import { spawn } from 'node:child_process';
-import { beforeAll, expect, it } from 'vitest';
+import { afterEach, beforeAll, expect, it } from 'vitest';
 import { planTargets } from '../src/apply.js';
 import { DockerEngine } from '../src/docker/engine.js';
 import { observe } from '../src/docker/observe.js';
@@ -12,22 +12,26 @@ import { LABEL } from '../src/model.js';
 import { openStore } from '../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../src/store/store.js';
 import { crashStack } from './helpers/crash-stack.js';
-import { docker, projectWithStore, watchCreates } from './helpers/docker.js';
+import { docker, projectWithStore, removeProject, watchCreates } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { TestStore } from './helpers/stores.js';
 
 const PROJECT = `t-crash-${process.pid}`;
+/** The dead process's lease on its apply: long, so it is surely still live when the test first looks. */
+const CHILD_LEASE_MS = 60_000;
 
 describeDocker('crash recovery (SIGKILL mid-apply)', () => {
   const files = projectWithStore(PROJECT);
   let ts: TestStore;
   beforeAll(() => void (ts = files.ts));
+  // Each case has its own environment: its containers and network go as soon as it is checked.
+  afterEach(() => removeProject(PROJECT));
 
   for (const killAfter of [2, 9]) {
     it(`recovers an apply killed after ${killAfter} finished tasks, with no duplicate container`, async () => {
       const env = `k${killAfter}`;
       const watch = await watchCreates(PROJECT);
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/apply-child.ts', ts.url, PROJECT, env], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/apply-child.ts', ts.url, PROJECT, env, String(CHILD_LEASE_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
@@ -50,13 +54,15 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
       await exited;
       expect(out).not.toContain('done');
 
-      const store = await openStore(ts.url);
-      const before = await store.listTasksForApply(applyId);
+      const now = await openStore(ts.url);
+      const before = await now.listTasksForApply(applyId);
       expect(before.some((t) => t.state === 'running' || t.state === 'pending')).toBe(true);
-      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
       // The dead process's lease on the apply must expire first: until then recovery leaves it alone.
-      expect(await executor.recover()).toEqual([]);
-      await new Promise((r) => setTimeout(r, 1100));
+      expect(await new Executor({ store: now, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 }).recover()).toEqual([]);
+      await now.close();
+      // Once it has expired (a store whose clock is past it, rather than a minute's sleep), recovery takes the apply over.
+      const store = await openStore(ts.url, { now: () => Date.now() + 2 * CHILD_LEASE_MS });
+      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
       const results = await executor.recover();
       const failed = (await store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');
       expect(failed.map((t) => `${t.kind} ${t.resource}: ${t.state} ${t.error ?? ''}`)).toEqual([]);

@@ -52,7 +52,9 @@ describeDocker('executor on the real Docker engine', () => {
     return { applyId, result, plans, tasks: await ts.store.listTasksForApply(applyId) };
   }
 
-  const health = { test: ['CMD-SHELL', 'test -f /VERSION'], intervalMs: 200, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
+  // Generous timeout and retries: on a loaded 2-core engine a docker exec can take over a second, and
+  // three slow checks in a row would call a healthy container unhealthy. Healthy is seen at the first pass.
+  const health = { test: ['CMD-SHELL', 'test -f /VERSION'], intervalMs: 200, timeoutMs: 5000, retries: 10, startPeriodMs: 0 };
   const stack = (image: string, env = 'staging') =>
     state(
       [

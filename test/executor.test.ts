@@ -192,6 +192,28 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       expect(t['StartContainer service:worker0:1']!.state).toBe('succeeded');
     });
 
+    it('a journal write that committed but whose answer was lost (connection killed after COMMIT) is not taken for a lost race', async () => {
+      // Every third journal batch commits, then the connection "dies" before the answer: the retry finds its own write.
+      let batches = 0;
+      const lossy: Store = new Proxy(ts.store, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (prop === 'updateTasks') return async (...a: Parameters<Store['updateTasks']>) => {
+            const r = await target.updateTasks(...a);
+            if (++batches % 3 === 0) throw Object.assign(new Error('Connection lost: The server closed the connection.'), { code: 'PROTOCOL_CONNECTION_LOST' });
+            return r;
+          };
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      const h = harness(lossy);
+      const id = await h.apply(stack(undefined, 3), { parallelism: 2 });
+      expect(await h.executor.run(id)).toBe('completed');
+      expect(batches).toBeGreaterThan(3);
+      const bad = (await h.tasks(id)).filter((t) => t.state !== 'succeeded').map((t) => `${t.kind} ${t.resource} ${t.state}: ${t.error}`);
+      expect(bad).toEqual([]);
+    });
+
     it('stop: running tasks finish, pending ones are cancelled, the apply ends stopped', async () => {
       const h = harness(ts.store, { '*': { delayMs: 40 } });
       const id = await h.apply(stack(undefined, 2), { parallelism: 2 });

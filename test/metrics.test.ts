@@ -17,6 +17,7 @@ import { berth } from '../src/index.js';
 import { githubOutcome, instrumentOctokit, Metrics, metricsHandler } from '../src/metrics.js';
 import { Targets } from '../src/targets.js';
 import { sqliteTestStore } from './helpers/stores.js';
+import { until } from './helpers/wait.js';
 
 const SERIES = [
   'berth_webhooks_total',
@@ -210,13 +211,12 @@ describe('the Probot app serves /metrics and runs the reconciler', () => {
     const app = await boot();
     try {
       expect(app.services.drift?.intervalMs).toBe(10_000);
-      let text = '';
-      for (let i = 0; i < 100 && !text.includes('berth_drift_ticks_total{target="local",outcome="error"} 1'); i++) {
+      const text = await until('the first reconciler pass in /metrics', async () => {
         const res = await fetch(`${app.url}/metrics`);
         expect(res.status).toBe(200);
-        text = await res.text();
-        await new Promise((r) => setTimeout(r, 20));
-      }
+        const body = await res.text();
+        return body.includes('berth_drift_ticks_total{target="local",outcome="error"} 1') && body;
+      });
       expect(text).toContain('berth_drift_ticks_total{target="local",outcome="error"} 1');
       for (const name of SERIES) expect(text).toContain(`# TYPE ${name} `);
       expect((await fetch(`${app.url}/healthz`)).status).toBe(200); // the other handlers still answer

@@ -11,6 +11,7 @@ import type { DesiredState, ServiceSpec } from '../src/model.js';
 import { LABEL, names } from '../src/model.js';
 import { planToString } from '../src/plan.js';
 import { reconcile } from '../src/reconcile.js';
+import { removeProject } from './helpers/docker.js';
 import { DOCKER_SOCKET, describeDocker } from './helpers/env.js';
 import { net, spec, state, vol } from './helpers/specs.js';
 
@@ -69,13 +70,6 @@ async function createByHand(engine: DockerEngine, d: DesiredState): Promise<void
   }
 }
 
-async function removeProject(docker: Dockerode, project: string) {
-  const filters = { label: [`${LABEL.project}=${project}`] };
-  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true });
-  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove();
-  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove({ force: true });
-}
-
 describeDocker('observe (real Docker engine)', () => {
   const docker = new Dockerode({ socketPath: DOCKER_SOCKET });
   const engine = new DockerEngine(docker);
@@ -86,8 +80,8 @@ describeDocker('observe (real Docker engine)', () => {
   });
 
   afterAll(async () => {
-    await removeProject(docker, PROJECT);
-    await removeProject(docker, OTHER_PROJECT);
+    await removeProject(PROJECT, { client: docker });
+    await removeProject(OTHER_PROJECT, { client: docker });
   });
 
   it('reads back containers, networks and volumes with their berth labels', async () => {
@@ -145,8 +139,11 @@ describeDocker('observe (real Docker engine)', () => {
       expect(extra.state).toBe('created');
       expect(extra.networks).toEqual([]);
     } finally {
+      // What this test added goes now (its network too), not at the end of the file.
       await garbage.remove({ force: true });
       await badConfig.remove({ force: true });
+      await removeProject(OTHER_PROJECT, { client: docker });
+      await removeProject(PROJECT, { client: docker, environment: 'staging' });
     }
   });
 

@@ -16,15 +16,21 @@ const PROJECT = `t-replica-${process.pid}`;
 
 const cleanup = () => removeProject(PROJECT);
 
-function run(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`exit ${code}: ${err}`))));
+/** A replica process driving the apply: `ready` once it printed so, `go()` releases it, `done` is its verdict. */
+function replica(url: string, applyId: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/drive-child.ts', url, applyId], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const done = new Promise<string>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out.replace(/^ready\n/, '').trim()) : reject(new Error(`exit ${code}: ${err}`)))));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.startsWith('ready\n')) resolve();
+    });
+    void done.catch(reject);
   });
+  return { ready, done, go: () => child.stdin.end('go\n') };
 }
 
 describeDocker('replicas', () => {
@@ -45,8 +51,11 @@ describeDocker('replicas', () => {
         repo: 'acme/race', pr: 1, environment: 'race', kind: 'apply', actor: 'x', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
       });
       const watch = await watchCreates(PROJECT);
-      const barrier = String(Date.now() + 2500);
-      const outs = await Promise.all([run(['test/helpers/drive-child.ts', ts.url, applyId, barrier]), run(['test/helpers/drive-child.ts', ts.url, applyId, barrier])]);
+      const replicas = [replica(ts.url, applyId), replica(ts.url, applyId)];
+      // Released together once both are set up, however long a loaded machine takes to start them.
+      await Promise.all(replicas.map((r) => r.ready));
+      for (const r of replicas) r.go();
+      const outs = await Promise.all(replicas.map((r) => r.done));
       await watch.stop();
       expect(outs.filter((o) => o === 'driven completed')).toHaveLength(1);
       expect(outs.filter((o) => o.startsWith('not-driven'))).toHaveLength(1);

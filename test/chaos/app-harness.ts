@@ -7,7 +7,6 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Dockerode from 'dockerode';
 import { pino } from 'pino';
 import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { expect } from 'vitest';
@@ -15,12 +14,14 @@ import { berth } from '../../src/index.js';
 import type { BerthServices } from '../../src/index.js';
 import { LABEL } from '../../src/model.js';
 import { Targets } from '../../src/targets.js';
+import type Dockerode from 'dockerode';
+import { docker, removeProject } from '../helpers/docker.js';
 import type { FakeCheckRun, FakeComment, FakeGitHub, RepoRole } from '../helpers/fake-github.js';
 import { commentOnPullEvent, pullRequestEvent, startFakeGitHub, webhookHeaders } from '../helpers/fake-github.js';
 import { sqliteTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
-export const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+export { docker };
 export const SECRET = 'chaos-webhook-secret';
 export const APP_ID = 4243;
 export const sha = (c: string) => c.repeat(40);
@@ -51,16 +52,9 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function cleanupProject(project: string) {
-  if (!project.startsWith('t-')) throw new Error(`test projects start with t-: ${project}`);
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${project}`] } })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.project}=${project}`] } })) await docker.getNetwork(n.Id).remove().catch(() => {});
-  for (const v of (await docker.listVolumes({ filters: { label: [`${LABEL.project}=${project}`] } })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => {});
-}
-
 export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string }): Promise<App> {
   const { repo, project } = opts;
-  await cleanupProject(project);
+  await removeProject(project);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
   const fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
   fake.setRepo(repo, { defaultBranch: 'main' });
@@ -116,13 +110,13 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
       await services.runner.drain(60_000);
     },
     containers: () => docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${project}`] } }),
-    cleanup: () => cleanupProject(project),
+    cleanup: () => removeProject(project),
     async close() {
       await services?.runner.drain(30_000);
       await new Promise((r) => server.close(r));
       await fake.close();
       await ts.dispose();
-      await cleanupProject(project);
+      await removeProject(project);
     },
   };
   return app;
