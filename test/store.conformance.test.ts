@@ -830,6 +830,31 @@ function conformance(b: Backend): void {
       await store.setPrComments(repo, 1, []);
       expect(await store.getPrComments(repo, 1)).toEqual([]);
     });
+
+    it('when the plan comment was last written: undefined before, then the store clock of each write', async () => {
+      const repo = uid('o/r');
+      expect(await store.prCommentsWrittenAt(repo, 1)).toBeUndefined();
+      await store.setPrComments(repo, 1, [1]);
+      expect(await store.prCommentsWrittenAt(repo, 1)).toBe(clock.t);
+      clock.t += 7000;
+      await store.setPrComments(repo, 1, [1]);
+      expect(await store.prCommentsWrittenAt(repo, 1)).toBe(clock.t);
+      expect(await store.prCommentsWrittenAt(repo, 2)).toBeUndefined();
+    });
+  });
+
+  describe('PR heads', () => {
+    it('the first time a head was seen is kept: a later sighting does not move it; per PR and head', async () => {
+      const repo = uid('o/r');
+      const first = clock.t;
+      expect(await store.headSeenAt(repo, 1, 'a'.repeat(40))).toBeUndefined();
+      expect(await store.recordHead(repo, 1, 'a'.repeat(40))).toBe(first);
+      clock.t += 5000;
+      expect(await store.recordHead(repo, 1, 'a'.repeat(40))).toBe(first);
+      expect(await store.headSeenAt(repo, 1, 'a'.repeat(40))).toBe(first);
+      expect(await store.recordHead(repo, 1, 'b'.repeat(40))).toBe(clock.t);
+      expect(await store.headSeenAt(repo, 2, 'a'.repeat(40))).toBeUndefined();
+    });
   });
 
   describe('leases', () => {

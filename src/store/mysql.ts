@@ -570,6 +570,24 @@ export class MysqlStore implements Store {
     );
   }
 
+  async prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined> {
+    const r = await this.one('SELECT updated_at FROM comments WHERE repo = ? AND pr = ?', [repo, pr]);
+    return r ? Number(r.updated_at) : undefined;
+  }
+
+  // ── PR heads ────────────────────────────────────────────────────────────
+
+  async recordHead(repo: string, pr: number, headSha: string): Promise<number> {
+    // INSERT IGNORE would also hide other errors: a no-op update keeps the first time.
+    await this.exec('INSERT INTO pr_heads (repo, pr, head_sha, seen_at) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE seen_at = seen_at', [repo, pr, headSha, this.now()]);
+    return (await this.headSeenAt(repo, pr, headSha))!;
+  }
+
+  async headSeenAt(repo: string, pr: number, headSha: string): Promise<number | undefined> {
+    const r = await this.one('SELECT seen_at FROM pr_heads WHERE repo = ? AND pr = ? AND head_sha = ?', [repo, pr, headSha]);
+    return r ? Number(r.seen_at) : undefined;
+  }
+
   // ── leases ──────────────────────────────────────────────────────────────
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
