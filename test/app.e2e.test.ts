@@ -17,7 +17,7 @@ import { Targets } from '../src/targets.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
@@ -134,10 +134,11 @@ describeDocker('berth as a GitHub App, end to end', () => {
   }
 
   async function say(pr: number, body: string, user = 'alice', delivery?: `${string}-${string}-${string}-${string}-${string}`): Promise<number> {
-    const id = fake.addComment(REPO, pr, body, { user }).id;
-    commentSeq = id;
-    expect(await deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr, comment: { id, body, user } }), delivery)).toBe(200);
-    return id;
+    if (/\/(apply|rollback)\b/.test(body)) await nextGitHubSecond();
+    const c = fake.addComment(REPO, pr, body, { user });
+    commentSeq = c.id;
+    expect(await deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr, comment: { id: c.id, body, user, createdAt: c.createdAt, updatedAt: c.updatedAt } }), delivery)).toBe(200);
+    return c.id;
   }
 
   const berthComments = (pr: number) => fake.comments(REPO, pr).filter((c) => c.user === 'berth[bot]');

@@ -844,16 +844,20 @@ function conformance(b: Backend): void {
   });
 
   describe('PR heads', () => {
-    it('the first time a head was seen is kept: a later sighting does not move it; per PR and head', async () => {
+    it('the first time a head was seen is kept: a later sighting does not move it; per PR, oldest first', async () => {
       const repo = uid('o/r');
+      const [a, b] = ['a'.repeat(40), 'b'.repeat(40)];
       const first = clock.t;
-      expect(await store.headSeenAt(repo, 1, 'a'.repeat(40))).toBeUndefined();
-      expect(await store.recordHead(repo, 1, 'a'.repeat(40))).toBe(first);
+      expect(await store.listHeads(repo, 1)).toEqual([]);
+      expect(await store.recordHead(repo, 1, a)).toBe(first);
       clock.t += 5000;
-      expect(await store.recordHead(repo, 1, 'a'.repeat(40))).toBe(first);
-      expect(await store.headSeenAt(repo, 1, 'a'.repeat(40))).toBe(first);
-      expect(await store.recordHead(repo, 1, 'b'.repeat(40))).toBe(clock.t);
-      expect(await store.headSeenAt(repo, 2, 'a'.repeat(40))).toBeUndefined();
+      expect(await store.recordHead(repo, 1, a)).toBe(first);
+      expect(await store.recordHead(repo, 1, b)).toBe(clock.t);
+      expect(await store.listHeads(repo, 1)).toEqual([
+        { headSha: a, seenAt: first },
+        { headSha: b, seenAt: clock.t },
+      ]);
+      expect(await store.listHeads(repo, 2)).toEqual([]);
     });
   });
 

@@ -306,8 +306,8 @@ export interface Store {
   // ── PR heads ────────────────────────────────────────────────────────────
   /** Records the first time berth saw this head of the PR (insert-if-absent, atomic); returns that first time. */
   recordHead(repo: string, pr: number, headSha: string): Promise<number>;
-  /** When berth first saw this head of the PR; undefined when never. */
-  headSeenAt(repo: string, pr: number, headSha: string): Promise<number | undefined>;
+  /** Every head of the PR berth has seen, with when it first saw each, oldest first. */
+  listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]>;
 
   // ── leases (multi-replica coordination) ─────────────────────────────────
   /** Take the lease if free, expired or already ours (then it is renewed to now+ttl). Atomic. */
