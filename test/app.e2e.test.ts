@@ -177,6 +177,7 @@ describeDocker('berth as a GitHub App, end to end', () => {
   });
 
   it('/apply production before staging is refused by the staging-first gate', async () => {
+    fake.setPermission(REPO, 'bob', 'write');
     fake.addReview(REPO, 1, { user: 'bob', state: 'APPROVED' });
     const id = await say(1, '/apply production');
     expect(fake.reactions(REPO, id).map((r) => r.content)).toEqual(['eyes']);
