@@ -122,7 +122,7 @@ export const msg = {
   requiresFirst(env: string, missing: { env: string; why: string }[]): string {
     return msg.refused(
       'Staging first',
-      `${code(env)} can only be applied after ${missing.map((m) => code(m.env)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} completed an apply of the same changes:\n\n${missing.map((m) => `- ${code(m.env)}: ${m.why}`).join('\n')}`,
+      `${code(env)} can only be applied after ${missing.map((m) => code(m.env)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} completed an apply of this pull request's changes:\n\n${missing.map((m) => `- ${code(m.env)}: ${m.why}`).join('\n')}`,
       `comment ${missing.map((m) => `\`/apply ${m.env}\``).join(', then ')} first, and wait for it to complete.`,
     );
   },

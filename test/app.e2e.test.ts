@@ -183,7 +183,7 @@ describeDocker('berth as a GitHub App, end to end', () => {
     expect(fake.reactions(REPO, id).map((r) => r.content)).toEqual(['eyes']);
     const reply = lastReply(1);
     expect(reply).toContain('### 🚫 Staging first');
-    expect(reply).toContain('`staging`: these changes have not been applied there');
+    expect(reply).toContain('`staging`: this pull request (#1 at `aaaaaaa`) has not applied its `staging` state there');
     expect(reply).toContain('`/apply staging`');
     golden('refused-staging-first', reply);
     expect(await ts.store.listApplies({ environment: 'production' })).toEqual([]);
