@@ -414,7 +414,7 @@ export class Bot {
     } catch (err) {
       if (err instanceof StalePlanError) {
         await this.planPullRequest(gh, repo, pull, [env.name]);
-        return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes)));
+        return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes, kind)));
       }
       throw err;
     }

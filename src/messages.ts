@@ -111,11 +111,11 @@ export const msg = {
     );
   },
 
-  staleWorld(env: string, changes: readonly string[]): string {
+  staleWorld(env: string, changes: readonly string[], command: 'apply' | 'rollback' = 'apply'): string {
     return msg.refused(
       'The plan is out of date',
       `The Docker host of ${code(env)} changed since the plan was made:\n\n${block(changes.join('\n'), 'diff')}\n\nberth has planned again; the new plan is in the plan comment.`,
-      `review the new plan, then comment \`/apply ${env}\` again.`,
+      `review the new plan, then comment \`/${command} ${env}\` again.`,
     );
   },
 
