@@ -5,6 +5,7 @@
 // anything runs, and it passes the same authorisation, freshness and lock
 // gates as `/apply`. Through the whole app, with real applies on dockerd.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { berthYml } from '../helpers/berth-yml.js';
 import { describeDocker } from '../helpers/env.js';
 import type { App } from '../chaos/app-harness.js';
 import { sha, startApp } from '../chaos/app-harness.js';
@@ -14,18 +15,7 @@ const PROJECT = 't-sec-15';
 const [HEAD_1, HEAD_2] = [sha('e'), sha('f')];
 const SECRET = 'rollback-s3cret-value';
 
-const config = (policy: string[]) =>
-  [
-    `project: ${PROJECT}`,
-    'environments:',
-    '  - name: staging',
-    '    compose: [compose.yml]',
-    '    targets: [local]',
-    '    variables:',
-    `      DB_PASSWORD: ${SECRET}`,
-    ...(policy.length ? ['policy:', ...policy.map((l) => `  ${l}`)] : []),
-    '',
-  ].join('\n');
+const config = (policy: string[]) => berthYml(PROJECT, [{ name: 'staging', compose: ['compose.yml'], extra: ['variables:', `  DB_PASSWORD: ${SECRET}`] }], policy);
 // PR 1 runs with NET_ADMIN (allowed by the policy of its day); PR 2 drops it.
 const COMPOSE_1 = ['services:', '  web:', '    image: berth-test/app:1', '    cap_add: [NET_ADMIN]', '    environment:', '      DB_PASSWORD: ${DB_PASSWORD}', ''].join('\n');
 const COMPOSE_2 = ['services:', '  web:', '    image: berth-test/app:2', '    environment:', '      DB_PASSWORD: ${DB_PASSWORD}', ''].join('\n');

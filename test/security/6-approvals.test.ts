@@ -5,6 +5,7 @@
 // while checking refuses. Through the whole app: signed webhooks, the
 // spec-validating fake GitHub, the real dockerd.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { berthYml } from '../helpers/berth-yml.js';
 import { describeDocker } from '../helpers/env.js';
 import type { App } from '../chaos/app-harness.js';
 import { sha, startApp } from '../chaos/app-harness.js';
@@ -13,17 +14,7 @@ const REPO = 'acme/sec-approvals';
 const PROJECT = 't-sec-6';
 const [HEAD_A, HEAD_B] = [sha('a'), sha('b')];
 
-const CONFIG = [
-  `project: ${PROJECT}`,
-  'environments:',
-  '  - name: staging',
-  '    compose: [compose.yml]',
-  '    targets: [local]',
-  '    approvals: 1',
-  '    appliers:',
-  '      teams: [release]',
-  '',
-].join('\n');
+const CONFIG = berthYml(PROJECT, [{ name: 'staging', compose: ['compose.yml'], extra: ['approvals: 1', 'appliers:', '  teams: [release]'] }]);
 const compose = (label: string) => ['services:', '  web:', '    image: berth-test/app:1', '    labels:', `      rev: "${label}"`, ''].join('\n');
 
 describeDocker('security: approvals (issue 10, item 6)', () => {

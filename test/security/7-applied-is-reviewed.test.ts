@@ -4,6 +4,7 @@
 // times; an edited comment never carries a command. Through the whole app:
 // the push lands between the comment and its webhook, as it does on GitHub.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { berthYml } from '../helpers/berth-yml.js';
 import { describeDocker } from '../helpers/env.js';
 import { commentOnPullEvent, nextGitHubSecond } from '../helpers/fake-github.js';
 import type { App } from '../chaos/app-harness.js';
@@ -13,7 +14,7 @@ const REPO = 'acme/sec-reviewed';
 const PROJECT = 't-sec-7';
 const [HEAD_A, HEAD_B] = [sha('a'), sha('b')];
 
-const CONFIG = [`project: ${PROJECT}`, 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n');
+const CONFIG = berthYml(PROJECT, [{ name: 'staging', compose: ['compose.yml'] }]);
 const compose = (image: string) => ['services:', '  web:', `    image: ${image}`, ''].join('\n');
 
 describeDocker('security: what is applied is what was reviewed (issue 10, item 7)', () => {

@@ -3,6 +3,7 @@
 // never by another PR's apply that happens to leave staging in the same state.
 // Through the whole app, with real applies on dockerd.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { berthYml } from '../helpers/berth-yml.js';
 import { describeDocker } from '../helpers/env.js';
 import type { App } from '../chaos/app-harness.js';
 import { sha, startApp } from '../chaos/app-harness.js';
@@ -11,18 +12,10 @@ const REPO = 'acme/sec-staging-first';
 const PROJECT = 't-sec-8';
 const [HEAD_1, HEAD_2, HEAD_2B] = [sha('1'), sha('2'), sha('3')];
 
-const CONFIG = [
-  `project: ${PROJECT}`,
-  'environments:',
-  '  - name: staging',
-  '    compose: [compose.yml]',
-  '    targets: [local]',
-  '  - name: production',
-  '    compose: [compose.yml, compose.production.yml]',
-  '    targets: [local]',
-  '    requires: [staging]',
-  '',
-].join('\n');
+const CONFIG = berthYml(PROJECT, [
+  { name: 'staging', compose: ['compose.yml'] },
+  { name: 'production', compose: ['compose.yml', 'compose.production.yml'], extra: ['requires: [staging]'] },
+]);
 const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n');
 const production = (tier: string) => ['services:', '  web:', '    labels:', `      tier: "${tier}"`, ''].join('\n');
 const files = (tier: string) => ({ '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE, 'compose.production.yml': production(tier) });
