@@ -10,6 +10,8 @@ import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
 import { parseYaml } from './compose/yaml.js';
 import { ComposeError, ConfigError, isBerthError } from './errors.js';
+import { staleCommand } from './freshness.js';
+import type { CommandTimes } from './freshness.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
@@ -24,7 +26,6 @@ import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
 import type { ApplyKind, Store } from './store/store.js';
-import { parsePayload } from './executor.js';
 import type { Targets } from './targets.js';
 import { UnknownTargetError } from './targets.js';
 
@@ -47,6 +48,10 @@ export interface CommentEvent {
   user: string;
   /** GitHub's user type: 'User', 'Bot', 'Organization' */
   userType: string;
+  /** GitHub's `created_at` of the comment: what the command acts on must be older */
+  createdAt: string;
+  /** GitHub's `updated_at`: a comment edited after it was written carries no command */
+  updatedAt?: string;
 }
 
 /** One environment's outcome of planning a PR head. */
@@ -164,6 +169,7 @@ export class Bot {
       return [];
     }
     if (!config) return [];
+    await this.o.store.recordHead(repoName(repo), pull.number, pull.headSha);
     const files = await gh.listFiles(repo, pull.headSha);
     const loaded = { config, files };
     const envs = config.environments.filter((e) => !only?.length || only.includes(e.name));
@@ -260,6 +266,8 @@ export class Bot {
     const parsed = parseCommands(comment.body, envs);
     if (parsed.kind === 'none') return;
     await gh.react(repo, comment.id, 'eyes').catch((err) => this.o.log.warn({ err: String(err) }, 'could not add reaction'));
+    // What an edited comment said when it was written, and what its author saw then, is unknown: it carries no command.
+    if (comment.updatedAt !== undefined && comment.updatedAt !== comment.createdAt) return void (await this.reply(gh, repo, prNumber, msg.editedCommand()));
     if (!config) {
       await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
       return;
@@ -296,10 +304,10 @@ export class Bot {
         return;
       }
       case 'apply':
-        await this.apply(gh, repo, pr, comment.user, config, c.env, 'apply');
+        await this.apply(gh, repo, pr, comment.user, config, c.env, 'apply', comment);
         return;
       case 'rollback':
-        await this.apply(gh, repo, pr, comment.user, config, c.env, 'rollback');
+        await this.apply(gh, repo, pr, comment.user, config, c.env, 'rollback', comment);
         return;
       case 'stop':
         await this.stop(gh, repo, pr, comment.user, config, c.env);
@@ -326,8 +334,26 @@ export class Bot {
     return true;
   }
 
-  /** /apply and /rollback: every gate, the lock, the stale-plan guard, then a detached run. */
-  async apply(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName: string, kind: ApplyKind): Promise<string | undefined> {
+  /** Refuses (true) when the head or berth's plan comment changed after the command comment was written. */
+  private async changedSince(gh: GitHubPort, repo: RepoRef, pull: PullRequest, command: CommandTimes, env: string, kind: ApplyKind, planMadeAt?: number): Promise<boolean> {
+    const full = repoName(repo);
+    const reasons = staleCommand(command, {
+      headSha: pull.headSha,
+      heads: await this.o.store.listHeads(full, pull.number),
+      commentWrittenAt: await this.o.store.prCommentsWrittenAt(full, pull.number),
+      ...(planMadeAt !== undefined ? { planMadeAt } : {}),
+    });
+    if (reasons.length) await this.reply(gh, repo, pull.number, msg.commandStale(env, kind, reasons));
+    return reasons.length > 0;
+  }
+
+  /**
+   * /apply and /rollback: every gate, the command-freshness check, the lock,
+   * the stale-plan guard, then a detached run. A rollback's state is rebuilt
+   * from its commit under today's configuration and policy, and its plan is
+   * posted before it runs.
+   */
+  async apply(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName: string, kind: ApplyKind, command: CommandTimes): Promise<string | undefined> {
     const env = this.envOf(config, envName);
     if (!env) {
       await this.reply(gh, repo, pr, msg.unknownEnv(envName, config.environments.map((e) => e.name)));
@@ -351,6 +377,9 @@ export class Bot {
 
     let desired: DesiredState;
     let expected: readonly ExpectedPlan[] | undefined;
+    let rollbackPlan: string | undefined;
+    let stateSha = pull.headSha;
+    await this.o.store.recordHead(full, pr, pull.headSha);
     const files = await gh.listFiles(repo, pull.headSha);
     if (kind === 'apply') {
       const saved = await this.o.store.latestPlan(full, pr, env.name);
@@ -358,28 +387,40 @@ export class Bot {
         await this.planPullRequest(gh, repo, pull, [env.name]);
         return void (await this.reply(gh, repo, pr, msg.staleHead(env.name, saved?.headSha, pull.headSha)));
       }
+      if (await this.changedSince(gh, repo, pull, command, env.name, kind, saved.createdAt)) return;
       try {
         desired = await this.desiredAt(gh, repo, config, env, pull.headSha, files);
       } catch (err) {
         return void (await this.reply(gh, repo, pr, msg.configError(err)));
       }
-      const gate = await requiresGate(this.o.store, repo, env, config.environments.map((e) => e.name), async (req) =>
+      const gate = await requiresGate(this.o.store, repo, pull, env, config.environments.map((e) => e.name), async (req) =>
         desiredDigest(await this.desiredAt(gh, repo, config, this.envOf(config, req)!, pull.headSha, files)),
       );
       if (await this.refuse(gh, repo, pr, gate)) return;
       expected = JSON.parse(saved.planJson) as ExpectedPlan[];
     } else {
+      if (await this.changedSince(gh, repo, pull, command, env.name, kind)) return;
       // Rollback: the last completed state of this environment that differs from what is there now.
       const history = await this.o.store.listApplies({ repo: full, environment: env.name, states: ['completed'] });
       const current = history[0];
       const target = history.find((a) => a.desiredDigest !== current?.desiredDigest);
       if (!target) return void (await this.reply(gh, repo, pr, msg.noRollback(env.name)));
-      desired = { ...parsePayload(target.desiredJson).desired, repository: full };
+      if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
+      // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
+      const source = { id: target.id, pr: target.pr, headSha: target.headSha };
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha);
+      if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
+      desired = planned.desired;
+      expected = expectedOf(planned.plans);
+      rollbackPlan = msg.rollbackPlan(env.name, source, planned.markdown);
+      stateSha = target.headSha;
     }
 
     const owner = `${full}#${pr}`;
     const lock = await this.o.store.acquireLock(full, env.name, owner, pr);
     if (!lock.acquired) return void (await this.reply(gh, repo, pr, msg.lockHeld(env.name, lock.holder, full)));
+    // Shown before anything runs; the stale-plan guard below then holds the rollback to exactly this plan.
+    if (rollbackPlan) await this.reply(gh, repo, pr, rollbackPlan);
 
     let prepared;
     try {
@@ -389,7 +430,8 @@ export class Bot {
         environment: env.name,
         kind,
         actor: user,
-        headSha: pull.headSha,
+        // A rollback records the commit its state was rebuilt from, so rolling back to it again rebuilds the same.
+        headSha: stateSha,
         desired,
         targets: env.targets,
         onFailure: env.on_failure,
@@ -402,7 +444,7 @@ export class Bot {
     } catch (err) {
       if (err instanceof StalePlanError) {
         await this.planPullRequest(gh, repo, pull, [env.name]);
-        return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes)));
+        return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes, kind)));
       }
       throw err;
     }
@@ -422,7 +464,7 @@ export class Bot {
       // Reporting never blocks the apply.
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not create the apply check run');
     }
-    await this.reply(gh, repo, pr, steps ? msg.started(env.name, prepared.applyId, pull.headSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
+    await this.reply(gh, repo, pr, steps ? msg.started(env.name, prepared.applyId, stateSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
     );
     void this.o.runner.start(prepared.applyId);

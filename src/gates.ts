@@ -1,9 +1,9 @@
 // The checks every apply passes before anything touches Docker. Each gate
 // returns the refusal to post, or ok. All of them fail closed: an unknown
 // environment, a GitHub error or a missing record is a refusal.
-import type { GitHubPort, PullRequest, RepoRef } from './github.js';
+import type { GitHubPort, PullRequest, RepoRef, Review } from './github.js';
 import { repoName } from './github.js';
-import { code, msg } from './messages.js';
+import { code, msg, shortSha } from './messages.js';
 import type { Store } from './store/store.js';
 
 export type Gate = { ok: true } | { ok: false; message: string };
@@ -20,18 +20,29 @@ export interface GatedEnvironment {
 
 const WRITE = new Set(['admin', 'maintain', 'write']);
 
+/**
+ * Whether `user` may apply to `env`: write permission on the repository, or
+ * listed in the environment's appliers (users, or `team`/`org/team`). A GitHub
+ * error is thrown, for the caller to deny.
+ */
+async function mayApply(gh: GitHubPort, repo: RepoRef, user: string, env: GatedEnvironment): Promise<{ ok: true } | { ok: false; perm: string }> {
+  const perm = await gh.permission(repo, user);
+  if (WRITE.has(perm)) return { ok: true };
+  if (env.appliers?.users?.some((u) => u.toLowerCase() === user.toLowerCase())) return { ok: true };
+  for (const t of env.appliers?.teams ?? []) {
+    const [org, team] = t.includes('/') ? (t.split('/', 2) as [string, string]) : [repo.owner, t];
+    if (await gh.isTeamMember(org, team, user)) return { ok: true };
+  }
+  return { ok: false, perm };
+}
+
 /** Write permission on the repository, or listed in the environment's appliers (users, or `team`/`org/team`). */
 export async function authorise(gh: GitHubPort, repo: RepoRef, user: string, env: GatedEnvironment): Promise<Gate> {
   try {
-    const perm = await gh.permission(repo, user);
-    if (WRITE.has(perm)) return OK;
-    if (env.appliers?.users?.some((u) => u.toLowerCase() === user.toLowerCase())) return OK;
-    for (const t of env.appliers?.teams ?? []) {
-      const [org, team] = t.includes('/') ? (t.split('/', 2) as [string, string]) : [repo.owner, t];
-      if (await gh.isTeamMember(org, team, user)) return OK;
-    }
+    const may = await mayApply(gh, repo, user, env);
+    if (may.ok) return OK;
     const via = env.appliers?.users?.length || env.appliers?.teams?.length ? `, and is not among the appliers of ${code(env.name)}` : '';
-    return { ok: false, message: msg.unauthorised(user, env.name, `their permission on this repository is ${code(perm)} (write is needed)${via}.`) };
+    return { ok: false, message: msg.unauthorised(user, env.name, `their permission on this repository is ${code(may.perm)} (write is needed)${via}.`) };
   } catch (err) {
     return { ok: false, message: msg.authCheckFailed(user, err) };
   }
@@ -42,23 +53,41 @@ export function forkGate(pull: PullRequest, allowForks: boolean): Gate {
   return fromFork && !allowForks ? { ok: false, message: msg.fork() } : OK;
 }
 
-/** Approvals and mergeability as the environment's config asks. */
+/**
+ * Approvals and mergeability as the environment's config asks. An approval
+ * counts as GitHub's own rule does — the latest APPROVED / CHANGES_REQUESTED /
+ * DISMISSED review of each reviewer (comments and pending reviews change
+ * nothing) — and only when it is of the current head, by someone other than
+ * the author who may apply to the environment (write access or appliers).
+ */
 export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: PullRequest, env: GatedEnvironment): Promise<Gate> {
   const needed = Math.max(env.approvals ?? 0, env.require?.approved ? 1 : 0);
   try {
     if (needed > 0) {
-      const latest = new Map<string, string>();
-      // Reviews come oldest first: the last one of each reviewer counts, like GitHub's own rule.
+      const latest = new Map<string, Review>();
+      // Reviews come oldest first: the last one of each reviewer counts.
       for (const r of await gh.listReviews(repo, pull.number)) {
-        if (r.user === pull.author) continue;
-        if (r.state === 'COMMENTED') continue;
-        latest.set(r.user, r.state);
+        if (r.state !== 'APPROVED' && r.state !== 'CHANGES_REQUESTED' && r.state !== 'DISMISSED') continue;
+        latest.set(r.user.toLowerCase(), r);
       }
-      const approved = [...latest.values()].filter((s) => s === 'APPROVED').length;
+      let approved = 0;
+      const ignored: string[] = [];
+      for (const r of latest.values()) {
+        if (r.state !== 'APPROVED') continue;
+        if (r.user.toLowerCase() === pull.author.toLowerCase()) ignored.push(`@${r.user} (the author)`);
+        else if (r.commitId !== pull.headSha) ignored.push(`@${r.user} (approved ${r.commitId ? code(shortSha(r.commitId)) : 'an unknown commit'}, not the current head)`);
+        else if (!(await mayApply(gh, repo, r.user, env)).ok) ignored.push(`@${r.user} (no write access, not among the appliers)`);
+        else approved++;
+      }
       if (approved < needed)
         return {
           ok: false,
-          message: msg.requirement(env.name, `${code(env.name)} needs ${needed} approving review${needed > 1 ? 's' : ''}; this PR has ${approved}.`, 'get the PR reviewed and approved, then apply again.'),
+          message: msg.requirement(
+            env.name,
+            `${code(env.name)} needs ${needed} approving review${needed > 1 ? 's' : ''} of the current head ${code(shortSha(pull.headSha))} by someone with write access other than the author; this PR has ${approved}.` +
+              (ignored.length ? ` Not counted: ${ignored.join(', ')}.` : ''),
+            'get the current head reviewed and approved, then apply again.',
+          ),
         };
     }
     if (env.require?.mergeable) {
@@ -73,19 +102,24 @@ export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: Pull
 }
 
 /**
- * Staging-first: every environment in `requires` must have completed an apply
- * of exactly the desired state this PR head produces for it. `digestOf`
- * computes that digest (it loads the required environment's compose at the
- * head); an environment the config does not list fails closed.
+ * Staging-first: every environment in `requires` must have a completed apply
+ * of THIS pull request whose desired state there is exactly the one its
+ * current head produces (an earlier head of the PR with the same state
+ * counts). Another PR's apply never does, even of an identical state: the
+ * rule is that these changes were tried there. `digestOf` computes the digest
+ * (it loads the required environment's compose at the head); an environment
+ * the config does not list fails closed.
  */
 export async function requiresGate(
   store: Store,
   repo: RepoRef,
+  pull: Pick<PullRequest, 'number' | 'headSha'>,
   env: GatedEnvironment,
   known: readonly string[],
   digestOf: (env: string) => Promise<string>,
 ): Promise<Gate> {
   const missing: { env: string; why: string }[] = [];
+  const these = `#${pull.number} at ${code(shortSha(pull.headSha))}`;
   for (const req of env.requires) {
     if (!known.includes(req)) {
       missing.push({ env: req, why: 'is not an environment of the configuration, so this requirement can never be met' });
@@ -98,9 +132,9 @@ export async function requiresGate(
       missing.push({ env: req, why: `its desired state could not be computed: ${String((err as Error)?.message ?? err)}` });
       continue;
     }
-    const latest = await store.latestApply(repoName(repo), req, { desiredDigest: digest });
-    if (!latest) missing.push({ env: req, why: 'these changes have not been applied there' });
-    else if (latest.state !== 'completed') missing.push({ env: req, why: `the latest apply of these changes there is ${code(latest.state)}` });
+    const ours = (await store.listApplies({ repo: repoName(repo), pr: pull.number, environment: req })).find((a) => a.desiredDigest === digest);
+    if (!ours) missing.push({ env: req, why: `this pull request (${these}) has not applied its ${code(req)} state there (an apply of another PR does not count)` });
+    else if (ours.state !== 'completed') missing.push({ env: req, why: `the latest apply of this pull request's ${code(req)} state (${these}) there is ${code(ours.state)}` });
   }
   return missing.length ? { ok: false, message: msg.requiresFirst(env.name, missing) } : OK;
 }

@@ -97,7 +97,7 @@ export class OctokitGitHub implements GitHubPort {
 
   async listReviews(repo: RepoRef, pr: number): Promise<Review[]> {
     const reviews = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, { owner: repo.owner, repo: repo.name, pull_number: pr, per_page: 100 });
-    return reviews.map((r) => ({ user: r.user?.login ?? '', state: r.state, submittedAt: r.submitted_at ?? null }));
+    return reviews.map((r) => ({ user: r.user?.login ?? '', state: r.state, submittedAt: r.submitted_at ?? null, commitId: r.commit_id ?? null }));
   }
 
   async permission(repo: RepoRef, user: string): Promise<Permission> {

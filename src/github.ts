@@ -36,6 +36,8 @@ export interface Review {
   user: string;
   state: string;
   submittedAt: string | null;
+  /** the commit the review was made on (GitHub's `commit_id`); an approval is of that commit only */
+  commitId: string | null;
 }
 
 export type CheckStatus = 'queued' | 'in_progress' | 'completed';

@@ -182,6 +182,8 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       const pr = context.payload.pull_request;
       if (typeof pr?.number !== 'number' || typeof pr.head?.sha !== 'string' || typeof pr.base?.repo?.full_name !== 'string') return malformed(context as unknown as Context, 'pull_request');
       await handle(context as unknown as Context, pr.number, async (gh, repo) => {
+        // When berth first saw this head: a command written before it cannot have been about it (drafts included).
+        await store.recordHead(context.payload.repository.full_name, pr.number, pr.head.sha);
         if (pr.draft) return;
         await bot.planPullRequest(gh, repo, {
           number: pr.number,
@@ -213,7 +215,14 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       // A command is only ever taken from a named user: without one, authorisation would be asked about nobody.
       if (typeof comment.user?.login !== 'string' || !comment.user.login) return malformed(context as unknown as Context, 'comment.user.login');
       await handle(context as unknown as Context, issue.number, async (gh, repo) => {
-        await bot.handleComment(gh, repo, issue.number, { id: comment.id, body: comment.body ?? '', user: comment.user?.login ?? '', userType: comment.user?.type ?? 'User' });
+        await bot.handleComment(gh, repo, issue.number, {
+          id: comment.id,
+          body: comment.body ?? '',
+          user: comment.user?.login ?? '',
+          userType: comment.user?.type ?? 'User',
+          createdAt: String(comment.created_at ?? ''),
+          updatedAt: String(comment.updated_at ?? comment.created_at ?? ''),
+        });
       });
     });
 

@@ -111,18 +111,18 @@ export const msg = {
     );
   },
 
-  staleWorld(env: string, changes: readonly string[]): string {
+  staleWorld(env: string, changes: readonly string[], command: 'apply' | 'rollback' = 'apply'): string {
     return msg.refused(
       'The plan is out of date',
       `The Docker host of ${code(env)} changed since the plan was made:\n\n${block(changes.join('\n'), 'diff')}\n\nberth has planned again; the new plan is in the plan comment.`,
-      `review the new plan, then comment \`/apply ${env}\` again.`,
+      `review the new plan, then comment \`/${command} ${env}\` again.`,
     );
   },
 
   requiresFirst(env: string, missing: { env: string; why: string }[]): string {
     return msg.refused(
       'Staging first',
-      `${code(env)} can only be applied after ${missing.map((m) => code(m.env)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} completed an apply of the same changes:\n\n${missing.map((m) => `- ${code(m.env)}: ${m.why}`).join('\n')}`,
+      `${code(env)} can only be applied after ${missing.map((m) => code(m.env)).join(', ')} ${missing.length > 1 ? 'have' : 'has'} completed an apply of this pull request's changes:\n\n${missing.map((m) => `- ${code(m.env)}: ${m.why}`).join('\n')}`,
       `comment ${missing.map((m) => `\`/apply ${m.env}\``).join(', then ')} first, and wait for it to complete.`,
     );
   },
@@ -169,6 +169,44 @@ export const msg = {
 
   unlockInFlight(env: string): string {
     return msg.refused('Cannot unlock during an apply', `An apply to ${code(env)} is in progress under this lock.`, `comment \`/stop ${env}\` and wait for it to end, then \`/unlock ${env}\`.`);
+  },
+
+  commandStale(env: string, command: 'apply' | 'rollback', reasons: readonly string[]): string {
+    return msg.refused(
+      'The PR changed after the command was written',
+      `berth applies what the person who commented saw. This \`/${command} ${env}\` was not acted on:\n\n${reasons.map((r) => `- ${r}`).join('\n')}\n\nGitHub gives a comment's creation time to the second: a change within that same second counts as after it.`,
+      `review the plan comment as it is now, then comment \`/${command} ${env}\` again.`,
+    );
+  },
+
+  editedCommand(): string {
+    return msg.refused(
+      'Edited comments are not commands',
+      'This comment was edited after it was written, so berth cannot tell what it said when it was written, nor what its author saw then.',
+      'write the command in a new comment.',
+    );
+  },
+
+  rollbackPlan(env: string, target: { id: string; pr: number | null; headSha: string }, plan: string): string {
+    const from = `${target.pr !== null ? `#${target.pr} at ` : ''}${code(shortSha(target.headSha))}`;
+    return `${MARKER}\n### ⏪ Rollback plan for ${code(env)}\n\nBack to the state of apply ${code(target.id)} (${from}), rebuilt from that commit under today's configuration and policy (\`.github/berth.yml\` on the default branch). It starts now; comment \`/stop ${env}\` to halt it.\n\n${plan}`;
+  },
+
+  rollbackRefused(env: string, target: { id: string; pr: number | null; headSha: string }, why: string): string {
+    const from = `${target.pr !== null ? `#${target.pr} at ` : ''}${code(shortSha(target.headSha))}`;
+    return msg.refused(
+      `Cannot roll back ${code(env)}`,
+      `The state of apply ${code(target.id)} (${from}), rebuilt from that commit under today's configuration and policy, is refused:\n\n${why}`,
+      'fix the default branch configuration, or apply a known good PR instead.',
+    );
+  },
+
+  rollbackUnsourced(env: string, applyId: string): string {
+    return msg.refused(
+      'Cannot roll back to that state',
+      `The last different state of ${code(env)} (apply ${code(applyId)}) was not applied from a commit, so it cannot be checked against today's policy.`,
+      'apply a known good PR instead.',
+    );
   },
 
   noRollback(env: string): string {

@@ -17,7 +17,7 @@ import { Targets } from '../src/targets.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
@@ -134,10 +134,11 @@ describeDocker('berth as a GitHub App, end to end', () => {
   }
 
   async function say(pr: number, body: string, user = 'alice', delivery?: `${string}-${string}-${string}-${string}-${string}`): Promise<number> {
-    const id = fake.addComment(REPO, pr, body, { user }).id;
-    commentSeq = id;
-    expect(await deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr, comment: { id, body, user } }), delivery)).toBe(200);
-    return id;
+    if (/\/(apply|rollback)\b/.test(body)) await nextGitHubSecond();
+    const c = fake.addComment(REPO, pr, body, { user });
+    commentSeq = c.id;
+    expect(await deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr, comment: { id: c.id, body, user, createdAt: c.createdAt, updatedAt: c.updatedAt } }), delivery)).toBe(200);
+    return c.id;
   }
 
   const berthComments = (pr: number) => fake.comments(REPO, pr).filter((c) => c.user === 'berth[bot]');
@@ -176,12 +177,13 @@ describeDocker('berth as a GitHub App, end to end', () => {
   });
 
   it('/apply production before staging is refused by the staging-first gate', async () => {
+    fake.setPermission(REPO, 'bob', 'write');
     fake.addReview(REPO, 1, { user: 'bob', state: 'APPROVED' });
     const id = await say(1, '/apply production');
     expect(fake.reactions(REPO, id).map((r) => r.content)).toEqual(['eyes']);
     const reply = lastReply(1);
     expect(reply).toContain('### 🚫 Staging first');
-    expect(reply).toContain('`staging`: these changes have not been applied there');
+    expect(reply).toContain('`staging`: this pull request (#1 at `aaaaaaa`) has not applied its `staging` state there');
     expect(reply).toContain('`/apply staging`');
     golden('refused-staging-first', reply);
     expect(await ts.store.listApplies({ environment: 'production' })).toEqual([]);

@@ -830,6 +830,35 @@ function conformance(b: Backend): void {
       await store.setPrComments(repo, 1, []);
       expect(await store.getPrComments(repo, 1)).toEqual([]);
     });
+
+    it('when the plan comment was last written: undefined before, then the store clock of each write', async () => {
+      const repo = uid('o/r');
+      expect(await store.prCommentsWrittenAt(repo, 1)).toBeUndefined();
+      await store.setPrComments(repo, 1, [1]);
+      expect(await store.prCommentsWrittenAt(repo, 1)).toBe(clock.t);
+      clock.t += 7000;
+      await store.setPrComments(repo, 1, [1]);
+      expect(await store.prCommentsWrittenAt(repo, 1)).toBe(clock.t);
+      expect(await store.prCommentsWrittenAt(repo, 2)).toBeUndefined();
+    });
+  });
+
+  describe('PR heads', () => {
+    it('the first time a head was seen is kept: a later sighting does not move it; per PR, oldest first', async () => {
+      const repo = uid('o/r');
+      const [a, b] = ['a'.repeat(40), 'b'.repeat(40)];
+      const first = clock.t;
+      expect(await store.listHeads(repo, 1)).toEqual([]);
+      expect(await store.recordHead(repo, 1, a)).toBe(first);
+      clock.t += 5000;
+      expect(await store.recordHead(repo, 1, a)).toBe(first);
+      expect(await store.recordHead(repo, 1, b)).toBe(clock.t);
+      expect(await store.listHeads(repo, 1)).toEqual([
+        { headSha: a, seenAt: first },
+        { headSha: b, seenAt: clock.t },
+      ]);
+      expect(await store.listHeads(repo, 2)).toEqual([]);
+    });
   });
 
   describe('leases', () => {

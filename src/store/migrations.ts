@@ -290,6 +290,28 @@ export const MIGRATIONS: Migration[] = [
       ) ${MYSQL_TABLE}`,
     ],
   },
+  {
+    version: 3,
+    name: 'pr_heads: when berth first saw each head of a PR (a command is only valid for a head seen before it was written)',
+    sqlite: [
+      `CREATE TABLE pr_heads (
+        repo TEXT NOT NULL,
+        pr INTEGER NOT NULL,
+        head_sha TEXT NOT NULL,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (repo, pr, head_sha)
+      )`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS pr_heads (
+        repo VARCHAR(255) NOT NULL,
+        pr INT NOT NULL,
+        head_sha VARCHAR(64) NOT NULL,
+        seen_at BIGINT NOT NULL,
+        PRIMARY KEY (repo, pr, head_sha)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -570,6 +570,24 @@ export class MysqlStore implements Store {
     );
   }
 
+  async prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined> {
+    const r = await this.one('SELECT updated_at FROM comments WHERE repo = ? AND pr = ?', [repo, pr]);
+    return r ? Number(r.updated_at) : undefined;
+  }
+
+  // ── PR heads ────────────────────────────────────────────────────────────
+
+  async recordHead(repo: string, pr: number, headSha: string): Promise<number> {
+    // INSERT IGNORE would also hide other errors: a no-op update keeps the first time.
+    await this.exec('INSERT INTO pr_heads (repo, pr, head_sha, seen_at) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE seen_at = seen_at', [repo, pr, headSha, this.now()]);
+    return Number((await this.one('SELECT seen_at FROM pr_heads WHERE repo = ? AND pr = ? AND head_sha = ?', [repo, pr, headSha]))!.seen_at);
+  }
+
+  async listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
+    const rows = await this.all('SELECT head_sha, seen_at FROM pr_heads WHERE repo = ? AND pr = ? ORDER BY seen_at, head_sha', [repo, pr]);
+    return rows.map((r) => ({ headSha: String(r.head_sha), seenAt: Number(r.seen_at) }));
+  }
+
   // ── leases ──────────────────────────────────────────────────────────────
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

@@ -456,6 +456,22 @@ export class SqliteStore implements Store {
     );
   }
 
+  async prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined> {
+    const r = this.get('SELECT updated_at FROM comments WHERE repo = ? AND pr = ?', repo, pr);
+    return r ? Number(r.updated_at) : undefined;
+  }
+
+  // ── PR heads ────────────────────────────────────────────────────────────
+
+  async recordHead(repo: string, pr: number, headSha: string): Promise<number> {
+    this.run('INSERT INTO pr_heads (repo, pr, head_sha, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (repo, pr, head_sha) DO NOTHING', repo, pr, headSha, this.now());
+    return Number(this.get('SELECT seen_at FROM pr_heads WHERE repo = ? AND pr = ? AND head_sha = ?', repo, pr, headSha)!.seen_at);
+  }
+
+  async listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
+    return this.all('SELECT head_sha, seen_at FROM pr_heads WHERE repo = ? AND pr = ? ORDER BY seen_at, head_sha', repo, pr).map((r) => ({ headSha: String(r.head_sha), seenAt: Number(r.seen_at) }));
+  }
+
   // ── leases ──────────────────────────────────────────────────────────────
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {

@@ -300,6 +300,14 @@ export interface Store {
   /** berth's comment (possibly several parts) on a PR; [] when none yet. */
   getPrComments(repo: string, pr: number): Promise<number[]>;
   setPrComments(repo: string, pr: number, commentIds: number[]): Promise<void>;
+  /** When setPrComments last ran for the PR (after berth finished writing its plan comment); undefined when never. */
+  prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined>;
+
+  // ── PR heads ────────────────────────────────────────────────────────────
+  /** Records the first time berth saw this head of the PR (insert-if-absent, atomic); returns that first time. */
+  recordHead(repo: string, pr: number, headSha: string): Promise<number>;
+  /** Every head of the PR berth has seen, with when it first saw each, oldest first. */
+  listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]>;
 
   // ── leases (multi-replica coordination) ─────────────────────────────────
   /** Take the lease if free, expired or already ours (then it is renewed to now+ttl). Atomic. */

@@ -17,7 +17,7 @@ import { Targets } from '../../src/targets.js';
 import type Dockerode from 'dockerode';
 import { docker, removeProject } from '../helpers/docker.js';
 import type { FakeCheckRun, FakeComment, FakeGitHub, RepoRole } from '../helpers/fake-github.js';
-import { commentOnPullEvent, pullRequestEvent, startFakeGitHub, webhookHeaders } from '../helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from '../helpers/fake-github.js';
 import { sqliteTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
@@ -39,7 +39,7 @@ export interface App {
   project: string;
   /** POSTs a signed webhook and waits for the detached work; returns the HTTP status */
   deliver(event: string, payload: unknown, opts?: { delivery?: Uuid; secret?: string; rawBody?: string; signature?: string | null }): Promise<number>;
-  /** adds a comment to the fake and delivers its issue_comment webhook; returns the comment id */
+  /** adds a comment to the fake (an /apply or /rollback in the next GitHub second, see nextGitHubSecond) and delivers its issue_comment webhook; returns the comment id */
   say(pr: number, body: string, user?: string): Promise<number>;
   open(pr: number, headSha: string, action?: 'opened' | 'synchronize'): Promise<number>;
   berthComments(pr: number): FakeComment[];
@@ -96,9 +96,10 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
     project,
     deliver,
     async say(pr, body, user = 'alice') {
-      const id = fake.addComment(repo, pr, body, { user }).id;
-      expect(await deliver('issue_comment', commentOnPullEvent({ repo, pr, comment: { id, body, user } }))).toBe(200);
-      return id;
+      if (/\/(apply|rollback)\b/.test(body)) await nextGitHubSecond();
+      const c = fake.addComment(repo, pr, body, { user });
+      expect(await deliver('issue_comment', commentOnPullEvent({ repo, pr, comment: { id: c.id, body, user, createdAt: c.createdAt, updatedAt: c.updatedAt } }))).toBe(200);
+      return c.id;
     },
     async open(pr, headSha, action = 'opened') {
       return deliver('pull_request', pullRequestEvent({ repo, pr, action, headSha }));

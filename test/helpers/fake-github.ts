@@ -1371,6 +1371,17 @@ function retarget<T extends { repository?: unknown }>(payload: T, repo: string, 
 }
 
 /**
+ * Resolves once GitHub's clock (whole seconds, as in `created_at`) has moved
+ * past this moment: a person reads berth's plan comment before answering it,
+ * and berth cannot tell a command written in the same second as the plan from
+ * one written before it (it refuses those). Tests call it before writing a
+ * command about what berth has just posted.
+ */
+export function nextGitHubSecond(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 1));
+}
+
+/**
  * An `issue_comment` `created` payload for a comment on a pull request
  * (the examples have none on a PR: this adapts a real one the way GitHub
  * sends it — `issue.pull_request` set).
@@ -1378,7 +1389,8 @@ function retarget<T extends { repository?: unknown }>(payload: T, repo: string, 
 export function commentOnPullEvent(opts: {
   repo: string;
   pr: number;
-  comment: { id: number; body: string; user: string; userType?: 'User' | 'Bot' };
+  /** createdAt/updatedAt: GitHub's times of the comment (default: now, unedited) */
+  comment: { id: number; body: string; user: string; userType?: 'User' | 'Bot'; createdAt?: string; updatedAt?: string };
   installationId?: number;
   action?: 'created' | 'edited' | 'deleted';
 }): WebhookEventMap['issue_comment'] {
@@ -1394,6 +1406,9 @@ export function commentOnPullEvent(opts: {
   p.comment.body = opts.comment.body;
   p.comment.user = { ...p.comment.user, login: opts.comment.user, type: opts.comment.userType ?? 'User' };
   p.comment.html_url = `https://github.com/${opts.repo}/pull/${opts.pr}#issuecomment-${opts.comment.id}`;
+  // The example's times are years old: a command is judged against when it was written.
+  p.comment.created_at = opts.comment.createdAt ?? now();
+  p.comment.updated_at = opts.comment.updatedAt ?? p.comment.created_at;
   p.sender = { ...p.sender, login: opts.comment.user, type: opts.comment.userType ?? 'User' };
   return p;
 }
