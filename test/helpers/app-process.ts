@@ -1,5 +1,6 @@
 // Real berth processes for the security suite's replica, restart and crash
-// tests: spawn a replica (test/helpers/replica-child.ts) on a database, send
+// tests: spawn a replica (test/helpers/app-child.ts, wired like production:
+// recovery on unless BERTH_TEST_RECOVER=0, berth's own SIGTERM drain) on a database, send
 // it signed webhooks, signal it; and a proxy in front of the fake GitHub that
 // can hold chosen requests, to freeze a replica in the middle of its work.
 import { spawn } from 'node:child_process';
@@ -32,7 +33,7 @@ export interface Replica {
 }
 
 export async function startReplica(opts: { databaseUrl: string; githubUrl: string; env?: Record<string, string> }): Promise<Replica> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/replica-child.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/app-child.ts'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
@@ -41,6 +42,9 @@ export async function startReplica(opts: { databaseUrl: string; githubUrl: strin
       BERTH_TEST_KEY: appKeys().privateKey,
       BERTH_TEST_SECRET: WEBHOOK_SECRET,
       BERTH_TEST_APP_ID: String(APP_ID),
+      BERTH_TEST_RECOVER: '1',
+      BERTH_TEST_DRAIN: '1',
+      BERTH_TEST_PROGRESS_MS: '200',
       ...opts.env,
     },
   });

@@ -68,6 +68,24 @@ describe('security 12: webhook deliveries are durable work items', () => {
     return { hold, payload, delivery };
   }
 
+  /** A replica killed (SIGKILL) while frozen in the middle of that /unlock: nothing of the work was done. */
+  async function killedMidUnlock(pr: number, env: string, user: string) {
+    const a = await replica();
+    const frozen = await frozenUnlock(a, pr, env, user);
+    a.child.kill('SIGKILL');
+    await a.exited;
+    frozen.hold.release();
+    expect(await store.getLock(REPO, env)).toBeDefined();
+    expect(unlockReplies(pr)).toHaveLength(0);
+    return frozen;
+  }
+
+  /** Stops a replica the graceful way: it must drain and exit 0. */
+  async function stop(r: Replica) {
+    r.child.kill('SIGTERM');
+    expect(await r.exited).toBe(0);
+  }
+
   it('SIGTERM drains queued webhook work before exiting; a redelivery afterwards is a duplicate', async () => {
     const a = await replica();
     const { hold, payload, delivery } = await frozenUnlock(a, 1, 'staging', 'alice');
@@ -83,18 +101,11 @@ describe('security 12: webhook deliveries are durable work items', () => {
     expect(await b.deliver('issue_comment', payload, delivery)).toBe(200);
     await b.idle();
     expect(unlockReplies(1)).toHaveLength(1);
-    b.child.kill('SIGTERM');
-    expect(await b.exited).toBe(0);
+    await stop(b);
   }, 120_000);
 
   it('SIGKILL mid-work: the redelivery of the unfinished delivery is processed, once', async () => {
-    const a = await replica();
-    const { hold, payload, delivery } = await frozenUnlock(a, 2, 'qa', 'bob');
-    a.child.kill('SIGKILL');
-    await a.exited;
-    hold.release();
-    expect(await store.getLock(REPO, 'qa')).toBeDefined();
-    expect(unlockReplies(2)).toHaveLength(0);
+    const { payload, delivery } = await killedMidUnlock(2, 'qa', 'bob');
 
     // No resumption at start here: only GitHub's redelivery can bring the work back.
     const b = await replica({ BERTH_TEST_RECOVER: '0' });
@@ -108,30 +119,22 @@ describe('security 12: webhook deliveries are durable work items', () => {
     expect(await b.deliver('issue_comment', payload, delivery)).toBe(200);
     await b.idle();
     expect(unlockReplies(2)).toHaveLength(1);
-    b.child.kill('SIGTERM');
-    expect(await b.exited).toBe(0);
+    await stop(b);
   }, 120_000);
 
   it('SIGKILL mid-work: the next process runs the unfinished delivery at start, once, with no redelivery', async () => {
-    const a = await replica();
-    const { hold, delivery } = await frozenUnlock(a, 3, 'production', 'carol');
-    a.child.kill('SIGKILL');
-    await a.exited;
-    hold.release();
-    expect(unlockReplies(3)).toHaveLength(0);
+    const { delivery } = await killedMidUnlock(3, 'production', 'carol');
 
     const b = await replica();
     await until('the restarted replica to finish the work', async () => (await store.getLock(REPO, 'production')) === undefined && unlockReplies(3).length > 0);
     await b.idle();
     expect((await store.pendingDeliveries()).map((d) => d.deliveryId)).not.toContain(delivery);
     expect(unlockReplies(3)).toHaveLength(1);
-    b.child.kill('SIGTERM');
-    expect(await b.exited).toBe(0);
+    await stop(b);
     // A second restart finds nothing left to do.
     const c = await replica();
     await c.idle();
     expect(unlockReplies(3)).toHaveLength(1);
-    c.child.kill('SIGTERM');
-    expect(await c.exited).toBe(0);
+    await stop(c);
   }, 120_000);
 });
