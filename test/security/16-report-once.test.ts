@@ -4,9 +4,10 @@
 // check run — longer than the recovery interval, so a recovery pass always
 // runs while the bot has stored the apply but not yet started it. Every apply
 // must get exactly one final check-run update and one outcome comment.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Replica } from '../helpers/app-process.js';
 import { appKeys, APP_ID, HoldingProxy, startReplica, until } from '../helpers/app-process.js';
+import { describeDocker } from '../helpers/env.js';
 import type { FakeGitHub } from '../helpers/fake-github.js';
 import { commentOnPullEvent, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
 import { sqliteTestStore } from '../helpers/stores.js';
@@ -18,7 +19,8 @@ const ENVS = Array.from({ length: 20 }, (_, i) => `env${i}`);
 // Environments with nothing to run: the apply is stored, started and ends at once, reported like any other.
 const CONFIG = ['project: t-sec-16', 'environments:', ...ENVS.flatMap((e) => [`  - name: ${e}`, '    compose: [compose.yml]', '    targets: [local]']), ''].join('\n');
 
-describe('security 16: every apply is reported exactly once, whatever recovers it', () => {
+// Planning observes the Docker engine (read only: the environments run nothing).
+describeDocker('security 16: every apply is reported exactly once, whatever recovers it', () => {
   let fake: FakeGitHub;
   let proxy: HoldingProxy;
   let ts: TestStore;
