@@ -10,7 +10,7 @@ import type { DesiredState, ObservedState } from './model.js';
 import type { Plan } from './plan.js';
 import { planToString } from './plan.js';
 import { reconcile } from './reconcile.js';
-import type { ApplyKind, Store } from './store/store.js';
+import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from './store/store.js';
 
 /** Reads one target's observed state for a project/environment. */
 export type Observer = (target: string, project: string, environment: string, repository?: string) => Promise<ObservedState>;
@@ -82,6 +82,17 @@ export function staleness(expected: readonly ExpectedPlan[], fresh: readonly Tar
   return changes;
 }
 
+/** The store refused to start the apply: the lock has another owner, or the environment has an apply in flight. */
+export class ApplyRefusedError extends BerthError {
+  constructor(readonly refusal: { reason: 'locked'; holder: LockRow } | { reason: 'in_flight'; applyId: string }) {
+    super(
+      'apply_refused',
+      refusal.reason === 'locked' ? `the environment is locked by ${refusal.holder.owner}` : `an apply (${refusal.applyId}) is already in flight on this environment`,
+      { hint: refusal.reason === 'locked' ? 'wait for the lock to be released' : 'wait for it to end, or stop it' },
+    );
+  }
+}
+
 export interface ApplyRequest {
   repo: string;
   pr: number | null;
@@ -101,11 +112,19 @@ export interface ApplyRequest {
   secretValues?: readonly string[];
   /** the default branch's policy, enforced again on the target right before each container is created */
   policy?: Policy;
+  /**
+   * The lock to hold and the driver to lease the apply to, taken in the same
+   * transaction as the apply (see Store.startApply). Without it the apply is
+   * only recorded (tests, tools); the database still allows one in flight.
+   */
+  start?: StartApplyOptions;
 }
 
 export interface PreparedApply {
   applyId: string;
   plans: TargetPlan[];
+  /** the driver's lease on the new apply, when `start` was given */
+  fence?: Fence;
 }
 
 /** Re-plans, guards and records an apply (state pending). The caller hands the id to the executor. */
@@ -123,7 +142,7 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
     ...(req.secretValues?.length ? { secretValues: [...req.secretValues] } : {}),
     ...(req.policy ? { policy: req.policy } : {}),
   };
-  const created = await store.createApply({
+  const input = {
     repo: req.repo,
     pr: req.pr,
     environment: req.environment,
@@ -145,6 +164,9 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
         nodeJson: JSON.stringify(n),
       })),
     })),
-  });
-  return { applyId: created.id, plans };
+  };
+  if (!req.start) return { applyId: (await store.createApply(input)).id, plans };
+  const started = await store.startApply(input, req.start);
+  if (!started.started) throw new ApplyRefusedError(started);
+  return { applyId: started.apply.id, plans, fence: started.fence };
 }

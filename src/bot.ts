@@ -2,7 +2,7 @@
 // command, react to a PR closing. Handlers in index.ts only parse the event
 // and call these. GitHub, Docker and the store are reached through ports.
 import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
-import { environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
+import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadCompose } from './compose/load.js';
@@ -440,16 +440,25 @@ export class Bot {
         secretKeys: env.secret_keys,
         secretValues: secretVariableValues(env.variables, env.secret_keys),
         policy: config.policy,
+        // Lock, in-flight check, apply and its driver's lease: one transaction (another replica may be here too).
+        start: { lock: { owner, pr }, lease: this.o.runner.lease() },
       });
     } catch (err) {
       if (err instanceof StalePlanError) {
         await this.planPullRequest(gh, repo, pull, [env.name]);
         return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes, kind)));
       }
+      if (err instanceof ApplyRefusedError) {
+        const r = err.refusal;
+        return void (await this.reply(gh, repo, pr, r.reason === 'locked' ? msg.lockHeld(env.name, r.holder, full) : msg.alreadyApplying(env.name, r.applyId)));
+      }
       throw err;
     }
     const steps = prepared.plans.reduce((n, p) => n + p.plan.nodes.length, 0);
-    await this.o.store.setLockApply(full, env.name, prepared.applyId);
+    // The apply is this process's from now on (no recovery pass takes it); its work waits for the start report.
+    let reported!: () => void;
+    const ready = new Promise<void>((r) => (reported = r));
+    void this.o.runner.start(prepared.applyId, prepared.fence, ready);
     try {
       const id = await gh.createCheckRun(repo, {
         name: checkName(env.name),
@@ -467,7 +476,7 @@ export class Bot {
     await this.reply(gh, repo, pr, steps ? msg.started(env.name, prepared.applyId, stateSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
     );
-    void this.o.runner.start(prepared.applyId);
+    reported();
     return prepared.applyId;
   }
 
@@ -491,11 +500,9 @@ export class Bot {
     for (const l of locks) {
       const env = this.envOf(config, l.environment) ?? { name: l.environment, requires: [] };
       if (!(await this.authorised(gh, repo, pr, user, env as EnvironmentConfig))) return;
-      if (l.applyId && (await this.o.store.applyOf(full, pr, l.environment))) {
-        await this.reply(gh, repo, pr, msg.unlockInFlight(l.environment));
-        continue;
-      }
+      // The store refuses to release a lock whose apply is in flight (whichever replica started it, however recently).
       if (await this.o.store.releaseLock(full, l.environment, l.owner)) released.push(l.environment);
+      else if (await this.o.store.getLock(full, l.environment)) await this.reply(gh, repo, pr, msg.unlockInFlight(l.environment));
     }
     await this.reply(gh, repo, pr, msg.unlocked(released));
   }
@@ -508,8 +515,9 @@ export class Bot {
     const released: string[] = [];
     const retained: string[] = [];
     for (const l of await this.o.store.locksForPr(full, pr)) {
-      if (await this.o.store.applyOf(full, pr, l.environment)) retained.push(l.environment);
-      else if (await this.o.store.releaseLock(full, l.environment, l.owner)) released.push(l.environment);
+      // Retained by the store while its apply is in flight; the runner releases it when the apply ends.
+      if (await this.o.store.releaseLock(full, l.environment, l.owner)) released.push(l.environment);
+      else if (await this.o.store.getLock(full, l.environment)) retained.push(l.environment);
     }
     this.o.log.info({ repo: full, pr, released, retained }, 'PR closed: locks');
     return { released, retained };

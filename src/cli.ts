@@ -1,9 +1,10 @@
 // `berth plan|apply|status|recover`: the same loader, planner, store and
 // executor the app uses, run locally against a Docker endpoint.
+import { hostname } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { Observer, TargetPlan } from './apply.js';
-import { expectedOf, planTargets, prepareApply } from './apply.js';
+import { ApplyRefusedError, expectedOf, planTargets, prepareApply } from './apply.js';
 import { observe } from './docker/observe.js';
 import { driftReport, renderDriftText } from './drift.js';
 import { isBerthError } from './errors.js';
@@ -27,7 +28,8 @@ export interface Io {
 const USAGE = `usage:
   berth plan    --repo DIR --env NAME [--docker URL] [--format text|markdown|json]
                 exit 0: no changes, 2: changes, 1: error
-  berth apply   --repo DIR --env NAME [--docker URL] [--yes] [--database URL]
+  berth apply   --repo DIR --env NAME [--docker URL] [--yes] [--database URL] [--repository OWNER/NAME]
+                takes the environment's lock (as cli:<user>@<host>) for the apply, like /apply does
   berth status  [--apply ID] [--database URL]
   berth status  --drift [--database URL]          drift from each environment's last completed apply
                 exit 0: no drift, 2: drift, 1: error
@@ -35,7 +37,9 @@ const USAGE = `usage:
 
   --docker URL     serve every target of the environment from this endpoint
                    (default: BERTH_TARGETS, else DOCKER_HOST, else the local socket)
-  --database URL   default: DATABASE_URL, else sqlite:./.berth/berth.sqlite`;
+  --database URL   default: DATABASE_URL, else sqlite:./.berth/berth.sqlite
+  --repository     the GitHub repository whose environment locks to share with the app
+                   (default: local/<project>)`;
 
 class UsageError extends Error {}
 
@@ -115,7 +119,12 @@ function executorFor(store: Store, targets: Targets, io: Io): Executor {
 }
 
 async function cmdApply(args: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, yes: { type: 'boolean', default: false }, database: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, yes: { type: 'boolean', default: false }, database: { type: 'string' }, repository: { type: 'string' } },
+  });
+  const repository = values.repository;
+  if (repository !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(repository)) throw new UsageError(`--repository must be OWNER/NAME, not "${repository}"`);
   const { loaded, targets, plans } = await loadAndPlan(values);
   printPlans(io, plans, 'text', loaded.environment.name);
   if (plans.every((p) => isEmpty(p.plan))) {
@@ -130,24 +139,46 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
     }
   }
   const store = await openStore(values.database);
+  const repo = repository ?? `local/${loaded.config.project}`;
+  const user = process.env.USER ?? process.env.LOGNAME ?? 'cli';
+  const owner = `cli:${user}@${hostname()}`;
   try {
-    // The guard compares against exactly what was printed above.
-    const { applyId } = await prepareApply(store, observerFor(targets), {
-      repo: `local/${loaded.config.project}`,
-      pr: null,
-      environment: loaded.environment.name,
-      kind: 'apply',
-      actor: process.env.USER ?? 'cli',
-      headSha: null,
-      desired: loaded.desired,
-      targets: loaded.environment.targets,
-      onFailure: loaded.environment.on_failure,
-      policy: loaded.config.policy,
-      ...(loaded.environment.parallelism ? { parallelism: loaded.environment.parallelism } : {}),
-      expected: expectedOf(plans),
-    });
-    io.out(`Apply ${applyId} started.`);
-    const state = await executorFor(store, targets, io).run(applyId);
+    const executor = executorFor(store, targets, io);
+    // The guard compares against exactly what was printed above. The lock, the in-flight check and the
+    // apply are one transaction, as for /apply: a PR holding the environment, or an apply in flight, refuses it.
+    let prepared;
+    try {
+      prepared = await prepareApply(store, observerFor(targets), {
+        repo,
+        pr: null,
+        environment: loaded.environment.name,
+        kind: 'apply',
+        actor: user,
+        headSha: null,
+        desired: loaded.desired,
+        targets: loaded.environment.targets,
+        onFailure: loaded.environment.on_failure,
+        policy: loaded.config.policy,
+        ...(loaded.environment.parallelism ? { parallelism: loaded.environment.parallelism } : {}),
+        expected: expectedOf(plans),
+        start: { lock: { owner, pr: 0 }, lease: { holder: executor.holder, ttlMs: executor.leaseTtlMs } },
+      });
+    } catch (err) {
+      if (!(err instanceof ApplyRefusedError)) throw err;
+      const r = err.refusal;
+      io.err(r.reason === 'locked' ? `berth: ${loaded.environment.name} is locked by ${r.holder.owner} (since ${new Date(r.holder.createdAt).toISOString()})` : `berth: an apply to ${loaded.environment.name} is already in flight (${r.applyId})`);
+      return 1;
+    }
+    const { applyId } = prepared;
+    io.out(`Apply ${applyId} started (lock held by ${owner}).`);
+    let state;
+    try {
+      state = await executor.run(applyId, prepared.fence);
+    } finally {
+      // Released once the apply ended; a lock whose apply is still in flight stays (recovery releases it).
+      const lock = await store.getLock(repo, loaded.environment.name);
+      if (lock?.owner === owner) await store.releaseLock(repo, loaded.environment.name, owner);
+    }
     io.out(await statusText(store, applyId));
     return state === 'completed' ? 0 : 1;
   } finally {
@@ -225,6 +256,12 @@ async function cmdRecover(args: string[], io: Io): Promise<number> {
     const names = [...new Set((await Promise.all(open.map((a) => store.listOperations(a.id)))).flat().map((o) => o.target))];
     const targets = targetsFor(values.docker, names);
     const results = await executorFor(store, targets, io).recover();
+    // A `berth apply` that died left its lock: it goes with the apply it was taken for.
+    for (const r of results) {
+      const a = await store.getApply(r.applyId);
+      const lock = a && a.pr === null ? await store.getLock(a.repo, a.environment) : undefined;
+      if (a && lock?.applyId === a.id && lock.owner.startsWith('cli:')) await store.releaseLock(a.repo, a.environment, lock.owner);
+    }
     if (!results.length) io.out('No applies to recover.');
     for (const r of results) io.out(`apply ${r.applyId}: ${r.state}`);
     return results.every((r) => r.state === 'completed') ? 0 : 1;

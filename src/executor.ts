@@ -12,8 +12,9 @@ import { LABEL, names } from './model.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
+import { HeldLease, LeaseLostError } from './lease.js';
 import { deriveApplyWithSibling, deriveOperationState } from './state.js';
-import type { AggregateState, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from './store/store.js';
+import type { AggregateState, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from './store/store.js';
 import { retryingStore } from './store/retry.js';
 import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
 
@@ -22,6 +23,13 @@ export type OnFailure = 'halt' | 'continue';
 /** Operations of the running apply that failed under on_failure: halt. */
 interface Halt {
   by: Set<string>;
+}
+
+/** What one drive of an apply works under: its lease (fence for journal writes, liveness before Docker calls). */
+interface Drive {
+  lease: HeldLease;
+  /** false once any lease this work depends on is lost: no new Docker call may start */
+  live(): boolean;
 }
 
 /** What an apply row's desired_json holds: enough to run, resume or roll back without the PR. */
@@ -67,10 +75,15 @@ export interface ExecutorOptions {
   healthTimeoutMs?: number;
   /** how long operation/apply state derivation may lag the journal while tasks run (default 25 ms) */
   settleDelayMs?: number;
-  /** who this driver is, for the per-apply lease (default host/pid/random) */
+  /** who this driver is, for the per-apply and per-target leases (default host/pid/random) */
   holder?: string;
-  /** lease on an apply while driving it; renewed every third of it (default 30 s) */
+  /**
+   * lease on an apply while driving it, and on a target while mutating it;
+   * renewed every third of it, and work stops when a renewal fails (default 30 s)
+   */
   leaseTtlMs?: number;
+  /** how often a driver waiting for a target held by another process asks again (default 100 ms) */
+  targetPollMs?: number;
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
@@ -180,11 +193,16 @@ export class Executor {
     this.holder = o.holder ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   }
 
-  /** Runs (or joins the run of) an apply to a terminal state. */
-  run(applyId: string, leased = false): Promise<AggregateState> {
+  /**
+   * Runs (or joins the run of) an apply to a terminal state. `held`: the
+   * lease startApply gave this driver with the apply (its fence), or true
+   * when recovery already took it. `ready`: work waits for it (the caller's
+   * start report), while the apply already counts as driven here.
+   */
+  run(applyId: string, held: Fence | boolean = false, ready?: Promise<unknown>): Promise<AggregateState> {
     let p = this.running.get(applyId);
     if (!p) {
-      p = this.driveLeased(applyId, leased).finally(() => this.running.delete(applyId));
+      p = this.driveLeased(applyId, held, ready).finally(() => this.running.delete(applyId));
       this.running.set(applyId, p);
     }
     return p;
@@ -195,36 +213,38 @@ export class Executor {
     return [...this.running.keys()];
   }
 
-  private readonly holder: string;
+  /** who this driver is: startApply gives the new apply's lease to this holder */
+  readonly holder: string;
+
+  get leaseTtlMs(): number {
+    return this.o.leaseTtlMs ?? 30_000;
+  }
 
   /**
    * One driver per apply across processes and replicas: the lease
-   * `apply:<id>` is taken before any task moves and renewed while driving.
-   * Without it, this call only reports the state another driver is making.
+   * `apply:<id>` (taken with the apply, by recovery, or here) is held while
+   * driving, renewed, and its loss stops the drive (fencing). Without it,
+   * this call only reports the state another driver is making.
    */
-  private async driveLeased(applyId: string, leased: boolean): Promise<AggregateState> {
-    const ttl = this.o.leaseTtlMs ?? 30_000;
+  private async driveLeased(applyId: string, held: Fence | boolean, ready?: Promise<unknown>): Promise<AggregateState> {
     const name = `apply:${applyId}`;
-    if (!leased && !(await this.store.acquireLease(name, this.holder, ttl))) {
+    const fence: Fence | undefined = typeof held === 'object' ? held : undefined;
+    const lease = fence
+      ? await HeldLease.resume(this.store, fence, this.leaseTtlMs, this.now, this.log)
+      : await HeldLease.take(this.store, name, this.holder, this.leaseTtlMs, this.now, this.log);
+    if (!lease) {
       this.log.info({ applyId, holder: (await this.store.getLease(name))?.holder }, 'apply is driven by another process');
       return (await this.store.getApply(applyId))?.state ?? 'pending';
     }
-    const renew = setInterval(() => {
-      this.store.acquireLease(name, this.holder, ttl).then(
-        (ok) => ok || this.log.error({ applyId }, 'lost the lease on an apply being driven'),
-        (err) => this.log.warn({ applyId, err: String(err) }, 'could not renew the apply lease'),
-      );
-    }, Math.max(50, Math.floor(ttl / 3)));
-    renew.unref?.();
     try {
-      return await this.drive(applyId);
+      await ready?.catch(() => undefined);
+      return await this.drive(applyId, lease);
     } finally {
-      clearInterval(renew);
-      await this.store.releaseLease(name, this.holder).catch(() => false);
+      await lease.release();
     }
   }
 
-  private async drive(applyId: string): Promise<AggregateState> {
+  private async drive(applyId: string, lease: HeldLease): Promise<AggregateState> {
     const apply = await this.store.getApply(applyId);
     if (!apply) throw new Error(`no apply ${applyId}`);
     if (TERMINAL_AGGREGATE_STATES.includes(apply.state)) return apply.state;
@@ -235,10 +255,15 @@ export class Executor {
     const halt: Halt = { by: new Set() };
     await Promise.all(
       ops.map((op) =>
-        this.o.lanes.run(op.target, () => this.runOperation(applyId, op, payload, halt)).catch(async (err) => {
+        this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, (d) => this.runOperation(applyId, op, payload, halt, d))).catch(async (err) => {
+          if (err instanceof LeaseLostError) {
+            // Not ours any more: what is open stays open for whoever holds the lease now (or recovery).
+            this.log.warn({ applyId, target: op.target, lease: err.lease }, 'operation stopped: lease lost');
+            return;
+          }
           // The operation could not run at all (store down, bug): fail its open tasks so the apply still ends.
           this.log.error({ applyId, target: op.target, err: redactError(String(err), payload) }, 'operation aborted');
-          await this.failOpenTasks(op.id, `operation aborted: ${redactError(String((err as Error)?.message ?? err), payload)}`);
+          await this.failOpenTasks(op.id, `operation aborted: ${redactError(String((err as Error)?.message ?? err), payload)}`, lease.fence);
           await this.settleOperation(applyId, op.id);
           if (payload.onFailure === 'halt') halt.by.add(op.id);
         }),
@@ -248,7 +273,21 @@ export class Executor {
     return final!.state;
   }
 
-  private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: Halt): Promise<void> {
+  /**
+   * Docker work on one target is serialised across processes, not only by the
+   * in-process lane: the operation holds the lease `target:<name>` while it
+   * mutates, and stops when that lease or the apply's is lost.
+   */
+  private async onTarget<T>(target: string, lease: HeldLease, fn: (d: Drive) => Promise<T>): Promise<T> {
+    const held = await HeldLease.wait(this.store, `target:${target}`, this.holder, this.leaseTtlMs, this.now, this.log, () => lease.live(), this.o.targetPollMs ?? 100);
+    try {
+      return await fn({ lease, live: () => lease.live() && held.live() });
+    } finally {
+      await held.release();
+    }
+  }
+
+  private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: Halt, d: Drive): Promise<void> {
     const engine = this.o.engine(op.target);
     const tasks = await this.store.listTasks(op.id);
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
@@ -302,18 +341,21 @@ export class Executor {
 
     let lost: unknown;
     for (;;) {
+      // Fenced: start nothing more; once the calls in flight returned, hand the operation over as it is.
+      if (lost === undefined && !d.live()) lost = new LeaseLostError(d.lease.fence.lease);
       if (lost !== undefined && inFlight.size === 0) throw lost;
       // Tasks whose dependency can no longer succeed are skipped, transitively (finished() queues their dependants).
       while (toSkip.length) {
         const t = toSkip.pop()!;
-        if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' }))) finished(t);
+        if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' }, d))) finished(t);
       }
       const stopping = lost !== undefined || [...halt.by].some((id) => id !== op.id) || (await stopRequested());
-      if (stopping) {
+      if (lost instanceof LeaseLostError) ready.length = 0;
+      else if (stopping) {
         // A stop or halt cancels what has not begun, never the rest of a begun group (a recreate cut
         // after its old container was stopped would leave the service down): those run to their end.
         const finishing = lost === undefined ? mustFinish(byNode) : new Set<number>();
-        for (const t of byNode.values()) if (t.state === 'pending' && !finishing.has(t.nodeId) && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }))) finished(t);
+        for (const t of byNode.values()) if (t.state === 'pending' && !finishing.has(t.nodeId) && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }, d))) finished(t);
         for (let i = ready.length - 1; i >= 0; i--) if (ready[i]!.state !== 'pending') ready.splice(i, 1);
       }
       if (ready.length && inFlight.size < limit) {
@@ -322,7 +364,7 @@ export class Executor {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
-          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t))
+          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d)
             .catch((err) => {
               // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
               lost ??= err;
@@ -406,9 +448,9 @@ export class Executor {
     this.settling.set(opId, run);
   }
 
-  /** CAS one task and mirror the new row in memory. */
-  private async transition(t: TaskRow, from: TaskState, patch: TaskPatch): Promise<boolean> {
-    const ok = (await this.journal({ id: t.id, expected: from, patch })) || (await this.landedAnyway(t, patch));
+  /** CAS one task, fenced by the drive's lease, and mirror the new row in memory. */
+  private async transition(t: TaskRow, from: TaskState, patch: TaskPatch, d: Drive): Promise<boolean> {
+    const ok = (await this.journal({ id: t.id, expected: from, patch }, d.lease.fence)) || (await this.landedAnyway(t, patch));
     if (ok) Object.assign(t, patch);
     return ok;
   }
@@ -425,38 +467,56 @@ export class Executor {
     return (Object.keys(patch) as (keyof TaskPatch)[]).every((k) => (row as unknown as Record<string, unknown>)[k] === (patch as unknown as Record<string, unknown>)[k]);
   }
 
-  private readonly journalQueue: { u: TaskUpdate; resolve: (ok: boolean) => void; reject: (err: unknown) => void }[] = [];
+  private readonly journalQueue: { u: TaskUpdate; fence: Fence; resolve: (ok: boolean) => void; reject: (err: unknown) => void }[] = [];
 
   /**
    * Group commit: journal writes issued in the same turn of the event loop
    * (a wave of tasks starting or finishing together) share one transaction.
    * Each caller still waits for its own write to be committed before going on.
    */
-  private journal(u: TaskUpdate): Promise<boolean> {
+  private journal(u: TaskUpdate, fence: Fence): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.journalQueue.push({ u, resolve, reject });
+      this.journalQueue.push({ u, fence, resolve, reject });
       if (this.journalQueue.length === 1) setImmediate(() => void this.flushJournal());
     });
   }
 
+  /** One transaction per lease tenure: each carries its fence, so a stale driver's batch is refused as a whole. */
   private async flushJournal(): Promise<void> {
-    const batch = this.journalQueue.splice(0);
-    if (!batch.length) return;
-    try {
-      const results = await this.store.updateTasks(batch.map((b) => b.u));
-      batch.forEach((b, i) => b.resolve(results[i] === true));
-    } catch (err) {
-      for (const b of batch) b.reject(err);
+    const queued = this.journalQueue.splice(0);
+    const byFence = new Map<string, typeof queued>();
+    for (const q of queued) {
+      const key = `${q.fence.lease}\n${q.fence.token}`;
+      const list = byFence.get(key);
+      if (list) list.push(q);
+      else byFence.set(key, [q]);
     }
+    await Promise.all(
+      [...byFence.values()].map(async (batch) => {
+        try {
+          const results = await this.store.updateTasks(
+            batch.map((b) => b.u),
+            batch[0]!.fence,
+          );
+          batch.forEach((b, i) => b.resolve(results[i] === true));
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }),
+    );
   }
 
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[]): Promise<void> {
-    if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }))) return;
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[], d: Drive): Promise<void> {
+    if (!d.live()) return;
+    if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }, d))) return;
     this.progress(applyId);
     const node = JSON.parse(t.nodeJson) as PlanNode;
+    // Fencing: the journal write may have taken long enough for the lease to go. No Docker call then;
+    // the task stays `running` and whoever drives next checks whether its effect is there (it is not).
+    if (!d.live()) return;
     try {
       const result = await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
-      await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null });
+      await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null }, d);
     } catch (err) {
       // The old container is back before the failure is journaled: a crash in between leaves the task
       // `running`, so recovery looks at it (and restores) again instead of reading a settled failure.
@@ -465,7 +525,7 @@ export class Executor {
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
       // Other operations see the halt at their next step, whatever this loop is doing.
       if (payload.onFailure === 'halt') halt.by.add(t.operationId);
-      await this.transition(t, 'running', { state: 'failed', finishedAt: this.now(), error: message });
+      await this.transition(t, 'running', { state: 'failed', finishedAt: this.now(), error: message }, d);
     }
     this.progress(applyId);
   }
@@ -662,10 +722,10 @@ export class Executor {
     throw new Error(`could not settle state of apply ${applyId}: too much contention`);
   }
 
-  private async failOpenTasks(opId: string, message: string) {
+  private async failOpenTasks(opId: string, message: string, fence: Fence) {
     for (const t of await this.store.listTasks(opId)) {
-      if (t.state === 'pending') await this.store.updateTask(t.id, 'pending', { state: 'cancelled', finishedAt: this.now(), error: message });
-      if (t.state === 'running') await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: message });
+      if (t.state === 'pending') await this.store.updateTask(t.id, 'pending', { state: 'cancelled', finishedAt: this.now(), error: message }, fence);
+      if (t.state === 'running') await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: message }, fence);
     }
   }
 
@@ -680,8 +740,13 @@ export class Executor {
     const out: { applyId: string; state: AggregateState }[] = [];
     for (const apply of applies.reverse()) {
       if (this.running.has(apply.id)) continue;
-      // A live replica driving it holds the lease: not ours to recover.
-      if (!(await this.store.acquireLease(`apply:${apply.id}`, this.holder, this.o.leaseTtlMs ?? 30_000))) continue;
+      // A live lease means a live driver, this process included (an apply is leased from the moment it is
+      // stored, before its driver starts): not ours to recover. Only a lapsed or absent lease is taken.
+      const current = await this.store.getLease(`apply:${apply.id}`);
+      if (current && current.expiresAt > this.now()) continue;
+      const lease = await HeldLease.take(this.store, `apply:${apply.id}`, this.holder, this.leaseTtlMs, this.now, this.log);
+      if (!lease) continue;
+      const fence = lease.fence;
       const payload = parsePayload(apply.desiredJson);
       for (const op of await this.store.listOperations(apply.id)) {
         const engine = this.o.engine(op.target);
@@ -697,14 +762,15 @@ export class Executor {
           }
           if (verdict instanceof Error) {
             const restored = await this.restoreAfterFailure(node, groupOf(new Map(tasks.map((x) => [x.nodeId, x])), t), engine, apply.id);
-            await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: redactError(`could not verify after restart: ${verdict.message}${restored}`, payload) });
+            await this.store.updateTask(t.id, 'running', { state: 'failed', finishedAt: this.now(), error: redactError(`could not verify after restart: ${verdict.message}${restored}`, payload) }, fence);
           }
-          else if (verdict.done) await this.store.updateTask(t.id, 'running', { state: 'succeeded', finishedAt: this.now(), result: verdict.result ?? null });
-          else await this.store.updateTask(t.id, 'running', { state: 'pending', startedAt: null });
+          else if (verdict.done) await this.store.updateTask(t.id, 'running', { state: 'succeeded', finishedAt: this.now(), result: verdict.result ?? null }, fence);
+          else await this.store.updateTask(t.id, 'running', { state: 'pending', startedAt: null }, fence);
           this.log.info({ applyId: apply.id, node: node.id, kind: node.kind, verdict: verdict instanceof Error ? 'failed' : verdict.done ? 'done' : 'redo' }, 'recovered task');
         }
       }
-      out.push({ applyId: apply.id, state: await this.run(apply.id, true) });
+      lease.detach();
+      out.push({ applyId: apply.id, state: await this.run(apply.id, fence) });
     }
     return out;
   }

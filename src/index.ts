@@ -1,7 +1,8 @@
-// The Probot app: wiring only. Each handler dedupes the delivery, parses the
-// event and hands it to the Bot on a per-PR queue, detached from the webhook
-// request so GitHub gets its answer at once. Slow work is tracked for
-// shutdown; a failure is logged and reported on the PR, never fatal.
+// The Probot app: wiring only. Each handler routes the event, claims the
+// delivery as a durable work item (payload stored) and hands it to the Bot on
+// a per-PR queue, detached from the webhook request so GitHub gets its answer
+// at once. Work is drained on shutdown and what a crash left unfinished runs
+// again at start; a failure is logged and reported on the PR, never fatal.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
@@ -118,12 +119,18 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       return new OctokitGitHub(octokit);
     };
 
+    // One identity per process: it drives applies (their leases), holds targets and claims webhook deliveries.
+    const replica = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+    const leaseTtlMs = Math.max(300, Number(env.BERTH_LEASE_TTL_MS ?? 30_000));
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
-    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id) });
+    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
     const observer = async (target: string, project: string, environment: string, repository?: string) => (await observe(targets.docker(target), project, environment, repository)).observed;
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
+    // The claims on deliveries this process works on stay live while it lives; a dead process's lapse.
+    const heartbeat = setInterval(() => void store.renewDeliveries(replica, leaseTtlMs).catch((err) => log.warn({ err: String(err) }, 'could not renew delivery claims')), Math.floor(leaseTtlMs / 3));
+    heartbeat.unref();
 
     const services: BerthServices = {
       store,
@@ -139,104 +146,178 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       close: async () => {
         await work.idle();
         await runner.drain(Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000));
+        clearInterval(heartbeat);
         await drift?.stop();
         await store.close();
       },
     };
 
-    /** Dedupes the delivery, then runs `fn` detached on the PR's queue; failures are reported on the PR. */
     /** A payload without what the handler needs is not from GitHub (or not for berth): logged and dropped, never an error. */
-    const malformed = (context: Context, missing: string) => {
+    const malformed = (context: { id: string; name: string }, missing: string) => {
       log.warn({ delivery: context.id, event: context.name, missing }, 'malformed webhook payload ignored');
       metrics.webhook(context.name, 'ignored');
     };
 
-    const handle = async (context: Context, pr: number | undefined, fn: (gh: GitHubPort, repo: RepoRef) => Promise<void>) => {
-      const payload = context.payload as { repository?: { full_name?: unknown }; installation?: { id?: unknown } };
-      if (typeof payload.repository?.full_name !== 'string' || !payload.repository.full_name.includes('/')) return malformed(context, 'repository.full_name');
-      // Every delivery to a GitHub App names its installation; without one there is no token to act with.
-      if (typeof payload.installation?.id !== 'number') return malformed(context, 'installation.id');
-      const full = payload.repository.full_name;
-      installations.set(full, payload.installation.id);
-      if (!(await store.recordDelivery(context.id, context.name))) {
-        log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
-        metrics.webhook(context.name, 'duplicate');
-        return;
+    /** What a delivery asks of berth: the PR it belongs to (its queue) and the work. */
+    type Job = { pr: number | undefined; run: (gh: GitHubPort, repo: RepoRef) => Promise<void> };
+    type Payload = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    /**
+     * `<event>.<action>` and its payload → the job, `{ malformed }` when a field
+     * the job needs is missing, undefined when it is not for berth. Pure, so a
+     * stored delivery is routed again exactly as it was when it arrived.
+     */
+    const route = (event: string, payload: Payload): Job | { malformed: string } | undefined => {
+      switch (event) {
+        case 'pull_request.opened':
+        case 'pull_request.synchronize':
+        case 'pull_request.reopened':
+        case 'pull_request.ready_for_review': {
+          const pr = payload.pull_request;
+          if (typeof pr?.number !== 'number' || typeof pr.head?.sha !== 'string' || typeof pr.base?.repo?.full_name !== 'string') return { malformed: 'pull_request' };
+          return {
+            pr: pr.number,
+            run: async (gh, repo) => {
+              // When berth first saw this head: a command written before it cannot have been about it (drafts included).
+              await store.recordHead(payload.repository.full_name, pr.number, pr.head.sha);
+              if (pr.draft) return;
+              await bot.planPullRequest(gh, repo, {
+                number: pr.number,
+                state: pr.state as 'open' | 'closed',
+                merged: !!pr.merged,
+                draft: !!pr.draft,
+                headSha: pr.head.sha,
+                headRepo: pr.head.repo?.full_name ?? null,
+                baseRepo: pr.base.repo.full_name,
+                mergeable: pr.mergeable ?? null,
+                author: pr.user?.login ?? '',
+                htmlUrl: pr.html_url,
+              });
+            },
+          };
+        }
+        case 'pull_request.closed': {
+          const pr = payload.pull_request;
+          if (typeof pr?.number !== 'number') return { malformed: 'pull_request.number' };
+          return { pr: pr.number, run: async (_gh, repo) => void (await bot.pullClosed(repo, pr.number)) };
+        }
+        case 'issue_comment.created': {
+          const { issue, comment } = payload;
+          if (typeof issue?.number !== 'number' || typeof comment?.id !== 'number') return { malformed: 'issue or comment' };
+          if (!issue.pull_request) return undefined;
+          // A command is only ever taken from a named user: without one, authorisation would be asked about nobody.
+          if (typeof comment.user?.login !== 'string' || !comment.user.login) return { malformed: 'comment.user.login' };
+          return {
+            pr: issue.number,
+            run: (gh, repo) =>
+              bot.handleComment(gh, repo, issue.number, {
+                id: comment.id,
+                body: comment.body ?? '',
+                user: comment.user?.login ?? '',
+                userType: comment.user?.type ?? 'User',
+                createdAt: String(comment.created_at ?? ''),
+                updatedAt: String(comment.updated_at ?? comment.created_at ?? ''),
+              }),
+          };
+        }
+        case 'check_run.rerequested': {
+          const run = payload.check_run;
+          if (typeof run?.name !== 'string' || !Array.isArray(run.pull_requests)) return { malformed: 'check_run' };
+          if (!run.name.startsWith('berth')) return undefined;
+          const pr = run.pull_requests[0]?.number;
+          if (pr === undefined) return undefined;
+          return {
+            pr,
+            run: async (gh, repo) => {
+              const pull = await gh.getPull(repo, pr);
+              const envName = run.name.startsWith('berth / ') ? run.name.slice('berth / '.length) : undefined;
+              await bot.planPullRequest(gh, repo, pull, envName ? [envName] : undefined);
+            },
+          };
+        }
       }
+      return undefined;
+    };
+
+    /** Runs a claimed delivery's job detached on its PR's queue; failures are reported on the PR; then it is done. */
+    const enqueue = (delivery: { id: string; name: string }, full: string, job: Job, gh: GitHubPort) => {
       const repo = parseRepo(full);
-      instrumentOctokit(context.octokit, metrics);
-      const gh = new OctokitGitHub(context.octokit as never);
-      work.run(`${full}#${pr ?? 'repo'}`, async () => {
+      work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
         try {
-          await fn(gh, repo);
-          metrics.webhook(context.name, 'handled');
+          await job.run(gh, repo);
+          metrics.webhook(delivery.name, 'handled');
         } catch (err) {
-          metrics.webhook(context.name, 'failed');
-          log.error({ delivery: context.id, event: context.name, repo: full, pr, err: String(err), stack: (err as Error)?.stack }, 'handler failed');
-          if (pr !== undefined) await gh.createComment(repo, pr, msg.internalError(context.id)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
+          metrics.webhook(delivery.name, 'failed');
+          log.error({ delivery: delivery.id, event: delivery.name, repo: full, pr: job.pr, err: String(err), stack: (err as Error)?.stack }, 'handler failed');
+          if (job.pr !== undefined) await gh.createComment(repo, job.pr, msg.internalError(delivery.id)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
+        } finally {
+          // Done, handled or reported: a redelivery from now on is a duplicate.
+          await store.finishDelivery(delivery.id).catch((err) => log.error({ delivery: delivery.id, err: String(err) }, 'could not mark the delivery done'));
         }
       });
     };
 
-    app.on(['pull_request.opened', 'pull_request.synchronize', 'pull_request.reopened', 'pull_request.ready_for_review'], async (context) => {
-      const pr = context.payload.pull_request;
-      if (typeof pr?.number !== 'number' || typeof pr.head?.sha !== 'string' || typeof pr.base?.repo?.full_name !== 'string') return malformed(context as unknown as Context, 'pull_request');
-      await handle(context as unknown as Context, pr.number, async (gh, repo) => {
-        // When berth first saw this head: a command written before it cannot have been about it (drafts included).
-        await store.recordHead(context.payload.repository.full_name, pr.number, pr.head.sha);
-        if (pr.draft) return;
-        await bot.planPullRequest(gh, repo, {
-          number: pr.number,
-          state: pr.state as 'open' | 'closed',
-          merged: !!pr.merged,
-          draft: !!pr.draft,
-          headSha: pr.head.sha,
-          headRepo: pr.head.repo?.full_name ?? null,
-          baseRepo: pr.base.repo.full_name,
-          mergeable: pr.mergeable ?? null,
-          author: pr.user?.login ?? '',
-          htmlUrl: pr.html_url,
-        });
-      });
-    });
+    /** Validates, claims the delivery as a durable work item (payload stored), then runs it detached. */
+    const handle = async (context: Context, event: string) => {
+      const payload = context.payload as Payload;
+      const job = route(event, payload);
+      if (!job) return;
+      if ('malformed' in job) return malformed(context, job.malformed);
+      if (typeof payload.repository?.full_name !== 'string' || !payload.repository.full_name.includes('/')) return malformed(context, 'repository.full_name');
+      // Every delivery to a GitHub App names its installation; without one there is no token to act with.
+      if (typeof payload.installation?.id !== 'number') return malformed(context, 'installation.id');
+      const full = payload.repository.full_name as string;
+      installations.set(full, payload.installation.id);
+      // Only a delivery whose work is done (or is being done by a live process) is a duplicate.
+      if (!(await store.claimDelivery(context.id, event, JSON.stringify(payload), replica, leaseTtlMs))) {
+        log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
+        metrics.webhook(context.name, 'duplicate');
+        return;
+      }
+      instrumentOctokit(context.octokit, metrics);
+      enqueue(context, full, job, new OctokitGitHub(context.octokit as never));
+    };
 
-    app.on('pull_request.closed', async (context) => {
-      const pr = context.payload.pull_request;
-      if (typeof pr?.number !== 'number') return malformed(context as unknown as Context, 'pull_request.number');
-      await handle(context as unknown as Context, pr.number, async (_gh, repo) => {
-        await bot.pullClosed(repo, pr.number);
-      });
-    });
+    /** Deliveries a crash or a shutdown left unfinished (their claim lapsed): run again, each by one process. */
+    const resumeDeliveries = async () => {
+      for (const d of await store.pendingDeliveries(100)) {
+        let payload: Payload;
+        try {
+          payload = JSON.parse(d.payload) as Payload;
+        } catch {
+          await store.finishDelivery(d.deliveryId);
+          continue;
+        }
+        const job = route(d.event, payload);
+        const full = payload.repository?.full_name;
+        if (!job || 'malformed' in job || typeof full !== 'string' || typeof payload.installation?.id !== 'number') {
+          await store.finishDelivery(d.deliveryId);
+          continue;
+        }
+        if (!(await store.claimDelivery(d.deliveryId, d.event, d.payload, replica, leaseTtlMs))) continue;
+        installations.set(full, payload.installation.id);
+        let gh: GitHubPort;
+        try {
+          gh = await githubFor(full);
+        } catch (err) {
+          // Not done: given back, tried again at the next pass.
+          log.error({ delivery: d.deliveryId, err: String(err) }, 'no GitHub client to resume a delivery');
+          await store.releaseDeliveries(replica).catch(() => 0);
+          continue;
+        }
+        log.info({ delivery: d.deliveryId, event: d.event, repo: full }, 'resuming an unfinished delivery');
+        enqueue({ id: d.deliveryId, name: d.event.split('.')[0]! }, full, job, gh);
+      }
+    };
 
+    app.on(['pull_request.opened', 'pull_request.synchronize', 'pull_request.reopened', 'pull_request.ready_for_review', 'pull_request.closed'], async (context) => {
+      await handle(context as unknown as Context, `pull_request.${context.payload.action}`);
+    });
     app.on('issue_comment.created', async (context) => {
-      const { issue, comment } = context.payload;
-      if (typeof issue?.number !== 'number' || typeof comment?.id !== 'number') return malformed(context as unknown as Context, 'issue or comment');
-      if (!issue.pull_request) return;
-      // A command is only ever taken from a named user: without one, authorisation would be asked about nobody.
-      if (typeof comment.user?.login !== 'string' || !comment.user.login) return malformed(context as unknown as Context, 'comment.user.login');
-      await handle(context as unknown as Context, issue.number, async (gh, repo) => {
-        await bot.handleComment(gh, repo, issue.number, {
-          id: comment.id,
-          body: comment.body ?? '',
-          user: comment.user?.login ?? '',
-          userType: comment.user?.type ?? 'User',
-          createdAt: String(comment.created_at ?? ''),
-          updatedAt: String(comment.updated_at ?? comment.created_at ?? ''),
-        });
-      });
+      await handle(context as unknown as Context, 'issue_comment.created');
     });
-
     app.on('check_run.rerequested', async (context) => {
-      const run = context.payload.check_run;
-      if (typeof run?.name !== 'string' || !Array.isArray(run.pull_requests)) return malformed(context as unknown as Context, 'check_run');
-      if (!run.name.startsWith('berth')) return;
-      const pr = run.pull_requests[0]?.number;
-      if (pr === undefined) return;
-      await handle(context as unknown as Context, pr, async (gh, repo) => {
-        const pull = await gh.getPull(repo, pr);
-        const envName = run.name.startsWith('berth / ') ? run.name.slice('berth / '.length) : undefined;
-        await bot.planPullRequest(gh, repo, pull, envName ? [envName] : undefined);
-      });
+      await handle(context as unknown as Context, 'check_run.rerequested');
     });
 
     addHandler(async (req: IncomingMessage, res: ServerResponse) => {
@@ -274,8 +355,16 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     });
 
     const shutdown = async (signal: string) => {
-      log.info({ signal, inFlight: runner.inFlight() }, 'shutting down: draining applies');
-      const drained = await runner.drain(Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000));
+      log.info({ signal, inFlight: runner.inFlight() }, 'shutting down: draining webhook work and applies');
+      const timeoutMs = Number(env.BERTH_DRAIN_TIMEOUT_MS ?? 30_000);
+      const started = Date.now();
+      const worked = await Promise.race([work.idle().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+      if (!worked) {
+        // Given back at once: the next start (or another replica) runs them without waiting for the claims to lapse.
+        await store.releaseDeliveries(replica).catch(() => 0);
+        log.warn('drain timed out: unfinished webhook work runs again at next start');
+      }
+      const drained = await runner.drain(Math.max(0, timeoutMs - (Date.now() - started)));
       if (!drained) log.warn({ inFlight: runner.inFlight() }, 'drain timed out: open applies stay recoverable at next start');
       await drift?.stop();
       process.exit(0);
@@ -293,8 +382,9 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       const recover = () => {
         if (recovering) return;
         recovering = true;
-        void executor
-          .recover()
+        void resumeDeliveries()
+          .catch((err) => log.error({ err: String(err) }, 'resuming deliveries failed'))
+          .then(() => executor.recover())
           .then(async (results) => {
             for (const r of results) await runner.finish(r.applyId);
             if (results.length) log.info({ results }, 'recovered applies');

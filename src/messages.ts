@@ -60,7 +60,7 @@ export const msg = {
   lockHeld(env: string, holder: LockRow, repo: string): string {
     return msg.refused(
       `${code(env)} is locked`,
-      `The environment ${code(env)} is locked by ${prLink(repo, holder.pr)} (since ${new Date(holder.createdAt).toISOString()}).`,
+      `The environment ${code(env)} is locked by ${holder.owner.startsWith('cli:') ? `a \`berth apply\` from the command line (${code(holder.owner)})` : prLink(repo, holder.pr)} (since ${new Date(holder.createdAt).toISOString()}).`,
       `wait for that PR to be merged or closed, or ask someone with write access to comment \`/unlock ${env}\` there.`,
     );
   },

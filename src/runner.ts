@@ -5,7 +5,7 @@ import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
 import { code, formatDuration, msg } from './messages.js';
-import type { AggregateState, ApplyRow, Store, TaskRow } from './store/store.js';
+import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
 
 export interface RunnerLogger {
@@ -81,13 +81,23 @@ export class ApplyRunner {
     this.now = o.now ?? Date.now;
   }
 
-  /** Starts (or joins) the apply in the background and reports its end. */
-  start(applyId: string): Promise<AggregateState | undefined> {
+  /** Who drives applies in this process, and for how long a lease lasts: startApply leases new applies to it. */
+  lease(): { holder: string; ttlMs: number } {
+    const e = this.o.executor();
+    return { holder: e.holder, ttlMs: e.leaseTtlMs };
+  }
+
+  /**
+   * Starts (or joins) the apply in the background and reports its end.
+   * `fence`: the lease startApply took for this process with the apply;
+   * `ready`: the driver waits for it (the start report) before any work.
+   */
+  start(applyId: string, fence?: Fence, ready?: Promise<unknown>): Promise<AggregateState | undefined> {
     let p = this.tracked.get(applyId);
     if (p) return p;
     p = this.o
       .executor()
-      .run(applyId)
+      .run(applyId, fence ?? false, ready)
       .then(async (state) => {
         await this.finish(applyId);
         return state;
@@ -141,7 +151,13 @@ export class ApplyRunner {
     }
   }
 
-  /** Final check run, outcome comment, and the lock bookkeeping of an ended apply. */
+  /**
+   * Final check run, outcome comment, and the lock bookkeeping of an ended
+   * apply. Whoever ends or recovers an apply calls this, in any process: the
+   * report goes out once, from the caller that claimed it in the store. The
+   * claim comes before sending (a crash between the two loses that report
+   * rather than repeating it); retries stay with the claimer.
+   */
   async finish(applyId: string): Promise<void> {
     const t = this.pending.get(applyId);
     if (t) clearTimeout(t);
@@ -149,8 +165,15 @@ export class ApplyRunner {
     this.lastReport.delete(applyId);
     // A late `in_progress` would land after the final update and leave the check running forever.
     await this.reporting.get(applyId);
-    const apply = await this.o.store.getApply(applyId);
-    if (!apply || !(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+    const ended = await this.o.store.getApply(applyId);
+    if (!ended || !(ended.state === 'completed' || ended.state === 'failed' || ended.state === 'stopped')) return;
+    if (!(await this.o.store.claimReport(applyId))) {
+      await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
+      return;
+    }
+    // Re-read after the claim: the row as it ended, with the check run the start report stored.
+    const apply = (await this.o.store.getApply(applyId)) ?? ended;
+    if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
     const tasks = await this.o.store.listTasksForApply(applyId);
     const repo = parseRepo(apply.repo);
     const fin = finalSummary(apply, tasks);
@@ -195,7 +218,12 @@ export class ApplyRunner {
     const lock = await this.o.store.getLock(apply.repo, apply.environment);
     if (!lock || lock.applyId !== apply.id) return;
     await this.o.store.setLockApply(apply.repo, apply.environment, null);
-    if (!gh || apply.pr === null) return;
+    // A CLI apply's lock lives as long as the apply: `berth apply` releases it, and so does whoever recovers it.
+    if (apply.pr === null) {
+      await this.o.store.releaseLock(apply.repo, apply.environment, lock.owner);
+      return;
+    }
+    if (!gh) return;
     try {
       const pull = await gh.getPull(parseRepo(apply.repo), apply.pr);
       if (pull.state === 'closed') {

@@ -18,6 +18,7 @@ import { MIGRATIONS, migrateMysql, migrateSqlite } from '../src/store/migrations
 import { mysqlConfigFromUrl } from '../src/store/mysql.js';
 import { DEFAULT_DATABASE_URL, openStore, parseDatabaseUrl, redactUrl } from '../src/store/open.js';
 import type { ContainerUpsert, NewApply, NewTask, Store } from '../src/store/store.js';
+import { ApplyInFlightError } from '../src/store/store.js';
 import { describeMysql, MYSQL_URL } from './helpers/env.js';
 
 // An in-memory SQLite database belongs to one connection: tests about a second
@@ -614,12 +615,14 @@ function conformance(b: Backend): void {
 
     it('latestApply: newest for (repo, environment), filtered by desired digest and/or state', async () => {
       const repo = uid('o/r');
+      // One apply in flight per environment: each ends before the next starts.
       const a1 = await store.createApply(newApply(repo, { desiredDigest: 'd1' }));
+      await store.casApplyState(a1.id, 0, { state: 'completed' });
       const a2 = await store.createApply(newApply(repo, { desiredDigest: 'd2' }));
+      await store.casApplyState(a2.id, 0, { state: 'failed' });
       const a3 = await store.createApply(newApply(repo, { desiredDigest: 'd1' }));
       await store.createApply(newApply(repo, { environment: 'production', desiredDigest: 'd1' }));
       await store.createApply(newApply(uid('o/other'), { desiredDigest: 'd1' }));
-      await store.casApplyState(a1.id, 0, { state: 'completed' });
 
       expect((await store.latestApply(repo, 'staging'))!.id).toBe(a3.id);
       expect((await store.latestApply(repo, 'staging', { desiredDigest: 'd2' }))!.id).toBe(a2.id);
@@ -634,9 +637,9 @@ function conformance(b: Backend): void {
     it('listApplies: newest first, filtered by states, repo, pr, environment, limited', async () => {
       const repo = uid('o/r');
       const a = await store.createApply(newApply(repo, { pr: 1 }));
+      await store.casApplyState(a.id, 0, { state: 'completed' });
       const bb = await store.createApply(newApply(repo, { pr: 2 }));
       const c = await store.createApply(newApply(repo, { pr: 2, environment: 'production' }));
-      await store.casApplyState(a.id, 0, { state: 'completed' });
       await store.casApplyState(bb.id, 0, { state: 'running' });
 
       expect((await store.listApplies({ repo })).map((x) => x.id)).toEqual([c.id, bb.id, a.id]);
@@ -921,6 +924,132 @@ function conformance(b: Backend): void {
       const owners = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).claimProject('local', project, `org/repo${i}`)));
       expect(new Set(owners).size).toBe(1);
       expect(await store.projectOwner('local', project)).toBe(owners[0]);
+    });
+  });
+
+  describe('one driver, durable work (issue 10: items 9, 10, 12, 16)', () => {
+    const lease = { holder: 'driver-a', ttlMs: 30_000 };
+    const lockOf = (repo: string, pr = 1) => ({ owner: `${repo}#${pr}`, pr });
+
+    it('startApply: lock, in-flight check, apply and lease in one step; refusals write nothing', async () => {
+      const repo = uid('o/r');
+      const first = await store.startApply(newApply(repo), { lock: lockOf(repo), lease });
+      if (!first.started) throw new Error(`not started: ${JSON.stringify(first)}`);
+      expect(first.lock).toMatchObject({ owner: `${repo}#1`, pr: 1, applyId: first.apply.id });
+      expect(await store.getLock(repo, 'staging')).toMatchObject({ owner: `${repo}#1`, applyId: first.apply.id });
+      expect(await store.getLease(`apply:${first.apply.id}`)).toEqual({ name: `apply:${first.apply.id}`, holder: 'driver-a', expiresAt: clock.t + 30_000 });
+      expect(first.fence).toEqual({ lease: `apply:${first.apply.id}`, holder: 'driver-a', token: expect.any(String) });
+
+      // The same PR again while the first is in flight, and another PR: refused, nothing written.
+      expect(await store.startApply(newApply(repo), { lock: lockOf(repo), lease })).toEqual({ started: false, reason: 'in_flight', applyId: first.apply.id });
+      const other = await store.startApply(newApply(repo, { pr: 2 }), { lock: lockOf(repo, 2), lease });
+      expect(other).toMatchObject({ started: false, reason: 'locked', holder: { owner: `${repo}#1` } });
+      expect(await store.listApplies({ repo })).toHaveLength(1);
+      // Without a lock the database itself refuses a second live apply of the environment.
+      await expect(store.createApply(newApply(repo, { pr: 3 }))).rejects.toBeInstanceOf(ApplyInFlightError);
+      expect(await store.listApplies({ repo })).toHaveLength(1);
+
+      // The lock cannot be released (unlock, PR closed) while its apply is in flight.
+      expect(await store.releaseLock(repo, 'staging', `${repo}#1`)).toBe(false);
+      expect(await store.releaseLock(repo, 'staging')).toBe(false);
+      expect(await store.getLock(repo, 'staging')).toBeDefined();
+
+      // Once it ended, the same PR may start again, and the lock may go.
+      expect(await store.casApplyState(first.apply.id, 0, { state: 'completed' })).toBe(true);
+      const again = await store.startApply(newApply(repo), { lock: lockOf(repo), lease });
+      expect(again.started).toBe(true);
+      if (again.started) expect(await store.casApplyState(again.apply.id, 0, { state: 'failed' })).toBe(true);
+      expect(await store.releaseLock(repo, 'staging', `${repo}#1`)).toBe(true);
+      expect(await store.getLock(repo, 'staging')).toBeUndefined();
+    });
+
+    it('startApply refused for an in-flight apply rolls back the lock it would have taken', async () => {
+      const repo = uid('o/r');
+      const live = await store.createApply(newApply(repo, { pr: null }));
+      expect(await store.startApply(newApply(repo), { lock: lockOf(repo), lease })).toEqual({ started: false, reason: 'in_flight', applyId: live.id });
+      expect(await store.getLock(repo, 'staging')).toBeUndefined();
+    });
+
+    it('concurrent startApply from both instances: exactly one apply, whoever asks', async () => {
+      const repo = uid('o/r');
+      const same = await Promise.all(Array.from({ length: 8 }, (_, i) => pick(i).startApply(newApply(repo), { lock: lockOf(repo), lease: { holder: `d${i}`, ttlMs: 30_000 } })));
+      expect(same.filter((r) => r.started)).toHaveLength(1);
+      expect(same.filter((r) => !r.started && r.reason === 'in_flight')).toHaveLength(7);
+      const repo2 = uid('o/r');
+      const owners = await Promise.all(Array.from({ length: 8 }, (_, i) => pick(i).startApply(newApply(repo2, { pr: i + 1 }), { lock: lockOf(repo2, i + 1), lease })));
+      expect(owners.filter((r) => r.started)).toHaveLength(1);
+      expect(owners.filter((r) => !r.started && r.reason === 'locked')).toHaveLength(7);
+      expect(await store.listApplies({ repo: repo2 })).toHaveLength(1);
+    });
+
+    it('claimReport: never while in flight, then exactly once, even when asked concurrently', async () => {
+      const repo = uid('o/r');
+      const a = await store.createApply(newApply(repo));
+      expect(await store.claimReport(a.id)).toBe(false);
+      await store.casApplyState(a.id, 0, { state: 'failed' });
+      const claims = await Promise.all(Array.from({ length: 10 }, (_, i) => pick(i).claimReport(a.id)));
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.claimReport(a.id)).toBe(false);
+      expect(await store.claimReport('nope')).toBe(false);
+    });
+
+    it('claimLease: the token survives renewals, a takeover gets a new one, and fenced journal writes of the old tenure are refused', async () => {
+      const repo = uid('o/r');
+      const a = await store.createApply(newApply(repo));
+      const [t1, t2] = a.operations[0]!.tasks;
+      const name = `apply:${a.id}`;
+      const tokenA = await store.claimLease(name, 'driver-a', 1000);
+      expect(tokenA).toEqual(expect.any(String));
+      clock.t += 500;
+      expect(await store.claimLease(name, 'driver-a', 1000)).toBe(tokenA);
+      expect(await store.claimLease(name, 'driver-b', 1000)).toBeNull();
+      const fenceA = { lease: name, holder: 'driver-a', token: tokenA! };
+      expect(await store.updateTasks([{ id: t1!.id, expected: 'pending', patch: { state: 'running' } }], fenceA)).toEqual([true]);
+
+      clock.t += 2000; // driver-a stopped renewing: driver-b takes over
+      const tokenB = await store.claimLease(name, 'driver-b', 1000);
+      expect(tokenB).not.toBeNull();
+      expect(tokenB).not.toBe(tokenA);
+      // driver-a's late writes carry the old tenure: refused, nothing written.
+      expect(await store.updateTasks([{ id: t1!.id, expected: 'running', patch: { state: 'succeeded' } }, { id: t2!.id, expected: 'pending', patch: { state: 'running' } }], fenceA)).toEqual([false, false]);
+      expect(await store.updateTask(t2!.id, 'pending', { state: 'running' }, fenceA)).toBe(false);
+      expect((await store.getTask(t1!.id))!.state).toBe('running');
+      expect((await store.getTask(t2!.id))!.state).toBe('pending');
+      // Even re-taking the lease after it lapsed again starts a new tenure: the old fence stays dead.
+      clock.t += 5000;
+      const tokenA2 = await store.claimLease(name, 'driver-a', 1000);
+      expect(tokenA2).not.toBe(tokenA);
+      expect(await store.updateTask(t2!.id, 'pending', { state: 'running' }, fenceA)).toBe(false);
+      expect(await store.updateTask(t2!.id, 'pending', { state: 'running' }, { ...fenceA, token: tokenA2! })).toBe(true);
+    });
+
+    it('deliveries are work items: claimed, re-claimable once the claim lapses, a duplicate only when done', async () => {
+      const id = uid('delivery');
+      const payload = JSON.stringify({ action: 'created', n: 1 });
+      expect(await store.claimDelivery(id, 'issue_comment', payload, 'p1', 1000)).toBe(true);
+      // A redelivery while p1 works on it (claim live) is not run twice.
+      expect(await store.claimDelivery(id, 'issue_comment', payload, 'p2', 1000)).toBe(false);
+      expect((await store.pendingDeliveries()).map((d) => d.deliveryId)).not.toContain(id);
+      clock.t += 800;
+      expect(await store.renewDeliveries('p1', 1000)).toBeGreaterThanOrEqual(1);
+      clock.t += 800;
+      expect(await store.claimDelivery(id, 'issue_comment', payload, 'p2', 1000)).toBe(false);
+      // p1 died: its claim lapses, the delivery is pending with its payload, and is claimable again.
+      clock.t += 1000;
+      expect((await store.pendingDeliveries()).find((d) => d.deliveryId === id)).toEqual({ deliveryId: id, event: 'issue_comment', payload, receivedAt: expect.any(Number) });
+      const claims = await Promise.all(Array.from({ length: 6 }, (_, i) => pick(i).claimDelivery(id, 'issue_comment', payload, `q${i}`, 1000)));
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      await store.finishDelivery(id);
+      clock.t += 5000;
+      expect(await store.claimDelivery(id, 'issue_comment', payload, 'p3', 1000)).toBe(false);
+      expect((await store.pendingDeliveries()).map((d) => d.deliveryId)).not.toContain(id);
+
+      // A graceful stop gives its unfinished claims back at once.
+      const id2 = uid('delivery');
+      expect(await store.claimDelivery(id2, 'pull_request', '{}', 'p4', 60_000)).toBe(true);
+      expect(await store.releaseDeliveries('p4')).toBe(1);
+      expect((await store.pendingDeliveries()).map((d) => d.deliveryId)).toContain(id2);
+      expect(await store.claimDelivery(id2, 'pull_request', '{}', 'p5', 60_000)).toBe(true);
     });
   });
 

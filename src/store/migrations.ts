@@ -6,8 +6,9 @@
 // Concurrency: SQLite runs the whole migration inside BEGIN IMMEDIATE (DDL is
 // transactional there, and the write lock serialises processes). MySQL DDL
 // commits implicitly, so processes serialise on GET_LOCK (named after the
-// database) and every statement is re-runnable (IF NOT EXISTS, indexes inline)
-// so a migration interrupted half-way completes on the next start.
+// database) and every statement is re-runnable (IF NOT EXISTS, indexes inline;
+// an ALTER or CREATE INDEX answered "already exists" counts as done) so a
+// migration interrupted half-way completes on the next start.
 import type Database from 'better-sqlite3';
 import type { Pool, PoolConnection } from 'mysql2/promise';
 
@@ -19,6 +20,10 @@ export interface Migration {
 }
 
 const MYSQL_TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+const IN_FLIGHT = "'pending', 'running', 'running_degraded', 'stopping'";
+/** A column or index that already exists: an earlier run of the same migration got that far (MySQL DDL is not transactional). */
+const ER_DUP_FIELDNAME = 1060;
+const ER_DUP_KEYNAME = 1061;
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -312,6 +317,39 @@ export const MIGRATIONS: Migration[] = [
       ) ${MYSQL_TABLE}`,
     ],
   },
+  {
+    version: 4,
+    name: 'one driver, durable work: one live apply per environment, report claim, lease tokens, delivery work items',
+    sqlite: [
+      // live = 1 while the apply is in flight, NULL once it ended: NULLs never collide,
+      // so the unique index allows one in-flight apply per (repo, environment).
+      `ALTER TABLE applies ADD COLUMN live INTEGER`,
+      `ALTER TABLE applies ADD COLUMN reported_at INTEGER`,
+      `UPDATE applies SET live = 1 WHERE state IN (${IN_FLIGHT}) AND seq = (
+         SELECT MAX(b.seq) FROM applies b WHERE b.repo = applies.repo AND b.environment = applies.environment AND b.state IN (${IN_FLIGHT}))`,
+      `UPDATE applies SET reported_at = COALESCE(finished_at, created_at) WHERE state NOT IN (${IN_FLIGHT})`,
+      `CREATE UNIQUE INDEX applies_live ON applies (repo, environment, live)`,
+      `ALTER TABLE leases ADD COLUMN token TEXT`,
+      `ALTER TABLE deliveries ADD COLUMN payload TEXT`,
+      `ALTER TABLE deliveries ADD COLUMN state TEXT NOT NULL DEFAULT 'done'`,
+      `ALTER TABLE deliveries ADD COLUMN claimed_by TEXT`,
+      `ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER`,
+      `CREATE INDEX deliveries_state ON deliveries (state, received_at)`,
+    ],
+    mysql: [
+      `ALTER TABLE applies ADD COLUMN live TINYINT NULL`,
+      `ALTER TABLE applies ADD COLUMN reported_at BIGINT NULL`,
+      `UPDATE applies a JOIN (SELECT MAX(seq) AS seq FROM applies WHERE state IN (${IN_FLIGHT}) GROUP BY repo, environment) m ON a.seq = m.seq SET a.live = 1`,
+      `UPDATE applies SET reported_at = COALESCE(finished_at, created_at) WHERE state NOT IN (${IN_FLIGHT}) AND reported_at IS NULL`,
+      `CREATE UNIQUE INDEX applies_live ON applies (repo, environment, live)`,
+      `ALTER TABLE leases ADD COLUMN token VARCHAR(64) NULL`,
+      `ALTER TABLE deliveries ADD COLUMN payload LONGTEXT NULL`,
+      `ALTER TABLE deliveries ADD COLUMN state VARCHAR(16) NOT NULL DEFAULT 'done'`,
+      `ALTER TABLE deliveries ADD COLUMN claimed_by VARCHAR(255) NULL`,
+      `ALTER TABLE deliveries ADD COLUMN claimed_until BIGINT NULL`,
+      `CREATE INDEX deliveries_state ON deliveries (state, received_at)`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -387,7 +425,14 @@ export async function migrateMysql(
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      for (const sql of m.mysql) await conn.query(sql);
+      for (const sql of m.mysql) {
+        try {
+          await conn.query(sql);
+        } catch (err) {
+          const n = (err as { errno?: number }).errno;
+          if (n !== ER_DUP_FIELDNAME && n !== ER_DUP_KEYNAME) throw err;
+        }
+      }
       // The unique version is a second guard should the lock ever be bypassed.
       await conn.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
         m.version,

@@ -23,14 +23,25 @@ import {
   toLease,
   toLock,
   toOperation,
+  toPendingDelivery,
   toPlan,
   toTask,
+  applyPatchSet,
+  refusedAsResult,
+  Refused,
+  str,
+  strOrNull,
   unique,
   type DbRow,
 } from './rows.js';
 import {
   IN_FLIGHT_AGGREGATE_STATES,
+  ApplyInFlightError,
   type AcquireLockResult,
+  type Fence,
+  type PendingDelivery,
+  type StartApplyOptions,
+  type StartApplyResult,
   type AggregatePatch,
   type ApplyRow,
   type ContainerRow,
@@ -203,6 +214,50 @@ export class MysqlStore implements Store {
   // ── applies, operations, tasks ──────────────────────────────────────────
 
   async createApply(input: NewApply): Promise<CreatedApply> {
+    return this.tx((conn) => this.insertApply(input, conn));
+  }
+
+  async startApply(input: NewApply, opts: StartApplyOptions): Promise<StartApplyResult> {
+    return refusedAsResult(() =>
+      this.tx(async (conn): Promise<StartApplyResult> => {
+        const now = this.now();
+        // Insert-if-absent that locks the row either way (an exclusive lock, so two
+        // starters queue here instead of deadlocking on a shared-to-exclusive upgrade).
+        await this.exec(
+          `INSERT INTO locks (repo, environment, owner, pr, apply_id, created_at) VALUES (?, ?, ?, ?, NULL, ?)
+           ON DUPLICATE KEY UPDATE repo = repo`,
+          [input.repo, input.environment, opts.lock.owner, opts.lock.pr, now],
+          conn,
+        );
+        const lock = toLock((await this.one('SELECT * FROM locks WHERE repo = ? AND environment = ? FOR UPDATE', [input.repo, input.environment], conn))!);
+        if (lock.owner !== opts.lock.owner) return { started: false, reason: 'locked', holder: lock };
+        const live = await this.one('SELECT id FROM applies WHERE repo = ? AND environment = ? AND live IS NOT NULL FOR UPDATE', [input.repo, input.environment], conn);
+        if (live) throw new Refused({ started: false, reason: 'in_flight', applyId: String(live.id) });
+        const apply = await this.insertApply(input, conn);
+        await this.exec('UPDATE locks SET apply_id = ? WHERE repo = ? AND environment = ?', [apply.id, input.repo, input.environment], conn);
+        const fence: Fence = { lease: `apply:${apply.id}`, holder: opts.lease.holder, token: randomUUID() };
+        await this.exec(
+          `INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)
+           ON DUPLICATE KEY UPDATE holder = VALUES(holder), expires_at = VALUES(expires_at), token = VALUES(token)`,
+          [fence.lease, fence.holder, now + opts.lease.ttlMs, fence.token],
+          conn,
+        );
+        return { started: true, apply, lock: { ...lock, applyId: apply.id }, fence };
+      }),
+    );
+  }
+
+  async claimReport(applyId: string): Promise<boolean> {
+    return (
+      (await this.exec(`UPDATE applies SET reported_at = ? WHERE id = ? AND reported_at IS NULL AND live IS NULL AND state NOT IN (${IN_FLIGHT_SQL})`, [
+        this.now(),
+        applyId,
+      ])) === 1
+    );
+  }
+
+  /** Inside a transaction: the apply (live), its operations and tasks. */
+  private async insertApply(input: NewApply, conn: PoolConnection): Promise<CreatedApply> {
     const applyId = randomUUID();
     const createdAt = this.now();
     const created: CreatedApply = {
@@ -213,11 +268,11 @@ export class MysqlStore implements Store {
         tasks: op.tasks.map((t) => ({ id: randomUUID(), nodeId: t.nodeId })),
       })),
     };
-    await this.tx(async (conn) => {
+    {
       await this.exec(
         `INSERT INTO applies (id, repo, pr, environment, kind, actor, head_sha, desired_digest, plan_fingerprint,
-           desired_json, state, version, stop_requested, check_run_id, comment_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?)`,
+           desired_json, state, version, stop_requested, check_run_id, comment_id, created_at, live)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, 1)`,
         [
           applyId,
           input.repo,
@@ -234,8 +289,11 @@ export class MysqlStore implements Store {
           createdAt,
         ],
         conn,
-      );
-      if (created.operations.length === 0) return;
+      ).catch((err) => {
+        if (errno(err) === ER_DUP_ENTRY) throw new ApplyInFlightError(input.repo, input.environment);
+        throw err;
+      });
+      if (created.operations.length === 0) return created;
       for (const batch of chunks(
         created.operations.map((op, ordinal) => ({ op, ordinal })),
         BATCH,
@@ -268,7 +326,7 @@ export class MysqlStore implements Store {
           conn,
         );
       }
-    });
+    }
     return created;
   }
 
@@ -305,23 +363,17 @@ export class MysqlStore implements Store {
     return r && toTask(r);
   }
 
-  async updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean> {
-    const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
-    if (expected.length === 0) return false;
-    const { sets, params } = taskPatchSet(patch);
-    // version = version + 1 makes every matched row a changed row.
-    return (
-      (await this.exec(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`, [
-        ...params,
-        id,
-        ...expected,
-      ])) === 1
-    );
+  async updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch, fence?: Fence): Promise<boolean> {
+    return (await this.updateTasks([{ id, expected: expectedState, patch }], fence))[0]!;
   }
 
-  async updateTasks(updates: readonly TaskUpdate[]): Promise<boolean[]> {
+  async updateTasks(updates: readonly TaskUpdate[], fence?: Fence): Promise<boolean[]> {
     if (!updates.length) return [];
     return this.tx(async (conn) => {
+      // A shared lock on the lease row: a takeover (an UPDATE of that row) waits for this batch, or this batch sees it.
+      if (fence && !(await this.one('SELECT 1 AS ok FROM leases WHERE name = ? AND holder = ? AND token = ? LOCK IN SHARE MODE', [fence.lease, fence.holder, fence.token], conn))) {
+        return updates.map(() => false);
+      }
       const out: boolean[] = [];
       for (const { id, expected: expectedState, patch } of updates) {
         const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
@@ -330,6 +382,7 @@ export class MysqlStore implements Store {
           continue;
         }
         const { sets, params } = taskPatchSet(patch);
+        // version = version + 1 makes every matched row a changed row.
         out.push((await this.exec(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`, [...params, id, ...expected], conn)) === 1);
       }
       return out;
@@ -344,7 +397,7 @@ export class MysqlStore implements Store {
   }
 
   async casApplyState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
-    const { sets, params } = aggregatePatchSet(patch);
+    const { sets, params } = applyPatchSet(patch);
     return (await this.exec(`UPDATE applies SET ${sets.join(', ')} WHERE id = ? AND version = ?`, [...params, id, expectedVersion])) === 1;
   }
 
@@ -469,8 +522,14 @@ export class MysqlStore implements Store {
   }
 
   async releaseLock(repo: string, environment: string, owner?: string): Promise<boolean> {
-    if (owner === undefined) return (await this.exec('DELETE FROM locks WHERE repo = ? AND environment = ?', [repo, environment])) > 0;
-    return (await this.exec('DELETE FROM locks WHERE repo = ? AND environment = ? AND owner = ?', [repo, environment, owner])) > 0;
+    // The lock row is locked first: an apply being started under it (startApply holds the same row) has committed or not begun.
+    return this.tx(async (conn) => {
+      const r = await this.one('SELECT * FROM locks WHERE repo = ? AND environment = ? FOR UPDATE', [repo, environment], conn);
+      if (!r || (owner !== undefined && str(r.owner) !== owner)) return false;
+      const applyId = strOrNull(r.apply_id);
+      if (applyId && (await this.one('SELECT 1 AS yes FROM applies WHERE id = ? AND live IS NOT NULL FOR UPDATE', [applyId], conn))) return false;
+      return (await this.exec('DELETE FROM locks WHERE repo = ? AND environment = ?', [repo, environment], conn)) > 0;
+    });
   }
 
   async getLock(repo: string, environment: string): Promise<LockRow | undefined> {
@@ -551,6 +610,48 @@ export class MysqlStore implements Store {
     }
   }
 
+  async claimDelivery(deliveryId: string, event: string, payload: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    try {
+      await this.exec(
+        `INSERT INTO deliveries (delivery_id, event, received_at, payload, state, claimed_by, claimed_until) VALUES (?, ?, ?, ?, 'received', ?, ?)`,
+        [deliveryId, event, now, payload, holder, now + ttlMs],
+      );
+      return true;
+    } catch (err) {
+      if (errno(err) !== ER_DUP_ENTRY) throw err;
+    }
+    return (
+      (await this.exec(
+        `UPDATE deliveries SET claimed_by = ?, claimed_until = ?, payload = COALESCE(payload, ?)
+         WHERE delivery_id = ? AND state = 'received' AND (claimed_until IS NULL OR claimed_until <= ?)`,
+        [holder, now + ttlMs, payload, deliveryId, now],
+      )) > 0
+    );
+  }
+
+  async finishDelivery(deliveryId: string): Promise<void> {
+    await this.exec(`UPDATE deliveries SET state = 'done', claimed_by = NULL, claimed_until = NULL, payload = NULL WHERE delivery_id = ?`, [deliveryId]);
+  }
+
+  async renewDeliveries(holder: string, ttlMs: number): Promise<number> {
+    return this.exec(`UPDATE deliveries SET claimed_until = ? WHERE claimed_by = ? AND state = 'received'`, [this.now() + ttlMs, holder]);
+  }
+
+  async releaseDeliveries(holder: string): Promise<number> {
+    return this.exec(`UPDATE deliveries SET claimed_until = 0 WHERE claimed_by = ? AND state = 'received'`, [holder]);
+  }
+
+  async pendingDeliveries(limit = 100): Promise<PendingDelivery[]> {
+    return (
+      await this.all(
+        `SELECT * FROM deliveries WHERE state = 'received' AND payload IS NOT NULL AND (claimed_until IS NULL OR claimed_until <= ?)
+         ORDER BY received_at, delivery_id LIMIT ?`,
+        [this.now(), Math.max(0, Math.floor(limit))],
+      )
+    ).map(toPendingDelivery);
+  }
+
   async pruneDeliveries(receivedBefore: number): Promise<number> {
     return this.exec('DELETE FROM deliveries WHERE received_at < ?', [receivedBefore]);
   }
@@ -591,24 +692,31 @@ export class MysqlStore implements Store {
   // ── leases ──────────────────────────────────────────────────────────────
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return (await this.claimLease(name, holder, ttlMs)) !== null;
+  }
+
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<string | null> {
     // Two atomic statements, each decisive on its own: the UPDATE takes (or
     // renews) an existing lease that is ours or expired; otherwise the INSERT
     // takes a free one, and its duplicate-key error means another holder has
     // a live lease. (FOUND_ROWS: a renewal within the same millisecond counts.)
+    // SET runs left to right: the token is decided on the old holder and expiry.
     const now = this.now();
-    const taken = await this.exec('UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at <= ?)', [
-      holder,
-      now + ttlMs,
-      name,
-      holder,
-      now,
-    ]);
-    if (taken > 0) return true;
+    const token = randomUUID();
+    const taken = await this.exec(
+      `UPDATE leases SET token = IF(holder = ? AND expires_at > ? AND token IS NOT NULL, token, ?), holder = ?, expires_at = ?
+       WHERE name = ? AND (holder = ? OR expires_at <= ?)`,
+      [holder, now, token, holder, now + ttlMs, name, holder, now],
+    );
+    if (taken > 0) {
+      const r = await this.one('SELECT holder, token FROM leases WHERE name = ?', [name]);
+      return r && str(r.holder) === holder ? str(r.token) : null;
+    }
     try {
-      await this.exec('INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)', [name, holder, now + ttlMs]);
-      return true;
+      await this.exec('INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)', [name, holder, now + ttlMs, token]);
+      return token;
     } catch (err) {
-      if (errno(err) === ER_DUP_ENTRY) return false;
+      if (errno(err) === ER_DUP_ENTRY) return null;
       throw err;
     }
   }

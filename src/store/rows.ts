@@ -11,11 +11,14 @@ import type {
   IndexedContainerState,
   LockRow,
   OperationRow,
+  PendingDelivery,
   PlanRow,
+  StartApplyResult,
   TaskPatch,
   TaskRow,
   TaskState,
 } from './store.js';
+import { TERMINAL_AGGREGATE_STATES } from './store.js';
 
 export type DbRow = Record<string, unknown>;
 
@@ -154,6 +157,24 @@ export function toLease(r: DbRow): { name: string; holder: string; expiresAt: nu
   return { name: str(r.name), holder: str(r.holder), expiresAt: num(r.expires_at) };
 }
 
+export function toPendingDelivery(r: DbRow): PendingDelivery {
+  return { deliveryId: str(r.delivery_id), event: str(r.event), payload: str(r.payload), receivedAt: num(r.received_at) };
+}
+
+/** Thrown inside a transaction to roll it back and answer a refusal instead. */
+export class Refused {
+  constructor(readonly result: StartApplyResult) {}
+}
+
+export async function refusedAsResult(fn: () => StartApplyResult | Promise<StartApplyResult>): Promise<StartApplyResult> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof Refused) return err.result;
+    throw err;
+  }
+}
+
 export function toCommentIds(v: unknown): number[] {
   const parsed = JSON.parse(str(v)) as unknown;
   return Array.isArray(parsed) ? parsed.map(num) : [];
@@ -174,6 +195,13 @@ export function taskPatchSet(patch: TaskPatch): SetClause {
   optional(sets, params, 'started_at', patch.startedAt);
   optional(sets, params, 'finished_at', patch.finishedAt);
   return { sets, params };
+}
+
+/** SET clause of an apply state CAS: an apply that ends is no longer live (frees its environment's slot). */
+export function applyPatchSet(patch: AggregatePatch): SetClause {
+  const clause = aggregatePatchSet(patch);
+  if (TERMINAL_AGGREGATE_STATES.includes(patch.state)) clause.sets.push('live = NULL');
+  return clause;
 }
 
 /** SET clause of an operation/apply state CAS. */

@@ -19,14 +19,23 @@ import {
   toLease,
   toLock,
   toOperation,
+  toPendingDelivery,
   toPlan,
   toTask,
+  applyPatchSet,
+  refusedAsResult,
+  Refused,
   unique,
   type DbRow,
 } from './rows.js';
 import {
   IN_FLIGHT_AGGREGATE_STATES,
+  ApplyInFlightError,
   type AcquireLockResult,
+  type Fence,
+  type PendingDelivery,
+  type StartApplyOptions,
+  type StartApplyResult,
   type AggregatePatch,
   type ApplyRow,
   type ContainerRow,
@@ -127,14 +136,19 @@ export class SqliteStore implements Store {
   // ── applies, operations, tasks ──────────────────────────────────────────
 
   async createApply(input: NewApply): Promise<CreatedApply> {
+    return this.tx(() => this.insertApply(input));
+  }
+
+  /** Inside a transaction: the apply (live), its operations and tasks. */
+  private insertApply(input: NewApply): CreatedApply {
     const applyId = randomUUID();
     const createdAt = this.now();
     const created: CreatedApply = { id: applyId, operations: [] };
-    this.tx(() => {
+    try {
       this.run(
         `INSERT INTO applies (id, repo, pr, environment, kind, actor, head_sha, desired_digest, plan_fingerprint,
-           desired_json, state, version, stop_requested, check_run_id, comment_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?)`,
+           desired_json, state, version, stop_requested, check_run_id, comment_id, created_at, live)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?, ?, 1)`,
         applyId,
         input.repo,
         input.pr,
@@ -149,31 +163,76 @@ export class SqliteStore implements Store {
         input.commentId ?? null,
         createdAt,
       );
-      input.operations.forEach((op, ordinal) => {
-        const opId = randomUUID();
-        this.run(
-          `INSERT INTO apply_operations (id, apply_id, target, ordinal, state, version) VALUES (?, ?, ?, ?, 'pending', 0)`,
-          opId,
-          applyId,
-          op.target,
-          ordinal,
-        );
-        const tasks = op.tasks.map((t) => ({ id: randomUUID(), t }));
-        for (const batch of chunks(tasks, BATCH)) {
-          const params: unknown[] = [];
-          for (const { id, t } of batch) {
-            params.push(id, opId, applyId, t.nodeId, t.kind, t.resource, t.reason, JSON.stringify(t.deps), t.nodeJson);
-          }
-          this.run(
-            `INSERT INTO tasks (id, operation_id, apply_id, node_id, kind, resource, reason, deps, node_json, state, version)
-             VALUES ${batch.map(() => `(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)`).join(', ')}`,
-            ...params,
-          );
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new ApplyInFlightError(input.repo, input.environment);
+      throw err;
+    }
+    input.operations.forEach((op, ordinal) => {
+      const opId = randomUUID();
+      this.run(
+        `INSERT INTO apply_operations (id, apply_id, target, ordinal, state, version) VALUES (?, ?, ?, ?, 'pending', 0)`,
+        opId,
+        applyId,
+        op.target,
+        ordinal,
+      );
+      const tasks = op.tasks.map((t) => ({ id: randomUUID(), t }));
+      for (const batch of chunks(tasks, BATCH)) {
+        const params: unknown[] = [];
+        for (const { id, t } of batch) {
+          params.push(id, opId, applyId, t.nodeId, t.kind, t.resource, t.reason, JSON.stringify(t.deps), t.nodeJson);
         }
-        created.operations.push({ id: opId, target: op.target, tasks: tasks.map(({ id, t }) => ({ id, nodeId: t.nodeId })) });
-      });
+        this.run(
+          `INSERT INTO tasks (id, operation_id, apply_id, node_id, kind, resource, reason, deps, node_json, state, version)
+           VALUES ${batch.map(() => `(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0)`).join(', ')}`,
+          ...params,
+        );
+      }
+      created.operations.push({ id: opId, target: op.target, tasks: tasks.map(({ id, t }) => ({ id, nodeId: t.nodeId })) });
     });
     return created;
+  }
+
+  async startApply(input: NewApply, opts: StartApplyOptions): Promise<StartApplyResult> {
+    // BEGIN IMMEDIATE: the whole decision runs under the database's write lock, across processes.
+    return refusedAsResult(() => this.tx((): StartApplyResult => {
+      const now = this.now();
+      this.run(
+        `INSERT INTO locks (repo, environment, owner, pr, apply_id, created_at) VALUES (?, ?, ?, ?, NULL, ?)
+         ON CONFLICT (repo, environment) DO NOTHING`,
+        input.repo,
+        input.environment,
+        opts.lock.owner,
+        opts.lock.pr,
+        now,
+      );
+      const lock = toLock(this.get('SELECT * FROM locks WHERE repo = ? AND environment = ?', input.repo, input.environment)!);
+      if (lock.owner !== opts.lock.owner) return { started: false, reason: 'locked', holder: lock };
+      const live = this.get('SELECT id FROM applies WHERE repo = ? AND environment = ? AND live IS NOT NULL', input.repo, input.environment);
+      if (live) throw new Refused({ started: false, reason: 'in_flight', applyId: String(live.id) });
+      const apply = this.insertApply(input);
+      this.run('UPDATE locks SET apply_id = ? WHERE repo = ? AND environment = ?', apply.id, input.repo, input.environment);
+      const fence: Fence = { lease: `apply:${apply.id}`, holder: opts.lease.holder, token: randomUUID() };
+      this.run(
+        `INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, token = excluded.token`,
+        fence.lease,
+        fence.holder,
+        now + opts.lease.ttlMs,
+        fence.token,
+      );
+      return { started: true, apply, lock: { ...lock, applyId: apply.id }, fence };
+    }));
+  }
+
+  async claimReport(applyId: string): Promise<boolean> {
+    return (
+      this.run(
+        `UPDATE applies SET reported_at = ? WHERE id = ? AND reported_at IS NULL AND live IS NULL AND state NOT IN (${IN_FLIGHT_SQL})`,
+        this.now(),
+        applyId,
+      ) === 1
+    );
   }
 
   async getApply(id: string): Promise<ApplyRow | undefined> {
@@ -207,30 +266,26 @@ export class SqliteStore implements Store {
     return r && toTask(r);
   }
 
-  async updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean> {
-    const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
-    if (expected.length === 0) return false;
-    const { sets, params } = taskPatchSet(patch);
-    return (
-      this.run(
-        `UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`,
-        ...params,
-        id,
-        ...expected,
-      ) === 1
-    );
+  async updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch, fence?: Fence): Promise<boolean> {
+    return (await this.updateTasks([{ id, expected: expectedState, patch }], fence))[0]!;
   }
 
-  async updateTasks(updates: readonly TaskUpdate[]): Promise<boolean[]> {
+  /** True when the fence's lease is still held with its token (inside the write transaction). */
+  private fenceHolds(fence: Fence | undefined): boolean {
+    return !fence || this.get('SELECT 1 AS ok FROM leases WHERE name = ? AND holder = ? AND token = ?', fence.lease, fence.holder, fence.token) !== undefined;
+  }
+
+  async updateTasks(updates: readonly TaskUpdate[], fence?: Fence): Promise<boolean[]> {
     if (!updates.length) return [];
-    return this.tx(() =>
-      updates.map(({ id, expected: expectedState, patch }) => {
+    return this.tx(() => {
+      if (!this.fenceHolds(fence)) return updates.map(() => false);
+      return updates.map(({ id, expected: expectedState, patch }) => {
         const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
         if (expected.length === 0) return false;
         const { sets, params } = taskPatchSet(patch);
         return this.run(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ? AND state IN (${placeholders(expected.length)})`, ...params, id, ...expected) === 1;
-      }),
-    );
+      });
+    });
   }
 
   async cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number> {
@@ -242,7 +297,7 @@ export class SqliteStore implements Store {
   }
 
   async casApplyState(id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
-    const { sets, params } = aggregatePatchSet(patch);
+    const { sets, params } = applyPatchSet(patch);
     return this.run(`UPDATE applies SET ${sets.join(', ')} WHERE id = ? AND version = ?`, ...params, id, expectedVersion) === 1;
   }
 
@@ -361,8 +416,17 @@ export class SqliteStore implements Store {
   }
 
   async releaseLock(repo: string, environment: string, owner?: string): Promise<boolean> {
-    if (owner === undefined) return this.run('DELETE FROM locks WHERE repo = ? AND environment = ?', repo, environment) > 0;
-    return this.run('DELETE FROM locks WHERE repo = ? AND environment = ? AND owner = ?', repo, environment, owner) > 0;
+    // One statement under the write lock: a lock whose apply is still live stays.
+    return (
+      this.run(
+        `DELETE FROM locks WHERE repo = ? AND environment = ? AND (? IS NULL OR owner = ?)
+           AND NOT EXISTS (SELECT 1 FROM applies a WHERE a.id = locks.apply_id AND a.live IS NOT NULL)`,
+        repo,
+        environment,
+        owner ?? null,
+        owner ?? null,
+      ) > 0
+    );
   }
 
   async getLock(repo: string, environment: string): Promise<LockRow | undefined> {
@@ -434,6 +498,46 @@ export class SqliteStore implements Store {
     );
   }
 
+  async claimDelivery(deliveryId: string, event: string, payload: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    return (
+      this.run(
+        `INSERT INTO deliveries (delivery_id, event, received_at, payload, state, claimed_by, claimed_until) VALUES (?, ?, ?, ?, 'received', ?, ?)
+         ON CONFLICT (delivery_id) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_until = excluded.claimed_until,
+           payload = COALESCE(deliveries.payload, excluded.payload)
+         WHERE deliveries.state = 'received' AND (deliveries.claimed_until IS NULL OR deliveries.claimed_until <= ?)`,
+        deliveryId,
+        event,
+        now,
+        payload,
+        holder,
+        now + ttlMs,
+        now,
+      ) === 1
+    );
+  }
+
+  async finishDelivery(deliveryId: string): Promise<void> {
+    this.run(`UPDATE deliveries SET state = 'done', claimed_by = NULL, claimed_until = NULL, payload = NULL WHERE delivery_id = ?`, deliveryId);
+  }
+
+  async renewDeliveries(holder: string, ttlMs: number): Promise<number> {
+    return this.run(`UPDATE deliveries SET claimed_until = ? WHERE claimed_by = ? AND state = 'received'`, this.now() + ttlMs, holder);
+  }
+
+  async releaseDeliveries(holder: string): Promise<number> {
+    return this.run(`UPDATE deliveries SET claimed_until = 0 WHERE claimed_by = ? AND state = 'received'`, holder);
+  }
+
+  async pendingDeliveries(limit = 100): Promise<PendingDelivery[]> {
+    return this.all(
+      `SELECT * FROM deliveries WHERE state = 'received' AND payload IS NOT NULL AND (claimed_until IS NULL OR claimed_until <= ?)
+       ORDER BY received_at, delivery_id LIMIT ?`,
+      this.now(),
+      Math.max(0, Math.floor(limit)),
+    ).map(toPendingDelivery);
+  }
+
   async pruneDeliveries(receivedBefore: number): Promise<number> {
     return this.run('DELETE FROM deliveries WHERE received_at < ?', receivedBefore);
   }
@@ -475,18 +579,27 @@ export class SqliteStore implements Store {
   // ── leases ──────────────────────────────────────────────────────────────
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    return (await this.claimLease(name, holder, ttlMs)) !== null;
+  }
+
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<string | null> {
     const now = this.now();
-    return (
-      this.run(
-        `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-         WHERE leases.holder = excluded.holder OR leases.expires_at <= ?`,
-        name,
-        holder,
-        now + ttlMs,
-        now,
-      ) === 1
+    // The token survives only a renewal of a live lease by its holder; any other taking starts a new tenure.
+    const r = this.get(
+      `INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET
+         token = CASE WHEN leases.holder = excluded.holder AND leases.expires_at > ? AND leases.token IS NOT NULL THEN leases.token ELSE excluded.token END,
+         holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
+       RETURNING token`,
+      name,
+      holder,
+      now + ttlMs,
+      randomUUID(),
+      now,
+      now,
     );
+    return r ? String(r.token) : null;
   }
 
   async releaseLease(name: string, holder: string): Promise<boolean> {

@@ -107,6 +107,45 @@ export interface LockRow {
 
 export type AcquireLockResult = { acquired: true; lock: LockRow } | { acquired: false; holder: LockRow };
 
+/**
+ * Who an apply is started for: the lock owner (`owner/repo#PR`, or
+ * `cli:<user>@<host>` for the CLI, whose lock carries pr 0) and the driver
+ * that holds the apply's lease from the moment it is stored.
+ */
+export interface StartApplyOptions {
+  lock: { owner: string; pr: number };
+  lease: { holder: string; ttlMs: number };
+}
+
+/**
+ * startApply's answer: the apply was stored (lock held, lease taken, all in
+ * one transaction), or nothing was written because the lock has another
+ * owner or the environment already has an apply in flight.
+ */
+export type StartApplyResult =
+  | { started: true; apply: CreatedApply; lock: LockRow; fence: Fence }
+  | { started: false; reason: 'locked'; holder: LockRow }
+  | { started: false; reason: 'in_flight'; applyId: string };
+
+/**
+ * A lease as held by one driver: journal writes that carry it are applied only
+ * while the lease still has this holder and token (fencing: a driver that lost
+ * its lease cannot write over its successor's journal).
+ */
+export interface Fence {
+  lease: string;
+  holder: string;
+  token: string;
+}
+
+/** A webhook delivery that was received but whose work has not been marked done. */
+export interface PendingDelivery {
+  deliveryId: string;
+  event: string;
+  payload: string;
+  receivedAt: number;
+}
+
 export interface PlanRow {
   id: string;
   repo: string;
@@ -231,8 +270,25 @@ export interface Store {
   close(): Promise<void>;
 
   // ── applies, operations, tasks ──────────────────────────────────────────
-  /** Inserts the apply (state pending, version 0), its operations and tasks in ONE transaction. */
+  /**
+   * Inserts the apply (state pending, version 0), its operations and tasks in
+   * ONE transaction. The database allows one apply in flight per (repo,
+   * environment): a second one is refused with ApplyInFlightError.
+   */
   createApply(input: NewApply): Promise<CreatedApply>;
+  /**
+   * The only way the app and the CLI start an apply: in ONE transaction, take
+   * (or confirm) the environment's lock for `lock.owner`, check that no apply
+   * of the environment is in flight, insert the apply, point the lock at it,
+   * and give its lease (`apply:<id>`) to `lease.holder`.
+   */
+  startApply(input: NewApply, opts: StartApplyOptions): Promise<StartApplyResult>;
+  /**
+   * Claims the right to send an ended apply's final report (check run and
+   * outcome comment). True for exactly one caller, ever, per apply; false
+   * while the apply is still in flight.
+   */
+  claimReport(applyId: string): Promise<boolean>;
   getApply(id: string): Promise<ApplyRow | undefined>;
   /** Ordered as given to createApply. */
   listOperations(applyId: string): Promise<OperationRow[]>;
@@ -246,12 +302,14 @@ export interface Store {
    * The journal write: compare-and-set on the task's state. Fields absent from
    * the patch are left as they are. True when this call made the transition.
    */
-  updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch): Promise<boolean>;
+  updateTask(id: string, expectedState: TaskState | readonly TaskState[], patch: TaskPatch, fence?: Fence): Promise<boolean>;
   /**
    * Several journal writes in ONE transaction (group commit): each is the
    * same compare-and-set as updateTask; result i says whether update i won.
+   * With a fence, nothing is written (every result false) unless the lease is
+   * still held by that holder with that token.
    */
-  updateTasks(updates: readonly TaskUpdate[]): Promise<boolean[]>;
+  updateTasks(updates: readonly TaskUpdate[], fence?: Fence): Promise<boolean[]>;
   /** Every `pending` task of the apply becomes `cancelled` (one statement). Returns how many. */
   cancelPendingTasks(applyId: string, finishedAt?: number): Promise<number>;
   /** CAS on the version column; version+1 on success. */
@@ -277,7 +335,11 @@ export interface Store {
   // ── locks ───────────────────────────────────────────────────────────────
   /** Atomic. Re-acquiring by the same owner succeeds and changes nothing. */
   acquireLock(repo: string, environment: string, owner: string, pr: number): Promise<AcquireLockResult>;
-  /** Deletes the lock (only if held by `owner`, when given). True when a lock was released. */
+  /**
+   * Deletes the lock (only if held by `owner`, when given). A lock whose apply
+   * is still in flight is retained (false): it goes when the apply ends. True
+   * when a lock was released.
+   */
   releaseLock(repo: string, environment: string, owner?: string): Promise<boolean>;
   getLock(repo: string, environment: string): Promise<LockRow | undefined>;
   listLocks(repo?: string): Promise<LockRow[]>;
@@ -293,6 +355,21 @@ export interface Store {
   // ── webhook deliveries ──────────────────────────────────────────────────
   /** True only the first time this delivery id is recorded (atomic across replicas). */
   recordDelivery(deliveryId: string, event: string): Promise<boolean>;
+  /**
+   * Durable work items: claims a delivery for `holder` until now+ttl, storing
+   * its payload on first sight. True when the caller now owns it: the first
+   * time, or again when it is still unfinished and its last claim lapsed (its
+   * process died). A done delivery, or one being worked on, answers false.
+   */
+  claimDelivery(deliveryId: string, event: string, payload: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** The delivery's work ended (handled or reported as failed): a redelivery is now a duplicate. */
+  finishDelivery(deliveryId: string): Promise<void>;
+  /** Extends every unfinished claim of `holder` to now+ttl (one statement; the holder's heartbeat). */
+  renewDeliveries(holder: string, ttlMs: number): Promise<number>;
+  /** Gives up the holder's unfinished claims so another process (or the next start) runs them at once. */
+  releaseDeliveries(holder: string): Promise<number>;
+  /** Unfinished deliveries whose claim lapsed, oldest first: what a crash or a shutdown left undone. */
+  pendingDeliveries(limit?: number): Promise<PendingDelivery[]>;
   /** Forget deliveries received before this time. Returns how many. */
   pruneDeliveries(receivedBefore: number): Promise<number>;
 
@@ -312,6 +389,12 @@ export interface Store {
   // ── leases (multi-replica coordination) ─────────────────────────────────
   /** Take the lease if free, expired or already ours (then it is renewed to now+ttl). Atomic. */
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /**
+   * acquireLease that says which tenure it got: the lease's token, unchanged
+   * while the holder renews a live lease, new whenever the lease is taken
+   * (free, expired, or from another holder). null when another holder has it.
+   */
+  claimLease(name: string, holder: string, ttlMs: number): Promise<string | null>;
   /** True when we held it. */
   releaseLease(name: string, holder: string): Promise<boolean>;
   getLease(name: string): Promise<{ name: string; holder: string; expiresAt: number } | undefined>;
@@ -330,6 +413,17 @@ export interface Store {
   markContainersMissing(target: string, containerIds: readonly string[]): Promise<number>;
   /** One statement. Returns how many rows were deleted. */
   deleteContainers(target: string, containerIds: readonly string[]): Promise<number>;
+}
+
+/** createApply refused: the environment already has an apply in flight (the database's uniqueness guarantee). */
+export class ApplyInFlightError extends Error {
+  constructor(
+    readonly repo: string,
+    readonly environment: string,
+  ) {
+    super(`${repo} ${environment} already has an apply in flight`);
+    this.name = 'ApplyInFlightError';
+  }
 }
 
 export interface OpenStoreOptions {

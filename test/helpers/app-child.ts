@@ -2,6 +2,9 @@
 // share an event loop with the test doubles: env BERTH_TEST_GITHUB_URL (the
 // fake GitHub), BERTH_TEST_KEY (PEM), BERTH_TEST_SECRET, DATABASE_URL.
 // Prints "listening <url>"; GET /__idle answers once every detached job ended.
+// As a replica wired like production (test/helpers/app-process.ts):
+// BERTH_TEST_RECOVER=1 runs crash recovery and delivery resumption,
+// BERTH_TEST_DRAIN=1 leaves SIGTERM to berth's own drain (and prints "sigterm").
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -21,7 +24,13 @@ const probot = new Probot({
 });
 let services!: BerthServices;
 const mw = await createNodeMiddleware(
-  berth({ targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, onReady: (s) => (services = s) }),
+  berth({
+    targets: Targets.single('unix:///var/run/docker.sock'),
+    recover: process.env.BERTH_TEST_RECOVER === '1',
+    drift: false,
+    ...(process.env.BERTH_TEST_PROGRESS_MS ? { progressIntervalMs: Number(process.env.BERTH_TEST_PROGRESS_MS) } : {}),
+    onReady: (s) => (services = s),
+  }),
   { probot },
 );
 const server = createServer((req, res) => {
@@ -32,4 +41,5 @@ const server = createServer((req, res) => {
   void mw(req, res, () => res.writeHead(404).end());
 });
 server.listen(0, '127.0.0.1', () => process.stdout.write(`listening http://127.0.0.1:${(server.address() as AddressInfo).port}\n`));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+if (process.env.BERTH_TEST_DRAIN === '1') process.on('SIGTERM', () => process.stdout.write('sigterm\n'));
+else process.on('SIGTERM', () => server.close(() => process.exit(0)));
