@@ -6,6 +6,7 @@ import { environmentFingerprint, expectedOf, planTargets, prepareApply, StalePla
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadCompose } from './compose/load.js';
+import { readComposeSources } from './compose/sources.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
 import { ComposeError, isBerthError } from './errors.js';
@@ -94,7 +95,9 @@ export class Bot {
       }
       inputs.push({ path: clean, text });
     }
-    return loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
+    // env_file, include, extends.file and .env: read at the same head, through the same reader
+    const sources = await readComposeSources((p) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined)), inputs, env.variables);
+    return loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy, profiles: env.profiles, sources });
   }
 
   private checkTargets(env: EnvironmentConfig) {

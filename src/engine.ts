@@ -32,7 +32,7 @@ export interface Engine {
   ensureImage(image: string): Promise<void>;
   createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string>;
   removeNetwork(idOrName: string): Promise<void>;
-  connectNetwork(networkDockerName: string, container: string, aliases: string[]): Promise<void>;
+  connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void>;
   disconnectNetwork(networkDockerName: string, container: string): Promise<void>;
   createVolume(dockerName: string, spec: VolumeSpec, labels: Record<string, string>): Promise<void>;
   /** returns the new container id */

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { Engine, EngineError } from './engine.js';
 import { Masker } from './mask.js';
 import { LABEL, names } from './model.js';
+import { endpointConfig } from './docker/spec.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
@@ -449,9 +450,13 @@ export class Executor {
           },
         );
       }
-      case 'ConnectNetwork':
-        await engine.connectNetwork(netName(t.network!), t.containerName!, [t.service!]);
+      case 'ConnectNetwork': {
+        // The same endpoint (aliases, fixed address) as a container created on this network would get.
+        const svc = desired.services.find((s) => s.spec.name === t.service);
+        const ep = svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
+        await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
+      }
       case 'DisconnectNetwork':
         await engine.disconnectNetwork(netName(t.network!), t.containerId ?? t.containerName!);
         return;

@@ -304,7 +304,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   const imagesNeeded = new Set<string>();
   const serviceWork = services.map((s) => {
     const observedOf = byService.get(s.spec.name) ?? [];
-    const canonical = (r: number) => names.container(project, env, s.spec.name, r);
+    const canonical = (r: number) => names.serviceContainer(project, env, s.spec, r);
     const primary = new Map<number, ObservedContainer>();
     const extras: ObservedContainer[] = [];
     for (const c of observedOf) {
@@ -394,7 +394,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     };
 
     for (const rep of replicas) {
-      const canonical = names.container(project, env, name, rep.r);
+      const canonical = names.serviceContainer(project, env, s.spec, rep.r);
       if (rep.action === 'keep') continue;
       reasons.add(rep.reason!);
       if (rep.action === 'start') {
