@@ -59,6 +59,7 @@ export const PolicySchema = z.strictObject({
   allow_docker_socket: z.boolean().default(false),
   bind_mount_allowlist: z.array(z.string().min(1)).default([]),
   allow_host_sysctls: z.boolean().default(false),
+  allow_security_opt: z.boolean().default(false),
 });
 
 export const EnvironmentSchema = z.strictObject({

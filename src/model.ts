@@ -35,8 +35,10 @@ export interface Mount {
   readOnly: boolean;
   /** bind: create the host directory when missing (compose's short syntax does; the long syntax asks for it) */
   createHostPath?: boolean;
-  /** bind: SELinux relabel, shared (`z`) or private (`Z`) */
+  /** bind or volume: SELinux relabel, shared (`z`) or private (`Z`) */
   selinux?: 'z' | 'Z';
+  /** bind: mount propagation (rprivate is Docker's default and is not written) */
+  propagation?: 'private' | 'rshared' | 'shared' | 'rslave' | 'slave';
   /** volume: do not copy the image's content into a new volume */
   noCopy?: boolean;
   /** tmpfs: size in bytes and octal mode */
@@ -128,6 +130,8 @@ export interface ServiceExtras {
   tmpfs?: Record<string, string>;
   /** keys sorted */
   sysctls?: Record<string, string>;
+  /** `security_opt` as written, sorted */
+  securityOpt?: string[];
   /** on-failure:N */
   restartMaxRetries?: number;
   pullPolicy?: PullPolicy;

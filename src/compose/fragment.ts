@@ -106,6 +106,8 @@ export interface ServiceFragment {
   profiles?: At<string[]>;
   /** `build:` is present (berth deploys the image, it does not build) */
   build?: Loc;
+  /** `develop:` is present (it drives `docker compose watch` on a laptop, nothing on a deployment) */
+  develop?: Loc;
   /** environment read from env_file (environment: wins over it) */
   envFromFiles?: Map<string, At<string>>;
   /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
@@ -171,6 +173,7 @@ export const SUPPORTED_SERVICE_KEYS = [
   'links',
   'profiles',
   'build',
+  'develop',
   'env_file',
   'extends',
   ...Object.keys(EXTRA_KEYS),
@@ -184,11 +187,11 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
   'annotations', 'attach', 'blkio_config', 'cap_drop', 'cgroup', 'cgroup_parent', 'cpu_count', 'cpu_percent', 'cpu_period',
-  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'develop', 'device_cgroup_rules',
+  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'device_cgroup_rules',
   'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'gpus', 'group_add',
   'hostname', 'init', 'ipc', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
-  'provider', 'pull_policy', 'read_only', 'runtime', 'security_opt', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
+  'provider', 'pull_policy', 'read_only', 'runtime', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
   'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts', 'volumes_from',
 ];
 
@@ -513,9 +516,15 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             resources(frag, v, [...path, k]);
             continue;
           }
-          if (k === 'restart_policy' || k === 'update_config' || k === 'rollback_config' || k === 'placement' || k === 'mode' || k === 'labels' || k === 'endpoint_mode')
+          if (k === 'mode') {
+            // One engine is one node: global means one container, as docker compose runs it.
+            const mode = at([...path, k], () => scalarString(v, 'deploy.mode')).v;
+            if (mode !== 'replicated' && mode !== 'global') throw err('invalid_value', `deploy.mode must be replicated or global, not "${mode}"`, [...path, k]);
+            continue;
+          }
+          if (k === 'restart_policy' || k === 'update_config' || k === 'rollback_config' || k === 'placement' || k === 'labels' || k === 'endpoint_mode')
             throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], k === 'restart_policy' ? 'use the service key restart: (e.g. on-failure:3)' : 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas and deploy.resources apply');
-          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources');
+          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode');
           const r = at([...path, k], () => asNonNegativeInt(v, 'deploy.replicas', 'bad_replicas'));
           if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `deploy.replicas (${r.v}) contradicts scale (${frag.replicas.v})`, [...path, k]);
           frag.replicas = r;
@@ -576,6 +585,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         return;
       case 'build':
         frag.build = loc(path);
+        return;
+      case 'develop':
+        frag.develop = loc(path);
         return;
       case 'extends':
         // resolved by the loader once every file is read (it may name a service of another file)

@@ -105,6 +105,7 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   applyProfiles(merged, new Set(opts.profiles ?? []));
   applyLinks(merged);
   validate(merged);
+  for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
   if (opts.policy) checkPolicy(merged.services.values(), opts.policy, paths);
   const desired = toDesired(merged, opts.project, opts.environment);

@@ -43,6 +43,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   links: ['links'],
   profiles: ['profiles'],
   build: ['build'],
+  develop: ['develop'],
   env_file: ['envFromFiles'],
   extends: [],
 };
@@ -127,6 +128,7 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('links', uniqueBy(a.links, b.links, (l) => `${l.v.service}:${l.v.alias}`));
   set('profiles', b.profiles ?? a.profiles);
   set('build', b.build ?? a.build);
+  set('develop', b.develop ?? a.develop);
   set('envFromFiles', mapMerge(a.envFromFiles, b.envFromFiles));
   if (a.networkOptions || b.networkOptions) {
     const opts = new Map(a.networkOptions ?? []);

@@ -292,6 +292,7 @@ export interface PathContext {
   repoRoot?: string;
 }
 
+const PROPAGATIONS: readonly string[] = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'];
 const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const VOLUME_HINT = 'use "VOLUME:/container/path[:ro]" or "./host/path:/container/path[:ro]"';
 
@@ -323,24 +324,26 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
     const [source, target, mode] = parts as [string, string, string | undefined];
     let readOnly = false;
     let selinux: 'z' | 'Z' | undefined;
+    let propagation: Mount['propagation'];
     let noCopy = false;
     for (const m of (mode ?? '').split(',').filter(Boolean)) {
       if (m === 'ro') readOnly = true;
       else if (m === 'rw') readOnly = false;
       else if (m === 'z' || m === 'Z') selinux = m;
       else if (m === 'nocopy') noCopy = true;
+      else if (PROPAGATIONS.includes(m)) propagation = m === 'rprivate' ? undefined : (m as Mount['propagation']);
       // macOS file-sharing hints: meaningless to a Linux engine, as compose treats them
       else if (m === 'cached' || m === 'delegated' || m === 'consistent') continue;
-      else return fail('unsupported', `invalid volume "${raw}": mode "${m}" is not supported by berth`, 'supported modes: ro, rw, z, Z, nocopy, cached, delegated, consistent');
+      else return fail('unsupported', `invalid volume "${raw}": mode "${m}" is not supported by berth`, 'supported modes: ro, rw, z, Z, nocopy, (r)shared, (r)slave, (r)private, cached, delegated, consistent');
     }
     const isBind = source.startsWith('/') || source.startsWith('.') || source.startsWith('~');
     if (!isBind && !VOLUME_NAME_RE.test(source)) return fail('bad_volume', `invalid volume "${raw}": "${source}" is neither a volume name nor a path`, VOLUME_HINT);
     if (isBind && noCopy) return fail('bad_volume', `invalid volume "${raw}": nocopy applies to volumes, not bind mounts`, VOLUME_HINT);
-    if (!isBind && selinux) return fail('bad_volume', `invalid volume "${raw}": ${selinux} applies to bind mounts, not volumes`, VOLUME_HINT);
+    if (!isBind && propagation) return fail('bad_volume', `invalid volume "${raw}": propagation applies to bind mounts, not volumes`, VOLUME_HINT);
     // The short syntax creates a missing host directory, as compose (and docker run -v) does.
     return isBind
-      ? { type: 'bind', source: resolveBindSource(source, ctx), target: containerPath(target, raw), readOnly, createHostPath: true, ...(selinux ? { selinux } : {}) }
-      : { type: 'volume', source, target: containerPath(target, raw), readOnly, ...(noCopy ? { noCopy } : {}) };
+      ? { type: 'bind', source: resolveBindSource(source, ctx), target: containerPath(target, raw), readOnly, createHostPath: true, ...(selinux ? { selinux } : {}), ...(propagation ? { propagation } : {}) }
+      : { type: 'volume', source, target: containerPath(target, raw), readOnly, ...(noCopy ? { noCopy } : {}), ...(selinux ? { selinux } : {}) };
   }
   if (entry && typeof entry === 'object' && !Array.isArray(entry)) {
     const o = entry as Record<string, unknown>;
@@ -360,7 +363,7 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
         if (!allowed.includes(k)) fail('unsupported', `volume option ${key}.${k} is not supported by berth`, allowed.length ? `supported: ${allowed.map((a) => `${key}.${a}`).join(', ')}` : undefined, [key, k]);
       if (key !== type) fail('invalid_value', `volume option ${key} does not apply to a ${type} mount`, undefined, [key]);
     };
-    sub('bind', ['create_host_path', 'selinux']);
+    sub('bind', ['create_host_path', 'selinux', 'propagation']);
     sub('volume', ['nocopy']);
     sub('tmpfs', ['size', 'mode']);
     const opt = (key: string) => (o[key] ?? {}) as Record<string, unknown>;
@@ -378,7 +381,10 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
       const create = b.create_host_path === undefined ? false : asBool(b.create_host_path, 'bind.create_host_path');
       const selinux = b.selinux === undefined ? undefined : scalarString(b.selinux, 'bind.selinux');
       if (selinux !== undefined && selinux !== 'z' && selinux !== 'Z') return fail('invalid_value', `bind.selinux must be z or Z, not "${selinux}"`, undefined, ['bind', 'selinux']);
-      return { type, source: resolveBindSource(source, ctx), target, readOnly, ...(create ? { createHostPath: true } : {}), ...(selinux ? { selinux: selinux as 'z' | 'Z' } : {}) };
+      const prop = b.propagation === undefined ? undefined : scalarString(b.propagation, 'bind.propagation');
+      if (prop !== undefined && !PROPAGATIONS.includes(prop)) return fail('invalid_value', `bind.propagation must be one of ${PROPAGATIONS.join(', ')}, not "${prop}"`, undefined, ['bind', 'propagation']);
+      const propagation = prop === undefined || prop === 'rprivate' ? {} : { propagation: prop as Mount['propagation'] };
+      return { type, source: resolveBindSource(source, ctx), target, readOnly, ...(create ? { createHostPath: true } : {}), ...(selinux ? { selinux: selinux as 'z' | 'Z' } : {}), ...propagation };
     }
     if (source !== undefined && !VOLUME_NAME_RE.test(source)) return fail('bad_volume', `invalid volume name "${source}"`, VOLUME_HINT, ['source']);
     const noCopy = opt('volume').nocopy === undefined ? false : asBool(opt('volume').nocopy, 'volume.nocopy');

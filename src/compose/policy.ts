@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { ServiceFragment } from './fragment.js';
 import { resolveBindSource, type PathContext } from './normalize.js';
-import { isNamespacedSysctl } from './service-keys.js';
+import { isHardeningSecurityOpt, isNamespacedSysctl } from './service-keys.js';
 
 export interface Policy {
   allow_privileged: boolean;
@@ -18,6 +18,8 @@ export interface Policy {
   bind_mount_allowlist: readonly string[];
   /** sysctls Docker does not namespace per container (they change the host): denied unless true */
   allow_host_sysctls?: boolean;
+  /** security_opt other than no-new-privileges (seccomp, apparmor, label…): denied unless true */
+  allow_security_opt?: boolean;
 }
 
 export const DENY_ALL: Policy = {
@@ -61,6 +63,11 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     for (const k of Object.keys(sysctls?.v ?? {})) {
       if (isNamespacedSysctl(k) || policy.allow_host_sysctls) continue;
       throw deny(`service ${s.name}: sysctl ${k} (it changes the host, not only the container)`, sysctls!.at, hint('allow_host_sysctls'));
+    }
+    const secOpts = s.extras.securityOpt;
+    for (const o of secOpts?.v ?? []) {
+      if (isHardeningSecurityOpt(o) || policy.allow_security_opt) continue;
+      throw deny(`service ${s.name}: security_opt ${o}`, secOpts!.at, hint('allow_security_opt'));
     }
     for (const m of s.volumes ?? []) {
       if (m.v.type !== 'bind' || !m.v.source) continue;

@@ -161,6 +161,9 @@ function sysctls(v: unknown): Record<string, string> {
   return sortRecord(out);
 }
 
+/** `no-new-privileges` only takes privileges away; every other security option (seccomp, apparmor, label) can loosen confinement. */
+export const isHardeningSecurityOpt = (o: string) => /^no-new-privileges([:=]true)?$/.test(o);
+
 export const PULL_POLICIES = ['always', 'missing', 'never', 'build', 'daily', 'weekly', 'if_not_present'] as const;
 
 function pullPolicy(v: unknown): string {
@@ -222,6 +225,7 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   tmpfs: { field: 'tmpfs', merge: 'map', parse: tmpfs },
   sysctls: { field: 'sysctls', merge: 'map', parse: sysctls },
   pull_policy: { field: 'pullPolicy', merge: 'replace', parse: pullPolicy },
+  security_opt: { field: 'securityOpt', merge: 'set', parse: list('security_opt') },
 };
 
 /** Merges one extras field of a later file into an earlier one. */

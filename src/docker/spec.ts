@@ -32,7 +32,7 @@ export function endpointConfig(spec: ServiceSpec, network: string): { Aliases: s
  * SELinux (`:z`/`:Z`) and creates a missing host directory (compose's short
  * syntax); every other mount uses the Mounts API.
  */
-const legacyBind = (m: Mount) => m.type === 'bind' && (m.createHostPath === true || m.selinux !== undefined);
+const legacyBind = (m: Mount) => (m.type === 'bind' && m.createHostPath === true) || m.selinux !== undefined;
 
 function mountOptions(m: Mount, project: string, environment: string): Dockerode.MountSettings {
   return {
@@ -42,6 +42,7 @@ function mountOptions(m: Mount, project: string, environment: string): Dockerode
     ...(m.type === 'volume' && m.source ? { Source: names.volume(project, environment, m.source) } : {}),
     ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
     ...(m.noCopy ? { VolumeOptions: { NoCopy: true } } : {}),
+    ...(m.propagation ? { BindOptions: { Propagation: m.propagation } } : {}),
     ...(m.tmpfsSize !== undefined || m.tmpfsMode !== undefined ? { TmpfsOptions: { ...(m.tmpfsSize !== undefined ? { SizeBytes: m.tmpfsSize } : {}), ...(m.tmpfsMode !== undefined ? { Mode: m.tmpfsMode } : {}) } } : {}),
   } as Dockerode.MountSettings;
 }
@@ -73,6 +74,7 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.readOnly ? { ReadonlyRootfs: true } : {}),
     ...(spec.tmpfs ? { Tmpfs: spec.tmpfs } : {}),
     ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
+    ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
   };
   return [config, host];
 }
@@ -87,7 +89,9 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
   }
   for (const e of spec.expose ?? []) exposed[e] = {};
   const mounts = spec.volumes.filter((m) => !legacyBind(m)).map((m) => mountOptions(m, who.project, who.environment));
-  const binds = spec.volumes.filter(legacyBind).map((m) => `${m.source}:${m.target}:${[m.readOnly ? 'ro' : 'rw', ...(m.selinux ? [m.selinux] : [])].join(',')}`);
+  const binds = spec.volumes
+    .filter(legacyBind)
+    .map((m) => `${m.type === 'volume' ? names.volume(who.project, who.environment, m.source!) : m.source}:${m.target}:${[m.readOnly ? 'ro' : 'rw', ...(m.selinux ? [m.selinux] : []), ...(m.propagation ? [m.propagation] : []), ...(m.noCopy ? ['nocopy'] : [])].join(',')}`);
   const networkMode = spec.networkMode ?? (firstNetwork ? names.network(who.project, who.environment, firstNetwork) : undefined);
   const [extraConfig, extraHost] = extrasOptions(spec);
   const restart = { Name: spec.restart === 'no' ? '' : spec.restart, ...(spec.restart === 'on-failure' && spec.restartMaxRetries !== undefined ? { MaximumRetryCount: spec.restartMaxRetries } : {}) };
