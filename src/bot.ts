@@ -110,7 +110,7 @@ export class Bot {
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
-      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets }));
+      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {
       // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.

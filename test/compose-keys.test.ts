@@ -237,6 +237,8 @@ describe('files the compose way', () => {
       'service web has build: (compose.yml:5); berth does not build images, it deploys ghcr.io/acme/web:1 (build and push it in CI)',
     ]);
     expect(load(`name: p\n${svc('image: nginx')}`).notes).toBeUndefined();
+    const md = renderPlanMarkdown(reconcile(d, emptyObserved('p', 'e')), { environment: 'e', notes: d.notes! });
+    expect(md).toMatch(/^> ℹ️ service web has build.*berth does not build images/m);
   });
 
   it('depends_on long form: required: false to a missing service is skipped, restart: true is carried', () => {
