@@ -318,6 +318,14 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         extras.splice(extras.indexOf(c), 1);
       }
     }
+    // A container_name added, changed or dropped: the container under its previous name is this replica, recreated (not a duplicate).
+    for (const c of [...extras]) {
+      const previous = c.config ? names.serviceContainer(project, env, c.config, c.replica) : undefined;
+      if (c.replica >= 1 && c.replica <= s.spec.replicas && !primary.has(c.replica) && previous === c.name && c.configHash !== s.configHash) {
+        primary.set(c.replica, c);
+        extras.splice(extras.indexOf(c), 1);
+      }
+    }
     const replicas: { r: number; c?: ObservedContainer; action: 'create' | 'recreate' | 'start' | 'keep'; reason?: string }[] = [];
     for (let r = 1; r <= s.spec.replicas; r++) {
       const c = primary.get(r);
