@@ -9,11 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { loadCompose, type LoadComposeOptions } from '../src/compose/load.js';
 import { DENY_ALL } from '../src/compose/policy.js';
 import { containerCreateOptions } from '../src/docker/spec.js';
-import { ComposeError } from '../src/errors.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
 import { reconcile } from '../src/reconcile.js';
 import { renderPlanMarkdown } from '../src/render.js';
 import { loadEnvironment, readFromDir } from '../src/repo.js';
+import { errorOf } from './helpers/errors.js';
 import { emptyObserved } from './helpers/simulate.js';
 
 const OPTS: LoadComposeOptions = { project: 'p', environment: 'e' };
@@ -22,15 +22,6 @@ const svc = (body: string, extra = '') => `services:\n  web:\n${body.split('\n')
 const web = (d: DesiredState): ServiceSpec => d.services.find((s) => s.spec.name === 'web')!.spec;
 const hashOf = (d: DesiredState) => d.services.find((s) => s.spec.name === 'web')!.configHash;
 const create = (spec: ServiceSpec) => containerCreateOptions('c', spec, { project: 'p', environment: 'e', replica: 1, configHash: 'h', applyId: 'a' }, spec.networks[0]) as Record<string, any>;
-const errorOf = (f: () => unknown): ComposeError => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ComposeError) return e;
-    throw e;
-  }
-  throw new Error('expected a ComposeError');
-};
 
 describe('service keys reach the spec and the create options', () => {
   // [compose lines, expected spec fields, check on the create options]

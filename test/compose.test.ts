@@ -9,6 +9,7 @@ import { DENY_ALL, type Policy } from '../src/compose/policy.js';
 import { ComposeError, ConfigError } from '../src/errors.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
 import { desiredDigest } from '../src/reconcile.js';
+import { errorOf } from './helpers/errors.js';
 import { loadEnvironment, readFromDir } from '../src/repo.js';
 
 const OPTS: LoadComposeOptions = { project: 'shop', environment: 'staging', variables: {} };
@@ -27,15 +28,6 @@ function service(d: DesiredState, name: string): ServiceSpec {
   return s.spec;
 }
 
-function errorOf(f: () => unknown): ComposeError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ComposeError) return e;
-    throw e;
-  }
-  throw new Error('expected a ComposeError');
-}
 
 const svc = (body: string, extra = '') => `services:\n  web:\n${body.replace(/^/gm, '    ')}\n${extra}`;
 

@@ -666,6 +666,19 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   }
 
   // ------------------------------------------------------------ networks and volumes
+  /** the keys networks and volumes share: driver, labels, external, name, driver_opts; false for any other key */
+  function sharedKey(o: VolumeFragment | NetworkFragment, k: string, v: unknown, p: PathSeg[]): boolean {
+    if (k === 'driver') o.driver = at(p, () => scalarString(v, 'driver'));
+    else if (k === 'labels') o.labels = labelsOf(v, p);
+    else if (k === 'name') o.dockerName = at(p, () => dockerObjectName(v));
+    else if (k === 'driver_opts') o.driverOpts = at(p, () => stringMap(v, 'driver_opts'));
+    else if (k === 'external') {
+      const ext = at(p, () => externalFlag(v));
+      o.external = { v: ext.v.external, at: ext.at };
+      if (ext.v.name) o.dockerName = { v: ext.v.name, at: ext.at };
+    } else return false;
+    return true;
+  }
   const networks = mapping(interpolated('networks'), ['networks'], 'networks');
   for (const [name, raw] of Object.entries(networks)) {
     const base: PathSeg[] = ['networks', name];
@@ -675,17 +688,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     for (const [k, v] of Object.entries(mapping(raw, base, `network ${name}`))) {
       const p = [...base, k];
       if (k.startsWith('x-')) continue;
-      if (k === 'driver') n.driver = at(p, () => scalarString(v, 'driver'));
-      else if (k === 'internal') n.internal = at(p, () => asBool(v, 'internal'));
+      if (sharedKey(n, k, v, p)) continue;
+      if (k === 'internal') n.internal = at(p, () => asBool(v, 'internal'));
       else if (k === 'attachable') n.attachable = at(p, () => asBool(v, 'attachable'));
-      else if (k === 'labels') n.labels = labelsOf(v, p);
-      else if (k === 'external') {
-        const ext = at(p, () => externalFlag(v));
-        n.external = { v: ext.v.external, at: ext.at };
-        if (ext.v.name) n.dockerName = { v: ext.v.name, at: ext.at };
-      } else if (k === 'name') n.dockerName = at(p, () => dockerObjectName(v));
       else if (k === 'enable_ipv6') n.enableIpv6 = at(p, () => asBool(v, 'enable_ipv6'));
-      else if (k === 'driver_opts') n.driverOpts = at(p, () => stringMap(v, 'driver_opts'));
       else if (k === 'ipam') n.ipam = at(p, () => ipam(v));
       else if (k === 'enable_ipv4') throw err('unsupported', `network option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
       else throw err('unknown_key', `unknown key "${k}" in network ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
@@ -701,15 +707,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     for (const [k, val] of Object.entries(mapping(raw, base, `volume ${name}`))) {
       const p = [...base, k];
       if (k.startsWith('x-')) continue;
-      if (k === 'driver') v.driver = at(p, () => scalarString(val, 'driver'));
-      else if (k === 'labels') v.labels = labelsOf(val, p);
-      else if (k === 'external') {
-        const ext = at(p, () => externalFlag(val));
-        v.external = { v: ext.v.external, at: ext.at };
-        if (ext.v.name) v.dockerName = { v: ext.v.name, at: ext.at };
-      } else if (k === 'name') v.dockerName = at(p, () => dockerObjectName(val));
-      else if (k === 'driver_opts') v.driverOpts = at(p, () => stringMap(val, 'driver_opts'));
-      else throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
+      if (!sharedKey(v, k, val, p)) throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.volumes.set(name, v);
   }
