@@ -137,6 +137,11 @@ describe('service keys reach the spec and the create options', () => {
       { name: 'old', driver: 'local', labels: {}, external: true, dockerName: 'legacy' },
       { name: 'v', driver: 'local', labels: {}, external: false, dockerName: 'data', driverOpts: { device: 'tmpfs', type: 'tmpfs' } },
     ]);
+    // not silently ignored: a fixed name for an object berth names per environment is noted on the plan
+    expect(d.notes).toEqual([
+      'network n asks for the name "shared-net" (compose.yml:8); berth names it per environment instead: p-e_n',
+      'volume v asks for the name "data" (compose.yml:16); berth names it per environment instead: p-e_v',
+    ]);
   });
 
   it('mount flags: :z/:Z relabel and short binds create the host directory (legacy Binds); long binds only when asked', () => {

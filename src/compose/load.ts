@@ -102,6 +102,10 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
 
   const merged = mergeFragments(fragments);
+  // Two environments share a host: a fixed name would collide between them, so berth keeps its own prefixed name (and says so).
+  for (const o of [...merged.networks.values(), ...merged.volumes.values()]) {
+    if (o.dockerName && !o.external?.v) notes.push(`${merged.networks.get(o.name) === o ? 'network' : 'volume'} ${o.name} asks for the name "${o.dockerName.v}" (${o.dockerName.at.file}:${o.dockerName.at.line}); berth names it per environment instead: ${opts.project}-${opts.environment}_${o.name}`);
+  }
   applyProfiles(merged, new Set(opts.profiles ?? []));
   applyLinks(merged);
   validate(merged);
