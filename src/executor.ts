@@ -404,7 +404,8 @@ export class Executor {
     const netName = (key: string) => names.network(project, environment, key);
     switch (node.kind) {
       case 'EnsureImage':
-        await engine.ensureImage(t.image!);
+        // pull_policy: never on every service using the image forbids pulling it (the rest of pull_policy is resolved elsewhere)
+        await engine.ensureImage(t.image!, { pull: !desired.services.some((s) => s.spec.image === t.image) || desired.services.some((s) => s.spec.image === t.image && s.spec.pullPolicy !== 'never') });
         return;
       case 'CreateNetwork': {
         const spec = desired.networks.find((n) => n.spec.name === t.network);

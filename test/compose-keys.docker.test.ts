@@ -10,6 +10,7 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Observer } from '../src/apply.js';
 import { planTargets, prepareApply } from '../src/apply.js';
+import { loadCompose } from '../src/compose/load.js';
 import { DockerEngine } from '../src/docker/engine.js';
 import { observe } from '../src/docker/observe.js';
 import { Executor } from '../src/executor.js';
@@ -142,4 +143,16 @@ describeDocker('every supported compose key reaches the container (real engine)'
     const [again] = await planTargets(desired, ['local'], observer);
     expect(again!.plan.nodes).toEqual([]);
   }, 180_000);
+
+  it('pull_policy: never with an image the engine does not have fails the apply clearly, without pulling', async () => {
+    const desired = loadCompose([{ path: 'compose.yml', text: 'services:\n  web:\n    image: berth-test/absent:never\n    pull_policy: never\n' }], { project: PROJECT, environment: 'never' });
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
+    const { applyId } = await prepareApply(ts.store, observer, {
+      repo: 'acme/keys', pr: 1, environment: 'never', kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+    });
+    expect(await executor.run(applyId)).not.toBe('completed');
+    const image = (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'EnsureImage')!;
+    expect(image.state).toBe('failed');
+    expect(image.error).toBe('image docker.io/berth-test/absent:never is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy');
+  }, 60_000);
 });

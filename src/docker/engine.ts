@@ -33,13 +33,14 @@ const notFound = (err: unknown) => (err as DockerApiError)?.statusCode === 404;
 export class DockerEngine implements Engine {
   constructor(private readonly docker: Dockerode) {}
 
-  async ensureImage(image: string): Promise<void> {
+  async ensureImage(image: string, opts: { pull?: boolean } = {}): Promise<void> {
     try {
       await this.docker.getImage(image).inspect();
       return;
     } catch (err) {
       if (!notFound(err)) throw engineError(`inspect image ${image}`, err);
     }
+    if (opts.pull === false) throw new EngineError(`image ${image} is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy`, 404);
     // Not present locally: pull, and follow the stream so failures mid-pull are reported.
     await call(`pull image ${image}`, async () => {
       const stream = await this.docker.pull(image);
