@@ -6,7 +6,10 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Bot, type BotOptions } from '../src/bot.js';
 import { loadCompose, type LoadComposeOptions } from '../src/compose/load.js';
+import { parseConfig } from '../src/config.js';
+import type { GitHubPort } from '../src/github.js';
 import { DENY_ALL } from '../src/compose/policy.js';
 import { containerCreateOptions } from '../src/docker/spec.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
@@ -178,6 +181,23 @@ describe('files the compose way', () => {
     const md = renderPlanMarkdown(reconcile(desired, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });
     expect(md).toContain('DB_PASSWORD');
     expect(md).not.toContain('s3cr3t');
+  });
+
+  it('the app reads env_file, .env and included files at the PR head through GitHub, only paths the head has', async () => {
+    const files: Record<string, string> = {
+      'deploy/compose.yml': `include: [db.yml]\n${svc('image: nginx:${TAG}\nenv_file: app.env')}`,
+      'deploy/db.yml': 'services:\n  db: {image: postgres}\n',
+      'deploy/app.env': 'API_TOKEN=t0ps3cret\n',
+      'deploy/.env': 'TAG=1.27\n',
+    };
+    const reads: string[] = [];
+    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]) } as unknown as GitHubPort;
+    const config = parseConfig(cfg(), '.github/berth.yml');
+    const desired = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files)));
+    expect(web(desired).image).toBe('docker.io/library/nginx:1.27');
+    expect(web(desired).environment).toEqual({ API_TOKEN: 't0ps3cret' });
+    expect(desired.services.map((s) => s.spec.name)).toEqual(['db', 'web']);
+    expect(reads.sort()).toEqual(['deploy/.env@head1', 'deploy/app.env@head1', 'deploy/compose.yml@head1', 'deploy/db.yml@head1']);
   });
 
   it('a missing env_file names the file and line; one outside the repository is refused', async () => {
