@@ -6,6 +6,7 @@ import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, pre
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadCompose } from './compose/load.js';
+import { readComposeSources } from './compose/sources.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
 import { parseYaml } from './compose/yaml.js';
@@ -124,7 +125,9 @@ export class Bot {
       }
       inputs.push({ path: clean, text });
     }
-    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
+    // env_file, include, extends.file and .env: read at the same head, through the same reader
+    const sources = await readComposeSources((p) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined)), inputs, env.variables);
+    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy, profiles: env.profiles, sources });
     return { ...desired, repository: repoName(repo) };
   }
 
@@ -139,7 +142,7 @@ export class Bot {
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
-      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets }));
+      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {
       // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.

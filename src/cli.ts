@@ -85,14 +85,14 @@ function required(v: Record<string, unknown>, name: string): string {
   return x;
 }
 
-function printPlans(io: Io, plans: TargetPlan[], format: string, environment: string) {
+function printPlans(io: Io, plans: TargetPlan[], format: string, environment: string, notes: readonly string[] = []) {
   if (format === 'json') {
     io.out(JSON.stringify({ environment, targets: plans.map((p) => ({ target: p.target, ...(planToJson(p.plan) as object) })) }, null, 2));
     return;
   }
   for (const p of plans) {
     if (plans.length > 1) io.out(format === 'markdown' ? `## target \`${p.target}\`` : `== target ${p.target} ==`);
-    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target }) : renderPlanText(p.plan));
+    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target, notes }) : [...notes.map((n) => `note: ${n}`), renderPlanText(p.plan)].join('\n'));
   }
 }
 
@@ -101,7 +101,7 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
   const format = values.format!;
   if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format must be text, markdown or json, not "${format}"`);
   const { loaded, plans } = await loadAndPlan(values);
-  printPlans(io, plans, format, loaded.environment.name);
+  printPlans(io, plans, format, loaded.environment.name, loaded.desired.notes);
   return plans.every((p) => isEmpty(p.plan)) ? 0 : 2;
 }
 

@@ -14,6 +14,7 @@
 //       approvals: 1
 //       require: { approved: true, mergeable: true }
 //       on_failure: halt           # or continue
+//       profiles: [debug]          # compose profiles enabled (services without profiles always run)
 //       secret_keys: [API_AUTH]    # values never shown (besides *PASSWORD*, *TOKEN*, *KEY*, …)
 //       parallelism: 4
 //   policy:                        # everything denied unless allowed
@@ -61,6 +62,8 @@ export const PolicySchema = z.strictObject({
   bind_mount_allowlist: z.array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), writable: z.boolean().default(false) })])).default([]),
   /** containers (by Docker name) whose namespaces or volumes a service may join with `container:NAME` */
   allow_container_namespaces: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a container name' })).default([]),
+  allow_host_sysctls: z.boolean().default(false),
+  allow_security_opt: z.boolean().default(false),
 });
 
 export const EnvironmentSchema = z.strictObject({
@@ -68,6 +71,7 @@ export const EnvironmentSchema = z.strictObject({
   compose: z.array(repoPath).min(1).default(['docker-compose.yml']),
   targets: z.array(z.string().regex(TARGET_RE, { error: 'must be a target name: letters, digits, "_", "." and "-"' })).min(1).default(['local']),
   requires: z.array(z.string()).default([]),
+  profiles: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a compose profile name' })).default([]),
   variables: z.record(z.string().regex(VAR_RE, { error: 'must be a variable name: letters, digits and "_", not starting with a digit' }), scalar).default({}),
   appliers: z
     .strictObject({

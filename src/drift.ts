@@ -509,7 +509,7 @@ export function computeDrift(desired: DesiredState, rows: readonly ContainerRow[
     for (let replica = 1; replica <= s.spec.replicas; replica++) {
       const k = key(service, replica);
       expected.add(k);
-      const canonical = names.container(desired.project, desired.environment, service, replica);
+      const canonical = names.serviceContainer(desired.project, desired.environment, s.spec, replica);
       const found = [...(live.get(k) ?? [])].sort((a, b) => Number(b.name === canonical) - Number(a.name === canonical) || b.seenAt - a.seenAt || cmp(a.containerId, b.containerId));
       const [c, ...extra] = found;
       if (!c) {

@@ -43,10 +43,11 @@ export interface HealthProbe {
 }
 
 export interface Engine {
-  ensureImage(image: string): Promise<void>;
+  /** makes the image present; with `pull: false` (pull_policy: never) a missing image is an error instead of a pull */
+  ensureImage(image: string, opts?: { pull?: boolean }): Promise<void>;
   createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string>;
   removeNetwork(idOrName: string): Promise<void>;
-  connectNetwork(networkDockerName: string, container: string, aliases: string[]): Promise<void>;
+  connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void>;
   disconnectNetwork(networkDockerName: string, container: string): Promise<void>;
   createVolume(dockerName: string, spec: VolumeSpec, labels: Record<string, string>): Promise<void>;
   /** returns the new container id */

@@ -9,6 +9,7 @@ import type { Engine, EngineError } from './engine.js';
 import { guardContainer } from './guard.js';
 import { Masker } from './mask.js';
 import { LABEL, names } from './model.js';
+import { endpointConfig } from './docker/spec.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
@@ -546,7 +547,8 @@ export class Executor {
     const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
     switch (node.kind) {
       case 'EnsureImage':
-        await engine.ensureImage(t.image!);
+        // pull_policy: never on every service using the image forbids pulling it (the rest of pull_policy is resolved elsewhere)
+        await engine.ensureImage(t.image!, { pull: !desired.services.some((s) => s.spec.image === t.image) || desired.services.some((s) => s.spec.image === t.image && s.spec.pullPolicy !== 'never') });
         return;
       case 'CreateNetwork': {
         const spec = desired.networks.find((n) => n.spec.name === t.network);
@@ -596,9 +598,13 @@ export class Executor {
           },
         );
       }
-      case 'ConnectNetwork':
-        await engine.connectNetwork(netName(t.network!), t.containerName!, [t.service!]);
+      case 'ConnectNetwork': {
+        // The same endpoint (aliases, fixed address) as a container created on this network would get.
+        const svc = desired.services.find((s) => s.spec.name === t.service);
+        const ep = svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
+        await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
+      }
       case 'DisconnectNetwork':
         await engine.disconnectNetwork(netName(t.network!), t.containerId ?? t.containerName!);
         return;

@@ -35,6 +35,17 @@ export interface Mount {
   source?: string;
   target: string;
   readOnly: boolean;
+  /** bind: create the host directory when missing (compose's short syntax does; the long syntax asks for it) */
+  createHostPath?: boolean;
+  /** bind or volume: SELinux relabel, shared (`z`) or private (`Z`) */
+  selinux?: 'z' | 'Z';
+  /** bind: mount propagation (rprivate is Docker's default and is not written) */
+  propagation?: 'private' | 'rshared' | 'shared' | 'rslave' | 'slave';
+  /** volume: do not copy the image's content into a new volume */
+  noCopy?: boolean;
+  /** tmpfs: size in bytes and octal mode */
+  tmpfsSize?: number;
+  tmpfsMode?: number;
 }
 
 export interface Healthcheck {
@@ -50,15 +61,91 @@ export type DependsOnCondition = 'service_started' | 'service_healthy' | 'servic
 export interface DependsOn {
   service: string;
   condition: DependsOnCondition;
+  /** `restart: true`: restart this service when the dependency is recreated (absent = false) */
+  restart?: boolean;
 }
 
 export type RestartPolicy = 'no' | 'always' | 'on-failure' | 'unless-stopped';
+
+/** `pull_policy` as written: always, missing, never, build, daily, weekly or every_<duration> */
+export type PullPolicy = string;
+
+export interface Ulimit {
+  soft: number;
+  hard: number;
+}
+
+export interface Logging {
+  driver?: string;
+  /** keys sorted */
+  options: Record<string, string>;
+}
+
+/** A service's settings on one of its networks (compose's long `networks:` form). */
+export interface ServiceNetwork {
+  /** sorted, unique; the service name is always an alias too and is not listed */
+  aliases?: string[];
+  ipv4Address?: string;
+  ipv6Address?: string;
+  /** the network with the highest priority is the one the container is created on */
+  priority?: number;
+}
+
+/**
+ * Service settings beyond the core: optional, and absent when not written, so
+ * a file that does not use them hashes exactly as before they existed.
+ */
+export interface ServiceExtras {
+  /** `container_name`: the container's name instead of project-environment-service-replica */
+  containerName?: string;
+  /** `expose`: `80/tcp`, sorted */
+  expose?: string[];
+  stopSignal?: string;
+  stopGracePeriodMs?: number;
+  init?: boolean;
+  tty?: boolean;
+  stdinOpen?: boolean;
+  hostname?: string;
+  domainname?: string;
+  /** `host:ip`, sorted */
+  extraHosts?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOpt?: string[];
+  /** keys sorted */
+  ulimits?: Record<string, Ulimit>;
+  logging?: Logging;
+  platform?: string;
+  /** `cpus` / deploy.resources.limits.cpus, in billionths of a CPU */
+  nanoCpus?: number;
+  /** bytes: mem_limit / deploy.resources.limits.memory */
+  memLimit?: number;
+  /** bytes: mem_reservation / deploy.resources.reservations.memory */
+  memReservation?: number;
+  /** bytes; -1 = unlimited swap */
+  memswapLimit?: number;
+  /** pids_limit / deploy.resources.limits.pids */
+  pidsLimit?: number;
+  shmSize?: number;
+  readOnly?: boolean;
+  /** mount point → tmpfs options (`size=16m,mode=1777`), keys sorted */
+  tmpfs?: Record<string, string>;
+  /** keys sorted */
+  sysctls?: Record<string, string>;
+  /** `security_opt` as written, sorted */
+  securityOpt?: string[];
+  /** on-failure:N */
+  restartMaxRetries?: number;
+  pullPolicy?: PullPolicy;
+  /** per network key, only for networks with options */
+  networkOptions?: Record<string, ServiceNetwork>;
+}
 
 /**
  * A service after merge, interpolation and normalisation. Two compose files
  * that mean the same thing produce deep-equal ServiceSpecs (and so the same hash).
  */
-export interface ServiceSpec {
+export interface ServiceSpec extends ServiceExtras {
   name: string;
   /** fully qualified: docker.io/library/nginx:latest */
   image: string;
@@ -91,6 +178,21 @@ export interface ServiceSpec {
   volumesFrom?: string[];
 }
 
+export interface IpamPool {
+  subnet?: string;
+  ipRange?: string;
+  gateway?: string;
+  /** keys sorted */
+  auxAddresses?: Record<string, string>;
+}
+
+export interface Ipam {
+  driver?: string;
+  config: IpamPool[];
+  /** keys sorted */
+  options?: Record<string, string>;
+}
+
 export interface NetworkSpec {
   /** compose key */
   name: string;
@@ -99,6 +201,12 @@ export interface NetworkSpec {
   attachable: boolean;
   labels: Record<string, string>;
   external: boolean;
+  /** `name:` as written (the network's name in Docker; for an external network the one to use) */
+  dockerName?: string;
+  enableIpv6?: boolean;
+  /** keys sorted */
+  driverOpts?: Record<string, string>;
+  ipam?: Ipam;
 }
 
 export interface VolumeSpec {
@@ -107,6 +215,10 @@ export interface VolumeSpec {
   driver: string;
   labels: Record<string, string>;
   external: boolean;
+  /** `name:` as written (the volume's name in Docker; for an external volume the one to use) */
+  dockerName?: string;
+  /** keys sorted */
+  driverOpts?: Record<string, string>;
 }
 
 export interface DesiredService {
@@ -130,6 +242,8 @@ export interface DesiredState {
   environment: string;
   /** owner/name of the repository deploying it (the app); absent from the CLI, which manages the target directly */
   repository?: string;
+  /** what the plan should tell the reader about the compose files (a build: berth skips, a project name it does not use) */
+  notes?: string[];
   services: DesiredService[];
   networks: DesiredNetwork[];
   volumes: DesiredVolume[];
@@ -180,6 +294,9 @@ export interface ObservedState {
 export const names = {
   container: (project: string, env: string, service: string, replica: number) =>
     `${project}-${env}-${service}-${replica}`,
+  /** a service's container: its `container_name` when it has one (then it has one replica), else the canonical name */
+  serviceContainer: (project: string, env: string, spec: { name: string; containerName?: string }, replica: number) =>
+    spec.containerName ?? `${project}-${env}-${spec.name}-${replica}`,
   tmpContainer: (project: string, env: string, service: string, replica: number, hash: string) =>
     `${project}-${env}-${service}-${replica}_${hash.slice(0, 12)}`,
   /** where a recreate parks the old container until the new one runs under the canonical name */

@@ -307,7 +307,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   const renewed = new Set<string>();
   const serviceWork = services.map((s) => {
     const observedOf = byService.get(s.spec.name) ?? [];
-    const canonical = (r: number) => names.container(project, env, s.spec.name, r);
+    const canonical = (r: number) => names.serviceContainer(project, env, s.spec, r);
     const primary = new Map<number, ObservedContainer>();
     const extras: ObservedContainer[] = [];
     for (const c of observedOf) {
@@ -317,6 +317,14 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     // A leftover of a replica we keep whose canonical name is free (e.g. an interrupted rename) is adopted rather than duplicated.
     for (const c of [...extras]) {
       if (c.replica >= 1 && c.replica <= s.spec.replicas && !primary.has(c.replica) && c.configHash === s.configHash && RUNNING_STATES.has(c.state)) {
+        primary.set(c.replica, c);
+        extras.splice(extras.indexOf(c), 1);
+      }
+    }
+    // A container_name added, changed or dropped: the container under its previous name is this replica, recreated (not a duplicate).
+    for (const c of [...extras]) {
+      const previous = c.config ? names.serviceContainer(project, env, c.config, c.replica) : undefined;
+      if (c.replica >= 1 && c.replica <= s.spec.replicas && !primary.has(c.replica) && previous === c.name && c.configHash !== s.configHash) {
         primary.set(c.replica, c);
         extras.splice(extras.indexOf(c), 1);
       }
@@ -412,7 +420,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     };
 
     for (const rep of replicas) {
-      const canonical = names.container(project, env, name, rep.r);
+      const canonical = names.serviceContainer(project, env, s.spec, rep.r);
       if (rep.action === 'keep') continue;
       reasons.add(rep.reason!);
       if (rep.action === 'start') {

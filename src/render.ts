@@ -20,6 +20,8 @@ export interface RenderOptions {
   secretKeys?: readonly string[];
   /** values to redact wherever they appear (secret config variables) */
   secretValues?: readonly string[];
+  /** what the compose files say that berth does not do (DesiredState.notes) */
+  notes?: readonly string[];
 }
 
 /** At most this many diff lines in total and the per-service diffs render expanded. */
@@ -279,6 +281,7 @@ export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
 
   if (isEmpty(plan)) out.push(`**No changes.** ${summaryLine(s)}.`, '');
   else out.push(`**${summaryLine(s)}**`, '');
+  if (opts.notes?.length) out.push(...opts.notes.map((n) => `> ℹ️ ${t(n)}`), '');
 
   const rows = listedChanges(plan);
   if (rows.length) {

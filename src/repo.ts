@@ -5,6 +5,7 @@
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { loadCompose } from './compose/load.js';
+import { readComposeSources } from './compose/sources.js';
 import { formatPath, parseYaml, type PathSeg } from './compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
 import { ComposeError, ConfigError } from './errors.js';
@@ -44,11 +45,14 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
       return { path, text: content };
     }),
   );
+  const sources = await readComposeSources(readFile, files, environment.variables);
   const desired = loadCompose(files, {
     project: config.project,
     environment: environment.name,
     variables: environment.variables,
     policy: config.policy,
+    profiles: environment.profiles,
+    sources,
     ...(readFile.root ? { repoRoot: readFile.root } : {}),
   });
   return { config, environment, desired };

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { DENY_ALL, type Policy } from '../src/compose/policy.js';
 import { ComposeError, ConfigError } from '../src/errors.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
 import { desiredDigest } from '../src/reconcile.js';
+import { errorOf } from './helpers/errors.js';
 import { loadEnvironment, readFromDir } from '../src/repo.js';
 
 const OPTS: LoadComposeOptions = { project: 'shop', environment: 'staging', variables: {} };
@@ -27,15 +28,6 @@ function service(d: DesiredState, name: string): ServiceSpec {
   return s.spec;
 }
 
-function errorOf(f: () => unknown): ComposeError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ComposeError) return e;
-    throw e;
-  }
-  throw new Error('expected a ComposeError');
-}
 
 const svc = (body: string, extra = '') => `services:\n  web:\n${body.replace(/^/gm, '    ')}\n${extra}`;
 
@@ -66,13 +58,15 @@ describe('compose errors name file, line, path and problem', () => {
     expect(errorOf(() => load('servics: {}\n')).message).toBe('compose.yml:1: servics: unknown top-level key "servics" — did you mean "services"?');
   });
 
-  it('env_file and build are refused as not supported, with what to do instead', () => {
+  it('a missing env_file and a build: without image: say what to do', () => {
     expect(errorOf(() => load(svc('image: nginx\nenv_file: .env'))).message).toBe(
-      'compose.yml:4: services.web.env_file: env_file is not supported by berth — list the variables under environment: (values can come from the variables of the environment in .github/berth.yml)',
+      'compose.yml:4: services.web.env_file: env_file .env not found (looked for .env in the repository) — add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]',
     );
     const b = errorOf(() => load(svc('build: .')));
-    expect(b.code).toBe('unsupported');
-    expect(b.message).toBe('compose.yml:3: services.web.build: build is not supported by berth — berth does not build images: build and push the image in CI, then reference it with image:');
+    expect(b.code).toBe('missing_image');
+    expect(b.message).toBe(
+      'compose.yml:3: services.web.build: service web has build: but no image: — berth does not build images: build and push the image in CI, then add image: (e.g. image: ghcr.io/OWNER/web:${TAG}) next to build:',
+    );
   });
 
   it('bad port', () => {
@@ -141,7 +135,7 @@ describe('compose errors name file, line, path and problem', () => {
     expect(e.message).toBe('compose.yml:5: services.web.deploy.replicas: deploy.replicas must be a non-negative integer, not -1');
     expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  replicas: 1.5'))).problem).toBe('deploy.replicas must be a non-negative integer, not 1.5');
     expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  replicas: many'))).problem).toBe('deploy.replicas must be a non-negative integer, not "many"');
-    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources: {}'))).problem).toBe('deploy.resources is not supported by berth');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  placement: {}'))).problem).toBe('deploy.placement is not supported by berth');
   });
 
   it('missing variable names the variable, the file and the line', () => {
@@ -170,17 +164,18 @@ describe('compose errors name file, line, path and problem', () => {
     );
   });
 
-  it('alias bomb', () => {
+  it('alias bomb: refused by its size once expanded', () => {
     const bomb = [
-      'x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
-      'x-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
-      'x-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
-      'x-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+      ...'bcdef'.split('').map((l, i) => `x-${l}: &${l} [${Array(10).fill(`*${'abcdef'[i]}`).join(',')}]`),
       'services: {}',
     ].join('\n');
     const e = errorOf(() => load(bomb));
     expect(e.code).toBe('alias_bomb');
-    expect(e.message).toBe('compose.yml: too many YAML alias expansions (more than 100) — this looks like a "billion laughs" document; use fewer nested anchors and aliases');
+    expect(e.message).toBe(
+      'compose.yml: YAML document expands to more than 200000 values once its aliases are expanded — this looks like a "billion laughs" document; use fewer nested anchors and aliases',
+    );
+    expect(errorOf(() => load(readFileSync(new URL('../fixtures/hostile/alias-bomb.compose.yml', import.meta.url), 'utf8'))).code).toBe('alias_bomb');
   });
 
   it('oversize file', () => {
@@ -246,7 +241,7 @@ describe('policy', () => {
       "service web: mounting the Docker socket (/var/run/docker.sock) is not allowed by the repository's policy",
     );
     expect(errorOf(() => withPolicy('volumes: ["/var/run:/host-run"]')).code).toBe('policy_denied');
-    expect(errorOf(() => withPolicy('volumes: ["./conf:/conf"]')).problem).toBe("service web: bind mount of /srv/repo/conf is not allowed by the repository's policy");
+    expect(errorOf(() => withPolicy('volumes: ["./conf:/conf"]')).problem).toBe("service web: bind mount of ./conf is not allowed by the repository's policy");
   });
 
   it('allows what the policy allows', () => {
@@ -414,9 +409,9 @@ describe('normalisation', () => {
       loadCompose([{ path: 'deploy/compose.yml', text }], { ...OPTS, ...(repoRoot ? { repoRoot } : {}) });
     expect(service(files('/srv/repo'), 'web').volumes).toEqual([
       { type: 'volume', target: '/cache', readOnly: false },
-      { type: 'bind', source: '/srv/repo/deploy/conf', target: '/etc/app', readOnly: false },
-      { type: 'bind', source: '/srv/logs', target: '/logs', readOnly: false },
-      { type: 'bind', source: '/srv/repo/shared', target: '/shared', readOnly: false },
+      { type: 'bind', source: '/srv/repo/deploy/conf', target: '/etc/app', readOnly: false, createHostPath: true },
+      { type: 'bind', source: '/srv/logs', target: '/logs', readOnly: false, createHostPath: true },
+      { type: 'bind', source: '/srv/repo/shared', target: '/shared', readOnly: false, createHostPath: true },
       { type: 'bind', source: '/srv/repo/deploy/static', target: '/static', readOnly: true },
       { type: 'tmpfs', target: '/tmp', readOnly: false },
       { type: 'volume', source: 'data', target: '/var/lib/data', readOnly: true },
@@ -599,7 +594,7 @@ describe('merging files in order', () => {
     expect(s.labels).toEqual({ keep: '1' });
     expect(s.ports.map((p) => `${p.published}:${p.target}`)).toEqual(['7070:70', '8080:80', '9090:90']);
     expect(s.volumes).toEqual([
-      { type: 'bind', source: '/r/a', target: '/a', readOnly: false },
+      { type: 'bind', source: '/r/a', target: '/a', readOnly: false, createHostPath: true },
       { type: 'volume', source: 'other', target: '/data', readOnly: true },
     ]);
     expect(s.networks).toEqual(['back', 'front']);
@@ -722,6 +717,6 @@ describe('repository loading', () => {
     writeFileSync(join(dir, '.github/berth.yml'), 'project: p\nenvironments:\n  - name: dev\npolicy:\n  bind_mount_allowlist: [./conf]\n');
     writeFileSync(join(dir, 'docker-compose.yml'), svc('image: x\nvolumes: ["./conf:/conf:ro"]'));
     const { desired } = await loadEnvironment(readFromDir(dir), 'dev');
-    expect(service(desired, 'web').volumes).toEqual([{ type: 'bind', source: join(resolve(dir), 'conf'), target: '/conf', readOnly: true }]);
+    expect(service(desired, 'web').volumes).toEqual([{ type: 'bind', source: join(resolve(dir), 'conf'), target: '/conf', readOnly: true, createHostPath: true }]);
   });
 });

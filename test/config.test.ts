@@ -24,6 +24,7 @@ describe('parseConfig', () => {
           compose: ['docker-compose.yml'],
           targets: ['local'],
           requires: [],
+          profiles: [],
           variables: {},
           appliers: { users: [], teams: [] },
           approvals: 0,
@@ -41,6 +42,8 @@ describe('parseConfig', () => {
         allow_docker_socket: false,
         bind_mount_allowlist: [],
         allow_container_namespaces: [],
+        allow_host_sysctls: false,
+        allow_security_opt: false,
       },
     });
   });
@@ -106,7 +109,7 @@ describe('parseConfig', () => {
     expect(e.line).toBe(4);
     expect(e.path).toBe('environments[0].variabels');
     expect(e.message).toBe(
-      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, variables, appliers, approvals, require, on_failure, secret_keys, parallelism',
+      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, parallelism',
     );
     expect(errorOf('project: shop\nenvironments: [{name: a}]\ntargets: []\n').message).toBe('.github/berth.yml:3: targets: unknown key "targets" — known keys: project, environments, policy');
   });
@@ -169,7 +172,7 @@ describe('parseConfig', () => {
       '.github/berth.yml:9: environments[1].parallelism: must be at least 1, not 0',
       '.github/berth.yml:10: environments[1].variables.1X: invalid key "1X": must be a variable name: letters, digits and "_", not starting with a digit',
       '.github/berth.yml:10: environments[1].variables.N: must be a string, number or boolean',
-      '.github/berth.yml:12: policy.allow_privilegd: unknown key "allow_privilegd" — did you mean "allow_privileged"? known keys: allow_privileged, allow_host_network, allow_host_pid, allow_cap_add, allow_devices, allow_docker_socket, bind_mount_allowlist, allow_container_namespaces',
+      '.github/berth.yml:12: policy.allow_privilegd: unknown key "allow_privilegd" — did you mean "allow_privileged"? known keys: allow_privileged, allow_host_network, allow_host_pid, allow_cap_add, allow_devices, allow_docker_socket, bind_mount_allowlist, allow_container_namespaces, allow_host_sysctls, allow_security_opt',
       '.github/berth.yml:13: policy.allow_cap_add[0]: must be a string, not 1',
     ]);
     expect(e.message).toBe(e.issues.join('\n'));
@@ -186,7 +189,8 @@ describe('parseConfig', () => {
   });
 
   it('alias bombs are refused', () => {
-    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x,x]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'project: *c'].join('\n');
+    const ten = (l: string) => `[${Array(10).fill(`*${l}`).join(',')}]`;
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x,x]', `b: &b ${ten('a')}`, `c: &c ${ten('b')}`, `d: &d ${ten('c')}`, `e: &e ${ten('d')}`, `f: &f ${ten('e')}`, 'project: *f'].join('\n');
     expect(errorOf(bomb).code).toBe('alias_bomb');
   });
 });

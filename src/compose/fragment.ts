@@ -2,15 +2,17 @@
 // normalised, every piece remembering the file and line it came from so that
 // errors found after merging (a missing image, an undeclared network, a policy
 // refusal) still point at the right line.
+import { isIP } from 'node:net';
+import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { DependsOnCondition, Mount, PortBinding, RestartPolicy } from '../model.js';
+import type { DependsOnCondition, Mount, PortBinding, RestartPolicy, ServiceExtras, ServiceNetwork } from '../model.js';
 import { interpolateTree, InterpolationError, type Variables } from './interpolate.js';
 import {
+  mapOrList,
   asBool,
   asNonNegativeInt,
   describeValue,
   FieldProblem,
-  mapOrList,
   normalizeImage,
   parseDuration,
   parsePort,
@@ -21,6 +23,8 @@ import {
   type PathContext,
 } from './normalize.js';
 import { parseJoin, parseVolumesFrom } from './joins.js';
+import { DotenvError, parseDotenv } from './dotenv.js';
+import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
 import { didYouMean } from './suggest.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
@@ -33,6 +37,8 @@ export interface Loc {
 export interface At<T> {
   v: T;
   at: Loc;
+  /** the value as written in the file, when normalising changed it (a bind source `./web`) */
+  asWritten?: string;
 }
 
 export interface HealthFragment {
@@ -49,11 +55,20 @@ export interface DependsFragment {
   service: string;
   condition: DependsOnCondition;
   required: boolean;
+  /** `restart: true` */
+  restart?: boolean;
   at: Loc;
 }
 
+/** One `env_file:` entry, resolved to a repository path. */
+export interface EnvFileRef {
+  path: string;
+  required: boolean;
+  format?: 'raw';
+}
+
 /** The compose keys of a service that `!reset` / `!override` can apply to. */
-export type ServiceField = (typeof SUPPORTED_SERVICE_KEYS)[number];
+export type ServiceField = string;
 
 export interface ServiceFragment {
   name: string;
@@ -85,6 +100,21 @@ export interface ServiceFragment {
   devices?: At<string>[];
   /** `service|container:NAME:ro|rw` */
   volumesFrom?: At<string>[];
+  /** the optional settings (resources, logging, dns…), by ServiceExtras field */
+  extras: { [K in keyof ServiceExtras]?: At<ServiceExtras[K]> };
+  /** long-form `networks:` options, by network key */
+  networkOptions?: Map<string, ServiceNetwork>;
+  /** `links: [service[:alias]]` */
+  links?: At<{ service: string; alias: string }>[];
+  profiles?: At<string[]>;
+  /** `build:` is present (berth deploys the image, it does not build) */
+  build?: Loc;
+  /** `develop:` is present (it drives `docker compose watch` on a laptop, nothing on a deployment) */
+  develop?: Loc;
+  /** environment read from env_file (environment: wins over it) */
+  envFromFiles?: Map<string, At<string>>;
+  /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
+  extendsRef?: At<{ service: string; file?: string }>;
 }
 
 export interface NetworkFragment {
@@ -95,6 +125,10 @@ export interface NetworkFragment {
   attachable?: At<boolean>;
   labels?: Map<string, At<string>>;
   external?: At<boolean>;
+  dockerName?: At<string>;
+  enableIpv6?: At<boolean>;
+  driverOpts?: At<Record<string, string>>;
+  ipam?: At<import('../model.js').Ipam>;
 }
 
 export interface VolumeFragment {
@@ -103,6 +137,8 @@ export interface VolumeFragment {
   driver?: At<string>;
   labels?: Map<string, At<string>>;
   external?: At<boolean>;
+  dockerName?: At<string>;
+  driverOpts?: At<Record<string, string>>;
 }
 
 export interface FileFragment {
@@ -110,6 +146,10 @@ export interface FileFragment {
   services: Map<string, ServiceFragment>;
   networks: Map<string, NetworkFragment>;
   volumes: Map<string, VolumeFragment>;
+  /** top-level `name:` */
+  name?: At<string>;
+  /** top-level `include:` entries, resolved to repository paths */
+  include?: At<string[]>[];
 }
 
 export const SUPPORTED_SERVICE_KEYS = [
@@ -134,34 +174,35 @@ export const SUPPORTED_SERVICE_KEYS = [
   'cap_add',
   'devices',
   'volumes_from',
+  'links',
+  'profiles',
+  'build',
+  'develop',
+  'env_file',
+  'extends',
+  ...Object.keys(EXTRA_KEYS),
 ] as const;
 
 /** Compose service keys berth knows but does not support, with what to do instead. */
 const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
-  build: 'berth does not build images: build and push the image in CI, then reference it with image:',
-  env_file: 'list the variables under environment: (values can come from the variables of the environment in .github/berth.yml)',
-  container_name: 'berth names containers itself (project-environment-service-replica)',
-  extends: 'use YAML anchors (x-common: &common … <<: *common) or a second compose file',
   secrets: 'pass secrets as environment values from the variables in .github/berth.yml',
   configs: 'use a bind mount or bake the file into the image',
-  profiles: 'list the files an environment uses in .github/berth.yml instead',
 };
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
   'annotations', 'attach', 'blkio_config', 'cap_drop', 'cgroup', 'cgroup_parent', 'cpu_count', 'cpu_percent', 'cpu_period',
-  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'develop', 'device_cgroup_rules',
+  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'device_cgroup_rules',
   'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'gpus', 'group_add',
   'hostname', 'init', 'ipc', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
-  'provider', 'pull_policy', 'read_only', 'runtime', 'security_opt', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
+  'provider', 'pull_policy', 'read_only', 'runtime', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
   'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts',
 ];
 
-const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'version', 'name'];
+const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'version', 'name', 'include'];
 const UNSUPPORTED_TOP_LEVEL: Record<string, string> = {
   secrets: 'pass secrets as environment values from the variables in .github/berth.yml',
   configs: 'use a bind mount or bake the file into the image',
-  include: 'list every compose file of the environment in .github/berth.yml instead',
   models: 'not supported by berth',
 };
 
@@ -172,6 +213,10 @@ const RESTARTS: readonly RestartPolicy[] = ['no', 'always', 'on-failure', 'unles
 export interface FragmentOptions {
   variables: Variables;
   paths: PathContext;
+  /** repository-relative directory of this file (env_file, include and extends paths resolve against it) */
+  fileDir?: string;
+  /** reads another repository file already fetched (env files); undefined when it does not exist */
+  readFile?: (path: string) => string | undefined;
 }
 
 export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment {
@@ -236,13 +281,39 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     }
   };
 
+  if (root.name !== undefined) out.name = at(['name'], () => scalarString(interpolated('name'), 'name'));
+  if (root.include !== undefined) {
+    out.include = list(interpolated('include'), ['include'], 'include').map((e, i) => {
+      const p: PathSeg[] = ['include', i];
+      let paths: unknown[];
+      if (typeof e === 'string') paths = [e];
+      else {
+        const o = mapping(e, p, 'include entry');
+        for (const k of Object.keys(o)) {
+          if (k === 'path') continue;
+          if (k === 'project_directory' || k === 'env_file') throw err('unsupported', `include.${k} is not supported by berth`, [...p, k], 'included files resolve paths against their own directory and use the environment\'s variables');
+          throw err('unknown_key', `unknown key "${k}" in include`, [...p, k], 'known keys: path');
+        }
+        paths = typeof o.path === 'string' ? [o.path] : list(o.path, [...p, 'path'], 'include.path');
+      }
+      return at(p, () =>
+        paths.map((x) => {
+          const rel = scalarString(x, 'include path');
+          const full = repoRelative(rel, opts.fileDir ?? '');
+          if (full === undefined) throw new FieldProblem('path_escapes_repo', `include ${rel} is outside the repository`, 'include files inside the repository');
+          return full;
+        }),
+      );
+    });
+  }
+
   // ------------------------------------------------------------ services
   const services = mapping(interpolated('services'), ['services'], 'services');
   for (const [name, raw] of Object.entries(services)) {
     const base: PathSeg[] = ['services', name];
     if (!NAME_RE.test(name)) throw err('bad_name', `invalid service name "${name}"`, base, 'use letters, digits, "_", "." and "-", starting with a letter or digit');
     const svcTag = tag(base);
-    const frag: ServiceFragment = { name, at: loc(base), reset: new Set(), override: new Set() };
+    const frag: ServiceFragment = { name, at: loc(base), reset: new Set(), override: new Set(), extras: {} };
     out.services.set(name, frag);
     if (svcTag === 'reset') {
       frag.removed = true;
@@ -311,7 +382,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'volumes': {
         const mounts: At<Mount>[] = [];
         list(value, path, 'volumes').forEach((m, i) => {
-          const mount = at([...path, i], () => parseVolume(m, opts.paths));
+          const mount: At<Mount> = at([...path, i], () => parseVolume(m, opts.paths));
+          const written = typeof m === 'string' ? m.split(':')[0] : m && typeof m === 'object' ? (m as Record<string, unknown>).source : undefined;
+          if (mount.v.type === 'bind' && typeof written === 'string') mount.asWritten = written;
           const dup = mounts.find((x) => x.v.target === mount.v.target);
           if (dup) throw err('bad_volume', `duplicate mount point ${mount.v.target}`, [...path, i], `it is already mounted at line ${dup.at.line}`);
           mounts.push(mount);
@@ -327,12 +400,32 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             nets.set(n, loc([...path, i]));
           });
         } else {
+          const options = new Map<string, ServiceNetwork>();
           for (const [n, opt] of Object.entries(mapping(value, path, 'networks'))) {
-            const o = mapping(opt, [...path, n], `networks.${n}`);
-            const keys = Object.keys(o);
-            if (keys.length) throw err('unsupported', `network option ${keys[0]} is not supported by berth`, [...path, n, keys[0]!], 'list the network by name only');
-            nets.set(n, loc([...path, n]));
+            const p = [...path, n];
+            const o = mapping(opt, p, `networks.${n}`);
+            const known = ['aliases', 'ipv4_address', 'ipv6_address', 'priority', 'link_local_ips', 'mac_address', 'driver_opts', 'gw_priority', 'interface_name'];
+            const sn: ServiceNetwork = {};
+            for (const [k, v] of Object.entries(o)) {
+              if (k === 'aliases') {
+                const aliases = list(v, [...p, k], 'aliases').map((a, i) => at([...p, k, i], () => scalarString(a, 'aliases')).v).filter((a) => a !== frag.name);
+                if (aliases.length) sn.aliases = [...new Set(aliases)].sort();
+              } else if (k === 'ipv4_address' || k === 'ipv6_address') {
+                const ip = at([...p, k], () => scalarString(v, k)).v;
+                if (isIP(ip) !== (k === 'ipv4_address' ? 4 : 6)) throw err('invalid_value', `${k} "${ip}" is not an IPv${k === 'ipv4_address' ? 4 : 6} address`, [...p, k]);
+                if (k === 'ipv4_address') sn.ipv4Address = ip;
+                else sn.ipv6Address = ip;
+              } else if (k === 'priority' || k === 'gw_priority') {
+                if (k === 'gw_priority') throw err('unsupported', `network option ${k} is not supported by berth`, [...p, k], 'use priority: the network with the highest priority is the one the container is created on');
+                const pr = at([...p, k], () => { const x = typeof v === 'string' ? Number(v) : v; if (typeof x !== 'number' || !Number.isInteger(x)) throw new FieldProblem('invalid_value', `priority must be an integer, not ${describeValue(v)}`); return x; }).v;
+                if (pr !== 0) sn.priority = pr;
+              } else if (known.includes(k)) throw err('unsupported', `network option ${k} is not supported by berth`, [...p, k], 'supported: aliases, ipv4_address, ipv6_address, priority');
+              else throw err('unknown_key', `unknown key "${k}" in networks.${n}`, [...p, k], didYouMean(k, known) || `known keys: ${known.join(', ')}`);
+            }
+            if (Object.keys(sn).length) options.set(n, sn);
+            nets.set(n, loc(p));
           }
+          if (options.size) frag.networkOptions = options;
         }
         frag.networks = nets;
         return;
@@ -354,8 +447,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             if (!CONDITIONS.includes(condition as DependsOnCondition))
               throw err('invalid_value', `depends_on.${d}.condition must be one of ${CONDITIONS.join(', ')}, not ${describeValue(condition)}`, [...p, 'condition']);
             const required = o.required === undefined ? true : at([...p, 'required'], () => asBool(o.required, 'required')).v;
-            if (o.restart !== undefined) at([...p, 'restart'], () => asBool(o.restart, 'restart'));
-            deps.set(d, { service: d, condition: condition as DependsOnCondition, required, at: loc(p) });
+            const restart = o.restart === undefined ? false : at([...p, 'restart'], () => asBool(o.restart, 'restart')).v;
+            deps.set(d, { service: d, condition: condition as DependsOnCondition, required, ...(restart ? { restart } : {}), at: loc(p) });
           }
         }
         frag.dependsOn = deps;
@@ -400,9 +493,15 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         return;
       case 'restart': {
         const r = at(path, () => scalarString(value, 'restart'));
-        if (/^on-failure:\d+$/.test(r.v)) throw err('unsupported', `restart "${r.v}": a retry limit is not supported by berth`, path, 'use on-failure');
-        if (!RESTARTS.includes(r.v as RestartPolicy)) throw err('invalid_value', `restart must be one of ${RESTARTS.join(', ')}, not "${r.v}"`, path);
+        const retries = /^on-failure:(\d+)$/.exec(r.v);
+        if (retries) {
+          frag.restart = { v: 'on-failure', at: r.at };
+          frag.extras.restartMaxRetries = { v: Number(retries[1]), at: r.at };
+          return;
+        }
+        if (!RESTARTS.includes(r.v as RestartPolicy)) throw err('invalid_value', `restart must be one of ${RESTARTS.join(', ')} or on-failure:N, not "${r.v}"`, path);
         frag.restart = r as At<RestartPolicy>;
+        delete frag.extras.restartMaxRetries;
         return;
       }
       case 'user':
@@ -417,7 +516,19 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'deploy': {
         const o = mapping(value, path, 'deploy');
         for (const [k, v] of Object.entries(o)) {
-          if (k !== 'replicas') throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], 'only deploy.replicas is');
+          if (k === 'resources') {
+            resources(frag, v, [...path, k]);
+            continue;
+          }
+          if (k === 'mode') {
+            // One engine is one node: global means one container, as docker compose runs it.
+            const mode = at([...path, k], () => scalarString(v, 'deploy.mode')).v;
+            if (mode !== 'replicated' && mode !== 'global') throw err('invalid_value', `deploy.mode must be replicated or global, not "${mode}"`, [...path, k]);
+            continue;
+          }
+          if (k === 'restart_policy' || k === 'update_config' || k === 'rollback_config' || k === 'placement' || k === 'labels' || k === 'endpoint_mode')
+            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], k === 'restart_policy' ? 'use the service key restart: (e.g. on-failure:3)' : 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas and deploy.resources apply');
+          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode');
           const r = at([...path, k], () => asNonNegativeInt(v, 'deploy.replicas', 'bad_replicas'));
           if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `deploy.replicas (${r.v}) contradicts scale (${frag.replicas.v})`, [...path, k]);
           frag.replicas = r;
@@ -461,25 +572,134 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'volumes_from':
         frag.volumesFrom = list(value, path, 'volumes_from').map((v, i) => at([...path, i], () => parseVolumesFrom(v)));
         return;
+      case 'links':
+        frag.links = list(value, path, 'links').map((l, i) =>
+          at([...path, i], () => {
+            const [service, alias, more] = scalarString(l, 'links').split(':');
+            if (!service || more !== undefined || alias === '' || !NAME_RE.test(service) || (alias !== undefined && !NAME_RE.test(alias)))
+              throw new FieldProblem('invalid_value', `invalid link ${describeValue(l)}`, 'use SERVICE or SERVICE:ALIAS');
+            return { service, alias: alias ?? service };
+          }),
+        );
+        return;
+      case 'profiles':
+        frag.profiles = at(path, () => {
+          const ps = (Array.isArray(value) ? value : [value]).map((p) => scalarString(p, 'profiles'));
+          for (const p of ps) if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(p)) throw new FieldProblem('invalid_value', `invalid profile name "${p}"`);
+          return ps;
+        });
+        return;
+      case 'build':
+        frag.build = loc(path);
+        return;
+      case 'develop':
+        frag.develop = loc(path);
+        return;
+      case 'extends':
+        // resolved by the loader once every file is read (it may name a service of another file)
+        frag.extendsRef = at(path, () => {
+          if (typeof value === 'string') return { service: value };
+          const o = mapping(value, path, 'extends');
+          for (const k of Object.keys(o)) if (k !== 'service' && k !== 'file') throw new FieldProblem('unknown_key', `unknown key "${k}" in extends`, 'known keys: service, file', [k]);
+          const service = scalarString(o.service, 'extends.service');
+          if (o.file === undefined) return { service };
+          const file = repoRelative(scalarString(o.file, 'extends.file'), opts.fileDir ?? '');
+          if (file === undefined) throw new FieldProblem('path_escapes_repo', `extends.file ${String(o.file)} is outside the repository`, 'use a file inside the repository', ['file']);
+          return { service, file };
+        });
+        return;
+      case 'env_file':
+        frag.envFromFiles = envFiles(value, path);
+        return;
+      default: {
+        const spec = EXTRA_KEYS[key];
+        if (!spec) return;
+        const parsed = at(path, () => spec.parse(value));
+        (frag.extras as Record<string, At<unknown>>)[spec.field] = parsed;
+      }
     }
   }
 
+  /** deploy.resources limits/reservations → the same fields as cpus, mem_limit, mem_reservation and pids_limit */
+  function resources(frag: ServiceFragment, value: unknown, path: PathSeg[]): void {
+    const o = mapping(value, path, 'deploy.resources');
+    for (const [kind, raw] of Object.entries(o)) {
+      const p = [...path, kind];
+      if (kind !== 'limits' && kind !== 'reservations') throw err('unknown_key', `unknown key "${kind}" in deploy.resources`, p, 'known keys: limits, reservations');
+      for (const [k, v] of Object.entries(mapping(raw, p, `deploy.resources.${kind}`))) {
+        const q = [...p, k];
+        if (kind === 'limits' && k === 'cpus') frag.extras.nanoCpus = at(q, () => parseCpus(v, 'deploy.resources.limits.cpus'));
+        else if (kind === 'limits' && k === 'memory') frag.extras.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
+        else if (kind === 'limits' && k === 'pids') frag.extras.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
+        else if (kind === 'reservations' && k === 'memory') frag.extras.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
+        else if (kind === 'reservations' && (k === 'cpus' || k === 'devices' || k === 'generic_resources'))
+          throw err('unsupported', `deploy.resources.reservations.${k} is not supported by berth`, q, k === 'cpus' ? 'a plain Docker engine cannot reserve CPUs: use deploy.resources.limits.cpus' : 'GPU and device reservations are not supported; remove it');
+        else throw err('unknown_key', `unknown key "${k}" in deploy.resources.${kind}`, q, kind === 'limits' ? 'known keys: cpus, memory, pids' : 'known keys: memory');
+      }
+    }
+  }
+
+  /** `env_file:` entries read through the repository reader, later files winning, as compose does. */
+  function envFiles(value: unknown, path: PathSeg[]): Map<string, At<string>> {
+    const entries = typeof value === 'string' ? [value] : list(value, path, 'env_file');
+    const out = new Map<string, At<string>>();
+    entries.forEach((e, i) => {
+      const p = typeof value === 'string' ? path : [...path, i];
+      let ref: EnvFileRef;
+      if (typeof e === 'string') ref = { path: e, required: true };
+      else {
+        const o = mapping(e, p, 'env_file entry');
+        for (const k of Object.keys(o)) if (!['path', 'required', 'format'].includes(k)) throw err('unknown_key', `unknown key "${k}" in env_file`, [...p, k], 'known keys: path, required, format');
+        const fmt = o.format === undefined ? undefined : at([...p, 'format'], () => scalarString(o.format, 'format')).v;
+        if (fmt !== undefined && fmt !== 'raw') throw err('invalid_value', `env_file format must be raw, not "${fmt}"`, [...p, 'format']);
+        ref = { path: at([...p, 'path'], () => scalarString(o.path, 'path')).v, required: o.required === undefined ? true : at([...p, 'required'], () => asBool(o.required, 'required')).v, ...(fmt ? { format: 'raw' as const } : {}) };
+      }
+      const full = repoRelative(ref.path, opts.fileDir ?? '');
+      if (full === undefined) throw err('path_escapes_repo', `env_file ${ref.path} is outside the repository`, p, 'use a file inside the repository');
+      const text = opts.readFile?.(full);
+      if (text === undefined) {
+        if (!ref.required) return;
+        throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]');
+      }
+      try {
+        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables })) out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
+      } catch (e) {
+        if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: full, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
+        throw e;
+      }
+    });
+    return out;
+  }
+
   // ------------------------------------------------------------ networks and volumes
+  /** the keys networks and volumes share: driver, labels, external, name, driver_opts; false for any other key */
+  function sharedKey(o: VolumeFragment | NetworkFragment, k: string, v: unknown, p: PathSeg[]): boolean {
+    if (k === 'driver') o.driver = at(p, () => scalarString(v, 'driver'));
+    else if (k === 'labels') o.labels = labelsOf(v, p);
+    else if (k === 'name') o.dockerName = at(p, () => dockerObjectName(v));
+    else if (k === 'driver_opts') o.driverOpts = at(p, () => stringMap(v, 'driver_opts'));
+    else if (k === 'external') {
+      const ext = at(p, () => externalFlag(v));
+      o.external = { v: ext.v.external, at: ext.at };
+      if (ext.v.name) o.dockerName = { v: ext.v.name, at: ext.at };
+    } else return false;
+    return true;
+  }
   const networks = mapping(interpolated('networks'), ['networks'], 'networks');
   for (const [name, raw] of Object.entries(networks)) {
     const base: PathSeg[] = ['networks', name];
     if (!NAME_RE.test(name)) throw err('bad_name', `invalid network name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
     const n: NetworkFragment = { name, at: loc(base) };
-    const known = ['driver', 'internal', 'attachable', 'labels', 'external'];
+    const known = ['driver', 'internal', 'attachable', 'labels', 'external', 'name', 'driver_opts', 'ipam', 'enable_ipv6'];
     for (const [k, v] of Object.entries(mapping(raw, base, `network ${name}`))) {
       const p = [...base, k];
       if (k.startsWith('x-')) continue;
-      if (k === 'driver') n.driver = at(p, () => scalarString(v, 'driver'));
-      else if (k === 'internal') n.internal = at(p, () => asBool(v, 'internal'));
+      if (sharedKey(n, k, v, p)) continue;
+      if (k === 'internal') n.internal = at(p, () => asBool(v, 'internal'));
       else if (k === 'attachable') n.attachable = at(p, () => asBool(v, 'attachable'));
-      else if (k === 'labels') n.labels = labelsOf(v, p);
-      else if (k === 'external') n.external = at(p, () => externalFlag(v));
-      else if (['name', 'driver_opts', 'ipam', 'enable_ipv4', 'enable_ipv6'].includes(k)) throw err('unsupported', `network option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
+      else if (k === 'enable_ipv6') n.enableIpv6 = at(p, () => asBool(v, 'enable_ipv6'));
+      else if (k === 'ipam') n.ipam = at(p, () => ipam(v));
+      else if (k === 'enable_ipv4') throw err('unsupported', `network option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
       else throw err('unknown_key', `unknown key "${k}" in network ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.networks.set(name, n);
@@ -489,15 +709,11 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     const base: PathSeg[] = ['volumes', name];
     if (!NAME_RE.test(name)) throw err('bad_name', `invalid volume name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
     const v: VolumeFragment = { name, at: loc(base) };
-    const known = ['driver', 'labels', 'external'];
+    const known = ['driver', 'labels', 'external', 'name', 'driver_opts'];
     for (const [k, val] of Object.entries(mapping(raw, base, `volume ${name}`))) {
       const p = [...base, k];
       if (k.startsWith('x-')) continue;
-      if (k === 'driver') v.driver = at(p, () => scalarString(val, 'driver'));
-      else if (k === 'labels') v.labels = labelsOf(val, p);
-      else if (k === 'external') v.external = at(p, () => externalFlag(val));
-      else if (['name', 'driver_opts'].includes(k)) throw err('unsupported', `volume option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
-      else throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
+      if (!sharedKey(v, k, val, p)) throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.volumes.set(name, v);
   }
@@ -519,9 +735,58 @@ function healthTest(v: unknown): string[] {
   return words;
 }
 
-function externalFlag(v: unknown): boolean {
-  if (v && typeof v === 'object' && !Array.isArray(v)) throw new FieldProblem('unsupported', 'external: {name: …} is not supported by berth', 'use external: true with the network or volume named as it is in Docker');
-  return asBool(v, 'external');
+/** `external: true`, or the legacy `external: {name: …}` */
+function externalFlag(v: unknown): { external: boolean; name?: string } {
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (k !== 'name') throw new FieldProblem('unknown_key', `unknown key "${k}" in external`, 'known keys: name', [k]);
+    return { external: true, ...(o.name !== undefined ? { name: dockerObjectName(o.name) } : {}) };
+  }
+  return { external: asBool(v, 'external') };
+}
+
+function dockerObjectName(v: unknown): string {
+  const n = scalarString(v, 'name');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(n)) throw new FieldProblem('invalid_value', `invalid name "${n}"`, 'use letters, digits, "_", "." and "-", starting with a letter or digit');
+  return n;
+}
+
+function stringMap(v: unknown, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, val] of mapOrList(v, what)) out[k] = val ?? '';
+  return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]!]));
+}
+
+function ipam(v: unknown): import('../model.js').Ipam {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new FieldProblem('invalid_value', `ipam must be a mapping, not ${describeValue(v)}`);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['driver', 'config', 'options'].includes(k)) throw new FieldProblem('unknown_key', `unknown key "${k}" in ipam`, 'known keys: driver, config, options', [k]);
+  const config = (o.config === undefined || o.config === null ? [] : Array.isArray(o.config) ? o.config : [o.config]).map((c, i) => {
+    if (!c || typeof c !== 'object' || Array.isArray(c)) throw new FieldProblem('invalid_value', 'ipam.config entries must be mappings', undefined, ['config', i]);
+    const pool: import('../model.js').IpamPool = {};
+    for (const [k, val] of Object.entries(c as Record<string, unknown>)) {
+      if (k === 'subnet') pool.subnet = scalarString(val, 'subnet');
+      else if (k === 'ip_range') pool.ipRange = scalarString(val, 'ip_range');
+      else if (k === 'gateway') pool.gateway = scalarString(val, 'gateway');
+      else if (k === 'aux_addresses') pool.auxAddresses = stringMap(val, 'aux_addresses');
+      else throw new FieldProblem('unknown_key', `unknown key "${k}" in ipam.config`, 'known keys: subnet, ip_range, gateway, aux_addresses', ['config', i, k]);
+    }
+    return pool;
+  });
+  return {
+    ...(o.driver !== undefined && o.driver !== null ? { driver: scalarString(o.driver, 'ipam.driver') } : {}),
+    config,
+    ...(o.options ? { options: stringMap(o.options, 'ipam.options') } : {}),
+  };
+}
+
+/** `rel` (relative to repository directory `dir`) as a repository path; undefined when it leaves the repository. */
+export function repoRelative(rel: string, dir: string): string | undefined {
+  const p = rel.replace(/\\/g, '/');
+  if (posix.isAbsolute(p) || p.includes('\0')) return undefined;
+  const n = posix.normalize(posix.join(dir || '.', p));
+  if (n === '..' || n.startsWith('../') || n === '.') return undefined;
+  return n;
 }
 
 /** `/dev/x[:/dev/y[:perms]]` or `{source, target, permissions}` → `host:container:perms`. */

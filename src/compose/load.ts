@@ -4,10 +4,12 @@
 import { posix } from 'node:path';
 import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
 import { ComposeError } from '../errors.js';
-import type { DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
-import { buildFragment, type Loc, type ServiceFragment } from './fragment.js';
+import type { DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model.js';
+import { parseDotenv, DotenvError } from './dotenv.js';
+import { buildFragment, type FileFragment, type Loc, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
-import { mergeFragments, type Merged } from './merge.js';
+import { mergeFragments, mergeService, type Merged } from './merge.js';
+import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
 import { closest } from './suggest.js';
@@ -29,36 +31,173 @@ export interface LoadComposeOptions {
   /** when given, anything it does not allow is refused with the line that asks for it */
   policy?: Policy;
   limits?: YamlLimits;
+  /** profiles the environment enables; services without profiles are always on */
+  profiles?: readonly string[];
+  /** other repository files, read ahead (readComposeSources): env files, includes, extended files, `.env` */
+  sources?: ReadonlyMap<string, string | undefined>;
 }
 
 export const HEALTHCHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } as const;
 
 const error = (code: string, problem: string, at: Loc, hint?: string) => new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}) });
 
+const dirOf = (path: string) => {
+  const d = posix.dirname(posix.normalize(path.replace(/\\/g, '/')));
+  return d === '.' ? '' : d;
+};
+
 export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOptions): DesiredState {
   if (!files.length) throw new ComposeError('no_compose_files', 'no compose files given');
   // Relative paths in every file resolve against the first file's directory, as compose does.
-  const baseDir = posix.dirname(posix.normalize(files[0]!.path.replace(/\\/g, '/')));
-  const paths: PathContext = { baseDir: baseDir === '.' ? '' : baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
-  const fragments = files.map((f) => {
+  const baseDir = dirOf(files[0]!.path);
+  const paths: PathContext = { baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
+  const sources = opts.sources ?? new Map<string, string | undefined>();
+  const readFile = (p: string) => sources.get(p);
+  const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}), ...(opts.variables ?? {}) };
+  const notes: string[] = [];
+
+  const parse = (path: string, text: string, ctx: PathContext): FileFragment => {
     let y;
     try {
-      y = parseYaml(f.path, f.text, opts.limits);
+      y = parseYaml(path, text, opts.limits);
     } catch (e) {
       if (e instanceof YamlFailure)
-        throw new ComposeError(e.detail.code, e.detail.problem, { file: f.path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
+        throw new ComposeError(e.detail.code, e.detail.problem, { file: path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
       throw e;
     }
-    return buildFragment(y, { variables: opts.variables ?? {}, paths });
-  });
+    return buildFragment(y, { variables, paths: ctx, fileDir: dirOf(path), readFile });
+  };
+  /** another repository file (included or extended): its relative paths resolve against its own directory */
+  const otherFiles = new Map<string, FileFragment>();
+  const other = (path: string, at: Loc, what: string): FileFragment => {
+    const known = otherFiles.get(path);
+    if (known) return known;
+    const text = readFile(path);
+    if (text === undefined) throw error('missing_file', `${what} ${path} not found in the repository`, at, 'add the file or fix the path (relative to the file that names it)');
+    const f = parse(path, text, { ...paths, baseDir: dirOf(path) });
+    otherFiles.set(path, f);
+    return f;
+  };
+
+  const withIncludes = (f: FileFragment, stack: string[]): FileFragment[] => {
+    const out: FileFragment[] = [];
+    for (const inc of f.include ?? []) {
+      for (const path of inc.v) {
+        if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
+        const g = other(path, inc.at, 'included file');
+        out.push(...withIncludes(g, [...stack, path]));
+      }
+    }
+    // Compose refuses an included service that the including file defines too.
+    for (const g of out) for (const name of g.services.keys()) if (f.services.has(name)) throw error('include_conflict', `service ${name} is defined both here and in the included file ${g.file}`, f.services.get(name)!.at, 'rename one of them, or extend the included service with extends:');
+    return [...out, f];
+  };
+
+  const fragments: FileFragment[] = [];
+  for (const f of files) {
+    const frag = parse(f.path, f.text, paths);
+    fragments.push(...withIncludes(frag, [posix.normalize(f.path)]));
+  }
+  for (const f of fragments) resolveExtends(f, other);
+  const name = fragments.find((f) => f.name)?.name;
+  if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
+
   const merged = mergeFragments(fragments);
+  // Two environments share a host: a fixed name would collide between them, so berth keeps its own prefixed name (and says so).
+  for (const o of [...merged.networks.values(), ...merged.volumes.values()]) {
+    if (o.dockerName && !o.external?.v) notes.push(`${merged.networks.get(o.name) === o ? 'network' : 'volume'} ${o.name} asks for the name "${o.dockerName.v}" (${o.dockerName.at.file}:${o.dockerName.at.line}); berth names it per environment instead: ${opts.project}-${opts.environment}_${o.name}`);
+  }
+  applyProfiles(merged, new Set(opts.profiles ?? []));
+  applyLinks(merged);
   linkJoins(merged.services);
   validate(merged);
+  for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
+  for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
-  return toDesired(merged, opts.project, opts.environment);
+  const desired = toDesired(merged, opts.project, opts.environment);
+  return notes.length ? { ...desired, notes } : desired;
+}
+
+/** The `.env` next to the first compose file: interpolation defaults that berth.yml variables override. */
+function dotenvDefaults(firstFile: string, readFile: (p: string) => string | undefined, variables: Record<string, string>): Record<string, string> {
+  const path = dotenvPath(firstFile);
+  const text = readFile(path);
+  if (text === undefined) return {};
+  try {
+    const out: Record<string, string> = {};
+    for (const [k, v] of parseDotenv(text, { variables })) out[k] = v.value;
+    return out;
+  } catch (e) {
+    if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: path, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
+    throw e;
+  }
+}
+
+/** `extends:` in one file: the named service (of this file or another) is the base, this service merges onto it. */
+function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: string) => FileFragment): void {
+  const resolved = new Map<string, ServiceFragment>();
+  const resolve = (file: FileFragment, name: string, stack: string[], at: Loc): ServiceFragment => {
+    const key = `${file.file}#${name}`;
+    if (stack.includes(key)) throw error('extends_cycle', `extends cycle: ${[...stack, key].join(' -> ')}`, at, 'remove one of the extends');
+    const s = file.services.get(name);
+    if (!s) throw error('unknown_service', `extends names service "${name}", which ${file === f ? 'is not a service of this file' : `is not a service of ${file.file}`}`, at);
+    if (!s.extendsRef) return s;
+    if (file === f && resolved.has(name)) return resolved.get(name)!;
+    const ref = s.extendsRef;
+    const baseFile = ref.v.file && posix.normalize(ref.v.file) !== posix.normalize(file.file) ? other(ref.v.file, ref.at, 'extended file') : file;
+    const base = resolve(baseFile, ref.v.service, [...stack, key], ref.at);
+    const own: ServiceFragment = { ...s };
+    delete own.extendsRef;
+    const out = mergeService({ ...base, name: s.name, at: s.at }, own);
+    out.name = s.name;
+    out.at = s.at;
+    if (file === f) resolved.set(name, out);
+    return out;
+  };
+  for (const name of [...f.services.keys()]) {
+    const s = f.services.get(name)!;
+    if (s.extendsRef && !s.removed) f.services.set(name, resolve(f, name, [], s.extendsRef.at));
+  }
+}
+
+/** Services with profiles are deployed only when the environment enables one of them (berth.yml `profiles:`). */
+function applyProfiles(m: Merged, enabled: ReadonlySet<string>): void {
+  const off = new Set<string>();
+  for (const [name, s] of m.services) {
+    if (s.profiles?.v.length && !s.profiles.v.some((p) => enabled.has(p))) {
+      m.services.delete(name);
+      off.add(name);
+    }
+  }
+  for (const s of m.services.values()) {
+    for (const d of s.dependsOn?.values() ?? []) {
+      if (!off.has(d.service) || !d.required) continue;
+      // A dependency on a service whose profile is off is an error in compose too.
+      throw error('unknown_service', `service ${s.name} depends on "${d.service}", which is not enabled in this environment`, d.at, `enable one of its profiles under profiles: of the environment in .github/berth.yml, or mark the dependency required: false`);
+    }
+  }
+}
+
+/** `links: [db:database]`: the alias is added to db on the networks both share, and web starts after db (as compose does). */
+function applyLinks(m: Merged): void {
+  for (const s of m.services.values()) {
+    for (const l of s.links ?? []) {
+      const target = m.services.get(l.v.service);
+      if (!target) throw error('unknown_service', `service ${s.name} links to "${l.v.service}", which is not a service`, l.at);
+      if (!s.dependsOn?.has(l.v.service)) (s.dependsOn ??= new Map()).set(l.v.service, { service: l.v.service, condition: 'service_started', required: true, at: l.at });
+      if (l.v.alias === target.name) continue;
+      const mine = s.networks?.size ? [...s.networks.keys()] : ['default'];
+      const theirs = target.networks?.size ? [...target.networks.keys()] : ['default'];
+      for (const net of mine.filter((n) => theirs.includes(n))) {
+        const opts = ((target.networkOptions ??= new Map()).get(net) ?? {});
+        opts.aliases = [...new Set([...(opts.aliases ?? []), l.v.alias])].sort();
+        target.networkOptions.set(net, opts);
+      }
+    }
+  }
 }
 
 function validate(m: Merged): void {
@@ -72,7 +211,19 @@ function validate(m: Merged): void {
       throw error('duplicate_service', `services ${other} and ${s.name} differ only in case`, s.at, 'a service name is also its hostname on the network, and hostnames ignore case: rename one of them');
     folded.set(s.name.toLowerCase(), s.name);
   }
+  const containerNames = new Map<string, string>();
   for (const s of m.services.values()) {
+    const cn = s.extras.containerName;
+    if (!cn?.v) continue;
+    const cname = cn.v;
+    if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has container_name ${cn.v} and ${s.replicas!.v} replicas`, cn.at, 'one name fits one container: remove container_name or scale to 1');
+    const other = containerNames.get(cname);
+    if (other !== undefined) throw error('duplicate_container_name', `services ${other} and ${s.name} both use container_name ${cname}`, cn.at, 'give each service its own container_name');
+    containerNames.set(cname, s.name);
+  }
+  for (const s of m.services.values()) {
+    if (!s.image && s.build)
+      throw error('missing_image', `service ${s.name} has build: but no image:`, s.build, `berth does not build images: build and push the image in CI, then add image: (e.g. image: ghcr.io/OWNER/${s.name}:\${TAG}) next to build:`);
     if (!s.image) throw error('missing_image', `service ${s.name} has no image`, s.at, 'berth does not build images: add image: with a pushed image reference');
     if (s.networkMode && s.networks?.size)
       throw error('invalid_value', `service ${s.name}: network_mode and networks cannot be combined`, s.networkMode.at, 'remove one of them');
@@ -100,11 +251,11 @@ function validate(m: Merged): void {
     if (h && !h.disable?.v && !h.test) throw error('invalid_value', `service ${s.name}: healthcheck has no test`, h.at, 'berth does not read healthchecks from images: give test:');
   }
   for (const n of m.networks.values()) {
-    if (n.external?.v && (n.driver || n.internal || n.attachable || n.labels?.size))
+    if (n.external?.v && (n.driver || n.internal || n.attachable || n.labels?.size || n.ipam || n.driverOpts || n.enableIpv6))
       throw error('invalid_value', `network ${n.name} is external: it takes no other options`, n.at);
   }
   for (const v of m.volumes.values()) {
-    if (v.external?.v && (v.driver || v.labels?.size)) throw error('invalid_value', `volume ${v.name} is external: it takes no other options`, v.at);
+    if (v.external?.v && (v.driver || v.labels?.size || v.driverOpts)) throw error('invalid_value', `volume ${v.name} is external: it takes no other options`, v.at);
   }
   findCycle(m);
 }
@@ -139,10 +290,20 @@ const fromMap = (m: Map<string, { v: string }> | undefined): Record<string, stri
 };
 
 function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolean): ServiceSpec {
-  const networks = s.networkMode ? [] : s.networks?.size ? [...s.networks.keys()].sort() : ['default'];
+  // The network with the highest priority comes first: the container is created on it.
+  const priority = (n: string) => s.networkOptions?.get(n)?.priority ?? 0;
+  const networks = s.networkMode ? [] : s.networks?.size ? [...s.networks.keys()].sort((a, b) => priority(b) - priority(a) || (a < b ? -1 : a > b ? 1 : 0)) : ['default'];
+  const networkOptions: Record<string, ServiceNetwork> = {};
+  for (const n of [...networks].sort()) {
+    const o = s.networkOptions?.get(n);
+    if (o && Object.keys(o).length) networkOptions[n] = o;
+  }
+  const extras: ServiceExtras = {};
+  for (const [k, a] of Object.entries(s.extras)) if (a) (extras as Record<string, unknown>)[k] = a.v;
+  if (Object.keys(networkOptions).length) extras.networkOptions = networkOptions;
   const dependsOn: DependsOn[] = [...(s.dependsOn?.values() ?? [])]
     .filter((d) => hasDependency(d.service))
-    .map((d) => ({ service: d.service, condition: d.condition }))
+    .map((d) => ({ service: d.service, condition: d.condition, ...(d.restart ? { restart: true } : {}) }))
     .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
   let healthcheck: Healthcheck | undefined;
   if (s.healthcheck) {
@@ -158,11 +319,13 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
   const devices = [...new Set((s.devices ?? []).map((d) => d.v))].sort();
   const spec: ServiceSpec = {
+    ...extras,
     name: s.name,
     image: s.image!.v,
     ...(s.command ? { command: s.command.v } : {}),
     ...(s.entrypoint ? { entrypoint: s.entrypoint.v } : {}),
-    environment: fromMap(s.environment),
+    // env_file values first, environment: wins (compose's order)
+    environment: sortRecord({ ...fromMap(s.envFromFiles), ...fromMap(s.environment) }),
     ports: (s.ports ?? []).map((p) => p.v).sort(comparePorts),
     volumes: (s.volumes ?? []).map((m) => m.v).sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0)),
     networks,
@@ -192,7 +355,7 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
   const usedVolumes = new Set(services.flatMap((s) => s.volumes.filter((v) => v.type === 'volume' && v.source).map((v) => v.source!)));
   const networks: NetworkSpec[] = [...m.networks.values()].filter((n) => usedNetworks.has(n.name)).map((n) =>
     n.external?.v
-      ? { name: n.name, driver: 'bridge', internal: false, attachable: false, labels: {}, external: true }
+      ? { name: n.name, driver: 'bridge', internal: false, attachable: false, labels: {}, external: true, ...(n.dockerName ? { dockerName: n.dockerName.v } : {}) }
       : {
           name: n.name,
           driver: n.driver?.v ?? 'bridge',
@@ -200,6 +363,10 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
           attachable: n.attachable?.v ?? false,
           labels: fromMap(n.labels),
           external: false,
+          ...(n.dockerName ? { dockerName: n.dockerName.v } : {}),
+          ...(n.enableIpv6?.v ? { enableIpv6: true } : {}),
+          ...(n.driverOpts && Object.keys(n.driverOpts.v).length ? { driverOpts: n.driverOpts.v } : {}),
+          ...(n.ipam ? { ipam: n.ipam.v } : {}),
         },
   );
   // The implicit default network exists only when a service is on it.
@@ -209,7 +376,11 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
 
   const volumes: VolumeSpec[] = [...m.volumes.values()]
     .filter((v) => usedVolumes.has(v.name))
-    .map((v) => (v.external?.v ? { name: v.name, driver: 'local', labels: {}, external: true } : { name: v.name, driver: v.driver?.v ?? 'local', labels: fromMap(v.labels), external: false }))
+    .map((v): VolumeSpec => {
+      const dockerName = v.dockerName ? { dockerName: v.dockerName.v } : {};
+      if (v.external?.v) return { name: v.name, driver: 'local', labels: {}, external: true, ...dockerName };
+      return { name: v.name, driver: v.driver?.v ?? 'local', labels: fromMap(v.labels), external: false, ...dockerName, ...(v.driverOpts && Object.keys(v.driverOpts.v).length ? { driverOpts: v.driverOpts.v } : {}) };
+    })
     .sort(byName);
 
   return {

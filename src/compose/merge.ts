@@ -10,6 +10,7 @@
 //     it instead of merging.
 import type { FileFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
+import { EXTRA_KEYS, mergeExtra } from './service-keys.js';
 
 export interface Merged {
   services: Map<string, ServiceFragment>;
@@ -17,7 +18,7 @@ export interface Merged {
   volumes: Map<string, VolumeFragment>;
 }
 
-/** compose key → the fragment properties it sets */
+/** compose key → the fragment properties it sets (extras keys are looked up in EXTRA_KEYS) */
 const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   image: ['image'],
   command: ['command'],
@@ -40,6 +41,12 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   cap_add: ['capAdd'],
   devices: ['devices'],
   volumes_from: ['volumesFrom'],
+  links: ['links'],
+  profiles: ['profiles'],
+  build: ['build'],
+  develop: ['develop'],
+  env_file: ['envFromFiles'],
+  extends: [],
 };
 
 export function mergeFragments(files: readonly FileFragment[]): Merged {
@@ -81,13 +88,23 @@ function uniqueBy<T>(a: T[] | undefined, b: T[] | undefined, key: (t: T) => stri
   return out;
 }
 
-function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
+export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   const out: ServiceFragment = {
     name: a.name,
     at: a.at,
     reset: new Set(),
     override: new Set(),
+    extras: { ...a.extras },
   };
+  for (const spec of Object.values(EXTRA_KEYS)) {
+    const x = a.extras[spec.field];
+    const y = b.extras[spec.field];
+    if (y) (out.extras as Record<string, unknown>)[spec.field] = x ? { v: mergeExtra(spec.merge, x.v, y.v), at: y.at } : y;
+  }
+  if (b.extras.restartMaxRetries || b.restart) {
+    if (b.extras.restartMaxRetries) out.extras.restartMaxRetries = b.extras.restartMaxRetries;
+    else delete out.extras.restartMaxRetries;
+  }
   const set = <K extends keyof ServiceFragment>(k: K, v: ServiceFragment[K] | undefined) => {
     if (v !== undefined) out[k] = v;
   };
@@ -110,6 +127,16 @@ function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   set('capAdd', uniqueBy(a.capAdd, b.capAdd, (c) => c.v));
   set('devices', uniqueBy(a.devices, b.devices, (d) => d.v));
   set('volumesFrom', uniqueBy(a.volumesFrom, b.volumesFrom, (v) => v.v.slice(0, v.v.lastIndexOf(':'))));
+  set('links', uniqueBy(a.links, b.links, (l) => `${l.v.service}:${l.v.alias}`));
+  set('profiles', b.profiles ?? a.profiles);
+  set('build', b.build ?? a.build);
+  set('develop', b.develop ?? a.develop);
+  set('envFromFiles', mapMerge(a.envFromFiles, b.envFromFiles));
+  if (a.networkOptions || b.networkOptions) {
+    const opts = new Map(a.networkOptions ?? []);
+    for (const [n, o] of b.networkOptions ?? []) opts.set(n, { ...opts.get(n), ...o, ...(opts.get(n)?.aliases && o.aliases ? { aliases: [...new Set([...opts.get(n)!.aliases!, ...o.aliases])].sort() } : {}) });
+    out.networkOptions = opts;
+  }
   if (a.healthcheck && b.healthcheck) {
     const h = { ...a.healthcheck };
     for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];
@@ -117,15 +144,25 @@ function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
     out.healthcheck = h;
   } else set('healthcheck', b.healthcheck ?? a.healthcheck);
 
-  for (const field of b.override) for (const p of FIELD_PROPS[field]) (out as unknown as Record<string, unknown>)[p] = b[p];
-  for (const field of b.reset) for (const p of FIELD_PROPS[field]) delete (out as unknown as Record<string, unknown>)[p];
+  for (const field of b.override) {
+    for (const p of FIELD_PROPS[field] ?? []) (out as unknown as Record<string, unknown>)[p] = b[p];
+    const extra = EXTRA_KEYS[field];
+    if (extra) (out.extras as Record<string, unknown>)[extra.field] = b.extras[extra.field];
+    if (field === 'networks') out.networkOptions = b.networkOptions;
+  }
+  for (const field of b.reset) {
+    for (const p of FIELD_PROPS[field] ?? []) delete (out as unknown as Record<string, unknown>)[p];
+    const extra = EXTRA_KEYS[field];
+    if (extra) delete out.extras[extra.field];
+    if (field === 'networks') delete out.networkOptions;
+  }
   return out;
 }
 
 function mergeNetwork(a: NetworkFragment, b: NetworkFragment): NetworkFragment {
   const labels = mapMerge(a.labels, b.labels);
   const out: NetworkFragment = { ...a, ...b, at: a.at };
-  for (const k of ['driver', 'internal', 'attachable', 'external'] as const) {
+  for (const k of ['driver', 'internal', 'attachable', 'external', 'dockerName', 'enableIpv6', 'driverOpts', 'ipam'] as const) {
     const v = b[k] ?? a[k];
     if (v) (out as unknown as Record<string, unknown>)[k] = v;
   }
@@ -136,7 +173,7 @@ function mergeNetwork(a: NetworkFragment, b: NetworkFragment): NetworkFragment {
 function mergeVolume(a: VolumeFragment, b: VolumeFragment): VolumeFragment {
   const labels = mapMerge(a.labels, b.labels);
   const out: VolumeFragment = { ...a, ...b, at: a.at };
-  for (const k of ['driver', 'external'] as const) {
+  for (const k of ['driver', 'external', 'dockerName', 'driverOpts'] as const) {
     const v = b[k] ?? a[k];
     if (v) (out as unknown as Record<string, unknown>)[k] = v;
   }

@@ -292,6 +292,7 @@ export interface PathContext {
   repoRoot?: string;
 }
 
+const PROPAGATIONS: readonly string[] = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'];
 const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const VOLUME_HINT = 'use "VOLUME:/container/path[:ro]" or "./host/path:/container/path[:ro]"';
 
@@ -322,17 +323,27 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
     if (parts.length === 1) return { type: 'volume', target: containerPath(parts[0]!, raw), readOnly: false };
     const [source, target, mode] = parts as [string, string, string | undefined];
     let readOnly = false;
+    let selinux: 'z' | 'Z' | undefined;
+    let propagation: Mount['propagation'];
+    let noCopy = false;
     for (const m of (mode ?? '').split(',').filter(Boolean)) {
       if (m === 'ro') readOnly = true;
       else if (m === 'rw') readOnly = false;
+      else if (m === 'z' || m === 'Z') selinux = m;
+      else if (m === 'nocopy') noCopy = true;
+      else if (PROPAGATIONS.includes(m)) propagation = m === 'rprivate' ? undefined : (m as Mount['propagation']);
+      // macOS file-sharing hints: meaningless to a Linux engine, as compose treats them
       else if (m === 'cached' || m === 'delegated' || m === 'consistent') continue;
-      else return fail('unsupported', `invalid volume "${raw}": mode "${m}" is not supported by berth`, 'supported modes: ro, rw');
+      else return fail('unsupported', `invalid volume "${raw}": mode "${m}" is not supported by berth`, 'supported modes: ro, rw, z, Z, nocopy, (r)shared, (r)slave, (r)private, cached, delegated, consistent');
     }
     const isBind = source.startsWith('/') || source.startsWith('.') || source.startsWith('~');
     if (!isBind && !VOLUME_NAME_RE.test(source)) return fail('bad_volume', `invalid volume "${raw}": "${source}" is neither a volume name nor a path`, VOLUME_HINT);
+    if (isBind && noCopy) return fail('bad_volume', `invalid volume "${raw}": nocopy applies to volumes, not bind mounts`, VOLUME_HINT);
+    if (!isBind && propagation) return fail('bad_volume', `invalid volume "${raw}": propagation applies to bind mounts, not volumes`, VOLUME_HINT);
+    // The short syntax creates a missing host directory, as compose (and docker run -v) does.
     return isBind
-      ? { type: 'bind', source: resolveBindSource(source, ctx), target: containerPath(target, raw), readOnly }
-      : { type: 'volume', source, target: containerPath(target, raw), readOnly };
+      ? { type: 'bind', source: resolveBindSource(source, ctx), target: containerPath(target, raw), readOnly, createHostPath: true, ...(selinux ? { selinux } : {}), ...(propagation ? { propagation } : {}) }
+      : { type: 'volume', source, target: containerPath(target, raw), readOnly, ...(noCopy ? { noCopy } : {}), ...(selinux ? { selinux } : {}) };
   }
   if (entry && typeof entry === 'object' && !Array.isArray(entry)) {
     const o = entry as Record<string, unknown>;
@@ -352,22 +363,48 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
         if (!allowed.includes(k)) fail('unsupported', `volume option ${key}.${k} is not supported by berth`, allowed.length ? `supported: ${allowed.map((a) => `${key}.${a}`).join(', ')}` : undefined, [key, k]);
       if (key !== type) fail('invalid_value', `volume option ${key} does not apply to a ${type} mount`, undefined, [key]);
     };
-    sub('bind', ['create_host_path']);
-    sub('volume', []);
-    sub('tmpfs', []);
+    sub('bind', ['create_host_path', 'selinux', 'propagation']);
+    sub('volume', ['nocopy']);
+    sub('tmpfs', ['size', 'mode']);
+    const opt = (key: string) => (o[key] ?? {}) as Record<string, unknown>;
     const source = o.source === undefined || o.source === null || o.source === '' ? undefined : scalarString(o.source, 'source');
     if (type === 'tmpfs') {
       if (source !== undefined) return fail('bad_volume', 'a tmpfs mount has no source', undefined, ['source']);
-      return { type, target, readOnly };
+      const t = opt('tmpfs');
+      const size = t.size === undefined ? undefined : tmpfsSize(t.size);
+      const mode = t.mode === undefined ? undefined : tmpfsMode(t.mode);
+      return { type, target, readOnly, ...(size !== undefined ? { tmpfsSize: size } : {}), ...(mode !== undefined ? { tmpfsMode: mode } : {}) };
     }
     if (type === 'bind') {
       if (source === undefined) return fail('bad_volume', `bind mount ${raw} has no source`, VOLUME_HINT);
-      return { type, source: resolveBindSource(source, ctx), target, readOnly };
+      const b = opt('bind');
+      const create = b.create_host_path === undefined ? false : asBool(b.create_host_path, 'bind.create_host_path');
+      const selinux = b.selinux === undefined ? undefined : scalarString(b.selinux, 'bind.selinux');
+      if (selinux !== undefined && selinux !== 'z' && selinux !== 'Z') return fail('invalid_value', `bind.selinux must be z or Z, not "${selinux}"`, undefined, ['bind', 'selinux']);
+      const prop = b.propagation === undefined ? undefined : scalarString(b.propagation, 'bind.propagation');
+      if (prop !== undefined && !PROPAGATIONS.includes(prop)) return fail('invalid_value', `bind.propagation must be one of ${PROPAGATIONS.join(', ')}, not "${prop}"`, undefined, ['bind', 'propagation']);
+      const propagation = prop === undefined || prop === 'rprivate' ? {} : { propagation: prop as Mount['propagation'] };
+      return { type, source: resolveBindSource(source, ctx), target, readOnly, ...(create ? { createHostPath: true } : {}), ...(selinux ? { selinux: selinux as 'z' | 'Z' } : {}), ...propagation };
     }
     if (source !== undefined && !VOLUME_NAME_RE.test(source)) return fail('bad_volume', `invalid volume name "${source}"`, VOLUME_HINT, ['source']);
-    return { type, ...(source !== undefined ? { source } : {}), target, readOnly };
+    const noCopy = opt('volume').nocopy === undefined ? false : asBool(opt('volume').nocopy, 'volume.nocopy');
+    return { type, ...(source !== undefined ? { source } : {}), target, readOnly, ...(noCopy ? { noCopy } : {}) };
   }
   return fail('bad_volume', `invalid volume ${describeValue(entry)}`, VOLUME_HINT);
+}
+
+function tmpfsSize(v: unknown): number {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+  const m = typeof v === 'string' ? /^(\d+)([kmg]?)b?$/i.exec(v.trim()) : null;
+  if (!m) return fail('invalid_value', `tmpfs.size: invalid size ${describeValue(v)}`, 'e.g. 64m or 1000000', ['tmpfs', 'size']);
+  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
+}
+
+/** Modes are octal as written (`1777`, `0755`), whether YAML read them as numbers or strings. */
+function tmpfsMode(v: unknown): number {
+  const s = typeof v === 'number' && Number.isInteger(v) ? String(v) : v;
+  if (typeof s === 'string' && /^0?[0-7]{1,4}$/.test(s)) return parseInt(s, 8);
+  return fail('invalid_value', `tmpfs.mode: invalid mode ${describeValue(v)}`, 'an octal mode such as 1777', ['tmpfs', 'mode']);
 }
 
 // ---------------------------------------------------------------- map-or-list

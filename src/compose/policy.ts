@@ -5,6 +5,7 @@ import { ComposeError } from '../errors.js';
 import type { ServiceFragment } from './fragment.js';
 import { fragmentJoins, parseJoin } from './joins.js';
 import { resolveBindSource, type PathContext } from './normalize.js';
+import { isHardeningSecurityOpt, isNamespacedSysctl } from './service-keys.js';
 
 export interface Policy {
   allow_privileged: boolean;
@@ -18,6 +19,10 @@ export interface Policy {
   bind_mount_allowlist: readonly (string | { path: string; writable?: boolean })[];
   /** containers (Docker names) a service may join with `container:NAME` (network_mode, pid, volumes_from) */
   allow_container_namespaces: readonly string[];
+  /** sysctls Docker does not namespace per container (they change the host): denied unless true */
+  allow_host_sysctls?: boolean;
+  /** security_opt other than no-new-privileges (seccomp, apparmor, label…): denied unless true */
+  allow_security_opt?: boolean;
 }
 
 export const DENY_ALL: Policy = {
@@ -112,15 +117,27 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     if (s.pid?.v === 'host' && !policy.allow_host_pid) throw deny(`service ${s.name}: pid host`, s.pid.at, hint('allow_host_pid'));
     for (const c of s.capAdd ?? []) if (!caps.has(c.v) && !caps.has('ALL')) throw deny(`service ${s.name}: cap_add ${c.v}`, c.at, hint('allow_cap_add', `[${c.v}]`));
     for (const d of s.devices ?? []) if (!policy.allow_devices) throw deny(`service ${s.name}: device ${d.v.split(':')[0]}`, d.at, hint('allow_devices'));
+    const sysctls = s.extras.sysctls;
+    for (const k of Object.keys(sysctls?.v ?? {})) {
+      if (isNamespacedSysctl(k) || policy.allow_host_sysctls) continue;
+      throw deny(`service ${s.name}: sysctl ${k} (it changes the host, not only the container)`, sysctls!.at, hint('allow_host_sysctls'));
+    }
+    const secOpts = s.extras.securityOpt;
+    for (const o of secOpts?.v ?? []) {
+      if (isHardeningSecurityOpt(o) || policy.allow_security_opt) continue;
+      throw deny(`service ${s.name}: security_opt ${o}`, secOpts!.at, hint('allow_security_opt'));
+    }
     for (const m of s.volumes ?? []) {
       if (m.v.type !== 'bind' || !m.v.source) continue;
       const src = posix.normalize(m.v.source);
+      // The path as the author wrote it (`./web`), not where a checkout happens to live.
+      const shown = m.asWritten ?? m.v.source;
       if (exposesDockerSocket(src)) {
         if (policy.allow_docker_socket) continue;
-        throw deny(`service ${s.name}: mounting the Docker socket (${m.v.source})`, m.at, hint('allow_docker_socket'));
+        throw deny(`service ${s.name}: mounting the Docker socket (${shown})`, m.at, hint('allow_docker_socket'));
       }
       if (!allowed.some((dir) => within(src, dir)))
-        throw deny(`service ${s.name}: bind mount of ${m.v.source}`, m.at, `add the path (or a parent) to policy.bind_mount_allowlist in .github/berth.yml on the default branch`);
+        throw deny(`service ${s.name}: bind mount of ${shown}`, m.at, `add the path (or a parent) to policy.bind_mount_allowlist in .github/berth.yml on the default branch`);
     }
   }
 }

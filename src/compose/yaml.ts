@@ -1,5 +1,5 @@
-// Safe YAML for untrusted repository files: a size limit, an alias budget
-// (billion laughs), a nesting limit, YAML merge keys (`<<: *base`), and a way
+// Safe YAML for untrusted repository files: a size limit, a bound on the
+// size after alias expansion (billion laughs), a nesting limit, YAML merge keys (`<<: *base`), and a way
 // back from a path in the parsed value to the line it came from, so every
 // later error can say `file:line`.
 import type { Alias, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
@@ -12,11 +12,15 @@ export interface YamlLimits {
   maxBytes?: number;
   /** collections inside collections; default 64 */
   maxDepth?: number;
-  /** yaml's alias budget (aliases × what they expand to); default 100 */
-  maxAliasCount?: number;
+  /**
+   * values (mappings, sequences and scalars) the document holds once every alias is
+   * expanded; default 200 000. Real files with a hundred aliases stay in the
+   * thousands, a "billion laughs" document runs into the billions.
+   */
+  maxNodes?: number;
 }
 
-export const DEFAULT_LIMITS: Required<YamlLimits> = { maxBytes: 1024 * 1024, maxDepth: 64, maxAliasCount: 100 };
+export const DEFAULT_LIMITS: Required<YamlLimits> = { maxBytes: 1024 * 1024, maxDepth: 64, maxNodes: 200_000 };
 
 /** The problem a YAML document has, located; the caller wraps it in its own error class. */
 export interface YamlProblem {
@@ -60,7 +64,7 @@ export function tagAt(y: YamlFile, path: readonly PathSeg[]): 'reset' | 'overrid
 }
 
 export function parseYaml(file: string, text: string, limits: YamlLimits = {}): YamlFile {
-  const { maxBytes, maxDepth, maxAliasCount } = { ...DEFAULT_LIMITS, ...limits };
+  const { maxBytes, maxDepth, maxNodes } = { ...DEFAULT_LIMITS, ...limits };
   const size = Buffer.byteLength(text, 'utf8');
   if (size > maxBytes)
     throw new YamlFailure({
@@ -126,20 +130,15 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
 
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount });
+    // Aliases become shared references here (memory stays linear); the expanded size is bounded just below.
+    value = doc.toJS({ maxAliasCount: -1 });
   } catch (err) {
-    if (err instanceof ReferenceError && /resource exhaustion/.test(err.message))
-      throw new YamlFailure({
-        code: 'alias_bomb',
-        problem: `too many YAML alias expansions (more than ${maxAliasCount})`,
-        hint: 'this looks like a "billion laughs" document; use fewer nested anchors and aliases',
-      });
     if (err instanceof RangeError) throw tooDeep(maxDepth);
     if (err instanceof Error) throw new YamlFailure({ code: 'bad_yaml', problem: `invalid YAML: ${yamlMessage(err.message)}` });
     throw err;
   }
-  // Aliases may point into their own anchor (a cycle) or expand deeper than the tree itself.
-  checkDepth(value, maxDepth);
+  // Aliases may point into their own anchor (a cycle), expand deeper than the tree itself, or expand to billions of values.
+  checkExpanded(value, maxDepth, maxNodes);
 
   const lineAt = (path: readonly PathSeg[]): number | undefined => {
     let node: unknown = doc.contents;
@@ -196,14 +195,20 @@ function tooDeep(maxDepth: number, line?: number): YamlFailure {
   return new YamlFailure({ code: 'too_deep', problem: `YAML nested more than ${maxDepth} levels deep`, ...located(line), hint: 'flatten the document' });
 }
 
-function checkDepth(value: unknown, maxDepth: number): void {
+/** Walks the value as later stages will (every alias expanded), stopping as soon as it is too deep or too big. */
+function checkExpanded(value: unknown, maxDepth: number, maxNodes: number): void {
   const stack: { v: unknown; d: number }[] = [{ v: value, d: 0 }];
   let visited = 0;
   while (stack.length) {
     const { v, d } = stack.pop()!;
+    if (++visited > maxNodes)
+      throw new YamlFailure({
+        code: 'alias_bomb',
+        problem: `YAML document expands to more than ${maxNodes} values once its aliases are expanded`,
+        hint: 'this looks like a "billion laughs" document; use fewer nested anchors and aliases',
+      });
     if (!v || typeof v !== 'object') continue;
     if (d >= maxDepth) throw tooDeep(maxDepth);
-    if (++visited > 1_000_000) throw new YamlFailure({ code: 'alias_bomb', problem: 'YAML document expands to too many nodes', hint: 'use fewer anchors and aliases' });
     for (const child of Array.isArray(v) ? v : Object.values(v as object)) stack.push({ v: child, d: d + 1 });
   }
 }

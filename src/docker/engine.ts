@@ -44,13 +44,14 @@ function startedAt(raw: string | undefined): { startedAt?: number } {
 export class DockerEngine implements Engine {
   constructor(private readonly docker: Dockerode) {}
 
-  async ensureImage(image: string): Promise<void> {
+  async ensureImage(image: string, opts: { pull?: boolean } = {}): Promise<void> {
     try {
       await this.docker.getImage(image).inspect();
       return;
     } catch (err) {
       if (!notFound(err)) throw engineError(`inspect image ${image}`, err);
     }
+    if (opts.pull === false) throw new EngineError(`image ${image} is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy`, 404);
     // Not present locally: pull, and follow the stream so failures mid-pull are reported.
     await call(`pull image ${image}`, async () => {
       const stream = await this.docker.pull(image);
@@ -67,7 +68,25 @@ export class DockerEngine implements Engine {
 
   async createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string> {
     const net = await call(`create network ${dockerName}`, () =>
-      this.docker.createNetwork({ Name: dockerName, Driver: spec.driver, Internal: spec.internal, Attachable: spec.attachable, Labels: { ...spec.labels, ...labels }, CheckDuplicate: true }),
+      this.docker.createNetwork({
+        Name: dockerName,
+        Driver: spec.driver,
+        Internal: spec.internal,
+        Attachable: spec.attachable,
+        Labels: { ...spec.labels, ...labels },
+        CheckDuplicate: true,
+        ...(spec.enableIpv6 ? { EnableIPv6: true } : {}),
+        ...(spec.driverOpts ? { Options: spec.driverOpts } : {}),
+        ...(spec.ipam
+          ? {
+              IPAM: {
+                Driver: spec.ipam.driver ?? 'default',
+                Config: spec.ipam.config.map((c) => ({ ...(c.subnet ? { Subnet: c.subnet } : {}), ...(c.ipRange ? { IPRange: c.ipRange } : {}), ...(c.gateway ? { Gateway: c.gateway } : {}), ...(c.auxAddresses ? { AuxiliaryAddresses: c.auxAddresses } : {}) })),
+                ...(spec.ipam.options ? { Options: spec.ipam.options } : {}),
+              },
+            }
+          : {}),
+      }),
     );
     return net.id;
   }
@@ -76,9 +95,9 @@ export class DockerEngine implements Engine {
     await call(`remove network ${idOrName}`, () => this.docker.getNetwork(idOrName).remove());
   }
 
-  async connectNetwork(networkDockerName: string, container: string, aliases: string[]): Promise<void> {
+  async connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void> {
     await call(`connect ${container} to ${networkDockerName}`, () =>
-      this.docker.getNetwork(networkDockerName).connect({ Container: container, EndpointConfig: { Aliases: aliases } }),
+      this.docker.getNetwork(networkDockerName).connect({ Container: container, EndpointConfig: { Aliases: aliases, ...(ipam ? { IPAMConfig: ipam } : {}) } }),
     );
   }
 
@@ -87,7 +106,7 @@ export class DockerEngine implements Engine {
   }
 
   async createVolume(dockerName: string, spec: VolumeSpec, labels: Record<string, string>): Promise<void> {
-    await call(`create volume ${dockerName}`, () => this.docker.createVolume({ Name: dockerName, Driver: spec.driver, Labels: { ...spec.labels, ...labels } }));
+    await call(`create volume ${dockerName}`, () => this.docker.createVolume({ Name: dockerName, Driver: spec.driver, Labels: { ...spec.labels, ...labels }, ...(spec.driverOpts ? { DriverOpts: spec.driverOpts } : {}) }));
   }
 
   async createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Promise<string> {

@@ -4,7 +4,7 @@ import type Dockerode from 'dockerode';
 import { dockerJoin, dockerVolumesFrom } from '../compose/joins.js';
 import type { ContainerIdentity } from '../engine.js';
 import { LABEL, names } from '../model.js';
-import type { ServiceSpec } from '../model.js';
+import type { Mount, ServiceSpec } from '../model.js';
 
 export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Record<string, string> {
   return {
@@ -22,6 +22,65 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
 
 const ns = (ms: number) => Math.round(ms * 1e6);
 
+/** A service's endpoint on one network: its name (and link aliases) for DNS, a fixed address when it asks for one. */
+export function endpointConfig(spec: ServiceSpec, network: string): { Aliases: string[]; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } } {
+  const o = spec.networkOptions?.[network];
+  const ipam = o?.ipv4Address || o?.ipv6Address ? { IPAMConfig: { ...(o.ipv4Address ? { IPv4Address: o.ipv4Address } : {}), ...(o.ipv6Address ? { IPv6Address: o.ipv6Address } : {}) } } : {};
+  return { Aliases: [spec.name, ...(o?.aliases ?? [])], ...ipam };
+}
+
+/**
+ * Binds that must go through the legacy `Binds` list: only it relabels for
+ * SELinux (`:z`/`:Z`) and creates a missing host directory (compose's short
+ * syntax); every other mount uses the Mounts API.
+ */
+const legacyBind = (m: Mount) => (m.type === 'bind' && m.createHostPath === true) || m.selinux !== undefined;
+
+function mountOptions(m: Mount, project: string, environment: string): Dockerode.MountSettings {
+  return {
+    Type: m.type,
+    Target: m.target,
+    ReadOnly: m.readOnly,
+    ...(m.type === 'volume' && m.source ? { Source: names.volume(project, environment, m.source) } : {}),
+    ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
+    ...(m.noCopy ? { VolumeOptions: { NoCopy: true } } : {}),
+    ...(m.propagation ? { BindOptions: { Propagation: m.propagation } } : {}),
+    ...(m.tmpfsSize !== undefined || m.tmpfsMode !== undefined ? { TmpfsOptions: { ...(m.tmpfsSize !== undefined ? { SizeBytes: m.tmpfsSize } : {}), ...(m.tmpfsMode !== undefined ? { Mode: m.tmpfsMode } : {}) } } : {}),
+  } as Dockerode.MountSettings;
+}
+
+/** The optional settings of a service as Docker create options: [container config, host config]. */
+function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<string, unknown>] {
+  const config: Record<string, unknown> = {
+    ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
+    ...(spec.stopGracePeriodMs !== undefined ? { StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000) } : {}),
+    ...(spec.tty ? { Tty: true } : {}),
+    ...(spec.stdinOpen ? { OpenStdin: true } : {}),
+    ...(spec.hostname ? { Hostname: spec.hostname } : {}),
+    ...(spec.domainname ? { Domainname: spec.domainname } : {}),
+  };
+  const host: Record<string, unknown> = {
+    ...(spec.init ? { Init: true } : {}),
+    ...(spec.extraHosts?.length ? { ExtraHosts: spec.extraHosts } : {}),
+    ...(spec.dns?.length ? { Dns: spec.dns } : {}),
+    ...(spec.dnsSearch?.length ? { DnsSearch: spec.dnsSearch } : {}),
+    ...(spec.dnsOpt?.length ? { DnsOptions: spec.dnsOpt } : {}),
+    ...(spec.ulimits ? { Ulimits: Object.entries(spec.ulimits).map(([Name, u]) => ({ Name, Soft: u.soft, Hard: u.hard })) } : {}),
+    ...(spec.logging ? { LogConfig: { Type: spec.logging.driver ?? '', Config: spec.logging.options } } : {}),
+    ...(spec.nanoCpus !== undefined ? { NanoCpus: spec.nanoCpus } : {}),
+    ...(spec.memLimit !== undefined ? { Memory: spec.memLimit } : {}),
+    ...(spec.memReservation !== undefined ? { MemoryReservation: spec.memReservation } : {}),
+    ...(spec.memswapLimit !== undefined ? { MemorySwap: spec.memswapLimit } : {}),
+    ...(spec.pidsLimit !== undefined ? { PidsLimit: spec.pidsLimit } : {}),
+    ...(spec.shmSize !== undefined ? { ShmSize: spec.shmSize } : {}),
+    ...(spec.readOnly ? { ReadonlyRootfs: true } : {}),
+    ...(spec.tmpfs ? { Tmpfs: spec.tmpfs } : {}),
+    ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
+    ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
+  };
+  return [config, host];
+}
+
 export function containerCreateOptions(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Dockerode.ContainerCreateOptions {
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp?: string; HostPort?: string }[]> = {};
@@ -30,16 +89,18 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
     exposed[key] = {};
     (bindings[key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.published !== undefined ? String(p.published) : '' });
   }
-  const mounts = spec.volumes.map((m) => ({
-    Type: m.type,
-    Target: m.target,
-    ReadOnly: m.readOnly,
-    ...(m.type === 'volume' && m.source ? { Source: names.volume(who.project, who.environment, m.source) } : {}),
-    ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
-  })) as Dockerode.MountSettings[];
+  for (const e of spec.expose ?? []) exposed[e] = {};
+  const mounts = spec.volumes.filter((m) => !legacyBind(m)).map((m) => mountOptions(m, who.project, who.environment));
+  const binds = spec.volumes
+    .filter(legacyBind)
+    .map((m) => `${m.type === 'volume' ? names.volume(who.project, who.environment, m.source!) : m.source}:${m.target}:${[m.readOnly ? 'ro' : 'rw', ...(m.selinux ? [m.selinux] : []), ...(m.propagation ? [m.propagation] : []), ...(m.noCopy ? ['nocopy'] : [])].join(',')}`);
   const networkMode = spec.networkMode ? dockerJoin(spec.networkMode, who.project, who.environment) : (firstNetwork ? names.network(who.project, who.environment, firstNetwork) : undefined);
+  const [extraConfig, extraHost] = extrasOptions(spec);
+  const restart = { Name: spec.restart === 'no' ? '' : spec.restart, ...(spec.restart === 'on-failure' && spec.restartMaxRetries !== undefined ? { MaximumRetryCount: spec.restartMaxRetries } : {}) };
   return {
     name,
+    ...(spec.platform ? { platform: spec.platform } : {}),
+    ...extraConfig,
     Image: spec.image,
     ...(spec.command ? { Cmd: spec.command } : {}),
     ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
@@ -60,9 +121,11 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         }
       : {}),
     HostConfig: {
+      ...extraHost,
       PortBindings: bindings,
       Mounts: mounts,
-      RestartPolicy: { Name: spec.restart === 'no' ? '' : spec.restart },
+      ...(binds.length ? { Binds: binds } : {}),
+      RestartPolicy: restart,
       ...(networkMode ? { NetworkMode: networkMode } : {}),
       ...(spec.privileged ? { Privileged: true } : {}),
       ...(spec.pid ? { PidMode: dockerJoin(spec.pid, who.project, who.environment) } : {}),
@@ -73,7 +136,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         : {}),
     },
     ...(firstNetwork && !spec.networkMode
-      ? { NetworkingConfig: { EndpointsConfig: { [names.network(who.project, who.environment, firstNetwork)]: { Aliases: [spec.name] } } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [names.network(who.project, who.environment, firstNetwork)]: endpointConfig(spec, firstNetwork) } } }
       : {}),
   };
 }

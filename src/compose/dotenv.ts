@@ -1,0 +1,103 @@
+// `.env` and `env_file:` files the way docker compose reads them: KEY=VALUE
+// lines, `#` comments, an optional `export `, single quotes literal, double
+// quotes with escapes, unquoted values trimmed and cut at ` #`; values are
+// interpolated (${VAR}, earlier keys of the same file first) unless the file
+// is declared `format: raw`. Pure: the caller reads the file.
+import { interpolateString, InterpolationError, type Variables } from './interpolate.js';
+
+export class DotenvError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly line: number,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface DotenvValue {
+  value: string;
+  line: number;
+}
+
+export interface DotenvOptions {
+  /** `format: raw`: values as written, no quotes processed, no interpolation */
+  raw?: boolean;
+  /** for ${VAR} in values and for bare `KEY` lines */
+  variables?: Variables;
+}
+
+const KEY_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\', $: '$$' };
+
+export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string, DotenvValue> {
+  const out = new Map<string, DotenvValue>();
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const lookup = (): Variables => {
+    const own: Record<string, string> = {};
+    for (const [k, v] of out) own[k] = v.value;
+    return { ...(opts.variables ?? {}), ...own };
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    let line = lines[i]!.trim();
+    if (!line || line.startsWith('#')) continue;
+    if (line.startsWith('export ')) line = line.slice('export '.length).trim();
+    const eq = line.indexOf('=');
+    const key = (eq < 0 ? line : line.slice(0, eq)).trim();
+    if (!KEY_RE.test(key)) throw new DotenvError('bad_env_file', `invalid variable name ${JSON.stringify(key)}`, lineNo, 'lines are KEY=VALUE');
+    if (eq < 0) {
+      // A bare KEY takes the variable of that name; unset → not set (compose takes it from the shell).
+      const v = opts.variables?.[key];
+      if (v !== undefined) out.set(key, { value: v, line: lineNo });
+      continue;
+    }
+    let rest = line.slice(eq + 1).trimStart();
+    let value: string;
+    let interpolate = !opts.raw;
+    if (opts.raw) value = rest;
+    else if (rest.startsWith("'")) {
+      const end = findClose(lines, i, rest, "'");
+      value = end.value;
+      i = end.lastLine;
+      interpolate = false;
+    } else if (rest.startsWith('"')) {
+      const end = findClose(lines, i, rest, '"');
+      value = end.value.replace(/\\(.)/g, (m, c: string) => ESCAPES[c] ?? m);
+      i = end.lastLine;
+    } else {
+      const hash = rest.search(/\s#/);
+      if (hash >= 0) rest = rest.slice(0, hash);
+      value = rest.trim();
+    }
+    if (interpolate && value.includes('$')) {
+      try {
+        value = interpolateString(value, lookup());
+      } catch (e) {
+        if (e instanceof InterpolationError) throw new DotenvError(e.detail.code, `${key}: ${e.detail.problem}`, lineNo, e.detail.hint);
+        throw e;
+      }
+    }
+    out.set(key, { value, line: lineNo });
+  }
+  return out;
+}
+
+/** A quoted value may span lines; returns its text (without the quotes) and the line it ends on. */
+function findClose(lines: string[], start: number, first: string, quote: string): { value: string; lastLine: number } {
+  let text = first.slice(1);
+  let lineIdx = start;
+  for (;;) {
+    for (let j = 0; j < text.length; j++) {
+      if (quote === '"' && text[j] === '\\') {
+        j++;
+        continue;
+      }
+      if (text[j] === quote) return { value: text.slice(0, j), lastLine: lineIdx };
+    }
+    if (lineIdx + 1 >= lines.length) throw new DotenvError('bad_env_file', `unterminated ${quote === '"' ? 'double' : 'single'} quote`, start + 1);
+    lineIdx++;
+    text += `\n${lines[lineIdx]}`;
+  }
+}

@@ -1,0 +1,81 @@
+// The files a set of compose files pulls in besides themselves (`include:`,
+// `extends.file`, `env_file:` and the `.env` next to the first file), read
+// ahead through the repository's FileReader so that loading stays pure: the
+// loader looks them up in the map this returns. Problems in the YAML are left
+// to the loader, which reports them with their line.
+import { posix } from 'node:path';
+import { repoRelative } from './fragment.js';
+import { interpolateString, type Variables } from './interpolate.js';
+import { parseYaml } from './yaml.js';
+
+export type ReadRepoFile = (path: string) => Promise<string | undefined>;
+
+/** At most this many extra files are read for one environment (includes of includes…). */
+const MAX_FILES = 200;
+
+export const dotenvPath = (firstComposeFile: string) => {
+  const dir = posix.dirname(posix.normalize(firstComposeFile.replace(/\\/g, '/')));
+  return dir === '.' ? '.env' : `${dir}/.env`;
+};
+
+export async function readComposeSources(read: ReadRepoFile, files: readonly { path: string; text: string }[], variables: Variables): Promise<Map<string, string | undefined>> {
+  const out = new Map<string, string | undefined>();
+  for (const f of files) out.set(posix.normalize(f.path), f.text);
+  const get = async (path: string) => {
+    if (out.has(path) || out.size >= MAX_FILES) return out.get(path);
+    let text: string | undefined;
+    try {
+      text = await read(path);
+    } catch {
+      text = undefined; // a path the reader refuses (outside the repository) reads as missing; the loader says why
+    }
+    out.set(path, text);
+    return text;
+  };
+  const first = files[0];
+  if (first) await get(dotenvPath(first.path));
+  const queue = files.map((f) => ({ path: posix.normalize(f.path), text: f.text as string | undefined }));
+  const seen = new Set<string>();
+  while (queue.length) {
+    const { path, text } = queue.shift()!;
+    if (seen.has(path) || text === undefined) continue;
+    seen.add(path);
+    const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
+    let value: unknown;
+    try {
+      value = parseYaml(path, text).value;
+    } catch {
+      continue;
+    }
+    const str = (v: unknown) => {
+      if (typeof v !== 'string') return undefined;
+      try {
+        return repoRelative(interpolateString(v, variables), dir);
+      } catch {
+        return undefined;
+      }
+    };
+    const yamlFile = async (p: string | undefined) => {
+      if (p === undefined) return;
+      queue.push({ path: p, text: await get(p) });
+    };
+    const root = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+    for (const inc of Array.isArray(root.include) ? root.include : []) {
+      const paths = typeof inc === 'string' ? [inc] : inc && typeof inc === 'object' ? [(inc as Record<string, unknown>).path].flat() : [];
+      for (const p of paths) await yamlFile(str(p));
+    }
+    const services = root.services && typeof root.services === 'object' ? Object.values(root.services as object) : [];
+    for (const s of services) {
+      if (!s || typeof s !== 'object') continue;
+      const svc = s as Record<string, unknown>;
+      const ext = svc.extends;
+      if (ext && typeof ext === 'object' && typeof (ext as Record<string, unknown>).file === 'string') await yamlFile(str((ext as Record<string, unknown>).file));
+      const envFiles = typeof svc.env_file === 'string' ? [svc.env_file] : Array.isArray(svc.env_file) ? svc.env_file : [];
+      for (const e of envFiles) {
+        const p = str(typeof e === 'string' ? e : e && typeof e === 'object' ? (e as Record<string, unknown>).path : undefined);
+        if (p !== undefined) await get(p);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+// Every supported compose service key reaches the container: one compose file
+// (read from a checkout the way the CLI reads it, env_file included) with one
+// service per key, applied on the real engine; `docker inspect` shows each
+// setting where Docker keeps it (no key silently dropped), and planning again
+// finds nothing to do (no key reads as drift).
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Dockerode from 'dockerode';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Observer } from '../src/apply.js';
+import { planTargets, prepareApply } from '../src/apply.js';
+import { loadCompose } from '../src/compose/load.js';
+import { DockerEngine } from '../src/docker/engine.js';
+import { observe } from '../src/docker/observe.js';
+import { Executor } from '../src/executor.js';
+import { Lanes } from '../src/lanes.js';
+import { LABEL, names } from '../src/model.js';
+import { loadEnvironment, readFromDir } from '../src/repo.js';
+import { docker, removeProject } from './helpers/docker.js';
+import { describeDocker } from './helpers/env.js';
+import { sqliteTestStore, type TestStore } from './helpers/stores.js';
+
+const PROJECT = `t-ck-${process.pid}`;
+const ENV = 'staging';
+const IMAGE = 'berth-test/app:1';
+/** a /24 unlikely to meet another test's network */
+const SUBNET = `10.${200 + (process.pid % 50)}.${process.pid % 250}`;
+const NAMED = `${PROJECT}-named`;
+
+type Inspect = Dockerode.ContainerInspectInfo & { Config: Record<string, any>; HostConfig: Record<string, any> };
+
+/** [service key, its compose lines, what inspect must show] */
+const TABLE: [string, string, (c: Inspect) => void][] = [
+  ['container_name', `container_name: ${NAMED}`, (c) => expect(c.Name).toBe(`/${NAMED}`)],
+  ['expose', 'expose: ["3000", "53/udp"]', (c) => expect(Object.keys(c.Config.ExposedPorts ?? {}).sort()).toEqual(['3000/tcp', '53/udp'])],
+  ['stop_signal', 'stop_signal: SIGQUIT', (c) => expect(c.Config.StopSignal).toBe('SIGQUIT')],
+  ['stop_grace_period', 'stop_grace_period: 1m', (c) => expect(c.Config.StopTimeout).toBe(60)],
+  ['init', 'init: true', (c) => expect(c.HostConfig.Init).toBe(true)],
+  ['tty', 'tty: true', (c) => expect(c.Config.Tty).toBe(true)],
+  ['stdin_open', 'stdin_open: true', (c) => expect(c.Config.OpenStdin).toBe(true)],
+  ['hostname', 'hostname: berth-host', (c) => expect(c.Config.Hostname).toBe('berth-host')],
+  ['domainname', 'domainname: example.org', (c) => expect(c.Config.Domainname).toBe('example.org')],
+  ['extra_hosts', 'extra_hosts:\n  db.internal: 10.1.2.3', (c) => expect(c.HostConfig.ExtraHosts).toEqual(['db.internal:10.1.2.3'])],
+  ['dns', 'dns: [9.9.9.9]', (c) => expect(c.HostConfig.Dns).toEqual(['9.9.9.9'])],
+  ['dns_search', 'dns_search: [corp.example]', (c) => expect(c.HostConfig.DnsSearch).toEqual(['corp.example'])],
+  ['dns_opt', 'dns_opt: ["ndots:2"]', (c) => expect(c.HostConfig.DnsOptions).toEqual(['ndots:2'])],
+  ['ulimits', 'ulimits:\n  nofile: {soft: 1024, hard: 2048}', (c) => expect(c.HostConfig.Ulimits).toEqual([{ Name: 'nofile', Soft: 1024, Hard: 2048 }])],
+  ['logging', 'logging:\n  driver: json-file\n  options: {max-size: 1m}', (c) => expect(c.HostConfig.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-size': '1m' } })],
+  ['platform', 'platform: linux/amd64', (c) => expect(c.Platform).toBe('linux')],
+  ['cpus', 'cpus: 0.5', (c) => expect(c.HostConfig.NanoCpus).toBe(500_000_000)],
+  ['mem_limit', 'mem_limit: 64m', (c) => expect(c.HostConfig.Memory).toBe(64 * 1024 ** 2)],
+  ['mem_reservation', 'mem_reservation: 32m', (c) => expect(c.HostConfig.MemoryReservation).toBe(32 * 1024 ** 2)],
+  ['memswap_limit', 'mem_limit: 64m\nmemswap_limit: 128m', (c) => expect(c.HostConfig.MemorySwap).toBe(128 * 1024 ** 2)],
+  ['pids_limit', 'pids_limit: 50', (c) => expect(c.HostConfig.PidsLimit).toBe(50)],
+  ['shm_size', 'shm_size: 32m', (c) => expect(c.HostConfig.ShmSize).toBe(32 * 1024 ** 2)],
+  ['deploy.resources', 'deploy:\n  resources:\n    limits: {cpus: "0.25", memory: 48m}\n    reservations: {memory: 16m}', (c) =>
+    expect([c.HostConfig.NanoCpus, c.HostConfig.Memory, c.HostConfig.MemoryReservation]).toEqual([250_000_000, 48 * 1024 ** 2, 16 * 1024 ** 2])],
+  ['read_only', 'read_only: true', (c) => expect(c.HostConfig.ReadonlyRootfs).toBe(true)],
+  ['tmpfs', 'tmpfs: ["/scratch:size=8m"]', (c) => expect(c.HostConfig.Tmpfs).toEqual({ '/scratch': 'size=8m' })],
+  ['sysctls', 'sysctls: {net.core.somaxconn: 1024}', (c) => expect(c.HostConfig.Sysctls).toEqual({ 'net.core.somaxconn': '1024' })],
+  ['labels', 'labels: {com.example.tier: web}', (c) => expect(c.Config.Labels['com.example.tier']).toBe('web')],
+  ['restart', 'restart: on-failure:3', (c) => expect(c.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
+  ['security_opt', 'security_opt: [no-new-privileges:true]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
+  ['env_file', 'env_file: app.env', (c) => expect(c.Config.Env).toContain('FROM_FILE=yes')],
+  ['networks (aliases, ipv4_address)', `networks:\n  fixed:\n    aliases: [api]\n    ipv4_address: ${SUBNET}.10`, (c) => {
+    const ep = c.NetworkSettings.Networks[names.network(PROJECT, ENV, 'fixed')]!;
+    expect(ep.IPAddress).toBe(`${SUBNET}.10`);
+    expect(ep.Aliases).toEqual(expect.arrayContaining(['api']));
+  }],
+  ['networks (priority)', 'networks:\n  default: {}\n  fixed:\n    priority: 100', (c) =>
+    expect(Object.keys(c.NetworkSettings.Networks).sort()).toEqual([names.network(PROJECT, ENV, 'default'), names.network(PROJECT, ENV, 'fixed')])],
+  ['links', 'links: ["k-labels:linked"]', () => {}],
+  ['volumes :z and short-syntax create', 'volumes: ["./made-by-docker:/made:z", "./ro:/ro:ro"]', (c) => {
+    expect(c.HostConfig.Binds).toEqual([expect.stringMatching(/\/made-by-docker:\/made:rw,z$/), expect.stringMatching(/\/ro:\/ro:ro$/)]);
+  }],
+  ['volumes tmpfs size', 'volumes:\n  - type: tmpfs\n    target: /cache\n    tmpfs: {size: 4m}', (c) => expect(c.HostConfig.Mounts).toEqual([expect.objectContaining({ Type: 'tmpfs', Target: '/cache', TmpfsOptions: { SizeBytes: 4 * 1024 ** 2 } })])],
+  ['volumes with driver_opts', 'volumes: ["opts:/data"]', (c) => expect(c.Mounts[0]!.Name).toBe(names.volume(PROJECT, ENV, 'opts'))],
+];
+
+const serviceName = (i: number) => `k-${TABLE[i]![0].replace(/[^a-z]+/g, '-').replace(/-$/, '')}`;
+
+const observer: Observer = async (_t, project, env) => (await observe(docker, project, env)).observed;
+
+describeDocker('every supported compose key reaches the container (real engine)', () => {
+  let ts: TestStore;
+  let repo: string;
+  const cleanup = () => removeProject(PROJECT);
+  beforeAll(async () => {
+    await cleanup();
+    ts = await sqliteTestStore();
+    repo = mkdtempSync(join(tmpdir(), 'berth-keys-docker-'));
+    mkdirSync(join(repo, '.github'));
+    mkdirSync(join(repo, 'ro'));
+    const services = TABLE.map(([, lines], i) => `  ${serviceName(i)}:\n    image: ${IMAGE}\n${lines.split('\n').map((l) => `    ${l}`).join('\n')}\n`).join('');
+    writeFileSync(
+      join(repo, 'compose.yml'),
+      `services:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
+    );
+    writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
+    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\npolicy:\n  bind_mount_allowlist: [.]\n`);
+  });
+  afterAll(async () => {
+    await ts?.dispose();
+    await cleanup();
+  });
+
+  it('applies, inspects each key where Docker keeps it, and plans nothing the second time', async () => {
+    const { desired } = await loadEnvironment(readFromDir(repo), ENV);
+    expect(desired.services).toHaveLength(TABLE.length);
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
+    const { applyId } = await prepareApply(ts.store, observer, {
+      repo: 'acme/keys', pr: 1, environment: ENV, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+    });
+    const result = await executor.run(applyId);
+    const failed = (await ts.store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');
+    expect(failed.map((t) => `${t.kind} ${t.resource}: ${t.error ?? t.state}`)).toEqual([]);
+    expect(result).toBe('completed');
+
+    for (const [i, [key, , check]] of TABLE.entries()) {
+      const s = desired.services.find((x) => x.spec.name === serviceName(i))!;
+      const c = (await docker.getContainer(names.serviceContainer(PROJECT, ENV, s.spec, 1)).inspect()) as Inspect;
+      try {
+        check(c);
+      } catch (e) {
+        throw new Error(`${key}: ${(e as Error).message}`);
+      }
+    }
+    // links: the alias answers on the linked service's network
+    const linked = (await docker.getContainer(names.container(PROJECT, ENV, 'k-labels', 1)).inspect()) as Inspect;
+    expect(linked.NetworkSettings.Networks[names.network(PROJECT, ENV, 'default')]!.Aliases).toEqual(expect.arrayContaining(['linked']));
+    // the short syntax created the missing host directory
+    expect(existsSync(join(repo, 'made-by-docker'))).toBe(true);
+    // top-level network and volume options
+    const net = await docker.getNetwork(names.network(PROJECT, ENV, 'fixed')).inspect();
+    expect(net.Options).toEqual({ 'com.docker.network.driver.mtu': '1400' });
+    expect(net.IPAM?.Config).toEqual([expect.objectContaining({ Subnet: `${SUBNET}.0/24` })]);
+    expect(net.Labels?.['com.example.net']).toBe('fixed');
+    const vol = await docker.getVolume(names.volume(PROJECT, ENV, 'opts')).inspect();
+    expect(vol.Options).toEqual({ type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+    expect(vol.Labels[LABEL.volume]).toBe('opts');
+
+    const [again] = await planTargets(desired, ['local'], observer);
+    expect(again!.plan.nodes).toEqual([]);
+  }, 180_000);
+
+  it('pull_policy: never with an image the engine does not have fails the apply clearly, without pulling', async () => {
+    const desired = loadCompose([{ path: 'compose.yml', text: 'services:\n  web:\n    image: berth-test/absent:never\n    pull_policy: never\n' }], { project: PROJECT, environment: 'never' });
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
+    const { applyId } = await prepareApply(ts.store, observer, {
+      repo: 'acme/keys', pr: 1, environment: 'never', kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+    });
+    expect(await executor.run(applyId)).not.toBe('completed');
+    const image = (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'EnsureImage')!;
+    expect(image.state).toBe('failed');
+    expect(image.error).toBe('image docker.io/berth-test/absent:never is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy');
+  }, 60_000);
+});

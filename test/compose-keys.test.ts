@@ -1,0 +1,274 @@
+// The compose keys of issue 11 without an engine: each one is read, merged,
+// carried into the ServiceSpec (so it is hashed: changing it recreates) and
+// turned into the Docker create option that applies it; env_file, .env,
+// extends, include, profiles and links the way docker compose reads them.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Bot, type BotOptions } from '../src/bot.js';
+import { loadCompose, type LoadComposeOptions } from '../src/compose/load.js';
+import { parseConfig } from '../src/config.js';
+import type { GitHubPort } from '../src/github.js';
+import { DENY_ALL } from '../src/compose/policy.js';
+import { containerCreateOptions } from '../src/docker/spec.js';
+import type { DesiredState, ServiceSpec } from '../src/model.js';
+import { reconcile } from '../src/reconcile.js';
+import { renderPlanMarkdown } from '../src/render.js';
+import { loadEnvironment, readFromDir } from '../src/repo.js';
+import { errorOf } from './helpers/errors.js';
+import { emptyObserved } from './helpers/simulate.js';
+
+const OPTS: LoadComposeOptions = { project: 'p', environment: 'e' };
+const load = (text: string, opts: Partial<LoadComposeOptions> = {}) => loadCompose([{ path: 'compose.yml', text }], { ...OPTS, ...opts });
+const svc = (body: string, extra = '') => `services:\n  web:\n${body.split('\n').map((l) => `    ${l}`).join('\n')}\n${extra}`;
+const web = (d: DesiredState): ServiceSpec => d.services.find((s) => s.spec.name === 'web')!.spec;
+const hashOf = (d: DesiredState) => d.services.find((s) => s.spec.name === 'web')!.configHash;
+const create = (spec: ServiceSpec) => containerCreateOptions('c', spec, { project: 'p', environment: 'e', replica: 1, configHash: 'h', applyId: 'a' }, spec.networks[0]) as Record<string, any>;
+
+describe('service keys reach the spec and the create options', () => {
+  // [compose lines, expected spec fields, check on the create options]
+  const table: [string, Partial<ServiceSpec>, (o: Record<string, any>) => void][] = [
+    ['container_name: shop-web', { containerName: 'shop-web' }, (o) => expect(o.name).toBe('c')],
+    ['expose: ["3000", "53/udp", "8000-8001"]', { expose: ['3000/tcp', '53/udp', '8000/tcp', '8001/tcp'] }, (o) => expect(Object.keys(o.ExposedPorts).sort()).toEqual(['3000/tcp', '53/udp', '8000/tcp', '8001/tcp'])],
+    ['stop_signal: SIGQUIT', { stopSignal: 'SIGQUIT' }, (o) => expect(o.StopSignal).toBe('SIGQUIT')],
+    ['stop_grace_period: 1m30s', { stopGracePeriodMs: 90_000 }, (o) => expect(o.StopTimeout).toBe(90)],
+    ['init: true', { init: true }, (o) => expect(o.HostConfig.Init).toBe(true)],
+    ['tty: true', { tty: true }, (o) => expect(o.Tty).toBe(true)],
+    ['stdin_open: true', { stdinOpen: true }, (o) => expect(o.OpenStdin).toBe(true)],
+    ['hostname: web1', { hostname: 'web1' }, (o) => expect(o.Hostname).toBe('web1')],
+    ['domainname: example.org', { domainname: 'example.org' }, (o) => expect(o.Domainname).toBe('example.org')],
+    ['extra_hosts: ["db.local:10.0.0.5", "gw=host-gateway"]', { extraHosts: ['db.local:10.0.0.5', 'gw:host-gateway'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'gw:host-gateway'])],
+    ['extra_hosts:\n  db.local: 10.0.0.5\n  v6: "::1"', { extraHosts: ['db.local:10.0.0.5', 'v6:::1'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'v6:::1'])],
+    ['dns: 1.1.1.1', { dns: ['1.1.1.1'] }, (o) => expect(o.HostConfig.Dns).toEqual(['1.1.1.1'])],
+    ['dns_search: [a.example, b.example]', { dnsSearch: ['a.example', 'b.example'] }, (o) => expect(o.HostConfig.DnsSearch).toEqual(['a.example', 'b.example'])],
+    ['dns_opt: [ndots:2]', { dnsOpt: ['ndots:2'] }, (o) => expect(o.HostConfig.DnsOptions).toEqual(['ndots:2'])],
+    ['ulimits:\n  nproc: 512\n  nofile: {soft: 1024, hard: 2048}', { ulimits: { nofile: { soft: 1024, hard: 2048 }, nproc: { soft: 512, hard: 512 } } }, (o) =>
+      expect(o.HostConfig.Ulimits).toEqual([{ Name: 'nofile', Soft: 1024, Hard: 2048 }, { Name: 'nproc', Soft: 512, Hard: 512 }])],
+    ['logging:\n  driver: json-file\n  options: {max-size: 5m, max-file: 2}', { logging: { driver: 'json-file', options: { 'max-file': '2', 'max-size': '5m' } } }, (o) =>
+      expect(o.HostConfig.LogConfig).toEqual({ Type: 'json-file', Config: { 'max-file': '2', 'max-size': '5m' } })],
+    ['platform: linux/amd64', { platform: 'linux/amd64' }, (o) => expect(o.platform).toBe('linux/amd64')],
+    ['cpus: 0.5', { nanoCpus: 500_000_000 }, (o) => expect(o.HostConfig.NanoCpus).toBe(500_000_000)],
+    ['mem_limit: 512m', { memLimit: 512 * 1024 ** 2 }, (o) => expect(o.HostConfig.Memory).toBe(512 * 1024 ** 2)],
+    ['mem_reservation: 1g', { memReservation: 1024 ** 3 }, (o) => expect(o.HostConfig.MemoryReservation).toBe(1024 ** 3)],
+    ['memswap_limit: -1', { memswapLimit: -1 }, (o) => expect(o.HostConfig.MemorySwap).toBe(-1)],
+    ['pids_limit: 100', { pidsLimit: 100 }, (o) => expect(o.HostConfig.PidsLimit).toBe(100)],
+    ['shm_size: 64m', { shmSize: 64 * 1024 ** 2 }, (o) => expect(o.HostConfig.ShmSize).toBe(64 * 1024 ** 2)],
+    ['deploy:\n  resources:\n    limits: {cpus: "1.5", memory: 256M, pids: 50}\n    reservations: {memory: 128M}', { nanoCpus: 1_500_000_000, memLimit: 256 * 1024 ** 2, pidsLimit: 50, memReservation: 128 * 1024 ** 2 }, (o) =>
+      expect([o.HostConfig.NanoCpus, o.HostConfig.Memory, o.HostConfig.PidsLimit, o.HostConfig.MemoryReservation]).toEqual([1_500_000_000, 256 * 1024 ** 2, 50, 128 * 1024 ** 2])],
+    ['read_only: true', { readOnly: true }, (o) => expect(o.HostConfig.ReadonlyRootfs).toBe(true)],
+    ['tmpfs: ["/run:size=16M,mode=1750", /tmp]', { tmpfs: { '/run': 'size=16M,mode=1750', '/tmp': '' } }, (o) => expect(o.HostConfig.Tmpfs).toEqual({ '/run': 'size=16M,mode=1750', '/tmp': '' })],
+    ['sysctls: {net.core.somaxconn: 1024}', { sysctls: { 'net.core.somaxconn': '1024' } }, (o) => expect(o.HostConfig.Sysctls).toEqual({ 'net.core.somaxconn': '1024' })],
+    ['sysctls: ["net.ipv4.tcp_syncookies=0"]', { sysctls: { 'net.ipv4.tcp_syncookies': '0' } }, (o) => expect(o.HostConfig.Sysctls).toEqual({ 'net.ipv4.tcp_syncookies': '0' })],
+    ['labels: {com.example.tier: web}', { labels: { 'com.example.tier': 'web' } }, (o) => expect(o.Labels['com.example.tier']).toBe('web')],
+    ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
+    ['pull_policy: every_12h', { pullPolicy: 'every_12h' }, () => {}],
+    ['security_opt: [no-new-privileges:true]', { securityOpt: ['no-new-privileges:true'] }, (o) => expect(o.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
+  ];
+  for (const [lines, fields, check] of table) {
+    it(lines.split('\n')[0]!, () => {
+      const d = load(svc(`image: nginx\n${lines}`));
+      expect(web(d)).toMatchObject(fields);
+      check(create(web(d)));
+      // part of the hash: writing the key (or changing it) recreates the container
+      expect(hashOf(d)).not.toBe(hashOf(load(svc('image: nginx'))));
+    });
+  }
+
+  it('a file that uses none of them hashes as before they existed', () => {
+    expect(Object.keys(web(load(svc('image: nginx')))).sort()).toEqual(['dependsOn', 'environment', 'image', 'labels', 'name', 'networks', 'ports', 'replicas', 'restart', 'volumes']);
+  });
+
+  it('bad values are located errors', () => {
+    expect(errorOf(() => load(svc('image: nginx\nmem_limit: lots'))).message).toBe('compose.yml:4: services.web.mem_limit: mem_limit: invalid size "lots" — use a number of bytes or a size like 512m or 2g');
+    expect(errorOf(() => load(svc('image: nginx\nextra_hosts: ["db:not-an-ip"]'))).problem).toBe('extra_hosts: "not-an-ip" for db is not an IP address');
+    expect(errorOf(() => load(svc('image: nginx\npull_policy: sometimes'))).line).toBe(4);
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: []'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices is not supported/);
+    expect(errorOf(() => load(svc('image: nginx\nruntime: runc'))).code).toBe('unsupported');
+  });
+
+  it('host-wide sysctls and loosening security options are denied unless the policy allows them', () => {
+    const withPolicy = (body: string, allow = {}) => load(svc(`image: nginx\n${body}`), { policy: { ...DENY_ALL, ...allow } });
+    expect(errorOf(() => withPolicy('sysctls: {vm.max_map_count: 262144}')).problem).toBe("service web: sysctl vm.max_map_count (it changes the host, not only the container) is not allowed by the repository's policy");
+    expect(web(withPolicy('sysctls: {vm.max_map_count: 262144}', { allow_host_sysctls: true })).sysctls).toEqual({ 'vm.max_map_count': '262144' });
+    expect(web(withPolicy('sysctls: {net.core.somaxconn: 1024, kernel.shmmax: 1, fs.mqueue.msg_max: 10}')).sysctls).toBeDefined();
+    expect(errorOf(() => withPolicy('security_opt: [seccomp:unconfined]')).code).toBe('policy_denied');
+    expect(web(withPolicy('security_opt: [seccomp:unconfined]', { allow_security_opt: true })).securityOpt).toEqual(['seccomp:unconfined']);
+  });
+
+  it('container_name: one replica, one service per name, and the plan uses it', () => {
+    expect(errorOf(() => load(svc('image: nginx\ncontainer_name: w\ndeploy: {replicas: 2}'))).message).toBe(
+      'compose.yml:4: services.web.container_name: service web has container_name w and 2 replicas — one name fits one container: remove container_name or scale to 1',
+    );
+    const two = 'services:\n  a: {image: nginx, container_name: x}\n  b: {image: nginx, container_name: x}\n';
+    expect(errorOf(() => load(two)).code).toBe('duplicate_container_name');
+    const d = load(svc('image: nginx\ncontainer_name: shop-web'));
+    const plan = reconcile(d, emptyObserved('p', 'e'));
+    expect(plan.nodes.find((n) => n.kind === 'CreateContainer')!.target.containerName).toBe('shop-web');
+  });
+
+  it('service networks: aliases, fixed addresses, priority picks the network the container is created on', () => {
+    const d = load(
+      svc(
+        'image: nginx\nnetworks:\n  back:\n    aliases: [api, web]\n    ipv4_address: 172.28.0.10\n  front:\n    priority: 10',
+        'networks:\n  back:\n    ipam:\n      config: [{subnet: 172.28.0.0/16}]\n  front: {}\n',
+      ),
+    );
+    const s = web(d);
+    expect(s.networks).toEqual(['front', 'back']);
+    expect(s.networkOptions).toEqual({ back: { aliases: ['api'], ipv4Address: '172.28.0.10' }, front: { priority: 10 } });
+    const o = create(s);
+    expect(Object.keys(o.NetworkingConfig.EndpointsConfig)).toEqual(['p-e_front']);
+    expect(d.networks.find((n) => n.spec.name === 'back')!.spec.ipam).toEqual({ config: [{ subnet: '172.28.0.0/16' }] });
+  });
+
+  it('links add the alias on the linked service and a dependency', () => {
+    const d = load('services:\n  web:\n    image: nginx\n    links: ["db:database", cache]\n  db: {image: postgres}\n  cache: {image: redis}\n');
+    expect(web(d).dependsOn.map((x) => x.service)).toEqual(['cache', 'db']);
+    expect(d.services.find((s) => s.spec.name === 'db')!.spec.networkOptions).toEqual({ default: { aliases: ['database'] } });
+  });
+
+  it('top-level networks and volumes: name, driver_opts, enable_ipv6, external names', () => {
+    const d = load(
+      svc('image: nginx\nnetworks: [n, ext]\nvolumes: [v:/v, old:/old]', 'networks:\n  n:\n    name: shared-net\n    enable_ipv6: true\n    driver_opts: {com.docker.network.bridge.name: br-x}\n  ext:\n    external: true\n    name: real-net\nvolumes:\n  v:\n    name: data\n    driver_opts: {type: tmpfs, device: tmpfs}\n  old:\n    external: {name: legacy}\n'),
+    );
+    expect(d.networks.map((n) => n.spec)).toEqual([
+      { name: 'ext', driver: 'bridge', internal: false, attachable: false, labels: {}, external: true, dockerName: 'real-net' },
+      { name: 'n', driver: 'bridge', internal: false, attachable: false, labels: {}, external: false, dockerName: 'shared-net', enableIpv6: true, driverOpts: { 'com.docker.network.bridge.name': 'br-x' } },
+    ]);
+    expect(d.volumes.map((v) => v.spec)).toEqual([
+      { name: 'old', driver: 'local', labels: {}, external: true, dockerName: 'legacy' },
+      { name: 'v', driver: 'local', labels: {}, external: false, dockerName: 'data', driverOpts: { device: 'tmpfs', type: 'tmpfs' } },
+    ]);
+    // not silently ignored: a fixed name for an object berth names per environment is noted on the plan
+    expect(d.notes).toEqual([
+      'network n asks for the name "shared-net" (compose.yml:8); berth names it per environment instead: p-e_n',
+      'volume v asks for the name "data" (compose.yml:16); berth names it per environment instead: p-e_v',
+    ]);
+  });
+
+  it('mount flags: :z/:Z relabel and short binds create the host directory (legacy Binds); long binds only when asked', () => {
+    const d = load(svc('image: nginx\nvolumes:\n  - ./a:/a:Z\n  - ./b:/b:ro,z\n  - ./c:/c:cached\n  - type: bind\n    source: ./d\n    target: /d\n  - type: bind\n    source: ./e\n    target: /e\n    bind: {create_host_path: true}'), { repoRoot: '/r' });
+    const o = create(web(d));
+    expect(o.HostConfig.Binds).toEqual(['/r/a:/a:rw,Z', '/r/b:/b:ro,z', '/r/c:/c:rw', '/r/e:/e:rw']);
+    expect(o.HostConfig.Mounts).toEqual([{ Type: 'bind', Target: '/d', ReadOnly: false, Source: '/r/d' }]);
+  });
+});
+
+describe('files the compose way', () => {
+  const repo = (files: Record<string, string>, config: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-keys-'));
+    for (const [p, text] of Object.entries({ ...files, '.github/berth.yml': config })) {
+      mkdirSync(dirname(join(dir, p)), { recursive: true });
+      writeFileSync(join(dir, p), text);
+    }
+    return readFromDir(dir);
+  };
+  const cfg = (extra = '') => `project: p\nenvironments:\n  - name: e\n    compose: [deploy/compose.yml]\n${extra}`;
+
+  it('env_file: relative to the compose file, later files and environment: win, required: false, format: raw, secrets masked', async () => {
+    const read = repo(
+      {
+        'deploy/compose.yml': svc('image: nginx\nenv_file:\n  - app.env\n  - path: ./override.env\n  - path: missing.env\n    required: false\n  - path: raw.env\n    format: raw\nenvironment:\n  B: from-compose'),
+        'deploy/app.env': '# comment\nA=1\nB=from-file\nexport DB_PASSWORD="s3cr3t value"\nURL=http://${HOST}/x\n',
+        'deploy/override.env': "A='2'\n",
+        'deploy/raw.env': 'RAW=${NOT_INTERPOLATED}\n',
+      },
+      cfg('    variables: {HOST: example.org}\n'),
+    );
+    const { desired } = await loadEnvironment(read, 'e');
+    expect(web(desired).environment).toEqual({ A: '2', B: 'from-compose', DB_PASSWORD: 's3cr3t value', RAW: '${NOT_INTERPOLATED}', URL: 'http://example.org/x' });
+    const md = renderPlanMarkdown(reconcile(desired, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });
+    expect(md).toContain('DB_PASSWORD');
+    expect(md).not.toContain('s3cr3t');
+  });
+
+  it('the app reads env_file, .env and included files at the PR head through GitHub, only paths the head has', async () => {
+    const files: Record<string, string> = {
+      'deploy/compose.yml': `include: [db.yml]\n${svc('image: nginx:${TAG}\nenv_file: app.env')}`,
+      'deploy/db.yml': 'services:\n  db: {image: postgres}\n',
+      'deploy/app.env': 'API_TOKEN=t0ps3cret\n',
+      'deploy/.env': 'TAG=1.27\n',
+    };
+    const reads: string[] = [];
+    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]) } as unknown as GitHubPort;
+    const config = parseConfig(cfg(), '.github/berth.yml');
+    const desired = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files)));
+    expect(web(desired).image).toBe('docker.io/library/nginx:1.27');
+    expect(web(desired).environment).toEqual({ API_TOKEN: 't0ps3cret' });
+    expect(desired.services.map((s) => s.spec.name)).toEqual(['db', 'web']);
+    expect(reads.sort()).toEqual(['deploy/.env@head1', 'deploy/app.env@head1', 'deploy/compose.yml@head1', 'deploy/db.yml@head1']);
+  });
+
+  it('a missing env_file names the file and line; one outside the repository is refused', async () => {
+    await expect(loadEnvironment(repo({ 'deploy/compose.yml': svc('image: nginx\nenv_file: nope.env') }, cfg()), 'e')).rejects.toThrow(
+      'deploy/compose.yml:4: services.web.env_file: env_file nope.env not found (looked for deploy/nope.env in the repository)',
+    );
+    await expect(loadEnvironment(repo({ 'deploy/compose.yml': svc('image: nginx\nenv_file: ../../etc/passwd') }, cfg()), 'e')).rejects.toThrow('env_file ../../etc/passwd is outside the repository');
+  });
+
+  it('.env next to the first compose file gives defaults; berth.yml variables override it', async () => {
+    const read = repo({ 'deploy/compose.yml': svc('image: nginx:${TAG}\nenvironment: {MODE: "${MODE}"}'), 'deploy/.env': 'TAG=1.25\nMODE=dev\n' }, cfg('    variables: {MODE: prod}\n'));
+    const s = web((await loadEnvironment(read, 'e')).desired);
+    expect([s.image, s.environment.MODE]).toEqual(['docker.io/library/nginx:1.25', 'prod']);
+  });
+
+  it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {
+    const read = repo(
+      {
+        'deploy/compose.yml': 'services:\n  base:\n    image: nginx\n    environment: {A: "1"}\n  web:\n    extends: base\n    environment: {B: "2"}\n  worker:\n    extends:\n      file: ../common/svc.yml\n      service: job\n    command: ["run"]\n',
+        'common/svc.yml': 'services:\n  job:\n    image: busybox\n    environment: {J: "1"}\n    volumes: ["./data:/data"]\n',
+      },
+      cfg('policy:\n  bind_mount_allowlist: [common]\n'),
+    );
+    const { desired } = await loadEnvironment(read, 'e');
+    expect(web(desired).environment).toEqual({ A: '1', B: '2' });
+    const worker = desired.services.find((s) => s.spec.name === 'worker')!.spec;
+    expect([worker.image, worker.command, worker.environment, worker.volumes[0]!.source]).toEqual(['docker.io/library/busybox:latest', ['run'], { J: '1' }, join(read.root!, 'common/data')]);
+    expect(errorOf(() => load('services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n')).code).toBe('extends_cycle');
+  });
+
+  it('include: paths relative to the including file, inside the repository; a service defined twice is refused', async () => {
+    const read = repo({ 'deploy/compose.yml': `include: [parts/db.yml]\n${svc('image: nginx\ndepends_on: [db]')}`, 'deploy/parts/db.yml': 'services:\n  db:\n    image: postgres\n' }, cfg());
+    expect((await loadEnvironment(read, 'e')).desired.services.map((s) => s.spec.name)).toEqual(['db', 'web']);
+    const escape = repo({ 'deploy/compose.yml': `include: [../../outside.yml]\n${svc('image: nginx')}` }, cfg());
+    await expect(loadEnvironment(escape, 'e')).rejects.toThrow('include ../../outside.yml is outside the repository');
+    const twice = repo({ 'deploy/compose.yml': `include: [db.yml]\nservices:\n  db: {image: mysql}\n`, 'deploy/db.yml': 'services:\n  db: {image: postgres}\n' }, cfg());
+    await expect(loadEnvironment(twice, 'e')).rejects.toThrow('service db is defined both here and in the included file deploy/db.yml');
+  });
+
+  it('profiles: services without profiles always run, others when the environment enables one', async () => {
+    const text = 'services:\n  web: {image: nginx}\n  debug: {image: busybox, profiles: [debug]}\n  tools: {image: busybox, profiles: [tools, ops]}\n';
+    expect(load(text).services.map((s) => s.spec.name)).toEqual(['web']);
+    expect(load(text, { profiles: ['ops'] }).services.map((s) => s.spec.name)).toEqual(['tools', 'web']);
+    const read = repo({ 'deploy/compose.yml': text }, cfg('    profiles: [debug]\n'));
+    expect((await loadEnvironment(read, 'e')).desired.services.map((s) => s.spec.name)).toEqual(['debug', 'web']);
+    expect(errorOf(() => load('services:\n  web: {image: nginx, depends_on: [debug]}\n  debug: {image: busybox, profiles: [debug]}\n')).problem).toBe('service web depends on "debug", which is not enabled in this environment');
+  });
+
+  it('build: with image: deploys the image and the plan says building is not berth\'s job; a project name that differs is noted', () => {
+    const d = load(`name: other\n${svc('image: ghcr.io/acme/web:1\nbuild: .')}`, { project: 'p' });
+    expect(d.notes).toEqual([
+      'the compose project name "other" (compose.yml:1) is not used: berth names this project "p" (from .github/berth.yml)',
+      'service web has build: (compose.yml:5); berth does not build images, it deploys ghcr.io/acme/web:1 (build and push it in CI)',
+    ]);
+    expect(load(`name: p\n${svc('image: nginx')}`).notes).toBeUndefined();
+    const md = renderPlanMarkdown(reconcile(d, emptyObserved('p', 'e')), { environment: 'e', notes: d.notes! });
+    expect(md).toMatch(/^> ℹ️ service web has build.*berth does not build images/m);
+  });
+
+  it('depends_on long form: required: false to a missing service is skipped, restart: true is carried', () => {
+    const d = load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_started, restart: true}\n      gone: {condition: service_started, required: false}\n  db: {image: postgres}\n');
+    expect(web(d).dependsOn).toEqual([{ service: 'db', condition: 'service_started', restart: true }]);
+  });
+});
+
+describe('loader limits', () => {
+  it('a real-sized file with well over a hundred aliases loads', () => {
+    const anchors = 'x-logging: &logging\n  driver: json-file\n  options: {max-size: 5m}\nx-restart: &restart unless-stopped\nx-env: &env\n  TZ: UTC\n';
+    const services = Array.from({ length: 45 }, (_, i) => `  s${i}:\n    image: nginx\n    logging: *logging\n    restart: *restart\n    environment:\n      <<: *env\n      N: "${i}"\n`).join('');
+    const d = load(`${anchors}services:\n${services}`);
+    expect(d.services).toHaveLength(45);
+    expect(d.services[0]!.spec.logging).toEqual({ driver: 'json-file', options: { 'max-size': '5m' } });
+  });
+});
