@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Engine, EngineError } from './engine.js';
-import { Masker } from './mask.js';
+import type { Masker } from './mask.js';
+import { maskerForSpecs } from './render.js';
 import { LABEL, names } from './model.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
@@ -37,10 +38,18 @@ export interface ApplyPayload {
  * was given (an entrypoint, a command, a mount), so secrets of the desired
  * state in it, or `--token=…`-like text, are masked.
  */
+/** Everything secret an apply knows of: keys, variable values, and the shown forms of the fields a secret fed. */
+export function payloadMasker(payload: ApplyPayload): Masker {
+  return maskerForSpecs(
+    payload.desired.services.map((s) => s.spec),
+    payload.desired.secretFields,
+    payload.secretKeys,
+    payload.secretValues,
+  );
+}
+
 export function redactError(message: string, payload: ApplyPayload): string {
-  const m = new Masker(payload.secretKeys ?? [], payload.secretValues ?? []);
-  m.collect(...payload.desired.services.map((s) => s.spec));
-  return m.redact(m.inline(message));
+  return payloadMasker(payload).text(message);
 }
 
 export interface ExecutorLogger {

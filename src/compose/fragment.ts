@@ -4,7 +4,7 @@
 // refusal) still point at the right line.
 import { ComposeError } from '../errors.js';
 import type { DependsOnCondition, Mount, PortBinding, RestartPolicy } from '../model.js';
-import { interpolateTree, InterpolationError, type Variables } from './interpolate.js';
+import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   asBool,
   asNonNegativeInt,
@@ -21,6 +21,7 @@ import {
   type PathContext,
 } from './normalize.js';
 import { didYouMean } from './suggest.js';
+import type { TaintedInput } from './taint.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
 export interface Loc {
@@ -168,6 +169,8 @@ const RESTARTS: readonly RestartPolicy[] = ['no', 'always', 'on-failure', 'unles
 export interface FragmentOptions {
   variables: Variables;
   paths: PathContext;
+  /** which variables are secret, and where to record the strings that used one (filled before any value is parsed) */
+  taint?: { secret: (name: string) => boolean; found: TaintedInput[] };
 }
 
 export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment {
@@ -224,9 +227,19 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
 
   // Interpolate what berth reads (extension fields are only templates for anchors, already expanded).
   const interpolated = (key: string): unknown => {
+    const sink: TaintSink | undefined = opts.taint ? { secret: opts.taint.secret, tainted: [] } : undefined;
+    const record = () => {
+      for (const t of sink?.tainted ?? []) {
+        const line = y.lineAt(t.path);
+        opts.taint!.found.push({ ...t, file, ...(line !== undefined ? { line } : {}) });
+      }
+    };
     try {
-      return interpolateTree(root[key], opts.variables, [key]);
+      const out = interpolateTree(root[key], opts.variables, [key], sink);
+      record();
+      return out;
     } catch (e) {
+      record();
       if (e instanceof InterpolationError) throw err(e.detail.code, e.detail.problem, e.path, e.detail.hint);
       throw e;
     }
