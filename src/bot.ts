@@ -19,6 +19,7 @@ import { isEmpty, planToString, summarize } from './plan.js';
 import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
+import { learnDesired, learnEnvironment } from './outbound.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
@@ -76,7 +77,9 @@ export class Bot {
     const branch = await gh.defaultBranch(repo);
     const text = await gh.readFile(repo, CONFIG_PATH, branch);
     if (text === undefined) return undefined;
-    return parseConfig(text, CONFIG_PATH);
+    const config = parseConfig(text, CONFIG_PATH);
+    for (const env of config.environments) learnEnvironment(env);
+    return config;
   }
 
   /** One environment's desired state from the compose files at the PR head. */
@@ -94,7 +97,9 @@ export class Bot {
       }
       inputs.push({ path: clean, text });
     }
-    return loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
+    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, policy: config.policy });
+    learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
+    return desired;
   }
 
   private checkTargets(env: EnvironmentConfig) {

@@ -15,6 +15,7 @@ import { parseRepo } from './github.js';
 import { OctokitGitHub } from './github-octokit.js';
 import { Lanes } from './lanes.js';
 import { msg } from './messages.js';
+import { maskedGitHub, maskedLogger } from './outbound.js';
 import { instrumentOctokit, Metrics, metricsHandler } from './metrics.js';
 import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
@@ -87,7 +88,8 @@ class Work {
 export function berth(opts: BerthOptions = {}): ApplicationFunction {
   return async (app, { addHandler }) => {
     const env = opts.env ?? process.env;
-    const log: Log = app.log;
+    // Every line berth logs is masked (outbound.ts).
+    const log = maskedLogger(app.log as Log);
     const store = opts.store ?? (await openStore(env.DATABASE_URL));
     if (!opts.store) log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
     const targets = opts.targets ?? Targets.fromEnv(env);
@@ -115,7 +117,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       }
       const octokit = await app.auth(id);
       instrumentOctokit(octokit, metrics);
-      return new OctokitGitHub(octokit);
+      return maskedGitHub(new OctokitGitHub(octokit));
     };
 
     let executor!: Executor;
@@ -165,7 +167,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       }
       const repo = parseRepo(full);
       instrumentOctokit(context.octokit, metrics);
-      const gh = new OctokitGitHub(context.octokit as never);
+      const gh = maskedGitHub(new OctokitGitHub(context.octokit as never));
       work.run(`${full}#${pr ?? 'repo'}`, async () => {
         try {
           await fn(gh, repo);

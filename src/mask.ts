@@ -49,6 +49,12 @@ export class Masker {
     return isTaintedField(this.fields, service, field);
   }
 
+  /** Learns another masker's secret keys and values (not its fields, which are per desired state). */
+  absorb(other: Masker): void {
+    for (const k of other.extra) this.extra.add(k);
+    for (const v of other.seen) this.remember(v);
+  }
+
   /** A value derived from a secret: redacted from free text wherever it appears (second line of defence). */
   taint(value: string): void {
     this.remember(value);
@@ -150,9 +156,12 @@ export class Masker {
   }
 
   private remember(value: string): void {
-    if (value.length >= MIN_REDACT_LENGTH && value !== MASK && !this.seen.has(value)) {
-      this.seen.add(value);
-      this.pattern = undefined;
+    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`.
+    for (const v of new Set([value, JSON.stringify(value).slice(1, -1)])) {
+      if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
+        this.seen.add(v);
+        this.pattern = undefined;
+      }
     }
   }
 }

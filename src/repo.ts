@@ -48,6 +48,7 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
     project: config.project,
     environment: environment.name,
     variables: environment.variables,
+    secretKeys: environment.secret_keys,
     policy: config.policy,
     ...(readFile.root ? { repoRoot: readFile.root } : {}),
   });

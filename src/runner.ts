@@ -5,6 +5,7 @@ import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
 import { code, formatDuration, msg } from './messages.js';
+import { learnApply } from './outbound.js';
 import type { AggregateState, ApplyRow, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
 
@@ -128,6 +129,7 @@ export class ApplyRunner {
     try {
       const apply = await this.o.store.getApply(applyId);
       if (!apply?.checkRunId || apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped') return;
+      learnApply(apply);
       const tasks = await this.o.store.listTasksForApply(applyId);
       const gh = await this.o.github(apply.repo);
       await gh.updateCheckRun(parseRepo(apply.repo), apply.checkRunId, { status: 'in_progress', ...progressSummary(apply, tasks) });
@@ -144,6 +146,7 @@ export class ApplyRunner {
     this.lastReport.delete(applyId);
     const apply = await this.o.store.getApply(applyId);
     if (!apply || !(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+    learnApply(apply);
     const tasks = await this.o.store.listTasksForApply(applyId);
     const repo = parseRepo(apply.repo);
     const fin = finalSummary(apply, tasks);
