@@ -23,6 +23,7 @@ import { learnDesired, learnEnvironment } from './outbound.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
+import { sanitizeLine } from './escape.js';
 import type { ApplyKind, Store } from './store/store.js';
 import { parsePayload } from './executor.js';
 import type { Targets } from './targets.js';
@@ -118,7 +119,7 @@ export class Bot {
       // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.
       const redact = redactorFor(env);
       if (!isBerthError(error)) this.o.log.error({ repo: repoName(repo), env: env.name, err: redact(String(error)), stack: redact(String((error as Error)?.stack)) }, 'planning failed');
-      const body = isBerthError(error) ? msg.configError(error).replace(`${MARKER}\n`, '') : `### ❌ ${env.name}: planning failed\n\n${block(String((error as Error)?.message ?? error))}`;
+      const body = isBerthError(error) ? msg.configError(error).replace(`${MARKER}\n`, '') : `### ❌ ${code(env.name)}: planning failed\n\n${block(String((error as Error)?.message ?? error))}`;
       return { env: env.name, ok: false, error, markdown: redact(body), title: redact(isBerthError(error) ? error.problem : 'Planning failed') };
     }
   }
@@ -194,7 +195,8 @@ export class Bot {
 
   private async check(gh: GitHubPort, repo: RepoRef, sha: string, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
     try {
-      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title, summary: clip(summary) });
+      // A check run's title is one line of plain text; it may quote a compose problem.
+      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title: sanitizeLine(title).slice(0, 1000), summary: clip(summary) });
     } catch (err) {
       this.o.log.error({ repo: repoName(repo), name, err: String(err) }, 'could not create check run');
       return undefined;

@@ -5,6 +5,7 @@
 // values) is either inside a fenced block whose fence it cannot close, or
 // entity-escaped, so a service named `<img src=x>` renders as text. Secret
 // values never appear: see mask.ts.
+import { escapeMarkdown, sanitizeLine } from './escape.js';
 import { MASK, Masker } from './mask.js';
 import type { SecretFields } from './compose/taint.js';
 import type { Healthcheck, Mount, PortBinding, ServiceSpec } from './model.js';
@@ -220,28 +221,7 @@ function changeDiff(c: ResourceChange, m: Masker): { lines: string[]; note?: str
 
 // ---------------------------------------------------------------- escaping
 
-/** Characters that could reorder or hide text (bidi controls, zero-width, line separators) or break a line. */
-// eslint-disable-next-line no-control-regex
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
-
-/** One visible line: control and invisible characters written as escapes. */
-export function sanitizeLine(s: string): string {
-  return s.replace(UNSAFE_CHARS, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === '\t') return '\\t';
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
-}
-
-/**
- * Text safe anywhere in Markdown or inline HTML: every ASCII character but
- * letters, digits, space and `-,()` becomes a numeric entity, so it can neither
- * open a tag, emphasis, link, table cell or code span, nor mention anyone.
- */
-export function escapeMarkdown(s: string): string {
-  return sanitizeLine(s).replace(/[^A-Za-z0-9 ,()\-\u0080-\uffff]/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+export { escapeMarkdown, sanitizeLine } from './escape.js';
 
 /** A user-controlled name as inline code (GitHub does not link mentions inside code). */
 const code = (s: string) => `<code>${escapeMarkdown(s)}</code>`;

@@ -4,7 +4,7 @@
 import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
-import { code, formatDuration, msg } from './messages.js';
+import { block, code, formatDuration, msg } from './messages.js';
 import { learnApply } from './outbound.js';
 import type { AggregateState, ApplyRow, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
@@ -66,7 +66,7 @@ export function finalSummary(apply: ApplyRow, tasks: TaskRow[]): { title: string
     `|---|---|---|---|`,
     `| ${count('succeeded')} | ${count('failed')} | ${count('skipped')} | ${count('cancelled')} |`,
   ];
-  if (failure) lines.push('', `**Failed step:** ${code(failure.step)}`, '', '```', failure.error.replace(/```/g, "'''"), '```');
+  if (failure) lines.push('', `**Failed step:** ${code(failure.step)}`, '', block(failure.error));
   return { title, summary: lines.join('\n'), ...(failure ? { failure } : {}) };
 }
 
