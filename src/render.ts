@@ -120,7 +120,8 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     if (spec.command) add(G.command, '', 'command', JSON.stringify(spec.command), argsOf('command', spec.command));
     if (spec.entrypoint) add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), argsOf('entrypoint', spec.entrypoint));
     for (const [k, v] of Object.entries(spec.environment ?? {})) {
-      if (tainted(`environment.${k}`)) m.taint(k);
+      // Keys are secret only when they came from a secret themselves (`- "${S}=x"`).
+      if (tainted('environment')) m.taint(k);
       add(G.environment, k, `environment.${k}`, v, m.value(k, v));
     }
     for (const p of spec.ports ?? []) item(G.ports, 'ports', formatPort(p));
@@ -132,7 +133,7 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     for (const d of spec.dependsOn ?? []) item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
     if (spec.healthcheck) healthFields(spec.healthcheck, (label, args) => argsOf(label, args), add);
     for (const [k, v] of Object.entries(spec.labels ?? {})) {
-      if (tainted(`labels.${k}`)) m.taint(k);
+      if (tainted('labels')) m.taint(k);
       add(G.labels, k, `labels.${k}`, v, m.value(k, v));
     }
     if (spec.restart !== undefined) add(G.restart, '', 'restart', spec.restart);

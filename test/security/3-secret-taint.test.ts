@@ -131,6 +131,14 @@ describe('item 3: a secret-derived value is masked whatever parsing does to it',
     expect(leaks(shown).length).toBeGreaterThan(0);
   });
 
+  it('the mask covers the tainted field only: its key, and the fields beside it, still read', () => {
+    const [text] = outputsFor(compose('environmentList', 'DB_PASSWORD'), VARIABLES[0]!, '秘a"=b');
+    expect(text).toContain('+ environment.PLAIN_VALUE: ••••••');
+    expect(text).toContain('+ image: registry.example/web:1');
+    const [cmd] = outputsFor(compose('commandString', 'SIGNING'), VARIABLES[1]!, '秘 x');
+    expect(cmd).toContain('+ command: ••••••');
+  });
+
   for (const field of Object.keys(FIELDS)) {
     it(`${field}: no secret character survives in plan text, Markdown, JSON or errors`, () => {
       fc.assert(
