@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../../src/compose/load.js';
 import type { Policy } from '../../src/compose/policy.js';
 import { isBerthError } from '../../src/errors.js';
+import { secretVariableValues } from '../../src/mask.js';
 import { msg } from '../../src/messages.js';
 import { reconcile } from '../../src/reconcile.js';
 import { planToJson, renderPlanMarkdown, renderPlanText } from '../../src/render.js';
@@ -92,7 +93,8 @@ function outputsFor(text: string, variable: { name: string; secretKeys: string[]
       secretKeys: variable.secretKeys,
       policy: POLICY,
     });
-  const opts = { secretKeys: variable.secretKeys, secretValues: [secret] };
+  // What the bot and the CLI give the renderers: the values of the variables that are secret.
+  const opts = { secretKeys: variable.secretKeys, secretValues: secretVariableValues({ [variable.name]: secret }, variable.secretKeys) };
   try {
     let observed = emptyObserved('shop', 'staging');
     if (previous !== undefined) {
