@@ -6,6 +6,7 @@ import type { Policy } from './compose/policy.js';
 import { BerthError } from './errors.js';
 import type { ApplyPayload, OnFailure } from './executor.js';
 import { hashOf } from './hash.js';
+import { outText } from './outbound.js';
 import type { DesiredState, ObservedState } from './model.js';
 import type { Plan } from './plan.js';
 import { planToString } from './plan.js';
@@ -39,8 +40,9 @@ export function environmentFingerprint(plans: readonly TargetPlan[]): string {
   return hashOf([...plans].sort((a, b) => (a.target < b.target ? -1 : 1)).map((p) => [p.target, p.plan.fingerprint])).slice(0, 32);
 }
 
+/** The plan as reviewed. Its text is stored and shown again when the plan goes stale, so it is masked (outbound.ts). */
 export const expectedOf = (plans: readonly TargetPlan[]): ExpectedPlan[] =>
-  plans.map((p) => ({ target: p.target, fingerprint: p.plan.fingerprint, text: planToString(p.plan) }));
+  plans.map((p) => ({ target: p.target, fingerprint: p.plan.fingerprint, text: outText(planToString(p.plan)) }));
 
 export class StalePlanError extends BerthError {
   constructor(readonly changes: string[]) {
@@ -71,7 +73,7 @@ export function staleness(expected: readonly ExpectedPlan[], fresh: readonly Tar
       continue;
     }
     if (e.fingerprint === f.plan.fingerprint) continue;
-    const diff = lineDiff(e.text, planToString(f.plan));
+    const diff = lineDiff(e.text, outText(planToString(f.plan)));
     changes.push(
       diff.length
         ? `target \`${f.target}\` changed since the plan was made:\n${diff.join('\n')}`

@@ -23,9 +23,11 @@ import { isEmpty, planToString, summarize } from './plan.js';
 import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
+import { learnDesired, learnEnvironment } from './outbound.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
+import { sanitizeLine } from './escape.js';
 import type { ApplyKind, Store } from './store/store.js';
 import type { Targets } from './targets.js';
 import { UnknownTargetError } from './targets.js';
@@ -89,6 +91,7 @@ export class Bot {
     const config = parseConfig(text, CONFIG_PATH);
     const line = parseYaml(CONFIG_PATH, text).lineAt(['project']);
     if (line !== undefined) projectLines.set(config, line);
+    for (const env of config.environments) learnEnvironment(env);
     return config;
   }
 
@@ -127,7 +130,8 @@ export class Bot {
     }
     // env_file, include, extends.file and .env: read at the same head, through the same reader
     const sources = await readComposeSources((p) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined)), inputs, env.variables);
-    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy, profiles: env.profiles, sources });
+    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, policy: config.policy, profiles: env.profiles, sources });
+    learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
     return { ...desired, repository: repoName(repo) };
   }
 
@@ -148,7 +152,7 @@ export class Bot {
       // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.
       const redact = redactorFor(env);
       if (!isBerthError(error)) this.o.log.error({ repo: repoName(repo), env: env.name, err: redact(String(error)), stack: redact(String((error as Error)?.stack)) }, 'planning failed');
-      const body = isBerthError(error) ? msg.configError(error).replace(`${MARKER}\n`, '') : `### ❌ ${env.name}: planning failed\n\n${block(String((error as Error)?.message ?? error))}`;
+      const body = isBerthError(error) ? msg.configError(error).replace(`${MARKER}\n`, '') : `### ❌ ${code(env.name)}: planning failed\n\n${block(String((error as Error)?.message ?? error))}`;
       return { env: env.name, ok: false, error, markdown: redact(body), title: redact(isBerthError(error) ? error.problem : 'Planning failed') };
     }
   }
@@ -225,7 +229,8 @@ export class Bot {
 
   private async check(gh: GitHubPort, repo: RepoRef, sha: string, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
     try {
-      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title, summary: clip(summary) });
+      // A check run's title is one line of plain text; it may quote a compose problem.
+      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title: sanitizeLine(title).slice(0, 1000), summary: clip(summary) });
     } catch (err) {
       this.o.log.error({ repo: repoName(repo), name, err: String(err) }, 'could not create check run');
       return undefined;

@@ -10,9 +10,12 @@ import { driftReport, renderDriftText } from './drift.js';
 import { isBerthError } from './errors.js';
 import { Executor } from './executor.js';
 import { Lanes } from './lanes.js';
+import { secretVariableValues } from './mask.js';
+import { learnApply, learnDesired, learnEnvironment, outText } from './outbound.js';
 import { isEmpty } from './plan.js';
 import { planToJson, renderPlanMarkdown, renderPlanText } from './render.js';
 import { loadEnvironment, readFromDir } from './repo.js';
+import type { LoadedEnvironment } from './repo.js';
 import { openStore } from './store/open.js';
 import type { ApplyRow, OperationRow, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
@@ -74,6 +77,9 @@ async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   const repo = required(v, 'repo');
   const env = required(v, 'env');
   const loaded = await loadEnvironment(readFromDir(repo), env);
+  const e = loaded.environment;
+  learnEnvironment(e);
+  learnDesired(loaded.desired, e.secret_keys, secretVariableValues(e.variables, e.secret_keys));
   const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
   const plans = await planTargets(loaded.desired, loaded.environment.targets, observerFor(targets));
   return { loaded, targets, plans };
@@ -85,14 +91,19 @@ function required(v: Record<string, unknown>, name: string): string {
   return x;
 }
 
-function printPlans(io: Io, plans: TargetPlan[], format: string, environment: string, notes: readonly string[] = []) {
+/** The environment's secrets as the renderers take them. */
+const secretsOf = (e: LoadedEnvironment['environment']) => ({ secretKeys: e.secret_keys, secretValues: secretVariableValues(e.variables, e.secret_keys) });
+
+function printPlans(io: Io, plans: TargetPlan[], format: string, env: LoadedEnvironment['environment'], notes: readonly string[] = []) {
+  const environment = env.name;
+  const secrets = secretsOf(env);
   if (format === 'json') {
-    io.out(JSON.stringify({ environment, targets: plans.map((p) => ({ target: p.target, ...(planToJson(p.plan) as object) })) }, null, 2));
+    io.out(JSON.stringify({ environment, targets: plans.map((p) => ({ target: p.target, ...(planToJson(p.plan, secrets) as object) })) }, null, 2));
     return;
   }
   for (const p of plans) {
     if (plans.length > 1) io.out(format === 'markdown' ? `## target \`${p.target}\`` : `== target ${p.target} ==`);
-    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target, notes }) : [...notes.map((n) => `note: ${n}`), renderPlanText(p.plan)].join('\n'));
+    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target, notes, ...secrets }) : [...notes.map((n) => `note: ${n}`), renderPlanText(p.plan, secrets)].join('\n'));
   }
 }
 
@@ -101,7 +112,7 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
   const format = values.format!;
   if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format must be text, markdown or json, not "${format}"`);
   const { loaded, plans } = await loadAndPlan(values);
-  printPlans(io, plans, format, loaded.environment.name, loaded.desired.notes);
+  printPlans(io, plans, format, loaded.environment, loaded.desired.notes);
   return plans.every((p) => isEmpty(p.plan)) ? 0 : 2;
 }
 
@@ -126,7 +137,7 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
   const repository = values.repository;
   if (repository !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(repository)) throw new UsageError(`--repository must be OWNER/NAME, not "${repository}"`);
   const { loaded, targets, plans } = await loadAndPlan(values);
-  printPlans(io, plans, 'text', loaded.environment.name);
+  printPlans(io, plans, 'text', loaded.environment);
   if (plans.every((p) => isEmpty(p.plan))) {
     io.out('Nothing to apply.');
     return 0;
@@ -161,6 +172,7 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
         policy: loaded.config.policy,
         ...(loaded.environment.parallelism ? { parallelism: loaded.environment.parallelism } : {}),
         expected: expectedOf(plans),
+        ...secretsOf(loaded.environment),
         start: { lock: { owner, pr: 0 }, lease: { holder: executor.holder, ttlMs: executor.leaseTtlMs } },
       });
     } catch (err) {
@@ -197,6 +209,7 @@ function table(rows: string[][]): string {
 export async function statusText(store: Store, applyId: string): Promise<string> {
   const apply = await store.getApply(applyId);
   if (!apply) throw new UsageError(`no apply ${applyId} in this database`);
+  learnApply(apply);
   const ops = await store.listOperations(applyId);
   const tasks = await store.listTasksForApply(applyId);
   return renderStatus(apply, ops, tasks);
@@ -223,6 +236,8 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
   const store = await openStore(values.database);
   try {
     if (values.drift) {
+      // The report shows stored desired states: what they keep secret is masked.
+      for (const a of await store.listApplies({ states: ['completed'] })) learnApply(a);
       const report = await driftReport(store);
       io.out(renderDriftText(report));
       return report.count ? 2 : 0;
@@ -232,6 +247,7 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       return 0;
     }
     const applies = await store.listApplies({ limit: Number(values.limit) || 20 });
+    for (const a of applies) learnApply(a);
     if (!applies.length) {
       io.out('No applies recorded.');
       return 0;
@@ -270,7 +286,13 @@ async function cmdRecover(args: string[], io: Io): Promise<number> {
   }
 }
 
-export async function main(argv: string[], io: Io = realIo()): Promise<number> {
+/** Everything the CLI prints passes through the masker (outbound.ts). */
+function maskedIo(io: Io): Io {
+  return { ...io, out: (s) => io.out(outText(s)), err: (s) => io.err(outText(s)) };
+}
+
+export async function main(argv: string[], rawIo: Io = realIo()): Promise<number> {
+  const io = maskedIo(rawIo);
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {

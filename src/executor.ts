@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import { DENY_ALL, type Policy } from './compose/policy.js';
 import type { Engine, EngineError } from './engine.js';
 import { guardContainer } from './guard.js';
-import { Masker } from './mask.js';
+import type { Masker } from './mask.js';
+import { maskerForSpecs } from './render.js';
 import { LABEL, names } from './model.js';
 import { endpointConfig } from './docker/spec.js';
 import type { DesiredState } from './model.js';
@@ -50,10 +51,18 @@ export interface ApplyPayload {
  * was given (an entrypoint, a command, a mount), so secrets of the desired
  * state in it, or `--token=…`-like text, are masked.
  */
+/** Everything secret an apply knows of: keys, variable values, and the shown forms of the fields a secret fed. */
+export function payloadMasker(payload: ApplyPayload): Masker {
+  return maskerForSpecs(
+    payload.desired.services.map((s) => s.spec),
+    payload.desired.secretFields,
+    payload.secretKeys,
+    payload.secretValues,
+  );
+}
+
 export function redactError(message: string, payload: ApplyPayload): string {
-  const m = new Masker(payload.secretKeys ?? [], payload.secretValues ?? []);
-  m.collect(...payload.desired.services.map((s) => s.spec));
-  return m.redact(m.inline(message));
+  return payloadMasker(payload).text(message);
 }
 
 export interface ExecutorLogger {

@@ -129,7 +129,7 @@ export async function requiresGate(
     try {
       digest = await digestOf(req);
     } catch (err) {
-      missing.push({ env: req, why: `its desired state could not be computed: ${String((err as Error)?.message ?? err)}` });
+      missing.push({ env: req, why: `its desired state could not be computed: ${code(String((err as Error)?.message ?? err))}` });
       continue;
     }
     const ours = (await store.listApplies({ repo: repoName(repo), pr: pull.number, environment: req })).find((a) => a.desiredDigest === digest);

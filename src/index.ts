@@ -16,6 +16,7 @@ import { parseRepo } from './github.js';
 import { OctokitGitHub } from './github-octokit.js';
 import { Lanes } from './lanes.js';
 import { msg } from './messages.js';
+import { maskedGitHub, maskedLogger } from './outbound.js';
 import { instrumentOctokit, Metrics, metricsHandler } from './metrics.js';
 import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
@@ -88,7 +89,8 @@ class Work {
 export function berth(opts: BerthOptions = {}): ApplicationFunction {
   return async (app, { addHandler }) => {
     const env = opts.env ?? process.env;
-    const log: Log = app.log;
+    // Every line berth logs is masked (outbound.ts).
+    const log = maskedLogger(app.log as Log);
     const store = opts.store ?? (await openStore(env.DATABASE_URL));
     if (!opts.store) log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
     const targets = opts.targets ?? Targets.fromEnv(env);
@@ -116,7 +118,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       }
       const octokit = await app.auth(id);
       instrumentOctokit(octokit, metrics);
-      return new OctokitGitHub(octokit);
+      return maskedGitHub(new OctokitGitHub(octokit));
     };
 
     // One identity per process: it drives applies (their leases), holds targets and claims webhook deliveries.
@@ -275,7 +277,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
         return;
       }
       instrumentOctokit(context.octokit, metrics);
-      enqueue(context, full, job, new OctokitGitHub(context.octokit as never));
+      enqueue(context, full, job, maskedGitHub(new OctokitGitHub(context.octokit as never)));
     };
 
     /** Deliveries a crash or a shutdown left unfinished (their claim lapsed): run again, each by one process. */
@@ -362,7 +364,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       if (!worked) {
         // Given back at once: the next start (or another replica) runs them without waiting for the claims to lapse.
         await store.releaseDeliveries(replica).catch(() => 0);
-        log.warn('drain timed out: unfinished webhook work runs again at next start');
+        log.warn({}, 'drain timed out: unfinished webhook work runs again at next start');
       }
       const drained = await runner.drain(Math.max(0, timeoutMs - (Date.now() - started)));
       if (!drained) log.warn({ inFlight: runner.inFlight() }, 'drain timed out: open applies stay recoverable at next start');

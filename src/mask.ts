@@ -3,6 +3,8 @@
 // (PASSWORD, SECRET, TOKEN, KEY, …) or the repository config lists the key;
 // secrets inside free text (command arguments, URLs, `KEY=value` pairs) are
 // masked too. Masking never reveals a value, not even its length.
+import type { SecretFields } from './compose/taint.js';
+import { isTaintedField } from './compose/taint.js';
 import type { ServiceSpec } from './model.js';
 
 export const MASK = '••••••';
@@ -29,10 +31,33 @@ export class Masker {
   private readonly extra: Set<string>;
   private readonly seen = new Set<string>();
   private pattern: RegExp | undefined;
+  private readonly fields: SecretFields = {};
 
-  constructor(secretKeys: readonly string[] = [], secretValues: readonly string[] = []) {
+  constructor(secretKeys: readonly string[] = [], secretValues: readonly string[] = [], secretFields?: SecretFields) {
     this.extra = new Set(secretKeys.map((k) => k.toUpperCase()));
     for (const v of secretValues) this.remember(v);
+    if (secretFields) this.addFields(secretFields);
+  }
+
+  /** Fields a secret variable fed (compose/taint.ts), per service: shown only as a mask, as a whole. */
+  addFields(fields: SecretFields): void {
+    for (const [service, list] of Object.entries(fields)) this.fields[service] = [...new Set([...(this.fields[service] ?? []), ...list])];
+  }
+
+  /** Whether `field` (a diff label: `ports`, `environment.X`, `healthcheck.test`) of `service` is secret-derived. */
+  tainted(service: string, field: string): boolean {
+    return isTaintedField(this.fields, service, field);
+  }
+
+  /** Learns another masker's secret keys and values (not its fields, which are per desired state). */
+  absorb(other: Masker): void {
+    for (const k of other.extra) this.extra.add(k);
+    for (const v of other.seen) this.remember(v);
+  }
+
+  /** A value derived from a secret: redacted from free text wherever it appears (second line of defence). */
+  taint(value: string): void {
+    this.remember(value);
   }
 
   isSecretKey(key: string): boolean {
@@ -84,22 +109,38 @@ export class Masker {
     return out;
   }
 
-  /** A copy of `spec` safe to show: secret environment and label values, and secrets in command lines, masked. */
+  /**
+   * A copy of `spec` safe to show: secret environment and label values, and
+   * secrets in command lines, masked; a field a secret variable fed is
+   * replaced by the mask as a whole (its shape is lost: it is for showing only).
+   */
   spec(spec: ServiceSpec): ServiceSpec {
-    const maskMap = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.value(k, v)]));
-    return {
+    const maskMap = (kind: 'environment' | 'labels', m: Record<string, string> | undefined) => {
+      if (!m) return m;
+      // Keys themselves came from a secret (`- "${S}=x"`): nothing of the map can be shown.
+      if (this.fields[spec.name]?.includes(kind)) return Object.keys(m).length ? { [MASK]: MASK } : m;
+      return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.tainted(spec.name, `${kind}.${k}`) ? (this.taint(v), MASK) : this.value(k, v)]));
+    };
+    const out: Record<string, unknown> = {
       ...spec,
-      environment: maskMap(spec.environment),
-      labels: maskMap(spec.labels),
+      environment: maskMap('environment', spec.environment),
+      labels: maskMap('labels', spec.labels),
       ...(spec.command ? { command: this.args(spec.command) } : {}),
       ...(spec.entrypoint ? { entrypoint: this.args(spec.entrypoint) } : {}),
       ...(spec.healthcheck ? { healthcheck: { ...spec.healthcheck, test: this.args(spec.healthcheck.test) } } : {}),
     };
+    for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
+    return out as unknown as ServiceSpec;
   }
 
   /** Every secret value masked so far, plus those of `specs` (so redaction also covers values never shown). */
   collect(...specs: (ServiceSpec | undefined)[]): void {
     for (const s of specs) if (s) this.spec(s);
+  }
+
+  /** Free text as it may leave berth: `KEY=secret`-like text masked, then every known secret value redacted. */
+  text(text: string): string {
+    return this.redact(this.inline(text));
   }
 
   /** Replaces every remembered secret value that occurs in `text`. */
@@ -108,18 +149,43 @@ export class Masker {
     if (!this.pattern) {
       // Longest first, so a secret that contains another is replaced whole.
       const values = [...this.seen].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
-      this.pattern = new RegExp(values.map(escapeRegExp).join('|'), 'g');
+      // Case-insensitive: a value may be shown upper-cased (a capability) or lower-cased (an image name).
+      this.pattern = new RegExp(values.map(escapeRegExp).join('|'), 'gi');
     }
     return text.replace(this.pattern, MASK);
   }
 
   private remember(value: string): void {
-    if (value.length >= MIN_REDACT_LENGTH && value !== MASK && !this.seen.has(value)) {
-      this.seen.add(value);
-      this.pattern = undefined;
+    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`.
+    for (const v of new Set([value, JSON.stringify(value).slice(1, -1)])) {
+      if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
+        this.seen.add(v);
+        this.pattern = undefined;
+      }
     }
   }
 }
+
+/** taint field id → the ServiceSpec property it shows (environment and labels are masked per key). */
+const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
+  image: 'image',
+  command: 'command',
+  entrypoint: 'entrypoint',
+  ports: 'ports',
+  volumes: 'volumes',
+  networks: 'networks',
+  depends_on: 'dependsOn',
+  healthcheck: 'healthcheck',
+  restart: 'restart',
+  user: 'user',
+  working_dir: 'workingDir',
+  replicas: 'replicas',
+  privileged: 'privileged',
+  network_mode: 'networkMode',
+  pid: 'pid',
+  cap_add: 'capAdd',
+  devices: 'devices',
+};
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -1,28 +1,17 @@
 // Every sentence berth posts to a PR, in one place: refusals name the rule and
 // how to satisfy it; errors carry file, line and what to do. Inputs that come
-// from users (names, Docker messages) are escaped or fenced so they cannot
-// break the comment.
+// from users (names, YAML keys, Docker and compose messages) go through
+// escape.ts (inert prose, code spans or fences) so they cannot break the
+// comment or forge one.
+import { block, code, inert } from './escape.js';
 import type { BerthError } from './errors.js';
 import { isBerthError } from './errors.js';
 import type { AggregateState, LockRow } from './store/store.js';
 
 export const MARKER = '<!-- berth -->';
 
-/** Inline code that survives backticks in the value. */
-export function code(s: string): string {
-  const clean = s.replace(/[\r\n]+/g, ' ');
-  const run = Math.max(0, ...[...clean.matchAll(/`+/g)].map((m) => m[0].length));
-  const fence = '`'.repeat(run + 1);
-  const pad = clean.startsWith('`') || clean.endsWith('`') ? ' ' : '';
-  return `${fence}${pad}${clean}${pad}${fence}`;
-}
-
-/** A fenced block that survives fences in the content. */
-export function block(s: string, lang = ''): string {
-  const run = Math.max(2, ...[...s.matchAll(/`{3,}/g)].map((m) => m[0].length));
-  const fence = '`'.repeat(run + 1);
-  return `${fence}${lang}\n${s.replace(/\n$/, '')}\n${fence}`;
-}
+// Author-controlled text goes through escape.ts, re-exported here for the message builders.
+export { block, code, inert } from './escape.js';
 
 export const shortSha = (sha: string) => sha.slice(0, 7);
 
@@ -30,25 +19,15 @@ export function prLink(repo: string, pr: number): string {
   return `[${repo}#${pr}](https://github.com/${repo}/pull/${pr})`;
 }
 
-/**
- * User text in Markdown prose: no HTML tag can open (`<` → `&lt;`). Code spans
- * are kept as they are, where an entity would show literally.
- */
-export function noHtml(s: string): string {
-  return s
-    .split(/(`+[^`]*`+)/)
-    .map((part, i) => (i % 2 ? part : part.replace(/</g, '&lt;')))
-    .join('');
-}
-
 export function errorMarkdown(err: BerthError): string {
-  const lines = [`**${noHtml(err.problem)}**`];
+  // The problem and hint quote what the author wrote (a service name, a key): prose, so made inert.
+  const lines = [`**${inert(err.problem)}**`];
   const where = [err.file, err.line !== undefined ? `line ${err.line}` : undefined, err.path].filter(Boolean).join(', ');
   if (where) lines.push(`in ${code(where)}`);
   const issues = (err as { issues?: readonly string[] }).issues;
   if (issues && issues.length > 1) lines.push('', block(issues.join('\n')));
   else lines.push('', block(err.message));
-  if (err.hint) lines.push('', `**What to do:** ${noHtml(err.hint)}`);
+  if (err.hint) lines.push('', `**What to do:** ${inert(err.hint)}`);
   return lines.join('\n');
 }
 

@@ -247,6 +247,11 @@ export interface DesiredState {
   services: DesiredService[];
   networks: DesiredNetwork[];
   volumes: DesiredVolume[];
+  /**
+   * service → fields a secret variable fed (compose/taint.ts): shown only as a
+   * mask, whatever parsing did to the value. Not part of any hash.
+   */
+  secretFields?: Record<string, string[]>;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';

@@ -5,7 +5,9 @@
 // values) is either inside a fenced block whose fence it cannot close, or
 // entity-escaped, so a service named `<img src=x>` renders as text. Secret
 // values never appear: see mask.ts.
-import { Masker } from './mask.js';
+import { escapeMarkdown, sanitizeLine } from './escape.js';
+import { MASK, Masker } from './mask.js';
+import type { SecretFields } from './compose/taint.js';
 import type { Healthcheck, Mount, PortBinding, ServiceSpec } from './model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { isEmpty, nodeLine, summarize } from './plan.js';
@@ -97,20 +99,45 @@ const argv = (args: readonly string[]) => `[${args.map((a) => JSON.stringify(a))
 
 function specFields(spec: ServiceSpec | undefined, replicas: number | undefined, m: Masker): Map<string, Field> {
   const out = new Map<string, Field>();
-  const add = (group: number, sub: string, label: string, raw: string, shown = raw) => out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
+  // A field a secret variable fed is shown as a mask as a whole, whatever parsing made of the value (compose/taint.ts);
+  // its raw text is also remembered, so free text that quotes it (a plan step, a Docker message) is redacted.
+  const tainted = (label: string) => spec !== undefined && m.tainted(spec.name, label);
+  const add = (group: number, sub: string, label: string, raw: string, shown = raw) => {
+    if (tainted(label)) {
+      m.taint(raw);
+      shown = MASK;
+      // `- "${S}=x"`: the key came from the secret too.
+      if (/^(environment|labels)\./.test(label) && m.tainted(spec!.name, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
+    }
+    out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
+  };
   const item = (group: number, label: string, value: string) => add(group, value, label, value);
+  const argsOf = (label: string, args: readonly string[]) => {
+    if (tainted(label)) for (const a of args) m.taint(a);
+    return argv(m.args(args));
+  };
   if (spec) {
     // Labels read back from containers are parsed tolerantly: any field may be missing.
     add(G.image, '', 'image', spec.image ?? '');
-    if (spec.command) add(G.command, '', 'command', JSON.stringify(spec.command), argv(m.args(spec.command)));
-    if (spec.entrypoint) add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), argv(m.args(spec.entrypoint)));
-    for (const [k, v] of Object.entries(spec.environment ?? {})) add(G.environment, k, `environment.${k}`, v, m.value(k, v));
+    if (spec.command) add(G.command, '', 'command', JSON.stringify(spec.command), argsOf('command', spec.command));
+    if (spec.entrypoint) add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), argsOf('entrypoint', spec.entrypoint));
+    for (const [k, v] of Object.entries(spec.environment ?? {})) {
+      // Keys are secret only when they came from a secret themselves (`- "${S}=x"`).
+      if (tainted('environment')) m.taint(k);
+      add(G.environment, k, `environment.${k}`, v, m.value(k, v));
+    }
     for (const p of spec.ports ?? []) item(G.ports, 'ports', formatPort(p));
-    for (const v of spec.volumes ?? []) item(G.volumes, 'volumes', formatMount(v));
+    for (const v of spec.volumes ?? []) {
+      if (tainted('volumes')) for (const part of [v.source, v.target]) if (part) m.taint(part);
+      item(G.volumes, 'volumes', formatMount(v));
+    }
     for (const n of spec.networks ?? []) item(G.networks, 'networks', n);
     for (const d of spec.dependsOn ?? []) item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
-    if (spec.healthcheck) healthFields(spec.healthcheck, m, add);
-    for (const [k, v] of Object.entries(spec.labels ?? {})) add(G.labels, k, `labels.${k}`, v, m.value(k, v));
+    if (spec.healthcheck) healthFields(spec.healthcheck, (label, args) => argsOf(label, args), add);
+    for (const [k, v] of Object.entries(spec.labels ?? {})) {
+      if (tainted('labels')) m.taint(k);
+      add(G.labels, k, `labels.${k}`, v, m.value(k, v));
+    }
     if (spec.restart !== undefined) add(G.restart, '', 'restart', spec.restart);
     if (spec.user !== undefined) add(G.user, '', 'user', spec.user);
     if (spec.workingDir !== undefined) add(G.working_dir, '', 'working_dir', spec.workingDir);
@@ -125,8 +152,8 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
   return out;
 }
 
-function healthFields(h: Healthcheck, m: Masker, add: (group: number, sub: string, label: string, raw: string, shown?: string) => void) {
-  add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), argv(m.args(h.test ?? [])));
+function healthFields(h: Healthcheck, args: (label: string, args: readonly string[]) => string, add: (group: number, sub: string, label: string, raw: string, shown?: string) => void) {
+  add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), args('healthcheck.test', h.test ?? []));
   add(G.healthcheck, '1', 'healthcheck.interval', formatComposeDuration(h.intervalMs));
   add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
   add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
@@ -197,28 +224,7 @@ function changeDiff(c: ResourceChange, m: Masker): { lines: string[]; note?: str
 
 // ---------------------------------------------------------------- escaping
 
-/** Characters that could reorder or hide text (bidi controls, zero-width, line separators) or break a line. */
-// eslint-disable-next-line no-control-regex
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
-
-/** One visible line: control and invisible characters written as escapes. */
-export function sanitizeLine(s: string): string {
-  return s.replace(UNSAFE_CHARS, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\r') return '\\r';
-    if (c === '\t') return '\\t';
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
-}
-
-/**
- * Text safe anywhere in Markdown or inline HTML: every ASCII character but
- * letters, digits, space and `-,()` becomes a numeric entity, so it can neither
- * open a tag, emphasis, link, table cell or code span, nor mention anyone.
- */
-export function escapeMarkdown(s: string): string {
-  return sanitizeLine(s).replace(/[^A-Za-z0-9 ,()\-\u0080-\uffff]/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+export { escapeMarkdown, sanitizeLine } from './escape.js';
 
 /** A user-controlled name as inline code (GitHub does not link mentions inside code). */
 const code = (s: string) => `<code>${escapeMarkdown(s)}</code>`;
@@ -240,12 +246,24 @@ function codeBlock(lang: string, lines: readonly string[]): string[] {
 
 // ---------------------------------------------------------------- shared
 
-function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {
-  const m = new Masker(secretKeys ?? [], secretValues ?? []);
-  // Learn every secret value up front so redaction also covers values no diff shows.
-  for (const c of plan.changes) m.collect(c.before, c.after);
-  for (const s of plan.desired?.services ?? []) m.collect(s.spec);
+/**
+ * The masker for everything shown about `desired` (and specs read back from
+ * containers): secret keys, secret variable values, and the fields a secret
+ * variable fed, whose shown forms are learnt up front so redaction also covers
+ * text no diff shows (plan steps, Docker messages).
+ */
+export function maskerForSpecs(specs: readonly (ServiceSpec | undefined)[], secretFields?: SecretFields, secretKeys?: readonly string[], secretValues?: readonly string[]): Masker {
+  const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
+  for (const s of specs) {
+    if (!s) continue;
+    m.collect(s);
+    specFields(s, undefined, m);
+  }
   return m;
+}
+
+function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {
+  return maskerForSpecs([...plan.changes.flatMap((c) => [c.before, c.after]), ...(plan.desired?.services ?? []).map((s) => s.spec)], plan.desired?.secretFields, secretKeys, secretValues);
 }
 
 const ACTION_ORDER: Record<ResourceChange['action'], number> = { create: 0, change: 1, remove: 2, unchanged: 3 };

@@ -50,6 +50,7 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
     project: config.project,
     environment: environment.name,
     variables: environment.variables,
+    secretKeys: environment.secret_keys,
     policy: config.policy,
     profiles: environment.profiles,
     sources,

@@ -4,7 +4,8 @@
 import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
-import { code, formatDuration, msg } from './messages.js';
+import { block, code, formatDuration, msg } from './messages.js';
+import { learnApply } from './outbound.js';
 import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
 
@@ -65,7 +66,7 @@ export function finalSummary(apply: ApplyRow, tasks: TaskRow[]): { title: string
     `|---|---|---|---|`,
     `| ${count('succeeded')} | ${count('failed')} | ${count('skipped')} | ${count('cancelled')} |`,
   ];
-  if (failure) lines.push('', `**Failed step:** ${code(failure.step)}`, '', '```', failure.error.replace(/```/g, "'''"), '```');
+  if (failure) lines.push('', `**Failed step:** ${code(failure.step)}`, '', block(failure.error));
   return { title, summary: lines.join('\n'), ...(failure ? { failure } : {}) };
 }
 
@@ -143,6 +144,7 @@ export class ApplyRunner {
     try {
       const apply = await this.o.store.getApply(applyId);
       if (!apply?.checkRunId || apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped') return;
+      learnApply(apply);
       const tasks = await this.o.store.listTasksForApply(applyId);
       const gh = await this.o.github(apply.repo);
       await gh.updateCheckRun(parseRepo(apply.repo), apply.checkRunId, { status: 'in_progress', ...progressSummary(apply, tasks) });
@@ -174,6 +176,7 @@ export class ApplyRunner {
     // Re-read after the claim: the row as it ended, with the check run the start report stored.
     const apply = (await this.o.store.getApply(applyId)) ?? ended;
     if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+    learnApply(apply);
     const tasks = await this.o.store.listTasksForApply(applyId);
     const repo = parseRepo(apply.repo);
     const fin = finalSummary(apply, tasks);

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { DependsOnCondition, Mount, PortBinding, RestartPolicy, ServiceExtras, ServiceNetwork } from '../model.js';
-import { interpolateTree, InterpolationError, type Variables } from './interpolate.js';
+import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
   asBool,
@@ -26,6 +26,7 @@ import { parseJoin, parseVolumesFrom } from './joins.js';
 import { DotenvError, parseDotenv } from './dotenv.js';
 import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
 import { didYouMean } from './suggest.js';
+import type { TaintedInput } from './taint.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
 export interface Loc {
@@ -217,6 +218,8 @@ export interface FragmentOptions {
   fileDir?: string;
   /** reads another repository file already fetched (env files); undefined when it does not exist */
   readFile?: (path: string) => string | undefined;
+  /** which variables are secret, and where to record the strings that used one (filled before any value is parsed) */
+  taint?: { secret: (name: string) => boolean; found: TaintedInput[] };
 }
 
 export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment {
@@ -273,9 +276,19 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
 
   // Interpolate what berth reads (extension fields are only templates for anchors, already expanded).
   const interpolated = (key: string): unknown => {
+    const sink: TaintSink | undefined = opts.taint ? { secret: opts.taint.secret, tainted: [] } : undefined;
+    const record = () => {
+      for (const t of sink?.tainted ?? []) {
+        const line = y.lineAt(t.path);
+        opts.taint!.found.push({ ...t, file, ...(line !== undefined ? { line } : {}) });
+      }
+    };
     try {
-      return interpolateTree(root[key], opts.variables, [key]);
+      const out = interpolateTree(root[key], opts.variables, [key], sink);
+      record();
+      return out;
     } catch (e) {
+      record();
       if (e instanceof InterpolationError) throw err(e.detail.code, e.detail.problem, e.path, e.detail.hint);
       throw e;
     }

@@ -7,6 +7,11 @@
 //   $$                    a literal $
 // Defaults may themselves contain interpolations: ${A:-${B}}.
 // Only string values are interpolated, never keys, like compose.
+//
+// Taint: when the caller names the secret variables, every string whose value
+// used one is recorded (its path and the text before interpolation), so what
+// later parsing makes of it (split, upper-cased, JSON-escaped) can be shown as
+// a mask as a whole: see taint.ts.
 import type { PathSeg } from './yaml.js';
 
 export type Variables = Readonly<Record<string, string>>;
@@ -29,7 +34,23 @@ export class InterpolationError extends Error {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*/;
 
-export function interpolateString(text: string, vars: Variables): string {
+/** Which variables are secret, and whether the string being interpolated used one. */
+export interface TaintContext {
+  secret: (name: string) => boolean;
+  /** set when a secret variable's value went into the current string */
+  hit?: boolean;
+}
+
+/** A string whose interpolation used a secret variable. */
+export interface TaintedString {
+  path: PathSeg[];
+  /** the text as written, before interpolation */
+  raw: string;
+  /** the text after interpolation */
+  value: string;
+}
+
+export function interpolateString(text: string, vars: Variables, taint?: TaintContext): string {
   if (!text.includes('$')) return text;
   let out = '';
   let i = 0;
@@ -49,13 +70,13 @@ export function interpolateString(text: string, vars: Variables): string {
     if (next === '{') {
       const close = matchingBrace(text, i + 2);
       if (close < 0) throw bad(text, 'unclosed "${"');
-      out += braced(text.slice(i + 2, close), vars, text);
+      out += braced(text.slice(i + 2, close), vars, text, taint);
       i = close + 1;
       continue;
     }
     const m = NAME.exec(text.slice(i + 1));
     if (m) {
-      out += lookup(m[0], vars);
+      out += lookup(m[0], vars, taint);
       i += 1 + m[0].length;
       continue;
     }
@@ -84,26 +105,30 @@ function matchingBrace(text: string, from: number): number {
   return -1;
 }
 
-function braced(inner: string, vars: Variables, whole: string): string {
+function braced(inner: string, vars: Variables, whole: string, taint?: TaintContext): string {
   const m = NAME.exec(inner);
   if (!m) throw bad(whole, `"\${${inner}}" does not start with a variable name`);
   const name = m[0];
   const rest = inner.slice(name.length);
-  if (rest === '') return lookup(name, vars);
+  if (rest === '') return lookup(name, vars, taint);
   const op = /^(:?)([-?+])/.exec(rest);
   if (!op) throw bad(whole, `unexpected "${rest}" after \${${name}`);
   const colon = op[1] === ':';
   const arg = rest.slice(op[0].length);
   const value = Object.prototype.hasOwnProperty.call(vars, name) ? vars[name] : undefined;
   const unset = value === undefined || (colon && value === '');
+  const used = () => {
+    if (taint?.secret(name)) taint.hit = true;
+    return value!;
+  };
   switch (op[2]) {
     case '-':
-      return unset ? interpolateString(arg, vars) : value!;
+      return unset ? interpolateString(arg, vars, taint) : used();
     case '+':
-      return unset ? '' : interpolateString(arg, vars);
+      return unset ? '' : interpolateString(arg, vars, taint);
     default: {
-      if (!unset) return value!;
-      const why = interpolateString(arg, vars);
+      if (!unset) return used();
+      const why = interpolateString(arg, vars, taint);
       throw new InterpolationError({
         code: 'missing_variable',
         variable: name,
@@ -114,8 +139,11 @@ function braced(inner: string, vars: Variables, whole: string): string {
   }
 }
 
-function lookup(name: string, vars: Variables): string {
-  if (Object.prototype.hasOwnProperty.call(vars, name)) return vars[name]!;
+function lookup(name: string, vars: Variables, taint?: TaintContext): string {
+  if (Object.prototype.hasOwnProperty.call(vars, name)) {
+    if (taint?.secret(name)) taint.hit = true;
+    return vars[name]!;
+  }
   throw new InterpolationError({
     code: 'missing_variable',
     variable: name,
@@ -128,20 +156,35 @@ function bad(text: string, why: string): InterpolationError {
   return new InterpolationError({ code: 'bad_interpolation', problem: `invalid interpolation in ${JSON.stringify(text)}: ${why}`, hint: 'write $$ for a literal $' });
 }
 
-/** A copy of `value` with every string interpolated; errors carry the path of the offending string. */
-export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[] = []): unknown {
+/** Where interpolateTree reports the strings that used a secret variable. */
+export interface TaintSink {
+  secret: (name: string) => boolean;
+  tainted: TaintedString[];
+}
+
+/**
+ * A copy of `value` with every string interpolated; errors carry the path of
+ * the offending string. With a sink, strings that used a secret variable are
+ * recorded in it.
+ */
+export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[] = [], sink?: TaintSink): unknown {
   if (typeof value === 'string') {
+    const taint: TaintContext | undefined = sink ? { secret: sink.secret } : undefined;
     try {
-      return interpolateString(value, vars);
+      const out = interpolateString(value, vars, taint);
+      if (taint?.hit) sink!.tainted.push({ path, raw: value, value: out });
+      return out;
     } catch (err) {
+      // `${A:?${SECRET}}`: the message quotes what was interpolated.
+      if (taint?.hit) sink!.tainted.push({ path, raw: value, value });
       if (err instanceof InterpolationError) throw new InterpolationError(err.detail, path);
       throw err;
     }
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, vars, [...path, i]));
+  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, vars, [...path, i], sink));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, vars, [...path, k]);
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, vars, [...path, k], sink);
     return out;
   }
   return value;

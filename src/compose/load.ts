@@ -13,6 +13,7 @@ import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
 import { closest } from './suggest.js';
+import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
 export interface ComposeFile {
@@ -26,6 +27,8 @@ export interface LoadComposeOptions {
   environment: string;
   /** values for ${VAR} interpolation */
   variables?: Readonly<Record<string, string>>;
+  /** variables that are secret besides secret-looking names (the environment's secret_keys): what they feed is tainted */
+  secretKeys?: readonly string[];
   /** absolute path of the checkout; relative bind sources become absolute under it (else they stay `./repo/relative`) */
   repoRoot?: string;
   /** when given, anything it does not allow is refused with the line that asks for it */
@@ -46,7 +49,26 @@ const dirOf = (path: string) => {
   return d === '.' ? '' : d;
 };
 
+/**
+ * The desired state, with `secretFields` naming what a secret variable fed.
+ * An error that would quote such a value quotes nothing instead (taint.ts).
+ */
 export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOptions): DesiredState {
+  const secret = secretVariable(opts.secretKeys);
+  const found: TaintedInput[] = [];
+  try {
+    const desired = loadTracked(files, opts, { secret, found });
+    const secretFields = secretFieldsOf(found);
+    return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
+  } catch (e) {
+    const values = Object.entries(opts.variables ?? {})
+      .filter(([k]) => secret(k))
+      .map(([, v]) => v);
+    throw maskTaintedError(e, found, values);
+  }
+}
+
+function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, taint: { secret: (name: string) => boolean; found: TaintedInput[] }): DesiredState {
   if (!files.length) throw new ComposeError('no_compose_files', 'no compose files given');
   // Relative paths in every file resolve against the first file's directory, as compose does.
   const baseDir = dirOf(files[0]!.path);
@@ -65,7 +87,7 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
         throw new ComposeError(e.detail.code, e.detail.problem, { file: path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
       throw e;
     }
-    return buildFragment(y, { variables, paths: ctx, fileDir: dirOf(path), readFile });
+    return buildFragment(y, { variables, paths: ctx, fileDir: dirOf(path), readFile, taint });
   };
   /** another repository file (included or extended): its relative paths resolve against its own directory */
   const otherFiles = new Map<string, FileFragment>();

@@ -2,11 +2,20 @@
 // a secret flag's argument, or by being declared in the environment's
 // `secret_keys` are planted in a PR; it is planned, applied, applied again
 // with a step that fails with a Docker message echoing a secret, stopped and
-// rolled back. Then every request berth made to GitHub (bodies: comments,
-// check-run output, reactions) and every log line (pino at `trace`) is searched
-// for every planted value: none may appear, not even once.
+// rolled back. Secret variables are also interpolated where parsing transforms
+// them (JSON-escaped command arguments, a string command split into words,
+// list-form environment split at `=`, a capability upper-cased into a policy
+// error) and one is rotated between plan and apply (the stale-plan refusal).
+// The same repository is planned through the CLI. Then every request berth
+// made to GitHub (bodies: comments, check-run output, reactions), every log
+// line (pino at `trace`) and everything the CLI printed is searched for every
+// planted value, raw, JSON-escaped, upper- and lower-cased: none may appear.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { main } from '../../src/cli.js';
 import { describeDocker } from '../helpers/env.js';
 import type { App } from './app-harness.js';
 import { docker, recordFigure, startApp } from './app-harness.js';
@@ -26,20 +35,48 @@ const PLANTED = {
   inFailingStep: 's3cr3t-PLANTED-failstep-d12e',
   labelByKeyName: 's3cr3t-PLANTED-label-6b20',
   inHealthcheck: 's3cr3t-PLANTED-health-a9f1',
+  quotedArgument: 's3cr3t-PLANTED-"quo\\ted-2b7e',
+  splitCommand: 's3cr3t-PLANTED-split word-8c40',
+  listEnvironment: 's3cr3t-PLANTED-list=env=-1d9a',
+  upperCasedCapability: 's3cr3t-planted-cap-77ab',
+  rotatedBefore: 's3cr3t-PLANTED-rotate-old-4e11',
+  rotatedAfter: 's3cr3t-PLANTED-rotate-new-9f02',
 } as const;
 
-const CONFIG = [
-  `project: ${PROJECT}`,
-  'environments:',
-  '  - name: staging',
-  '    compose: [compose.yml]',
-  '    targets: [local]',
-  '    secret_keys: [API_AUTH, SIGNING]',
-  '    variables:',
-  `      SIGNING: ${PLANTED.declaredVariable}`,
-  `      DB_PASSWORD: ${PLANTED.variableByName}`,
+const configWith = (rotated: string) =>
+  [
+    `project: ${PROJECT}`,
+    'environments:',
+    '  - name: staging',
+    '    compose: [compose.yml]',
+    '    targets: [local]',
+    '    secret_keys: [API_AUTH, SIGNING, QUOTED, WORDS, LISTED, CAPS, ROTATED]',
+    '    variables:',
+    `      SIGNING: ${PLANTED.declaredVariable}`,
+    `      DB_PASSWORD: ${PLANTED.variableByName}`,
+    `      QUOTED: ${JSON.stringify(PLANTED.quotedArgument)}`,
+    `      WORDS: ${PLANTED.splitCommand}`,
+    `      LISTED: ${PLANTED.listEnvironment}`,
+    `      CAPS: ${PLANTED.upperCasedCapability}`,
+    `      ROTATED: ${rotated}`,
+    '',
+  ].join('\n');
+const CONFIG = configWith(PLANTED.rotatedBefore);
+
+/** Where parsing transforms what was interpolated. */
+const TRANSFORMED = [
+  'services:',
+  '  api:',
+  '    image: berth-test/app:1',
+  '    command: "sleep 3600 ${WORDS} ${ROTATED}"',
+  '    entrypoint: ["/bin/run", "--opt=${QUOTED}"]',
+  '    environment: ["LISTED_VALUE=${LISTED}"]',
   '',
 ].join('\n');
+const CAPABILITY = ['services:', '  api:', '    image: berth-test/app:1', '    cap_add: ["${CAPS}"]', ''].join('\n');
+
+/** Everything the CLI printed in this suite. */
+const cliOutput: string[] = [];
 
 const app1 = (extraEnv: string[] = []) =>
   [
@@ -166,12 +203,47 @@ describeDocker('planted secrets never leave the server', () => {
     await app.say(1, '/unlock staging');
   });
 
-  it('no planted value appears in any request to GitHub or any log line', () => {
+  it('values transformed by parsing (escaped, split, upper-cased) and a rotated secret stay masked', async () => {
+    const head = headOf('transformed');
+    app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': TRANSFORMED });
+    app.fake.setPull(REPO, 4, { headSha: head, author: 'alice', mergeable: true });
+    await app.open(4, head);
+    expect(app.check(head, 'berth / staging')!.conclusion).toBe('action_required');
+    // Rotated on the default branch after the plan: the refusal explains the stale plan without either value.
+    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': configWith(PLANTED.rotatedAfter), 'compose.yml': 'services: {}\n' });
+    await app.say(4, '/apply staging');
+    expect(app.lastReply(4)).toContain('The plan is out of date');
+    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
+
+    const caps = headOf('capability');
+    app.fake.setFiles(REPO, caps, { '.github/berth.yml': CONFIG, 'compose.yml': CAPABILITY });
+    app.fake.setPull(REPO, 5, { headSha: caps, author: 'alice', mergeable: true });
+    await app.open(5, caps);
+    expect(app.check(caps, 'berth / staging')!.conclusion).toBe('failure');
+  });
+
+  it('the CLI plans the same files in every format without a secret', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-secrets-'));
+    mkdirSync(join(dir, '.github'));
+    writeFileSync(join(dir, '.github/berth.yml'), CONFIG);
+    const io = { out: (s: string) => void cliOutput.push(s), err: (s: string) => void cliOutput.push(s) };
+    for (const compose of [app1(), TRANSFORMED, CAPABILITY]) {
+      writeFileSync(join(dir, 'compose.yml'), compose);
+      for (const format of ['text', 'markdown', 'json']) await main(['plan', '--repo', dir, '--env', 'staging', '--format', format], io);
+    }
+    expect(cliOutput.join('\n')).toContain('••••••');
+  });
+
+  it('no planted value appears in any request to GitHub, any log line or any CLI output', () => {
     const requests = app.fake.requests.map((r) => JSON.stringify({ path: r.path, query: r.query, body: r.body }));
     const found: string[] = [];
+    const spellings = (v: string) => [...new Set([v, JSON.stringify(v).slice(1, -1), JSON.stringify(JSON.stringify(v)).slice(1, -1), v.toUpperCase(), v.toLowerCase()])];
     for (const [how, value] of Object.entries(PLANTED)) {
-      for (const r of requests) if (r.includes(value)) found.push(`request: ${how}: ${r.slice(0, 400)}`);
-      for (const l of app.logs) if (l.includes(value)) found.push(`log: ${how}: ${l.slice(0, 400)}`);
+      for (const v of spellings(value)) {
+        for (const r of requests) if (r.includes(v)) found.push(`request: ${how}: ${r.slice(0, 400)}`);
+        for (const l of app.logs) if (l.includes(v)) found.push(`log: ${how}: ${l.slice(0, 400)}`);
+        for (const o of cliOutput) if (o.includes(v)) found.push(`cli: ${how}: ${o.slice(0, 400)}`);
+      }
     }
     leaked = found.length;
     // The search is real: berth did post plans and outcomes, and logged at debug level.

@@ -1,0 +1,88 @@
+// Secret taint: which parts of a desired state were derived from a secret
+// variable. Masking the exact secret string in finished text is not enough —
+// parsing transforms what a PR author interpolates (a command split into
+// words, `X=${S}` split at `=`, a capability upper-cased, a port split at `:`)
+// so the shown text no longer contains the secret as written. Instead the
+// interpolation records every string that used a secret variable, this file
+// maps it to the service field it feeds, and every renderer shows that whole
+// field as a mask; an error located at (or quoting) a tainted input is replaced
+// by one that quotes nothing.
+import { ComposeError } from '../errors.js';
+import { isSecretKey } from '../mask.js';
+import type { TaintedString } from './interpolate.js';
+
+/** A tainted string and where it is written. */
+export interface TaintedInput extends TaintedString {
+  file: string;
+  line?: number;
+}
+
+/** service name → tainted field ids (`command`, `ports`, `environment.DB_URL`, or `environment` when keys themselves are tainted) */
+export type SecretFields = Record<string, string[]>;
+
+/** The predicate interpolation uses: a variable is secret by its name or by being listed in secret_keys. */
+export const secretVariable =
+  (secretKeys: readonly string[] = []) =>
+  (name: string): boolean =>
+    isSecretKey(name, secretKeys);
+
+/** compose service key → the field id renderers use (their diff label, or its first part) */
+const FIELD_OF_KEY: Record<string, string> = { depends_on: 'depends_on', working_dir: 'working_dir', deploy: 'replicas', scale: 'replicas' };
+
+/** The field a tainted string feeds, or undefined when it is not a service field. */
+export function fieldOf(t: TaintedString): { service: string; field: string } | undefined {
+  const [top, service, key, sub] = t.path;
+  if (top !== 'services' || typeof service !== 'string' || typeof key !== 'string') return undefined;
+  if (key === 'environment' || key === 'labels') {
+    if (typeof sub === 'string') return { service, field: `${key}.${sub}` };
+    // List form `KEY=value`: the key is clean only when it is written before any interpolation.
+    const eq = t.raw.indexOf('=');
+    const dollar = t.raw.indexOf('$');
+    if (eq > 0 && (dollar < 0 || eq < dollar)) return { service, field: `${key}.${t.raw.slice(0, eq)}` };
+    return { service, field: key };
+  }
+  return { service, field: FIELD_OF_KEY[key] ?? key };
+}
+
+export function secretFieldsOf(found: readonly TaintedInput[]): SecretFields {
+  const out: Record<string, Set<string>> = {};
+  for (const t of found) {
+    const f = fieldOf(t);
+    if (f) (out[f.service] ??= new Set()).add(f.field);
+  }
+  return Object.fromEntries(Object.entries(out).map(([s, set]) => [s, [...set].sort()]));
+}
+
+/** Whether `field` (a diff label such as `environment.X` or `healthcheck.test`) of `service` is tainted. */
+export function isTaintedField(fields: SecretFields | undefined, service: string, field: string): boolean {
+  const set = fields?.[service];
+  if (!set?.length) return false;
+  const head = field.split('.')[0]!;
+  if (set.includes(head)) return true;
+  return (head === 'environment' || head === 'labels') && set.includes(field);
+}
+
+/** Spellings of a secret that text may carry after escaping or case changes. */
+function spellings(v: string): string[] {
+  const json = JSON.stringify(v).slice(1, -1);
+  return [...new Set([v, json, v.toUpperCase(), v.toLowerCase(), json.toUpperCase(), json.toLowerCase()])];
+}
+
+/**
+ * An error that would quote a tainted input (it is located on a tainted line,
+ * or its text contains a secret value in any spelling) is replaced by one that
+ * keeps the code and the location and quotes nothing.
+ */
+export function maskTaintedError(err: unknown, found: readonly TaintedInput[], secretValues: readonly string[]): unknown {
+  if (!(err instanceof ComposeError)) return err;
+  const onTaintedLine = err.line !== undefined && found.some((t) => t.file === err.file && t.line === err.line);
+  const text = `${err.problem}\n${err.hint ?? ''}\n${err.message}`;
+  const quotes = secretValues.some((v) => v.length >= 3 && spellings(v).some((s) => text.includes(s)));
+  if (!onTaintedLine && !quotes) return err;
+  return new ComposeError(err.code, `a value derived from a secret variable is invalid (${err.code})`, {
+    ...(err.file !== undefined ? { file: err.file } : {}),
+    ...(err.line !== undefined ? { line: err.line } : {}),
+    ...(err.path !== undefined ? { path: err.path } : {}),
+    hint: 'the message is not shown because it would reveal the secret: check the value of the variable and where the compose file uses it',
+  });
+}
