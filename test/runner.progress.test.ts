@@ -17,6 +17,8 @@ describe('progress and the final check-run update', () => {
       getApply: async () => ({ ...apply, state, ...(state === 'running' ? {} : { finishedAt: 1 }) }),
       listTasksForApply: async () => [],
       getLock: async () => undefined,
+      // this driver is the one that reports (the store's compare-and-set grants it)
+      claimReport: async () => true,
     } as never;
     // GitHub answers the progress write only when the test says so (a client deep in its retries).
     const writes: CheckRunUpdate[] = [];
