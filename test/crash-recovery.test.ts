@@ -61,8 +61,9 @@ describeDocker('crash recovery (SIGKILL mid-apply)', () => {
       expect(await new Executor({ store: now, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 }).recover()).toEqual([]);
       await now.close();
       // Once it has expired (a store whose clock is past it, rather than a minute's sleep), recovery takes the apply over.
-      const store = await openStore(ts.url, { now: () => Date.now() + 2 * CHILD_LEASE_MS });
-      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
+      const later = () => Date.now() + 2 * CHILD_LEASE_MS;
+      const store = await openStore(ts.url, { now: later });
+      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50, now: later });
       const results = await executor.recover();
       const failed = (await store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');
       expect(failed.map((t) => `${t.kind} ${t.resource}: ${t.state} ${t.error ?? ''}`)).toEqual([]);
