@@ -14,6 +14,7 @@ import { Lanes } from '../../src/lanes.js';
 import type { DesiredState } from '../../src/model.js';
 import { openStore } from '../../src/store/open.js';
 import { hookedEngine } from './hooked-engine.js';
+import { policyAllowingBinds } from './specs.js';
 
 const [url, file, pattern] = process.argv.slice(2);
 const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
@@ -22,7 +23,7 @@ const desired = JSON.parse(readFileSync(file!, 'utf8')) as DesiredState;
 const when = pattern!.startsWith('before:') ? 'before' : 'after';
 const match = new RegExp(pattern!.replace(/^before:/, ''));
 const { applyId } = await prepareApply(store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
-  repo: 'acme/crash', pr: 7, environment: desired.environment, kind: 'apply', actor: 'child', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+  repo: 'acme/crash', pr: 7, environment: desired.environment, kind: 'apply', actor: 'child', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt', policy: policyAllowingBinds(desired),
 });
 process.stdout.write(`apply ${applyId}\n`);
 const freeze = async (call: string) => {

@@ -15,7 +15,7 @@ import { LABEL, names } from '../../src/model.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
 import { docker, projectWithStore } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
-import { spec, state } from '../helpers/specs.js';
+import { policyAllowingBinds, spec, state } from '../helpers/specs.js';
 import type { TestStore } from '../helpers/stores.js';
 
 const PROJECT = `t-sec-11-${process.pid}`;
@@ -71,7 +71,7 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
     const env = 'again';
     const container = names.container(PROJECT, env, 'migrate', 1);
     const { applyId: firstId } = await prepareApply(ts.store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
-      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: job(env), targets: ['local'], onFailure: 'halt',
+      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: job(env), targets: ['local'], onFailure: 'halt', policy: policyAllowingBinds(job(env)),
     });
     const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes() });
     expect(await executor.run(firstId)).toBe('completed');
