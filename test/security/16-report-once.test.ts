@@ -9,7 +9,7 @@ import type { Replica } from '../helpers/app-process.js';
 import { appKeys, APP_ID, HoldingProxy, startReplica, until } from '../helpers/app-process.js';
 import { describeDocker } from '../helpers/env.js';
 import type { FakeGitHub } from '../helpers/fake-github.js';
-import { commentOnPullEvent, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
 import { sqliteTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
@@ -52,6 +52,8 @@ describeDocker('security 16: every apply is reported exactly once, whatever reco
   it('20 applies: one final check-run update and one outcome comment each', async () => {
     expect(await app.deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'opened', headSha: HEAD }))).toBe(200);
     await app.idle();
+    // Written after the plan was posted (berth refuses a command from the same second as the plan it answers).
+    await nextGitHubSecond();
     for (const env of ENVS) {
       const body = `/apply ${env}`;
       const c = fake.addComment(REPO, 1, body, { user: 'alice' });

@@ -19,7 +19,7 @@ import { crashStack } from '../helpers/crash-stack.js';
 import { docker, removeProject } from '../helpers/docker.js';
 import { describeDocker, describeMysql } from '../helpers/env.js';
 import type { FakeGitHub } from '../helpers/fake-github.js';
-import { commentOnPullEvent, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
 import { mysqlTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
@@ -85,6 +85,8 @@ describeDocker('security 9: one apply per environment', () => {
 
       // Both replicas are held after their in-flight check (listing the head's files), then let go together.
       const hold = proxy.hold(new RegExp(`^GET /repos/${REPO}/git/trees/${HEAD1}`));
+      // Written after the plans were posted (berth refuses a command from the same second as the plan it answers).
+      await nextGitHubSecond();
       await say(a, 1, '/apply staging', 'alice');
       await say(b, 1, '/apply staging', 'alice');
       await until('both replicas to be past their in-flight check', () => hold.held === 2);
@@ -102,6 +104,7 @@ describeDocker('security 9: one apply per environment', () => {
       await b.idle();
       expect(await ts.store.getLock(REPO, 'staging')).toMatchObject({ owner: `${REPO}#1`, applyId });
       expect(replies(1).some((c) => c.body.includes('Cannot unlock during an apply'))).toBe(true);
+      await nextGitHubSecond();
       await say(b, 2, '/apply staging', 'bob');
       await b.idle();
       expect(replies(2).some((c) => c.body.includes('is locked'))).toBe(true);
@@ -154,17 +157,19 @@ describeDocker('security 9: one apply per environment', () => {
         });
         applyIds.push(applyId);
       }
-      const barrier = String(Date.now() + 2500);
-      const run = (applyId: string) =>
-        new Promise<string>((resolve, reject) => {
-          const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/drive-child.ts', ts.url, applyId, barrier], { stdio: ['ignore', 'pipe', 'pipe'] });
-          let out = '';
-          let err = '';
-          child.stdout.on('data', (d) => (out += d));
-          child.stderr.on('data', (d) => (err += d));
-          child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`exit ${code}: ${err}`))));
-        });
-      expect(await Promise.all(applyIds.map(run))).toEqual(['driven completed', 'driven completed']);
+      // Both children start at once: each prints "ready", then waits for a line on stdin (drive-child.ts).
+      const children = applyIds.map((applyId) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/drive-child.ts', ts.url, applyId], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        const ended = new Promise<string>((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(out.replace(/^ready\n/, '').trim()) : reject(new Error(`exit ${code}: ${err}`)))));
+        return { child, ready: () => out.startsWith('ready'), ended };
+      });
+      await until('both drivers to be ready', () => children.every((c) => c.ready()), 60_000);
+      for (const c of children) c.child.stdin.end('go\n');
+      expect(await Promise.all(children.map((c) => c.ended))).toEqual(['driven completed', 'driven completed']);
       const spans = await Promise.all(
         applyIds.map(async (id) => {
           const tasks = await ts.store.listTasksForApply(id);
