@@ -39,6 +39,11 @@ export interface BotOptions {
   metrics?: { command(command: string, outcome: string): void };
   /** let PRs from forks apply (server setting, default false) */
   allowForks?: boolean;
+  /**
+   * Pins every image to the digest its registry serves now (issue 12), an
+   * input gathered before planning like observed state; absent: images as written.
+   */
+  resolveImages?: (desired: DesiredState, targets: readonly string[]) => Promise<DesiredState>;
 }
 
 export interface CommentEvent {
@@ -120,7 +125,9 @@ export class Bot {
       inputs.push({ path: clean, text });
     }
     const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, policy: config.policy });
-    return { ...desired, repository: repoName(repo) };
+    // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
+    return { ...pinned, repository: repoName(repo) };
   }
 
   private checkTargets(env: EnvironmentConfig) {
