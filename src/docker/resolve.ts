@@ -8,6 +8,7 @@ import { BerthError } from '../errors.js';
 import { desiredService } from '../desired.js';
 import type { DesiredState } from '../model.js';
 import type { RegistryCredentials } from './registry-auth.js';
+import { normalizeImageRef } from './observe.js';
 import { registryOf } from './registry-auth.js';
 
 export type Resolution = { digest: string } | { local: true } | { error: string };
@@ -16,6 +17,13 @@ export type Resolution = { digest: string } | { local: true } | { error: string 
 export function pinnedRef(image: string, digest: string): string {
   const at = image.indexOf('@');
   return `${at >= 0 ? image.slice(0, at) : image}@${digest}`;
+}
+
+/** `docker.io/library/nginx` for `nginx:1`, `nginx@sha256:…` or `docker.io/library/nginx:latest`. */
+function repositoryOf(ref: string): string {
+  const n = normalizeImageRef(ref).replace(/@.*$/, '');
+  const colon = n.lastIndexOf(':');
+  return colon > n.lastIndexOf('/') ? n.slice(0, colon) : n;
 }
 
 const isPinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image);
@@ -43,7 +51,10 @@ export async function resolveImages(docker: Dockerode, images: readonly string[]
           .getImage(image)
           .inspect()
           .catch(() => undefined);
-        if (local && !(local.RepoDigests ?? []).length) return void out.set(image, { local: true });
+        // Built here: no registry digest for this image's own repository (a digest
+        // from pushing the same content elsewhere does not make it a registry image).
+        const repo = repositoryOf(image);
+        if (local && !(local.RepoDigests ?? []).some((d) => repositoryOf(d) === repo)) return void out.set(image, { local: true });
         const e = err as { json?: { message?: string }; message?: string };
         const registry = registryOf(image);
         const login = authconfig ? `with the login for ${registry} from ${credentials!.source}` : `without credentials${credentials ? ` (${credentials.source} has no login for ${registry})` : ''}`;
