@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
-import { utils as sshUtils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { BerthError } from './errors.js';
 import type { Engine } from './engine.js';
 import { DockerEngine } from './docker/engine.js';
@@ -127,7 +127,7 @@ export function endpointOf(url: string, target?: string): Endpoint {
     const identity = q.get('identity') ?? join(homedir(), '.ssh', 'id_ed25519');
     const knownHostsPath = q.get('known_hosts') ?? join(homedir(), '.ssh', 'known_hosts');
     const privateKey = readSetting(target, url, 'SSH private key (identity=)', identity);
-    const parsed = sshUtils.parseKey(privateKey);
+    const parsed = ssh2.utils.parseKey(privateKey);
     if (parsed instanceof Error) throw bad(target, url, `the SSH private key ${identity} cannot be used: ${parsed.message}`);
     const known = knownHostKeys(readSetting(target, url, 'known_hosts file (known_hosts=)', knownHostsPath).toString('utf8'), host!, port);
     const hostName = port === 22 ? host! : `[${host}]:${port}`;

@@ -15,6 +15,7 @@ import { observe } from '../src/docker/observe.js';
 import { credentialsFor } from '../src/docker/registry-auth.js';
 import { ImageResolutionError, pinDesired, resolveImages } from '../src/docker/resolve.js';
 import { Executor } from '../src/executor.js';
+import { requiresGate } from '../src/gates.js';
 import { Lanes } from '../src/lanes.js';
 import type { DesiredState } from '../src/model.js';
 import { desiredDigest } from '../src/reconcile.js';
@@ -46,7 +47,7 @@ describeRegistry('pinning images to registry digests at plan time', () => {
   };
   const pinned = async (c = creds()) => pinDesired(desired(), await resolveImages(docker, [ref], c));
   const observer: Observer = async (_t, project, env) => (await observe(docker, project, env)).observed;
-  let ts: TestStore;
+  let ts: TestStore | undefined;
   const cleanup = async () => {
     await removeProject(PROJECT);
     // Only this test's tags and digest references, never by image ID: the
@@ -59,11 +60,14 @@ describeRegistry('pinning images to registry digests at plan time', () => {
     cli('login', CI_REGISTRY, '-u', 'berth', '--password-stdin');
     await cleanup();
   }, 120_000);
-  afterEach(async () => ts?.dispose());
+  afterEach(async () => {
+    await ts?.dispose();
+    ts = undefined;
+  });
   afterAll(cleanup);
 
   async function apply(d: DesiredState) {
-    ts = await sqliteTestStore();
+    ts ??= await sqliteTestStore();
     const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker, creds()), lanes: new Lanes(), healthPollMs: 100 });
     const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt' });
     expect(await executor.run(applyId)).toBe('completed');
@@ -93,8 +97,15 @@ describeRegistry('pinning images to registry digests at plan time', () => {
     const after = await pinned();
     const [plan] = await planTargets(after, ['local'], observer);
     expect(plan!.plan.changes.find((c) => c.name === 'web')).toMatchObject({ action: 'change', reasons: ['image digest changed'] });
-    // What staging-first compares: the same compose, other bits → another digest.
+    // Staging-first: staging ran the old bits, so production with the moved tag is refused
+    // although the compose file is the same; with the bits staging ran it passes.
     expect(desiredDigest(after)).not.toBe(desiredDigest(before));
+    const production = { name: 'production', requires: ['staging'] };
+    const gate = (d: DesiredState) => requiresGate(ts!.store, { owner: 'acme', name: 'shop' }, production, ['staging', 'production'], async () => desiredDigest(d));
+    expect(await gate(before)).toEqual({ ok: true });
+    const refused = await gate(after);
+    expect(refused.ok).toBe(false);
+    expect((refused as { message: string }).message).toContain('these changes have not been applied there');
     await apply(after);
     expect(await running()).toEqual([`${ref}@${second}`]);
   }, 120_000);
