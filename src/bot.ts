@@ -43,6 +43,11 @@ export interface BotOptions {
   metrics?: { command(command: string, outcome: string): void };
   /** let PRs from forks apply (server setting, default false) */
   allowForks?: boolean;
+  /**
+   * Pins every image to the digest its registry serves now (issue 12), an
+   * input gathered before planning like observed state; absent: images as written.
+   */
+  resolveImages?: (desired: DesiredState, targets: readonly string[]) => Promise<DesiredState>;
 }
 
 export interface CommentEvent {
@@ -132,7 +137,9 @@ export class Bot {
     const sources = await readComposeSources((p) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined)), inputs, env.variables);
     const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, policy: config.policy, profiles: env.profiles, sources });
     learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
-    return { ...desired, repository: repoName(repo) };
+    // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
+    return { ...pinned, repository: repoName(repo) };
   }
 
   private checkTargets(env: EnvironmentConfig) {

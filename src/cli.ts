@@ -34,6 +34,8 @@ const USAGE = `usage:
   berth apply   --repo DIR --env NAME [--docker URL] [--yes] [--database URL] [--repository OWNER/NAME]
                 takes the environment's lock (as cli:<user>@<host>) for the apply, like /apply does
   berth status  [--apply ID] [--database URL]
+  berth status  --targets [--docker URL]           each target's transport and engine version
+                exit 0: all answer, 1: one does not
   berth status  --drift [--database URL]          drift from each environment's last completed apply
                 exit 0: no drift, 2: drift, 1: error
   berth recover [--docker URL] [--database URL]   resume or fail applies a crash left open
@@ -232,7 +234,13 @@ export function renderStatus(apply: ApplyRow, ops: OperationRow[], tasks: TaskRo
 }
 
 async function cmdStatus(args: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args, options: { apply: { type: 'string' }, database: { type: 'string' }, limit: { type: 'string', default: '20' }, drift: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ args, options: { apply: { type: 'string' }, database: { type: 'string' }, limit: { type: 'string', default: '20' }, drift: { type: 'boolean', default: false }, targets: { type: 'boolean', default: false }, docker: { type: 'string' } } });
+  if (values.targets) {
+    const described = await targetsFor(values.docker, ['local']).describeAll();
+    const rows = Object.entries(described).map(([t, d]) => [t, d.transport, d.address, d.version ?? '', d.api ?? '', (d.error ?? '').split('\n')[0]!]);
+    io.out(table([['TARGET', 'TRANSPORT', 'ENDPOINT', 'ENGINE', 'API', 'ERROR'], ...rows]));
+    return rows.some((r) => r[5]) ? 1 : 0;
+  }
   const store = await openStore(values.database);
   try {
     if (values.drift) {

@@ -22,6 +22,8 @@ import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
+import { pinDesired, resolveImages } from './docker/resolve.js';
+import type { DesiredState } from './model.js';
 
 export interface BerthServices {
   store: Store;
@@ -128,7 +130,13 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
     const observer = async (target: string, project: string, environment: string, repository?: string) => (await observe(targets.docker(target), project, environment, repository)).observed;
-    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
+    // Tag → digest pinning through the environment's first target (its engine and registry login).
+    const resolveImagesFor = async (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => {
+      const t = names[0];
+      if (!t || env.BERTH_PIN_IMAGES === 'off') return desired;
+      return pinDesired(desired, await resolveImages(targets.docker(t), desired.services.map((s) => s.spec.image), targets.credentials(t)));
+    };
+    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
     // The claims on deliveries this process works on stay live while it lives; a dead process's lapse.
     const heartbeat = setInterval(() => void store.renewDeliveries(replica, leaseTtlMs).catch((err) => log.warn({ err: String(err) }, 'could not renew delivery claims')), Math.floor(leaseTtlMs / 3));
@@ -339,18 +347,15 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
           ok = false;
           checks.store = String((err as Error)?.message ?? err);
         }
-        await Promise.all(
-          targets.names().map(async (t) => {
-            try {
-              await targets.docker(t).ping();
-              checks[`target:${t}`] = 'ok';
-            } catch (err) {
-              ok = false;
-              checks[`target:${t}`] = String((err as Error)?.message ?? err);
-            }
-          }),
-        );
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'unready', checks }));
+        // Each target's transport and engine version: which way berth reaches it and what answers.
+        const described = await targets.describeAll();
+        const engines: Record<string, { transport: string; engine?: string; api?: string }> = {};
+        for (const [t, d] of Object.entries(described)) {
+          checks[`target:${t}`] = d.error ?? 'ok';
+          if (d.error) ok = false;
+          engines[t] = { transport: d.transport, ...(d.version ? { engine: d.version, api: d.api } : {}) };
+        }
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ready' : 'unready', checks, targets: engines }));
         return true;
       }
       return false;

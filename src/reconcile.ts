@@ -195,13 +195,17 @@ function topoServices(services: DesiredService[]): DesiredService[] {
 
 const RUNNING_STATES = new Set(['running', 'restarting']);
 
+/** The same reference with another pinned digest: the tag moved in the registry (issue 12). */
+const withoutDigest = (image: string) => image.replace(/@sha256:[0-9a-f]{64}$/, '');
+const imageReason = (had: string, want: string) => (had !== want && withoutDigest(had) === withoutDigest(want) ? 'image digest changed' : 'image changed');
+
 function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks: Set<string>): string | undefined {
   if (c.state === 'dead' || c.state === 'removing') return `container ${c.state}`;
   if (c.configHash !== d.configHash) {
-    if (c.config && c.config.image !== d.spec.image) return 'image changed';
+    if (c.config && c.config.image !== d.spec.image) return imageReason(c.config.image, d.spec.image);
     return 'config changed';
   }
-  if (c.image !== d.spec.image) return 'image changed';
+  if (c.image !== d.spec.image) return imageReason(c.image, d.spec.image);
   const want = [...d.spec.networks].sort().join(',');
   const have = [...c.networks].sort().join(',');
   if (d.spec.networkMode === undefined && want !== have) return 'networks differ';

@@ -36,7 +36,8 @@ describeDocker('/healthz and /readyz', () => {
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     const r = await fetch(`${s.url}/readyz`);
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ status: 'ready', checks: { store: 'ok', 'target:local': 'ok' } });
+    // Each target's transport and engine version (issue 12).
+    expect(await r.json()).toEqual({ status: 'ready', checks: { store: 'ok', 'target:local': 'ok' }, targets: { local: { transport: 'unix', engine: expect.stringMatching(/^\d+\./), api: expect.stringMatching(/^\d+\.\d+$/) } } });
     await s.close();
   });
 
@@ -50,6 +51,7 @@ describeDocker('/healthz and /readyz', () => {
     expect(body.status).toBe('unready');
     expect(body.checks['target:local']).toBe('ok');
     expect(body.checks['target:edge']).toMatch(/ENOENT|connect/);
+    expect((body as unknown as { targets: Record<string, unknown> }).targets.edge).toEqual({ transport: 'unix' });
     await s.close();
   });
 

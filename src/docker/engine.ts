@@ -7,6 +7,8 @@ import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { posix } from 'node:path';
 import { within } from '../compose/policy.js';
 import { containerCreateOptions } from './spec.js';
+import type { RegistryCredentials } from './registry-auth.js';
+import { registryOf } from './registry-auth.js';
 
 /** Marks berth's throwaway probe containers (never started, removed at once; a crash may leave one behind). */
 export const PROBE_LABEL = 'io.berth.probe';
@@ -42,7 +44,11 @@ function startedAt(raw: string | undefined): { startedAt?: number } {
 }
 
 export class DockerEngine implements Engine {
-  constructor(private readonly docker: Dockerode) {}
+  /** `credentials`: the server-side registry logins this target pulls with (registry-auth.ts). */
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly credentials?: RegistryCredentials,
+  ) {}
 
   async ensureImage(image: string, opts: { pull?: boolean } = {}): Promise<void> {
     try {
@@ -53,8 +59,9 @@ export class DockerEngine implements Engine {
     }
     if (opts.pull === false) throw new EngineError(`image ${image} is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy`, 404);
     // Not present locally: pull, and follow the stream so failures mid-pull are reported.
+    const authconfig = this.credentials?.authFor(image);
     await call(`pull image ${image}`, async () => {
-      const stream = await this.docker.pull(image);
+      const stream = await this.docker.pull(image, authconfig ? { authconfig } : {});
       await new Promise<void>((resolve, reject) =>
         this.docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
           const failed = out?.find((o) => o.error);
@@ -63,6 +70,13 @@ export class DockerEngine implements Engine {
           else resolve();
         }),
       );
+    }).catch((err: EngineError) => {
+      // Which login was (or was not) sent, and where to fix it.
+      // Always said: an engine can mask a 401 (e.g. its plain-HTTP fallback for 127.0.0.0/8 registries).
+      if (!this.credentials) throw err;
+      const registry = registryOf(image);
+      const how = authconfig ? `with the login for ${registry} from ${this.credentials.source}` : `without credentials: ${this.credentials.source} has no login for ${registry}`;
+      throw new EngineError(`${err.message} (registry ${registry}, image ${image}, pulled ${how}; set ${this.credentials.setting} to a config.json with a working login for ${registry})`, err.statusCode);
     });
   }
 

@@ -45,3 +45,30 @@ export const describeDocker = gated(`Docker engine at ${DOCKER_SOCKET}`, dockerA
 
 /** describe() for tests that need MariaDB/MySQL. Top-level await: the probe runs once per file. */
 export const describeMysql = gated(`MySQL at ${MYSQL_URL}`, await mysqlAvailable());
+
+// ── remote engines (issue 12): what scripts/ci-services.sh starts ──────────
+export const CI_SERVICES_DIR = process.env.BERTH_CI_DIR ?? '/tmp/berth-ci';
+export const CI_SSH_PORT = Number(process.env.BERTH_CI_SSH_PORT ?? 22022);
+export const CI_TLS_PORT = 2376;
+
+async function listens(port: number): Promise<boolean> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port, timeout: 2000 }, () => (s.end(), resolve(true)));
+    s.on('error', () => resolve(false)).on('timeout', () => (s.destroy(), resolve(false)));
+  });
+}
+
+/** describe() for tests over SSH and mutual TLS to the local engine (scripts/ci-services.sh start). */
+export const describeRemoteEngines = gated(
+  `sshd on 127.0.0.1:${CI_SSH_PORT} and the mutual-TLS endpoint on 127.0.0.1:${CI_TLS_PORT} (scripts/ci-services.sh start, material in ${CI_SERVICES_DIR})`,
+  dockerAvailable() && existsSync(`${CI_SERVICES_DIR}/ssh/known_hosts`) && existsSync(`${CI_SERVICES_DIR}/tls/client/cert.pem`) && (await listens(CI_SSH_PORT)) && (await listens(CI_TLS_PORT)),
+);
+
+export const CI_REGISTRY = '127.0.0.1:5000';
+
+/** describe() for tests against the local TLS + htpasswd registry (scripts/ci-services.sh start). */
+export const describeRegistry = gated(
+  `docker-registry on ${CI_REGISTRY} (scripts/ci-services.sh start, password in ${CI_SERVICES_DIR}/registry/password)`,
+  dockerAvailable() && existsSync(`${CI_SERVICES_DIR}/registry/password`) && (await listens(5000)),
+);

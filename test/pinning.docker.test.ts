@@ -1,0 +1,112 @@
+// Tag → digest pinning (issue 12) against the real TLS + htpasswd registry:
+// a private image resolves with the server-side login and fails the plan
+// (not the apply) without it; a re-pushed tag is "image digest changed" with
+// an unchanged compose file, the apply runs the new digest, and the
+// desired-state digest (what staging-first compares) differs.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import type { Observer } from '../src/apply.js';
+import { planTargets, prepareApply } from '../src/apply.js';
+import { DockerEngine } from '../src/docker/engine.js';
+import { observe } from '../src/docker/observe.js';
+import { credentialsFor } from '../src/docker/registry-auth.js';
+import { ImageResolutionError, pinDesired, resolveImages } from '../src/docker/resolve.js';
+import { Executor } from '../src/executor.js';
+import { requiresGate } from '../src/gates.js';
+import { Lanes } from '../src/lanes.js';
+import type { DesiredState } from '../src/model.js';
+import { desiredDigest } from '../src/reconcile.js';
+import { docker, removeProject } from './helpers/docker.js';
+import { CI_REGISTRY, CI_SERVICES_DIR, describeRegistry } from './helpers/env.js';
+import { spec, state } from './helpers/specs.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+
+const PROJECT = `t-pin-${process.pid}`;
+
+describeRegistry('pinning images to registry digests at plan time', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-docker-config-'));
+  const repo = `${CI_REGISTRY}/t-pin-${process.pid}/app`;
+  const ref = `${repo}:main-${Date.now().toString(36)}`;
+  const cli = (...args: string[]) => execFileSync('docker', ['--config', dir, ...args], { stdio: ['pipe', 'pipe', 'pipe'], input: args[0] === 'login' ? readFileSync(`${CI_SERVICES_DIR}/registry/password`) : undefined });
+  /** Pushes `source` under `ref` (moving the tag) and returns the registry's digest for it. */
+  const push = (source: string) => {
+    cli('tag', source, ref);
+    const out = cli('push', ref).toString();
+    cli('rmi', ref);
+    return /digest: (sha256:[0-9a-f]{64})/.exec(out)![1]!;
+  };
+  const creds = () => credentialsFor('local', { BERTH_DOCKER_CONFIG: join(dir, 'config.json') });
+  const desired = (): DesiredState => {
+    const s = spec('web', { image: ref });
+    delete s.command;
+    return state([s], undefined, [], PROJECT);
+  };
+  const pinned = async (c = creds()) => pinDesired(desired(), await resolveImages(docker, [ref], c));
+  const observer: Observer = async (_t, project, env) => (await observe(docker, project, env)).observed;
+  let ts: TestStore | undefined;
+  const cleanup = async () => {
+    await removeProject(PROJECT);
+    // Only this test's tags and digest references, never by image ID: the
+    // pushed content is the shared berth-test images, which must stay.
+    for (const i of await docker.listImages({ filters: { reference: [repo] } }))
+      for (const name of [...(i.RepoTags ?? []), ...(i.RepoDigests ?? [])].filter((n) => n.startsWith(`${repo}:`) || n.startsWith(`${repo}@`))) await docker.getImage(name).remove({ noprune: true }).catch(() => {});
+  };
+
+  beforeAll(async () => {
+    cli('login', CI_REGISTRY, '-u', 'berth', '--password-stdin');
+    await cleanup();
+  }, 120_000);
+  afterEach(async () => {
+    await ts?.dispose();
+    ts = undefined;
+  });
+  afterAll(cleanup);
+
+  async function apply(d: DesiredState) {
+    ts ??= await sqliteTestStore();
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker, creds()), lanes: new Lanes(), healthPollMs: 100 });
+    const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt' });
+    expect(await executor.run(applyId)).toBe('completed');
+  }
+
+  it('resolves with the login, fails the plan without it naming registry, image and setting', async () => {
+    const digest = push('berth-test/app:1');
+    expect((await pinned()).services[0]!.spec.image).toBe(`${ref}@${digest}`);
+    const empty = join(dir, 'empty.json');
+    writeFileSync(empty, JSON.stringify({ auths: {} }));
+    const err = await pinned(credentialsFor('local', { BERTH_DOCKER_CONFIG: empty })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageResolutionError);
+    expect((err as Error).message).toContain(`service web: `);
+    expect((err as Error).message).toContain(`registry ${CI_REGISTRY}, image ${ref}, queried without credentials (${empty} has no login for ${CI_REGISTRY}); fix the image reference, or set BERTH_DOCKER_CONFIG`);
+  }, 60_000);
+
+  it('a re-pushed tag is "image digest changed" with the same compose; the apply runs the new digest; the desired digest differs', async () => {
+    const first = push('berth-test/app:1');
+    const before = await pinned();
+    await apply(before);
+    const running = async () => (await docker.listContainers({ filters: { label: [`io.berth.project=${PROJECT}`] } })).map((c) => c.Image);
+    expect(await running()).toEqual([`${ref}@${first}`]);
+    expect((await planTargets(await pinned(), ['local'], observer))[0]!.plan.nodes).toEqual([]);
+
+    const second = push('berth-test/app:2');
+    expect(second).not.toBe(first);
+    const after = await pinned();
+    const [plan] = await planTargets(after, ['local'], observer);
+    expect(plan!.plan.changes.find((c) => c.name === 'web')).toMatchObject({ action: 'change', reasons: ['image digest changed'] });
+    // Staging-first: staging ran the old bits, so production with the moved tag is refused
+    // although the compose file is the same; with the bits staging ran it passes.
+    expect(desiredDigest(after)).not.toBe(desiredDigest(before));
+    const production = { name: 'production', requires: ['staging'] };
+    const gate = (d: DesiredState) => requiresGate(ts!.store, { owner: 'acme', name: 'shop' }, { number: 1, headSha: 'abc' }, production, ['staging', 'production'], async () => desiredDigest(d));
+    expect(await gate(before)).toEqual({ ok: true });
+    const refused = await gate(after);
+    expect(refused.ok).toBe(false);
+    expect((refused as { message: string }).message).toContain('has not applied its');
+    await apply(after);
+    expect(await running()).toEqual([`${ref}@${second}`]);
+  }, 120_000);
+});
