@@ -11,8 +11,12 @@ import { planToString } from './plan.js';
 import { reconcile } from './reconcile.js';
 import type { ApplyKind, Store } from './store/store.js';
 
-/** Reads one target's observed state for a project/environment. */
-export type Observer = (target: string, project: string, environment: string) => Promise<ObservedState>;
+/**
+ * Reads one target's observed state for a project/environment. Given the
+ * desired state, it also looks up (by name) the external and not-yet-labelled
+ * networks and volumes it names, so the plan can check and adopt them.
+ */
+export type Observer = (target: string, project: string, environment: string, desired?: DesiredState) => Promise<ObservedState>;
 
 export interface TargetPlan {
   target: string;
@@ -29,7 +33,7 @@ export interface ExpectedPlan {
 
 export async function planTargets(desired: DesiredState, targets: readonly string[], observe: Observer): Promise<TargetPlan[]> {
   return Promise.all(
-    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment)) })),
+    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment, desired)) })),
   );
 }
 

@@ -63,7 +63,7 @@ function targetsFor(docker: string | undefined, names: readonly string[]): Targe
 }
 
 function observerFor(targets: Targets): Observer {
-  return async (target, project, environment) => (await observe(targets.docker(target), project, environment)).observed;
+  return async (target, project, environment, desired) => (await observe(targets.docker(target), project, environment, desired)).observed;
 }
 
 async function loadAndPlan(v: Record<string, string | boolean | undefined>) {

@@ -4,9 +4,9 @@
 // apply states are derived from task rows and written compare-and-set.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Engine, EngineError } from './engine.js';
+import type { CreateExtras, Engine, EngineError } from './engine.js';
 import { Masker } from './mask.js';
-import { LABEL, names } from './model.js';
+import { dockerNames, LABEL } from './model.js';
 import type { DesiredState } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
@@ -61,6 +61,8 @@ export interface ExecutorOptions {
   healthPollMs?: number;
   /** upper bound for one WaitHealthy (default 5 min) */
   healthTimeoutMs?: number;
+  /** upper bound for one WaitExited: how long a one-shot job (a migration) may run (default 30 min) */
+  exitTimeoutMs?: number;
   /** how long operation/apply state derivation may lag the journal while tasks run (default 25 ms) */
   settleDelayMs?: number;
   /** who this driver is, for the per-apply lease (default host/pid/random) */
@@ -99,6 +101,14 @@ async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ valu
     if (!mine) throw err;
     return mine.value;
   }
+}
+
+/** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
+function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[]): CreateExtras {
+  const named = dockerNames(desired);
+  const networkNames = Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)]));
+  const volumeNames = Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)]));
+  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}) };
 }
 
 /** Removing what is already gone has the effect we wanted. */
@@ -400,7 +410,8 @@ export class Executor {
   private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<string | undefined> {
     const t = node.target;
     const { project, environment } = desired;
-    const netName = (key: string) => names.network(project, environment, key);
+    const named = dockerNames(desired);
+    const netName = named.network;
     switch (node.kind) {
       case 'EnsureImage':
         await engine.ensureImage(t.image!);
@@ -429,7 +440,7 @@ export class Executor {
       case 'CreateVolume': {
         const spec = desired.volumes.find((v) => v.spec.name === t.volume);
         if (!spec) throw new Error(`volume ${t.volume} is not in the desired state`);
-        await engine.createVolume(names.volume(project, environment, t.volume!), spec.spec, {
+        await engine.createVolume(named.volume(t.volume!), spec.spec, {
           [LABEL.project]: project,
           [LABEL.environment]: environment,
           [LABEL.volume]: t.volume!,
@@ -442,7 +453,7 @@ export class Executor {
         const svc = desired.services.find((s) => s.spec.name === t.service);
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
         return replayable(
-          () => engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network),
+          () => engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network, createExtras(desired, t.inheritVolumes)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
@@ -457,6 +468,9 @@ export class Executor {
         return;
       case 'StartContainer':
         await engine.startContainer(t.containerId ?? t.containerName!);
+        return;
+      case 'UnpauseContainer':
+        await engine.unpauseContainer(t.containerId ?? t.containerName!);
         return;
       case 'StopContainer':
         await engine.stopContainer(t.containerId ?? t.containerName!);
@@ -474,6 +488,25 @@ export class Executor {
       case 'WaitHealthy':
         await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
         return;
+      case 'WaitExited':
+        await this.waitExited(engine, t.containerName!);
+        return;
+    }
+  }
+
+  /** service_completed_successfully: the job must run to its end and exit 0; any other code fails the node (and skips dependants). */
+  private async waitExited(engine: Engine, container: string) {
+    const deadline = this.now() + (this.o.exitTimeoutMs ?? 30 * 60_000);
+    const poll = this.o.healthPollMs ?? 250;
+    for (;;) {
+      const c = await engine.findContainer(container);
+      if (!c) throw new Error(`${container} is gone before it completed`);
+      if (!c.running && c.exitCode !== undefined) {
+        if (c.exitCode === 0) return;
+        throw new Error(`${container} exited with code ${c.exitCode}; service_completed_successfully needs exit code 0`);
+      }
+      if (this.now() > deadline) throw new Error(`${container} did not complete in time (still ${c.running ? 'running' : 'not started'})`);
+      await sleep(poll);
     }
   }
 
@@ -579,12 +612,19 @@ export class Executor {
   /** Did this node's Docker call take effect? Read-only. */
   private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string): Promise<{ done: boolean; result?: string }> {
     const t = node.target;
-    const netName = (key: string) => names.network(desired.project, desired.environment, key);
+    const named = dockerNames(desired);
+    const netName = named.network;
     switch (node.kind) {
       case 'EnsureImage':
       case 'WaitHealthy':
+      case 'WaitExited':
         // Not mutations: safe to run again.
         return { done: false };
+      case 'UnpauseContainer': {
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
+        if (!c) throw new Error(`${t.containerId ?? t.containerName} is gone`);
+        return { done: !c.paused };
+      }
       case 'CreateNetwork': {
         const n = await engine.findNetwork(netName(t.network!));
         return n ? { done: true, result: n.id } : { done: false };
@@ -592,7 +632,7 @@ export class Executor {
       case 'RemoveNetwork':
         return { done: !(await engine.findNetwork(t.containerId ?? netName(t.network!))) };
       case 'CreateVolume':
-        return { done: !!(await engine.findVolume(names.volume(desired.project, desired.environment, t.volume!))) };
+        return { done: !!(await engine.findVolume(named.volume(t.volume!))) };
       case 'CreateContainer': {
         const c = await engine.findContainer(t.containerName!);
         if (!c) return { done: false };

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { ApplicationFunction, Context, Probot } from 'probot';
+import type { Observer } from './apply.js';
 import { Bot } from './bot.js';
 import { observe } from './docker/observe.js';
 import { DriftReconciler, parseDriftInterval } from './drift.js';
@@ -121,7 +122,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id) });
-    const observer = async (target: string, project: string, environment: string) => (await observe(targets.docker(target), project, environment)).observed;
+    const observer: Observer = async (target, project, environment, desired) => (await observe(targets.docker(target), project, environment, desired)).observed;
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
 

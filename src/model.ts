@@ -48,6 +48,8 @@ export type DependsOnCondition = 'service_started' | 'service_healthy' | 'servic
 export interface DependsOn {
   service: string;
   condition: DependsOnCondition;
+  /** `restart: true`: this service is restarted when the dependency is recreated (absent = false, so older hashes hold) */
+  restart?: true;
 }
 
 export type RestartPolicy = 'no' | 'always' | 'on-failure' | 'unless-stopped';
@@ -95,6 +97,8 @@ export interface NetworkSpec {
   attachable: boolean;
   labels: Record<string, string>;
   external: boolean;
+  /** the name in Docker when it is not berth's `<project>-<env>_<key>`: compose's `name:` (an external object's real name) */
+  dockerName?: string;
 }
 
 export interface VolumeSpec {
@@ -103,6 +107,14 @@ export interface VolumeSpec {
   driver: string;
   labels: Record<string, string>;
   external: boolean;
+  dockerName?: string;
+}
+
+/** Where a top-level network or volume was declared, so a plan-time refusal (external missing, name taken) is located. */
+export interface DeclaredAt {
+  file: string;
+  line?: number;
+  path?: string;
 }
 
 export interface DesiredService {
@@ -114,11 +126,13 @@ export interface DesiredService {
 export interface DesiredNetwork {
   spec: NetworkSpec;
   configHash: string;
+  at?: DeclaredAt;
 }
 
 export interface DesiredVolume {
   spec: VolumeSpec;
   configHash: string;
+  at?: DeclaredAt;
 }
 
 export interface DesiredState {
@@ -143,6 +157,10 @@ export interface ObservedContainer {
   applyId?: string;
   image: string;
   state: ContainerState;
+  /** the exit code of a container that has exited (from Docker's status line) */
+  exitCode?: number;
+  /** anonymous volumes mounted in the container (random 64-hex names): a recreate mounts them again */
+  anonymousVolumes?: { name: string; target: string }[];
   /** compose network keys the container is attached to (from labels of the networks it is on) */
   networks: string[];
 }
@@ -162,12 +180,32 @@ export interface ObservedVolume {
   configHash: string;
 }
 
+/** A network found by its Docker name without berth's labels: an external one, or one someone created under berth's name. */
+export interface UnmanagedNetwork {
+  id: string;
+  dockerName: string;
+  driver: string;
+  internal: boolean;
+  attachable: boolean;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface UnmanagedVolume {
+  dockerName: string;
+  driver: string;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
 export interface ObservedState {
   project: string;
   environment: string;
   containers: ObservedContainer[];
   networks: ObservedNetwork[];
   volumes: ObservedVolume[];
+  /** looked up by name for the desired state: external objects and berth-named objects without berth's labels (absent = not found) */
+  unmanaged?: { networks: UnmanagedNetwork[]; volumes: UnmanagedVolume[] };
 }
 
 /** Docker object names. Environment is part of every name so two environments can share a host. */
@@ -179,3 +217,18 @@ export const names = {
   network: (project: string, env: string, network: string) => `${project}-${env}_${network}`,
   volume: (project: string, env: string, volume: string) => `${project}-${env}_${volume}`,
 };
+
+/** A desired network's or volume's name in Docker: `name:` when given, the key itself when external, else berth's prefixed name. */
+export function dockerNameOf(project: string, env: string, kind: 'network' | 'volume', spec: NetworkSpec | VolumeSpec): string {
+  return spec.dockerName ?? (spec.external ? spec.name : names[kind](project, env, spec.name));
+}
+
+/** Compose key → Docker name for every network and volume of a desired state. */
+export function dockerNames(d: DesiredState): { network(key: string): string; volume(key: string): string } {
+  const nets = new Map(d.networks.map((n) => [n.spec.name, dockerNameOf(d.project, d.environment, 'network', n.spec)]));
+  const vols = new Map(d.volumes.map((v) => [v.spec.name, dockerNameOf(d.project, d.environment, 'volume', v.spec)]));
+  return {
+    network: (key) => nets.get(key) ?? names.network(d.project, d.environment, key),
+    volume: (key) => vols.get(key) ?? names.volume(d.project, d.environment, key),
+  };
+}

@@ -11,7 +11,9 @@ import type {
   ObservedState,
   ServiceSpec,
 } from './model.js';
-import { names } from './model.js';
+import { dockerNameOf, names } from './model.js';
+import type { DeclaredAt, NetworkSpec, UnmanagedNetwork, UnmanagedVolume, VolumeSpec } from './model.js';
+import { ComposeError } from './errors.js';
 import type { NodeKind, NodeTarget, Plan, PlanNode, ResourceChange } from './plan.js';
 
 interface Draft {
@@ -147,10 +149,15 @@ export function observedDigest(observed: ObservedState): string {
       hash: c.configHash,
       image: c.image,
       state: c.state,
+      ...(c.exitCode !== undefined ? { exit: c.exitCode } : {}),
+      ...(c.anonymousVolumes?.length ? { anon: c.anonymousVolumes } : {}),
       networks: [...c.networks].sort(),
     })),
     networks: [...observed.networks].sort(byName((n) => n.name)).map((n) => [n.id, n.name, n.configHash]),
     volumes: [...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.dockerName, v.configHash]),
+    ...(observed.unmanaged?.networks.length || observed.unmanaged?.volumes.length
+      ? { unmanaged: [observed.unmanaged.networks.map((n) => [n.id, n.dockerName, n.driver]).sort(), observed.unmanaged.volumes.map((v) => [v.dockerName, v.driver]).sort()] }
+      : {}),
   });
 }
 
@@ -194,6 +201,15 @@ function topoServices(services: DesiredService[]): DesiredService[] {
 
 const RUNNING_STATES = new Set(['running', 'restarting']);
 
+/**
+ * A one-shot job that finished: it exited 0 and nothing asks Docker to run it
+ * again (restart no or on-failure). Like compose, such a container is done,
+ * not stopped, so planning never re-runs it while its config is unchanged.
+ */
+function finishedJob(c: ObservedContainer, d: DesiredService): boolean {
+  return c.state === 'exited' && c.exitCode === 0 && (d.spec.restart === 'no' || d.spec.restart.startsWith('on-failure'));
+}
+
 function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks: Set<string>): string | undefined {
   if (c.state === 'dead' || c.state === 'removing') return `container ${c.state}`;
   if (c.configHash !== d.configHash) {
@@ -208,6 +224,40 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
   return undefined;
 }
 
+const locatedAt = (at: DeclaredAt | undefined) => (at ? { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), ...(at.path ? { path: at.path } : {}) } : {});
+
+/** An external network or volume must exist on the target: berth never creates it (nor a stand-in that would hide the data). */
+function missingExternal(kind: 'network' | 'volume', key: string, dockerName: string, at: DeclaredAt | undefined): ComposeError {
+  return new ComposeError('external_missing', `${kind} ${key} is external, but the target has no ${kind} named "${dockerName}"`, {
+    ...locatedAt(at),
+    hint: `create it on the target (docker ${kind} create ${dockerName}), or remove external: true to let berth create and manage it`,
+  });
+}
+
+const recordDiffs = (what: string, want: Record<string, string>, have: Record<string, string>): string[] =>
+  [...new Set([...Object.keys(want), ...Object.keys(have)])].sort().filter((k) => want[k] !== have[k]).map((k) => `${what} ${k}: wants ${want[k] ?? '(unset)'}, has ${have[k] ?? '(unset)'}`);
+
+/** How an existing unlabelled network differs from what berth would create under its name; empty = adoptable. */
+function networkDiffs(want: NetworkSpec, have: UnmanagedNetwork): string[] {
+  const out: string[] = [];
+  if (want.driver !== have.driver) out.push(`driver: wants ${want.driver}, has ${have.driver}`);
+  if (want.internal !== have.internal) out.push(`internal: wants ${want.internal}, has ${have.internal}`);
+  if (want.attachable !== have.attachable) out.push(`attachable: wants ${want.attachable}, has ${have.attachable}`);
+  return [...out, ...recordDiffs('driver option', {}, have.options)];
+}
+
+function volumeDiffs(want: VolumeSpec, have: UnmanagedVolume): string[] {
+  return [...(want.driver !== have.driver ? [`driver: wants ${want.driver}, has ${have.driver}`] : []), ...recordDiffs('driver option', {}, have.options)];
+}
+
+/** A berth-named object that exists without berth's labels and cannot be adopted as it is. */
+function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, diffs: string[], at: DeclaredAt | undefined): ComposeError {
+  return new ComposeError('name_taken', `${kind} ${key}: a ${kind} named "${dockerName}" already exists on the target, not created by berth, and differs (${diffs.join('; ')})`, {
+    ...locatedAt(at),
+    hint: `remove or rename that ${kind} on the target, make the compose declaration match it, or declare it external: true to use it as it is`,
+  });
+}
+
 export function reconcile(desired: DesiredState, observed: ObservedState): Plan {
   const b = new Builder();
   const { project, environment: env } = desired;
@@ -217,14 +267,30 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   const obsNetworks = new Map<string, ObservedNetwork>([...observed.networks].sort(byName((n) => n.name)).map((n) => [n.name, n]));
   const obsVolumes = new Map([...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.name, v]));
   const changes: ResourceChange[] = [];
+  // Looked up by name (absent when the observer could not: then nothing can be checked, as before).
+  const lookedUp = observed.unmanaged;
+  const unmanagedNets = new Map((lookedUp?.networks ?? []).map((n) => [n.dockerName, n]));
+  const unmanagedVols = new Map((lookedUp?.volumes ?? []).map((v) => [v.dockerName, v]));
 
   // --- networks: decide which are created, replaced or removed
   const changedNetworks = new Set<string>();
   const createNet = new Map<string, string>(); // compose key → node key
   const removeNet = new Map<string, string>();
   for (const n of [...desired.networks].sort(byName((n) => n.spec.name))) {
-    if (n.spec.external) continue;
+    const dockerName = dockerNameOf(project, env, 'network', n.spec);
+    if (n.spec.external) {
+      if (lookedUp && !unmanagedNets.has(dockerName)) throw missingExternal('network', n.spec.name, dockerName, n.at);
+      continue;
+    }
     const o = obsNetworks.get(n.spec.name);
+    const found = o ? undefined : unmanagedNets.get(dockerName);
+    if (found) {
+      // Someone made it under berth's name: used as it is when it is what berth would have made, else the plan says why not.
+      const diffs = networkDiffs(n.spec, found);
+      if (diffs.length) throw nameTaken('network', n.spec.name, dockerName, diffs, n.at);
+      changes.push({ kind: 'network', name: n.spec.name, action: 'unchanged', reasons: [`adopted existing ${dockerName}`] });
+      continue;
+    }
     if (o && o.configHash === n.configHash) {
       changes.push({ kind: 'network', name: n.spec.name, action: 'unchanged', reasons: [] });
       continue;
@@ -243,7 +309,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         kind: 'CreateNetwork',
         resource,
         reason: o ? 'network changed' : 'missing',
-        detail: names.network(project, env, n.spec.name),
+        detail: dockerName,
         ...(o ? { group: `replace:network:${n.spec.name}` } : {}),
         deps: [removeKey],
         target: { network: n.spec.name },
@@ -261,8 +327,19 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   // --- volumes: created when missing, never removed or replaced implicitly
   const createVol = new Map<string, string>();
   for (const v of [...desired.volumes].sort(byName((v) => v.spec.name))) {
-    if (v.spec.external) continue;
+    const dockerName = dockerNameOf(project, env, 'volume', v.spec);
+    if (v.spec.external) {
+      if (lookedUp && !unmanagedVols.has(dockerName)) throw missingExternal('volume', v.spec.name, dockerName, v.at);
+      continue;
+    }
     const o = obsVolumes.get(v.spec.name);
+    const found = o ? undefined : unmanagedVols.get(dockerName);
+    if (found) {
+      const diffs = volumeDiffs(v.spec, found);
+      if (diffs.length) throw nameTaken('volume', v.spec.name, dockerName, diffs, v.at);
+      changes.push({ kind: 'volume', name: v.spec.name, action: 'unchanged', reasons: [`adopted existing ${dockerName}`] });
+      continue;
+    }
     if (o) {
       changes.push({
         kind: 'volume',
@@ -272,7 +349,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       });
       continue;
     }
-    createVol.set(v.spec.name, b.add({ key: `mkvol:${v.spec.name}`, kind: 'CreateVolume', resource: `volume:${v.spec.name}`, reason: 'missing', detail: names.volume(project, env, v.spec.name), target: { volume: v.spec.name } }));
+    createVol.set(v.spec.name, b.add({ key: `mkvol:${v.spec.name}`, kind: 'CreateVolume', resource: `volume:${v.spec.name}`, reason: 'missing', detail: dockerName, target: { volume: v.spec.name } }));
     changes.push({ kind: 'volume', name: v.spec.name, action: 'create', reasons: ['missing'] });
   }
 
@@ -297,8 +374,16 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   const serviceHealthy = new Map<string, string[]>();
   /** containers that leave a network: RemoveNetwork must wait for them */
   const leavesNetwork: { network: string; node: string }[] = [];
+  const serviceCompleted = new Map<string, string[]>();
+  /** services with a replica recreated by this plan (dependants with depends_on.restart follow) */
+  const recreated = new Set<string>();
   const needsHealthy = new Set<string>();
-  for (const s of services) for (const d of s.spec.dependsOn) if (d.condition === 'service_healthy') needsHealthy.add(d.service);
+  const needsCompleted = new Set<string>();
+  for (const s of services)
+    for (const d of s.spec.dependsOn) {
+      if (d.condition === 'service_healthy') needsHealthy.add(d.service);
+      if (d.condition === 'service_completed_successfully') needsCompleted.add(d.service);
+    }
 
   // Pre-create EnsureImage nodes for every image a create will need, in sorted order, so ids are stable.
   const imagesNeeded = new Set<string>();
@@ -318,7 +403,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         extras.splice(extras.indexOf(c), 1);
       }
     }
-    const replicas: { r: number; c?: ObservedContainer; action: 'create' | 'recreate' | 'start' | 'keep'; reason?: string }[] = [];
+    const replicas: { r: number; c?: ObservedContainer; action: 'create' | 'recreate' | 'start' | 'unpause' | 'keep'; reason?: string }[] = [];
     for (let r = 1; r <= s.spec.replicas; r++) {
       const c = primary.get(r);
       if (!c) {
@@ -330,7 +415,9 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       if (why) {
         replicas.push({ r, c, action: 'recreate', reason: why });
         imagesNeeded.add(s.spec.image);
-      } else if (!RUNNING_STATES.has(c.state)) replicas.push({ r, c, action: 'start', reason: c.state === 'created' ? 'not started' : 'stopped' });
+      } else if (c.state === 'paused') replicas.push({ r, c, action: 'unpause', reason: 'paused' });
+      else if (finishedJob(c, s)) replicas.push({ r, c, action: 'keep' });
+      else if (!RUNNING_STATES.has(c.state)) replicas.push({ r, c, action: 'start', reason: c.state === 'created' ? 'not started' : 'stopped' });
       else replicas.push({ r, c, action: 'keep' });
     }
     return { s, replicas, extras, observedCount: observedOf.length };
@@ -339,13 +426,20 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
 
   for (const { s, replicas, extras, observedCount } of serviceWork) {
     const name = s.spec.name;
-    const depReady = s.spec.dependsOn.flatMap((d) => (d.condition === 'service_healthy' ? serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? [] : serviceReady.get(d.service) ?? []));
+    const depReady = s.spec.dependsOn.flatMap((d) =>
+      d.condition === 'service_healthy'
+        ? serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? []
+        : d.condition === 'service_completed_successfully'
+          ? serviceCompleted.get(d.service) ?? serviceReady.get(d.service) ?? []
+          : serviceReady.get(d.service) ?? [],
+    );
     const infra = [
       ...s.spec.networks.map((n) => createNet.get(n)),
       ...s.spec.volumes.filter((m) => m.type === 'volume' && m.source).map((m) => createVol.get(m.source!)),
     ];
     const ready: string[] = [];
     const healthy: string[] = [];
+    const completed: string[] = [];
     const reasons = new Set<string>();
     const [firstNet, ...extraNets] = s.spec.networkMode ? [] : s.spec.networks;
 
@@ -365,7 +459,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       reasons.add(reason);
     }
 
-    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[]) => {
+    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[], inheritVolumes: { name: string; target: string }[] = []) => {
       const resource = `service:${name}:${r}`;
       const create = b.add({
         key: `create:${name}:${r}`,
@@ -375,7 +469,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         ...(detail ? { detail } : {}),
         ...(group ? { group } : {}),
         deps: [images.get(s.spec.image), ...infra, ...extraRemovals, ...extraDeps],
-        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}) },
+        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}), ...(inheritVolumes.length ? { inheritVolumes } : {}) },
       });
       const connects = extraNets.map((n) =>
         b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n } }),
@@ -391,14 +485,37 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
         healthy.push(wait);
       } else healthy.push(start);
+      // service_completed_successfully: dependants wait for this replica to exit 0 (a non-zero exit fails the node).
+      if (needsCompleted.has(name)) {
+        completed.push(b.add({ key: `exit:${name}:${r}`, kind: 'WaitExited', resource, reason: 'service_completed_successfully', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } }));
+      } else completed.push(start);
     };
 
+    // depends_on.restart: a running replica is restarted once a dependency that asked for it was recreated.
+    const restartFor = s.spec.dependsOn.filter((d) => d.restart && recreated.has(d.service)).map((d) => d.service);
     for (const rep of replicas) {
       const canonical = names.container(project, env, name, rep.r);
-      if (rep.action === 'keep') continue;
+      if (rep.action === 'keep') {
+        if (!restartFor.length || !RUNNING_STATES.has(rep.c!.state)) continue;
+        const reason = `dependency ${restartFor.join(', ')} recreated`;
+        const group = `restart:${name}:${rep.r}`;
+        const c = rep.c!;
+        const stop = b.add({ key: `stop:${c.id}`, kind: 'StopContainer', resource: `service:${name}:${rep.r}`, reason, detail: c.name, group, deps: depReady, target: { service: name, replica: rep.r, containerId: c.id, containerName: c.name } });
+        startChain(rep.r, [stop], reason, group, canonical, c.id);
+        reasons.add(reason);
+        continue;
+      }
       reasons.add(rep.reason!);
       if (rep.action === 'start') {
         startChain(rep.r, [], rep.reason!, undefined, canonical, rep.c!.id);
+        continue;
+      }
+      if (rep.action === 'unpause') {
+        // A paused container is running but frozen: Docker refuses to start it, so it is unpaused instead.
+        const unpause = b.add({ key: `unpause:${name}:${rep.r}`, kind: 'UnpauseContainer', resource: `service:${name}:${rep.r}`, reason: 'paused', target: { service: name, replica: rep.r, containerName: canonical, containerId: rep.c!.id } });
+        ready.push(unpause);
+        healthy.push(unpause);
+        completed.push(unpause);
         continue;
       }
       if (rep.action === 'create') {
@@ -419,7 +536,10 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         disconnects.push(k);
         leavesNetwork.push({ network: n, node: k });
       }
-      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, []);
+      // Compose keeps a recreated container's anonymous volumes: the new one mounts them at the same paths (unless that path now has another mount).
+      const mounted = new Set(s.spec.volumes.filter((m) => m.type !== 'volume' || m.source).map((m) => m.target));
+      const inherit = (old.anonymousVolumes ?? []).filter((v) => !mounted.has(v.target));
+      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, [], inherit);
       const stop = RUNNING_STATES.has(old.state) || old.state === 'paused'
         ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
         : undefined;
@@ -430,6 +550,8 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     }
     serviceReady.set(name, ready);
     serviceHealthy.set(name, healthy);
+    serviceCompleted.set(name, completed);
+    if (replicas.some((r) => r.action === 'recreate')) recreated.add(name);
 
     const before = observedCount ? pickBeforeSpec(replicas.map((r) => r.c).filter(Boolean) as ObservedContainer[], extras) : undefined;
     const touched = reasons.size > 0;

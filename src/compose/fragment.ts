@@ -48,6 +48,8 @@ export interface DependsFragment {
   service: string;
   condition: DependsOnCondition;
   required: boolean;
+  /** restart this service when the dependency is recreated */
+  restart?: boolean;
   at: Loc;
 }
 
@@ -92,6 +94,8 @@ export interface NetworkFragment {
   attachable?: At<boolean>;
   labels?: Map<string, At<string>>;
   external?: At<boolean>;
+  /** `name:` — the object's name in Docker (for an external one, the object berth looks up) */
+  dockerName?: At<string>;
 }
 
 export interface VolumeFragment {
@@ -100,6 +104,7 @@ export interface VolumeFragment {
   driver?: At<string>;
   labels?: Map<string, At<string>>;
   external?: At<boolean>;
+  dockerName?: At<string>;
 }
 
 export interface FileFragment {
@@ -350,8 +355,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             if (!CONDITIONS.includes(condition as DependsOnCondition))
               throw err('invalid_value', `depends_on.${d}.condition must be one of ${CONDITIONS.join(', ')}, not ${describeValue(condition)}`, [...p, 'condition']);
             const required = o.required === undefined ? true : at([...p, 'required'], () => asBool(o.required, 'required')).v;
-            if (o.restart !== undefined) at([...p, 'restart'], () => asBool(o.restart, 'restart'));
-            deps.set(d, { service: d, condition: condition as DependsOnCondition, required, at: loc(p) });
+            const restart = o.restart === undefined ? false : at([...p, 'restart'], () => asBool(o.restart, 'restart')).v;
+            deps.set(d, { service: d, condition: condition as DependsOnCondition, required, ...(restart ? { restart } : {}), at: loc(p) });
           }
         }
         frag.dependsOn = deps;
@@ -464,7 +469,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     const base: PathSeg[] = ['networks', name];
     if (!NAME_RE.test(name)) throw err('bad_name', `invalid network name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
     const n: NetworkFragment = { name, at: loc(base) };
-    const known = ['driver', 'internal', 'attachable', 'labels', 'external'];
+    const known = ['driver', 'internal', 'attachable', 'labels', 'external', 'name'];
     for (const [k, v] of Object.entries(mapping(raw, base, `network ${name}`))) {
       const p = [...base, k];
       if (k.startsWith('x-')) continue;
@@ -473,7 +478,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       else if (k === 'attachable') n.attachable = at(p, () => asBool(v, 'attachable'));
       else if (k === 'labels') n.labels = labelsOf(v, p);
       else if (k === 'external') n.external = at(p, () => externalFlag(v));
-      else if (['name', 'driver_opts', 'ipam', 'enable_ipv4', 'enable_ipv6'].includes(k)) throw err('unsupported', `network option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
+      else if (k === 'name') n.dockerName = at(p, () => dockerObjectName(v));
+      else if (['driver_opts', 'ipam', 'enable_ipv4', 'enable_ipv6'].includes(k)) throw err('unsupported', `network option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
       else throw err('unknown_key', `unknown key "${k}" in network ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.networks.set(name, n);
@@ -483,14 +489,15 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     const base: PathSeg[] = ['volumes', name];
     if (!NAME_RE.test(name)) throw err('bad_name', `invalid volume name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
     const v: VolumeFragment = { name, at: loc(base) };
-    const known = ['driver', 'labels', 'external'];
+    const known = ['driver', 'labels', 'external', 'name'];
     for (const [k, val] of Object.entries(mapping(raw, base, `volume ${name}`))) {
       const p = [...base, k];
       if (k.startsWith('x-')) continue;
       if (k === 'driver') v.driver = at(p, () => scalarString(val, 'driver'));
       else if (k === 'labels') v.labels = labelsOf(val, p);
       else if (k === 'external') v.external = at(p, () => externalFlag(val));
-      else if (['name', 'driver_opts'].includes(k)) throw err('unsupported', `volume option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
+      else if (k === 'name') v.dockerName = at(p, () => dockerObjectName(val));
+      else if (['driver_opts'].includes(k)) throw err('unsupported', `volume option ${k} is not supported by berth`, p, `supported: ${known.join(', ')}`);
       else throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.volumes.set(name, v);
@@ -511,6 +518,13 @@ function healthTest(v: unknown): string[] {
   if (!['NONE', 'CMD', 'CMD-SHELL'].includes(words[0]!))
     throw new FieldProblem('invalid_value', `healthcheck.test list must start with CMD, CMD-SHELL or NONE, not "${words[0]}"`, 'e.g. ["CMD", "pg_isready"] or ["CMD-SHELL", "curl -f http://localhost || exit 1"]');
   return words;
+}
+
+/** A Docker network or volume name as `name:` gives it. */
+function dockerObjectName(v: unknown): string {
+  const s = scalarString(v, 'name');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(s)) throw new FieldProblem('invalid_value', `invalid Docker name "${s}"`, 'use letters, digits, "_", "." and "-", starting with a letter or digit');
+  return s;
 }
 
 function externalFlag(v: unknown): boolean {

@@ -4,7 +4,7 @@
 import { posix } from 'node:path';
 import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
 import { ComposeError } from '../errors.js';
-import type { DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
+import type { DeclaredAt, DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { buildFragment, type Loc, type ServiceFragment } from './fragment.js';
 import { mergeFragments, type Merged } from './merge.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
@@ -137,7 +137,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   const networks = s.networkMode ? [] : s.networks?.size ? [...s.networks.keys()].sort() : ['default'];
   const dependsOn: DependsOn[] = [...(s.dependsOn?.values() ?? [])]
     .filter((d) => hasDependency(d.service))
-    .map((d) => ({ service: d.service, condition: d.condition }))
+    .map((d): DependsOn => ({ service: d.service, condition: d.condition, ...(d.restart ? { restart: true as const } : {}) }))
     .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
   let healthcheck: Healthcheck | undefined;
   if (s.healthcheck) {
@@ -177,6 +177,9 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   return spec;
 }
 
+/** Remembers where a network or volume was declared (outside its spec, so the hash does not depend on line numbers). */
+const located = <T extends { at?: DeclaredAt }>(d: T, at: Loc | undefined): T => (at ? { ...d, at: { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), path: at.path } } : d);
+
 function toDesired(m: Merged, project: string, environment: string): DesiredState {
   const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const services = [...m.services.values()].map((s) => serviceSpec(s, (n) => m.services.has(n))).sort(byName);
@@ -184,8 +187,8 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
   // Like `docker compose up`, only networks and volumes some service uses are part of the deployment.
   const usedNetworks = new Set(services.flatMap((s) => s.networks));
   const usedVolumes = new Set(services.flatMap((s) => s.volumes.filter((v) => v.type === 'volume' && v.source).map((v) => v.source!)));
-  const networks: NetworkSpec[] = [...m.networks.values()].filter((n) => usedNetworks.has(n.name)).map((n) =>
-    n.external?.v
+  const networks: NetworkSpec[] = [...m.networks.values()].filter((n) => usedNetworks.has(n.name)).map((n) => ({
+    ...(n.external?.v
       ? { name: n.name, driver: 'bridge', internal: false, attachable: false, labels: {}, external: true }
       : {
           name: n.name,
@@ -194,8 +197,9 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
           attachable: n.attachable?.v ?? false,
           labels: fromMap(n.labels),
           external: false,
-        },
-  );
+        }),
+    ...(n.dockerName ? { dockerName: n.dockerName.v } : {}),
+  }));
   // The implicit default network exists only when a service is on it.
   if (!m.networks.has('default') && usedNetworks.has('default'))
     networks.push({ name: 'default', driver: 'bridge', internal: false, attachable: false, labels: {}, external: false });
@@ -203,14 +207,17 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
 
   const volumes: VolumeSpec[] = [...m.volumes.values()]
     .filter((v) => usedVolumes.has(v.name))
-    .map((v) => (v.external?.v ? { name: v.name, driver: 'local', labels: {}, external: true } : { name: v.name, driver: v.driver?.v ?? 'local', labels: fromMap(v.labels), external: false }))
+    .map((v) => ({
+      ...(v.external?.v ? { name: v.name, driver: 'local', labels: {}, external: true } : { name: v.name, driver: v.driver?.v ?? 'local', labels: fromMap(v.labels), external: false }),
+      ...(v.dockerName ? { dockerName: v.dockerName.v } : {}),
+    }))
     .sort(byName);
 
   return {
     project,
     environment,
     services: services.map(desiredService),
-    networks: networks.map(desiredNetwork),
-    volumes: volumes.map(desiredVolume),
+    networks: networks.map((n) => located(desiredNetwork(n), m.networks.get(n.name)?.at)),
+    volumes: volumes.map((v) => located(desiredVolume(v), m.volumes.get(v.name)?.at)),
   };
 }

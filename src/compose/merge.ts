@@ -123,7 +123,7 @@ function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
 function mergeNetwork(a: NetworkFragment, b: NetworkFragment): NetworkFragment {
   const labels = mapMerge(a.labels, b.labels);
   const out: NetworkFragment = { ...a, ...b, at: a.at };
-  for (const k of ['driver', 'internal', 'attachable', 'external'] as const) {
+  for (const k of ['driver', 'internal', 'attachable', 'external', 'dockerName'] as const) {
     const v = b[k] ?? a[k];
     if (v) (out as unknown as Record<string, unknown>)[k] = v;
   }
@@ -134,7 +134,7 @@ function mergeNetwork(a: NetworkFragment, b: NetworkFragment): NetworkFragment {
 function mergeVolume(a: VolumeFragment, b: VolumeFragment): VolumeFragment {
   const labels = mapMerge(a.labels, b.labels);
   const out: VolumeFragment = { ...a, ...b, at: a.at };
-  for (const k of ['driver', 'external'] as const) {
+  for (const k of ['driver', 'external', 'dockerName'] as const) {
     const v = b[k] ?? a[k];
     if (v) (out as unknown as Record<string, unknown>)[k] = v;
   }

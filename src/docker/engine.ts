@@ -1,7 +1,7 @@
 // The Engine port on a real Docker host, through dockerode. Every Docker
 // error surfaces as an EngineError carrying the engine's own message.
 import type Dockerode from 'dockerode';
-import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../engine.js';
+import type { ContainerIdentity, ContainerProbe, CreateExtras, Engine, HealthProbe } from '../engine.js';
 import { EngineError } from '../engine.js';
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { containerCreateOptions } from './spec.js';
@@ -79,8 +79,8 @@ export class DockerEngine implements Engine {
     await call(`create volume ${dockerName}`, () => this.docker.createVolume({ Name: dockerName, Driver: spec.driver, Labels: { ...spec.labels, ...labels } }));
   }
 
-  async createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Promise<string> {
-    const c = await call(`create container ${name}`, () => this.docker.createContainer(containerCreateOptions(name, spec, who, firstNetwork)));
+  async createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string, extras?: CreateExtras): Promise<string> {
+    const c = await call(`create container ${name}`, () => this.docker.createContainer(containerCreateOptions(name, spec, who, firstNetwork, extras)));
     return c.id;
   }
 
@@ -91,6 +91,10 @@ export class DockerEngine implements Engine {
       // 304: already started, which is the state we wanted.
       if ((err as DockerApiError)?.statusCode !== 304) throw engineError(`start container ${idOrName}`, err);
     }
+  }
+
+  async unpauseContainer(idOrName: string): Promise<void> {
+    await call(`unpause container ${idOrName}`, () => this.docker.getContainer(idOrName).unpause());
   }
 
   async stopContainer(idOrName: string, timeoutSeconds = 10): Promise<void> {
@@ -127,6 +131,9 @@ export class DockerEngine implements Engine {
         id: info.Id,
         name: info.Name.replace(/^\//, ''),
         running: info.State.Running,
+        ...(info.State.Paused ? { paused: true } : {}),
+        // Docker reports exit code 0 for a container that never ran: only a finished run has one.
+        ...(!info.State.Running && info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001-') ? { exitCode: info.State.ExitCode } : {}),
         labels: info.Config.Labels ?? {},
         networks: Object.keys(info.NetworkSettings.Networks ?? {}),
       };

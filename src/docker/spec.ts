@@ -1,7 +1,7 @@
 // ServiceSpec → Docker Engine API create options. Pure, so the mapping is
 // tested without an engine and the executor only moves data.
 import type Dockerode from 'dockerode';
-import type { ContainerIdentity } from '../engine.js';
+import type { ContainerIdentity, CreateExtras } from '../engine.js';
 import { LABEL, names } from '../model.js';
 import type { ServiceSpec } from '../model.js';
 
@@ -20,7 +20,9 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
 
 const ns = (ms: number) => Math.round(ms * 1e6);
 
-export function containerCreateOptions(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Dockerode.ContainerCreateOptions {
+export function containerCreateOptions(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string, extras: CreateExtras = {}): Dockerode.ContainerCreateOptions {
+  const volumeName = (key: string) => extras.volumeNames?.[key] ?? names.volume(who.project, who.environment, key);
+  const networkName = (key: string) => extras.networkNames?.[key] ?? names.network(who.project, who.environment, key);
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp?: string; HostPort?: string }[]> = {};
   for (const p of spec.ports) {
@@ -28,14 +30,20 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
     exposed[key] = {};
     (bindings[key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.published !== undefined ? String(p.published) : '' });
   }
+  const inherited = new Map((extras.inheritVolumes ?? []).map((v) => [v.target, v.name]));
   const mounts = spec.volumes.map((m) => ({
     Type: m.type,
     Target: m.target,
     ReadOnly: m.readOnly,
-    ...(m.type === 'volume' && m.source ? { Source: names.volume(who.project, who.environment, m.source) } : {}),
+    ...(m.type === 'volume' && m.source ? { Source: volumeName(m.source) } : {}),
+    // An anonymous volume of the replaced container at this path is mounted again instead of a new empty one.
+    ...(m.type === 'volume' && !m.source && inherited.has(m.target) ? { Source: inherited.get(m.target) } : {}),
     ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
   })) as Dockerode.MountSettings[];
-  const networkMode = spec.networkMode ?? (firstNetwork ? names.network(who.project, who.environment, firstNetwork) : undefined);
+  // Anonymous volumes the image declares (VOLUME) are not in the spec: they are carried over as mounts too.
+  const declared = new Set(spec.volumes.map((m) => m.target));
+  for (const [target, source] of inherited) if (!declared.has(target)) mounts.push({ Type: 'volume', Source: source, Target: target, ReadOnly: false } as Dockerode.MountSettings);
+  const networkMode = spec.networkMode ?? (firstNetwork ? networkName(firstNetwork) : undefined);
   return {
     name,
     Image: spec.image,
@@ -70,7 +78,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         : {}),
     },
     ...(firstNetwork && !spec.networkMode
-      ? { NetworkingConfig: { EndpointsConfig: { [names.network(who.project, who.environment, firstNetwork)]: { Aliases: [spec.name] } } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: { Aliases: [spec.name] } } } }
       : {}),
   };
 }

@@ -131,6 +131,10 @@ export class FakeEngine implements Engine {
     return this.op('startContainer', idOrName, () => void (this.must(idOrName).running = true));
   }
 
+  unpauseContainer(idOrName: string) {
+    return this.op('unpauseContainer', idOrName, () => void (this.must(idOrName).running = true));
+  }
+
   stopContainer(idOrName: string) {
     return this.op('stopContainer', idOrName, () => void (this.must(idOrName).running = false));
   }
