@@ -5,9 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { CreateExtras, Engine, EngineError } from './engine.js';
-import { Masker } from './mask.js';
+import { Masker, secretContents } from './mask.js';
 import { dockerNames, LABEL } from './model.js';
-import type { DesiredState } from './model.js';
+import type { DesiredState, FileMount } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
 import { deriveApplyWithSibling, deriveOperationState } from './state.js';
@@ -38,7 +38,7 @@ export interface ApplyPayload {
  * state in it, or `--token=…`-like text, are masked.
  */
 export function redactError(message: string, payload: ApplyPayload): string {
-  const m = new Masker(payload.secretKeys ?? [], payload.secretValues ?? []);
+  const m = new Masker(payload.secretKeys ?? [], [...(payload.secretValues ?? []), ...secretContents(payload.desired)]);
   m.collect(...payload.desired.services.map((s) => s.spec));
   return m.redact(m.inline(message));
 }
@@ -109,6 +109,15 @@ function createExtras(desired: DesiredState, inheritVolumes?: { name: string; ta
   const networkNames = Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)]));
   const volumeNames = Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)]));
   return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}) };
+}
+
+/** A service's configs and secrets with their content, as the engine puts them into the container. */
+function filesFor(files: readonly FileMount[], desired: DesiredState) {
+  return files.map((f) => {
+    const content = desired.contents?.[`${f.kind}:${f.source}`];
+    if (content === undefined) throw new Error(`${f.kind} ${f.source} has no content in the desired state`);
+    return { path: f.target, content, mode: f.mode, uid: Number(f.uid ?? 0), gid: Number(f.gid ?? 0) };
+  });
 }
 
 /** Removing what is already gone has the effect we wanted. */
@@ -452,13 +461,16 @@ export class Executor {
       case 'CreateContainer': {
         const svc = desired.services.find((s) => s.spec.name === t.service);
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
-        return replayable(
+        const id = await replayable(
           () => engine.createContainer(t.containerName!, svc.spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId }, t.network, createExtras(desired, t.inheritVolumes)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
           },
         );
+        // Configs and secrets go in before the container ever starts (and again when a replayed create is adopted).
+        if (svc.spec.files?.length) await engine.putFiles(id, filesFor(svc.spec.files, desired));
+        return id;
       }
       case 'ConnectNetwork':
         await engine.connectNetwork(netName(t.network!), t.containerName!, [t.service!]);
@@ -637,6 +649,8 @@ export class Executor {
         const c = await engine.findContainer(t.containerName!);
         if (!c) return { done: false };
         if (c.labels[LABEL.applyId] !== applyId) throw new Error(`${t.containerName} exists but was not created by this apply`);
+        // Its files may not have been put in yet: run it again (the create is adopted, the upload repeated).
+        if (desired.services.find((s) => s.spec.name === t.service)?.spec.files?.length) return { done: false };
         return { done: true, result: c.id };
       }
       case 'ConnectNetwork': {

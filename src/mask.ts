@@ -3,7 +3,7 @@
 // (PASSWORD, SECRET, TOKEN, KEY, …) or the repository config lists the key;
 // secrets inside free text (command arguments, URLs, `KEY=value` pairs) are
 // masked too. Masking never reveals a value, not even its length.
-import type { ServiceSpec } from './model.js';
+import type { DesiredState, ServiceSpec } from './model.js';
 
 export const MASK = '••••••';
 
@@ -94,6 +94,8 @@ export class Masker {
       ...(spec.command ? { command: this.args(spec.command) } : {}),
       ...(spec.entrypoint ? { entrypoint: this.args(spec.entrypoint) } : {}),
       ...(spec.healthcheck ? { healthcheck: { ...spec.healthcheck, test: this.args(spec.healthcheck.test) } } : {}),
+      // A secret's digest is not its value, but a short value could be guessed from it: shown masked, like the value.
+      ...(spec.files ? { files: spec.files.map((f) => (f.kind === 'secret' ? { ...f, digest: MASK } : f)) } : {}),
     };
   }
 
@@ -141,6 +143,13 @@ function unquote(v: string): string {
  * listed in secret_keys): interpolated into any key of a compose file, they are
  * redacted wherever they appear.
  */
+/** The values of a desired state's secrets (compose `secrets:`): redacted wherever they appear. */
+export function secretContents(desired: DesiredState | undefined): string[] {
+  return Object.entries(desired?.contents ?? {})
+    .filter(([k]) => k.startsWith('secret:'))
+    .map(([, v]) => v);
+}
+
 export function secretVariableValues(variables: Record<string, string>, secretKeys: readonly string[] = []): string[] {
   const m = new Masker(secretKeys);
   return Object.entries(variables)

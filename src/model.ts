@@ -52,6 +52,20 @@ export interface DependsOn {
   restart?: true;
 }
 
+/** A config or secret placed in the container before it starts. The content is not here (specs are shown and stored in labels): its digest is, so a rotation changes the config hash. */
+export interface FileMount {
+  kind: 'config' | 'secret';
+  /** the top-level config/secret name */
+  source: string;
+  /** absolute path in the container */
+  target: string;
+  uid?: string;
+  gid?: string;
+  mode: number;
+  /** sha256 of the content */
+  digest: string;
+}
+
 export type RestartPolicy = 'no' | 'always' | 'on-failure' | 'unless-stopped';
 
 /**
@@ -87,6 +101,8 @@ export interface ServiceSpec {
   pid?: string;
   capAdd?: string[];
   devices?: string[];
+  /** configs and secrets, sorted by target; absent when none (so older hashes hold) */
+  files?: FileMount[];
 }
 
 export interface NetworkSpec {
@@ -141,6 +157,8 @@ export interface DesiredState {
   services: DesiredService[];
   networks: DesiredNetwork[];
   volumes: DesiredVolume[];
+  /** content of every config and secret a service uses, by `config:<name>` / `secret:<name>`; secret values are masked wherever shown */
+  contents?: Record<string, string>;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';

@@ -201,6 +201,23 @@ function topoServices(services: DesiredService[]): DesiredService[] {
 
 const RUNNING_STATES = new Set(['running', 'restarting']);
 
+/** `secret db_password changed`, `config nginx added`: names only, never content (nor its digest). */
+function changedFiles(before: ServiceSpec | undefined, after: ServiceSpec): string[] {
+  if (!before) return [];
+  const key = (f: { kind: string; source: string }) => `${f.kind} ${f.source}`;
+  const was = new Map((before.files ?? []).map((f) => [key(f), f]));
+  const now = new Map((after.files ?? []).map((f) => [key(f), f]));
+  const out: string[] = [];
+  for (const [k, f] of now) {
+    const o = was.get(k);
+    if (!o) out.push(`${k} added`);
+    else if (o.digest !== f.digest) out.push(`${k} changed`);
+    else if (o.target !== f.target || o.mode !== f.mode || o.uid !== f.uid || o.gid !== f.gid) out.push(`${k} moved`);
+  }
+  for (const k of was.keys()) if (!now.has(k)) out.push(`${k} removed`);
+  return out.sort();
+}
+
 /**
  * A one-shot job that finished: it exited 0 and nothing asks Docker to run it
  * again (restart no or on-failure). Like compose, such a container is done,
@@ -214,6 +231,9 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
   if (c.state === 'dead' || c.state === 'removing') return `container ${c.state}`;
   if (c.configHash !== d.configHash) {
     if (c.config && c.config.image !== d.spec.image) return 'image changed';
+    // Only configs or secrets differ: say which (a rotation reads "secret db_password changed").
+    const changed = changedFiles(c.config, d.spec);
+    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0 }) === hashOf({ ...d.spec, files: undefined, replicas: 0 })) return changed.join(', ');
     return 'config changed';
   }
   if (c.image !== d.spec.image) return 'image changed';

@@ -5,7 +5,7 @@
 // values) is either inside a fenced block whose fence it cannot close, or
 // entity-escaped, so a service named `<img src=x>` renders as text. Secret
 // values never appear: see mask.ts.
-import { Masker } from './mask.js';
+import { Masker, secretContents } from './mask.js';
 import type { Healthcheck, Mount, PortBinding, ServiceSpec } from './model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { isEmpty, nodeLine, summarize } from './plan.js';
@@ -239,7 +239,7 @@ function codeBlock(lang: string, lines: readonly string[]): string[] {
 // ---------------------------------------------------------------- shared
 
 function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {
-  const m = new Masker(secretKeys ?? [], secretValues ?? []);
+  const m = new Masker(secretKeys ?? [], [...(secretValues ?? []), ...secretContents(plan.desired)]);
   // Learn every secret value up front so redaction also covers values no diff shows.
   for (const c of plan.changes) m.collect(c.before, c.after);
   for (const s of plan.desired?.services ?? []) m.collect(s.spec);

@@ -4,7 +4,7 @@
 // the PR head).
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { loadCompose } from './compose/load.js';
+import { loadCompose, NeedRepoFiles, type SecretSource } from './compose/load.js';
 import { formatPath, parseYaml, type PathSeg } from './compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
 import { ComposeError, ConfigError } from './errors.js';
@@ -44,14 +44,31 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
       return { path, text: content };
     }),
   );
-  const desired = loadCompose(files, {
-    project: config.project,
-    environment: environment.name,
-    variables: environment.variables,
-    policy: config.policy,
-    ...(readFile.root ? { repoRoot: readFile.root } : {}),
-  });
+  const load = (repoFiles?: ReadonlyMap<string, string | undefined>) =>
+    loadCompose(files, {
+      project: config.project,
+      environment: environment.name,
+      variables: environment.variables,
+      secrets: variableSecrets(environment.variables),
+      policy: config.policy,
+      ...(readFile.root ? { repoRoot: readFile.root } : {}),
+      ...(repoFiles ? { repoFiles } : {}),
+    });
+  let desired;
+  try {
+    desired = load();
+  } catch (e) {
+    if (!(e instanceof NeedRepoFiles)) throw e;
+    // Configs read files of the repository, at the same commit and through the same reader as the compose files.
+    const read = await Promise.all(e.paths.map(async (p) => [p, await readFile(p)] as const));
+    desired = load(new Map(read));
+  }
   return { config, environment, desired };
+}
+
+/** Secrets from the environment's variables in berth.yml (a server-side store can implement SecretSource later). */
+export function variableSecrets(variables: Readonly<Record<string, string>>): SecretSource {
+  return { value: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined) };
 }
 
 /**

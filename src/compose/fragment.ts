@@ -20,6 +20,7 @@ import {
   splitCommand,
   type PathContext,
 } from './normalize.js';
+import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
 import { didYouMean } from './suggest.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
@@ -84,6 +85,15 @@ export interface ServiceFragment {
   pid?: At<string>;
   capAdd?: At<string>[];
   devices?: At<string>[];
+  configs?: At<FileRef>[];
+  secrets?: At<FileRef>[];
+}
+
+/** A top-level config or secret: its name and where its content comes from. */
+export interface FileSourceFragment {
+  name: string;
+  at: Loc;
+  source: FileSource;
 }
 
 export interface NetworkFragment {
@@ -112,6 +122,8 @@ export interface FileFragment {
   services: Map<string, ServiceFragment>;
   networks: Map<string, NetworkFragment>;
   volumes: Map<string, VolumeFragment>;
+  configs: Map<string, FileSourceFragment>;
+  secrets: Map<string, FileSourceFragment>;
 }
 
 export const SUPPORTED_SERVICE_KEYS = [
@@ -135,6 +147,8 @@ export const SUPPORTED_SERVICE_KEYS = [
   'pid',
   'cap_add',
   'devices',
+  'configs',
+  'secrets',
 ] as const;
 
 /** Compose service keys berth knows but does not support, with what to do instead. */
@@ -143,8 +157,6 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
   env_file: 'list the variables under environment: (values can come from the variables of the environment in .github/berth.yml)',
   container_name: 'berth names containers itself (project-environment-service-replica)',
   extends: 'use YAML anchors (x-common: &common … <<: *common) or a second compose file',
-  secrets: 'pass secrets as environment values from the variables in .github/berth.yml',
-  configs: 'use a bind mount or bake the file into the image',
   profiles: 'list the files an environment uses in .github/berth.yml instead',
 };
 
@@ -158,10 +170,8 @@ const OTHER_COMPOSE_SERVICE_KEYS = [
   'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts', 'volumes_from',
 ];
 
-const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'version', 'name'];
+const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'configs', 'secrets', 'version', 'name'];
 const UNSUPPORTED_TOP_LEVEL: Record<string, string> = {
-  secrets: 'pass secrets as environment values from the variables in .github/berth.yml',
-  configs: 'use a bind mount or bake the file into the image',
   include: 'list every compose file of the environment in .github/berth.yml instead',
   models: 'not supported by berth',
 };
@@ -216,7 +226,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     return t;
   };
 
-  const out: FileFragment = { file, services: new Map(), networks: new Map(), volumes: new Map() };
+  const out: FileFragment = { file, services: new Map(), networks: new Map(), volumes: new Map(), configs: new Map(), secrets: new Map() };
   if (y.value === undefined || y.value === null) return out;
   const root = mapping(y.value, [], 'a compose file');
 
@@ -460,6 +470,12 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'devices':
         frag.devices = list(value, path, 'devices').map((d, i) => at([...path, i], () => device(d)));
         return;
+      case 'configs':
+      case 'secrets': {
+        const kind = key === 'configs' ? 'config' : 'secret';
+        frag[key] = list(value, path, key).map((e, i) => at([...path, i], () => parseFileRef(kind, e)));
+        return;
+      }
     }
   }
 
@@ -501,6 +517,15 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       else throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.volumes.set(name, v);
+  }
+
+  for (const kind of ['config', 'secret'] as const) {
+    const key = `${kind}s` as const;
+    for (const [name, raw] of Object.entries(mapping(interpolated(key), [key], key))) {
+      const base: PathSeg[] = [key, name];
+      if (!NAME_RE.test(name)) throw err('bad_name', `invalid ${kind} name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
+      out[key].set(name, { name, at: loc(base), source: at(base, () => parseFileSource(kind, name, raw)).v });
+    }
   }
 
   for (const key of y.tags.keys()) {

@@ -3,8 +3,9 @@
 // environment's config, never the process environment).
 import { posix } from 'node:path';
 import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
+import { sha256 } from '../hash.js';
 import { ComposeError } from '../errors.js';
-import type { DeclaredAt, DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
+import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { buildFragment, type Loc, type ServiceFragment } from './fragment.js';
 import { mergeFragments, type Merged } from './merge.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
@@ -28,6 +29,22 @@ export interface LoadComposeOptions {
   /** when given, anything it does not allow is refused with the line that asks for it */
   policy?: Policy;
   limits?: YamlLimits;
+  /** where `secrets: {x: {environment: NAME}}` values come from */
+  secrets?: SecretSource;
+  /** repository files a config reads (`file:`), by repository-relative path; undefined = does not exist. A path not in the map throws NeedRepoFiles. */
+  repoFiles?: ReadonlyMap<string, string | undefined>;
+}
+
+/** Looks up a secret's value by name. Today the environment's variables in berth.yml; a server-side store can stand behind the same port. */
+export interface SecretSource {
+  value(name: string): string | undefined;
+}
+
+/** Thrown when configs read repository files not given yet: the caller reads them and loads again. */
+export class NeedRepoFiles extends Error {
+  constructor(readonly paths: string[]) {
+    super(`compose needs repository files: ${paths.join(', ')}`);
+  }
 }
 
 export const HEALTHCHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } as const;
@@ -53,7 +70,64 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   const merged = mergeFragments(fragments);
   validate(merged);
   if (opts.policy) checkPolicy(merged.services.values(), opts.policy, paths);
-  return toDesired(merged, opts.project, opts.environment);
+  return withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
+}
+
+/**
+ * Resolves every config and secret a service uses to its content, puts the
+ * content's digest into the service spec (a rotation recreates exactly its
+ * users) and the content itself into the desired state for the executor.
+ */
+function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string): DesiredState {
+  const contents: Record<string, string> = {};
+  const need: string[] = [];
+  const resolve = (kind: 'config' | 'secret', name: string, refAt: Loc): string | undefined => {
+    const key = `${kind}:${name}`;
+    if (key in contents) return contents[key];
+    const declared = (kind === 'config' ? m.configs : m.secrets).get(name);
+    if (!declared) {
+      const all = [...(kind === 'config' ? m.configs : m.secrets).keys()];
+      const dym = closest(name, all);
+      throw error('undeclared_' + kind, `${kind} "${name}" is not declared under the top-level ${kind}s`, refAt, dym ? `did you mean "${dym}"?` : `declare it: ${kind}s: { ${name}: { environment: VARIABLE } }`);
+    }
+    const src = declared.source;
+    let value: string | undefined;
+    if (src.from === 'content') value = src.content;
+    else if (src.from === 'environment') {
+      value = kind === 'secret' ? opts.secrets?.value(src.variable) : opts.variables?.[src.variable];
+      if (value === undefined)
+        throw error('missing_variable', `${kind} ${name} reads variable ${src.variable}, which the environment does not define`, declared.at, `add ${src.variable} to the environment's variables in .github/berth.yml${kind === 'secret' ? ' (and to its secret_keys unless its name looks secret)' : ''}`);
+    } else {
+      const path = posix.normalize(posix.join(baseDir || '.', src.path));
+      if (src.path.startsWith('/') || path === '..' || path.startsWith('../'))
+        throw error('invalid_value', `config ${name}: file ${src.path} is outside the repository`, declared.at, 'give a path relative to the compose file, inside the repository');
+      if (!opts.repoFiles?.has(path)) {
+        need.push(path);
+        return undefined;
+      }
+      value = opts.repoFiles.get(path);
+      if (value === undefined) throw error('missing_file', `config ${name}: file ${path} does not exist at this commit`, declared.at, 'add the file or fix the path (relative to the compose file)');
+    }
+    contents[key] = value;
+    return value;
+  };
+  const services = d.services.map((ds) => {
+    const frag = m.services.get(ds.spec.name)!;
+    const refs = [...(frag.configs ?? []), ...(frag.secrets ?? [])];
+    if (!refs.length) return ds;
+    const files: FileMount[] = [];
+    const seen = new Map<string, Loc>();
+    for (const r of refs) {
+      if (seen.has(r.v.target)) throw error('duplicate_target', `service ${ds.spec.name}: two configs or secrets land at ${r.v.target}`, r.at, 'give each a different target');
+      seen.set(r.v.target, r.at);
+      const content = resolve(r.v.kind, r.v.source, r.at);
+      if (content !== undefined) files.push({ ...r.v, digest: sha256(content) });
+    }
+    files.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+    return desiredService({ ...ds.spec, files });
+  });
+  if (need.length) throw new NeedRepoFiles([...new Set(need)].sort());
+  return { ...d, services, ...(Object.keys(contents).length ? { contents } : {}) };
 }
 
 function validate(m: Merged): void {

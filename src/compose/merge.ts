@@ -8,13 +8,15 @@
 //   - environment, labels, networks and depends_on merge as mappings;
 //   - `!reset` removes an attribute (or a whole service), `!override` replaces
 //     it instead of merging.
-import type { FileFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
+import type { FileFragment, FileSourceFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
 
 export interface Merged {
   services: Map<string, ServiceFragment>;
   networks: Map<string, NetworkFragment>;
   volumes: Map<string, VolumeFragment>;
+  configs: Map<string, FileSourceFragment>;
+  secrets: Map<string, FileSourceFragment>;
 }
 
 /** compose key → the fragment properties it sets */
@@ -39,10 +41,12 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   pid: ['pid'],
   cap_add: ['capAdd'],
   devices: ['devices'],
+  configs: ['configs'],
+  secrets: ['secrets'],
 };
 
 export function mergeFragments(files: readonly FileFragment[]): Merged {
-  const out: Merged = { services: new Map(), networks: new Map(), volumes: new Map() };
+  const out: Merged = { services: new Map(), networks: new Map(), volumes: new Map(), configs: new Map(), secrets: new Map() };
   for (const f of files) {
     for (const [name, s] of f.services) {
       const prev = out.services.get(name);
@@ -58,6 +62,9 @@ export function mergeFragments(files: readonly FileFragment[]): Merged {
       const prev = out.volumes.get(name);
       out.volumes.set(name, prev ? mergeVolume(prev, v) : v);
     }
+    // A later file's config or secret replaces the earlier one (its source is one value).
+    for (const [name, c] of f.configs) out.configs.set(name, c);
+    for (const [name, c] of f.secrets) out.secrets.set(name, c);
   }
   return out;
 }
@@ -108,6 +115,8 @@ function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   set('volumes', uniqueBy(a.volumes, b.volumes, (m) => m.v.target));
   set('capAdd', uniqueBy(a.capAdd, b.capAdd, (c) => c.v));
   set('devices', uniqueBy(a.devices, b.devices, (d) => d.v));
+  set('configs', uniqueBy(a.configs, b.configs, (f) => f.v.source));
+  set('secrets', uniqueBy(a.secrets, b.secrets, (f) => f.v.source));
   if (a.healthcheck && b.healthcheck) {
     const h = { ...a.healthcheck };
     for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];

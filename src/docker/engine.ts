@@ -1,10 +1,12 @@
 // The Engine port on a real Docker host, through dockerode. Every Docker
 // error surfaces as an EngineError carrying the engine's own message.
+import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { ContainerIdentity, ContainerProbe, CreateExtras, Engine, HealthProbe } from '../engine.js';
 import { EngineError } from '../engine.js';
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { containerCreateOptions } from './spec.js';
+import { tarOf } from './tar.js';
 
 interface DockerApiError {
   statusCode?: number;
@@ -91,6 +93,12 @@ export class DockerEngine implements Engine {
       // 304: already started, which is the state we wanted.
       if ((err as DockerApiError)?.statusCode !== 304) throw engineError(`start container ${idOrName}`, err);
     }
+  }
+
+  async putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]): Promise<void> {
+    const tar = tarOf(files.map((f) => ({ ...f, content: Buffer.from(f.content, 'utf8') })));
+    // Paths are named, never contents: the content may be a secret.
+    await call(`put ${files.map((f) => f.path).join(', ')} into ${idOrName}`, () => this.docker.getContainer(idOrName).putArchive(Readable.from([tar]), { path: '/' }));
   }
 
   async unpauseContainer(idOrName: string): Promise<void> {
