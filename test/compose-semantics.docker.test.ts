@@ -4,29 +4,20 @@
 // external and pre-existing networks and volumes keep their real names and
 // data, anonymous volumes survive a recreate, depends_on.restart restarts the
 // dependant. Every object is labelled with this file's own project.
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import type { Observer } from '../src/apply.js';
-import { planTargets, prepareApply } from '../src/apply.js';
+import { expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
-import { DockerEngine } from '../src/docker/engine.js';
-import { observe } from '../src/docker/observe.js';
-import { Executor } from '../src/executor.js';
-import { Lanes } from '../src/lanes.js';
 import type { DesiredState } from '../src/model.js';
 import { LABEL } from '../src/model.js';
 import { planToString } from '../src/plan.js';
-import { docker, removeProject } from './helpers/docker.js';
+import { docker } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
-import { sqliteTestStore } from './helpers/stores.js';
-import type { TestStore } from './helpers/stores.js';
+import { realApplyHarness } from './helpers/real-apply.js';
 
 const PROJECT = `t-sem-${process.pid}`;
 const ENV = 'staging';
 const cname = (service: string, r = 1) => `${PROJECT}-${ENV}-${service}-${r}`;
 
-const observer: Observer = async (_t, project, env, desired) => (await observe(docker, project, env, desired)).observed;
 const load = (text: string): DesiredState => loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV });
-const cleanup = () => removeProject(PROJECT);
 
 /** Polls until `f` is truthy (generous limit), returning its value. */
 async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
@@ -44,30 +35,7 @@ const exited = (name: string) => until(`${name} to exit`, async () => {
 });
 
 describeDocker('compose semantics on the real Docker engine', () => {
-  let ts: TestStore;
-  let executor: Executor;
-  beforeAll(cleanup);
-  afterAll(cleanup);
-  beforeEach(async () => {
-    ts = await sqliteTestStore();
-    executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
-  });
-  afterEach(async () => {
-    await ts.dispose();
-    await cleanup();
-  });
-
-  async function plan(d: DesiredState) {
-    const [p] = await planTargets(d, ['local'], observer);
-    return p!.plan;
-  }
-  async function apply(d: DesiredState) {
-    const { applyId, plans } = await prepareApply(ts.store, observer, {
-      repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt',
-    });
-    const result = await executor.run(applyId);
-    return { applyId, result, plan: plans[0]!.plan, tasks: await ts.store.listTasksForApply(applyId) };
-  }
+  const { plan, apply } = realApplyHarness(PROJECT);
 
   it('a one-shot job that exited 0 under restart: no is converged, not re-run', async () => {
     const d = load(`

@@ -4,27 +4,19 @@
 // owner and mode; rotating a secret recreates exactly the services that use
 // it; no secret value (nor its digest) appears in the plan text or Markdown;
 // a secret read from the repository is refused at its line.
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import type { Observer } from '../src/apply.js';
-import { planTargets, prepareApply } from '../src/apply.js';
-import { DockerEngine } from '../src/docker/engine.js';
-import { observe } from '../src/docker/observe.js';
-import { Executor } from '../src/executor.js';
+import { expect, it } from 'vitest';
+import { planTargets } from '../src/apply.js';
 import { sha256 } from '../src/hash.js';
-import { Lanes } from '../src/lanes.js';
-import type { DesiredState } from '../src/model.js';
 import { planToString } from '../src/plan.js';
 import { renderPlanMarkdown, renderPlanText } from '../src/render.js';
 import type { FileReader } from '../src/repo.js';
 import { loadEnvironment } from '../src/repo.js';
-import { docker, removeProject } from './helpers/docker.js';
+import { docker } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
-import { sqliteTestStore } from './helpers/stores.js';
-import type { TestStore } from './helpers/stores.js';
+import { realApplyHarness, realObserver as observer } from './helpers/real-apply.js';
 
 const PROJECT = `t-secfiles-${process.pid}`;
 const cname = (service: string) => `${PROJECT}-staging-${service}-1`;
-const observer: Observer = async (_t, project, env, desired) => (await observe(docker, project, env, desired)).observed;
 
 const COMPOSE = `services:
   app:
@@ -85,25 +77,7 @@ async function exec(container: string, cmd: string): Promise<string> {
 }
 
 describeDocker('configs and secrets on the real Docker engine', () => {
-  let ts: TestStore;
-  let executor: Executor;
-  beforeAll(() => removeProject(PROJECT));
-  afterAll(() => removeProject(PROJECT));
-  beforeEach(async () => {
-    ts = await sqliteTestStore();
-    executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes() });
-  });
-  afterEach(async () => {
-    await ts.dispose();
-    await removeProject(PROJECT);
-  });
-
-  async function apply(d: DesiredState) {
-    const { applyId, plans } = await prepareApply(ts.store, observer, {
-      repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt',
-    });
-    return { result: await executor.run(applyId), plan: plans[0]!.plan };
-  }
+  const { apply } = realApplyHarness(PROJECT);
 
   it('mounts configs and secrets as compose does; a rotation recreates only their users and never shows the value', async () => {
     const first = await loadEnvironment(repo('s3cr3t-value-one'), 'staging');
