@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { ApplicationFunction, Context, Probot } from 'probot';
+import type { Observer } from './apply.js';
 import { Bot } from './bot.js';
 import { observe } from './docker/observe.js';
 import { DriftReconciler, parseDriftInterval } from './drift.js';
@@ -127,7 +128,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
-    const observer = async (target: string, project: string, environment: string, repository?: string) => (await observe(targets.docker(target), project, environment, repository)).observed;
+    const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true' });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
     // The claims on deliveries this process works on stay live while it lives; a dead process's lapse.
