@@ -7,14 +7,19 @@ import { BerthError } from './errors.js';
 import type { ApplyPayload, OnFailure } from './executor.js';
 import { hashOf } from './hash.js';
 import { outText } from './outbound.js';
-import type { DesiredState, ObservedState } from './model.js';
+import type { DesiredState, ObservedState, ObserveOptions } from './model.js';
 import type { Plan } from './plan.js';
 import { planToString } from './plan.js';
 import { reconcile } from './reconcile.js';
 import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from './store/store.js';
 
-/** Reads one target's observed state for a project/environment. */
-export type Observer = (target: string, project: string, environment: string, repository?: string) => Promise<ObservedState>;
+/**
+ * Reads one target's observed state for a project/environment. `opts.repository`
+ * leaves out another repository's objects; given `opts.desired`, the external and
+ * not-yet-labelled networks and volumes it names are looked up by name as well,
+ * so the plan can check and adopt them.
+ */
+export type Observer = (target: string, project: string, environment: string, opts?: ObserveOptions) => Promise<ObservedState>;
 
 export interface TargetPlan {
   target: string;
@@ -31,7 +36,7 @@ export interface ExpectedPlan {
 
 export async function planTargets(desired: DesiredState, targets: readonly string[], observe: Observer): Promise<TargetPlan[]> {
   return Promise.all(
-    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment, desired.repository)) })),
+    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment, { ...(desired.repository ? { repository: desired.repository } : {}), desired })) })),
   );
 }
 

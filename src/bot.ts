@@ -5,7 +5,7 @@ import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
 import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
-import { loadCompose } from './compose/load.js';
+import { loadComposeReading, variableSecrets } from './repo.js';
 import { readComposeSources } from './compose/sources.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
@@ -134,8 +134,13 @@ export class Bot {
       inputs.push({ path: clean, text });
     }
     // env_file, include, extends.file and .env: read at the same head, through the same reader
-    const sources = await readComposeSources((p) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined)), inputs, env.variables);
-    const desired = loadCompose(inputs, { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, policy: config.policy, profiles: env.profiles, sources });
+    const read = (p: string) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined));
+    const sources = await readComposeSources(read, inputs, env.variables);
+    const desired = await loadComposeReading(
+      inputs,
+      { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, secrets: variableSecrets(env.variables), policy: config.policy, profiles: env.profiles, sources },
+      read,
+    );
     learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
     const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;

@@ -72,7 +72,7 @@ function targetsFor(docker: string | undefined, names: readonly string[]): Targe
 }
 
 function observerFor(targets: Targets): Observer {
-  return async (target, project, environment) => (await observe(targets.docker(target), project, environment)).observed;
+  return async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
 }
 
 async function loadAndPlan(v: Record<string, string | boolean | undefined>) {

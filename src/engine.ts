@@ -13,10 +13,22 @@ export interface ContainerIdentity {
   repository?: string;
 }
 
+/** What a create needs besides the service: where names differ from berth's defaults, and what a recreate carries over. */
+export interface CreateExtras {
+  /** compose key → Docker name, for networks and volumes not named `<project>-<env>_<key>` (external, `name:`) */
+  networkNames?: Record<string, string>;
+  volumeNames?: Record<string, string>;
+  /** anonymous volumes of the container being replaced, mounted again at the same paths (compose keeps their data) */
+  inheritVolumes?: { name: string; target: string }[];
+}
+
 export interface ContainerProbe {
   id: string;
   name: string;
   running: boolean;
+  paused?: boolean;
+  /** set once the container has run and exited */
+  exitCode?: number;
   labels: Record<string, string>;
   /** docker network names */
   networks: string[];
@@ -51,8 +63,11 @@ export interface Engine {
   disconnectNetwork(networkDockerName: string, container: string): Promise<void>;
   createVolume(dockerName: string, spec: VolumeSpec, labels: Record<string, string>): Promise<void>;
   /** returns the new container id */
-  createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Promise<string>;
+  createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string, extras?: CreateExtras): Promise<string>;
+  /** puts files into a (created, not yet started) container; Docker creates missing directories */
+  putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]): Promise<void>;
   startContainer(idOrName: string): Promise<void>;
+  unpauseContainer(idOrName: string): Promise<void>;
   stopContainer(idOrName: string, timeoutSeconds?: number): Promise<void>;
   removeContainer(idOrName: string): Promise<void>;
   renameContainer(idOrName: string, newName: string): Promise<void>;

@@ -5,13 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DENY_ALL, type Policy } from './compose/policy.js';
-import type { Engine, EngineError } from './engine.js';
+import type { CreateExtras, Engine, EngineError } from './engine.js';
 import { guardContainer } from './guard.js';
-import type { Masker } from './mask.js';
+import { secretContents, type Masker } from './mask.js';
 import { maskerForSpecs } from './render.js';
-import { LABEL, names } from './model.js';
+import { dockerNames, LABEL } from './model.js';
 import { endpointConfig } from './docker/spec.js';
-import type { DesiredState } from './model.js';
+import type { DesiredState, FileMount } from './model.js';
 import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
 import { HeldLease, LeaseLostError } from './lease.js';
@@ -57,7 +57,7 @@ export function payloadMasker(payload: ApplyPayload): Masker {
     payload.desired.services.map((s) => s.spec),
     payload.desired.secretFields,
     payload.secretKeys,
-    payload.secretValues,
+    [...(payload.secretValues ?? []), ...secretContents(payload.desired)],
   );
 }
 
@@ -83,6 +83,8 @@ export interface ExecutorOptions {
   healthPollMs?: number;
   /** upper bound for one WaitHealthy (default 5 min) */
   healthTimeoutMs?: number;
+  /** upper bound for one WaitExited: how long a one-shot job (a migration) may run (default 30 min) */
+  exitTimeoutMs?: number;
   /** how long operation/apply state derivation may lag the journal while tasks run (default 25 ms) */
   settleDelayMs?: number;
   /** who this driver is, for the per-apply and per-target leases (default host/pid/random) */
@@ -126,6 +128,23 @@ async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ valu
     if (!mine) throw err;
     return mine.value;
   }
+}
+
+/** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
+function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[]): CreateExtras {
+  const named = dockerNames(desired);
+  const networkNames = Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)]));
+  const volumeNames = Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)]));
+  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}) };
+}
+
+/** A service's configs and secrets with their content, as the engine puts them into the container. */
+function filesFor(files: readonly FileMount[], desired: DesiredState) {
+  return files.map((f) => {
+    const content = desired.contents?.[`${f.kind}:${f.source}`];
+    if (content === undefined) throw new Error(`${f.kind} ${f.source} has no content in the desired state`);
+    return { path: f.target, content, mode: f.mode, uid: Number(f.uid ?? 0), gid: Number(f.gid ?? 0) };
+  });
 }
 
 /** Removing what is already gone has the effect we wanted. */
@@ -552,7 +571,8 @@ export class Executor {
   private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, policy: Policy): Promise<string | undefined> {
     const t = node.target;
     const { project, environment } = desired;
-    const netName = (key: string) => names.network(project, environment, key);
+    const named = dockerNames(desired);
+    const netName = named.network;
     const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
     switch (node.kind) {
       case 'EnsureImage':
@@ -584,7 +604,7 @@ export class Executor {
       case 'CreateVolume': {
         const spec = desired.volumes.find((v) => v.spec.name === t.volume);
         if (!spec) throw new Error(`volume ${t.volume} is not in the desired state`);
-        await engine.createVolume(names.volume(project, environment, t.volume!), spec.spec, {
+        await engine.createVolume(named.volume(t.volume!), spec.spec, {
           [LABEL.project]: project,
           [LABEL.environment]: environment,
           [LABEL.volume]: t.volume!,
@@ -599,13 +619,16 @@ export class Executor {
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
-        return replayable(
-          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network),
+        const id = await replayable(
+          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
           },
         );
+        // Configs and secrets go in before the container ever starts (and again when a replayed create is adopted).
+        if (svc.spec.files?.length) await engine.putFiles(id, filesFor(svc.spec.files, desired));
+        return id;
       }
       case 'ConnectNetwork': {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
@@ -619,6 +642,9 @@ export class Executor {
         return;
       case 'StartContainer':
         await engine.startContainer(t.containerId ?? t.containerName!);
+        return;
+      case 'UnpauseContainer':
+        await engine.unpauseContainer(t.containerId ?? t.containerName!);
         return;
       case 'StopContainer':
         await engine.stopContainer(t.containerId ?? t.containerName!);
@@ -644,6 +670,25 @@ export class Executor {
       case 'WaitHealthy':
         await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
         return;
+      case 'WaitExited':
+        await this.waitExited(engine, t.containerName!);
+        return;
+    }
+  }
+
+  /** service_completed_successfully: the job must run to its end and exit 0; any other code fails the node (and skips dependants). */
+  private async waitExited(engine: Engine, container: string) {
+    const deadline = this.now() + (this.o.exitTimeoutMs ?? 30 * 60_000);
+    const poll = this.o.healthPollMs ?? 250;
+    for (;;) {
+      const c = await engine.findContainer(container);
+      if (!c) throw new Error(`${container} is gone before it completed`);
+      if (!c.running && c.exitCode !== undefined) {
+        if (c.exitCode === 0) return;
+        throw new Error(`${container} exited with code ${c.exitCode}; service_completed_successfully needs exit code 0`);
+      }
+      if (this.now() > deadline) throw new Error(`${container} did not complete in time (still ${c.running ? 'running' : 'not started'})`);
+      await sleep(poll);
     }
   }
 
@@ -796,12 +841,19 @@ export class Executor {
    */
   private async effectPresent(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, journaledAt: number | null): Promise<{ done: boolean; result?: string }> {
     const t = node.target;
-    const netName = (key: string) => names.network(desired.project, desired.environment, key);
+    const named = dockerNames(desired);
+    const netName = named.network;
     switch (node.kind) {
       case 'EnsureImage':
       case 'WaitHealthy':
+      case 'WaitExited':
         // Not mutations: safe to run again.
         return { done: false };
+      case 'UnpauseContainer': {
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
+        if (!c) throw new Error(`${t.containerId ?? t.containerName} is gone`);
+        return { done: !c.paused };
+      }
       case 'CreateNetwork': {
         // Like a replayed create: only a network carrying this apply's id is ours; one of the same
         // name made by someone else meanwhile must not be adopted (containers would join it).
@@ -813,11 +865,13 @@ export class Executor {
       case 'RemoveNetwork':
         return { done: !(await engine.findNetwork(t.containerId ?? netName(t.network!))) };
       case 'CreateVolume':
-        return { done: !!(await engine.findVolume(names.volume(desired.project, desired.environment, t.volume!))) };
+        return { done: !!(await engine.findVolume(named.volume(t.volume!))) };
       case 'CreateContainer': {
         const c = await engine.findContainer(t.containerName!);
         if (!c) return { done: false };
         if (c.labels[LABEL.applyId] !== applyId) throw new Error(`${t.containerName} exists but was not created by this apply`);
+        // Its files may not have been put in yet: run it again (the create is adopted, the upload repeated).
+        if (desired.services.find((s) => s.spec.name === t.service)?.spec.files?.length) return { done: false };
         return { done: true, result: c.id };
       }
       case 'ConnectNetwork': {

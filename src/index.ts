@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { ApplicationFunction, Context, Probot } from 'probot';
+import type { Observer } from './apply.js';
 import { Bot } from './bot.js';
 import { observe } from './docker/observe.js';
 import { DriftReconciler, parseDriftInterval } from './drift.js';
@@ -129,7 +130,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
-    const observer = async (target: string, project: string, environment: string, repository?: string) => (await observe(targets.docker(target), project, environment, repository)).observed;
+    const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
     // Tag → digest pinning through the environment's first target (its engine and registry login).
     const resolveImagesFor = async (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => {
       const t = names[0];

@@ -5,7 +5,7 @@
 // masked too. Masking never reveals a value, not even its length.
 import type { SecretFields } from './compose/taint.js';
 import { isTaintedField } from './compose/taint.js';
-import type { ServiceSpec } from './model.js';
+import type { DesiredState, ServiceSpec } from './model.js';
 
 export const MASK = '••••••';
 
@@ -128,6 +128,8 @@ export class Masker {
       ...(spec.command ? { command: this.args(spec.command) } : {}),
       ...(spec.entrypoint ? { entrypoint: this.args(spec.entrypoint) } : {}),
       ...(spec.healthcheck ? { healthcheck: { ...spec.healthcheck, test: this.args(spec.healthcheck.test) } } : {}),
+      // A secret's digest is not its value, but a short value could be guessed from it: shown masked, like the value.
+      ...(spec.files ? { files: spec.files.map((f) => (f.kind === 'secret' ? { ...f, digest: MASK } : f)) } : {}),
     };
     for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
     return out as unknown as ServiceSpec;
@@ -207,6 +209,13 @@ function unquote(v: string): string {
  * listed in secret_keys): interpolated into any key of a compose file, they are
  * redacted wherever they appear.
  */
+/** The values of a desired state's secrets (compose `secrets:`): redacted wherever they appear. */
+export function secretContents(desired: Pick<DesiredState, 'contents'> | undefined): string[] {
+  return Object.entries(desired?.contents ?? {})
+    .filter(([k]) => k.startsWith('secret:'))
+    .map(([, v]) => v);
+}
+
 export function secretVariableValues(variables: Record<string, string>, secretKeys: readonly string[] = []): string[] {
   const m = new Masker(secretKeys);
   return Object.entries(variables)

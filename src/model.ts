@@ -61,8 +61,22 @@ export type DependsOnCondition = 'service_started' | 'service_healthy' | 'servic
 export interface DependsOn {
   service: string;
   condition: DependsOnCondition;
-  /** `restart: true`: restart this service when the dependency is recreated (absent = false) */
+  /** `restart: true`: restart this service when the dependency is recreated (absent = false, so older hashes hold) */
   restart?: boolean;
+}
+
+/** A config or secret placed in the container before it starts. The content is not here (specs are shown and stored in labels): its digest is, so a rotation changes the config hash. */
+export interface FileMount {
+  kind: 'config' | 'secret';
+  /** the top-level config/secret name */
+  source: string;
+  /** absolute path in the container */
+  target: string;
+  uid?: string;
+  gid?: string;
+  mode: number;
+  /** sha256 of the content */
+  digest: string;
 }
 
 export type RestartPolicy = 'no' | 'always' | 'on-failure' | 'unless-stopped';
@@ -176,6 +190,8 @@ export interface ServiceSpec extends ServiceExtras {
   devices?: string[];
   /** `service|container:NAME:ro|rw`, in compose order */
   volumesFrom?: string[];
+  /** configs and secrets, sorted by target; absent when none (so older hashes hold) */
+  files?: FileMount[];
 }
 
 export interface IpamPool {
@@ -201,7 +217,10 @@ export interface NetworkSpec {
   attachable: boolean;
   labels: Record<string, string>;
   external: boolean;
-  /** `name:` as written (the network's name in Docker; for an external network the one to use) */
+  /**
+   * `name:` as written. For an external network it is the real name in Docker (the one joined);
+   * for a network berth creates it is only noted: berth names it `<project>-<env>_<key>` (dockerNameOf)
+   */
   dockerName?: string;
   enableIpv6?: boolean;
   /** keys sorted */
@@ -215,10 +234,17 @@ export interface VolumeSpec {
   driver: string;
   labels: Record<string, string>;
   external: boolean;
-  /** `name:` as written (the volume's name in Docker; for an external volume the one to use) */
+  /** `name:` as written: the real name of an external volume; for one berth creates only noted (see dockerNameOf) */
   dockerName?: string;
   /** keys sorted */
   driverOpts?: Record<string, string>;
+}
+
+/** Where a top-level network or volume was declared, so a plan-time refusal (external missing, name taken) is located. */
+export interface DeclaredAt {
+  file: string;
+  line?: number;
+  path?: string;
 }
 
 export interface DesiredService {
@@ -230,11 +256,13 @@ export interface DesiredService {
 export interface DesiredNetwork {
   spec: NetworkSpec;
   configHash: string;
+  at?: DeclaredAt;
 }
 
 export interface DesiredVolume {
   spec: VolumeSpec;
   configHash: string;
+  at?: DeclaredAt;
 }
 
 export interface DesiredState {
@@ -252,6 +280,8 @@ export interface DesiredState {
    * mask, whatever parsing did to the value. Not part of any hash.
    */
   secretFields?: Record<string, string[]>;
+  /** content of every config and secret a service uses, by `config:<name>` / `secret:<name>`; secret values are masked wherever shown */
+  contents?: Record<string, string>;
 }
 
 export type ContainerState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
@@ -268,6 +298,10 @@ export interface ObservedContainer {
   applyId?: string;
   image: string;
   state: ContainerState;
+  /** the exit code of a container that has exited (from Docker's status line) */
+  exitCode?: number;
+  /** anonymous volumes mounted in the container (random 64-hex names): a recreate mounts them again */
+  anonymousVolumes?: { name: string; target: string }[];
   /** compose network keys the container is attached to (from labels of the networks it is on) */
   networks: string[];
 }
@@ -287,12 +321,32 @@ export interface ObservedVolume {
   configHash: string;
 }
 
+/** A network found by its Docker name without berth's labels: an external one, or one someone created under berth's name. */
+export interface UnmanagedNetwork {
+  id: string;
+  dockerName: string;
+  driver: string;
+  internal: boolean;
+  attachable: boolean;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface UnmanagedVolume {
+  dockerName: string;
+  driver: string;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+}
+
 export interface ObservedState {
   project: string;
   environment: string;
   containers: ObservedContainer[];
   networks: ObservedNetwork[];
   volumes: ObservedVolume[];
+  /** looked up by name for the desired state: external objects and berth-named objects without berth's labels (absent = not found) */
+  unmanaged?: { networks: UnmanagedNetwork[]; volumes: UnmanagedVolume[] };
 }
 
 /** Docker object names. Environment is part of every name so two environments can share a host. */
@@ -309,3 +363,30 @@ export const names = {
   network: (project: string, env: string, network: string) => `${project}-${env}_${network}`,
   volume: (project: string, env: string, volume: string) => `${project}-${env}_${volume}`,
 };
+
+/** What an observer may be told besides (project, environment). */
+export interface ObserveOptions {
+  /** the repository planning: another repository's objects are left out */
+  repository?: string;
+  /** the desired state: its external and not-yet-labelled networks and volumes are looked up by name (to check and adopt them) */
+  desired?: DesiredState;
+}
+
+/**
+ * A desired network's or volume's name in Docker. External: `name:` when given, else the key (compose's rule).
+ * Berth-created: always `<project>-<env>_<key>`, even with a `name:` (the loader notes it), so two environments
+ * of one project on one engine never share a network or volume.
+ */
+export function dockerNameOf(project: string, env: string, kind: 'network' | 'volume', spec: NetworkSpec | VolumeSpec): string {
+  return spec.external ? (spec.dockerName ?? spec.name) : names[kind](project, env, spec.name);
+}
+
+/** Compose key → Docker name for every network and volume of a desired state. */
+export function dockerNames(d: DesiredState): { network(key: string): string; volume(key: string): string } {
+  const nets = new Map(d.networks.map((n) => [n.spec.name, dockerNameOf(d.project, d.environment, 'network', n.spec)]));
+  const vols = new Map(d.volumes.map((v) => [v.spec.name, dockerNameOf(d.project, d.environment, 'volume', v.spec)]));
+  return {
+    network: (key) => nets.get(key) ?? names.network(d.project, d.environment, key),
+    volume: (key) => vols.get(key) ?? names.volume(d.project, d.environment, key),
+  };
+}

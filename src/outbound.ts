@@ -10,7 +10,7 @@ import type { SecretFields } from './compose/taint.js';
 import type { EnvironmentConfig } from './config.js';
 import type { CheckRunInput, CheckRunUpdate, GitHubPort } from './github.js';
 import { parsePayload } from './executor.js';
-import { Masker, secretVariableValues } from './mask.js';
+import { Masker, secretContents, secretVariableValues } from './mask.js';
 import type { DesiredState } from './model.js';
 import { maskerForSpecs } from './render.js';
 
@@ -26,8 +26,8 @@ export function learnEnvironment(env: Pick<EnvironmentConfig, 'variables' | 'sec
 }
 
 /** A desired state's secret values, including the shown forms of the fields a secret variable fed. */
-export function learnDesired(desired: Pick<DesiredState, 'services' | 'secretFields'>, secretKeys?: readonly string[], secretValues?: readonly string[]): void {
-  OUT.absorb(maskerForSpecs(desired.services.map((s) => s.spec), desired.secretFields as SecretFields | undefined, secretKeys, secretValues));
+export function learnDesired(desired: Pick<DesiredState, 'services' | 'secretFields' | 'contents'>, secretKeys?: readonly string[], secretValues?: readonly string[]): void {
+  OUT.absorb(maskerForSpecs(desired.services.map((s) => s.spec), desired.secretFields as SecretFields | undefined, secretKeys, [...(secretValues ?? []), ...secretContents(desired)]));
 }
 
 /** What a stored apply knows is secret (it may be read long after the config that named it changed). */

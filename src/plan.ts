@@ -11,10 +11,12 @@ export const NODE_KINDS = [
   'EnsureImage',
   'CreateContainer',
   'StartContainer',
+  'UnpauseContainer',
   'StopContainer',
   'RemoveContainer',
   'RenameContainer',
   'WaitHealthy',
+  'WaitExited',
 ] as const;
 export type NodeKind = (typeof NODE_KINDS)[number];
 
@@ -51,6 +53,8 @@ export interface NodeTarget {
   volume?: string;
   image?: string;
   configHash?: string;
+  /** for a recreate's CreateContainer: the old container's anonymous volumes, mounted again at the same paths */
+  inheritVolumes?: { name: string; target: string }[];
 }
 
 export type ChangeAction = 'create' | 'change' | 'remove' | 'unchanged';

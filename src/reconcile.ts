@@ -12,7 +12,9 @@ import type {
   ObservedState,
   ServiceSpec,
 } from './model.js';
-import { names } from './model.js';
+import { dockerNameOf, names } from './model.js';
+import type { DeclaredAt, NetworkSpec, UnmanagedNetwork, UnmanagedVolume, VolumeSpec } from './model.js';
+import { ComposeError } from './errors.js';
 import type { NodeKind, NodeTarget, Plan, PlanNode, ResourceChange } from './plan.js';
 
 interface Draft {
@@ -148,10 +150,15 @@ export function observedDigest(observed: ObservedState): string {
       hash: c.configHash,
       image: c.image,
       state: c.state,
+      ...(c.exitCode !== undefined ? { exit: c.exitCode } : {}),
+      ...(c.anonymousVolumes?.length ? { anon: c.anonymousVolumes } : {}),
       networks: [...c.networks].sort(),
     })),
     networks: [...observed.networks].sort(byName((n) => n.name)).map((n) => [n.id, n.name, n.configHash]),
     volumes: [...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.dockerName, v.configHash]),
+    ...(observed.unmanaged?.networks.length || observed.unmanaged?.volumes.length
+      ? { unmanaged: [observed.unmanaged.networks.map((n) => [n.id, n.dockerName, n.driver]).sort(), observed.unmanaged.volumes.map((v) => [v.dockerName, v.driver]).sort()] }
+      : {}),
   });
 }
 
@@ -198,11 +205,39 @@ const RUNNING_STATES = new Set(['running', 'restarting']);
 /** The same reference with another pinned digest: the tag moved in the registry (issue 12). */
 const withoutDigest = (image: string) => image.replace(/@sha256:[0-9a-f]{64}$/, '');
 const imageReason = (had: string, want: string) => (had !== want && withoutDigest(had) === withoutDigest(want) ? 'image digest changed' : 'image changed');
+/** `secret db_password changed`, `config nginx added`: names only, never content (nor its digest). */
+function changedFiles(before: ServiceSpec | undefined, after: ServiceSpec): string[] {
+  if (!before) return [];
+  const key = (f: { kind: string; source: string }) => `${f.kind} ${f.source}`;
+  const was = new Map((before.files ?? []).map((f) => [key(f), f]));
+  const now = new Map((after.files ?? []).map((f) => [key(f), f]));
+  const out: string[] = [];
+  for (const [k, f] of now) {
+    const o = was.get(k);
+    if (!o) out.push(`${k} added`);
+    else if (o.digest !== f.digest) out.push(`${k} changed`);
+    else if (o.target !== f.target || o.mode !== f.mode || o.uid !== f.uid || o.gid !== f.gid) out.push(`${k} moved`);
+  }
+  for (const k of was.keys()) if (!now.has(k)) out.push(`${k} removed`);
+  return out.sort();
+}
+
+/**
+ * A one-shot job that finished: it exited 0 and nothing asks Docker to run it
+ * again (restart no or on-failure). Like compose, such a container is done,
+ * not stopped, so planning never re-runs it while its config is unchanged.
+ */
+function finishedJob(c: ObservedContainer, d: DesiredService): boolean {
+  return c.state === 'exited' && c.exitCode === 0 && (d.spec.restart === 'no' || d.spec.restart.startsWith('on-failure'));
+}
 
 function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks: Set<string>): string | undefined {
   if (c.state === 'dead' || c.state === 'removing') return `container ${c.state}`;
   if (c.configHash !== d.configHash) {
     if (c.config && c.config.image !== d.spec.image) return imageReason(c.config.image, d.spec.image);
+    // Only configs or secrets differ: say which (a rotation reads "secret db_password changed").
+    const changed = changedFiles(c.config, d.spec);
+    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0 }) === hashOf({ ...d.spec, files: undefined, replicas: 0 })) return changed.join(', ');
     return 'config changed';
   }
   if (c.image !== d.spec.image) return imageReason(c.image, d.spec.image);
@@ -211,6 +246,40 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
   if (d.spec.networkMode === undefined && want !== have) return 'networks differ';
   if (d.spec.networks.some((n) => changedNetworks.has(n))) return 'network changed';
   return undefined;
+}
+
+const locatedAt = (at: DeclaredAt | undefined) => (at ? { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), ...(at.path ? { path: at.path } : {}) } : {});
+
+/** An external network or volume must exist on the target: berth never creates it (nor a stand-in that would hide the data). */
+function missingExternal(kind: 'network' | 'volume', key: string, dockerName: string, at: DeclaredAt | undefined): ComposeError {
+  return new ComposeError('external_missing', `${kind} ${key} is external, but the target has no ${kind} named "${dockerName}"`, {
+    ...locatedAt(at),
+    hint: `create it on the target (docker ${kind} create ${dockerName}), or remove external: true to let berth create and manage it`,
+  });
+}
+
+const recordDiffs = (what: string, want: Record<string, string>, have: Record<string, string>): string[] =>
+  [...new Set([...Object.keys(want), ...Object.keys(have)])].sort().filter((k) => want[k] !== have[k]).map((k) => `${what} ${k}: wants ${want[k] ?? '(unset)'}, has ${have[k] ?? '(unset)'}`);
+
+/** How an existing unlabelled network differs from what berth would create under its name; empty = adoptable. */
+function networkDiffs(want: NetworkSpec, have: UnmanagedNetwork): string[] {
+  const out: string[] = [];
+  if (want.driver !== have.driver) out.push(`driver: wants ${want.driver}, has ${have.driver}`);
+  if (want.internal !== have.internal) out.push(`internal: wants ${want.internal}, has ${have.internal}`);
+  if (want.attachable !== have.attachable) out.push(`attachable: wants ${want.attachable}, has ${have.attachable}`);
+  return [...out, ...recordDiffs('driver option', want.driverOpts ?? {}, have.options)];
+}
+
+function volumeDiffs(want: VolumeSpec, have: UnmanagedVolume): string[] {
+  return [...(want.driver !== have.driver ? [`driver: wants ${want.driver}, has ${have.driver}`] : []), ...recordDiffs('driver option', want.driverOpts ?? {}, have.options)];
+}
+
+/** A berth-named object that exists without berth's labels and cannot be adopted as it is. */
+function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, diffs: string[], at: DeclaredAt | undefined): ComposeError {
+  return new ComposeError('name_taken', `${kind} ${key}: a ${kind} named "${dockerName}" already exists on the target, not created by berth, and differs (${diffs.join('; ')})`, {
+    ...locatedAt(at),
+    hint: `remove or rename that ${kind} on the target, make the compose declaration match it, or declare it external: true to use it as it is`,
+  });
 }
 
 export function reconcile(desired: DesiredState, observed: ObservedState): Plan {
@@ -222,14 +291,30 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   const obsNetworks = new Map<string, ObservedNetwork>([...observed.networks].sort(byName((n) => n.name)).map((n) => [n.name, n]));
   const obsVolumes = new Map([...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.name, v]));
   const changes: ResourceChange[] = [];
+  // Looked up by name (absent when the observer could not: then nothing can be checked, as before).
+  const lookedUp = observed.unmanaged;
+  const unmanagedNets = new Map((lookedUp?.networks ?? []).map((n) => [n.dockerName, n]));
+  const unmanagedVols = new Map((lookedUp?.volumes ?? []).map((v) => [v.dockerName, v]));
 
   // --- networks: decide which are created, replaced or removed
   const changedNetworks = new Set<string>();
   const createNet = new Map<string, string>(); // compose key → node key
   const removeNet = new Map<string, string>();
   for (const n of [...desired.networks].sort(byName((n) => n.spec.name))) {
-    if (n.spec.external) continue;
+    const dockerName = dockerNameOf(project, env, 'network', n.spec);
+    if (n.spec.external) {
+      if (lookedUp && !unmanagedNets.has(dockerName)) throw missingExternal('network', n.spec.name, dockerName, n.at);
+      continue;
+    }
     const o = obsNetworks.get(n.spec.name);
+    const found = o ? undefined : unmanagedNets.get(dockerName);
+    if (found) {
+      // Someone made it under berth's name: used as it is when it is what berth would have made, else the plan says why not.
+      const diffs = networkDiffs(n.spec, found);
+      if (diffs.length) throw nameTaken('network', n.spec.name, dockerName, diffs, n.at);
+      changes.push({ kind: 'network', name: n.spec.name, action: 'unchanged', reasons: [`adopted existing ${dockerName}`] });
+      continue;
+    }
     if (o && o.configHash === n.configHash) {
       changes.push({ kind: 'network', name: n.spec.name, action: 'unchanged', reasons: [] });
       continue;
@@ -248,7 +333,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         kind: 'CreateNetwork',
         resource,
         reason: o ? 'network changed' : 'missing',
-        detail: names.network(project, env, n.spec.name),
+        detail: dockerName,
         ...(o ? { group: `replace:network:${n.spec.name}` } : {}),
         deps: [removeKey],
         target: { network: n.spec.name },
@@ -266,8 +351,19 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   // --- volumes: created when missing, never removed or replaced implicitly
   const createVol = new Map<string, string>();
   for (const v of [...desired.volumes].sort(byName((v) => v.spec.name))) {
-    if (v.spec.external) continue;
+    const dockerName = dockerNameOf(project, env, 'volume', v.spec);
+    if (v.spec.external) {
+      if (lookedUp && !unmanagedVols.has(dockerName)) throw missingExternal('volume', v.spec.name, dockerName, v.at);
+      continue;
+    }
     const o = obsVolumes.get(v.spec.name);
+    const found = o ? undefined : unmanagedVols.get(dockerName);
+    if (found) {
+      const diffs = volumeDiffs(v.spec, found);
+      if (diffs.length) throw nameTaken('volume', v.spec.name, dockerName, diffs, v.at);
+      changes.push({ kind: 'volume', name: v.spec.name, action: 'unchanged', reasons: [`adopted existing ${dockerName}`] });
+      continue;
+    }
     if (o) {
       changes.push({
         kind: 'volume',
@@ -277,7 +373,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       });
       continue;
     }
-    createVol.set(v.spec.name, b.add({ key: `mkvol:${v.spec.name}`, kind: 'CreateVolume', resource: `volume:${v.spec.name}`, reason: 'missing', detail: names.volume(project, env, v.spec.name), target: { volume: v.spec.name } }));
+    createVol.set(v.spec.name, b.add({ key: `mkvol:${v.spec.name}`, kind: 'CreateVolume', resource: `volume:${v.spec.name}`, reason: 'missing', detail: dockerName, target: { volume: v.spec.name } }));
     changes.push({ kind: 'volume', name: v.spec.name, action: 'create', reasons: ['missing'] });
   }
 
@@ -302,8 +398,16 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
   const serviceHealthy = new Map<string, string[]>();
   /** containers that leave a network: RemoveNetwork must wait for them */
   const leavesNetwork: { network: string; node: string }[] = [];
+  const serviceCompleted = new Map<string, string[]>();
+  /** services with a replica recreated by this plan (dependants with depends_on.restart follow) */
+  const recreated = new Set<string>();
   const needsHealthy = new Set<string>();
-  for (const s of services) for (const d of s.spec.dependsOn) if (d.condition === 'service_healthy') needsHealthy.add(d.service);
+  const needsCompleted = new Set<string>();
+  for (const s of services)
+    for (const d of s.spec.dependsOn) {
+      if (d.condition === 'service_healthy') needsHealthy.add(d.service);
+      if (d.condition === 'service_completed_successfully') needsCompleted.add(d.service);
+    }
 
   // Pre-create EnsureImage nodes for every image a create will need, in sorted order, so ids are stable.
   const imagesNeeded = new Set<string>();
@@ -333,7 +437,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         extras.splice(extras.indexOf(c), 1);
       }
     }
-    const replicas: { r: number; c?: ObservedContainer; action: 'create' | 'recreate' | 'start' | 'keep'; reason?: string }[] = [];
+    const replicas: { r: number; c?: ObservedContainer; action: 'create' | 'recreate' | 'start' | 'unpause' | 'keep'; reason?: string }[] = [];
     for (let r = 1; r <= s.spec.replicas; r++) {
       const c = primary.get(r);
       if (!c) {
@@ -345,14 +449,16 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       if (why) {
         replicas.push({ r, c, action: 'recreate', reason: why });
         imagesNeeded.add(s.spec.image);
-      } else if (!RUNNING_STATES.has(c.state)) replicas.push({ r, c, action: 'start', reason: c.state === 'created' ? 'not started' : 'stopped' });
+      } else if (c.state === 'paused') replicas.push({ r, c, action: 'unpause', reason: 'paused' });
+      else if (finishedJob(c, s)) replicas.push({ r, c, action: 'keep' });
+      else if (!RUNNING_STATES.has(c.state)) replicas.push({ r, c, action: 'start', reason: c.state === 'created' ? 'not started' : 'stopped' });
       else replicas.push({ r, c, action: 'keep' });
     }
     // Services come in dependency order and a join is a dependency, so the joined service was decided already.
     const joined = joinedServices(s.spec).find((n) => renewed.has(n));
     if (joined)
       for (const rep of replicas)
-        if (rep.action === 'keep' || rep.action === 'start') {
+        if (rep.action === 'keep' || rep.action === 'start' || rep.action === 'unpause') {
           rep.action = 'recreate';
           rep.reason = `joined service ${joined} recreated`;
           imagesNeeded.add(s.spec.image);
@@ -364,13 +470,20 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
 
   for (const { s, replicas, extras, observedCount } of serviceWork) {
     const name = s.spec.name;
-    const depReady = s.spec.dependsOn.flatMap((d) => (d.condition === 'service_healthy' ? serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? [] : serviceReady.get(d.service) ?? []));
+    const depReady = s.spec.dependsOn.flatMap((d) =>
+      d.condition === 'service_healthy'
+        ? serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? []
+        : d.condition === 'service_completed_successfully'
+          ? serviceCompleted.get(d.service) ?? serviceReady.get(d.service) ?? []
+          : serviceReady.get(d.service) ?? [],
+    );
     const infra = [
       ...s.spec.networks.map((n) => createNet.get(n)),
       ...s.spec.volumes.filter((m) => m.type === 'volume' && m.source).map((m) => createVol.get(m.source!)),
     ];
     const ready: string[] = [];
     const healthy: string[] = [];
+    const completed: string[] = [];
     const reasons = new Set<string>();
     const [firstNet, ...extraNets] = s.spec.networkMode ? [] : s.spec.networks;
     // A container joining another's namespaces is created only once that container exists under its final name.
@@ -392,7 +505,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       reasons.add(reason);
     }
 
-    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[]) => {
+    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[], inheritVolumes: { name: string; target: string }[] = []) => {
       const resource = `service:${name}:${r}`;
       const create = b.add({
         key: `create:${name}:${r}`,
@@ -402,7 +515,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         ...(detail ? { detail } : {}),
         ...(group ? { group } : {}),
         deps: [images.get(s.spec.image), ...infra, ...extraRemovals, ...joinReady, ...extraDeps],
-        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}) },
+        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}), ...(inheritVolumes.length ? { inheritVolumes } : {}) },
       });
       const connects = extraNets.map((n) =>
         b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n } }),
@@ -417,18 +530,41 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       if (needsHealthy.has(name) && s.spec.healthcheck) {
         const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
         healthy.push(wait);
-        return wait;
-      }
-      healthy.push(start);
-      return start;
+      } else healthy.push(start);
+      // service_completed_successfully: dependants wait for this replica to exit 0 (a non-zero exit fails the node).
+      if (needsCompleted.has(name)) {
+        // Not part of a recreate group: the job's exit code is its outcome, not a failed step to undo (nor one a stop must wait out).
+        completed.push(b.add({ key: `exit:${name}:${r}`, kind: 'WaitExited', resource, reason: 'service_completed_successfully', deps: [start], target: { service: name, replica: r, containerName } }));
+      } else completed.push(start);
+      // A recreate removes the parked old container once the new one is up (healthy when that is asked for).
+      return healthy[healthy.length - 1]!;
     };
 
+    // depends_on.restart: a running replica is restarted once a dependency that asked for it was recreated.
+    const restartFor = s.spec.dependsOn.filter((d) => d.restart && recreated.has(d.service)).map((d) => d.service);
     for (const rep of replicas) {
       const canonical = names.serviceContainer(project, env, s.spec, rep.r);
-      if (rep.action === 'keep') continue;
+      if (rep.action === 'keep') {
+        if (!restartFor.length || !RUNNING_STATES.has(rep.c!.state)) continue;
+        const reason = `dependency ${restartFor.join(', ')} recreated`;
+        const group = `restart:${name}:${rep.r}`;
+        const c = rep.c!;
+        const stop = b.add({ key: `stop:${c.id}`, kind: 'StopContainer', resource: `service:${name}:${rep.r}`, reason, detail: c.name, group, deps: depReady, target: { service: name, replica: rep.r, containerId: c.id, containerName: c.name } });
+        startChain(rep.r, [stop], reason, group, canonical, c.id);
+        reasons.add(reason);
+        continue;
+      }
       reasons.add(rep.reason!);
       if (rep.action === 'start') {
         startChain(rep.r, [], rep.reason!, undefined, canonical, rep.c!.id);
+        continue;
+      }
+      if (rep.action === 'unpause') {
+        // A paused container is running but frozen: Docker refuses to start it, so it is unpaused instead.
+        const unpause = b.add({ key: `unpause:${name}:${rep.r}`, kind: 'UnpauseContainer', resource: `service:${name}:${rep.r}`, reason: 'paused', target: { service: name, replica: rep.r, containerName: canonical, containerId: rep.c!.id } });
+        ready.push(unpause);
+        healthy.push(unpause);
+        completed.push(unpause);
         continue;
       }
       if (rep.action === 'create') {
@@ -456,7 +592,10 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         disconnects.push(k);
         leavesNetwork.push({ network: n, node: k });
       }
-      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, []);
+      // Compose keeps a recreated container's anonymous volumes: the new one mounts them at the same paths (unless that path now has another mount).
+      const mounted = new Set(s.spec.volumes.filter((m) => m.type !== 'volume' || m.source).map((m) => m.target));
+      const inherit = (old.anonymousVolumes ?? []).filter((v) => !mounted.has(v.target));
+      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, [], inherit);
       const stop = RUNNING_STATES.has(old.state) || old.state === 'paused'
         ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects, ...depReady], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
         : undefined;
@@ -477,6 +616,8 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     }
     serviceReady.set(name, ready);
     serviceHealthy.set(name, healthy);
+    serviceCompleted.set(name, completed);
+    if (replicas.some((r) => r.action === 'recreate')) recreated.add(name);
 
     const before = observedCount ? pickBeforeSpec(replicas.map((r) => r.c).filter(Boolean) as ObservedContainer[], extras) : undefined;
     const touched = reasons.size > 0;

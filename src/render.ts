@@ -6,7 +6,7 @@
 // entity-escaped, so a service named `<img src=x>` renders as text. Secret
 // values never appear: see mask.ts.
 import { escapeMarkdown, sanitizeLine } from './escape.js';
-import { MASK, Masker } from './mask.js';
+import { MASK, Masker, secretContents } from './mask.js';
 import type { SecretFields } from './compose/taint.js';
 import type { Healthcheck, Mount, PortBinding, ServiceSpec } from './model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
@@ -263,7 +263,7 @@ export function maskerForSpecs(specs: readonly (ServiceSpec | undefined)[], secr
 }
 
 function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {
-  return maskerForSpecs([...plan.changes.flatMap((c) => [c.before, c.after]), ...(plan.desired?.services ?? []).map((s) => s.spec)], plan.desired?.secretFields, secretKeys, secretValues);
+  return maskerForSpecs([...plan.changes.flatMap((c) => [c.before, c.after]), ...(plan.desired?.services ?? []).map((s) => s.spec)], plan.desired?.secretFields, secretKeys, [...(secretValues ?? []), ...secretContents(plan.desired)]);
 }
 
 const ACTION_ORDER: Record<ResourceChange['action'], number> = { create: 0, change: 1, remove: 2, unchanged: 3 };

@@ -4,7 +4,7 @@
 // the PR head).
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { loadCompose } from './compose/load.js';
+import { loadCompose, NeedRepoFiles, type ComposeFile, type LoadComposeOptions, type SecretSource } from './compose/load.js';
 import { readComposeSources } from './compose/sources.js';
 import { formatPath, parseYaml, type PathSeg } from './compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
@@ -46,17 +46,42 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
     }),
   );
   const sources = await readComposeSources(readFile, files, environment.variables);
-  const desired = loadCompose(files, {
-    project: config.project,
-    environment: environment.name,
-    variables: environment.variables,
-    secretKeys: environment.secret_keys,
-    policy: config.policy,
-    profiles: environment.profiles,
-    sources,
-    ...(readFile.root ? { repoRoot: readFile.root } : {}),
-  });
+  const desired = await loadComposeReading(
+    files,
+    {
+      project: config.project,
+      environment: environment.name,
+      variables: environment.variables,
+      secretKeys: environment.secret_keys,
+      secrets: variableSecrets(environment.variables),
+      policy: config.policy,
+      profiles: environment.profiles,
+      sources,
+      ...(readFile.root ? { repoRoot: readFile.root } : {}),
+    },
+    readFile,
+  );
   return { config, environment, desired };
+}
+
+/** Secrets from the environment's variables in berth.yml (a server-side store can implement SecretSource later). */
+/**
+ * loadCompose, reading the repository files its configs name (`file:`) through
+ * `read` — the same reader, at the same commit, as the compose files — and
+ * loading again with them.
+ */
+export async function loadComposeReading(files: readonly ComposeFile[], opts: LoadComposeOptions, read: (path: string) => Promise<string | undefined>): Promise<DesiredState> {
+  try {
+    return loadCompose(files, opts);
+  } catch (e) {
+    if (!(e instanceof NeedRepoFiles)) throw e;
+    const got = await Promise.all(e.paths.map(async (p) => [p, await read(p)] as const));
+    return loadCompose(files, { ...opts, repoFiles: new Map(got) });
+  }
+}
+
+export function variableSecrets(variables: Readonly<Record<string, string>>): SecretSource {
+  return { value: (name) => (Object.hasOwn(variables, name) ? variables[name] : undefined) };
 }
 
 /**

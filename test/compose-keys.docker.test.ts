@@ -98,7 +98,7 @@ describeDocker('every supported compose key reaches the container (real engine)'
       `services:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
     );
     writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
-    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\npolicy:\n  bind_mount_allowlist: [.]\n`);
+    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\npolicy:\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
   });
   afterAll(async () => {
     await ts?.dispose();
@@ -106,11 +106,13 @@ describeDocker('every supported compose key reaches the container (real engine)'
   });
 
   it('applies, inspects each key where Docker keeps it, and plans nothing the second time', async () => {
-    const { desired } = await loadEnvironment(readFromDir(repo), ENV);
+    const { desired, config } = await loadEnvironment(readFromDir(repo), ENV);
     expect(desired.services).toHaveLength(TABLE.length);
     const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
     const { applyId } = await prepareApply(ts.store, observer, {
       repo: 'acme/keys', pr: 1, environment: ENV, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+      // the pre-create guard enforces the policy on the target (absent: deny all binds)
+      policy: config.policy,
     });
     const result = await executor.run(applyId);
     const failed = (await ts.store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded');

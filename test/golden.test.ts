@@ -21,6 +21,8 @@ const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 type HostChange =
   | { stop: string }
+  | { pause: string }
+  | { exit: { container: string; code: number } }
   | { remove: string }
   | { kill: string }
   | { disconnect: { container: string; network: string } }
@@ -52,6 +54,8 @@ function mutate(o: ObservedState, changes: HostChange[]): ObservedState {
   const out = structuredClone(o);
   for (const ch of changes) {
     if ('stop' in ch) container(out, ch.stop).state = 'exited';
+    else if ('pause' in ch) container(out, ch.pause).state = 'paused';
+    else if ('exit' in ch) Object.assign(container(out, ch.exit.container), { state: 'exited', exitCode: ch.exit.code });
     else if ('kill' in ch) container(out, ch.kill).state = 'dead';
     else if ('remove' in ch) {
       const c = container(out, ch.remove);

@@ -150,7 +150,10 @@ describeDocker('observe (real Docker engine)', () => {
   it('plans a start for a stopped container and a create for a removed one', async () => {
     const web1 = names.container(PROJECT, ENV, 'web', 1);
     const web2 = names.container(PROJECT, ENV, 'web', 2);
-    await docker.getContainer(web1).stop({ t: 5 });
+    // Killed (exit 137), not stopped: the test image exits 0 on SIGTERM, and a container that exited 0 under
+    // restart "no" reads as a finished one-shot job (converged), as compose treats one.
+    await docker.getContainer(web1).kill();
+    await docker.getContainer(web1).wait();
     await docker.getContainer(web2).remove({ force: true });
     const { observed } = await observe(docker, PROJECT, ENV);
     expect(observed.containers.find((c) => c.name === web1)!.state).toBe('exited');

@@ -25,6 +25,7 @@ import {
 import { parseJoin, parseVolumesFrom } from './joins.js';
 import { DotenvError, parseDotenv } from './dotenv.js';
 import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
+import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
 import { didYouMean } from './suggest.js';
 import type { TaintedInput } from './taint.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
@@ -116,6 +117,15 @@ export interface ServiceFragment {
   envFromFiles?: Map<string, At<string>>;
   /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
   extendsRef?: At<{ service: string; file?: string }>;
+  configs?: At<FileRef>[];
+  secrets?: At<FileRef>[];
+}
+
+/** A top-level config or secret: its name and where its content comes from. */
+export interface FileSourceFragment {
+  name: string;
+  at: Loc;
+  source: FileSource;
 }
 
 export interface NetworkFragment {
@@ -151,6 +161,8 @@ export interface FileFragment {
   name?: At<string>;
   /** top-level `include:` entries, resolved to repository paths */
   include?: At<string[]>[];
+  configs: Map<string, FileSourceFragment>;
+  secrets: Map<string, FileSourceFragment>;
 }
 
 export const SUPPORTED_SERVICE_KEYS = [
@@ -182,12 +194,12 @@ export const SUPPORTED_SERVICE_KEYS = [
   'env_file',
   'extends',
   ...Object.keys(EXTRA_KEYS),
+  'configs',
+  'secrets',
 ] as const;
 
 /** Compose service keys berth knows but does not support, with what to do instead. */
 const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
-  secrets: 'pass secrets as environment values from the variables in .github/berth.yml',
-  configs: 'use a bind mount or bake the file into the image',
 };
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
@@ -200,10 +212,8 @@ const OTHER_COMPOSE_SERVICE_KEYS = [
   'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts',
 ];
 
-const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'version', 'name', 'include'];
+const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'configs', 'secrets', 'version', 'name', 'include'];
 const UNSUPPORTED_TOP_LEVEL: Record<string, string> = {
-  secrets: 'pass secrets as environment values from the variables in .github/berth.yml',
-  configs: 'use a bind mount or bake the file into the image',
   models: 'not supported by berth',
 };
 
@@ -263,7 +273,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     return t;
   };
 
-  const out: FileFragment = { file, services: new Map(), networks: new Map(), volumes: new Map() };
+  const out: FileFragment = { file, services: new Map(), networks: new Map(), volumes: new Map(), configs: new Map(), secrets: new Map() };
   if (y.value === undefined || y.value === null) return out;
   const root = mapping(y.value, [], 'a compose file');
 
@@ -582,6 +592,12 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'devices':
         frag.devices = list(value, path, 'devices').map((d, i) => at([...path, i], () => device(d)));
         return;
+      case 'configs':
+      case 'secrets': {
+        const kind = key === 'configs' ? 'config' : 'secret';
+        frag[key] = list(value, path, key).map((e, i) => at([...path, i], () => parseFileRef(kind, e)));
+        return;
+      }
       case 'volumes_from':
         frag.volumesFrom = list(value, path, 'volumes_from').map((v, i) => at([...path, i], () => parseVolumesFrom(v)));
         return;
@@ -729,6 +745,15 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       if (!sharedKey(v, k, val, p)) throw err('unknown_key', `unknown key "${k}" in volume ${name}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
     }
     out.volumes.set(name, v);
+  }
+
+  for (const kind of ['config', 'secret'] as const) {
+    const key = `${kind}s` as const;
+    for (const [name, raw] of Object.entries(mapping(interpolated(key), [key], key))) {
+      const base: PathSeg[] = [key, name];
+      if (!NAME_RE.test(name)) throw err('bad_name', `invalid ${kind} name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
+      out[key].set(name, { name, at: loc(base), source: at(base, () => parseFileSource(kind, name, raw)).v });
+    }
   }
 
   for (const key of y.tags.keys()) {

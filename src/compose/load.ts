@@ -3,8 +3,9 @@
 // environment's config, never the process environment).
 import { posix } from 'node:path';
 import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
+import { sha256 } from '../hash.js';
 import { ComposeError } from '../errors.js';
-import type { DependsOn, DesiredState, Healthcheck, NetworkSpec, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model.js';
+import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model.js';
 import { parseDotenv, DotenvError } from './dotenv.js';
 import { buildFragment, type FileFragment, type Loc, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
@@ -38,6 +39,22 @@ export interface LoadComposeOptions {
   profiles?: readonly string[];
   /** other repository files, read ahead (readComposeSources): env files, includes, extended files, `.env` */
   sources?: ReadonlyMap<string, string | undefined>;
+  /** where `secrets: {x: {environment: NAME}}` values come from */
+  secrets?: SecretSource;
+  /** repository files a config reads (`file:`), by repository-relative path; undefined = does not exist. A path not in the map throws NeedRepoFiles. */
+  repoFiles?: ReadonlyMap<string, string | undefined>;
+}
+
+/** Looks up a secret's value by name. Today the environment's variables in berth.yml; a server-side store can stand behind the same port. */
+export interface SecretSource {
+  value(name: string): string | undefined;
+}
+
+/** Thrown when configs read repository files not given yet: the caller reads them and loads again. */
+export class NeedRepoFiles extends Error {
+  constructor(readonly paths: string[]) {
+    super(`compose needs repository files: ${paths.join(', ')}`);
+  }
 }
 
 export const HEALTHCHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } as const;
@@ -139,7 +156,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
     checkPolicy(merged.services.values(), opts.policy, paths);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
-  const desired = toDesired(merged, opts.project, opts.environment);
+  const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
   return notes.length ? { ...desired, notes } : desired;
 }
 
@@ -220,6 +237,63 @@ function applyLinks(m: Merged): void {
       }
     }
   }
+}
+
+/**
+ * Resolves every config and secret a service uses to its content, puts the
+ * content's digest into the service spec (a rotation recreates exactly its
+ * users) and the content itself into the desired state for the executor.
+ */
+function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string): DesiredState {
+  const contents: Record<string, string> = {};
+  const need: string[] = [];
+  const resolve = (kind: 'config' | 'secret', name: string, refAt: Loc): string | undefined => {
+    const key = `${kind}:${name}`;
+    if (key in contents) return contents[key];
+    const declared = (kind === 'config' ? m.configs : m.secrets).get(name);
+    if (!declared) {
+      const all = [...(kind === 'config' ? m.configs : m.secrets).keys()];
+      const dym = closest(name, all);
+      throw error('undeclared_' + kind, `${kind} "${name}" is not declared under the top-level ${kind}s`, refAt, dym ? `did you mean "${dym}"?` : `declare it: ${kind}s: { ${name}: { environment: VARIABLE } }`);
+    }
+    const src = declared.source;
+    let value: string | undefined;
+    if (src.from === 'content') value = src.content;
+    else if (src.from === 'environment') {
+      value = kind === 'secret' ? opts.secrets?.value(src.variable) : opts.variables?.[src.variable];
+      if (value === undefined)
+        throw error('missing_variable', `${kind} ${name} reads variable ${src.variable}, which the environment does not define`, declared.at, `add ${src.variable} to the environment's variables in .github/berth.yml${kind === 'secret' ? ' (and to its secret_keys unless its name looks secret)' : ''}`);
+    } else {
+      const path = posix.normalize(posix.join(baseDir || '.', src.path));
+      if (src.path.startsWith('/') || path === '..' || path.startsWith('../'))
+        throw error('invalid_value', `config ${name}: file ${src.path} is outside the repository`, declared.at, 'give a path relative to the compose file, inside the repository');
+      if (!opts.repoFiles?.has(path)) {
+        need.push(path);
+        return undefined;
+      }
+      value = opts.repoFiles.get(path);
+      if (value === undefined) throw error('missing_file', `config ${name}: file ${path} does not exist at this commit`, declared.at, 'add the file or fix the path (relative to the compose file)');
+    }
+    contents[key] = value;
+    return value;
+  };
+  const services = d.services.map((ds) => {
+    const frag = m.services.get(ds.spec.name)!;
+    const refs = [...(frag.configs ?? []), ...(frag.secrets ?? [])];
+    if (!refs.length) return ds;
+    const files: FileMount[] = [];
+    const seen = new Map<string, Loc>();
+    for (const r of refs) {
+      if (seen.has(r.v.target)) throw error('duplicate_target', `service ${ds.spec.name}: two configs or secrets land at ${r.v.target}`, r.at, 'give each a different target');
+      seen.set(r.v.target, r.at);
+      const content = resolve(r.v.kind, r.v.source, r.at);
+      if (content !== undefined) files.push({ ...r.v, digest: sha256(content) });
+    }
+    files.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
+    return desiredService({ ...ds.spec, files });
+  });
+  if (need.length) throw new NeedRepoFiles([...new Set(need)].sort());
+  return { ...d, services, ...(Object.keys(contents).length ? { contents } : {}) };
 }
 
 function validate(m: Merged): void {
@@ -325,7 +399,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   if (Object.keys(networkOptions).length) extras.networkOptions = networkOptions;
   const dependsOn: DependsOn[] = [...(s.dependsOn?.values() ?? [])]
     .filter((d) => hasDependency(d.service))
-    .map((d) => ({ service: d.service, condition: d.condition, ...(d.restart ? { restart: true } : {}) }))
+    .map((d): DependsOn => ({ service: d.service, condition: d.condition, ...(d.restart ? { restart: true as const } : {}) }))
     .sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
   let healthcheck: Healthcheck | undefined;
   if (s.healthcheck) {
@@ -368,6 +442,9 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   return spec;
 }
 
+/** Remembers where a network or volume was declared (outside its spec, so the hash does not depend on line numbers). */
+const located = <T extends { at?: DeclaredAt }>(d: T, at: Loc | undefined): T => (at ? { ...d, at: { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), path: at.path } } : d);
+
 function toDesired(m: Merged, project: string, environment: string): DesiredState {
   const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const services = [...m.services.values()].map((s) => serviceSpec(s, (n) => m.services.has(n))).sort(byName);
@@ -409,7 +486,7 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
     project,
     environment,
     services: services.map(desiredService),
-    networks: networks.map(desiredNetwork),
-    volumes: volumes.map(desiredVolume),
+    networks: networks.map((n) => located(desiredNetwork(n), m.networks.get(n.name)?.at)),
+    volumes: volumes.map((v) => located(desiredVolume(v), m.volumes.get(v.name)?.at)),
   };
 }

@@ -8,7 +8,7 @@
 //   - environment, labels, networks and depends_on merge as mappings;
 //   - `!reset` removes an attribute (or a whole service), `!override` replaces
 //     it instead of merging.
-import type { FileFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
+import type { FileFragment, FileSourceFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
 import { EXTRA_KEYS, mergeExtra } from './service-keys.js';
 
@@ -16,6 +16,8 @@ export interface Merged {
   services: Map<string, ServiceFragment>;
   networks: Map<string, NetworkFragment>;
   volumes: Map<string, VolumeFragment>;
+  configs: Map<string, FileSourceFragment>;
+  secrets: Map<string, FileSourceFragment>;
 }
 
 /** compose key → the fragment properties it sets (extras keys are looked up in EXTRA_KEYS) */
@@ -47,10 +49,12 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   develop: ['develop'],
   env_file: ['envFromFiles'],
   extends: [],
+  configs: ['configs'],
+  secrets: ['secrets'],
 };
 
 export function mergeFragments(files: readonly FileFragment[]): Merged {
-  const out: Merged = { services: new Map(), networks: new Map(), volumes: new Map() };
+  const out: Merged = { services: new Map(), networks: new Map(), volumes: new Map(), configs: new Map(), secrets: new Map() };
   for (const f of files) {
     for (const [name, s] of f.services) {
       const prev = out.services.get(name);
@@ -66,6 +70,9 @@ export function mergeFragments(files: readonly FileFragment[]): Merged {
       const prev = out.volumes.get(name);
       out.volumes.set(name, prev ? mergeVolume(prev, v) : v);
     }
+    // A later file's config or secret replaces the earlier one (its source is one value).
+    for (const [name, c] of f.configs) out.configs.set(name, c);
+    for (const [name, c] of f.secrets) out.secrets.set(name, c);
   }
   return out;
 }
@@ -137,6 +144,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
     for (const [n, o] of b.networkOptions ?? []) opts.set(n, { ...opts.get(n), ...o, ...(opts.get(n)?.aliases && o.aliases ? { aliases: [...new Set([...opts.get(n)!.aliases!, ...o.aliases])].sort() } : {}) });
     out.networkOptions = opts;
   }
+  set('configs', uniqueBy(a.configs, b.configs, (f) => f.v.source));
+  set('secrets', uniqueBy(a.secrets, b.secrets, (f) => f.v.source));
   if (a.healthcheck && b.healthcheck) {
     const h = { ...a.healthcheck };
     for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];

@@ -1,7 +1,8 @@
 // The Engine port on a real Docker host, through dockerode. Every Docker
 // error surfaces as an EngineError carrying the engine's own message.
+import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../engine.js';
+import type { ContainerIdentity, ContainerProbe, CreateExtras, Engine, HealthProbe } from '../engine.js';
 import { EngineError } from '../engine.js';
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
 import { posix } from 'node:path';
@@ -9,6 +10,7 @@ import { within } from '../compose/policy.js';
 import { containerCreateOptions } from './spec.js';
 import type { RegistryCredentials } from './registry-auth.js';
 import { registryOf } from './registry-auth.js';
+import { tarOf } from './tar.js';
 
 /** Marks berth's throwaway probe containers (never started, removed at once; a crash may leave one behind). */
 export const PROBE_LABEL = 'io.berth.probe';
@@ -123,8 +125,8 @@ export class DockerEngine implements Engine {
     await call(`create volume ${dockerName}`, () => this.docker.createVolume({ Name: dockerName, Driver: spec.driver, Labels: { ...spec.labels, ...labels }, ...(spec.driverOpts ? { DriverOpts: spec.driverOpts } : {}) }));
   }
 
-  async createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Promise<string> {
-    const c = await call(`create container ${name}`, () => this.docker.createContainer(containerCreateOptions(name, spec, who, firstNetwork)));
+  async createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string, extras?: CreateExtras): Promise<string> {
+    const c = await call(`create container ${name}`, () => this.docker.createContainer(containerCreateOptions(name, spec, who, firstNetwork, extras)));
     return c.id;
   }
 
@@ -135,6 +137,16 @@ export class DockerEngine implements Engine {
       // 304: already started, which is the state we wanted.
       if ((err as DockerApiError)?.statusCode !== 304) throw engineError(`start container ${idOrName}`, err);
     }
+  }
+
+  async putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]): Promise<void> {
+    const tar = tarOf(files.map((f) => ({ ...f, content: Buffer.from(f.content, 'utf8') })));
+    // Paths are named, never contents: the content may be a secret.
+    await call(`put ${files.map((f) => f.path).join(', ')} into ${idOrName}`, () => this.docker.getContainer(idOrName).putArchive(Readable.from([tar]), { path: '/' }));
+  }
+
+  async unpauseContainer(idOrName: string): Promise<void> {
+    await call(`unpause container ${idOrName}`, () => this.docker.getContainer(idOrName).unpause());
   }
 
   async stopContainer(idOrName: string, timeoutSeconds = 10): Promise<void> {
@@ -171,6 +183,9 @@ export class DockerEngine implements Engine {
         id: info.Id,
         name: info.Name.replace(/^\//, ''),
         running: info.State.Running,
+        ...(info.State.Paused ? { paused: true } : {}),
+        // Docker reports exit code 0 for a container that never ran: only a finished run has one.
+        ...(!info.State.Running && info.State.FinishedAt && !info.State.FinishedAt.startsWith('0001-') ? { exitCode: info.State.ExitCode } : {}),
         labels: info.Config.Labels ?? {},
         networks: Object.keys(info.NetworkSettings.Networks ?? {}),
         access: {

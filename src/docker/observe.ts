@@ -6,8 +6,8 @@
 // host always reads the same.
 import type Dockerode from 'dockerode';
 import { call } from './engine.js';
-import type { ContainerState, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, ServiceSpec } from '../model.js';
-import { LABEL } from '../model.js';
+import type { ContainerState, DesiredState, ObserveOptions, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, ServiceSpec, UnmanagedNetwork, UnmanagedVolume } from '../model.js';
+import { dockerNameOf, LABEL } from '../model.js';
 
 export interface ObserveResult {
   observed: ObservedState;
@@ -121,6 +121,14 @@ function parseContainer(c: Dockerode.ContainerInfo, networkKey: (dockerName: str
     if (key) networks.add(key);
   }
   const applyId = labels[LABEL.applyId];
+  // The list call carries the exit code only in its status line: "Exited (0) 3 minutes ago".
+  const exitMatch = state === 'exited' ? /^Exited \((-?\d+)\)/.exec(c.Status ?? '') : null;
+  const exitCode = exitMatch ? Number(exitMatch[1]) : undefined;
+  // Docker names an anonymous volume with a random 64-hex id; named ones carry the name they were given.
+  const anonymous = (c.Mounts ?? [])
+    .filter((m) => m.Type === 'volume' && /^[0-9a-f]{64}$/.test(m.Name ?? '') && m.Destination)
+    .map((m) => ({ name: m.Name!, target: m.Destination }))
+    .sort((a, b) => cmp(a.target, b.target));
   return {
     id: c.Id,
     name: name!,
@@ -131,16 +139,64 @@ function parseContainer(c: Dockerode.ContainerInfo, networkKey: (dockerName: str
     ...(applyId ? { applyId } : {}),
     image: normalizeImageRef(c.Image),
     state: state as ContainerState,
+    ...(exitCode !== undefined ? { exitCode } : {}),
+    ...(anonymous.length ? { anonymousVolumes: anonymous } : {}),
     networks: [...networks].sort(cmp),
   };
+}
+
+const notFound = (err: unknown) => (err as { statusCode?: number })?.statusCode === 404;
+
+/** Inspects a network by its exact name; undefined when there is none (an id-prefix match is not a name match). */
+async function networkNamed(docker: Dockerode, name: string): Promise<UnmanagedNetwork | undefined> {
+  try {
+    const n = (await docker.getNetwork(name).inspect()) as Dockerode.NetworkInspectInfo & { Attachable?: boolean; Options?: Record<string, string> | null };
+    if (n.Name !== name) return undefined;
+    return { id: n.Id, dockerName: n.Name, driver: n.Driver, internal: !!n.Internal, attachable: !!n.Attachable, options: n.Options ?? {}, labels: n.Labels ?? {} };
+  } catch (err) {
+    if (notFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function volumeNamed(docker: Dockerode, name: string): Promise<UnmanagedVolume | undefined> {
+  try {
+    const v = (await docker.getVolume(name).inspect()) as Dockerode.VolumeInspectInfo & { Options?: Record<string, string> | null };
+    return { dockerName: v.Name, driver: v.Driver, options: v.Options ?? {}, labels: v.Labels ?? {} };
+  } catch (err) {
+    if (notFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The desired networks and volumes berth does not see through its labels,
+ * looked up by Docker name: external ones (which must exist) and berth-named
+ * ones someone created by hand (adopted when they match). One inspect each,
+ * only for those; a labelled object of ours is never looked up again.
+ */
+async function lookUpUnmanaged(docker: Dockerode, desired: DesiredState, labelled: { networks: ObservedNetwork[]; volumes: ObservedVolume[] }): Promise<NonNullable<ObservedState['unmanaged']>> {
+  const { project, environment } = desired;
+  const haveNet = new Set(labelled.networks.map((n) => n.name));
+  const haveVol = new Set(labelled.volumes.map((v) => v.name));
+  const netNames = desired.networks.filter((n) => n.spec.external || !haveNet.has(n.spec.name)).map((n) => dockerNameOf(project, environment, 'network', n.spec));
+  const volNames = desired.volumes.filter((v) => v.spec.external || !haveVol.has(v.spec.name)).map((v) => dockerNameOf(project, environment, 'volume', v.spec));
+  const [networks, volumes] = await Promise.all([
+    Promise.all([...new Set(netNames)].sort().map((n) => call(`inspect network ${n}`, () => networkNamed(docker, n)))),
+    Promise.all([...new Set(volNames)].sort().map((v) => call(`inspect volume ${v}`, () => volumeNamed(docker, v)))),
+  ]);
+  return { networks: networks.filter((n): n is UnmanagedNetwork => !!n), volumes: volumes.filter((v): v is UnmanagedVolume => !!v) };
 }
 
 /**
  * Reads what berth manages for (project, environment) on one host: one
  * listContainers, one listNetworks and one listVolumes call, run together.
+ * Given the desired state, the external and not-yet-labelled networks and
+ * volumes it names are looked up by name as well (see lookUpUnmanaged).
  * Docker failures throw an EngineError carrying Docker's message.
  */
-export async function observe(docker: Dockerode, project: string, environment: string, repository?: string): Promise<ObserveResult> {
+export async function observe(docker: Dockerode, project: string, environment: string, opts: ObserveOptions = {}): Promise<ObserveResult> {
+  const { repository, desired } = opts;
   const filters = berthFilters(project, environment);
   const [containers, networks, volumes] = await Promise.all([
     call(`list containers of ${project}/${environment}`, () => docker.listContainers({ all: true, filters })),
@@ -167,6 +223,8 @@ export async function observe(docker: Dockerode, project: string, environment: s
     seen.add(n.name);
   }
   const byDockerName = new Map(obsNetworks.map((n) => [n.dockerName, n.name]));
+  // Containers on an external (or adopted) network name it by its Docker name, which no berth label carries.
+  if (desired) for (const n of desired.networks) { const dn = dockerNameOf(project, environment, 'network', n.spec); if (!byDockerName.has(dn)) byDockerName.set(dn, n.spec.name); }
   const byId = new Map(obsNetworks.map((n) => [n.id, n.name]));
   const networkKey = (dockerName: string, id: string | undefined) => (id ? byId.get(id) : undefined) ?? byDockerName.get(dockerName);
 
@@ -183,8 +241,9 @@ export async function observe(docker: Dockerode, project: string, environment: s
     .filter((c): c is ObservedContainer => !!c)
     .sort((a, b) => cmp(a.service, b.service) || a.replica - b.replica || cmp(a.name, b.name) || cmp(a.id, b.id));
 
+  const unmanaged = desired ? await lookUpUnmanaged(docker, desired, { networks: obsNetworks, volumes: obsVolumes }) : undefined;
   return {
-    observed: { project, environment, containers: obsContainers, networks: obsNetworks, volumes: obsVolumes },
+    observed: { project, environment, containers: obsContainers, networks: obsNetworks, volumes: obsVolumes, ...(unmanaged ? { unmanaged } : {}) },
     warnings: [...new Set(warnings)].sort(cmp),
   };
 }

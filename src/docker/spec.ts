@@ -2,7 +2,7 @@
 // tested without an engine and the executor only moves data.
 import type Dockerode from 'dockerode';
 import { dockerJoin, dockerVolumesFrom } from '../compose/joins.js';
-import type { ContainerIdentity } from '../engine.js';
+import type { ContainerIdentity, CreateExtras } from '../engine.js';
 import { LABEL, names } from '../model.js';
 import type { Mount, ServiceSpec } from '../model.js';
 
@@ -36,12 +36,14 @@ export function endpointConfig(spec: ServiceSpec, network: string): { Aliases: s
  */
 const legacyBind = (m: Mount) => (m.type === 'bind' && m.createHostPath === true) || m.selinux !== undefined;
 
-function mountOptions(m: Mount, project: string, environment: string): Dockerode.MountSettings {
+/** `inherited`: target → an anonymous volume of the replaced container, mounted again instead of a new empty one. */
+function mountOptions(m: Mount, volumeName: (key: string) => string, inherited: ReadonlyMap<string, string>): Dockerode.MountSettings {
   return {
     Type: m.type,
     Target: m.target,
     ReadOnly: m.readOnly,
-    ...(m.type === 'volume' && m.source ? { Source: names.volume(project, environment, m.source) } : {}),
+    ...(m.type === 'volume' && m.source ? { Source: volumeName(m.source) } : {}),
+    ...(m.type === 'volume' && !m.source && inherited.has(m.target) ? { Source: inherited.get(m.target) } : {}),
     ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
     ...(m.noCopy ? { VolumeOptions: { NoCopy: true } } : {}),
     ...(m.propagation ? { BindOptions: { Propagation: m.propagation } } : {}),
@@ -81,7 +83,9 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
   return [config, host];
 }
 
-export function containerCreateOptions(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string): Dockerode.ContainerCreateOptions {
+export function containerCreateOptions(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string, extras: CreateExtras = {}): Dockerode.ContainerCreateOptions {
+  const volumeName = (key: string) => extras.volumeNames?.[key] ?? names.volume(who.project, who.environment, key);
+  const networkName = (key: string) => extras.networkNames?.[key] ?? names.network(who.project, who.environment, key);
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp?: string; HostPort?: string }[]> = {};
   for (const p of spec.ports) {
@@ -90,11 +94,15 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
     (bindings[key] ??= []).push({ HostIp: p.hostIp ?? '', HostPort: p.published !== undefined ? String(p.published) : '' });
   }
   for (const e of spec.expose ?? []) exposed[e] = {};
-  const mounts = spec.volumes.filter((m) => !legacyBind(m)).map((m) => mountOptions(m, who.project, who.environment));
+  const inherited = new Map((extras.inheritVolumes ?? []).map((v) => [v.target, v.name]));
+  const mounts = spec.volumes.filter((m) => !legacyBind(m)).map((m) => mountOptions(m, volumeName, inherited));
+  // Anonymous volumes the image declares (VOLUME) are not in the spec: they are carried over as mounts too.
+  const declared = new Set(spec.volumes.map((m) => m.target));
+  for (const [target, source] of inherited) if (!declared.has(target)) mounts.push({ Type: 'volume', Source: source, Target: target, ReadOnly: false } as Dockerode.MountSettings);
   const binds = spec.volumes
     .filter(legacyBind)
-    .map((m) => `${m.type === 'volume' ? names.volume(who.project, who.environment, m.source!) : m.source}:${m.target}:${[m.readOnly ? 'ro' : 'rw', ...(m.selinux ? [m.selinux] : []), ...(m.propagation ? [m.propagation] : []), ...(m.noCopy ? ['nocopy'] : [])].join(',')}`);
-  const networkMode = spec.networkMode ? dockerJoin(spec.networkMode, who.project, who.environment) : (firstNetwork ? names.network(who.project, who.environment, firstNetwork) : undefined);
+    .map((m) => `${m.type === 'volume' ? volumeName(m.source!) : m.source}:${m.target}:${[m.readOnly ? 'ro' : 'rw', ...(m.selinux ? [m.selinux] : []), ...(m.propagation ? [m.propagation] : []), ...(m.noCopy ? ['nocopy'] : [])].join(',')}`);
+  const networkMode = spec.networkMode ? dockerJoin(spec.networkMode, who.project, who.environment) : (firstNetwork ? networkName(firstNetwork) : undefined);
   const [extraConfig, extraHost] = extrasOptions(spec);
   const restart = { Name: spec.restart === 'no' ? '' : spec.restart, ...(spec.restart === 'on-failure' && spec.restartMaxRetries !== undefined ? { MaximumRetryCount: spec.restartMaxRetries } : {}) };
   return {
@@ -136,7 +144,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         : {}),
     },
     ...(firstNetwork && !spec.networkMode
-      ? { NetworkingConfig: { EndpointsConfig: { [names.network(who.project, who.environment, firstNetwork)]: endpointConfig(spec, firstNetwork) } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: endpointConfig(spec, firstNetwork) } } }
       : {}),
   };
 }

@@ -11,17 +11,21 @@ import { Lanes } from '../../src/lanes.js';
 import type { DesiredState } from '../../src/model.js';
 import type { AggregateState, Store } from '../../src/store/store.js';
 import { docker } from './docker.js';
+import type { Policy } from '../../src/compose/policy.js';
 
 /**
  * Starts the apply, waits until the child froze after the call matching
  * `pattern`, then until `ready()` holds (e.g. a job exited), and kills it.
  * Returns the apply id.
  */
-export async function crashAt(url: string, desired: DesiredState, pattern: string, ready: () => Promise<boolean> = async () => true): Promise<string> {
+export async function crashAt(url: string, desired: DesiredState, pattern: string, ready: () => Promise<boolean> = async () => true, policy?: Policy): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-crash-'));
   const file = join(dir, 'desired.json');
   writeFileSync(file, JSON.stringify(desired));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/pause-child.ts', url, file, pattern], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The apply's policy (the pre-create guard denies every bind mount without one).
+  const policyFile = join(dir, 'policy.json');
+  if (policy) writeFileSync(policyFile, JSON.stringify(policy));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/pause-child.ts', url, file, pattern, ...(policy ? [policyFile] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));

@@ -137,6 +137,17 @@ export class FakeEngine implements Engine {
     });
   }
 
+  /** files put into containers, by container id */
+  readonly files = new Map<string, { path: string; content: string; mode: number; uid: number; gid: number }[]>();
+
+  putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]) {
+    return this.op('putFiles', idOrName, () => void this.files.set(this.must(idOrName).id, files));
+  }
+
+  unpauseContainer(idOrName: string) {
+    return this.op('unpauseContainer', idOrName, () => void (this.must(idOrName).running = true));
+  }
+
   stopContainer(idOrName: string) {
     return this.op('stopContainer', idOrName, () => void (this.must(idOrName).running = false));
   }

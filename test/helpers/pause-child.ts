@@ -3,7 +3,7 @@
 // printing `paused <call>`: the test then SIGKILLs it at exactly that point
 // (the Docker call done, its journal row still `running`). A pattern starting
 // with `before:` freezes just before the call instead (journaled, never sent).
-// argv: <database url> <desired-state json file> <pattern>
+// argv: <database url> <desired-state json file> <pattern> [<policy json file>]
 import { readFileSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { prepareApply } from '../../src/apply.js';
@@ -11,19 +11,20 @@ import { DockerEngine } from '../../src/docker/engine.js';
 import { observe } from '../../src/docker/observe.js';
 import { Executor } from '../../src/executor.js';
 import { Lanes } from '../../src/lanes.js';
+import type { Policy } from '../../src/compose/policy.js';
 import type { DesiredState } from '../../src/model.js';
 import { openStore } from '../../src/store/open.js';
 import { hookedEngine } from './hooked-engine.js';
-import { policyAllowingBinds } from './specs.js';
 
-const [url, file, pattern] = process.argv.slice(2);
+const [url, file, pattern, policyFile] = process.argv.slice(2);
 const docker = new Dockerode({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
 const store = await openStore(url!);
 const desired = JSON.parse(readFileSync(file!, 'utf8')) as DesiredState;
 const when = pattern!.startsWith('before:') ? 'before' : 'after';
 const match = new RegExp(pattern!.replace(/^before:/, ''));
 const { applyId } = await prepareApply(store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
-  repo: 'acme/crash', pr: 7, environment: desired.environment, kind: 'apply', actor: 'child', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt', policy: policyAllowingBinds(desired),
+  repo: 'acme/crash', pr: 7, environment: desired.environment, kind: 'apply', actor: 'child', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+  ...(policyFile ? { policy: JSON.parse(readFileSync(policyFile, 'utf8')) as Policy } : {}),
 });
 process.stdout.write(`apply ${applyId}\n`);
 const freeze = async (call: string) => {

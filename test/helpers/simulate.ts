@@ -36,6 +36,16 @@ export function simulate(plan: Plan, observed: ObservedState, idPrefix = 'c'): O
       case 'EnsureImage':
       case 'WaitHealthy':
         break;
+      case 'WaitExited': {
+        // The job ran to its end: it exited 0 (a failure would have stopped the plan).
+        const c = find(undefined, t.containerName);
+        c.state = 'exited';
+        c.exitCode = 0;
+        break;
+      }
+      case 'UnpauseContainer':
+        find(t.containerId).state = 'running';
+        break;
       case 'CreateContainer': {
         const d = plan.desired.services.find((x) => x.spec.name === t.service)!;
         if (out.containers.some((c) => c.name === t.containerName)) throw new Error(`simulate: name conflict ${t.containerName}`);

@@ -1,7 +1,6 @@
 // Hand-built desired states for planner tests that do not go through the compose loader.
 import { desiredNetwork, desiredService, desiredVolume } from '../../src/desired.js';
 import type { DesiredState, NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model.js';
-import { DENY_ALL, type Policy } from '../../src/compose/policy.js';
 
 export function spec(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
   return {
@@ -40,15 +39,4 @@ export function state(services: ServiceSpec[], networks: NetworkSpec[] = [net('d
     networks: networks.map(desiredNetwork),
     volumes: volumes.map(desiredVolume),
   };
-}
-
-/**
- * The policy a repository would write for a hand-built state: every bind
- * source it uses allow-listed (writable when the mount is). The executor
- * enforces the apply's policy again right before each create, so a state
- * with bind mounts needs one.
- */
-export function policyAllowingBinds(desired: DesiredState): Policy {
-  const binds = desired.services.flatMap((s) => s.spec.volumes.filter((m) => m.type === 'bind' && m.source));
-  return { ...DENY_ALL, bind_mount_allowlist: binds.map((m) => ({ path: m.source!, writable: !m.readOnly })) };
 }

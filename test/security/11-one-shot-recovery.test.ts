@@ -15,8 +15,9 @@ import { LABEL, names } from '../../src/model.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
 import { docker, projectWithStore } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
-import { policyAllowingBinds, spec, state } from '../helpers/specs.js';
+import { spec, state } from '../helpers/specs.js';
 import type { TestStore } from '../helpers/stores.js';
+import { DENY_ALL, type Policy } from '../../src/compose/policy.js';
 
 const PROJECT = `t-sec-11-${process.pid}`;
 
@@ -31,6 +32,8 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  // The job writes to a bind of `dir`: the apply's policy allows it (without one the pre-create guard denies every bind).
+  const policy = (): Policy => ({ ...DENY_ALL, bind_mount_allowlist: [{ path: dir, writable: true }] });
   const runs = () => (existsSync(join(dir, 'runs')) ? readFileSync(join(dir, 'runs'), 'utf8').split('\n').filter(Boolean).length : 0);
   const job = (env: string) =>
     state([spec('migrate', { command: ['sh', '-c', `echo ran >> /out/runs`], volumes: [{ type: 'bind', source: dir, target: '/out', readOnly: false }] })], undefined, [], PROJECT, env);
@@ -42,7 +45,7 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
       return !!info && !info.State.Running && info.State.Status === 'exited' && runs() === 1;
     };
     // Killed after the start call returned and after the job ran and exited; the journal still says `running`.
-    const applyId = await crashAt(ts.url, job('job'), '^startContainer ', exited);
+    const applyId = await crashAt(ts.url, job('job'), '^startContainer ', exited, policy());
     const start = (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'StartContainer')!;
     expect(start.state).toBe('running');
     expect(runs()).toBe(1);
@@ -57,7 +60,7 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
 
   it('a start journaled but never sent is sent once after the restart (never started: zero StartedAt)', async () => {
     const before = runs();
-    const applyId = await crashAt(ts.url, job('fresh'), 'before:^startContainer ');
+    const applyId = await crashAt(ts.url, job('fresh'), 'before:^startContainer ', undefined, policy());
     const info = await docker.getContainer(names.container(PROJECT, 'fresh', 'migrate', 1)).inspect();
     expect(info.State.StartedAt).toBe('0001-01-01T00:00:00Z');
     expect(await recoverAfterCrash(ts.store, applyId)).toBe('completed');
@@ -71,7 +74,7 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
     const env = 'again';
     const container = names.container(PROJECT, env, 'migrate', 1);
     const { applyId: firstId } = await prepareApply(ts.store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
-      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: job(env), targets: ['local'], onFailure: 'halt', policy: policyAllowingBinds(job(env)),
+      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: job(env), targets: ['local'], onFailure: 'halt', policy: policy(),
     });
     const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes() });
     expect(await executor.run(firstId)).toBe('completed');
@@ -86,7 +89,7 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
       const info = await docker.getContainer(container).inspect();
       return !info.State.Running && Date.parse(info.State.StartedAt) > firstStart && runs() === before + 1;
     };
-    const applyId = await crashAt(ts.url, job(env), '^startContainer ', exitedAgain);
+    const applyId = await crashAt(ts.url, job(env), '^startContainer ', exitedAgain, policy());
     expect((await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'StartContainer')!.state).toBe('running');
     expect(await recoverAfterCrash(ts.store, applyId)).toBe('completed');
     await new Promise((r) => setTimeout(r, 1500));

@@ -77,9 +77,9 @@ describeDocker('item 14: projects scoped per repository (two repositories, one t
   }, 60_000);
 
   it("observe filters by the repository label: another repository never sees the owner's containers", async () => {
-    const mine = await observe(docker, PROJECT, 'staging', OWNER);
+    const mine = await observe(docker, PROJECT, 'staging', { repository: OWNER });
     expect(mine.observed.containers.map((c) => c.service)).toEqual(['web']);
-    const theirs = await observe(docker, PROJECT, 'staging', OTHER);
+    const theirs = await observe(docker, PROJECT, 'staging', { repository: OTHER });
     expect(theirs.observed.containers).toEqual([]);
     expect(theirs.observed.networks).toEqual([]);
   });

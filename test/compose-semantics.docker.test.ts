@@ -1,0 +1,243 @@
+// Compose semantics on the real engine, each case written from a compose file
+// the way a user would: one-shot jobs that finished are converged, a paused
+// container is unpaused, service_completed_successfully waits for exit 0,
+// external and pre-existing networks and volumes keep their real names and
+// data, anonymous volumes survive a recreate, depends_on.restart restarts the
+// dependant. Every object is labelled with this file's own project.
+import { expect, it } from 'vitest';
+import { loadCompose } from '../src/compose/load.js';
+import type { DesiredState } from '../src/model.js';
+import { LABEL } from '../src/model.js';
+import { planToString } from '../src/plan.js';
+import { docker } from './helpers/docker.js';
+import { describeDocker } from './helpers/env.js';
+import { realApplyHarness } from './helpers/real-apply.js';
+
+const PROJECT = `t-sem-${process.pid}`;
+const ENV = 'staging';
+const cname = (service: string, r = 1) => `${PROJECT}-${ENV}-${service}-${r}`;
+
+const load = (text: string): DesiredState => loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV });
+
+/** Polls until `f` is truthy (generous limit), returning its value. */
+async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+const exited = (name: string) => until(`${name} to exit`, async () => {
+  const i = await docker.getContainer(name).inspect();
+  return i.State.Running ? undefined : i;
+});
+
+describeDocker('compose semantics on the real Docker engine', () => {
+  const { plan, apply } = realApplyHarness(PROJECT);
+
+  it('a one-shot job that exited 0 under restart: no is converged, not re-run', async () => {
+    const d = load(`
+services:
+  job:
+    image: berth-test/app:1
+    command: ["sh", "-c", "exit 0"]
+    restart: "no"
+`);
+    expect((await apply(d)).result).toBe('completed');
+    const first = await exited(cname('job'));
+    expect(first.State.ExitCode).toBe(0);
+    expect(planToString(await plan(d))).toBe('');
+    const again = await apply(d);
+    expect(again.tasks).toEqual([]);
+    expect((await docker.getContainer(cname('job')).inspect()).State.StartedAt).toBe(first.State.StartedAt);
+  }, 60_000);
+
+  it('a one-shot job that failed is started again', async () => {
+    const d = load(`
+services:
+  job:
+    image: berth-test/app:1
+    command: ["sh", "-c", "exit 4"]
+`);
+    expect((await apply(d)).result).toBe('completed');
+    await exited(cname('job'));
+    expect(planToString(await plan(d))).toMatch(/service:job:1, StartContainer, stopped/);
+  }, 60_000);
+
+  it('a paused container is unpaused, and the next plan is empty', async () => {
+    const d = load(`
+services:
+  web:
+    image: berth-test/app:1
+`);
+    expect((await apply(d)).result).toBe('completed');
+    await docker.getContainer(cname('web')).pause();
+    const r = await apply(d);
+    expect(planToString(r.plan)).toBe('[] -> #1 service:web:1, UnpauseContainer, paused\n');
+    expect(r.result).toBe('completed');
+    const info = await docker.getContainer(cname('web')).inspect();
+    expect(info.State.Paused).toBe(false);
+    expect(info.State.Running).toBe(true);
+    expect((await plan(d)).nodes).toEqual([]);
+  }, 60_000);
+
+  const migrateStack = (code: number) => load(`
+services:
+  migrate:
+    image: berth-test/app:1
+    command: ["sh", "-c", "sleep 1; exit ${code}"]
+  api:
+    image: berth-test/app:1
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+`);
+
+  it('service_completed_successfully: the dependant starts only after the dependency exited 0', async () => {
+    const r = await apply(migrateStack(0));
+    expect(r.result).toBe('completed');
+    expect(planToString(r.plan)).toMatch(/service:migrate:1, WaitExited, service_completed_successfully/);
+    const migrate = await docker.getContainer(cname('migrate')).inspect();
+    const api = await docker.getContainer(cname('api')).inspect();
+    expect(migrate.State.Running).toBe(false);
+    expect(migrate.State.ExitCode).toBe(0);
+    expect(Date.parse(api.State.StartedAt)).toBeGreaterThanOrEqual(Date.parse(migrate.State.FinishedAt));
+    expect((await plan(migrateStack(0))).nodes).toEqual([]);
+  }, 60_000);
+
+  it('service_completed_successfully: a non-zero exit fails the apply and skips the dependant', async () => {
+    const r = await apply(migrateStack(3));
+    expect(r.result).toBe('failed');
+    const wait = r.tasks.find((t) => t.kind === 'WaitExited')!;
+    expect(wait.state).toBe('failed');
+    expect(wait.error).toContain('exited with code 3');
+    expect(r.tasks.find((t) => t.kind === 'StartContainer' && t.resource === 'service:api:1')!.state).toBe('skipped');
+    const api = await docker.getContainer(cname('api')).inspect();
+    expect(api.State.Running).toBe(false);
+    expect(api.State.StartedAt).toBe('0001-01-01T00:00:00Z');
+  }, 60_000);
+
+  it('an external volume is used by its real name, never created; missing, the plan fails with its location', async () => {
+    const text = (name: string) => `
+services:
+  app:
+    image: berth-test/app:1
+    volumes: ["shared:/data"]
+volumes:
+  shared:
+    external: true
+    name: ${name}
+`;
+    const missing = await plan(load(text(`${PROJECT}-nope`))).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'external_missing', file: 'compose.yml', line: 7 });
+    expect(String(missing)).toContain(`no volume named "${PROJECT}-nope"`);
+    await docker.createVolume({ Name: `${PROJECT}-ext-data`, Labels: { [LABEL.project]: PROJECT } });
+    const r = await apply(load(text(`${PROJECT}-ext-data`)));
+    expect(r.result).toBe('completed');
+    expect(planToString(r.plan)).not.toContain('CreateVolume');
+    const info = await docker.getContainer(cname('app')).inspect();
+    expect(info.Mounts.find((m) => m.Destination === '/data')?.Name).toBe(`${PROJECT}-ext-data`);
+    expect((await docker.listVolumes()).Volumes.map((v) => v.Name)).not.toContain(`${PROJECT}-${ENV}_shared`);
+    expect((await plan(load(text(`${PROJECT}-ext-data`)))).nodes).toEqual([]);
+  }, 60_000);
+
+  it('an external network is joined by its real name and the stack converges', async () => {
+    const net = await docker.createNetwork({ Name: `${PROJECT}-edge`, Labels: { [LABEL.project]: PROJECT } });
+    const d = load(`
+services:
+  app:
+    image: berth-test/app:1
+    networks: [edge]
+networks:
+  edge:
+    external: true
+    name: ${PROJECT}-edge
+`);
+    const r = await apply(d);
+    expect(r.result).toBe('completed');
+    const info = await docker.getContainer(cname('app')).inspect();
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`${PROJECT}-edge`]);
+    expect((await plan(d)).nodes).toEqual([]);
+    await docker.getContainer(cname('app')).remove({ force: true });
+    await net.remove();
+    expect(await plan(d).catch((e: unknown) => e)).toMatchObject({ code: 'external_missing', file: 'compose.yml' });
+  }, 60_000);
+
+  it("a network someone created under berth's name is adopted when it matches", async () => {
+    await docker.createNetwork({ Name: `${PROJECT}-${ENV}_default`, Labels: { [LABEL.project]: PROJECT } });
+    const d = load(`
+services:
+  app:
+    image: berth-test/app:1
+`);
+    const r = await apply(d);
+    expect(r.result).toBe('completed');
+    expect(planToString(r.plan)).not.toContain('CreateNetwork');
+    expect(Object.keys((await docker.getContainer(cname('app')).inspect()).NetworkSettings.Networks)).toEqual([`${PROJECT}-${ENV}_default`]);
+    expect((await plan(d)).nodes).toEqual([]);
+  }, 60_000);
+
+  it("a volume under berth's name with other options fails the plan naming what differs", async () => {
+    await docker.createVolume({ Name: `${PROJECT}-${ENV}_data`, Labels: { [LABEL.project]: PROJECT }, DriverOpts: { type: 'tmpfs', device: 'tmpfs' } });
+    const err = await plan(load(`
+services:
+  app:
+    image: berth-test/app:1
+    volumes: ["data:/data"]
+volumes:
+  data: {}
+`)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'name_taken', file: 'compose.yml', line: 7 });
+    expect(String(err)).toContain(`"${PROJECT}-${ENV}_data"`);
+    expect(String(err)).toContain('driver option type: wants (unset), has tmpfs');
+  }, 60_000);
+
+  it("a recreate mounts the old container's anonymous volumes again (their data survives), and does not remove them", async () => {
+    const d = (v: string) => load(`
+services:
+  app:
+    image: berth-test/app:1
+    command: ["sh", "-c", "test -f /cache/first || echo ${v} > /cache/first; trap 'exit 0' TERM; sleep 3600 & wait"]
+    environment: {V: "${v}"}
+    volumes: ["/cache"]
+`);
+    expect((await apply(d('one'))).result).toBe('completed');
+    const before = (await docker.getContainer(cname('app')).inspect()).Mounts.find((m) => m.Destination === '/cache')!.Name!;
+    expect(before).toMatch(/^[0-9a-f]{64}$/);
+    const r = await apply(d('two'));
+    expect(r.result).toBe('completed');
+    expect(planToString(r.plan)).toContain('CreateContainer, config changed');
+    const after = await docker.getContainer(cname('app')).inspect();
+    expect(after.Config.Env).toContain('V=two');
+    expect(after.Mounts.find((m) => m.Destination === '/cache')!.Name).toBe(before);
+    expect((await plan(d('two'))).nodes).toEqual([]);
+    await docker.getContainer(cname('app')).remove({ force: true });
+    await docker.getVolume(before).remove();
+  }, 60_000);
+
+  it('depends_on.restart: the dependant is restarted when its dependency is recreated', async () => {
+    const d = (v: string) => load(`
+services:
+  db:
+    image: berth-test/app:1
+    environment: {V: "${v}"}
+  api:
+    image: berth-test/app:1
+    depends_on:
+      db: {condition: service_started, restart: true}
+`);
+    expect((await apply(d('one'))).result).toBe('completed');
+    const api1 = await docker.getContainer(cname('api')).inspect();
+    const r = await apply(d('two'));
+    expect(r.result).toBe('completed');
+    expect(planToString(r.plan)).toMatch(/service:api:1, StopContainer, dependency db recreated .*\[restart:api:1\]/);
+    const db2 = await docker.getContainer(cname('db')).inspect();
+    const api2 = await docker.getContainer(cname('api')).inspect();
+    expect(api2.Id).toBe(api1.Id);
+    expect(api2.State.Running).toBe(true);
+    expect(Date.parse(api2.State.StartedAt)).toBeGreaterThan(Date.parse(api1.State.StartedAt));
+    expect(Date.parse(api2.State.StartedAt)).toBeGreaterThanOrEqual(Date.parse(db2.State.StartedAt));
+    expect((await plan(d('two'))).nodes).toEqual([]);
+  }, 60_000);
+});
