@@ -35,8 +35,8 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
   // The job writes to a bind of `dir`: the apply's policy allows it (without one the pre-create guard denies every bind).
   const policy = (): Policy => ({ ...DENY_ALL, bind_mount_allowlist: [{ path: dir, writable: true }] });
   const runs = () => (existsSync(join(dir, 'runs')) ? readFileSync(join(dir, 'runs'), 'utf8').split('\n').filter(Boolean).length : 0);
-  const job = (env: string) =>
-    state([spec('migrate', { command: ['sh', '-c', `echo ran >> /out/runs`], volumes: [{ type: 'bind', source: dir, target: '/out', readOnly: false }] })], undefined, [], PROJECT, env);
+  const job = (env: string, exit = 0) =>
+    state([spec('migrate', { command: ['sh', '-c', `echo ran >> /out/runs; exit ${exit}`], volumes: [{ type: 'bind', source: dir, target: '/out', readOnly: false }] })], undefined, [], PROJECT, env);
 
   it('a job that started and exited before the SIGKILL is recorded as started, not started again', async () => {
     const container = names.container(PROJECT, 'job', 'migrate', 1);
@@ -70,11 +70,11 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
     expect(runs()).toBe(before + 1);
   }, 120_000);
 
-  it('a stopped job the plan starts again (started in an earlier life) is judged against the journal time: one run', async () => {
+  it('a failed job the plan starts again (started in an earlier life) is judged against the journal time: one run', async () => {
     const env = 'again';
     const container = names.container(PROJECT, env, 'migrate', 1);
     const { applyId: firstId } = await prepareApply(ts.store, async (_t, p, e) => (await observe(docker, p, e)).observed, {
-      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: job(env), targets: ['local'], onFailure: 'halt', policy: policy(),
+      repo: 'acme/crash', pr: 7, environment: env, kind: 'apply', actor: 't', headSha: 'abc', desired: job(env, 3), targets: ['local'], onFailure: 'halt', policy: policy(),
     });
     const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes() });
     expect(await executor.run(firstId)).toBe('completed');
@@ -84,12 +84,12 @@ describeDocker('security 11: recovery never runs a one-shot container twice', ()
     const before = runs();
     const firstStart = Date.parse((await docker.getContainer(container).inspect()).State.StartedAt);
 
-    // The exited container is planned as "stopped → start"; the driver dies after that start and after the job exited.
+    // A job that exited 0 is finished (never planned again); one that failed is planned "stopped → start"; the driver dies after that start and after the job exited.
     const exitedAgain = async () => {
       const info = await docker.getContainer(container).inspect();
       return !info.State.Running && Date.parse(info.State.StartedAt) > firstStart && runs() === before + 1;
     };
-    const applyId = await crashAt(ts.url, job(env), '^startContainer ', exitedAgain, policy());
+    const applyId = await crashAt(ts.url, job(env, 3), '^startContainer ', exitedAgain, policy());
     expect((await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'StartContainer')!.state).toBe('running');
     expect(await recoverAfterCrash(ts.store, applyId)).toBe('completed');
     await new Promise((r) => setTimeout(r, 1500));
