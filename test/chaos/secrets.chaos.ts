@@ -182,10 +182,17 @@ describeDocker('planted secrets never leave the server', () => {
   it('a secret variable in an image tag is masked in the plan', async () => {
     const head = headOf('image-tag');
     const tagged = ['services:', '  api:', '    image: berth-test/app:${SIGNING}', ''].join('\n');
-    app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': tagged });
-    app.fake.setPull(REPO, 3, { headSha: head, author: 'alice', mergeable: true });
-    await app.open(3, head);
-    expect(app.check(head, 'berth / staging')!.conclusion).toBe('action_required');
+    // The tag exists on the engine only (built on the host, no registry digest): the plan pins nothing
+    // and uses it as written, so the plan succeeds and shows the tag, masked.
+    await docker.getImage('berth-test/app:1').tag({ repo: 'berth-test/app', tag: PLANTED.declaredVariable });
+    try {
+      app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': tagged });
+      app.fake.setPull(REPO, 3, { headSha: head, author: 'alice', mergeable: true });
+      await app.open(3, head);
+      expect(app.check(head, 'berth / staging')!.conclusion).toBe('action_required');
+    } finally {
+      await docker.getImage(`berth-test/app:${PLANTED.declaredVariable}`).remove({ noprune: true });
+    }
   });
 
   it('rollback, a stopped apply and unlock report without secrets too', async () => {
