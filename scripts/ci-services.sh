@@ -55,13 +55,29 @@ install_packages() {
 }
 
 # alive PIDFILE: the process recorded there still runs.
-alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A PID reused by an unrelated process does not count: the process must be the
+# recorded program (or the bash that is about to exec it).
+alive() {
+  [[ -s $1 ]] || return 1
+  local pid exe want
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  want=$(cat "${1%.pid}.exe" 2>/dev/null || true)
+  [[ -n $want ]] || return 0
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  [[ ${exe##*/} == "${want##*/}" || ${exe##*/} == bash ]]
+}
 
 # start_daemon NAME LOG CMD...: runs CMD detached (setsid, fds >2 closed), records its PID.
 start_daemon() {
   local name=$1 log=$2 pidfile="$STATE/$1.pid"
   shift 2
   if alive "$pidfile"; then info "$name: running (pid $(cat "$pidfile"))"; return 0; fi
+  # A pid file left by a daemon that died with its machine session names a dead
+  # (or reused) PID: waiting on it would pass at once and the readiness check
+  # would then judge the new daemon by the old PID. Start from no pid file.
+  rm -f "$pidfile"
+  readlink -f "$(command -v "$1")" >"$STATE/$name.exe"
   # `exec` keeps the PID: the one written is the daemon's own.
   setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done
     pidfile=$1; shift; echo $$ >"$pidfile"; exec "$@" </dev/null' \
