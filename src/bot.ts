@@ -5,7 +5,9 @@ import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
 import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
-import { loadComposeReading, variableSecrets } from './repo.js';
+import { loadComposeReading } from './repo.js';
+import { environmentSecretInputs, rememberConfigText, secretKeysOf } from './secrets/environment.js';
+import type { SecretHashes } from './secrets/vault.js';
 import { readComposeSources } from './compose/sources.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
@@ -48,6 +50,8 @@ export interface BotOptions {
    * input gathered before planning like observed state; absent: images as written.
    */
   resolveImages?: (desired: DesiredState, targets: readonly string[]) => Promise<DesiredState>;
+  /** server-side secrets' keyed hashes (issue 18); absent when the server has no secret key (environments that list secrets are refused) */
+  secrets?: SecretHashes;
 }
 
 export interface CommentEvent {
@@ -69,7 +73,7 @@ export type EnvPlan =
 
 /** Masks an environment's secret variable values (and `KEY=value`-like secrets) in text shown or logged. */
 function redactorFor(env: EnvironmentConfig): (text: string) => string {
-  const m = new Masker(env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
+  const m = new Masker(secretKeysOf(env), secretVariableValues(env.variables, env.secret_keys));
   return (text) => m.redact(m.inline(text));
 }
 
@@ -94,6 +98,7 @@ export class Bot {
     const text = await gh.readFile(repo, CONFIG_PATH, branch);
     if (text === undefined) return undefined;
     const config = parseConfig(text, CONFIG_PATH);
+    rememberConfigText(config, text);
     const line = parseYaml(CONFIG_PATH, text).lineAt(['project']);
     if (line !== undefined) projectLines.set(config, line);
     for (const env of config.environments) learnEnvironment(env);
@@ -135,13 +140,15 @@ export class Bot {
     }
     // env_file, include, extends.file and .env: read at the same head, through the same reader
     const read = (p: string) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined));
-    const sources = await readComposeSources(read, inputs, env.variables);
+    // Server-side secrets enter as placeholders carrying their keyed hashes: planning never decrypts (secrets/environment.ts).
+    const secretInputs = await environmentSecretInputs(config, env, repoName(repo), this.o.secrets);
+    const sources = await readComposeSources(read, inputs, secretInputs.variables);
     const desired = await loadComposeReading(
       inputs,
-      { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, secrets: variableSecrets(env.variables), policy: config.policy, profiles: env.profiles, sources },
+      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources },
       read,
     );
-    learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
+    learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
     const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
     return { ...pinned, repository: repoName(repo) };
@@ -157,7 +164,7 @@ export class Bot {
       await this.ownProject(repoName(repo), loaded.config, env, false);
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
-      const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
+      const secrets = { secretKeys: secretKeysOf(env), secretValues: secretVariableValues(env.variables, env.secret_keys) };
       const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {
@@ -457,7 +464,7 @@ export class Bot {
         onFailure: env.on_failure,
         ...(env.parallelism ? { parallelism: env.parallelism } : {}),
         ...(expected ? { expected } : {}),
-        secretKeys: env.secret_keys,
+        secretKeys: secretKeysOf(env),
         secretValues: secretVariableValues(env.variables, env.secret_keys),
         policy: config.policy,
         // Lock, in-flight check, apply and its driver's lease: one transaction (another replica may be here too).

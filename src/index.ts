@@ -25,6 +25,8 @@ import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
 import { pinDesired, resolveImages } from './docker/resolve.js';
 import type { DesiredState } from './model.js';
+import { Keyring, KEY_ENV, KEY_FILE_ENV } from './secrets/keyring.js';
+import { SecretVault } from './secrets/vault.js';
 
 export interface BerthServices {
   store: Store;
@@ -97,6 +99,12 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const store = opts.store ?? (await openStore(env.DATABASE_URL));
     if (!opts.store) log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
     const targets = opts.targets ?? Targets.fromEnv(env);
+    // Server-side secrets (issue 18): a malformed key stops the start (fromEnv throws, naming the variable);
+    // no key at all starts berth, and every environment that lists secrets is refused with the reason.
+    const keyring = Keyring.fromEnv(env);
+    const vault = keyring ? new SecretVault(store, keyring) : undefined;
+    if (keyring) log.info({ keys: keyring.ids.length, current: keyring.currentId }, 'secret store ready');
+    else log.warn({}, `no secret key configured (${KEY_FILE_ENV} or ${KEY_ENV}): server-side secrets are refused, never stored in clear`);
     const installations = new Map<string, number>();
 
     // ── metrics and drift (issue 5) ──────────────────────────────────────
@@ -129,7 +137,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const leaseTtlMs = Math.max(300, Number(env.BERTH_LEASE_TTL_MS ?? 30_000));
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
-    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
+    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
     const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
     // Tag → digest pinning through the environment's first target (its engine and registry login).
     const resolveImagesFor = async (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => {
@@ -137,7 +145,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       if (!t || env.BERTH_PIN_IMAGES === 'off') return desired;
       return pinDesired(desired, await resolveImages(targets.docker(t), desired.services.map((s) => s.spec.image), targets.credentials(t)));
     };
-    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor });
+    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor, ...(vault ? { secrets: vault } : {}) });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
     // The claims on deliveries this process works on stay live while it lives; a dead process's lapse.
     const heartbeat = setInterval(() => void store.renewDeliveries(replica, leaseTtlMs).catch((err) => log.warn({ err: String(err) }, 'could not renew delivery claims')), Math.floor(leaseTtlMs / 3));
