@@ -16,9 +16,9 @@ export const SECRETS_USAGE = `  berth secrets set    --repo OWNER/NAME --env NAM
                        berth secrets set --repo acme/shop --env production DB_PASSWORD < password.txt
   berth secrets unset  --repo OWNER/NAME --env NAME KEY [--database URL]
   berth secrets list   [--repo OWNER/NAME] [--env NAME] [--database URL]   names, who set them and when; never values
-  berth secrets import --repo OWNER/NAME --env NAME FILE [--actor WHO] [--database URL]   every KEY=value of a dotenv file
-  berth secrets rotate-key [--all] [--database URL]
-                       re-encrypts every secret under the current key (the first of BERTH_SECRET_KEY_FILE / BERTH_SECRET_KEY)`;
+  berth secrets import --repo OWNER/NAME --env NAME FILE [--actor WHO] [--database URL]   every line of a dotenv file
+  berth secrets rotate-key --database URL --all   (both optional; --all: every row, not only those under an older key)
+                       re-encrypts every secret under the current key (the first one of BERTH_SECRET_KEY_FILE or BERTH_SECRET_KEY)`;
 
 export interface SecretsIo {
   out: (s: string) => void;
@@ -116,10 +116,10 @@ export async function cmdSecrets(args: string[], io: SecretsIo): Promise<number>
         parsed = parseDotenv(text);
       } catch (e) {
         // The line, never its text: it holds a value.
-        if (e instanceof DotenvError) throw new SecretKeyError(e.code, `${file}:${e.line}: not a KEY=value line berth can read`, { hint: 'dotenv syntax: KEY=value, quotes as in docker compose' });
+        if (e instanceof DotenvError) throw new SecretKeyError(e.code, `${file}:${e.line}: not an assignment berth can read`, { hint: 'dotenv syntax as docker compose reads it: one assignment per line, quotes optional' });
         throw e;
       }
-      if (!parsed.size) throw new SecretsUsageError(`${file} has no KEY=value lines`);
+      if (!parsed.size) throw new SecretsUsageError(`${file} has no assignments`);
       return withVault(values.database, async (vault) => {
         if (!vault.configured) throw new SecretKeyError('no_secret_key', 'no secret key configured: refusing to store secrets (they would be in clear)', { hint: 'set BERTH_SECRET_KEY_FILE or BERTH_SECRET_KEY' });
         const actor = who(values.actor);
@@ -133,7 +133,8 @@ export async function cmdSecrets(args: string[], io: SecretsIo): Promise<number>
       return withVault(values.database, async (vault) => {
         const r = await vault.rotate({ all: values.all! });
         io.out(`re-encrypted ${r.rotated} secret(s) under the current key; ${r.unchanged} already were`);
-        return 0;
+        for (const e of r.failed) io.out(`not re-encrypted: ${e.message}`);
+        return r.failed.length ? 1 : 0;
       });
     }
     default:

@@ -149,7 +149,7 @@ export class Keyring {
 }
 
 /** The message a server without a key gives wherever a secret is asked for. */
-export const NO_KEY_HINT = `configure a key: ${KEY_FILE_ENV}=/path/to/key (32 random bytes: head -c 32 /dev/urandom > key) or ${KEY_ENV}=<base64 of 32 random bytes>`;
+export const NO_KEY_HINT = `set ${KEY_FILE_ENV} to the path of a file of 32 random bytes (head -c 32 /dev/urandom > berth.key), or ${KEY_ENV} to their base64`;
 
 export function noKeyError(): SecretKeyError {
   return new SecretKeyError('no_secret_key', 'this berth server has no secret key configured, so server-side secrets are refused (never stored in clear)', { hint: NO_KEY_HINT });

@@ -77,23 +77,32 @@ export class SecretVault implements SecretHashes, SecretRevealer {
    * did not change, so no container is recreated). Rows set meanwhile are left
    * as they are (compare-and-set on the ciphertext).
    */
-  async rotate(opts: { all?: boolean } = {}): Promise<{ rotated: number; unchanged: number }> {
+  async rotate(opts: { all?: boolean } = {}): Promise<{ rotated: number; unchanged: number; failed: SecretKeyError[] }> {
     const keys = this.keys();
     let rotated = 0;
     let unchanged = 0;
+    const failed: SecretKeyError[] = [];
     for (const row of await this.store.allSecrets()) {
       if (row.keyId === keys.currentId && !opts.all) {
         unchanged++;
         continue;
       }
       const at = { repo: row.repo, environment: row.environment, name: row.name };
-      const value = keys.open(at, row);
+      let value: string;
+      try {
+        value = keys.open(at, row);
+      } catch (e) {
+        // A row no configured key opens stays as it is (and is reported): the others are still rotated.
+        if (!(e instanceof SecretKeyError)) throw e;
+        failed.push(e);
+        continue;
+      }
       OUT.taint(value);
       const next: SecretRow = { ...row, ...keys.seal(at, value) };
       if (await this.store.putSecret(next, row.ciphertext)) rotated++;
       else unchanged++;
     }
-    return { rotated, unchanged };
+    return { rotated, unchanged, failed };
   }
 
   async hashes(repo: string, environment: string, names: readonly string[]): Promise<Map<string, string>> {
