@@ -157,6 +157,13 @@ describe('loading an environment with server-side secrets', () => {
     expect((none as Error).message).toContain('BERTH_SECRET_KEY_FILE');
   });
 
+  it('a placeholder written by hand (to reach a secret the environment does not list) is refused at its line', async () => {
+    const e = await loadEnvironment(reader({ 'compose.yml': COMPOSE.replace('  static:\n    image: berth-test/app:1\n', '  static:\n    image: berth-test/app:1\n    command: ["echo", "berth-secret.ADMIN_TOKEN.0123"]\n') }), 'staging', undefined, { repo: REPO, source: hashesOf(VALUES) }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'reserved_text', file: 'compose.yml', line: 11 });
+    const env = await loadEnvironment(reader({ 'compose.yml': COMPOSE.replace('  static:\n    image: berth-test/app:1', '  static:\n    image: berth-test/app:1\n    env_file: x.env'), 'x.env': 'A=1\nB=berth-secret.X.1\n' }), 'staging', undefined, { repo: REPO, source: hashesOf(VALUES) }).catch((x: unknown) => x);
+    expect(env).toMatchObject({ code: 'reserved_text', file: 'x.env', line: 2 });
+  });
+
   it('a rotated value changes the config of exactly its users, reads "secret … changed" and shows no value nor hash', async () => {
     const before = (await loadEnvironment(reader(), 'staging', undefined, { repo: REPO, source: hashesOf(VALUES) })).desired;
     const deployed = simulate(reconcile(before, emptyObserved('shop', 'staging')), emptyObserved('shop', 'staging'));

@@ -40,3 +40,14 @@ function walkStrings(v: unknown, f: (s: string) => string): unknown {
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [f(k), walkStrings(x, f)]));
   return v;
 }
+
+/**
+ * The 1-based line of the first placeholder-like text written in a file, if
+ * any. Placeholders may only come from interpolating a listed secret (so what
+ * they feed is tainted and the environment's berth.yml chose the name): one
+ * written by hand in a compose or env file is refused.
+ */
+export function writtenPlaceholderLine(text: string): number | undefined {
+  const i = text.search(/berth-secret\.[A-Za-z_]/);
+  return i < 0 ? undefined : text.slice(0, i).split('\n').length;
+}
