@@ -155,3 +155,32 @@ describeDocker('server-side secrets through the app on the real engine', () => {
     }
   });
 });
+
+describeDocker('a berth server without a secret key', () => {
+  let app: App;
+  beforeAll(async () => {
+    const env = { ...process.env };
+    delete env.BERTH_SECRET_KEY;
+    delete env.BERTH_SECRET_KEY_FILE;
+    app = await startApp({ repo: 'acme/keyless', project: 't-vault-keyless', env });
+    app.fake.setFiles('acme/keyless', 'main', { '.github/berth.yml': CONFIG.replace(PROJECT, 't-vault-keyless'), 'compose.yml': COMPOSE });
+    app.fake.setFiles('acme/keyless', sha('2'), { '.github/berth.yml': CONFIG.replace(PROJECT, 't-vault-keyless'), 'compose.yml': COMPOSE });
+    app.fake.setPull('acme/keyless', 1, { headSha: sha('2'), author: 'alice', mergeable: true });
+  }, 60_000);
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('says so at start, and refuses an environment that lists secrets with the reason and what to configure', async () => {
+    expect(app.logs.some((l) => l.includes('no secret key configured') && l.includes('BERTH_SECRET_KEY_FILE'))).toBe(true);
+    await app.open(1, sha('2'));
+    const body = app.berthComments(1)[0]!.body;
+    expect(body).toContain('no secret key configured');
+    expect(body).toContain('BERTH_SECRET_KEY_FILE');
+    expect(app.check(sha('2'), 'berth / staging')!.conclusion).toBe('failure');
+    await app.say(1, '/apply staging');
+    await app.drain();
+    expect(await app.ts.store.latestApply('acme/keyless', 'staging')).toBeUndefined();
+    expect(await app.containers()).toEqual([]);
+  });
+});
