@@ -4,7 +4,8 @@
 // are set with the CLI (stdin) into the app's database. A plan before they are
 // set names the command; plans (PR opened, /plan) decrypt nothing; /apply puts
 // the value into the container's environment and /run/secrets/<name>; a
-// rotated value reads "secret … changed" and recreates only its users; no
+// rotated value reads "secret … changed" (an /apply of the plan made before
+// it is refused as out of date) and recreates only its users; no
 // GitHub request, log line or database byte contains a value.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
@@ -124,6 +125,13 @@ describeDocker('server-side secrets through the app on the real engine', () => {
     const before = await ids();
     await setSecret(app, 'DB_PASSWORD', VALUES.second);
     const decrypted = opened();
+    // /apply of the plan shown before the rotation: refused as out of date, re-planned, nothing decrypted or applied.
+    await app.say(1, '/apply staging');
+    await app.drain();
+    expect(app.lastReply(1)).toContain('The plan is out of date');
+    expect(app.lastReply(1)).toContain('secret DB_PASSWORD changed');
+    expect(opened()).toBe(decrypted);
+    expect(await ids()).toEqual(before);
     await app.say(1, '/plan staging');
     expect(opened()).toBe(decrypted);
     const plan = app.berthComments(1)[0]!.body;
