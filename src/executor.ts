@@ -300,7 +300,19 @@ export class Executor {
     const halt: Halt = { by: new Set() };
     await Promise.all(
       ops.map((op) =>
-        this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, async (d) => this.runOperation(applyId, op, await withSecrets(), halt, d))).catch(async (err) => {
+        this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, async (d) => {
+          let run: RunPayload;
+          try {
+            run = await withSecrets();
+          } catch (err) {
+            // Refused before any Docker call (no key, a value changed since the plan): the operation fails with the reason.
+            await this.refuseOperation(op.id, redactError(String((err as Error)?.message ?? err), payload), d);
+            await this.settleOperation(applyId, op.id);
+            if (payload.onFailure === 'halt') halt.by.add(op.id);
+            return;
+          }
+          return this.runOperation(applyId, op, run, halt, d);
+        })).catch(async (err) => {
           if (err instanceof LeaseLostError) {
             // Not ours any more: what is open stays open for whoever holds the lease now (or recovery).
             this.log.warn({ applyId, target: op.target, lease: err.lease }, 'operation stopped: lease lost');
@@ -808,6 +820,15 @@ export class Executor {
       }
     }
     throw new Error(`could not settle state of apply ${applyId}: too much contention`);
+  }
+
+  /** An operation that cannot start: its first pending task fails with the reason, the others are cancelled. */
+  private async refuseOperation(opId: string, message: string, d: Drive): Promise<void> {
+    const pending = (await this.store.listTasks(opId)).filter((t) => t.state === 'pending');
+    await this.store.updateTasks(
+      pending.map((t, i) => ({ id: t.id, expected: 'pending' as const, patch: { state: i === 0 ? ('failed' as const) : ('cancelled' as const), finishedAt: this.now(), error: message } })),
+      d.lease.fence,
+    );
   }
 
   private async failOpenTasks(opId: string, message: string, fence: Fence) {

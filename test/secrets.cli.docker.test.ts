@@ -3,15 +3,24 @@
 // plan` (hashes only, the value never printed) → `berth apply` (the value in
 // the container) → `berth secrets rotate-key`. After each step the whole
 // database — the SQLite files' bytes, every MariaDB row, applies and their
-// stored desired states included — is searched for the value.
+// stored desired states included — is searched for the value. The executor
+// applies only planned values: one changed after the plan, or a missing key,
+// fails the apply before any Docker call.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareApply } from '../src/apply.js';
 import { main, type Io } from '../src/cli.js';
+import { DockerEngine } from '../src/docker/engine.js';
+import { Executor } from '../src/executor.js';
+import { Lanes } from '../src/lanes.js';
+import { loadEnvironment, readFromDir } from '../src/repo.js';
 import { Keyring } from '../src/secrets/keyring.js';
+import { SecretVault } from '../src/secrets/vault.js';
 import { docker, removeProject } from './helpers/docker.js';
+import { realObserver } from './helpers/real-apply.js';
 import { describeDocker, describeMysql } from './helpers/env.js';
 import { rawDatabaseText, STORE_BACKENDS, type TestStore } from './helpers/stores.js';
 
@@ -94,6 +103,37 @@ function suite(backend: (typeof STORE_BACKENDS)[number]): void {
     const [row] = await ts.store.getSecrets(`local/${project}`, 'staging', ['DB_PASSWORD']);
     expect(row!.keyId).toBe(Keyring.of([Buffer.from(NEW_KEY, 'base64')]).currentId);
     expect(await rawDatabaseText(ts.url)).not.toContain(value);
+  }, 120_000);
+
+  it('the executor applies only the planned values: a value changed after the plan, or no key, fails the apply before any Docker call', async () => {
+    const keyring = Keyring.of([Buffer.from(NEW_KEY, 'base64')]);
+    const vault = new SecretVault(ts.store, keyring);
+    const at = { repo: `local/${project}`, environment: 'staging', name: 'DB_PASSWORD' };
+    const planned = `${value}-planned`;
+    const later = `${value}-later`;
+    await vault.set(at, planned, 'test');
+    const { desired } = await loadEnvironment(readFromDir(dir), 'staging', undefined, { repo: at.repo, source: vault });
+    const before = (await docker.getContainer(`${project}-staging-app-1`).inspect()).Id;
+    const run = async (executor: Executor) => {
+      const { applyId } = await prepareApply(ts.store, realObserver, { repo: at.repo, pr: null, environment: 'staging', kind: 'apply', actor: 'test', headSha: null, desired, targets: ['local'], onFailure: 'halt' });
+      const state = await executor.run(applyId);
+      return { state, errors: (await ts.store.listTasksForApply(applyId)).map((t) => t.error ?? '').join('\n') };
+    };
+    const executorWith = (secrets?: SecretVault) => new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100, ...(secrets ? { secrets } : {}) });
+
+    await vault.set(at, later, 'test');
+    const changed = await run(executorWith(vault));
+    expect(changed.state).toBe('failed');
+    expect(changed.errors).toContain('secret DB_PASSWORD of local/' + project + ' staging changed after the plan was made');
+    const keyless = await run(executorWith(undefined));
+    expect(keyless.state).toBe('failed');
+    expect(keyless.errors).toContain('no secret key configured');
+    // Nothing was touched: the container still runs the value of the last successful apply.
+    const c = await docker.getContainer(`${project}-staging-app-1`).inspect();
+    expect(c.Id).toBe(before);
+    expect(c.Config.Env).toContain(`DB_PASSWORD=${value}`);
+    const raw = await rawDatabaseText(ts.url);
+    for (const v of [planned, later]) expect(raw).not.toContain(v);
   }, 120_000);
 }
 
