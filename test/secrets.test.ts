@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { main } from '../src/cli.js';
 import { parseConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { planToString } from '../src/plan.js';
@@ -182,5 +183,20 @@ describe('loading an environment with server-side secrets', () => {
       for (const v of [...Object.values(VALUES), ...Object.values(rotatedValues)]) expect(shown).not.toContain(v);
       expect(shown).not.toMatch(/berth-secret\.[A-Z_]+\.[0-9a-f]{32}/);
     }
+  });
+});
+
+describe('berth secrets usage', () => {
+  it('is printed as written: nothing in it reads to the masker as a secret', async () => {
+    const out: string[] = [];
+    const io = { out: (x: string) => void out.push(x), err: (x: string) => void out.push(x), stdin: async () => undefined };
+    expect(await main(['secrets'], io)).toBe(1);
+    expect(await main(['help'], io)).toBe(0);
+    expect(await main(['secrets', 'bogus'], io)).toBe(1);
+    const text = out.join('\n');
+    expect(text).toContain('berth: secrets needs a command (rotate-key, set, unset, list or import)');
+    expect(text).toContain('usage:');
+    expect(text).toContain('berth secrets rotate-key --database URL --all');
+    expect(text).not.toContain('••••••');
   });
 });

@@ -17,8 +17,9 @@ export const SECRETS_USAGE = `  berth secrets set    --repo OWNER/NAME --env NAM
   berth secrets unset  --repo OWNER/NAME --env NAME KEY [--database URL]
   berth secrets list   [--repo OWNER/NAME] [--env NAME] [--database URL]   names, who set them and when; never values
   berth secrets import --repo OWNER/NAME --env NAME FILE [--actor WHO] [--database URL]   every line of a dotenv file
-  berth secrets rotate-key --database URL --all   (both optional; --all: every row, not only those under an older key)
-                       re-encrypts every secret under the current key (the first one of BERTH_SECRET_KEY_FILE or BERTH_SECRET_KEY)`;
+  berth secrets rotate-key --database URL --all
+                       -- re-encrypts every secret under the current key (the first one of BERTH_SECRET_KEY_FILE
+                       or BERTH_SECRET_KEY); --all: every row, not only those under an older key (both optional)`;
 
 export interface SecretsIo {
   out: (s: string) => void;
@@ -138,6 +139,6 @@ export async function cmdSecrets(args: string[], io: SecretsIo): Promise<number>
       });
     }
     default:
-      throw new SecretsUsageError(sub ? `unknown secrets command "${sub}"` : 'secrets needs a command: set, unset, list, import, rotate-key');
+      throw new SecretsUsageError(sub ? `unknown secrets command "${sub}"` : 'secrets needs a command (rotate-key, set, unset, list or import)');
   }
 }
