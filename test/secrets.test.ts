@@ -163,6 +163,9 @@ describe('loading an environment with server-side secrets', () => {
     expect(e).toMatchObject({ code: 'reserved_text', file: 'compose.yml', line: 11 });
     const env = await loadEnvironment(reader({ 'compose.yml': COMPOSE.replace('  static:\n    image: berth-test/app:1', '  static:\n    image: berth-test/app:1\n    env_file: x.env'), 'x.env': 'A=1\nB=berth-secret.X.1\n' }), 'staging', undefined, { repo: REPO, source: hashesOf(VALUES) }).catch((x: unknown) => x);
     expect(env).toMatchObject({ code: 'reserved_text', file: 'x.env', line: 2 });
+    // a config file read from the repository (its content is revealed into the container like a secret's)
+    const cfg = await loadEnvironment(reader({ 'compose.yml': COMPOSE.replace('  static:\n    image: berth-test/app:1', '  static:\n    image: berth-test/app:1\n    configs: [motd]').concat('configs:\n  motd:\n    file: ./motd.txt\n'), 'motd.txt': 'hello\nberth-secret.API_TOKEN.00\n' }), 'staging', undefined, { repo: REPO, source: hashesOf(VALUES) }).catch((x: unknown) => x);
+    expect(cfg).toMatchObject({ code: 'reserved_text', file: 'motd.txt', line: 2 });
   });
 
   it('a rotated value changes the config of exactly its users, reads "secret … changed" and shows no value nor hash', async () => {

@@ -73,7 +73,7 @@ const dirOf = (path: string) => {
  */
 export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOptions): DesiredState {
   // Server-side secrets' placeholders come only from interpolation (secrets/placeholder.ts).
-  for (const [file, text] of [...files.map((f) => [f.path, f.text] as const), ...(opts.sources ?? new Map<string, string | undefined>())]) {
+  for (const [file, text] of [...files.map((f) => [f.path, f.text] as const), ...(opts.sources ?? new Map<string, string | undefined>()), ...(opts.repoFiles ?? new Map<string, string | undefined>())]) {
     const line = text === undefined ? undefined : writtenPlaceholderLine(text);
     if (line !== undefined)
       throw new ComposeError('reserved_text', 'text starting with "berth-secret." is reserved for server-side secrets', { file, line, hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml' });
