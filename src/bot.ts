@@ -20,6 +20,7 @@ import { clip, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
+import { deploymentSpec } from './deployments.js';
 import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
@@ -479,6 +480,7 @@ export class Bot {
     let reported!: () => void;
     const ready = new Promise<void>((r) => (reported = r));
     void this.o.runner.start(prepared.applyId, prepared.fence, ready);
+    let checkRunId: number | null = null;
     try {
       const id = await gh.createCheckRun(repo, {
         name: checkName(env.name),
@@ -489,6 +491,7 @@ export class Bot {
         externalId: prepared.applyId,
       });
       await this.o.store.setApplyCheckRun(prepared.applyId, id);
+      checkRunId = id;
     } catch (err) {
       // Reporting never blocks the apply.
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not create the apply check run');
@@ -497,6 +500,8 @@ export class Bot {
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
     );
     reported();
+    // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way.
+    void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: prepared.applyId, kind, pr, actor: user }, stateSha));
     return prepared.applyId;
   }
 

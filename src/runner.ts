@@ -1,6 +1,8 @@
 // Runs applies detached from the webhook that asked for them, keeps track of
 // them for shutdown, and reports progress and outcome to GitHub. Reporting
 // failures are logged and never touch the apply itself.
+import { Deployments } from './deployments.js';
+import type { DeploymentSpec } from './deployments.js';
 import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
@@ -77,9 +79,17 @@ export class ApplyRunner {
   /** progress writes on their way to GitHub (maybe deep in the client's retries): the final one waits for them */
   private readonly reporting = new Map<string, Promise<void>>();
   private readonly now: () => number;
+  /** GitHub deployments of applies (issue 14) */
+  readonly deployments: Deployments;
 
   constructor(private readonly o: RunnerOptions) {
     this.now = o.now ?? Date.now;
+    this.deployments = new Deployments({ store: o.store, log: o.log });
+  }
+
+  /** Reports a started apply as a GitHub deployment (detached; never affects the apply). */
+  deploy(gh: GitHubPort, apply: Pick<ApplyRow, 'id' | 'repo' | 'environment' | 'checkRunId'>, spec: DeploymentSpec): Promise<void> {
+    return this.deployments.start(gh, apply, spec);
   }
 
   /** Who drives applies in this process, and for how long a lease lasts: startApply leases new applies to it. */
@@ -189,15 +199,15 @@ export class ApplyRunner {
       this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
     }
     // The outcome is the report that matters most: after the client's own retries, try a few more times.
-    const persist = async (what: string, fn: () => Promise<unknown>) => {
+    const persist = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
       for (let attempt = 1; ; attempt++) {
         try {
           await fn();
-          return;
+          return true;
         } catch (err) {
           if (attempt >= (this.o.reportAttempts ?? 4)) {
             this.o.log.error({ applyId, err: String(err) }, `could not ${what}`);
-            return;
+            return false;
           }
           this.o.log.warn({ applyId, attempt, err: String(err) }, `could not ${what}; retrying`);
           await new Promise((r) => setTimeout(r, (this.o.reportRetryMs ?? 1000) * 2 ** (attempt - 1)));
@@ -213,6 +223,7 @@ export class ApplyRunner {
       const pr = apply.pr;
       await persist('post the apply outcome', () => gh!.createComment(repo, pr, msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure)));
     }
+    if (gh) await this.deployments.finish(gh, apply, persist).catch((err) => this.o.log.error({ applyId, err: String(err) }, 'could not report the deployment'));
     await this.releaseAfter(apply, gh);
   }
 
