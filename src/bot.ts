@@ -30,6 +30,9 @@ import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
 import { sanitizeLine } from './escape.js';
 import type { ApplyKind, Store } from './store/store.js';
+import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
+import type { EnvironmentStatus } from './status.js';
+import { renderStatus, STATUS_RECENT } from './status.js';
 import type { Targets } from './targets.js';
 import { UnknownTargetError } from './targets.js';
 
@@ -336,6 +339,9 @@ export class Bot {
       case 'unlock':
         await this.unlock(gh, repo, pr, comment.user, config, c.env);
         return;
+      case 'status':
+        await this.reply(gh, repo, pr, await this.status(repo, config, c.env));
+        return;
     }
   }
 
@@ -503,6 +509,23 @@ export class Bot {
     // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way.
     void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: prepared.applyId, kind, pr, actor: user }, stateSha));
     return prepared.applyId;
+  }
+
+  /** `/status [env]`: locks, running and recent applies of every (or the named) environment, read from the store only. */
+  async status(repo: RepoRef, config: BerthConfig, envName?: string): Promise<string> {
+    const full = repoName(repo);
+    const locks = await this.o.store.listLocks(full);
+    const envs: EnvironmentStatus[] = [];
+    for (const env of config.environments.filter((e) => !envName || e.name === envName)) {
+      const [live] = await this.o.store.listApplies({ repo: full, environment: env.name, states: IN_FLIGHT_AGGREGATE_STATES, limit: 1 });
+      envs.push({
+        name: env.name,
+        lock: locks.find((l) => l.environment === env.name),
+        running: live ? { apply: live, tasks: await this.o.store.listTasksForApply(live.id) } : undefined,
+        recent: await this.o.store.listApplies({ repo: full, environment: env.name, states: TERMINAL_AGGREGATE_STATES, limit: STATUS_RECENT }),
+      });
+    }
+    return renderStatus(full, envs, Date.now());
   }
 
   async stop(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName?: string): Promise<void> {

@@ -78,7 +78,8 @@ function normalise(body: string): string {
     .replace(/\b\d+(\.\d+)? (ms|s)\b/g, '<duration>')
     .replace(/\b\d+ min \d+ s\b/g, '<duration>')
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
-    .replace(/runs\/\d+/g, 'runs/<id>');
+    .replace(/runs\/\d+/g, 'runs/<id>')
+    .replace(/`[0-9a-f]{8}`/g, '`<apply>`');
 }
 
 function golden(name: string, body: string) {
@@ -239,6 +240,25 @@ describeDocker('GitHub-native delivery, end to end', () => {
     expect((await ended('staging')).state).toBe('completed');
     fake.fail('repos/create-deployment-status', 500, { times: 0 });
   }, 120_000);
+
+  // ── 2. /status ─────────────────────────────────────────────────────────────
+
+  it('/status answers in one comment: each environment\'s lock, running apply and last applies; /status <env> only that one', async () => {
+    const before = berthComments(1).length;
+    await say(1, '/status');
+    expect(berthComments(1)).toHaveLength(before + 1);
+    const all = lastReply(1);
+    expect(all).toContain('#### `staging`');
+    expect(all).toContain('#### `qa`');
+    expect(all).toContain(`🔒 **Locked** by [${REPO}#1](https://github.com/${REPO}/pull/1)`);
+    golden('status-e2e', all);
+    await say(1, '/status qa');
+    const one = lastReply(1);
+    expect(one).not.toContain('`staging`');
+    golden('status-e2e-qa', one);
+    await say(1, '/help');
+    expect(lastReply(1)).toContain('| `/status [env]` |');
+  });
 
   it('every request matched GitHub\'s REST description and no secret left the server', async () => {
     expect(fake.violations).toEqual([]);
