@@ -24,7 +24,8 @@ import { deploymentSpec } from './deployments.js';
 import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
-import { learnDesired, learnEnvironment } from './outbound.js';
+import { learnDesired, learnEnvironment, outText } from './outbound.js';
+import { planFlowchart } from './mermaid.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
@@ -108,7 +109,7 @@ export class Bot {
    * A project on a target belongs to one repository: planning refuses a
    * project another repository owns; applying claims it (atomically) first.
    */
-  private async ownProject(full: string, config: BerthConfig, env: EnvironmentConfig, claim: boolean): Promise<void> {
+  async ownProject(full: string, config: BerthConfig, env: EnvironmentConfig, claim: boolean): Promise<void> {
     for (const target of env.targets) {
       const owner = claim ? await this.o.store.claimProject(target, config.project, full) : await this.o.store.projectOwner(target, config.project);
       if (owner === undefined || owner === full) continue;
@@ -151,7 +152,7 @@ export class Bot {
     return { ...pinned, repository: repoName(repo) };
   }
 
-  private checkTargets(env: EnvironmentConfig) {
+  checkTargets(env: EnvironmentConfig) {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
@@ -162,7 +163,15 @@ export class Bot {
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
-      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
+      // The plan DAG drawn (issue 14): labels masked like the plan, then made inert for Mermaid.
+      const redact = redactorFor(env);
+      const graph = (p: TargetPlan) => {
+        const chart = planFlowchart(p.plan, (t) => outText(redact(t)));
+        return chart ? `\n${chart}\n` : '';
+      };
+      const parts = plans.map(
+        (p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }) + graph(p),
+      );
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {
       // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.

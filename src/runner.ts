@@ -7,7 +7,8 @@ import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
 import { block, code, formatDuration, msg } from './messages.js';
-import { learnApply } from './outbound.js';
+import { learnApply, outText } from './outbound.js';
+import { applyGantt } from './mermaid.js';
 import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
 
@@ -221,7 +222,10 @@ export class ApplyRunner {
     }
     if (gh && apply.pr !== null) {
       const pr = apply.pr;
-      await persist('post the apply outcome', () => gh!.createComment(repo, pr, msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure)));
+      // The apply's timeline drawn (issue 14), masked before it is made inert for Mermaid.
+      const timeline = applyGantt(`${apply.kind} ${apply.environment}`, tasks, outText);
+      const body = msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure) + (timeline ? `\n\n${timeline}` : '');
+      await persist('post the apply outcome', () => gh!.createComment(repo, pr, body));
     }
     if (gh) await this.deployments.finish(gh, apply, persist).catch((err) => this.o.log.error({ applyId, err: String(err) }, 'could not report the deployment'));
     await this.releaseAfter(apply, gh);

@@ -30,6 +30,14 @@ const sha = (c: string) => c.repeat(40);
 const A = sha('a');
 const B = sha('b');
 const C = sha('c');
+/** the merge commit of PR 1, and of PR 3 */
+const M1 = sha('e');
+const M3 = sha('f');
+const D = sha('d');
+/** pushes to the default branch */
+const P1 = '1'.repeat(40);
+const P2 = '2'.repeat(40);
+const P3 = '3'.repeat(40);
 const GOLDEN = 'fixtures/comments';
 const TOKEN = 'tok-very-secret-4711';
 
@@ -47,7 +55,30 @@ environments:
     transient_environment: true
     variables:
       TAG: "1"
+  - name: prod
+    compose: [compose.yml]
+    requires: [staging]
+    apply_on: merge
+    url: https://shop.example
+    variables:
+      TAG: "1"
+      API_TOKEN: ${TOKEN}
+  - name: edge
+    compose: [edge.yml]
+    apply_on: push
 `;
+
+/** edge: a short chain of services that wait for each other to be healthy, so an apply lasts a few seconds. */
+const edge = (feature: string) => {
+  const out = ['services:'];
+  for (let i = 0; i < 3; i++) {
+    out.push(`  step${i}:`, '    image: berth-test/app:1', '    environment:', `      - FEATURE=${feature}`, '    healthcheck:', '      test: ["CMD-SHELL", "test -f /VERSION"]', '      interval: 1s', '      retries: 30');
+    if (i > 0) out.push('    depends_on:', `      step${i - 1}:`, '        condition: service_healthy');
+  }
+  return out.join('\n') + '\n';
+};
+
+const tree = (composeText: string, feature = 'base') => ({ '.github/berth.yml': CONFIG, 'compose.yml': composeText, 'edge.yml': edge(feature) });
 
 const compose = (extra = '') => `services:
   app:
@@ -101,10 +132,14 @@ describeDocker('GitHub-native delivery, end to end', () => {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
     fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
     fake.setRepo(REPO, { defaultBranch: 'main' });
-    fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': compose() });
-    fake.setFiles(REPO, A, { '.github/berth.yml': CONFIG, 'compose.yml': compose() });
-    fake.setFiles(REPO, B, { '.github/berth.yml': CONFIG, 'compose.yml': compose('      - FEATURE=on\n') });
-    fake.setFiles(REPO, C, { '.github/berth.yml': CONFIG, 'compose.yml': compose(FAILING) });
+    fake.setFiles(REPO, 'main', tree(compose()));
+    fake.setFiles(REPO, A, tree(compose()));
+    fake.setFiles(REPO, B, tree(compose('      - FEATURE=on\n')));
+    fake.setFiles(REPO, C, tree(compose(FAILING)));
+    fake.setFiles(REPO, M1, tree(compose()));
+    fake.setFiles(REPO, D, tree(compose('      - FEATURE=three\n')));
+    fake.setFiles(REPO, M3, tree(compose('      - FEATURE=three\n')));
+    for (const [p, f] of [[P1, 'one'], [P2, 'two'], [P3, 'three']] as const) fake.setFiles(REPO, p, tree(compose(), f));
     fake.setPull(REPO, 1, { headSha: A, author: 'alice', mergeable: true });
     fake.setPermission(REPO, 'alice', 'write');
     ts = await sqliteTestStore();
@@ -236,9 +271,17 @@ describeDocker('GitHub-native delivery, end to end', () => {
     expect(states(d)).toEqual(['success']);
     // A status GitHub keeps refusing is given up on after the retries; the apply is untouched.
     fake.fail('repos/create-deployment-status', { status: 422, message: 'injected' }, { times: 1000 });
+    await say(1, '/plan staging'); // the world moved since the plan berth showed: plan again first
     await say(1, '/apply staging');
-    expect((await ended('staging')).state).toBe('completed');
+    const b = await ended('staging');
     fake.fail('repos/create-deployment-status', 500, { times: 0 });
+    expect(b.id).not.toBe(a.id);
+    expect(b.state).toBe('completed');
+    expect(lastReply(1)).toContain('Apply to `staging` completed');
+    const refused = fake.deployments(REPO, 'staging').at(-1)!;
+    expect(refused.payload).toMatchObject({ apply_id: b.id });
+    expect(refused.statuses).toEqual([]);
+    expect(fake.requestsTo('repos/create-deployment-status').filter((r) => r.status === 422).length).toBe(5); // in_progress, then 4 final attempts
   }, 120_000);
 
   // ── 2. /status ─────────────────────────────────────────────────────────────
@@ -259,6 +302,96 @@ describeDocker('GitHub-native delivery, end to end', () => {
     await say(1, '/help');
     expect(lastReply(1)).toContain('| `/status [env]` |');
   });
+
+  // ── 3. apply_on: merge and push ────────────────────────────────────────────
+
+  it('apply_on: merge — merging PR 1 applies its merge commit to prod under the PR\'s lock, reports on the PR and on the merge commit, then releases', async () => {
+    fake.setPull(REPO, 1, { state: 'closed', merged: true });
+    const event = pullRequestEvent({ repo: REPO, pr: 1, action: 'closed', headSha: A, merged: true }) as unknown as { pull_request: Record<string, unknown> };
+    event.pull_request.merge_commit_sha = M1;
+    event.pull_request.merged_by = { login: 'alice', id: 1, type: 'User' };
+    await deliver('pull_request', event);
+    await services.runner.drain(60_000);
+    const a = (await ts.store.listApplies({ repo: REPO, environment: 'prod' }))[0]!;
+    expect(a).toMatchObject({ pr: 1, headSha: M1, state: 'completed', actor: 'alice', kind: 'apply' });
+    const c = check(M1, 'berth / prod');
+    expect(c.externalId).toBe(a.id);
+    expect(c.writes[0]).toMatchObject({ status: 'in_progress' });
+    expect(c.conclusion).toBe('success');
+    const replies = berthComments(1).map((x) => x.body);
+    expect(replies.some((b) => b.includes('🚀 Applying `prod` at the merge commit `eeeeeee`'))).toBe(true);
+    expect(replies.at(-1)).toMatch(/✅ Apply to `prod` completed in /);
+    expect(fake.deployments(REPO, 'prod').map((d) => [d.ref, d.statuses.map((st) => st.state).join(',')])).toEqual([[M1, 'in_progress,success']]);
+    // The PR's locks — the one the merge apply used, and staging's — are gone.
+    expect(await ts.store.listLocks(REPO)).toEqual([]);
+    await removeProject(PROJECT, { environment: 'prod' });
+  }, 90_000);
+
+  it('apply_on: merge is refused loudly when the gates say no: a failing check on the merge commit and a comment on the PR', async () => {
+    fake.setPull(REPO, 3, { headSha: D, author: 'carol' });
+    fake.setPermission(REPO, 'carol', 'write');
+    await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 3, action: 'opened', headSha: D }));
+    fake.setPull(REPO, 3, { state: 'closed', merged: true });
+    const event = pullRequestEvent({ repo: REPO, pr: 3, action: 'closed', headSha: D, merged: true }) as unknown as { pull_request: Record<string, unknown> };
+    event.pull_request.merge_commit_sha = M3;
+    await deliver('pull_request', event);
+    const c = check(M3, 'berth / prod');
+    expect(c.conclusion).toBe('failure');
+    expect(c.title).toBe('Staging first');
+    expect(lastReply(3)).toContain('### ❌ `prod` was not applied on merge');
+    expect(lastReply(3)).toContain('has not applied its `staging` state');
+    expect(await ts.store.listApplies({ repo: REPO, pr: 3 })).toEqual([]);
+  });
+
+  it('apply_on: push — pushes to the default branch apply in order; those arriving while one applies are coalesced to the newest, the skipped one reported', async () => {
+    const pushEvent = (after: string, ref = 'refs/heads/main') => ({
+      ref,
+      before: '0'.repeat(40),
+      after,
+      created: false,
+      deleted: false,
+      forced: false,
+      commits: [],
+      head_commit: null,
+      repository: { id: 1, name: 'deliver', full_name: REPO, owner: { login: 'acme', name: 'acme' }, default_branch: 'main', master_branch: 'main' },
+      pusher: { name: 'alice', email: null },
+      sender: { login: 'alice', id: 1, type: 'User' },
+      installation: { id: 1 },
+    });
+    const post = async (after: string, ref?: string) => {
+      const body = JSON.stringify(pushEvent(after, ref));
+      const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders('push', body, SECRET, randomUUID()), body });
+      await res.text();
+      expect(res.status).toBe(200);
+    };
+    // Another branch is not the default branch: nothing happens.
+    await post(P2, 'refs/heads/feature');
+    await services.idle();
+    expect(fake.checkRuns(REPO, P2)).toEqual([]);
+    await post(P1);
+    // P1 is applying (its dependency chain waits for health checks) when P2 and P3 arrive.
+    let first;
+    while (!(first = (await ts.store.listApplies({ repo: REPO, environment: 'edge' }))[0])) await new Promise((r) => setTimeout(r, 20));
+    await post(P2);
+    await post(P3);
+    expect(['pending', 'running']).toContain((await ts.store.getApply(first.id))!.state); // the precondition of coalescing
+    await services.idle();
+    await services.runner.drain(60_000);
+    const applies = (await ts.store.listApplies({ repo: REPO, environment: 'edge' })).reverse();
+    expect(applies.map((a) => [a.headSha, a.state, a.pr])).toEqual([
+      [P1, 'completed', null],
+      [P3, 'completed', null],
+    ]);
+    expect(check(P1, 'berth / edge').conclusion).toBe('success');
+    expect(check(P3, 'berth / edge').conclusion).toBe('success');
+    const skipped = check(P2, 'berth / edge');
+    expect(skipped.conclusion).toBe('skipped');
+    expect(skipped.title).toBe('Skipped: superseded by 3333333');
+    expect(fake.deployments(REPO, 'edge').map((d) => d.ref)).toEqual([P1, P3]);
+    // A push's lock is the apply's own: released when it ends.
+    expect(await ts.store.getLock(REPO, 'edge')).toBeUndefined();
+    await removeProject(PROJECT, { environment: 'edge' });
+  }, 120_000);
 
   it('every request matched GitHub\'s REST description and no secret left the server', async () => {
     expect(fake.violations).toEqual([]);
