@@ -215,10 +215,14 @@ export class ApplyRunner {
         }
       }
     };
-    const conclusion = CONCLUSION[apply.state];
+    // A completed rollback leaves the environment at an earlier state, not at this PR's head: its check must not
+    // read as "applied" (with `berth / <env>` a required check, success would let the PR merge unapplied).
+    const rolledBack = apply.kind === 'rollback' && apply.state === 'completed';
+    const conclusion = rolledBack ? 'action_required' : CONCLUSION[apply.state];
+    const title = rolledBack ? `Rolled back ${apply.environment}: this head is not applied` : fin.title;
     if (gh && apply.checkRunId) {
       const id = apply.checkRunId;
-      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title: fin.title, summary: fin.summary }));
+      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title, summary: fin.summary }));
     }
     if (gh && apply.pr !== null) {
       const pr = apply.pr;

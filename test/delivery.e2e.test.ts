@@ -19,6 +19,7 @@ import { removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { mermaidBlocks, validateMermaid } from './helpers/mermaid-subset.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
@@ -38,6 +39,10 @@ const D = sha('d');
 const P1 = '1'.repeat(40);
 const P2 = '2'.repeat(40);
 const P3 = '3'.repeat(40);
+/** PR 4's heads: G2 has the same files as G1, G3 changes them */
+const G1 = '4'.repeat(40);
+const G2 = '5'.repeat(40);
+const G3 = '6'.repeat(40);
 const GOLDEN = 'fixtures/comments';
 const TOKEN = 'tok-very-secret-4711';
 
@@ -139,6 +144,9 @@ describeDocker('GitHub-native delivery, end to end', () => {
     fake.setFiles(REPO, M1, tree(compose()));
     fake.setFiles(REPO, D, tree(compose('      - FEATURE=three\n')));
     fake.setFiles(REPO, M3, tree(compose('      - FEATURE=three\n')));
+    fake.setFiles(REPO, G1, tree(compose('      - FEATURE=four\n')));
+    fake.setFiles(REPO, G2, tree(compose('      - FEATURE=four\n')));
+    fake.setFiles(REPO, G3, tree(compose('      - FEATURE=five\n')));
     for (const [p, f] of [[P1, 'one'], [P2, 'two'], [P3, 'three']] as const) fake.setFiles(REPO, p, tree(compose(), f));
     fake.setPull(REPO, 1, { headSha: A, author: 'alice', mergeable: true });
     fake.setPermission(REPO, 'alice', 'write');
@@ -213,6 +221,16 @@ describeDocker('GitHub-native delivery, end to end', () => {
       expect(s.logUrl).toBe(`https://github.com/${REPO}/runs/${checkRun.id}`);
     }
     expect(await ts.store.getDeployment(apply.id)).toMatchObject({ deploymentId: d!.id, state: 'success' });
+    // The pictures (4): the plan comment draws each environment's plan, the outcome comment the apply's timeline; all valid.
+    const plan = berthComments(1)[0]!.body;
+    const charts = mermaidBlocks(plan);
+    expect(charts.length).toBe(4);
+    for (const c of charts) expect(validateMermaid(c.lines.join('\n'))).toEqual([]);
+    const outcome = lastReply(1);
+    const [gantt] = mermaidBlocks(outcome);
+    expect(gantt!.kind).toBe('gantt');
+    expect(validateMermaid(gantt!.lines.join('\n'))).toEqual([]);
+    expect(outcome).toContain('section app');
   }, 60_000);
 
   it('production_environment and transient_environment come from berth.yml', async () => {
@@ -391,6 +409,40 @@ describeDocker('GitHub-native delivery, end to end', () => {
     // A push's lock is the apply's own: released when it ends.
     expect(await ts.store.getLock(REPO, 'edge')).toBeUndefined();
     await removeProject(PROJECT, { environment: 'edge' });
+  }, 120_000);
+
+  // ── 5. apply before merge, enforced by GitHub ──────────────────────────────
+
+  it('branch protection: `berth / staging` as a required check is success only once staging is applied (or has nothing to apply) at the PR head', async () => {
+    const staging = (head: string) => check(head, 'berth / staging');
+    fake.setPull(REPO, 4, { headSha: G1, author: 'alice' });
+    await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 4, action: 'opened', headSha: G1 }));
+    // Changes to apply: the required check is not green, so GitHub keeps the PR from merging.
+    expect(staging(G1)).toMatchObject({ status: 'completed', conclusion: 'action_required' });
+    await say(4, '/apply staging');
+    expect((await ended('staging')).state).toBe('completed');
+    expect(staging(G1)).toMatchObject({ status: 'completed', conclusion: 'success' });
+    // A new head with the same compose state: planned, nothing to apply, green at once.
+    await push(4, G2);
+    expect(staging(G2)).toMatchObject({ status: 'completed', conclusion: 'success' });
+    // A new head that changes it: not green until applied again.
+    await push(4, G3);
+    expect(staging(G3)).toMatchObject({ status: 'completed', conclusion: 'action_required' });
+    await say(4, '/apply staging');
+    expect((await ended('staging')).state).toBe('completed');
+    expect(staging(G3).conclusion).toBe('success');
+    // A rollback leaves staging at an earlier state: the head's check is no longer green.
+    await say(4, '/rollback staging');
+    const rb = await ended('staging');
+    expect(rb).toMatchObject({ kind: 'rollback', state: 'completed' });
+    expect(staging(G3)).toMatchObject({ conclusion: 'action_required', title: 'Rolled back staging: this head is not applied' });
+    // A failed apply is red.
+    await push(4, C);
+    await say(4, '/apply staging');
+    expect((await ended('staging')).state).toBe('failed');
+    expect(staging(C).conclusion).toBe('failure');
+    await say(4, '/unlock staging');
+    await removeProject(PROJECT, { environment: 'staging' });
   }, 120_000);
 
   it('every request matched GitHub\'s REST description and no secret left the server', async () => {
