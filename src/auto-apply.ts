@@ -16,7 +16,7 @@ import { isBerthError } from './errors.js';
 import { ApplyRefusedError, prepareApply } from './apply.js';
 import type { Observer } from './apply.js';
 import type { Bot } from './bot.js';
-import { requiresGate } from './gates.js';
+import { authorise, requiresGate } from './gates.js';
 import type { CheckConclusion, GitHubPort, RepoRef } from './github.js';
 import { repoName } from './github.js';
 import { secretVariableValues } from './mask.js';
@@ -106,6 +106,9 @@ export class AutoApply {
       this.o.log.warn({ repo: full, env: env.name, trigger: t.kind, sha: t.sha, title }, 'automatic apply refused');
       return undefined;
     };
+    // Whoever merged or pushed must be allowed to apply this environment: merging is not a way around `appliers`.
+    const who = await authorise(gh, repo, t.actor, env);
+    if (!who.ok) return await refuse('Not authorised', who.message.replace(`${MARKER}\n`, ''));
     let desired;
     try {
       this.o.bot.checkTargets(env);

@@ -217,9 +217,13 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
             pr: pr.number,
             run: async (gh, repo) => {
               // Merged: the apply_on: merge environments apply the merge commit under the PR's lock first.
-              if (pr.merged === true && typeof pr.merge_commit_sha === 'string')
-                await auto.merged(gh, repo, pr.number, pr.merge_commit_sha, pr.merged_by?.login ?? payload.sender?.login ?? pr.user?.login ?? '');
-              await bot.pullClosed(repo, pr.number);
+              try {
+                if (pr.merged === true && typeof pr.merge_commit_sha === 'string')
+                  await auto.merged(gh, repo, pr.number, pr.merge_commit_sha, pr.merged_by?.login ?? payload.sender?.login ?? '');
+              } finally {
+                // Whatever happened to the merge apply, the PR's other locks go (those with an apply in flight when it ends).
+                await bot.pullClosed(repo, pr.number);
+              }
             },
           };
         }
@@ -228,7 +232,7 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
           const branch = payload.repository?.default_branch;
           if (payload.deleted || !/^[0-9a-f]{40}$/.test(payload.after) || payload.ref !== `refs/heads/${branch}`) return undefined;
           if (typeof payload.repository?.full_name === 'string') auto.pushReceived(payload.repository.full_name, payload.after);
-          return { pr: undefined, run: (gh, repo) => auto.pushed(gh, repo, payload.after, payload.pusher?.name ?? payload.sender?.login ?? '') };
+          return { pr: undefined, run: (gh, repo) => auto.pushed(gh, repo, payload.after, payload.sender?.login ?? payload.pusher?.name ?? '') };
         }
         case 'issue_comment.created': {
           const { issue, comment } = payload;

@@ -352,6 +352,7 @@ describeDocker('GitHub-native delivery, end to end', () => {
     fake.setPull(REPO, 3, { state: 'closed', merged: true });
     const event = pullRequestEvent({ repo: REPO, pr: 3, action: 'closed', headSha: D, merged: true }) as unknown as { pull_request: Record<string, unknown> };
     event.pull_request.merge_commit_sha = M3;
+    event.pull_request.merged_by = { login: 'carol', id: 3, type: 'User' };
     await deliver('pull_request', event);
     const c = check(M3, 'berth / prod');
     expect(c.conclusion).toBe('failure');
@@ -359,6 +360,16 @@ describeDocker('GitHub-native delivery, end to end', () => {
     expect(lastReply(3)).toContain('### ❌ `prod` was not applied on merge');
     expect(lastReply(3)).toContain('has not applied its `staging` state');
     expect(await ts.store.listApplies({ repo: REPO, pr: 3 })).toEqual([]);
+    // Merging is no way around the environment's appliers: a merger without write permission applies nothing.
+    fake.setPermission(REPO, 'mallory', 'read');
+    fake.setPull(REPO, 5, { headSha: D, author: 'mallory', state: 'closed', merged: true });
+    const other = pullRequestEvent({ repo: REPO, pr: 5, action: 'closed', headSha: D, merged: true }) as unknown as { pull_request: Record<string, unknown> };
+    other.pull_request.merge_commit_sha = M3;
+    other.pull_request.merged_by = { login: 'mallory', id: 5, type: 'User' };
+    await deliver('pull_request', other);
+    expect(lastReply(5)).toContain('### 🚫 Not authorised');
+    expect(check(M3, 'berth / prod')).toMatchObject({ conclusion: 'failure', title: 'Not authorised' });
+    expect(await ts.store.listApplies({ repo: REPO, pr: 5 })).toEqual([]);
   });
 
   it('apply_on: push — pushes to the default branch apply in order; those arriving while one applies are coalesced to the newest, the skipped one reported', async () => {

@@ -14,8 +14,12 @@
 // (a mismatch is a `side: 'response'` violation: a bug in this fake).
 //
 // State (files per ref, pull requests, reviews, permissions, team memberships,
-// comments, reactions, check runs) lives in memory, is set up with the knobs
-// below and is inspected with `comments()`, `checkRuns()`, `reactions()`.
+// comments, reactions, check runs, deployments and their statuses) lives in
+// memory, is set up with the knobs below and is inspected with `comments()`,
+// `checkRuns()`, `reactions()`, `deployments()`. Deployments behave as GitHub
+// documents: a ref must exist, omitting `required_contexts` is a 409 here (the
+// fake has no commit statuses to verify), and `auto_inactive` (default true)
+// marks earlier successful non-production, non-transient ones inactive.
 // `fail()` injects 5xx, secondary-rate-limit 403s and 429s on any route.
 import { createHash, createHmac, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
 import { readFileSync } from 'node:fs';
