@@ -102,7 +102,8 @@ export function applyGantt(title: string, tasks: readonly GanttTask[], redact: R
       const tag = ts.some((t) => t.state === 'failed') ? TAG.failed : ts.some((t) => t.state === 'running') ? TAG.running : TAG.succeeded;
       lines.push(`  ${name} ${ts.length} steps :${tag}t${++id}, ${start}, ${stop}`);
     } else {
-      for (const t of [...ts].sort((a, b) => a.startedAt - b.startedAt)) lines.push(`  ${ganttName(`${t.kind} ${redact(t.resource)}`)} :${TAG[t.state] ?? ''}t${++id}, ${t.startedAt}, ${end(t)}`);
+      // Plan order, not start order: steps that start together must not swap places between two drawings.
+      for (const t of ts) lines.push(`  ${ganttName(`${t.kind} ${redact(t.resource)}`)} :${TAG[t.state] ?? ''}t${++id}, ${t.startedAt}, ${end(t)}`);
     }
   }
   return details(`Timeline (${ran.length} step${ran.length === 1 ? '' : 's'}${summarised ? ', one bar per service' : ''})`, lines);
