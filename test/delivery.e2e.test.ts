@@ -403,7 +403,16 @@ describeDocker('GitHub-native delivery, end to end', () => {
     while (!(first = (await ts.store.listApplies({ repo: REPO, environment: 'edge' }))[0])) await new Promise((r) => setTimeout(r, 20));
     await post(P2);
     await post(P3);
-    expect(['pending', 'running']).toContain((await ts.store.getApply(first.id))!.state); // the precondition of coalescing
+    // /status while P1 applies (on the closed PR 3's thread: its own queue, not the pushes').
+    const before = berthComments(3).length;
+    const c = fake.addComment(REPO, 3, '/status edge', { user: 'carol' });
+    const body = JSON.stringify(commentOnPullEvent({ repo: REPO, pr: 3, comment: { id: c.id, body: '/status edge', user: 'carol', createdAt: c.createdAt, updatedAt: c.updatedAt } }));
+    await (await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders('issue_comment', body, SECRET, randomUUID()), body })).text();
+    while (berthComments(3).length === before) await new Promise((r) => setTimeout(r, 20));
+    expect(['pending', 'running']).toContain((await ts.store.getApply(first.id))!.state); // the precondition of coalescing (and of the reply below)
+    const status = lastReply(3);
+    expect(status).toContain(`▶️ **Applying** \`${first.id}\` (apply) from — at \`1111111\` by \`alice\``);
+    expect(status).toMatch(/🔒 \*\*Locked\*\* by `acme\/deliver@push` since /);
     await services.idle();
     await services.runner.drain(60_000);
     const applies = (await ts.store.listApplies({ repo: REPO, environment: 'edge' })).reverse();
