@@ -15,7 +15,7 @@ vi.mock('mdast-util-from-markdown', async (importOriginal) => {
 });
 
 const { MAX_COMMENT_CHARS, parseCommands } = await import('../src/commands.js');
-const { MAX_NESTED_CONTAINERS, MAX_PARSE_CHARS } = await import('../src/comment-layout.js');
+const { MAX_INLINE_COST, MAX_NESTED_CONTAINERS, MAX_PARSE_CHARS } = await import('../src/comment-layout.js');
 
 const ENVS = ['staging', 'production'] as const;
 const apply = { kind: 'command', command: { name: 'apply', env: 'staging' } };
@@ -89,10 +89,10 @@ describe('comment layout: limits', () => {
     ['no command-like line at all', atMax('`<[*> - 1. '), none],
   ];
 
-  it.each(cases)('%s: micromark runs at most once, on a bounded input', (_what, body, expected) => {
+  it.each(cases)('%s: micromark runs at most twice, on a bounded input', (_what, body, expected) => {
     expect(body.length).toBeLessThanOrEqual(MAX_COMMENT_CHARS);
     expect(parseCommands(body, ENVS)).toEqual(expected);
-    expect(parsed.inputs.length).toBeLessThanOrEqual(1);
+    expect(parsed.inputs.length).toBeLessThanOrEqual(2);
     for (const input of parsed.inputs) expect(input.length).toBeLessThanOrEqual(MAX_PARSE_CHARS);
   });
 
@@ -103,7 +103,31 @@ describe('comment layout: limits', () => {
     const body = head + filler.repeat(Math.floor((MAX_PARSE_CHARS - head.length - tail.length) / filler.length)) + tail;
     expect(body.length).toBeLessThanOrEqual(MAX_PARSE_CHARS);
     expect(parseCommands(body, ENVS)).toEqual(apply);
-    expect(parsed.inputs.map((i) => i.length)).toEqual([body.length]);
+    // Blocks over the whole comment; then inline over the one paragraph the command continues (it holds code spans).
+    expect(parsed.inputs.map((i) => i.length)).toEqual([body.length, expect.any(Number)]);
+    expect(parsed.inputs[1]!.length).toBeLessThan(body.length);
+  });
+
+  it('a command continuing a paragraph is parsed for inline constructs only when one could open before it', () => {
+    expect(parseCommands('looks good\nand fine\n/apply staging', ENVS)).toEqual(apply);
+    expect(parsed.inputs).toHaveLength(1);
+    parsed.inputs.length = 0;
+    expect(parseCommands('looks `good`\n/apply staging', ENVS)).toEqual(apply);
+    expect(parsed.inputs).toHaveLength(2);
+    expect(parsed.inputs[1]).toBe('looks `good`\n/apply staging');
+  });
+
+  it('inline parsing is bounded: unclosed HTML comments or link destinations times paragraph length', () => {
+    const paragraph = (unit: string, n: number) => 'x ' + unit.repeat(n) + '\n/apply staging';
+    const fits = Math.floor(Math.sqrt(MAX_INLINE_COST / 7)) - 5; // 7 characters and one scan per unit
+    expect(parseCommands(paragraph('a <!-- ', fits), ENVS)).toEqual(apply);
+    expect(parsed.inputs).toHaveLength(2);
+    parsed.inputs.length = 0;
+    expect(parseCommands(paragraph('a <!-- ', 2 * fits), ENVS)).toEqual({ kind: 'invalid', problem: expect.stringContaining('opens 2,') });
+    expect(parsed.inputs).toHaveLength(1);
+    parsed.inputs.length = 0;
+    expect(parseCommands(paragraph('[a](', 4 * fits), ENVS)).toMatchObject({ kind: 'invalid' });
+    expect(parsed.inputs).toHaveLength(1);
   });
 
   it('one character more than the window limit is refused, not parsed', () => {
