@@ -105,7 +105,7 @@ export function layoutOf(body: string, lines: readonly Line[], candidates: reado
   if (cost > MAX_INLINE_COST) {
     const longest = Math.max(...needed.map((k) => blocks.prose[k]!.length));
     const scans = needed.reduce((n, k) => n + blocks.prose[k]!.scans, 0);
-    return { readable: false, why: `a paragraph holding a command line is ${longest.toLocaleString('en-US')} characters long and opens ${scans.toLocaleString('en-US')} HTML comments, declarations or link destinations, more than berth reads` };
+    return { readable: false, why: `a paragraph holding a command line is ${longest.toLocaleString('en-US')} characters long and holds ${scans.toLocaleString('en-US')} HTML comments, declarations or link ends, more than berth reads` };
   }
   let doc = '';
   const spanAt = new Map<TextSpan, number>();
@@ -134,9 +134,10 @@ export function layoutOf(body: string, lines: readonly Line[], candidates: reado
 
 /**
  * Inline work micromark may do on the paragraphs it parses, as (HTML comments,
- * declarations, instructions and link destinations opened) × (paragraph length):
- * each of them, left unclosed, makes micromark read to the end of the paragraph.
- * (Unclosed code spans are bounded by the number of distinct backtick run lengths.)
+ * declarations, instructions and `]`) × (paragraph length): an unclosed HTML
+ * opener makes micromark read to the end of the paragraph, and each `]` (a link
+ * end, or a destination left open) costs up to as much. (Unclosed code spans are
+ * bounded by the number of distinct backtick run lengths.)
  */
 export const MAX_INLINE_COST = 8_000_000;
 
@@ -233,12 +234,12 @@ interface Prose {
   length: number;
   /** body offset of its first ` < or [ (what a code span, HTML, a link or an image opens with), or Infinity */
   firstOpener: number;
-  /** how many `<!`, `<?` and `](` it holds: openers micromark reads on from until they close */
+  /** how many `<!`, `<?` and `]` it holds: where micromark reads on to a closer, or back to a label start */
   scans: number;
 }
 
 const OPENER = /[`<[]/;
-const SCAN = /<[!?]|\]\(/g;
+const SCAN = /<[!?]|\]/g;
 
 /** Every text node of a paragraph or heading, in document order, with its offsets in the body; and those paragraphs. */
 function proseOf(tree: Root, offset: number): { spans: TextSpan[]; prose: Prose[]; definitions: string[] } {

@@ -117,16 +117,19 @@ describe('comment layout: limits', () => {
     expect(parsed.inputs[1]).toBe('looks `good`\n/apply staging');
   });
 
-  it('inline parsing is bounded: unclosed HTML comments or link destinations times paragraph length', () => {
+  it('inline parsing is bounded: HTML comment openers or link ends times paragraph length', () => {
     const paragraph = (unit: string, n: number) => 'x ' + unit.repeat(n) + '\n/apply staging';
     const fits = Math.floor(Math.sqrt(MAX_INLINE_COST / 7)) - 5; // 7 characters and one scan per unit
     expect(parseCommands(paragraph('a <!-- ', fits), ENVS)).toEqual(apply);
     expect(parsed.inputs).toHaveLength(2);
     parsed.inputs.length = 0;
-    expect(parseCommands(paragraph('a <!-- ', 2 * fits), ENVS)).toEqual({ kind: 'invalid', problem: expect.stringContaining('opens 2,') });
+    expect(parseCommands(paragraph('a <!-- ', 2 * fits), ENVS)).toEqual({ kind: 'invalid', problem: expect.stringContaining('holds 2,') });
     expect(parsed.inputs).toHaveLength(1);
     parsed.inputs.length = 0;
     expect(parseCommands(paragraph('[a](', 4 * fits), ENVS)).toMatchObject({ kind: 'invalid' });
+    expect(parsed.inputs).toHaveLength(1);
+    parsed.inputs.length = 0;
+    expect(parseCommands(paragraph('[a]', 4 * fits), ENVS)).toMatchObject({ kind: 'invalid' });
     expect(parsed.inputs).toHaveLength(1);
   });
 
