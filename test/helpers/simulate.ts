@@ -35,6 +35,7 @@ export function simulate(plan: Plan, observed: ObservedState, idPrefix = 'c'): O
       }
       case 'EnsureImage':
       case 'WaitHealthy':
+      case 'BatchGate':
         break;
       case 'WaitExited': {
         // The job ran to its end: it exited 0 (a failure would have stopped the plan).
