@@ -137,11 +137,11 @@ async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ valu
 }
 
 /** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
-function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[]): CreateExtras {
+function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[], outsideDns?: boolean): CreateExtras {
   const named = dockerNames(desired);
   const networkNames = Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)]));
   const volumeNames = Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)]));
-  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}) };
+  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}), ...(outsideDns ? { outsideDns } : {}) };
 }
 
 /** A service's configs and secrets with their content, as the engine puts them into the container. */
@@ -628,7 +628,7 @@ export class Executor {
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
         const id = await replayable(
-          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes)),
+          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
@@ -641,7 +641,7 @@ export class Executor {
       case 'ConnectNetwork': {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
         const svc = desired.services.find((s) => s.spec.name === t.service);
-        const ep = svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
+        const ep = t.outsideDns ? { Aliases: [] } : svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
         await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
       }
@@ -748,8 +748,9 @@ export class Executor {
     const create = group.find((n) => n.kind === 'CreateContainer');
     if (!create) return '';
     const tmp = create.target.containerName!;
-    const beforeGate = node.kind === 'CreateContainer' || node.kind === 'ConnectNetwork' || node.kind === 'StartContainer' || node.kind === 'WaitHealthy';
-    if (!beforeGate) return `; the new container ${tmp} passed its gate and serves`;
+    // Steps on the old container (known by id) and the final rename come after the new one joined DNS healthy.
+    const oldTouched = node.kind === 'RenameContainer' || node.target.containerId !== undefined;
+    if (oldTouched) return `; the new container ${tmp} passed its gate and serves`;
     try {
       const c = await engine.findContainer(tmp);
       if (c && c.labels[LABEL.applyId] === applyId) await gone(() => engine.removeContainer(c.id));
@@ -807,7 +808,7 @@ export class Executor {
     const poll = this.o.healthPollMs ?? 250;
     let last = await engine.health(container);
     while (last.status !== 'healthy') {
-      const log = last.lastLog ? ` Last health check output: ${last.lastLog}` : '';
+      const log = last.lastLog ? ` Last health check output: ${last.lastLog}` : last.exitCode !== undefined ? ` Last health check exited ${last.exitCode} with no output.` : '';
       if (!last.running) throw new Error(`${container} is not running (it exited before becoming healthy).${log}`);
       if (last.status === 'unhealthy') throw new Error(`${container} is unhealthy.${log}`);
       if (last.status === 'none') throw new Error(`${container} has no healthcheck, so service_healthy can never be met`);

@@ -59,6 +59,8 @@ export interface NodeTarget {
   inheritVolumes?: { name: string; target: string }[];
   /** for a rollout's CreateContainer: the image the replaced container serves (named when a failed gate rolls back) */
   previousImage?: string;
+  /** start-first: the new container is created and connected without the service's aliases (it joins DNS once healthy) */
+  outsideDns?: boolean;
   /** for a rollout gate (WaitHealthy) on a service without a healthcheck: how long the new container must keep running */
   monitorMs?: number;
   /** for a BatchGate: the rollout it guards */

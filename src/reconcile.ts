@@ -527,7 +527,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}), ...(inheritVolumes.length ? { inheritVolumes } : {}), ...more },
       });
       const connects = extraNets.map((n) =>
-        b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n } }),
+        b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n, ...(more.outsideDns ? { outsideDns: true } : {}) } }),
       );
       return { create, connects };
     };
@@ -644,14 +644,20 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         ro?.order === 'start-first' && RUNNING_STATES.has(old.state) && !s.spec.networkMode && !needsCompleted.has(name) && ![...old.networks, ...s.spec.networks].some((n) => changedNetworks.has(n));
       if (startFirst) {
         const group = `start-first:${name}:${rep.r}`;
-        const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, after, inherit, more);
+        // Outside the service's DNS name until healthy: clients never reach a replacement still starting.
+        const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, after, inherit, { ...more, outsideDns: true });
         const start = b.add({ key: `start:${name}:${rep.r}`, kind: 'StartContainer', resource, reason: rep.reason!, detail: tmp, group, deps: [create, ...connects, ...depReady], target: { service: name, replica: rep.r, containerName: tmp } });
         const gate = rolloutGate(rep.r, start, group, tmp);
+        // Healthy: it joins the service's DNS name on each network (Docker sets aliases only on connect), then the old one leaves it.
+        const joins = s.spec.networks.map((n) => {
+          const out = b.add({ key: `rejoin:${name}:${rep.r}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'rejoins with the service aliases', detail: n, group, deps: [gate], target: { service: name, replica: rep.r, containerName: tmp, network: n } });
+          return b.add({ key: `join:${name}:${rep.r}:${n}`, kind: 'ConnectNetwork', resource, reason: 'joins DNS', detail: n, group, deps: [out], target: { service: name, replica: rep.r, containerName: tmp, network: n } });
+        });
         const oldTarget = { service: name, replica: rep.r, containerId: old.id, containerName: old.name };
         const leave = [...old.networks].sort().map((n) =>
-          b.add({ key: `disconnect:${old.id}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'leaves DNS', detail: n, group, deps: [gate], target: { ...oldTarget, network: n } }),
+          b.add({ key: `disconnect:${old.id}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'leaves DNS', detail: n, group, deps: joins.length ? joins : [gate], target: { ...oldTarget, network: n } }),
         );
-        const stop = b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: leave.length ? leave : [gate], target: oldTarget });
+        const stop = b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: leave.length ? leave : joins.length ? joins : [gate], target: oldTarget });
         const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [stop], target: oldTarget });
         const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [rm], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
         ready.push(rename);

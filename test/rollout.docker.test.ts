@@ -1,0 +1,148 @@
+// Rollouts (deploy.update_config) on the real engine: a start-first update of an
+// HTTP service drops no request seen by a client on the service's network, and a
+// new version that fails its health gate rolls back by itself while the old
+// version keeps serving.
+import { afterEach, expect, it } from 'vitest';
+import { loadCompose } from '../src/compose/load.js';
+import { LABEL } from '../src/model.js';
+import type { DesiredState } from '../src/model.js';
+import { docker } from './helpers/docker.js';
+import { describeDocker } from './helpers/env.js';
+import { realApplyHarness } from './helpers/real-apply.js';
+import { until } from './helpers/wait.js';
+
+const PROJECT = `t-rollout-${process.pid}`;
+const ENV = 'prod';
+const PROBE = `${PROJECT}-probe`;
+const BROKEN = `berth-test/app:broken-${process.pid}`;
+
+/** A two-replica busybox httpd serving /VERSION, healthy once it answers. */
+function web(image: string, update: string): DesiredState {
+  const text = `services:
+  web:
+    image: ${image}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/"]
+    deploy:
+      replicas: 2
+      update_config:
+${update.replace(/^/gm, '        ')}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/VERSION"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+`;
+  return loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV, variables: {} });
+}
+
+/**
+ * A client on the service's network asking for the service's name in a tight loop
+ * (every request a fresh DNS lookup, as a new connection from any client would be).
+ * Not labelled with the project: berth must not see it as one of its containers.
+ */
+async function startProbe(): Promise<{ stop: () => Promise<{ ok: Record<string, number>; failed: number }> }> {
+  // busybox nc (its static wget crashes when given -T); the body, /VERSION, is the answer's last line.
+  const script = [
+    'while [ ! -f /tmp/stop ]; do',
+    '  r=$(printf "GET /VERSION HTTP/1.0\\r\\n\\r\\n" | nc -w 3 web 8080 2>/dev/null)',
+    '  case "$r" in *" 200 OK"*1) echo "ok 1";; *" 200 OK"*2) echo "ok 2";; *) echo "fail $(date +%s.%N) ${#r}";; esac',
+    'done; echo done',
+  ].join('\n');
+  const c = await docker.createContainer({ name: PROBE, Image: 'berth-test/app:1', Cmd: ['sh', '-c', script], Tty: true, HostConfig: { NetworkMode: `${PROJECT}-${ENV}_default` } });
+  await c.start();
+  // It is running and got answers before the rollout begins.
+  await until('the probe to get answers', async () => ((await c.logs({ stdout: true, stderr: false })) as Buffer).toString().includes('ok 1'));
+  return {
+    async stop() {
+      const exec = await c.exec({ Cmd: ['touch', '/tmp/stop'] });
+      await exec.start({});
+      await c.wait();
+      const lines = ((await c.logs({ stdout: true, stderr: false })) as Buffer)
+        .toString()
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter(Boolean);
+      expect(lines[lines.length - 1]).toBe('done');
+      const ok: Record<string, number> = {};
+      let failed = 0;
+      for (const l of lines) {
+        if (l.startsWith('fail')) { failed++; console.log(l); }
+        const m = /^ok (\d+)$/.exec(l);
+        if (m) ok[m[1]!] = (ok[m[1]!] ?? 0) + 1;
+      }
+      return { ok, failed };
+    },
+  };
+}
+
+async function serving(): Promise<{ name: string; image: string; running: boolean }[]> {
+  const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+  return cs.map((c) => ({ name: c.Names[0]!.slice(1), image: c.Image, running: c.State === 'running' })).sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+describeDocker('rollouts on the real engine', () => {
+  const h = realApplyHarness(PROJECT);
+  afterEach(async () => {
+    await docker.getContainer(PROBE).remove({ force: true }).catch(() => {});
+  });
+
+  it('a start-first update drops no request from a client on the service network', async () => {
+    const v1 = await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1'));
+    expect(v1.result).toBe('completed');
+    const probe = await startProbe();
+    const v2 = await h.apply(web('berth-test/app:2', 'order: start-first\nparallelism: 1'));
+    const seen = await probe.stop();
+    console.log(JSON.stringify(seen), v2.tasks.map((t) => `${t.kind} ${t.startedAt} ${t.finishedAt}`).join('\n'));
+    expect(v2.tasks.filter((t) => t.state !== 'succeeded').map((t) => `${t.kind}: ${t.error}`)).toEqual([]);
+    expect(v2.result).toBe('completed');
+    // The rollout happened under the probe: it saw both versions, and nothing failed.
+    expect(seen.ok['1']).toBeGreaterThan(0);
+    expect(seen.ok['2']).toBeGreaterThan(0);
+    expect(seen.failed).toBe(0);
+    expect(await serving()).toEqual([
+      { name: `${PROJECT}-${ENV}-web-1`, image: 'docker.io/berth-test/app:2', running: true },
+      { name: `${PROJECT}-${ENV}-web-2`, image: 'docker.io/berth-test/app:2', running: true },
+    ]);
+    // The plan ran as a rollout: replica 2 only after replica 1's batch passed.
+    expect(v2.plan.nodes.filter((n) => n.kind === 'BatchGate').map((n) => n.reason)).toEqual(['rollout batch 1/2']);
+  }, 180_000);
+
+  it('a new image that fails its health gate rolls back by itself; the old version keeps serving', async () => {
+    // The broken version: app:2 without the file its healthcheck asks for.
+    const maker = await docker.createContainer({ Image: 'berth-test/app:2', Cmd: ['rm', '/VERSION'] });
+    try {
+      await maker.start();
+      await maker.wait();
+      await maker.commit({ repo: BROKEN.split(':')[0], tag: BROKEN.split(':')[1] });
+    } finally {
+      await maker.remove({ force: true });
+    }
+    try {
+      const v1 = await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1\nfailure_action: rollback'));
+      expect(v1.result).toBe('completed');
+      const probe = await startProbe();
+      const bad = await h.apply(web(BROKEN, 'order: start-first\nparallelism: 1\nfailure_action: rollback'));
+      const seen = await probe.stop();
+      expect(bad.result).toBe('failed');
+      const failed = bad.tasks.filter((t) => t.state === 'failed');
+      // The gate of replica 1, then the BatchGate that stops the rollout there.
+      expect(failed.map((t) => t.kind)).toEqual(['WaitHealthy', 'BatchGate']);
+      expect(failed[1]!.error).toContain('rollout of web rolled back: 1 of 2 replicas failed their gate after batch 1/2');
+      // The health log and what still serves, in the failure the check run shows.
+      expect(failed[0]!.error).toMatch(/_[0-9a-f]{12} is unhealthy\. Last health check output: wget: server returned error: HTTP\/1\.1 404 Not Found/);
+      expect(failed[0]!.error).toContain('rolled back — still serving docker.io/berth-test/app:1');
+      // Replica 2 was never touched: its batch did not start.
+      const replica2 = bad.tasks.filter((t) => (JSON.parse(t.nodeJson) as { resource: string }).resource === 'service:web:2');
+      expect(replica2.length).toBeGreaterThan(0);
+      expect(replica2.every((t) => t.state === 'skipped')).toBe(true);
+      expect(await serving()).toEqual([
+        { name: `${PROJECT}-${ENV}-web-1`, image: 'docker.io/berth-test/app:1', running: true },
+        { name: `${PROJECT}-${ENV}-web-2`, image: 'docker.io/berth-test/app:1', running: true },
+      ]);
+      expect(seen.failed).toBe(0);
+      expect(seen.ok['1']).toBeGreaterThan(0);
+    } finally {
+      await docker.getImage(BROKEN).remove({ force: true }).catch(() => {});
+    }
+  }, 180_000);
+});
