@@ -9,7 +9,7 @@ import type { DesiredState } from '../src/model.js';
 import { docker } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { realApplyHarness } from './helpers/real-apply.js';
-import { until } from './helpers/wait.js';
+import { startProbe } from './helpers/http-probe.js';
 
 const PROJECT = `t-rollout-${process.pid}`;
 const ENV = 'prod';
@@ -36,45 +36,7 @@ ${update.replace(/^/gm, '        ')}
   return loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV, variables: {} });
 }
 
-/**
- * A client on the service's network asking for the service's name in a tight loop
- * (every request a fresh DNS lookup, as a new connection from any client would be).
- * Not labelled with the project: berth must not see it as one of its containers.
- */
-async function startProbe(): Promise<{ stop: () => Promise<{ ok: Record<string, number>; failed: number }> }> {
-  // busybox nc (its static wget crashes when given -T); the body, /VERSION, is the answer's last line.
-  const script = [
-    'while [ ! -f /tmp/stop ]; do',
-    '  r=$(printf "GET /VERSION HTTP/1.0\\r\\n\\r\\n" | nc -w 3 web 8080 2>/dev/null)',
-    '  case "$r" in *" 200 OK"*1) echo "ok 1";; *" 200 OK"*2) echo "ok 2";; *) echo fail;; esac',
-    'done; echo done',
-  ].join('\n');
-  const c = await docker.createContainer({ name: PROBE, Image: 'berth-test/app:1', Cmd: ['sh', '-c', script], Tty: true, HostConfig: { NetworkMode: `${PROJECT}-${ENV}_default` } });
-  await c.start();
-  // It is running and got answers before the rollout begins.
-  await until('the probe to get answers', async () => ((await c.logs({ stdout: true, stderr: false })) as Buffer).toString().includes('ok 1'));
-  return {
-    async stop() {
-      const exec = await c.exec({ Cmd: ['touch', '/tmp/stop'] });
-      await exec.start({});
-      await c.wait();
-      const lines = ((await c.logs({ stdout: true, stderr: false })) as Buffer)
-        .toString()
-        .split(/\r?\n/)
-        .map((l) => l.trim())
-        .filter(Boolean);
-      expect(lines[lines.length - 1]).toBe('done');
-      const ok: Record<string, number> = {};
-      let failed = 0;
-      for (const l of lines) {
-        if (l === 'fail') failed++;
-        const m = /^ok (\d+)$/.exec(l);
-        if (m) ok[m[1]!] = (ok[m[1]!] ?? 0) + 1;
-      }
-      return { ok, failed };
-    },
-  };
-}
+const probe = () => startProbe(docker, { name: PROBE, network: `${PROJECT}-${ENV}_default`, host: 'web' });
 
 async function serving(): Promise<{ name: string; image: string; running: boolean }[]> {
   const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
@@ -90,9 +52,9 @@ describeDocker('rollouts on the real engine', () => {
   it('a start-first update drops no request from a client on the service network', async () => {
     const v1 = await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1'));
     expect(v1.result).toBe('completed');
-    const probe = await startProbe();
+    const p = await probe();
     const v2 = await h.apply(web('berth-test/app:2', 'order: start-first\nparallelism: 1'));
-    const seen = await probe.stop();
+    const seen = await p.stop();
     expect(v2.tasks.filter((t) => t.state !== 'succeeded').map((t) => `${t.kind}: ${t.error}`)).toEqual([]);
     expect(v2.result).toBe('completed');
     // The rollout happened under the probe: it saw both versions, and nothing failed.
@@ -124,9 +86,9 @@ describeDocker('rollouts on the real engine', () => {
     try {
       const v1 = await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1\nfailure_action: rollback'));
       expect(v1.result).toBe('completed');
-      const probe = await startProbe();
+      const p = await probe();
       const bad = await h.apply(web(BROKEN, 'order: start-first\nparallelism: 1\nfailure_action: rollback'));
-      const seen = await probe.stop();
+      const seen = await p.stop();
       expect(bad.result).toBe('failed');
       const failed = bad.tasks.filter((t) => t.state === 'failed');
       // The gate of replica 1, then the BatchGate that stops the rollout there.
