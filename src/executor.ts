@@ -558,7 +558,9 @@ export class Executor {
       // The old container is back before the failure is journaled: a crash in between leaves the task
       // `running`, so recovery looks at it (and restores) again instead of reading a settled failure.
       const restored = await this.restoreAfterFailure(node, group, engine, applyId);
-      const message = redactError(((err as Error)?.message ?? String(err)) + restored, payload);
+      const what = (err as Error)?.message ?? String(err);
+      // What still serves leads, so the check run's shortened failure line always says it.
+      const message = redactError(restored.startsWith('; rolled back') ? `${restored.slice(2)}: ${what}` : what + restored, payload);
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
       // Other operations see the halt at their next step, whatever this loop is doing.
       if (payload.onFailure === 'halt') halt.by.add(t.operationId);

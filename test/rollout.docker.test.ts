@@ -6,7 +6,14 @@ import { afterEach, expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
 import { LABEL } from '../src/model.js';
 import type { DesiredState } from '../src/model.js';
+import { planTargets, prepareApply } from '../src/apply.js';
+import { DockerEngine } from '../src/docker/engine.js';
+import { Executor } from '../src/executor.js';
+import { Lanes } from '../src/lanes.js';
 import { docker } from './helpers/docker.js';
+import { realObserver } from './helpers/real-apply.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import { until } from './helpers/wait.js';
 import { describeDocker } from './helpers/env.js';
 import { realApplyHarness } from './helpers/real-apply.js';
 import { startProbe } from './helpers/http-probe.js';
@@ -109,6 +116,33 @@ describeDocker('rollouts on the real engine', () => {
       expect(seen.ok['1']).toBeGreaterThan(0);
     } finally {
       await docker.getImage(BROKEN).remove({ force: true }).catch(() => {});
+    }
+  }, 180_000);
+
+  it('/stop during a rollout finishes the batch in flight and leaves every replica serving', async () => {
+    expect((await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1'))).result).toBe('completed');
+    const ts = await sqliteTestStore();
+    try {
+      const desired = web('berth-test/app:2', 'order: start-first\nparallelism: 1');
+      expect((await planTargets(desired, ['local'], realObserver))[0]!.plan.nodes.some((n) => n.kind === 'BatchGate')).toBe(true);
+      const { applyId } = await prepareApply(ts.store, realObserver, { repo: 'acme/shop', pr: 1, environment: ENV, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt' });
+      const run = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 }).run(applyId);
+      // The first batch has begun (its new container is being created or started): now /stop.
+      await until('the first batch to begin', async () => (await ts.store.listTasksForApply(applyId)).some((t) => t.kind === 'CreateContainer' && t.state !== 'pending'), { intervalMs: 5 });
+      expect(await ts.store.requestStop(applyId)).toBe(true);
+      expect(await run).toBe('stopped');
+      const tasks = await ts.store.listTasksForApply(applyId);
+      const of = (resource: string) => tasks.filter((t) => (JSON.parse(t.nodeJson) as { resource: string }).resource === resource).map((t) => t.state);
+      // Batch 1 ran to its end; the gate and batch 2 were cancelled before they began.
+      expect(new Set(of('service:web:1'))).toEqual(new Set(['succeeded']));
+      expect(new Set(of('service:web'))).toEqual(new Set(['cancelled']));
+      expect(new Set(of('service:web:2'))).toEqual(new Set(['cancelled']));
+      expect(await serving()).toEqual([
+        { name: `${PROJECT}-${ENV}-web-1`, image: 'docker.io/berth-test/app:2', running: true },
+        { name: `${PROJECT}-${ENV}-web-2`, image: 'docker.io/berth-test/app:1', running: true },
+      ]);
+    } finally {
+      await ts.dispose();
     }
   }, 180_000);
 });
