@@ -238,7 +238,7 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
     if (c.config && c.config.image !== d.spec.image) return imageReason(c.config.image, d.spec.image);
     // Only configs or secrets differ: say which (a rotation reads "secret db_password changed").
     const changed = changedFiles(c.config, d.spec);
-    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0 }) === hashOf({ ...d.spec, files: undefined, replicas: 0 })) return changed.join(', ');
+    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0, rollout: undefined }) === hashOf({ ...d.spec, files: undefined, replicas: 0, rollout: undefined })) return changed.join(', ');
     return 'config changed';
   }
   if (c.image !== d.spec.image) return imageReason(c.image, d.spec.image);

@@ -12,7 +12,7 @@ export interface ProbeResult {
   total: number;
 }
 
-export async function startProbe(docker: Dockerode, opts: { name: string; network: string; host: string; port?: number }): Promise<{ stop: () => Promise<ProbeResult> }> {
+export async function startProbe(docker: Dockerode, opts: { name: string; network: string; host: string; port?: number }): Promise<{ stop: (settled?: { version: string; streak: number }) => Promise<ProbeResult> }> {
   const port = opts.port ?? 8080;
   const script = [
     'while [ ! -f /tmp/stop ]; do',
@@ -26,7 +26,19 @@ export async function startProbe(docker: Dockerode, opts: { name: string; networ
   // It is running and got answers before anything changes.
   await until('the probe to get answers', async () => /ok [12]/.test(((await c.logs({ stdout: true, stderr: false })) as Buffer).toString()));
   return {
-    async stop() {
+    /**
+     * `settled`: first keep asking until the last `streak` answers all came from that version (the
+     * change is over only once the service answers steadily again), so an outage after the deploying
+     * command returned (containers still starting) is counted too.
+     */
+    async stop(settled?: { version: string; streak: number }) {
+      if (settled) {
+        const want = `ok ${settled.version}`;
+        await until(`${settled.streak} answers in a row from version ${settled.version}`, async () => {
+          const lines = ((await c.logs({ stdout: true, stderr: false, tail: settled.streak })) as Buffer).toString().split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+          return lines.length >= settled.streak && lines.every((l) => l === want);
+        }, { intervalMs: 50 });
+      }
       const exec = await c.exec({ Cmd: ['touch', '/tmp/stop'] });
       await exec.start({});
       await c.wait();
