@@ -115,6 +115,16 @@ describeDocker('rollouts on the real engine', () => {
       ]);
       expect(seen.failed).toBe(0);
       expect(seen.ok['1']).toBeGreaterThan(0);
+
+      // failure_action continue: the failing replica keeps its old container and the next batch goes on (failing the same way).
+      const cont = await h.apply(web(BROKEN, 'order: start-first\nparallelism: 1\nfailure_action: continue'));
+      expect(cont.result).toBe('failed');
+      expect(cont.tasks.filter((t) => t.state === 'failed').map((t) => `${t.kind} ${(JSON.parse(t.nodeJson) as { resource: string }).resource}`)).toEqual(['WaitHealthy service:web:1', 'WaitHealthy service:web:2']);
+      expect(cont.tasks.find((t) => t.kind === 'BatchGate')!.state).toBe('succeeded');
+      expect(await serving()).toEqual([
+        { name: `${PROJECT}-${ENV}-web-1`, image: 'docker.io/berth-test/app:1', running: true },
+        { name: `${PROJECT}-${ENV}-web-2`, image: 'docker.io/berth-test/app:1', running: true },
+      ]);
     } finally {
       await docker.getImage(BROKEN).remove({ force: true }).catch(() => {});
     }
