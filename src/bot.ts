@@ -20,7 +20,7 @@ import { clip, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
-import { desiredDigest } from './reconcile.js';
+import { desiredDigest, type ReconcileOptions } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
 import { learnDesired, learnEnvironment } from './outbound.js';
@@ -151,12 +151,12 @@ export class Bot {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
-  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string): Promise<EnvPlan> {
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
       await this.ownProject(repoName(repo), loaded.config, env, false);
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
-      const plans = await planTargets(desired, env.targets, this.o.observe);
+      const plans = await planTargets(desired, env.targets, this.o.observe, opts);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
       const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
@@ -428,7 +428,7 @@ export class Bot {
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
       // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
       const source = { id: target.id, pr: target.pr, headSha: target.headSha };
-      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha);
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' });
       if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
       desired = planned.desired;
       expected = expectedOf(planned.plans);

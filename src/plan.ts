@@ -94,6 +94,8 @@ export interface Plan {
   fingerprint: string;
   /** the desired state the nodes were planned from; the executor reads specs from here */
   desired: DesiredState;
+  /** `rollback`: planned for a /rollback, with each service's deploy.rollback_config */
+  rollout?: 'rollback';
 }
 
 export function isEmpty(plan: Plan): boolean {

@@ -291,7 +291,12 @@ function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, 
   });
 }
 
-export function reconcile(desired: DesiredState, observed: ObservedState): Plan {
+export interface ReconcileOptions {
+  /** `rollback` (a /rollback apply): services roll out with deploy.rollback_config, or update_config without one */
+  rollout?: 'update' | 'rollback';
+}
+
+export function reconcile(desired: DesiredState, observed: ObservedState, opts: ReconcileOptions = {}): Plan {
   const b = new Builder();
   const { project, environment: env } = desired;
   const services = topoServices(desired.services);
@@ -553,7 +558,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     // deploy.update_config: the replicas to replace roll in batches of `parallelism`, each batch
     // health-gated, the next one starting after a BatchGate (failure_action, max_failure_ratio, delay).
     // Without update_config every replica is replaced at once, stop-first, as compose does.
-    const ro = s.spec.rollout?.update;
+    const ro = opts.rollout === 'rollback' ? (s.spec.rollout?.rollback ?? s.spec.rollout?.update) : s.spec.rollout?.update;
     const rolling = ro ? replicas.filter((rep) => rep.action === 'recreate') : [];
     const perBatch = Math.max(1, ro?.parallelism || rolling.length);
     const batchOf = new Map(rolling.map((rep, i) => [rep.r, Math.floor(i / perBatch)]));
@@ -759,6 +764,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     observedDigest: od,
     fingerprint: planFingerprint(dd, od),
     desired,
+    ...(opts.rollout === 'rollback' ? { rollout: 'rollback' as const } : {}),
   };
 }
 

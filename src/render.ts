@@ -293,7 +293,7 @@ const FAILURE_WORDS: Record<string, string> = {
 export function rolloutLines(plan: Plan): { service: string; text: string }[] {
   const out: { service: string; text: string }[] = [];
   for (const d of plan.desired?.services ?? []) {
-    const ro = d.spec.rollout?.update;
+    const ro = plan.rollout === 'rollback' ? (d.spec.rollout?.rollback ?? d.spec.rollout?.update) : d.spec.rollout?.update;
     if (!ro) continue;
     const gates = plan.nodes.filter((n) => n.kind === 'WaitHealthy' && n.reason === 'rollout gate' && n.target.service === d.spec.name);
     if (!gates.length) continue;

@@ -74,6 +74,24 @@ describe('deploy.update_config', () => {
     expect(md).toContain('service <code>web</code> rolls out start-first in 2 batches of 1');
   });
 
+  it('a /rollback rolls out with rollback_config (update_config when there is none)', () => {
+    const v1 = load('image: berth-test/app:1\ndeploy:\n  replicas: 2');
+    const host = simulate(reconcile(v1, emptyObserved('shop', 'prod')), emptyObserved('shop', 'prod'));
+    const back = load('image: berth-test/app:2\ndeploy:\n  replicas: 2\n  update_config:\n    order: start-first\n  rollback_config:\n    parallelism: 0\n    failure_action: continue');
+    const gates = (p: ReturnType<typeof reconcile>) => p.nodes.filter((n) => n.kind === 'BatchGate').length;
+    const starts = (p: ReturnType<typeof reconcile>) => p.nodes.filter((n) => n.group?.startsWith('start-first:')).length;
+    expect(gates(reconcile(back, host))).toBe(1);
+    expect(starts(reconcile(back, host))).toBeGreaterThan(0);
+    const rolled = reconcile(back, host, { rollout: 'rollback' });
+    expect(gates(rolled)).toBe(0);
+    expect(starts(rolled)).toBe(0);
+    expect(rolled.nodes.filter((n) => n.reason === 'rollout gate')).toHaveLength(2);
+    expect(renderPlanMarkdown(rolled, { environment: 'prod' })).toContain('rolls out stop-first in 1 batch of 2');
+    // Only update_config: a rollback uses it.
+    const onlyUpdate = load('image: berth-test/app:2\ndeploy:\n  replicas: 2\n  update_config:\n    order: start-first');
+    expect(starts(reconcile(onlyUpdate, host, { rollout: 'rollback' }))).toBeGreaterThan(0);
+  });
+
   it('without update_config every replica is replaced at once, stop-first (compose), and no gate is planned', () => {
     const v1 = load('image: berth-test/app:1\ndeploy:\n  replicas: 3');
     const host = simulate(reconcile(v1, emptyObserved('shop', 'prod')), emptyObserved('shop', 'prod'));
