@@ -3,6 +3,7 @@
 // and call these. GitHub, Docker and the store are reached through ports.
 import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
 import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
+import type { ReconcileOptions } from './reconcile.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadComposeReading, variableSecrets } from './repo.js';
@@ -20,7 +21,7 @@ import { clip, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
-import { desiredDigest, type ReconcileOptions } from './reconcile.js';
+import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
 import { learnDesired, learnEnvironment } from './outbound.js';
