@@ -355,24 +355,7 @@ export class Executor {
       if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) toSkip.push(t);
       else if (unmet.get(t.nodeId) === 0) ready.push(t);
     }
-    // Pipelining: when a task's Docker call returns, its dependants are released at once; their
-    // `running` write joins its `succeeded` write in one journal transaction, and each waits for
-    // that write (its gate) before its own Docker call. A gate that did not land skips the dependant.
-    const released = new Set<number>();
-    const gates = new Map<number, Promise<boolean>[]>();
-    const called = (t: TaskRow, committed: Promise<boolean>) => {
-      released.add(t.nodeId);
-      for (const child of dependants.get(t.nodeId) ?? []) {
-        if (child.state !== 'pending') continue;
-        (gates.get(child.nodeId) ?? gates.set(child.nodeId, []).get(child.nodeId)!).push(committed);
-        const left = unmet.get(child.nodeId)! - 1;
-        unmet.set(child.nodeId, left);
-        if (left === 0) ready.push(child);
-      }
-      wake();
-    };
     const finished = (t: TaskRow) => {
-      if (released.has(t.nodeId)) return;
       for (const child of dependants.get(t.nodeId) ?? []) {
         if (child.state !== 'pending') continue;
         if (t.state === 'succeeded') {
@@ -410,7 +393,7 @@ export class Executor {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
-          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d, gates.get(t.nodeId) ?? [], called)
+          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d)
             .catch((err) => {
               // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
               lost ??= err;
@@ -455,13 +438,12 @@ export class Executor {
     }
     for (const t of cut.values()) await this.restoreAfterFailure(JSON.parse(t.nodeJson) as PlanNode, groupOf(byNode, t), engine, applyId);
     // The operation is done: cut the coalescing wait short, then settle for good.
-    this.settleNow.get(op.id)?.(true);
+    this.settleNow.get(op.id)?.();
     await this.settling.get(op.id);
     await this.settleOperation(applyId, op.id);
   }
 
-  /** cuts a background settle's coalescing wait; `drop`: the operation ended and settles for good itself */
-  private readonly settleNow = new Map<string, (drop?: boolean) => void>();
+  private readonly settleNow = new Map<string, () => void>();
 
   private readonly settling = new Map<string, Promise<void>>();
   private readonly settleAgain = new Set<string>();
@@ -474,18 +456,14 @@ export class Executor {
     }
     const run = (async () => {
       // Coalesce: derived states may lag a moment, the journal never does.
-      const dropped = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), this.o.settleDelayMs ?? 25);
-        this.settleNow.set(opId, (drop = false) => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.o.settleDelayMs ?? 25);
+        this.settleNow.set(opId, () => {
           clearTimeout(timer);
-          resolve(drop);
+          resolve();
         });
       });
       this.settleNow.delete(opId);
-      if (dropped) {
-        this.settleAgain.delete(opId);
-        return;
-      }
       do {
         this.settleAgain.delete(opId);
         try {
@@ -557,29 +535,9 @@ export class Executor {
     );
   }
 
-  /**
-   * One task: journaled `running`, its Docker call, journaled `succeeded` or `failed`. `gates`: the
-   * `succeeded` writes of dependencies released early (pipelining), awaited before the call; one that
-   * did not land means a dependency did not succeed, and the task is skipped without a call.
-   * `called`: told when the call returned, with the `succeeded` write on its way.
-   */
-  private async runTask(
-    applyId: string,
-    t: TaskRow,
-    engine: Engine,
-    payload: ApplyPayload,
-    halt: Halt,
-    group: PlanNode[],
-    d: Drive,
-    gates: readonly Promise<boolean>[] = [],
-    called?: (t: TaskRow, committed: Promise<boolean>) => void,
-  ): Promise<void> {
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[], d: Drive): Promise<void> {
     if (!d.live()) return;
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }, d))) return;
-    if (gates.length && !(await Promise.all(gates)).every(Boolean)) {
-      await this.transition(t, 'running', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' }, d);
-      return;
-    }
     this.progress(applyId);
     const node = JSON.parse(t.nodeJson) as PlanNode;
     // Fencing: the journal write may have taken long enough for the lease to go. No Docker call then;
@@ -587,10 +545,7 @@ export class Executor {
     if (!d.live()) return;
     try {
       const result = await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
-      const committed = this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null }, d);
-      committed.catch(() => undefined); // awaited below; dependants holding it as a gate await it too
-      called?.(t, committed);
-      await committed;
+      await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null }, d);
     } catch (err) {
       // The old container is back before the failure is journaled: a crash in between leaves the task
       // `running`, so recovery looks at it (and restores) again instead of reading a settled failure.
