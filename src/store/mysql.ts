@@ -20,6 +20,7 @@ import {
   toApply,
   toCommentIds,
   toContainer,
+  toDeployment,
   toLease,
   toLock,
   toOperation,
@@ -46,6 +47,8 @@ import {
   type ApplyRow,
   type ContainerRow,
   type ContainerUpsert,
+  type DeploymentRow,
+  type NewDeployment,
   type CreatedApply,
   type LatestApplyOptions,
   type ListAppliesFilter,
@@ -822,5 +825,35 @@ export class MysqlStore implements Store {
       ]);
     }
     return n;
+  }
+
+  // deployments (issue 14)
+
+  async saveDeployment(row: NewDeployment): Promise<void> {
+    await this.exec(
+      'INSERT INTO deployments (apply_id, repo, environment, spec, created_at) VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE apply_id = apply_id',
+      [row.applyId, row.repo, row.environment, row.spec, this.now()],
+    );
+  }
+
+  async setDeployment(applyId: string, patch: { deploymentId?: number; state?: string }): Promise<void> {
+    await this.exec('UPDATE deployments SET deployment_id = COALESCE(?, deployment_id), state = COALESCE(?, state) WHERE apply_id = ?', [
+      patch.deploymentId ?? null,
+      patch.state ?? null,
+      applyId,
+    ]);
+  }
+
+  async getDeployment(applyId: string): Promise<DeploymentRow | undefined> {
+    const r = await this.one('SELECT * FROM deployments WHERE apply_id = ?', [applyId]);
+    return r ? toDeployment(r) : undefined;
+  }
+
+  async listDeployments(repo: string, environment: string, state?: string): Promise<DeploymentRow[]> {
+    const rows = await this.all(
+      'SELECT * FROM deployments WHERE repo = ? AND environment = ? AND (? IS NULL OR state = ?) ORDER BY created_at DESC, apply_id DESC',
+      [repo, environment, state ?? null, state ?? null],
+    );
+    return rows.map(toDeployment);
   }
 }

@@ -3,6 +3,7 @@
 // store.ts, and turning partial patches into SET clauses. Nothing here knows
 // which database it talks to; both dialects use `?` placeholders.
 import type {
+  DeploymentRow,
   AggregatePatch,
   AggregateState,
   ApplyKind,
@@ -233,4 +234,17 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 
 export function unique<T>(items: readonly T[]): T[] {
   return [...new Set(items)];
+}
+
+// deployments (issue 14)
+export function toDeployment(r: DbRow): DeploymentRow {
+  return {
+    applyId: str(r.apply_id),
+    repo: str(r.repo),
+    environment: str(r.environment),
+    spec: str(r.spec),
+    deploymentId: numOrNull(r.deployment_id),
+    state: strOrNull(r.state),
+    createdAt: num(r.created_at),
+  };
 }

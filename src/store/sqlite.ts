@@ -16,6 +16,7 @@ import {
   toApply,
   toCommentIds,
   toContainer,
+  toDeployment,
   toLease,
   toLock,
   toOperation,
@@ -40,6 +41,8 @@ import {
   type ApplyRow,
   type ContainerRow,
   type ContainerUpsert,
+  type DeploymentRow,
+  type NewDeployment,
   type CreatedApply,
   type LatestApplyOptions,
   type ListAppliesFilter,
@@ -709,5 +712,42 @@ export class SqliteStore implements Store {
       }
       return n;
     });
+  }
+
+  // deployments (issue 14)
+
+  async saveDeployment(row: NewDeployment): Promise<void> {
+    this.run(
+      'INSERT INTO deployments (apply_id, repo, environment, spec, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (apply_id) DO NOTHING',
+      row.applyId,
+      row.repo,
+      row.environment,
+      row.spec,
+      this.now(),
+    );
+  }
+
+  async setDeployment(applyId: string, patch: { deploymentId?: number; state?: string }): Promise<void> {
+    this.run(
+      'UPDATE deployments SET deployment_id = COALESCE(?, deployment_id), state = COALESCE(?, state) WHERE apply_id = ?',
+      patch.deploymentId ?? null,
+      patch.state ?? null,
+      applyId,
+    );
+  }
+
+  async getDeployment(applyId: string): Promise<DeploymentRow | undefined> {
+    const r = this.get('SELECT * FROM deployments WHERE apply_id = ?', applyId);
+    return r ? toDeployment(r) : undefined;
+  }
+
+  async listDeployments(repo: string, environment: string, state?: string): Promise<DeploymentRow[]> {
+    return this.all(
+      'SELECT * FROM deployments WHERE repo = ? AND environment = ? AND (? IS NULL OR state = ?) ORDER BY created_at DESC, apply_id DESC',
+      repo,
+      environment,
+      state ?? null,
+      state ?? null,
+    ).map(toDeployment);
   }
 }
