@@ -168,6 +168,9 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
       'git/get-tree': 1,
       'checks/create': 1,
       'issues/create-comment': 2,
+      // the apply as a GitHub deployment (issue 14): created, in_progress, then its final status
+      'repos/create-deployment': 1,
+      'repos/create-deployment-status': 2,
     });
     expect(counts[1]).toEqual(counts[0]);
   }, 60_000);
