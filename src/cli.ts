@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Observer, TargetPlan } from './apply.js';
 import { ApplyRefusedError, expectedOf, planTargets, prepareApply } from './apply.js';
 import { observe } from './docker/observe.js';
+import { pinThroughTargets } from './docker/resolve.js';
 import { driftReport, renderDriftText } from './drift.js';
 import { isBerthError } from './errors.js';
 import { Executor } from './executor.js';
@@ -83,8 +84,10 @@ async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   learnEnvironment(e);
   learnDesired(loaded.desired, e.secret_keys, secretVariableValues(e.variables, e.secret_keys));
   const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
-  const plans = await planTargets(loaded.desired, loaded.environment.targets, observerFor(targets));
-  return { loaded, targets, plans };
+  // Pinned like the app pins (the first target's engine and registry login): the plan shows, and the apply runs, digests.
+  const desired = await pinThroughTargets(targets, loaded.desired, loaded.environment.targets);
+  const plans = await planTargets(desired, loaded.environment.targets, observerFor(targets));
+  return { loaded: { ...loaded, desired }, targets, plans };
 }
 
 function required(v: Record<string, unknown>, name: string): string {

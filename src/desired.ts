@@ -4,7 +4,8 @@ import { hashOf } from './hash.js';
 import type { DesiredNetwork, DesiredService, DesiredVolume, NetworkSpec, ServiceSpec, VolumeSpec } from './model.js';
 
 export function serviceConfigHash(spec: ServiceSpec): string {
-  const { replicas: _replicas, ...rest } = spec;
+  // pull_policy says when to fetch the image, not what runs: like compose, changing it recreates nothing.
+  const { replicas: _replicas, pullPolicy: _pullPolicy, ...rest } = spec;
   return hashOf(rest);
 }
 

@@ -23,7 +23,7 @@ import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
-import { pinDesired, resolveImages } from './docker/resolve.js';
+import { pinThroughTargets } from './docker/resolve.js';
 import type { DesiredState } from './model.js';
 
 export interface BerthServices {
@@ -131,12 +131,8 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
     const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
-    // Tag → digest pinning through the environment's first target (its engine and registry login).
-    const resolveImagesFor = async (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => {
-      const t = names[0];
-      if (!t || env.BERTH_PIN_IMAGES === 'off') return desired;
-      return pinDesired(desired, await resolveImages(targets.docker(t), desired.services.map((s) => s.spec.image), targets.credentials(t)));
-    };
+    // Tag → digest pinning through the environment's first target (its engine and registry login), the others checked.
+    const resolveImagesFor = (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => pinThroughTargets(targets, desired, names, env);
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
     // The claims on deliveries this process works on stay live while it lives; a dead process's lapse.

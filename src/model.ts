@@ -249,8 +249,10 @@ export interface DeclaredAt {
 
 export interface DesiredService {
   spec: ServiceSpec;
-  /** hash of everything in spec except replicas (scaling never recreates) */
+  /** hash of everything in spec except replicas and pull_policy (neither recreates a container, as in compose) */
   configHash: string;
+  /** where `image:` and `pull_policy:` were written, so a plan-time image refusal is located (not hashed) */
+  at?: { image?: DeclaredAt; pullPolicy?: DeclaredAt };
 }
 
 export interface DesiredNetwork {

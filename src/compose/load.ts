@@ -151,6 +151,8 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   linkJoins(merged.services);
   validate(merged);
   for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
+  for (const s of merged.services.values())
+    if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
@@ -485,7 +487,13 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
   return {
     project,
     environment,
-    services: services.map(desiredService),
+    services: services.map((spec) => {
+      const s = m.services.get(spec.name);
+      const where = (at: Loc | undefined) => (at ? { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), path: at.path } : undefined);
+      const image = where(s?.image?.at);
+      const pullPolicy = where(s?.extras.pullPolicy?.at);
+      return { ...desiredService(spec), ...(image || pullPolicy ? { at: { ...(image ? { image } : {}), ...(pullPolicy ? { pullPolicy } : {}) } } : {}) };
+    }),
     networks: networks.map((n) => located(desiredNetwork(n), m.networks.get(n.name)?.at)),
     volumes: volumes.map((v) => located(desiredVolume(v), m.volumes.get(v.name)?.at)),
   };
