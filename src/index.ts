@@ -23,7 +23,7 @@ import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
-import { pinThroughTargets } from './docker/resolve.js';
+import { pinThroughTargets, tagResolver } from './docker/resolve.js';
 import type { DesiredState } from './model.js';
 
 export interface BerthServices {
@@ -106,7 +106,17 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     if (interval.warning) log.warn({ DRIFT_INTERVAL: env.DRIFT_INTERVAL }, interval.warning);
     const drift =
       (opts.drift ?? env.BERTH_DRIFT !== 'off')
-        ? new DriftReconciler({ store, targets: targets.names(), docker: (t) => targets.docker(t), log, intervalMs: interval.ms, holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`, metrics })
+        ? new DriftReconciler({
+            store,
+            targets: targets.names(),
+            docker: (t) => targets.docker(t),
+            log,
+            intervalMs: interval.ms,
+            holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+            metrics,
+            // A moved tag is drift too; the registry is asked at most every 10 minutes per tag and target.
+            ...(env.BERTH_PIN_IMAGES === 'off' ? {} : { resolveTags: tagResolver(targets, Math.max(interval.ms, 10 * 60_000)) }),
+          })
         : undefined;
     // ─────────────────────────────────────────────────────────────────────
 

@@ -13,7 +13,8 @@ import { planTargets, prepareApply } from '../src/apply.js';
 import { DockerEngine } from '../src/docker/engine.js';
 import { observe } from '../src/docker/observe.js';
 import { credentialsFor } from '../src/docker/registry-auth.js';
-import { ImageResolutionError, pinDesired, pinImages, resolveImages } from '../src/docker/resolve.js';
+import { ImageResolutionError, pinDesired, pinImages, resolveImages, tagResolver } from '../src/docker/resolve.js';
+import { driftReport } from '../src/drift.js';
 import { loadCompose } from '../src/compose/load.js';
 import { Executor } from '../src/executor.js';
 import { requiresGate } from '../src/gates.js';
@@ -107,6 +108,10 @@ describeRegistry('pinning images to registry digests at plan time', () => {
 
     const second = push('berth-test/app:2');
     expect(second).not.toBe(first);
+    // Drift notices the moved tag (asked through the target's engine and login), and only it.
+    const resolveTags = tagResolver({ docker: () => docker, credentials: () => creds() });
+    const moved = async () => (await driftReport(ts!.store, { resolveTags })).environments.flatMap((e) => e.items).filter((i) => i.kind === 'image-moved');
+    expect(await moved()).toEqual([expect.objectContaining({ service: 'web', kind: 'image-moved', expected: first, observed: second, detail: expect.stringContaining(`${ref} now resolves to ${second.slice(0, 19)}`) })]);
     const after = await pinned();
     const [plan] = await planTargets(after, ['local'], observer);
     expect(plan!.plan.changes.find((c) => c.name === 'web')).toMatchObject({ action: 'change', reasons: ['image digest changed'] });
@@ -121,6 +126,7 @@ describeRegistry('pinning images to registry digests at plan time', () => {
     expect((refused as { message: string }).message).toContain('has not applied its');
     await apply(after);
     expect(await running()).toEqual([`${ref}@${second}`]);
+    expect(await moved()).toEqual([]);
   }, 120_000);
 
   it('pull_policy at plan time: never and a fresh every_<d> pin the engine\'s copy without asking the registry; missing, always and a stale interval ask it', async () => {

@@ -4,7 +4,7 @@
 // pins, recomputes the config hash and fails the plan naming the service.
 import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { ImageResolutionError, pinDesired, pinnedRef, resolveImages } from '../src/docker/resolve.js';
+import { ImageResolutionError, pinDesired, pinnedRef, resolveImages, tagResolver } from '../src/docker/resolve.js';
 import { spec, state } from './helpers/specs.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -52,5 +52,19 @@ describe('resolveImages', () => {
     expect(pinned.services[1]).toEqual(d.services[1]);
     expect(() => pinDesired(d, new Map([['r.io/a:main', { error: 'denied' }]]))).toThrow(ImageResolutionError);
     expect(() => pinDesired(d, new Map([['r.io/a:main', { error: 'denied' }]]))).toThrow('cannot resolve an image to a digest:\n- service web: denied');
+  });
+});
+
+describe('tagResolver (drift)', () => {
+  it('asks once per target and tag within the ttl, again after it; an unresolvable tag is undefined', async () => {
+    const { docker, calls } = engine({ 'r.io/a:main': D1 }, {});
+    let t = 0;
+    const resolve = tagResolver({ docker: () => docker, credentials: () => ({ source: 's', setting: 'S', authFor: () => undefined }) }, 1000, () => t);
+    expect(await resolve('local', ['r.io/a:main', 'r.io/b:1'])).toEqual(new Map([['r.io/a:main', D1], ['r.io/b:1', undefined]]));
+    await resolve('local', ['r.io/a:main']);
+    expect(calls.filter((c) => c === 'r.io/a:main')).toHaveLength(1);
+    t = 1000;
+    await resolve('local', ['r.io/a:main']);
+    expect(calls.filter((c) => c === 'r.io/a:main')).toHaveLength(2);
   });
 });

@@ -210,3 +210,31 @@ export async function pinThroughTargets(
   if (!first || env.BERTH_PIN_IMAGES === 'off') return desired;
   return pinImages({ name: first, docker: targets.docker(first) }, desired, { credentials: targets.credentials(first), others: rest.map((name) => ({ name, docker: targets.docker(name) })) });
 }
+
+/**
+ * What each tag resolves to now, through a target's engine and login (drift's
+ * moved-tag check). Answers are kept `ttlMs` per target and tag, so a drift
+ * loop does not query the registry every tick; an unresolvable tag is undefined.
+ */
+export function tagResolver(
+  targets: { docker(name: string): Dockerode; credentials(name: string): RegistryCredentials },
+  ttlMs = 0,
+  now: () => number = Date.now,
+): (target: string, tags: readonly string[]) => Promise<Map<string, string | undefined>> {
+  const cache = new Map<string, { at: number; digest: string | undefined }>();
+  return async (target, tags) => {
+    const key = (t: string) => `${target}\u0000${t}`;
+    const stale = tags.filter((t) => {
+      const c = cache.get(key(t));
+      return !c || now() - c.at >= ttlMs;
+    });
+    if (stale.length) {
+      const got = await resolveImages(targets.docker(target), stale, targets.credentials(target));
+      for (const t of stale) {
+        const r = got.get(t);
+        cache.set(key(t), { at: now(), digest: r && 'digest' in r ? r.digest : undefined });
+      }
+    }
+    return new Map(tags.map((t) => [t, cache.get(key(t))?.digest]));
+  };
+}
