@@ -15,6 +15,8 @@ import { observe } from '../src/docker/observe.js';
 import { credentialsFor } from '../src/docker/registry-auth.js';
 import { ImageResolutionError, pinDesired, pinImages, resolveImages, tagResolver } from '../src/docker/resolve.js';
 import { driftReport } from '../src/drift.js';
+import { main } from '../src/cli.js';
+import { mkdirSync } from 'node:fs';
 import { loadCompose } from '../src/compose/load.js';
 import { Executor } from '../src/executor.js';
 import { requiresGate } from '../src/gates.js';
@@ -176,5 +178,37 @@ describeRegistry('pinning images to registry digests at plan time', () => {
     expect(await pullsDuring(() => apply(pinDesired(written('always', 'always'), digest)))).toEqual([`${repo}@${digest.get(ref)!.digest}`]);
     expect(await pullsDuring(() => apply(pinDesired(written(undefined, 'missing'), digest)))).toEqual([]);
     expect(await pullsDuring(() => apply(pinDesired(written('never', 'never'), digest)))).toEqual([]);
+  }, 120_000);
+
+  it('the CLI pins like the app: berth plan shows the digest, berth apply runs it, and a refused image is the located plan error', async () => {
+    const digest = push('berth-test/app:1');
+    const checkout = mkdtempSync(join(tmpdir(), 'berth-cli-pin-'));
+    mkdirSync(join(checkout, '.github'));
+    writeFileSync(join(checkout, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: cli\n    compose: [compose.yml]\n    targets: [local]\n`);
+    writeFileSync(join(checkout, 'compose.yml'), `services:\n  web:\n    image: ${ref}\n`);
+    const io = () => {
+      const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += `${t}\n`), err: (t: string) => void (o.stderr += `${t}\n`) };
+      return o;
+    };
+    const saved = { BERTH_DOCKER_CONFIG: process.env.BERTH_DOCKER_CONFIG, BERTH_TARGETS: process.env.BERTH_TARGETS };
+    try {
+      delete process.env.BERTH_TARGETS;
+      process.env.BERTH_DOCKER_CONFIG = join(dir, 'config.json');
+      const plan = io();
+      expect(await main(['plan', '--repo', checkout, '--env', 'cli'], plan)).toBe(2);
+      expect(plan.stdout).toContain(`${ref}@${digest}`);
+      const db = `sqlite:${join(checkout, 'berth.sqlite')}`;
+      expect(await main(['apply', '--repo', checkout, '--env', 'cli', '--yes', '--database', db], io())).toBe(0);
+      const cs = await docker.listContainers({ filters: { label: [`io.berth.project=${PROJECT}`, 'io.berth.environment=cli'] } });
+      expect(cs.map((c) => c.Image)).toEqual([`${ref}@${digest}`]);
+      process.env.BERTH_DOCKER_CONFIG = (noLogin(), join(dir, 'empty.json'));
+      const refused = io();
+      expect(await main(['plan', '--repo', checkout, '--env', 'cli'], refused)).toBe(1);
+      expect(refused.stderr).toContain(`berth: compose.yml:3: services.web.image: cannot resolve an image to a digest`);
+      expect(refused.stderr).toContain(`registry ${CI_REGISTRY}, image ${ref}, queried without credentials`);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   }, 120_000);
 });
