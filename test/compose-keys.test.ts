@@ -13,6 +13,8 @@ import type { GitHubPort } from '../src/github.js';
 import { DENY_ALL } from '../src/compose/policy.js';
 import { containerCreateOptions } from '../src/docker/spec.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
+import { dockerNames } from '../src/model.js';
+import type { CreateExtras } from '../src/engine.js';
 import { reconcile } from '../src/reconcile.js';
 import { renderPlanMarkdown } from '../src/render.js';
 import { loadEnvironment, readFromDir } from '../src/repo.js';
@@ -24,7 +26,7 @@ const load = (text: string, opts: Partial<LoadComposeOptions> = {}) => loadCompo
 const svc = (body: string, extra = '') => `services:\n  web:\n${body.split('\n').map((l) => `    ${l}`).join('\n')}\n${extra}`;
 const web = (d: DesiredState): ServiceSpec => d.services.find((s) => s.spec.name === 'web')!.spec;
 const hashOf = (d: DesiredState) => d.services.find((s) => s.spec.name === 'web')!.configHash;
-const create = (spec: ServiceSpec) => containerCreateOptions('c', spec, { project: 'p', environment: 'e', replica: 1, configHash: 'h', applyId: 'a' }, spec.networks[0]) as Record<string, any>;
+const create = (spec: ServiceSpec, extras?: CreateExtras) => containerCreateOptions('c', spec, { project: 'p', environment: 'e', replica: 1, configHash: 'h', applyId: 'a' }, spec.networks[0], extras) as Record<string, any>;
 
 describe('service keys reach the spec and the create options', () => {
   // [compose lines, expected spec fields, check on the create options]
@@ -142,11 +144,14 @@ describe('service keys reach the spec and the create options', () => {
       { name: 'old', driver: 'local', labels: {}, external: true, dockerName: 'legacy' },
       { name: 'v', driver: 'local', labels: {}, external: false, dockerName: 'data', driverOpts: { device: 'tmpfs', type: 'tmpfs' } },
     ]);
-    // not silently ignored: a fixed name for an object berth names per environment is noted on the plan
-    expect(d.notes).toEqual([
-      'network n asks for the name "shared-net" (compose.yml:8); berth names it per environment instead: p-e_n',
-      'volume v asks for the name "data" (compose.yml:16); berth names it per environment instead: p-e_v',
-    ]);
+    // name: is the object's name in Docker, as in compose (the create options use it)
+    expect(d.notes).toBeUndefined();
+    expect(Object.keys(create(web(d), { networkNames: { n: 'shared-net', ext: 'real-net' }, volumeNames: { v: 'data', old: 'legacy' } }).NetworkingConfig.EndpointsConfig)).toEqual(['real-net']);
+    expect(dockerNames(d).network('n')).toBe('shared-net');
+    expect(dockerNames(d).volume('v')).toBe('data');
+    expect(dockerNames(d).volume('old')).toBe('legacy');
+    // two declarations cannot share one name
+    expect(errorOf(() => load(svc('image: nginx\nnetworks: [a, b]', 'networks:\n  a: {name: x}\n  b:\n    name: x\n')))).toMatchObject({ code: 'duplicate_name', line: 9 });
   });
 
   it('mount flags: :z/:Z relabel and short binds create the host directory (legacy Binds); long binds only when asked', () => {

@@ -142,9 +142,16 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
 
   const merged = mergeFragments(fragments);
-  // Two environments share a host: a fixed name would collide between them, so berth keeps its own prefixed name (and says so).
-  for (const o of [...merged.networks.values(), ...merged.volumes.values()]) {
-    if (o.dockerName && !o.external?.v) notes.push(`${merged.networks.get(o.name) === o ? 'network' : 'volume'} ${o.name} asks for the name "${o.dockerName.v}" (${o.dockerName.at.file}:${o.dockerName.at.line}); berth names it per environment instead: ${opts.project}-${opts.environment}_${o.name}`);
+  // `name:` is the object's name in Docker (compose's rule); two declarations of one kind cannot share it.
+  for (const [kind, objects] of [['network', merged.networks], ['volume', merged.volumes]] as const) {
+    const seen = new Map<string, string>();
+    for (const o of objects.values()) {
+      const dn = o.dockerName?.v;
+      if (!dn) continue;
+      const other = seen.get(dn);
+      if (other !== undefined) throw error('duplicate_name', `${kind}s ${other} and ${o.name} are both named "${dn}"`, o.dockerName!.at, `give each ${kind} its own name:`);
+      seen.set(dn, o.name);
+    }
   }
   applyProfiles(merged, new Set(opts.profiles ?? []));
   applyLinks(merged);
