@@ -151,7 +151,7 @@ describe('service keys reach the spec and the create options', () => {
     expect(dockerNames(d).volume('v')).toBe('data');
     expect(dockerNames(d).volume('old')).toBe('legacy');
     // two declarations cannot share one name
-    expect(errorOf(() => load(svc('image: nginx\nnetworks: [a, b]', 'networks:\n  a: {name: x}\n  b:\n    name: x\n')))).toMatchObject({ code: 'duplicate_name', line: 9 });
+    expect(errorOf(() => load(svc('image: nginx\nnetworks: [a, b]', 'networks:\n  a: {name: x}\n  b:\n    name: x\n')))).toMatchObject({ code: 'duplicate_name', line: 8, path: 'networks.b.name' });
   });
 
   it('mount flags: :z/:Z relabel and short binds create the host directory (legacy Binds); long binds only when asked', () => {
