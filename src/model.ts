@@ -153,6 +153,19 @@ export interface ServiceExtras {
   pullPolicy?: PullPolicy;
   /** per network key, only for networks with options */
   networkOptions?: Record<string, ServiceNetwork>;
+  /** deploy.resources.reservations.devices (GPUs and other devices through a device driver); governed by the policy's allow_devices */
+  deviceRequests?: DeviceRequest[];
+}
+
+/** One `deploy.resources.reservations.devices` entry, as Docker's DeviceRequest takes it. */
+export interface DeviceRequest {
+  capabilities: string[];
+  driver?: string;
+  /** -1: all */
+  count?: number;
+  deviceIds?: string[];
+  /** keys sorted */
+  options?: Record<string, string>;
 }
 
 /**

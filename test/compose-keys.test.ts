@@ -87,8 +87,27 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\nmem_limit: lots'))).message).toBe('compose.yml:4: services.web.mem_limit: mem_limit: invalid size "lots" — use a number of bytes or a size like 512m or 2g');
     expect(errorOf(() => load(svc('image: nginx\nextra_hosts: ["db:not-an-ip"]'))).problem).toBe('extra_hosts: "not-an-ip" for db is not an IP address');
     expect(errorOf(() => load(svc('image: nginx\npull_policy: sometimes'))).line).toBe(4);
-    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: []'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices is not supported/);
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: [{driver: nvidia}]'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices\[0\] needs capabilities/);
     expect(errorOf(() => load(svc('image: nginx\nruntime: runc'))).code).toBe('unsupported');
+  });
+
+  it('deploy.resources.reservations: devices (GPUs) become Docker device requests under allow_devices, refused without it; cpus is refused with the reason', () => {
+    const gpu = 'deploy:\n  resources:\n    reservations:\n      devices:\n        - driver: nvidia\n          count: 1\n          capabilities: [gpu, utility]\n        - capabilities: [gpu]\n          device_ids: ["0", "3"]';
+    const d = load(svc(`image: nginx\n${gpu}`), { policy: { ...DENY_ALL, allow_devices: true } });
+    expect(web(d).deviceRequests).toEqual([{ capabilities: ['gpu', 'utility'], driver: 'nvidia', count: 1 }, { capabilities: ['gpu'], deviceIds: ['0', '3'] }]);
+    expect(create(web(d)).HostConfig.DeviceRequests).toEqual([
+      { Driver: 'nvidia', Count: 1, DeviceIDs: [], Capabilities: [['gpu', 'utility']], Options: {} },
+      { Driver: '', Count: 0, DeviceIDs: ['0', '3'], Capabilities: [['gpu']], Options: {} },
+    ]);
+    // without a count or device_ids compose reserves every matching device (count -1)
+    expect(create(web(load(svc('image: nginx\ndeploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}'), { policy: { ...DENY_ALL, allow_devices: true } }))).HostConfig.DeviceRequests[0].Count).toBe(-1);
+    const denied = errorOf(() => load(svc(`image: nginx\n${gpu}`), { policy: DENY_ALL }));
+    expect(denied).toMatchObject({ line: 7, path: 'services.web.deploy.resources.reservations.devices' });
+    expect(denied.problem).toBe("service web: device reservation gpu+utility, gpu (host devices such as GPUs) is not allowed by the repository's policy");
+    const cpus = errorOf(() => load(svc('image: nginx\ndeploy: {resources: {reservations: {cpus: "0.5"}}}')));
+    expect(cpus).toMatchObject({ code: 'unsupported', line: 4, path: 'services.web.deploy.resources.reservations.cpus' });
+    expect(cpus.message).toContain('a CPU reservation is a Swarm scheduling option with no container setting (docker compose ignores it)');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy: {resources: {reservations: {devices: [{count: 1}]}}}'), { policy: { ...DENY_ALL, allow_devices: true } })).problem).toBe('deploy.resources.reservations.devices[0] needs capabilities');
   });
 
   it('host-wide sysctls and loosening security options are denied unless the policy allows them', () => {

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { DependsOnCondition, Mount, PortBinding, RestartPolicy, ServiceExtras, ServiceNetwork } from '../model.js';
+import type { DependsOnCondition, DeviceRequest, Mount, PortBinding, RestartPolicy, ServiceExtras, ServiceNetwork } from '../model.js';
 import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
@@ -19,6 +19,7 @@ import {
   parseVolume,
   portKey,
   scalarString,
+  sortRecord,
   splitCommand,
   type PathContext,
 } from './normalize.js';
@@ -661,11 +662,41 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         else if (kind === 'limits' && k === 'memory') frag.extras.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
         else if (kind === 'limits' && k === 'pids') frag.extras.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
         else if (kind === 'reservations' && k === 'memory') frag.extras.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
-        else if (kind === 'reservations' && (k === 'cpus' || k === 'devices' || k === 'generic_resources'))
-          throw err('unsupported', `deploy.resources.reservations.${k} is not supported by berth`, q, k === 'cpus' ? 'a plain Docker engine cannot reserve CPUs: use deploy.resources.limits.cpus' : 'GPU and device reservations are not supported; remove it');
-        else throw err('unknown_key', `unknown key "${k}" in deploy.resources.${kind}`, q, kind === 'limits' ? 'known keys: cpus, memory, pids' : 'known keys: memory');
+        else if (kind === 'reservations' && k === 'devices') frag.extras.deviceRequests = at(q, () => deviceRequests(v));
+        else if (kind === 'reservations' && k === 'cpus')
+          // docker compose drops it without a word (a Swarm scheduling option); berth says so instead.
+          throw err('unsupported', 'deploy.resources.reservations.cpus cannot be honoured on a Docker engine', q, 'a CPU reservation is a Swarm scheduling option with no container setting (docker compose ignores it): remove it, or cap the service with deploy.resources.limits.cpus');
+        else if (kind === 'reservations' && k === 'generic_resources')
+          throw err('unsupported', 'deploy.resources.reservations.generic_resources cannot be honoured on a Docker engine', q, 'generic resources are advertised by Swarm nodes; on a Docker engine reserve a device with deploy.resources.reservations.devices');
+        else throw err('unknown_key', `unknown key "${k}" in deploy.resources.${kind}`, q, kind === 'limits' ? 'known keys: cpus, memory, pids' : 'known keys: memory, devices');
       }
     }
+  }
+
+  /** `reservations.devices`: compose's device requests (`capabilities` required; `driver`, `count` (a number or all), `device_ids`, `options`). */
+  function deviceRequests(v: unknown): DeviceRequest[] {
+    const fail = (code: string, problem: string, hint?: string): never => {
+      throw new FieldProblem(code, problem, hint);
+    };
+    if (!Array.isArray(v)) return fail('invalid_value', 'deploy.resources.reservations.devices must be a list', 'e.g. - capabilities: [gpu]');
+    return v.map((entry, i) => {
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) return fail('invalid_value', `deploy.resources.reservations.devices[${i}] must be a mapping`);
+      const o = entry as Record<string, unknown>;
+      for (const k of Object.keys(o)) if (!['capabilities', 'driver', 'count', 'device_ids', 'options'].includes(k)) fail('unknown_key', `unknown key "${k}" in deploy.resources.reservations.devices[${i}]`, 'known keys: capabilities, driver, count, device_ids, options');
+      const strings = (x: unknown, what: string): string[] => (Array.isArray(x) && x.every((y) => typeof y === 'string' || typeof y === 'number') ? x.map(String) : fail('invalid_value', `${what} must be a list of strings`));
+      const capabilities = o.capabilities === undefined ? fail('invalid_value', `deploy.resources.reservations.devices[${i}] needs capabilities`, 'e.g. capabilities: [gpu]') : strings(o.capabilities, 'capabilities');
+      if (o.count !== undefined && o.device_ids !== undefined) fail('invalid_value', `deploy.resources.reservations.devices[${i}]: count and device_ids cannot both be set`);
+      const count = o.count === undefined ? undefined : o.count === 'all' ? -1 : asNonNegativeInt(o.count, 'count');
+      const options: Record<string, string> = {};
+      for (const [k, val] of Object.entries((o.options as Record<string, unknown> | undefined) ?? {})) options[k] = String(val);
+      return {
+        capabilities: [...new Set(capabilities)].sort(),
+        ...(o.driver !== undefined ? { driver: String(o.driver) } : {}),
+        ...(count !== undefined ? { count } : {}),
+        ...(o.device_ids !== undefined ? { deviceIds: strings(o.device_ids, 'device_ids') } : {}),
+        ...(Object.keys(options).length ? { options: sortRecord(options) } : {}),
+      };
+    });
   }
 
   /** `env_file:` entries read through the repository reader, later files winning, as compose does. */

@@ -117,6 +117,8 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     if (s.pid?.v === 'host' && !policy.allow_host_pid) throw deny(`service ${s.name}: pid host`, s.pid.at, hint('allow_host_pid'));
     for (const c of s.capAdd ?? []) if (!caps.has(c.v) && !caps.has('ALL')) throw deny(`service ${s.name}: cap_add ${c.v}`, c.at, hint('allow_cap_add', `[${c.v}]`));
     for (const d of s.devices ?? []) if (!policy.allow_devices) throw deny(`service ${s.name}: device ${d.v.split(':')[0]}`, d.at, hint('allow_devices'));
+    const requests = s.extras.deviceRequests;
+    if (requests?.v && !policy.allow_devices) throw deny(`service ${s.name}: device reservation ${requests.v.map((r: { capabilities: string[] }) => r.capabilities.join('+')).join(', ')} (host devices such as GPUs)`, requests.at, hint('allow_devices'));
     const sysctls = s.extras.sysctls;
     for (const k of Object.keys(sysctls?.v ?? {})) {
       if (isNamespacedSysctl(k) || policy.allow_host_sysctls) continue;

@@ -79,6 +79,9 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.tmpfs ? { Tmpfs: spec.tmpfs } : {}),
     ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
     ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
+    ...(spec.deviceRequests?.length
+      ? { DeviceRequests: spec.deviceRequests.map((r) => ({ Driver: r.driver ?? '', Count: r.count ?? (r.deviceIds ? 0 : -1), DeviceIDs: r.deviceIds ?? [], Capabilities: [r.capabilities], Options: r.options ?? {} })) }
+      : {}),
   };
   return [config, host];
 }
