@@ -151,6 +151,10 @@ export interface ServiceExtras {
   /** on-failure:N */
   restartMaxRetries?: number;
   pullPolicy?: PullPolicy;
+  /** `ipc`: private, shareable or host (host governed by the policy's allow_host_ipc) */
+  ipcMode?: string;
+  /** `cgroup`: private or host (host governed by the policy's allow_host_cgroupns) */
+  cgroupnsMode?: string;
   /** per network key, only for networks with options */
   networkOptions?: Record<string, ServiceNetwork>;
   /** deploy.resources.reservations.devices (GPUs and other devices through a device driver); governed by the policy's allow_devices */

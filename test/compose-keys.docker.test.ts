@@ -63,6 +63,8 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['labels', 'labels: {com.example.tier: web}', (c) => expect(c.Config.Labels['com.example.tier']).toBe('web')],
   ['restart', 'restart: on-failure:3', (c) => expect(c.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
   ['security_opt', 'security_opt: [no-new-privileges:true]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
+  ['ipc', 'ipc: shareable', (c) => expect(c.HostConfig.IpcMode).toBe('shareable')],
+  ['cgroup', 'cgroup: private', (c) => expect(c.HostConfig.CgroupnsMode).toBe('private')],
   ['env_file', 'env_file: app.env', (c) => expect(c.Config.Env).toContain('FROM_FILE=yes')],
   ['networks (aliases, ipv4_address)', `networks:\n  fixed:\n    aliases: [api]\n    ipv4_address: ${SUBNET}.10`, (c) => {
     const ep = c.NetworkSettings.Networks[names.network(PROJECT, ENV, 'fixed')]!;

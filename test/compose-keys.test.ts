@@ -65,6 +65,8 @@ describe('service keys reach the spec and the create options', () => {
     ['labels: {com.example.tier: web}', { labels: { 'com.example.tier': 'web' } }, (o) => expect(o.Labels['com.example.tier']).toBe('web')],
     ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
     ['pull_policy: every_12h', { pullPolicy: 'every_12h' }, () => {}],
+    ['ipc: shareable', { ipcMode: 'shareable' }, (o) => expect(o.HostConfig.IpcMode).toBe('shareable')],
+    ['cgroup: private', { cgroupnsMode: 'private' }, (o) => expect(o.HostConfig.CgroupnsMode).toBe('private')],
     ['security_opt: [no-new-privileges:true]', { securityOpt: ['no-new-privileges:true'] }, (o) => expect(o.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
   ];
   for (const [lines, fields, check] of table) {
@@ -108,6 +110,19 @@ describe('service keys reach the spec and the create options', () => {
     expect(cpus).toMatchObject({ code: 'unsupported', line: 4, path: 'services.web.deploy.resources.reservations.cpus' });
     expect(cpus.message).toContain('a CPU reservation is a Swarm scheduling option with no container setting (docker compose ignores it)');
     expect(errorOf(() => load(svc('image: nginx\ndeploy: {resources: {reservations: {devices: [{count: 1}]}}}'), { policy: { ...DENY_ALL, allow_devices: true } })).problem).toBe('deploy.resources.reservations.devices[0] needs capabilities');
+  });
+
+  it('ipc host and cgroup host are governed by the policy; ipc joins and runtime are refused with the reason; attach is noted, not deployed', () => {
+    const withPolicy = (body: string, allow = {}) => load(svc(`image: nginx\n${body}`), { policy: { ...DENY_ALL, ...allow } });
+    expect(errorOf(() => withPolicy('ipc: host'))).toMatchObject({ line: 4, problem: "service web: ipc host (the host's IPC namespace) is not allowed by the repository's policy" });
+    expect(web(withPolicy('ipc: host', { allow_host_ipc: true })).ipcMode).toBe('host');
+    expect(errorOf(() => withPolicy('cgroup: host'))).toMatchObject({ line: 4, problem: "service web: cgroup host (the host's cgroup namespace) is not allowed by the repository's policy" });
+    expect(web(withPolicy('cgroup: host', { allow_host_cgroupns: true })).cgroupnsMode).toBe('host');
+    expect(errorOf(() => load(svc('image: nginx\nipc: service:db')))).toMatchObject({ code: 'unsupported', line: 4 });
+    expect(errorOf(() => load(svc('image: nginx\nruntime: io.containerd.wasmedge.v1'))).hint).toContain('berth does not let a repository choose host runtimes');
+    const attached = load(svc('image: nginx\nattach: false'));
+    expect(attached.notes).toEqual(['service web has attach: (compose.yml:4); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment']);
+    expect(hashOf(attached)).toBe(hashOf(load(svc('image: nginx'))));
   });
 
   it('host-wide sysctls and loosening security options are denied unless the policy allows them', () => {

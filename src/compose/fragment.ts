@@ -114,6 +114,8 @@ export interface ServiceFragment {
   build?: Loc;
   /** `develop:` is present (it drives `docker compose watch` on a laptop, nothing on a deployment) */
   develop?: Loc;
+  /** `attach:` is present (which logs `docker compose up` shows in the foreground; nothing on a deployment) */
+  attach?: Loc;
   /** environment read from env_file (environment: wins over it) */
   envFromFiles?: Map<string, At<string>>;
   /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
@@ -192,6 +194,7 @@ export const SUPPORTED_SERVICE_KEYS = [
   'profiles',
   'build',
   'develop',
+  'attach',
   'env_file',
   'extends',
   ...Object.keys(EXTRA_KEYS),
@@ -201,16 +204,21 @@ export const SUPPORTED_SERVICE_KEYS = [
 
 /** Compose service keys berth knows but does not support, with what to do instead. */
 const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
+  runtime: 'it picks an OCI runtime installed on the host (wasmedge, nvidia, runsc); berth does not let a repository choose host runtimes: remove it, or deploy to a target whose default runtime is the one the service needs',
+  gpus: 'write the GPU request as deploy.resources.reservations.devices (capabilities: [gpu]), which berth passes to Docker under policy.allow_devices',
+  cgroup_parent: 'it places the container in a cgroup of the host, outside what the policy governs: remove it',
+  userns_mode: 'userns_mode: host turns off the engine\'s user-namespace remapping for the container, outside what the policy governs: remove it',
+  uts: 'uts: host shares the host\'s hostname namespace, outside what the policy governs: remove it, or set hostname:',
 };
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
-  'annotations', 'attach', 'blkio_config', 'cap_drop', 'cgroup', 'cgroup_parent', 'cpu_count', 'cpu_percent', 'cpu_period',
+  'annotations', 'blkio_config', 'cap_drop', 'cpu_count', 'cpu_percent', 'cpu_period',
   'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'device_cgroup_rules',
-  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'gpus', 'group_add',
-  'hostname', 'init', 'ipc', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
+  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'group_add',
+  'hostname', 'init', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
-  'provider', 'pull_policy', 'read_only', 'runtime', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
-  'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts',
+  'provider', 'pull_policy', 'read_only', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
+  'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket',
 ];
 
 const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'configs', 'secrets', 'version', 'name', 'include'];
@@ -624,6 +632,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         return;
       case 'develop':
         frag.develop = loc(path);
+        return;
+      case 'attach':
+        at(path, () => asBool(value, 'attach'));
+        frag.attach = loc(path);
         return;
       case 'extends':
         // resolved by the loader once every file is read (it may name a service of another file)
