@@ -21,6 +21,8 @@ import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
 import { desiredDigest } from './reconcile.js';
+import { desiredService } from './desired.js';
+import { parsePayload } from './executor.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
 import { learnDesired, learnEnvironment } from './outbound.js';
@@ -119,7 +121,11 @@ export class Bot {
   }
 
   /** One environment's desired state from the compose files at the PR head. */
-  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>): Promise<DesiredState> {
+  /**
+   * `pinnedFrom`: a rollback's applied state — a service whose reference is unchanged runs the digest that
+   * apply ran (a tag re-pushed since must not turn the rollback into a deploy of the new bits).
+   */
+  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>, pinnedFrom?: DesiredState): Promise<DesiredState> {
     const inputs = [];
     for (const path of env.compose) {
       const clean = path.replace(/^\.\//, '');
@@ -143,7 +149,17 @@ export class Bot {
     );
     learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
-    const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
+    const ran = new Map((pinnedFrom?.services ?? []).map((x) => [x.spec.name, x.spec.image]));
+    const asRan = ran.size
+      ? {
+          ...desired,
+          services: desired.services.map((x) => {
+            const image = ran.get(x.spec.name);
+            return image?.startsWith(`${x.spec.image}@sha256:`) ? { ...desiredService({ ...x.spec, image }), ...(x.at ? { at: x.at } : {}) } : x;
+          }),
+        }
+      : desired;
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(asRan, env.targets) : asRan;
     return { ...pinned, repository: repoName(repo) };
   }
 
@@ -151,11 +167,11 @@ export class Bot {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
-  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string): Promise<EnvPlan> {
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, pinnedFrom?: DesiredState): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
       await this.ownProject(repoName(repo), loaded.config, env, false);
-      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
+      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files, pinnedFrom);
       const plans = await planTargets(desired, env.targets, this.o.observe);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
       const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
@@ -428,7 +444,14 @@ export class Bot {
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
       // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
       const source = { id: target.id, pr: target.pr, headSha: target.headSha };
-      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha);
+      // …with the image digests that apply ran (an unreadable payload rebuilds with today's digests, which the plan shows).
+      let ranState: DesiredState | undefined;
+      try {
+        ranState = parsePayload(target.desiredJson).desired;
+      } catch {
+        ranState = undefined;
+      }
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, ranState);
       if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
       desired = planned.desired;
       expected = expectedOf(planned.plans);

@@ -117,7 +117,7 @@ describeRegistry('staging-first covers image digests, through /apply', () => {
   const planComment = () => fake.comments(REPO, 1).filter((x) => x.user === 'berth[bot]')[0]!.body;
   const runningImage = async (env: string) => (await docker.listContainers({ filters: { label: [`${LABEL.project}=${PROJECT}`, `${LABEL.environment}=${env}`] } })).map((c) => c.Image);
 
-  it('a re-pushed tag after /apply staging: /apply production is refused, staging re-planned and re-applied with the new digest, production re-planned, then it runs the same digest', async () => {
+  it('a re-pushed tag after /apply staging: /apply production is refused, staging re-planned and re-applied with the new digest, production re-planned, then it runs the same digest; /rollback staging runs the old digest again', async () => {
     const first = push('berth-test/app:1');
     await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'opened', headSha: HEAD }));
     expect(planComment()).toContain(first);
@@ -147,5 +147,10 @@ describeRegistry('staging-first covers image digests, through /apply', () => {
     expect(await runningImage('production')).toEqual([`${ref}@${second}`]);
     const applied = await ts.store.listApplies({ environment: 'production' });
     expect(applied.map((a) => a.state)).toEqual(['completed']);
+
+    // /rollback staging goes back to the bits staging ran before, though the tag now names the new ones.
+    const rollback = await say('/rollback staging');
+    expect(rollback).toMatch(/✅ Rollback of `staging` completed|✅ .*`staging`.* completed/);
+    expect(await runningImage('staging')).toEqual([`${ref}@${first}`]);
   }, 180_000);
 });
