@@ -23,6 +23,8 @@ import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
 import { deploymentSpec } from './deployments.js';
 import { desiredDigest } from './reconcile.js';
+import { desiredService } from './desired.js';
+import { parsePayload } from './executor.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
 import { learnDesired, learnEnvironment, outText } from './outbound.js';
@@ -125,7 +127,11 @@ export class Bot {
   }
 
   /** One environment's desired state from the compose files at the PR head. */
-  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>): Promise<DesiredState> {
+  /**
+   * `pinnedFrom`: a rollback's applied state — a service whose reference is unchanged runs the digest that
+   * apply ran (a tag re-pushed since must not turn the rollback into a deploy of the new bits).
+   */
+  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>, pinnedFrom?: DesiredState): Promise<DesiredState> {
     const inputs = [];
     // Read together, checked in order (the first missing one is the error).
     const cleaned = env.compose.map((path) => path.replace(/^\.\//, ''));
@@ -151,7 +157,17 @@ export class Bot {
     );
     learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
-    const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
+    const ran = new Map((pinnedFrom?.services ?? []).map((x) => [x.spec.name, x.spec.image]));
+    const asRan = ran.size
+      ? {
+          ...desired,
+          services: desired.services.map((x) => {
+            const image = ran.get(x.spec.name);
+            return image?.startsWith(`${x.spec.image}@sha256:`) ? { ...desiredService({ ...x.spec, image }), ...(x.at ? { at: x.at } : {}) } : x;
+          }),
+        }
+      : desired;
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(asRan, env.targets) : asRan;
     return { ...pinned, repository: repoName(repo) };
   }
 
@@ -159,11 +175,11 @@ export class Bot {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
-  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}): Promise<EnvPlan> {
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}, pinnedFrom?: DesiredState): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
       await this.ownProject(repoName(repo), loaded.config, env, false);
-      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
+      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files, pinnedFrom);
       const plans = await planTargets(desired, env.targets, this.o.observe, opts);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
       // The plan DAG drawn (issue 14): labels masked like the plan, then made inert for Mermaid.
@@ -455,7 +471,14 @@ export class Bot {
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
       // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
       const source = { id: target.id, pr: target.pr, headSha: target.headSha };
-      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' });
+      // …with the image digests that apply ran (an unreadable payload rebuilds with today's digests, which the plan shows).
+      let ranState: DesiredState | undefined;
+      try {
+        ranState = parsePayload(target.desiredJson).desired;
+      } catch {
+        ranState = undefined;
+      }
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' }, ranState);
       if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
       desired = planned.desired;
       expected = expectedOf(planned.plans);
