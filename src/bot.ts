@@ -25,6 +25,8 @@ import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
 import { deploymentSpec } from './deployments.js';
 import { desiredDigest } from './reconcile.js';
+import { desiredService } from './desired.js';
+import { parsePayload } from './executor.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
 import { learnDesired, learnEnvironment, outText } from './outbound.js';
@@ -100,8 +102,8 @@ export class Bot {
 
   /** `.github/berth.yml` from the default branch: a PR never configures berth for itself. Undefined when absent. */
   async loadConfig(gh: GitHubPort, repo: RepoRef): Promise<BerthConfig | undefined> {
-    const branch = await gh.defaultBranch(repo);
-    const text = await gh.readFile(repo, CONFIG_PATH, branch);
+    // No ref: GitHub reads the default branch itself (one request, not a repos.get first).
+    const text = await gh.readFile(repo, CONFIG_PATH);
     if (text === undefined) return undefined;
     const config = parseConfig(text, CONFIG_PATH);
     rememberConfigText(config, text);
@@ -130,11 +132,17 @@ export class Bot {
   }
 
   /** One environment's desired state from the compose files at the PR head. */
-  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>): Promise<DesiredState> {
+  /**
+   * `pinnedFrom`: a rollback's applied state — a service whose reference is unchanged runs the digest that
+   * apply ran (a tag re-pushed since must not turn the rollback into a deploy of the new bits).
+   */
+  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>, pinnedFrom?: DesiredState): Promise<DesiredState> {
     const inputs = [];
-    for (const path of env.compose) {
-      const clean = path.replace(/^\.\//, '');
-      const text = files.has(clean) ? await gh.readFile(repo, clean, sha) : undefined;
+    // Read together, checked in order (the first missing one is the error).
+    const cleaned = env.compose.map((path) => path.replace(/^\.\//, ''));
+    const texts = await Promise.all(cleaned.map((clean) => (files.has(clean) ? gh.readFile(repo, clean, sha) : undefined)));
+    for (const [i, clean] of cleaned.entries()) {
+      const text = texts[i];
       if (text === undefined) {
         throw new ComposeError('missing_file', `compose file ${code(clean)} does not exist at ${shortSha(sha)}`, {
           file: CONFIG_PATH,
@@ -156,7 +164,17 @@ export class Bot {
     );
     learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
-    const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
+    const ran = new Map((pinnedFrom?.services ?? []).map((x) => [x.spec.name, x.spec.image]));
+    const asRan = ran.size
+      ? {
+          ...desired,
+          services: desired.services.map((x) => {
+            const image = ran.get(x.spec.name);
+            return image?.startsWith(`${x.spec.image}@sha256:`) ? { ...desiredService({ ...x.spec, image }), ...(x.at ? { at: x.at } : {}) } : x;
+          }),
+        }
+      : desired;
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(asRan, env.targets) : asRan;
     return { ...pinned, repository: repoName(repo) };
   }
 
@@ -164,11 +182,11 @@ export class Bot {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
-  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}): Promise<EnvPlan> {
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}, pinnedFrom?: DesiredState): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
       await this.ownProject(repoName(repo), loaded.config, env, false);
-      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
+      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files, pinnedFrom);
       const plans = await planTargets(desired, env.targets, this.o.observe, opts);
       const secrets = { secretKeys: secretKeysOf(env), secretValues: secretVariableValues(env.variables, env.secret_keys) };
       // The plan DAG drawn (issue 14): labels masked like the plan, then made inert for Mermaid.
@@ -306,20 +324,26 @@ export class Bot {
     const envs = config?.environments.map((e) => e.name) ?? [];
     const parsed = parseCommands(comment.body, envs);
     if (parsed.kind === 'none') return;
-    await gh.react(repo, comment.id, 'eyes').catch((err) => this.o.log.warn({ err: String(err) }, 'could not add reaction'));
-    // What an edited comment said when it was written, and what its author saw then, is unknown: it carries no command.
-    if (comment.updatedAt !== undefined && comment.updatedAt !== comment.createdAt) return void (await this.reply(gh, repo, prNumber, msg.editedCommand()));
-    if (!config) {
-      await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
-      return;
-    }
-    const name = parsed.kind === 'command' ? parsed.command.name : 'invalid';
+    // Sent first but not waited for: GitHub spaces writes a second apart, and the command's work (an
+    // apply's Docker calls) must not queue behind its acknowledgement. The command ends after it.
+    const ack = gh.react(repo, comment.id, 'eyes').catch((err) => this.o.log.warn({ err: String(err) }, 'could not add reaction'));
     try {
-      await this.runCommand(gh, repo, prNumber, comment, parsed, config);
-      this.o.metrics?.command(name, parsed.kind === 'command' ? 'handled' : 'rejected');
-    } catch (err) {
-      this.o.metrics?.command(name, 'failed');
-      throw err;
+      // What an edited comment said when it was written, and what its author saw then, is unknown: it carries no command.
+      if (comment.updatedAt !== undefined && comment.updatedAt !== comment.createdAt) return void (await this.reply(gh, repo, prNumber, msg.editedCommand()));
+      if (!config) {
+        await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
+        return;
+      }
+      const name = parsed.kind === 'command' ? parsed.command.name : 'invalid';
+      try {
+        await this.runCommand(gh, repo, prNumber, comment, parsed, config);
+        this.o.metrics?.command(name, parsed.kind === 'command' ? 'handled' : 'rejected');
+      } catch (err) {
+        this.o.metrics?.command(name, 'failed');
+        throw err;
+      }
+    } finally {
+      await ack;
     }
   }
 
@@ -403,8 +427,11 @@ export class Bot {
       await this.reply(gh, repo, pr, msg.unknownEnv(envName, config.environments.map((e) => e.name)));
       return;
     }
+    // A read, asked for while authorisation is checked: the gates below need it anyway.
+    const pulled = gh.getPull(repo, pr);
+    pulled.catch(() => undefined);
     if (!(await this.authorised(gh, repo, pr, user, env))) return;
-    const pull = await gh.getPull(repo, pr);
+    const pull = await pulled;
     if (pull.state !== 'open') return void (await this.reply(gh, repo, pr, msg.closedPr()));
     if (await this.refuse(gh, repo, pr, forkGate(pull, !!this.o.allowForks))) return;
     if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env))) return;
@@ -423,8 +450,7 @@ export class Bot {
     let expected: readonly ExpectedPlan[] | undefined;
     let rollbackPlan: string | undefined;
     let stateSha = pull.headSha;
-    await this.o.store.recordHead(full, pr, pull.headSha);
-    const files = await gh.listFiles(repo, pull.headSha);
+    const [, files] = await Promise.all([this.o.store.recordHead(full, pr, pull.headSha), gh.listFiles(repo, pull.headSha)]);
     if (kind === 'apply') {
       const saved = await this.o.store.latestPlan(full, pr, env.name);
       if (!saved || saved.headSha !== pull.headSha) {
@@ -452,7 +478,14 @@ export class Bot {
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
       // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
       const source = { id: target.id, pr: target.pr, headSha: target.headSha };
-      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' });
+      // …with the image digests that apply ran (an unreadable payload rebuilds with today's digests, which the plan shows).
+      let ranState: DesiredState | undefined;
+      try {
+        ranState = parsePayload(target.desiredJson).desired;
+      } catch {
+        ranState = undefined;
+      }
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' }, ranState);
       if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
       desired = planned.desired;
       expected = expectedOf(planned.plans);
@@ -499,32 +532,38 @@ export class Bot {
       throw err;
     }
     const steps = prepared.plans.reduce((n, p) => n + p.plan.nodes.length, 0);
-    // The apply is this process's from now on (no recovery pass takes it); its work waits for the start report.
-    let reported!: () => void;
-    const ready = new Promise<void>((r) => (reported = r));
-    void this.o.runner.start(prepared.applyId, prepared.fence, ready);
-    let checkRunId: number | null = null;
-    try {
-      const id = await gh.createCheckRun(repo, {
-        name: checkName(env.name),
-        headSha: pull.headSha,
-        status: 'in_progress',
-        title: `Applying ${env.name}: 0/${steps} steps`,
-        summary: `Apply ${code(prepared.applyId)} (${kind}) started by @${user}.\n\n${block(prepared.plans.map((p) => planToString(p.plan)).join('\n'), 'text')}`,
-        externalId: prepared.applyId,
-      });
-      await this.o.store.setApplyCheckRun(prepared.applyId, id);
-      checkRunId = id;
-    } catch (err) {
-      // Reporting never blocks the apply.
-      this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not create the apply check run');
-    }
-    await this.reply(gh, repo, pr, steps ? msg.started(env.name, prepared.applyId, stateSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
-      this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
-    );
-    reported();
-    // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way.
-    void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: prepared.applyId, kind, pr, actor: user }, stateSha));
+    const applyId = prepared.applyId;
+    // The start report (check run, then comment, then the deployment: in that order, once each) is sent
+    // while Docker work already runs: GitHub's write spacing never delays the apply. The runner holds its
+    // progress and final reports until this one is out, so they land after it and on its check run.
+    const report = (async () => {
+      let checkRunId: number | null = null;
+      try {
+        const id = await gh.createCheckRun(repo, {
+          name: checkName(env.name),
+          headSha: pull.headSha,
+          status: 'in_progress',
+          title: `Applying ${env.name}: 0/${steps} steps`,
+          summary: `Apply ${code(applyId)} (${kind}) started by @${user}.\n\n${block(prepared.plans.map((p) => planToString(p.plan)).join('\n'), 'text')}`,
+          externalId: applyId,
+        });
+        await this.o.store.setApplyCheckRun(applyId, id);
+        checkRunId = id;
+      } catch (err) {
+        // Reporting never blocks the apply.
+        this.o.log.error({ applyId, err: String(err) }, 'could not create the apply check run');
+      }
+      await this.reply(gh, repo, pr, steps ? msg.started(env.name, applyId, stateSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
+        this.o.log.error({ applyId, err: String(err) }, 'could not post the start comment'),
+      );
+      // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way
+      // (started here, so the final report, which waits for this start report, finds it under way).
+      void this.o.runner.deploy(gh, { id: applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: applyId, kind, pr, actor: user }, stateSha));
+    })();
+    // The apply is this process's from now on (no recovery pass takes it).
+    void this.o.runner.start(applyId, prepared.fence, report);
+    // The command is handled once its start is reported (the PR's next event comes after it).
+    await report;
     return prepared.applyId;
   }
 

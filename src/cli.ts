@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Observer, TargetPlan } from './apply.js';
 import { ApplyRefusedError, expectedOf, planTargets, prepareApply } from './apply.js';
 import { observe } from './docker/observe.js';
+import { pinThroughTargets, tagResolver } from './docker/resolve.js';
 import { driftReport, renderDriftText } from './drift.js';
 import { isBerthError } from './errors.js';
 import { Executor } from './executor.js';
@@ -42,7 +43,8 @@ const USAGE = `usage:
   berth status  [--apply ID] [--database URL]
   berth status  --targets [--docker URL]           each target's transport and engine version
                 exit 0: all answer, 1: one does not
-  berth status  --drift [--database URL]          drift from each environment's last completed apply
+  berth status  --drift [--database URL] [--docker URL]
+                drift from each environment's last completed apply, moved image tags included
                 exit 0: no drift, 2: drift, 1: error
   berth recover [--docker URL] [--database URL]   resume or fail applies a crash left open
 ${SECRETS_USAGE}
@@ -119,8 +121,10 @@ async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   learnEnvironment(e);
   learnDesired(loaded.desired, secretKeysOf(e), secretVariableValues(e.variables, e.secret_keys));
   const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
-  const plans = await planTargets(loaded.desired, loaded.environment.targets, observerFor(targets));
-  return { loaded, targets, plans };
+  // Pinned like the app pins (the first target's engine and registry login): the plan shows, and the apply runs, digests.
+  const desired = await pinThroughTargets(targets, loaded.desired, loaded.environment.targets);
+  const plans = await planTargets(desired, loaded.environment.targets, observerFor(targets));
+  return { loaded: { ...loaded, desired }, targets, plans };
 }
 
 function required(v: Record<string, unknown>, name: string): string {
@@ -283,7 +287,9 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
     if (values.drift) {
       // The report shows stored desired states: what they keep secret is masked.
       for (const a of await store.listApplies({ states: ['completed'] })) learnApply(a);
-      const report = await driftReport(store);
+      // A tag that moved since the apply is drift too: asked through each target's engine and login.
+      const targets = values.docker ? Targets.single(values.docker, await completedTargets(store)) : Targets.fromEnv();
+      const report = await driftReport(store, process.env.BERTH_PIN_IMAGES === 'off' ? {} : { resolveTags: tagResolver(targets) });
       io.out(renderDriftText(report));
       return report.count ? 2 : 0;
     }
@@ -307,6 +313,12 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** The targets completed applies ran on (what --docker serves in `status --drift`). */
+async function completedTargets(store: Store): Promise<string[]> {
+  const applies = await store.listApplies({ states: ['completed'] });
+  return [...new Set((await Promise.all(applies.map((a) => store.listOperations(a.id)))).flat().map((o) => o.target))];
 }
 
 async function cmdRecover(args: string[], io: Io): Promise<number> {

@@ -69,6 +69,8 @@ export const PolicySchema = z.strictObject({
   allow_container_namespaces: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a container name' })).default([]),
   allow_host_sysctls: z.boolean().default(false),
   allow_security_opt: z.boolean().default(false),
+  allow_host_ipc: z.boolean().default(false),
+  allow_host_cgroupns: z.boolean().default(false),
 });
 
 export const EnvironmentSchema = z.strictObject({

@@ -59,8 +59,11 @@ export interface HealthProbe {
 }
 
 export interface Engine {
-  /** makes the image present; with `pull: false` (pull_policy: never) a missing image is an error instead of a pull */
-  ensureImage(image: string, opts?: { pull?: boolean }): Promise<void>;
+  /**
+   * makes the image present; with `pull: false` (pull_policy: never) a missing image is an error instead of a pull;
+   * with `always` (pull_policy: always) it is pulled even when present
+   */
+  ensureImage(image: string, opts?: { pull?: boolean; always?: boolean }): Promise<void>;
   createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string>;
   removeNetwork(idOrName: string): Promise<void>;
   connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void>;

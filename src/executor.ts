@@ -625,10 +625,13 @@ export class Executor {
     const netName = named.network;
     const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
     switch (node.kind) {
-      case 'EnsureImage':
-        // pull_policy: never on every service using the image forbids pulling it (the rest of pull_policy is resolved elsewhere)
-        await engine.ensureImage(t.image!, { pull: !desired.services.some((s) => s.spec.image === t.image) || desired.services.some((s) => s.spec.image === t.image && s.spec.pullPolicy !== 'never') });
+      case 'EnsureImage': {
+        // pull_policy at apply time (the plan already pinned the digest): never on every service using the image
+        // forbids pulling it, always on one pulls it even when present, the rest pull it when missing.
+        const users = desired.services.filter((s) => s.spec.image === t.image);
+        await engine.ensureImage(t.image!, { pull: !users.length || users.some((s) => s.spec.pullPolicy !== 'never'), always: users.some((s) => s.spec.pullPolicy === 'always') });
         return;
+      }
       case 'CreateNetwork': {
         const spec = desired.networks.find((n) => n.spec.name === t.network);
         if (!spec) throw new Error(`network ${t.network} is not in the desired state`);

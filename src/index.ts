@@ -16,6 +16,7 @@ import { Executor } from './executor.js';
 import type { GitHubPort, RepoRef } from './github.js';
 import { parseRepo } from './github.js';
 import { OctokitGitHub } from './github-octokit.js';
+import { readOnce } from './github-reads.js';
 import { Lanes } from './lanes.js';
 import { msg } from './messages.js';
 import { maskedGitHub, maskedLogger } from './outbound.js';
@@ -24,7 +25,7 @@ import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
-import { pinDesired, resolveImages } from './docker/resolve.js';
+import { pinThroughTargets, tagResolver } from './docker/resolve.js';
 import type { DesiredState } from './model.js';
 import { Keyring, KEY_ENV, KEY_FILE_ENV } from './secrets/keyring.js';
 import { SecretVault } from './secrets/vault.js';
@@ -115,7 +116,17 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     if (interval.warning) log.warn({ DRIFT_INTERVAL: env.DRIFT_INTERVAL }, interval.warning);
     const drift =
       (opts.drift ?? env.BERTH_DRIFT !== 'off')
-        ? new DriftReconciler({ store, targets: targets.names(), docker: (t) => targets.docker(t), log, intervalMs: interval.ms, holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`, metrics })
+        ? new DriftReconciler({
+            store,
+            targets: targets.names(),
+            docker: (t) => targets.docker(t),
+            log,
+            intervalMs: interval.ms,
+            holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+            metrics,
+            // A moved tag is drift too; the registry is asked at most every 10 minutes per tag and target.
+            ...(env.BERTH_PIN_IMAGES === 'off' ? {} : { resolveTags: tagResolver(targets, Math.max(interval.ms, 10 * 60_000)) }),
+          })
         : undefined;
     // ─────────────────────────────────────────────────────────────────────
 
@@ -140,12 +151,8 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
     executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
     const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
-    // Tag → digest pinning through the environment's first target (its engine and registry login).
-    const resolveImagesFor = async (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => {
-      const t = names[0];
-      if (!t || env.BERTH_PIN_IMAGES === 'off') return desired;
-      return pinDesired(desired, await resolveImages(targets.docker(t), desired.services.map((s) => s.spec.image), targets.credentials(t)));
-    };
+    // Tag → digest pinning through the environment's first target (its engine and registry login), the others checked.
+    const resolveImagesFor = (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => pinThroughTargets(targets, desired, names, env);
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor, ...(vault ? { secrets: vault } : {}) });
     // apply_on: merge | push (issue 14)
     const auto = new AutoApply({ store, observe: observer, runner, bot, log });
@@ -285,7 +292,8 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       const repo = parseRepo(full);
       work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
         try {
-          await job.run(gh, repo);
+          // Each read of this event made once (config, trees, compose files at a commit).
+          await job.run(readOnce(gh), repo);
           metrics.webhook(delivery.name, 'handled');
         } catch (err) {
           metrics.webhook(delivery.name, 'failed');

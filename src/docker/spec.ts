@@ -79,6 +79,11 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.tmpfs ? { Tmpfs: spec.tmpfs } : {}),
     ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
     ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
+    ...(spec.ipcMode ? { IpcMode: spec.ipcMode } : {}),
+    ...(spec.cgroupnsMode ? { CgroupnsMode: spec.cgroupnsMode } : {}),
+    ...(spec.deviceRequests?.length
+      ? { DeviceRequests: spec.deviceRequests.map((r) => ({ Driver: r.driver ?? '', Count: r.count ?? (r.deviceIds ? 0 : -1), DeviceIDs: r.deviceIds ?? [], Capabilities: [r.capabilities], Options: r.options ?? {} })) }
+      : {}),
   };
   return [config, host];
 }
