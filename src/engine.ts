@@ -11,6 +11,8 @@ export interface ContainerIdentity {
   applyId: string;
   /** owner/name, labelled on the container when known */
   repository?: string;
+  /** the spec for the io.berth.config label when it differs from the one created: as planned, with secret placeholders, never values (issue 18) */
+  configSpec?: ServiceSpec;
 }
 
 /** What a create needs besides the service: where names differ from berth's defaults, and what a recreate carries over. */

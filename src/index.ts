@@ -27,6 +27,8 @@ import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
 import { pinThroughTargets, tagResolver } from './docker/resolve.js';
 import type { DesiredState } from './model.js';
+import { Keyring, KEY_ENV, KEY_FILE_ENV } from './secrets/keyring.js';
+import { SecretVault } from './secrets/vault.js';
 
 export interface BerthServices {
   store: Store;
@@ -99,6 +101,12 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const store = opts.store ?? (await openStore(env.DATABASE_URL));
     if (!opts.store) log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
     const targets = opts.targets ?? Targets.fromEnv(env);
+    // Server-side secrets (issue 18): a malformed key stops the start (fromEnv throws, naming the variable);
+    // no key at all starts berth, and every environment that lists secrets is refused with the reason.
+    const keyring = Keyring.fromEnv(env);
+    const vault = keyring ? new SecretVault(store, keyring) : undefined;
+    if (keyring) log.info({ keys: keyring.ids.length, current: keyring.currentId }, 'secret store ready');
+    else log.warn({}, `no secret key configured (${KEY_FILE_ENV} or ${KEY_ENV}): server-side secrets are refused, never stored in clear`);
     const installations = new Map<string, number>();
 
     // ── metrics and drift (issue 5) ──────────────────────────────────────
@@ -141,11 +149,11 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const leaseTtlMs = Math.max(300, Number(env.BERTH_LEASE_TTL_MS ?? 30_000));
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
-    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
+    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
     const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
     // Tag → digest pinning through the environment's first target (its engine and registry login), the others checked.
     const resolveImagesFor = (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => pinThroughTargets(targets, desired, names, env);
-    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor });
+    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor, ...(vault ? { secrets: vault } : {}) });
     // apply_on: merge | push (issue 14)
     const auto = new AutoApply({ store, observe: observer, runner, bot, log });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));

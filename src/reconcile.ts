@@ -4,6 +4,7 @@
 // always yields the same text whatever order Docker listed things in.
 import { joinedServices } from './compose/joins.js';
 import { hashOf } from './hash.js';
+import { placeholdersIn, withoutHashes } from './secrets/placeholder.js';
 import type {
   DesiredService,
   DesiredState,
@@ -223,6 +224,14 @@ function changedFiles(before: ServiceSpec | undefined, after: ServiceSpec): stri
   return out.sort();
 }
 
+/** Server-side secrets (issue 18) whose value changed between two specs: names only. */
+function changedServerSecrets(before: ServiceSpec | undefined, after: ServiceSpec): string[] {
+  if (!before) return [];
+  const was = placeholdersIn({ ...before, files: undefined });
+  const now = placeholdersIn({ ...after, files: undefined });
+  return [...now].filter(([n, h]) => was.has(n) && was.get(n) !== h).map(([n]) => `secret ${n} changed`).sort();
+}
+
 /**
  * A one-shot job that finished: it exited 0 and nothing asks Docker to run it
  * again (restart no or on-failure). Like compose, such a container is done,
@@ -237,8 +246,9 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
   if (c.configHash !== d.configHash) {
     if (c.config && c.config.image !== d.spec.image) return imageReason(c.config.image, d.spec.image);
     // Only configs or secrets differ: say which (a rotation reads "secret db_password changed").
-    const changed = changedFiles(c.config, d.spec);
-    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0, rollout: undefined }) === hashOf({ ...d.spec, files: undefined, replicas: 0, rollout: undefined })) return changed.join(', ');
+    // A server-side secret's new value shows as its placeholder's hash (secrets/placeholder.ts): "secret DB_PASSWORD changed".
+    const changed = [...changedFiles(c.config, d.spec), ...changedServerSecrets(c.config, d.spec)];
+    if (changed.length && c.config && hashOf(withoutHashes({ ...c.config, files: undefined, replicas: 0, rollout: undefined })) === hashOf(withoutHashes({ ...d.spec, files: undefined, replicas: 0, rollout: undefined }))) return changed.join(', ');
     return 'config changed';
   }
   if (c.image !== d.spec.image) return imageReason(c.image, d.spec.image);

@@ -14,6 +14,7 @@ import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
 import { closest } from './suggest.js';
+import { writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
@@ -71,6 +72,12 @@ const dirOf = (path: string) => {
  * An error that would quote such a value quotes nothing instead (taint.ts).
  */
 export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOptions): DesiredState {
+  // Server-side secrets' placeholders come only from interpolation (secrets/placeholder.ts).
+  for (const [file, text] of [...files.map((f) => [f.path, f.text] as const), ...(opts.sources ?? new Map<string, string | undefined>()), ...(opts.repoFiles ?? new Map<string, string | undefined>())]) {
+    const line = text === undefined ? undefined : writtenPlaceholderLine(text);
+    if (line !== undefined)
+      throw new ComposeError('reserved_text', 'text starting with "berth-secret." is reserved for server-side secrets', { file, line, hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml' });
+  }
   const secret = secretVariable(opts.secretKeys);
   const found: TaintedInput[] = [];
   try {

@@ -14,7 +14,7 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
     [LABEL.service]: spec.name,
     [LABEL.replica]: String(who.replica),
     [LABEL.configHash]: who.configHash,
-    [LABEL.config]: JSON.stringify(spec),
+    [LABEL.config]: JSON.stringify(who.configSpec ?? spec),
     [LABEL.applyId]: who.applyId,
     ...(who.repository ? { [LABEL.repository]: who.repository } : {}),
   };

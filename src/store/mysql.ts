@@ -58,6 +58,8 @@ import {
   type OperationRow,
   type PlanInput,
   type PlanRow,
+  type SecretInfo,
+  type SecretRow,
   type Store,
   type TaskPatch,
   type TaskUpdate,
@@ -856,4 +858,49 @@ export class MysqlStore implements Store {
     );
     return rows.map(toDeployment);
   }
+
+  // secrets (issue 18) ─ rows only; encryption is src/secrets/keyring.ts
+  async putSecret(r: SecretRow, ifCiphertext?: string): Promise<boolean> {
+    const v = [r.keyId, r.nonce, r.ciphertext, r.valueHash, r.setBy, r.setAt];
+    if (ifCiphertext !== undefined)
+      return (await this.exec('UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ?, value_hash = ?, set_by = ?, set_at = ? WHERE repo = ? AND environment = ? AND name = ? AND ciphertext = ?', [...v, r.repo, r.environment, r.name, ifCiphertext])) === 1;
+    await this.exec(
+      `INSERT INTO secrets (key_id, nonce, ciphertext, value_hash, set_by, set_at, repo, environment, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE key_id = VALUES(key_id), nonce = VALUES(nonce), ciphertext = VALUES(ciphertext), value_hash = VALUES(value_hash), set_by = VALUES(set_by), set_at = VALUES(set_at)`,
+      [...v, r.repo, r.environment, r.name],
+    );
+    return true;
+  }
+
+  async getSecrets(repo: string, environment: string, names: readonly string[]): Promise<SecretRow[]> {
+    const list = unique(names);
+    if (!list.length) return [];
+    return (await this.all(`SELECT * FROM secrets WHERE repo = ? AND environment = ? AND name IN (${placeholders(list.length)})`, [repo, environment, ...list])).map(toSecret);
+  }
+
+  async listSecrets(repo?: string, environment?: string): Promise<SecretInfo[]> {
+    const rows = await this.all(`SELECT ${SECRET_INFO_COLUMNS}, '' AS nonce, '' AS ciphertext FROM secrets WHERE (? IS NULL OR repo = ?) AND (? IS NULL OR environment = ?) ORDER BY repo, environment, name`, [repo ?? null, repo ?? null, environment ?? null, environment ?? null]);
+    return rows.map((r) => { const { nonce: _n, ciphertext: _c, ...info } = toSecret(r); return info; });
+  }
+
+  async deleteSecret(repo: string, environment: string, name: string): Promise<boolean> {
+    return (await this.exec('DELETE FROM secrets WHERE repo = ? AND environment = ? AND name = ?', [repo, environment, name])) === 1;
+  }
+
+  async allSecrets(): Promise<SecretRow[]> {
+    return (await this.all('SELECT * FROM secrets ORDER BY repo, environment, name')).map(toSecret);
+  }
 }
+
+const toSecret = (r: Record<string, unknown>): SecretRow => ({
+  repo: String(r.repo),
+  environment: String(r.environment),
+  name: String(r.name),
+  keyId: String(r.key_id),
+  nonce: String(r.nonce),
+  ciphertext: String(r.ciphertext),
+  valueHash: String(r.value_hash),
+  setBy: String(r.set_by),
+  setAt: Number(r.set_at),
+});
+const SECRET_INFO_COLUMNS = 'repo, environment, name, key_id, value_hash, set_by, set_at';
