@@ -1,0 +1,31 @@
+// Applies a crash left open: re-check their running tasks, finish them, report as usual.
+// Again every interval: an apply whose dead driver still held its lease at start
+// (or that a dead replica was driving) becomes ours once that lease expires.
+// Each pass first resumes the webhook deliveries whose claim lapsed.
+import type { Services } from '../services.js';
+
+export function startRecoveryLoop({ log, env, executor, runner, services }: Services, resumeDeliveries: () => Promise<void>): void {
+  let recovering = false;
+  const recover = () => {
+    if (recovering) return;
+    recovering = true;
+    void resumeDeliveries()
+      .catch((err) => log.error({ err: String(err) }, 'resuming deliveries failed'))
+      .then(() => executor.recover())
+      .then(async (results) => {
+        for (const r of results) await runner.finish(r.applyId);
+        if (results.length) log.info({ results }, 'recovered applies');
+      })
+      .catch((err) => log.error({ err: String(err) }, 'recovery failed'))
+      .finally(() => (recovering = false));
+  };
+  recover();
+  const every = Math.max(1000, Number(env.BERTH_RECOVER_INTERVAL_MS ?? 30_000));
+  const timer = setInterval(recover, every);
+  timer.unref();
+  const close = services.close;
+  services.close = async () => {
+    clearInterval(timer);
+    await close();
+  };
+}

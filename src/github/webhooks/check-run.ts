@@ -1,0 +1,30 @@
+// check_run.rerequested on a berth check: plan the PR again (one environment for `berth / <env>`).
+import type { Context, Probot } from 'probot';
+import type { Services } from '../../services.js';
+import type { Deliveries, Routes } from './delivery.js';
+
+export function checkRunRoutes({ bot }: Services): Routes {
+  return {
+    'check_run.rerequested': (payload) => {
+      const run = payload.check_run;
+      if (typeof run?.name !== 'string' || !Array.isArray(run.pull_requests)) return { malformed: 'check_run' };
+      if (!run.name.startsWith('berth')) return undefined;
+      const pr = run.pull_requests[0]?.number;
+      if (pr === undefined) return undefined;
+      return {
+        pr,
+        run: async (gh, repo) => {
+          const pull = await gh.getPull(repo, pr);
+          const envName = run.name.startsWith('berth / ') ? run.name.slice('berth / '.length) : undefined;
+          await bot.planPullRequest(gh, repo, pull, envName ? [envName] : undefined);
+        },
+      };
+    },
+  };
+}
+
+export function onCheckRun(app: Probot, d: Deliveries): void {
+  app.on('check_run.rerequested', async (context) => {
+    await d.handle(context as unknown as Context, 'check_run.rerequested');
+  });
+}

@@ -1,0 +1,117 @@
+// The delivery guard: each handler routes the event, claims the delivery as a
+// durable work item (payload stored) and hands it to the Bot on a per-PR
+// queue, detached from the webhook request so GitHub gets its answer at once.
+// A failure is logged and reported on the PR, never fatal.
+import type { Context } from 'probot';
+import type { GitHubPort, RepoRef } from '../../github.js';
+import { parseRepo } from '../../github.js';
+import { OctokitGitHub } from '../../github-octokit.js';
+import { readOnce } from '../../github-reads.js';
+import { msg } from '../../messages.js';
+import { maskedGitHub } from '../../outbound.js';
+import { instrumentOctokit } from '../../metrics.js';
+import type { Services } from '../../services.js';
+
+/** What a delivery asks of berth: the PR it belongs to (its queue) and the work. */
+export type Job = { pr: number | undefined; run: (gh: GitHubPort, repo: RepoRef) => Promise<void> };
+export type Payload = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * A payload → the job, `{ malformed }` when a field the job needs is missing,
+ * undefined when it is not for berth. Pure, so a stored delivery is routed
+ * again exactly as it was when it arrived.
+ */
+export type Route = (payload: Payload) => Job | { malformed: string } | undefined;
+/** `<event>.<action>` (or `<event>` without actions) → its route. */
+export type Routes = Record<string, Route>;
+
+export interface Deliveries {
+  /** Validates, claims the delivery as a durable work item (payload stored), then runs it detached. */
+  handle(context: Context, event: string): Promise<void>;
+  /** Deliveries a crash or a shutdown left unfinished (their claim lapsed): run again, each by one process. */
+  resume(): Promise<void>;
+}
+
+export function deliveries(s: Services, routes: Routes): Deliveries {
+  const { log, store, metrics, work, installations, replica, leaseTtlMs, githubFor } = s;
+
+  /** A payload without what the handler needs is not from GitHub (or not for berth): logged and dropped, never an error. */
+  const malformed = (context: { id: string; name: string }, missing: string) => {
+    log.warn({ delivery: context.id, event: context.name, missing }, 'malformed webhook payload ignored');
+    metrics.webhook(context.name, 'ignored');
+  };
+
+  const route = (event: string, payload: Payload): Job | { malformed: string } | undefined => (Object.hasOwn(routes, event) ? routes[event]!(payload) : undefined);
+
+  /** Runs a claimed delivery's job detached on its PR's queue; failures are reported on the PR; then it is done. */
+  const enqueue = (delivery: { id: string; name: string }, full: string, job: Job, gh: GitHubPort) => {
+    const repo = parseRepo(full);
+    work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
+      try {
+        // Each read of this event made once (config, trees, compose files at a commit).
+        await job.run(readOnce(gh), repo);
+        metrics.webhook(delivery.name, 'handled');
+      } catch (err) {
+        metrics.webhook(delivery.name, 'failed');
+        log.error({ delivery: delivery.id, event: delivery.name, repo: full, pr: job.pr, err: String(err), stack: (err as Error)?.stack }, 'handler failed');
+        if (job.pr !== undefined) await gh.createComment(repo, job.pr, msg.internalError(delivery.id)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
+      } finally {
+        // Done, handled or reported: a redelivery from now on is a duplicate.
+        await store.finishDelivery(delivery.id).catch((err) => log.error({ delivery: delivery.id, err: String(err) }, 'could not mark the delivery done'));
+      }
+    });
+  };
+
+  const handle = async (context: Context, event: string) => {
+    const payload = context.payload as Payload;
+    const job = route(event, payload);
+    if (!job) return;
+    if ('malformed' in job) return malformed(context, job.malformed);
+    if (typeof payload.repository?.full_name !== 'string' || !payload.repository.full_name.includes('/')) return malformed(context, 'repository.full_name');
+    // Every delivery to a GitHub App names its installation; without one there is no token to act with.
+    if (typeof payload.installation?.id !== 'number') return malformed(context, 'installation.id');
+    const full = payload.repository.full_name as string;
+    installations.set(full, payload.installation.id);
+    // Only a delivery whose work is done (or is being done by a live process) is a duplicate.
+    if (!(await store.claimDelivery(context.id, event, JSON.stringify(payload), replica, leaseTtlMs))) {
+      log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
+      metrics.webhook(context.name, 'duplicate');
+      return;
+    }
+    instrumentOctokit(context.octokit, metrics);
+    enqueue(context, full, job, maskedGitHub(new OctokitGitHub(context.octokit as never)));
+  };
+
+  const resume = async () => {
+    for (const d of await store.pendingDeliveries(100)) {
+      let payload: Payload;
+      try {
+        payload = JSON.parse(d.payload) as Payload;
+      } catch {
+        await store.finishDelivery(d.deliveryId);
+        continue;
+      }
+      const job = route(d.event, payload);
+      const full = payload.repository?.full_name;
+      if (!job || 'malformed' in job || typeof full !== 'string' || typeof payload.installation?.id !== 'number') {
+        await store.finishDelivery(d.deliveryId);
+        continue;
+      }
+      if (!(await store.claimDelivery(d.deliveryId, d.event, d.payload, replica, leaseTtlMs))) continue;
+      installations.set(full, payload.installation.id);
+      let gh: GitHubPort;
+      try {
+        gh = await githubFor(full);
+      } catch (err) {
+        // Not done: given back, tried again at the next pass.
+        log.error({ delivery: d.deliveryId, err: String(err) }, 'no GitHub client to resume a delivery');
+        await store.releaseDeliveries(replica).catch(() => 0);
+        continue;
+      }
+      log.info({ delivery: d.deliveryId, event: d.event, repo: full }, 'resuming an unfinished delivery');
+      enqueue({ id: d.deliveryId, name: d.event.split('.')[0]! }, full, job, gh);
+    }
+  };
+
+  return { handle, resume };
+}

@@ -1,0 +1,61 @@
+// pull_request: opened/synchronize/reopened/ready_for_review plan the PR; closed applies a merge
+// (apply_on: merge) and lets the PR's locks go.
+import type { Context, Probot } from 'probot';
+import type { Services } from '../../services.js';
+import type { Deliveries, Routes } from './delivery.js';
+
+export function pullRequestRoutes({ store, bot, auto }: Services): Routes {
+  const plan: Routes[string] = (payload) => {
+    const pr = payload.pull_request;
+    if (typeof pr?.number !== 'number' || typeof pr.head?.sha !== 'string' || typeof pr.base?.repo?.full_name !== 'string') return { malformed: 'pull_request' };
+    return {
+      pr: pr.number,
+      run: async (gh, repo) => {
+        // When berth first saw this head: a command written before it cannot have been about it (drafts included).
+        await store.recordHead(payload.repository.full_name, pr.number, pr.head.sha);
+        if (pr.draft) return;
+        await bot.planPullRequest(gh, repo, {
+          number: pr.number,
+          state: pr.state as 'open' | 'closed',
+          merged: !!pr.merged,
+          draft: !!pr.draft,
+          headSha: pr.head.sha,
+          headRepo: pr.head.repo?.full_name ?? null,
+          baseRepo: pr.base.repo.full_name,
+          mergeable: pr.mergeable ?? null,
+          author: pr.user?.login ?? '',
+          htmlUrl: pr.html_url,
+        });
+      },
+    };
+  };
+  return {
+    'pull_request.opened': plan,
+    'pull_request.synchronize': plan,
+    'pull_request.reopened': plan,
+    'pull_request.ready_for_review': plan,
+    'pull_request.closed': (payload) => {
+      const pr = payload.pull_request;
+      if (typeof pr?.number !== 'number') return { malformed: 'pull_request.number' };
+      return {
+        pr: pr.number,
+        run: async (gh, repo) => {
+          // Merged: the apply_on: merge environments apply the merge commit under the PR's lock first.
+          try {
+            if (pr.merged === true && typeof pr.merge_commit_sha === 'string')
+              await auto.merged(gh, repo, pr.number, pr.merge_commit_sha, pr.merged_by?.login ?? payload.sender?.login ?? '');
+          } finally {
+            // Whatever happened to the merge apply, the PR's other locks go (those with an apply in flight when it ends).
+            await bot.pullClosed(repo, pr.number);
+          }
+        },
+      };
+    },
+  };
+}
+
+export function onPullRequest(app: Probot, d: Deliveries): void {
+  app.on(['pull_request.opened', 'pull_request.synchronize', 'pull_request.reopened', 'pull_request.ready_for_review', 'pull_request.closed'], async (context) => {
+    await d.handle(context as unknown as Context, `pull_request.${context.payload.action}`);
+  });
+}
