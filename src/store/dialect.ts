@@ -25,7 +25,9 @@
 //
 // Compare-and-set writes keep their "changed" test in the WHERE clause: MySQL
 // is opened with FOUND_ROWS, so it counts the rows an UPDATE matched.
-// JSON values (task deps, plan nodes, comment ids) are TEXT on every backend.
+// JSON values (task deps, plan nodes, comment ids) are TEXT on every backend,
+// and berth makes its own ids (UUIDs), so no query depends on RETURNING or on
+// a driver's insert id.
 import { sql, SqliteAdapter, SqliteDialect } from 'kysely';
 import type { DatabaseConnection, DialectAdapter, Driver, Expression, Kysely, SelectQueryBuilder, SqliteDialectConfig } from 'kysely';
 import { SqliteDriver, CompiledQuery } from 'kysely';
