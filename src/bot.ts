@@ -20,15 +20,20 @@ import { clip, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
+import { deploymentSpec } from './deployments.js';
 import { desiredDigest } from './reconcile.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
-import { learnDesired, learnEnvironment } from './outbound.js';
+import { learnDesired, learnEnvironment, outText } from './outbound.js';
+import { planFlowchart } from './mermaid.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
 import { checkName } from './runner.js';
 import { splitMarkdown } from './split.js';
 import { sanitizeLine } from './escape.js';
 import type { ApplyKind, Store } from './store/store.js';
+import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
+import type { EnvironmentStatus } from './status.js';
+import { renderStatus, STATUS_RECENT } from './status.js';
 import type { Targets } from './targets.js';
 import { UnknownTargetError } from './targets.js';
 
@@ -104,7 +109,7 @@ export class Bot {
    * A project on a target belongs to one repository: planning refuses a
    * project another repository owns; applying claims it (atomically) first.
    */
-  private async ownProject(full: string, config: BerthConfig, env: EnvironmentConfig, claim: boolean): Promise<void> {
+  async ownProject(full: string, config: BerthConfig, env: EnvironmentConfig, claim: boolean): Promise<void> {
     for (const target of env.targets) {
       const owner = claim ? await this.o.store.claimProject(target, config.project, full) : await this.o.store.projectOwner(target, config.project);
       if (owner === undefined || owner === full) continue;
@@ -147,7 +152,7 @@ export class Bot {
     return { ...pinned, repository: repoName(repo) };
   }
 
-  private checkTargets(env: EnvironmentConfig) {
+  checkTargets(env: EnvironmentConfig) {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
@@ -158,7 +163,15 @@ export class Bot {
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
       const plans = await planTargets(desired, env.targets, this.o.observe);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
-      const parts = plans.map((p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }));
+      // The plan DAG drawn (issue 14): labels masked like the plan, then made inert for Mermaid.
+      const redact = redactorFor(env);
+      const graph = (p: TargetPlan) => {
+        const chart = planFlowchart(p.plan, (t) => outText(redact(t)));
+        return chart ? `\n${chart}\n` : '';
+      };
+      const parts = plans.map(
+        (p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }) + graph(p),
+      );
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {
       // A compose error can quote a value interpolated from a secret variable (`invalid port "…"`): redacted like plans are.
@@ -335,6 +348,9 @@ export class Bot {
       case 'unlock':
         await this.unlock(gh, repo, pr, comment.user, config, c.env);
         return;
+      case 'status':
+        await this.reply(gh, repo, pr, await this.status(repo, config, c.env));
+        return;
     }
   }
 
@@ -479,6 +495,7 @@ export class Bot {
     let reported!: () => void;
     const ready = new Promise<void>((r) => (reported = r));
     void this.o.runner.start(prepared.applyId, prepared.fence, ready);
+    let checkRunId: number | null = null;
     try {
       const id = await gh.createCheckRun(repo, {
         name: checkName(env.name),
@@ -489,6 +506,7 @@ export class Bot {
         externalId: prepared.applyId,
       });
       await this.o.store.setApplyCheckRun(prepared.applyId, id);
+      checkRunId = id;
     } catch (err) {
       // Reporting never blocks the apply.
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not create the apply check run');
@@ -497,7 +515,26 @@ export class Bot {
       this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
     );
     reported();
+    // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way.
+    void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: prepared.applyId, kind, pr, actor: user }, stateSha));
     return prepared.applyId;
+  }
+
+  /** `/status [env]`: locks, running and recent applies of every (or the named) environment, read from the store only. */
+  async status(repo: RepoRef, config: BerthConfig, envName?: string): Promise<string> {
+    const full = repoName(repo);
+    const locks = await this.o.store.listLocks(full);
+    const envs: EnvironmentStatus[] = [];
+    for (const env of config.environments.filter((e) => !envName || e.name === envName)) {
+      const [live] = await this.o.store.listApplies({ repo: full, environment: env.name, states: IN_FLIGHT_AGGREGATE_STATES, limit: 1 });
+      envs.push({
+        name: env.name,
+        lock: locks.find((l) => l.environment === env.name),
+        running: live ? { apply: live, tasks: await this.o.store.listTasksForApply(live.id) } : undefined,
+        recent: await this.o.store.listApplies({ repo: full, environment: env.name, states: TERMINAL_AGGREGATE_STATES, limit: STATUS_RECENT }),
+      });
+    }
+    return renderStatus(full, envs, Date.now());
   }
 
   async stop(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName?: string): Promise<void> {

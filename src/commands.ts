@@ -13,7 +13,7 @@
 // and never executed. Ordinary prose — including `/usr/bin` mid-line or a
 // path on a line of its own — is `none`, so berth stays quiet.
 
-export const COMMAND_NAMES = ['plan', 'apply', 'stop', 'unlock', 'rollback', 'help'] as const;
+export const COMMAND_NAMES = ['plan', 'apply', 'stop', 'unlock', 'rollback', 'status', 'help'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
 export type Command =
@@ -22,6 +22,7 @@ export type Command =
   | { name: 'stop'; env?: string }
   | { name: 'unlock'; env?: string }
   | { name: 'rollback'; env: string }
+  | { name: 'status'; env?: string }
   | { name: 'help' };
 
 export interface InvalidCommand {
@@ -81,6 +82,12 @@ const SPECS: Record<CommandName, Spec> = {
     max: 1,
     usage: '/rollback <env>',
     does: 'Re-apply the last completed deployment of `<env>` before the current one.',
+  },
+  status: {
+    min: 0,
+    max: 1,
+    usage: '/status [env]',
+    does: "Show each environment's lock (who holds it, since when), its running apply with progress, and its last completed applies.",
   },
   help: { min: 0, max: 0, usage: '/help', does: 'Show this table.' },
 };
@@ -164,6 +171,7 @@ export function commandText(c: Command): string {
       return `/${c.name} ${c.env}`;
     case 'stop':
     case 'unlock':
+    case 'status':
       return c.env === undefined ? `/${c.name}` : `/${c.name} ${c.env}`;
     case 'help':
       return '/help';
@@ -286,6 +294,7 @@ function build(name: CommandName, envs: string[]): Command {
       return { name, env: envs[0]! };
     case 'stop':
     case 'unlock':
+    case 'status':
       return envs.length ? { name, env: envs[0]! } : { name };
     case 'help':
       return { name };

@@ -17,6 +17,10 @@
 //       profiles: [debug]          # compose profiles enabled (services without profiles always run)
 //       secret_keys: [API_AUTH]    # values never shown (besides *PASSWORD*, *TOKEN*, *KEY*, …)
 //       parallelism: 4
+//       url: https://shop.example.com   # the environment's URL on GitHub's deployments (issue 14)
+//       production_environment: true    # GitHub deployment flags (default: true for "production")
+//       transient_environment: false
+//       apply_on: comment              # or merge (apply the merge commit when a PR merges), push (each push to the default branch)
 //   policy:                        # everything denied unless allowed
 //     allow_privileged: false
 //     bind_mount_allowlist: [/srv/shop, { path: /srv/uploads, writable: true }]  # read-only unless writable
@@ -90,6 +94,14 @@ export const EnvironmentSchema = z.strictObject({
   /** environment/label keys (and variables) whose values are secret, besides those whose names look secret */
   secret_keys: z.array(z.string().min(1)).default([]),
   parallelism: z.number().int().min(1).optional(),
+  // GitHub-native delivery (issue 14)
+  url: z
+    .string()
+    .regex(/^https?:\/\/[^\s<>"'`]+$/, { error: 'must be an http(s) URL without spaces or quotes' })
+    .optional(),
+  production_environment: z.boolean().optional(),
+  transient_environment: z.boolean().default(false),
+  apply_on: z.enum(['comment', 'merge', 'push']).default('comment'),
 });
 
 export const ConfigSchema = z.strictObject({

@@ -2,7 +2,7 @@
 // for rate limits and 5xx). Failures propagate: the caller decides whether a
 // failure denies (authorisation) or is reported and retried (comments).
 import type { ProbotOctokit } from 'probot';
-import type { CheckRunInput, CheckRunUpdate, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
+import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip } from './github.js';
 import { BerthError } from './errors.js';
 
@@ -156,6 +156,43 @@ export class OctokitGitHub implements GitHubPort {
       ...(update.externalId ? { external_id: update.externalId } : {}),
       output: output(update),
     }));
+  }
+
+  async createDeployment(repo: RepoRef, input: DeploymentInput): Promise<number> {
+    const res = await withSecondaryRetry(() =>
+      this.octokit.rest.repos.createDeployment({
+        owner: repo.owner,
+        repo: repo.name,
+        ref: input.ref,
+        environment: input.environment,
+        description: input.description.slice(0, 140),
+        payload: input.payload,
+        // berth's own checks are what the apply waited for; GitHub must neither wait for them nor merge anything.
+        required_contexts: [],
+        auto_merge: false,
+        production_environment: input.productionEnvironment,
+        transient_environment: input.transientEnvironment,
+      }),
+    );
+    const id = (res.data as { id?: number }).id;
+    if (res.status !== 201 || typeof id !== 'number') throw new Error(`GitHub did not create the deployment (${res.status}): ${(res.data as { message?: string }).message ?? ''}`);
+    return id;
+  }
+
+  async createDeploymentStatus(repo: RepoRef, deploymentId: number, status: DeploymentStatusInput): Promise<void> {
+    await withSecondaryRetry(() =>
+      this.octokit.rest.repos.createDeploymentStatus({
+        owner: repo.owner,
+        repo: repo.name,
+        deployment_id: deploymentId,
+        state: status.state,
+        ...(status.description !== undefined ? { description: status.description.slice(0, 140) } : {}),
+        ...(status.logUrl ? { log_url: status.logUrl } : {}),
+        ...(status.environmentUrl ? { environment_url: status.environmentUrl } : {}),
+        // berth marks earlier deployments inactive itself, production ones included (GitHub's auto_inactive skips those).
+        auto_inactive: false,
+      }),
+    );
   }
 }
 

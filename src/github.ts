@@ -57,6 +57,26 @@ export interface CheckRunInput {
 
 export type CheckRunUpdate = Omit<CheckRunInput, 'headSha' | 'name'>;
 
+/** A GitHub deployment (issue 14): berth never lets GitHub merge or wait for checks. */
+export interface DeploymentInput {
+  /** the commit applied */
+  ref: string;
+  environment: string;
+  description: string;
+  payload: Record<string, string | number | null>;
+  productionEnvironment: boolean;
+  transientEnvironment: boolean;
+}
+
+export type DeploymentState = 'error' | 'failure' | 'inactive' | 'in_progress' | 'queued' | 'pending' | 'success';
+
+export interface DeploymentStatusInput {
+  state: DeploymentState;
+  description?: string;
+  logUrl?: string;
+  environmentUrl?: string;
+}
+
 export interface GitHubPort {
   defaultBranch(repo: RepoRef): Promise<string>;
   /** undefined when the file does not exist at that ref */
@@ -73,6 +93,9 @@ export interface GitHubPort {
   react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void>;
   createCheckRun(repo: RepoRef, input: CheckRunInput): Promise<number>;
   updateCheckRun(repo: RepoRef, checkRunId: number, update: CheckRunUpdate): Promise<void>;
+  /** the deployment's id */
+  createDeployment(repo: RepoRef, input: DeploymentInput): Promise<number>;
+  createDeploymentStatus(repo: RepoRef, deploymentId: number, status: DeploymentStatusInput): Promise<void>;
 }
 
 /** GitHub limits a check run's summary and text to 65,535 characters. */

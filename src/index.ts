@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { ApplicationFunction, Context, Probot } from 'probot';
 import type { Observer } from './apply.js';
+import { AutoApply } from './auto-apply.js';
 import { Bot } from './bot.js';
 import { observe } from './docker/observe.js';
 import { DriftReconciler, parseDriftInterval } from './drift.js';
@@ -138,6 +139,8 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       return pinDesired(desired, await resolveImages(targets.docker(t), desired.services.map((s) => s.spec.image), targets.credentials(t)));
     };
     const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor });
+    // apply_on: merge | push (issue 14)
+    const auto = new AutoApply({ store, observe: observer, runner, bot, log });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));
     // The claims on deliveries this process works on stay live while it lives; a dead process's lapse.
     const heartbeat = setInterval(() => void store.renewDeliveries(replica, leaseTtlMs).catch((err) => log.warn({ err: String(err) }, 'could not renew delivery claims')), Math.floor(leaseTtlMs / 3));
@@ -210,7 +213,26 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
         case 'pull_request.closed': {
           const pr = payload.pull_request;
           if (typeof pr?.number !== 'number') return { malformed: 'pull_request.number' };
-          return { pr: pr.number, run: async (_gh, repo) => void (await bot.pullClosed(repo, pr.number)) };
+          return {
+            pr: pr.number,
+            run: async (gh, repo) => {
+              // Merged: the apply_on: merge environments apply the merge commit under the PR's lock first.
+              try {
+                if (pr.merged === true && typeof pr.merge_commit_sha === 'string')
+                  await auto.merged(gh, repo, pr.number, pr.merge_commit_sha, pr.merged_by?.login ?? payload.sender?.login ?? '');
+              } finally {
+                // Whatever happened to the merge apply, the PR's other locks go (those with an apply in flight when it ends).
+                await bot.pullClosed(repo, pr.number);
+              }
+            },
+          };
+        }
+        case 'push': {
+          if (typeof payload.ref !== 'string' || typeof payload.after !== 'string') return { malformed: 'ref or after' };
+          const branch = payload.repository?.default_branch;
+          if (payload.deleted || !/^[0-9a-f]{40}$/.test(payload.after) || payload.ref !== `refs/heads/${branch}`) return undefined;
+          if (typeof payload.repository?.full_name === 'string') auto.pushReceived(payload.repository.full_name, payload.after);
+          return { pr: undefined, run: (gh, repo) => auto.pushed(gh, repo, payload.after, payload.sender?.login ?? payload.pusher?.name ?? '') };
         }
         case 'issue_comment.created': {
           const { issue, comment } = payload;
@@ -326,6 +348,9 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     });
     app.on('issue_comment.created', async (context) => {
       await handle(context as unknown as Context, 'issue_comment.created');
+    });
+    app.on('push', async (context) => {
+      await handle(context as unknown as Context, 'push');
     });
     app.on('check_run.rerequested', async (context) => {
       await handle(context as unknown as Context, 'check_run.rerequested');

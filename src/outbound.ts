@@ -8,7 +8,7 @@
 // a value rotated since (the old secret in a stored plan) is still known.
 import type { SecretFields } from './compose/taint.js';
 import type { EnvironmentConfig } from './config.js';
-import type { CheckRunInput, CheckRunUpdate, GitHubPort } from './github.js';
+import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort } from './github.js';
 import { parsePayload } from './executor.js';
 import { Masker, secretContents, secretVariableValues } from './mask.js';
 import type { DesiredState } from './model.js';
@@ -89,6 +89,20 @@ export function maskedGitHub(gh: GitHubPort): GitHubPort {
           return (repo: Parameters<GitHubPort['createCheckRun']>[0], input: CheckRunInput) => target.createCheckRun(repo, maskCheck(input));
         case 'updateCheckRun':
           return (repo: Parameters<GitHubPort['updateCheckRun']>[0], id: number, update: CheckRunUpdate) => target.updateCheckRun(repo, id, maskCheck(update));
+        case 'createDeployment':
+          return (repo: Parameters<GitHubPort['createDeployment']>[0], input: DeploymentInput) =>
+            target.createDeployment(repo, {
+              ...input,
+              description: outText(input.description),
+              payload: Object.fromEntries(Object.entries(input.payload).map(([k, v]) => [k, typeof v === 'string' ? outText(v) : v])),
+            });
+        case 'createDeploymentStatus':
+          return (repo: Parameters<GitHubPort['createDeploymentStatus']>[0], id: number, status: DeploymentStatusInput) =>
+            target.createDeploymentStatus(repo, id, {
+              ...status,
+              ...(status.description !== undefined ? { description: outText(status.description) } : {}),
+              ...(status.environmentUrl !== undefined ? { environmentUrl: outText(status.environmentUrl) } : {}),
+            });
         default: {
           const v = Reflect.get(target, prop, receiver) as unknown;
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;

@@ -1,11 +1,14 @@
 // Runs applies detached from the webhook that asked for them, keeps track of
 // them for shutdown, and reports progress and outcome to GitHub. Reporting
 // failures are logged and never touch the apply itself.
+import { Deployments } from './deployments.js';
+import type { DeploymentSpec } from './deployments.js';
 import type { Executor } from './executor.js';
 import type { CheckConclusion, GitHubPort } from './github.js';
 import { parseRepo } from './github.js';
 import { block, code, formatDuration, msg } from './messages.js';
-import { learnApply } from './outbound.js';
+import { learnApply, outText } from './outbound.js';
+import { applyGantt } from './mermaid.js';
 import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
 
@@ -77,9 +80,17 @@ export class ApplyRunner {
   /** progress writes on their way to GitHub (maybe deep in the client's retries): the final one waits for them */
   private readonly reporting = new Map<string, Promise<void>>();
   private readonly now: () => number;
+  /** GitHub deployments of applies (issue 14) */
+  readonly deployments: Deployments;
 
   constructor(private readonly o: RunnerOptions) {
     this.now = o.now ?? Date.now;
+    this.deployments = new Deployments({ store: o.store, log: o.log });
+  }
+
+  /** Reports a started apply as a GitHub deployment (detached; never affects the apply). */
+  deploy(gh: GitHubPort, apply: Pick<ApplyRow, 'id' | 'repo' | 'environment' | 'checkRunId'>, spec: DeploymentSpec): Promise<void> {
+    return this.deployments.start(gh, apply, spec);
   }
 
   /** Who drives applies in this process, and for how long a lease lasts: startApply leases new applies to it. */
@@ -189,30 +200,38 @@ export class ApplyRunner {
       this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
     }
     // The outcome is the report that matters most: after the client's own retries, try a few more times.
-    const persist = async (what: string, fn: () => Promise<unknown>) => {
+    const persist = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
       for (let attempt = 1; ; attempt++) {
         try {
           await fn();
-          return;
+          return true;
         } catch (err) {
           if (attempt >= (this.o.reportAttempts ?? 4)) {
             this.o.log.error({ applyId, err: String(err) }, `could not ${what}`);
-            return;
+            return false;
           }
           this.o.log.warn({ applyId, attempt, err: String(err) }, `could not ${what}; retrying`);
           await new Promise((r) => setTimeout(r, (this.o.reportRetryMs ?? 1000) * 2 ** (attempt - 1)));
         }
       }
     };
-    const conclusion = CONCLUSION[apply.state];
+    // A completed rollback leaves the environment at an earlier state, not at this PR's head: its check must not
+    // read as "applied" (with `berth / <env>` a required check, success would let the PR merge unapplied).
+    const rolledBack = apply.kind === 'rollback' && apply.state === 'completed';
+    const conclusion = rolledBack ? 'action_required' : CONCLUSION[apply.state];
+    const title = rolledBack ? `Rolled back ${apply.environment}: this head is not applied` : fin.title;
     if (gh && apply.checkRunId) {
       const id = apply.checkRunId;
-      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title: fin.title, summary: fin.summary }));
+      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title, summary: fin.summary }));
     }
     if (gh && apply.pr !== null) {
       const pr = apply.pr;
-      await persist('post the apply outcome', () => gh!.createComment(repo, pr, msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure)));
+      // The apply's timeline drawn (issue 14), masked before it is made inert for Mermaid.
+      const timeline = applyGantt(`${apply.kind} ${apply.environment}`, tasks, outText);
+      const body = msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure) + (timeline ? `\n\n${timeline}` : '');
+      await persist('post the apply outcome', () => gh!.createComment(repo, pr, body));
     }
+    if (gh) await this.deployments.finish(gh, apply, persist).catch((err) => this.o.log.error({ applyId, err: String(err) }, 'could not report the deployment'));
     await this.releaseAfter(apply, gh);
   }
 

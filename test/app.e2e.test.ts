@@ -72,7 +72,9 @@ function normalise(body: string): string {
     .replace(/\b\d+(\.\d+)? (ms|s)\b/g, '<duration>')
     .replace(/\b\d+ min \d+ s\b/g, '<duration>')
     .replace(/Fingerprint: [0-9a-f]+/g, 'Fingerprint: <fingerprint>')
-    .replace(/`[0-9a-f]{32}`/g, '`<fingerprint>`');
+    .replace(/`[0-9a-f]{32}`/g, '`<fingerprint>`')
+    // the apply timeline's task times (Mermaid Gantt, epoch ms)
+    .replace(/\b\d{13}\b/g, '<ms>');
 }
 
 function golden(name: string, body: string) {

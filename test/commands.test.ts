@@ -241,7 +241,7 @@ describe('help and invalid-command replies', () => {
     const lines = table.split('\n');
     expect(lines[0]).toBe('| Command | What it does |');
     expect(lines[1]).toBe('| --- | --- |');
-    const usages = ['`/plan [env…]`', '`/apply <env>`', '`/stop [env]`', '`/unlock [env]`', '`/rollback <env>`', '`/help`'];
+    const usages = ['`/plan [env…]`', '`/apply <env>`', '`/stop [env]`', '`/unlock [env]`', '`/rollback <env>`', '`/status [env]`', '`/help`'];
     expect(usages).toHaveLength(COMMAND_NAMES.length);
     usages.forEach((u, i) => {
       expect(lines[i + 2]).toMatch(new RegExp(`^\\| ${u.replace(/[[\]]/g, '\\$&')} \\| .{10,} \\|$`));

@@ -31,6 +31,8 @@ describe('parseConfig', () => {
           require: {},
           on_failure: 'halt',
           secret_keys: [],
+          transient_environment: false,
+          apply_on: 'comment',
         },
       ],
       policy: {
@@ -109,7 +111,7 @@ describe('parseConfig', () => {
     expect(e.line).toBe(4);
     expect(e.path).toBe('environments[0].variabels');
     expect(e.message).toBe(
-      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, parallelism',
+      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, parallelism, url, production_environment, transient_environment, apply_on',
     );
     expect(errorOf('project: shop\nenvironments: [{name: a}]\ntargets: []\n').message).toBe('.github/berth.yml:3: targets: unknown key "targets" — known keys: project, environments, policy');
   });

@@ -841,6 +841,25 @@ function conformance(b: Backend): void {
     });
   });
 
+  // deployments (issue 14)
+  describe('deployments', () => {
+    it('saved once, then its GitHub id and last status; listed per environment newest first, by status', async () => {
+      const repo = uid('o/r');
+      await store.saveDeployment({ applyId: 'a1', repo, environment: 'staging', spec: '{"ref":"x"}' });
+      await (other ?? store).saveDeployment({ applyId: 'a1', repo, environment: 'staging', spec: '{"ref":"other"}' });
+      expect(await store.getDeployment('a1')).toEqual({ applyId: 'a1', repo, environment: 'staging', spec: '{"ref":"x"}', deploymentId: null, state: null, createdAt: clock.t });
+      await store.setDeployment('a1', { deploymentId: 9_007_199_254 });
+      await store.setDeployment('a1', { state: 'success' });
+      expect(await store.getDeployment('a1')).toMatchObject({ deploymentId: 9_007_199_254, state: 'success' });
+      clock.t += 1000;
+      await store.saveDeployment({ applyId: 'a2', repo, environment: 'staging', spec: '{}' });
+      await store.saveDeployment({ applyId: 'a3', repo, environment: 'production', spec: '{}' });
+      expect((await store.listDeployments(repo, 'staging')).map((d) => d.applyId)).toEqual(['a2', 'a1']);
+      expect((await store.listDeployments(repo, 'staging', 'success')).map((d) => d.applyId)).toEqual(['a1']);
+      expect(await store.getDeployment('nope')).toBeUndefined();
+    });
+  });
+
   describe('PR heads', () => {
     it('the first time a head was seen is kept: a later sighting does not move it; per PR, oldest first', async () => {
       const repo = uid('o/r');

@@ -14,11 +14,13 @@ import type {
   ContainerRow,
   ContainerUpsert,
   CreatedApply,
+  DeploymentRow,
   Fence,
   LatestApplyOptions,
   ListAppliesFilter,
   LockRow,
   NewApply,
+  NewDeployment,
   OpenStoreOptions,
   OperationRow,
   PendingDelivery,
@@ -35,6 +37,7 @@ import type {
 import * as applies from './tables/applies.js';
 import * as containers from './tables/containers.js';
 import * as deliveries from './tables/deliveries.js';
+import * as deployments from './tables/deployments.js';
 import * as leases from './tables/leases.js';
 import * as locks from './tables/locks.js';
 import * as prs from './tables/pull-requests.js';
@@ -239,5 +242,19 @@ export class KyselyStore implements Store {
   }
   deleteContainers(target: string, containerIds: readonly string[]): Promise<number> {
     return containers.deleteContainers(this.ctx, target, containerIds);
+  }
+
+  // ── deployments (issue 14) ──────────────────────────────────────────────
+  saveDeployment(row: NewDeployment): Promise<void> {
+    return deployments.saveDeployment(this.ctx, row);
+  }
+  setDeployment(applyId: string, patch: { deploymentId?: number; state?: string }): Promise<void> {
+    return deployments.setDeployment(this.ctx, applyId, patch);
+  }
+  getDeployment(applyId: string): Promise<DeploymentRow | undefined> {
+    return deployments.getDeployment(this.ctx, applyId);
+  }
+  listDeployments(repo: string, environment: string, state?: string): Promise<DeploymentRow[]> {
+    return deployments.listDeployments(this.ctx, repo, environment, state);
   }
 }

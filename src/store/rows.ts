@@ -2,6 +2,7 @@
 // bigints, booleans as 0/1) to the row types of store.ts: value coercion only.
 // Nothing here knows which database it talks to, or builds SQL.
 import type {
+  DeploymentRow,
   AggregateState,
   ApplyKind,
   ApplyRow,
@@ -184,4 +185,17 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 
 export function unique<T>(items: readonly T[]): T[] {
   return [...new Set(items)];
+}
+
+// deployments (issue 14)
+export function toDeployment(r: DbRow): DeploymentRow {
+  return {
+    applyId: str(r.apply_id),
+    repo: str(r.repo),
+    environment: str(r.environment),
+    spec: str(r.spec),
+    deploymentId: numOrNull(r.deployment_id),
+    state: strOrNull(r.state),
+    createdAt: num(r.created_at),
+  };
 }

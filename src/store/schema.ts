@@ -142,6 +142,17 @@ export interface PrHeadsTable {
   seen_at: number;
 }
 
+export interface DeploymentsTable {
+  apply_id: string;
+  repo: string;
+  environment: string;
+  /** JSON: ref, environment URL, production/transient flags, the log URL */
+  spec: string;
+  deployment_id: number | null;
+  state: string | null;
+  created_at: number;
+}
+
 export interface Database {
   applies: AppliesTable;
   apply_operations: OperationsTable;
@@ -154,4 +165,5 @@ export interface Database {
   leases: LeasesTable;
   project_owners: ProjectOwnersTable;
   pr_heads: PrHeadsTable;
+  deployments: DeploymentsTable;
 }

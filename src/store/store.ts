@@ -414,7 +414,31 @@ export interface Store {
   markContainersMissing(target: string, containerIds: readonly string[]): Promise<number>;
   /** One statement. Returns how many rows were deleted. */
   deleteContainers(target: string, containerIds: readonly string[]): Promise<number>;
+
+  // deployments (issue 14)
+  /** Records the GitHub deployment an apply is reported as (insert-if-absent; the GitHub id comes later). */
+  saveDeployment(row: NewDeployment): Promise<void>;
+  /** Sets the GitHub deployment id and/or the last status berth gave it. */
+  setDeployment(applyId: string, patch: { deploymentId?: number; state?: string }): Promise<void>;
+  getDeployment(applyId: string): Promise<DeploymentRow | undefined>;
+  /** The environment's deployments, newest first, optionally only those whose last status is `state`. */
+  listDeployments(repo: string, environment: string, state?: string): Promise<DeploymentRow[]>;
 }
+
+// deployments (issue 14)
+/** An apply's GitHub deployment: what to create (spec, JSON) and, once created, its id and last status. */
+export interface DeploymentRow {
+  applyId: string;
+  repo: string;
+  environment: string;
+  /** JSON: ref, environment URL, production/transient flags, the log URL */
+  spec: string;
+  deploymentId: number | null;
+  /** the last status berth set (in_progress, success, failure, error, inactive); null before the first */
+  state: string | null;
+  createdAt: number;
+}
+export type NewDeployment = Pick<DeploymentRow, 'applyId' | 'repo' | 'environment' | 'spec'>;
 
 /** createApply refused: the environment already has an apply in flight (the database's uniqueness guarantee). */
 export class ApplyInFlightError extends Error {

@@ -14,8 +14,12 @@
 // (a mismatch is a `side: 'response'` violation: a bug in this fake).
 //
 // State (files per ref, pull requests, reviews, permissions, team memberships,
-// comments, reactions, check runs) lives in memory, is set up with the knobs
-// below and is inspected with `comments()`, `checkRuns()`, `reactions()`.
+// comments, reactions, check runs, deployments and their statuses) lives in
+// memory, is set up with the knobs below and is inspected with `comments()`,
+// `checkRuns()`, `reactions()`, `deployments()`. Deployments behave as GitHub
+// documents: a ref must exist, omitting `required_contexts` is a 409 here (the
+// fake has no commit statuses to verify), and `auto_inactive` (default true)
+// marks earlier successful non-production, non-transient ones inactive.
 // `fail()` injects 5xx, secondary-rate-limit 403s and 429s on any route.
 import { createHash, createHmac, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -124,6 +128,32 @@ export interface FakeCheckRun {
   writes: Record<string, unknown>[];
 }
 
+export interface FakeDeploymentStatus {
+  id: number;
+  state: string;
+  description: string;
+  logUrl: string;
+  environmentUrl: string;
+  /** who set it: the app, or GitHub itself (auto_inactive) */
+  creator: string;
+}
+
+export interface FakeDeployment {
+  id: number;
+  ref: string;
+  sha: string;
+  environment: string;
+  description: string | null;
+  payload: unknown;
+  productionEnvironment: boolean;
+  transientEnvironment: boolean;
+  createdAt: string;
+  /** the create body */
+  request: Record<string, unknown>;
+  /** oldest first */
+  statuses: FakeDeploymentStatus[];
+}
+
 export interface FakeGitHubOptions {
   /** 'required' (default): app routes need the app's JWT, others an installation token the fake issued (or `fake.token`) */
   auth?: 'required' | 'off';
@@ -161,7 +191,7 @@ export interface FakeGitHub {
   setTeamMembership(org: string, team: string, user: string, membership: { state?: 'active' | 'pending'; role?: 'member' | 'maintainer' } | null): void;
   /** a comment written by someone (a person by default), as a webhook would announce it */
   addComment(repo: string, pr: number, body: string, opts?: { user?: string; userType?: 'User' | 'Bot' }): FakeComment;
-  /** the next `times` (default 1) valid calls to `route` fail; route: an operationId (`checks/create`) or `METHOD /template` */
+  /** the next `times` (default 1) valid calls to `route` fail (times 0 clears the route's faults); route: an operationId (`checks/create`) or `METHOD /template` */
   fail(route: string, fault: Fault, opts?: { times?: number; retryAfter?: number }): void;
 
   // ── inspection ──
@@ -169,6 +199,8 @@ export interface FakeGitHub {
   comment(repo: string, id: number): FakeComment | undefined;
   checkRuns(repo: string, sha: string): FakeCheckRun[];
   reactions(repo: string, commentId: number): FakeReaction[];
+  /** deployments, oldest first (optionally of one environment), with their statuses */
+  deployments(repo: string, environment?: string): FakeDeployment[];
   /** recorded requests for a route (operationId or `METHOD /template`) */
   requestsTo(route: string): RecordedRequest[];
 }
@@ -416,6 +448,7 @@ interface RepoState {
   comments: Map<number, FakeComment>;
   reactions: Map<number, FakeReaction[]>;
   checkRuns: Map<number, FakeCheckRun>;
+  deployments: Map<number, FakeDeployment>;
 }
 
 interface Reply {
@@ -510,6 +543,7 @@ class Fake implements FakeGitHub {
         comments: new Map(),
         reactions: new Map(),
         checkRuns: new Map(),
+        deployments: new Map(),
       };
       this.repos.set(key, r);
     }
@@ -588,6 +622,12 @@ class Fake implements FakeGitHub {
   }
 
   fail(route: string, fault: Fault, opts: { times?: number; retryAfter?: number } = {}) {
+    // times 0: the route's earlier faults are cleared (a test ends a fault it injected).
+    if (opts.times === 0) {
+      const op = this.route(route);
+      for (const f of this.faults) if (f.op === op) f.times = 0;
+      return;
+    }
     this.faults.push({ op: this.route(route), fault, times: opts.times ?? 1, retryAfter: opts.retryAfter ?? 1 });
   }
 
@@ -610,6 +650,11 @@ class Fake implements FakeGitHub {
 
   reactions(repo: string, commentId: number): FakeReaction[] {
     return [...(this.repo(repo, false)?.reactions.get(commentId) ?? [])];
+  }
+
+  deployments(repo: string, environment?: string): FakeDeployment[] {
+    const r = this.repo(repo, false);
+    return r ? [...r.deployments.values()].filter((d) => environment === undefined || d.environment === environment).map((d) => ({ ...d, statuses: [...d.statuses] })) : [];
   }
 
   requestsTo(route: string): RecordedRequest[] {
@@ -765,6 +810,14 @@ class Fake implements FakeGitHub {
           if (!isSha(body.head_sha)) problems.push(`body.head_sha: ${JSON.stringify(body.head_sha)} is not a commit SHA`);
           else if (repo && !this.knownCommit(repo, body.head_sha)) problems.push(`body.head_sha: no commit found for SHA ${body.head_sha}`);
         }
+        break;
+      case 'repos/create-deployment': {
+        const repo = this.repo(`${params.owner}/${params.repo}`, false);
+        if (typeof body.ref === 'string' && repo && !(repo.trees.has(body.ref) || (isSha(body.ref) && this.knownCommit(repo, body.ref)))) problems.push(`body.ref: No ref found for: ${body.ref}`);
+        break;
+      }
+      case 'repos/create-deployment-status':
+        if (typeof body.description === 'string' && body.description.length > 140) problems.push(`body.description: is too long (maximum is 140 characters)`);
         break;
       case 'issues/create-comment':
       case 'issues/update-comment':
@@ -1003,6 +1056,59 @@ function checkRunObject(ctx: Ctx, c: FakeCheckRun): Json {
   };
 }
 
+function deploymentObject(ctx: Ctx, d: FakeDeployment): Json {
+  const r = ctx.repo!;
+  const full = `${r.owner}/${r.name}`;
+  const base = exampleFor(githubSpec().byId.get('repos/get-deployment')!, 200);
+  const api = `https://api.github.com/repos/${full}/deployments/${d.id}`;
+  return {
+    ...base,
+    id: d.id,
+    node_id: `DE_${d.id}`,
+    url: api,
+    statuses_url: `${api}/statuses`,
+    repository_url: `https://api.github.com/repos/${full}`,
+    sha: d.sha,
+    ref: d.ref,
+    task: 'deploy',
+    payload: d.payload,
+    original_environment: d.environment,
+    environment: d.environment,
+    description: d.description,
+    creator: userObject(ctx.actor, 'Bot', base.creator),
+    created_at: d.createdAt,
+    updated_at: d.createdAt,
+    transient_environment: d.transientEnvironment,
+    production_environment: d.productionEnvironment,
+    performed_via_github_app: null,
+  };
+}
+
+function deploymentStatusObject(ctx: Ctx, d: FakeDeployment, st: FakeDeploymentStatus): Json {
+  const r = ctx.repo!;
+  const full = `${r.owner}/${r.name}`;
+  const base = exampleFor(githubSpec().byId.get('repos/get-deployment-status')!, 200);
+  const api = `https://api.github.com/repos/${full}/deployments/${d.id}`;
+  return {
+    ...base,
+    id: st.id,
+    node_id: `DES_${st.id}`,
+    url: `${api}/statuses/${st.id}`,
+    state: st.state,
+    creator: userObject(st.creator === 'github' ? 'github' : ctx.actor, st.creator === 'github' ? 'User' : 'Bot', base.creator),
+    description: st.description,
+    environment: d.environment,
+    target_url: st.logUrl,
+    log_url: st.logUrl,
+    environment_url: st.environmentUrl,
+    created_at: now(),
+    updated_at: now(),
+    deployment_url: api,
+    repository_url: `https://api.github.com/repos/${full}`,
+    performed_via_github_app: null,
+  };
+}
+
 /** One page of a list, with GitHub's Link header. */
 function page<T>(ctx: Ctx, items: T[], wrap?: (items: T[]) => Json): Reply {
   const perPage = Math.min(100, Math.max(1, Number(ctx.query.per_page ?? 30)));
@@ -1058,7 +1164,7 @@ const HANDLERS: Record<string, (this: Fake, ctx: Ctx) => Reply> = {
         ...base,
         token: this.issueToken(),
         expires_at: new Date(Date.now() + 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        permissions: { checks: 'write', contents: 'read', issues: 'write', metadata: 'read', pull_requests: 'read', members: 'read' },
+        permissions: { checks: 'write', contents: 'read', deployments: 'write', issues: 'write', metadata: 'read', pull_requests: 'read', members: 'read' },
         repository_selection: 'all',
         repositories: undefined,
       },
@@ -1279,6 +1385,73 @@ const HANDLERS: Record<string, (this: Fake, ctx: Ctx) => Reply> = {
     }
     run.writes.push(structuredClone(b));
     return { status: 200, body: checkRunObject(ctx, run) };
+  },
+
+  'repos/create-deployment'(ctx) {
+    const r = ctx.repo!;
+    const b = ctx.body;
+    const environment = b.environment ?? 'production';
+    // GitHub verifies every status context of the ref unless required_contexts is given (an empty list skips it).
+    if (b.required_contexts === undefined) return error(409, 'Conflict: Commit status checks failed for ' + b.ref);
+    const d: FakeDeployment = {
+      id: this.newId(),
+      ref: b.ref,
+      sha: isSha(b.ref) ? b.ref : sha1(`ref ${b.ref}`),
+      environment,
+      description: b.description ?? null,
+      payload: b.payload ?? {},
+      productionEnvironment: b.production_environment ?? environment === 'production',
+      transientEnvironment: b.transient_environment ?? false,
+      createdAt: now(),
+      request: structuredClone(b),
+      statuses: [],
+    };
+    r.deployments.set(d.id, d);
+    return { status: 201, body: deploymentObject(ctx, d) };
+  },
+
+  'repos/get-deployment'(ctx) {
+    const d = ctx.repo!.deployments.get(Number(ctx.params.deployment_id));
+    return d ? { status: 200, body: deploymentObject(ctx, d) } : notFound();
+  },
+
+  'repos/list-deployments'(ctx) {
+    let list = [...ctx.repo!.deployments.values()].sort((a, b) => b.id - a.id);
+    if (ctx.query.environment !== undefined) list = list.filter((d) => d.environment === ctx.query.environment);
+    if (ctx.query.sha !== undefined) list = list.filter((d) => d.sha === ctx.query.sha);
+    if (ctx.query.ref !== undefined) list = list.filter((d) => d.ref === ctx.query.ref);
+    return page(
+      ctx,
+      list.map((d) => deploymentObject(ctx, d)),
+    );
+  },
+
+  'repos/create-deployment-status'(ctx) {
+    const r = ctx.repo!;
+    const d = r.deployments.get(Number(ctx.params.deployment_id));
+    if (!d) return notFound();
+    const b = ctx.body;
+    const add = (dep: FakeDeployment, state: string, creator: string, extra: Partial<FakeDeploymentStatus> = {}) => {
+      const st: FakeDeploymentStatus = { id: this.newId(), state, description: '', logUrl: '', environmentUrl: '', creator, ...extra };
+      dep.statuses.push(st);
+      return st;
+    };
+    const st = add(d, b.state, ctx.actor, { description: b.description ?? '', logUrl: b.log_url ?? b.target_url ?? '', environmentUrl: b.environment_url ?? '' });
+    // auto_inactive (default true): earlier successful non-transient, non-production deployments of the environment.
+    if (b.state === 'success' && b.auto_inactive !== false)
+      for (const other of r.deployments.values())
+        if (other.id !== d.id && other.environment === d.environment && !other.transientEnvironment && !other.productionEnvironment && other.statuses.at(-1)?.state === 'success')
+          add(other, 'inactive', 'github');
+    return { status: 201, body: deploymentStatusObject(ctx, d, st) };
+  },
+
+  'repos/list-deployment-statuses'(ctx) {
+    const d = ctx.repo!.deployments.get(Number(ctx.params.deployment_id));
+    if (!d) return notFound();
+    return page(
+      ctx,
+      [...d.statuses].reverse().map((st) => deploymentStatusObject(ctx, d, st)),
+    );
   },
 
   'checks/list-for-ref'(ctx) {

@@ -342,6 +342,36 @@ export const LEGACY_MIGRATIONS: Migration[] = [
       `CREATE INDEX deliveries_state ON deliveries (state, received_at)`,
     ],
   },
+  // deployments (issue 14)
+  {
+    version: 5,
+    name: 'deployments: the GitHub deployment each apply is reported as',
+    sqlite: [
+      `CREATE TABLE IF NOT EXISTS deployments (
+        apply_id TEXT PRIMARY KEY,
+        repo TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        deployment_id INTEGER,
+        state TEXT,
+        created_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS deployments_env ON deployments (repo, environment, created_at)`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS deployments (
+        apply_id VARCHAR(64) NOT NULL,
+        repo VARCHAR(255) NOT NULL,
+        environment VARCHAR(100) NOT NULL,
+        spec TEXT NOT NULL,
+        deployment_id BIGINT NULL,
+        state VARCHAR(16) NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (apply_id),
+        INDEX deployments_env (repo, environment, created_at)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
 ];
 
 
