@@ -2,16 +2,18 @@
 //
 // A command is a line of its own starting with `/` and a command word, in a
 // comment that holds exactly one such line. What a reader of the rendered
-// comment sees as code, a quote or hidden HTML is never a command, so the
-// comment is read the way GitHub renders it: a small CommonMark block scanner
-// (block quotes, list items, fenced / indented code, HTML blocks, lazy
-// continuation) and, inside paragraphs, code spans and HTML comments.
+// comment sees as code, a quote or hidden HTML is never a command: which lines
+// render as visible text is decided by a CommonMark/GFM parser
+// (src/comment-layout.ts); this file holds berth's own rules on top of it.
 //
 // Fail-safe by construction: anything that merely looks like a command (a
 // near-miss word, look-alike or invisible Unicode, trailing text, a command
-// that Markdown folds into a quote) is reported as `invalid` with the reason,
-// and never executed. Ordinary prose — including `/usr/bin` mid-line or a
-// path on a line of its own — is `none`, so berth stays quiet.
+// that Markdown folds into a quote, a comment too large or too nested to
+// read) is reported as `invalid` with the reason, and never executed.
+// Ordinary prose — including `/usr/bin` mid-line or a path on a line of its
+// own — is `none`, so berth stays quiet.
+
+import { layoutOf, splitLines } from './comment-layout.js';
 
 export const COMMAND_NAMES = ['plan', 'apply', 'stop', 'unlock', 'rollback', 'status', 'help'] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
@@ -40,8 +42,6 @@ export type ParseResult = { kind: 'none' } | { kind: 'command'; command: Command
  * at 65,536 characters, so only a forged or foreign payload is this large).
  */
 export const MAX_COMMENT_CHARS = 1_048_576;
-/** Container nesting beyond this is not followed: deeper lines are never commands. */
-const MAX_NESTING = 100;
 /** Look-alike folding reads at most this much of a line. */
 const MAX_FOLD_CHARS = 512;
 
@@ -107,25 +107,28 @@ export function parseCommands(body: string, knownEnvs: readonly string[]): Parse
     };
   }
   const lines = splitLines(body);
+  // Only a line that reads like a command can matter; most comments have none and are never parsed.
+  const candidates: number[] = [];
+  for (let i = 0; i < lines.length; i++) if (isCommandLike(lines[i]!.text, knownEnvs)) candidates.push(i);
+  if (!candidates.length) return NONE;
+  const layout = layoutOf(body, lines, candidates);
+  if (!layout.readable) {
+    return {
+      kind: 'invalid',
+      problem: `berth cannot tell which lines of this comment are commands: ${layout.why}, so nothing was run. Post the command in a short comment of its own.`,
+    };
+  }
   const hits: { line: number; text: string; result: LineResult }[] = [];
   let total = 0;
-  for (const para of scanBlocks(lines)) {
-    const hidden = hiddenLineStarts(para);
-    for (let i = 0; i < para.lines.length; i++) {
-      const pl = para.lines[i]!;
-      if (pl.quoted === 'visible' || hidden[i]) continue;
-      const raw = lines[pl.index]!;
-      if (hits.length >= 3) {
-        // The answer is already "more than one command": only count the rest.
-        if (isCommandLike(raw, knownEnvs)) total++;
-        continue;
-      }
-      let result = evaluateLine(raw, knownEnvs);
-      if (!result) continue;
-      if (pl.quoted === 'lazy') result = lazyQuote(raw, result);
-      total++;
-      hits.push({ line: pl.index + 1, text: raw, result });
-    }
+  for (const i of candidates) {
+    const shown = layout.lines.get(i);
+    if (shown === 'hidden') continue;
+    total++;
+    if (hits.length >= 3) continue; // the answer is already "more than one command": only count the rest
+    const raw = lines[i]!.text;
+    let result = evaluateLine(raw, knownEnvs)!;
+    if (shown === 'lazy-quote') result = lazyQuote(raw, result);
+    hits.push({ line: i + 1, text: raw, result });
   }
   if (total === 0) return NONE;
   if (total === 1) return hits[0]!.result;
@@ -534,387 +537,6 @@ export function distance(a: string, b: string): number {
 }
 
 let rows = new Int32Array(64);
-
-// ── Markdown block structure ────────────────────────────────────────────────
-
-function splitLines(body: string): string[] {
-  return body.split(/\r\n|\r|\n/);
-}
-
-interface ParaLine {
-  /** index into the comment's lines */
-  index: number;
-  /** 'visible': the line itself carries `>`; 'lazy': it continues a quote without one */
-  quoted: 'no' | 'visible' | 'lazy';
-  /** the paragraph content of the line (container markers and indentation removed) */
-  content: string;
-}
-
-interface Paragraph {
-  lines: ParaLine[];
-}
-
-interface Container {
-  quote: boolean;
-  /** list items: columns of indentation their content needs, relative to the parent's content */
-  width: number;
-  emptyStart: boolean;
-  hasContent: boolean;
-}
-
-type HtmlEnd = RegExp | 'blank';
-type Leaf =
-  | { t: 'none' }
-  | { t: 'para' }
-  | { t: 'fence'; ch: string; len: number }
-  | { t: 'indented' }
-  | { t: 'html'; end: HtmlEnd };
-
-const LEAF_NONE: Leaf = { t: 'none' };
-
-/**
- * The paragraphs of a comment, per CommonMark's block rules for the blocks
- * that matter here. Lines in code, HTML blocks, headings and breaks are not
- * paragraph lines and so are never commands.
- */
-function scanBlocks(lines: string[]): Paragraph[] {
-  const out: Paragraph[] = [];
-  const stack: Container[] = [];
-  let leaf: Leaf = LEAF_NONE;
-  let para: Paragraph | undefined;
-  const cur = new Cursor();
-
-  const addPara = (index: number, quoted: ParaLine['quoted'], content: string) => {
-    if (leaf.t !== 'para' || !para) {
-      para = { lines: [] };
-      out.push(para);
-      leaf = { t: 'para' };
-    }
-    para.lines.push({ index, quoted, content });
-  };
-
-  for (let index = 0; index < lines.length; index++) {
-    const line = expandTabs(lines[index]!);
-    cur.reset(line);
-    let pos = 0;
-
-    // 1. Which open containers does this line continue?
-    let matched = 0;
-    let quotesMatched = 0;
-    for (; matched < stack.length; matched++) {
-      const c = stack[matched]!;
-      const nns = cur.nonSpace(pos);
-      const blank = nns === line.length;
-      if (c.quote) {
-        if (blank || nns - pos > 3 || line[nns] !== '>') break;
-        pos = nns + 1;
-        if (line[pos] === ' ') pos++;
-        quotesMatched++;
-      } else if (blank) {
-        if (c.emptyStart && !c.hasContent) break;
-      } else if (nns - pos >= c.width) {
-        pos += c.width;
-      } else break;
-    }
-
-    let nns = cur.nonSpace(pos);
-    let blank = nns === line.length;
-
-    // 2. Continue the open leaf block, or continue a paragraph lazily.
-    if (matched === stack.length) {
-      if (leaf.t === 'fence') {
-        if (nns - pos <= 3 && closesFence(line, nns, leaf)) leaf = LEAF_NONE;
-        continue;
-      }
-      if (leaf.t === 'html') {
-        if (leaf.end === 'blank' ? blank : leaf.end.test(line.slice(pos))) leaf = LEAF_NONE;
-        continue;
-      }
-      if (leaf.t === 'indented') {
-        if (blank || nns - pos >= 4) continue;
-        leaf = LEAF_NONE;
-      }
-    } else {
-      if (leaf.t === 'para' && !blank && !interruptsParagraph(line, nns, nns - pos)) {
-        const quotesOpen = stack.reduce((n, c) => n + (c.quote ? 1 : 0), 0);
-        addPara(index, quotesMatched ? 'visible' : quotesOpen ? 'lazy' : 'no', line.slice(nns));
-        continue;
-      }
-      stack.length = matched;
-      leaf = LEAF_NONE;
-    }
-
-    // 3. New containers: block quotes and list items.
-    for (;;) {
-      nns = cur.nonSpace(pos);
-      if (nns === line.length || nns - pos > 3) break;
-      if (line[nns] === '>') {
-        stack.push({ quote: true, width: 0, emptyStart: false, hasContent: true });
-        pos = nns + 1;
-        if (line[pos] === ' ') pos++;
-        leaf = LEAF_NONE;
-      } else {
-        const m = listMarker(line, nns);
-        if (!m || thematicBreak(line, nns)) break;
-        if (leaf.t === 'para' && (m.empty || (m.ordered && m.start !== 1))) break;
-        stack.push({ quote: false, width: nns - pos + m.width, emptyStart: m.empty, hasContent: false });
-        pos = m.empty ? line.length : nns + m.width;
-        leaf = LEAF_NONE;
-      }
-      if (stack.length > MAX_NESTING) return out; // deeper structure is not followed: nothing after this is a command
-    }
-
-    // 4. The leaf block this line belongs to.
-    nns = cur.nonSpace(pos);
-    blank = nns === line.length;
-    if (blank) {
-      if (leaf.t === 'para') leaf = LEAF_NONE;
-      continue;
-    }
-    for (const c of stack) c.hasContent = true;
-    const indent = nns - pos;
-    const quoted = stack.some((c) => c.quote) ? 'visible' : 'no';
-    if (indent >= 4) {
-      if (leaf.t === 'para') addPara(index, quoted, line.slice(nns));
-      else leaf = { t: 'indented' };
-      continue;
-    }
-    const fence = opensFence(line, nns);
-    if (fence) {
-      leaf = fence;
-      continue;
-    }
-    const html = htmlBlockStart(line, nns, leaf.t === 'para');
-    if (html) {
-      leaf = html !== 'blank' && html.test(line.slice(nns)) ? LEAF_NONE : { t: 'html', end: html };
-      continue;
-    }
-    if (atxHeading(line, nns) || thematicBreak(line, nns) || (leaf.t === 'para' && setextUnderline(line, nns))) {
-      leaf = LEAF_NONE;
-      continue;
-    }
-    addPara(index, quoted, line.slice(nns));
-  }
-  return out;
-}
-
-/** Finds the next non-space column, remembering the run it last scanned so repeated queries stay linear. */
-class Cursor {
-  private line = '';
-  private from = 0;
-  private to = 0;
-  reset(line: string) {
-    this.line = line;
-    this.from = 0;
-    this.to = -1;
-  }
-  nonSpace(pos: number): number {
-    if (pos >= this.from && pos <= this.to) return this.to;
-    let i = pos;
-    while (i < this.line.length && this.line.charCodeAt(i) === 0x20) i++;
-    this.from = pos;
-    this.to = i;
-    return i;
-  }
-}
-
-function expandTabs(line: string): string {
-  if (!line.includes('\t')) return line;
-  let out = '';
-  for (const ch of line) {
-    if (ch === '\t') out += ' '.repeat(4 - (out.length % 4));
-    else out += ch;
-  }
-  return out;
-}
-
-function runLength(line: string, at: number, ch: string): number {
-  let i = at;
-  while (line[i] === ch) i++;
-  return i - at;
-}
-
-function restIsBlank(line: string, from: number): boolean {
-  for (let i = from; i < line.length; i++) if (line[i] !== ' ') return false;
-  return true;
-}
-
-function opensFence(line: string, at: number): Leaf | undefined {
-  const ch = line[at];
-  if (ch !== '`' && ch !== '~') return undefined;
-  const len = runLength(line, at, ch);
-  if (len < 3) return undefined;
-  if (ch === '`' && line.indexOf('`', at + len) !== -1) return undefined; // a backtick info string cannot hold backticks
-  return { t: 'fence', ch, len };
-}
-
-function closesFence(line: string, at: number, fence: { ch: string; len: number }): boolean {
-  const len = runLength(line, at, fence.ch);
-  return len >= fence.len && restIsBlank(line, at + len);
-}
-
-function atxHeading(line: string, at: number): boolean {
-  const n = runLength(line, at, '#');
-  return n >= 1 && n <= 6 && (at + n === line.length || line[at + n] === ' ');
-}
-
-function thematicBreak(line: string, at: number): boolean {
-  const ch = line[at];
-  if (ch !== '*' && ch !== '-' && ch !== '_') return false;
-  let count = 0;
-  for (let i = at; i < line.length; i++) {
-    if (line[i] === ch) count++;
-    else if (line[i] !== ' ') return false;
-  }
-  return count >= 3;
-}
-
-function setextUnderline(line: string, at: number): boolean {
-  const ch = line[at];
-  if (ch !== '=' && ch !== '-') return false;
-  return restIsBlank(line, at + runLength(line, at, ch));
-}
-
-interface ListMarker {
-  width: number;
-  empty: boolean;
-  ordered: boolean;
-  start: number;
-}
-
-function listMarker(line: string, at: number): ListMarker | undefined {
-  let end = at;
-  let ordered = false;
-  let start = 0;
-  const ch = line[at];
-  if (ch === '-' || ch === '+' || ch === '*') end = at + 1;
-  else {
-    while (end - at < 10 && line.charCodeAt(end) >= 0x30 && line.charCodeAt(end) <= 0x39) end++;
-    if (end === at || end - at > 9 || (line[end] !== '.' && line[end] !== ')')) return undefined;
-    start = Number(line.slice(at, end));
-    ordered = true;
-    end++;
-  }
-  const markerLen = end - at;
-  if (end === line.length) return { width: markerLen + 1, empty: true, ordered, start };
-  if (line[end] !== ' ') return undefined;
-  const spaces = runLength(line, end, ' ');
-  if (end + spaces === line.length) return { width: markerLen + 1, empty: true, ordered, start };
-  return { width: markerLen + (spaces >= 5 ? 1 : spaces), empty: false, ordered, start };
-}
-
-const HTML_BLOCK_6 =
-  /^<\/?(?:address|article|aside|base|basefont|blockquote|body|caption|center|col|colgroup|dd|details|dialog|dir|div|dl|dt|fieldset|figcaption|figure|footer|form|frame|frameset|h[1-6]|head|header|hr|html|iframe|legend|li|link|main|menu|menuitem|nav|noframes|ol|optgroup|option|p|param|search|section|summary|table|tbody|td|tfoot|th|thead|title|tr|track|ul)(?:[ >]|\/>|$)/i;
-const HTML_BLOCK_7 =
-  /^(?:<[A-Za-z][A-Za-z0-9-]*(?: +[A-Za-z_:][\w.:-]*(?: *= *(?:[^ "'=<>`]+|'[^']*'|"[^"]*"))?)* *\/?>|<\/[A-Za-z][A-Za-z0-9-]* *>) *$/;
-
-/** The end condition of the HTML block this line starts, if it starts one (CommonMark types 1–7). */
-function htmlBlockStart(line: string, at: number, inParagraph: boolean): HtmlEnd | undefined {
-  if (line[at] !== '<') return undefined;
-  const head = line.slice(at, at + 16);
-  if (/^<(?:pre|script|style|textarea)(?:[ >]|$)/i.test(head)) return /<\/(?:pre|script|style|textarea)>/i;
-  if (head.startsWith('<!--')) return /-->/;
-  if (head.startsWith('<?')) return /\?>/;
-  if (head.startsWith('<![CDATA[')) return /\]\]>/;
-  if (/^<![A-Za-z]/.test(head)) return />/;
-  if (HTML_BLOCK_6.test(line.slice(at, at + 16))) return 'blank';
-  if (!inParagraph && line.length - at <= 1000 && HTML_BLOCK_7.test(line.slice(at))) return 'blank';
-  return undefined;
-}
-
-/**
- * Whether a line that does not continue the open containers starts a block of
- * its own. If not, it is a lazy continuation of the open paragraph (which may
- * sit in a block quote the line does not repeat). As in the reference
- * implementation, the paragraph-interruption limits on list items (empty, or
- * ordered from other than 1) do not apply here: the paragraph is not in the
- * line's container.
- */
-function interruptsParagraph(line: string, at: number, indent: number): boolean {
-  if (indent >= 4) return false;
-  if (line[at] === '>') return true;
-  if (opensFence(line, at) || atxHeading(line, at) || thematicBreak(line, at)) return true;
-  if (htmlBlockStart(line, at, true)) return true; // type 7 never interrupts a paragraph, lazily or not
-  return !!listMarker(line, at);
-}
-
-// ── inline: code spans and HTML comments ───────────────────────────────────
-
-/** For each line of a paragraph, whether it starts inside a code span or an HTML comment (so it is not a line of its own). */
-function hiddenLineStarts(para: Paragraph): boolean[] {
-  const hidden = new Array<boolean>(para.lines.length).fill(false);
-  if (para.lines.length < 2 || !para.lines.some((l, i) => i > 0 && mayBeCommand(l.content))) return hidden;
-  const starts: number[] = [];
-  let text = '';
-  for (const l of para.lines) {
-    if (starts.length) text += '\n';
-    starts.push(text.length);
-    text += l.content;
-  }
-  const spans = inlineHiddenSpans(text);
-  let s = 0;
-  for (let i = 0; i < starts.length; i++) {
-    while (s < spans.length && spans[s]![1] <= starts[i]!) s++;
-    if (s < spans.length && spans[s]![0] < starts[i]!) hidden[i] = true;
-  }
-  return hidden;
-}
-
-function mayBeCommand(content: string): boolean {
-  const c = content.charCodeAt(0);
-  return c === 0x2f || c >= 0x80;
-}
-
-/** [start, end) of every code span and HTML comment, left to right, in linear time. */
-function inlineHiddenSpans(text: string): [number, number][] {
-  // Every maximal backtick run, by length: closers are looked up with a forward-only pointer per length.
-  const runsByLen = new Map<number, number[]>();
-  for (let i = 0; i < text.length; ) {
-    if (text[i] === '`') {
-      const n = runLength(text, i, '`');
-      let list = runsByLen.get(n);
-      if (!list) runsByLen.set(n, (list = []));
-      list.push(i);
-      i += n;
-    } else i++;
-  }
-  const pointer = new Map<number, number>();
-  const nextRun = (len: number, after: number): number => {
-    const list = runsByLen.get(len);
-    if (!list) return -1;
-    let p = pointer.get(len) ?? 0;
-    while (p < list.length && list[p]! < after) p++;
-    pointer.set(len, p);
-    return p < list.length ? list[p]! : -1;
-  };
-
-  const spans: [number, number][] = [];
-  let commentCloseMissing = false;
-  for (let i = 0; i < text.length; ) {
-    const ch = text[i];
-    if (ch === '\\') {
-      i += 2;
-    } else if (ch === '`') {
-      const n = runLength(text, i, '`');
-      const close = nextRun(n, i + n);
-      if (close === -1) i += n;
-      else {
-        spans.push([i, close + n]);
-        i = close + n;
-      }
-    } else if (ch === '<' && !commentCloseMissing && text.startsWith('<!--', i)) {
-      const end = text.startsWith('<!-->', i) ? i + 2 : text.startsWith('<!--->', i) ? i + 3 : text.indexOf('-->', i + 4);
-      if (end === -1) {
-        commentCloseMissing = true;
-        i += 4;
-      } else {
-        spans.push([i, end + 3]);
-        i = end + 3;
-      }
-    } else i++;
-  }
-  return spans;
-}
 
 // ── text helpers ────────────────────────────────────────────────────────────
 
