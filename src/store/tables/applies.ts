@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { insertOrKeep, isUniqueViolation, lockingRead, upsert, incoming, writeTransaction, type Ctx } from '../dialect.js';
+import { prepared } from '../prepared.js';
 import { chunks, Refused, refusedAsResult, toApply, toLock, unique } from '../rows.js';
 import {
   ApplyInFlightError,
@@ -144,14 +145,22 @@ export async function getApply(ctx: Ctx, id: string): Promise<ApplyRow | undefin
 
 /** CAS on the version; an apply that ends is no longer live (frees its environment's slot). */
 export async function casApplyState(ctx: Ctx, id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
-  const ends = TERMINAL_AGGREGATE_STATES.includes(patch.state);
-  const r = await ctx.db
-    .updateTable('applies')
-    .set((eb) => ({ ...aggregateSet(patch), version: eb('version', '+', 1), ...(ends ? { live: null } : {}) }))
-    .where('id', '=', id)
-    .where('version', '=', expectedVersion)
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+  const set = { ...aggregateSet(patch), ...(TERMINAL_AGGREGATE_STATES.includes(patch.state) ? { live: null } : {}) };
+  const columns = Object.keys(set);
+  const r = await ctx.db.executeQuery(
+    prepared(
+      ctx.dialect,
+      `apply-cas:${columns.join(',')}`,
+      (p) =>
+        ctx.db
+          .updateTable('applies')
+          .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+          .where('id', '=', p('id'))
+          .where('version', '=', p('expectedVersion')),
+      { ...set, id, expectedVersion },
+    ),
+  );
+  return Number(r.numAffectedRows ?? 0) === 1;
 }
 
 /** The SET of an operation/apply state CAS, without the version bump: state always, the rest only when present. */

@@ -3,6 +3,7 @@
 // lease (a driver that lost its lease writes nothing), several in one
 // transaction (group commit).
 import { lockingRead, writeTransaction, type Ctx } from '../dialect.js';
+import { prepared } from '../prepared.js';
 import { toOperation, toTask, unique } from '../rows.js';
 import type { AggregatePatch, Fence, OperationRow, TaskPatch, TaskRow, TaskUpdate } from '../store.js';
 import { aggregateSet } from './applies.js';
@@ -17,13 +18,22 @@ export async function getOperation(ctx: Ctx, id: string): Promise<OperationRow |
 }
 
 export async function casOperationState(ctx: Ctx, id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
-  const r = await ctx.db
-    .updateTable('apply_operations')
-    .set((eb) => ({ ...aggregateSet(patch), version: eb('version', '+', 1) }))
-    .where('id', '=', id)
-    .where('version', '=', expectedVersion)
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+  const set = aggregateSet(patch);
+  const columns = Object.keys(set);
+  const r = await ctx.db.executeQuery(
+    prepared(
+      ctx.dialect,
+      `operation-cas:${columns.join(',')}`,
+      (p) =>
+        ctx.db
+          .updateTable('apply_operations')
+          .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+          .where('id', '=', p('id'))
+          .where('version', '=', p('expectedVersion')),
+      { ...set, id, expectedVersion },
+    ),
+  );
+  return Number(r.numAffectedRows ?? 0) === 1;
 }
 
 export async function listTasks(ctx: Ctx, operationId: string): Promise<TaskRow[]> {
@@ -63,12 +73,15 @@ export async function updateTasks(ctx: Ctx, updates: readonly TaskUpdate[], fenc
   return writeTransaction(ctx, async (trx) => {
     if (fence) {
       // A shared lock on the lease row: a takeover (an UPDATE of that row) waits for this batch, or this batch sees it.
-      const held = await lockingRead(
-        trx.dialect,
-        trx.db.selectFrom('leases').select('name').where('name', '=', fence.lease).where('holder', '=', fence.holder).where('token', '=', fence.token),
-        'share',
-      ).executeTakeFirst();
-      if (!held) return updates.map(() => false);
+      const held = await trx.db.executeQuery(
+        prepared(
+          trx.dialect,
+          'fence',
+          (p) => lockingRead(trx.dialect, trx.db.selectFrom('leases').select('name').where('name', '=', p('lease')).where('holder', '=', p('holder')).where('token', '=', p('token')), 'share'),
+          { lease: fence.lease, holder: fence.holder, token: fence.token },
+        ),
+      );
+      if (held.rows.length === 0) return updates.map(() => false);
     }
     const out: boolean[] = [];
     for (const { id, expected: expectedState, patch } of updates) {
@@ -78,13 +91,22 @@ export async function updateTasks(ctx: Ctx, updates: readonly TaskUpdate[], fenc
         continue;
       }
       // version = version + 1 makes every matched row a changed row (MySQL's FOUND_ROWS agrees).
-      const r = await trx.db
-        .updateTable('tasks')
-        .set((eb) => ({ ...taskSet(patch), version: eb('version', '+', 1) }))
-        .where('id', '=', id)
-        .where('state', 'in', expected)
-        .executeTakeFirst();
-      out.push(Number(r.numUpdatedRows) === 1);
+      const set = taskSet(patch);
+      const columns = Object.keys(set) as (keyof typeof set)[];
+      const r = await trx.db.executeQuery(
+        prepared(
+          trx.dialect,
+          `task:${columns.join(',')}:${expected.length}`,
+          (p) =>
+            trx.db
+              .updateTable('tasks')
+              .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+              .where('id', '=', p('id'))
+              .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
+          { ...set, id, ...Object.fromEntries(expected.map((e, i) => [`expected${i}`, e])) },
+        ),
+      );
+      out.push(Number(r.numAffectedRows ?? 0) === 1);
     }
     return out;
   });
