@@ -10,7 +10,7 @@ import { outText } from './outbound.js';
 import type { DesiredState, ObservedState, ObserveOptions } from './model.js';
 import type { Plan } from './plan.js';
 import { planToString } from './plan.js';
-import { reconcile } from './reconcile.js';
+import { reconcile, type ReconcileOptions } from './reconcile.js';
 import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from './store/store.js';
 
 /**
@@ -34,9 +34,9 @@ export interface ExpectedPlan {
   text: string;
 }
 
-export async function planTargets(desired: DesiredState, targets: readonly string[], observe: Observer): Promise<TargetPlan[]> {
+export async function planTargets(desired: DesiredState, targets: readonly string[], observe: Observer, opts: ReconcileOptions = {}): Promise<TargetPlan[]> {
   return Promise.all(
-    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment, { ...(desired.repository ? { repository: desired.repository } : {}), desired })) })),
+    [...targets].map(async (target) => ({ target, plan: reconcile(desired, await observe(target, desired.project, desired.environment, { ...(desired.repository ? { repository: desired.repository } : {}), desired }), opts) })),
   );
 }
 
@@ -136,7 +136,8 @@ export interface PreparedApply {
 
 /** Re-plans, guards and records an apply (state pending). The caller hands the id to the executor. */
 export async function prepareApply(store: Store, observe: Observer, req: ApplyRequest): Promise<PreparedApply> {
-  const plans = await planTargets(req.desired, req.targets, observe);
+  // A rollback rolls out with each service's rollback_config (update_config when it has none).
+  const plans = await planTargets(req.desired, req.targets, observe, req.kind === 'rollback' ? { rollout: 'rollback' } : {});
   if (req.expected) {
     const changes = staleness(req.expected, plans);
     if (changes.length) throw new StalePlanError(changes);

@@ -3,6 +3,7 @@
 // and call these. GitHub, Docker and the store are reached through ports.
 import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
 import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
+import type { ReconcileOptions } from './reconcile.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
 import { loadComposeReading, variableSecrets } from './repo.js';
@@ -156,12 +157,12 @@ export class Bot {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
-  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string): Promise<EnvPlan> {
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
       await this.ownProject(repoName(repo), loaded.config, env, false);
       const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
-      const plans = await planTargets(desired, env.targets, this.o.observe);
+      const plans = await planTargets(desired, env.targets, this.o.observe, opts);
       const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
       // The plan DAG drawn (issue 14): labels masked like the plan, then made inert for Mermaid.
       const redact = redactorFor(env);
@@ -444,7 +445,7 @@ export class Bot {
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
       // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
       const source = { id: target.id, pr: target.pr, headSha: target.headSha };
-      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha);
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' });
       if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
       desired = planned.desired;
       expected = expectedOf(planned.plans);

@@ -1,10 +1,11 @@
 // Hashes that decide "changed or not". Scaling never changes a service's hash:
-// replicas are excluded so 1→3 adds containers instead of recreating them.
+// replicas are excluded so 1→3 adds containers instead of recreating them, and so
+// is the rollout (update_config): how a change rolls out is not a change.
 import { hashOf } from './hash.js';
 import type { DesiredNetwork, DesiredService, DesiredVolume, NetworkSpec, ServiceSpec, VolumeSpec } from './model.js';
 
 export function serviceConfigHash(spec: ServiceSpec): string {
-  const { replicas: _replicas, ...rest } = spec;
+  const { replicas: _replicas, rollout: _rollout, ...rest } = spec;
   return hashOf(rest);
 }
 

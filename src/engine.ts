@@ -20,6 +20,8 @@ export interface CreateExtras {
   volumeNames?: Record<string, string>;
   /** anonymous volumes of the container being replaced, mounted again at the same paths (compose keeps their data) */
   inheritVolumes?: { name: string; target: string }[];
+  /** start-first: joined without the service's aliases (out of its DNS name) until it passed its gate */
+  outsideDns?: boolean;
 }
 
 export interface ContainerProbe {

@@ -104,6 +104,12 @@ export interface ExecutorOptions {
 const silent: ExecutorLogger = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAILED_DEP: TaskState[] = ['failed', 'skipped', 'cancelled'];
+/** A BatchGate runs once its batch has ended however it ended: it is the one that judges the failures. */
+const TERMINAL: TaskState[] = ['succeeded', ...FAILED_DEP];
+const isGate = (t: TaskRow) => t.kind === 'BatchGate';
+/** whether `dep` (in `state`) no longer holds `t` back */
+const depMet = (t: TaskRow, state: TaskState | undefined) => state === 'succeeded' || (isGate(t) && state !== undefined && state !== 'cancelled' && TERMINAL.includes(state));
+const depBroken = (t: TaskRow, state: TaskState | undefined) => (isGate(t) ? state === 'cancelled' || state === undefined : FAILED_DEP.includes(state ?? 'failed'));
 
 export function parsePayload(json: string): ApplyPayload {
   const p = JSON.parse(json) as ApplyPayload;
@@ -131,11 +137,11 @@ async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ valu
 }
 
 /** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
-function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[]): CreateExtras {
+function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[], outsideDns?: boolean): CreateExtras {
   const named = dockerNames(desired);
   const networkNames = Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)]));
   const volumeNames = Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)]));
-  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}) };
+  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}), ...(outsideDns ? { outsideDns } : {}) };
 }
 
 /** A service's configs and secrets with their content, as the engine puts them into the container. */
@@ -187,7 +193,9 @@ function mustFinish(byNode: ReadonlyMap<number, TaskRow>): Set<number> {
     if (g) (members.get(g) ?? members.set(g, []).get(g)!).push(t);
   }
   const queue: TaskRow[] = [];
-  for (const ts of members.values()) if (ts.some((t) => DESTRUCTIVE.has(t.kind) && t.state !== 'pending')) queue.push(...ts);
+  // A start-first group is begun from its first step: a stop finishes the batch in flight (its new
+  // container then serves), it never leaves a half-started replacement behind.
+  for (const [g, ts] of members) if (ts.some((t) => (DESTRUCTIVE.has(t.kind) || g.startsWith('start-first:')) && t.state !== 'pending')) queue.push(...ts);
   const keep = new Set<number>();
   const groupsIn = new Set<string>();
   while (queue.length) {
@@ -350,15 +358,15 @@ export class Executor {
         else dependants.set(d, [t]);
       }
     for (const t of tasks) {
-      unmet.set(t.nodeId, t.deps.filter((d) => byNode.get(d)?.state !== 'succeeded').length);
+      unmet.set(t.nodeId, t.deps.filter((d) => !depMet(t, byNode.get(d)?.state)).length);
       if (t.state !== 'pending') continue;
-      if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) toSkip.push(t);
+      if (t.deps.some((d) => depBroken(t, byNode.get(d)?.state))) toSkip.push(t);
       else if (unmet.get(t.nodeId) === 0) ready.push(t);
     }
     const finished = (t: TaskRow) => {
       for (const child of dependants.get(t.nodeId) ?? []) {
         if (child.state !== 'pending') continue;
-        if (t.state === 'succeeded') {
+        if (depMet(child, t.state)) {
           const left = unmet.get(child.nodeId)! - 1;
           unmet.set(child.nodeId, left);
           if (left === 0) ready.push(child);
@@ -393,7 +401,7 @@ export class Executor {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
-          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d)
+          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d, byNode)
             .catch((err) => {
               // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
               lost ??= err;
@@ -416,8 +424,8 @@ export class Executor {
           for (const f of fresh) Object.assign(byNode.get(f.nodeId)!, f);
           for (const t of byNode.values()) {
             if (t.state !== 'pending') continue;
-            if (t.deps.some((d) => FAILED_DEP.includes(byNode.get(d)?.state ?? 'failed'))) toSkip.push(t);
-            else if (t.deps.every((d) => byNode.get(d)?.state === 'succeeded')) ready.push(t);
+            if (t.deps.some((d) => depBroken(t, byNode.get(d)?.state))) toSkip.push(t);
+            else if (t.deps.every((d) => depMet(t, byNode.get(d)?.state))) ready.push(t);
           }
           if (!toSkip.length && !ready.length) throw new Error(`operation ${op.id} has pending tasks that can never run`);
           continue;
@@ -434,7 +442,7 @@ export class Executor {
     const cut = new Map<string, TaskRow>();
     for (const t of [...byNode.values()].sort((a, b) => a.nodeId - b.nodeId)) {
       const g = groupName(t);
-      if (g?.startsWith('recreate:') && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
+      if ((g?.startsWith('recreate:') || g?.startsWith('start-first:')) && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
     }
     for (const t of cut.values()) await this.restoreAfterFailure(JSON.parse(t.nodeJson) as PlanNode, groupOf(byNode, t), engine, applyId);
     // The operation is done: cut the coalescing wait short, then settle for good.
@@ -535,7 +543,7 @@ export class Executor {
     );
   }
 
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[], d: Drive): Promise<void> {
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[], d: Drive, byNode: ReadonlyMap<number, TaskRow>): Promise<void> {
     if (!d.live()) return;
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }, d))) return;
     this.progress(applyId);
@@ -544,13 +552,15 @@ export class Executor {
     // the task stays `running` and whoever drives next checks whether its effect is there (it is not).
     if (!d.live()) return;
     try {
-      const result = await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
+      const result = node.kind === 'BatchGate' ? await this.batchGate(node, byNode) : await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
       await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null }, d);
     } catch (err) {
       // The old container is back before the failure is journaled: a crash in between leaves the task
       // `running`, so recovery looks at it (and restores) again instead of reading a settled failure.
       const restored = await this.restoreAfterFailure(node, group, engine, applyId);
-      const message = redactError(((err as Error)?.message ?? String(err)) + restored, payload);
+      const what = (err as Error)?.message ?? String(err);
+      // What still serves leads, so the check run's shortened failure line always says it.
+      const message = redactError(restored.startsWith('; rolled back') ? `${restored.slice(2)}: ${what}` : what + restored, payload);
       this.log.warn({ applyId, node: node.id, kind: node.kind, resource: node.resource, error: message }, 'task failed');
       // Other operations see the halt at their next step, whatever this loop is doing.
       if (payload.onFailure === 'halt') halt.by.add(t.operationId);
@@ -620,7 +630,7 @@ export class Executor {
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
         const id = await replayable(
-          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes)),
+          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
@@ -633,7 +643,7 @@ export class Executor {
       case 'ConnectNetwork': {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
         const svc = desired.services.find((s) => s.spec.name === t.service);
-        const ep = svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
+        const ep = t.outsideDns ? { Aliases: [] } : svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
         await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
       }
@@ -668,8 +678,11 @@ export class Executor {
         );
         return;
       case 'WaitHealthy':
-        await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
+        if (t.monitorMs !== undefined) await this.monitorRunning(engine, t.containerName!, t.monitorMs);
+        else await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
         return;
+      case 'BatchGate':
+        throw new Error('internal: a BatchGate is judged by the executor, not called');
       case 'WaitExited':
         await this.waitExited(engine, t.containerName!);
         return;
@@ -701,6 +714,7 @@ export class Executor {
    * the task's error.
    */
   private async restoreAfterFailure(node: PlanNode, group: PlanNode[], engine: Engine, applyId: string): Promise<string> {
+    if (node.group?.startsWith('start-first:')) return this.rollBackStartFirst(node, group, engine, applyId);
     if (!node.group?.startsWith('recreate:') || node.kind === 'RemoveContainer') return '';
     const aside = group.find((n) => n.kind === 'RenameContainer' && n.target.containerId);
     const create = group.find((n) => n.kind === 'CreateContainer');
@@ -719,10 +733,73 @@ export class Executor {
       // Started again only if the plan had stopped it (it was running or paused before the apply).
       if (group.some((n) => n.kind === 'StopContainer') && !old.running) await engine.startContainer(oldId);
       this.log.info({ applyId, group: node.group, container: canonical }, 'recreate group did not finish; old container kept or restored');
-      return `; the old container ${canonical} was restored`;
+      // A rollout (update_config) says what is serving: the failure report names the version that stayed.
+      return create.target.previousImage ? `; rolled back — still serving ${create.target.previousImage}` : `; the old container ${canonical} was restored`;
     } catch (err) {
       this.log.error({ applyId, group: node.group, err: String(err) }, 'could not restore the old container');
       return `; restoring the old container ${canonical} failed: ${(err as Error)?.message ?? String(err)}`;
+    }
+  }
+
+  /**
+   * A start-first step failed. Up to its gate the old container was never touched and still serves:
+   * the new one is removed. From the gate on, the new container passed it and serves (the old one is
+   * leaving): nothing is undone, the failure is reported. Idempotent, like restoreAfterFailure.
+   */
+  private async rollBackStartFirst(node: PlanNode, group: PlanNode[], engine: Engine, applyId: string): Promise<string> {
+    const create = group.find((n) => n.kind === 'CreateContainer');
+    if (!create) return '';
+    const tmp = create.target.containerName!;
+    // Steps on the old container (known by id) and the final rename come after the new one joined DNS healthy.
+    const oldTouched = node.kind === 'RenameContainer' || node.target.containerId !== undefined;
+    if (oldTouched) return `; the new container ${tmp} passed its gate and serves`;
+    try {
+      const c = await engine.findContainer(tmp);
+      if (c && c.labels[LABEL.applyId] === applyId) await gone(() => engine.removeContainer(c.id));
+      this.log.info({ applyId, group: node.group, container: tmp }, 'start-first replacement did not pass its gate; removed, the old container kept serving');
+      return `; rolled back — still serving ${create.target.previousImage ?? 'the old container'}`;
+    } catch (err) {
+      this.log.error({ applyId, group: node.group, err: String(err) }, 'could not remove the failed replacement');
+      return `; the old container still serves, but removing the failed ${tmp} failed: ${(err as Error)?.message ?? String(err)}`;
+    }
+  }
+
+  /**
+   * The BatchGate between two batches of a rollout: the failed replicas of the service so far
+   * against max_failure_ratio decide; over it, failure_action rollback or pause fails the gate (so
+   * no later batch starts), continue lets the rollout go on. Then the delay.
+   */
+  private async batchGate(node: PlanNode, byNode: ReadonlyMap<number, TaskRow>): Promise<undefined> {
+    const r = node.target.rollout!;
+    const service = node.target.service!;
+    const failedGroups = new Set<string>();
+    const errors: string[] = [];
+    for (const t of byNode.values()) {
+      const g = groupName(t);
+      if (!g || !(g.startsWith(`recreate:${service}:`) || g.startsWith(`start-first:${service}:`))) continue;
+      if (t.state === 'failed' || t.state === 'skipped') failedGroups.add(g);
+      if (t.state === 'failed' && t.error) errors.push(t.error);
+    }
+    const ratio = failedGroups.size / Math.max(1, r.replicas);
+    if (failedGroups.size && ratio > r.maxFailureRatio && r.failureAction !== 'continue') {
+      const what = `${failedGroups.size} of ${r.replicas} replicas failed their gate after batch ${r.batch}/${r.batches} (max_failure_ratio ${r.maxFailureRatio})`;
+      const verb = r.failureAction === 'rollback' ? 'rolled back' : 'paused';
+      throw new Error(`rollout of ${service} ${verb}: ${what}; later batches were not started. ${errors.join(' | ')}`);
+    }
+    if (r.delayMs) await sleep(r.delayMs);
+    return undefined;
+  }
+
+  /** A rollout gate without a healthcheck: the new container must keep running through `monitor`. */
+  private async monitorRunning(engine: Engine, container: string, monitorMs: number) {
+    const deadline = this.now() + monitorMs;
+    const poll = this.o.healthPollMs ?? 250;
+    for (;;) {
+      const c = await engine.findContainer(container);
+      if (!c) throw new Error(`${container} is gone before its gate`);
+      if (!c.running) throw new Error(`${container} stopped during its ${monitorMs} ms monitor${c.exitCode !== undefined ? ` (exit code ${c.exitCode})` : ''}`);
+      if (this.now() >= deadline) return;
+      await sleep(Math.min(poll, Math.max(1, deadline - this.now())));
     }
   }
 
@@ -733,7 +810,7 @@ export class Executor {
     const poll = this.o.healthPollMs ?? 250;
     let last = await engine.health(container);
     while (last.status !== 'healthy') {
-      const log = last.lastLog ? ` Last health check output: ${last.lastLog}` : '';
+      const log = last.lastLog ? ` Last health check output: ${last.lastLog}` : last.exitCode !== undefined ? ` Last health check exited ${last.exitCode} with no output.` : '';
       if (!last.running) throw new Error(`${container} is not running (it exited before becoming healthy).${log}`);
       if (last.status === 'unhealthy') throw new Error(`${container} is unhealthy.${log}`);
       if (last.status === 'none') throw new Error(`${container} has no healthcheck, so service_healthy can never be met`);
@@ -847,6 +924,7 @@ export class Executor {
       case 'EnsureImage':
       case 'WaitHealthy':
       case 'WaitExited':
+      case 'BatchGate':
         // Not mutations: safe to run again.
         return { done: false };
       case 'UnpauseContainer': {

@@ -105,6 +105,28 @@ export interface ServiceNetwork {
   priority?: number;
 }
 
+export type RolloutOrder = 'stop-first' | 'start-first';
+export type FailureAction = 'rollback' | 'pause' | 'continue';
+
+/**
+ * `deploy.update_config` / `deploy.rollback_config` after defaults (compose's, as Swarm reads them):
+ * how the replicas of a changed service are replaced on a plain Docker host.
+ */
+export interface RolloutConfig {
+  /** replicas replaced at once; 0 = all at once (default 1) */
+  parallelism: number;
+  /** wait between batches (default 0) */
+  delayMs: number;
+  /** stop-first (default): old stopped, then new started; start-first: new started and healthy, then old removed */
+  order: RolloutOrder;
+  /** what a failed health gate does to the rest of the rollout (default pause) */
+  failureAction: FailureAction;
+  /** a new container without a healthcheck must keep running this long to pass its gate (default 5s) */
+  monitorMs: number;
+  /** failed replicas tolerated, as a share of the service's replaced replicas, before failure_action applies (default 0) */
+  maxFailureRatio: number;
+}
+
 /**
  * Service settings beyond the core: optional, and absent when not written, so
  * a file that does not use them hashes exactly as before they existed.
@@ -153,6 +175,12 @@ export interface ServiceExtras {
   pullPolicy?: PullPolicy;
   /** per network key, only for networks with options */
   networkOptions?: Record<string, ServiceNetwork>;
+  /**
+   * `deploy.update_config` (update) and `deploy.rollback_config` (rollback, used by `/rollback`).
+   * Absent = compose's behaviour (every replica recreated at once, stop-first). Not part of the
+   * config hash: changing how a service rolls out never recreates it.
+   */
+  rollout?: { update?: RolloutConfig; rollback?: RolloutConfig };
 }
 
 /**

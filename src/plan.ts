@@ -1,6 +1,6 @@
 // The Plan DAG: what reconcile produces, what the renderer shows and what the
 // executor runs. Every node is exactly one Docker call.
-import type { DesiredState, ServiceSpec } from './model.js';
+import type { DesiredState, FailureAction, ServiceSpec } from './model.js';
 
 export const NODE_KINDS = [
   'CreateNetwork',
@@ -17,6 +17,8 @@ export const NODE_KINDS = [
   'RenameContainer',
   'WaitHealthy',
   'WaitExited',
+  /** between two batches of a rollout (update_config): counts the failed replicas, applies failure_action, waits the delay */
+  'BatchGate',
 ] as const;
 export type NodeKind = (typeof NODE_KINDS)[number];
 
@@ -55,6 +57,14 @@ export interface NodeTarget {
   configHash?: string;
   /** for a recreate's CreateContainer: the old container's anonymous volumes, mounted again at the same paths */
   inheritVolumes?: { name: string; target: string }[];
+  /** for a rollout's CreateContainer: the image the replaced container serves (named when a failed gate rolls back) */
+  previousImage?: string;
+  /** start-first: the new container is created and connected without the service's aliases (it joins DNS once healthy) */
+  outsideDns?: boolean;
+  /** for a rollout gate (WaitHealthy) on a service without a healthcheck: how long the new container must keep running */
+  monitorMs?: number;
+  /** for a BatchGate: the rollout it guards */
+  rollout?: { batch: number; batches: number; replicas: number; delayMs: number; failureAction: FailureAction; maxFailureRatio: number };
 }
 
 export type ChangeAction = 'create' | 'change' | 'remove' | 'unchanged';
@@ -84,6 +94,8 @@ export interface Plan {
   fingerprint: string;
   /** the desired state the nodes were planned from; the executor reads specs from here */
   desired: DesiredState;
+  /** `rollback`: planned for a /rollback, with each service's deploy.rollback_config */
+  rollout?: 'rollback';
 }
 
 export function isEmpty(plan: Plan): boolean {

@@ -136,7 +136,8 @@ export function desiredDigest(desired: DesiredState): string {
   return hashOf({
     project: desired.project,
     environment: desired.environment,
-    services: [...desired.services].sort(byName((s) => s.spec.name)).map((s) => ({ hash: s.configHash, replicas: s.spec.replicas, name: s.spec.name })),
+    // A rollout setting is not in the config hash (it never recreates) but changes what an apply does.
+    services: [...desired.services].sort(byName((s) => s.spec.name)).map((s) => ({ hash: s.configHash, replicas: s.spec.replicas, name: s.spec.name, ...(s.spec.rollout ? { rollout: s.spec.rollout } : {}) })),
     networks: [...desired.networks].sort(byName((n) => n.spec.name)).map((n) => n.configHash),
     volumes: [...desired.volumes].sort(byName((v) => v.spec.name)).map((v) => v.configHash),
   });
@@ -237,7 +238,7 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
     if (c.config && c.config.image !== d.spec.image) return imageReason(c.config.image, d.spec.image);
     // Only configs or secrets differ: say which (a rotation reads "secret db_password changed").
     const changed = changedFiles(c.config, d.spec);
-    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0 }) === hashOf({ ...d.spec, files: undefined, replicas: 0 })) return changed.join(', ');
+    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0, rollout: undefined }) === hashOf({ ...d.spec, files: undefined, replicas: 0, rollout: undefined })) return changed.join(', ');
     return 'config changed';
   }
   if (c.image !== d.spec.image) return imageReason(c.image, d.spec.image);
@@ -246,6 +247,14 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
   if (d.spec.networkMode === undefined && want !== have) return 'networks differ';
   if (d.spec.networks.some((n) => changedNetworks.has(n))) return 'network changed';
   return undefined;
+}
+
+/** A compose duration as written: `10s`, `1m`, `500ms`. */
+function duration(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }
 
 const locatedAt = (at: DeclaredAt | undefined) => (at ? { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), ...(at.path ? { path: at.path } : {}) } : {});
@@ -282,7 +291,12 @@ function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, 
   });
 }
 
-export function reconcile(desired: DesiredState, observed: ObservedState): Plan {
+export interface ReconcileOptions {
+  /** `rollback` (a /rollback apply): services roll out with deploy.rollback_config, or update_config without one */
+  rollout?: 'update' | 'rollback';
+}
+
+export function reconcile(desired: DesiredState, observed: ObservedState, opts: ReconcileOptions = {}): Plan {
   const b = new Builder();
   const { project, environment: env } = desired;
   const services = topoServices(desired.services);
@@ -505,7 +519,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       reasons.add(reason);
     }
 
-    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[], inheritVolumes: { name: string; target: string }[] = []) => {
+    const createChain = (r: number, containerName: string, group: string | undefined, reason: string, detail: string | undefined, extraDeps: string[], inheritVolumes: { name: string; target: string }[] = [], more: Partial<NodeTarget> = {}) => {
       const resource = `service:${name}:${r}`;
       const create = b.add({
         key: `create:${name}:${r}`,
@@ -515,19 +529,20 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         ...(detail ? { detail } : {}),
         ...(group ? { group } : {}),
         deps: [images.get(s.spec.image), ...infra, ...extraRemovals, ...joinReady, ...extraDeps],
-        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}), ...(inheritVolumes.length ? { inheritVolumes } : {}) },
+        target: { service: name, replica: r, containerName, image: s.spec.image, configHash: s.configHash, ...(firstNet ? { network: firstNet } : {}), ...(inheritVolumes.length ? { inheritVolumes } : {}), ...more },
       });
       const connects = extraNets.map((n) =>
-        b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n } }),
+        b.add({ key: `connect:${name}:${r}:${n}`, kind: 'ConnectNetwork', resource, reason, detail: n, ...(group ? { group } : {}), deps: [create, createNet.get(n)], target: { service: name, replica: r, containerName, network: n, ...(more.outsideDns ? { outsideDns: true } : {}) } }),
       );
       return { create, connects };
     };
 
-    const startChain = (r: number, after: string[], reason: string, group: string | undefined, containerName: string, containerId?: string) => {
+    const startChain = (r: number, after: string[], reason: string, group: string | undefined, containerName: string, containerId?: string, gated = false) => {
       const resource = `service:${name}:${r}`;
       const start = b.add({ key: `start:${name}:${r}`, kind: 'StartContainer', resource, reason, ...(group ? { group } : {}), deps: [...after, ...depReady], target: { service: name, replica: r, containerName, ...(containerId ? { containerId } : {}) } });
       ready.push(start);
-      if (needsHealthy.has(name) && s.spec.healthcheck) {
+      if (gated) healthy.push(rolloutGate(r, start, group!, containerName));
+      else if (needsHealthy.has(name) && s.spec.healthcheck) {
         const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
         healthy.push(wait);
       } else healthy.push(start);
@@ -538,6 +553,45 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       } else completed.push(start);
       // A recreate removes the parked old container once the new one is up (healthy when that is asked for).
       return healthy[healthy.length - 1]!;
+    };
+
+    // deploy.update_config: the replicas to replace roll in batches of `parallelism`, each batch
+    // health-gated, the next one starting after a BatchGate (failure_action, max_failure_ratio, delay).
+    // Without update_config every replica is replaced at once, stop-first, as compose does.
+    const ro = opts.rollout === 'rollback' ? (s.spec.rollout?.rollback ?? s.spec.rollout?.update) : s.spec.rollout?.update;
+    const rolling = ro ? replicas.filter((rep) => rep.action === 'recreate') : [];
+    const perBatch = Math.max(1, ro?.parallelism || rolling.length);
+    const batchOf = new Map(rolling.map((rep, i) => [rep.r, Math.floor(i / perBatch)]));
+    const batchCount = Math.ceil(rolling.length / perBatch);
+    const finals: string[][] = Array.from({ length: batchCount }, () => []);
+    const batchGates: string[] = [];
+    const gateDetail = s.spec.healthcheck && s.spec.healthcheck.test[0] !== 'NONE' ? 'healthcheck' : `running ${duration(ro?.monitorMs ?? 0)}`;
+    /** the health gate of a rollout: the new container healthy (its healthcheck), or running through `monitor` */
+    const rolloutGate = (r: number, start: string, group: string, containerName: string) =>
+      b.add({
+        key: `wait:${name}:${r}`,
+        kind: 'WaitHealthy',
+        resource: `service:${name}:${r}`,
+        reason: 'rollout gate',
+        detail: gateDetail,
+        group,
+        deps: [start],
+        target: { service: name, replica: r, containerName, ...(gateDetail === 'healthcheck' ? {} : { monitorMs: ro?.monitorMs ?? 0 }) },
+      });
+    /** the batch a rollout replica belongs to waits for the gate after the previous batch */
+    const batchAfter = (r: number): string[] => {
+      const k = batchOf.get(r);
+      if (!ro || !k) return [];
+      batchGates[k - 1] ??= b.add({
+        key: `batch:${name}:${k}`,
+        kind: 'BatchGate',
+        resource: `service:${name}`,
+        reason: `rollout batch ${k}/${batchCount}`,
+        detail: [ro.order, `failure_action ${ro.failureAction}`, ...(ro.maxFailureRatio ? [`max_failure_ratio ${ro.maxFailureRatio}`] : []), ...(ro.delayMs ? [`delay ${duration(ro.delayMs)}`] : [])].join('; '),
+        deps: finals[k - 1]!,
+        target: { service: name, rollout: { batch: k, batches: batchCount, replicas: rolling.length, delayMs: ro.delayMs, failureAction: ro.failureAction, maxFailureRatio: ro.maxFailureRatio } },
+      });
+      return [batchGates[k - 1]!];
     };
 
     // depends_on.restart: a running replica is restarted once a dependency that asked for it was recreated.
@@ -580,10 +634,46 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
       // container's start waits for, so once the group has touched the old container nothing outside
       // the group can still fail or be cancelled under it: a begun group runs to its end.
       const old = rep.c!;
-      const group = `recreate:${name}:${rep.r}`;
       const tmp = names.tmpContainer(project, env, name, rep.r, s.configHash);
-      const backup = names.backupContainer(project, env, name, rep.r);
       const resource = `service:${name}:${rep.r}`;
+      const after = batchAfter(rep.r);
+      const more: Partial<NodeTarget> = ro ? { previousImage: old.image } : {};
+      // Compose keeps a recreated container's anonymous volumes: the new one mounts them at the same paths (unless that path now has another mount).
+      const mounted = new Set(s.spec.volumes.filter((m) => m.type !== 'volume' || m.source).map((m) => m.target));
+      const inherit = (old.anonymousVolumes ?? []).filter((v) => !mounted.has(v.target));
+      // start-first: the new container runs beside the old one (under its temporary name, with the service's
+      // aliases) and must pass its gate before the old one leaves the service's DNS name (disconnected from
+      // every network it is on), stops within its grace period and goes; then the new one takes the name.
+      // Only for a running old container whose networks stay (a replaced network cannot hold both).
+      const startFirst =
+        ro?.order === 'start-first' && RUNNING_STATES.has(old.state) && !s.spec.networkMode && !needsCompleted.has(name) && ![...old.networks, ...s.spec.networks].some((n) => changedNetworks.has(n));
+      if (startFirst) {
+        const group = `start-first:${name}:${rep.r}`;
+        // Outside the service's DNS name until healthy: clients never reach a replacement still starting.
+        const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, after, inherit, { ...more, outsideDns: true });
+        const start = b.add({ key: `start:${name}:${rep.r}`, kind: 'StartContainer', resource, reason: rep.reason!, detail: tmp, group, deps: [create, ...connects, ...depReady], target: { service: name, replica: rep.r, containerName: tmp } });
+        const gate = rolloutGate(rep.r, start, group, tmp);
+        // Healthy: it joins the service's DNS name on each network (Docker sets aliases only on connect), then the old one leaves it.
+        const joins = s.spec.networks.map((n) => {
+          const out = b.add({ key: `rejoin:${name}:${rep.r}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'rejoins with the service aliases', detail: n, group, deps: [gate], target: { service: name, replica: rep.r, containerName: tmp, network: n } });
+          return b.add({ key: `join:${name}:${rep.r}:${n}`, kind: 'ConnectNetwork', resource, reason: 'joins DNS', detail: n, group, deps: [out], target: { service: name, replica: rep.r, containerName: tmp, network: n } });
+        });
+        const oldTarget = { service: name, replica: rep.r, containerId: old.id, containerName: old.name };
+        const leave = [...old.networks].sort().map((n) =>
+          b.add({ key: `disconnect:${old.id}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'leaves DNS', detail: n, group, deps: joins.length ? joins : [gate], target: { ...oldTarget, network: n } }),
+        );
+        const stop = b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: leave.length ? leave : joins.length ? joins : [gate], target: oldTarget });
+        const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [stop], target: oldTarget });
+        const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [rm], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
+        ready.push(rename);
+        healthy.push(rename);
+        completed.push(rename);
+        for (const n of old.networks) leavesNetwork.push({ network: n, node: rm });
+        finals[batchOf.get(rep.r)!]!.push(rename);
+        continue;
+      }
+      const group = `recreate:${name}:${rep.r}`;
+      const backup = names.backupContainer(project, env, name, rep.r);
       // When the old container sits on a network being replaced it must leave it before the network goes.
       const disconnects: string[] = [];
       for (const n of old.networks) {
@@ -592,10 +682,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         disconnects.push(k);
         leavesNetwork.push({ network: n, node: k });
       }
-      // Compose keeps a recreated container's anonymous volumes: the new one mounts them at the same paths (unless that path now has another mount).
-      const mounted = new Set(s.spec.volumes.filter((m) => m.type !== 'volume' || m.source).map((m) => m.target));
-      const inherit = (old.anonymousVolumes ?? []).filter((v) => !mounted.has(v.target));
-      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, [], inherit);
+      const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, after, inherit, more);
       const stop = RUNNING_STATES.has(old.state) || old.state === 'paused'
         ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects, ...depReady], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
         : undefined;
@@ -610,9 +697,10 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
         target: { service: name, replica: rep.r, containerId: old.id, fromName: old.name, containerName: backup },
       });
       const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [aside], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
-      const up = startChain(rep.r, [rename], rep.reason!, group, canonical);
+      const up = startChain(rep.r, [rename], rep.reason!, group, canonical, undefined, !!ro);
       const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: backup, group, deps: [up], target: { service: name, replica: rep.r, containerId: old.id, containerName: backup } });
       for (const n of old.networks) if (!changedNetworks.has(n)) leavesNetwork.push({ network: n, node: rm });
+      if (ro) finals[batchOf.get(rep.r)!]!.push(rm);
     }
     serviceReady.set(name, ready);
     serviceHealthy.set(name, healthy);
@@ -676,6 +764,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState): Plan 
     observedDigest: od,
     fingerprint: planFingerprint(dd, od),
     desired,
+    ...(opts.rollout === 'rollback' ? { rollout: 'rollback' as const } : {}),
   };
 }
 

@@ -281,6 +281,37 @@ function reasonsOf(c: ResourceChange): string {
   return c.reasons.length ? c.reasons.join(', ') : c.action === 'unchanged' ? '' : c.action;
 }
 
+// ---------------------------------------------------------------- rollouts
+
+const FAILURE_WORDS: Record<string, string> = {
+  rollback: 'rollback (a failing replica keeps its old container, later batches do not start)',
+  pause: 'pause (a failing replica keeps its old container, the rollout stops there)',
+  continue: 'continue (a failing replica keeps its old container, later batches go on)',
+};
+
+/** One sentence per service the plan rolls out under update_config: order, batches, gate, delay, failure action. */
+export function rolloutLines(plan: Plan): { service: string; text: string }[] {
+  const out: { service: string; text: string }[] = [];
+  for (const d of plan.desired?.services ?? []) {
+    const ro = plan.rollout === 'rollback' ? (d.spec.rollout?.rollback ?? d.spec.rollout?.update) : d.spec.rollout?.update;
+    if (!ro) continue;
+    const gates = plan.nodes.filter((n) => n.kind === 'WaitHealthy' && n.reason === 'rollout gate' && n.target.service === d.spec.name);
+    if (!gates.length) continue;
+    const batches = plan.nodes.filter((n) => n.kind === 'BatchGate' && n.target.service === d.spec.name).length + 1;
+    const startFirst = gates.filter((n) => n.group?.startsWith('start-first:')).length;
+    const order = startFirst === gates.length ? 'start-first' : startFirst ? 'start-first (stop-first where the old container is not running)' : 'stop-first';
+    const per = Math.ceil(gates.length / batches);
+    const parts = [
+      `rolls out ${order} in ${batches} batch${batches === 1 ? '' : 'es'} of ${per}`,
+      `each new container must pass its gate (${gates[0]!.detail}) before the old one ${startFirst ? 'leaves the service’s DNS name and stops' : 'is removed'}`,
+      ...(ro.delayMs && batches > 1 ? [`${formatComposeDuration(ro.delayMs)} between batches`] : []),
+      `on failure: ${FAILURE_WORDS[ro.failureAction]}${ro.maxFailureRatio ? `, beyond max_failure_ratio ${ro.maxFailureRatio}` : ''}`,
+    ];
+    out.push({ service: d.spec.name, text: parts.join('; ') });
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- Markdown
 
 /** One environment's section of the PR comment. Not split: see split.ts. */
@@ -300,6 +331,8 @@ export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
   if (isEmpty(plan)) out.push(`**No changes.** ${summaryLine(s)}.`, '');
   else out.push(`**${summaryLine(s)}**`, '');
   if (opts.notes?.length) out.push(...opts.notes.map((n) => `> ℹ️ ${t(n)}`), '');
+  const rollouts = rolloutLines(plan);
+  if (rollouts.length) out.push(...rollouts.map((r) => `> 🔁 service ${code(m.redact(r.service))} ${t(r.text)}`), '');
 
   const rows = listedChanges(plan);
   if (rows.length) {
@@ -345,6 +378,8 @@ export function renderPlanText(plan: Plan, opts: { secretKeys?: readonly string[
     if (note) out.push(`    (${note})`);
     for (const l of lines) out.push(`    ${t(l)}`);
   }
+  const rollouts = rolloutLines(plan);
+  if (rollouts.length) out.push('', ...rollouts.map((r) => `rollout  service ${t(r.service)} ${t(r.text)}`));
   if (!isEmpty(plan)) {
     out.push('', `Steps (${plan.nodes.length}):`);
     for (const n of plan.nodes) out.push(t(nodeLine(n)));

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { DependsOnCondition, Mount, PortBinding, RestartPolicy, ServiceExtras, ServiceNetwork } from '../model.js';
+import type { DependsOnCondition, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model.js';
 import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
@@ -51,6 +51,14 @@ export interface HealthFragment {
   retries?: At<number>;
   startPeriodMs?: At<number>;
   disable?: At<boolean>;
+}
+
+/** `deploy.update_config` / `deploy.rollback_config` as written: later files override key by key. */
+export interface RolloutFragment {
+  at: Loc;
+  keys: Partial<RolloutConfig>;
+  /** where `order:` was written (a start-first refusal points there) */
+  orderAt?: Loc;
 }
 
 export interface DependsFragment {
@@ -119,6 +127,8 @@ export interface ServiceFragment {
   extendsRef?: At<{ service: string; file?: string }>;
   configs?: At<FileRef>[];
   secrets?: At<FileRef>[];
+  updateConfig?: RolloutFragment;
+  rollbackConfig?: RolloutFragment;
 }
 
 /** A top-level config or secret: its name and where its content comes from. */
@@ -549,9 +559,15 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             if (mode !== 'replicated' && mode !== 'global') throw err('invalid_value', `deploy.mode must be replicated or global, not "${mode}"`, [...path, k]);
             continue;
           }
-          if (k === 'restart_policy' || k === 'update_config' || k === 'rollback_config' || k === 'placement' || k === 'labels' || k === 'endpoint_mode')
-            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], k === 'restart_policy' ? 'use the service key restart: (e.g. on-failure:3)' : 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas and deploy.resources apply');
-          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode');
+          if (k === 'update_config' || k === 'rollback_config') {
+            const r = rollout(v, [...path, k], `deploy.${k}`);
+            if (k === 'update_config') frag.updateConfig = r;
+            else frag.rollbackConfig = r;
+            continue;
+          }
+          if (k === 'restart_policy' || k === 'placement' || k === 'labels' || k === 'endpoint_mode')
+            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], k === 'restart_policy' ? 'use the service key restart: (e.g. on-failure:3)' : 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas, deploy.resources, deploy.update_config and deploy.rollback_config apply');
+          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode, update_config, rollback_config');
           const r = at([...path, k], () => asNonNegativeInt(v, 'deploy.replicas', 'bad_replicas'));
           if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `deploy.replicas (${r.v}) contradicts scale (${frag.replicas.v})`, [...path, k]);
           frag.replicas = r;
@@ -647,6 +663,49 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         (frag.extras as Record<string, At<unknown>>)[spec.field] = parsed;
       }
     }
+  }
+
+  /** deploy.update_config / rollback_config: each key checked where it is written, defaults applied by the loader. */
+  function rollout(value: unknown, path: PathSeg[], what: string): RolloutFragment {
+    const o = mapping(value, path, what);
+    const out: RolloutFragment = { at: loc(path), keys: {} };
+    const known = ['parallelism', 'delay', 'order', 'failure_action', 'monitor', 'max_failure_ratio'];
+    for (const [k, v] of Object.entries(o)) {
+      const p = [...path, k];
+      switch (k) {
+        case 'parallelism':
+          out.keys.parallelism = at(p, () => asNonNegativeInt(v, `${what}.parallelism`)).v;
+          break;
+        case 'delay':
+          out.keys.delayMs = at(p, () => parseDuration(v, `${what}.delay`)).v;
+          break;
+        case 'monitor':
+          out.keys.monitorMs = at(p, () => parseDuration(v, `${what}.monitor`)).v;
+          break;
+        case 'order': {
+          const order = at(p, () => scalarString(v, `${what}.order`));
+          if (order.v !== 'stop-first' && order.v !== 'start-first') throw err('invalid_value', `${what}.order must be stop-first or start-first, not "${order.v}"`, p);
+          out.keys.order = order.v as RolloutOrder;
+          out.orderAt = order.at;
+          break;
+        }
+        case 'failure_action': {
+          const a = at(p, () => scalarString(v, `${what}.failure_action`)).v;
+          if (a !== 'rollback' && a !== 'pause' && a !== 'continue') throw err('invalid_value', `${what}.failure_action must be rollback, pause or continue, not "${a}"`, p);
+          out.keys.failureAction = a as FailureAction;
+          break;
+        }
+        case 'max_failure_ratio': {
+          const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
+          if (!Number.isFinite(n) || n < 0 || n > 1) throw err('invalid_value', `${what}.max_failure_ratio must be a number from 0 to 1, not ${describeValue(v)}`, p);
+          out.keys.maxFailureRatio = n;
+          break;
+        }
+        default:
+          throw err('unknown_key', `unknown key "${k}" in ${what}`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
+      }
+    }
+    return out;
   }
 
   /** deploy.resources limits/reservations → the same fields as cpus, mem_limit, mem_reservation and pids_limit */

@@ -5,9 +5,9 @@ import { posix } from 'node:path';
 import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
 import { sha256 } from '../hash.js';
 import { ComposeError } from '../errors.js';
-import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model.js';
+import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model.js';
 import { parseDotenv, DotenvError } from './dotenv.js';
-import { buildFragment, type FileFragment, type Loc, type ServiceFragment } from './fragment.js';
+import { buildFragment, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
@@ -345,6 +345,17 @@ function validate(m: Merged): void {
     }
     const h = s.healthcheck;
     if (h && !h.disable?.v && !h.test) throw error('invalid_value', `service ${s.name}: healthcheck has no test`, h.at, 'berth does not read healthchecks from images: give test:');
+    for (const [key, r] of [['update_config', s.updateConfig], ['rollback_config', s.rollbackConfig]] as const) {
+      if (r?.keys.order !== 'start-first') continue;
+      const conflict = startFirstConflict(s);
+      if (conflict)
+        throw error(
+          'start_first_conflict',
+          `service ${s.name}: deploy.${key}.order is start-first, but the service ${conflict.what} (${conflict.at.file}${conflict.at.line !== undefined ? `:${conflict.at.line}` : ''}), which the old and the new container cannot hold at the same time`,
+          r.orderAt ?? r.at,
+          'publish the service through a reverse proxy on its network (the proxy keeps the host port; the service only exposes its port), or use order: stop-first (a short outage per replica while the new container starts)',
+        );
+    }
   }
   for (const n of m.networks.values()) {
     if (n.external?.v && (n.driver || n.internal || n.attachable || n.labels?.size || n.ipam || n.driverOpts || n.enableIpv6))
@@ -439,7 +450,26 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     ...(devices.length ? { devices } : {}),
     ...(s.volumesFrom?.length ? { volumesFrom: s.volumesFrom.map((v) => v.v) } : {}),
   };
+  if (s.updateConfig || s.rollbackConfig)
+    spec.rollout = { ...(s.updateConfig ? { update: rolloutConfig(s.updateConfig) } : {}), ...(s.rollbackConfig ? { rollback: rolloutConfig(s.rollbackConfig) } : {}) };
   return spec;
+}
+
+/** compose's defaults for what update_config / rollback_config leave out (Swarm's: one at a time, pause on failure, 5s monitor). */
+export function rolloutConfig(f: RolloutFragment): RolloutConfig {
+  return { parallelism: 1, delayMs: 0, order: 'stop-first', failureAction: 'pause', monitorMs: 5000, maxFailureRatio: 0, ...f.keys };
+}
+
+/**
+ * start-first runs the old and the new container of a replica side by side: anything only one
+ * container can hold at a time (a fixed host port, a fixed address, the host's network) refuses it.
+ */
+function startFirstConflict(s: ServiceFragment): { what: string; at: Loc } | undefined {
+  const port = (s.ports ?? []).find((p) => p.v.published !== undefined);
+  if (port) return { what: `publishes the fixed host port ${port.v.published}`, at: port.at };
+  if (s.networkMode?.v === 'host') return { what: 'uses network_mode: host', at: s.networkMode.at };
+  for (const [net, o] of s.networkOptions ?? []) if (o.ipv4Address || o.ipv6Address) return { what: `has the fixed address ${o.ipv4Address ?? o.ipv6Address} on network ${net}`, at: s.networks?.get(net) ?? s.at };
+  return undefined;
 }
 
 /** Remembers where a network or volume was declared (outside its spec, so the hash does not depend on line numbers). */

@@ -8,7 +8,7 @@
 //   - environment, labels, networks and depends_on merge as mappings;
 //   - `!reset` removes an attribute (or a whole service), `!override` replaces
 //     it instead of merging.
-import type { FileFragment, FileSourceFragment, NetworkFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
+import type { FileFragment, FileSourceFragment, NetworkFragment, RolloutFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
 import { EXTRA_KEYS, mergeExtra } from './service-keys.js';
 
@@ -35,7 +35,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   restart: ['restart'],
   user: ['user'],
   working_dir: ['workingDir'],
-  deploy: ['replicas'],
+  deploy: ['replicas', 'updateConfig', 'rollbackConfig'],
   scale: ['replicas'],
   privileged: ['privileged'],
   network_mode: ['networkMode'],
@@ -95,6 +95,13 @@ function uniqueBy<T>(a: T[] | undefined, b: T[] | undefined, key: (t: T) => stri
   return out;
 }
 
+/** deploy.update_config merges as a mapping: a later file's keys win, the rest are kept. */
+function mergeRollout(a: RolloutFragment | undefined, b: RolloutFragment | undefined): RolloutFragment | undefined {
+  if (!a || !b) return b ?? a;
+  const orderAt = b.orderAt ?? a.orderAt;
+  return { at: b.at, keys: { ...a.keys, ...b.keys }, ...(orderAt ? { orderAt } : {}) };
+}
+
 export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   const out: ServiceFragment = {
     name: a.name,
@@ -122,6 +129,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('user', b.user ?? a.user);
   set('workingDir', b.workingDir ?? a.workingDir);
   set('replicas', b.replicas ?? a.replicas);
+  set('updateConfig', mergeRollout(a.updateConfig, b.updateConfig));
+  set('rollbackConfig', mergeRollout(a.rollbackConfig, b.rollbackConfig));
   set('privileged', b.privileged ?? a.privileged);
   set('networkMode', b.networkMode ?? a.networkMode);
   set('pid', b.pid ?? a.pid);

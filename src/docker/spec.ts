@@ -144,7 +144,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         : {}),
     },
     ...(firstNetwork && !spec.networkMode
-      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: endpointConfig(spec, firstNetwork) } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: extras.outsideDns ? { Aliases: [] } : endpointConfig(spec, firstNetwork) } } }
       : {}),
   };
 }

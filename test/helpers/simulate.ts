@@ -35,6 +35,7 @@ export function simulate(plan: Plan, observed: ObservedState, idPrefix = 'c'): O
       }
       case 'EnsureImage':
       case 'WaitHealthy':
+      case 'BatchGate':
         break;
       case 'WaitExited': {
         // The job ran to its end: it exited 0 (a failure would have stopped the plan).
@@ -66,7 +67,7 @@ export function simulate(plan: Plan, observed: ObservedState, idPrefix = 'c'): O
         find(undefined, t.containerName).networks.push(t.network!);
         break;
       case 'DisconnectNetwork': {
-        const c = find(t.containerId);
+        const c = find(t.containerId, t.containerName);
         c.networks = c.networks.filter((x) => x !== t.network);
         break;
       }
