@@ -96,8 +96,8 @@ export class Bot {
 
   /** `.github/berth.yml` from the default branch: a PR never configures berth for itself. Undefined when absent. */
   async loadConfig(gh: GitHubPort, repo: RepoRef): Promise<BerthConfig | undefined> {
-    const branch = await gh.defaultBranch(repo);
-    const text = await gh.readFile(repo, CONFIG_PATH, branch);
+    // No ref: GitHub reads the default branch itself (one request, not a repos.get first).
+    const text = await gh.readFile(repo, CONFIG_PATH);
     if (text === undefined) return undefined;
     const config = parseConfig(text, CONFIG_PATH);
     const line = parseYaml(CONFIG_PATH, text).lineAt(['project']);
@@ -127,9 +127,11 @@ export class Bot {
   /** One environment's desired state from the compose files at the PR head. */
   async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>): Promise<DesiredState> {
     const inputs = [];
-    for (const path of env.compose) {
-      const clean = path.replace(/^\.\//, '');
-      const text = files.has(clean) ? await gh.readFile(repo, clean, sha) : undefined;
+    // Read together, checked in order (the first missing one is the error).
+    const cleaned = env.compose.map((path) => path.replace(/^\.\//, ''));
+    const texts = await Promise.all(cleaned.map((clean) => (files.has(clean) ? gh.readFile(repo, clean, sha) : undefined)));
+    for (const [i, clean] of cleaned.entries()) {
+      const text = texts[i];
       if (text === undefined) {
         throw new ComposeError('missing_file', `compose file ${code(clean)} does not exist at ${shortSha(sha)}`, {
           file: CONFIG_PATH,
@@ -299,20 +301,26 @@ export class Bot {
     const envs = config?.environments.map((e) => e.name) ?? [];
     const parsed = parseCommands(comment.body, envs);
     if (parsed.kind === 'none') return;
-    await gh.react(repo, comment.id, 'eyes').catch((err) => this.o.log.warn({ err: String(err) }, 'could not add reaction'));
-    // What an edited comment said when it was written, and what its author saw then, is unknown: it carries no command.
-    if (comment.updatedAt !== undefined && comment.updatedAt !== comment.createdAt) return void (await this.reply(gh, repo, prNumber, msg.editedCommand()));
-    if (!config) {
-      await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
-      return;
-    }
-    const name = parsed.kind === 'command' ? parsed.command.name : 'invalid';
+    // Sent first but not waited for: GitHub spaces writes a second apart, and the command's work (an
+    // apply's Docker calls) must not queue behind its acknowledgement. The command ends after it.
+    const ack = gh.react(repo, comment.id, 'eyes').catch((err) => this.o.log.warn({ err: String(err) }, 'could not add reaction'));
     try {
-      await this.runCommand(gh, repo, prNumber, comment, parsed, config);
-      this.o.metrics?.command(name, parsed.kind === 'command' ? 'handled' : 'rejected');
-    } catch (err) {
-      this.o.metrics?.command(name, 'failed');
-      throw err;
+      // What an edited comment said when it was written, and what its author saw then, is unknown: it carries no command.
+      if (comment.updatedAt !== undefined && comment.updatedAt !== comment.createdAt) return void (await this.reply(gh, repo, prNumber, msg.editedCommand()));
+      if (!config) {
+        await gh.createComment(repo, prNumber, configError ? msg.configError(configError) : msg.configMissing());
+        return;
+      }
+      const name = parsed.kind === 'command' ? parsed.command.name : 'invalid';
+      try {
+        await this.runCommand(gh, repo, prNumber, comment, parsed, config);
+        this.o.metrics?.command(name, parsed.kind === 'command' ? 'handled' : 'rejected');
+      } catch (err) {
+        this.o.metrics?.command(name, 'failed');
+        throw err;
+      }
+    } finally {
+      await ack;
     }
   }
 
@@ -396,8 +404,11 @@ export class Bot {
       await this.reply(gh, repo, pr, msg.unknownEnv(envName, config.environments.map((e) => e.name)));
       return;
     }
+    // A read, asked for while authorisation is checked: the gates below need it anyway.
+    const pulled = gh.getPull(repo, pr);
+    pulled.catch(() => undefined);
     if (!(await this.authorised(gh, repo, pr, user, env))) return;
-    const pull = await gh.getPull(repo, pr);
+    const pull = await pulled;
     if (pull.state !== 'open') return void (await this.reply(gh, repo, pr, msg.closedPr()));
     if (await this.refuse(gh, repo, pr, forkGate(pull, !!this.o.allowForks))) return;
     if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env))) return;
@@ -416,8 +427,7 @@ export class Bot {
     let expected: readonly ExpectedPlan[] | undefined;
     let rollbackPlan: string | undefined;
     let stateSha = pull.headSha;
-    await this.o.store.recordHead(full, pr, pull.headSha);
-    const files = await gh.listFiles(repo, pull.headSha);
+    const [, files] = await Promise.all([this.o.store.recordHead(full, pr, pull.headSha), gh.listFiles(repo, pull.headSha)]);
     if (kind === 'apply') {
       const saved = await this.o.store.latestPlan(full, pr, env.name);
       if (!saved || saved.headSha !== pull.headSha) {
@@ -492,32 +502,38 @@ export class Bot {
       throw err;
     }
     const steps = prepared.plans.reduce((n, p) => n + p.plan.nodes.length, 0);
-    // The apply is this process's from now on (no recovery pass takes it); its work waits for the start report.
-    let reported!: () => void;
-    const ready = new Promise<void>((r) => (reported = r));
-    void this.o.runner.start(prepared.applyId, prepared.fence, ready);
-    let checkRunId: number | null = null;
-    try {
-      const id = await gh.createCheckRun(repo, {
-        name: checkName(env.name),
-        headSha: pull.headSha,
-        status: 'in_progress',
-        title: `Applying ${env.name}: 0/${steps} steps`,
-        summary: `Apply ${code(prepared.applyId)} (${kind}) started by @${user}.\n\n${block(prepared.plans.map((p) => planToString(p.plan)).join('\n'), 'text')}`,
-        externalId: prepared.applyId,
-      });
-      await this.o.store.setApplyCheckRun(prepared.applyId, id);
-      checkRunId = id;
-    } catch (err) {
-      // Reporting never blocks the apply.
-      this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not create the apply check run');
-    }
-    await this.reply(gh, repo, pr, steps ? msg.started(env.name, prepared.applyId, stateSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
-      this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'),
-    );
-    reported();
-    // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way.
-    void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: prepared.applyId, kind, pr, actor: user }, stateSha));
+    const applyId = prepared.applyId;
+    // The start report (check run, then comment, then the deployment: in that order, once each) is sent
+    // while Docker work already runs: GitHub's write spacing never delays the apply. The runner holds its
+    // progress and final reports until this one is out, so they land after it and on its check run.
+    const report = (async () => {
+      let checkRunId: number | null = null;
+      try {
+        const id = await gh.createCheckRun(repo, {
+          name: checkName(env.name),
+          headSha: pull.headSha,
+          status: 'in_progress',
+          title: `Applying ${env.name}: 0/${steps} steps`,
+          summary: `Apply ${code(applyId)} (${kind}) started by @${user}.\n\n${block(prepared.plans.map((p) => planToString(p.plan)).join('\n'), 'text')}`,
+          externalId: applyId,
+        });
+        await this.o.store.setApplyCheckRun(applyId, id);
+        checkRunId = id;
+      } catch (err) {
+        // Reporting never blocks the apply.
+        this.o.log.error({ applyId, err: String(err) }, 'could not create the apply check run');
+      }
+      await this.reply(gh, repo, pr, steps ? msg.started(env.name, applyId, stateSha, steps) : msg.nothingToApply(env.name)).catch((err) =>
+        this.o.log.error({ applyId, err: String(err) }, 'could not post the start comment'),
+      );
+      // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way
+      // (started here, so the final report, which waits for this start report, finds it under way).
+      void this.o.runner.deploy(gh, { id: applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: applyId, kind, pr, actor: user }, stateSha));
+    })();
+    // The apply is this process's from now on (no recovery pass takes it).
+    void this.o.runner.start(applyId, prepared.fence, report);
+    // The command is handled once its start is reported (the PR's next event comes after it).
+    await report;
     return prepared.applyId;
   }
 

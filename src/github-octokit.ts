@@ -44,9 +44,9 @@ export class OctokitGitHub implements GitHubPort {
     return data.default_branch;
   }
 
-  async readFile(repo: RepoRef, path: string, ref: string): Promise<string | undefined> {
+  async readFile(repo: RepoRef, path: string, ref?: string): Promise<string | undefined> {
     try {
-      const res = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ref });
+      const res = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ...(ref !== undefined ? { ref } : {}) });
       // Octokit hands back text it could not parse as JSON (seen with multi-megabyte answers): never read as "no such file".
       let data: unknown = res.data;
       if (typeof data === 'string') {
@@ -54,7 +54,7 @@ export class OctokitGitHub implements GitHubPort {
         try {
           data = JSON.parse(text);
         } catch {
-          throw new Error(`${path}@${ref}: GitHub's answer is not a JSON file entry (${text.length} characters of text)`);
+          throw new Error(`${path}@${ref ?? 'default branch'}: GitHub's answer is not a JSON file entry (${text.length} characters of text)`);
         }
       }
       if (Array.isArray(data) || (data as { type?: string })?.type !== 'file') return undefined;
@@ -65,7 +65,7 @@ export class OctokitGitHub implements GitHubPort {
           file: path,
           hint: 'split it or remove what is not needed',
         });
-      if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref}: unexpected encoding ${file.encoding}`);
+      if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref ?? 'default branch'}: unexpected encoding ${file.encoding}`);
       return Buffer.from(file.content, 'base64').toString('utf8');
     } catch (err) {
       if (status(err) === 404) return undefined;

@@ -79,8 +79,8 @@ export interface DeploymentStatusInput {
 
 export interface GitHubPort {
   defaultBranch(repo: RepoRef): Promise<string>;
-  /** undefined when the file does not exist at that ref */
-  readFile(repo: RepoRef, path: string, ref: string): Promise<string | undefined>;
+  /** undefined when the file does not exist at that ref; no ref: the default branch (GitHub's own default, no repos.get) */
+  readFile(repo: RepoRef, path: string, ref?: string): Promise<string | undefined>;
   /** every blob path at a commit (one recursive tree call) */
   listFiles(repo: RepoRef, sha: string): Promise<Set<string>>;
   getPull(repo: RepoRef, pr: number): Promise<PullRequest>;

@@ -16,6 +16,7 @@ import { Executor } from './executor.js';
 import type { GitHubPort, RepoRef } from './github.js';
 import { parseRepo } from './github.js';
 import { OctokitGitHub } from './github-octokit.js';
+import { readOnce } from './github-reads.js';
 import { Lanes } from './lanes.js';
 import { msg } from './messages.js';
 import { maskedGitHub, maskedLogger } from './outbound.js';
@@ -277,7 +278,8 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
       const repo = parseRepo(full);
       work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
         try {
-          await job.run(gh, repo);
+          // Each read of this event made once (config, trees, compose files at a commit).
+          await job.run(readOnce(gh), repo);
           metrics.webhook(delivery.name, 'handled');
         } catch (err) {
           metrics.webhook(delivery.name, 'failed');

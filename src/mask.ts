@@ -44,6 +44,11 @@ export class Masker {
     for (const [service, list] of Object.entries(fields)) this.fields[service] = [...new Set([...(this.fields[service] ?? []), ...list])];
   }
 
+  /** Whether any field of `service` is secret-derived (false: `tainted` is false for each of its fields). */
+  hasTainted(service: string): boolean {
+    return !!this.fields[service]?.length;
+  }
+
   /** Whether `field` (a diff label: `ports`, `environment.X`, `healthcheck.test`) of `service` is secret-derived. */
   tainted(service: string, field: string): boolean {
     return isTaintedField(this.fields, service, field);

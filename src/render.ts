@@ -97,67 +97,93 @@ export function formatComposeDuration(ms: number): string {
 
 const argv = (args: readonly string[]) => `[${args.map((a) => JSON.stringify(a)).join(', ')}]`;
 
-function specFields(spec: ServiceSpec | undefined, replicas: number | undefined, m: Masker): Map<string, Field> {
-  const out = new Map<string, Field>();
+/**
+ * A spec's fields as diff lines show them (masked), keyed by group and item.
+ * Collecting also teaches the masker every value it masked. A class, not
+ * closures: this runs for every service of a plan (maskerForSpecs).
+ */
+class Fields {
+  readonly out = new Map<string, Field>();
+  /** whether any field of this service is secret-derived (most have none: no per-field lookups then) */
+  private readonly anyTainted: boolean;
+
+  constructor(
+    private readonly spec: ServiceSpec | undefined,
+    private readonly m: Masker,
+  ) {
+    this.anyTainted = spec !== undefined && m.hasTainted(spec.name);
+  }
+
   // A field a secret variable fed is shown as a mask as a whole, whatever parsing made of the value (compose/taint.ts);
   // its raw text is also remembered, so free text that quotes it (a plan step, a Docker message) is redacted.
-  const tainted = (label: string) => spec !== undefined && m.tainted(spec.name, label);
-  const add = (group: number, sub: string, label: string, raw: string, shown = raw) => {
-    if (tainted(label)) {
-      m.taint(raw);
+  tainted(label: string): boolean {
+    return this.anyTainted && this.m.tainted(this.spec!.name, label);
+  }
+
+  add(group: number, sub: string, label: string, raw: string, shown = raw): void {
+    if (this.tainted(label)) {
+      this.m.taint(raw);
       shown = MASK;
       // `- "${S}=x"`: the key came from the secret too.
-      if (/^(environment|labels)\./.test(label) && m.tainted(spec!.name, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
+      if (/^(environment|labels)\./.test(label) && this.m.tainted(this.spec!.name, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
     }
-    out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
-  };
-  const item = (group: number, label: string, value: string) => add(group, value, label, value);
-  const argsOf = (label: string, args: readonly string[]) => {
-    if (tainted(label)) for (const a of args) m.taint(a);
-    return argv(m.args(args));
-  };
-  if (spec) {
-    // Labels read back from containers are parsed tolerantly: any field may be missing.
-    add(G.image, '', 'image', spec.image ?? '');
-    if (spec.command) add(G.command, '', 'command', JSON.stringify(spec.command), argsOf('command', spec.command));
-    if (spec.entrypoint) add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), argsOf('entrypoint', spec.entrypoint));
-    for (const [k, v] of Object.entries(spec.environment ?? {})) {
-      // Keys are secret only when they came from a secret themselves (`- "${S}=x"`).
-      if (tainted('environment')) m.taint(k);
-      add(G.environment, k, `environment.${k}`, v, m.value(k, v));
-    }
-    for (const p of spec.ports ?? []) item(G.ports, 'ports', formatPort(p));
-    for (const v of spec.volumes ?? []) {
-      if (tainted('volumes')) for (const part of [v.source, v.target]) if (part) m.taint(part);
-      item(G.volumes, 'volumes', formatMount(v));
-    }
-    for (const n of spec.networks ?? []) item(G.networks, 'networks', n);
-    for (const d of spec.dependsOn ?? []) item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
-    if (spec.healthcheck) healthFields(spec.healthcheck, (label, args) => argsOf(label, args), add);
-    for (const [k, v] of Object.entries(spec.labels ?? {})) {
-      if (tainted('labels')) m.taint(k);
-      add(G.labels, k, `labels.${k}`, v, m.value(k, v));
-    }
-    if (spec.restart !== undefined) add(G.restart, '', 'restart', spec.restart);
-    if (spec.user !== undefined) add(G.user, '', 'user', spec.user);
-    if (spec.workingDir !== undefined) add(G.working_dir, '', 'working_dir', spec.workingDir);
-    if (spec.privileged) add(G.privileged, '', 'privileged', 'true');
-    if (spec.networkMode !== undefined) add(G.network_mode, '', 'network_mode', spec.networkMode);
-    if (spec.pid !== undefined) add(G.pid, '', 'pid', spec.pid);
-    for (const c of spec.capAdd ?? []) item(G.cap_add, 'cap_add', c);
-    for (const d of spec.devices ?? []) item(G.devices, 'devices', d);
+    this.out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
   }
-  const r = replicas ?? spec?.replicas;
-  if (r !== undefined) add(G.replicas, '', 'replicas', String(r));
-  return out;
+
+  item(group: number, label: string, value: string): void {
+    this.add(group, value, label, value);
+  }
+
+  argsOf(label: string, args: readonly string[]): string {
+    if (this.tainted(label)) for (const a of args) this.m.taint(a);
+    return argv(this.m.args(args));
+  }
 }
 
-function healthFields(h: Healthcheck, args: (label: string, args: readonly string[]) => string, add: (group: number, sub: string, label: string, raw: string, shown?: string) => void) {
-  add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), args('healthcheck.test', h.test ?? []));
-  add(G.healthcheck, '1', 'healthcheck.interval', formatComposeDuration(h.intervalMs));
-  add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
-  add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
-  add(G.healthcheck, '4', 'healthcheck.start_period', formatComposeDuration(h.startPeriodMs));
+function specFields(spec: ServiceSpec | undefined, replicas: number | undefined, m: Masker): Map<string, Field> {
+  const f = new Fields(spec, m);
+  if (spec) {
+    // Labels read back from containers are parsed tolerantly: any field may be missing.
+    f.add(G.image, '', 'image', spec.image ?? '');
+    if (spec.command) f.add(G.command, '', 'command', JSON.stringify(spec.command), f.argsOf('command', spec.command));
+    if (spec.entrypoint) f.add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), f.argsOf('entrypoint', spec.entrypoint));
+    for (const [k, v] of Object.entries(spec.environment ?? {})) {
+      // Keys are secret only when they came from a secret themselves (`- "${S}=x"`).
+      if (f.tainted('environment')) m.taint(k);
+      f.add(G.environment, k, `environment.${k}`, v, m.value(k, v));
+    }
+    for (const p of spec.ports ?? []) f.item(G.ports, 'ports', formatPort(p));
+    for (const v of spec.volumes ?? []) {
+      if (f.tainted('volumes')) for (const part of [v.source, v.target]) if (part) m.taint(part);
+      f.item(G.volumes, 'volumes', formatMount(v));
+    }
+    for (const n of spec.networks ?? []) f.item(G.networks, 'networks', n);
+    for (const d of spec.dependsOn ?? []) f.item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
+    if (spec.healthcheck) healthFields(spec.healthcheck, f);
+    for (const [k, v] of Object.entries(spec.labels ?? {})) {
+      if (f.tainted('labels')) m.taint(k);
+      f.add(G.labels, k, `labels.${k}`, v, m.value(k, v));
+    }
+    if (spec.restart !== undefined) f.add(G.restart, '', 'restart', spec.restart);
+    if (spec.user !== undefined) f.add(G.user, '', 'user', spec.user);
+    if (spec.workingDir !== undefined) f.add(G.working_dir, '', 'working_dir', spec.workingDir);
+    if (spec.privileged) f.add(G.privileged, '', 'privileged', 'true');
+    if (spec.networkMode !== undefined) f.add(G.network_mode, '', 'network_mode', spec.networkMode);
+    if (spec.pid !== undefined) f.add(G.pid, '', 'pid', spec.pid);
+    for (const c of spec.capAdd ?? []) f.item(G.cap_add, 'cap_add', c);
+    for (const d of spec.devices ?? []) f.item(G.devices, 'devices', d);
+  }
+  const r = replicas ?? spec?.replicas;
+  if (r !== undefined) f.add(G.replicas, '', 'replicas', String(r));
+  return f.out;
+}
+
+function healthFields(h: Healthcheck, f: Fields) {
+  f.add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), f.argsOf('healthcheck.test', h.test ?? []));
+  f.add(G.healthcheck, '1', 'healthcheck.interval', formatComposeDuration(h.intervalMs));
+  f.add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
+  f.add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
+  f.add(G.healthcheck, '4', 'healthcheck.start_period', formatComposeDuration(h.startPeriodMs));
 }
 
 /** Compares strings with runs of digits compared as numbers: `8:80` < `10:80`. */
@@ -254,12 +280,45 @@ function codeBlock(lang: string, lines: readonly string[]): string[] {
  */
 export function maskerForSpecs(specs: readonly (ServiceSpec | undefined)[], secretFields?: SecretFields, secretKeys?: readonly string[], secretValues?: readonly string[]): Masker {
   const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
+  // What a spec teaches the masker depends on its content alone (its name included, which selects its
+  // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
+  // unchanged service read back from its container) teaches nothing new. Learning is specFields's
+  // masking itself, so every value any diff line can show is known here (a superset of Masker.spec's).
+  const seen = new Set<ServiceSpec>();
+  const learnt = new Map<string, ServiceSpec[]>();
   for (const s of specs) {
-    if (!s) continue;
-    m.collect(s);
+    if (!s || seen.has(s)) continue;
+    seen.add(s);
+    const same = learnt.get(s.name);
+    if (same?.some((x) => sameValue(x, s))) continue;
+    if (same) same.push(s);
+    else learnt.set(s.name, [s]);
     specFields(s, undefined, m);
   }
   return m;
+}
+
+/** Equal as JSON data (key order aside, an undefined property as an absent one). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const y = b as unknown[];
+    if (a.length !== y.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], y[i])) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (!Object.hasOwn(x, k) || x[k] === undefined) continue;
+    n++;
+    if (!Object.hasOwn(y, k) || !sameValue(x[k], y[k])) return false;
+  }
+  for (const k in y) if (Object.hasOwn(y, k) && y[k] !== undefined) n--;
+  return n === 0;
 }
 
 function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {

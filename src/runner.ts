@@ -30,7 +30,7 @@ export interface RunnerOptions {
   /** attempts at the final check run and outcome comment (default 4, backoff from reportRetryMs, default 1 s) */
   reportAttempts?: number;
   reportRetryMs?: number;
-  /** minimum time between two progress updates of one check run (default 3 s) */
+  /** minimum time between two progress updates of one check run (default 2 s) */
   progressIntervalMs?: number;
   now?: () => number;
 }
@@ -80,6 +80,8 @@ export class ApplyRunner {
   /** progress writes on their way to GitHub (maybe deep in the client's retries): the final one waits for them */
   private readonly reporting = new Map<string, Promise<void>>();
   private readonly now: () => number;
+  /** start reports still on their way, by apply */
+  private readonly started = new Map<string, Promise<void>>();
   /** GitHub deployments of applies (issue 14) */
   readonly deployments: Deployments;
 
@@ -102,14 +104,23 @@ export class ApplyRunner {
   /**
    * Starts (or joins) the apply in the background and reports its end.
    * `fence`: the lease startApply took for this process with the apply;
-   * `ready`: the driver waits for it (the start report) before any work.
+   * `started`: the start report (check run and comment) on its way. Work
+   * does not wait for it; progress and the final report do, so they come
+   * after it and update the check run it created.
    */
-  start(applyId: string, fence?: Fence, ready?: Promise<unknown>): Promise<AggregateState | undefined> {
+  start(applyId: string, fence?: Fence, started?: Promise<unknown>): Promise<AggregateState | undefined> {
     let p = this.tracked.get(applyId);
     if (p) return p;
+    if (started) {
+      const s = started.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.started.set(applyId, s);
+    }
     p = this.o
       .executor()
-      .run(applyId, fence ?? false, ready)
+      .run(applyId, fence ?? false)
       .then(async (state) => {
         await this.finish(applyId);
         return state;
@@ -118,7 +129,10 @@ export class ApplyRunner {
         this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'apply driver crashed');
         return undefined;
       })
-      .finally(() => this.tracked.delete(applyId));
+      .finally(() => {
+        this.tracked.delete(applyId);
+        this.started.delete(applyId);
+      });
     this.tracked.set(applyId, p);
     return p;
   }
@@ -136,7 +150,7 @@ export class ApplyRunner {
 
   /** Executor progress callback: throttled check-run updates, the last one always delivered. */
   progress(applyId: string): void {
-    const interval = this.o.progressIntervalMs ?? 3000;
+    const interval = this.o.progressIntervalMs ?? 2000;
     const since = this.now() - (this.lastReport.get(applyId) ?? 0);
     if (this.pending.has(applyId)) return;
     const fire = () => {
@@ -153,6 +167,7 @@ export class ApplyRunner {
 
   private async reportProgress(applyId: string): Promise<void> {
     try {
+      await this.started.get(applyId);
       const apply = await this.o.store.getApply(applyId);
       if (!apply?.checkRunId || apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped') return;
       learnApply(apply);
@@ -176,6 +191,8 @@ export class ApplyRunner {
     if (t) clearTimeout(t);
     this.pending.delete(applyId);
     this.lastReport.delete(applyId);
+    // The start report first (the check run to complete, the comment the outcome answers).
+    await this.started.get(applyId);
     // A late `in_progress` would land after the final update and leave the check running forever.
     await this.reporting.get(applyId);
     const ended = await this.o.store.getApply(applyId);

@@ -1,0 +1,209 @@
+// GitHub's request budget and the apply's start, through the whole app:
+// signed webhooks into Probot, berth talking to the fake GitHub (behind a
+// proxy that can hold requests), the real store, observed state from the
+// local engine, and applies on an in-memory engine. Counts of requests are
+// behaviour (which calls a command makes), never timings.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { BerthServices } from '../src/index.js';
+import { berth } from '../src/index.js';
+import { Targets } from '../src/targets.js';
+import { HoldingProxy } from './helpers/app-process.js';
+import { describeDocker } from './helpers/env.js';
+import { FakeEngine } from './helpers/fake-engine.js';
+import type { FakeGitHub } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+import { until } from './helpers/wait.js';
+
+const SECRET = 'budget-webhook-secret';
+const APP_ID = 4251;
+const HEAD = 'e'.repeat(40);
+
+function shopFiles(): Record<string, string> {
+  const shop = (p: string) => readFileSync(`fixtures/repos/shop/${p}`, 'utf8');
+  return { '.github/berth.yml': shop('.github/berth.yml').replace('project: shop', 'project: t-budget-shop'), 'compose.yml': shop('compose.yml'), 'compose.production.yml': shop('compose.production.yml') };
+}
+
+/** One environment: a network, the image, and `n` services created and started (2 + 2n steps). */
+function stackFiles(project: string, n: number): Record<string, string> {
+  const lines = ['services:'];
+  for (let i = 0; i < n; i++) lines.push(`  s${i}:`, '    image: berth-test/app:1');
+  return {
+    '.github/berth.yml': [`project: ${project}`, 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n'),
+    'compose.yml': lines.join('\n') + '\n',
+  };
+}
+
+describeDocker('GitHub requests per command, and Docker work that does not wait for GitHub', () => {
+  let fake: FakeGitHub;
+  let proxy: HoldingProxy;
+  let ts: TestStore;
+  let server: Server;
+  let url: string;
+  let services!: BerthServices;
+  let engine = new FakeEngine();
+
+  beforeAll(async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
+    proxy = await new HoldingProxy(fake.url).start();
+    for (const [repo, files] of [
+      ['acme/shop', shopFiles()],
+      ['acme/stack8', stackFiles('t-budget-8', 3)],
+      ['acme/stack200', stackFiles('t-budget-200', 99)],
+      ['acme/held', stackFiles('t-budget-held', 3)],
+    ] as const) {
+      fake.setRepo(repo, { defaultBranch: 'main' });
+      fake.setFiles(repo, 'main', files);
+      fake.setFiles(repo, HEAD, files);
+      fake.setPull(repo, 1, { headSha: HEAD, author: 'alice', mergeable: true });
+      fake.setPermission(repo, 'alice', 'write');
+    }
+    ts = await sqliteTestStore();
+    const targets = Targets.single('unix:///var/run/docker.sock');
+    // Applies run on an in-memory host (a fresh one per apply, like the empty project the local engine shows).
+    targets.engine = () => engine;
+    const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
+    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: proxy.url, Octokit, log: pino({ level: 'silent' }) });
+    const mw = await createNodeMiddleware(berth({ store: ts.store, targets, recover: false, drift: false, progressIntervalMs: 60_000, onReady: (s) => (services = s) }), { probot });
+    server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // Probot's installation token, fetched once and cached: not a command's request.
+    await deliver('pull_request', pullRequestEvent({ repo: 'acme/held', pr: 1, action: 'opened', headSha: HEAD }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await services?.runner.drain(30_000);
+    await new Promise((r) => server?.close(r));
+    await proxy?.close();
+    await fake?.close();
+    await ts?.dispose();
+  });
+
+  async function post(event: string, payload: unknown): Promise<void> {
+    const body = JSON.stringify(payload);
+    const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, randomUUID()), body });
+    await res.text();
+    expect(res.status).toBe(200);
+  }
+
+  async function deliver(event: string, payload: unknown): Promise<void> {
+    await post(event, payload);
+    await services.idle();
+    await services.runner.drain(60_000);
+  }
+
+  async function comment(repo: string, body: string, wait = true): Promise<void> {
+    await nextGitHubSecond();
+    const c = fake.addComment(repo, 1, body, { user: 'alice' });
+    const payload = commentOnPullEvent({ repo, pr: 1, comment: { id: c.id, body, user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } });
+    if (wait) await deliver('issue_comment', payload);
+    else await post('issue_comment', payload);
+  }
+
+  /** The requests made while `fn` ran (the installation token aside), by operation. */
+  async function requestsDuring(fn: () => Promise<void>) {
+    const from = fake.requests.length;
+    await fn();
+    const made = fake.requests.slice(from).filter((r) => !r.path.endsWith('/access_tokens'));
+    const by: Record<string, number> = {};
+    for (const r of made) by[r.operationId!] = (by[r.operationId!] ?? 0) + 1;
+    return { made, by };
+  }
+
+  it('PR opened: 7 requests — berth.yml from the default branch once (no repos.get), the tree and each compose file at the head once', async () => {
+    const { made, by } = await requestsDuring(() => deliver('pull_request', pullRequestEvent({ repo: 'acme/shop', pr: 1, action: 'opened', headSha: HEAD })));
+    expect(by).toEqual({ 'repos/get-content': 3, 'git/get-tree': 1, 'checks/create': 2, 'issues/create-comment': 1 });
+    // compose.yml serves staging and production: read once at the commit.
+    const reads = made.filter((r) => r.operationId === 'repos/get-content').map((r) => `${r.path.replace('/repos/acme/shop/contents/', '')}@${r.query.ref ?? 'default branch'}`);
+    expect(reads.sort()).toEqual(['.github/berth.yml@default branch', `compose.production.yml@${HEAD}`, `compose.yml@${HEAD}`]);
+    expect(made).toHaveLength(7);
+  });
+
+  it('/plan: berth.yml read once for the command and its plan; 👀, the PR, the tree, each compose file once, a check per environment, the comment edited', async () => {
+    const { made, by } = await requestsDuring(() => comment('acme/shop', '/plan'));
+    expect(by).toEqual({
+      'reactions/create-for-issue-comment': 1,
+      'repos/get-content': 3,
+      'pulls/get': 1,
+      'git/get-tree': 1,
+      'checks/create': 2,
+      'issues/update-comment': 1,
+    });
+    expect(made).toHaveLength(9);
+    expect(fake.violations).toEqual([]);
+  });
+
+  it('/apply makes the same requests for 8 steps as for 200: progress is coalesced, never a write per step', async () => {
+    const counts: Record<string, number>[] = [];
+    for (const repo of ['acme/stack8', 'acme/stack200']) {
+      await deliver('pull_request', pullRequestEvent({ repo, pr: 1, action: 'opened', headSha: HEAD }));
+      engine = new FakeEngine();
+      const { by } = await requestsDuring(() => comment(repo, '/apply staging'));
+      const a = await ts.store.latestApply(repo, 'staging');
+      expect(a?.state).toBe('completed');
+      expect((await ts.store.listTasksForApply(a!.id)).length).toBe(repo === 'acme/stack8' ? 8 : 200);
+      // The final update always; one progress update at most (it is skipped when the apply already ended).
+      expect(by['checks/update']).toBeGreaterThanOrEqual(1);
+      expect(by['checks/update']).toBeLessThanOrEqual(2);
+      const check = fake.checkRuns(repo, HEAD).find((c) => c.externalId === a!.id)!;
+      expect(check.conclusion).toBe('success');
+      delete by['checks/update'];
+      counts.push(by);
+    }
+    expect(counts[0]).toEqual({
+      'reactions/create-for-issue-comment': 1,
+      'repos/get-content': 2,
+      'repos/get-collaborator-permission-level': 1,
+      'pulls/get': 2,
+      'git/get-tree': 1,
+      'checks/create': 1,
+      'issues/create-comment': 2,
+      // the apply as a GitHub deployment (issue 14): created, in_progress, then its final status
+      'repos/create-deployment': 1,
+      'repos/create-deployment-status': 2,
+    });
+    expect(counts[1]).toEqual(counts[0]);
+  }, 60_000);
+
+  it('Docker work runs while the check run is still being created; the comments and check-run writes stay in order, once each', async () => {
+    await deliver('pull_request', pullRequestEvent({ repo: 'acme/held', pr: 1, action: 'synchronize', headSha: HEAD }));
+    engine = new FakeEngine();
+    const hold = proxy.hold(/^POST \/repos\/acme\/held\/check-runs /);
+    const before = fake.comments('acme/held', 1).filter((c) => c.user === 'berth[bot]').length;
+    await comment('acme/held', '/apply staging', false);
+    // Every step runs to its end while GitHub has not answered the check run's creation.
+    const a = await until('the apply to complete while its check run is held', async () => {
+      const x = await ts.store.latestApply('acme/held', 'staging');
+      return x?.state === 'completed' ? x : undefined;
+    });
+    expect(hold.held).toBe(1);
+    expect((await ts.store.listTasksForApply(a.id)).map((t) => t.state)).toEqual(Array(8).fill('succeeded'));
+    expect(engine.calls.filter((c) => c.method === 'startContainer')).toHaveLength(3);
+    // Nothing reported yet: the start comment follows its check run, the outcome follows both.
+    expect(fake.checkRuns('acme/held', HEAD).some((c) => c.externalId === a.id)).toBe(false);
+    expect(fake.comments('acme/held', 1).filter((c) => c.user === 'berth[bot]')).toHaveLength(before);
+    hold.release();
+    await services.idle();
+    await services.runner.drain(60_000);
+    const runs = fake.checkRuns('acme/held', HEAD).filter((c) => c.externalId === a.id);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]!.status).toBe('completed');
+    expect(runs[0]!.conclusion).toBe('success');
+    expect(runs[0]!.writes[0]).toMatchObject({ status: 'in_progress' });
+    const said = fake.comments('acme/held', 1).filter((c) => c.user === 'berth[bot]').slice(before).map((c) => c.body);
+    expect(said).toHaveLength(2);
+    expect(said[0]).toMatch(/🚀 Applying `staging`/);
+    expect(said[1]).toMatch(/✅ Apply to `staging` completed/);
+    expect(fake.violations).toEqual([]);
+  }, 60_000);
+});
