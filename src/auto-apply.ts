@@ -20,6 +20,7 @@ import { authorise, requiresGate } from './gates.js';
 import type { CheckConclusion, GitHubPort, RepoRef } from './github.js';
 import { repoName } from './github.js';
 import { secretVariableValues } from './mask.js';
+import { secretKeysOf } from './secrets/environment.js';
 import { code, errorMarkdown, MARKER, shortSha } from './messages.js';
 import { desiredDigest } from './reconcile.js';
 import type { ApplyRunner, RunnerLogger } from './runner.js';
@@ -146,7 +147,7 @@ export class AutoApply {
         targets: env.targets,
         onFailure: env.on_failure,
         ...(env.parallelism ? { parallelism: env.parallelism } : {}),
-        secretKeys: env.secret_keys,
+        secretKeys: secretKeysOf(env),
         secretValues: secretVariableValues(env.variables, env.secret_keys),
         policy: config.policy,
         start: { lock, lease: this.o.runner.lease() },

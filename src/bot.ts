@@ -6,7 +6,9 @@ import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, pre
 import type { ReconcileOptions } from './reconcile.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
-import { loadComposeReading, variableSecrets } from './repo.js';
+import { loadComposeReading } from './repo.js';
+import { environmentSecretInputs, rememberConfigText, secretKeysOf } from './secrets/environment.js';
+import type { SecretHashes } from './secrets/vault.js';
 import { readComposeSources } from './compose/sources.js';
 import type { BerthConfig, EnvironmentConfig } from './config.js';
 import { CONFIG_PATH, parseConfig } from './config.js';
@@ -23,6 +25,8 @@ import type { DesiredState } from './model.js';
 import { isEmpty, planToString, summarize } from './plan.js';
 import { deploymentSpec } from './deployments.js';
 import { desiredDigest } from './reconcile.js';
+import { desiredService } from './desired.js';
+import { parsePayload } from './executor.js';
 import { renderPlanMarkdown } from './render.js';
 import { Masker, secretVariableValues } from './mask.js';
 import { learnDesired, learnEnvironment, outText } from './outbound.js';
@@ -54,6 +58,8 @@ export interface BotOptions {
    * input gathered before planning like observed state; absent: images as written.
    */
   resolveImages?: (desired: DesiredState, targets: readonly string[]) => Promise<DesiredState>;
+  /** server-side secrets' keyed hashes (issue 18); absent when the server has no secret key (environments that list secrets are refused) */
+  secrets?: SecretHashes;
 }
 
 export interface CommentEvent {
@@ -75,7 +81,7 @@ export type EnvPlan =
 
 /** Masks an environment's secret variable values (and `KEY=value`-like secrets) in text shown or logged. */
 function redactorFor(env: EnvironmentConfig): (text: string) => string {
-  const m = new Masker(env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
+  const m = new Masker(secretKeysOf(env), secretVariableValues(env.variables, env.secret_keys));
   return (text) => m.redact(m.inline(text));
 }
 
@@ -100,6 +106,7 @@ export class Bot {
     const text = await gh.readFile(repo, CONFIG_PATH);
     if (text === undefined) return undefined;
     const config = parseConfig(text, CONFIG_PATH);
+    rememberConfigText(config, text);
     const line = parseYaml(CONFIG_PATH, text).lineAt(['project']);
     if (line !== undefined) projectLines.set(config, line);
     for (const env of config.environments) learnEnvironment(env);
@@ -125,7 +132,11 @@ export class Bot {
   }
 
   /** One environment's desired state from the compose files at the PR head. */
-  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>): Promise<DesiredState> {
+  /**
+   * `pinnedFrom`: a rollback's applied state — a service whose reference is unchanged runs the digest that
+   * apply ran (a tag re-pushed since must not turn the rollback into a deploy of the new bits).
+   */
+  async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>, pinnedFrom?: DesiredState): Promise<DesiredState> {
     const inputs = [];
     // Read together, checked in order (the first missing one is the error).
     const cleaned = env.compose.map((path) => path.replace(/^\.\//, ''));
@@ -143,15 +154,27 @@ export class Bot {
     }
     // env_file, include, extends.file and .env: read at the same head, through the same reader
     const read = (p: string) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined));
-    const sources = await readComposeSources(read, inputs, env.variables);
+    // Server-side secrets enter as placeholders carrying their keyed hashes: planning never decrypts (secrets/environment.ts).
+    const secretInputs = await environmentSecretInputs(config, env, repoName(repo), this.o.secrets);
+    const sources = await readComposeSources(read, inputs, secretInputs.variables);
     const desired = await loadComposeReading(
       inputs,
-      { project: config.project, environment: env.name, variables: env.variables, secretKeys: env.secret_keys, secrets: variableSecrets(env.variables), policy: config.policy, profiles: env.profiles, sources },
+      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources },
       read,
     );
-    learnDesired(desired, env.secret_keys, secretVariableValues(env.variables, env.secret_keys));
+    learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.
-    const pinned = this.o.resolveImages ? await this.o.resolveImages(desired, env.targets) : desired;
+    const ran = new Map((pinnedFrom?.services ?? []).map((x) => [x.spec.name, x.spec.image]));
+    const asRan = ran.size
+      ? {
+          ...desired,
+          services: desired.services.map((x) => {
+            const image = ran.get(x.spec.name);
+            return image?.startsWith(`${x.spec.image}@sha256:`) ? { ...desiredService({ ...x.spec, image }), ...(x.at ? { at: x.at } : {}) } : x;
+          }),
+        }
+      : desired;
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(asRan, env.targets) : asRan;
     return { ...pinned, repository: repoName(repo) };
   }
 
@@ -159,13 +182,13 @@ export class Bot {
     for (const t of env.targets) if (!this.o.targets.has(t)) throw new UnknownTargetError(t, this.o.targets.names());
   }
 
-  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}): Promise<EnvPlan> {
+  async planEnvironment(gh: GitHubPort, repo: RepoRef, loaded: Loaded, env: EnvironmentConfig, sha: string, opts: ReconcileOptions = {}, pinnedFrom?: DesiredState): Promise<EnvPlan> {
     try {
       this.checkTargets(env);
       await this.ownProject(repoName(repo), loaded.config, env, false);
-      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files);
+      const desired = await this.desiredAt(gh, repo, loaded.config, env, sha, loaded.files, pinnedFrom);
       const plans = await planTargets(desired, env.targets, this.o.observe, opts);
-      const secrets = { secretKeys: env.secret_keys, secretValues: secretVariableValues(env.variables, env.secret_keys) };
+      const secrets = { secretKeys: secretKeysOf(env), secretValues: secretVariableValues(env.variables, env.secret_keys) };
       // The plan DAG drawn (issue 14): labels masked like the plan, then made inert for Mermaid.
       const redact = redactorFor(env);
       const graph = (p: TargetPlan) => {
@@ -455,7 +478,14 @@ export class Bot {
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
       // Not the stored snapshot as is: that commit's compose, under TODAY's config and policy (a policy tightened since denies it).
       const source = { id: target.id, pr: target.pr, headSha: target.headSha };
-      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' });
+      // …with the image digests that apply ran (an unreadable payload rebuilds with today's digests, which the plan shows).
+      let ranState: DesiredState | undefined;
+      try {
+        ranState = parsePayload(target.desiredJson).desired;
+      } catch {
+        ranState = undefined;
+      }
+      const planned = await this.planEnvironment(gh, repo, { config, files: await gh.listFiles(repo, target.headSha) }, env, target.headSha, { rollout: 'rollback' }, ranState);
       if (!planned.ok) return void (await this.reply(gh, repo, pr, msg.rollbackRefused(env.name, source, planned.markdown)));
       desired = planned.desired;
       expected = expectedOf(planned.plans);
@@ -484,7 +514,7 @@ export class Bot {
         onFailure: env.on_failure,
         ...(env.parallelism ? { parallelism: env.parallelism } : {}),
         ...(expected ? { expected } : {}),
-        secretKeys: env.secret_keys,
+        secretKeys: secretKeysOf(env),
         secretValues: secretVariableValues(env.variables, env.secret_keys),
         policy: config.policy,
         // Lock, in-flight check, apply and its driver's lease: one transaction (another replica may be here too).

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Observer, TargetPlan } from './apply.js';
 import { ApplyRefusedError, expectedOf, planTargets, prepareApply } from './apply.js';
 import { observe } from './docker/observe.js';
+import { pinThroughTargets, tagResolver } from './docker/resolve.js';
 import { driftReport, renderDriftText } from './drift.js';
 import { isBerthError } from './errors.js';
 import { Executor } from './executor.js';
@@ -20,30 +21,38 @@ import { openStore } from './store/open.js';
 import type { ApplyRow, OperationRow, Store, TaskRow } from './store/store.js';
 import { TERMINAL_TASK_STATES } from './store/store.js';
 import { Targets } from './targets.js';
+import { cmdSecrets, SECRETS_USAGE, SecretsUsageError } from './secrets/command.js';
+import { secretKeysOf } from './secrets/environment.js';
+import { Keyring } from './secrets/keyring.js';
+import { SecretVault, type SecretHashes } from './secrets/vault.js';
 
 export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
   /** asks a yes/no question; undefined when there is no terminal to ask on */
   confirm?: (question: string) => Promise<boolean>;
+  /** all of stdin (a secret's value); undefined when stdin is a terminal */
+  stdin?: () => Promise<string | undefined>;
 }
 
 const USAGE = `usage:
-  berth plan    --repo DIR --env NAME [--docker URL] [--format text|markdown|json]
+  berth plan    --repo DIR --env NAME [--docker URL] [--format text|markdown|json] [--database URL] [--repository OWNER/NAME]
                 exit 0: no changes, 2: changes, 1: error
   berth apply   --repo DIR --env NAME [--docker URL] [--yes] [--database URL] [--repository OWNER/NAME]
                 takes the environment's lock (as cli:<user>@<host>) for the apply, like /apply does
   berth status  [--apply ID] [--database URL]
   berth status  --targets [--docker URL]           each target's transport and engine version
                 exit 0: all answer, 1: one does not
-  berth status  --drift [--database URL]          drift from each environment's last completed apply
+  berth status  --drift [--database URL] [--docker URL]
+                drift from each environment's last completed apply, moved image tags included
                 exit 0: no drift, 2: drift, 1: error
   berth recover [--docker URL] [--database URL]   resume or fail applies a crash left open
+${SECRETS_USAGE}
 
   --docker URL     serve every target of the environment from this endpoint
                    (default: BERTH_TARGETS, else DOCKER_HOST, else the local socket)
   --database URL   default: DATABASE_URL, else sqlite:./.berth/berth.sqlite
-  --repository     the GitHub repository whose environment locks to share with the app
+  --repository     the GitHub repository whose environment locks and secrets to share with the app
                    (default: local/<project>)`;
 
 class UsageError extends Error {}
@@ -51,6 +60,12 @@ class UsageError extends Error {}
 function realIo(): Io {
   return {
     out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
+    stdin: async () => {
+      if (process.stdin.isTTY) return undefined;
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    },
     err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
     ...(process.stdin.isTTY
       ? {
@@ -75,16 +90,41 @@ function observerFor(targets: Targets): Observer {
   return async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
 }
 
+/**
+ * The secret store's hashes for planning, opened only when an environment
+ * lists secrets; undefined without a secret key (such an environment is then
+ * refused at its `secrets:` line).
+ */
+function cliSecretHashes(database: string | undefined): SecretHashes | undefined {
+  const keyring = Keyring.fromEnv();
+  if (!keyring) return undefined;
+  return {
+    hashes: async (repo, environment, names) => {
+      const store = await openStore(database);
+      try {
+        return await new SecretVault(store, keyring).hashes(repo, environment, names);
+      } finally {
+        await store.close();
+      }
+    },
+  };
+}
+
 async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   const repo = required(v, 'repo');
   const env = required(v, 'env');
-  const loaded = await loadEnvironment(readFromDir(repo), env);
+  const repository = v.repository as string | undefined;
+  if (repository !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(repository)) throw new UsageError(`--repository must be OWNER/NAME, not "${repository}"`);
+  const source = cliSecretHashes(v.database as string | undefined);
+  const loaded = await loadEnvironment(readFromDir(repo), env, undefined, { ...(repository ? { repo: repository } : {}), ...(source ? { source } : {}) });
   const e = loaded.environment;
   learnEnvironment(e);
-  learnDesired(loaded.desired, e.secret_keys, secretVariableValues(e.variables, e.secret_keys));
+  learnDesired(loaded.desired, secretKeysOf(e), secretVariableValues(e.variables, e.secret_keys));
   const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
-  const plans = await planTargets(loaded.desired, loaded.environment.targets, observerFor(targets));
-  return { loaded, targets, plans };
+  // Pinned like the app pins (the first target's engine and registry login): the plan shows, and the apply runs, digests.
+  const desired = await pinThroughTargets(targets, loaded.desired, loaded.environment.targets);
+  const plans = await planTargets(desired, loaded.environment.targets, observerFor(targets));
+  return { loaded: { ...loaded, desired }, targets, plans };
 }
 
 function required(v: Record<string, unknown>, name: string): string {
@@ -94,7 +134,7 @@ function required(v: Record<string, unknown>, name: string): string {
 }
 
 /** The environment's secrets as the renderers take them. */
-const secretsOf = (e: LoadedEnvironment['environment']) => ({ secretKeys: e.secret_keys, secretValues: secretVariableValues(e.variables, e.secret_keys) });
+const secretsOf = (e: LoadedEnvironment['environment']) => ({ secretKeys: secretKeysOf(e), secretValues: secretVariableValues(e.variables, e.secret_keys) });
 
 function printPlans(io: Io, plans: TargetPlan[], format: string, env: LoadedEnvironment['environment'], notes: readonly string[] = []) {
   const environment = env.name;
@@ -110,7 +150,7 @@ function printPlans(io: Io, plans: TargetPlan[], format: string, env: LoadedEnvi
 }
 
 async function cmdPlan(args: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, format: { type: 'string', default: 'text' } } });
+  const { values } = parseArgs({ args, options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, format: { type: 'string', default: 'text' }, database: { type: 'string' }, repository: { type: 'string' } } });
   const format = values.format!;
   if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format must be text, markdown or json, not "${format}"`);
   const { loaded, plans } = await loadAndPlan(values);
@@ -119,8 +159,10 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
 }
 
 function executorFor(store: Store, targets: Targets, io: Io): Executor {
+  const keyring = Keyring.fromEnv();
   return new Executor({
     store,
+    ...(keyring ? { secrets: new SecretVault(store, keyring) } : {}),
     engine: (t) => targets.engine(t),
     lanes: new Lanes(),
     log: {
@@ -137,7 +179,6 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
     options: { repo: { type: 'string' }, env: { type: 'string' }, docker: { type: 'string' }, yes: { type: 'boolean', default: false }, database: { type: 'string' }, repository: { type: 'string' } },
   });
   const repository = values.repository;
-  if (repository !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(repository)) throw new UsageError(`--repository must be OWNER/NAME, not "${repository}"`);
   const { loaded, targets, plans } = await loadAndPlan(values);
   printPlans(io, plans, 'text', loaded.environment);
   if (plans.every((p) => isEmpty(p.plan))) {
@@ -246,7 +287,9 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
     if (values.drift) {
       // The report shows stored desired states: what they keep secret is masked.
       for (const a of await store.listApplies({ states: ['completed'] })) learnApply(a);
-      const report = await driftReport(store);
+      // A tag that moved since the apply is drift too: asked through each target's engine and login.
+      const targets = values.docker ? Targets.single(values.docker, await completedTargets(store)) : Targets.fromEnv();
+      const report = await driftReport(store, process.env.BERTH_PIN_IMAGES === 'off' ? {} : { resolveTags: tagResolver(targets) });
       io.out(renderDriftText(report));
       return report.count ? 2 : 0;
     }
@@ -270,6 +313,12 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** The targets completed applies ran on (what --docker serves in `status --drift`). */
+async function completedTargets(store: Store): Promise<string[]> {
+  const applies = await store.listApplies({ states: ['completed'] });
+  return [...new Set((await Promise.all(applies.map((a) => store.listOperations(a.id)))).flat().map((o) => o.target))];
 }
 
 async function cmdRecover(args: string[], io: Io): Promise<number> {
@@ -312,6 +361,8 @@ export async function main(argv: string[], rawIo: Io = realIo()): Promise<number
         return await cmdStatus(rest, io);
       case 'recover':
         return await cmdRecover(rest, io);
+      case 'secrets':
+        return await cmdSecrets(rest, { out: io.out, stdin: rawIo.stdin ?? (async () => undefined) });
       case undefined:
       case 'help':
       case '--help':
@@ -322,7 +373,7 @@ export async function main(argv: string[], rawIo: Io = realIo()): Promise<number
         throw new UsageError(`unknown command "${cmd}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || err instanceof SecretsUsageError || (err as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
       io.err(`berth: ${(err as Error).message}\n\n${USAGE}`);
     } else if (isBerthError(err)) {
       io.err(`berth: ${err.message}`);

@@ -16,6 +16,7 @@
 //       on_failure: halt           # or continue
 //       profiles: [debug]          # compose profiles enabled (services without profiles always run)
 //       secret_keys: [API_AUTH]    # values never shown (besides *PASSWORD*, *TOKEN*, *KEY*, …)
+//       secrets: [DB_PASSWORD]     # from berth's server-side store (berth secrets set), never from the repository
 //       parallelism: 4
 //       url: https://shop.example.com   # the environment's URL on GitHub's deployments (issue 14)
 //       production_environment: true    # GitHub deployment flags (default: true for "production")
@@ -68,6 +69,8 @@ export const PolicySchema = z.strictObject({
   allow_container_namespaces: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a container name' })).default([]),
   allow_host_sysctls: z.boolean().default(false),
   allow_security_opt: z.boolean().default(false),
+  allow_host_ipc: z.boolean().default(false),
+  allow_host_cgroupns: z.boolean().default(false),
 });
 
 export const EnvironmentSchema = z.strictObject({
@@ -93,6 +96,8 @@ export const EnvironmentSchema = z.strictObject({
   on_failure: z.enum(['halt', 'continue']).default('halt'),
   /** environment/label keys (and variables) whose values are secret, besides those whose names look secret */
   secret_keys: z.array(z.string().min(1)).default([]),
+  /** names of server-side secrets (berth secrets set) this environment uses: for ${NAME} and compose secrets' environment: NAME */
+  secrets: z.array(z.string().regex(VAR_RE, { error: 'must be a secret name: letters, digits and "_", not starting with a digit' })).default([]),
   parallelism: z.number().int().min(1).optional(),
   // GitHub-native delivery (issue 14)
   url: z
@@ -266,6 +271,19 @@ function crossCheck(raw: Record<string, unknown>): Issue[] {
         } else if (at > i)
           issues.push({ code: 'bad_requires', path, problem: `"${r}" is listed after "${name ?? `environments[${i}]`}"`, hint: `environments are listed in promotion order: move "${r}" before "${name}"` });
       });
+    // A server-side secret and a berth.yml variable of the same name: which one ${NAME} means would be a guess.
+    const secrets = obj(e).secrets;
+    const variables = obj(obj(e).variables);
+    if (Array.isArray(secrets)) {
+      const set = new Set<unknown>();
+      secrets.forEach((n, j) => {
+        const path: PathSeg[] = ['environments', i, 'secrets', j];
+        if (set.has(n)) issues.push({ code: 'invalid_value', path, problem: `secret "${String(n)}" is listed twice` });
+        set.add(n);
+        if (typeof n === 'string' && Object.hasOwn(variables, n))
+          issues.push({ code: 'invalid_value', path, problem: `"${n}" is both a server-side secret and a variable`, hint: `remove it from variables: a secret's value lives only on the berth server (berth secrets set … ${n})` });
+      });
+    }
     const targets = obj(e).targets;
     if (Array.isArray(targets)) {
       const set = new Set<unknown>();

@@ -5,7 +5,9 @@ import { hashOf } from './hash.js';
 import type { DesiredNetwork, DesiredService, DesiredVolume, NetworkSpec, ServiceSpec, VolumeSpec } from './model.js';
 
 export function serviceConfigHash(spec: ServiceSpec): string {
-  const { replicas: _replicas, rollout: _rollout, ...rest } = spec;
+  // pull_policy says when to fetch the image, not what runs, and update_config how a change rolls out:
+  // like compose, changing either recreates nothing.
+  const { replicas: _replicas, rollout: _rollout, pullPolicy: _pullPolicy, ...rest } = spec;
   return hashOf(rest);
 }
 

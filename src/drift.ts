@@ -84,6 +84,8 @@ export interface DriftReconcilerOptions {
   missingRetentionMs?: number;
   /** a list call that takes longer is aborted and the tick fails (default: the interval, at most 30 s) */
   listTimeoutMs?: number;
+  /** the moved-tag check of the drift report (see DriftReportOptions.resolveTags) */
+  resolveTags?: DriftReportOptions['resolveTags'];
 }
 
 /** A listed container refused because its berth labels name an apply the store does not know. */
@@ -272,7 +274,7 @@ export class DriftReconciler {
     const results = await Promise.all(this.o.targets.map((t) => this.tick(t)));
     if (this.o.metrics && (this.o.reportDrift ?? true) && results.some((r) => r.status === 'ok')) {
       try {
-        const report = await driftReport(this.o.store, { targets: this.o.targets });
+        const report = await driftReport(this.o.store, { targets: this.o.targets, ...(this.o.resolveTags ? { resolveTags: this.o.resolveTags } : {}) });
         this.o.metrics.driftCount(report.count);
       } catch (err) {
         this.log.warn({ err: errText(err) }, 'drift: report failed; berth_drift_count keeps its last value');
@@ -461,7 +463,7 @@ export class DriftReconciler {
 
 // ── drift report ──────────────────────────────────────────────────────────
 
-export type DriftKind = 'missing' | 'stopped' | 'config-changed' | 'unexpected';
+export type DriftKind = 'missing' | 'stopped' | 'config-changed' | 'image-moved' | 'unexpected';
 
 export interface DriftItem {
   service: string;
@@ -477,7 +479,7 @@ export interface DriftItem {
   detail: string;
 }
 
-const KIND_ORDER: Record<DriftKind, number> = { missing: 0, 'config-changed': 1, stopped: 2, unexpected: 3 };
+const KIND_ORDER: Record<DriftKind, number> = { missing: 0, 'config-changed': 1, 'image-moved': 2, stopped: 3, unexpected: 4 };
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const short = (s: string) => s.slice(0, 12);
 
@@ -580,6 +582,36 @@ export interface DriftReportOptions {
   repo?: string;
   /** only these targets */
   targets?: readonly string[];
+  /**
+   * Asks a target's registry what each tag resolves to now (`repo:tag` → digest), for
+   * the tag-moved check; absent: not checked. A tag that cannot be resolved is not drift.
+   */
+  resolveTags?: (target: string, tags: readonly string[]) => Promise<ReadonlyMap<string, string | undefined>>;
+}
+
+/** `repo:tag@sha256:…` (pinned from a tag by the plan) → `repo:tag`; undefined for a reference written by digest or not pinned. */
+export function tagOf(image: string): string | undefined {
+  const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(image);
+  if (!m) return undefined;
+  const name = m[1]!;
+  return name.lastIndexOf(':') > name.lastIndexOf('/') ? name : undefined;
+}
+
+/**
+ * Pure: the services whose applied digest is no longer what their tag resolves to.
+ * Services under pull_policy never follow the engine, not the registry: not compared.
+ */
+export function movedTags(desired: DesiredState, now: ReadonlyMap<string, string | undefined>): DriftItem[] {
+  const items: DriftItem[] = [];
+  for (const s of desired.services) {
+    const tag = tagOf(s.spec.image);
+    if (!tag || s.spec.pullPolicy === 'never') continue;
+    const applied = s.spec.image.slice(tag.length + 1);
+    const current = now.get(tag);
+    if (!current || current === applied) continue;
+    items.push({ service: s.spec.name, replica: null, kind: 'image-moved', expected: applied, observed: current, detail: `${tag} now resolves to ${current.slice(0, 19)}…, the applied digest is ${applied.slice(0, 19)}… (plan to deploy it)` });
+  }
+  return items;
 }
 
 /**
@@ -623,7 +655,10 @@ export async function driftReport(store: Store, opts: DriftReportOptions = {}): 
       }
       const rows = (await rowsOf(target)).filter((r) => r.project === desired.project && r.environment === desired.environment);
       const syncedAt = rows.length ? Math.max(...rows.map((r) => r.seenAt)) : null;
-      environments.push({ ...base, syncedAt, items: computeDrift(desired, rows) });
+      const tags = [...new Set(desired.services.map((s) => tagOf(s.spec.image)).filter((t): t is string => !!t))];
+      const moved = opts.resolveTags && tags.length ? movedTags(desired, await opts.resolveTags(target, tags).catch(() => new Map<string, string | undefined>())) : [];
+      const items = [...computeDrift(desired, rows), ...moved].sort((a, b) => cmp(a.service, b.service) || (a.replica ?? 0) - (b.replica ?? 0) || KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || cmp(a.containerId ?? '', b.containerId ?? ''));
+      environments.push({ ...base, syncedAt, items });
     }
   }
   environments.sort((a, b) => cmp(a.repo, b.repo) || cmp(a.environment, b.environment) || cmp(a.target, b.target));

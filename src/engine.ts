@@ -11,6 +11,8 @@ export interface ContainerIdentity {
   applyId: string;
   /** owner/name, labelled on the container when known */
   repository?: string;
+  /** the spec for the io.berth.config label when it differs from the one created: as planned, with secret placeholders, never values (issue 18) */
+  configSpec?: ServiceSpec;
 }
 
 /** What a create needs besides the service: where names differ from berth's defaults, and what a recreate carries over. */
@@ -57,8 +59,11 @@ export interface HealthProbe {
 }
 
 export interface Engine {
-  /** makes the image present; with `pull: false` (pull_policy: never) a missing image is an error instead of a pull */
-  ensureImage(image: string, opts?: { pull?: boolean }): Promise<void>;
+  /**
+   * makes the image present; with `pull: false` (pull_policy: never) a missing image is an error instead of a pull;
+   * with `always` (pull_policy: always) it is pulled even when present
+   */
+  ensureImage(image: string, opts?: { pull?: boolean; always?: boolean }): Promise<void>;
   createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string>;
   removeNetwork(idOrName: string): Promise<void>;
   connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void>;

@@ -16,6 +16,9 @@ import type { PlanNode } from './plan.js';
 import type { Lanes } from './lanes.js';
 import { HeldLease, LeaseLostError } from './lease.js';
 import { deriveApplyWithSibling, deriveOperationState } from './state.js';
+import { noKeyError } from './secrets/keyring.js';
+import { placeholdersIn, revealIn } from './secrets/placeholder.js';
+import type { SecretRevealer } from './secrets/vault.js';
 import type { AggregateState, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from './store/store.js';
 import { retryingStore } from './store/retry.js';
 import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
@@ -45,6 +48,13 @@ export interface ApplyPayload {
   /** the default branch's policy when the apply was made; the pre-create guard enforces it on the target (absent: deny all) */
   policy?: Policy;
 }
+
+/**
+ * A payload as one drive runs it: with the values of the server-side secrets
+ * its desired state names (issue 18), decrypted for this drive only. Never
+ * serialised: the stored payload keeps the placeholders.
+ */
+type RunPayload = ApplyPayload & { revealed?: ReadonlyMap<string, string> };
 
 /**
  * A Docker message as it may be stored, logged and shown: Docker echoes what it
@@ -99,6 +109,8 @@ export interface ExecutorOptions {
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
+  /** decrypts server-side secrets when an apply runs (issue 18); absent: an apply that names one fails with a clear message */
+  secrets?: SecretRevealer;
 }
 
 const silent: ExecutorLogger = { info() {}, warn() {}, error() {} };
@@ -287,12 +299,28 @@ export class Executor {
     if (TERMINAL_AGGREGATE_STATES.includes(apply.state)) return apply.state;
     const payload = parsePayload(apply.desiredJson);
     const ops = await this.store.listOperations(applyId);
+    // Server-side secrets are decrypted once per drive, when the first operation starts: a failure
+    // (key missing, value changed since the plan) fails each operation with the reason.
+    let revealing: Promise<RunPayload> | undefined;
+    const withSecrets = () => (revealing ??= this.reveal(apply.repo, apply.environment, payload));
     // on_failure: halt — a failure in one operation stops the *other* operations; the failing one
     // finishes its independent work (its dependants are skipped) and ends failed.
     const halt: Halt = { by: new Set() };
     await Promise.all(
       ops.map((op) =>
-        this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, (d) => this.runOperation(applyId, op, payload, halt, d))).catch(async (err) => {
+        this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, async (d) => {
+          let run: RunPayload;
+          try {
+            run = await withSecrets();
+          } catch (err) {
+            // Refused before any Docker call (no key, a value changed since the plan): the operation fails with the reason.
+            await this.refuseOperation(op.id, redactError(String((err as Error)?.message ?? err), payload), d);
+            await this.settleOperation(applyId, op.id);
+            if (payload.onFailure === 'halt') halt.by.add(op.id);
+            return;
+          }
+          return this.runOperation(applyId, op, run, halt, d);
+        })).catch(async (err) => {
           if (err instanceof LeaseLostError) {
             // Not ours any more: what is open stays open for whoever holds the lease now (or recovery).
             this.log.warn({ applyId, target: op.target, lease: err.lease }, 'operation stopped: lease lost');
@@ -324,7 +352,17 @@ export class Executor {
     }
   }
 
-  private async runOperation(applyId: string, op: OperationRow, payload: ApplyPayload, halt: Halt, d: Drive): Promise<void> {
+  /** The payload with the values of the secrets its desired state names; masked everywhere from now on (vault.ts). */
+  private async reveal(repo: string, environment: string, payload: ApplyPayload): Promise<RunPayload> {
+    const d = payload.desired;
+    const expected = placeholdersIn([d.services.map((s) => s.spec), d.contents ?? {}, d.networks.map((n) => n.spec), d.volumes.map((v) => v.spec)]);
+    if (!expected.size) return payload;
+    if (!this.o.secrets) throw noKeyError();
+    const revealed = await this.o.secrets.reveal(repo, environment, expected);
+    return { ...payload, secretValues: [...(payload.secretValues ?? []), ...revealed.values()], revealed };
+  }
+
+  private async runOperation(applyId: string, op: OperationRow, payload: RunPayload, halt: Halt, d: Drive): Promise<void> {
     const engine = this.o.engine(op.target);
     const tasks = await this.store.listTasks(op.id);
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
@@ -543,7 +581,7 @@ export class Executor {
     );
   }
 
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: ApplyPayload, halt: Halt, group: PlanNode[], d: Drive, byNode: ReadonlyMap<number, TaskRow>): Promise<void> {
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: RunPayload, halt: Halt, group: PlanNode[], d: Drive, byNode: ReadonlyMap<number, TaskRow>): Promise<void> {
     if (!d.live()) return;
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }, d))) return;
     this.progress(applyId);
@@ -552,7 +590,7 @@ export class Executor {
     // the task stays `running` and whoever drives next checks whether its effect is there (it is not).
     if (!d.live()) return;
     try {
-      const result = node.kind === 'BatchGate' ? await this.batchGate(node, byNode) : await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL);
+      const result = node.kind === 'BatchGate' ? await this.batchGate(node, byNode) : await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL, payload.revealed);
       await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null }, d);
     } catch (err) {
       // The old container is back before the failure is journaled: a crash in between leaves the task
@@ -578,23 +616,28 @@ export class Executor {
   }
 
   /** The one Docker call of a node. Returns what the journal should remember (e.g. a new container id). */
-  private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, policy: Policy): Promise<string | undefined> {
+  private async call(node: PlanNode, engine: Engine, desired: DesiredState, applyId: string, policy: Policy, revealed?: ReadonlyMap<string, string>): Promise<string | undefined> {
     const t = node.target;
+    // Server-side secrets: values only in what this Docker call is given; labels keep the placeholders.
+    const reveal = <T>(x: T): T => (revealed?.size ? revealIn(x, revealed) : x);
     const { project, environment } = desired;
     const named = dockerNames(desired);
     const netName = named.network;
     const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
     switch (node.kind) {
-      case 'EnsureImage':
-        // pull_policy: never on every service using the image forbids pulling it (the rest of pull_policy is resolved elsewhere)
-        await engine.ensureImage(t.image!, { pull: !desired.services.some((s) => s.spec.image === t.image) || desired.services.some((s) => s.spec.image === t.image && s.spec.pullPolicy !== 'never') });
+      case 'EnsureImage': {
+        // pull_policy at apply time (the plan already pinned the digest): never on every service using the image
+        // forbids pulling it, always on one pulls it even when present, the rest pull it when missing.
+        const users = desired.services.filter((s) => s.spec.image === t.image);
+        await engine.ensureImage(t.image!, { pull: !users.length || users.some((s) => s.spec.pullPolicy !== 'never'), always: users.some((s) => s.spec.pullPolicy === 'always') });
         return;
+      }
       case 'CreateNetwork': {
         const spec = desired.networks.find((n) => n.spec.name === t.network);
         if (!spec) throw new Error(`network ${t.network} is not in the desired state`);
         return replayable(
           () =>
-            engine.createNetwork(netName(t.network!), spec.spec, {
+            engine.createNetwork(netName(t.network!), reveal(spec.spec), {
               [LABEL.project]: project,
               [LABEL.environment]: environment,
               [LABEL.network]: t.network!,
@@ -614,7 +657,7 @@ export class Executor {
       case 'CreateVolume': {
         const spec = desired.volumes.find((v) => v.spec.name === t.volume);
         if (!spec) throw new Error(`volume ${t.volume} is not in the desired state`);
-        await engine.createVolume(named.volume(t.volume!), spec.spec, {
+        await engine.createVolume(named.volume(t.volume!), reveal(spec.spec), {
           [LABEL.project]: project,
           [LABEL.environment]: environment,
           [LABEL.volume]: t.volume!,
@@ -630,14 +673,14 @@ export class Executor {
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
         const id = await replayable(
-          () => engine.createContainer(t.containerName!, spec, { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
+          () => engine.createContainer(t.containerName!, reveal(spec), { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, configSpec: spec, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;
           },
         );
         // Configs and secrets go in before the container ever starts (and again when a replayed create is adopted).
-        if (svc.spec.files?.length) await engine.putFiles(id, filesFor(svc.spec.files, desired));
+        if (svc.spec.files?.length) await engine.putFiles(id, filesFor(svc.spec.files, { ...desired, ...(desired.contents ? { contents: reveal(desired.contents) } : {}) }));
         return id;
       }
       case 'ConnectNetwork': {
@@ -857,6 +900,15 @@ export class Executor {
       }
     }
     throw new Error(`could not settle state of apply ${applyId}: too much contention`);
+  }
+
+  /** An operation that cannot start: its first pending task fails with the reason, the others are cancelled. */
+  private async refuseOperation(opId: string, message: string, d: Drive): Promise<void> {
+    const pending = (await this.store.listTasks(opId)).filter((t) => t.state === 'pending');
+    await this.store.updateTasks(
+      pending.map((t, i) => ({ id: t.id, expected: 'pending' as const, patch: { state: i === 0 ? ('failed' as const) : ('cancelled' as const), finishedAt: this.now(), error: message } })),
+      d.lease.fence,
+    );
   }
 
   private async failOpenTasks(opId: string, message: string, fence: Fence) {

@@ -25,8 +25,10 @@ import { ApplyRunner } from './runner.js';
 import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
 import { Targets } from './targets.js';
-import { pinDesired, resolveImages } from './docker/resolve.js';
+import { pinThroughTargets, tagResolver } from './docker/resolve.js';
 import type { DesiredState } from './model.js';
+import { Keyring, KEY_ENV, KEY_FILE_ENV } from './secrets/keyring.js';
+import { SecretVault } from './secrets/vault.js';
 
 export interface BerthServices {
   store: Store;
@@ -99,6 +101,12 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const store = opts.store ?? (await openStore(env.DATABASE_URL));
     if (!opts.store) log.info({ database: redactUrl(env.DATABASE_URL ?? 'sqlite:./.berth/berth.sqlite') }, 'berth store ready');
     const targets = opts.targets ?? Targets.fromEnv(env);
+    // Server-side secrets (issue 18): a malformed key stops the start (fromEnv throws, naming the variable);
+    // no key at all starts berth, and every environment that lists secrets is refused with the reason.
+    const keyring = Keyring.fromEnv(env);
+    const vault = keyring ? new SecretVault(store, keyring) : undefined;
+    if (keyring) log.info({ keys: keyring.ids.length, current: keyring.currentId }, 'secret store ready');
+    else log.warn({}, `no secret key configured (${KEY_FILE_ENV} or ${KEY_ENV}): server-side secrets are refused, never stored in clear`);
     const installations = new Map<string, number>();
 
     // ── metrics and drift (issue 5) ──────────────────────────────────────
@@ -108,7 +116,17 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     if (interval.warning) log.warn({ DRIFT_INTERVAL: env.DRIFT_INTERVAL }, interval.warning);
     const drift =
       (opts.drift ?? env.BERTH_DRIFT !== 'off')
-        ? new DriftReconciler({ store, targets: targets.names(), docker: (t) => targets.docker(t), log, intervalMs: interval.ms, holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`, metrics })
+        ? new DriftReconciler({
+            store,
+            targets: targets.names(),
+            docker: (t) => targets.docker(t),
+            log,
+            intervalMs: interval.ms,
+            holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+            metrics,
+            // A moved tag is drift too; the registry is asked at most every 10 minutes per tag and target.
+            ...(env.BERTH_PIN_IMAGES === 'off' ? {} : { resolveTags: tagResolver(targets, Math.max(interval.ms, 10 * 60_000)) }),
+          })
         : undefined;
     // ─────────────────────────────────────────────────────────────────────
 
@@ -131,15 +149,11 @@ export function berth(opts: BerthOptions = {}): ApplicationFunction {
     const leaseTtlMs = Math.max(300, Number(env.BERTH_LEASE_TTL_MS ?? 30_000));
     let executor!: Executor;
     const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
-    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs });
+    executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
     const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
-    // Tag → digest pinning through the environment's first target (its engine and registry login).
-    const resolveImagesFor = async (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => {
-      const t = names[0];
-      if (!t || env.BERTH_PIN_IMAGES === 'off') return desired;
-      return pinDesired(desired, await resolveImages(targets.docker(t), desired.services.map((s) => s.spec.image), targets.credentials(t)));
-    };
-    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor });
+    // Tag → digest pinning through the environment's first target (its engine and registry login), the others checked.
+    const resolveImagesFor = (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => pinThroughTargets(targets, desired, names, env);
+    const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor, ...(vault ? { secrets: vault } : {}) });
     // apply_on: merge | push (issue 14)
     const auto = new AutoApply({ store, observe: observer, runner, bot, log });
     const work = new Work(Math.max(1, Number(env.BERTH_WEBHOOK_CONCURRENCY ?? 4)));

@@ -173,6 +173,10 @@ export interface ServiceExtras {
   /** on-failure:N */
   restartMaxRetries?: number;
   pullPolicy?: PullPolicy;
+  /** `ipc`: private, shareable or host (host governed by the policy's allow_host_ipc) */
+  ipcMode?: string;
+  /** `cgroup`: private or host (host governed by the policy's allow_host_cgroupns) */
+  cgroupnsMode?: string;
   /** per network key, only for networks with options */
   networkOptions?: Record<string, ServiceNetwork>;
   /**
@@ -181,6 +185,19 @@ export interface ServiceExtras {
    * config hash: changing how a service rolls out never recreates it.
    */
   rollout?: { update?: RolloutConfig; rollback?: RolloutConfig };
+  /** deploy.resources.reservations.devices (GPUs and other devices through a device driver); governed by the policy's allow_devices */
+  deviceRequests?: DeviceRequest[];
+}
+
+/** One `deploy.resources.reservations.devices` entry, as Docker's DeviceRequest takes it. */
+export interface DeviceRequest {
+  capabilities: string[];
+  driver?: string;
+  /** -1: all */
+  count?: number;
+  deviceIds?: string[];
+  /** keys sorted */
+  options?: Record<string, string>;
 }
 
 /**
@@ -245,10 +262,7 @@ export interface NetworkSpec {
   attachable: boolean;
   labels: Record<string, string>;
   external: boolean;
-  /**
-   * `name:` as written. For an external network it is the real name in Docker (the one joined);
-   * for a network berth creates it is only noted: berth names it `<project>-<env>_<key>` (dockerNameOf)
-   */
+  /** `name:` as written: the network's name in Docker, whether external (joined) or created by berth (dockerNameOf) */
   dockerName?: string;
   enableIpv6?: boolean;
   /** keys sorted */
@@ -262,7 +276,7 @@ export interface VolumeSpec {
   driver: string;
   labels: Record<string, string>;
   external: boolean;
-  /** `name:` as written: the real name of an external volume; for one berth creates only noted (see dockerNameOf) */
+  /** `name:` as written: the volume's name in Docker, external or created by berth (see dockerNameOf) */
   dockerName?: string;
   /** keys sorted */
   driverOpts?: Record<string, string>;
@@ -277,8 +291,10 @@ export interface DeclaredAt {
 
 export interface DesiredService {
   spec: ServiceSpec;
-  /** hash of everything in spec except replicas (scaling never recreates) */
+  /** hash of everything in spec except replicas and pull_policy (neither recreates a container, as in compose) */
   configHash: string;
+  /** where `image:` and `pull_policy:` were written, so a plan-time image refusal is located (not hashed) */
+  at?: { image?: DeclaredAt; pullPolicy?: DeclaredAt };
 }
 
 export interface DesiredNetwork {
@@ -358,6 +374,9 @@ export interface UnmanagedNetwork {
   attachable: boolean;
   options: Record<string, string>;
   labels: Record<string, string>;
+  /** its address pools as Docker reports them (absent: not read) */
+  ipam?: Ipam;
+  enableIpv6?: boolean;
 }
 
 export interface UnmanagedVolume {
@@ -401,12 +420,12 @@ export interface ObserveOptions {
 }
 
 /**
- * A desired network's or volume's name in Docker. External: `name:` when given, else the key (compose's rule).
- * Berth-created: always `<project>-<env>_<key>`, even with a `name:` (the loader notes it), so two environments
- * of one project on one engine never share a network or volume.
+ * A desired network's or volume's name in Docker, compose's rule: `name:` when given, else for an external
+ * object its key, for one berth creates `<project>-<env>_<key>` (so two environments of one project on one
+ * engine never share one by accident; a `name:` that another environment already uses is refused at plan time).
  */
 export function dockerNameOf(project: string, env: string, kind: 'network' | 'volume', spec: NetworkSpec | VolumeSpec): string {
-  return spec.external ? (spec.dockerName ?? spec.name) : names[kind](project, env, spec.name);
+  return spec.dockerName ?? (spec.external ? spec.name : names[kind](project, env, spec.name));
 }
 
 /** Compose key → Docker name for every network and volume of a desired state. */

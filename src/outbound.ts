@@ -21,8 +21,8 @@ export const OUT = new Masker();
 export const outText = (s: string): string => OUT.text(s);
 
 /** The secret variable values of an environment (by name or `secret_keys`). */
-export function learnEnvironment(env: Pick<EnvironmentConfig, 'variables' | 'secret_keys'>): void {
-  OUT.absorb(new Masker(env.secret_keys ?? [], secretVariableValues(env.variables ?? {}, env.secret_keys ?? [])));
+export function learnEnvironment(env: Pick<EnvironmentConfig, 'variables' | 'secret_keys'> & { secrets?: readonly string[] }): void {
+  OUT.absorb(new Masker([...(env.secret_keys ?? []), ...(env.secrets ?? [])], secretVariableValues(env.variables ?? {}, env.secret_keys ?? [])));
 }
 
 /** A desired state's secret values, including the shown forms of the fields a secret variable fed. */

@@ -4,6 +4,7 @@
 // always yields the same text whatever order Docker listed things in.
 import { joinedServices } from './compose/joins.js';
 import { hashOf } from './hash.js';
+import { placeholdersIn, withoutHashes } from './secrets/placeholder.js';
 import type {
   DesiredService,
   DesiredState,
@@ -12,7 +13,7 @@ import type {
   ObservedState,
   ServiceSpec,
 } from './model.js';
-import { dockerNameOf, names } from './model.js';
+import { dockerNameOf, LABEL, names } from './model.js';
 import type { DeclaredAt, NetworkSpec, UnmanagedNetwork, UnmanagedVolume, VolumeSpec } from './model.js';
 import { ComposeError } from './errors.js';
 import type { NodeKind, NodeTarget, Plan, PlanNode, ResourceChange } from './plan.js';
@@ -223,6 +224,14 @@ function changedFiles(before: ServiceSpec | undefined, after: ServiceSpec): stri
   return out.sort();
 }
 
+/** Server-side secrets (issue 18) whose value changed between two specs: names only. */
+function changedServerSecrets(before: ServiceSpec | undefined, after: ServiceSpec): string[] {
+  if (!before) return [];
+  const was = placeholdersIn({ ...before, files: undefined });
+  const now = placeholdersIn({ ...after, files: undefined });
+  return [...now].filter(([n, h]) => was.has(n) && was.get(n) !== h).map(([n]) => `secret ${n} changed`).sort();
+}
+
 /**
  * A one-shot job that finished: it exited 0 and nothing asks Docker to run it
  * again (restart no or on-failure). Like compose, such a container is done,
@@ -237,8 +246,9 @@ function recreateReason(c: ObservedContainer, d: DesiredService, changedNetworks
   if (c.configHash !== d.configHash) {
     if (c.config && c.config.image !== d.spec.image) return imageReason(c.config.image, d.spec.image);
     // Only configs or secrets differ: say which (a rotation reads "secret db_password changed").
-    const changed = changedFiles(c.config, d.spec);
-    if (changed.length && c.config && hashOf({ ...c.config, files: undefined, replicas: 0, rollout: undefined }) === hashOf({ ...d.spec, files: undefined, replicas: 0, rollout: undefined })) return changed.join(', ');
+    // A server-side secret's new value shows as its placeholder's hash (secrets/placeholder.ts): "secret DB_PASSWORD changed".
+    const changed = [...changedFiles(c.config, d.spec), ...changedServerSecrets(c.config, d.spec)];
+    if (changed.length && c.config && hashOf(withoutHashes({ ...c.config, files: undefined, replicas: 0, rollout: undefined })) === hashOf(withoutHashes({ ...d.spec, files: undefined, replicas: 0, rollout: undefined }))) return changed.join(', ');
     return 'config changed';
   }
   if (c.image !== d.spec.image) return imageReason(c.image, d.spec.image);
@@ -276,11 +286,47 @@ function networkDiffs(want: NetworkSpec, have: UnmanagedNetwork): string[] {
   if (want.driver !== have.driver) out.push(`driver: wants ${want.driver}, has ${have.driver}`);
   if (want.internal !== have.internal) out.push(`internal: wants ${want.internal}, has ${have.internal}`);
   if (want.attachable !== have.attachable) out.push(`attachable: wants ${want.attachable}, has ${have.attachable}`);
-  return [...out, ...recordDiffs('driver option', want.driverOpts ?? {}, have.options)];
+  if (have.enableIpv6 !== undefined && !!want.enableIpv6 !== have.enableIpv6) out.push(`enable_ipv6: wants ${!!want.enableIpv6}, has ${have.enableIpv6}`);
+  return [...out, ...recordDiffs('driver option', want.driverOpts ?? {}, have.options), ...ipamDiffs(want, have)];
+}
+
+/**
+ * Address pools: compared only when the declaration has `ipam:` (without one Docker picks a pool, and any
+ * pool serves). The pools are compared as sets, each by subnet, ip_range, gateway and aux_addresses.
+ */
+function ipamDiffs(want: NetworkSpec, have: UnmanagedNetwork): string[] {
+  if (!want.ipam || !have.ipam) return [];
+  const out: string[] = [];
+  const driver = want.ipam.driver ?? 'default';
+  if (driver !== have.ipam.driver) out.push(`ipam driver: wants ${driver}, has ${have.ipam.driver}`);
+  type Pool = { subnet?: string; ipRange?: string; gateway?: string; auxAddresses?: Record<string, string> };
+  const pool = (c: Pool) =>
+    [c.subnet && `subnet ${c.subnet}`, c.ipRange && `ip_range ${c.ipRange}`, c.gateway && `gateway ${c.gateway}`, ...Object.entries(c.auxAddresses ?? {}).sort().map(([k, v]) => `aux ${k}=${v}`)].filter(Boolean).join(' ');
+  // What the declaration leaves out (a gateway, say) Docker fills in: only what it sets is compared.
+  const fits = (w: Pool, h: Pool) =>
+    (w.subnet === undefined || w.subnet === h.subnet) && (w.ipRange === undefined || w.ipRange === h.ipRange) && (w.gateway === undefined || w.gateway === h.gateway) && Object.entries(w.auxAddresses ?? {}).every(([k, v]) => h.auxAddresses?.[k] === v);
+  const left = [...have.ipam.config];
+  const unmatched = want.ipam.config.filter((w) => {
+    const i = left.findIndex((h) => fits(w, h));
+    if (i < 0) return true;
+    left.splice(i, 1);
+    return false;
+  });
+  if (unmatched.length || (want.ipam.config.length && left.length))
+    out.push(`ipam config: wants ${want.ipam.config.map(pool).join('; ') || '(none)'}, has ${have.ipam.config.map(pool).join('; ') || '(none)'}`);
+  return [...out, ...recordDiffs('ipam option', want.ipam.options ?? {}, have.ipam.options ?? {})];
 }
 
 function volumeDiffs(want: VolumeSpec, have: UnmanagedVolume): string[] {
   return [...(want.driver !== have.driver ? [`driver: wants ${want.driver}, has ${have.driver}`] : []), ...recordDiffs('driver option', want.driverOpts ?? {}, have.options)];
+}
+
+/** An object named by `name:` that berth created for another project or environment: never shared, never adopted. */
+function nameOfAnother(kind: 'network' | 'volume', key: string, dockerName: string, labels: Record<string, string>, at: DeclaredAt | undefined): ComposeError {
+  return new ComposeError('name_taken', `${kind} ${key}: the name "${dockerName}" is already berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project]}, environment ${labels[LABEL.environment] ?? '?'} on this target`, {
+    ...locatedAt(at),
+    hint: `give each environment its own name (e.g. name: ${dockerName}-\${ENV_NAME} with ENV_NAME among the environment's variables in berth.yml), remove name: to let berth name it per environment, or declare it external: true to share it on purpose`,
+  });
 }
 
 /** A berth-named object that exists without berth's labels and cannot be adopted as it is. */
@@ -309,6 +355,8 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   const lookedUp = observed.unmanaged;
   const unmanagedNets = new Map((lookedUp?.networks ?? []).map((n) => [n.dockerName, n]));
   const unmanagedVols = new Map((lookedUp?.volumes ?? []).map((v) => [v.dockerName, v]));
+  /** labelled by berth for another project or environment (a `name:` two environments share) */
+  const anothers = (labels: Record<string, string>) => labels[LABEL.environment] !== undefined && (labels[LABEL.project] !== project || labels[LABEL.environment] !== env);
 
   // --- networks: decide which are created, replaced or removed
   const changedNetworks = new Set<string>();
@@ -323,6 +371,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     const o = obsNetworks.get(n.spec.name);
     const found = o ? undefined : unmanagedNets.get(dockerName);
     if (found) {
+      if (anothers(found.labels)) throw nameOfAnother('network', n.spec.name, dockerName, found.labels, n.at);
       // Someone made it under berth's name: used as it is when it is what berth would have made, else the plan says why not.
       const diffs = networkDiffs(n.spec, found);
       if (diffs.length) throw nameTaken('network', n.spec.name, dockerName, diffs, n.at);
@@ -373,6 +422,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     const o = obsVolumes.get(v.spec.name);
     const found = o ? undefined : unmanagedVols.get(dockerName);
     if (found) {
+      if (anothers(found.labels)) throw nameOfAnother('volume', v.spec.name, dockerName, found.labels, v.at);
       const diffs = volumeDiffs(v.spec, found);
       if (diffs.length) throw nameTaken('volume', v.spec.name, dockerName, diffs, v.at);
       changes.push({ kind: 'volume', name: v.spec.name, action: 'unchanged', reasons: [`adopted existing ${dockerName}`] });

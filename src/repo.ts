@@ -9,6 +9,8 @@ import { readComposeSources } from './compose/sources.js';
 import { formatPath, parseYaml, type PathSeg } from './compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
 import { ComposeError, ConfigError } from './errors.js';
+import { environmentSecretInputs, rememberConfigText } from './secrets/environment.js';
+import type { SecretHashes } from './secrets/vault.js';
 import type { DesiredState } from './model.js';
 
 /** Reads a repository-relative file; undefined when it does not exist. */
@@ -23,11 +25,19 @@ export interface LoadedEnvironment {
   desired: DesiredState;
 }
 
-export async function loadEnvironment(readFile: FileReader, envName: string, configText?: string): Promise<LoadedEnvironment> {
+/** Server-side secrets for loading: the repository they are stored under and where their hashes come from (absent: no key, refused if used). */
+export interface SecretLookup {
+  repo?: string;
+  source?: SecretHashes;
+}
+
+export async function loadEnvironment(readFile: FileReader, envName: string, configText?: string, secretLookup: SecretLookup = {}): Promise<LoadedEnvironment> {
   const text = configText ?? (await readFile(CONFIG_PATH));
   if (text === undefined) throw new ConfigError('missing_config', `${CONFIG_PATH} not found`, { file: CONFIG_PATH, hint: 'add it on the default branch: project, environments and their compose files' });
   const config = parseConfig(text, CONFIG_PATH);
+  rememberConfigText(config, text);
   const environment = findEnvironment(config, envName);
+  const inputs = await environmentSecretInputs(config, environment, secretLookup.repo ?? `local/${config.project}`, secretLookup.source);
   const envIndex = config.environments.indexOf(environment);
   const files = await Promise.all(
     environment.compose.map(async (path, i) => {
@@ -45,15 +55,15 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
       return { path, text: content };
     }),
   );
-  const sources = await readComposeSources(readFile, files, environment.variables);
+  const sources = await readComposeSources(readFile, files, inputs.variables);
   const desired = await loadComposeReading(
     files,
     {
       project: config.project,
       environment: environment.name,
-      variables: environment.variables,
-      secretKeys: environment.secret_keys,
-      secrets: variableSecrets(environment.variables),
+      variables: inputs.variables,
+      secretKeys: inputs.secretKeys,
+      secrets: inputs.secrets,
       policy: config.policy,
       profiles: environment.profiles,
       sources,
@@ -64,7 +74,6 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
   return { config, environment, desired };
 }
 
-/** Secrets from the environment's variables in berth.yml (a server-side store can implement SecretSource later). */
 /**
  * loadCompose, reading the repository files its configs name (`file:`) through
  * `read` — the same reader, at the same commit, as the compose files — and

@@ -10,6 +10,7 @@ import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Observer } from '../src/apply.js';
 import { planTargets, prepareApply } from '../src/apply.js';
+import { DENY_ALL } from '../src/compose/policy.js';
 import { loadCompose } from '../src/compose/load.js';
 import { DockerEngine } from '../src/docker/engine.js';
 import { observe } from '../src/docker/observe.js';
@@ -62,6 +63,8 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['labels', 'labels: {com.example.tier: web}', (c) => expect(c.Config.Labels['com.example.tier']).toBe('web')],
   ['restart', 'restart: on-failure:3', (c) => expect(c.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
   ['security_opt', 'security_opt: [no-new-privileges:true]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
+  ['ipc', 'ipc: shareable', (c) => expect(c.HostConfig.IpcMode).toBe('shareable')],
+  ['cgroup', 'cgroup: private', (c) => expect(c.HostConfig.CgroupnsMode).toBe('private')],
   ['env_file', 'env_file: app.env', (c) => expect(c.Config.Env).toContain('FROM_FILE=yes')],
   ['networks (aliases, ipv4_address)', `networks:\n  fixed:\n    aliases: [api]\n    ipv4_address: ${SUBNET}.10`, (c) => {
     const ep = c.NetworkSettings.Networks[names.network(PROJECT, ENV, 'fixed')]!;
@@ -156,5 +159,19 @@ describeDocker('every supported compose key reaches the container (real engine)'
     const image = (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'EnsureImage')!;
     expect(image.state).toBe('failed');
     expect(image.error).toBe('image docker.io/berth-test/absent:never is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy');
+  }, 60_000);
+
+  it('a GPU reservation reaches the engine as a device request (this host has no GPU driver, so the engine refuses it, by name)', async () => {
+    const text = 'services:\n  gpu:\n    image: berth-test/app:1\n    deploy:\n      resources:\n        reservations:\n          devices:\n            - driver: nvidia\n              count: 1\n              capabilities: [gpu]\n';
+    const desired = loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: 'gpu', policy: { ...DENY_ALL, allow_devices: true } });
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
+    const { applyId } = await prepareApply(ts.store, observer, {
+      repo: 'acme/keys', pr: 1, environment: 'gpu', kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt', policy: { ...DENY_ALL, allow_devices: true },
+    });
+    expect(await executor.run(applyId)).toBe('failed');
+    const create = (await ts.store.listTasksForApply(applyId)).find((t) => t.state === 'failed')!;
+    expect(create.kind).toBe('StartContainer'); // Docker keeps the request at create and selects the driver at start
+    expect(create.state).toBe('failed');
+    expect(create.error).toMatch(/could not select device driver "nvidia" with capabilities: \[\[gpu\]\]/);
   }, 60_000);
 });

@@ -13,6 +13,8 @@ import type { GitHubPort } from '../src/github.js';
 import { DENY_ALL } from '../src/compose/policy.js';
 import { containerCreateOptions } from '../src/docker/spec.js';
 import type { DesiredState, ServiceSpec } from '../src/model.js';
+import { dockerNames } from '../src/model.js';
+import type { CreateExtras } from '../src/engine.js';
 import { reconcile } from '../src/reconcile.js';
 import { renderPlanMarkdown } from '../src/render.js';
 import { loadEnvironment, readFromDir } from '../src/repo.js';
@@ -24,7 +26,7 @@ const load = (text: string, opts: Partial<LoadComposeOptions> = {}) => loadCompo
 const svc = (body: string, extra = '') => `services:\n  web:\n${body.split('\n').map((l) => `    ${l}`).join('\n')}\n${extra}`;
 const web = (d: DesiredState): ServiceSpec => d.services.find((s) => s.spec.name === 'web')!.spec;
 const hashOf = (d: DesiredState) => d.services.find((s) => s.spec.name === 'web')!.configHash;
-const create = (spec: ServiceSpec) => containerCreateOptions('c', spec, { project: 'p', environment: 'e', replica: 1, configHash: 'h', applyId: 'a' }, spec.networks[0]) as Record<string, any>;
+const create = (spec: ServiceSpec, extras?: CreateExtras) => containerCreateOptions('c', spec, { project: 'p', environment: 'e', replica: 1, configHash: 'h', applyId: 'a' }, spec.networks[0], extras) as Record<string, any>;
 
 describe('service keys reach the spec and the create options', () => {
   // [compose lines, expected spec fields, check on the create options]
@@ -63,6 +65,8 @@ describe('service keys reach the spec and the create options', () => {
     ['labels: {com.example.tier: web}', { labels: { 'com.example.tier': 'web' } }, (o) => expect(o.Labels['com.example.tier']).toBe('web')],
     ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
     ['pull_policy: every_12h', { pullPolicy: 'every_12h' }, () => {}],
+    ['ipc: shareable', { ipcMode: 'shareable' }, (o) => expect(o.HostConfig.IpcMode).toBe('shareable')],
+    ['cgroup: private', { cgroupnsMode: 'private' }, (o) => expect(o.HostConfig.CgroupnsMode).toBe('private')],
     ['security_opt: [no-new-privileges:true]', { securityOpt: ['no-new-privileges:true'] }, (o) => expect(o.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
   ];
   for (const [lines, fields, check] of table) {
@@ -70,8 +74,10 @@ describe('service keys reach the spec and the create options', () => {
       const d = load(svc(`image: nginx\n${lines}`));
       expect(web(d)).toMatchObject(fields);
       check(create(web(d)));
-      // part of the hash: writing the key (or changing it) recreates the container
-      expect(hashOf(d)).not.toBe(hashOf(load(svc('image: nginx'))));
+      // part of the hash: writing the key (or changing it) recreates the container; pull_policy only says
+      // when to fetch the image (compose leaves it out of its config hash too)
+      if (lines.startsWith('pull_policy')) expect(hashOf(d)).toBe(hashOf(load(svc('image: nginx'))));
+      else expect(hashOf(d)).not.toBe(hashOf(load(svc('image: nginx'))));
     });
   }
 
@@ -83,8 +89,40 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\nmem_limit: lots'))).message).toBe('compose.yml:4: services.web.mem_limit: mem_limit: invalid size "lots" — use a number of bytes or a size like 512m or 2g');
     expect(errorOf(() => load(svc('image: nginx\nextra_hosts: ["db:not-an-ip"]'))).problem).toBe('extra_hosts: "not-an-ip" for db is not an IP address');
     expect(errorOf(() => load(svc('image: nginx\npull_policy: sometimes'))).line).toBe(4);
-    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: []'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices is not supported/);
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: [{driver: nvidia}]'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices\[0\] needs capabilities/);
     expect(errorOf(() => load(svc('image: nginx\nruntime: runc'))).code).toBe('unsupported');
+  });
+
+  it('deploy.resources.reservations: devices (GPUs) become Docker device requests under allow_devices, refused without it; cpus is refused with the reason', () => {
+    const gpu = 'deploy:\n  resources:\n    reservations:\n      devices:\n        - driver: nvidia\n          count: 1\n          capabilities: [gpu, utility]\n        - capabilities: [gpu]\n          device_ids: ["0", "3"]';
+    const d = load(svc(`image: nginx\n${gpu}`), { policy: { ...DENY_ALL, allow_devices: true } });
+    expect(web(d).deviceRequests).toEqual([{ capabilities: ['gpu', 'utility'], driver: 'nvidia', count: 1 }, { capabilities: ['gpu'], deviceIds: ['0', '3'] }]);
+    expect(create(web(d)).HostConfig.DeviceRequests).toEqual([
+      { Driver: 'nvidia', Count: 1, DeviceIDs: [], Capabilities: [['gpu', 'utility']], Options: {} },
+      { Driver: '', Count: 0, DeviceIDs: ['0', '3'], Capabilities: [['gpu']], Options: {} },
+    ]);
+    // without a count or device_ids compose reserves every matching device (count -1)
+    expect(create(web(load(svc('image: nginx\ndeploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}'), { policy: { ...DENY_ALL, allow_devices: true } }))).HostConfig.DeviceRequests[0].Count).toBe(-1);
+    const denied = errorOf(() => load(svc(`image: nginx\n${gpu}`), { policy: DENY_ALL }));
+    expect(denied).toMatchObject({ line: 7, path: 'services.web.deploy.resources.reservations.devices' });
+    expect(denied.problem).toBe("service web: device reservation gpu+utility, gpu (host devices such as GPUs) is not allowed by the repository's policy");
+    const cpus = errorOf(() => load(svc('image: nginx\ndeploy: {resources: {reservations: {cpus: "0.5"}}}')));
+    expect(cpus).toMatchObject({ code: 'unsupported', line: 4, path: 'services.web.deploy.resources.reservations.cpus' });
+    expect(cpus.message).toContain('a CPU reservation is a Swarm scheduling option with no container setting (docker compose ignores it)');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy: {resources: {reservations: {devices: [{count: 1}]}}}'), { policy: { ...DENY_ALL, allow_devices: true } })).problem).toBe('deploy.resources.reservations.devices[0] needs capabilities');
+  });
+
+  it('ipc host and cgroup host are governed by the policy; ipc joins and runtime are refused with the reason; attach is noted, not deployed', () => {
+    const withPolicy = (body: string, allow = {}) => load(svc(`image: nginx\n${body}`), { policy: { ...DENY_ALL, ...allow } });
+    expect(errorOf(() => withPolicy('ipc: host'))).toMatchObject({ line: 4, problem: "service web: ipc host (the host's IPC namespace) is not allowed by the repository's policy" });
+    expect(web(withPolicy('ipc: host', { allow_host_ipc: true })).ipcMode).toBe('host');
+    expect(errorOf(() => withPolicy('cgroup: host'))).toMatchObject({ line: 4, problem: "service web: cgroup host (the host's cgroup namespace) is not allowed by the repository's policy" });
+    expect(web(withPolicy('cgroup: host', { allow_host_cgroupns: true })).cgroupnsMode).toBe('host');
+    expect(errorOf(() => load(svc('image: nginx\nipc: service:db')))).toMatchObject({ code: 'unsupported', line: 4 });
+    expect(errorOf(() => load(svc('image: nginx\nruntime: io.containerd.wasmedge.v1'))).hint).toContain('berth does not let a repository choose host runtimes');
+    const attached = load(svc('image: nginx\nattach: false'));
+    expect(attached.notes).toEqual(['service web has attach: (compose.yml:4); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment']);
+    expect(hashOf(attached)).toBe(hashOf(load(svc('image: nginx'))));
   });
 
   it('host-wide sysctls and loosening security options are denied unless the policy allows them', () => {
@@ -140,11 +178,14 @@ describe('service keys reach the spec and the create options', () => {
       { name: 'old', driver: 'local', labels: {}, external: true, dockerName: 'legacy' },
       { name: 'v', driver: 'local', labels: {}, external: false, dockerName: 'data', driverOpts: { device: 'tmpfs', type: 'tmpfs' } },
     ]);
-    // not silently ignored: a fixed name for an object berth names per environment is noted on the plan
-    expect(d.notes).toEqual([
-      'network n asks for the name "shared-net" (compose.yml:8); berth names it per environment instead: p-e_n',
-      'volume v asks for the name "data" (compose.yml:16); berth names it per environment instead: p-e_v',
-    ]);
+    // name: is the object's name in Docker, as in compose (the create options use it)
+    expect(d.notes).toBeUndefined();
+    expect(Object.keys(create(web(d), { networkNames: { n: 'shared-net', ext: 'real-net' }, volumeNames: { v: 'data', old: 'legacy' } }).NetworkingConfig.EndpointsConfig)).toEqual(['real-net']);
+    expect(dockerNames(d).network('n')).toBe('shared-net');
+    expect(dockerNames(d).volume('v')).toBe('data');
+    expect(dockerNames(d).volume('old')).toBe('legacy');
+    // two declarations cannot share one name
+    expect(errorOf(() => load(svc('image: nginx\nnetworks: [a, b]', 'networks:\n  a: {name: x}\n  b:\n    name: x\n')))).toMatchObject({ code: 'duplicate_name', line: 8, path: 'networks.b.name' });
   });
 
   it('mount flags: :z/:Z relabel and short binds create the host directory (legacy Binds); long binds only when asked', () => {

@@ -178,6 +178,60 @@ services:
     expect((await plan(d)).nodes).toEqual([]);
   }, 60_000);
 
+  it('name: on a network and a volume berth creates is their name in Docker; another environment using the same name is refused, located', async () => {
+    const text = `
+services:
+  app:
+    image: berth-test/app:1
+    networks: [net]
+    volumes: ["data:/data"]
+networks:
+  net:
+    name: ${PROJECT}-shared-net
+volumes:
+  data:
+    name: ${PROJECT}-shared-data
+`;
+    const d = load(text);
+    const r = await apply(d);
+    expect(r.result).toBe('completed');
+    const info = await docker.getContainer(cname('app')).inspect();
+    expect(Object.keys(info.NetworkSettings.Networks)).toEqual([`${PROJECT}-shared-net`]);
+    expect(info.Mounts.find((m) => m.Destination === '/data')!.Name).toBe(`${PROJECT}-shared-data`);
+    expect((await docker.getVolume(`${PROJECT}-shared-data`).inspect()).Labels[LABEL.volume]).toBe('data');
+    expect((await plan(d)).nodes).toEqual([]);
+    // production on the same target with the same file: the name is staging's, never shared silently
+    const production = loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: 'production' });
+    const err = await plan(production).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'name_taken', file: 'compose.yml', line: 8, path: 'networks.net' });
+    expect(String(err)).toContain(`network net: the name "${PROJECT}-shared-net" is already berth's network net of project ${PROJECT}, environment staging on this target`);
+  }, 60_000);
+
+  it("adoption compares address pools: a network under berth's name with another subnet is refused, the same subnet is adopted", async () => {
+    const made = await docker.createNetwork({ Name: `${PROJECT}-${ENV}_ipnet`, Labels: { [LABEL.project]: PROJECT }, IPAM: { Driver: 'default', Config: [{ Subnet: '10.231.7.0/24' }] } });
+    const d = (subnet: string) =>
+      load(`
+services:
+  app:
+    image: berth-test/app:1
+    networks: [ipnet]
+networks:
+  ipnet:
+    ipam:
+      config:
+        - subnet: ${subnet}
+`);
+    const err = await plan(d('10.231.8.0/24')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'name_taken', file: 'compose.yml', line: 7 });
+    expect(String(err)).toContain('ipam config: wants subnet 10.231.8.0/24, has subnet 10.231.7.0/24');
+    const r = await apply(d('10.231.7.0/24'));
+    expect(r.result).toBe('completed');
+    expect(planToString(r.plan)).not.toContain('CreateNetwork');
+    expect(Object.keys((await docker.getContainer(cname('app')).inspect()).NetworkSettings.Networks)).toEqual([`${PROJECT}-${ENV}_ipnet`]);
+    await docker.getContainer(cname('app')).remove({ force: true });
+    await made.remove();
+  }, 60_000);
+
   it("a volume under berth's name with other options fails the plan naming what differs", async () => {
     await docker.createVolume({ Name: `${PROJECT}-${ENV}_data`, Labels: { [LABEL.project]: PROJECT }, DriverOpts: { type: 'tmpfs', device: 'tmpfs' } });
     const err = await plan(load(`

@@ -31,6 +31,7 @@ describe('parseConfig', () => {
           require: {},
           on_failure: 'halt',
           secret_keys: [],
+          secrets: [],
           transient_environment: false,
           apply_on: 'comment',
         },
@@ -46,6 +47,8 @@ describe('parseConfig', () => {
         allow_container_namespaces: [],
         allow_host_sysctls: false,
         allow_security_opt: false,
+        allow_host_ipc: false,
+        allow_host_cgroupns: false,
       },
     });
   });
@@ -111,7 +114,7 @@ describe('parseConfig', () => {
     expect(e.line).toBe(4);
     expect(e.path).toBe('environments[0].variabels');
     expect(e.message).toBe(
-      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, parallelism, url, production_environment, transient_environment, apply_on',
+      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, secrets, parallelism, url, production_environment, transient_environment, apply_on',
     );
     expect(errorOf('project: shop\nenvironments: [{name: a}]\ntargets: []\n').message).toBe('.github/berth.yml:3: targets: unknown key "targets" — known keys: project, environments, policy');
   });
@@ -174,7 +177,7 @@ describe('parseConfig', () => {
       '.github/berth.yml:9: environments[1].parallelism: must be at least 1, not 0',
       '.github/berth.yml:10: environments[1].variables.1X: invalid key "1X": must be a variable name: letters, digits and "_", not starting with a digit',
       '.github/berth.yml:10: environments[1].variables.N: must be a string, number or boolean',
-      '.github/berth.yml:12: policy.allow_privilegd: unknown key "allow_privilegd" — did you mean "allow_privileged"? known keys: allow_privileged, allow_host_network, allow_host_pid, allow_cap_add, allow_devices, allow_docker_socket, bind_mount_allowlist, allow_container_namespaces, allow_host_sysctls, allow_security_opt',
+      '.github/berth.yml:12: policy.allow_privilegd: unknown key "allow_privilegd" — did you mean "allow_privileged"? known keys: allow_privileged, allow_host_network, allow_host_pid, allow_cap_add, allow_devices, allow_docker_socket, bind_mount_allowlist, allow_container_namespaces, allow_host_sysctls, allow_security_opt, allow_host_ipc, allow_host_cgroupns',
       '.github/berth.yml:13: policy.allow_cap_add[0]: must be a string, not 1',
     ]);
     expect(e.message).toBe(e.issues.join('\n'));

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { desiredService } from '../src/desired.js';
 import type { DockerLister, DriftLogger, TickResult } from '../src/drift.js';
-import { computeDrift, driftReport, DriftReconciler, normalizeContainerState, parseDriftInterval, renderDriftText } from '../src/drift.js';
+import { computeDrift, driftReport, DriftReconciler, movedTags, normalizeContainerState, parseDriftInterval, renderDriftText, tagOf } from '../src/drift.js';
 import type { ApplyPayload } from '../src/executor.js';
 import type { DesiredState } from '../src/model.js';
 import { LABEL } from '../src/model.js';
@@ -539,3 +539,17 @@ function replicaLeases(name: string, open: () => Promise<TestStore>, d: (name: s
 
 replicaLeases('MariaDB', mysqlTestStore, describeMysql);
 replicaLeases('PostgreSQL', postgresTestStore, describePostgres);
+
+describe('moved tags', () => {
+  const D1 = `sha256:${'1'.repeat(64)}`;
+  const D2 = `sha256:${'2'.repeat(64)}`;
+  it('a pinned tag whose registry digest moved is drift; a digest reference, an unresolvable tag and pull_policy never are not', () => {
+    expect(tagOf(`r.io/a:main@${D1}`)).toBe('r.io/a:main');
+    expect(tagOf(`r.io/a@${D1}`)).toBeUndefined();
+    expect(tagOf('r.io/a:main')).toBeUndefined();
+    const d = state([spec('web', { image: `r.io/a:main@${D1}` }), spec('db', { image: `r.io/db@${D1}` }), spec('job', { image: `r.io/j:1@${D1}` }), spec('old', { image: `r.io/o:1@${D1}`, pullPolicy: 'never' })]);
+    const items = movedTags(d, new Map([['r.io/a:main', D2], ['r.io/j:1', undefined], ['r.io/o:1', D2]]));
+    expect(items).toEqual([{ service: 'web', replica: null, kind: 'image-moved', expected: D1, observed: D2, detail: `r.io/a:main now resolves to ${D2.slice(0, 19)}…, the applied digest is ${D1.slice(0, 19)}… (plan to deploy it)` }]);
+    expect(movedTags(d, new Map([['r.io/a:main', D1]]))).toEqual([]);
+  });
+});

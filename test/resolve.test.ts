@@ -4,7 +4,7 @@
 // pins, recomputes the config hash and fails the plan naming the service.
 import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import { ImageResolutionError, pinDesired, pinnedRef, resolveImages } from '../src/docker/resolve.js';
+import { ImageResolutionError, pinDesired, pinImages, pinnedRef, resolveImages, tagResolver } from '../src/docker/resolve.js';
 import { spec, state } from './helpers/specs.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -52,5 +52,49 @@ describe('resolveImages', () => {
     expect(pinned.services[1]).toEqual(d.services[1]);
     expect(() => pinDesired(d, new Map([['r.io/a:main', { error: 'denied' }]]))).toThrow(ImageResolutionError);
     expect(() => pinDesired(d, new Map([['r.io/a:main', { error: 'denied' }]]))).toThrow('cannot resolve an image to a digest:\n- service web: denied');
+  });
+});
+
+describe('tagResolver (drift)', () => {
+  it('asks once per target and tag within the ttl, again after it; an unresolvable tag is undefined', async () => {
+    const { docker, calls } = engine({ 'r.io/a:main': D1 }, {});
+    let t = 0;
+    const resolve = tagResolver({ docker: () => docker, credentials: () => ({ source: 's', setting: 'S', authFor: () => undefined }) }, 1000, () => t);
+    expect(await resolve('local', ['r.io/a:main', 'r.io/b:1'])).toEqual(new Map([['r.io/a:main', D1], ['r.io/b:1', undefined]]));
+    await resolve('local', ['r.io/a:main']);
+    expect(calls.filter((c) => c === 'r.io/a:main')).toHaveLength(1);
+    t = 1000;
+    await resolve('local', ['r.io/a:main']);
+    expect(calls.filter((c) => c === 'r.io/a:main')).toHaveLength(2);
+  });
+});
+
+describe('pinImages: pull_policy never across the targets of an environment', () => {
+  const D2 = `sha256:${'2'.repeat(64)}`;
+  /** An engine that holds `held` (repo digests by reference) and refuses every registry query. */
+  const holding = (held: Record<string, string[]>) =>
+    ({
+      getImage: (name: string) => ({
+        distribution: async () => {
+          throw Object.assign(new Error('registry asked'), { statusCode: 500 });
+        },
+        inspect: async () => {
+          if (held[name]) return { Id: `sha256:${name.length}`, RepoDigests: held[name], Metadata: { LastTagTime: new Date().toISOString() } };
+          throw Object.assign(new Error('no such image'), { statusCode: 404 });
+        },
+      }),
+    }) as unknown as Dockerode;
+  const never = state([spec('web', { image: 'r.io/a:1', pullPolicy: 'never' })]);
+
+  it('pins the digest every target holds, without asking a registry', async () => {
+    const t = (name: string) => ({ name, docker: holding({ 'r.io/a:1': [`r.io/a@${D1}`] }) });
+    expect((await pinImages(t('a'), never, { others: [t('b')] })).services[0]!.spec.image).toBe(`r.io/a:1@${D1}`);
+  });
+
+  it('fails the plan when another target lacks it or holds other bits', async () => {
+    const a = { name: 'a', docker: holding({ 'r.io/a:1': [`r.io/a@${D1}`] }) };
+    await expect(pinImages(a, never, { others: [{ name: 'b', docker: holding({}) }] })).rejects.toThrow('image r.io/a:1 is used as the engine holds it (pull_policy), but target b does not have it');
+    await expect(pinImages(a, never, { others: [{ name: 'b', docker: holding({ 'r.io/a:1': [`r.io/a@${D2}`] }) }] })).rejects.toThrow(`target b holds another image (${D2.slice(0, 19)}) than target a (${D1.slice(0, 19)})`);
+    await expect(pinImages({ name: 'a', docker: holding({}) }, never)).rejects.toThrow('pull_policy: never, and target a has no image r.io/a:1');
   });
 });

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { DependsOnCondition, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model.js';
+import type { DependsOnCondition, DeviceRequest, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model.js';
 import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
@@ -19,6 +19,7 @@ import {
   parseVolume,
   portKey,
   scalarString,
+  sortRecord,
   splitCommand,
   type PathContext,
 } from './normalize.js';
@@ -121,6 +122,8 @@ export interface ServiceFragment {
   build?: Loc;
   /** `develop:` is present (it drives `docker compose watch` on a laptop, nothing on a deployment) */
   develop?: Loc;
+  /** `attach:` is present (which logs `docker compose up` shows in the foreground; nothing on a deployment) */
+  attach?: Loc;
   /** environment read from env_file (environment: wins over it) */
   envFromFiles?: Map<string, At<string>>;
   /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
@@ -201,6 +204,7 @@ export const SUPPORTED_SERVICE_KEYS = [
   'profiles',
   'build',
   'develop',
+  'attach',
   'env_file',
   'extends',
   ...Object.keys(EXTRA_KEYS),
@@ -210,16 +214,21 @@ export const SUPPORTED_SERVICE_KEYS = [
 
 /** Compose service keys berth knows but does not support, with what to do instead. */
 const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
+  runtime: 'it picks an OCI runtime installed on the host (wasmedge, nvidia, runsc); berth does not let a repository choose host runtimes: remove it, or deploy to a target whose default runtime is the one the service needs',
+  gpus: 'write the GPU request as deploy.resources.reservations.devices (capabilities: [gpu]), which berth passes to Docker under policy.allow_devices',
+  cgroup_parent: 'it places the container in a cgroup of the host, outside what the policy governs: remove it',
+  userns_mode: 'userns_mode: host turns off the engine\'s user-namespace remapping for the container, outside what the policy governs: remove it',
+  uts: 'uts: host shares the host\'s hostname namespace, outside what the policy governs: remove it, or set hostname:',
 };
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
-  'annotations', 'attach', 'blkio_config', 'cap_drop', 'cgroup', 'cgroup_parent', 'cpu_count', 'cpu_percent', 'cpu_period',
+  'annotations', 'blkio_config', 'cap_drop', 'cpu_count', 'cpu_percent', 'cpu_period',
   'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'device_cgroup_rules',
-  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'gpus', 'group_add',
-  'hostname', 'init', 'ipc', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
+  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'group_add',
+  'hostname', 'init', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
-  'provider', 'pull_policy', 'read_only', 'runtime', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
-  'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket', 'userns_mode', 'uts',
+  'provider', 'pull_policy', 'read_only', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
+  'storage_opt', 'sysctls', 'tmpfs', 'tty', 'ulimits', 'use_api_socket',
 ];
 
 const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'configs', 'secrets', 'version', 'name', 'include'];
@@ -640,6 +649,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'develop':
         frag.develop = loc(path);
         return;
+      case 'attach':
+        at(path, () => asBool(value, 'attach'));
+        frag.attach = loc(path);
+        return;
       case 'extends':
         // resolved by the loader once every file is read (it may name a service of another file)
         frag.extendsRef = at(path, () => {
@@ -720,11 +733,41 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         else if (kind === 'limits' && k === 'memory') frag.extras.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
         else if (kind === 'limits' && k === 'pids') frag.extras.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
         else if (kind === 'reservations' && k === 'memory') frag.extras.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
-        else if (kind === 'reservations' && (k === 'cpus' || k === 'devices' || k === 'generic_resources'))
-          throw err('unsupported', `deploy.resources.reservations.${k} is not supported by berth`, q, k === 'cpus' ? 'a plain Docker engine cannot reserve CPUs: use deploy.resources.limits.cpus' : 'GPU and device reservations are not supported; remove it');
-        else throw err('unknown_key', `unknown key "${k}" in deploy.resources.${kind}`, q, kind === 'limits' ? 'known keys: cpus, memory, pids' : 'known keys: memory');
+        else if (kind === 'reservations' && k === 'devices') frag.extras.deviceRequests = at(q, () => deviceRequests(v));
+        else if (kind === 'reservations' && k === 'cpus')
+          // docker compose drops it without a word (a Swarm scheduling option); berth says so instead.
+          throw err('unsupported', 'deploy.resources.reservations.cpus cannot be honoured on a Docker engine', q, 'a CPU reservation is a Swarm scheduling option with no container setting (docker compose ignores it): remove it, or cap the service with deploy.resources.limits.cpus');
+        else if (kind === 'reservations' && k === 'generic_resources')
+          throw err('unsupported', 'deploy.resources.reservations.generic_resources cannot be honoured on a Docker engine', q, 'generic resources are advertised by Swarm nodes; on a Docker engine reserve a device with deploy.resources.reservations.devices');
+        else throw err('unknown_key', `unknown key "${k}" in deploy.resources.${kind}`, q, kind === 'limits' ? 'known keys: cpus, memory, pids' : 'known keys: memory, devices');
       }
     }
+  }
+
+  /** `reservations.devices`: compose's device requests (`capabilities` required; `driver`, `count` (a number or all), `device_ids`, `options`). */
+  function deviceRequests(v: unknown): DeviceRequest[] {
+    const fail = (code: string, problem: string, hint?: string): never => {
+      throw new FieldProblem(code, problem, hint);
+    };
+    if (!Array.isArray(v)) return fail('invalid_value', 'deploy.resources.reservations.devices must be a list', 'e.g. - capabilities: [gpu]');
+    return v.map((entry, i) => {
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) return fail('invalid_value', `deploy.resources.reservations.devices[${i}] must be a mapping`);
+      const o = entry as Record<string, unknown>;
+      for (const k of Object.keys(o)) if (!['capabilities', 'driver', 'count', 'device_ids', 'options'].includes(k)) fail('unknown_key', `unknown key "${k}" in deploy.resources.reservations.devices[${i}]`, 'known keys: capabilities, driver, count, device_ids, options');
+      const strings = (x: unknown, what: string): string[] => (Array.isArray(x) && x.every((y) => typeof y === 'string' || typeof y === 'number') ? x.map(String) : fail('invalid_value', `${what} must be a list of strings`));
+      const capabilities = o.capabilities === undefined ? fail('invalid_value', `deploy.resources.reservations.devices[${i}] needs capabilities`, 'e.g. capabilities: [gpu]') : strings(o.capabilities, 'capabilities');
+      if (o.count !== undefined && o.device_ids !== undefined) fail('invalid_value', `deploy.resources.reservations.devices[${i}]: count and device_ids cannot both be set`);
+      const count = o.count === undefined ? undefined : o.count === 'all' ? -1 : asNonNegativeInt(o.count, 'count');
+      const options: Record<string, string> = {};
+      for (const [k, val] of Object.entries((o.options as Record<string, unknown> | undefined) ?? {})) options[k] = String(val);
+      return {
+        capabilities: [...new Set(capabilities)].sort(),
+        ...(o.driver !== undefined ? { driver: String(o.driver) } : {}),
+        ...(count !== undefined ? { count } : {}),
+        ...(o.device_ids !== undefined ? { deviceIds: strings(o.device_ids, 'device_ids') } : {}),
+        ...(Object.keys(options).length ? { options: sortRecord(options) } : {}),
+      };
+    });
   }
 
   /** `env_file:` entries read through the repository reader, later files winning, as compose does. */

@@ -14,6 +14,7 @@ import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
 import { closest } from './suggest.js';
+import { writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
@@ -71,6 +72,12 @@ const dirOf = (path: string) => {
  * An error that would quote such a value quotes nothing instead (taint.ts).
  */
 export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOptions): DesiredState {
+  // Server-side secrets' placeholders come only from interpolation (secrets/placeholder.ts).
+  for (const [file, text] of [...files.map((f) => [f.path, f.text] as const), ...(opts.sources ?? new Map<string, string | undefined>()), ...(opts.repoFiles ?? new Map<string, string | undefined>())]) {
+    const line = text === undefined ? undefined : writtenPlaceholderLine(text);
+    if (line !== undefined)
+      throw new ComposeError('reserved_text', 'text starting with "berth-secret." is reserved for server-side secrets', { file, line, hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml' });
+  }
   const secret = secretVariable(opts.secretKeys);
   const found: TaintedInput[] = [];
   try {
@@ -142,15 +149,25 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
 
   const merged = mergeFragments(fragments);
-  // Two environments share a host: a fixed name would collide between them, so berth keeps its own prefixed name (and says so).
-  for (const o of [...merged.networks.values(), ...merged.volumes.values()]) {
-    if (o.dockerName && !o.external?.v) notes.push(`${merged.networks.get(o.name) === o ? 'network' : 'volume'} ${o.name} asks for the name "${o.dockerName.v}" (${o.dockerName.at.file}:${o.dockerName.at.line}); berth names it per environment instead: ${opts.project}-${opts.environment}_${o.name}`);
+  // `name:` is the object's name in Docker (compose's rule); two declarations of one kind cannot share it.
+  for (const [kind, objects] of [['network', merged.networks], ['volume', merged.volumes]] as const) {
+    const seen = new Map<string, string>();
+    for (const o of objects.values()) {
+      const dn = o.dockerName?.v;
+      if (!dn) continue;
+      const other = seen.get(dn);
+      if (other !== undefined) throw error('duplicate_name', `${kind}s ${other} and ${o.name} are both named "${dn}"`, o.dockerName!.at, `give each ${kind} its own name:`);
+      seen.set(dn, o.name);
+    }
   }
   applyProfiles(merged, new Set(opts.profiles ?? []));
   applyLinks(merged);
   linkJoins(merged.services);
   validate(merged);
+  for (const s of merged.services.values()) if (s.attach) notes.push(`service ${s.name} has attach: (${s.attach.file}:${s.attach.line}); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment`);
   for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
+  for (const s of merged.services.values())
+    if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
@@ -515,7 +532,13 @@ function toDesired(m: Merged, project: string, environment: string): DesiredStat
   return {
     project,
     environment,
-    services: services.map(desiredService),
+    services: services.map((spec) => {
+      const s = m.services.get(spec.name);
+      const where = (at: Loc | undefined) => (at ? { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), path: at.path } : undefined);
+      const image = where(s?.image?.at);
+      const pullPolicy = where(s?.extras.pullPolicy?.at);
+      return { ...desiredService(spec), ...(image || pullPolicy ? { at: { ...(image ? { image } : {}), ...(pullPolicy ? { pullPolicy } : {}) } } : {}) };
+    }),
     networks: networks.map((n) => located(desiredNetwork(n), m.networks.get(n.name)?.at)),
     volumes: volumes.map((v) => located(desiredVolume(v), m.volumes.get(v.name)?.at)),
   };

@@ -115,6 +115,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
     const y = b.extras[spec.field];
     if (y) (out.extras as Record<string, unknown>)[spec.field] = x ? { v: mergeExtra(spec.merge, x.v, y.v), at: y.at } : y;
   }
+  // deploy.resources.reservations.devices: the later file's list replaces the earlier one (compose merges deploy by key)
+  if (b.extras.deviceRequests) out.extras.deviceRequests = b.extras.deviceRequests;
   if (b.extras.restartMaxRetries || b.restart) {
     if (b.extras.restartMaxRetries) out.extras.restartMaxRetries = b.extras.restartMaxRetries;
     else delete out.extras.restartMaxRetries;

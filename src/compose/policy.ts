@@ -23,6 +23,10 @@ export interface Policy {
   allow_host_sysctls?: boolean;
   /** security_opt other than no-new-privileges (seccomp, apparmor, label…): denied unless true */
   allow_security_opt?: boolean;
+  /** `ipc: host` (the host's IPC namespace): denied unless true */
+  allow_host_ipc?: boolean;
+  /** `cgroup: host` (the host's cgroup namespace): denied unless true */
+  allow_host_cgroupns?: boolean;
 }
 
 export const DENY_ALL: Policy = {
@@ -117,6 +121,10 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     if (s.pid?.v === 'host' && !policy.allow_host_pid) throw deny(`service ${s.name}: pid host`, s.pid.at, hint('allow_host_pid'));
     for (const c of s.capAdd ?? []) if (!caps.has(c.v) && !caps.has('ALL')) throw deny(`service ${s.name}: cap_add ${c.v}`, c.at, hint('allow_cap_add', `[${c.v}]`));
     for (const d of s.devices ?? []) if (!policy.allow_devices) throw deny(`service ${s.name}: device ${d.v.split(':')[0]}`, d.at, hint('allow_devices'));
+    if (s.extras.ipcMode?.v === 'host' && !policy.allow_host_ipc) throw deny(`service ${s.name}: ipc host (the host's IPC namespace)`, s.extras.ipcMode.at, hint('allow_host_ipc'));
+    if (s.extras.cgroupnsMode?.v === 'host' && !policy.allow_host_cgroupns) throw deny(`service ${s.name}: cgroup host (the host's cgroup namespace)`, s.extras.cgroupnsMode.at, hint('allow_host_cgroupns'));
+    const requests = s.extras.deviceRequests;
+    if (requests?.v && !policy.allow_devices) throw deny(`service ${s.name}: device reservation ${requests.v.map((r: { capabilities: string[] }) => r.capabilities.join('+')).join(', ')} (host devices such as GPUs)`, requests.at, hint('allow_devices'));
     const sysctls = s.extras.sysctls;
     for (const k of Object.keys(sysctls?.v ?? {})) {
       if (isNamespacedSysctl(k) || policy.allow_host_sysctls) continue;

@@ -226,7 +226,22 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   sysctls: { field: 'sysctls', merge: 'map', parse: sysctls },
   pull_policy: { field: 'pullPolicy', merge: 'replace', parse: pullPolicy },
   security_opt: { field: 'securityOpt', merge: 'set', parse: list('security_opt') },
+  ipc: { field: 'ipcMode', merge: 'replace', parse: ipcMode },
+  cgroup: { field: 'cgroupnsMode', merge: 'replace', parse: (v) => oneOf(v, 'cgroup', ['private', 'host']) },
 };
+
+function oneOf(v: unknown, what: string, allowed: readonly string[]): string {
+  const s = scalarString(v, what);
+  return allowed.includes(s) ? s : fail('invalid_value', `${what} must be ${allowed.join(' or ')}, not "${s}"`);
+}
+
+/** `ipc`: the container's own namespace (private, shareable) or the host's; joining another container's is not done by berth. */
+function ipcMode(v: unknown): string {
+  const s = scalarString(v, 'ipc');
+  if (/^(service|container):/.test(s))
+    return fail('unsupported', `ipc: ${s} (joining another container's IPC namespace) is not supported by berth`, 'use ipc: shareable on both services\' own namespaces, or share through a volume; ipc: host needs allow_host_ipc in the policy');
+  return oneOf(s, 'ipc', ['private', 'shareable', 'host']);
+}
 
 /** Merges one extras field of a later file into an earlier one. */
 export function mergeExtra(kind: MergeKind, a: unknown, b: unknown): unknown {

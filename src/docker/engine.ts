@@ -52,15 +52,17 @@ export class DockerEngine implements Engine {
     private readonly credentials?: RegistryCredentials,
   ) {}
 
-  async ensureImage(image: string, opts: { pull?: boolean } = {}): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (!notFound(err)) throw engineError(`inspect image ${image}`, err);
+  async ensureImage(image: string, opts: { pull?: boolean; always?: boolean } = {}): Promise<void> {
+    if (!opts.always || opts.pull === false) {
+      try {
+        await this.docker.getImage(image).inspect();
+        return;
+      } catch (err) {
+        if (!notFound(err)) throw engineError(`inspect image ${image}`, err);
+      }
     }
     if (opts.pull === false) throw new EngineError(`image ${image} is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy`, 404);
-    // Not present locally: pull, and follow the stream so failures mid-pull are reported.
+    // Not present locally (or pull_policy: always): pull, and follow the stream so failures mid-pull are reported.
     const authconfig = this.credentials?.authFor(image);
     await call(`pull image ${image}`, async () => {
       const stream = await this.docker.pull(image, authconfig ? { authconfig } : {});

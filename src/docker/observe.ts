@@ -150,9 +150,15 @@ const notFound = (err: unknown) => (err as { statusCode?: number })?.statusCode 
 /** Inspects a network by its exact name; undefined when there is none (an id-prefix match is not a name match). */
 async function networkNamed(docker: Dockerode, name: string): Promise<UnmanagedNetwork | undefined> {
   try {
-    const n = (await docker.getNetwork(name).inspect()) as Dockerode.NetworkInspectInfo & { Attachable?: boolean; Options?: Record<string, string> | null };
+    const n = (await docker.getNetwork(name).inspect()) as Dockerode.NetworkInspectInfo & { Attachable?: boolean; Options?: Record<string, string> | null; EnableIPv6?: boolean };
     if (n.Name !== name) return undefined;
-    return { id: n.Id, dockerName: n.Name, driver: n.Driver, internal: !!n.Internal, attachable: !!n.Attachable, options: n.Options ?? {}, labels: n.Labels ?? {} };
+    const pools = (n.IPAM?.Config ?? []) as { Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }[];
+    const ipam = {
+      driver: n.IPAM?.Driver || 'default',
+      config: pools.map((c) => ({ ...(c.Subnet ? { subnet: c.Subnet } : {}), ...(c.IPRange ? { ipRange: c.IPRange } : {}), ...(c.Gateway ? { gateway: c.Gateway } : {}), ...(c.AuxiliaryAddresses && Object.keys(c.AuxiliaryAddresses).length ? { auxAddresses: c.AuxiliaryAddresses } : {}) })),
+      ...(n.IPAM?.Options && Object.keys(n.IPAM.Options).length ? { options: n.IPAM.Options } : {}),
+    };
+    return { id: n.Id, dockerName: n.Name, driver: n.Driver, internal: !!n.Internal, attachable: !!n.Attachable, options: n.Options ?? {}, labels: n.Labels ?? {}, ipam, enableIpv6: !!n.EnableIPv6 };
   } catch (err) {
     if (notFound(err)) return undefined;
     throw err;

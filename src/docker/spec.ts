@@ -14,7 +14,7 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
     [LABEL.service]: spec.name,
     [LABEL.replica]: String(who.replica),
     [LABEL.configHash]: who.configHash,
-    [LABEL.config]: JSON.stringify(spec),
+    [LABEL.config]: JSON.stringify(who.configSpec ?? spec),
     [LABEL.applyId]: who.applyId,
     ...(who.repository ? { [LABEL.repository]: who.repository } : {}),
   };
@@ -79,6 +79,11 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.tmpfs ? { Tmpfs: spec.tmpfs } : {}),
     ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
     ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
+    ...(spec.ipcMode ? { IpcMode: spec.ipcMode } : {}),
+    ...(spec.cgroupnsMode ? { CgroupnsMode: spec.cgroupnsMode } : {}),
+    ...(spec.deviceRequests?.length
+      ? { DeviceRequests: spec.deviceRequests.map((r) => ({ Driver: r.driver ?? '', Count: r.count ?? (r.deviceIds ? 0 : -1), DeviceIDs: r.deviceIds ?? [], Capabilities: [r.capabilities], Options: r.options ?? {} })) }
+      : {}),
   };
   return [config, host];
 }

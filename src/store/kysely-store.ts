@@ -26,6 +26,8 @@ import type {
   PendingDelivery,
   PlanInput,
   PlanRow,
+  SecretInfo,
+  SecretRow,
   StartApplyOptions,
   StartApplyResult,
   Store,
@@ -41,6 +43,7 @@ import * as deployments from './tables/deployments.js';
 import * as leases from './tables/leases.js';
 import * as locks from './tables/locks.js';
 import * as prs from './tables/pull-requests.js';
+import * as secrets from './tables/secrets.js';
 import * as tasks from './tables/tasks.js';
 
 export class KyselyStore implements Store {
@@ -256,5 +259,22 @@ export class KyselyStore implements Store {
   }
   listDeployments(repo: string, environment: string, state?: string): Promise<DeploymentRow[]> {
     return deployments.listDeployments(this.ctx, repo, environment, state);
+  }
+
+  // ── secrets (issue 18): rows only; encryption is src/secrets/ ───────────
+  putSecret(row: SecretRow, ifCiphertext?: string): Promise<boolean> {
+    return secrets.putSecret(this.ctx, row, ifCiphertext);
+  }
+  getSecrets(repo: string, environment: string, names: readonly string[]): Promise<SecretRow[]> {
+    return secrets.getSecrets(this.ctx, repo, environment, names);
+  }
+  listSecrets(repo?: string, environment?: string): Promise<SecretInfo[]> {
+    return secrets.listSecrets(this.ctx, repo, environment);
+  }
+  deleteSecret(repo: string, environment: string, name: string): Promise<boolean> {
+    return secrets.deleteSecret(this.ctx, repo, environment, name);
+  }
+  allSecrets(): Promise<SecretRow[]> {
+    return secrets.allSecrets(this.ctx);
   }
 }

@@ -153,6 +153,19 @@ export interface DeploymentsTable {
   created_at: number;
 }
 
+export interface SecretsTable {
+  repo: string;
+  environment: string;
+  name: string;
+  key_id: string;
+  nonce: string;
+  /** AES-256-GCM under key_id: the only column that depends on the value */
+  ciphertext: string;
+  value_hash: string;
+  set_by: string;
+  set_at: number;
+}
+
 export interface Database {
   applies: AppliesTable;
   apply_operations: OperationsTable;
@@ -166,4 +179,5 @@ export interface Database {
   project_owners: ProjectOwnersTable;
   pr_heads: PrHeadsTable;
   deployments: DeploymentsTable;
+  secrets: SecretsTable;
 }

@@ -261,6 +261,24 @@ export interface LatestApplyOptions {
   state?: string;
 }
 
+// secrets (issue 18) ─ rows of the server-side secret store; crypto and domain logic are in src/secrets/.
+/** One secret: only `ciphertext` depends on the value, and it is AES-256-GCM under key `keyId` (src/secrets/keyring.ts). */
+export interface SecretRow {
+  repo: string;
+  environment: string;
+  name: string;
+  keyId: string;
+  nonce: string;
+  ciphertext: string;
+  /** keyed hash of the value (HMAC): what planning uses, so it never decrypts */
+  valueHash: string;
+  /** who set it (OS user or --actor) and when */
+  setBy: string;
+  setAt: number;
+}
+/** A secret as listed: everything but the encrypted value. */
+export type SecretInfo = Omit<SecretRow, 'nonce' | 'ciphertext'>;
+
 export interface Store {
   /** which database: 'sqlite', 'mysql' (also MariaDB) or 'postgres' */
   readonly dialect: 'sqlite' | 'mysql' | 'postgres';
@@ -423,6 +441,22 @@ export interface Store {
   getDeployment(applyId: string): Promise<DeploymentRow | undefined>;
   /** The environment's deployments, newest first, optionally only those whose last status is `state`. */
   listDeployments(repo: string, environment: string, state?: string): Promise<DeploymentRow[]>;
+
+  // ── secrets (issue 18) ──────────────────────────────────────────────────
+  /**
+   * Inserts or replaces the secret (repo, environment, name). With
+   * `ifCiphertext`, only replaces a row that still holds that ciphertext
+   * (re-encryption must not overwrite a value set meanwhile). True when written.
+   */
+  putSecret(row: SecretRow, ifCiphertext?: string): Promise<boolean>;
+  /** The named secrets of one environment that exist (any order). */
+  getSecrets(repo: string, environment: string, names: readonly string[]): Promise<SecretRow[]>;
+  /** Secrets without their encrypted values, by repo, environment, name; optionally of one repo / environment. */
+  listSecrets(repo?: string, environment?: string): Promise<SecretInfo[]>;
+  /** True when it existed. */
+  deleteSecret(repo: string, environment: string, name: string): Promise<boolean>;
+  /** Every secret row (rotate-key re-encrypts them all). */
+  allSecrets(): Promise<SecretRow[]>;
 }
 
 // deployments (issue 14)

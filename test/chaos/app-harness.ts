@@ -52,7 +52,7 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string }): Promise<App> {
+export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string; env?: NodeJS.ProcessEnv }): Promise<App> {
   const { repo, project } = opts;
   await removeProject(project);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
@@ -66,7 +66,7 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
   const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: logger, logLevel: (opts.logLevel ?? 'trace') as 'trace' } as ConstructorParameters<typeof Probot>[0]);
   let services!: BerthServices;
   const mw = await createNodeMiddleware(
-    berth({ store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 100, onReady: (s) => (services = s) }),
+    berth({ ...(opts.env ? { env: opts.env } : {}), store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 100, onReady: (s) => (services = s) }),
     { probot },
   );
   const server: Server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));

@@ -372,6 +372,38 @@ export const LEGACY_MIGRATIONS: Migration[] = [
       ) ${MYSQL_TABLE}`,
     ],
   },
+  {
+    version: 6,
+    name: 'secrets (issue 18): server-side secrets per repository and environment, encrypted at rest',
+    sqlite: [
+      `CREATE TABLE secrets (
+        repo TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        ciphertext TEXT NOT NULL,
+        value_hash TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        set_at INTEGER NOT NULL,
+        PRIMARY KEY (repo, environment, name)
+      )`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS secrets (
+        repo VARCHAR(255) NOT NULL,
+        environment VARCHAR(100) NOT NULL,
+        name VARCHAR(191) NOT NULL,
+        key_id VARCHAR(64) NOT NULL,
+        nonce VARCHAR(64) NOT NULL,
+        ciphertext MEDIUMTEXT NOT NULL,
+        value_hash VARCHAR(128) NOT NULL,
+        set_by VARCHAR(255) NOT NULL,
+        set_at BIGINT NOT NULL,
+        PRIMARY KEY (repo, environment, name)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
 ];
 
 

@@ -96,3 +96,62 @@ export async function postgresTestStore(): Promise<TestStore> {
     },
   };
 }
+
+/**
+ * Every backend a store test must hold on, by name, for suites written once
+ * for all of them (the secret store's, issue 18).
+ */
+export const STORE_BACKENDS: { name: string; dialect: Store['dialect']; open: () => Promise<TestStore> }[] = [
+  { name: 'SQLite file', dialect: 'sqlite', open: sqliteTestStore },
+  { name: 'MariaDB', dialect: 'mysql', open: mysqlTestStore },
+  { name: 'PostgreSQL', dialect: 'postgres', open: postgresTestStore },
+];
+
+/**
+ * Everything a database holds, as text to search: every file of a SQLite
+ * database (main file, WAL, shared memory) as raw bytes, or every row of
+ * every table of a MariaDB or PostgreSQL database. What a value must never be
+ * found in.
+ */
+export async function rawDatabaseText(url: string): Promise<string> {
+  const { parseDatabaseUrl } = await import('../../src/store/open.js');
+  const target = parseDatabaseUrl(url);
+  if (target.dialect === 'sqlite') {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { basename, dirname } = await import('node:path');
+    const dir = dirname(target.path);
+    return readdirSync(dir)
+      .filter((f) => f.startsWith(basename(target.path)))
+      .map((f) => readFileSync(join(dir, f)).toString('latin1'))
+      .join('\n');
+  }
+  const out: string[] = [];
+  if (target.dialect === 'postgres') {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: target.url });
+    await client.connect();
+    try {
+      const { rows: tables } = await client.query<{ name: string }>("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name");
+      for (const { name } of tables) {
+        const { rows } = await client.query(`SELECT * FROM "${name}"`);
+        out.push(`${name}: ${JSON.stringify(rows)}`);
+      }
+    } finally {
+      await client.end();
+    }
+    return out.join('\n');
+  }
+  const mysql = await import('mysql2/promise');
+  const conn = await mysql.createConnection({ uri: target.url });
+  try {
+    const [tables] = await conn.query('SHOW TABLES');
+    for (const t of tables as Record<string, string>[]) {
+      const name = Object.values(t)[0]!;
+      const [rows] = await conn.query(`SELECT * FROM \`${name}\``);
+      out.push(`${name}: ${JSON.stringify(rows)}`);
+    }
+    return out.join('\n');
+  } finally {
+    await conn.end();
+  }
+}

@@ -13,6 +13,7 @@ import * as m0002 from './0002-project-owners.js';
 import * as m0003 from './0003-pr-heads.js';
 import * as m0004 from './0004-one-driver.js';
 import * as m0005 from './0005-deployments.js';
+import * as m0006 from './0006-secrets.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -20,6 +21,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0003-pr-heads': m0003,
   '0004-one-driver': m0004,
   '0005-deployments': m0005,
+  '0006-secrets': m0006,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();
