@@ -186,11 +186,15 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
       const x = await ts.store.latestApply('acme/held', 'staging');
       return x?.state === 'completed' ? x : undefined;
     });
-    expect(hold.held).toBe(1);
     expect((await ts.store.listTasksForApply(a.id)).map((t) => t.state)).toEqual(Array(8).fill('succeeded'));
     expect(engine.calls.filter((c) => c.method === 'startContainer')).toHaveLength(3);
     // Nothing reported yet: the start comment follows its check run, the outcome follows both.
     expect(fake.checkRuns('acme/held', HEAD).some((c) => c.externalId === a.id)).toBe(false);
+    expect(fake.comments('acme/held', 1).filter((c) => c.user === 'berth[bot]')).toHaveLength(before);
+    // The creation is on its way (Probot spaces writes about a second apart, so it may leave after the
+    // apply ended) and is held at GitHub until released: exactly one.
+    await until('the check run creation to be held at GitHub', () => (hold.held === 1 ? true : undefined));
+    expect(hold.held).toBe(1);
     expect(fake.comments('acme/held', 1).filter((c) => c.user === 'berth[bot]')).toHaveLength(before);
     hold.release();
     await services.idle();
