@@ -2,7 +2,7 @@
 // computeDrift tables, the reconciler's rules against a fake container list
 // (forged and hand-made containers, in-flight applies, failed reads, constant
 // store query count from 10 to 1,000 containers), the drift report and
-// `berth status --drift`, and leases between two replicas on MariaDB.
+// `berth status --drift`, and leases between two replicas on MariaDB and PostgreSQL.
 import { randomUUID } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,10 +16,10 @@ import { LABEL } from '../src/model.js';
 import { openStore } from '../src/store/open.js';
 import type { ContainerRow, Store } from '../src/store/store.js';
 import { countingStore } from './helpers/counting-store.js';
-import { describeMysql } from './helpers/env.js';
+import { describeMysql, describePostgres } from './helpers/env.js';
 import { spec, state } from './helpers/specs.js';
 import type { TestStore } from './helpers/stores.js';
-import { mysqlTestStore, sqliteTestStore } from './helpers/stores.js';
+import { mysqlTestStore, postgresTestStore, sqliteTestStore } from './helpers/stores.js';
 
 // ── helpers ───────────────────────────────────────────────────────────────
 
@@ -411,6 +411,7 @@ function reconcilerRules(open: () => Promise<TestStore>) {
 
 describe('DriftReconciler rules (SQLite, fake Docker)', () => reconcilerRules(sqliteTestStore));
 describeMysql('DriftReconciler rules (MariaDB, fake Docker)', () => reconcilerRules(mysqlTestStore));
+describePostgres('DriftReconciler rules (PostgreSQL, fake Docker)', () => reconcilerRules(postgresTestStore));
 
 // ── drift report and `berth status --drift` ───────────────────────────────
 
@@ -479,60 +480,65 @@ describe('driftReport and berth status --drift', () => {
   });
 });
 
-// ── leases: two replicas on one MariaDB database ──────────────────────────
+// ── leases: two replicas on one shared database (MariaDB, PostgreSQL) ─────
 
-describeMysql('drift leases between two replicas on MariaDB', () => {
-  let ts: TestStore;
-  let stores: Store[] = [];
-  let clock = 0;
-  beforeEach(async () => {
-    ts = await mysqlTestStore();
-    clock = Date.now();
-    // Two replicas: two store instances (own pools) on one database, one clock to move time.
-    stores = [await openStore(ts.url, { now: () => clock }), await openStore(ts.url, { now: () => clock })];
-  });
-  afterEach(async () => {
-    for (const s of stores) await s.close();
-    await ts.dispose();
-  });
+function replicaLeases(name: string, open: () => Promise<TestStore>, d: (name: string, fn: () => void) => void) {
+  d(`drift leases between two replicas on ${name}`, () => {
+    let ts: TestStore;
+    let stores: Store[] = [];
+    let clock = 0;
+    beforeEach(async () => {
+      ts = await open();
+      clock = Date.now();
+      // Two replicas: two store instances (own pools) on one database, one clock to move time.
+      stores = [await openStore(ts.url, { now: () => clock }), await openStore(ts.url, { now: () => clock })];
+    });
+    afterEach(async () => {
+      for (const s of stores) await s.close();
+      await ts.dispose();
+    });
 
-  it('only one replica reconciles a target per tick; after the lease expires the other takes over; stop() hands it over at once', async () => {
-    const a = await newApply(stores[0]!);
-    const { docker } = fakeDocker(() => [managed(a, 'web', 1)]);
-    const [r1, r2] = stores.map((store, i) => new DriftReconciler({ store, targets: ['local'], docker: () => docker, holder: `replica-${i + 1}`, intervalMs: 10_000, now: () => clock }));
-    for (let round = 0; round < 5; round++) {
-      const results = await Promise.all([r1!.tick('local'), r2!.tick('local')]);
-      const states = results.map((r) => r.status).sort();
-      expect(states).toEqual(['lease-held', 'ok']);
-    }
-    // Whoever won keeps the target while it keeps ticking.
-    const winner = (await stores[0]!.getLease('drift:local'))!.holder;
-    const [w, l] = winner === 'replica-1' ? [r1!, r2!] : [r2!, r1!];
-    expect(await l.tick('local')).toMatchObject({ status: 'lease-held', holder: winner });
-    expect((await w.tick('local')).status).toBe('ok');
-    // The winner dies (stops ticking): within the ttl the other still waits, after it takes over.
-    clock += w.leaseTtlMs - 1;
-    expect((await l.tick('local')).status).toBe('lease-held');
-    clock += 2;
-    expect((await l.tick('local')).status).toBe('ok');
-    expect((await w.tick('local')).status).toBe('lease-held');
-    // A clean stop releases the lease: the other replica does not wait for expiry.
-    await l.stop();
-    expect((await w.tick('local')).status).toBe('ok');
-  });
+    it('only one replica reconciles a target per tick; after the lease expires the other takes over; stop() hands it over at once', async () => {
+      const a = await newApply(stores[0]!);
+      const { docker } = fakeDocker(() => [managed(a, 'web', 1)]);
+      const [r1, r2] = stores.map((store, i) => new DriftReconciler({ store, targets: ['local'], docker: () => docker, holder: `replica-${i + 1}`, intervalMs: 10_000, now: () => clock }));
+      for (let round = 0; round < 5; round++) {
+        const results = await Promise.all([r1!.tick('local'), r2!.tick('local')]);
+        const states = results.map((r) => r.status).sort();
+        expect(states).toEqual(['lease-held', 'ok']);
+      }
+      // Whoever won keeps the target while it keeps ticking.
+      const winner = (await stores[0]!.getLease('drift:local'))!.holder;
+      const [w, l] = winner === 'replica-1' ? [r1!, r2!] : [r2!, r1!];
+      expect(await l.tick('local')).toMatchObject({ status: 'lease-held', holder: winner });
+      expect((await w.tick('local')).status).toBe('ok');
+      // The winner dies (stops ticking): within the ttl the other still waits, after it takes over.
+      clock += w.leaseTtlMs - 1;
+      expect((await l.tick('local')).status).toBe('lease-held');
+      clock += 2;
+      expect((await l.tick('local')).status).toBe('ok');
+      expect((await w.tick('local')).status).toBe('lease-held');
+      // A clean stop releases the lease: the other replica does not wait for expiry.
+      await l.stop();
+      expect((await w.tick('local')).status).toBe('ok');
+    });
 
-  it('the reconciled index is shared: a row written by one replica is seen by the other', async () => {
-    const a = await newApply(stores[0]!);
-    let list = [managed(a, 'web', 1), managed(a, 'web', 2)];
-    const { docker } = fakeDocker(() => list);
-    const [r1, r2] = stores.map((store, i) => new DriftReconciler({ store, targets: ['local'], docker: () => docker, holder: `replica-${i + 1}`, intervalMs: 10_000 }));
-    ok(await r1!.tick('local'));
-    await r1!.stop();
-    list = list.slice(0, 1);
-    expect(ok(await r2!.tick('local')).missing).toBe(1);
-    expect((await stores[0]!.listContainers('local')).map((r) => r.state)).toEqual(['running', 'missing']);
+    it('the reconciled index is shared: a row written by one replica is seen by the other', async () => {
+      const a = await newApply(stores[0]!);
+      let list = [managed(a, 'web', 1), managed(a, 'web', 2)];
+      const { docker } = fakeDocker(() => list);
+      const [r1, r2] = stores.map((store, i) => new DriftReconciler({ store, targets: ['local'], docker: () => docker, holder: `replica-${i + 1}`, intervalMs: 10_000 }));
+      ok(await r1!.tick('local'));
+      await r1!.stop();
+      list = list.slice(0, 1);
+      expect(ok(await r2!.tick('local')).missing).toBe(1);
+      expect((await stores[0]!.listContainers('local')).map((r) => r.state)).toEqual(['running', 'missing']);
+    });
   });
-});
+}
+
+replicaLeases('MariaDB', mysqlTestStore, describeMysql);
+replicaLeases('PostgreSQL', postgresTestStore, describePostgres);
 
 describe('moved tags', () => {
   const D1 = `sha256:${'1'.repeat(64)}`;

@@ -12,9 +12,9 @@ import { LABEL } from '../src/model.js';
 import type { Store, TaskRow } from '../src/store/store.js';
 import { FakeEngine } from './helpers/fake-engine.js';
 import type { FakeEngineOptions } from './helpers/fake-engine.js';
-import { describeMysql } from './helpers/env.js';
+import { describeMysql, describePostgres } from './helpers/env.js';
 import { spec, state } from './helpers/specs.js';
-import { mysqlTestStore, sqliteTestStore } from './helpers/stores.js';
+import { mysqlTestStore, postgresTestStore, sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
 /** Observes a FakeEngine the way observe() reads a real host (only what the planner needs). */
@@ -402,3 +402,4 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
 
 backendSuite('SQLite', sqliteTestStore);
 backendSuite('MariaDB', mysqlTestStore, describeMysql);
+backendSuite('PostgreSQL', postgresTestStore, describePostgres);

@@ -1,6 +1,7 @@
-// Two replicas (separate processes) on one MariaDB and one engine race to
-// drive the same apply: exactly one drives it, every container is created
-// once (Docker's live event stream), and the apply completes.
+// Two replicas (separate processes) on one shared database (MariaDB, then
+// PostgreSQL) and one engine race to drive the same apply: exactly one drives
+// it, every container is created once (Docker's live event stream), and the
+// apply completes.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prepareApply } from '../src/apply.js';
@@ -8,8 +9,8 @@ import { observe } from '../src/docker/observe.js';
 import { LABEL } from '../src/model.js';
 import { crashStack } from './helpers/crash-stack.js';
 import { docker, removeProject, watchCreates } from './helpers/docker.js';
-import { describeDocker, describeMysql } from './helpers/env.js';
-import { mysqlTestStore } from './helpers/stores.js';
+import { describeDocker, describeMysql, describePostgres } from './helpers/env.js';
+import { mysqlTestStore, postgresTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
 const PROJECT = `t-replica-${process.pid}`;
@@ -33,12 +34,12 @@ function replica(url: string, applyId: string) {
   return { ready, done, go: () => child.stdin.end('go\n') };
 }
 
-describeDocker('replicas', () => {
-  describeMysql('two processes, one apply', () => {
+function twoProcesses(name: string, open: () => Promise<TestStore>, d: (name: string, fn: () => void) => void) {
+  d(`two processes, one apply (${name})`, () => {
     let ts: TestStore;
     beforeAll(async () => {
       await cleanup();
-      ts = await mysqlTestStore();
+      ts = await open();
     });
     afterAll(async () => {
       await ts.dispose();
@@ -66,4 +67,9 @@ describeDocker('replicas', () => {
       expect(await ts.store.getLease(`apply:${applyId}`)).toBeUndefined();
     }, 60_000);
   });
+}
+
+describeDocker('replicas', () => {
+  twoProcesses('MariaDB', mysqlTestStore, describeMysql);
+  twoProcesses('PostgreSQL', postgresTestStore, describePostgres);
 });

@@ -21,7 +21,7 @@ import { Keyring } from '../src/secrets/keyring.js';
 import { SecretVault } from '../src/secrets/vault.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { realObserver } from './helpers/real-apply.js';
-import { describeDocker, describeMysql } from './helpers/env.js';
+import { describeDocker, describeMysql, describePostgres } from './helpers/env.js';
 import { rawDatabaseText, STORE_BACKENDS, type TestStore } from './helpers/stores.js';
 
 const OLD_KEY = randomBytes(32).toString('base64');
@@ -138,5 +138,5 @@ function suite(backend: (typeof STORE_BACKENDS)[number]): void {
 }
 
 describeDocker('server-side secrets through the CLI on the real engine', () => {
-  for (const backend of STORE_BACKENDS) (backend.dialect === 'mysql' ? describeMysql : describe)(`on ${backend.name}`, () => suite(backend));
+  for (const backend of STORE_BACKENDS) ({ sqlite: describe, mysql: describeMysql, postgres: describePostgres }[backend.dialect])(`on ${backend.name}`, () => suite(backend));
 });

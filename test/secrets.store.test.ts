@@ -13,7 +13,7 @@ import { main, type Io } from '../src/cli.js';
 import { Keyring, SecretKeyError } from '../src/secrets/keyring.js';
 import { SecretVault } from '../src/secrets/vault.js';
 import type { SecretRow } from '../src/store/store.js';
-import { describeMysql } from './helpers/env.js';
+import { describeMysql, describePostgres } from './helpers/env.js';
 import { rawDatabaseText, STORE_BACKENDS, type TestStore } from './helpers/stores.js';
 
 const key = () => randomBytes(32);
@@ -265,4 +265,4 @@ function suite(backend: (typeof STORE_BACKENDS)[number]): void {
   });
 }
 
-for (const backend of STORE_BACKENDS) (backend.dialect === 'mysql' ? describeMysql : describe)(`secret store on ${backend.name}`, () => suite(backend));
+for (const backend of STORE_BACKENDS) ({ sqlite: describe, mysql: describeMysql, postgres: describePostgres }[backend.dialect])(`secret store on ${backend.name}`, () => suite(backend));

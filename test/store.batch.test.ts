@@ -1,8 +1,8 @@
-// updateTasks (the executor's group commit) on both backends: one transaction,
+// updateTasks (the executor's group commit) on every backend: one transaction,
 // each update the same compare-and-set as updateTask.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { describeMysql } from './helpers/env.js';
-import { mysqlTestStore, sqliteTestStore } from './helpers/stores.js';
+import { describeMysql, describePostgres } from './helpers/env.js';
+import { mysqlTestStore, postgresTestStore, sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
 function suite(name: string, open: () => Promise<TestStore>, d: (name: string, fn: () => void) => void = describe) {
@@ -49,3 +49,4 @@ function suite(name: string, open: () => Promise<TestStore>, d: (name: string, f
 
 suite('SQLite', sqliteTestStore);
 suite('MariaDB', mysqlTestStore, describeMysql);
+suite('PostgreSQL', postgresTestStore, describePostgres);

@@ -1,25 +1,25 @@
 // One behavioural suite for every Store backend: SQLite on a file, SQLite in
-// memory, and MySQL/MariaDB on a scratch database created for the run and
-// dropped after it. Timestamps come from a controlled clock (the `now` open
-// option), never from sleeps. "Shared" backends (a file, a server) are also
-// opened a second time — a second instance is what another replica is — and
-// from child processes, so the compare-and-set and insert-if-absent paths are
-// exercised across connections and processes, not only within one.
+// memory, and MySQL/MariaDB and PostgreSQL on a scratch database created for
+// the run and dropped after it. Timestamps come from a controlled clock (the
+// `now` open option), never from sleeps. "Shared" backends (a file, a server)
+// are also opened a second time — a second instance is what another replica
+// is — and from child processes, so the compare-and-set and insert-if-absent
+// paths are exercised across connections and processes, not only within one.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import { sql } from 'kysely';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS, migrateMysql, migrateSqlite } from '../src/store/migrations.js';
-import { mysqlConfigFromUrl } from '../src/store/mysql.js';
-import { DEFAULT_DATABASE_URL, openStore, parseDatabaseUrl, redactUrl } from '../src/store/open.js';
+import { MIGRATION_NAMES, migrateToLatest } from '../src/store/migrations/index.js';
+import { connect, DEFAULT_DATABASE_URL, mysqlConfigFromUrl, openStore, parseDatabaseUrl, postgresConfigFromUrl, redactUrl } from '../src/store/open.js';
 import type { ContainerUpsert, NewApply, NewTask, Store } from '../src/store/store.js';
 import { ApplyInFlightError } from '../src/store/store.js';
-import { describeMysql, MYSQL_URL } from './helpers/env.js';
+import { describeMysql, describePostgres, MYSQL_URL } from './helpers/env.js';
+import { postgresScratchDatabase, scratchDatabaseName } from './helpers/stores.js';
 
 // An in-memory SQLite database belongs to one connection: tests about a second
 // instance or a later reopen do not apply to it, so they are not registered
@@ -27,7 +27,7 @@ import { describeMysql, MYSQL_URL } from './helpers/env.js';
 const itNotApplicable = (_name: string, _fn: () => unknown, _timeout?: number) => {};
 const describeNotApplicable = (_name: string, _fn: () => void) => {};
 
-const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
+const ALL_VERSIONS = MIGRATION_NAMES;
 const T0 = 1_700_000_000_000;
 const rand = () => randomBytes(4).toString('hex');
 
@@ -35,27 +35,42 @@ const rand = () => randomBytes(4).toString('hex');
 
 interface Backend {
   name: string;
+  /** what store.dialect answers */
+  dialect: Store['dialect'];
   /** Other instances and processes can open the same database (false for :memory:). */
   shared: boolean;
   /** A new, empty database; its URL. */
   fresh(): Promise<string>;
   /** Drops everything fresh() made. */
   cleanup(): Promise<void>;
-  /** Runs the migrations again, directly, on an already migrated database: the versions applied. */
-  migrateAgain(url: string): Promise<number[]>;
-  /** The versions recorded in schema_migrations, in order. */
-  schemaVersions(url: string): Promise<number[]>;
+}
+
+/** Runs the migrations again, directly, on an already migrated database: the migrations applied. */
+async function migrateAgain(url: string): Promise<string[]> {
+  const db = await connect(parseDatabaseUrl(url));
+  try {
+    return await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** The migrations recorded as run, in order. */
+async function schemaVersions(url: string): Promise<string[]> {
+  const db = await connect(parseDatabaseUrl(url));
+  try {
+    const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db);
+    return rows.map((r) => r.name);
+  } finally {
+    await db.destroy();
+  }
 }
 
 function sqliteFileBackend(): Backend {
   const dirs: string[] = [];
-  const pathOf = (url: string) => {
-    const t = parseDatabaseUrl(url);
-    if (t.dialect !== 'sqlite') throw new Error(url);
-    return t.path;
-  };
   return {
     name: 'SQLite file',
+    dialect: 'sqlite',
     shared: true,
     async fresh() {
       const dir = mkdtempSync(join(tmpdir(), 'berth-conf-'));
@@ -65,60 +80,29 @@ function sqliteFileBackend(): Backend {
     async cleanup() {
       for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
     },
-    async migrateAgain(url) {
-      const db = new Database(pathOf(url));
-      try {
-        return migrateSqlite(db);
-      } finally {
-        db.close();
-      }
-    },
-    async schemaVersions(url) {
-      const db = new Database(pathOf(url), { readonly: true });
-      try {
-        return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) =>
-          Number(r.version),
-        );
-      } finally {
-        db.close();
-      }
-    },
   };
 }
 
 function sqliteMemoryBackend(): Backend {
   return {
     name: 'SQLite :memory:',
+    dialect: 'sqlite',
     shared: false,
     fresh: async () => 'sqlite::memory:',
     cleanup: async () => undefined,
-    migrateAgain: async () => {
-      throw new Error('not shared');
-    },
-    schemaVersions: async () => {
-      throw new Error('not shared');
-    },
   };
 }
 
 function mysqlBackend(): Backend {
   const databases: string[] = [];
   let admin: mysql.Connection | undefined;
-  const withPool = async <T>(url: string, fn: (pool: mysql.Pool, database: string) => Promise<T>): Promise<T> => {
-    const { database, pool: config } = mysqlConfigFromUrl(url);
-    const pool = mysql.createPool(config);
-    try {
-      return await fn(pool, database);
-    } finally {
-      await pool.end();
-    }
-  };
   return {
     name: 'MySQL/MariaDB',
+    dialect: 'mysql',
     shared: true,
     async fresh() {
       admin ??= await mysql.createConnection({ uri: MYSQL_URL });
-      const db = `berth_t_${process.pid}_${rand()}`;
+      const db = scratchDatabaseName();
       await admin.query(`CREATE DATABASE \`${db}\``);
       databases.push(db);
       const u = new URL(MYSQL_URL);
@@ -131,12 +115,23 @@ function mysqlBackend(): Backend {
       await admin.end();
       admin = undefined;
     },
-    migrateAgain: (url) => withPool(url, (pool, database) => migrateMysql(pool, database)),
-    schemaVersions: (url) =>
-      withPool(url, async (pool) => {
-        const [rows] = await pool.query('SELECT version FROM schema_migrations ORDER BY version');
-        return (rows as { version: number }[]).map((r) => Number(r.version));
-      }),
+  };
+}
+
+function postgresBackend(): Backend {
+  const drops: (() => Promise<void>)[] = [];
+  return {
+    name: 'PostgreSQL',
+    dialect: 'postgres',
+    shared: true,
+    async fresh() {
+      const scratch = await postgresScratchDatabase();
+      drops.push(scratch.drop);
+      return scratch.url;
+    },
+    async cleanup() {
+      for (const drop of drops.splice(0)) await drop();
+    },
   };
 }
 
@@ -311,7 +306,7 @@ function conformance(b: Backend): void {
 
   it('answers ping and names its dialect', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
-    expect(store.dialect).toBe(b.name.startsWith('SQLite') ? 'sqlite' : 'mysql');
+    expect(store.dialect).toBe(b.dialect);
   });
 
   describe('applies, operations, tasks', () => {
@@ -1197,14 +1192,14 @@ function conformance(b: Backend): void {
 
     (b.shared ? it : itNotApplicable)('migrations re-run on a later open are no-ops and keep the data', async () => {
       const created = await store.createApply(newApply(uid('o/r')));
-      expect(await b.migrateAgain(url)).toEqual([]);
+      expect(await migrateAgain(url)).toEqual([]);
       const again = await openStore(url);
       try {
         expect((await again.getApply(created.id))!.id).toBe(created.id);
       } finally {
         await again.close();
       }
-      expect(await b.schemaVersions(url)).toEqual(ALL_VERSIONS);
+      expect(await schemaVersions(url)).toEqual(ALL_VERSIONS);
     });
 
     (b.shared ? it : itNotApplicable)('two concurrent opens of a fresh database both succeed and migrate once', async () => {
@@ -1219,7 +1214,7 @@ function conformance(b: Backend): void {
         await s1.close();
         await s2.close();
       }
-      expect(await b.schemaVersions(freshUrl)).toEqual(ALL_VERSIONS);
+      expect(await schemaVersions(freshUrl)).toEqual(ALL_VERSIONS);
     });
 
     it('migrate: false opens without touching the schema', async () => {
@@ -1302,8 +1297,8 @@ function conformance(b: Backend): void {
     it('separate processes opening one fresh database at once all migrate it safely', async () => {
       const freshUrl = await b.fresh();
       const opened = await raceChildren(Array.from({ length: 4 }, () => ({ mode: 'open' as const, url: freshUrl })));
-      expect(opened).toEqual(Array.from({ length: 4 }, () => (b.name.startsWith('SQLite') ? 'sqlite' : 'mysql')));
-      expect(await b.schemaVersions(freshUrl)).toEqual(ALL_VERSIONS);
+      expect(opened).toEqual(Array.from({ length: 4 }, () => b.dialect));
+      expect(await schemaVersions(freshUrl)).toEqual(ALL_VERSIONS);
     });
   });
 }
@@ -1311,6 +1306,7 @@ function conformance(b: Backend): void {
 describe('Store conformance: SQLite file', () => conformance(sqliteFileBackend()));
 describe('Store conformance: SQLite :memory:', () => conformance(sqliteMemoryBackend()));
 describeMysql('Store conformance: MySQL/MariaDB', () => conformance(mysqlBackend()));
+describePostgres('Store conformance: PostgreSQL', () => conformance(postgresBackend()));
 
 // ── openStore and its URLs ──────────────────────────────────────────────────
 
@@ -1337,10 +1333,29 @@ describe('openStore URLs', () => {
     expect(() => mysqlConfigFromUrl('mysql://root@db/x?pool=3')).toThrow(/unknown MySQL URL parameter "pool"/);
   });
 
+  it('accepts postgres:// (and postgresql://) and parses it into pool options', () => {
+    expect(parseDatabaseUrl('postgres://u:p@db:5433/berth')).toEqual({ dialect: 'postgres', url: 'postgres://u:p@db:5433/berth' });
+    expect(parseDatabaseUrl('postgresql://u@db/berth').dialect).toBe('postgres');
+    expect(postgresConfigFromUrl('postgresql://berth%40app:p%40ss%2Fw@db.internal/berth_prod?max=4&sslmode=require')).toEqual({
+      host: 'db.internal',
+      port: 5432,
+      user: 'berth@app',
+      password: 'p@ss/w',
+      database: 'berth_prod',
+      max: 4,
+      ssl: { rejectUnauthorized: false },
+    });
+    expect(postgresConfigFromUrl('postgres://postgres@[::1]:5434/x')).toMatchObject({ host: '::1', port: 5434, password: undefined });
+    expect(postgresConfigFromUrl('postgres://u@%2Frun%2Fpostgresql/x').host).toBe('/run/postgresql');
+    expect(() => postgresConfigFromUrl('postgres://root@db:5432/')).toThrow(/names no database/);
+    expect(() => postgresConfigFromUrl('postgres://root@db/x?pool=3')).toThrow(/unknown PostgreSQL URL parameter "pool"/);
+    expect(() => postgresConfigFromUrl('postgres://root@db/x?sslmode=sometimes')).toThrow(/sslmode must be/);
+  });
+
   it('rejects an unknown scheme with a message naming it and the accepted forms, without the password', async () => {
-    const attempt = openStore('postgres://admin:hunter2@db:5432/berth');
-    await expect(attempt).rejects.toThrow(/"postgres:"/);
-    await expect(attempt).rejects.toThrow(/sqlite:PATH.*mysql:\/\/user:password@host:port\/database/);
+    const attempt = openStore('mongodb://admin:hunter2@db:27017/berth');
+    await expect(attempt).rejects.toThrow(/"mongodb:"/);
+    await expect(attempt).rejects.toThrow(/sqlite:PATH.*mysql:\/\/user:password@host:port\/database.*postgres:\/\/user:password@host:port\/database/);
     await expect(attempt).rejects.not.toThrow(/hunter2/);
     expect(() => parseDatabaseUrl('./berth.sqlite')).toThrow(/no scheme.*sqlite:\.\/berth\.sqlite/);
     expect(() => parseDatabaseUrl('sqlite:')).toThrow(/names no SQLite file/);
@@ -1351,6 +1366,7 @@ describe('openStore URLs', () => {
     expect(redactUrl('mysql://u:p@ss/w@db/berth')).toBe('mysql://u:***@db/berth');
     expect(redactUrl('mysql://root@db:3306/berth')).toBe('mysql://root@db:3306/berth');
     expect(redactUrl('mysql://db/berth?user=u&password=x&ssl=true')).toBe('mysql://db/berth?user=u&password=***&ssl=true');
+    expect(redactUrl('postgres://berth:s3cret@db:5432/berth')).toBe('postgres://berth:***@db:5432/berth');
     expect(redactUrl('sqlite:./.berth/berth.sqlite')).toBe('sqlite:./.berth/berth.sqlite');
     expect(redactUrl(':memory:')).toBe(':memory:');
   });

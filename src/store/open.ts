@@ -1,15 +1,22 @@
-// DATABASE_URL → a Store. Embedded SQLite by default; MySQL/MariaDB when the
-// URL says so (what several replicas share).
-import { mkdirSync } from 'node:fs';
+// DATABASE_URL → a Store. Embedded SQLite by default; MySQL/MariaDB or
+// PostgreSQL when the URL says so (what several replicas share). This file
+// knows how to reach each database (URL forms, driver options); what the
+// databases do differently once connected is dialect.ts's business.
+import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
+import type { PoolOptions } from 'mysql2';
+import { ImmediateSqliteDialect } from './dialect.js';
+import { KyselyStore } from './kysely-store.js';
+import type { Database } from './schema.js';
 import type { OpenStoreOptions, Store } from './store.js';
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./.berth/berth.sqlite';
 
 export const ACCEPTED_DATABASE_URLS =
-  'sqlite:PATH, sqlite://PATH, file:PATH, :memory:, sqlite::memory:, mysql://user:password@host:port/database (or mariadb://…)';
+  'sqlite:PATH, sqlite://PATH, file:PATH, :memory:, sqlite::memory:, mysql://user:password@host:port/database (or mariadb://…), postgres://user:password@host:port/database (or postgresql://…)';
 
-export type DatabaseTarget = { dialect: 'sqlite'; path: string } | { dialect: 'mysql'; url: string };
+export type DatabaseTarget = { dialect: 'sqlite'; path: string } | { dialect: 'mysql'; url: string } | { dialect: 'postgres'; url: string };
 
 /** Which backend a database URL names, and where. Throws on anything it does not accept. */
 export function parseDatabaseUrl(url: string): DatabaseTarget {
@@ -33,9 +40,19 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
     case 'mysql':
     case 'mariadb':
       return { dialect: 'mysql', url: raw };
+    case 'postgres':
+    case 'postgresql':
+      return { dialect: 'postgres', url: raw };
     default:
       throw new Error(`unsupported DATABASE_URL scheme "${scheme}:" in "${redactUrl(raw)}"; accepted forms: ${ACCEPTED_DATABASE_URLS}`);
   }
+}
+
+export interface ConnectOptions {
+  /** SQLite: how long a statement waits for another process's write lock, ms (default 5000). */
+  busyTimeoutMs?: number;
+  /** MySQL/PostgreSQL: pool size when the URL does not say (default 10). */
+  connectionLimit?: number;
 }
 
 /**
@@ -43,17 +60,200 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
  * sqlite:./.berth/berth.sqlite. A SQLite file's directory is created when
  * missing. Pending migrations run unless `opts.migrate` is false.
  */
-export async function openStore(url?: string, opts: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(url?: string, opts: OpenStoreOptions & ConnectOptions = {}): Promise<Store> {
   const chosen = url?.trim() || process.env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL;
   const target = parseDatabaseUrl(chosen);
-  if (target.dialect === 'sqlite') {
-    if (target.path !== ':memory:') mkdirSync(dirname(resolve(target.path)), { recursive: true });
-    // Imported on demand: a MySQL deployment never loads the native SQLite module, and vice versa.
-    const { SqliteStore } = await import('./sqlite.js');
-    return SqliteStore.open(target.path, opts);
+  const db = await connect(target, opts);
+  return KyselyStore.open(db, target.dialect, opts);
+}
+
+/** A Kysely instance on the database (no migrations run). The caller destroys it. */
+export async function connect(target: DatabaseTarget, opts: ConnectOptions = {}): Promise<Kysely<Database>> {
+  // Drivers are imported on demand: a deployment loads only the one it uses.
+  switch (target.dialect) {
+    case 'sqlite': {
+      if (target.path !== ':memory:') mkdirSync(dirname(resolve(target.path)), { recursive: true });
+      const { default: SQLite } = await import('better-sqlite3');
+      const timeout = Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000));
+      const raw = new SQLite(target.path, { timeout });
+      try {
+        // busy_timeout first, so the journal-mode switch waits for a concurrent opener instead of failing.
+        raw.pragma(`busy_timeout = ${timeout}`);
+        raw.pragma('journal_mode = WAL'); // ignored (stays 'memory') for :memory:
+        raw.pragma('synchronous = NORMAL');
+        raw.pragma('foreign_keys = ON');
+      } catch (err) {
+        raw.close();
+        throw err;
+      }
+      // Kysely prepares every statement it runs; better-sqlite3 statements are reusable, so keep the recent ones.
+      const statements = new Map<string, ReturnType<typeof raw.prepare>>();
+      const database = {
+        close: () => void raw.close(),
+        prepare(sql: string) {
+          let s = statements.get(sql);
+          if (!s) {
+            if (statements.size > 256) statements.clear();
+            s = raw.prepare(sql);
+            statements.set(sql, s);
+          }
+          return s;
+        },
+      };
+      const shareKey = target.path === ':memory:' ? undefined : realpathSync(resolve(target.path));
+      return new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }, shareKey) });
+    }
+    case 'mysql': {
+      const { createPool } = await import('mysql2');
+      const { pool: config } = mysqlConfigFromUrl(target.url);
+      const pool = createPool({
+        connectionLimit: opts.connectionLimit ?? 10,
+        ...config,
+        waitForConnections: true,
+        charset: 'UTF8MB4_UNICODE_CI',
+        // BIGINT columns (timestamps, GitHub ids) as numbers; a value beyond
+        // 2^53 would arrive as a string, which the row mappers convert.
+        supportBigNumbers: true,
+        bigNumberStrings: false,
+        // affectedRows counts the rows an UPDATE matched (see dialect.ts).
+        flags: ['FOUND_ROWS'],
+      });
+      return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+    }
+    case 'postgres': {
+      const { default: pg } = await import('pg');
+      const config = postgresConfigFromUrl(target.url);
+      const pool = new pg.Pool({
+        max: opts.connectionLimit ?? 10,
+        ...config,
+        // int8 (BIGINT: timestamps, GitHub ids) as numbers rather than strings.
+        types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
+      });
+      // A pooled connection the server dropped while idle (a restart, a failover) is discarded by the
+      // pool and the next query opens a new one; without a listener, pg's 'error' event would end the process.
+      pool.on('error', () => undefined);
+      return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    }
   }
-  const { MysqlStore } = await import('./mysql.js');
-  return MysqlStore.open(target.url, opts);
+}
+
+/** Query parameters a `mysql://` URL may carry. */
+const MYSQL_URL_PARAMS = ['connectionLimit', 'connectTimeout', 'ssl', 'socketPath'] as const;
+
+/**
+ * `mysql://user:pass@host:port/database?connectionLimit=10&ssl=true` (also
+ * `mariadb://`) → mysql2 pool options. User and password are percent-decoded.
+ */
+export function mysqlConfigFromUrl(url: string): { database: string; pool: PoolOptions } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error('invalid MySQL URL: expected mysql://user:password@host:port/database');
+  }
+  if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
+    throw new Error(`not a MySQL URL (scheme ${u.protocol}): expected mysql://user:password@host:port/database`);
+  }
+  const database = decodeURIComponent(u.pathname.replace(/^\/+/, ''));
+  if (!database || database.includes('/')) {
+    throw new Error('the MySQL URL names no database: expected mysql://user:password@host:port/database');
+  }
+  const pool: PoolOptions = {
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost',
+    port: u.port ? Number(u.port) : 3306,
+    user: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    database,
+  };
+  for (const [key, value] of u.searchParams) {
+    switch (key as (typeof MYSQL_URL_PARAMS)[number]) {
+      case 'connectionLimit':
+      case 'connectTimeout': {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n <= 0) throw new Error(`MySQL URL parameter ${key} must be a positive integer, got "${value}"`);
+        pool[key as 'connectionLimit' | 'connectTimeout'] = n;
+        break;
+      }
+      case 'ssl':
+        if (value === 'true' || value === '1') pool.ssl = {};
+        else if (value === 'false' || value === '0') pool.ssl = undefined;
+        else throw new Error(`MySQL URL parameter ssl must be true or false, got "${value}"`);
+        break;
+      case 'socketPath':
+        pool.socketPath = value;
+        break;
+      default:
+        throw new Error(`unknown MySQL URL parameter "${key}" (accepted: ${MYSQL_URL_PARAMS.join(', ')})`);
+    }
+  }
+  return { database, pool };
+}
+
+/** Query parameters a `postgres://` URL may carry. */
+const POSTGRES_URL_PARAMS = ['max', 'connectTimeout', 'sslmode', 'application_name'] as const;
+
+export interface PostgresConfig {
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  database: string;
+  max?: number;
+  connectionTimeoutMillis?: number;
+  ssl?: boolean | { rejectUnauthorized: boolean };
+  application_name?: string;
+}
+
+/**
+ * `postgres://user:pass@host:port/database?max=10&sslmode=require` (also
+ * `postgresql://`) → pg pool options. User and password are percent-decoded;
+ * a host of the form `%2Frun%2Fpostgresql` is a Unix socket directory.
+ */
+export function postgresConfigFromUrl(url: string): PostgresConfig {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error('invalid PostgreSQL URL: expected postgres://user:password@host:port/database');
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    throw new Error(`not a PostgreSQL URL (scheme ${u.protocol}): expected postgres://user:password@host:port/database`);
+  }
+  const database = decodeURIComponent(u.pathname.replace(/^\/+/, ''));
+  if (!database || database.includes('/')) {
+    throw new Error('the PostgreSQL URL names no database: expected postgres://user:password@host:port/database');
+  }
+  const config: PostgresConfig = {
+    host: decodeURIComponent(u.hostname.replace(/^\[(.*)\]$/, '$1')) || 'localhost',
+    port: u.port ? Number(u.port) : 5432,
+    user: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    database,
+  };
+  for (const [key, value] of u.searchParams) {
+    switch (key as (typeof POSTGRES_URL_PARAMS)[number]) {
+      case 'max':
+      case 'connectTimeout': {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n <= 0) throw new Error(`PostgreSQL URL parameter ${key} must be a positive integer, got "${value}"`);
+        if (key === 'max') config.max = n;
+        else config.connectionTimeoutMillis = n;
+        break;
+      }
+      case 'sslmode':
+        if (value === 'disable') config.ssl = false;
+        else if (value === 'require' || value === 'no-verify') config.ssl = { rejectUnauthorized: false };
+        else if (value === 'verify-full') config.ssl = { rejectUnauthorized: true };
+        else throw new Error(`PostgreSQL URL parameter sslmode must be disable, require, no-verify or verify-full, got "${value}"`);
+        break;
+      case 'application_name':
+        config.application_name = value;
+        break;
+      default:
+        throw new Error(`unknown PostgreSQL URL parameter "${key}" (accepted: ${POSTGRES_URL_PARAMS.join(', ')})`);
+    }
+  }
+  return config;
 }
 
 /** The URL with its password (userinfo and any password= parameter) masked, for logs and errors. */

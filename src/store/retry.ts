@@ -18,13 +18,24 @@ const TRANSIENT_CODES = new Set([
   'ER_CONNECTION_KILLED',
   'SQLITE_BUSY',
   'SQLITE_LOCKED',
+  // PostgreSQL SQLSTATEs: serialization failure, deadlock, the server shutting down or
+  // not yet accepting connections, a connection that failed or was lost.
+  '40001',
+  '40P01',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
 ]);
 
 export function isTransientStoreError(err: unknown): boolean {
   const e = err as { code?: string; message?: string; fatal?: boolean };
   if (e?.code && TRANSIENT_CODES.has(e.code)) return true;
   // A statement interrupted by KILL was rolled back by the server: running it again is safe.
-  return /connection lost|closed state|server has gone away|connection was killed|Lost connection|read ECONNRESET|execution was interrupted/i.test(e?.message ?? '');
+  return /connection lost|closed state|server has gone away|connection was killed|Lost connection|read ECONNRESET|execution was interrupted|Connection terminated unexpectedly|terminating connection/i.test(e?.message ?? '');
 }
 
 export interface RetryOptions {

@@ -1,10 +1,8 @@
-// Shared by both Store backends: mapping database rows (snake_case, numbers
-// that may arrive as strings or bigints, booleans as 0/1) to the row types of
-// store.ts, and turning partial patches into SET clauses. Nothing here knows
-// which database it talks to; both dialects use `?` placeholders.
+// Mapping database rows (snake_case, numbers that may arrive as strings or
+// bigints, booleans as 0/1) to the row types of store.ts: value coercion only.
+// Nothing here knows which database it talks to, or builds SQL.
 import type {
   DeploymentRow,
-  AggregatePatch,
   AggregateState,
   ApplyKind,
   ApplyRow,
@@ -15,11 +13,9 @@ import type {
   PendingDelivery,
   PlanRow,
   StartApplyResult,
-  TaskPatch,
   TaskRow,
   TaskState,
 } from './store.js';
-import { TERMINAL_AGGREGATE_STATES } from './store.js';
 
 export type DbRow = Record<string, unknown>;
 
@@ -179,51 +175,6 @@ export async function refusedAsResult(fn: () => StartApplyResult | Promise<Start
 export function toCommentIds(v: unknown): number[] {
   const parsed = JSON.parse(str(v)) as unknown;
   return Array.isArray(parsed) ? parsed.map(num) : [];
-}
-
-export interface SetClause {
-  /** `col = ?` fragments, joined by the caller */
-  sets: string[];
-  params: unknown[];
-}
-
-/** SET clause of a task journal write: state and version always, the rest only when present in the patch. */
-export function taskPatchSet(patch: TaskPatch): SetClause {
-  const sets = ['state = ?', 'version = version + 1'];
-  const params: unknown[] = [patch.state];
-  optional(sets, params, 'error', patch.error);
-  optional(sets, params, 'result', patch.result);
-  optional(sets, params, 'started_at', patch.startedAt);
-  optional(sets, params, 'finished_at', patch.finishedAt);
-  return { sets, params };
-}
-
-/** SET clause of an apply state CAS: an apply that ends is no longer live (frees its environment's slot). */
-export function applyPatchSet(patch: AggregatePatch): SetClause {
-  const clause = aggregatePatchSet(patch);
-  if (TERMINAL_AGGREGATE_STATES.includes(patch.state)) clause.sets.push('live = NULL');
-  return clause;
-}
-
-/** SET clause of an operation/apply state CAS. */
-export function aggregatePatchSet(patch: AggregatePatch): SetClause {
-  const sets = ['state = ?', 'version = version + 1'];
-  const params: unknown[] = [patch.state];
-  optional(sets, params, 'started_at', patch.startedAt);
-  optional(sets, params, 'finished_at', patch.finishedAt);
-  optional(sets, params, 'error', patch.error);
-  return { sets, params };
-}
-
-function optional(sets: string[], params: unknown[], column: string, value: unknown): void {
-  if (value === undefined) return;
-  sets.push(`${column} = ?`);
-  params.push(value);
-}
-
-/** `?, ?, ?` for an IN list (callers never pass an empty list). */
-export function placeholders(n: number): string {
-  return Array.from({ length: n }, () => '?').join(', ');
 }
 
 export function chunks<T>(items: readonly T[], size: number): T[][] {

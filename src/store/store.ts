@@ -1,7 +1,8 @@
-// The Store: everything berth persists, behind one async interface with two
-// backends (embedded SQLite, MySQL/MariaDB) selected by DATABASE_URL.
+// The Store: everything berth persists, behind one async interface. One
+// implementation (kysely-store.ts) serves three databases — embedded SQLite,
+// MySQL/MariaDB and PostgreSQL — selected by DATABASE_URL (open.ts).
 //
-// Conventions shared by every method and both backends:
+// Conventions shared by every method and every database:
 // - ids are strings (crypto.randomUUID()), timestamps are epoch milliseconds;
 // - writes that race with other drivers are compare-and-set and say whether
 //   they won (boolean), they never silently overwrite;
@@ -279,8 +280,8 @@ export interface SecretRow {
 export type SecretInfo = Omit<SecretRow, 'nonce' | 'ciphertext'>;
 
 export interface Store {
-  /** 'sqlite' or 'mysql' */
-  readonly dialect: 'sqlite' | 'mysql';
+  /** which database: 'sqlite', 'mysql' (also MariaDB) or 'postgres' */
+  readonly dialect: 'sqlite' | 'mysql' | 'postgres';
 
   /** Readiness: resolves when the database answers, rejects otherwise. */
   ping(): Promise<void>;

@@ -1,7 +1,8 @@
-// Faults, against the real dockerd and MariaDB: processes killed mid-apply,
-// database connections killed mid-apply, Docker refusing operations, GitHub
-// failing its API calls, and a burst of webhooks. Each test asserts the end
-// state, not merely that nothing crashed, and records its figures.
+// Faults, against the real dockerd, MariaDB and PostgreSQL: processes killed
+// mid-apply, database connections killed mid-apply (on both servers), Docker
+// refusing operations, GitHub failing its API calls, and a burst of webhooks.
+// Each test asserts the end state, not merely that nothing crashed, and
+// records its figures.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -22,9 +23,9 @@ import { openStore } from '../../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../../src/store/store.js';
 import { crashStack } from '../helpers/crash-stack.js';
 import { docker, removeProject, watchCreates } from '../helpers/docker.js';
-import { MYSQL_URL } from '../helpers/env.js';
+import { MYSQL_URL, POSTGRES_URL } from '../helpers/env.js';
 import { commentOnPullEvent, pullRequestEvent, webhookHeaders } from '../helpers/fake-github.js';
-import { mysqlTestStore, sqliteTestStore } from '../helpers/stores.js';
+import { mysqlTestStore, postgresTestStore, sqliteTestStore } from '../helpers/stores.js';
 import { until } from '../helpers/wait.js';
 import type { TestStore } from '../helpers/stores.js';
 import { recordFigure, SECRET, sha, startApp } from './app-harness.js';
@@ -158,44 +159,72 @@ describe('faults', () => {
     }, 600_000);
   });
 
-  describe('the database connection killed mid-apply (MariaDB)', () => {
-    const PROJECT = 't-chaos-db';
-    const fixture = projectWithStore(PROJECT, mysqlTestStore);
-
-    it('the apply retries through it and finishes; what it reports matches Docker', async () => {
-      const ts = fixture();
-      const mysql = await import('mysql2/promise');
-      const admin = await mysql.createConnection({ uri: MYSQL_URL });
-      const db = new URL(ts.url).pathname.slice(1);
-      const desired = crashStack(PROJECT, 'db');
-      const store = await openStore(ts.url);
-      const { applyId } = await prepareApply(store, observer, { repo: 'acme/db', pr: 1, environment: 'db', kind: 'apply', actor: 'x', headSha: null, desired, targets: ['local'], onFailure: 'halt' });
-      const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
-      const run = executor.run(applyId);
-      let kills = 0;
-      // Kill every connection of the scratch database a few times while the apply runs.
-      for (let round = 0; round < 4; round++) {
-        await new Promise((r) => setTimeout(r, 400));
+  /** Kills every connection of the scratch database but the killer's own; how many it killed. */
+  type Killer = { kill(): Promise<number>; end(): Promise<void> };
+  const mariadbKiller = async (url: string): Promise<Killer> => {
+    const mysql = await import('mysql2/promise');
+    const admin = await mysql.createConnection({ uri: MYSQL_URL });
+    const db = new URL(url).pathname.slice(1);
+    return {
+      async kill() {
         const [rows] = await admin.query<import('mysql2').RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [db]);
-        for (const r of rows) {
-          await admin.query(`KILL CONNECTION ${Number(r.ID)}`).catch(() => {});
-          kills++;
+        for (const r of rows) await admin.query(`KILL CONNECTION ${Number(r.ID)}`).catch(() => {});
+        return rows.length;
+      },
+      end: () => admin.end(),
+    };
+  };
+  const postgresKiller = async (url: string): Promise<Killer> => {
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    const db = decodeURIComponent(new URL(url).pathname.slice(1));
+    return {
+      async kill() {
+        const { rows } = await admin.query('SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db]);
+        return rows.filter((r: { killed: boolean }) => r.killed).length;
+      },
+      end: () => admin.end(),
+    };
+  };
+
+  for (const [name, open, killer, label] of [
+    ['MariaDB', mysqlTestStore, mariadbKiller, ''],
+    ['PostgreSQL', postgresTestStore, postgresKiller, ' (PostgreSQL)'],
+  ] as const) {
+    describe(`the database connection killed mid-apply (${name})`, () => {
+      const PROJECT = 't-chaos-db';
+      const fixture = projectWithStore(PROJECT, open);
+
+      it('the apply retries through it and finishes; what it reports matches Docker', async () => {
+        const ts = fixture();
+        const admin = await killer(ts.url);
+        const desired = crashStack(PROJECT, 'db');
+        const store = await openStore(ts.url);
+        const { applyId } = await prepareApply(store, observer, { repo: 'acme/db', pr: 1, environment: 'db', kind: 'apply', actor: 'x', headSha: null, desired, targets: ['local'], onFailure: 'halt' });
+        const executor = new Executor({ store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 50 });
+        const run = executor.run(applyId);
+        let kills = 0;
+        // Kill every connection of the scratch database a few times while the apply runs.
+        for (let round = 0; round < 4; round++) {
+          await new Promise((r) => setTimeout(r, 400));
+          kills += await admin.kill();
         }
-      }
-      const state = await run;
-      await admin.end();
-      expect(kills).toBeGreaterThan(0);
-      const bad = (await ts.store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded').map((t) => `${t.kind} ${t.resource} ${t.state}: ${t.error}`);
-      expect({ state, bad }).toEqual({ state: 'completed', bad: [] });
-      const tasks = await ts.store.listTasksForApply(applyId);
-      expect(tasks.every((t) => t.state === 'succeeded')).toBe(true);
-      // Nothing reported that did not happen: every container the journal says was made is there and running.
-      const present = await docker.listContainers({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
-      expect(present.map((c) => c.Names[0]!.slice(1)).sort()).toEqual(desired.services.map((s) => `${PROJECT}-db-${s.spec.name}-1`).sort());
-      await store.close();
-      recordFigure({ section: 'faults: database connections killed mid-apply', injected: 1, survived: 1, connections_killed: kills });
-    }, 120_000);
-  });
+        const state = await run;
+        await admin.end();
+        expect(kills).toBeGreaterThan(0);
+        const bad = (await ts.store.listTasksForApply(applyId)).filter((t) => t.state !== 'succeeded').map((t) => `${t.kind} ${t.resource} ${t.state}: ${t.error}`);
+        expect({ state, bad }).toEqual({ state: 'completed', bad: [] });
+        const tasks = await ts.store.listTasksForApply(applyId);
+        expect(tasks.every((t) => t.state === 'succeeded')).toBe(true);
+        // Nothing reported that did not happen: every container the journal says was made is there and running.
+        const present = await docker.listContainers({ filters: { label: [`${LABEL.project}=${PROJECT}`] } });
+        expect(present.map((c) => c.Names[0]!.slice(1)).sort()).toEqual(desired.services.map((s) => `${PROJECT}-db-${s.spec.name}-1`).sort());
+        await store.close();
+        recordFigure({ section: `faults: database connections killed mid-apply${label}`, injected: 1, survived: 1, connections_killed: kills });
+      }, 120_000);
+    });
+  }
 
   describe('Docker refusing operations', () => {
     const PROJECT = 't-chaos-docker';

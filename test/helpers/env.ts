@@ -1,12 +1,13 @@
-// Which real services a test may use. On a laptop without Docker or MySQL the
-// tests that need them skip with a clear message; under CI=true a missing
-// service is a failure, never a skip.
+// Which real services a test may use. On a laptop without Docker, MySQL or
+// PostgreSQL the tests that need them skip with a clear message; under CI=true
+// a missing service is a failure, never a skip.
 import { existsSync } from 'node:fs';
 import { describe } from 'vitest';
 
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 export const DOCKER_SOCKET = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
 export const MYSQL_URL = process.env.BERTH_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test';
+export const POSTGRES_URL = process.env.BERTH_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export function dockerAvailable(): boolean {
   return existsSync(DOCKER_SOCKET);
@@ -27,6 +28,23 @@ export async function mysqlAvailable(): Promise<boolean> {
   return mysqlProbe;
 }
 
+let postgresProbe: boolean | undefined;
+export async function postgresAvailable(): Promise<boolean> {
+  if (postgresProbe !== undefined) return postgresProbe;
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    postgresProbe = true;
+  } catch {
+    postgresProbe = false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return postgresProbe;
+}
+
 function gated(what: string, available: boolean) {
   if (available) return describe;
   if (IN_CI) {
@@ -45,6 +63,9 @@ export const describeDocker = gated(`Docker engine at ${DOCKER_SOCKET}`, dockerA
 
 /** describe() for tests that need MariaDB/MySQL. Top-level await: the probe runs once per file. */
 export const describeMysql = gated(`MySQL at ${MYSQL_URL}`, await mysqlAvailable());
+
+/** describe() for tests that need PostgreSQL. Top-level await: the probe runs once per file. */
+export const describePostgres = gated(`PostgreSQL at ${POSTGRES_URL}`, await postgresAvailable());
 
 // ── remote engines (issue 12): what scripts/ci-services.sh starts ──────────
 export const CI_SERVICES_DIR = process.env.BERTH_CI_DIR ?? '/tmp/berth-ci';

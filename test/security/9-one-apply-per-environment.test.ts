@@ -1,7 +1,7 @@
 // Issue 10, item 9: at most one apply per environment, across replicas, the
-// CLI and processes. Two berth processes on one MariaDB database get the same
-// `/apply staging` at once (both held by a proxy until both passed their
-// in-flight check): one apply, one refusal. While it runs, the other replica's
+// CLI and processes. Two berth processes on one shared database (MariaDB, and
+// again PostgreSQL) get the same `/apply staging` at once (both held by a
+// proxy until both passed their in-flight check): one apply, one refusal. While it runs, the other replica's
 // `/unlock` cannot take the lock away, and another PR cannot apply. `berth
 // apply` takes the same lock (as cli:<user>@<host>) and gives it back. Two
 // processes driving applies on one target never interleave their Docker work.
@@ -17,10 +17,10 @@ import type { Replica } from '../helpers/app-process.js';
 import { appKeys, APP_ID, HoldingProxy, startReplica, until } from '../helpers/app-process.js';
 import { crashStack } from '../helpers/crash-stack.js';
 import { docker, removeProject } from '../helpers/docker.js';
-import { describeDocker, describeMysql } from '../helpers/env.js';
+import { describeDocker, describeMysql, describePostgres } from '../helpers/env.js';
 import type { FakeGitHub } from '../helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
-import { mysqlTestStore } from '../helpers/stores.js';
+import { mysqlTestStore, postgresTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
 const REPO = 'acme/race9';
@@ -38,8 +38,8 @@ function compose(n: number): string {
   return out.join('\n') + '\n';
 }
 
-describeDocker('security 9: one apply per environment', () => {
-  describeMysql('across replicas, the CLI and processes (MariaDB)', () => {
+function acrossReplicas(name: string, open: () => Promise<TestStore>, d: (name: string, fn: () => void) => void) {
+  d(`across replicas, the CLI and processes (${name})`, () => {
     let fake: FakeGitHub;
     let proxy: HoldingProxy;
     let ts: TestStore;
@@ -57,7 +57,7 @@ describeDocker('security 9: one apply per environment', () => {
       fake.setPull(REPO, 1, { headSha: HEAD1, author: 'alice', mergeable: true });
       fake.setPull(REPO, 2, { headSha: HEAD2, author: 'bob', mergeable: true });
       proxy = await new HoldingProxy(fake.url).start();
-      ts = await mysqlTestStore();
+      ts = await open();
       for (let i = 0; i < 2; i++) replicas.push(await startReplica({ databaseUrl: ts.url, githubUrl: proxy.url, env: { BERTH_TEST_RECOVER: '0' } }));
     }, 90_000);
 
@@ -181,4 +181,9 @@ describeDocker('security 9: one apply per environment', () => {
       expect(x.to <= y.from || y.to <= x.from).toBe(true);
     }, 180_000);
   });
+}
+
+describeDocker('security 9: one apply per environment', () => {
+  acrossReplicas('MariaDB', mysqlTestStore, describeMysql);
+  acrossReplicas('PostgreSQL', postgresTestStore, describePostgres);
 });

@@ -1,31 +1,23 @@
-// Versioned schema migrations, one entry per version with the SQL of both
-// dialects. Versions are applied in order at open and recorded in
-// `schema_migrations`; an applied version is never edited, only followed by
-// a new one.
-//
-// Concurrency: SQLite runs the whole migration inside BEGIN IMMEDIATE (DDL is
-// transactional there, and the write lock serialises processes). MySQL DDL
-// commits implicitly, so processes serialise on GET_LOCK (named after the
-// database) and every statement is re-runnable (IF NOT EXISTS, indexes inline;
-// an ALTER or CREATE INDEX answered "already exists" counts as done) so a
-// migration interrupted half-way completes on the next start.
-import type Database from 'better-sqlite3';
-import type { Pool, PoolConnection } from 'mysql2/promise';
+// The schema as berth's hand-written migrations made it before the store moved
+// to Kysely (src/store/migrations.ts at that time), kept verbatim as a fixture:
+// a database created by that code path must open and upgrade under the Kysely
+// migrator. `applyLegacy` runs versions 1..upTo the way the old code did and
+// records them in schema_migrations.
+import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
 
-export interface Migration {
+const MYSQL_TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+const IN_FLIGHT = "'pending', 'running', 'running_degraded', 'stopping'";
+
+interface Migration {
   version: number;
   name: string;
   sqlite: string[];
   mysql: string[];
 }
 
-const MYSQL_TABLE = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
-const IN_FLIGHT = "'pending', 'running', 'running_degraded', 'stopping'";
-/** A column or index that already exists: an earlier run of the same migration got that far (MySQL DDL is not transactional). */
-const ER_DUP_FIELDNAME = 1060;
-const ER_DUP_KEYNAME = 1061;
 
-export const MIGRATIONS: Migration[] = [
+export const LEGACY_MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'initial schema: applies, operations, tasks, locks, plans, deliveries, containers, comments, leases',
@@ -414,98 +406,33 @@ export const MIGRATIONS: Migration[] = [
   },
 ];
 
-export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
-function checkOrder(migrations: readonly Migration[]): void {
-  for (let i = 1; i < migrations.length; i++) {
-    if (migrations[i]!.version <= migrations[i - 1]!.version) {
-      throw new Error(`migrations out of order: ${migrations[i - 1]!.version} then ${migrations[i]!.version}`);
-    }
-  }
-}
-
-/** Applies pending migrations. Returns the versions it applied (empty when up to date). */
-export function migrateSqlite(
-  db: Database.Database,
-  now: () => number = Date.now,
-  migrations: readonly Migration[] = MIGRATIONS,
-): number[] {
-  checkOrder(migrations);
-  const applied: number[] = [];
-  // IMMEDIATE takes the write lock up front: a second process waits (busy_timeout)
-  // and then sees the versions the first one recorded.
-  const run = db.transaction(() => {
-    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INTEGER PRIMARY KEY,
-      name TEXT NOT NULL,
-      applied_at INTEGER NOT NULL
-    )`);
-    const done = new Set(
-      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => Number(r.version)),
-    );
-    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-    for (const m of migrations) {
-      if (done.has(m.version)) continue;
-      for (const sql of m.sqlite) db.exec(sql);
-      record.run(m.version, m.name, now());
-      applied.push(m.version);
-    }
-  });
-  run.immediate();
-  return applied;
-}
-
-/** GET_LOCK names are limited to 64 characters and are server-wide: scope them to the database. */
-export function mysqlMigrationLockName(database: string): string {
-  const name = `berth:migrate:${database}`;
-  return name.length <= 64 ? name : name.slice(0, 64);
-}
-
-export async function migrateMysql(
-  pool: Pool,
-  database: string,
-  now: () => number = Date.now,
-  migrations: readonly Migration[] = MIGRATIONS,
-  lockTimeoutSeconds = 60,
-): Promise<number[]> {
-  checkOrder(migrations);
-  const conn: PoolConnection = await pool.getConnection();
-  const lockName = mysqlMigrationLockName(database);
-  let locked = false;
-  try {
-    const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [lockName, lockTimeoutSeconds]);
-    locked = Number((rows as { got: number | null }[])[0]?.got) === 1;
-    if (!locked) throw new Error(`could not take the migration lock ${lockName} within ${lockTimeoutSeconds}s`);
-    await conn.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INT NOT NULL,
-      name VARCHAR(255) NOT NULL,
-      applied_at BIGINT NOT NULL,
-      PRIMARY KEY (version)
-    ) ${MYSQL_TABLE}`);
-    const [doneRows] = await conn.query('SELECT version FROM schema_migrations');
-    const done = new Set((doneRows as { version: number }[]).map((r) => Number(r.version)));
-    const applied: number[] = [];
-    for (const m of migrations) {
-      if (done.has(m.version)) continue;
-      for (const sql of m.mysql) {
-        try {
-          await conn.query(sql);
-        } catch (err) {
-          const n = (err as { errno?: number }).errno;
-          if (n !== ER_DUP_FIELDNAME && n !== ER_DUP_KEYNAME) throw err;
+/** Creates the old schema (versions 1..upTo) in the SQLite file or MySQL database at `url`, as the old code did. */
+export async function applyLegacy(url: string, upTo: number): Promise<void> {
+  const todo = LEGACY_MIGRATIONS.filter((m) => m.version <= upTo);
+  if (url.startsWith('sqlite:')) {
+    const db = new Database(url.slice('sqlite:'.length));
+    try {
+      db.transaction(() => {
+        db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+        for (const m of todo) {
+          for (const s of m.sqlite) db.exec(s);
+          db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, 1);
         }
-      }
-      // The unique version is a second guard should the lock ever be bypassed.
-      await conn.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [
-        m.version,
-        m.name,
-        now(),
-      ]);
-      applied.push(m.version);
+      })();
+    } finally {
+      db.close();
     }
-    return applied;
+    return;
+  }
+  const conn = await mysql.createConnection({ uri: url });
+  try {
+    await conn.query(`CREATE TABLE schema_migrations (version INT NOT NULL, name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL, PRIMARY KEY (version)) ${MYSQL_TABLE}`);
+    for (const m of todo) {
+      for (const s of m.mysql) await conn.query(s);
+      await conn.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, 1]);
+    }
   } finally {
-    if (locked) await conn.query('SELECT RELEASE_LOCK(?)', [lockName]).catch(() => undefined);
-    conn.release();
+    await conn.end();
   }
 }

@@ -1,0 +1,73 @@
+// What berth remembers per pull request: its plans, berth's comment on it, and
+// every head it has seen (with when it first saw each).
+import { randomUUID } from 'node:crypto';
+import { incoming, insertOrKeep, upsert, type Ctx } from '../dialect.js';
+import { num, str, toCommentIds, toPlan } from '../rows.js';
+import type { PlanInput, PlanRow } from '../store.js';
+
+export async function savePlan(ctx: Ctx, plan: PlanInput): Promise<PlanRow> {
+  const row: PlanRow = { ...plan, id: randomUUID(), createdAt: ctx.now() };
+  await ctx.db
+    .insertInto('plans')
+    .values({
+      id: row.id,
+      repo: row.repo,
+      pr: row.pr,
+      environment: row.environment,
+      head_sha: row.headSha,
+      fingerprint: row.fingerprint,
+      desired_digest: row.desiredDigest,
+      observed_digest: row.observedDigest,
+      plan_json: row.planJson,
+      rendered: row.rendered,
+      created_at: row.createdAt,
+    })
+    .execute();
+  return row;
+}
+
+export async function getPlan(ctx: Ctx, id: string): Promise<PlanRow | undefined> {
+  const r = await ctx.db.selectFrom('plans').selectAll().where('id', '=', id).executeTakeFirst();
+  return r && toPlan(r);
+}
+
+export async function latestPlan(ctx: Ctx, repo: string, pr: number | null, environment: string): Promise<PlanRow | undefined> {
+  const r = await ctx.db
+    .selectFrom('plans')
+    .selectAll()
+    .where('repo', '=', repo)
+    .where('pr', pr === null ? 'is' : '=', pr)
+    .where('environment', '=', environment)
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return r && toPlan(r);
+}
+
+export async function getPrComments(ctx: Ctx, repo: string, pr: number): Promise<number[]> {
+  const r = await ctx.db.selectFrom('comments').select('comment_ids').where('repo', '=', repo).where('pr', '=', pr).executeTakeFirst();
+  return r ? toCommentIds(r.comment_ids) : [];
+}
+
+export async function setPrComments(ctx: Ctx, repo: string, pr: number, commentIds: number[]): Promise<void> {
+  await upsert(ctx, 'comments', { repo, pr, comment_ids: JSON.stringify(commentIds), updated_at: ctx.now() }, ['repo', 'pr'], {
+    comment_ids: incoming(ctx.dialect, 'comment_ids'),
+    updated_at: incoming(ctx.dialect, 'updated_at'),
+  });
+}
+
+export async function prCommentsWrittenAt(ctx: Ctx, repo: string, pr: number): Promise<number | undefined> {
+  const r = await ctx.db.selectFrom('comments').select('updated_at').where('repo', '=', repo).where('pr', '=', pr).executeTakeFirst();
+  return r ? num(r.updated_at) : undefined;
+}
+
+export async function recordHead(ctx: Ctx, repo: string, pr: number, headSha: string): Promise<number> {
+  await insertOrKeep(ctx, 'pr_heads', { repo, pr, head_sha: headSha, seen_at: ctx.now() }, ['repo', 'pr', 'head_sha']);
+  const r = await ctx.db.selectFrom('pr_heads').select('seen_at').where('repo', '=', repo).where('pr', '=', pr).where('head_sha', '=', headSha).executeTakeFirstOrThrow();
+  return num(r.seen_at);
+}
+
+export async function listHeads(ctx: Ctx, repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
+  const rows = await ctx.db.selectFrom('pr_heads').select(['head_sha', 'seen_at']).where('repo', '=', repo).where('pr', '=', pr).orderBy('seen_at').orderBy('head_sha').execute();
+  return rows.map((r) => ({ headSha: str(r.head_sha), seenAt: num(r.seen_at) }));
+}
