@@ -1,7 +1,7 @@
 // parse_comment_*_ms: parseCommands() on comments at the sizes and shapes
 // that bound its cost. micromark is not linear on every input (nested lists,
 // unclosed inline constructs), so berth bounds what it parses
-// (src/comment-layout.ts); these figures show what the bounds cost:
+// (src/github/comment-layout.ts); these figures show what the bounds cost:
 // - parse_comment_64k_ms: a 65,536-character review comment (GitHub's limit)
 //   whose whole text must be parsed (a fence at the top), command at the end;
 // - parse_comment_1m_ms: 1 MiB of prose, then the command (berth's cap; the
@@ -11,8 +11,8 @@
 //   line of the same paragraph, unclosed HTML comments, link destinations and
 //   link ends at the inline limit, nested lists at the nesting limit;
 // - parse_comment_refused_1m_ms: a 1 MiB comment refused before parsing.
-import { MAX_COMMENT_CHARS, parseCommands } from '../src/commands.js';
-import { MAX_INLINE_COST, MAX_NESTED_CONTAINERS, MAX_PARSE_CHARS } from '../src/comment-layout.js';
+import { MAX_COMMENT_CHARS, parseCommands } from '../src/github/commands.js';
+import { MAX_INLINE_COST, MAX_NESTED_CONTAINERS, MAX_PARSE_CHARS } from '../src/github/comment-layout.js';
 import type { Figure } from './lib.js';
 import { figure, time } from './lib.js';
 

@@ -11,12 +11,12 @@
 // removed first).
 import { randomUUID } from 'node:crypto';
 import Dockerode from 'dockerode';
-import { desiredService } from '../src/desired.js';
-import { DockerEngine } from '../src/docker/engine.js';
-import type { DockerLister, TickResult } from '../src/drift.js';
-import { DriftReconciler } from '../src/drift.js';
-import type { ApplyPayload } from '../src/executor.js';
-import { LABEL, names } from '../src/model.js';
+import { desiredService } from '../src/model/desired.js';
+import { DockerEngine } from '../src/docker/docker-engine.js';
+import type { DockerLister, TickResult } from '../src/drift/drift.js';
+import { DriftReconciler } from '../src/drift/drift.js';
+import type { ApplyPayload } from '../src/apply/executor.js';
+import { LABEL, names } from '../src/model/model.js';
 import type { Store } from '../src/store/store.js';
 import { countingStore } from '../test/helpers/counting-store.js';
 import { spec, state } from '../test/helpers/specs.js';

@@ -22,7 +22,7 @@ import { createNodeMiddleware, Probot } from 'probot';
 import type { BerthServices } from '../src/index.js';
 import { berth } from '../src/index.js';
 import { openStore } from '../src/store/open.js';
-import { Targets } from '../src/targets.js';
+import { Targets } from '../src/docker/targets.js';
 import { FakeEngine } from '../test/helpers/fake-engine.js';
 import type { FakeGitHub } from '../test/helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from '../test/helpers/fake-github.js';

@@ -4,10 +4,10 @@
 // carries project `t-bench-…` and is removed afterwards, even on failure.
 import { randomBytes } from 'node:crypto';
 import Dockerode from 'dockerode';
-import { DockerEngine } from '../src/docker/engine.js';
+import { DockerEngine } from '../src/docker/docker-engine.js';
 import { berthFilters, observe } from '../src/docker/observe.js';
-import { desiredNetwork, desiredService } from '../src/desired.js';
-import { LABEL, names } from '../src/model.js';
+import { desiredNetwork, desiredService } from '../src/model/desired.js';
+import { LABEL, names } from '../src/model/model.js';
 import { net, spec } from '../test/helpers/specs.js';
 import type { Figure } from './lib.js';
 import { figure, pool, time } from './lib.js';

@@ -1,9 +1,9 @@
 // plan_2000_services_ms: reconcile() of 2,000 services against 2,000 observed
 // containers where 10% of the services changed (new image → recreate).
-import type { DesiredState, ObservedState } from '../src/model.js';
-import { planToString } from '../src/plan.js';
-import { reconcile } from '../src/reconcile.js';
-import { renderPlanMarkdown } from '../src/render.js';
+import type { DesiredState, ObservedState } from '../src/model/model.js';
+import { planToString } from '../src/plan/plan.js';
+import { reconcile } from '../src/plan/reconcile.js';
+import { renderPlanMarkdown } from '../src/plan/render.js';
 import { emptyObserved, simulate } from '../test/helpers/simulate.js';
 import { net, spec, state } from '../test/helpers/specs.js';
 import type { Figure } from './lib.js';

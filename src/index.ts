@@ -6,21 +6,21 @@
 // and every interval (apply/recovery-loop.ts).
 import type { ApplicationFunction } from 'probot';
 import { startRecoveryLoop } from './apply/recovery-loop.js';
-import type { DriftReconciler } from './drift.js';
-import type { Executor } from './executor.js';
+import type { DriftReconciler } from './drift/drift.js';
+import type { Executor } from './apply/executor.js';
 import { checkRunRoutes, onCheckRun } from './github/webhooks/check-run.js';
 import { deliveries } from './github/webhooks/delivery.js';
 import { issueCommentRoutes, onIssueComment } from './github/webhooks/issue-comment.js';
 import { onPullRequest, pullRequestRoutes } from './github/webhooks/pull-request.js';
 import { onPush, pushRoutes } from './github/webhooks/push.js';
-import type { Bot } from './bot.js';
-import type { Metrics } from './metrics.js';
-import type { ApplyRunner } from './runner.js';
+import type { Bot } from './github/bot.js';
+import type { Metrics } from './server/metrics.js';
+import type { ApplyRunner } from './apply/supervisor.js';
 import { healthz, metricsRoute, readyz } from './server/routes.js';
 import { onSignals } from './server/shutdown.js';
 import { createServices } from './services.js';
 import type { Store } from './store/store.js';
-import type { Targets } from './targets.js';
+import type { Targets } from './docker/targets.js';
 
 export interface BerthServices {
   store: Store;

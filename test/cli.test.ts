@@ -5,9 +5,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { main } from '../src/cli.js';
-import type { Io } from '../src/cli.js';
-import { LABEL } from '../src/model.js';
+import { main } from '../src/cli/main.js';
+import type { Io } from '../src/cli/main.js';
+import { LABEL } from '../src/model/model.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 
@@ -85,8 +85,8 @@ describeDocker('berth CLI', () => {
     expect(none.stdout).toContain('No applies to recover.');
     // An apply recorded but never driven (its process died before the first step).
     const { openStore } = await import('../src/store/open.js');
-    const { prepareApply } = await import('../src/apply.js');
-    const { loadEnvironment, readFromDir } = await import('../src/repo.js');
+    const { prepareApply } = await import('../src/apply/prepare-apply.js');
+    const { loadEnvironment, readFromDir } = await import('../src/config/load-environment.js');
     const { observe } = await import('../src/docker/observe.js');
     const store = await openStore(db);
     const loaded = await loadEnvironment(readFromDir(repo), 'production');

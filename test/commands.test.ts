@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Command, ParseResult } from '../src/commands.js';
-import { COMMAND_NAMES, MAX_COMMENT_CHARS, commandText, helpTable, parseCommands, renderInvalid } from '../src/commands.js';
+import type { Command, ParseResult } from '../src/github/commands.js';
+import { COMMAND_NAMES, MAX_COMMENT_CHARS, commandText, helpTable, parseCommands, renderInvalid } from '../src/github/commands.js';
 
 const ENVS = ['staging', 'production'] as const;
 

@@ -14,8 +14,8 @@ vi.mock('mdast-util-from-markdown', async (importOriginal) => {
   };
 });
 
-const { MAX_COMMENT_CHARS, parseCommands } = await import('../src/commands.js');
-const { MAX_INLINE_COST, MAX_NESTED_CONTAINERS, MAX_PARSE_CHARS } = await import('../src/comment-layout.js');
+const { MAX_COMMENT_CHARS, parseCommands } = await import('../src/github/commands.js');
+const { MAX_INLINE_COST, MAX_NESTED_CONTAINERS, MAX_PARSE_CHARS } = await import('../src/github/comment-layout.js');
 
 const ENVS = ['staging', 'production'] as const;
 const apply = { kind: 'command', command: { name: 'apply', env: 'staging' } };

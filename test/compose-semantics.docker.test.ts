@@ -6,9 +6,9 @@
 // dependant. Every object is labelled with this file's own project.
 import { expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
-import type { DesiredState } from '../src/model.js';
-import { LABEL } from '../src/model.js';
-import { planToString } from '../src/plan.js';
+import type { DesiredState } from '../src/model/model.js';
+import { LABEL } from '../src/model/model.js';
+import { planToString } from '../src/plan/plan.js';
 import { docker } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { realApplyHarness } from './helpers/real-apply.js';

@@ -7,10 +7,10 @@ import { loadCompose, type LoadComposeOptions } from '../src/compose/load.js';
 import { normalizeImage, parseDuration, splitCommand } from '../src/compose/normalize.js';
 import { DENY_ALL, type Policy } from '../src/compose/policy.js';
 import { ComposeError, ConfigError } from '../src/errors.js';
-import type { DesiredState, ServiceSpec } from '../src/model.js';
-import { desiredDigest } from '../src/reconcile.js';
+import type { DesiredState, ServiceSpec } from '../src/model/model.js';
+import { desiredDigest } from '../src/plan/reconcile.js';
 import { errorOf } from './helpers/errors.js';
-import { loadEnvironment, readFromDir } from '../src/repo.js';
+import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 
 const OPTS: LoadComposeOptions = { project: 'shop', environment: 'staging', variables: {} };
 

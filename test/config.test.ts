@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findEnvironment, parseConfig } from '../src/config.js';
+import { findEnvironment, parseConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/errors.js';
 
 function errorOf(text: string, file?: string): ConfigError {

@@ -9,12 +9,12 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/config/config.js';
 import { isBerthError } from '../src/errors.js';
-import { isEmpty, planToString } from '../src/plan.js';
-import { reconcile } from '../src/reconcile.js';
-import { renderPlanMarkdown } from '../src/render.js';
-import { loadEnvironment, readFromDir } from '../src/repo.js';
+import { isEmpty, planToString } from '../src/plan/plan.js';
+import { reconcile } from '../src/plan/reconcile.js';
+import { renderPlanMarkdown } from '../src/plan/render.js';
+import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 
 const CORPUS = resolve(import.meta.dirname, '../fixtures/corpus');

@@ -3,12 +3,12 @@
 // stream proves no container was created twice.
 import { spawn } from 'node:child_process';
 import { afterEach, beforeAll, expect, it } from 'vitest';
-import { planTargets } from '../src/apply.js';
-import { DockerEngine } from '../src/docker/engine.js';
+import { planTargets } from '../src/apply/prepare-apply.js';
+import { DockerEngine } from '../src/docker/docker-engine.js';
 import { observe } from '../src/docker/observe.js';
-import { Executor } from '../src/executor.js';
-import { Lanes } from '../src/lanes.js';
-import { LABEL } from '../src/model.js';
+import { Executor } from '../src/apply/executor.js';
+import { Lanes } from '../src/apply/lanes.js';
+import { LABEL } from '../src/model/model.js';
 import { openStore } from '../src/store/open.js';
 import { TERMINAL_TASK_STATES } from '../src/store/store.js';
 import { crashStack } from './helpers/crash-stack.js';

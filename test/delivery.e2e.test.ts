@@ -14,7 +14,7 @@ import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { berth } from '../src/index.js';
 import type { BerthServices } from '../src/index.js';
-import { Targets } from '../src/targets.js';
+import { Targets } from '../src/docker/targets.js';
 import { removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';

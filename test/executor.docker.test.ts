@@ -2,14 +2,14 @@
 // image bump recreates in order, healthcheck failure skips dependants, a
 // missing image fails with Docker's own message.
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import type { Observer } from '../src/apply.js';
-import { planTargets, prepareApply } from '../src/apply.js';
-import { DockerEngine } from '../src/docker/engine.js';
+import type { Observer } from '../src/apply/prepare-apply.js';
+import { planTargets, prepareApply } from '../src/apply/prepare-apply.js';
+import { DockerEngine } from '../src/docker/docker-engine.js';
 import { observe } from '../src/docker/observe.js';
-import { Executor } from '../src/executor.js';
-import { Lanes } from '../src/lanes.js';
-import type { DesiredState, ServiceSpec } from '../src/model.js';
-import { LABEL } from '../src/model.js';
+import { Executor } from '../src/apply/executor.js';
+import { Lanes } from '../src/apply/lanes.js';
+import type { DesiredState, ServiceSpec } from '../src/model/model.js';
+import { LABEL } from '../src/model/model.js';
 import type { TaskRow } from '../src/store/store.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';

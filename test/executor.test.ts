@@ -2,13 +2,13 @@
 // propagation, stop, halt/continue, lanes, recovery and CAS races. The same
 // paths against the real dockerd live in executor.docker.test.ts.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Observer } from '../src/apply.js';
-import { prepareApply, StalePlanError, planTargets, expectedOf } from '../src/apply.js';
-import { Executor } from '../src/executor.js';
-import type { OnFailure } from '../src/executor.js';
-import { Lanes } from '../src/lanes.js';
-import type { DesiredState, ObservedState } from '../src/model.js';
-import { LABEL } from '../src/model.js';
+import type { Observer } from '../src/apply/prepare-apply.js';
+import { prepareApply, StalePlanError, planTargets, expectedOf } from '../src/apply/prepare-apply.js';
+import { Executor } from '../src/apply/executor.js';
+import type { OnFailure } from '../src/apply/executor.js';
+import { Lanes } from '../src/apply/lanes.js';
+import type { DesiredState, ObservedState } from '../src/model/model.js';
+import { LABEL } from '../src/model/model.js';
 import type { Store, TaskRow } from '../src/store/store.js';
 import { FakeEngine } from './helpers/fake-engine.js';
 import type { FakeEngineOptions } from './helpers/fake-engine.js';

@@ -1,7 +1,7 @@
-// The command-freshness rule on its own (src/freshness.ts): what counts as
+// The command-freshness rule on its own (src/github/freshness.ts): what counts as
 // "after the command was written" when GitHub's created_at has whole seconds.
 import { describe, expect, it } from 'vitest';
-import { staleCommand } from '../src/freshness.js';
+import { staleCommand } from '../src/github/freshness.js';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);

@@ -13,7 +13,7 @@ import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BerthServices } from '../src/index.js';
 import { berth } from '../src/index.js';
-import { Targets } from '../src/targets.js';
+import { Targets } from '../src/docker/targets.js';
 import { HoldingProxy } from './helpers/app-process.js';
 import { describeDocker } from './helpers/env.js';
 import { FakeEngine } from './helpers/fake-engine.js';

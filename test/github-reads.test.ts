@@ -1,7 +1,7 @@
-// readOnce: the reads of one event, each made once (src/github-reads.ts).
+// readOnce: the reads of one event, each made once (src/github/read-once.ts).
 import { describe, expect, it } from 'vitest';
-import type { GitHubPort, RepoRef } from '../src/github.js';
-import { readOnce } from '../src/github-reads.js';
+import type { GitHubPort, RepoRef } from '../src/github/github.js';
+import { readOnce } from '../src/github/read-once.js';
 
 const repo: RepoRef = { owner: 'acme', name: 'shop' };
 const other: RepoRef = { owner: 'acme', name: 'other' };

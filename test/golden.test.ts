@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadCompose } from '../src/compose/load.js';
-import type { ObservedState } from '../src/model.js';
-import { names } from '../src/model.js';
-import { isEmpty, planToString } from '../src/plan.js';
-import { reconcile } from '../src/reconcile.js';
+import type { ObservedState } from '../src/model/model.js';
+import { names } from '../src/model/model.js';
+import { isEmpty, planToString } from '../src/plan/plan.js';
+import { reconcile } from '../src/plan/reconcile.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 
 const DIR = resolve(import.meta.dirname, '../fixtures/plans');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MASK, Masker, isSecretKey, maskSpec } from '../src/mask.js';
+import { MASK, Masker, isSecretKey, maskSpec } from '../src/plan/mask.js';
 import { spec } from './helpers/specs.js';
 
 describe('isSecretKey', () => {

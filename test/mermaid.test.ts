@@ -4,9 +4,9 @@
 // to parse), with hostile names made inert and secrets masked.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
-import { applyGantt, MAX_FLOWCHART_NODES, planFlowchart } from '../src/mermaid.js';
-import type { GanttTask } from '../src/mermaid.js';
-import type { NodeKind, PlanNode } from '../src/plan.js';
+import { applyGantt, MAX_FLOWCHART_NODES, planFlowchart } from '../src/plan/mermaid.js';
+import type { GanttTask } from '../src/plan/mermaid.js';
+import type { NodeKind, PlanNode } from '../src/plan/plan.js';
 import { mermaidBlocks, validateMermaid } from './helpers/mermaid-subset.js';
 
 function golden(name: string, text: string) {

@@ -9,13 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DockerLister } from '../src/drift.js';
-import { DriftReconciler } from '../src/drift.js';
-import { LABEL } from '../src/model.js';
+import type { DockerLister } from '../src/drift/drift.js';
+import { DriftReconciler } from '../src/drift/drift.js';
+import { LABEL } from '../src/model/model.js';
 import type { BerthServices } from '../src/index.js';
 import { berth } from '../src/index.js';
-import { githubOutcome, instrumentOctokit, Metrics, metricsHandler } from '../src/metrics.js';
-import { Targets } from '../src/targets.js';
+import { githubOutcome, instrumentOctokit, Metrics, metricsHandler } from '../src/server/metrics.js';
+import { Targets } from '../src/docker/targets.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import { until } from './helpers/wait.js';
 

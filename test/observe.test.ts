@@ -3,8 +3,8 @@
 import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { normalizeImageRef, observe, parseConfigLabel } from '../src/docker/observe.js';
-import { EngineError } from '../src/engine.js';
-import { LABEL } from '../src/model.js';
+import { EngineError } from '../src/apply/engine.js';
+import { LABEL } from '../src/model/model.js';
 
 const P = 'shop';
 const E = 'staging';

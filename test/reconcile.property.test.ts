@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { DependsOnCondition, DesiredState, ObservedState, ServiceSpec } from '../src/model.js';
-import { planToString } from '../src/plan.js';
-import { reconcile } from '../src/reconcile.js';
+import type { DependsOnCondition, DesiredState, ObservedState, ServiceSpec } from '../src/model/model.js';
+import { planToString } from '../src/plan/plan.js';
+import { reconcile } from '../src/plan/reconcile.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 import { net, spec, state, vol } from './helpers/specs.js';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerEngine } from '../src/docker/engine.js';
+import { DockerEngine } from '../src/docker/docker-engine.js';
 import { credentialsFor, parseDockerConfig, registryOf } from '../src/docker/registry-auth.js';
 import { docker } from './helpers/docker.js';
 import { CI_REGISTRY, CI_SERVICES_DIR, describeRegistry } from './helpers/env.js';

@@ -4,9 +4,9 @@
 // apply completes.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { prepareApply } from '../src/apply.js';
+import { prepareApply } from '../src/apply/prepare-apply.js';
 import { observe } from '../src/docker/observe.js';
-import { LABEL } from '../src/model.js';
+import { LABEL } from '../src/model/model.js';
 import { crashStack } from './helpers/crash-stack.js';
 import { docker, removeProject, watchCreates } from './helpers/docker.js';
 import { describeDocker, describeMysql, describePostgres } from './helpers/env.js';

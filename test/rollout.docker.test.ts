@@ -5,12 +5,12 @@
 // /stop mid-rollout leaves every replica serving.
 import { afterEach, expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
-import { LABEL } from '../src/model.js';
-import type { DesiredState } from '../src/model.js';
-import { planTargets, prepareApply } from '../src/apply.js';
-import { DockerEngine } from '../src/docker/engine.js';
-import { Executor } from '../src/executor.js';
-import { Lanes } from '../src/lanes.js';
+import { LABEL } from '../src/model/model.js';
+import type { DesiredState } from '../src/model/model.js';
+import { planTargets, prepareApply } from '../src/apply/prepare-apply.js';
+import { DockerEngine } from '../src/docker/docker-engine.js';
+import { Executor } from '../src/apply/executor.js';
+import { Lanes } from '../src/apply/lanes.js';
 import { docker } from './helpers/docker.js';
 import { realObserver } from './helpers/real-apply.js';
 import { sqliteTestStore } from './helpers/stores.js';

@@ -3,10 +3,10 @@
 // config hash, and planned as batches (the golden plans 25-27 show the shapes).
 import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
-import type { DesiredState } from '../src/model.js';
-import { planToString } from '../src/plan.js';
-import { reconcile } from '../src/reconcile.js';
-import { renderPlanMarkdown } from '../src/render.js';
+import type { DesiredState } from '../src/model/model.js';
+import { planToString } from '../src/plan/plan.js';
+import { reconcile } from '../src/plan/reconcile.js';
+import { renderPlanMarkdown } from '../src/plan/render.js';
 import { errorOf } from './helpers/errors.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 

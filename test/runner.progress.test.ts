@@ -3,9 +3,9 @@
 // never land after the final update: the check would stay `in_progress`
 // forever. The chaos suite met this on a loaded machine.
 import { describe, expect, it } from 'vitest';
-import type { Executor } from '../src/executor.js';
-import type { CheckRunUpdate, GitHubPort } from '../src/github.js';
-import { ApplyRunner } from '../src/runner.js';
+import type { Executor } from '../src/apply/executor.js';
+import type { CheckRunUpdate, GitHubPort } from '../src/github/github.js';
+import { ApplyRunner } from '../src/apply/supervisor.js';
 import type { AggregateState, ApplyRow } from '../src/store/store.js';
 import { until } from './helpers/wait.js';
 

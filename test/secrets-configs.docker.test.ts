@@ -5,12 +5,12 @@
 // it; no secret value (nor its digest) appears in the plan text or Markdown;
 // a secret read from the repository is refused at its line.
 import { expect, it } from 'vitest';
-import { planTargets } from '../src/apply.js';
-import { sha256 } from '../src/hash.js';
-import { planToString } from '../src/plan.js';
-import { renderPlanMarkdown, renderPlanText } from '../src/render.js';
-import type { FileReader } from '../src/repo.js';
-import { loadEnvironment } from '../src/repo.js';
+import { planTargets } from '../src/apply/prepare-apply.js';
+import { sha256 } from '../src/model/hash.js';
+import { planToString } from '../src/plan/plan.js';
+import { renderPlanMarkdown, renderPlanText } from '../src/plan/render.js';
+import type { FileReader } from '../src/config/load-environment.js';
+import { loadEnvironment } from '../src/config/load-environment.js';
 import { docker } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { realApplyHarness, realObserver as observer } from './helpers/real-apply.js';

@@ -9,8 +9,8 @@
 // GitHub request, log line or database byte contains a value.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { main, type Io } from '../src/cli.js';
-import { LABEL } from '../src/model.js';
+import { main, type Io } from '../src/cli/main.js';
+import { LABEL } from '../src/model/model.js';
 import { Keyring } from '../src/secrets/keyring.js';
 import type { App } from './chaos/app-harness.js';
 import { docker, startApp } from './chaos/app-harness.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main, type Io } from '../src/cli.js';
+import { main, type Io } from '../src/cli/main.js';
 import { Keyring, SecretKeyError } from '../src/secrets/keyring.js';
 import { SecretVault } from '../src/secrets/vault.js';
 import type { SecretRow } from '../src/store/store.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BlockScanner, CONTINUED, DEFAULT_SPLIT_LIMIT, GITHUB_COMMENT_LIMIT, splitMarkdown } from '../src/split.js';
+import { BlockScanner, CONTINUED, DEFAULT_SPLIT_LIMIT, GITHUB_COMMENT_LIMIT, splitMarkdown } from '../src/github/split-comment.js';
 
 /** Open fences / details at the end of `text`. */
 function openBlocks(text: string): number {

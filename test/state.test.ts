@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { APPLY_TABLE, OPERATION_TABLE, decidingRow, deriveApplyState, deriveApplyWithSibling, deriveOperationState } from '../src/state.js';
+import { APPLY_TABLE, OPERATION_TABLE, decidingRow, deriveApplyState, deriveApplyWithSibling, deriveOperationState } from '../src/apply/derive-state.js';
 import type { AggregateState, TaskState } from '../src/store/store.js';
 import { AGGREGATE_STATES, TASK_STATES, TERMINAL_AGGREGATE_STATES } from '../src/store/store.js';
 

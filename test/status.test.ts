@@ -2,8 +2,8 @@
 // every change to the reply is reviewed as a diff.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
-import { parseCommands } from '../src/commands.js';
-import { renderStatus } from '../src/status.js';
+import { parseCommands } from '../src/github/commands.js';
+import { renderStatus } from '../src/github/status.js';
 import type { ApplyRow, TaskRow } from '../src/store/store.js';
 
 const T = Date.UTC(2026, 11, 2, 6, 0, 0);

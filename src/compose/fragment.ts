@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { DependsOnCondition, DeviceRequest, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model.js';
+import type { DependsOnCondition, DeviceRequest, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model/model.js';
 import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
@@ -27,7 +27,7 @@ import { parseJoin, parseVolumesFrom } from './joins.js';
 import { DotenvError, parseDotenv } from './dotenv.js';
 import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
 import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
-import { didYouMean } from './suggest.js';
+import { didYouMean } from '../text/suggest.js';
 import type { TaintedInput } from './taint.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
@@ -152,7 +152,7 @@ export interface NetworkFragment {
   dockerName?: At<string>;
   enableIpv6?: At<boolean>;
   driverOpts?: At<Record<string, string>>;
-  ipam?: At<import('../model.js').Ipam>;
+  ipam?: At<import('../model/model.js').Ipam>;
 }
 
 export interface VolumeFragment {
@@ -897,13 +897,13 @@ function stringMap(v: unknown, what: string): Record<string, string> {
   return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]!]));
 }
 
-function ipam(v: unknown): import('../model.js').Ipam {
+function ipam(v: unknown): import('../model/model.js').Ipam {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new FieldProblem('invalid_value', `ipam must be a mapping, not ${describeValue(v)}`);
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (!['driver', 'config', 'options'].includes(k)) throw new FieldProblem('unknown_key', `unknown key "${k}" in ipam`, 'known keys: driver, config, options', [k]);
   const config = (o.config === undefined || o.config === null ? [] : Array.isArray(o.config) ? o.config : [o.config]).map((c, i) => {
     if (!c || typeof c !== 'object' || Array.isArray(c)) throw new FieldProblem('invalid_value', 'ipam.config entries must be mappings', undefined, ['config', i]);
-    const pool: import('../model.js').IpamPool = {};
+    const pool: import('../model/model.js').IpamPool = {};
     for (const [k, val] of Object.entries(c as Record<string, unknown>)) {
       if (k === 'subnet') pool.subnet = scalarString(val, 'subnet');
       else if (k === 'ip_range') pool.ipRange = scalarString(val, 'ip_range');

@@ -6,8 +6,8 @@
 // is allowed only by name. One place parses, links and maps them so the
 // loader, the planner, the create options and the pre-create guard agree.
 import { ComposeError } from '../errors.js';
-import type { ServiceSpec } from '../model.js';
-import { names } from '../model.js';
+import type { ServiceSpec } from '../model/model.js';
+import { names } from '../model/model.js';
 import type { At, DependsFragment, ServiceFragment } from './fragment.js';
 import { FieldProblem } from './normalize.js';
 

@@ -2,10 +2,10 @@
 // checkout, or GitHub's contents API) and the variables (from the
 // environment's config, never the process environment).
 import { posix } from 'node:path';
-import { desiredNetwork, desiredService, desiredVolume } from '../desired.js';
-import { sha256 } from '../hash.js';
+import { desiredNetwork, desiredService, desiredVolume } from '../model/desired.js';
+import { sha256 } from '../model/hash.js';
 import { ComposeError } from '../errors.js';
-import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model.js';
+import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model/model.js';
 import { parseDotenv, DotenvError } from './dotenv.js';
 import { buildFragment, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
@@ -13,7 +13,7 @@ import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
-import { closest } from './suggest.js';
+import { closest } from '../text/suggest.js';
 import { writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';

@@ -4,7 +4,7 @@
 // understood throws a FieldProblem; the caller adds file, line and path.
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
-import type { Mount, PortBinding, Protocol } from '../model.js';
+import type { Mount, PortBinding, Protocol } from '../model/model.js';
 import type { PathSeg } from './yaml.js';
 
 export class FieldProblem extends Error {

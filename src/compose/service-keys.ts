@@ -4,7 +4,7 @@
 // merge it. The fragment builder and the merger both read this table, so a
 // key added here is parsed, merged and carried to the spec in one place.
 import { isIP } from 'node:net';
-import type { Logging, ServiceExtras, Ulimit } from '../model.js';
+import type { Logging, ServiceExtras, Ulimit } from '../model/model.js';
 import { asBool, describeValue, FieldProblem, mapOrList, parseDuration, scalarString, sortRecord } from './normalize.js';
 
 const fail = (code: string, problem: string, hint?: string, subpath: (string | number)[] = []): never => {

@@ -8,7 +8,7 @@
 // field as a mask; an error located at (or quoting) a tainted input is replaced
 // by one that quotes nothing.
 import { ComposeError } from '../errors.js';
-import { isSecretKey } from '../mask.js';
+import { isSecretKey } from '../plan/mask.js';
 import type { TaintedString } from './interpolate.js';
 
 /** A tainted string and where it is written. */

@@ -5,9 +5,9 @@
 // reported as warnings rather than guessed at; output is sorted so the same
 // host always reads the same.
 import type Dockerode from 'dockerode';
-import { call } from './engine.js';
-import type { ContainerState, DesiredState, ObserveOptions, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, ServiceSpec, UnmanagedNetwork, UnmanagedVolume } from '../model.js';
-import { dockerNameOf, LABEL } from '../model.js';
+import { call } from './docker-engine.js';
+import type { ContainerState, DesiredState, ObserveOptions, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, ServiceSpec, UnmanagedNetwork, UnmanagedVolume } from '../model/model.js';
+import { dockerNameOf, LABEL } from '../model/model.js';
 
 export interface ObserveResult {
   observed: ObservedState;

@@ -12,8 +12,8 @@
 import type Dockerode from 'dockerode';
 import { BerthError } from '../errors.js';
 import { parseDuration } from '../compose/normalize.js';
-import { desiredService } from '../desired.js';
-import type { DeclaredAt, DesiredService, DesiredState } from '../model.js';
+import { desiredService } from '../model/desired.js';
+import type { DeclaredAt, DesiredService, DesiredState } from '../model/model.js';
 import type { RegistryCredentials } from './registry-auth.js';
 import { normalizeImageRef } from './observe.js';
 import { registryOf } from './registry-auth.js';

@@ -6,7 +6,7 @@
 // nothing is decrypted here.
 import type { SecretSource } from '../compose/load.js';
 import { parseYaml, type PathSeg } from '../compose/yaml.js';
-import { CONFIG_PATH, type BerthConfig, type EnvironmentConfig } from '../config.js';
+import { CONFIG_PATH, type BerthConfig, type EnvironmentConfig } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 import { NO_KEY_HINT } from './keyring.js';
 import { placeholder } from './placeholder.js';

@@ -9,7 +9,7 @@
 //
 // Rows hold ciphertext only (keyring.ts); nothing here logs or returns a value
 // except `reveal`, to the executor.
-import { OUT } from '../outbound.js';
+import { OUT } from '../text/outbound.js';
 import type { SecretInfo, SecretRow, Store } from '../store/store.js';
 import { Keyring, noKeyError, SecretKeyError, type SecretAddress } from './keyring.js';
 

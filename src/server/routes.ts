@@ -1,7 +1,7 @@
 // The HTTP routes beside the webhook endpoint: /healthz (the process answers),
 // /readyz (the store and every target answer) and /metrics (Prometheus).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { metricsHandler } from '../metrics.js';
+import { metricsHandler } from './metrics.js';
 import type { Services } from '../services.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;

@@ -1,5 +1,5 @@
 // The queue webhook work runs on, detached from the webhook request.
-import { Lanes } from '../lanes.js';
+import { Lanes } from '../apply/lanes.js';
 
 /** Detached jobs, serialised per key (one PR's events in order), tracked for idle/drain. */
 export class Work {

@@ -8,14 +8,14 @@
 // flags and log it had. Runs last in the chaos suite (file order) because it
 // takes the engine away for a few seconds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Observer } from '../../src/apply.js';
-import { planTargets, prepareApply } from '../../src/apply.js';
-import { DockerEngine } from '../../src/docker/engine.js';
+import type { Observer } from '../../src/apply/prepare-apply.js';
+import { planTargets, prepareApply } from '../../src/apply/prepare-apply.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
 import { observe } from '../../src/docker/observe.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
-import { names } from '../../src/model.js';
-import type { PlanNode } from '../../src/plan.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
+import { names } from '../../src/model/model.js';
+import type { PlanNode } from '../../src/plan/plan.js';
 import { crashStack } from '../helpers/crash-stack.js';
 import { docker, removeProject } from '../helpers/docker.js';
 import type { Relaunch } from '../helpers/dockerd.js';

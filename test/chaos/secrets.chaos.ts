@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/main.js';
 import { describeDocker } from '../helpers/env.js';
 import type { App } from './app-harness.js';
 import { docker, recordFigure, startApp } from './app-harness.js';

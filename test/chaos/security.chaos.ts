@@ -9,8 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
-import { LABEL } from '../../src/model.js';
+import { main } from '../../src/cli/main.js';
+import { LABEL } from '../../src/model/model.js';
 import type { Replica } from '../helpers/app-process.js';
 import { appKeys, APP_ID, HoldingProxy, startReplica, until } from '../helpers/app-process.js';
 import { berthYml } from '../helpers/berth-yml.js';

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { berth } from '../../src/index.js';
 import type { BerthServices } from '../../src/index.js';
-import { Targets } from '../../src/targets.js';
+import { Targets } from '../../src/docker/targets.js';
 
 const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
 const probot = new Probot({

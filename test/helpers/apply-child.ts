@@ -1,11 +1,11 @@
 // A separate process that starts and drives an apply, for the crash-recovery
 // test to SIGKILL at an arbitrary point. argv: <database url> <project> <environment> [lease ttl ms, default 1000]
 import Dockerode from 'dockerode';
-import { prepareApply } from '../../src/apply.js';
-import { DockerEngine } from '../../src/docker/engine.js';
+import { prepareApply } from '../../src/apply/prepare-apply.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
 import { observe } from '../../src/docker/observe.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
 import { openStore } from '../../src/store/open.js';
 import { crashStack } from './crash-stack.js';
 

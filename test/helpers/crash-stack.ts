@@ -1,6 +1,6 @@
 // The stack the crash-recovery test applies: long enough (healthchecks in a
 // chain, limited parallelism) that a kill lands in the middle.
-import type { DesiredState, ServiceSpec } from '../../src/model.js';
+import type { DesiredState, ServiceSpec } from '../../src/model/model.js';
 import { spec, state } from './specs.js';
 
 export function crashStack(project: string, environment: string): DesiredState {

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll } from 'vitest';
-import { LABEL } from '../../src/model.js';
+import { LABEL } from '../../src/model/model.js';
 import { DOCKER_SOCKET } from './env.js';
 import { sqliteTestStore } from './stores.js';
 import type { TestStore } from './stores.js';

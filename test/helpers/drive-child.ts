@@ -4,9 +4,9 @@
 // prints "driven <state>" when it drove it, "not-driven <state>" when another
 // process held the apply.
 import Dockerode from 'dockerode';
-import { DockerEngine } from '../../src/docker/engine.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
 import { openStore } from '../../src/store/open.js';
 
 const [url, applyId] = process.argv.slice(2);

@@ -2,10 +2,10 @@
 // and volumes like the engine would, records every call with start/end times
 // (for parallelism assertions and the critical-path bench) and can be told to
 // fail or slow down particular calls.
-import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../../src/engine.js';
-import { EngineError } from '../../src/engine.js';
-import { LABEL } from '../../src/model.js';
-import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model.js';
+import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../../src/apply/engine.js';
+import { EngineError } from '../../src/apply/engine.js';
+import { LABEL } from '../../src/model/model.js';
+import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model/model.js';
 
 export interface CallRecord {
   method: string;

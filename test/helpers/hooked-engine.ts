@@ -2,7 +2,7 @@
 // or after a given call (`method subject`, the string arguments joined by a
 // space) it may throw (a fault), request a stop, or never return (a process
 // frozen there for a SIGKILL). Probes pass through untouched.
-import type { Engine } from '../../src/engine.js';
+import type { Engine } from '../../src/apply/engine.js';
 
 export type Hook = (call: string) => void | Promise<void>;
 

@@ -1,4 +1,4 @@
-// A strict validator for the Mermaid berth emits (src/mermaid.ts), used
+// A strict validator for the Mermaid berth emits (src/plan/mermaid.ts), used
 // because the `mermaid` package cannot parse in Node without a browser DOM
 // (it needs DOMPurify and a window) and is not a dependency. This is the
 // grammar of exactly the subset berth writes — a `flowchart TD` of quoted

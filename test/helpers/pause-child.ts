@@ -6,13 +6,13 @@
 // argv: <database url> <desired-state json file> <pattern> [<policy json file>]
 import { readFileSync } from 'node:fs';
 import Dockerode from 'dockerode';
-import { prepareApply } from '../../src/apply.js';
-import { DockerEngine } from '../../src/docker/engine.js';
+import { prepareApply } from '../../src/apply/prepare-apply.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
 import { observe } from '../../src/docker/observe.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
 import type { Policy } from '../../src/compose/policy.js';
-import type { DesiredState } from '../../src/model.js';
+import type { DesiredState } from '../../src/model/model.js';
 import { openStore } from '../../src/store/open.js';
 import { hookedEngine } from './hooked-engine.js';
 

@@ -2,13 +2,13 @@
 // path (observe with name look-ups → prepareApply → executor), with a fresh
 // SQLite store per test and the project's Docker objects removed around each.
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import type { Observer } from '../../src/apply.js';
-import { planTargets, prepareApply } from '../../src/apply.js';
-import { DockerEngine } from '../../src/docker/engine.js';
+import type { Observer } from '../../src/apply/prepare-apply.js';
+import { planTargets, prepareApply } from '../../src/apply/prepare-apply.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
 import { observe } from '../../src/docker/observe.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
-import type { DesiredState } from '../../src/model.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
+import type { DesiredState } from '../../src/model/model.js';
 import { docker, removeProject } from './docker.js';
 import { sqliteTestStore, type TestStore } from './stores.js';
 

@@ -1,8 +1,8 @@
 // Applies a plan to an observed state the way Docker would, without Docker:
 // the "observedAfterApplying" of the convergence property and of golden inputs.
-import type { ObservedContainer, ObservedState } from '../../src/model.js';
-import { names } from '../../src/model.js';
-import type { Plan } from '../../src/plan.js';
+import type { ObservedContainer, ObservedState } from '../../src/model/model.js';
+import { names } from '../../src/model/model.js';
+import type { Plan } from '../../src/plan/plan.js';
 
 export function emptyObserved(project: string, environment: string): ObservedState {
   return { project, environment, containers: [], networks: [], volumes: [] };

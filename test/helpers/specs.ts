@@ -1,6 +1,6 @@
 // Hand-built desired states for planner tests that do not go through the compose loader.
-import { desiredNetwork, desiredService, desiredVolume } from '../../src/desired.js';
-import type { DesiredState, NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model.js';
+import { desiredNetwork, desiredService, desiredVolume } from '../../src/model/desired.js';
+import type { DesiredState, NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model/model.js';
 
 export function spec(name: string, over: Partial<ServiceSpec> = {}): ServiceSpec {
   return {

@@ -10,9 +10,9 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
-import type { Io } from '../../src/cli.js';
-import { LABEL } from '../../src/model.js';
+import { main } from '../../src/cli/main.js';
+import type { Io } from '../../src/cli/main.js';
+import { LABEL } from '../../src/model/model.js';
 import type { App } from '../chaos/app-harness.js';
 import { startApp } from '../chaos/app-harness.js';
 import { docker, removeProject } from '../helpers/docker.js';

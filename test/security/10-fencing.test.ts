@@ -5,11 +5,11 @@
 // A's lease lapsed and completes it, every container created once; and A's
 // journal writes, fenced by its old lease token, are refused by the store.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { prepareApply } from '../../src/apply.js';
-import type { Engine } from '../../src/engine.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
-import type { ObservedState } from '../../src/model.js';
+import { prepareApply } from '../../src/apply/prepare-apply.js';
+import type { Engine } from '../../src/apply/engine.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
+import type { ObservedState } from '../../src/model/model.js';
 import { openStore } from '../../src/store/open.js';
 import type { Store } from '../../src/store/store.js';
 import { until } from '../helpers/app-process.js';

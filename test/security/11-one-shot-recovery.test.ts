@@ -6,12 +6,12 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { prepareApply } from '../../src/apply.js';
-import { DockerEngine } from '../../src/docker/engine.js';
+import { prepareApply } from '../../src/apply/prepare-apply.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
 import { observe } from '../../src/docker/observe.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
-import { LABEL, names } from '../../src/model.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
+import { LABEL, names } from '../../src/model/model.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
 import { docker, projectWithStore } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';

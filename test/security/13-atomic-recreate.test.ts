@@ -4,17 +4,17 @@
 // container with its name and labels (the new one if the group finished, the
 // old one restored otherwise), and the next apply converges.
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import type { Observer } from '../../src/apply.js';
-import { planTargets, prepareApply } from '../../src/apply.js';
-import { DockerEngine } from '../../src/docker/engine.js';
+import type { Observer } from '../../src/apply/prepare-apply.js';
+import { planTargets, prepareApply } from '../../src/apply/prepare-apply.js';
+import { DockerEngine } from '../../src/docker/docker-engine.js';
 import { observe } from '../../src/docker/observe.js';
-import { EngineError } from '../../src/engine.js';
-import type { Engine } from '../../src/engine.js';
-import { Executor } from '../../src/executor.js';
-import { Lanes } from '../../src/lanes.js';
-import type { DesiredState } from '../../src/model.js';
-import { LABEL, names } from '../../src/model.js';
-import type { PlanNode } from '../../src/plan.js';
+import { EngineError } from '../../src/apply/engine.js';
+import type { Engine } from '../../src/apply/engine.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
+import type { DesiredState } from '../../src/model/model.js';
+import { LABEL, names } from '../../src/model/model.js';
+import type { PlanNode } from '../../src/plan/plan.js';
 import { crashAt, recoverAfterCrash } from '../helpers/crash-at.js';
 import { docker, projectWithStore, removeProject } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';

@@ -6,7 +6,7 @@
 // filters by it. Through the app, two repositories, one target.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { observe } from '../../src/docker/observe.js';
-import { LABEL } from '../../src/model.js';
+import { LABEL } from '../../src/model/model.js';
 import type { App } from '../chaos/app-harness.js';
 import { docker, sha, startApp } from '../chaos/app-harness.js';
 import { commentOnPullEvent, pullRequestEvent } from '../helpers/fake-github.js';

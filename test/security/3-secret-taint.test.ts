@@ -17,10 +17,10 @@ import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../../src/compose/load.js';
 import type { Policy } from '../../src/compose/policy.js';
 import { isBerthError } from '../../src/errors.js';
-import { secretVariableValues } from '../../src/mask.js';
-import { msg } from '../../src/messages.js';
-import { reconcile } from '../../src/reconcile.js';
-import { planToJson, renderPlanMarkdown, renderPlanText } from '../../src/render.js';
+import { secretVariableValues } from '../../src/plan/mask.js';
+import { msg } from '../../src/github/messages.js';
+import { reconcile } from '../../src/plan/reconcile.js';
+import { planToJson, renderPlanMarkdown, renderPlanText } from '../../src/plan/render.js';
 import { emptyObserved, simulate } from '../helpers/simulate.js';
 
 const MARKERS = [...'秘密鍵錠隠暗号盗'];

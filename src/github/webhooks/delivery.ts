@@ -3,13 +3,13 @@
 // queue, detached from the webhook request so GitHub gets its answer at once.
 // A failure is logged and reported on the PR, never fatal.
 import type { Context } from 'probot';
-import type { GitHubPort, RepoRef } from '../../github.js';
-import { parseRepo } from '../../github.js';
-import { OctokitGitHub } from '../../github-octokit.js';
-import { readOnce } from '../../github-reads.js';
-import { msg } from '../../messages.js';
-import { maskedGitHub } from '../../outbound.js';
-import { instrumentOctokit } from '../../metrics.js';
+import type { GitHubPort, RepoRef } from '../github.js';
+import { parseRepo } from '../github.js';
+import { OctokitGitHub } from '../octokit-github.js';
+import { readOnce } from '../read-once.js';
+import { msg } from '../messages.js';
+import { maskedGitHub } from '../../text/outbound.js';
+import { instrumentOctokit } from '../../server/metrics.js';
 import type { Services } from '../../services.js';
 
 /** What a delivery asks of berth: the PR it belongs to (its queue) and the work. */

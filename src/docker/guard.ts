@@ -5,10 +5,10 @@
 // followed the way Docker would follow it) and `container:`/`service:` joins
 // are looked at as they are now (a joined container on the host network gives
 // host network). What escapes is refused before anything is created.
-import { specJoins, dockerJoin, type LocatedJoin } from './compose/joins.js';
-import { allowedDirOf, allowedDirs, exposesDockerSocket, within, type Policy } from './compose/policy.js';
-import type { ContainerProbe, Engine } from './engine.js';
-import { LABEL, type ServiceSpec } from './model.js';
+import { specJoins, dockerJoin, type LocatedJoin } from '../compose/joins.js';
+import { allowedDirOf, allowedDirs, exposesDockerSocket, within, type Policy } from '../compose/policy.js';
+import type { ContainerProbe, Engine } from '../apply/engine.js';
+import { LABEL, type ServiceSpec } from '../model/model.js';
 
 /** A refusal by the guard: the task fails with this message and nothing is created. */
 export class GuardRefusal extends Error {

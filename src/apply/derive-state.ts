@@ -2,8 +2,8 @@
 // operation, operations → apply. Each derivation is a precedence table read
 // top to bottom; the first row whose condition holds decides. The tables are
 // data so tests can walk every row and the README can quote them.
-import type { AggregateState, TaskState } from './store/store.js';
-import { TERMINAL_AGGREGATE_STATES } from './store/store.js';
+import type { AggregateState, TaskState } from '../store/store.js';
+import { TERMINAL_AGGREGATE_STATES } from '../store/store.js';
 
 /** What a row looks at: which states occur among the children, and whether a stop was asked for. */
 export interface Census<S extends string> {

@@ -4,14 +4,14 @@
 // the PR head).
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { loadCompose, NeedRepoFiles, type ComposeFile, type LoadComposeOptions, type SecretSource } from './compose/load.js';
-import { readComposeSources } from './compose/sources.js';
-import { formatPath, parseYaml, type PathSeg } from './compose/yaml.js';
+import { loadCompose, NeedRepoFiles, type ComposeFile, type LoadComposeOptions, type SecretSource } from '../compose/load.js';
+import { readComposeSources } from '../compose/sources.js';
+import { formatPath, parseYaml, type PathSeg } from '../compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
-import { ComposeError, ConfigError } from './errors.js';
-import { environmentSecretInputs, rememberConfigText } from './secrets/environment.js';
-import type { SecretHashes } from './secrets/vault.js';
-import type { DesiredState } from './model.js';
+import { ComposeError, ConfigError } from '../errors.js';
+import { environmentSecretInputs, rememberConfigText } from '../secrets/environment.js';
+import type { SecretHashes } from '../secrets/vault.js';
+import type { DesiredState } from '../model/model.js';
 
 /** Reads a repository-relative file; undefined when it does not exist. */
 export type FileReader = ((path: string) => Promise<string | undefined>) & {

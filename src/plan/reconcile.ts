@@ -2,9 +2,9 @@
 // sorted first, nodes are built with symbolic keys, then numbered in a
 // topological order whose ties break by build order, so the same intent
 // always yields the same text whatever order Docker listed things in.
-import { joinedServices } from './compose/joins.js';
-import { hashOf } from './hash.js';
-import { placeholdersIn, withoutHashes } from './secrets/placeholder.js';
+import { joinedServices } from '../compose/joins.js';
+import { hashOf } from '../model/hash.js';
+import { placeholdersIn, withoutHashes } from '../secrets/placeholder.js';
 import type {
   DesiredService,
   DesiredState,
@@ -12,10 +12,10 @@ import type {
   ObservedNetwork,
   ObservedState,
   ServiceSpec,
-} from './model.js';
-import { dockerNameOf, LABEL, names } from './model.js';
-import type { DeclaredAt, NetworkSpec, UnmanagedNetwork, UnmanagedVolume, VolumeSpec } from './model.js';
-import { ComposeError } from './errors.js';
+} from '../model/model.js';
+import { dockerNameOf, LABEL, names } from '../model/model.js';
+import type { DeclaredAt, NetworkSpec, UnmanagedNetwork, UnmanagedVolume, VolumeSpec } from '../model/model.js';
+import { ComposeError } from '../errors.js';
 import type { NodeKind, NodeTarget, Plan, PlanNode, ResourceChange } from './plan.js';
 
 interface Draft {

@@ -3,15 +3,15 @@
 // from users (names, YAML keys, Docker and compose messages) go through
 // escape.ts (inert prose, code spans or fences) so they cannot break the
 // comment or forge one.
-import { block, code, inert } from './escape.js';
-import type { BerthError } from './errors.js';
-import { isBerthError } from './errors.js';
-import type { AggregateState, LockRow } from './store/store.js';
+import { block, code, inert } from '../text/escape.js';
+import type { BerthError } from '../errors.js';
+import { isBerthError } from '../errors.js';
+import type { AggregateState, LockRow } from '../store/store.js';
 
 export const MARKER = '<!-- berth -->';
 
 // Author-controlled text goes through escape.ts, re-exported here for the message builders.
-export { block, code, inert } from './escape.js';
+export { block, code, inert } from '../text/escape.js';
 
 export const shortSha = (sha: string) => sha.slice(0, 7);
 

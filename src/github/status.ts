@@ -5,8 +5,8 @@
 // Every value that reaches the reply is a code span or a fixed word (no
 // mentions, no links but berth's own PR links).
 import { code, formatDuration, MARKER, prLink, shortSha } from './messages.js';
-import type { ApplyRow, LockRow, TaskRow } from './store/store.js';
-import { TERMINAL_TASK_STATES } from './store/store.js';
+import type { ApplyRow, LockRow, TaskRow } from '../store/store.js';
+import { TERMINAL_TASK_STATES } from '../store/store.js';
 
 export interface EnvironmentStatus {
   name: string;

@@ -1,7 +1,7 @@
 // The executor's view of a Docker host: one method per plan-node kind plus the
 // read-only probes crash recovery needs. Owned here so tests swap in a fake
 // engine without mocking dockerode.
-import type { NetworkSpec, ServiceSpec, VolumeSpec } from './model.js';
+import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model/model.js';
 
 export interface ContainerIdentity {
   project: string;

@@ -4,7 +4,7 @@
 // comment that holds exactly one such line. What a reader of the rendered
 // comment sees as code, a quote or hidden HTML is never a command: which lines
 // render as visible text is decided by a CommonMark/GFM parser
-// (src/comment-layout.ts); this file holds berth's own rules on top of it.
+// (src/github/comment-layout.ts); this file holds berth's own rules on top of it.
 //
 // Fail-safe by construction: anything that merely looks like a command (a
 // near-miss word, look-alike or invisible Unicode, trailing text, a command

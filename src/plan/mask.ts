@@ -3,9 +3,9 @@
 // (PASSWORD, SECRET, TOKEN, KEY, …) or the repository config lists the key;
 // secrets inside free text (command arguments, URLs, `KEY=value` pairs) are
 // masked too. Masking never reveals a value, not even its length.
-import type { SecretFields } from './compose/taint.js';
-import { isTaintedField } from './compose/taint.js';
-import type { DesiredState, ServiceSpec } from './model.js';
+import type { SecretFields } from '../compose/taint.js';
+import { isTaintedField } from '../compose/taint.js';
+import type { DesiredState, ServiceSpec } from '../model/model.js';
 
 export const MASK = '••••••';
 

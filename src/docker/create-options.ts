@@ -2,9 +2,9 @@
 // tested without an engine and the executor only moves data.
 import type Dockerode from 'dockerode';
 import { dockerJoin, dockerVolumesFrom } from '../compose/joins.js';
-import type { ContainerIdentity, CreateExtras } from '../engine.js';
-import { LABEL, names } from '../model.js';
-import type { Mount, ServiceSpec } from '../model.js';
+import type { ContainerIdentity, CreateExtras } from '../apply/engine.js';
+import { LABEL, names } from '../model/model.js';
+import type { Mount, ServiceSpec } from '../model/model.js';
 
 export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Record<string, string> {
   return {

@@ -1,19 +1,19 @@
 // The domain services behind the webhook handlers: plan a PR, run a comment
 // command, react to a PR closing. Handlers in index.ts only parse the event
 // and call these. GitHub, Docker and the store are reached through ports.
-import type { Observer, TargetPlan, ExpectedPlan } from './apply.js';
-import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from './apply.js';
-import type { ReconcileOptions } from './reconcile.js';
+import type { Observer, TargetPlan, ExpectedPlan } from '../apply/prepare-apply.js';
+import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from '../apply/prepare-apply.js';
+import type { ReconcileOptions } from '../plan/reconcile.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
-import { loadComposeReading } from './repo.js';
-import { environmentSecretInputs, rememberConfigText, secretKeysOf } from './secrets/environment.js';
-import type { SecretHashes } from './secrets/vault.js';
-import { readComposeSources } from './compose/sources.js';
-import type { BerthConfig, EnvironmentConfig } from './config.js';
-import { CONFIG_PATH, parseConfig } from './config.js';
-import { parseYaml } from './compose/yaml.js';
-import { ComposeError, ConfigError, isBerthError } from './errors.js';
+import { loadComposeReading } from '../config/load-environment.js';
+import { environmentSecretInputs, rememberConfigText, secretKeysOf } from '../secrets/environment.js';
+import type { SecretHashes } from '../secrets/vault.js';
+import { readComposeSources } from '../compose/sources.js';
+import type { BerthConfig, EnvironmentConfig } from '../config/config.js';
+import { CONFIG_PATH, parseConfig } from '../config/config.js';
+import { parseYaml } from '../compose/yaml.js';
+import { ComposeError, ConfigError, isBerthError } from '../errors.js';
 import { staleCommand } from './freshness.js';
 import type { CommandTimes } from './freshness.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
@@ -21,26 +21,26 @@ import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
 import { clip, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
-import type { DesiredState } from './model.js';
-import { isEmpty, planToString, summarize } from './plan.js';
+import type { DesiredState } from '../model/model.js';
+import { isEmpty, planToString, summarize } from '../plan/plan.js';
 import { deploymentSpec } from './deployments.js';
-import { desiredDigest } from './reconcile.js';
-import { desiredService } from './desired.js';
-import { parsePayload } from './executor.js';
-import { renderPlanMarkdown } from './render.js';
-import { Masker, secretVariableValues } from './mask.js';
-import { learnDesired, learnEnvironment, outText } from './outbound.js';
-import { planFlowchart } from './mermaid.js';
-import type { ApplyRunner, RunnerLogger } from './runner.js';
-import { checkName } from './runner.js';
-import { splitMarkdown } from './split.js';
-import { sanitizeLine } from './escape.js';
-import type { ApplyKind, Store } from './store/store.js';
-import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
+import { desiredDigest } from '../plan/reconcile.js';
+import { desiredService } from '../model/desired.js';
+import { parsePayload } from '../apply/executor.js';
+import { renderPlanMarkdown } from '../plan/render.js';
+import { Masker, secretVariableValues } from '../plan/mask.js';
+import { learnDesired, learnEnvironment, outText } from '../text/outbound.js';
+import { planFlowchart } from '../plan/mermaid.js';
+import type { ApplyRunner, RunnerLogger } from '../apply/supervisor.js';
+import { checkName } from '../apply/supervisor.js';
+import { splitMarkdown } from './split-comment.js';
+import { sanitizeLine } from '../text/escape.js';
+import type { ApplyKind, Store } from '../store/store.js';
+import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from '../store/store.js';
 import type { EnvironmentStatus } from './status.js';
 import { renderStatus, STATUS_RECENT } from './status.js';
-import type { Targets } from './targets.js';
-import { UnknownTargetError } from './targets.js';
+import type { Targets } from '../docker/targets.js';
+import { UnknownTargetError } from '../docker/targets.js';
 
 
 export interface BotOptions {

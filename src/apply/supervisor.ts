@@ -1,16 +1,16 @@
 // Runs applies detached from the webhook that asked for them, keeps track of
 // them for shutdown, and reports progress and outcome to GitHub. Reporting
 // failures are logged and never touch the apply itself.
-import { Deployments } from './deployments.js';
-import type { DeploymentSpec } from './deployments.js';
+import { Deployments } from '../github/deployments.js';
+import type { DeploymentSpec } from '../github/deployments.js';
 import type { Executor } from './executor.js';
-import type { CheckConclusion, GitHubPort } from './github.js';
-import { parseRepo } from './github.js';
-import { block, code, formatDuration, msg } from './messages.js';
-import { learnApply, outText } from './outbound.js';
-import { applyGantt } from './mermaid.js';
-import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from './store/store.js';
-import { TERMINAL_TASK_STATES } from './store/store.js';
+import type { CheckConclusion, GitHubPort } from '../github/github.js';
+import { parseRepo } from '../github/github.js';
+import { block, code, formatDuration, msg } from '../github/messages.js';
+import { learnApply, outText } from '../text/outbound.js';
+import { applyGantt } from '../plan/mermaid.js';
+import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from '../store/store.js';
+import { TERMINAL_TASK_STATES } from '../store/store.js';
 
 export interface RunnerLogger {
   info(obj: object, msg?: string): void;

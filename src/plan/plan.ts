@@ -1,6 +1,6 @@
 // The Plan DAG: what reconcile produces, what the renderer shows and what the
 // executor runs. Every node is exactly one Docker call.
-import type { DesiredState, FailureAction, ServiceSpec } from './model.js';
+import type { DesiredState, FailureAction, ServiceSpec } from '../model/model.js';
 
 export const NODE_KINDS = [
   'CreateNetwork',

@@ -5,8 +5,8 @@
 // the prom-client objects, so label names stay in one place.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { IndexedContainerState } from './store/store.js';
-import { INDEXED_CONTAINER_STATES } from './store/store.js';
+import type { IndexedContainerState } from '../store/store.js';
+import { INDEXED_CONTAINER_STATES } from '../store/store.js';
 
 export interface MetricsOptions {
   /** Node process metrics (CPU, memory, event loop lag); default true. */

@@ -5,10 +5,10 @@
 // values) is either inside a fenced block whose fence it cannot close, or
 // entity-escaped, so a service named `<img src=x>` renders as text. Secret
 // values never appear: see mask.ts.
-import { escapeMarkdown, sanitizeLine } from './escape.js';
+import { escapeMarkdown, sanitizeLine } from '../text/escape.js';
 import { MASK, Masker, secretContents } from './mask.js';
-import type { SecretFields } from './compose/taint.js';
-import type { Healthcheck, Mount, PortBinding, ServiceSpec } from './model.js';
+import type { SecretFields } from '../compose/taint.js';
+import type { Healthcheck, Mount, PortBinding, ServiceSpec } from '../model/model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { isEmpty, nodeLine, summarize } from './plan.js';
 
@@ -250,7 +250,7 @@ function changeDiff(c: ResourceChange, m: Masker): { lines: string[]; note?: str
 
 // ---------------------------------------------------------------- escaping
 
-export { escapeMarkdown, sanitizeLine } from './escape.js';
+export { escapeMarkdown, sanitizeLine } from '../text/escape.js';
 
 /** A user-controlled name as inline code (GitHub does not link mentions inside code). */
 const code = (s: string) => `<code>${escapeMarkdown(s)}</code>`;

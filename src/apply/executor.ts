@@ -4,24 +4,24 @@
 // apply states are derived from task rows and written compare-and-set.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { DENY_ALL, type Policy } from './compose/policy.js';
+import { DENY_ALL, type Policy } from '../compose/policy.js';
 import type { CreateExtras, Engine, EngineError } from './engine.js';
-import { guardContainer } from './guard.js';
-import { secretContents, type Masker } from './mask.js';
-import { maskerForSpecs } from './render.js';
-import { dockerNames, LABEL } from './model.js';
-import { endpointConfig } from './docker/spec.js';
-import type { DesiredState, FileMount } from './model.js';
-import type { PlanNode } from './plan.js';
+import { guardContainer } from '../docker/guard.js';
+import { secretContents, type Masker } from '../plan/mask.js';
+import { maskerForSpecs } from '../plan/render.js';
+import { dockerNames, LABEL } from '../model/model.js';
+import { endpointConfig } from '../docker/create-options.js';
+import type { DesiredState, FileMount } from '../model/model.js';
+import type { PlanNode } from '../plan/plan.js';
 import type { Lanes } from './lanes.js';
 import { HeldLease, LeaseLostError } from './lease.js';
-import { deriveApplyWithSibling, deriveOperationState } from './state.js';
-import { noKeyError } from './secrets/keyring.js';
-import { placeholdersIn, revealIn } from './secrets/placeholder.js';
-import type { SecretRevealer } from './secrets/vault.js';
-import type { AggregateState, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from './store/store.js';
-import { retryingStore } from './store/retry.js';
-import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from './store/store.js';
+import { deriveApplyWithSibling, deriveOperationState } from './derive-state.js';
+import { noKeyError } from '../secrets/keyring.js';
+import { placeholdersIn, revealIn } from '../secrets/placeholder.js';
+import type { SecretRevealer } from '../secrets/vault.js';
+import type { AggregateState, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from '../store/store.js';
+import { retryingStore } from '../store/retry.js';
+import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from '../store/store.js';
 
 export type OnFailure = 'halt' | 'continue';
 

@@ -12,12 +12,12 @@
 // store) ends the tick before any write, so a broken engine connection can
 // never flip live rows to `missing`.
 import type Dockerode from 'dockerode';
-import { parsePayload } from './executor.js';
-import type { Metrics } from './metrics.js';
-import { LABEL, names } from './model.js';
-import type { DesiredState } from './model.js';
-import type { ContainerRow, ContainerUpsert, IndexedContainerState, Store } from './store/store.js';
-import { INDEXED_CONTAINER_STATES, IN_FLIGHT_AGGREGATE_STATES } from './store/store.js';
+import { parsePayload } from '../apply/executor.js';
+import type { Metrics } from '../server/metrics.js';
+import { LABEL, names } from '../model/model.js';
+import type { DesiredState } from '../model/model.js';
+import type { ContainerRow, ContainerUpsert, IndexedContainerState, Store } from '../store/store.js';
+import { INDEXED_CONTAINER_STATES, IN_FLIGHT_AGGREGATE_STATES } from '../store/store.js';
 
 // ── configuration ─────────────────────────────────────────────────────────
 

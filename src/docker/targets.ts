@@ -10,11 +10,11 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import ssh2 from 'ssh2';
-import { BerthError } from './errors.js';
-import type { Engine } from './engine.js';
-import { DockerEngine } from './docker/engine.js';
-import type { RegistryCredentials } from './docker/registry-auth.js';
-import { credentialsFor } from './docker/registry-auth.js';
+import { BerthError } from '../errors.js';
+import type { Engine } from '../apply/engine.js';
+import { DockerEngine } from './docker-engine.js';
+import type { RegistryCredentials } from './registry-auth.js';
+import { credentialsFor } from './registry-auth.js';
 
 export const DEFAULT_TARGET = 'local';
 

@@ -2,16 +2,16 @@
 // moved since the plan the user approved (the stale-plan guard), then record
 // the apply with one operation per target and one task per plan node. The
 // executor runs it; this module never touches Docker except to observe.
-import type { Policy } from './compose/policy.js';
-import { BerthError } from './errors.js';
+import type { Policy } from '../compose/policy.js';
+import { BerthError } from '../errors.js';
 import type { ApplyPayload, OnFailure } from './executor.js';
-import { hashOf } from './hash.js';
-import { outText } from './outbound.js';
-import type { DesiredState, ObservedState, ObserveOptions } from './model.js';
-import type { Plan } from './plan.js';
-import { planToString } from './plan.js';
-import { reconcile, type ReconcileOptions } from './reconcile.js';
-import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from './store/store.js';
+import { hashOf } from '../model/hash.js';
+import { outText } from '../text/outbound.js';
+import type { DesiredState, ObservedState, ObserveOptions } from '../model/model.js';
+import type { Plan } from '../plan/plan.js';
+import { planToString } from '../plan/plan.js';
+import { reconcile, type ReconcileOptions } from '../plan/reconcile.js';
+import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from '../store/store.js';
 
 /**
  * Reads one target's observed state for a project/environment. `opts.repository`

@@ -9,11 +9,11 @@
 // reporter that ends the apply (in any process) can create it if the start
 // could not. This module must never affect an apply: every failure is logged
 // and retried by the caller's report loop, never thrown into the executor.
-import type { EnvironmentConfig } from './config.js';
+import type { EnvironmentConfig } from '../config/config.js';
 import type { DeploymentState, GitHubPort, RepoRef } from './github.js';
 import { parseRepo } from './github.js';
-import type { RunnerLogger } from './runner.js';
-import type { ApplyRow, Store } from './store/store.js';
+import type { RunnerLogger } from '../apply/supervisor.js';
+import type { ApplyRow, Store } from '../store/store.js';
 
 /** What berth asks GitHub to create for an apply; stored as JSON with the apply. */
 export interface DeploymentSpec {

@@ -4,7 +4,7 @@
 import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip } from './github.js';
-import { BerthError } from './errors.js';
+import { BerthError } from '../errors.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 

@@ -4,7 +4,7 @@
 // carries `fence` on its journal writes, so a driver that lost its lease (a
 // stalled process, a database blip, a takeover by another replica) neither
 // touches Docker nor overwrites its successor's journal.
-import type { Fence, Store } from './store/store.js';
+import type { Fence, Store } from '../store/store.js';
 
 export class LeaseLostError extends Error {
   constructor(readonly lease: string) {

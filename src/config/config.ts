@@ -28,9 +28,9 @@
 //     allow_container_namespaces: [monitoring-agent]   # containers a service may join (container:NAME)
 import { posix } from 'node:path';
 import { z } from 'zod';
-import { closest, didYouMean } from './compose/suggest.js';
-import { formatPath, parseYaml, YamlFailure, type PathSeg } from './compose/yaml.js';
-import { ConfigError, formatProblem } from './errors.js';
+import { closest, didYouMean } from '../text/suggest.js';
+import { formatPath, parseYaml, YamlFailure, type PathSeg } from '../compose/yaml.js';
+import { ConfigError, formatProblem } from '../errors.js';
 
 export const CONFIG_PATH = '.github/berth.yml';
 

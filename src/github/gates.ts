@@ -4,7 +4,7 @@
 import type { GitHubPort, PullRequest, RepoRef, Review } from './github.js';
 import { repoName } from './github.js';
 import { code, msg, shortSha } from './messages.js';
-import type { Store } from './store/store.js';
+import type { Store } from '../store/store.js';
 
 export type Gate = { ok: true } | { ok: false; message: string };
 const OK: Gate = { ok: true };

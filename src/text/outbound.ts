@@ -6,13 +6,13 @@
 // loaded compose files, from stored apply payloads. The channels are wrapped
 // where they are created (index.ts, cli.ts), so no caller can forget it, and
 // a value rotated since (the old secret in a stored plan) is still known.
-import type { SecretFields } from './compose/taint.js';
-import type { EnvironmentConfig } from './config.js';
-import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort } from './github.js';
-import { parsePayload } from './executor.js';
-import { Masker, secretContents, secretVariableValues } from './mask.js';
-import type { DesiredState } from './model.js';
-import { maskerForSpecs } from './render.js';
+import type { SecretFields } from '../compose/taint.js';
+import type { EnvironmentConfig } from '../config/config.js';
+import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort } from '../github/github.js';
+import { parsePayload } from '../apply/executor.js';
+import { Masker, secretContents, secretVariableValues } from '../plan/mask.js';
+import type { DesiredState } from '../model/model.js';
+import { maskerForSpecs } from '../plan/render.js';
 
 /** Every secret this process has seen. Learning only ever adds: masking more is the safe side. */
 export const OUT = new Masker();

@@ -2,12 +2,12 @@
 // error surfaces as an EngineError carrying the engine's own message.
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import type { ContainerIdentity, ContainerProbe, CreateExtras, Engine, HealthProbe } from '../engine.js';
-import { EngineError } from '../engine.js';
-import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model.js';
+import type { ContainerIdentity, ContainerProbe, CreateExtras, Engine, HealthProbe } from '../apply/engine.js';
+import { EngineError } from '../apply/engine.js';
+import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model/model.js';
 import { posix } from 'node:path';
 import { within } from '../compose/policy.js';
-import { containerCreateOptions } from './spec.js';
+import { containerCreateOptions } from './create-options.js';
 import type { RegistryCredentials } from './registry-auth.js';
 import { registryOf } from './registry-auth.js';
 import { tarOf } from './tar.js';

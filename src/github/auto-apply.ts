@@ -10,22 +10,22 @@
 // Pushes are coalesced: they are taken in the order they arrived, one at a
 // time per repository; a push that finds a newer one already received is not
 // applied but reported as skipped (its checks say which commit superseded it).
-import type { BerthConfig, EnvironmentConfig } from './config.js';
+import type { BerthConfig, EnvironmentConfig } from '../config/config.js';
 import { deploymentSpec } from './deployments.js';
-import { isBerthError } from './errors.js';
-import { ApplyRefusedError, prepareApply } from './apply.js';
-import type { Observer } from './apply.js';
+import { isBerthError } from '../errors.js';
+import { ApplyRefusedError, prepareApply } from '../apply/prepare-apply.js';
+import type { Observer } from '../apply/prepare-apply.js';
 import type { Bot } from './bot.js';
 import { authorise, requiresGate } from './gates.js';
 import type { CheckConclusion, GitHubPort, RepoRef } from './github.js';
 import { repoName } from './github.js';
-import { secretVariableValues } from './mask.js';
-import { secretKeysOf } from './secrets/environment.js';
+import { secretVariableValues } from '../plan/mask.js';
+import { secretKeysOf } from '../secrets/environment.js';
 import { code, errorMarkdown, MARKER, shortSha } from './messages.js';
-import { desiredDigest } from './reconcile.js';
-import type { ApplyRunner, RunnerLogger } from './runner.js';
-import { checkName } from './runner.js';
-import type { AggregateState, Store } from './store/store.js';
+import { desiredDigest } from '../plan/reconcile.js';
+import type { ApplyRunner, RunnerLogger } from '../apply/supervisor.js';
+import { checkName } from '../apply/supervisor.js';
+import type { AggregateState, Store } from '../store/store.js';
 
 export type AutoTrigger = 'merge' | 'push';
 
