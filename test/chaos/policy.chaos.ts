@@ -175,7 +175,9 @@ describeDocker('policy from the default branch, through the whole app', () => {
     it('berth read .github/berth.yml only from the default branch, never from a PR head', () => {
       const reads = app.fake.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/contents/.github/berth.yml'));
       expect(reads.length).toBeGreaterThan(CASES.length * 2);
-      expect(new Set(reads.map((r) => r.query.ref))).toEqual(new Set(['main']));
+      // No ref: GitHub's contents API reads the repository's default branch (one request, no repos.get
+      // first). Never a PR head's commit or branch.
+      expect(new Set(reads.map((r) => r.query.ref ?? '(default branch)'))).toEqual(new Set(['(default branch)']));
       expect(app.fake.violations).toEqual([]);
     });
   });
