@@ -14,7 +14,7 @@ import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
-import { writtenPlaceholderLine } from '../secrets/placeholder.js';
+import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
@@ -82,6 +82,7 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   const found: TaintedInput[] = [];
   try {
     const desired = loadTracked(files, opts, { secret, found });
+    refuseForgedPlaceholders(desired, opts.variables ?? {}, files[0]!.path);
     const secretFields = secretFieldsOf(found);
     return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
   } catch (e) {
@@ -89,6 +90,33 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
       .filter(([k]) => secret(k))
       .map(([, v]) => v);
     throw maskTaintedError(e, found, values);
+  }
+}
+
+/**
+ * Every placeholder in the loaded state must be one interpolation of a listed
+ * secret produced (same name, same hash). The lexical check above sees only
+ * text as written; YAML escapes (`"berth\\x2dsecret…"`) and interpolation
+ * defaults (`\${X:-berth-secret}.NAME.…`) assemble one it cannot see, which the
+ * executor would then try to decrypt.
+ */
+function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Record<string, string>>, file: string): void {
+  const listed = placeholdersIn(variables);
+  const forged = (v: unknown) => [...placeholdersIn(v)].find(([name, hash]) => listed.get(name) !== hash);
+  const places: [string, unknown][] = [
+    ...desired.services.map((s) => [`services.${s.spec.name}`, s.spec] as [string, unknown]),
+    ...desired.networks.map((n) => [`networks.${n.spec.name}`, n.spec] as [string, unknown]),
+    ...desired.volumes.map((v) => [`volumes.${v.spec.name}`, v.spec] as [string, unknown]),
+    ...Object.entries(desired.contents ?? {}).map(([k, c]) => [k.replace(':', 's.'), c] as [string, unknown]),
+  ];
+  for (const [path, v] of places) {
+    const bad = forged(v);
+    if (bad)
+      throw new ComposeError('reserved_text', `${path}: text of the form "berth-secret.${bad[0]}.…" is reserved for server-side secrets, and this one was not produced by a secret the environment lists`, {
+        file,
+        path,
+        hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml',
+      });
   }
 }
 
