@@ -112,7 +112,7 @@ function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Rec
   for (const [path, v] of places) {
     const bad = forged(v);
     if (bad)
-      throw new ComposeError('reserved_text', `${path}: text of the form "berth-secret.${bad[0]}.…" is reserved for server-side secrets, and this one was not produced by a secret the environment lists`, {
+      throw new ComposeError('reserved_text', `text of the form "berth-secret.${bad[0]}.…" is reserved for server-side secrets, and this one was not produced by a secret the environment lists`, {
         file,
         path,
         hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml',
