@@ -12,7 +12,7 @@ import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
-import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
+import { checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
@@ -199,6 +199,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
+    checkVolumeOptions(merged.volumes.values());
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
   const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
