@@ -203,7 +203,8 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
   const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
-  return notes.length ? { ...desired, notes } : desired;
+  const shared = opts.policy?.allow_shared_objects ?? [];
+  return { ...desired, ...(notes.length ? { notes } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
 }
 
 /** The `.env` next to the first compose file: interpolation defaults that berth.yml variables override. */

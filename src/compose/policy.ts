@@ -27,6 +27,8 @@ export interface Policy {
   allow_host_ipc?: boolean;
   /** `cgroup: host` (the host's cgroup namespace): denied unless true */
   allow_host_cgroupns?: boolean;
+  /** networks and volumes (Docker names) berth made for another project, environment or repository that `external: true` may name */
+  allow_shared_objects?: readonly string[];
 }
 
 export const DENY_ALL: Policy = {
