@@ -367,7 +367,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   /** labelled by berth for another project or environment (a `name:` two environments share) */
   /** or by another repository (same project and environment): adopting it would hand this repository another's data */
   const anothers = (labels: Record<string, string>) =>
-    (labels[LABEL.environment] !== undefined || labels[LABEL.project] !== undefined) &&
+    labels[LABEL.environment] !== undefined &&
     (labels[LABEL.project] !== project || labels[LABEL.environment] !== env || (desired.repository !== undefined && labels[LABEL.repository] !== undefined && labels[LABEL.repository] !== desired.repository));
   /** external objects of another's the policy shares by name (allow_shared_objects) */
   const shared = new Set(desired.sharedObjects ?? []);
