@@ -12,7 +12,7 @@ import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
-import { checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
+import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
@@ -200,6 +200,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
     checkVolumeOptions(merged.volumes.values());
+    checkNetworkReach(merged.networks.values(), opts.policy);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
   const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);

@@ -2,7 +2,7 @@
 // everything that reaches out of the container is denied unless allowed there.
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { ServiceFragment, VolumeFragment } from './fragment.js';
+import type { NetworkFragment, ServiceFragment, VolumeFragment } from './fragment.js';
 import { fragmentJoins, parseJoin } from './joins.js';
 import { resolveBindSource, type PathContext } from './normalize.js';
 import { isHardeningSecurityOpt, isNamespacedSysctl } from './service-keys.js';
@@ -174,5 +174,28 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
         ? 'mount the host path into the service as a bind mount (it must be under policy.bind_mount_allowlist), or remove driver_opts'
         : 'create the volume on the target (docker volume create …) and declare it external: true, or use type: tmpfs',
     });
+  }
+}
+
+/** Network drivers that give containers an address on a host interface's own network. */
+const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
+
+/**
+ * A declared network that puts containers on the host's own networks —
+ * macvlan/ipvlan (an address on the physical LAN, past the host's firewall and
+ * Docker's NAT) or a bridge attached to an existing host bridge
+ * (`com.docker.network.bridge.name`) — is host-network reach: refused unless
+ * policy.allow_host_network.
+ */
+export function checkNetworkReach(networks: Iterable<NetworkFragment>, policy: Policy): void {
+  if (policy.allow_host_network) return;
+  const hint = 'allow it with policy.allow_host_network: true in .github/berth.yml on the default branch, or remove it to use a private bridge network';
+  for (const n of networks) {
+    if (n.external?.v) continue;
+    if (n.driver && HOST_LINK_DRIVERS.has(n.driver.v))
+      throw new ComposeError('policy_denied', `network ${n.name}: driver ${n.driver.v} (an address on a host interface's network) is not allowed by the repository's policy`, { ...n.driver.at, hint });
+    const bridge = n.driverOpts?.v['com.docker.network.bridge.name'];
+    if (bridge !== undefined)
+      throw new ComposeError('policy_denied', `network ${n.name}: com.docker.network.bridge.name ${bridge} (attaching to a bridge on the host) is not allowed by the repository's policy`, { ...n.driverOpts!.at, hint });
   }
 }
