@@ -12,9 +12,9 @@ import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
-import { checkPolicy, enforceBindModes, type Policy } from './policy.js';
+import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
-import { writtenPlaceholderLine } from '../secrets/placeholder.js';
+import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
@@ -82,6 +82,7 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   const found: TaintedInput[] = [];
   try {
     const desired = loadTracked(files, opts, { secret, found });
+    refuseForgedPlaceholders(desired, opts.variables ?? {}, files[0]!.path);
     const secretFields = secretFieldsOf(found);
     return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
   } catch (e) {
@@ -89,6 +90,33 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
       .filter(([k]) => secret(k))
       .map(([, v]) => v);
     throw maskTaintedError(e, found, values);
+  }
+}
+
+/**
+ * Every placeholder in the loaded state must be one interpolation of a listed
+ * secret produced (same name, same hash). The lexical check above sees only
+ * text as written; YAML escapes (`"berth\\x2dsecret…"`) and interpolation
+ * defaults (`\${X:-berth-secret}.NAME.…`) assemble one it cannot see, which the
+ * executor would then try to decrypt.
+ */
+function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Record<string, string>>, file: string): void {
+  const listed = placeholdersIn(variables);
+  const forged = (v: unknown) => [...placeholdersIn(v)].find(([name, hash]) => listed.get(name) !== hash);
+  const places: [string, unknown][] = [
+    ...desired.services.map((s) => [`services.${s.spec.name}`, s.spec] as [string, unknown]),
+    ...desired.networks.map((n) => [`networks.${n.spec.name}`, n.spec] as [string, unknown]),
+    ...desired.volumes.map((v) => [`volumes.${v.spec.name}`, v.spec] as [string, unknown]),
+    ...Object.entries(desired.contents ?? {}).map(([k, c]) => [k.replace(':', 's.'), c] as [string, unknown]),
+  ];
+  for (const [path, v] of places) {
+    const bad = forged(v);
+    if (bad)
+      throw new ComposeError('reserved_text', `text of the form "berth-secret.${bad[0]}.…" is reserved for server-side secrets, and this one was not produced by a secret the environment lists`, {
+        file,
+        path,
+        hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml',
+      });
   }
 }
 
@@ -171,10 +199,13 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
+    checkVolumeOptions(merged.volumes.values());
+    checkNetworkReach(merged.networks.values(), opts.policy);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
   const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
-  return notes.length ? { ...desired, notes } : desired;
+  const shared = opts.policy?.allow_shared_objects ?? [];
+  return { ...desired, ...(notes.length ? { notes } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
 }
 
 /** The `.env` next to the first compose file: interpolation defaults that berth.yml variables override. */

@@ -2,7 +2,7 @@
 // everything that reaches out of the container is denied unless allowed there.
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { ServiceFragment } from './fragment.js';
+import type { NetworkFragment, ServiceFragment, VolumeFragment } from './fragment.js';
 import { fragmentJoins, parseJoin } from './joins.js';
 import { resolveBindSource, type PathContext } from './normalize.js';
 import { isHardeningSecurityOpt, isNamespacedSysctl } from './service-keys.js';
@@ -27,6 +27,8 @@ export interface Policy {
   allow_host_ipc?: boolean;
   /** `cgroup: host` (the host's cgroup namespace): denied unless true */
   allow_host_cgroupns?: boolean;
+  /** networks and volumes (Docker names) berth made for another project, environment or repository that `external: true` may name */
+  allow_shared_objects?: readonly string[];
 }
 
 export const DENY_ALL: Policy = {
@@ -147,5 +149,53 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
       if (!allowed.some((dir) => within(src, dir)))
         throw deny(`service ${s.name}: bind mount of ${shown}`, m.at, `add the path (or a parent) to policy.bind_mount_allowlist in .github/berth.yml on the default branch`);
     }
+  }
+}
+
+/**
+ * A `local` volume's driver_opts are mount(8) arguments: `o: bind` with a
+ * `device` makes the volume a bind mount of that host path (never resolved on
+ * the target nor forced read-only like a service's bind), and any type but
+ * tmpfs mounts a host block device or a remote share. No policy key allows
+ * either: a bind mount goes through bind_mount_allowlist, and a share or disk
+ * the operator wants is created on the target and declared `external: true`.
+ */
+export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
+  for (const v of volumes) {
+    const opts = v.driverOpts?.v;
+    if (!opts || (v.driver?.v ?? 'local') !== 'local') continue;
+    if (opts.type === undefined && opts.o === undefined && opts.device === undefined) continue;
+    const bind = (opts.o ?? '').split(',').some((o) => ['bind', 'rbind'].includes(o.trim()));
+    if (!bind && opts.type === 'tmpfs') continue;
+    const what = bind ? `a bind mount of the host path ${opts.device ?? '(none given)'}` : `a mount of ${opts.type === undefined ? 'an untyped device' : `type ${opts.type}`}${opts.device ? ` from ${opts.device}` : ''} (a host device or a remote share)`;
+    throw new ComposeError('policy_denied', `volume ${v.name}: driver_opts make it ${what}, which is not allowed by the repository's policy`, {
+      ...v.driverOpts!.at,
+      hint: bind
+        ? 'mount the host path into the service as a bind mount (it must be under policy.bind_mount_allowlist), or remove driver_opts'
+        : 'create the volume on the target (docker volume create …) and declare it external: true, or use type: tmpfs',
+    });
+  }
+}
+
+/** Network drivers that give containers an address on a host interface's own network. */
+const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
+
+/**
+ * A declared network that puts containers on the host's own networks —
+ * macvlan/ipvlan (an address on the physical LAN, past the host's firewall and
+ * Docker's NAT) or a bridge attached to an existing host bridge
+ * (`com.docker.network.bridge.name`) — is host-network reach: refused unless
+ * policy.allow_host_network.
+ */
+export function checkNetworkReach(networks: Iterable<NetworkFragment>, policy: Policy): void {
+  if (policy.allow_host_network) return;
+  const hint = 'allow it with policy.allow_host_network: true in .github/berth.yml on the default branch, or remove it to use a private bridge network';
+  for (const n of networks) {
+    if (n.external?.v) continue;
+    if (n.driver && HOST_LINK_DRIVERS.has(n.driver.v))
+      throw new ComposeError('policy_denied', `network ${n.name}: driver ${n.driver.v} (an address on a host interface's network) is not allowed by the repository's policy`, { ...n.driver.at, hint });
+    const bridge = n.driverOpts?.v['com.docker.network.bridge.name'];
+    if (bridge !== undefined)
+      throw new ComposeError('policy_denied', `network ${n.name}: com.docker.network.bridge.name ${bridge} (attaching to a bridge on the host) is not allowed by the repository's policy`, { ...n.driverOpts!.at, hint });
   }
 }

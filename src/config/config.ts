@@ -26,6 +26,7 @@
 //     allow_privileged: false
 //     bind_mount_allowlist: [/srv/shop, { path: /srv/uploads, writable: true }]  # read-only unless writable
 //     allow_container_namespaces: [monitoring-agent]   # containers a service may join (container:NAME)
+//     allow_shared_objects: [shop_production_backend]  # berth networks/volumes of another environment external: true may use
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { closest, didYouMean } from '../text/suggest.js';
@@ -71,6 +72,8 @@ export const PolicySchema = z.strictObject({
   allow_security_opt: z.boolean().default(false),
   allow_host_ipc: z.boolean().default(false),
   allow_host_cgroupns: z.boolean().default(false),
+  /** networks and volumes (by Docker name) that berth made for another project, environment or repository, which `external: true` may use */
+  allow_shared_objects: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a Docker network or volume name' })).default([]),
 });
 
 export const EnvironmentSchema = z.strictObject({

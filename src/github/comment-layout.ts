@@ -1,7 +1,9 @@
 // Which lines of a PR comment a reader sees as lines of text of their own.
 //
 // berth runs a command only from a line GitHub renders as visible text on its
-// own line: not inside code (fenced, indented or inline), HTML, a link
+// own line: not inside code (fenced, indented or inline), math (GitHub draws
+// `$$` blocks, `$$…$$` and `$…$` with MathJax: a line there is a formula, or
+// nothing at all with \phantom), HTML, a link
 // reference definition, a table, image alt text or a link title. Deciding that
 // is CommonMark's job, so the comment is parsed by micromark with the GFM
 // extensions (`mdast-util-from-markdown`) and the syntax tree, with its source
@@ -28,6 +30,8 @@ import type { Nodes, Root } from 'mdast';
 import { fromMarkdown } from 'mdast-util-from-markdown';
 import { gfmFromMarkdown } from 'mdast-util-gfm';
 import { gfm } from 'micromark-extension-gfm';
+import { math } from 'micromark-extension-math';
+import { mathFromMarkdown } from 'mdast-util-math';
 
 /** GitHub's limit for a comment body: a window this large covers any comment GitHub can send. */
 export const MAX_PARSE_CHARS = 65_536;
@@ -92,8 +96,8 @@ export function layoutOf(body: string, lines: readonly Line[], candidates: reado
       continue;
     }
     result.set(i, span.quoted ? 'lazy-quote' : 'visible');
-    // Only a code span, inline HTML, a link or an image, opened earlier in the same
-    // paragraph, can still hide the start of the line; none of them opens without ` < or [.
+    // Only a code span, math, inline HTML, a link or an image, opened earlier in the same
+    // paragraph, can still hide the start of the line; none of them opens without ` $ < or [.
     if (blocks.prose[span.prose]!.firstOpener < at) pending.push({ index: i, line: i - firstLine + 1, span });
   }
   if (!pending.length) return { readable: true, lines: result };
@@ -151,8 +155,8 @@ const FLOW_CONSTRUCTS = ['blockQuote', 'list', 'codeIndented', 'codeFenced', 'he
  * without source positions, and a literal autolink hides nothing.)
  */
 const BLOCKS = {
-  extensions: [gfm(), { disable: { null: [...TEXT_CONSTRUCTS, ...GFM_TEXT_CONSTRUCTS] } }],
-  mdastExtensions: gfmFromMarkdown().filter((e) => !e.transforms),
+  extensions: [gfm(), math(), { disable: { null: [...TEXT_CONSTRUCTS, ...GFM_TEXT_CONSTRUCTS, 'mathText'] } }],
+  mdastExtensions: [...gfmFromMarkdown().filter((e) => !e.transforms), mathFromMarkdown()],
 };
 /**
  * Paragraph text alone: no blocks but definitions, and only CommonMark's inline
@@ -160,15 +164,18 @@ const BLOCKS = {
  * autolinks that decide where they start). Emphasis is left out: it hides nothing
  * and its delimiter matching costs quadratic time on hostile input.
  */
-const INLINE = { extensions: [{ disable: { null: [...FLOW_CONSTRUCTS.filter((c) => c !== 'definition'), 'attention', 'characterReference'] } }] };
+const INLINE = {
+  extensions: [math(), { disable: { null: [...FLOW_CONSTRUCTS.filter((c) => c !== 'definition'), 'mathFlow', 'attention', 'characterReference'] } }],
+  mdastExtensions: [mathFromMarkdown()],
+};
 
 // ── the window ──────────────────────────────────────────────────────────────
 
 // Constructs that stay open across a blank line at the top level (fenced code,
-// HTML blocks of CommonMark types 1–5) or act on the whole document (link
+// math blocks, HTML blocks of CommonMark types 1–5) or act on the whole document (link
 // reference and footnote definitions). Before the first of them, a
 // non-indented line after a blank line starts with nothing open.
-const LONG_REACH = /```|~~~|<[!?]|<(?:pre|script|style|textarea)|\]:/i;
+const LONG_REACH = /```|~~~|\$\$|<[!?]|<(?:pre|script|style|textarea)|\]:/i;
 
 /** The latest line (index) at or before `first` where a parse can start with nothing open. */
 function windowStart(body: string, lines: readonly Line[], first: number): number {
@@ -232,13 +239,13 @@ interface Prose {
   /** its text as written (container markers and indentation removed): strings are hard breaks */
   parts: (TextSpan | string)[];
   length: number;
-  /** body offset of its first ` < or [ (what a code span, HTML, a link or an image opens with), or Infinity */
+  /** body offset of its first ` $ < or [ (what a code span, math, HTML, a link or an image opens with), or Infinity */
   firstOpener: number;
   /** how many `<!`, `<?` and `]` it holds: where micromark reads on to a closer, or back to a label start */
   scans: number;
 }
 
-const OPENER = /[`<[]/;
+const OPENER = /[`$<[]/;
 const SCAN = /<[!?]|\]/g;
 
 /** Every text node of a paragraph or heading, in document order, with its offsets in the body; and those paragraphs. */

@@ -324,6 +324,8 @@ export interface DesiredState {
    * mask, whatever parsing did to the value. Not part of any hash.
    */
   secretFields?: Record<string, string[]>;
+  /** Docker names of berth objects of another project, environment or repository that `external: true` may use (policy.allow_shared_objects; absent = none) */
+  sharedObjects?: string[];
   /** content of every config and secret a service uses, by `config:<name>` / `secret:<name>`; secret values are masked wherever shown */
   contents?: Record<string, string>;
 }

@@ -27,6 +27,9 @@ const MIN_REDACT_LENGTH = 4;
  * text that should never contain one (plan lines, reasons, names) can be
  * redacted afterwards as a second line of defence.
  */
+/** A server-side secret's placeholder (secrets/placeholder.ts), with its keyed hash prefix. */
+const PLACEHOLDER_RE = /berth-secret\.[A-Za-z_][A-Za-z0-9_]*\.[0-9a-f]{32}/g;
+
 export class Masker {
   private readonly extra: Set<string>;
   private readonly seen = new Set<string>();
@@ -150,8 +153,9 @@ export class Masker {
     return this.redact(this.inline(text));
   }
 
-  /** Replaces every remembered secret value that occurs in `text`. */
+  /** Replaces every remembered secret value that occurs in `text`, and every server-side secret's placeholder (its hash is never shown). */
   redact(text: string): string {
+    if (text.includes('berth-secret.')) text = text.replace(PLACEHOLDER_RE, MASK);
     if (!this.seen.size) return text;
     if (!this.pattern) {
       // Longest first, so a secret that contains another is replaced whole.

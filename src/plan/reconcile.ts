@@ -323,7 +323,7 @@ function volumeDiffs(want: VolumeSpec, have: UnmanagedVolume): string[] {
 
 /** An object named by `name:` that berth created for another project or environment: never shared, never adopted. */
 function nameOfAnother(kind: 'network' | 'volume', key: string, dockerName: string, labels: Record<string, string>, at: DeclaredAt | undefined): ComposeError {
-  return new ComposeError('name_taken', `${kind} ${key}: the name "${dockerName}" is already berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project]}, environment ${labels[LABEL.environment] ?? '?'} on this target`, {
+  return new ComposeError('name_taken', `${kind} ${key}: the name "${dockerName}" is already berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project]}, environment ${labels[LABEL.environment] ?? '?'}${labels[LABEL.repository] ? ` of repository ${labels[LABEL.repository]}` : ''} on this target`, {
     ...locatedAt(at),
     hint: `give each environment its own name (e.g. name: ${dockerName}-\${ENV_NAME} with ENV_NAME among the environment's variables in berth.yml), remove name: to let berth name it per environment, or declare it external: true to share it on purpose`,
   });
@@ -334,6 +334,15 @@ function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, 
   return new ComposeError('name_taken', `${kind} ${key}: a ${kind} named "${dockerName}" already exists on the target, not created by berth, and differs (${diffs.join('; ')})`, {
     ...locatedAt(at),
     hint: `remove or rename that ${kind} on the target, make the compose declaration match it, or declare it external: true to use it as it is`,
+  });
+}
+
+/** An external network or volume that berth made for another repository, project or environment: shared only when the policy names it. */
+function foreignObject(kind: 'network' | 'volume', key: string, dockerName: string, labels: Record<string, string>, at: DeclaredAt | undefined): ComposeError {
+  const repo = labels[LABEL.repository] ? ` of repository ${labels[LABEL.repository]}` : '';
+  return new ComposeError('foreign_object', `${kind} ${key}: "${dockerName}" is berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project] ?? '?'}, environment ${labels[LABEL.environment] ?? '?'}${repo} on this target; external: true does not reach another environment's or repository's ${kind}s`, {
+    ...locatedAt(at),
+    hint: `remove it from the compose files, or, to share it on purpose, list it under policy.allow_shared_objects: [${dockerName}] in .github/berth.yml on the default branch`,
   });
 }
 
@@ -356,7 +365,12 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   const unmanagedNets = new Map((lookedUp?.networks ?? []).map((n) => [n.dockerName, n]));
   const unmanagedVols = new Map((lookedUp?.volumes ?? []).map((v) => [v.dockerName, v]));
   /** labelled by berth for another project or environment (a `name:` two environments share) */
-  const anothers = (labels: Record<string, string>) => labels[LABEL.environment] !== undefined && (labels[LABEL.project] !== project || labels[LABEL.environment] !== env);
+  /** or by another repository (same project and environment): adopting it would hand this repository another's data */
+  const anothers = (labels: Record<string, string>) =>
+    labels[LABEL.environment] !== undefined &&
+    (labels[LABEL.project] !== project || labels[LABEL.environment] !== env || (desired.repository !== undefined && labels[LABEL.repository] !== undefined && labels[LABEL.repository] !== desired.repository));
+  /** external objects of another's the policy shares by name (allow_shared_objects) */
+  const shared = new Set(desired.sharedObjects ?? []);
 
   // --- networks: decide which are created, replaced or removed
   const changedNetworks = new Set<string>();
@@ -365,7 +379,9 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   for (const n of [...desired.networks].sort(byName((n) => n.spec.name))) {
     const dockerName = dockerNameOf(project, env, 'network', n.spec);
     if (n.spec.external) {
-      if (lookedUp && !unmanagedNets.has(dockerName)) throw missingExternal('network', n.spec.name, dockerName, n.at);
+      const ext = unmanagedNets.get(dockerName);
+      if (lookedUp && !ext) throw missingExternal('network', n.spec.name, dockerName, n.at);
+      if (ext && anothers(ext.labels) && !shared.has(dockerName)) throw foreignObject('network', n.spec.name, dockerName, ext.labels, n.at);
       continue;
     }
     const o = obsNetworks.get(n.spec.name);
@@ -416,7 +432,9 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   for (const v of [...desired.volumes].sort(byName((v) => v.spec.name))) {
     const dockerName = dockerNameOf(project, env, 'volume', v.spec);
     if (v.spec.external) {
-      if (lookedUp && !unmanagedVols.has(dockerName)) throw missingExternal('volume', v.spec.name, dockerName, v.at);
+      const ext = unmanagedVols.get(dockerName);
+      if (lookedUp && !ext) throw missingExternal('volume', v.spec.name, dockerName, v.at);
+      if (ext && anothers(ext.labels) && !shared.has(dockerName)) throw foreignObject('volume', v.spec.name, dockerName, ext.labels, v.at);
       continue;
     }
     const o = obsVolumes.get(v.spec.name);

@@ -524,7 +524,7 @@ export function planToJson(plan: Plan, opts: { secretKeys?: readonly string[]; s
       ...(n.detail !== undefined ? { detail: r(n.detail) } : {}),
       ...(n.group !== undefined ? { group: r(n.group) } : {}),
       deps: [...n.deps],
-      target: sortKeys(n.target),
+      target: sortKeys(n.target, r),
     })),
     changes: plan.changes.map((c) => ({
       kind: c.kind,

@@ -1,0 +1,39 @@
+// A named volume of Docker's `local` driver takes mount(8) options:
+// `driver_opts: {type: none, o: bind, device: /}` makes a volume that IS a bind
+// mount of any host path, and `type: nfs`/`cifs`/`ext4` mounts a remote share
+// or a host block device. Declared by a PR, that reaches outside its
+// containers past bind_mount_allowlist, allow_docker_socket and allow_devices.
+// Refused, located, when a policy applies; tmpfs volumes stay allowed.
+import { describe, expect, it } from 'vitest';
+import { loadCompose } from '../../src/compose/load.js';
+import { parseConfig } from '../../src/config/config.js';
+
+const policy = (lines: string[] = []) => parseConfig(['project: p', 'environments:', '  - name: staging', ...(lines.length ? ['policy:', ...lines.map((l) => `  ${l}`)] : [])].join('\n')).policy;
+const compose = (opts: string, driver = '') =>
+  ['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data:', ...(driver ? [`    driver: ${driver}`] : []), `    driver_opts: ${opts}`, ''].join('\n');
+const load = (text: string, p = policy()) => loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'staging', policy: p });
+
+describe("a local volume's mount options cannot reach the host", () => {
+  const refused: [string, string, string?][] = [
+    ['a bind of / (type none, o bind)', '{type: none, o: bind, device: /}'],
+    ['an rbind among other options', '{type: none, o: "rw,rbind", device: /var/run}'],
+    ['a bind with the driver named', '{type: none, o: bind, device: /etc}', 'local'],
+    ['a bind without type', '{o: bind, device: /root}'],
+    ['a host block device', '{type: ext4, device: /dev/sda1}'],
+    ['an NFS share', '{type: nfs, o: "addr=10.0.0.1,rw", device: ":/export"}'],
+    ['a tmpfs that is bound after all', '{type: tmpfs, o: "bind", device: /}'],
+  ];
+  for (const [what, opts, driver] of refused)
+    it(`refused: ${what}`, () => {
+      expect(() => load(compose(opts, driver))).toThrow(expect.objectContaining({ code: 'policy_denied', file: 'compose.yml', line: 7 + (driver ? 1 : 0) }));
+    });
+
+  it('refused even when the bind source is under bind_mount_allowlist (a volume bind is never read-only-forced nor resolved on the target)', () => {
+    expect(() => load(compose('{type: none, o: bind, device: /srv/data}'), policy(['bind_mount_allowlist: [/srv/data]']))).toThrow(expect.objectContaining({ code: 'policy_denied' }));
+  });
+
+  it('allowed: tmpfs with size options, and no options at all', () => {
+    expect(load(compose('{type: tmpfs, device: tmpfs, o: "size=1m,uid=1000"}')).volumes[0]!.spec.driverOpts).toEqual({ type: 'tmpfs', device: 'tmpfs', o: 'size=1m,uid=1000' });
+    expect(load(['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data: {}', ''].join('\n')).volumes).toHaveLength(1);
+  });
+});
