@@ -3,7 +3,7 @@
 // against GitHub's REST description, and applies run on the real dockerd with
 // a real store. Every comment and check run berth posts is asserted.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +20,7 @@ import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
+import { expectGolden } from './helpers/golden.js';
 
 const REPO = 'acme/shop';
 const SECRET = 'e2e-webhook-secret';
@@ -78,10 +79,7 @@ function normalise(body: string): string {
 }
 
 function golden(name: string, body: string) {
-  const file = `${GOLDEN}/${name}.md`;
-  const text = normalise(body);
-  if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, text);
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(`${GOLDEN}/${name}.md`, normalise(body));
 }
 
 describeDocker('berth as a GitHub App, end to end', () => {

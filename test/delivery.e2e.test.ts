@@ -5,7 +5,6 @@
 // answers in one comment; merges and pushes apply by themselves; and the
 // `berth / <env>` check can be a required check that only an apply turns green.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +21,7 @@ import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub
 import { mermaidBlocks, validateMermaid } from './helpers/mermaid-subset.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
+import { expectGolden } from './helpers/golden.js';
 
 const REPO = 'acme/deliver';
 const SECRET = 'delivery-webhook-secret';
@@ -119,10 +119,7 @@ function normalise(body: string): string {
 }
 
 function golden(name: string, body: string) {
-  const file = `${GOLDEN}/${name}.md`;
-  const text = normalise(body);
-  if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, text);
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(`${GOLDEN}/${name}.md`, normalise(body));
 }
 
 describeDocker('GitHub-native delivery, end to end', () => {

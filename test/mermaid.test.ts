@@ -2,17 +2,15 @@
 // each checked by the strict grammar of the subset berth emits
 // (test/helpers/mermaid-subset.ts — the `mermaid` package needs a browser DOM
 // to parse), with hostile names made inert and secrets masked.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { applyGantt, MAX_FLOWCHART_NODES, planFlowchart } from '../src/plan/mermaid.js';
 import type { GanttTask } from '../src/plan/mermaid.js';
 import type { NodeKind, PlanNode } from '../src/plan/plan.js';
 import { mermaidBlocks, validateMermaid } from './helpers/mermaid-subset.js';
+import { expectGolden } from './helpers/golden.js';
 
 function golden(name: string, text: string) {
-  const file = `fixtures/comments/${name}.md`;
-  if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, text);
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(`fixtures/comments/${name}.md`, text);
 }
 
 const node = (id: number, kind: NodeKind, resource: string, deps: number[] = []): PlanNode => ({ id, kind, resource, reason: 'missing', deps, target: {} });

@@ -1,18 +1,16 @@
 // `/status` replies (issue 14) rendered from fixed store rows: golden files, so
 // every change to the reply is reviewed as a diff.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { parseCommands } from '../src/github/commands.js';
 import { renderStatus } from '../src/github/status.js';
 import type { ApplyRow, TaskRow } from '../src/store/store.js';
+import { expectGolden } from './helpers/golden.js';
 
 const T = Date.UTC(2026, 11, 2, 6, 0, 0);
 const REPO = 'acme/shop';
 
 function golden(name: string, text: string) {
-  const file = `fixtures/comments/${name}.md`;
-  if (process.env.UPDATE_GOLDEN || !existsSync(file)) writeFileSync(file, text);
-  expect(text).toBe(readFileSync(file, 'utf8'));
+  expectGolden(`fixtures/comments/${name}.md`, text);
 }
 
 const apply = (over: Partial<ApplyRow>): ApplyRow => ({
