@@ -12,6 +12,7 @@
 import type { EnvironmentConfig } from '../config/config.js';
 import type { DeploymentState, GitHubPort, RepoRef } from './github.js';
 import { parseRepo } from './github.js';
+import { githubWebUrl } from './messages.js';
 import type { RunnerLogger } from '../apply/supervisor.js';
 import type { ApplyRow, Store } from '../store/store.js';
 
@@ -41,7 +42,7 @@ export function deploymentSpec(env: Pick<EnvironmentConfig, 'name' | 'url' | 'pr
 
 /** The apply's check run on GitHub, the deployment's log. */
 export function checkRunUrl(repo: string, checkRunId: number | null): string | undefined {
-  return checkRunId ? `https://github.com/${repo}/runs/${checkRunId}` : undefined;
+  return checkRunId ? `${githubWebUrl()}/${repo}/runs/${checkRunId}` : undefined;
 }
 
 export const FINAL_DEPLOYMENT_STATE: Record<'completed' | 'failed' | 'stopped', DeploymentState> = {

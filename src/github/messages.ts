@@ -15,8 +15,17 @@ export { block, code, inert } from '../text/escape.js';
 
 export const shortSha = (sha: string) => sha.slice(0, 7);
 
+/**
+ * GitHub's web address: github.com, or the Enterprise Server Probot talks to (GHE_HOST, GHE_PROTOCOL),
+ * so links in comments and deployments lead to the instance the PR lives on.
+ */
+export function githubWebUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const host = env.GHE_HOST?.trim();
+  return host ? `${env.GHE_PROTOCOL?.trim() || 'https'}://${host}` : 'https://github.com';
+}
+
 export function prLink(repo: string, pr: number): string {
-  return `[${repo}#${pr}](https://github.com/${repo}/pull/${pr})`;
+  return `[${repo}#${pr}](${githubWebUrl()}/${repo}/pull/${pr})`;
 }
 
 export function errorMarkdown(err: BerthError): string {
