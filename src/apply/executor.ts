@@ -109,6 +109,8 @@ export interface ExecutorOptions {
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
+  /** how long a replaced start-first container drains before its stop; default: what the plan says (tests shorten it) */
+  drainMs?: number;
   /** decrypts server-side secrets when an apply runs (issue 18); absent: an apply that names one fails with a clear message */
   secrets?: SecretRevealer;
 }
@@ -687,7 +689,7 @@ export class Executor {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
         const svc = desired.services.find((s) => s.spec.name === t.service);
         const ep = t.outsideDns ? { Aliases: [] } : svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
-        await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
+        await engine.connectNetwork(netName(t.network!), t.containerId ?? t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
       }
       case 'DisconnectNetwork':
@@ -700,6 +702,8 @@ export class Executor {
         await engine.unpauseContainer(t.containerId ?? t.containerName!);
         return;
       case 'StopContainer':
+        // start-first: the replaced container, already outside the service's DNS name, drains first.
+        if (t.drainMs) await sleep(this.o.drainMs ?? t.drainMs);
         await engine.stopContainer(t.containerId ?? t.containerName!);
         return;
       case 'RemoveContainer':
@@ -1005,7 +1009,7 @@ export class Executor {
         return { done: true, result: c.id };
       }
       case 'ConnectNetwork': {
-        const c = await engine.findContainer(t.containerName!);
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
         if (!c) throw new Error(`${t.containerName} is gone`);
         return { done: c.networks.includes(netName(t.network!)) };
       }
