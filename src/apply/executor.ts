@@ -689,7 +689,13 @@ export class Executor {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
         const svc = desired.services.find((s) => s.spec.name === t.service);
         const ep = t.outsideDns ? { Aliases: [] } : svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
-        await engine.connectNetwork(netName(t.network!), t.containerId ?? t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
+        if (t.containerId) {
+          // start-first: the replaced container, out of the DNS name, comes back to drain (reconcile.ts). Best
+          // effort: it is stopped next either way, so a refusal here must not fail a rollout that already serves.
+          await engine.connectNetwork(netName(t.network!), t.containerId, [], undefined).catch((err: unknown) => this.log.warn({ applyId, container: t.containerName, err: String(err) }, 'the replaced container could not rejoin to drain; it is stopped anyway'));
+          return;
+        }
+        await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
       }
       case 'DisconnectNetwork':
