@@ -130,6 +130,25 @@ describeDocker('rollouts on the real engine', () => {
     }
   }, 180_000);
 
+  it('a replaced container is stopped within its own grace period (stop_grace_period), not a fixed 10 s', async () => {
+    // It traps SIGTERM and needs 3 s to finish: with a grace period of 1 s it is killed (137); under
+    // a fixed 10 s timeout it would have finished its handler and exited 0.
+    const c = await docker.createContainer({
+      name: `${PROJECT}-grace`,
+      Image: 'berth-test/app:1',
+      Cmd: ['sh', '-c', 'trap "sleep 3; exit 0" TERM; while true; do sleep 0.1; done'],
+      StopTimeout: 1,
+      Labels: { [LABEL.project]: PROJECT },
+    });
+    try {
+      await c.start();
+      await new DockerEngine(docker).stopContainer(c.id);
+      expect((await c.inspect()).State.ExitCode).toBe(137);
+    } finally {
+      await c.remove({ force: true });
+    }
+  }, 60_000);
+
   it('/stop during a rollout finishes the batch in flight and leaves every replica serving', async () => {
     expect((await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1'))).result).toBe('completed');
     const ts = await sqliteTestStore();
