@@ -130,7 +130,7 @@ describeDocker('rollouts on the real engine', () => {
     }
   }, 180_000);
 
-  it('a replaced container is stopped within its own grace period (stop_grace_period), not a fixed 10 s', async () => {
+  it('a stop honours the container\'s own grace period (stop_grace_period), not a fixed 10 s', async () => {
     // It traps SIGTERM and needs 3 s to finish: with a grace period of 1 s it is killed (137); under
     // a fixed 10 s timeout it would have finished its handler and exited 0.
     const c = await docker.createContainer({
