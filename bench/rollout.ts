@@ -8,7 +8,8 @@
 // The probe asks the service's name in a tight loop (busybox nc, a fresh DNS lookup each time), from
 // before the change until the service has answered 50 times in a row from the new version (so an
 // outage after `docker-compose up -d` returned, while containers start, counts too).
-// BENCH_ROLLOUT_RUNS (default 2) runs per mode, alternating the order of the modes.
+// BENCH_ROLLOUT_RUNS (default 4: a zero for start-first is claimed only over at least 4 runs) runs per
+// mode, alternating the order of the modes.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -133,7 +134,7 @@ const median = (xs: number[]) => {
 
 export async function bench(log: (line: string) => void) {
   if (spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' }).status !== 0) throw new Error('docker-compose (Debian 1.29) is not installed');
-  const runs = Number(process.env.BENCH_ROLLOUT_RUNS ?? 2);
+  const runs = Number(process.env.BENCH_ROLLOUT_RUNS ?? 4);
   const dir = mkdtempSync(join(tmpdir(), 'berth-bench-rollout-compose-'));
   const seen = new Map<Mode, { failed: number; total: number; perRun: string[] }>(MODES.map((m) => [m, { failed: 0, total: 0, perRun: [] }]));
   const times = new Map<Mode, number[]>(MODES.map((m) => [m, []]));

@@ -57,7 +57,7 @@ describeDocker('rollouts on the real engine', () => {
     await docker.getContainer(PROBE).remove({ force: true }).catch(() => {});
   });
 
-  it('a start-first update under a client on the service network: both versions answer, nothing fails beyond the engine\'s DNS gap', async () => {
+  it('a start-first update under a client on the service network: both versions answer, no request fails', async () => {
     const v1 = await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1'));
     expect(v1.result).toBe('completed');
     const p = await probe();
@@ -68,11 +68,11 @@ describeDocker('rollouts on the real engine', () => {
     // The rollout happened under the probe: it saw both versions.
     expect(seen.ok['1']).toBeGreaterThan(0);
     expect(seen.ok['2']).toBeGreaterThan(0);
-    // No request reached a replacement still starting, nor a stopped container. What remains is the engine's
-    // own: Docker 20.10 removes a disconnected container's interface before its DNS record, so a lookup in
-    // that gap (milliseconds) still names the old address; a serial client loses at most that one request per
-    // replaced replica (measured in `npm run bench`: rollout_failed_requests).
-    expect(seen.failed).toBeLessThanOrEqual(2);
+    // No request reached a replacement still starting, nor a stopped container, and none fell into the engine's
+    // gap: Docker 20.10 takes a disconnected container's interface down before it drops its DNS record, so a
+    // lookup in between names the old address; the old container connects again at once (outside the DNS
+    // name, at the address Docker hands it back) and drains, so TCP's retry of such a connection is answered.
+    expect(seen.failed).toBe(0);
     expect(await serving()).toEqual([
       { name: `${PROJECT}-${ENV}-web-1`, image: 'docker.io/berth-test/app:2', running: true },
       { name: `${PROJECT}-${ENV}-web-2`, image: 'docker.io/berth-test/app:2', running: true },
@@ -129,6 +129,25 @@ describeDocker('rollouts on the real engine', () => {
       await docker.getImage(BROKEN).remove({ force: true }).catch(() => {});
     }
   }, 180_000);
+
+  it('a stop honours the container\'s own grace period (stop_grace_period), not a fixed 10 s', async () => {
+    // It traps SIGTERM and needs 3 s to finish: with a grace period of 1 s it is killed (137); under
+    // a fixed 10 s timeout it would have finished its handler and exited 0.
+    const c = await docker.createContainer({
+      name: `${PROJECT}-grace`,
+      Image: 'berth-test/app:1',
+      Cmd: ['sh', '-c', 'trap "sleep 3; exit 0" TERM; while true; do sleep 0.1; done'],
+      StopTimeout: 1,
+      Labels: { [LABEL.project]: PROJECT },
+    });
+    try {
+      await c.start();
+      await new DockerEngine(docker).stopContainer(c.id);
+      expect((await c.inspect()).State.ExitCode).toBe(137);
+    } finally {
+      await c.remove({ force: true });
+    }
+  }, 60_000);
 
   it('/stop during a rollout finishes the batch in flight and leaves every replica serving', async () => {
     expect((await h.apply(web('berth-test/app:1', 'order: start-first\nparallelism: 1'))).result).toBe('completed');

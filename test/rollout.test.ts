@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
 import type { DesiredState } from '../src/model/model.js';
-import { planToString } from '../src/plan/plan.js';
+import { DRAIN_MS, planToString } from '../src/plan/plan.js';
 import { reconcile } from '../src/plan/reconcile.js';
 import { renderPlanMarkdown } from '../src/plan/render.js';
 import { errorOf } from './helpers/errors.js';
@@ -62,6 +62,31 @@ describe('deploy.update_config', () => {
     // An ephemeral host port is fine: each container gets its own.
     expect(web(load('image: nginx\nports: ["80"]\ndeploy:\n  update_config:\n    order: start-first')).spec.rollout?.update?.order).toBe('start-first');
     expect(errorOf(() => load('image: nginx\nnetwork_mode: host\ndeploy:\n  rollback_config:\n    order: start-first')).problem).toMatch(/rollback_config\.order is start-first, but the service uses network_mode: host/);
+  });
+
+  it('start-first: the old container leaves DNS, connects again at once outside it (Docker hands it back its address), drains, then stops', () => {
+    const v1 = load('image: berth-test/app:1\ndeploy:\n  replicas: 1');
+    const host = simulate(reconcile(v1, emptyObserved('shop', 'prod')), emptyObserved('shop', 'prod'));
+    const plan = reconcile(load('image: berth-test/app:2\ndeploy:\n  replicas: 1\n  update_config:\n    order: start-first'), host);
+    const old = host.containers[0]!;
+    const byKey = new Map(plan.nodes.map((n) => [n.id, n]));
+    const leave = plan.nodes.find((n) => n.kind === 'DisconnectNetwork' && n.target.containerId === old.id)!;
+    const back = plan.nodes.find((n) => n.kind === 'ConnectNetwork' && n.target.containerId === old.id)!;
+    const stop = plan.nodes.find((n) => n.kind === 'StopContainer')!;
+    const join = plan.nodes.find((n) => n.kind === 'ConnectNetwork' && n.reason === 'joins DNS')!;
+    // The new container is in the DNS name before the old one leaves it; the old one comes straight back, without the aliases.
+    expect(leave.deps).toEqual([join.id]);
+    expect(back.deps).toEqual([leave.id]);
+    expect(back.target).toMatchObject({ containerId: old.id, network: 'default', outsideDns: true });
+    expect(back.reason).toBe(`rejoins outside DNS, drains ${DRAIN_MS / 1000} s`);
+    // It drains (longer than TCP's first SYN retransmission) before it is stopped; the stop waits for every network's return.
+    expect(stop.deps).toEqual([back.id]);
+    expect(stop.target.drainMs).toBe(DRAIN_MS);
+    expect(DRAIN_MS).toBeGreaterThan(1000);
+    expect([...byKey.values()].filter((n) => n.target.drainMs !== undefined)).toEqual([stop]);
+    // Applying the plan converges: the old container is gone, the new one has its name.
+    const after = simulate(plan, host);
+    expect(after.containers.map((c) => [c.name, c.image])).toEqual([['shop-prod-web-1', 'docker.io/berth-test/app:2']]);
   });
 
   it('the plan comment shows the rollout: gates, batches and order', () => {

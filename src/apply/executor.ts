@@ -109,6 +109,8 @@ export interface ExecutorOptions {
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
+  /** how long a replaced start-first container drains before its stop; default: what the plan says (tests shorten it) */
+  drainMs?: number;
   /** decrypts server-side secrets when an apply runs (issue 18); absent: an apply that names one fails with a clear message */
   secrets?: SecretRevealer;
 }
@@ -687,6 +689,12 @@ export class Executor {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
         const svc = desired.services.find((s) => s.spec.name === t.service);
         const ep = t.outsideDns ? { Aliases: [] } : svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
+        if (t.containerId) {
+          // start-first: the replaced container, out of the DNS name, comes back to drain (reconcile.ts). Best
+          // effort: it is stopped next either way, so a refusal here must not fail a rollout that already serves.
+          await engine.connectNetwork(netName(t.network!), t.containerId, [], undefined).catch((err: unknown) => this.log.warn({ applyId, container: t.containerName, err: String(err) }, 'the replaced container could not rejoin to drain; it is stopped anyway'));
+          return;
+        }
         await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
         return;
       }
@@ -700,6 +708,8 @@ export class Executor {
         await engine.unpauseContainer(t.containerId ?? t.containerName!);
         return;
       case 'StopContainer':
+        // start-first: the replaced container, already outside the service's DNS name, drains first.
+        if (t.drainMs) await sleep(this.o.drainMs ?? t.drainMs);
         await engine.stopContainer(t.containerId ?? t.containerName!);
         return;
       case 'RemoveContainer':
@@ -1005,7 +1015,7 @@ export class Executor {
         return { done: true, result: c.id };
       }
       case 'ConnectNetwork': {
-        const c = await engine.findContainer(t.containerName!);
+        const c = await engine.findContainer(t.containerId ?? t.containerName!);
         if (!c) throw new Error(`${t.containerName} is gone`);
         return { done: c.networks.includes(netName(t.network!)) };
       }

@@ -151,9 +151,10 @@ export class DockerEngine implements Engine {
     await call(`unpause container ${idOrName}`, () => this.docker.getContainer(idOrName).unpause());
   }
 
-  async stopContainer(idOrName: string, timeoutSeconds = 10): Promise<void> {
+  /** Without `timeoutSeconds` the container's own grace period applies (its StopTimeout, from stop_grace_period; Docker's 10 s otherwise). */
+  async stopContainer(idOrName: string, timeoutSeconds?: number): Promise<void> {
     try {
-      await this.docker.getContainer(idOrName).stop({ t: timeoutSeconds });
+      await this.docker.getContainer(idOrName).stop(timeoutSeconds !== undefined ? { t: timeoutSeconds } : {});
     } catch (err) {
       if ((err as DockerApiError)?.statusCode !== 304) throw engineError(`stop container ${idOrName}`, err);
     }

@@ -40,6 +40,13 @@ export interface PlanNode {
   target: NodeTarget;
 }
 
+/**
+ * start-first: how long a replaced container keeps serving, outside the service's DNS name, before it is
+ * stopped. Longer than TCP's first SYN retransmission (1 s), so a client that looked up the old address
+ * just before its DNS record went is still answered by it.
+ */
+export const DRAIN_MS = 2000;
+
 export interface NodeTarget {
   service?: string;
   replica?: number;
@@ -61,6 +68,11 @@ export interface NodeTarget {
   previousImage?: string;
   /** start-first: the new container is created and connected without the service's aliases (it joins DNS once healthy) */
   outsideDns?: boolean;
+  /**
+   * start-first, for the StopContainer of the replaced container: how long it keeps serving, back on its
+   * networks outside the service's DNS name, before it is stopped (DRAIN_MS)
+   */
+  drainMs?: number;
   /** for a rollout gate (WaitHealthy) on a service without a healthcheck: how long the new container must keep running */
   monitorMs?: number;
   /** for a BatchGate: the rollout it guards */

@@ -17,6 +17,7 @@ import { dockerNameOf, LABEL, names } from '../model/model.js';
 import type { DeclaredAt, NetworkSpec, UnmanagedNetwork, UnmanagedVolume, VolumeSpec } from '../model/model.js';
 import { ComposeError } from '../errors.js';
 import type { NodeKind, NodeTarget, Plan, PlanNode, ResourceChange } from './plan.js';
+import { DRAIN_MS } from './plan.js';
 
 interface Draft {
   key: string;
@@ -727,10 +728,16 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
           return b.add({ key: `join:${name}:${rep.r}:${n}`, kind: 'ConnectNetwork', resource, reason: 'joins DNS', detail: n, group, deps: [out], target: { service: name, replica: rep.r, containerName: tmp, network: n } });
         });
         const oldTarget = { service: name, replica: rep.r, containerId: old.id, containerName: old.name };
-        const leave = [...old.networks].sort().map((n) =>
-          b.add({ key: `disconnect:${old.id}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'leaves DNS', detail: n, group, deps: joins.length ? joins : [gate], target: { ...oldTarget, network: n } }),
-        );
-        const stop = b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: leave.length ? leave : joins.length ? joins : [gate], target: oldTarget });
+        // Docker (libnetwork) takes a disconnected container's interface down before it drops its DNS
+        // record, so a lookup in between names an address nobody answers. The old container therefore
+        // connects again at once, outside the DNS name: Docker hands out the lowest free address, which
+        // is the one it just released, so a connection attempt that fell into the gap is answered by the
+        // old container when TCP retries it (1 s later). It drains for DRAIN_MS before it is stopped.
+        const leave = [...old.networks].sort().map((n) => {
+          const out = b.add({ key: `disconnect:${old.id}:${n}`, kind: 'DisconnectNetwork', resource, reason: 'leaves DNS', detail: n, group, deps: joins.length ? joins : [gate], target: { ...oldTarget, network: n } });
+          return b.add({ key: `drain:${old.id}:${n}`, kind: 'ConnectNetwork', resource, reason: `rejoins outside DNS, drains ${DRAIN_MS / 1000} s`, detail: n, group, deps: [out], target: { ...oldTarget, network: n, outsideDns: true } });
+        });
+        const stop = b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: leave.length ? leave : joins.length ? joins : [gate], target: { ...oldTarget, ...(leave.length ? { drainMs: DRAIN_MS } : {}) } });
         const rm = b.add({ key: `rm:${old.id}`, kind: 'RemoveContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [stop], target: oldTarget });
         const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [rm], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
         ready.push(rename);

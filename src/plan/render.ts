@@ -10,7 +10,7 @@ import { MASK, Masker, secretContents } from './mask.js';
 import type { SecretFields } from '../compose/taint.js';
 import type { Healthcheck, Mount, PortBinding, ServiceSpec } from '../model/model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
-import { isEmpty, nodeLine, summarize } from './plan.js';
+import { DRAIN_MS, isEmpty, nodeLine, summarize } from './plan.js';
 
 export interface RenderOptions {
   environment: string;
@@ -362,7 +362,7 @@ export function rolloutLines(plan: Plan): { service: string; text: string }[] {
     const per = Math.ceil(gates.length / batches);
     const parts = [
       `rolls out ${order} in ${batches} batch${batches === 1 ? '' : 'es'} of ${per}`,
-      `each new container must pass its gate (${gates[0]!.detail}) before the old one ${startFirst ? 'leaves the service’s DNS name and stops' : 'is removed'}`,
+      `each new container must pass its gate (${gates[0]!.detail}) before the old one ${startFirst ? `leaves the service’s DNS name, drains ${DRAIN_MS / 1000} s and stops` : 'is removed'}`,
       ...(ro.delayMs && batches > 1 ? [`${formatComposeDuration(ro.delayMs)} between batches`] : []),
       `on failure: ${FAILURE_WORDS[ro.failureAction]}${ro.maxFailureRatio ? `, beyond max_failure_ratio ${ro.maxFailureRatio}` : ''}`,
     ];

@@ -64,7 +64,7 @@ export function simulate(plan: Plan, observed: ObservedState, idPrefix = 'c'): O
         break;
       }
       case 'ConnectNetwork':
-        find(undefined, t.containerName).networks.push(t.network!);
+        find(t.containerId, t.containerName).networks.push(t.network!);
         break;
       case 'DisconnectNetwork': {
         const c = find(t.containerId, t.containerName);
