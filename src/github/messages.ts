@@ -134,6 +134,37 @@ export const msg = {
     return `${MARKER}\n${head}${fail}`;
   },
 
+  /**
+   * The part of a failed apply's outcome that says what its stopped rollouts left (issue 13): which replicas
+   * serve the old version again, which had already been updated, and what berth does about those.
+   */
+  rolloutOutcome(
+    env: string,
+    stopped: readonly { service: string; restored: number[]; updated: number[]; previousImage?: string }[],
+    next: { kind: 'started'; applyId: string; services: string[]; earlier: { id: string; pr: number | null; headSha: string | null } } | { kind: 'none'; why: string } | { kind: 'failed'; why: string },
+  ): string {
+    const list = (rs: number[]) => `replica${rs.length === 1 ? '' : 's'} ${rs.join(', ')}`;
+    const lines = stopped.map((s) => {
+      const old = s.previousImage ? ` (${code(s.previousImage)})` : '';
+      const kept = s.restored.length ? `${list(s.restored)} ${s.restored.length === 1 ? 'serves' : 'serve'} the old version${old}: a replica that failed its gate was rolled back in place, later ones were not started.` : '';
+      const updated = s.updated.length ? ` ${list(s.updated)} had already passed ${s.updated.length === 1 ? 'its' : 'their'} gate and ${s.updated.length === 1 ? 'runs' : 'run'} the new version.` : '';
+      return `- ${code(s.service)}: ${kept}${updated}`;
+    });
+    const mixed = stopped.filter((s) => s.updated.length).map((s) => code(s.service)).join(', ');
+    let after: string;
+    if (next.kind === 'started') {
+      const from = next.earlier.headSha ? ` (${next.earlier.pr !== null ? `#${next.earlier.pr} at ` : ''}${code(shortSha(next.earlier.headSha))})` : '';
+      after = `⏪ berth started rollback apply ${code(next.applyId)} by itself to return ${next.services.map(code).join(', ')} to the state of apply ${code(next.earlier.id)}${from}, rolling out with \`rollback_config\`; every other service stays as it runs. Its outcome follows here and on the \`berth / ${env}\` check.`;
+    } else if (next.kind === 'none') after = `⚠️ Not rolled back: ${inert(next.why)}. ${mixed} ${mixed.includes(',') ? 'run' : 'runs'} mixed versions until a known good version is applied.`;
+    else after = `⚠️ berth could not start the rollback: ${code(next.why)}. ${mixed} ${mixed.includes(',') ? 'run' : 'runs'} mixed versions until a known good version is applied (or comment \`/rollback ${env}\`).`;
+    return `**Rollout stopped** (\`failure_action: rollback\`):\n\n${lines.join('\n')}\n\n${after}`;
+  },
+
+  autoRollbackStarted(env: string, applyId: string, failedId: string, services: string[], earlier: { id: string; pr: number | null; headSha: string | null }, steps: number): string {
+    const from = earlier.headSha ? ` (${earlier.pr !== null ? `#${earlier.pr} at ` : ''}${code(shortSha(earlier.headSha))})` : '';
+    return `${MARKER}\n⏪ Rolling back ${services.map(code).join(', ')} on ${code(env)} by itself: the rollout of apply ${code(failedId)} stopped under \`failure_action: rollback\` after some replicas had already been updated. Back to the state of apply ${code(earlier.id)}${from}: ${steps} step${steps === 1 ? '' : 's'} (apply ${code(applyId)}). Progress is on the \`berth / ${env}\` check. Comment \`/stop ${env}\` to halt it.`;
+  },
+
   stopRequested(envs: string[]): string {
     return `${MARKER}\n⏹️ Stop requested for ${envs.map(code).join(', ')}: running steps finish, nothing new starts.`;
   },
