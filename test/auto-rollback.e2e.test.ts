@@ -182,6 +182,15 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     expect(rollbackCheck.title).toBe('Rolled back prod: this head is not applied');
     expect(checks(HEAD2).at(-1)!.externalId).toBe(rollback!.id);
 
+    // GitHub deployments: the failed apply's ends failure; the rollback is one of its own, at the commit it returns to.
+    const deployments = fake.deployments(REPO, 'prod');
+    const failedDeployment = deployments.find((d) => (d.payload as { apply_id: string }).apply_id === failed!.id)!;
+    expect(failedDeployment.statuses.at(-1)!.state).toBe('failure');
+    const rollbackDeployment = deployments.at(-1)!;
+    expect(rollbackDeployment.payload).toMatchObject({ apply_id: rollback!.id, kind: 'rollback', actor: 'berth', trigger: 'failure_action' });
+    expect(rollbackDeployment.ref).toBe(HEAD1);
+    expect(rollbackDeployment.statuses.at(-1)!.state).toBe('success');
+
     // The lock stays with the PR, free of applies.
     expect(await ts.store.getLock(REPO, 'prod')).toMatchObject({ pr: 1, applyId: null });
     expect(fake.violations).toEqual([]);

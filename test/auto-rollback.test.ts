@@ -173,6 +173,26 @@ describe('automatic rollback of a stopped rollout (issue 13)', () => {
     expect(back.volumes.map((v) => v.spec.name)).toEqual(['claim']);
   });
 
+  it('the recorded state says what runs: a service the failed apply never got to keeps its earlier entry, one it changed keeps the new one', () => {
+    const v2 = compose({ image: 'berth-test/app:2' }, 'berth-test/app:2');
+    const plan2 = reconcile(v2, observed1);
+    const entry = (d: DesiredState, name: string) => d.services.find((s) => s.spec.name === name);
+    // Halted before api: api still runs v1.
+    const notApi = simulate({ ...plan2, nodes: plan2.nodes.filter((n) => n.group === 'start-first:web:1' || n.kind === 'EnsureImage') }, observed1, 'n');
+    const a = returnedState(v2, V1, ['web'], [notApi]);
+    expect(entry(a, 'web')).toEqual(entry(V1, 'web'));
+    expect(entry(a, 'api')).toEqual(entry(V1, 'api'));
+    // api was updated: it keeps the failed apply's entry (the rollback does not touch it).
+    const withApi = simulate({ ...plan2, nodes: plan2.nodes.filter((n) => n.group === 'start-first:web:1' || n.kind === 'EnsureImage' || n.target.service === 'api') }, observed1, 'n');
+    const b = returnedState(v2, V1, ['web'], [withApi]);
+    expect(entry(b, 'web')).toEqual(entry(V1, 'web'));
+    expect(entry(b, 'api')).toEqual(entry(v2, 'api'));
+    // A service the failed apply was to remove, still running, stays in the recorded state.
+    const withoutApi: DesiredState = { ...v2, services: v2.services.filter((s) => s.spec.name !== 'api') };
+    expect(entry(returnedState(withoutApi, V1, ['web'], [notApi]), 'api')).toEqual(entry(V1, 'api'));
+    expect(entry(returnedState(withoutApi, V1, ['web'], [withApi]), 'api')).toBeUndefined();
+  });
+
   it('a service whose plan needs another change first (its network replaced) is refused, not cut', () => {
     const v2 = compose({ image: 'berth-test/app:2' });
     const observed = appliedFrom(v2);

@@ -9,7 +9,7 @@
 //
 // The decision and the state it returns to are pure (below); starting it is
 // an ordinary journaled apply under the failed apply's lock (startAutoRollback).
-import type { DesiredState } from '../model/model.js';
+import type { DesiredService, DesiredState, ObservedState } from '../model/model.js';
 import type { PlanNode } from '../plan/plan.js';
 import type { ApplyRow, Fence, Store, TaskRow } from '../store/store.js';
 import { parsePayload, type ApplyPayload } from './executor.js';
@@ -73,28 +73,42 @@ export function stoppedRollouts(payload: ApplyPayload, tasks: readonly TaskRow[]
 }
 
 /**
- * The failed apply's desired state with `services` as the earlier state had
- * them (spec, config hash, pinned image), with the networks, volumes and file
- * contents those specs need. The other services' entries are the failed
- * apply's: the rollback's plan does not touch them (restrictPlan).
+ * The state the rollback records and runs: the failed apply's desired state
+ * with `services` as the earlier state had them (spec, config hash, pinned
+ * image), with the networks, volumes and file contents those specs need.
+ * The rollback's plan touches only `services` (restrictPlan); the other
+ * services' entries say what they run, so drift and a later `/rollback` read
+ * the truth: given what the targets show (`observed`), a service whose
+ * containers all run the earlier apply's entry (the failed apply never got to
+ * it, or put it back) keeps that one, and a service the failed apply was to
+ * remove but still runs stays in; otherwise the failed apply's entry.
  */
-export function returnedState(failed: DesiredState, earlier: DesiredState, services: readonly string[]): DesiredState {
-  const back = new Map(earlier.services.filter((s) => services.includes(s.spec.name)).map((s) => [s.spec.name, s]));
-  const specs = [...back.values()].map((s) => s.spec);
+export function returnedState(failed: DesiredState, earlier: DesiredState, services: readonly string[], observed: readonly ObservedState[] = []): DesiredState {
+  const before = new Map(earlier.services.map((s) => [s.spec.name, s]));
+  const containers = (name: string) => observed.flatMap((o) => o.containers.filter((c) => c.service === name));
+  const runs = (d: DesiredService | undefined) => {
+    const cs = d ? containers(d.spec.name) : [];
+    return cs.length > 0 && cs.every((c) => c.configHash === d!.configHash && c.image === d!.spec.image);
+  };
+  const fromEarlier = new Set(services.filter((n) => before.has(n)));
+  for (const s of failed.services) if (!fromEarlier.has(s.spec.name) && !runs(s) && runs(before.get(s.spec.name))) fromEarlier.add(s.spec.name);
+  const stillThere = earlier.services.filter((s) => !failed.services.some((x) => x.spec.name === s.spec.name) && runs(s));
+  for (const s of stillThere) fromEarlier.add(s.spec.name);
+  const specs = [...fromEarlier].map((n) => before.get(n)!.spec);
   const nets = new Set(specs.flatMap((s) => s.networks));
   const vols = new Set(specs.flatMap((s) => s.volumes.filter((m) => m.type === 'volume' && m.source).map((m) => m.source!)));
   const files = new Set(specs.flatMap((s) => (s.files ?? []).map((f) => `${f.kind}:${f.source}`)));
   const contents = { ...(failed.contents ?? {}) };
   for (const k of files) if (earlier.contents?.[k] !== undefined) contents[k] = earlier.contents[k]!;
   const secretFields = { ...(failed.secretFields ?? {}) };
-  for (const name of back.keys()) {
+  for (const name of fromEarlier) {
     const f = earlier.secretFields?.[name];
     if (f) secretFields[name] = f;
     else delete secretFields[name];
   }
   return {
     ...failed,
-    services: failed.services.map((s) => back.get(s.spec.name) ?? s),
+    services: [...failed.services.map((s) => (fromEarlier.has(s.spec.name) ? before.get(s.spec.name)! : s)), ...stillThere],
     networks: [...failed.networks, ...earlier.networks.filter((n) => nets.has(n.spec.name) && !failed.networks.some((x) => x.spec.name === n.spec.name))],
     volumes: [...failed.volumes, ...earlier.volumes.filter((v) => vols.has(v.spec.name) && !failed.volumes.some((x) => x.spec.name === v.spec.name))],
     ...(Object.keys(contents).length ? { contents } : {}),
@@ -163,6 +177,10 @@ export async function startAutoRollback(
   // The lock the failed apply ran under (still pointing at it until its report is done); the PR's own when it is gone.
   const owner = lock && (lock.applyId === failed.id || lock.applyId === null) ? { owner: lock.owner, pr: lock.pr } : { owner: `${failed.repo}#${failed.pr ?? 0}`, pr: failed.pr ?? 0 };
   const targets = (await store.listOperations(failed.id)).map((o) => o.target);
+  // What runs now decides which entry the services it does not return keep (returnedState).
+  const base = payload.desired;
+  const observed = await Promise.all(targets.map((t) => observe(t, base.project, base.environment, { ...(base.repository ? { repository: base.repository } : {}), desired: base })));
+  const desired = returnedState(base, earlierPayload.desired, d.services, observed);
   const prepared = await prepareApply(store, observe, {
     repo: failed.repo,
     pr: failed.pr,
@@ -171,7 +189,7 @@ export async function startAutoRollback(
     actor: 'berth',
     // The commit the returned state was first applied from (as /rollback records it).
     headSha: d.earlier.headSha,
-    desired: d.desired,
+    desired,
     targets,
     onFailure: payload.onFailure,
     ...(payload.parallelism ? { parallelism: payload.parallelism } : {}),

@@ -270,6 +270,7 @@ export class ApplyRunner {
       await reportedHere;
       if (!gh) return;
       const repo = parseRepo(apply.repo);
+      let checkRunId: number | null = null;
       if (apply.headSha) {
         try {
           const id = await gh.createCheckRun(repo, {
@@ -281,9 +282,22 @@ export class ApplyRunner {
             externalId: rollbackId,
           });
           await this.o.store.setApplyCheckRun(rollbackId, id);
+          checkRunId = id;
         } catch (err) {
           this.o.log.error({ applyId: rollbackId, err: String(err) }, 'could not create the rollback check run');
         }
+      }
+      // A GitHub deployment like the failed apply's (its environment's flags), at the commit the state returns to.
+      const dep = await this.o.store.getDeployment(apply.id).catch(() => undefined);
+      if (dep) {
+        const spec = JSON.parse(dep.spec) as DeploymentSpec;
+        const ref = decision.earlier.headSha ?? spec.ref;
+        void this.deploy(gh, { id: rollbackId, repo: apply.repo, environment: apply.environment, checkRunId }, {
+          ...spec,
+          ref,
+          description: `berth rollback ${rollbackId}${apply.pr !== null ? ` from #${apply.pr}` : ''}`,
+          payload: { ...spec.payload, apply_id: rollbackId, kind: 'rollback', actor: 'berth', trigger: 'failure_action' },
+        });
       }
       if (apply.pr !== null)
         await gh
