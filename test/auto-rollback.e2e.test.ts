@@ -167,7 +167,7 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     const comments = berthComments();
     const outcome = comments.find((c) => c.includes('❌ Apply to `prod` failed'))!;
     expect(outcome).toContain('**Rollout stopped** (`failure_action: rollback`)');
-    expect(outcome).toContain('- `web`: replicas 2, 3 serve the old version (`docker.io/berth-test/app:1`): a replica that failed its gate was rolled back in place, later ones were not started. replica 1 had already passed its gate and runs the new version.');
+    expect(outcome).toContain('- `web`: replica 2 failed its gate and was rolled back in place; replica 3 was not started: they serve the old version (`docker.io/berth-test/app:1`). replica 1 had already passed its gate and runs the new version.');
     expect(outcome).toContain(`⏪ berth started rollback apply \`${rollback!.id}\` by itself to return \`web\` to the state of apply \`${v1.id}\` (#1 at \`1111111\`)`);
     const start = comments.findIndex((c) => c.includes(`⏪ Rolling back \`web\` on \`prod\` by itself`));
     expect(start).toBeGreaterThan(comments.indexOf(outcome));

@@ -100,7 +100,7 @@ describe('automatic rollback of a stopped rollout (issue 13)', () => {
     const decision = decideAutoRollback(row({ desired: v2 }), tasksOf(plan, { passed: [1], failing: 2 }), earlier);
     expect(decision.kind).toBe('rollback');
     if (decision.kind !== 'rollback') return;
-    expect(decision.stopped).toEqual([{ service: 'web', updated: [1], restored: [2, 3], previousImage: 'docker.io/berth-test/app:1' }]);
+    expect(decision.stopped).toEqual([{ service: 'web', updated: [1], restored: [2], notStarted: [3], previousImage: 'docker.io/berth-test/app:1' }]);
     expect(decision.services).toEqual(['web']);
     expect(decision.earlier.id).toBe('a-earlier');
     // web as the earlier apply had it; api (changed by the failed apply, which did not roll it out) stays the failed apply's.
@@ -113,7 +113,7 @@ describe('automatic rollback of a stopped rollout (issue 13)', () => {
     const plan = reconcile(v2, observed1);
     const decision = decideAutoRollback(row({ desired: v2 }), tasksOf(plan, { passed: [1], failing: 2 }), undefined);
     expect(decision).toMatchObject({ kind: 'no_earlier', why: 'prod has no completed apply before this one' });
-    expect(decision.stopped).toEqual([{ service: 'web', updated: [1], restored: [2, 3], previousImage: 'docker.io/berth-test/app:1' }]);
+    expect(decision.stopped).toEqual([{ service: 'web', updated: [1], restored: [2], notStarted: [3], previousImage: 'docker.io/berth-test/app:1' }]);
     // …and the report says so, with the replicas that run the new version.
     const text = msg.rolloutOutcome('prod', decision.stopped, { kind: 'none', why: (decision as { why: string }).why });
     expect(text).toContain('replica 1 had already passed its gate and runs the new version');
@@ -139,7 +139,23 @@ describe('automatic rollback of a stopped rollout (issue 13)', () => {
   it('the first replica failed: every replica already serves the old version, nothing to start', () => {
     const v2 = compose({ image: 'berth-test/app:2' });
     const decision = decideAutoRollback(row({ desired: v2 }), tasksOf(reconcile(v2, observed1), { passed: [], failing: 1 }), earlier);
-    expect(decision).toEqual({ kind: 'none', stopped: [{ service: 'web', updated: [], restored: [1, 2, 3], previousImage: 'docker.io/berth-test/app:1' }] });
+    expect(decision).toEqual({ kind: 'none', stopped: [{ service: 'web', updated: [], restored: [1], notStarted: [2, 3], previousImage: 'docker.io/berth-test/app:1' }] });
+  });
+
+  it('a replica whose step failed after its new container took over counts as updated (it serves the new version)', () => {
+    const v2 = compose({ image: 'berth-test/app:2' });
+    const plan = reconcile(v2, observed1);
+    // Replica 1: everything up to removing the old container succeeded, the removal failed (the new one serves); the rollout stopped there.
+    const tasks = tasksOf(plan, { passed: [1], failing: 1 }).map((t) => {
+      const n = plan.nodes.find((x) => x.id === t.nodeId)!;
+      if (n.group !== 'start-first:web:1') return t;
+      if (n.kind === 'RemoveContainer') return { ...t, state: 'failed' as const, error: 'device busy' };
+      if (n.kind === 'RenameContainer') return { ...t, state: 'skipped' as const };
+      return t;
+    });
+    const decision = decideAutoRollback(row({ desired: v2 }), tasks, earlier);
+    expect(decision.stopped).toEqual([{ service: 'web', updated: [1], restored: [], notStarted: [2, 3], previousImage: 'docker.io/berth-test/app:1' }]);
+    expect(decision.kind).toBe('rollback');
   });
 
   it('a rollback that fails, or an apply that did not fail, starts nothing (no loop)', () => {

@@ -18,9 +18,11 @@ import { prepareApply, type Observer, type TargetPlan } from './prepare-apply.js
 /** One service whose rollout stopped under failure_action: rollback. */
 export interface StoppedRollout {
   service: string;
-  /** replicas whose new container failed (or was never reached) and were put back in place: they serve the old version */
+  /** replicas whose new container failed a step (its gate) and was removed, the old one kept or restored: they serve the old version */
   restored: number[];
-  /** replicas whose new container passed its gate: they run the new version */
+  /** replicas of later batches that were never started: they serve the old version */
+  notStarted: number[];
+  /** replicas whose new container passed its gate and took over (even if a later step of theirs failed): they run the new version */
   updated: number[];
   /** the image the replaced containers served (from the plan) */
   previousImage?: string;
@@ -45,7 +47,7 @@ export function stoppedRollouts(payload: ApplyPayload, tasks: readonly TaskRow[]
     const ro = s.spec.rollout?.update;
     if (!ro || ro.failureAction !== 'rollback') continue;
     // Replica groups of this service, per target (a service may run on several).
-    const groups = new Map<string, { replica: number; states: string[]; previousImage?: string }>();
+    const groups = new Map<string, { replica: number; states: string[]; previousImage?: string; servesNew?: boolean }>();
     for (const t of tasks) {
       const node = JSON.parse(t.nodeJson) as PlanNode;
       const g = node.group;
@@ -54,18 +56,24 @@ export function stoppedRollouts(payload: ApplyPayload, tasks: readonly TaskRow[]
       const entry = groups.get(key) ?? groups.set(key, { replica: node.target.replica!, states: [] }).get(key)!;
       entry.states.push(t.state);
       if (node.kind === 'CreateContainer' && node.target.previousImage) entry.previousImage = node.target.previousImage;
+      // A step that failed after the new container took over leaves it serving (as the executor's restore does):
+      // start-first once the old container is touched (a step on it by id, or the final rename); recreate at its last step.
+      if (t.state === 'failed') entry.servesNew = g.startsWith('start-first:') ? node.kind === 'RenameContainer' || node.target.containerId !== undefined : node.kind === 'RemoveContainer';
     }
     // Only rollouts (a CreateContainer that names the image it replaces) count; a plain recreate has no failure_action.
     const rolling = [...groups.values()].filter((g) => g.previousImage !== undefined);
     if (!rolling.length) continue;
     const failed = rolling.filter((g) => g.states.some((x) => x === 'failed' || x === 'skipped'));
     if (!failed.length || failed.length / rolling.length <= ro.maxFailureRatio) continue;
-    const updated = rolling.filter((g) => g.states.every((x) => x === 'succeeded'));
-    const restored = rolling.filter((g) => !updated.includes(g) && g.states.some((x) => x !== 'succeeded'));
+    const updated = rolling.filter((g) => g.states.every((x) => x === 'succeeded') || g.servesNew === true);
+    const restored = rolling.filter((g) => !updated.includes(g) && g.states.includes('failed'));
+    const notStarted = rolling.filter((g) => !updated.includes(g) && !restored.includes(g));
+    const replicas = (gs: typeof rolling) => [...new Set(gs.map((g) => g.replica))].sort((a, b) => a - b);
     out.push({
       service: s.spec.name,
-      updated: [...new Set(updated.map((g) => g.replica))].sort((a, b) => a - b),
-      restored: [...new Set(restored.map((g) => g.replica))].sort((a, b) => a - b),
+      updated: replicas(updated),
+      restored: replicas(restored),
+      notStarted: replicas(notStarted),
       ...(rolling[0]!.previousImage ? { previousImage: rolling[0]!.previousImage } : {}),
     });
   }

@@ -140,23 +140,29 @@ export const msg = {
    */
   rolloutOutcome(
     env: string,
-    stopped: readonly { service: string; restored: number[]; updated: number[]; previousImage?: string }[],
+    stopped: readonly { service: string; restored: number[]; notStarted: number[]; updated: number[]; previousImage?: string }[],
     next: { kind: 'started'; applyId: string; services: string[]; earlier: { id: string; pr: number | null; headSha: string | null } } | { kind: 'none'; why: string } | { kind: 'failed'; why: string },
   ): string {
     const list = (rs: number[]) => `replica${rs.length === 1 ? '' : 's'} ${rs.join(', ')}`;
     const lines = stopped.map((s) => {
       const old = s.previousImage ? ` (${code(s.previousImage)})` : '';
-      const kept = s.restored.length ? `${list(s.restored)} ${s.restored.length === 1 ? 'serves' : 'serve'} the old version${old}: a replica that failed its gate was rolled back in place, later ones were not started.` : '';
+      const parts = [
+        ...(s.restored.length ? [`${list(s.restored)} failed ${s.restored.length === 1 ? 'its' : 'their'} gate and ${s.restored.length === 1 ? 'was' : 'were'} rolled back in place`] : []),
+        ...(s.notStarted.length ? [`${list(s.notStarted)} ${s.notStarted.length === 1 ? 'was' : 'were'} not started`] : []),
+      ];
+      const oldCount = s.restored.length + s.notStarted.length;
+      const kept = parts.length ? `${parts.join('; ')}: ${oldCount === 1 ? 'it serves' : 'they serve'} the old version${old}.` : '';
       const updated = s.updated.length ? ` ${list(s.updated)} had already passed ${s.updated.length === 1 ? 'its' : 'their'} gate and ${s.updated.length === 1 ? 'runs' : 'run'} the new version.` : '';
       return `- ${code(s.service)}: ${kept}${updated}`;
     });
-    const mixed = stopped.filter((s) => s.updated.length).map((s) => code(s.service)).join(', ');
+    const mixedServices = stopped.filter((s) => s.updated.length);
+    const mixed = `${mixedServices.map((s) => code(s.service)).join(', ')} ${mixedServices.length === 1 ? 'runs' : 'run'}`;
     let after: string;
     if (next.kind === 'started') {
       const from = next.earlier.headSha ? ` (${next.earlier.pr !== null ? `#${next.earlier.pr} at ` : ''}${code(shortSha(next.earlier.headSha))})` : '';
       after = `⏪ berth started rollback apply ${code(next.applyId)} by itself to return ${next.services.map(code).join(', ')} to the state of apply ${code(next.earlier.id)}${from}, rolling out with \`rollback_config\`; every other service stays as it runs. Its outcome follows here and on the \`berth / ${env}\` check.`;
-    } else if (next.kind === 'none') after = `⚠️ Not rolled back: ${inert(next.why)}. ${mixed} ${mixed.includes(',') ? 'run' : 'runs'} mixed versions until a known good version is applied.`;
-    else after = `⚠️ berth could not start the rollback: ${code(next.why)}. ${mixed} ${mixed.includes(',') ? 'run' : 'runs'} mixed versions until a known good version is applied (or comment \`/rollback ${env}\`).`;
+    } else if (next.kind === 'none') after = `⚠️ Not rolled back: ${inert(next.why)}. ${mixed} mixed versions until a known good version is applied.`;
+    else after = `⚠️ berth could not start the rollback: ${code(next.why)}. ${mixed} mixed versions until a known good version is applied (or comment \`/rollback ${env}\`).`;
     return `**Rollout stopped** (\`failure_action: rollback\`):\n\n${lines.join('\n')}\n\n${after}`;
   },
 
