@@ -59,7 +59,7 @@ describe('the runner starts the rollback of a stopped rollout', () => {
   afterEach(() => ts.dispose());
 
   /** An earlier completed apply of V1 (unless `none`), then a failed rollout of `v2` in which replica 1 passed and replica 2 failed. */
-  async function failedRollout(v2: DesiredState, earlier = true) {
+  async function failedRollout(v2: DesiredState, earlier = true, finish = true) {
     const observe: Observer = async () => observed1;
     if (earlier) {
       const { applyId } = await prepareApply(ts.store, async () => emptyObserved('shop', 'prod'), { repo: 'acme/shop', pr: 6, environment: 'prod', kind: 'apply', actor: 'alice', headSha: '1'.repeat(40), desired: V1, targets: ['local'], onFailure: 'halt' });
@@ -85,16 +85,17 @@ describe('the runner starts the rollback of a stopped rollout', () => {
     expect(await ts.store.casApplyState(a.id, a.version, { state: 'failed', startedAt: 3, finishedAt: 4 })).toBe(true);
     // What the targets show now: replica 1 runs v2, replicas 2 and 3 v1.
     const mixed: ObservedState = simulate({ ...plan, nodes: plan.nodes.filter((n) => n.group === 'start-first:web:1' || n.kind === 'EnsureImage') }, observed1, 'n');
-    const runner = new ApplyRunner({
-      store: ts.store,
+    const makeRunner = (store = ts.store) => new ApplyRunner({
+      store,
       // The rollback is only started here; nothing drives it (its state stays pending).
       executor: () => ({ run: async (id: string) => (await ts.store.getApply(id))!.state, holder: 'reporter', leaseTtlMs: 60_000 }) as unknown as Executor,
       github: async () => gh,
       log: silent,
       observe: async () => mixed,
     });
-    await runner.finish(a.id);
-    return { failedId: a.id, runner };
+    const runner = makeRunner();
+    if (finish) await runner.finish(a.id);
+    return { failedId: a.id, runner, makeRunner };
   }
 
   it('starts a rollback of web alone, under the PR lock, linked to the failed apply; the outcome names it', async () => {
@@ -114,6 +115,26 @@ describe('the runner starts the rollback of a stopped rollout', () => {
     expect(checkWrites.find((w) => w.conclusion === 'failure')!.summary).toContain('**Rollout stopped**');
     // Its own start report comes after the failed apply's outcome.
     expect(comments.findIndex((c) => c.includes('⏪ Rolling back `web` on `prod` by itself'))).toBeGreaterThan(comments.indexOf(outcome));
+  });
+
+  it('a crash after the rollback started and before the report was claimed: whoever reports next names it, and starts no second one', async () => {
+    const { failedId, makeRunner } = await failedRollout(web('berth-test/app:2'), true, false);
+    // The first reporter dies at its claim (after starting the rollback).
+    const crashing = new Proxy(ts.store, { get: (t, k) => (k === 'claimReport' ? async () => { throw new Error('process died'); } : Reflect.get(t, k)) });
+    await expect(makeRunner(crashing).finish(failedId)).rejects.toThrow('process died');
+    const started = await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod', states: ['pending'] });
+    expect(started).toHaveLength(1);
+    expect(comments.some((c) => c.includes('❌ Apply to `prod` failed'))).toBe(false);
+    // The next one (another replica, or recovery) reports the failed apply with that rollback, and starts nothing more.
+    await makeRunner().finish(failedId);
+    expect(await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod', states: ['pending'] })).toEqual(started);
+    const outcome = comments.find((c) => c.includes('❌ Apply to `prod` failed'))!;
+    expect(outcome).toContain(`⏪ berth started rollback apply \`${started[0]!.id}\` by itself`);
+    // A third caller finds the report claimed: nothing more is posted.
+    const posted = comments.length;
+    await makeRunner().finish(failedId);
+    expect(comments).toHaveLength(posted);
+    expect(await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod' })).toHaveLength(3);
   });
 
   it('no earlier completed apply: nothing starts, and the failed apply says the service runs mixed versions', async () => {

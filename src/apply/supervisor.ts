@@ -4,6 +4,7 @@
 import { Deployments } from '../github/deployments.js';
 import type { DeploymentSpec } from '../github/deployments.js';
 import type { Executor } from './executor.js';
+import { parsePayload } from './executor.js';
 import type { CheckConclusion, GitHubPort } from '../github/github.js';
 import { parseRepo } from '../github/github.js';
 import { block, code, formatDuration, msg } from '../github/messages.js';
@@ -205,40 +206,56 @@ export class ApplyRunner {
     await this.reporting.get(applyId);
     const ended = await this.o.store.getApply(applyId);
     if (!ended || !(ended.state === 'completed' || ended.state === 'failed' || ended.state === 'stopped')) return;
-    if (!(await this.o.store.claimReport(applyId))) {
-      await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
-      return;
-    }
-    // Re-read after the claim: the row as it ended, with the check run the start report stored.
-    const apply = (await this.o.store.getApply(applyId)) ?? ended;
-    if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
-    learnApply(apply);
-    const tasks = await this.o.store.listTasksForApply(applyId);
-    const repo = parseRepo(apply.repo);
-    const fin = finalSummary(apply, tasks);
-    this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
-    for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
-    let gh: GitHubPort | undefined;
-    try {
-      gh = await this.o.github(apply.repo);
-    } catch (err) {
-      this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
-    }
-    // A rollout stopped under failure_action: rollback with replicas already updated: their rollback starts now
-    // (before this report, which says so), and its own start report waits for this one.
+    // A rollout stopped under failure_action: rollback with replicas already updated: their rollback starts
+    // first, before the report is claimed, so a crash between the two loses at most the report, never the
+    // rollback (a second caller finds the one started, by its link). Its own start report waits for this one.
     let thisReported!: () => void;
     const reportedHere = new Promise<void>((r) => (thisReported = r));
-    let followUp: string | undefined;
     try {
-      followUp = await this.autoRollback(apply, tasks, gh, reportedHere);
-    } catch (err) {
-      this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'automatic rollback decision failed');
-    }
-    try {
+      let followUp: string | undefined;
+      try {
+        followUp = await this.autoRollback(ended, reportedHere);
+      } catch (err) {
+        this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'automatic rollback decision failed');
+      }
+      if (!(await this.o.store.claimReport(applyId))) {
+        await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
+        return;
+      }
+      // Re-read after the claim: the row as it ended, with the check run the start report stored.
+      const apply = (await this.o.store.getApply(applyId)) ?? ended;
+      if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+      learnApply(apply);
+      const tasks = await this.o.store.listTasksForApply(applyId);
+      const fin = finalSummary(apply, tasks);
+      this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
+      for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
+      let gh: GitHubPort | undefined;
+      try {
+        gh = await this.o.github(apply.repo);
+      } catch (err) {
+        this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
+      }
       await this.report(apply, tasks, fin, gh, followUp);
     } finally {
       thisReported();
     }
+  }
+
+  /** The rollback berth started for this failed apply, if any (its payload names the apply it follows). */
+  private async linkedRollback(apply: ApplyRow): Promise<ApplyRow | undefined> {
+    const later = await this.o.store.listApplies({ repo: apply.repo, environment: apply.environment, limit: 50 });
+    // Newest first: a rollback it started comes after it.
+    for (const a of later) {
+      if (a.id === apply.id) break;
+      if (a.kind !== 'rollback') continue;
+      try {
+        if (parsePayload(a.desiredJson).rollbackOf === apply.id) return a;
+      } catch {
+        // an unreadable payload is not a link
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -246,18 +263,25 @@ export class ApplyRunner {
    * apply when there is an earlier state to return to. Returns the paragraph the failed apply's outcome
    * carries (what serves which version, and what berth does about it), or undefined when there is nothing to say.
    */
-  private async autoRollback(apply: ApplyRow, tasks: TaskRow[], gh: GitHubPort | undefined, reportedHere: Promise<void>): Promise<string | undefined> {
+  private async autoRollback(apply: ApplyRow, reportedHere: Promise<void>): Promise<string | undefined> {
     if (!this.o.observe || apply.state !== 'failed' || apply.kind !== 'apply') return undefined;
+    const tasks = await this.o.store.listTasksForApply(apply.id);
     const decision = decideAutoRollback(apply, tasks, await earlierCompleted(this.o.store, apply));
     if (decision.kind === 'none') return undefined;
     if (decision.kind === 'no_earlier') {
       this.o.log.warn({ applyId: apply.id, why: decision.why }, 'rollout stopped with updated replicas; nothing to roll them back to');
       return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'none', why: decision.why });
     }
+    // Started already (by another caller of finish, or before a crash): said, never started twice.
+    const linked = await this.linkedRollback(apply);
+    if (linked) return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: linked.id, services: decision.services, earlier: decision.earlier });
     let started: StartedRollback;
     try {
       started = await startAutoRollback(this.o.store, this.o.observe, apply, decision, this.lease());
     } catch (err) {
+      // Another caller of finish started it a moment ago (the environment's one slot is taken by it).
+      const raced = await this.linkedRollback(apply).catch(() => undefined);
+      if (raced) return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: raced.id, services: decision.services, earlier: decision.earlier });
       const why = String((err as Error)?.message ?? err);
       this.o.log.error({ applyId: apply.id, err: why }, 'could not start the automatic rollback');
       return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'failed', why });
@@ -268,6 +292,7 @@ export class ApplyRunner {
     // The rollback's start report: after the failed apply's outcome (which announces it), on the same head's check.
     const startReport = (async () => {
       await reportedHere;
+      const gh = await this.o.github(apply.repo).catch((err) => void this.o.log.error({ applyId: rollbackId, err: String(err) }, 'no GitHub client to report the rollback start'));
       if (!gh) return;
       const repo = parseRepo(apply.repo);
       let checkRunId: number | null = null;
