@@ -104,7 +104,8 @@ export async function createServices(app: Probot, opts: BerthOptions): Promise<S
   const replica = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   const leaseTtlMs = Math.max(300, Number(env.BERTH_LEASE_TTL_MS ?? 30_000));
   let executor!: Executor;
-  const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
+  // observe: an apply whose rollout stopped under failure_action: rollback starts the rollback of its updated replicas (issue 13).
+  const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, observe: (...a) => observer(...a), ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
   executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
   const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
   // Tag → digest pinning through the environment's first target (its engine and registry login), the others checked.

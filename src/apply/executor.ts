@@ -47,6 +47,9 @@ export interface ApplyPayload {
   secretValues?: string[];
   /** the default branch's policy when the apply was made; the pre-create guard enforces it on the target (absent: deny all) */
   policy?: Policy;
+  /** an automatic rollback (issue 13): the services it returns (its plan touches only them) and the failed apply it follows */
+  services?: string[];
+  rollbackOf?: string;
 }
 
 /**
@@ -826,10 +829,12 @@ export class Executor {
     const r = node.target.rollout!;
     const service = node.target.service!;
     const failedGroups = new Set<string>();
+    const seen = new Set<string>();
     const errors: string[] = [];
     for (const t of byNode.values()) {
       const g = groupName(t);
       if (!g || !(g.startsWith(`recreate:${service}:`) || g.startsWith(`start-first:${service}:`))) continue;
+      seen.add(g);
       if (t.state === 'failed' || t.state === 'skipped') failedGroups.add(g);
       if (t.state === 'failed' && t.error) errors.push(t.error);
     }
@@ -837,7 +842,10 @@ export class Executor {
     if (failedGroups.size && ratio > r.maxFailureRatio && r.failureAction !== 'continue') {
       const what = `${failedGroups.size} of ${r.replicas} replicas failed their gate after batch ${r.batch}/${r.batches} (max_failure_ratio ${r.maxFailureRatio})`;
       const verb = r.failureAction === 'rollback' ? 'rolled back' : 'paused';
-      throw new Error(`rollout of ${service} ${verb}: ${what}; later batches were not started. ${errors.join(' | ')}`);
+      // The replicas of earlier batches that passed run the new version: said, so "rolled back" is not read as the whole service.
+      const updated = [...seen].filter((g) => !failedGroups.has(g) && [...byNode.values()].every((t) => groupName(t) !== g || t.state === 'succeeded')).map((g) => g.split(':').pop());
+      const mixed = updated.length ? `; replica${updated.length === 1 ? '' : 's'} ${updated.join(', ')} already run${updated.length === 1 ? 's' : ''} the new version` : '';
+      throw new Error(`rollout of ${service} ${verb}: ${what}; later batches were not started${mixed}. ${errors.join(' | ')}`);
     }
     if (r.delayMs) await sleep(r.delayMs);
     return undefined;

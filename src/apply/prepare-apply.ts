@@ -11,6 +11,7 @@ import type { DesiredState, ObservedState, ObserveOptions } from '../model/model
 import type { Plan } from '../plan/plan.js';
 import { planToString } from '../plan/plan.js';
 import { reconcile, type ReconcileOptions } from '../plan/reconcile.js';
+import { restrictPlan } from '../plan/restrict.js';
 import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from '../store/store.js';
 
 /**
@@ -125,6 +126,10 @@ export interface ApplyRequest {
    * only recorded (tests, tools); the database still allows one in flight.
    */
   start?: StartApplyOptions;
+  /** only these services are touched (an automatic rollback): the plan is cut down to them (plan/restrict.ts) */
+  services?: readonly string[];
+  /** the failed apply an automatic rollback follows (issue 13), recorded in the payload */
+  rollbackOf?: string;
 }
 
 export interface PreparedApply {
@@ -137,7 +142,15 @@ export interface PreparedApply {
 /** Re-plans, guards and records an apply (state pending). The caller hands the id to the executor. */
 export async function prepareApply(store: Store, observe: Observer, req: ApplyRequest): Promise<PreparedApply> {
   // A rollback rolls out with each service's rollback_config (update_config when it has none).
-  const plans = await planTargets(req.desired, req.targets, observe, req.kind === 'rollback' ? { rollout: 'rollback' } : {});
+  let plans = await planTargets(req.desired, req.targets, observe, req.kind === 'rollback' ? { rollout: 'rollback' } : {});
+  if (req.services) {
+    const only = new Set(req.services);
+    plans = plans.map((p) => {
+      const cut = restrictPlan(p.plan, only);
+      if (typeof cut === 'string') throw new BerthError('rollback_refused', `on target ${p.target}, returning ${[...only].join(', ')} alone is not possible: ${cut}`, { hint: 'apply a known good version' });
+      return { target: p.target, plan: cut };
+    });
+  }
   if (req.expected) {
     const changes = staleness(req.expected, plans);
     if (changes.length) throw new StalePlanError(changes);
@@ -149,6 +162,8 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
     ...(req.secretKeys?.length ? { secretKeys: [...req.secretKeys] } : {}),
     ...(req.secretValues?.length ? { secretValues: [...req.secretValues] } : {}),
     ...(req.policy ? { policy: req.policy } : {}),
+    ...(req.services ? { services: [...req.services] } : {}),
+    ...(req.rollbackOf ? { rollbackOf: req.rollbackOf } : {}),
   };
   const input = {
     repo: req.repo,

@@ -4,12 +4,15 @@
 import { Deployments } from '../github/deployments.js';
 import type { DeploymentSpec } from '../github/deployments.js';
 import type { Executor } from './executor.js';
+import { parsePayload } from './executor.js';
 import type { CheckConclusion, GitHubPort } from '../github/github.js';
 import { parseRepo } from '../github/github.js';
 import { block, code, formatDuration, msg } from '../github/messages.js';
 import { learnApply, outText } from '../text/outbound.js';
 import { applyGantt } from '../plan/mermaid.js';
 import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from '../store/store.js';
+import { decideAutoRollback, earlierCompleted, startAutoRollback, type StartedRollback } from './auto-rollback.js';
+import type { Observer } from './prepare-apply.js';
 import { TERMINAL_TASK_STATES } from '../store/store.js';
 
 export interface RunnerLogger {
@@ -33,6 +36,12 @@ export interface RunnerOptions {
   /** minimum time between two progress updates of one check run (default 2 s) */
   progressIntervalMs?: number;
   now?: () => number;
+  /**
+   * Observes targets: with it, an apply that ends failed because a rollout stopped under
+   * `failure_action: rollback` after some replicas were updated starts the rollback of those
+   * services by itself (issue 13). Without it (tools, some tests) nothing is started.
+   */
+  observe?: Observer;
 }
 
 export const CONCLUSION: Record<'completed' | 'failed' | 'stopped', CheckConclusion> = {
@@ -197,25 +206,137 @@ export class ApplyRunner {
     await this.reporting.get(applyId);
     const ended = await this.o.store.getApply(applyId);
     if (!ended || !(ended.state === 'completed' || ended.state === 'failed' || ended.state === 'stopped')) return;
-    if (!(await this.o.store.claimReport(applyId))) {
-      await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
-      return;
-    }
-    // Re-read after the claim: the row as it ended, with the check run the start report stored.
-    const apply = (await this.o.store.getApply(applyId)) ?? ended;
-    if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
-    learnApply(apply);
-    const tasks = await this.o.store.listTasksForApply(applyId);
-    const repo = parseRepo(apply.repo);
-    const fin = finalSummary(apply, tasks);
-    this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
-    for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
-    let gh: GitHubPort | undefined;
+    // A rollout stopped under failure_action: rollback with replicas already updated: their rollback starts
+    // first, before the report is claimed, so a crash between the two loses at most the report, never the
+    // rollback (a second caller finds the one started, by its link). Its own start report waits for this one.
+    let thisReported!: () => void;
+    const reportedHere = new Promise<void>((r) => (thisReported = r));
     try {
-      gh = await this.o.github(apply.repo);
-    } catch (err) {
-      this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
+      let followUp: string | undefined;
+      try {
+        followUp = await this.autoRollback(ended, reportedHere);
+      } catch (err) {
+        this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'automatic rollback decision failed');
+      }
+      if (!(await this.o.store.claimReport(applyId))) {
+        await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
+        return;
+      }
+      // Re-read after the claim: the row as it ended, with the check run the start report stored.
+      const apply = (await this.o.store.getApply(applyId)) ?? ended;
+      if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+      learnApply(apply);
+      const tasks = await this.o.store.listTasksForApply(applyId);
+      const fin = finalSummary(apply, tasks);
+      this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
+      for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
+      let gh: GitHubPort | undefined;
+      try {
+        gh = await this.o.github(apply.repo);
+      } catch (err) {
+        this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
+      }
+      await this.report(apply, tasks, fin, gh, followUp);
+    } finally {
+      thisReported();
     }
+  }
+
+  /** The rollback berth started for this failed apply, if any (its payload names the apply it follows). */
+  private async linkedRollback(apply: ApplyRow): Promise<ApplyRow | undefined> {
+    const later = await this.o.store.listApplies({ repo: apply.repo, environment: apply.environment, limit: 50 });
+    // Newest first: a rollback it started comes after it.
+    for (const a of later) {
+      if (a.id === apply.id) break;
+      if (a.kind !== 'rollback') continue;
+      try {
+        if (parsePayload(a.desiredJson).rollbackOf === apply.id) return a;
+      } catch {
+        // an unreadable payload is not a link
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * failure_action: rollback for the whole service (issue 13): decides, and starts the follow-up rollback
+   * apply when there is an earlier state to return to. Returns the paragraph the failed apply's outcome
+   * carries (what serves which version, and what berth does about it), or undefined when there is nothing to say.
+   */
+  private async autoRollback(apply: ApplyRow, reportedHere: Promise<void>): Promise<string | undefined> {
+    if (!this.o.observe || apply.state !== 'failed' || apply.kind !== 'apply') return undefined;
+    const tasks = await this.o.store.listTasksForApply(apply.id);
+    const decision = decideAutoRollback(apply, tasks, await earlierCompleted(this.o.store, apply));
+    if (decision.kind === 'none') return undefined;
+    if (decision.kind === 'no_earlier') {
+      this.o.log.warn({ applyId: apply.id, why: decision.why }, 'rollout stopped with updated replicas; nothing to roll them back to');
+      return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'none', why: decision.why });
+    }
+    // Started already (by another caller of finish, or before a crash): said, never started twice.
+    const linked = await this.linkedRollback(apply);
+    if (linked) return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: linked.id, services: decision.services, earlier: decision.earlier });
+    let started: StartedRollback;
+    try {
+      started = await startAutoRollback(this.o.store, this.o.observe, apply, decision, this.lease());
+    } catch (err) {
+      // Another caller of finish started it a moment ago (the environment's one slot is taken by it).
+      const raced = await this.linkedRollback(apply).catch(() => undefined);
+      if (raced) return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: raced.id, services: decision.services, earlier: decision.earlier });
+      const why = String((err as Error)?.message ?? err);
+      this.o.log.error({ applyId: apply.id, err: why }, 'could not start the automatic rollback');
+      return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'failed', why });
+    }
+    const rollbackId = started.applyId;
+    this.o.log.info({ applyId: apply.id, rollbackId, services: decision.services, earlier: decision.earlier.id }, 'automatic rollback started');
+    const steps = started.plans.reduce((n, p) => n + p.plan.nodes.length, 0);
+    // The rollback's start report: after the failed apply's outcome (which announces it), on the same head's check.
+    const startReport = (async () => {
+      await reportedHere;
+      const gh = await this.o.github(apply.repo).catch((err) => void this.o.log.error({ applyId: rollbackId, err: String(err) }, 'no GitHub client to report the rollback start'));
+      if (!gh) return;
+      const repo = parseRepo(apply.repo);
+      let checkRunId: number | null = null;
+      if (apply.headSha) {
+        try {
+          const id = await gh.createCheckRun(repo, {
+            name: checkName(apply.environment),
+            headSha: apply.headSha,
+            status: 'in_progress',
+            title: `Rolling back ${apply.environment}: 0/${steps} steps`,
+            summary: `Apply ${code(rollbackId)} (rollback) started by berth: the rollout of apply ${code(apply.id)} stopped under \`failure_action: rollback\`; ${decision.services.map(code).join(', ')} return to the state of apply ${code(decision.earlier.id)}.`,
+            externalId: rollbackId,
+          });
+          await this.o.store.setApplyCheckRun(rollbackId, id);
+          checkRunId = id;
+        } catch (err) {
+          this.o.log.error({ applyId: rollbackId, err: String(err) }, 'could not create the rollback check run');
+        }
+      }
+      // A GitHub deployment like the failed apply's (its environment's flags), at the commit the state returns to.
+      const dep = await this.o.store.getDeployment(apply.id).catch(() => undefined);
+      if (dep) {
+        const spec = JSON.parse(dep.spec) as DeploymentSpec;
+        const ref = decision.earlier.headSha ?? spec.ref;
+        void this.deploy(gh, { id: rollbackId, repo: apply.repo, environment: apply.environment, checkRunId }, {
+          ...spec,
+          ref,
+          description: `berth rollback ${rollbackId}${apply.pr !== null ? ` from #${apply.pr}` : ''}`,
+          payload: { ...spec.payload, apply_id: rollbackId, kind: 'rollback', actor: 'berth', trigger: 'failure_action' },
+        });
+      }
+      if (apply.pr !== null)
+        await gh
+          .createComment(repo, apply.pr, msg.autoRollbackStarted(apply.environment, rollbackId, apply.id, decision.services, decision.earlier, steps))
+          .catch((err) => this.o.log.error({ applyId: rollbackId, err: String(err) }, 'could not post the rollback start comment'));
+    })();
+    void this.start(rollbackId, started.fence, startReport);
+    return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: rollbackId, services: decision.services, earlier: decision.earlier });
+  }
+
+  /** The final check run, outcome comment and deployment status of an ended apply (claimed by the caller). */
+  private async report(apply: ApplyRow, tasks: TaskRow[], fin: ReturnType<typeof finalSummary>, gh: GitHubPort | undefined, followUp: string | undefined): Promise<void> {
+    const applyId = apply.id;
+    const repo = parseRepo(apply.repo);
     // The outcome is the report that matters most: after the client's own retries, try a few more times.
     const persist = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
       for (let attempt = 1; ; attempt++) {
@@ -235,17 +356,17 @@ export class ApplyRunner {
     // A completed rollback leaves the environment at an earlier state, not at this PR's head: its check must not
     // read as "applied" (with `berth / <env>` a required check, success would let the PR merge unapplied).
     const rolledBack = apply.kind === 'rollback' && apply.state === 'completed';
-    const conclusion = rolledBack ? 'action_required' : CONCLUSION[apply.state];
+    const conclusion = rolledBack ? 'action_required' : CONCLUSION[apply.state as keyof typeof CONCLUSION];
     const title = rolledBack ? `Rolled back ${apply.environment}: this head is not applied` : fin.title;
     if (gh && apply.checkRunId) {
       const id = apply.checkRunId;
-      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title, summary: fin.summary }));
+      await persist('complete the check run', () => gh!.updateCheckRun(repo, id, { status: 'completed', conclusion, title, summary: fin.summary + (followUp ? `\n\n${followUp}` : '') }));
     }
     if (gh && apply.pr !== null) {
       const pr = apply.pr;
       // The apply's timeline drawn (issue 14), masked before it is made inert for Mermaid.
       const timeline = applyGantt(`${apply.kind} ${apply.environment}`, tasks, outText);
-      const body = msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure) + (timeline ? `\n\n${timeline}` : '');
+      const body = msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure) + (followUp ? `\n\n${followUp}` : '') + (timeline ? `\n\n${timeline}` : '');
       await persist('post the apply outcome', () => gh!.createComment(repo, pr, body));
     }
     if (gh) await this.deployments.finish(gh, apply, persist).catch((err) => this.o.log.error({ applyId, err: String(err) }, 'could not report the deployment'));

@@ -143,6 +143,43 @@ export const msg = {
     return `${MARKER}\n${head}${fail}`;
   },
 
+  /**
+   * The part of a failed apply's outcome that says what its stopped rollouts left (issue 13): which replicas
+   * serve the old version again, which had already been updated, and what berth does about those.
+   */
+  rolloutOutcome(
+    env: string,
+    stopped: readonly { service: string; restored: number[]; notStarted: number[]; updated: number[]; previousImage?: string }[],
+    next: { kind: 'started'; applyId: string; services: string[]; earlier: { id: string; pr: number | null; headSha: string | null } } | { kind: 'none'; why: string } | { kind: 'failed'; why: string },
+  ): string {
+    const list = (rs: number[]) => `replica${rs.length === 1 ? '' : 's'} ${rs.join(', ')}`;
+    const lines = stopped.map((s) => {
+      const old = s.previousImage ? ` (${code(s.previousImage)})` : '';
+      const parts = [
+        ...(s.restored.length ? [`${list(s.restored)} failed ${s.restored.length === 1 ? 'its' : 'their'} gate and ${s.restored.length === 1 ? 'was' : 'were'} rolled back in place`] : []),
+        ...(s.notStarted.length ? [`${list(s.notStarted)} ${s.notStarted.length === 1 ? 'was' : 'were'} not started`] : []),
+      ];
+      const oldCount = s.restored.length + s.notStarted.length;
+      const kept = parts.length ? `${parts.join('; ')}: ${oldCount === 1 ? 'it serves' : 'they serve'} the old version${old}.` : '';
+      const updated = s.updated.length ? ` ${list(s.updated)} had already passed ${s.updated.length === 1 ? 'its' : 'their'} gate and ${s.updated.length === 1 ? 'runs' : 'run'} the new version.` : '';
+      return `- ${code(s.service)}: ${kept}${updated}`;
+    });
+    const mixedServices = stopped.filter((s) => s.updated.length);
+    const mixed = `${mixedServices.map((s) => code(s.service)).join(', ')} ${mixedServices.length === 1 ? 'runs' : 'run'}`;
+    let after: string;
+    if (next.kind === 'started') {
+      const from = next.earlier.headSha ? ` (${next.earlier.pr !== null ? `#${next.earlier.pr} at ` : ''}${code(shortSha(next.earlier.headSha))})` : '';
+      after = `⏪ berth started rollback apply ${code(next.applyId)} by itself to return ${next.services.map(code).join(', ')} to the state of apply ${code(next.earlier.id)}${from}, rolling out with \`rollback_config\`; every other service stays as it runs. Its outcome follows here and on the \`berth / ${env}\` check.`;
+    } else if (next.kind === 'none') after = `⚠️ Not rolled back: ${inert(next.why)}. ${mixed} mixed versions until a known good version is applied.`;
+    else after = `⚠️ berth could not start the rollback: ${code(next.why)}. ${mixed} mixed versions until a known good version is applied (or comment \`/rollback ${env}\`).`;
+    return `**Rollout stopped** (\`failure_action: rollback\`):\n\n${lines.join('\n')}\n\n${after}`;
+  },
+
+  autoRollbackStarted(env: string, applyId: string, failedId: string, services: string[], earlier: { id: string; pr: number | null; headSha: string | null }, steps: number): string {
+    const from = earlier.headSha ? ` (${earlier.pr !== null ? `#${earlier.pr} at ` : ''}${code(shortSha(earlier.headSha))})` : '';
+    return `${MARKER}\n⏪ Rolling back ${services.map(code).join(', ')} on ${code(env)} by itself: the rollout of apply ${code(failedId)} stopped under \`failure_action: rollback\` after some replicas had already been updated. Back to the state of apply ${code(earlier.id)}${from}: ${steps} step${steps === 1 ? '' : 's'} (apply ${code(applyId)}). Progress is on the \`berth / ${env}\` check. Comment \`/stop ${env}\` to halt it.`;
+  },
+
   stopRequested(envs: string[]): string {
     return `${MARKER}\n⏹️ Stop requested for ${envs.map(code).join(', ')}: running steps finish, nothing new starts.`;
   },
