@@ -115,7 +115,7 @@ export interface ExecutorOptions {
 
 const silent: ExecutorLogger = { info() {}, warn() {}, error() {} };
 /** Journal writes committed together at most (see Executor.journal). */
-const JOURNAL_BATCH = Number(process.env.BERTH_JOURNAL_BATCH ?? 32);
+const JOURNAL_BATCH = 32;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAILED_DEP: TaskState[] = ['failed', 'skipped', 'cancelled'];
 /** A BatchGate runs once its batch has ended however it ended: it is the one that judges the failures. */
