@@ -1,5 +1,8 @@
 // Apply benchmarks (figures printed as JSON lines by bench/run.ts):
-//  apply_critical_path_ratio     scheduler overhead on a fake engine (20 ms per call)
+//  apply_critical_path_ratio     scheduler overhead on a fake engine (20 ms per call): wall ÷ the
+//                                nominal bound (critical path × 20 ms)
+//  apply_critical_path_ratio_actual_calls  the same runs ÷ the bound from each call's recorded
+//                                duration (the fake engine's timers fire late by 0–5 ms)
 //  apply_vs_floor_ratio          berth vs raw parallel dockerode calls, real engine
 //  apply_vs_docker_compose_ratio berth vs `docker-compose up -d`, real engine
 //  noop_apply_100_services_ms    load + observe + plan when nothing changed
@@ -49,9 +52,30 @@ async function tempStore(): Promise<{ store: Store; dispose: () => Promise<void>
 
 /** Longest chain of nodes in the plan DAG (each node is one call). */
 function criticalPathNodes(nodes: PlanNode[]): number {
+  return longestPath(nodes, () => 1);
+}
+
+/** Longest path through the plan DAG, each node weighing `weight(node)`. */
+function longestPath(nodes: PlanNode[], weight: (n: PlanNode) => number): number {
   const depth = new Map<number, number>();
-  for (const n of [...nodes].sort((a, b) => a.id - b.id)) depth.set(n.id, 1 + Math.max(0, ...n.deps.map((d) => depth.get(d)!)));
+  for (const n of [...nodes].sort((a, b) => a.id - b.id)) depth.set(n.id, weight(n) + Math.max(0, ...n.deps.map((d) => depth.get(d)!)));
   return Math.max(0, ...depth.values());
+}
+
+/**
+ * How long each node's engine call really took on the fake engine (its 20 ms
+ * timer fires late by up to a few ms): the node's call is found by method and
+ * subject, as the fake engine records them. Throws when a node has no call.
+ */
+function actualDurations(nodes: PlanNode[], calls: readonly { method: string; subject: string; start: number; end: number }[], project: string): (n: PlanNode) => number {
+  const took = new Map(calls.map((c) => [`${c.method} ${c.subject}`, c.end - c.start]));
+  return (n) => {
+    const t = n.target;
+    const subject = n.kind === 'EnsureImage' ? t.image : n.kind === 'CreateNetwork' ? `${project}_${t.network}` : (t.containerId ?? t.containerName);
+    const ms = took.get(`${n.kind[0]!.toLowerCase()}${n.kind.slice(1)} ${subject}`);
+    if (ms === undefined) throw new Error(`critical-path bench: no engine call recorded for node ${n.id} (${n.kind} ${subject})`);
+    return ms;
+  };
 }
 
 export async function criticalPath(): Promise<Figure[]> {
@@ -74,6 +98,8 @@ export async function criticalPath(): Promise<Figure[]> {
   // No schedule can beat the longest chain (nor, with a narrower bound, the work spread over the slots).
   const bound = Math.max(chain, Math.ceil(plan.nodes.length / PARALLELISM)) * CALL_MS;
   const walls: number[] = [];
+  // The same bound from the calls' real durations (each run's own): what the executor adds, the fake engine's timer lateness aside.
+  const actualBounds: number[] = [];
   for (let run = 0; run < 5; run++) {
     const { store, dispose } = await tempStore();
     const engine = new FakeEngine({ delayMs: CALL_MS });
@@ -84,16 +110,33 @@ export async function criticalPath(): Promise<Figure[]> {
     const s = await executor.run(applyId);
     walls.push(performance.now() - t0);
     if (s !== 'completed') throw new Error(`critical-path bench apply ended ${s}`);
+    const work = engine.calls.reduce((a, c) => a + (c.end - c.start), 0);
+    actualBounds.push(Math.max(longestPath(plan.nodes, actualDurations(plan.nodes, engine.calls, 'bench-cp')), work / PARALLELISM));
     await dispose();
   }
   const wall = median(walls);
+  const actual = walls.map((w, i) => w / actualBounds[i]!);
+  const detail = { services: services.length, nodes: plan.nodes.length, critical_path_nodes: chain, call_ms: CALL_MS, parallelism: PARALLELISM, runs: walls.length, walls_ms: walls.map((w) => +w.toFixed(1)) };
   return [
     {
       name: 'apply_critical_path_ratio',
       value: +(wall / bound).toFixed(3),
       unit: 'ratio',
       target: 1.1,
-      detail: { services: services.length, nodes: plan.nodes.length, critical_path_nodes: chain, call_ms: CALL_MS, parallelism: PARALLELISM, lower_bound_ms: bound, median_wall_ms: +wall.toFixed(1), runs: walls.length },
+      detail: { what: 'median wall ÷ the nominal bound (critical path × 20 ms)', ...detail, lower_bound_ms: bound, median_wall_ms: +wall.toFixed(1) },
+    },
+    {
+      // Not the issue's figure: the same runs against the bound their engine calls really allowed (a 20 ms timer fires 0–5 ms late).
+      name: 'apply_critical_path_ratio_actual_calls',
+      value: +median(actual).toFixed(3),
+      unit: 'ratio',
+      target: 1.1,
+      detail: {
+        what: 'per run, wall ÷ the longest DAG path weighted by the recorded duration of each node’s engine call (or the recorded work ÷ parallelism, if longer); median over the runs',
+        ...detail,
+        actual_bounds_ms: actualBounds.map((b) => +b.toFixed(1)),
+        ratios: actual.map((r) => +r.toFixed(3)),
+      },
     },
   ];
 }

@@ -10,7 +10,9 @@
 //                              stored and its driver started) to the apply's first engine call;
 //                              detail: from the comment reaching the bot, and from the webhook POST
 //  github_calls_per_command    one line per command: every request the command made to GitHub
-//                              (the installation token is cached before), by operation
+//                              (the installation token is cached before), by operation; `plan` is
+//                              `/plan` after the PR's autoplan at the same head (what the commit
+//                              cache remembers is used), `plan_cold` at a head no event read
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -141,7 +143,23 @@ export async function bench(log: (line: string) => void) {
     lines.push(calls('pr_opened', 'pull_request.opened on the example shop (2 environments, 3 compose files): plan both, 2 check runs, 1 comment', countSince(fake, from), { target: 7 }));
     from = fake.requests.length;
     await say('acme/shop', 1, '/plan');
-    lines.push(calls('plan', '`/plan` on the example shop: 👀, both environments planned again, 2 check runs, the comment edited', countSince(fake, from), { target: 8 }));
+    lines.push(
+      calls('plan', '`/plan` on the example shop at the head its autoplan read (warm: the tree and compose files from the commit cache): 👀, both environments planned again, 2 check runs, the comment edited', countSince(fake, from), {
+        target: 8,
+        cache: 'warm',
+      }),
+    );
+    // The same command at a head no event of this process read yet (pushed without a synchronize delivery, or after a restart).
+    fake.setFiles('acme/shop', sha('c'), shopFiles());
+    fake.setPull('acme/shop', 1, { headSha: sha('c') });
+    from = fake.requests.length;
+    await say('acme/shop', 1, '/plan');
+    lines.push(
+      calls('plan_cold', '`/plan` on the example shop at a head no event read before (cold: the tree and each compose file read once)', countSince(fake, from), {
+        target: 8,
+        cache: 'cold',
+      }),
+    );
 
     const firstMs: number[] = [];
     const fromHandled: number[] = [];

@@ -7,6 +7,7 @@ import type { Probot } from 'probot';
 import type { Observer } from './apply/prepare-apply.js';
 import { AutoApply } from './github/auto-apply.js';
 import { Bot } from './github/bot.js';
+import { CommitCache } from './github/commit-cache.js';
 import { observe } from './docker/observe.js';
 import { DriftReconciler, parseDriftInterval } from './drift/drift.js';
 import { Executor } from './apply/executor.js';
@@ -40,6 +41,8 @@ export interface Services {
   metrics: Metrics;
   drift: DriftReconciler | undefined;
   githubFor: (repo: string) => Promise<GitHubPort>;
+  /** a commit's tree and files, remembered across events (immutable at a commit SHA; bounded by bytes) */
+  commitCache: CommitCache;
   /** this process's identity: drives applies (their leases), holds targets and claims webhook deliveries */
   replica: string;
   leaseTtlMs: number;
@@ -65,6 +68,8 @@ export async function createServices(app: Probot, opts: BerthOptions): Promise<S
   if (keyring) log.info({ keys: keyring.ids.length, current: keyring.currentId }, 'secret store ready');
   else log.warn({}, `no secret key configured (${KEY_FILE_ENV} or ${KEY_ENV}): server-side secrets are refused, never stored in clear`);
   const installations = new Map<string, number>();
+  // A malformed BERTH_COMMIT_CACHE_BYTES stops the start, naming the variable.
+  const commitCache = CommitCache.fromEnv(env);
 
   // ── metrics and drift (issue 5) ──────────────────────────────────────
   const metrics = opts.metrics ?? new Metrics();
@@ -138,5 +143,5 @@ export async function createServices(app: Probot, opts: BerthOptions): Promise<S
     },
   };
 
-  return { env, log, store, targets, installations, metrics, drift, githubFor, replica, leaseTtlMs, executor, runner, bot, auto, work, services };
+  return { env, log, store, targets, installations, metrics, drift, githubFor, commitCache, replica, leaseTtlMs, executor, runner, bot, auto, work, services };
 }

@@ -132,6 +132,60 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       for (const t of tasks) expect(t.finishedAt! >= t.startedAt!).toBe(true);
     });
 
+    it('journals a wide wave in commits of at most 32 writes, so the first calls begin before the whole wave is written, never before their own write', async () => {
+      // One log of what happened, in order: each journal commit (its task ids and new state) and each engine call.
+      const log: ({ commit: { id: string; state: string }[] } | { call: string })[] = [];
+      const recording: Store = new Proxy(ts.store, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (prop === 'updateTasks')
+            return async (...a: Parameters<Store['updateTasks']>) => {
+              const r = await target.updateTasks(...a);
+              log.push({ commit: a[0].filter((_, i) => r[i]).map((u) => ({ id: u.id, state: u.patch.state })) });
+              return r;
+            };
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      const h = harness(recording);
+      const engine = h.engines.get('local')!;
+      for (const m of ['createContainer', 'startContainer'] as const) {
+        const real = engine[m].bind(engine) as (...a: unknown[]) => Promise<unknown>;
+        (engine as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => {
+          log.push({ call: `${m} ${String(a[0])}` });
+          return real(...a);
+        };
+      }
+      const id = await h.apply(stack(undefined, 80), { parallelism: 512 });
+      expect(await h.executor.run(id)).toBe('completed');
+      const tasks = await h.tasks(id);
+      const kind = new Map(tasks.map((t) => [t.id, t.kind]));
+      const commits = log.filter((e): e is { commit: { id: string; state: string }[] } => 'commit' in e);
+      expect(Math.max(...commits.map((c) => c.commit.length))).toBeLessThanOrEqual(32);
+      // Every task written running once and ended once, whatever the batching.
+      for (const state of ['running', 'succeeded']) expect(commits.flatMap((c) => c.commit.filter((w) => w.state === state).map((w) => w.id)).sort()).toEqual(tasks.map((t) => t.id).sort());
+      // At every point, no more creates have been called than have had their running write committed …
+      let written = 0;
+      let called = 0;
+      let firstCall = -1;
+      let lastCreateWrite = -1;
+      for (const [i, e] of log.entries()) {
+        if ('commit' in e) {
+          const creates = e.commit.filter((w) => w.state === 'running' && kind.get(w.id) === 'CreateContainer').length;
+          written += creates;
+          if (creates) lastCreateWrite = i;
+        }
+        if ('call' in e && e.call.startsWith('createContainer')) {
+          called++;
+          if (firstCall < 0) firstCall = i;
+          expect(called).toBeLessThanOrEqual(written);
+        }
+      }
+      expect(called).toBe(83);
+      // … and the first of them did not wait for the whole wave of 83 to be written.
+      expect(firstCall).toBeLessThan(lastCreateWrite);
+    });
+
     it('runs independent nodes in parallel and dependent nodes strictly in order', async () => {
       const h = harness(ts.store, { '*': { delayMs: 20 } });
       const id = await h.apply(stack(undefined, 6), { parallelism: 8 });

@@ -129,17 +129,56 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
     expect(made).toHaveLength(7);
   });
 
-  it('/plan: berth.yml read once for the command and its plan; 👀, the PR, the tree, each compose file once, a check per environment, the comment edited', async () => {
+  it('/plan at the head the autoplan read: 6 requests — 👀, berth.yml from the default branch, the PR, a check per environment, the comment edited; the tree and compose files come from the commit cache', async () => {
     const { made, by } = await requestsDuring(() => comment('acme/shop', '/plan'));
     expect(by).toEqual({
       'reactions/create-for-issue-comment': 1,
-      'repos/get-content': 3,
+      'repos/get-content': 1,
       'pulls/get': 1,
-      'git/get-tree': 1,
       'checks/create': 2,
       'issues/update-comment': 1,
     });
-    expect(made).toHaveLength(9);
+    // The config is never taken from the cache: it is read from the default branch, which moves.
+    expect(made.filter((r) => r.operationId === 'repos/get-content').map((r) => [r.path, r.query.ref])).toEqual([['/repos/acme/shop/contents/.github/berth.yml', undefined]]);
+    expect(made).toHaveLength(6);
+    expect(fake.violations).toEqual([]);
+  });
+
+  it('/plan at a head no event read yet: 9 requests (the tree and each compose file read once); the next /plan there: 6; a changed default-branch config is read at once', async () => {
+    const head2 = 'f'.repeat(40);
+    const files = shopFiles();
+    fake.setFiles('acme/shop', head2, { ...files, 'compose.yml': files['compose.yml']!.replace('      - DB_HOST=db', '      - DB_HOST=db\n      - FEATURE=cold') });
+    const planAtHead = await ts.store.latestPlan('acme/shop', 1, 'staging');
+    expect(planAtHead?.headSha).toBe(HEAD);
+    fake.setPull('acme/shop', 1, { headSha: head2 });
+    try {
+      const cold = await requestsDuring(() => comment('acme/shop', '/plan'));
+      expect(cold.by).toEqual({
+        'reactions/create-for-issue-comment': 1,
+        'repos/get-content': 3,
+        'pulls/get': 1,
+        'git/get-tree': 1,
+        'checks/create': 2,
+        'issues/update-comment': 1,
+      });
+      const reads = cold.made.filter((r) => r.operationId === 'repos/get-content').map((r) => `${r.path.replace('/repos/acme/shop/contents/', '')}@${r.query.ref ?? 'default branch'}`);
+      expect(reads.sort()).toEqual(['.github/berth.yml@default branch', `compose.production.yml@${head2}`, `compose.yml@${head2}`]);
+      // The plan is of the new head's files, not of anything remembered from the old head.
+      const plan = await ts.store.latestPlan('acme/shop', 1, 'staging');
+      expect(plan?.headSha).toBe(head2);
+      expect(plan?.desiredDigest).not.toBe(planAtHead?.desiredDigest);
+      const warm = await requestsDuring(() => comment('acme/shop', '/plan'));
+      expect(warm.made).toHaveLength(6);
+      // The default branch's berth.yml changed between two commands at the same head: the next command sees it.
+      fake.setFiles('acme/shop', 'main', { ...files, '.github/berth.yml': files['.github/berth.yml']! + '\n# changed\n' });
+      const before = fake.requestsTo('repos/get-content').length;
+      await comment('acme/shop', '/plan');
+      const after = fake.requestsTo('repos/get-content').slice(before);
+      expect(after.map((r) => r.path)).toEqual(['/repos/acme/shop/contents/.github/berth.yml']);
+    } finally {
+      fake.setFiles('acme/shop', 'main', files);
+      fake.setPull('acme/shop', 1, { headSha: HEAD });
+    }
     expect(fake.violations).toEqual([]);
   });
 
@@ -162,10 +201,10 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
     }
     expect(counts[0]).toEqual({
       'reactions/create-for-issue-comment': 1,
-      'repos/get-content': 2,
+      // berth.yml from the default branch; the tree and compose.yml at the head come from the commit cache (the autoplan read them)
+      'repos/get-content': 1,
       'repos/get-collaborator-permission-level': 1,
       'pulls/get': 2,
-      'git/get-tree': 1,
       'checks/create': 1,
       'issues/create-comment': 2,
       // the apply as a GitHub deployment (issue 14): created, in_progress, then its final status

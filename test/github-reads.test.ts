@@ -1,7 +1,8 @@
-// readOnce: the reads of one event, each made once (src/github/read-once.ts).
+// readOnce: the reads of one event, each made once (src/github/read-once.ts); CommitCache: a commit's tree and files across events.
 import { describe, expect, it } from 'vitest';
 import type { GitHubPort, RepoRef } from '../src/github/github.js';
 import { readOnce } from '../src/github/read-once.js';
+import { CommitCache } from '../src/github/commit-cache.js';
 
 const repo: RepoRef = { owner: 'acme', name: 'shop' };
 const other: RepoRef = { owner: 'acme', name: 'other' };
@@ -76,5 +77,93 @@ describe('readOnce', () => {
     await cached.getPull(repo, 1);
     await cached.getPull(repo, 1);
     expect(calls).toEqual(['pull', 'pull']);
+  });
+});
+
+// CommitCache: what a commit holds, remembered across events (src/github/commit-cache.ts).
+describe('CommitCache', () => {
+  const A = 'a'.repeat(40);
+  const B = 'b'.repeat(40);
+
+  it('a later event reads a commit’s tree and files from the cache; the default branch, branch names and other repositories go to GitHub', async () => {
+    const { gh, calls } = recording({ 'compose.yml': 'x', '.github/berth.yml': 'project: p\n' });
+    const cache = new CommitCache();
+    // Two events (each with its own per-event dedupe), both at commit A.
+    for (let event = 0; event < 2; event++) {
+      const cached = readOnce(cache.wrap(gh));
+      expect(await cached.readFile(repo, '.github/berth.yml')).toBe('project: p\n');
+      expect(await cached.listFiles(repo, A)).toEqual(new Set(['compose.yml', '.github/berth.yml']));
+      expect(await cached.readFile(repo, 'compose.yml', A)).toBe('x');
+      expect(await cached.readFile(repo, 'compose.yml', 'main')).toBe('x');
+    }
+    expect(calls).toEqual([
+      'read shop (default) .github/berth.yml',
+      `tree shop ${A}`,
+      `read shop ${A} compose.yml`,
+      'read shop main compose.yml',
+      // the second event: only what a commit SHA does not pin
+      'read shop (default) .github/berth.yml',
+      'read shop main compose.yml',
+    ]);
+    // The same commit through another repository, another commit, an abbreviated SHA: asked.
+    const next = readOnce(cache.wrap(gh));
+    await next.readFile(other, 'compose.yml', A);
+    await next.readFile(repo, 'compose.yml', B);
+    await next.readFile(repo, 'compose.yml', A.slice(0, 7));
+    expect(calls.slice(6)).toEqual([`read other ${A} compose.yml`, `read shop ${B} compose.yml`, `read shop ${A.slice(0, 7)} compose.yml`]);
+    expect(cache.stats()).toMatchObject({ entries: 4, hits: 2 });
+  });
+
+  it('never remembers an absent file (GitHub also answers 404 for a commit it does not know yet) nor a failure', async () => {
+    const files: Record<string, string> = {};
+    const { gh, calls } = recording(files, { failFirst: 'compose.yml' });
+    const cache = new CommitCache();
+    await expect(cache.wrap(gh).readFile(repo, 'compose.yml', A)).rejects.toThrow('502');
+    expect(await cache.wrap(gh).readFile(repo, 'compose.yml', A)).toBeUndefined();
+    files['compose.yml'] = 'now there';
+    expect(await cache.wrap(gh).readFile(repo, 'compose.yml', A)).toBe('now there');
+    expect(await cache.wrap(gh).readFile(repo, 'compose.yml', A)).toBe('now there');
+    expect(calls).toEqual([`read shop ${A} compose.yml`, `read shop ${A} compose.yml`, `read shop ${A} compose.yml`]);
+  });
+
+  it('a caller changing the tree it was given does not change what the next caller gets', async () => {
+    const { gh } = recording({ 'compose.yml': 'x' });
+    const cache = new CommitCache();
+    const first = await cache.wrap(gh).listFiles(repo, A);
+    first.add('.env');
+    first.delete('compose.yml');
+    expect(await cache.wrap(gh).listFiles(repo, A)).toEqual(new Set(['compose.yml']));
+  });
+
+  it('is bounded by bytes: the least recently used go first, an entry over a quarter of the budget is never kept; 0 turns it off', async () => {
+    const big = 'y'.repeat(1000);
+    const { gh, calls } = recording({ a: big, b: big, c: big, d: big, huge: 'z'.repeat(2000) });
+    const cache = new CommitCache(10_000);
+    const read = (p: string) => cache.wrap(gh).readFile(repo, p, A);
+    for (const p of ['a', 'b', 'c', 'd']) await read(p); // ≈ 2.2 kB each: four fit
+    await read('a'); // a hit: a is now the most recent
+    await read('huge'); // ≈ 4.2 kB, over 10 000 / 4: read, not kept
+    await read('huge');
+    expect(calls.filter((c) => c.endsWith(' huge'))).toHaveLength(2);
+    expect(cache.stats().entries).toBe(4);
+    // A fifth fits only when the least recently used (b) goes.
+    const { gh: gh2 } = recording({ e: big });
+    await cache.wrap(gh2).readFile(repo, 'e', A);
+    expect(cache.stats().entries).toBe(4);
+    expect(cache.stats().bytes).toBeLessThanOrEqual(10_000);
+    const before = calls.length;
+    for (const p of ['a', 'c', 'd']) await read(p);
+    expect(calls.length).toBe(before);
+    await read('b');
+    expect(calls.slice(before)).toEqual([`read shop ${A} b`]);
+
+    const off = new CommitCache(0);
+    const { gh: gh3, calls: calls3 } = recording({ a: 'x' });
+    await off.wrap(gh3).readFile(repo, 'a', A);
+    await off.wrap(gh3).readFile(repo, 'a', A);
+    expect(calls3).toHaveLength(2);
+    expect(() => CommitCache.fromEnv({ BERTH_COMMIT_CACHE_BYTES: '32MB' })).toThrow(/BERTH_COMMIT_CACHE_BYTES/);
+    expect(CommitCache.fromEnv({ BERTH_COMMIT_CACHE_BYTES: '0' }).maxBytes).toBe(0);
+    expect(CommitCache.fromEnv({}).maxBytes).toBe(32 * 1024 * 1024);
   });
 });

@@ -17,7 +17,7 @@ import { reconcile } from '../src/plan/reconcile.js';
 import { renderPlanMarkdown, renderPlanText } from '../src/plan/render.js';
 import { loadEnvironment, type FileReader } from '../src/config/load-environment.js';
 import { Keyring, SecretKeyError } from '../src/secrets/keyring.js';
-import { placeholder, placeholdersIn, revealIn, withoutHashes } from '../src/secrets/placeholder.js';
+import { jsonMayHoldPlaceholders, placeholder, placeholdersIn, revealIn, withoutHashes } from '../src/secrets/placeholder.js';
 import type { SecretHashes } from '../src/secrets/vault.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 
@@ -78,6 +78,18 @@ describe('placeholders', () => {
     const rotated = { ...spec, command: ['run', placeholder('DB_PASSWORD', 'cd'.repeat(32))] };
     expect(rotated).not.toEqual(spec);
     expect(withoutHashes(rotated)).toEqual(withoutHashes(spec));
+  });
+
+  it('a payload text without `berth-secret.` and without \\u escapes holds none; one that spells it through an escape may', () => {
+    const p = placeholder('DB_PASSWORD', 'ab'.repeat(32));
+    expect(jsonMayHoldPlaceholders(JSON.stringify({ services: [{ environment: { A: 'plain' } }] }))).toBe(false);
+    expect(jsonMayHoldPlaceholders(JSON.stringify({ services: [{ environment: { A: p } }] }))).toBe(true);
+    expect(jsonMayHoldPlaceholders(JSON.stringify({ [p]: 1 }))).toBe(true);
+    // The same placeholder written with an escape: not found by the text test, so the text says "may" and the payload is searched.
+    const escaped = JSON.stringify({ a: p }).replace('berth-secret', '\\u0062erth-secret');
+    expect(JSON.parse(escaped)).toEqual({ a: p });
+    expect(jsonMayHoldPlaceholders(escaped)).toBe(true);
+    expect(placeholdersIn(JSON.parse(escaped))).toEqual(new Map([['DB_PASSWORD', 'ab'.repeat(16)]]));
   });
 });
 

@@ -11,11 +11,11 @@ function suite(name: string, open: () => Promise<TestStore>, d: (name: string, f
     beforeEach(async () => void (ts = await open()));
     afterEach(async () => ts.dispose());
 
-    async function apply() {
+    async function apply(n = 3) {
       const task = (nodeId: number) => ({ nodeId, kind: 'StartContainer', resource: `service:s:${nodeId}`, reason: 'missing', deps: [], nodeJson: '{}' });
       const created = await ts.store.createApply({
         repo: 'a/b', pr: 1, environment: 'e', kind: 'apply', actor: 'x', headSha: null, desiredDigest: 'd', planFingerprint: null, desiredJson: '{}',
-        operations: [{ target: 'local', tasks: [task(1), task(2), task(3)] }],
+        operations: [{ target: 'local', tasks: Array.from({ length: n }, (_, i) => task(i + 1)) }],
       });
       return created.operations[0]!.tasks.map((t) => t.id);
     }
@@ -43,6 +43,36 @@ function suite(name: string, open: () => Promise<TestStore>, d: (name: string, f
       ]);
       expect(res).toEqual([true, true]);
       expect(await ts.store.getTask(a!)).toMatchObject({ state: 'succeeded', result: 'ctr1' });
+    });
+
+    it('a wave of tasks written alike (one statement) gets the same answers and rows as one write per task', async () => {
+      const ids = await apply(7);
+      const res = await ts.store.updateTasks([
+        ...ids.slice(0, 5).map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const, startedAt: 9 } })),
+        { id: ids[5]!, expected: ['pending', 'running'], patch: { state: 'cancelled', finishedAt: 10 } },
+        { id: ids[6]!, expected: ['running', 'pending'], patch: { state: 'cancelled', finishedAt: 10 } },
+      ]);
+      expect(res).toEqual([true, true, true, true, true, true, true]);
+      for (const id of ids.slice(0, 5)) expect(await ts.store.getTask(id)).toMatchObject({ state: 'running', startedAt: 9, version: 1 });
+      for (const id of ids.slice(5)) expect(await ts.store.getTask(id)).toMatchObject({ state: 'cancelled', finishedAt: 10, version: 1 });
+    });
+
+    it('when one task of a wave lost its race, the others still win once each and the loser is untouched', async () => {
+      const ids = await apply(6);
+      await ts.store.updateTask(ids[2]!, 'pending', { state: 'running', startedAt: 1 });
+      const res = await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const, startedAt: 7 } })));
+      expect(res).toEqual([true, true, false, true, true, true]);
+      for (const [i, id] of ids.entries())
+        expect(await ts.store.getTask(id)).toMatchObject(i === 2 ? { state: 'running', startedAt: 1, version: 1 } : { state: 'running', startedAt: 7, version: 1 });
+    });
+
+    it('a wave under a fence no longer held writes nothing', async () => {
+      const ids = await apply(4);
+      const token = await ts.store.claimLease('apply:x', 'me', 30_000);
+      const fence = { lease: 'apply:x', holder: 'me', token: token! };
+      await ts.store.releaseLease('apply:x', 'me');
+      expect(await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const } })), fence)).toEqual([false, false, false, false]);
+      for (const id of ids) expect(await ts.store.getTask(id)).toMatchObject({ state: 'pending', version: 0 });
     });
   });
 }

@@ -17,7 +17,7 @@ import type { Lanes } from './lanes.js';
 import { HeldLease, LeaseLostError } from './lease.js';
 import { deriveApplyWithSibling, deriveOperationState } from './derive-state.js';
 import { noKeyError } from '../secrets/keyring.js';
-import { placeholdersIn, revealIn } from '../secrets/placeholder.js';
+import { jsonMayHoldPlaceholders, placeholdersIn, revealIn } from '../secrets/placeholder.js';
 import type { SecretRevealer } from '../secrets/vault.js';
 import type { AggregateState, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from '../store/store.js';
 import { retryingStore } from '../store/retry.js';
@@ -119,6 +119,8 @@ export interface ExecutorOptions {
 }
 
 const silent: ExecutorLogger = { info() {}, warn() {}, error() {} };
+/** Journal writes committed together at most (see Executor.journal). */
+const JOURNAL_BATCH = 32;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAILED_DEP: TaskState[] = ['failed', 'skipped', 'cancelled'];
 /** A BatchGate runs once its batch has ended however it ended: it is the one that judges the failures. */
@@ -307,7 +309,8 @@ export class Executor {
     // Server-side secrets are decrypted once per drive, when the first operation starts: a failure
     // (key missing, value changed since the plan) fails each operation with the reason.
     let revealing: Promise<RunPayload> | undefined;
-    const withSecrets = () => (revealing ??= this.reveal(apply.repo, apply.environment, payload));
+    // A payload whose stored text cannot hold a placeholder names no secret: not searched (the search walks all of it).
+    const withSecrets = () => (revealing ??= jsonMayHoldPlaceholders(apply.desiredJson) ? this.reveal(apply.repo, apply.environment, payload) : Promise.resolve(payload));
     // on_failure: halt — a failure in one operation stops the *other* operations; the failing one
     // finishes its independent work (its dependants are skipped) and ends failed.
     const halt: Halt = { by: new Set() };
@@ -488,13 +491,17 @@ export class Executor {
       if ((g?.startsWith('recreate:') || g?.startsWith('start-first:')) && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
     }
     for (const t of cut.values()) await this.restoreAfterFailure(JSON.parse(t.nodeJson) as PlanNode, groupOf(byNode, t), engine, applyId);
-    // The operation is done: cut the coalescing wait short, then settle for good.
-    this.settleNow.get(op.id)?.();
+    // The operation is done: a background settle still waiting is dropped and one under way finishes; then
+    // the states are settled for good, once. Every task at rest in memory is what the journal holds (each
+    // got there by this drive's compare-and-set, or was re-read above); otherwise the journal is read.
+    this.settleCancel.get(op.id)?.();
+    this.settleAgain.delete(op.id);
     await this.settling.get(op.id);
-    await this.settleOperation(applyId, op.id);
+    const states = [...byNode.values()].map((t) => t.state);
+    await this.settleOperation(applyId, op.id, states.every((s) => TERMINAL.includes(s)) ? states : undefined);
   }
 
-  private readonly settleNow = new Map<string, () => void>();
+  private readonly settleCancel = new Map<string, () => void>();
 
   private readonly settling = new Map<string, Promise<void>>();
   private readonly settleAgain = new Set<string>();
@@ -507,14 +514,16 @@ export class Executor {
     }
     const run = (async () => {
       // Coalesce: derived states may lag a moment, the journal never does.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.o.settleDelayMs ?? 25);
-        this.settleNow.set(opId, () => {
+      const go = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(true), this.o.settleDelayMs ?? 25);
+        this.settleCancel.set(opId, () => {
           clearTimeout(timer);
-          resolve();
+          resolve(false);
         });
       });
-      this.settleNow.delete(opId);
+      this.settleCancel.delete(opId);
+      // The operation ended meanwhile: its final settle does this one's work.
+      if (!go) return;
       do {
         this.settleAgain.delete(opId);
         try {
@@ -551,8 +560,11 @@ export class Executor {
 
   /**
    * Group commit: journal writes issued in the same turn of the event loop
-   * (a wave of tasks starting or finishing together) share one transaction.
-   * Each caller still waits for its own write to be committed before going on.
+   * (a wave of tasks starting or finishing together) share a transaction, at
+   * most JOURNAL_BATCH of them, in the order they were issued (tasks are
+   * launched critical path first, and finish in about that order). Each caller
+   * still waits for its own write to be committed before going on; the first
+   * of a wide wave need not wait for the whole wave's writes.
    */
   private journal(u: TaskUpdate, fence: Fence): Promise<boolean> {
     return new Promise((resolve, reject) => {
@@ -563,7 +575,9 @@ export class Executor {
 
   /** One transaction per lease tenure: each carries its fence, so a stale driver's batch is refused as a whole. */
   private async flushJournal(): Promise<void> {
-    const queued = this.journalQueue.splice(0);
+    const queued = this.journalQueue.splice(0, JOURNAL_BATCH);
+    // The rest goes in the next turn, once the callers answered by this batch have moved on (their Docker calls begun).
+    if (this.journalQueue.length) setImmediate(() => void this.flushJournal());
     const byFence = new Map<string, typeof queued>();
     for (const q of queued) {
       const key = `${q.fence.lease}\n${q.fence.token}`;

@@ -19,12 +19,19 @@ export const placeholder = (name: string, hash: string): string => `berth-secret
 /** Every secret a value names, with the hash prefix it was planned with. */
 export function placeholdersIn(value: unknown): Map<string, string> {
   const out = new Map<string, string>();
-  walkStrings(value, (s) => {
-    for (const m of s.matchAll(PATTERN)) out.set(m[1]!, m[2]!);
-    return s;
+  // Visited, not rebuilt: an apply's whole desired state is searched before its first Docker call.
+  visitStrings(value, (s) => {
+    if (s.includes('berth-secret.')) for (const m of s.matchAll(PATTERN)) out.set(m[1]!, m[2]!);
   });
   return out;
 }
+
+/**
+ * False only when the JSON text `json` cannot hold a placeholder anywhere (in a
+ * string or a key): it has no `berth-secret.` and no `\u` escape that could
+ * spell one. A cheap test before searching a parsed payload.
+ */
+export const jsonMayHoldPlaceholders = (json: string): boolean => json.includes('berth-secret.') || json.includes('\\u');
 
 /** `value` with each placeholder replaced by the secret's value (deeply, strings only; keys too). Unknown names are left as they are. */
 export function revealIn<T>(value: T, values: ReadonlyMap<string, string>): T {
@@ -33,6 +40,16 @@ export function revealIn<T>(value: T, values: ReadonlyMap<string, string>): T {
 
 /** The same placeholders with their hashes dropped: two specs equal under this differ only in secret values. */
 export const withoutHashes = <T>(value: T): T => walkStrings(value, (s) => s.replace(PATTERN, (_w, name: string) => `berth-secret.${name}`)) as T;
+
+function visitStrings(v: unknown, f: (s: string) => void): void {
+  if (typeof v === 'string') f(v);
+  else if (Array.isArray(v)) for (const x of v) visitStrings(x, f);
+  else if (v && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) {
+      f(k);
+      visitStrings(x, f);
+    }
+}
 
 function walkStrings(v: unknown, f: (s: string) => string): unknown {
   if (typeof v === 'string') return f(v);

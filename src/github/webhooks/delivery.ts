@@ -33,7 +33,7 @@ export interface Deliveries {
 }
 
 export function deliveries(s: Services, routes: Routes): Deliveries {
-  const { log, store, metrics, work, installations, replica, leaseTtlMs, githubFor } = s;
+  const { log, store, metrics, work, installations, replica, leaseTtlMs, githubFor, commitCache } = s;
 
   /** A payload without what the handler needs is not from GitHub (or not for berth): logged and dropped, never an error. */
   const malformed = (context: { id: string; name: string }, missing: string) => {
@@ -48,8 +48,9 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
     const repo = parseRepo(full);
     work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
       try {
-        // Each read of this event made once (config, trees, compose files at a commit).
-        await job.run(readOnce(gh), repo);
+        // Each read of this event made once (config, trees, compose files at a commit); what a commit
+        // holds is remembered across events too (commit-cache.ts), the default branch's config never.
+        await job.run(readOnce(commitCache.wrap(gh)), repo);
         metrics.webhook(delivery.name, 'handled');
       } catch (err) {
         metrics.webhook(delivery.name, 'failed');

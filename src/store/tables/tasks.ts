@@ -70,29 +70,69 @@ function taskSet(patch: TaskPatch) {
 
 export async function updateTasks(ctx: Ctx, updates: readonly TaskUpdate[], fence?: Fence): Promise<boolean[]> {
   if (!updates.length) return [];
-  return writeTransaction(ctx, async (trx) => {
-    if (fence) {
-      // A shared lock on the lease row: a takeover (an UPDATE of that row) waits for this batch, or this batch sees it.
-      const held = await trx.db.executeQuery(
-        prepared(
-          trx.dialect,
-          'fence',
-          (p) => lockingRead(trx.dialect, trx.db.selectFrom('leases').select('name').where('name', '=', p('lease')).where('holder', '=', p('holder')).where('token', '=', p('token')), 'share'),
-          { lease: fence.lease, holder: fence.holder, token: fence.token },
-        ),
-      );
-      if (held.rows.length === 0) return updates.map(() => false);
+  // Writes of distinct tasks with the same patch and the same expected states (a wave of tasks
+  // starting or finishing together) go as one statement each. That statement is the answer only when
+  // it changed every task it names, i.e. each task's own compare-and-set would have won; otherwise the
+  // transaction is undone and every write made by itself, in order, as below.
+  const groups = sameWrites(updates);
+  if (groups) {
+    try {
+      return await writeTransaction(ctx, (trx) => writeJournal(trx, updates, fence, groups));
+    } catch (err) {
+      if (!(err instanceof NotEveryRow)) throw err;
     }
-    const out: boolean[] = [];
-    for (const { id, expected: expectedState, patch } of updates) {
-      const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
-      if (expected.length === 0) {
-        out.push(false);
-        continue;
-      }
-      // version = version + 1 makes every matched row a changed row (MySQL's FOUND_ROWS agrees).
-      const set = taskSet(patch);
-      const columns = Object.keys(set) as (keyof typeof set)[];
+  }
+  return writeTransaction(ctx, (trx) => writeJournal(trx, updates, fence));
+}
+
+/** A grouped statement matched fewer tasks than it names: undo, and write one by one. */
+class NotEveryRow extends Error {}
+
+/** Most tasks one grouped statement names (its id list is padded to a power of two, so few statement shapes exist). */
+const GROUP_MAX = 256;
+
+/** Indexes of `updates` by identical write, when the tasks are distinct and some write is shared; undefined otherwise. */
+function sameWrites(updates: readonly TaskUpdate[]): number[][] | undefined {
+  if (updates.length < 2 || new Set(updates.map((u) => u.id)).size !== updates.length) return undefined;
+  const by = new Map<string, number[]>();
+  updates.forEach((u, i) => {
+    const expected = unique(typeof u.expected === 'string' ? [u.expected] : [...u.expected]).sort();
+    const key = JSON.stringify([expected, taskSet(u.patch)]);
+    const list = by.get(key);
+    if (list) list.push(i);
+    else by.set(key, [i]);
+  });
+  const groups: number[][] = [];
+  for (const list of by.values()) for (let i = 0; i < list.length; i += GROUP_MAX) groups.push(list.slice(i, i + GROUP_MAX));
+  return groups.length < updates.length ? groups : undefined;
+}
+
+async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fence | undefined, groups?: number[][]): Promise<boolean[]> {
+  if (fence) {
+    // A shared lock on the lease row: a takeover (an UPDATE of that row) waits for this batch, or this batch sees it.
+    const held = await trx.db.executeQuery(
+      prepared(
+        trx.dialect,
+        'fence',
+        (p) => lockingRead(trx.dialect, trx.db.selectFrom('leases').select('name').where('name', '=', p('lease')).where('holder', '=', p('holder')).where('token', '=', p('token')), 'share'),
+        { lease: fence.lease, holder: fence.holder, token: fence.token },
+      ),
+    );
+    if (held.rows.length === 0) return updates.map(() => false);
+  }
+  const out: boolean[] = [];
+  for (const indexes of groups ?? updates.map((_, i) => [i])) {
+    const { expected: expectedState, patch } = updates[indexes[0]!]!;
+    const expected = unique(typeof expectedState === 'string' ? [expectedState] : [...expectedState]);
+    if (expected.length === 0) {
+      for (const i of indexes) out[i] = false;
+      continue;
+    }
+    // version = version + 1 makes every matched row a changed row (MySQL's FOUND_ROWS agrees).
+    const set = taskSet(patch);
+    const columns = Object.keys(set) as (keyof typeof set)[];
+    const states = Object.fromEntries(expected.map((e, i) => [`expected${i}`, e]));
+    if (indexes.length === 1) {
       const r = await trx.db.executeQuery(
         prepared(
           trx.dialect,
@@ -103,13 +143,36 @@ export async function updateTasks(ctx: Ctx, updates: readonly TaskUpdate[], fenc
               .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
               .where('id', '=', p('id'))
               .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
-          { ...set, id, ...Object.fromEntries(expected.map((e, i) => [`expected${i}`, e])) },
+          { ...set, id: updates[indexes[0]!]!.id, ...states },
         ),
       );
-      out.push(Number(r.numAffectedRows ?? 0) === 1);
+      out[indexes[0]!] = Number(r.numAffectedRows ?? 0) === 1;
+      continue;
     }
-    return out;
-  });
+    let width = 2;
+    while (width < indexes.length) width *= 2;
+    const ids = Object.fromEntries(Array.from({ length: width }, (_, k) => [`id${k}`, updates[indexes[Math.min(k, indexes.length - 1)]!]!.id]));
+    const r = await trx.db.executeQuery(
+      prepared(
+        trx.dialect,
+        `tasks:${columns.join(',')}:${expected.length}:${width}`,
+        (p) =>
+          trx.db
+            .updateTable('tasks')
+            .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+            .where(
+              'id',
+              'in',
+              Array.from({ length: width }, (_, k) => p(`id${k}`)),
+            )
+            .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
+        { ...set, ...ids, ...states },
+      ),
+    );
+    if (Number(r.numAffectedRows ?? 0) !== indexes.length) throw new NotEveryRow();
+    for (const i of indexes) out[i] = true;
+  }
+  return out;
 }
 
 export async function cancelPendingTasks(ctx: Ctx, applyId: string, finishedAt?: number): Promise<number> {

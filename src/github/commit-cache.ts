@@ -1,0 +1,135 @@
+// What a commit holds, remembered across events. A commit is immutable: its
+// tree and the bytes of a file at it are the same whenever they are read, so
+// `/plan` after the PR's autoplan at the same head (or an apply after it)
+// need not list the tree and read the compose files again. Per-event
+// deduplication stays in read-once.ts; this cache sits under it, for the
+// whole process, bounded by bytes (least recently used go first).
+//
+// What is never remembered:
+// - a read without a commit SHA (`.github/berth.yml` from the default
+//   branch, any branch or tag name): what it names moves;
+// - "no such file" (a 404): GitHub answers 404 for a commit it does not know
+//   yet as well; absence at a commit is told by the commit's cached tree,
+//   which read-once consults before asking for a file;
+// - failures (5xx, rate limits, "too large"): the next caller asks again.
+// The key holds the repository as well as the commit and the path: a commit's
+// bytes are the same whichever repository serves them, but an installation's
+// reach is per repository, and a read through one must not answer another.
+import type { GitHubPort, RepoRef } from './github.js';
+import { repoName } from './github.js';
+
+/** A full commit SHA (SHA-1 or SHA-256 object name), never a branch, tag or abbreviation. */
+const COMMIT_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+export const DEFAULT_COMMIT_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** Rough bytes an entry keeps alive (UTF-16 strings, plus per-entry overhead). */
+const ENTRY_OVERHEAD = 64;
+const sizeOfText = (key: string, text: string) => ENTRY_OVERHEAD + 2 * (key.length + text.length);
+const sizeOfTree = (key: string, paths: readonly string[]) => paths.reduce((n, p) => n + ENTRY_OVERHEAD + 2 * p.length, ENTRY_OVERHEAD + 2 * key.length);
+
+type Entry = { kind: 'file'; text: string; bytes: number } | { kind: 'tree'; paths: readonly string[]; bytes: number };
+
+export interface CommitCacheStats {
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  hits: number;
+  misses: number;
+}
+
+export class CommitCache {
+  private readonly entries = new Map<string, Entry>();
+  private bytes = 0;
+  private hits = 0;
+  private misses = 0;
+  readonly maxBytes: number;
+
+  /** `maxBytes` 0 turns the cache off (every read goes to GitHub). */
+  constructor(maxBytes = DEFAULT_COMMIT_CACHE_BYTES) {
+    this.maxBytes = Math.max(0, Math.floor(maxBytes));
+  }
+
+  /** From `BERTH_COMMIT_CACHE_BYTES` (default 32 MiB; 0 off). A value that is not a whole number ≥ 0 is refused. */
+  static fromEnv(env: NodeJS.ProcessEnv): CommitCache {
+    const raw = env.BERTH_COMMIT_CACHE_BYTES;
+    if (raw === undefined || raw.trim() === '') return new CommitCache();
+    if (!/^\d+$/.test(raw.trim())) throw new Error(`BERTH_COMMIT_CACHE_BYTES must be a whole number of bytes (0 turns the cache off), not "${raw}"`);
+    return new CommitCache(Number(raw.trim()));
+  }
+
+  stats(): CommitCacheStats {
+    return { entries: this.entries.size, bytes: this.bytes, maxBytes: this.maxBytes, hits: this.hits, misses: this.misses };
+  }
+
+  /** `gh` with listFiles and readFile at a commit SHA answered from the cache when it can; every other call untouched. */
+  wrap(gh: GitHubPort): GitHubPort {
+    if (this.maxBytes === 0) return gh;
+    return new Proxy(gh, {
+      get: (target, prop, receiver) => {
+        switch (prop) {
+          case 'listFiles':
+            return (repo: RepoRef, sha: string) => this.listFiles(target, repo, sha);
+          case 'readFile':
+            return (repo: RepoRef, path: string, ref?: string) => this.readFile(target, repo, path, ref);
+          default: {
+            const v = Reflect.get(target, prop, receiver) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          }
+        }
+      },
+    });
+  }
+
+  private async listFiles(gh: GitHubPort, repo: RepoRef, sha: string): Promise<Set<string>> {
+    if (!COMMIT_SHA.test(sha)) return gh.listFiles(repo, sha);
+    const key = `tree\0${repoName(repo)}\0${sha}`;
+    const hit = this.get(key);
+    // A Set of its own for each caller: nothing a caller does to it reaches the cache.
+    if (hit?.kind === 'tree') return new Set(hit.paths);
+    const files = await gh.listFiles(repo, sha);
+    const paths = [...files];
+    this.put(key, { kind: 'tree', paths, bytes: sizeOfTree(key, paths) });
+    return files;
+  }
+
+  private async readFile(gh: GitHubPort, repo: RepoRef, path: string, ref?: string): Promise<string | undefined> {
+    if (ref === undefined || !COMMIT_SHA.test(ref)) return gh.readFile(repo, path, ref);
+    const key = `file\0${repoName(repo)}\0${ref}\0${path}`;
+    const hit = this.get(key);
+    if (hit?.kind === 'file') return hit.text;
+    const text = await gh.readFile(repo, path, ref);
+    if (text !== undefined) this.put(key, { kind: 'file', text, bytes: sizeOfText(key, text) });
+    return text;
+  }
+
+  private get(key: string): Entry | undefined {
+    const e = this.entries.get(key);
+    if (!e) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    // Most recently used last.
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e;
+  }
+
+  private put(key: string, e: Entry): void {
+    // One entry may take at most a quarter of the budget: a huge tree never flushes everything else.
+    if (e.bytes > this.maxBytes / 4) return;
+    const old = this.entries.get(key);
+    if (old) {
+      this.entries.delete(key);
+      this.bytes -= old.bytes;
+    }
+    this.entries.set(key, e);
+    this.bytes += e.bytes;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.bytes -= v.bytes;
+    }
+  }
+}
