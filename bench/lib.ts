@@ -9,10 +9,10 @@ export interface Figure {
   min: number;
   max: number;
   runs: number;
-  /** the figure should stay below this; null when there is no agreed target */
+  /** the figure should stay at or below this (the issues write ≤); null when there is no agreed target */
   target: number | null;
   unit: 'ms' | 'ratio';
-  /** median / target: below 1 meets the target */
+  /** median / target: at most 1 meets the target */
   ratio_to_target: number | null;
   /** anything else worth recording: sizes, related figures */
   [extra: string]: unknown;
@@ -80,6 +80,6 @@ export function describeFigure(f: { name: string } & Record<string, unknown>): s
   const value = typeof f.median === 'number' ? f.median : typeof f.value === 'number' ? f.value : undefined;
   const spread = typeof f.median === 'number' ? `median ${f.median} ${unit}, p95 ${f.p95}, min ${f.min}, max ${f.max} over ${f.runs} runs` : `${value} ${unit}`;
   const target = typeof f.target === 'number' ? f.target : undefined;
-  const vs = target !== undefined && value !== undefined ? ` (target < ${target} ${unit}: ${(value / target).toFixed(3)}× of target, ${value < target ? 'met' : 'MISSED'})` : '';
+  const vs = target !== undefined && value !== undefined ? ` (target ≤ ${target} ${unit}: ${(value / target).toFixed(3)}× of target, ${value <= target ? 'met' : 'MISSED'})` : '';
   return `${f.name}: ${spread}${vs}`;
 }
