@@ -6,6 +6,10 @@ import { verify } from '@octokit/webhooks-methods';
 import { Probot } from 'probot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FakeGitHub } from './helpers/fake-github.js';
+import { CommitCache } from '../src/github/commit-cache.js';
+import { PartialListing } from '../src/github/github.js';
+import { OctokitGitHub } from '../src/github/octokit-github.js';
+import { readOnce } from '../src/github/read-once.js';
 import { commentOnPullEvent, loadExample, pullRequestEvent, signWebhook, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
 
 // @octokit/rest is exactly core + REST endpoint methods + pagination (it is
@@ -153,6 +157,25 @@ describe('state round-trips through the REST API', () => {
     const { data: top } = await gh.rest.git.getTree({ owner, repo, tree_sha: sha });
     expect(top.tree.map((e) => e.path)).toEqual(['compose.yml', 'deploy']);
     expect(await status(gh.rest.git.getTree({ owner, repo, tree_sha: 'b'.repeat(40) }))).toBe(404);
+  });
+
+  it('a truncated tree (a big monorepo) is a partial listing: each file is then asked for, and it is never cached as the commit', async () => {
+    const sha = 'd'.repeat(40);
+    fake.setFiles(REPO, sha, { 'compose.yml': 'services: {}\n', 'deploy/compose.yml': 'b' }, { truncated: true });
+    const port = new OctokitGitHub(gh as unknown as ConstructorParameters<typeof OctokitGitHub>[0]);
+    const listed = await port.listFiles({ owner, name: repo }, sha);
+    expect(listed).toBeInstanceOf(PartialListing);
+    // It cannot tell absence: a path it does not hold may still be in the commit.
+    expect(listed.has('not-listed.yml')).toBe(true);
+    const cache = new CommitCache();
+    const reads = readOnce(cache.wrap(port));
+    expect(await reads.listFiles({ owner, name: repo }, sha)).toBeInstanceOf(PartialListing);
+    const before = fake.requestsTo('repos/get-content').length;
+    expect(await reads.readFile({ owner, name: repo }, 'compose.yml', sha)).toBe('services: {}\n');
+    expect(await reads.readFile({ owner, name: repo }, '.env', sha)).toBeUndefined();
+    // Both asked for (the listing could not say .env is absent), and the tree is not remembered.
+    expect(fake.requestsTo('repos/get-content').length - before).toBe(2);
+    expect(cache.stats().entries).toBe(1);
   });
 
   it('serves pull requests with head SHA, fork, mergeability, and their reviews', async () => {

@@ -16,7 +16,7 @@
 // bytes are the same whichever repository serves them, but an installation's
 // reach is per repository, and a read through one must not answer another.
 import type { GitHubPort, RepoRef } from './github.js';
-import { repoName } from './github.js';
+import { PartialListing, repoName } from './github.js';
 
 /** A full commit SHA (SHA-1 or SHA-256 object name), never a branch, tag or abbreviation. */
 const COMMIT_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -88,6 +88,8 @@ export class CommitCache {
     // A Set of its own for each caller: nothing a caller does to it reaches the cache.
     if (hit?.kind === 'tree') return new Set(hit.paths);
     const files = await gh.listFiles(repo, sha);
+    // A truncated listing cannot tell absence: it is never remembered as what the commit holds.
+    if (files instanceof PartialListing) return files;
     const paths = [...files];
     this.put(key, { kind: 'tree', paths, bytes: sizeOfTree(key, paths) });
     return files;

@@ -77,11 +77,22 @@ export interface DeploymentStatusInput {
   environmentUrl?: string;
 }
 
+/**
+ * A commit's listing GitHub cut short (a recursive tree over its limits: big monorepos). It holds the paths
+ * it was given, but cannot tell a file is absent: `has` answers yes for every path, so the file is asked
+ * for and a 404 says it is not there. Never cached as a commit's complete contents.
+ */
+export class PartialListing extends Set<string> {
+  override has(_path: string): boolean {
+    return true;
+  }
+}
+
 export interface GitHubPort {
   defaultBranch(repo: RepoRef): Promise<string>;
   /** undefined when the file does not exist at that ref; no ref: the default branch (GitHub's own default, no repos.get) */
   readFile(repo: RepoRef, path: string, ref?: string): Promise<string | undefined>;
-  /** every blob path at a commit (one recursive tree call) */
+  /** every blob path at a commit (one recursive tree call); a PartialListing when GitHub truncated it */
   listFiles(repo: RepoRef, sha: string): Promise<Set<string>>;
   getPull(repo: RepoRef, pr: number): Promise<PullRequest>;
   listReviews(repo: RepoRef, pr: number): Promise<Review[]>;

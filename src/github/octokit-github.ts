@@ -3,7 +3,7 @@
 // failure denies (authorisation) or is reported and retried (comments).
 import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
-import { CHECK_TEXT_LIMIT, clip } from './github.js';
+import { CHECK_TEXT_LIMIT, clip, PartialListing } from './github.js';
 import { BerthError } from '../errors.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -75,8 +75,9 @@ export class OctokitGitHub implements GitHubPort {
 
   async listFiles(repo: RepoRef, sha: string): Promise<Set<string>> {
     const { data } = await this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' });
-    if (data.truncated) throw new Error(`the tree of ${sha} is too large for one listing (GitHub truncated it)`);
-    return new Set(data.tree.filter((e) => e.type === 'blob' && e.path).map((e) => e.path!));
+    const paths = data.tree.filter((e) => e.type === 'blob' && e.path).map((e) => e.path!);
+    // Too large for one listing: the files are then asked for one by one (a 404 is "not there").
+    return data.truncated ? new PartialListing(paths) : new Set(paths);
   }
 
   async getPull(repo: RepoRef, pr: number): Promise<PullRequest> {
