@@ -388,8 +388,11 @@ function validate(m: Merged): void {
         const dym = closest(d.service, names.filter((n) => n !== s.name));
         throw error('unknown_service', `service ${s.name} depends on "${d.service}", which is not a service`, d.at, dym ? `did you mean "${dym}"?` : `services: ${names.join(', ')}`);
       }
-      if (d.condition === 'service_healthy' && (!target.healthcheck || target.healthcheck.disable?.v || target.healthcheck.test?.v[0] === 'NONE'))
-        throw error('no_healthcheck', `service ${s.name} waits for ${d.service} to be healthy, but ${d.service} has no healthcheck`, d.at, `add a healthcheck to ${d.service} or use condition: service_started`);
+      // Without a healthcheck in the compose files the image's HEALTHCHECK decides (as with docker compose): the
+      // apply waits for it and fails that step, naming the container, when the image has none. A healthcheck the
+      // files turn off can never be met.
+      if (d.condition === 'service_healthy' && target.healthcheck && (target.healthcheck.disable?.v || target.healthcheck.test?.v[0] === 'NONE'))
+        throw error('no_healthcheck', `service ${s.name} waits for ${d.service} to be healthy, but ${d.service}'s healthcheck is disabled`, d.at, `give ${d.service} a healthcheck that runs a test, or use condition: service_started`);
     }
     const h = s.healthcheck;
     if (h && !h.disable?.v && !h.test) throw error('invalid_value', `service ${s.name}: healthcheck has no test`, h.at, 'berth does not read healthchecks from images: give test:');
