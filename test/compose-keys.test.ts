@@ -64,6 +64,8 @@ describe('service keys reach the spec and the create options', () => {
     ['sysctls: ["net.ipv4.tcp_syncookies=0"]', { sysctls: { 'net.ipv4.tcp_syncookies': '0' } }, (o) => expect(o.HostConfig.Sysctls).toEqual({ 'net.ipv4.tcp_syncookies': '0' })],
     ['labels: {com.example.tier: web}', { labels: { 'com.example.tier': 'web' } }, (o) => expect(o.Labels['com.example.tier']).toBe('web')],
     ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
+    ['deploy:\n  restart_policy: {condition: on-failure, max_attempts: 5}', { restart: 'on-failure', restartMaxRetries: 5 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 5 })],
+    ['deploy:\n  restart_policy: {condition: any}', { restart: 'always' }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'always' })],
     ['pull_policy: every_12h', { pullPolicy: 'every_12h' }, () => {}],
     ['ipc: shareable', { ipcMode: 'shareable' }, (o) => expect(o.HostConfig.IpcMode).toBe('shareable')],
     ['cgroup: private', { cgroupnsMode: 'private' }, (o) => expect(o.HostConfig.CgroupnsMode).toBe('private')],
@@ -80,6 +82,34 @@ describe('service keys reach the spec and the create options', () => {
       else expect(hashOf(d)).not.toBe(hashOf(load(svc('image: nginx'))));
     });
   }
+
+  it('deploy.restart_policy applies as docker compose applies it: over restart:, merged key by key, Swarm-only keys refused at their line', () => {
+    // condition none → no; any (also when left out) → always; it wins over restart:
+    expect(web(load(svc('image: nginx\nrestart: always\ndeploy:\n  restart_policy:\n    condition: none'))).restart).toBe('no');
+    expect(web(load(svc('image: nginx\ndeploy:\n  restart_policy: {}'))).restart).toBe('always');
+    const overridden = web(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: on-failure, max_attempts: 2}\nrestart: on-failure:9')));
+    expect([overridden.restart, overridden.restartMaxRetries]).toEqual(['on-failure', 2]);
+    // an overlay changes one key and keeps the other
+    const merged = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\ndeploy:\n  restart_policy: {condition: any}') },
+        { path: 'compose.prod.yml', text: 'services:\n  web:\n    deploy:\n      restart_policy: {condition: on-failure, max_attempts: 4}\n' },
+      ],
+      OPTS,
+    );
+    expect([web(merged).restart, web(merged).restartMaxRetries]).toEqual(['on-failure', 4]);
+    // the restart policy is part of the hash: changing it recreates the container
+    expect(hashOf(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: none}')))).not.toBe(hashOf(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: any}'))));
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy:\n    condition: on-failure\n    delay: 5s')))).toMatchObject({
+      code: 'unsupported',
+      message: 'compose.yml:7: services.web.deploy.restart_policy.delay: deploy.restart_policy.delay is not supported by berth — it is a Swarm setting with no container equivalent (Docker restarts a container with its own back-off): remove it',
+    });
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy:\n    max_attempts: 3')))).toMatchObject({
+      line: 6,
+      message: 'compose.yml:6: services.web.deploy.restart_policy.max_attempts: service web: deploy.restart_policy.max_attempts needs condition: on-failure (Docker counts retries only for on-failure) — set condition: on-failure, or remove max_attempts',
+    });
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: always}'))).message).toBe('compose.yml:5: services.web.deploy.restart_policy.condition: deploy.restart_policy.condition must be none, on-failure or any, not "always"');
+  });
 
   it('a file that uses none of them hashes as before they existed', () => {
     expect(Object.keys(web(load(svc('image: nginx')))).sort()).toEqual(['dependsOn', 'environment', 'image', 'labels', 'name', 'networks', 'ports', 'replicas', 'restart', 'volumes']);

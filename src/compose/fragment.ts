@@ -132,6 +132,15 @@ export interface ServiceFragment {
   secrets?: At<FileRef>[];
   updateConfig?: RolloutFragment;
   rollbackConfig?: RolloutFragment;
+  /** `deploy.restart_policy` as written (docker compose applies it to the container, over `restart:`) */
+  deployRestart?: DeployRestartFragment;
+}
+
+/** `deploy.restart_policy`: later files override key by key. */
+export interface DeployRestartFragment {
+  at: Loc;
+  condition?: At<'none' | 'on-failure' | 'any'>;
+  maxAttempts?: At<number>;
 }
 
 /** A top-level config or secret: its name and where its content comes from. */
@@ -574,9 +583,13 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             else frag.rollbackConfig = r;
             continue;
           }
-          if (k === 'restart_policy' || k === 'placement' || k === 'labels' || k === 'endpoint_mode')
-            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], k === 'restart_policy' ? 'use the service key restart: (e.g. on-failure:3)' : 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas, deploy.resources, deploy.update_config and deploy.rollback_config apply');
-          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode, update_config, rollback_config');
+          if (k === 'restart_policy') {
+            frag.deployRestart = restartPolicy(v, [...path, k]);
+            continue;
+          }
+          if (k === 'placement' || k === 'labels' || k === 'endpoint_mode')
+            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas, deploy.resources, deploy.restart_policy, deploy.update_config and deploy.rollback_config apply');
+          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode, restart_policy, update_config, rollback_config');
           const r = at([...path, k], () => asNonNegativeInt(v, 'deploy.replicas', 'bad_replicas'));
           if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `deploy.replicas (${r.v}) contradicts scale (${frag.replicas.v})`, [...path, k]);
           frag.replicas = r;
@@ -676,6 +689,28 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         (frag.extras as Record<string, At<unknown>>)[spec.field] = parsed;
       }
     }
+  }
+
+  /**
+   * deploy.restart_policy, as docker compose applies it to a container: condition none → restart no,
+   * on-failure → on-failure (max_attempts its retry count), any (the default) → always. delay and window
+   * are Swarm's and have no container setting: refused rather than dropped.
+   */
+  function restartPolicy(value: unknown, path: PathSeg[]): DeployRestartFragment {
+    const o = mapping(value, path, 'deploy.restart_policy');
+    const out: DeployRestartFragment = { at: loc(path) };
+    for (const [k, v] of Object.entries(o)) {
+      const p = [...path, k];
+      if (k === 'condition') {
+        const c = at(p, () => scalarString(v, 'deploy.restart_policy.condition'));
+        if (c.v !== 'none' && c.v !== 'on-failure' && c.v !== 'any') throw err('invalid_value', `deploy.restart_policy.condition must be none, on-failure or any, not "${c.v}"`, p);
+        out.condition = c as At<'none' | 'on-failure' | 'any'>;
+      } else if (k === 'max_attempts') out.maxAttempts = at(p, () => asNonNegativeInt(v, 'deploy.restart_policy.max_attempts'));
+      else if (k === 'delay' || k === 'window')
+        throw err('unsupported', `deploy.restart_policy.${k} is not supported by berth`, p, `it is a Swarm setting with no container equivalent (Docker restarts a container with its own back-off): remove it`);
+      else throw err('unknown_key', `unknown key "${k}" in deploy.restart_policy`, p, didYouMean(k, ['condition', 'max_attempts', 'delay', 'window']) || 'known keys: condition, max_attempts');
+    }
+    return out;
   }
 
   /** deploy.update_config / rollback_config: each key checked where it is written, defaults applied by the loader. */
