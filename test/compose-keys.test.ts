@@ -148,6 +148,16 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(withPolicy('ipc: host', { allow_host_ipc: true })).ipcMode).toBe('host');
     expect(errorOf(() => withPolicy('cgroup: host'))).toMatchObject({ line: 4, problem: "service web: cgroup host (the host's cgroup namespace) is not allowed by the repository's policy" });
     expect(web(withPolicy('cgroup: host', { allow_host_cgroupns: true })).cgroupnsMode).toBe('host');
+    // userns_mode: host (frappe_docker's Traefik overlay, for the Docker socket under userns-remap)
+    expect(errorOf(() => withPolicy('userns_mode: host'))).toMatchObject({
+      line: 4,
+      message: "compose.yml:4: services.web.userns_mode: service web: userns_mode host (out of the engine's user-namespace remapping: root in the container is root on the host) is not allowed by the repository's policy — allow it with policy.allow_host_userns: true in .github/berth.yml on the default branch",
+    });
+    const userns = web(withPolicy('userns_mode: host', { allow_host_userns: true }));
+    expect(userns.usernsMode).toBe('host');
+    expect(create(userns).HostConfig.UsernsMode).toBe('host');
+    expect(hashOf(withPolicy('userns_mode: host', { allow_host_userns: true }))).not.toBe(hashOf(load(svc('image: nginx'))));
+    expect(errorOf(() => withPolicy('userns_mode: private', { allow_host_userns: true })).problem).toBe('userns_mode must be host, not "private"');
     expect(errorOf(() => load(svc('image: nginx\nipc: service:db')))).toMatchObject({ code: 'unsupported', line: 4 });
     expect(errorOf(() => load(svc('image: nginx\nruntime: io.containerd.wasmedge.v1'))).hint).toContain('berth does not let a repository choose host runtimes');
     const attached = load(svc('image: nginx\nattach: false'));

@@ -226,7 +226,6 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
   runtime: 'it picks an OCI runtime installed on the host (wasmedge, nvidia, runsc); berth does not let a repository choose host runtimes: remove it, or deploy to a target whose default runtime is the one the service needs',
   gpus: 'write the GPU request as deploy.resources.reservations.devices (capabilities: [gpu]), which berth passes to Docker under policy.allow_devices',
   cgroup_parent: 'it places the container in a cgroup of the host, outside what the policy governs: remove it',
-  userns_mode: 'userns_mode: host turns off the engine\'s user-namespace remapping for the container, outside what the policy governs: remove it',
   uts: 'uts: host shares the host\'s hostname namespace, outside what the policy governs: remove it, or set hostname:',
 };
 

@@ -228,6 +228,8 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   security_opt: { field: 'securityOpt', merge: 'set', parse: list('security_opt') },
   ipc: { field: 'ipcMode', merge: 'replace', parse: ipcMode },
   cgroup: { field: 'cgroupnsMode', merge: 'replace', parse: (v) => oneOf(v, 'cgroup', ['private', 'host']) },
+  // Docker knows one value besides the default: host (outside the engine's userns-remap), governed by the policy.
+  userns_mode: { field: 'usernsMode', merge: 'replace', parse: (v) => oneOf(v, 'userns_mode', ['host']) },
 };
 
 function oneOf(v: unknown, what: string, allowed: readonly string[]): string {

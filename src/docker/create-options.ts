@@ -81,6 +81,7 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
     ...(spec.ipcMode ? { IpcMode: spec.ipcMode } : {}),
     ...(spec.cgroupnsMode ? { CgroupnsMode: spec.cgroupnsMode } : {}),
+    ...(spec.usernsMode ? { UsernsMode: spec.usernsMode } : {}),
     ...(spec.deviceRequests?.length
       ? { DeviceRequests: spec.deviceRequests.map((r) => ({ Driver: r.driver ?? '', Count: r.count ?? (r.deviceIds ? 0 : -1), DeviceIDs: r.deviceIds ?? [], Capabilities: [r.capabilities], Options: r.options ?? {} })) }
       : {}),

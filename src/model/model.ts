@@ -177,6 +177,8 @@ export interface ServiceExtras {
   ipcMode?: string;
   /** `cgroup`: private or host (host governed by the policy's allow_host_cgroupns) */
   cgroupnsMode?: string;
+  /** `userns_mode`: host (governed by the policy's allow_host_userns) */
+  usernsMode?: string;
   /** per network key, only for networks with options */
   networkOptions?: Record<string, ServiceNetwork>;
   /**
