@@ -66,6 +66,10 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['security_opt', 'security_opt: [no-new-privileges:true]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
   ['ipc', 'ipc: shareable', (c) => expect(c.HostConfig.IpcMode).toBe('shareable')],
   ['userns_mode', 'userns_mode: host', (c) => expect(c.HostConfig.UsernsMode).toBe('host')],
+  ['cap_drop', 'cap_drop: [NET_RAW, SYS_CHROOT]', (c) => expect(c.HostConfig.CapDrop).toEqual(['NET_RAW', 'SYS_CHROOT'])],
+  ['group_add', 'group_add: ["4242", "4343"]', (c) => expect(c.HostConfig.GroupAdd).toEqual(['4242', '4343'])],
+  ['cpu_shares', 'cpu_shares: 512', (c) => expect(c.HostConfig.CpuShares).toBe(512)],
+  ['cpuset', 'cpuset: "0"', (c) => expect(c.HostConfig.CpusetCpus).toBe('0')],
   ['cgroup', 'cgroup: private', (c) => expect(c.HostConfig.CgroupnsMode).toBe('private')],
   ['env_file', 'env_file: app.env', (c) => expect(c.Config.Env).toContain('FROM_FILE=yes')],
   ['networks (aliases, ipv4_address)', `networks:\n  fixed:\n    aliases: [api]\n    ipv4_address: ${SUBNET}.10`, (c) => {

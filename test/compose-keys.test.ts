@@ -66,6 +66,10 @@ describe('service keys reach the spec and the create options', () => {
     ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
     ['deploy:\n  restart_policy: {condition: on-failure, max_attempts: 5}', { restart: 'on-failure', restartMaxRetries: 5 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 5 })],
     ['deploy:\n  restart_policy: {condition: any}', { restart: 'always' }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'always' })],
+    ['cap_drop: [ALL, cap_net_raw]', { capDrop: ['ALL', 'NET_RAW'] }, (o) => expect(o.HostConfig.CapDrop).toEqual(['ALL', 'NET_RAW'])],
+    ['group_add: [audio, 999]', { groupAdd: ['999', 'audio'] }, (o) => expect(o.HostConfig.GroupAdd).toEqual(['999', 'audio'])],
+    ['cpu_shares: 512', { cpuShares: 512 }, (o) => expect(o.HostConfig.CpuShares).toBe(512)],
+    ['cpuset: "0-1, 3"', { cpuset: '0-1,3' }, (o) => expect(o.HostConfig.CpusetCpus).toBe('0-1,3')],
     ['pull_policy: every_12h', { pullPolicy: 'every_12h' }, () => {}],
     ['ipc: shareable', { ipcMode: 'shareable' }, (o) => expect(o.HostConfig.IpcMode).toBe('shareable')],
     ['cgroup: private', { cgroupnsMode: 'private' }, (o) => expect(o.HostConfig.CgroupnsMode).toBe('private')],
@@ -109,6 +113,21 @@ describe('service keys reach the spec and the create options', () => {
       message: 'compose.yml:6: services.web.deploy.restart_policy.max_attempts: service web: deploy.restart_policy.max_attempts needs condition: on-failure (Docker counts retries only for on-failure) — set condition: on-failure, or remove max_attempts',
     });
     expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: always}'))).message).toBe('compose.yml:5: services.web.deploy.restart_policy.condition: deploy.restart_policy.condition must be none, on-failure or any, not "always"');
+  });
+
+  it('cap_drop only takes away: it needs no policy, merges across files, and sits beside a cap_add the policy allows', () => {
+    const d = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\ncap_drop: [ALL]\ncap_add: [NET_BIND_SERVICE]') },
+        { path: 'compose.prod.yml', text: 'services:\n  web:\n    cap_drop: [SYS_CHROOT]\n' },
+      ],
+      { ...OPTS, policy: { ...DENY_ALL, allow_cap_add: ['NET_BIND_SERVICE'] } },
+    );
+    expect(web(d)).toMatchObject({ capDrop: ['ALL', 'SYS_CHROOT'], capAdd: ['NET_BIND_SERVICE'] });
+    expect(create(web(d)).HostConfig).toMatchObject({ CapDrop: ['ALL', 'SYS_CHROOT'], CapAdd: ['NET_BIND_SERVICE'] });
+    expect(errorOf(() => load(svc('image: nginx\ncap_drop: ["NET RAW"]')))).toMatchObject({ line: 4, problem: 'invalid capability "NET RAW"' });
+    expect(errorOf(() => load(svc('image: nginx\ncpu_shares: 1')))).toMatchObject({ line: 4, problem: 'cpu_shares must be an integer from 2 to 262144, not 1' });
+    expect(errorOf(() => load(svc('image: nginx\ncpuset: "0-a"')))).toMatchObject({ line: 4, problem: 'invalid cpuset "0-a"' });
   });
 
   it('a file that uses none of them hashes as before they existed', () => {

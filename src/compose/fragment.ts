@@ -230,9 +230,9 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
 };
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
-  'annotations', 'blkio_config', 'cap_drop', 'cpu_count', 'cpu_percent', 'cpu_period',
-  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'device_cgroup_rules',
-  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'group_add',
+  'annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period',
+  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpus', 'credential_spec', 'device_cgroup_rules',
+  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts',
   'hostname', 'init', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
   'provider', 'pull_policy', 'read_only', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
