@@ -130,6 +130,26 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\ncpuset: "0-a"')))).toMatchObject({ line: 4, problem: 'invalid cpuset "0-a"' });
   });
 
+  it('every compose key berth refuses says why and what to do instead, at its line (never only the list of supported keys)', () => {
+    const refused: [string, string][] = [
+      ['oom_score_adj: -500', "it ranks the container against the host's own processes for the OOM killer, outside what the policy governs: remove it"],
+      ['external_links: [redis_1]', 'it links to containers outside the project: define both services in the environment and use links:, or join a network declared external: true'],
+      ['cpu_quota: 50000', 'write the CPU limit as cpus: (cpu_quota 50000 per cpu_period 100000 is cpus: 0.5)'],
+      ['device_cgroup_rules: ["c 188:* rmw"]', 'it opens host devices by number, outside policy.allow_devices: list the devices under devices: instead'],
+      ['use_api_socket: true', 'it hands the container the Docker API and the registry credentials; mount the socket under policy.allow_docker_socket if the service drives Docker'],
+      ['post_start: [{command: echo}]', "berth does not run lifecycle hooks: run the command from the image's entrypoint or command"],
+    ];
+    for (const [line, hint] of refused) {
+      const e = errorOf(() => load(svc(`image: nginx\n${line}`)));
+      expect(e, line).toMatchObject({ code: 'unsupported', line: 4, hint });
+    }
+    for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mac_address', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
+      const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
+      expect(e.code, key).toBe('unsupported');
+      expect(e.hint, key).not.toMatch(/^supported service keys/);
+    }
+  });
+
   it('a file that uses none of them hashes as before they existed', () => {
     expect(Object.keys(web(load(svc('image: nginx')))).sort()).toEqual(['dependsOn', 'environment', 'image', 'labels', 'name', 'networks', 'ports', 'replicas', 'restart', 'volumes']);
   });
