@@ -66,6 +66,8 @@ describe('service keys reach the spec and the create options', () => {
     ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
     ['deploy:\n  restart_policy: {condition: on-failure, max_attempts: 5}', { restart: 'on-failure', restartMaxRetries: 5 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 5 })],
     ['deploy:\n  restart_policy: {condition: any}', { restart: 'always' }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'always' })],
+    ['healthcheck:\n  disable: false\n  interval: 10s', { healthcheck: { test: [], intervalMs: 10_000, timeoutMs: 0, retries: 0, startPeriodMs: 0 } }, (o) =>
+      expect(o.Healthcheck).toEqual({ Test: [], Interval: 10_000_000_000, Timeout: 0, Retries: 0, StartPeriod: 0 })],
     ['cap_drop: [ALL, cap_net_raw]', { capDrop: ['ALL', 'NET_RAW'] }, (o) => expect(o.HostConfig.CapDrop).toEqual(['ALL', 'NET_RAW'])],
     ['group_add: [audio, 999]', { groupAdd: ['999', 'audio'] }, (o) => expect(o.HostConfig.GroupAdd).toEqual(['999', 'audio'])],
     ['cpu_shares: 512', { cpuShares: 512 }, (o) => expect(o.HostConfig.CpuShares).toBe(512)],

@@ -321,6 +321,25 @@ services:
       expect(api.State.Running).toBe(true);
       expect((await plan(stack(tag))).nodes).toEqual([]);
 
+      // `healthcheck: {disable: false}` (immich's way of asking for the image's healthcheck): the image's test runs
+      await removeProject(PROJECT);
+      const on = load(`
+services:
+  db:
+    image: ${tag}
+    healthcheck:
+      disable: false
+  api:
+    image: berth-test/app:1
+    depends_on:
+      db: {condition: service_healthy}
+`);
+      expect((await apply(on)).result).toBe('completed');
+      const dbOn = await docker.getContainer(cname('db')).inspect();
+      expect(dbOn.Config.Healthcheck?.Test).toEqual(['CMD-SHELL', 'test -f /VERSION']);
+      expect(dbOn.State.Health?.Status).toBe('healthy');
+      expect((await plan(on)).nodes).toEqual([]);
+
       await removeProject(PROJECT);
       const bad = await apply(stack('berth-test/app:1'));
       expect(bad.result).toBe('failed');

@@ -126,6 +126,15 @@ describe('compose errors name file, line, path and problem', () => {
     expect(plan).toMatch(new RegExp(`\\[(\\d+,)*${wait![1]}(,\\d+)*\\] -> #\\d+ service:web:1, StartContainer`));
   });
 
+  it('a healthcheck without a test (disable: false, or timings only) runs the image\'s HEALTHCHECK, its left-out timings the image\'s too', () => {
+    // immich writes `healthcheck: {disable: false}` to turn its image's healthcheck on
+    const d = load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n    healthcheck:\n      disable: false\n      retries: 7\n');
+    expect(service(d, 'db').healthcheck).toEqual({ test: [], intervalMs: 0, timeoutMs: 0, retries: 7, startPeriodMs: 0 });
+    const plan = planToString(reconcile(d, { project: d.project, environment: d.environment, containers: [], networks: [], volumes: [] }));
+    expect(plan).toMatch(/service:db:1, WaitHealthy, service_healthy \(the image's healthcheck\)/);
+    expect(desiredDigest(d)).not.toBe(desiredDigest(load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n    healthcheck:\n      disable: false\n')));
+  });
+
   it('service_healthy on a service whose healthcheck is disabled is refused, located', () => {
     for (const hc of ['{disable: true}', '{test: [NONE]}']) {
       const e = errorOf(() => load(`services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n    healthcheck: ${hc}\n`));

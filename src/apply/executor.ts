@@ -722,7 +722,11 @@ export class Executor {
         return;
       case 'WaitHealthy':
         if (t.monitorMs !== undefined) await this.monitorRunning(engine, t.containerName!, t.monitorMs);
-        else await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
+        else {
+          // an empty test is the image's HEALTHCHECK, whose timings are not known here
+          const hc = desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck;
+          await this.waitHealthy(engine, t.containerName!, hc?.test.length ? hc : undefined);
+        }
         return;
       case 'BatchGate':
         throw new Error('internal: a BatchGate is judged by the executor, not called');

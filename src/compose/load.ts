@@ -398,7 +398,6 @@ function validate(m: Merged): void {
     if (rp?.maxAttempts && (rp.condition?.v ?? 'any') !== 'on-failure')
       throw error('invalid_value', `service ${s.name}: deploy.restart_policy.max_attempts needs condition: on-failure (Docker counts retries only for on-failure)`, rp.maxAttempts.at, 'set condition: on-failure, or remove max_attempts');
     const h = s.healthcheck;
-    if (h && !h.disable?.v && !h.test) throw error('invalid_value', `service ${s.name}: healthcheck has no test`, h.at, 'berth does not read healthchecks from images: give test:');
     for (const [key, r] of [['update_config', s.updateConfig], ['rollback_config', s.rollbackConfig]] as const) {
       if (r?.keys.order !== 'start-first') continue;
       const conflict = startFirstConflict(s);
@@ -477,13 +476,18 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   let healthcheck: Healthcheck | undefined;
   if (s.healthcheck) {
     const h = s.healthcheck;
-    healthcheck = {
-      test: h.disable?.v ? ['NONE'] : h.test!.v,
-      intervalMs: h.intervalMs?.v ?? HEALTHCHECK_DEFAULTS.intervalMs,
-      timeoutMs: h.timeoutMs?.v ?? HEALTHCHECK_DEFAULTS.timeoutMs,
-      retries: h.retries?.v ?? HEALTHCHECK_DEFAULTS.retries,
-      startPeriodMs: h.startPeriodMs?.v ?? HEALTHCHECK_DEFAULTS.startPeriodMs,
-    };
+    if (!h.disable?.v && !h.test) {
+      // No test (`disable: false`, or timings only, as immich writes it): the image's HEALTHCHECK runs, and
+      // what is left out is the image's too (Docker fills an empty test and zero timings from the image).
+      healthcheck = { test: [], intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
+    } else
+      healthcheck = {
+        test: h.disable?.v ? ['NONE'] : h.test!.v,
+        intervalMs: h.intervalMs?.v ?? HEALTHCHECK_DEFAULTS.intervalMs,
+        timeoutMs: h.timeoutMs?.v ?? HEALTHCHECK_DEFAULTS.timeoutMs,
+        retries: h.retries?.v ?? HEALTHCHECK_DEFAULTS.retries,
+        startPeriodMs: h.startPeriodMs?.v ?? HEALTHCHECK_DEFAULTS.startPeriodMs,
+      };
   }
   const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
   const devices = [...new Set((s.devices ?? []).map((d) => d.v))].sort();

@@ -49,6 +49,7 @@ export interface Mount {
 }
 
 export interface Healthcheck {
+  /** [] = the image's HEALTHCHECK test (then zero timings are the image's too); ["NONE"] = disabled */
   test: string[];
   intervalMs: number;
   timeoutMs: number;

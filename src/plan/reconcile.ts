@@ -612,7 +612,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
       if (gated) healthy.push(rolloutGate(r, start, group!, containerName));
       else if (needsHealthy.has(name)) {
         // no healthcheck in the compose files: the image's HEALTHCHECK is the one waited for
-        const fromImage = s.spec.healthcheck ? {} : { detail: "the image's healthcheck" };
+        const fromImage = s.spec.healthcheck?.test.length ? {} : { detail: "the image's healthcheck" };
         const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...fromImage, ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
         healthy.push(wait);
       } else healthy.push(start);
