@@ -62,8 +62,14 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['sysctls', 'sysctls: {net.core.somaxconn: 1024}', (c) => expect(c.HostConfig.Sysctls).toEqual({ 'net.core.somaxconn': '1024' })],
   ['labels', 'labels: {com.example.tier: web}', (c) => expect(c.Config.Labels['com.example.tier']).toBe('web')],
   ['restart', 'restart: on-failure:3', (c) => expect(c.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
+  ['deploy.restart_policy', 'deploy:\n  restart_policy: {condition: on-failure, max_attempts: 2}', (c) => expect(c.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 2 })],
   ['security_opt', 'security_opt: [no-new-privileges:true]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
   ['ipc', 'ipc: shareable', (c) => expect(c.HostConfig.IpcMode).toBe('shareable')],
+  ['userns_mode', 'userns_mode: host', (c) => expect(c.HostConfig.UsernsMode).toBe('host')],
+  ['cap_drop', 'cap_drop: [NET_RAW, SYS_CHROOT]', (c) => expect(c.HostConfig.CapDrop).toEqual(['NET_RAW', 'SYS_CHROOT'])],
+  ['group_add', 'group_add: ["4242", "4343"]', (c) => expect(c.HostConfig.GroupAdd).toEqual(['4242', '4343'])],
+  ['cpu_shares', 'cpu_shares: 512', (c) => expect(c.HostConfig.CpuShares).toBe(512)],
+  ['cpuset', 'cpuset: "0"', (c) => expect(c.HostConfig.CpusetCpus).toBe('0')],
   ['cgroup', 'cgroup: private', (c) => expect(c.HostConfig.CgroupnsMode).toBe('private')],
   ['env_file', 'env_file: app.env', (c) => expect(c.Config.Env).toContain('FROM_FILE=yes')],
   ['networks (aliases, ipv4_address)', `networks:\n  fixed:\n    aliases: [api]\n    ipv4_address: ${SUBNET}.10`, (c) => {
@@ -101,7 +107,7 @@ describeDocker('every supported compose key reaches the container (real engine)'
       `services:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
     );
     writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
-    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\npolicy:\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
+    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\npolicy:\n  allow_host_userns: true\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
   });
   afterAll(async () => {
     await ts?.dispose();

@@ -64,6 +64,14 @@ describe('service keys reach the spec and the create options', () => {
     ['sysctls: ["net.ipv4.tcp_syncookies=0"]', { sysctls: { 'net.ipv4.tcp_syncookies': '0' } }, (o) => expect(o.HostConfig.Sysctls).toEqual({ 'net.ipv4.tcp_syncookies': '0' })],
     ['labels: {com.example.tier: web}', { labels: { 'com.example.tier': 'web' } }, (o) => expect(o.Labels['com.example.tier']).toBe('web')],
     ['restart: on-failure:3', { restart: 'on-failure', restartMaxRetries: 3 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 3 })],
+    ['deploy:\n  restart_policy: {condition: on-failure, max_attempts: 5}', { restart: 'on-failure', restartMaxRetries: 5 }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 5 })],
+    ['deploy:\n  restart_policy: {condition: any}', { restart: 'always' }, (o) => expect(o.HostConfig.RestartPolicy).toEqual({ Name: 'always' })],
+    ['healthcheck:\n  disable: false\n  interval: 10s', { healthcheck: { test: [], intervalMs: 10_000, timeoutMs: 0, retries: 0, startPeriodMs: 0 } }, (o) =>
+      expect(o.Healthcheck).toEqual({ Test: [], Interval: 10_000_000_000, Timeout: 0, Retries: 0, StartPeriod: 0 })],
+    ['cap_drop: [ALL, cap_net_raw]', { capDrop: ['ALL', 'NET_RAW'] }, (o) => expect(o.HostConfig.CapDrop).toEqual(['ALL', 'NET_RAW'])],
+    ['group_add: [audio, 999]', { groupAdd: ['999', 'audio'] }, (o) => expect(o.HostConfig.GroupAdd).toEqual(['999', 'audio'])],
+    ['cpu_shares: 512', { cpuShares: 512 }, (o) => expect(o.HostConfig.CpuShares).toBe(512)],
+    ['cpuset: "0-1, 3"', { cpuset: '0-1,3' }, (o) => expect(o.HostConfig.CpusetCpus).toBe('0-1,3')],
     ['pull_policy: every_12h', { pullPolicy: 'every_12h' }, () => {}],
     ['ipc: shareable', { ipcMode: 'shareable' }, (o) => expect(o.HostConfig.IpcMode).toBe('shareable')],
     ['cgroup: private', { cgroupnsMode: 'private' }, (o) => expect(o.HostConfig.CgroupnsMode).toBe('private')],
@@ -80,6 +88,69 @@ describe('service keys reach the spec and the create options', () => {
       else expect(hashOf(d)).not.toBe(hashOf(load(svc('image: nginx'))));
     });
   }
+
+  it('deploy.restart_policy applies as docker compose applies it: over restart:, merged key by key, Swarm-only keys refused at their line', () => {
+    // condition none → no; any (also when left out) → always; it wins over restart:
+    expect(web(load(svc('image: nginx\nrestart: always\ndeploy:\n  restart_policy:\n    condition: none'))).restart).toBe('no');
+    expect(web(load(svc('image: nginx\ndeploy:\n  restart_policy: {}'))).restart).toBe('always');
+    const overridden = web(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: on-failure, max_attempts: 2}\nrestart: on-failure:9')));
+    expect([overridden.restart, overridden.restartMaxRetries]).toEqual(['on-failure', 2]);
+    // an overlay changes one key and keeps the other
+    const merged = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\ndeploy:\n  restart_policy: {condition: any}') },
+        { path: 'compose.prod.yml', text: 'services:\n  web:\n    deploy:\n      restart_policy: {condition: on-failure, max_attempts: 4}\n' },
+      ],
+      OPTS,
+    );
+    expect([web(merged).restart, web(merged).restartMaxRetries]).toEqual(['on-failure', 4]);
+    // the restart policy is part of the hash: changing it recreates the container
+    expect(hashOf(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: none}')))).not.toBe(hashOf(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: any}'))));
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy:\n    condition: on-failure\n    delay: 5s')))).toMatchObject({
+      code: 'unsupported',
+      message: 'compose.yml:7: services.web.deploy.restart_policy.delay: deploy.restart_policy.delay is not supported by berth — it is a Swarm setting with no container equivalent (Docker restarts a container with its own back-off): remove it',
+    });
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy:\n    max_attempts: 3')))).toMatchObject({
+      line: 6,
+      message: 'compose.yml:6: services.web.deploy.restart_policy.max_attempts: service web: deploy.restart_policy.max_attempts needs condition: on-failure (Docker counts retries only for on-failure) — set condition: on-failure, or remove max_attempts',
+    });
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: always}'))).message).toBe('compose.yml:5: services.web.deploy.restart_policy.condition: deploy.restart_policy.condition must be none, on-failure or any, not "always"');
+  });
+
+  it('cap_drop only takes away: it needs no policy, merges across files, and sits beside a cap_add the policy allows', () => {
+    const d = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\ncap_drop: [ALL]\ncap_add: [NET_BIND_SERVICE]') },
+        { path: 'compose.prod.yml', text: 'services:\n  web:\n    cap_drop: [SYS_CHROOT]\n' },
+      ],
+      { ...OPTS, policy: { ...DENY_ALL, allow_cap_add: ['NET_BIND_SERVICE'] } },
+    );
+    expect(web(d)).toMatchObject({ capDrop: ['ALL', 'SYS_CHROOT'], capAdd: ['NET_BIND_SERVICE'] });
+    expect(create(web(d)).HostConfig).toMatchObject({ CapDrop: ['ALL', 'SYS_CHROOT'], CapAdd: ['NET_BIND_SERVICE'] });
+    expect(errorOf(() => load(svc('image: nginx\ncap_drop: ["NET RAW"]')))).toMatchObject({ line: 4, problem: 'invalid capability "NET RAW"' });
+    expect(errorOf(() => load(svc('image: nginx\ncpu_shares: 1')))).toMatchObject({ line: 4, problem: 'cpu_shares must be an integer from 2 to 262144, not 1' });
+    expect(errorOf(() => load(svc('image: nginx\ncpuset: "0-a"')))).toMatchObject({ line: 4, problem: 'invalid cpuset "0-a"' });
+  });
+
+  it('every compose key berth refuses says why and what to do instead, at its line (never only the list of supported keys)', () => {
+    const refused: [string, string][] = [
+      ['oom_score_adj: -500', "it ranks the container against the host's own processes for the OOM killer, outside what the policy governs: remove it"],
+      ['external_links: [redis_1]', 'it links to containers outside the project: define both services in the environment and use links:, or join a network declared external: true'],
+      ['cpu_quota: 50000', 'write the CPU limit as cpus: (cpu_quota 50000 per cpu_period 100000 is cpus: 0.5)'],
+      ['device_cgroup_rules: ["c 188:* rmw"]', 'it opens host devices by number, outside policy.allow_devices: list the devices under devices: instead'],
+      ['use_api_socket: true', 'it hands the container the Docker API and the registry credentials; mount the socket under policy.allow_docker_socket if the service drives Docker'],
+      ['post_start: [{command: echo}]', "berth does not run lifecycle hooks: run the command from the image's entrypoint or command"],
+    ];
+    for (const [line, hint] of refused) {
+      const e = errorOf(() => load(svc(`image: nginx\n${line}`)));
+      expect(e, line).toMatchObject({ code: 'unsupported', line: 4, hint });
+    }
+    for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mac_address', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
+      const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
+      expect(e.code, key).toBe('unsupported');
+      expect(e.hint, key).not.toMatch(/^supported service keys/);
+    }
+  });
 
   it('a file that uses none of them hashes as before they existed', () => {
     expect(Object.keys(web(load(svc('image: nginx')))).sort()).toEqual(['dependsOn', 'environment', 'image', 'labels', 'name', 'networks', 'ports', 'replicas', 'restart', 'volumes']);
@@ -118,6 +189,16 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(withPolicy('ipc: host', { allow_host_ipc: true })).ipcMode).toBe('host');
     expect(errorOf(() => withPolicy('cgroup: host'))).toMatchObject({ line: 4, problem: "service web: cgroup host (the host's cgroup namespace) is not allowed by the repository's policy" });
     expect(web(withPolicy('cgroup: host', { allow_host_cgroupns: true })).cgroupnsMode).toBe('host');
+    // userns_mode: host (frappe_docker's Traefik overlay, for the Docker socket under userns-remap)
+    expect(errorOf(() => withPolicy('userns_mode: host'))).toMatchObject({
+      line: 4,
+      message: "compose.yml:4: services.web.userns_mode: service web: userns_mode host (out of the engine's user-namespace remapping: root in the container is root on the host) is not allowed by the repository's policy — allow it with policy.allow_host_userns: true in .github/berth.yml on the default branch",
+    });
+    const userns = web(withPolicy('userns_mode: host', { allow_host_userns: true }));
+    expect(userns.usernsMode).toBe('host');
+    expect(create(userns).HostConfig.UsernsMode).toBe('host');
+    expect(hashOf(withPolicy('userns_mode: host', { allow_host_userns: true }))).not.toBe(hashOf(load(svc('image: nginx'))));
+    expect(errorOf(() => withPolicy('userns_mode: private', { allow_host_userns: true })).problem).toBe('userns_mode must be host, not "private"');
     expect(errorOf(() => load(svc('image: nginx\nipc: service:db')))).toMatchObject({ code: 'unsupported', line: 4 });
     expect(errorOf(() => load(svc('image: nginx\nruntime: io.containerd.wasmedge.v1'))).hint).toContain('berth does not let a repository choose host runtimes');
     const attached = load(svc('image: nginx\nattach: false'));

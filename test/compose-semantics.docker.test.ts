@@ -3,13 +3,15 @@
 // container is unpaused, service_completed_successfully waits for exit 0,
 // external and pre-existing networks and volumes keep their real names and
 // data, anonymous volumes survive a recreate, depends_on.restart restarts the
-// dependant. Every object is labelled with this file's own project.
+// dependant, service_healthy waits for an image's own HEALTHCHECK. Every
+// object is labelled with this file's own project.
 import { expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
 import type { DesiredState } from '../src/model/model.js';
 import { LABEL } from '../src/model/model.js';
 import { planToString } from '../src/plan/plan.js';
-import { docker } from './helpers/docker.js';
+import { tarOf } from '../src/docker/tar.js';
+import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { realApplyHarness } from './helpers/real-apply.js';
 
@@ -294,4 +296,59 @@ services:
     expect(Date.parse(api2.State.StartedAt)).toBeGreaterThanOrEqual(Date.parse(db2.State.StartedAt));
     expect((await plan(d('two'))).nodes).toEqual([]);
   }, 60_000);
+  it("service_healthy without a healthcheck in the file waits for the image's HEALTHCHECK; an image without one fails that step, named", async () => {
+    // an image with a HEALTHCHECK of its own, built locally from the test image (no registry)
+    const tag = `berth-test/healthy:${process.pid}`;
+    const dockerfile = 'FROM berth-test/app:1\nHEALTHCHECK --interval=1s --timeout=2s --retries=30 CMD test -f /VERSION\n';
+    const stream = await docker.buildImage(tarOf([{ path: '/Dockerfile', content: Buffer.from(dockerfile), mode: 0o644, uid: 0, gid: 0 }]) as unknown as NodeJS.ReadableStream, { t: tag });
+    await new Promise((ok, ko) => docker.modem.followProgress(stream, (e: Error | null) => (e ? ko(e) : ok(undefined))));
+    try {
+      const stack = (image: string) => load(`
+services:
+  db:
+    image: ${image}
+  api:
+    image: berth-test/app:1
+    depends_on:
+      db: {condition: service_healthy}
+`);
+      const r = await apply(stack(tag));
+      expect(r.result).toBe('completed');
+      expect(planToString(r.plan)).toMatch(/service:db:1, WaitHealthy, service_healthy \(the image's healthcheck\)/);
+      const db = await docker.getContainer(cname('db')).inspect();
+      const api = await docker.getContainer(cname('api')).inspect();
+      expect(db.State.Health?.Status).toBe('healthy');
+      expect(api.State.Running).toBe(true);
+      expect((await plan(stack(tag))).nodes).toEqual([]);
+
+      // `healthcheck: {disable: false}` (immich's way of asking for the image's healthcheck): the image's test runs
+      await removeProject(PROJECT);
+      const on = load(`
+services:
+  db:
+    image: ${tag}
+    healthcheck:
+      disable: false
+  api:
+    image: berth-test/app:1
+    depends_on:
+      db: {condition: service_healthy}
+`);
+      expect((await apply(on)).result).toBe('completed');
+      const dbOn = await docker.getContainer(cname('db')).inspect();
+      expect(dbOn.Config.Healthcheck?.Test).toEqual(['CMD-SHELL', 'test -f /VERSION']);
+      expect(dbOn.State.Health?.Status).toBe('healthy');
+      expect((await plan(on)).nodes).toEqual([]);
+
+      await removeProject(PROJECT);
+      const bad = await apply(stack('berth-test/app:1'));
+      expect(bad.result).toBe('failed');
+      const wait = bad.tasks.find((t) => t.kind === 'WaitHealthy')!;
+      expect(wait.state).toBe('failed');
+      expect(wait.error).toContain(`${cname('db')} has no healthcheck (none in the compose files, none in its image)`);
+      expect(bad.tasks.find((t) => t.kind === 'StartContainer' && t.resource === 'service:api:1')!.state).toBe('skipped');
+    } finally {
+      await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    }
+  }, 90_000);
 });

@@ -8,7 +8,8 @@ import { normalizeImage, parseDuration, splitCommand } from '../src/compose/norm
 import { DENY_ALL, type Policy } from '../src/compose/policy.js';
 import { ComposeError, ConfigError } from '../src/errors.js';
 import type { DesiredState, ServiceSpec } from '../src/model/model.js';
-import { desiredDigest } from '../src/plan/reconcile.js';
+import { planToString } from '../src/plan/plan.js';
+import { desiredDigest, reconcile } from '../src/plan/reconcile.js';
 import { errorOf } from './helpers/errors.js';
 import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 
@@ -114,10 +115,32 @@ describe('compose errors name file, line, path and problem', () => {
     expect(errorOf(() => load('services:\n  a:\n    image: x\n    depends_on: [a]\n')).problem).toBe('depends_on cycle: a -> a');
   });
 
-  it('service_healthy on a service without a healthcheck', () => {
-    const e = errorOf(() => load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n'));
-    expect(e.code).toBe('no_healthcheck');
-    expect(e.message).toBe('compose.yml:5: services.web.depends_on.db: service web waits for db to be healthy, but db has no healthcheck — add a healthcheck to db or use condition: service_started');
+  it('service_healthy on a service without a healthcheck in the files waits for the image\'s HEALTHCHECK', () => {
+    // as docker compose does: many images (zipkin, woodpecker-server, bonita-postgres…) ship their own
+    const d = load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n');
+    expect(service(d, 'web').dependsOn).toEqual([{ service: 'db', condition: 'service_healthy' }]);
+    expect(service(d, 'db').healthcheck).toBeUndefined();
+    const plan = planToString(reconcile(d, { project: d.project, environment: d.environment, containers: [], networks: [], volumes: [] }));
+    const wait = /-> #(\d+) service:db:1, WaitHealthy, service_healthy \(the image's healthcheck\)/.exec(plan);
+    expect(wait).not.toBeNull();
+    expect(plan).toMatch(new RegExp(`\\[(\\d+,)*${wait![1]}(,\\d+)*\\] -> #\\d+ service:web:1, StartContainer`));
+  });
+
+  it('a healthcheck without a test (disable: false, or timings only) runs the image\'s HEALTHCHECK, its left-out timings the image\'s too', () => {
+    // immich writes `healthcheck: {disable: false}` to turn its image's healthcheck on
+    const d = load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n    healthcheck:\n      disable: false\n      retries: 7\n');
+    expect(service(d, 'db').healthcheck).toEqual({ test: [], intervalMs: 0, timeoutMs: 0, retries: 7, startPeriodMs: 0 });
+    const plan = planToString(reconcile(d, { project: d.project, environment: d.environment, containers: [], networks: [], volumes: [] }));
+    expect(plan).toMatch(/service:db:1, WaitHealthy, service_healthy \(the image's healthcheck\)/);
+    expect(desiredDigest(d)).not.toBe(desiredDigest(load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n    healthcheck:\n      disable: false\n')));
+  });
+
+  it('service_healthy on a service whose healthcheck is disabled is refused, located', () => {
+    for (const hc of ['{disable: true}', '{test: [NONE]}']) {
+      const e = errorOf(() => load(`services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: x\n    healthcheck: ${hc}\n`));
+      expect(e.code).toBe('no_healthcheck');
+      expect(e.message).toBe("compose.yml:5: services.web.depends_on.db: service web waits for db to be healthy, but db's healthcheck is disabled — give db a healthcheck that runs a test, or use condition: service_started");
+    }
   });
 
   it('undeclared network and volume', () => {

@@ -749,7 +749,11 @@ export class Executor {
         return;
       case 'WaitHealthy':
         if (t.monitorMs !== undefined) await this.monitorRunning(engine, t.containerName!, t.monitorMs);
-        else await this.waitHealthy(engine, t.containerName!, desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck);
+        else {
+          // an empty test is the image's HEALTHCHECK, whose timings are not known here
+          const hc = desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck;
+          await this.waitHealthy(engine, t.containerName!, hc?.test.length ? hc : undefined);
+        }
         return;
       case 'BatchGate':
         throw new Error('internal: a BatchGate is judged by the executor, not called');
@@ -880,7 +884,8 @@ export class Executor {
 
   private async waitHealthy(engine: Engine, container: string, hc?: { intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number }) {
     // Long enough for Docker itself to declare the container unhealthy, never unbounded.
-    const natural = hc ? hc.startPeriodMs + (hc.intervalMs + hc.timeoutMs) * (hc.retries + 1) + 5_000 : 60_000;
+    // Without one in the compose files the image's HEALTHCHECK (timings unknown here) is waited for up to the bound.
+    const natural = hc ? hc.startPeriodMs + (hc.intervalMs + hc.timeoutMs) * (hc.retries + 1) + 5_000 : Infinity;
     const deadline = this.now() + Math.min(natural, this.o.healthTimeoutMs ?? 300_000);
     const poll = this.o.healthPollMs ?? 250;
     let last = await engine.health(container);
@@ -888,7 +893,7 @@ export class Executor {
       const log = last.lastLog ? ` Last health check output: ${last.lastLog}` : last.exitCode !== undefined ? ` Last health check exited ${last.exitCode} with no output.` : '';
       if (!last.running) throw new Error(`${container} is not running (it exited before becoming healthy).${log}`);
       if (last.status === 'unhealthy') throw new Error(`${container} is unhealthy.${log}`);
-      if (last.status === 'none') throw new Error(`${container} has no healthcheck, so service_healthy can never be met`);
+      if (last.status === 'none') throw new Error(`${container} has no healthcheck (none in the compose files, none in its image), so service_healthy can never be met: add a healthcheck to the service, or use condition: service_started`);
       if (this.now() > deadline) throw new Error(`${container} did not become healthy in time (status ${last.status}).${log}`);
       await sleep(poll);
       last = await engine.health(container);

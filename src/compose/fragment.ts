@@ -132,6 +132,15 @@ export interface ServiceFragment {
   secrets?: At<FileRef>[];
   updateConfig?: RolloutFragment;
   rollbackConfig?: RolloutFragment;
+  /** `deploy.restart_policy` as written (docker compose applies it to the container, over `restart:`) */
+  deployRestart?: DeployRestartFragment;
+}
+
+/** `deploy.restart_policy`: later files override key by key. */
+export interface DeployRestartFragment {
+  at: Loc;
+  condition?: At<'none' | 'on-failure' | 'any'>;
+  maxAttempts?: At<number>;
 }
 
 /** A top-level config or secret: its name and where its content comes from. */
@@ -217,14 +226,36 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
   runtime: 'it picks an OCI runtime installed on the host (wasmedge, nvidia, runsc); berth does not let a repository choose host runtimes: remove it, or deploy to a target whose default runtime is the one the service needs',
   gpus: 'write the GPU request as deploy.resources.reservations.devices (capabilities: [gpu]), which berth passes to Docker under policy.allow_devices',
   cgroup_parent: 'it places the container in a cgroup of the host, outside what the policy governs: remove it',
-  userns_mode: 'userns_mode: host turns off the engine\'s user-namespace remapping for the container, outside what the policy governs: remove it',
   uts: 'uts: host shares the host\'s hostname namespace, outside what the policy governs: remove it, or set hostname:',
+  annotations: 'berth does not pass OCI annotations to Docker: write them as labels:',
+  blkio_config: 'block-I/O weights and throttles name block devices of the host: remove it',
+  cpu_count: 'it is a Windows-only CPU setting: write the limit as cpus:',
+  cpu_percent: 'it is a Windows-only CPU setting: write the limit as cpus:',
+  cpu_period: 'write the CPU limit as cpus: (cpu_quota 50000 per cpu_period 100000 is cpus: 0.5)',
+  cpu_quota: 'write the CPU limit as cpus: (cpu_quota 50000 per cpu_period 100000 is cpus: 0.5)',
+  cpu_rt_period: 'real-time CPU scheduling draws on the host\'s real-time budget, outside what the policy governs: remove it',
+  cpu_rt_runtime: 'real-time CPU scheduling draws on the host\'s real-time budget, outside what the policy governs: remove it',
+  credential_spec: 'it applies to Windows containers only: remove it',
+  isolation: 'it applies to Windows containers only: remove it',
+  device_cgroup_rules: 'it opens host devices by number, outside policy.allow_devices: list the devices under devices: instead',
+  external_links: 'it links to containers outside the project: define both services in the environment and use links:, or join a network declared external: true',
+  label_file: 'write the labels under labels:',
+  mac_address: 'a fixed MAC address is not set by berth: remove it',
+  mem_swappiness: 'Docker discards it on cgroup v2 hosts: remove it (memswap_limit bounds swap)',
+  oom_kill_disable: 'a container the OOM killer may not stop can exhaust the host\'s memory: remove it and set mem_limit',
+  oom_score_adj: 'it ranks the container against the host\'s own processes for the OOM killer, outside what the policy governs: remove it',
+  post_start: 'berth does not run lifecycle hooks: run the command from the image\'s entrypoint or command',
+  pre_stop: 'berth does not run lifecycle hooks: run the command from the image\'s entrypoint, on the stop signal',
+  provider: 'a provider service is run by a docker compose plugin, not by Docker: remove it',
+  storage_opt: 'per-container storage options depend on the host\'s storage driver: remove it',
+  use_api_socket: 'it hands the container the Docker API and the registry credentials; mount the socket under policy.allow_docker_socket if the service drives Docker',
+  models: 'AI models are served by Docker Model Runner, not deployed by berth: remove it',
 };
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
-  'annotations', 'blkio_config', 'cap_drop', 'cpu_count', 'cpu_percent', 'cpu_period',
-  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpu_shares', 'cpus', 'cpuset', 'credential_spec', 'device_cgroup_rules',
-  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts', 'group_add',
+  'annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period',
+  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpus', 'credential_spec', 'device_cgroup_rules',
+  'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts',
   'hostname', 'init', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',
   'provider', 'pull_policy', 'read_only', 'shm_size', 'stdin_open', 'stop_grace_period', 'stop_signal',
@@ -574,9 +605,13 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             else frag.rollbackConfig = r;
             continue;
           }
-          if (k === 'restart_policy' || k === 'placement' || k === 'labels' || k === 'endpoint_mode')
-            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], k === 'restart_policy' ? 'use the service key restart: (e.g. on-failure:3)' : 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas, deploy.resources, deploy.update_config and deploy.rollback_config apply');
-          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode, update_config, rollback_config');
+          if (k === 'restart_policy') {
+            frag.deployRestart = restartPolicy(v, [...path, k]);
+            continue;
+          }
+          if (k === 'placement' || k === 'labels' || k === 'endpoint_mode')
+            throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas, deploy.resources, deploy.restart_policy, deploy.update_config and deploy.rollback_config apply');
+          if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode, restart_policy, update_config, rollback_config');
           const r = at([...path, k], () => asNonNegativeInt(v, 'deploy.replicas', 'bad_replicas'));
           if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `deploy.replicas (${r.v}) contradicts scale (${frag.replicas.v})`, [...path, k]);
           frag.replicas = r;
@@ -676,6 +711,28 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         (frag.extras as Record<string, At<unknown>>)[spec.field] = parsed;
       }
     }
+  }
+
+  /**
+   * deploy.restart_policy, as docker compose applies it to a container: condition none → restart no,
+   * on-failure → on-failure (max_attempts its retry count), any (the default) → always. delay and window
+   * are Swarm's and have no container setting: refused rather than dropped.
+   */
+  function restartPolicy(value: unknown, path: PathSeg[]): DeployRestartFragment {
+    const o = mapping(value, path, 'deploy.restart_policy');
+    const out: DeployRestartFragment = { at: loc(path) };
+    for (const [k, v] of Object.entries(o)) {
+      const p = [...path, k];
+      if (k === 'condition') {
+        const c = at(p, () => scalarString(v, 'deploy.restart_policy.condition'));
+        if (c.v !== 'none' && c.v !== 'on-failure' && c.v !== 'any') throw err('invalid_value', `deploy.restart_policy.condition must be none, on-failure or any, not "${c.v}"`, p);
+        out.condition = c as At<'none' | 'on-failure' | 'any'>;
+      } else if (k === 'max_attempts') out.maxAttempts = at(p, () => asNonNegativeInt(v, 'deploy.restart_policy.max_attempts'));
+      else if (k === 'delay' || k === 'window')
+        throw err('unsupported', `deploy.restart_policy.${k} is not supported by berth`, p, `it is a Swarm setting with no container equivalent (Docker restarts a container with its own back-off): remove it`);
+      else throw err('unknown_key', `unknown key "${k}" in deploy.restart_policy`, p, didYouMean(k, ['condition', 'max_attempts', 'delay', 'window']) || 'known keys: condition, max_attempts');
+    }
+    return out;
   }
 
   /** deploy.update_config / rollback_config: each key checked where it is written, defaults applied by the loader. */

@@ -5,7 +5,7 @@ import { posix } from 'node:path';
 import { desiredNetwork, desiredService, desiredVolume } from '../model/desired.js';
 import { sha256 } from '../model/hash.js';
 import { ComposeError } from '../errors.js';
-import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model/model.js';
+import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RestartPolicy, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model/model.js';
 import { parseDotenv, DotenvError } from './dotenv.js';
 import { buildFragment, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
@@ -388,11 +388,16 @@ function validate(m: Merged): void {
         const dym = closest(d.service, names.filter((n) => n !== s.name));
         throw error('unknown_service', `service ${s.name} depends on "${d.service}", which is not a service`, d.at, dym ? `did you mean "${dym}"?` : `services: ${names.join(', ')}`);
       }
-      if (d.condition === 'service_healthy' && (!target.healthcheck || target.healthcheck.disable?.v || target.healthcheck.test?.v[0] === 'NONE'))
-        throw error('no_healthcheck', `service ${s.name} waits for ${d.service} to be healthy, but ${d.service} has no healthcheck`, d.at, `add a healthcheck to ${d.service} or use condition: service_started`);
+      // Without a healthcheck in the compose files the image's HEALTHCHECK decides (as with docker compose): the
+      // apply waits for it and fails that step, naming the container, when the image has none. A healthcheck the
+      // files turn off can never be met.
+      if (d.condition === 'service_healthy' && target.healthcheck && (target.healthcheck.disable?.v || target.healthcheck.test?.v[0] === 'NONE'))
+        throw error('no_healthcheck', `service ${s.name} waits for ${d.service} to be healthy, but ${d.service}'s healthcheck is disabled`, d.at, `give ${d.service} a healthcheck that runs a test, or use condition: service_started`);
     }
+    const rp = s.deployRestart;
+    if (rp?.maxAttempts && (rp.condition?.v ?? 'any') !== 'on-failure')
+      throw error('invalid_value', `service ${s.name}: deploy.restart_policy.max_attempts needs condition: on-failure (Docker counts retries only for on-failure)`, rp.maxAttempts.at, 'set condition: on-failure, or remove max_attempts');
     const h = s.healthcheck;
-    if (h && !h.disable?.v && !h.test) throw error('invalid_value', `service ${s.name}: healthcheck has no test`, h.at, 'berth does not read healthchecks from images: give test:');
     for (const [key, r] of [['update_config', s.updateConfig], ['rollback_config', s.rollbackConfig]] as const) {
       if (r?.keys.order !== 'start-first') continue;
       const conflict = startFirstConflict(s);
@@ -456,6 +461,14 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   const extras: ServiceExtras = {};
   for (const [k, a] of Object.entries(s.extras)) if (a) (extras as Record<string, unknown>)[k] = a.v;
   if (Object.keys(networkOptions).length) extras.networkOptions = networkOptions;
+  // deploy.restart_policy wins over restart:, as docker compose applies it
+  let restart: RestartPolicy = s.restart?.v ?? 'no';
+  if (s.deployRestart) {
+    const condition = s.deployRestart.condition?.v ?? 'any';
+    restart = condition === 'none' ? 'no' : condition === 'any' ? 'always' : 'on-failure';
+    delete extras.restartMaxRetries;
+    if (s.deployRestart.maxAttempts) extras.restartMaxRetries = s.deployRestart.maxAttempts.v;
+  }
   const dependsOn: DependsOn[] = [...(s.dependsOn?.values() ?? [])]
     .filter((d) => hasDependency(d.service))
     .map((d): DependsOn => ({ service: d.service, condition: d.condition, ...(d.restart ? { restart: true as const } : {}) }))
@@ -463,13 +476,18 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   let healthcheck: Healthcheck | undefined;
   if (s.healthcheck) {
     const h = s.healthcheck;
-    healthcheck = {
-      test: h.disable?.v ? ['NONE'] : h.test!.v,
-      intervalMs: h.intervalMs?.v ?? HEALTHCHECK_DEFAULTS.intervalMs,
-      timeoutMs: h.timeoutMs?.v ?? HEALTHCHECK_DEFAULTS.timeoutMs,
-      retries: h.retries?.v ?? HEALTHCHECK_DEFAULTS.retries,
-      startPeriodMs: h.startPeriodMs?.v ?? HEALTHCHECK_DEFAULTS.startPeriodMs,
-    };
+    if (!h.disable?.v && !h.test) {
+      // No test (`disable: false`, or timings only, as immich writes it): the image's HEALTHCHECK runs, and
+      // what is left out is the image's too (Docker fills an empty test and zero timings from the image).
+      healthcheck = { test: [], intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
+    } else
+      healthcheck = {
+        test: h.disable?.v ? ['NONE'] : h.test!.v,
+        intervalMs: h.intervalMs?.v ?? HEALTHCHECK_DEFAULTS.intervalMs,
+        timeoutMs: h.timeoutMs?.v ?? HEALTHCHECK_DEFAULTS.timeoutMs,
+        retries: h.retries?.v ?? HEALTHCHECK_DEFAULTS.retries,
+        startPeriodMs: h.startPeriodMs?.v ?? HEALTHCHECK_DEFAULTS.startPeriodMs,
+      };
   }
   const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
   const devices = [...new Set((s.devices ?? []).map((d) => d.v))].sort();
@@ -487,7 +505,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     dependsOn,
     ...(healthcheck ? { healthcheck } : {}),
     labels: fromMap(s.labels),
-    restart: s.restart?.v ?? 'no',
+    restart,
     ...(s.user ? { user: s.user.v } : {}),
     ...(s.workingDir ? { workingDir: s.workingDir.v } : {}),
     replicas: s.replicas?.v ?? 1,

@@ -8,7 +8,7 @@
 //   - environment, labels, networks and depends_on merge as mappings;
 //   - `!reset` removes an attribute (or a whole service), `!override` replaces
 //     it instead of merging.
-import type { FileFragment, FileSourceFragment, NetworkFragment, RolloutFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
+import type { DeployRestartFragment, FileFragment, FileSourceFragment, NetworkFragment, RolloutFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
 import { EXTRA_KEYS, mergeExtra } from './service-keys.js';
 
@@ -35,7 +35,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   restart: ['restart'],
   user: ['user'],
   working_dir: ['workingDir'],
-  deploy: ['replicas', 'updateConfig', 'rollbackConfig'],
+  deploy: ['replicas', 'updateConfig', 'rollbackConfig', 'deployRestart'],
   scale: ['replicas'],
   privileged: ['privileged'],
   network_mode: ['networkMode'],
@@ -102,6 +102,14 @@ function mergeRollout(a: RolloutFragment | undefined, b: RolloutFragment | undef
   return { at: b.at, keys: { ...a.keys, ...b.keys }, ...(orderAt ? { orderAt } : {}) };
 }
 
+/** deploy.restart_policy merges as a mapping: a later file's keys win, the rest are kept. */
+function mergeDeployRestart(a: DeployRestartFragment | undefined, b: DeployRestartFragment | undefined): DeployRestartFragment | undefined {
+  if (!a || !b) return b ?? a;
+  const condition = b.condition ?? a.condition;
+  const maxAttempts = b.maxAttempts ?? a.maxAttempts;
+  return { at: b.at, ...(condition ? { condition } : {}), ...(maxAttempts ? { maxAttempts } : {}) };
+}
+
 export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   const out: ServiceFragment = {
     name: a.name,
@@ -133,6 +141,7 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('replicas', b.replicas ?? a.replicas);
   set('updateConfig', mergeRollout(a.updateConfig, b.updateConfig));
   set('rollbackConfig', mergeRollout(a.rollbackConfig, b.rollbackConfig));
+  set('deployRestart', mergeDeployRestart(a.deployRestart, b.deployRestart));
   set('privileged', b.privileged ?? a.privileged);
   set('networkMode', b.networkMode ?? a.networkMode);
   set('pid', b.pid ?? a.pid);

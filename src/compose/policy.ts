@@ -27,6 +27,8 @@ export interface Policy {
   allow_host_ipc?: boolean;
   /** `cgroup: host` (the host's cgroup namespace): denied unless true */
   allow_host_cgroupns?: boolean;
+  /** `userns_mode: host` (out of the engine's user-namespace remapping): denied unless true */
+  allow_host_userns?: boolean;
   /** networks and volumes (Docker names) berth made for another project, environment or repository that `external: true` may name */
   allow_shared_objects?: readonly string[];
 }
@@ -125,6 +127,8 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     for (const d of s.devices ?? []) if (!policy.allow_devices) throw deny(`service ${s.name}: device ${d.v.split(':')[0]}`, d.at, hint('allow_devices'));
     if (s.extras.ipcMode?.v === 'host' && !policy.allow_host_ipc) throw deny(`service ${s.name}: ipc host (the host's IPC namespace)`, s.extras.ipcMode.at, hint('allow_host_ipc'));
     if (s.extras.cgroupnsMode?.v === 'host' && !policy.allow_host_cgroupns) throw deny(`service ${s.name}: cgroup host (the host's cgroup namespace)`, s.extras.cgroupnsMode.at, hint('allow_host_cgroupns'));
+    if (s.extras.usernsMode?.v === 'host' && !policy.allow_host_userns)
+      throw deny(`service ${s.name}: userns_mode host (out of the engine's user-namespace remapping: root in the container is root on the host)`, s.extras.usernsMode.at, hint('allow_host_userns'));
     const requests = s.extras.deviceRequests;
     if (requests?.v && !policy.allow_devices) throw deny(`service ${s.name}: device reservation ${requests.v.map((r: { capabilities: string[] }) => r.capabilities.join('+')).join(', ')} (host devices such as GPUs)`, requests.at, hint('allow_devices'));
     const sysctls = s.extras.sysctls;

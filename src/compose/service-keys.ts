@@ -194,6 +194,39 @@ function signal(v: unknown): string {
   return s;
 }
 
+/** `cap_drop`: capability names as Docker takes them (upper case, without CAP_; ALL drops every one). */
+function capabilities(v: unknown): string[] {
+  return uniqueSorted(
+    stringList(v, 'cap_drop').map((c, i) => {
+      const cap = c.toUpperCase().replace(/^CAP_/, '');
+      if (!/^[A-Z_]+$/.test(cap)) fail('invalid_value', `invalid capability "${c}"`, 'e.g. ALL, NET_RAW or SYS_CHROOT', [i]);
+      return cap;
+    }),
+  );
+}
+
+/** `group_add`: supplementary groups by name or numeric id (they only open files the container can already see). */
+function groups(v: unknown): string[] {
+  return uniqueSorted(
+    stringList(v, 'group_add').map((g, i) => {
+      if (!/^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/.test(g)) fail('invalid_value', `invalid group "${g}"`, 'a group name or a numeric group id', [i]);
+      return g;
+    }),
+  );
+}
+
+function cpuShares(v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 2 || n > 262_144) return fail('invalid_value', `cpu_shares must be an integer from 2 to 262144, not ${describeValue(v)}`, 'the default weight is 1024');
+  return n;
+}
+
+function cpuset(v: unknown): string {
+  const s = scalarString(v, 'cpuset').replace(/\s+/g, '');
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(s)) fail('invalid_value', `invalid cpuset "${s}"`, 'CPUs by number, e.g. 0-3 or 0,2');
+  return s;
+}
+
 const bool = (what: string) => (v: unknown) => asBool(v, what);
 const list = (what: string) => (v: unknown) => uniqueSorted(stringList(v, what));
 
@@ -228,6 +261,13 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   security_opt: { field: 'securityOpt', merge: 'set', parse: list('security_opt') },
   ipc: { field: 'ipcMode', merge: 'replace', parse: ipcMode },
   cgroup: { field: 'cgroupnsMode', merge: 'replace', parse: (v) => oneOf(v, 'cgroup', ['private', 'host']) },
+  // Docker knows one value besides the default: host (outside the engine's userns-remap), governed by the policy.
+  userns_mode: { field: 'usernsMode', merge: 'replace', parse: (v) => oneOf(v, 'userns_mode', ['host']) },
+  // Only takes privileges away (with cap_add, which the policy governs, Docker drops first and adds after).
+  cap_drop: { field: 'capDrop', merge: 'set', parse: capabilities },
+  group_add: { field: 'groupAdd', merge: 'set', parse: groups },
+  cpu_shares: { field: 'cpuShares', merge: 'replace', parse: cpuShares },
+  cpuset: { field: 'cpuset', merge: 'replace', parse: cpuset },
 };
 
 function oneOf(v: unknown, what: string, allowed: readonly string[]): string {

@@ -69,16 +69,25 @@ function spellings(v: string): string[] {
 }
 
 /**
+ * Refusals whose text is built from keys and never from the value at their
+ * line: a secret read from a file (`file: ${DB_PASSWORD_FILE}`, frappe_docker)
+ * is refused whatever the path, and the refusal names only the secret's key.
+ */
+const VALUE_FREE_CODES = new Set(['secret_in_repository']);
+
+/**
  * An error that would quote a tainted input (it is located on a tainted line,
  * or its text contains a secret value in any spelling) is replaced by one that
- * keeps the code and the location and quotes nothing.
+ * keeps the code and the location and quotes nothing. A refusal that never
+ * quotes the value at its line (VALUE_FREE_CODES) is kept when no secret
+ * value appears in it.
  */
 export function maskTaintedError(err: unknown, found: readonly TaintedInput[], secretValues: readonly string[]): unknown {
   if (!(err instanceof ComposeError)) return err;
   const onTaintedLine = err.line !== undefined && found.some((t) => t.file === err.file && t.line === err.line);
   const text = `${err.problem}\n${err.hint ?? ''}\n${err.message}`;
   const quotes = secretValues.some((v) => v.length >= 3 && spellings(v).some((s) => text.includes(s)));
-  if (!onTaintedLine && !quotes) return err;
+  if ((!onTaintedLine || VALUE_FREE_CODES.has(err.code)) && !quotes) return err;
   return new ComposeError(err.code, `a value derived from a secret variable is invalid (${err.code})`, {
     ...(err.file !== undefined ? { file: err.file } : {}),
     ...(err.line !== undefined ? { line: err.line } : {}),

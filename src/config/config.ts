@@ -72,6 +72,7 @@ export const PolicySchema = z.strictObject({
   allow_security_opt: z.boolean().default(false),
   allow_host_ipc: z.boolean().default(false),
   allow_host_cgroupns: z.boolean().default(false),
+  allow_host_userns: z.boolean().default(false),
   /** networks and volumes (by Docker name) that berth made for another project, environment or repository, which `external: true` may use */
   allow_shared_objects: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a Docker network or volume name' })).default([]),
 });

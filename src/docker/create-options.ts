@@ -81,6 +81,11 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
     ...(spec.ipcMode ? { IpcMode: spec.ipcMode } : {}),
     ...(spec.cgroupnsMode ? { CgroupnsMode: spec.cgroupnsMode } : {}),
+    ...(spec.usernsMode ? { UsernsMode: spec.usernsMode } : {}),
+    ...(spec.capDrop?.length ? { CapDrop: spec.capDrop } : {}),
+    ...(spec.groupAdd?.length ? { GroupAdd: spec.groupAdd } : {}),
+    ...(spec.cpuShares !== undefined ? { CpuShares: spec.cpuShares } : {}),
+    ...(spec.cpuset !== undefined ? { CpusetCpus: spec.cpuset } : {}),
     ...(spec.deviceRequests?.length
       ? { DeviceRequests: spec.deviceRequests.map((r) => ({ Driver: r.driver ?? '', Count: r.count ?? (r.deviceIds ? 0 : -1), DeviceIDs: r.deviceIds ?? [], Capabilities: [r.capabilities], Options: r.options ?? {} })) }
       : {}),

@@ -49,6 +49,7 @@ export interface Mount {
 }
 
 export interface Healthcheck {
+  /** [] = the image's HEALTHCHECK test (then zero timings are the image's too); ["NONE"] = disabled */
   test: string[];
   intervalMs: number;
   timeoutMs: number;
@@ -177,6 +178,16 @@ export interface ServiceExtras {
   ipcMode?: string;
   /** `cgroup`: private or host (host governed by the policy's allow_host_cgroupns) */
   cgroupnsMode?: string;
+  /** `userns_mode`: host (governed by the policy's allow_host_userns) */
+  usernsMode?: string;
+  /** `cap_drop`, upper case without CAP_, sorted */
+  capDrop?: string[];
+  /** `group_add`: supplementary group names or ids, sorted */
+  groupAdd?: string[];
+  /** `cpu_shares`: relative CPU weight */
+  cpuShares?: number;
+  /** `cpuset`: the CPUs the container may run on, e.g. 0-3 */
+  cpuset?: string;
   /** per network key, only for networks with options */
   networkOptions?: Record<string, ServiceNetwork>;
   /**

@@ -611,8 +611,10 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
       const start = b.add({ key: `start:${name}:${r}`, kind: 'StartContainer', resource, reason, ...(group ? { group } : {}), deps: [...after, ...depReady], target: { service: name, replica: r, containerName, ...(containerId ? { containerId } : {}) } });
       ready.push(start);
       if (gated) healthy.push(rolloutGate(r, start, group!, containerName));
-      else if (needsHealthy.has(name) && s.spec.healthcheck) {
-        const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
+      else if (needsHealthy.has(name)) {
+        // no healthcheck in the compose files: the image's HEALTHCHECK is the one waited for
+        const fromImage = s.spec.healthcheck?.test.length ? {} : { detail: "the image's healthcheck" };
+        const wait = b.add({ key: `wait:${name}:${r}`, kind: 'WaitHealthy', resource, reason: 'service_healthy', ...fromImage, ...(group ? { group } : {}), deps: [start], target: { service: name, replica: r, containerName } });
         healthy.push(wait);
       } else healthy.push(start);
       // service_completed_successfully: dependants wait for this replica to exit 0 (a non-zero exit fails the node).

@@ -142,6 +142,20 @@ describe('item 3: a secret-derived value is masked whatever parsing does to it',
     expect(cmd).toContain('+ command: ••••••');
   });
 
+  it('a secret read from a file whose path is a secret variable is refused with the real reason, quoting nothing of the path', () => {
+    // frappe_docker's overrides/compose.mariadb-secrets.yaml: file: ${DB_PASSWORD_SECRETS_FILE:?…}
+    const text = 'services:\n  web:\n    image: registry.example/web:1\n    secrets: [db]\nsecrets:\n  db:\n    file: "/srv/${DB_PASSWORD_FILE}"\n';
+    fc.assert(
+      fc.property(secretArb, (secret) => {
+        const variable = { name: 'DB_PASSWORD_FILE', secretKeys: [] };
+        const out = outputsFor(text, variable, secret);
+        expect(leaks(out)).toEqual([]);
+        expect(out[0]).toBe('compose.yml:7: secrets.db.file: secret db reads a file from the repository: secrets never live in the repository — use environment: naming a secret variable of the environment in .github/berth.yml');
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   for (const field of Object.keys(FIELDS)) {
     it(`${field}: no secret character survives in plan text, Markdown, JSON or errors`, () => {
       fc.assert(
