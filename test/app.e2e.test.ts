@@ -2,22 +2,17 @@
 // HTTP into Probot, berth talks to a fake GitHub that validates every request
 // against GitHub's REST description, and applies run on the real dockerd with
 // a real store. Every comment and check run berth posts is asserted.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
-import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { berth } from '../src/index.js';
 import type { BerthServices } from '../src/index.js';
 import { LABEL } from '../src/model/model.js';
 import { Targets } from '../src/docker/targets.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 import { expectGolden } from './helpers/golden.js';
@@ -85,15 +80,14 @@ function golden(name: string, body: string) {
 describeDocker('berth as a GitHub App, end to end', () => {
   let fake: FakeGitHub;
   let ts: TestStore;
-  let server: Server;
-  let url: string;
+  let app: ServedApp;
   let services!: BerthServices;
   let commentSeq = 0;
   const latencies: number[] = [];
 
   beforeAll(async () => {
     await cleanup();
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey, publicKey } = appKeys();
     fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
     fake.setRepo(REPO, { defaultBranch: 'main' });
     fake.setFiles(REPO, 'main', repoFiles());
@@ -103,34 +97,24 @@ describeDocker('berth as a GitHub App, end to end', () => {
     fake.setPermission(REPO, 'alice', 'write');
     fake.setPermission(REPO, 'mallory', 'read');
     ts = await sqliteTestStore();
-    // Throttling spaces writes ≥1 s apart (GitHub's advice, kept in production); the fake has no quota.
-    const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: pino({ level: process.env.E2E_LOG ?? 'silent' }) });
-    const mw = await createNodeMiddleware(
-      berth({ store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, progressIntervalMs: 200, onReady: (s) => (services = s) }),
-      { probot },
-    );
-    server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // Throttling spaces writes ≥1 s apart (GitHub's advice, kept in production); the fake has no quota: off here.
+    app = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, progressIntervalMs: 200 } });
+    services = app.services;
   }, 60_000);
 
   afterAll(async () => {
-    await services?.runner.drain(30_000);
-    await new Promise((r) => server?.close(r));
+    await app?.close();
     await fake?.close();
     await ts?.dispose();
     await cleanup();
   });
 
   async function deliver(event: string, payload: unknown, delivery: `${string}-${string}-${string}-${string}-${string}` = randomUUID()): Promise<number> {
-    const body = JSON.stringify(payload);
     const t0 = performance.now();
-    const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, delivery), body });
+    const status = await app.post(event, payload, delivery);
     latencies.push(performance.now() - t0);
-    await res.text();
     await services.idle();
-    return res.status;
+    return status;
   }
 
   async function say(pr: number, body: string, user = 'alice', delivery?: `${string}-${string}-${string}-${string}-${string}`): Promise<number> {

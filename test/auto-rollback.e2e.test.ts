@@ -8,14 +8,7 @@
 // started, the apply fails with a report that says what serves which
 // version, and berth rolls the updated first replica back by itself in a
 // follow-up apply: every replica ends on the old image.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
-import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { berth } from '../src/index.js';
 import type { BerthServices } from '../src/index.js';
 import { LABEL } from '../src/model/model.js';
 import { Targets } from '../src/docker/targets.js';
@@ -23,7 +16,8 @@ import { parsePayload } from '../src/apply/executor.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 import { berthYml } from './helpers/berth-yml.js';
@@ -62,14 +56,13 @@ const CONFIG = berthYml(PROJECT, [{ name: 'prod', compose: ['compose.yml'] }]);
 describeDocker('failure_action: rollback returns the whole service, through the app', () => {
   let fake: FakeGitHub;
   let ts: TestStore;
-  let server: Server;
-  let url: string;
+  let app: ServedApp;
   let services!: BerthServices;
   const cleanup = () => removeProject(PROJECT);
 
   beforeAll(async () => {
     await cleanup();
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey, publicKey } = appKeys();
     fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
     fake.setRepo(REPO, { defaultBranch: 'main' });
     fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': V1 });
@@ -78,17 +71,12 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     fake.setPull(REPO, 1, { headSha: HEAD1, author: 'alice', mergeable: true });
     fake.setPermission(REPO, 'alice', 'write');
     ts = await sqliteTestStore();
-    const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: pino({ level: process.env.E2E_LOG ?? 'silent' }) });
-    const mw = await createNodeMiddleware(berth({ store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 200, onReady: (s) => (services = s) }), { probot });
-    server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    app = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 200 } });
+    services = app.services;
   }, 60_000);
 
   afterAll(async () => {
-    await services?.runner.drain(30_000);
-    await new Promise((r) => server?.close(r));
+    await app?.close();
     await fake?.close();
     await ts?.dispose();
     await cleanup();
@@ -96,10 +84,7 @@ describeDocker('failure_action: rollback returns the whole service, through the 
   });
 
   async function deliver(event: string, payload: unknown): Promise<void> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, randomUUID()), body });
-    await res.text();
-    expect(res.status).toBe(200);
+    expect(await app.post(event, payload)).toBe(200);
     await services.idle();
   }
   async function say(body: string): Promise<void> {

@@ -4,20 +4,14 @@
 // rollback must appear as a GitHub deployment with its statuses; `/status`
 // answers in one comment; merges and pushes apply by themselves; and the
 // `berth / <env>` check can be a required check that only an apply turns green.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
-import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { berth } from '../src/index.js';
 import type { BerthServices } from '../src/index.js';
 import { Targets } from '../src/docker/targets.js';
 import { removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { mermaidBlocks, validateMermaid } from './helpers/mermaid-subset.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
@@ -125,13 +119,12 @@ function golden(name: string, body: string) {
 describeDocker('GitHub-native delivery, end to end', () => {
   let fake: FakeGitHub;
   let ts: TestStore;
-  let server: Server;
-  let url: string;
+  let app: ServedApp;
   let services!: BerthServices;
 
   beforeAll(async () => {
     await removeProject(PROJECT);
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey, publicKey } = appKeys();
     fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
     fake.setRepo(REPO, { defaultBranch: 'main' });
     fake.setFiles(REPO, 'main', tree(compose()));
@@ -148,30 +141,19 @@ describeDocker('GitHub-native delivery, end to end', () => {
     fake.setPull(REPO, 1, { headSha: A, author: 'alice', mergeable: true });
     fake.setPermission(REPO, 'alice', 'write');
     ts = await sqliteTestStore();
-    const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: pino({ level: process.env.E2E_LOG ?? 'silent' }) });
-    const mw = await createNodeMiddleware(
-      berth({ store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 200, onReady: (s) => (services = s) }),
-      { probot },
-    );
-    server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    app = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 200 } });
+    services = app.services;
   }, 60_000);
 
   afterAll(async () => {
-    await services?.runner.drain(30_000);
-    await new Promise((r) => server?.close(r));
+    await app?.close();
     await fake?.close();
     await ts?.dispose();
     await removeProject(PROJECT);
   });
 
   async function deliver(event: string, payload: unknown): Promise<void> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, randomUUID()), body });
-    await res.text();
-    expect(res.status).toBe(200);
+    expect(await app.post(event, payload)).toBe(200);
     await services.idle();
   }
 
@@ -384,12 +366,7 @@ describeDocker('GitHub-native delivery, end to end', () => {
       sender: { login: 'alice', id: 1, type: 'User' },
       installation: { id: 1 },
     });
-    const post = async (after: string, ref?: string) => {
-      const body = JSON.stringify(pushEvent(after, ref));
-      const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders('push', body, SECRET, randomUUID()), body });
-      await res.text();
-      expect(res.status).toBe(200);
-    };
+    const post = async (after: string, ref?: string) => expect(await app.post('push', pushEvent(after, ref))).toBe(200);
     // Another branch is not the default branch: nothing happens.
     await post(P2, 'refs/heads/feature');
     await services.idle();
@@ -403,8 +380,7 @@ describeDocker('GitHub-native delivery, end to end', () => {
     // /status while P1 applies (on the closed PR 3's thread: its own queue, not the pushes').
     const before = berthComments(3).length;
     const c = fake.addComment(REPO, 3, '/status edge', { user: 'carol' });
-    const body = JSON.stringify(commentOnPullEvent({ repo: REPO, pr: 3, comment: { id: c.id, body: '/status edge', user: 'carol', createdAt: c.createdAt, updatedAt: c.updatedAt } }));
-    await (await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders('issue_comment', body, SECRET, randomUUID()), body })).text();
+    await app.post('issue_comment', commentOnPullEvent({ repo: REPO, pr: 3, comment: { id: c.id, body: '/status edge', user: 'carol', createdAt: c.createdAt, updatedAt: c.updatedAt } }));
     while (berthComments(3).length === before) await new Promise((r) => setTimeout(r, 20));
     expect(['pending', 'running']).toContain((await ts.store.getApply(first.id))!.state); // the precondition of coalescing (and of the reply below)
     const status = lastReply(3);

@@ -3,22 +3,16 @@
 // proxy that can hold requests), the real store, observed state from the
 // local engine, and applies on an in-memory engine. Counts of requests are
 // behaviour (which calls a command makes), never timings.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
-import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BerthServices } from '../src/index.js';
-import { berth } from '../src/index.js';
 import { Targets } from '../src/docker/targets.js';
 import { HoldingProxy } from './helpers/app-process.js';
 import { describeDocker } from './helpers/env.js';
 import { FakeEngine } from './helpers/fake-engine.js';
 import type { FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 import { until } from './helpers/wait.js';
@@ -46,13 +40,12 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
   let fake: FakeGitHub;
   let proxy: HoldingProxy;
   let ts: TestStore;
-  let server: Server;
-  let url: string;
+  let app: ServedApp;
   let services!: BerthServices;
   let engine = new FakeEngine();
 
   beforeAll(async () => {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey, publicKey } = appKeys();
     fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
     proxy = await new HoldingProxy(fake.url).start();
     for (const [repo, files] of [
@@ -71,29 +64,21 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
     const targets = Targets.single('unix:///var/run/docker.sock');
     // Applies run on an in-memory host (a fresh one per apply, like the empty project the local engine shows).
     targets.engine = () => engine;
-    const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: proxy.url, Octokit, log: pino({ level: 'silent' }) });
-    const mw = await createNodeMiddleware(berth({ store: ts.store, targets, recover: false, drift: false, progressIntervalMs: 60_000, onReady: (s) => (services = s) }), { probot });
-    server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    app = await serveBerth({ githubUrl: proxy.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets, recover: false, drift: false, progressIntervalMs: 60_000 } });
+    services = app.services;
     // Probot's installation token, fetched once and cached: not a command's request.
     await deliver('pull_request', pullRequestEvent({ repo: 'acme/held', pr: 1, action: 'opened', headSha: HEAD }));
   }, 60_000);
 
   afterAll(async () => {
-    await services?.runner.drain(30_000);
-    await new Promise((r) => server?.close(r));
+    await app?.close();
     await proxy?.close();
     await fake?.close();
     await ts?.dispose();
   });
 
   async function post(event: string, payload: unknown): Promise<void> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, randomUUID()), body });
-    await res.text();
-    expect(res.status).toBe(200);
+    expect(await app.post(event, payload)).toBe(200);
   }
 
   async function deliver(event: string, payload: unknown): Promise<void> {

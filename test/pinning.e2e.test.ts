@@ -5,24 +5,18 @@
 // bits production would get, so `/apply production` is refused until staging
 // ran those bits; both environments then run one digest, the one the PR showed.
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { berth } from '../src/index.js';
 import type { BerthServices } from '../src/index.js';
 import { LABEL } from '../src/model/model.js';
 import { Targets } from '../src/docker/targets.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { CI_REGISTRY, CI_SERVICES_DIR, describeRegistry } from './helpers/env.js';
 import type { FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
@@ -62,8 +56,7 @@ describeRegistry('staging-first covers image digests, through /apply', () => {
 
   let fake: FakeGitHub;
   let ts: TestStore;
-  let server: Server;
-  let url: string;
+  let app: ServedApp;
   let services!: BerthServices;
   const cleanup = async () => {
     await removeProject(PROJECT);
@@ -74,7 +67,7 @@ describeRegistry('staging-first covers image digests, through /apply', () => {
   beforeAll(async () => {
     cli('login', CI_REGISTRY, '-u', 'berth', '--password-stdin');
     await cleanup();
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey, publicKey } = appKeys();
     fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
     fake.setRepo(REPO, { defaultBranch: 'main' });
     fake.setFiles(REPO, 'main', files);
@@ -82,29 +75,21 @@ describeRegistry('staging-first covers image digests, through /apply', () => {
     fake.setPull(REPO, 1, { headSha: HEAD, author: 'alice', mergeable: true });
     fake.setPermission(REPO, 'alice', 'write');
     ts = await sqliteTestStore();
-    const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: pino({ level: process.env.E2E_LOG ?? 'silent' }) });
     // Only server-side settings: the registry login is the server's config.json.
     const targets = new Targets(new Map([['local', 'unix:///var/run/docker.sock']]), { BERTH_DOCKER_CONFIG: join(dir, 'config.json') });
-    const mw = await createNodeMiddleware(berth({ store: ts.store, targets, recover: false, drift: false, onReady: (s) => (services = s) }), { probot });
-    server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    app = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets, recover: false, drift: false } });
+    services = app.services;
   }, 120_000);
 
   afterAll(async () => {
-    await services?.runner.drain(30_000);
-    await new Promise((r) => server?.close(r));
+    await app?.close();
     await fake?.close();
     await ts?.dispose();
     await cleanup();
   });
 
   async function deliver(event: string, payload: unknown): Promise<void> {
-    const body = JSON.stringify(payload);
-    const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, randomUUID()), body });
-    await res.text();
-    expect(res.status).toBe(200);
+    expect(await app.post(event, payload)).toBe(200);
     await services.idle();
   }
   async function say(body: string): Promise<string> {

@@ -1,0 +1,66 @@
+// The real app behind an HTTP server, as GitHub reaches it: Probot's node
+// middleware over berth(), pointed at a GitHub stand-in (the fake, or a proxy
+// in front of it), webhooks signed with the app's secret. The e2e suites share
+// this wiring; each brings its own store, targets and options.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
+import { berth } from '../../src/index.js';
+import type { BerthOptions, BerthServices } from '../../src/index.js';
+import { webhookHeaders } from './fake-github.js';
+
+export type Uuid = `${string}-${string}-${string}-${string}-${string}`;
+
+/** A fresh RSA key pair for the app: the fake GitHub checks its JWTs with the public half. */
+export function appKeys(): { privateKey: string; publicKey: string } {
+  return generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+}
+
+export interface ServedApp {
+  url: string;
+  /** the app's services, once Probot loaded it */
+  readonly services: BerthServices;
+  /** POSTs a signed webhook; resolves with the HTTP status once the body is read (detached work may still run) */
+  post(event: string, payload: unknown, delivery?: Uuid): Promise<number>;
+  /** drains the applies in flight, then closes the server */
+  close(): Promise<void>;
+}
+
+export async function serveBerth(o: {
+  githubUrl: string;
+  appId: number;
+  privateKey: string;
+  secret: string;
+  options: Omit<BerthOptions, 'onReady'>;
+  log?: Logger;
+  /** Probot's own throttling (writes ≥ 1 s apart, as in production); off by default: the fake has no quota */
+  throttle?: boolean;
+}): Promise<ServedApp> {
+  const Octokit = o.throttle ? ProbotOctokit : ProbotOctokit.defaults((opts: Record<string, unknown>) => ({ ...opts, throttle: { ...(opts.throttle as object), enabled: false } }));
+  const probot = new Probot({ appId: o.appId, privateKey: o.privateKey, secret: o.secret, baseUrl: o.githubUrl, Octokit, log: o.log ?? pino({ level: process.env.E2E_LOG ?? 'silent' }) });
+  let services: BerthServices | undefined;
+  const mw = await createNodeMiddleware(berth({ ...o.options, onReady: (s) => (services = s) }), { probot });
+  const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    get services() {
+      if (!services) throw new Error('berth has not loaded yet');
+      return services;
+    },
+    async post(event, payload, delivery = randomUUID()) {
+      const body = JSON.stringify(payload);
+      const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, o.secret, delivery), body });
+      await res.text();
+      return res.status;
+    },
+    async close() {
+      await services?.runner.drain(30_000);
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
