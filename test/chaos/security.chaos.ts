@@ -83,7 +83,9 @@ describeDocker('security chaos', () => {
       await removeProject(PROJECT);
       // One container per environment: a real apply (an empty one would answer "nothing to apply").
       const compose = ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n');
-      rig = await startRig({ repo: REPO, head: HEAD, config: environments(PROJECT, ENVS), compose, store: mysqlTestStore, replicas: 2, env: { BERTH_TEST_RECOVER: '0' }, slowCheckRun: true });
+      // No commit cache: each race holds both replicas on their read of the head's tree, which a replica that
+      // already read it would answer from memory (src/github/commit-cache.ts).
+      rig = await startRig({ repo: REPO, head: HEAD, config: environments(PROJECT, ENVS), compose, store: mysqlTestStore, replicas: 2, env: { BERTH_TEST_RECOVER: '0', BERTH_COMMIT_CACHE_BYTES: '0' }, slowCheckRun: true });
     }, 90_000);
     afterAll(async () => {
       recordFigure({ section: 'security: the same /apply on two replicas at once (MariaDB)', tried, handled });

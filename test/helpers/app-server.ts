@@ -2,7 +2,7 @@
 // middleware over berth(), pointed at a GitHub stand-in (the fake, or a proxy
 // in front of it), webhooks signed with the app's secret. The e2e suites share
 // this wiring; each brings its own store, targets and options.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
@@ -14,10 +14,8 @@ import { webhookHeaders } from './fake-github.js';
 
 export type Uuid = `${string}-${string}-${string}-${string}-${string}`;
 
-/** A fresh RSA key pair for the app: the fake GitHub checks its JWTs with the public half. */
-export function appKeys(): { privateKey: string; publicKey: string } {
-  return generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-}
+// The app's RSA key pair (the fake GitHub checks its JWTs with the public half), shared with the app-process suites.
+export { appKeys } from './app-process.js';
 
 export interface ServedApp {
   url: string;
