@@ -10,6 +10,7 @@ import { createServer, request } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { webhookHeaders } from './fake-github.js';
+import { until as waitUntil } from './wait.js';
 
 export const WEBHOOK_SECRET = 'security-webhook-secret';
 export const APP_ID = 4245;
@@ -77,15 +78,9 @@ export async function startReplica(opts: { databaseUrl: string; githubUrl: strin
   };
 }
 
-/** Polls `fn` until it returns a truthy value (generous limit); returns that value. */
-export async function until<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 60_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/** wait.ts's `until`, with the positional timeout these suites pass; done when `fn` answers a truthy value. */
+export function until<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 60_000, everyMs = 50): Promise<T> {
+  return waitUntil(what, async () => (await fn()) || undefined, { timeoutMs, intervalMs: everyMs }) as Promise<T>;
 }
 
 export interface Hold {
