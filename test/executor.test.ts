@@ -7,44 +7,21 @@ import { prepareApply, StalePlanError, planTargets, expectedOf } from '../src/ap
 import { Executor } from '../src/apply/executor.js';
 import type { OnFailure } from '../src/apply/executor.js';
 import { Lanes } from '../src/apply/lanes.js';
-import type { DesiredState, ObservedState } from '../src/model/model.js';
-import { LABEL } from '../src/model/model.js';
+import type { DesiredState } from '../src/model/model.js';
 import type { Store, TaskRow } from '../src/store/store.js';
-import { FakeEngine } from './helpers/fake-engine.js';
+import { FakeEngine, observeFake } from './helpers/fake-engine.js';
 import type { FakeEngineOptions } from './helpers/fake-engine.js';
 import { describeMysql, describePostgres } from './helpers/env.js';
 import { spec, state } from './helpers/specs.js';
 import { mysqlTestStore, postgresTestStore, sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 
-/** Observes a FakeEngine the way observe() reads a real host (only what the planner needs). */
+/** Observes the FakeEngine of each target the way observe() reads a real host. */
 function fakeObserver(engines: Map<string, FakeEngine>): Observer {
-  return async (target, project, environment): Promise<ObservedState> => {
-    const e = engines.get(target)!;
-    const containers = [...e.containers.values()]
-      .filter((c) => c.labels[LABEL.project] === project && c.labels[LABEL.environment] === environment)
-      .map((c) => ({
-        id: c.id,
-        name: c.name,
-        service: c.labels[LABEL.service]!,
-        replica: Number(c.labels[LABEL.replica]),
-        configHash: c.labels[LABEL.configHash]!,
-        image: 'docker.io/berth-test/app:1',
-        state: c.running ? ('running' as const) : ('exited' as const),
-        networks: [...c.networks].map((n) => n.slice(`${project}-${environment}_`.length)),
-        ...(c.labels[LABEL.applyId] ? { applyId: c.labels[LABEL.applyId] } : {}),
-      }));
-    const prefix = `${project}-${environment}_`;
-    return {
-      project,
-      environment,
-      containers,
-      // The fake does not keep network/volume hashes: report what the desired state would have made.
-      networks: [...e.networks.values()].filter((n) => n.name.startsWith(prefix)).map((n) => ({ id: n.id, dockerName: n.name, name: n.name.slice(prefix.length), configHash: hashes.get(n.name) ?? '' })),
-      volumes: [...e.volumes].filter((v) => v.startsWith(prefix)).map((v) => ({ dockerName: v, name: v.slice(prefix.length), configHash: hashes.get(v) ?? '' })),
-    };
-  };
+  // The fake does not keep network/volume hashes: report what the desired state would have made.
+  return async (target, project, environment) => observeFake(engines.get(target)!, project, environment, { imageOf: () => 'docker.io/berth-test/app:1', hashOf: (n) => hashes.get(n) ?? '' });
 }
+
 const hashes = new Map<string, string>();
 function rememberHashes(d: DesiredState) {
   for (const n of d.networks) hashes.set(`${d.project}-${d.environment}_${n.spec.name}`, n.configHash);

@@ -8,9 +8,8 @@ import type { Observer } from '../src/apply/prepare-apply.js';
 import { prepareApply } from '../src/apply/prepare-apply.js';
 import { Executor } from '../src/apply/executor.js';
 import { Lanes } from '../src/apply/lanes.js';
-import type { DesiredState, ObservedState, RolloutConfig } from '../src/model/model.js';
-import { LABEL } from '../src/model/model.js';
-import { FakeEngine } from './helpers/fake-engine.js';
+import type { DesiredState, RolloutConfig } from '../src/model/model.js';
+import { FakeEngine, observeFake } from './helpers/fake-engine.js';
 import type { FakeEngineOptions } from './helpers/fake-engine.js';
 import { spec, state } from './helpers/specs.js';
 import { sqliteTestStore } from './helpers/stores.js';
@@ -20,26 +19,9 @@ const START_FIRST: RolloutConfig = { parallelism: 1, delayMs: 0, order: 'start-f
 const HEALTH = { test: ['CMD', 'true'], intervalMs: 10, timeoutMs: 10, retries: 1, startPeriodMs: 0 };
 const web = (image: string): DesiredState => state([spec('web', { image, healthcheck: HEALTH, rollout: { update: START_FIRST } })]);
 
-/** Reads the fake engine the way observe() reads a real host (only what the planner needs). */
+/** Reads the fake engine the way observe() reads a real host (the image each config hash was created from). */
 function observer(e: FakeEngine, images: Map<string, string>): Observer {
-  return async (_t, project, environment): Promise<ObservedState> => ({
-    project,
-    environment,
-    containers: [...e.containers.values()]
-      .filter((c) => c.labels[LABEL.project] === project && c.labels[LABEL.environment] === environment)
-      .map((c) => ({
-        id: c.id,
-        name: c.name,
-        service: c.labels[LABEL.service]!,
-        replica: Number(c.labels[LABEL.replica]),
-        configHash: c.labels[LABEL.configHash]!,
-        image: images.get(c.labels[LABEL.configHash]!) ?? '',
-        state: c.running ? ('running' as const) : ('exited' as const),
-        networks: [...c.networks].map((n) => n.slice(`${project}-${environment}_`.length)),
-      })),
-    networks: [...e.networks.values()].map((n) => ({ id: n.id, dockerName: n.name, name: n.name.slice(`${project}-${environment}_`.length), configHash: '' })),
-    volumes: [],
-  });
+  return async (_t, project, environment) => observeFake(e, project, environment, { imageOf: (h) => images.get(h) ?? '' });
 }
 
 let ts: TestStore;

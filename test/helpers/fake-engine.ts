@@ -5,7 +5,7 @@
 import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../../src/apply/engine.js';
 import { EngineError } from '../../src/apply/engine.js';
 import { LABEL } from '../../src/model/model.js';
-import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../../src/model/model.js';
+import type { NetworkSpec, ObservedState, ServiceSpec, VolumeSpec } from '../../src/model/model.js';
 
 export interface CallRecord {
   method: string;
@@ -193,4 +193,31 @@ export class FakeEngine implements Engine {
   async resolveBindSource(_image: string, _dir: string, source: string): Promise<string> {
     return this.op('resolveBindSource', source, () => source);
   }
+}
+
+/**
+ * What observe() would read of a project on this in-memory host (only what the planner needs). The fake
+ * keeps no image reference per container nor network/volume config hashes: the caller says what they are.
+ */
+export function observeFake(e: FakeEngine, project: string, environment: string, o: { imageOf: (configHash: string) => string; hashOf?: (dockerName: string) => string }): ObservedState {
+  const prefix = `${project}-${environment}_`;
+  return {
+    project,
+    environment,
+    containers: [...e.containers.values()]
+      .filter((c) => c.labels[LABEL.project] === project && c.labels[LABEL.environment] === environment)
+      .map((c) => ({
+        id: c.id,
+        name: c.name,
+        service: c.labels[LABEL.service]!,
+        replica: Number(c.labels[LABEL.replica]),
+        configHash: c.labels[LABEL.configHash]!,
+        image: o.imageOf(c.labels[LABEL.configHash]!),
+        state: c.running ? ('running' as const) : ('exited' as const),
+        networks: [...c.networks].map((n) => n.slice(prefix.length)),
+        ...(c.labels[LABEL.applyId] ? { applyId: c.labels[LABEL.applyId] } : {}),
+      })),
+    networks: [...e.networks.values()].filter((n) => n.name.startsWith(prefix)).map((n) => ({ id: n.id, dockerName: n.name, name: n.name.slice(prefix.length), configHash: o.hashOf?.(n.name) ?? '' })),
+    volumes: [...e.volumes].filter((v) => v.startsWith(prefix)).map((v) => ({ dockerName: v, name: v.slice(prefix.length), configHash: o.hashOf?.(v) ?? '' })),
+  };
 }
