@@ -348,6 +348,9 @@ function conformance(b: Backend): void {
         finishedAt: null,
         error: null,
       });
+      // The same row without its desired state, for drivers that re-read states and the stop flag.
+      const { desiredJson: _, ...status } = apply!;
+      expect(await store.getApplyStatus(created.id)).toEqual(status);
 
       const ops = await store.listOperations(created.id);
       expect(ops.map((o) => [o.id, o.target, o.ordinal, o.state, o.version])).toEqual([
@@ -416,6 +419,7 @@ function conformance(b: Backend): void {
 
     it('unknown ids read as undefined / empty', async () => {
       expect(await store.getApply('nope')).toBeUndefined();
+      expect(await store.getApplyStatus('nope')).toBeUndefined();
       expect(await store.getOperation('nope')).toBeUndefined();
       expect(await store.getTask('nope')).toBeUndefined();
       expect(await store.listOperations('nope')).toEqual([]);

@@ -14,6 +14,7 @@ import { endpointConfig } from '../docker/create-options.js';
 import type { DesiredState, FileMount } from '../model/model.js';
 import type { PlanNode } from '../plan/plan.js';
 import type { Lanes } from './lanes.js';
+import { JournalQueue } from './journal-queue.js';
 import { HeldLease, LeaseLostError } from './lease.js';
 import { deriveApplyWithSibling, deriveOperationState } from './derive-state.js';
 import { noKeyError } from '../secrets/keyring.js';
@@ -119,8 +120,6 @@ export interface ExecutorOptions {
 }
 
 const silent: ExecutorLogger = { info() {}, warn() {}, error() {} };
-/** Journal writes committed together at most (see Executor.journal). */
-const JOURNAL_BATCH = 32;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const FAILED_DEP: TaskState[] = ['failed', 'skipped', 'cancelled'];
 /** A BatchGate runs once its batch has ended however it ended: it is the one that judges the failures. */
@@ -184,18 +183,24 @@ async function gone(call: () => Promise<void>): Promise<void> {
 /** Kinds that change or take away something already there: once one has begun, its group is committed. */
 const DESTRUCTIVE: ReadonlySet<string> = new Set(['StopContainer', 'RemoveContainer', 'RenameContainer', 'DisconnectNetwork', 'RemoveNetwork']);
 
-const groups = new WeakMap<TaskRow, string | undefined>();
-/** A task's plan group, parsed once per row object (a stop re-reads it on every scheduling turn). */
+const nodes = new WeakMap<TaskRow, PlanNode>();
+/** A task's plan node, parsed once per row object. */
+function nodeOf(t: TaskRow): PlanNode {
+  let n = nodes.get(t);
+  if (!n) nodes.set(t, (n = JSON.parse(t.nodeJson) as PlanNode));
+  return n;
+}
+
+/** A task's plan group. */
 function groupName(t: TaskRow): string | undefined {
-  if (!groups.has(t)) groups.set(t, (JSON.parse(t.nodeJson) as PlanNode).group);
-  return groups.get(t);
+  return nodeOf(t).group;
 }
 
 /** The plan nodes of the task's group (empty when it has none). */
 function groupOf(byNode: ReadonlyMap<number, TaskRow>, t: TaskRow): PlanNode[] {
   const g = groupName(t);
   if (!g) return [];
-  return [...byNode.values()].map((x) => JSON.parse(x.nodeJson) as PlanNode).filter((n) => n.group === g);
+  return [...byNode.values()].map(nodeOf).filter((n) => n.group === g);
 }
 
 /**
@@ -290,7 +295,7 @@ export class Executor {
       : await HeldLease.take(this.store, name, this.holder, this.leaseTtlMs, this.now, this.log);
     if (!lease) {
       this.log.info({ applyId, holder: (await this.store.getLease(name))?.holder }, 'apply is driven by another process');
-      return (await this.store.getApply(applyId))?.state ?? 'pending';
+      return (await this.store.getApplyStatus(applyId))?.state ?? 'pending';
     }
     try {
       await ready?.catch(() => undefined);
@@ -342,7 +347,7 @@ export class Executor {
         }),
       ),
     );
-    const final = await this.store.getApply(applyId);
+    const final = await this.store.getApplyStatus(applyId);
     return final!.state;
   }
 
@@ -385,7 +390,7 @@ export class Executor {
     let stopCache = { at: 0, value: false };
     const stopRequested = async () => {
       if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
-        const a = await this.store.getApply(applyId);
+        const a = await this.store.getApplyStatus(applyId);
         stopCache = { at: this.now(), value: !!a?.stopRequested };
       }
       return stopCache.value;
@@ -447,14 +452,22 @@ export class Executor {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
-          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d, byNode)
+          // Dependants are released once: as soon as the call succeeded (runTask), or when the task is over.
+          let released = false;
+          const release = () => {
+            if (released) return;
+            released = true;
+            finished(t);
+            wake();
+          };
+          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d, byNode, release)
             .catch((err) => {
               // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
               lost ??= err;
             })
             .finally(() => {
               inFlight.delete(t.nodeId);
-              finished(t);
+              release();
               wake();
             });
         }
@@ -490,7 +503,7 @@ export class Executor {
       const g = groupName(t);
       if ((g?.startsWith('recreate:') || g?.startsWith('start-first:')) && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
     }
-    for (const t of cut.values()) await this.restoreAfterFailure(JSON.parse(t.nodeJson) as PlanNode, groupOf(byNode, t), engine, applyId);
+    for (const t of cut.values()) await this.restoreAfterFailure(nodeOf(t), groupOf(byNode, t), engine, applyId);
     // The operation is done: a background settle still waiting is dropped and one under way finishes; then
     // the states are settled for good, once. Every task at rest in memory is what the journal holds (each
     // got there by this drive's compare-and-set, or was re-read above); otherwise the journal is read.
@@ -556,61 +569,33 @@ export class Executor {
     return (Object.keys(patch) as (keyof TaskPatch)[]).every((k) => (row as unknown as Record<string, unknown>)[k] === (patch as unknown as Record<string, unknown>)[k]);
   }
 
-  private readonly journalQueue: { u: TaskUpdate; fence: Fence; resolve: (ok: boolean) => void; reject: (err: unknown) => void }[] = [];
+  /** Group commit of task transitions (journal-queue.ts): a write resolves once committed. */
+  private readonly journalQueue = new JournalQueue((updates, fence) => this.store.updateTasks(updates, fence));
+
+  private journal(u: TaskUpdate, fence: Fence, opts?: { lazy?: boolean }): Promise<boolean> {
+    return this.journalQueue.write(u, fence, opts);
+  }
 
   /**
-   * Group commit: journal writes issued in the same turn of the event loop
-   * (a wave of tasks starting or finishing together) share a transaction, at
-   * most JOURNAL_BATCH of them, in the order they were issued (tasks are
-   * launched critical path first, and finish in about that order). Each caller
-   * still waits for its own write to be committed before going on; the first
-   * of a wide wave need not wait for the whole wave's writes.
+   * One task: journaled `running`, its call, journaled `succeeded` or `failed`.
+   * `release` lets the dependants go as soon as the call succeeded: their
+   * `running` writes are queued behind this task's `succeeded` in the journal,
+   * so they commit with it or after it (one commit per DAG level, not two),
+   * and none of their calls begins before that commit.
    */
-  private journal(u: TaskUpdate, fence: Fence): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.journalQueue.push({ u, fence, resolve, reject });
-      if (this.journalQueue.length === 1) setImmediate(() => void this.flushJournal());
-    });
-  }
-
-  /** One transaction per lease tenure: each carries its fence, so a stale driver's batch is refused as a whole. */
-  private async flushJournal(): Promise<void> {
-    const queued = this.journalQueue.splice(0, JOURNAL_BATCH);
-    // The rest goes in the next turn, once the callers answered by this batch have moved on (their Docker calls begun).
-    if (this.journalQueue.length) setImmediate(() => void this.flushJournal());
-    const byFence = new Map<string, typeof queued>();
-    for (const q of queued) {
-      const key = `${q.fence.lease}\n${q.fence.token}`;
-      const list = byFence.get(key);
-      if (list) list.push(q);
-      else byFence.set(key, [q]);
-    }
-    await Promise.all(
-      [...byFence.values()].map(async (batch) => {
-        try {
-          const results = await this.store.updateTasks(
-            batch.map((b) => b.u),
-            batch[0]!.fence,
-          );
-          batch.forEach((b, i) => b.resolve(results[i] === true));
-        } catch (err) {
-          for (const b of batch) b.reject(err);
-        }
-      }),
-    );
-  }
-
-  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: RunPayload, halt: Halt, group: PlanNode[], d: Drive, byNode: ReadonlyMap<number, TaskRow>): Promise<void> {
+  private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: RunPayload, halt: Halt, group: PlanNode[], d: Drive, byNode: ReadonlyMap<number, TaskRow>, release: () => void): Promise<void> {
     if (!d.live()) return;
+    // Its dependencies' `succeeded` writes commit with this `running` write or before it.
+    this.journalQueue.promote(t.deps.map((n) => byNode.get(n)?.id));
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }, d))) return;
     this.progress(applyId);
-    const node = JSON.parse(t.nodeJson) as PlanNode;
+    const node = nodeOf(t);
     // Fencing: the journal write may have taken long enough for the lease to go. No Docker call then;
     // the task stays `running` and whoever drives next checks whether its effect is there (it is not).
     if (!d.live()) return;
+    let result: string | undefined;
     try {
-      const result = node.kind === 'BatchGate' ? await this.batchGate(node, byNode) : await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL, payload.revealed);
-      await this.transition(t, 'running', { state: 'succeeded', finishedAt: this.now(), result: result ?? null }, d);
+      result = node.kind === 'BatchGate' ? await this.batchGate(node, byNode) : await this.call(node, engine, payload.desired, applyId, payload.policy ?? DENY_ALL, payload.revealed);
     } catch (err) {
       // The old container is back before the failure is journaled: a crash in between leaves the task
       // `running`, so recovery looks at it (and restores) again instead of reading a settled failure.
@@ -622,6 +607,21 @@ export class Executor {
       // Other operations see the halt at their next step, whatever this loop is doing.
       if (payload.onFailure === 'halt') halt.by.add(t.operationId);
       await this.transition(t, 'running', { state: 'failed', finishedAt: this.now(), error: message }, d);
+      this.progress(applyId);
+      return;
+    }
+    const patch: TaskPatch = { state: 'succeeded', finishedAt: this.now(), result: result ?? null };
+    // Lazy: nothing waits for this write until a dependant starts, which promotes it first (journal-queue.ts).
+    const written = this.journal({ id: t.id, expected: 'running', patch }, d.lease.fence, { lazy: true });
+    // The call succeeded, so the dependants may go now: their `running` writes commit with this one or after
+    // it, and none of their calls begins before its own commit. A crash before this commit leaves the task
+    // `running`, and recovery finds its effect on the target.
+    Object.assign(t, patch);
+    release();
+    if (!((await written) || (await this.landedAnyway(t, patch)))) {
+      // Refused: this driver lost its lease (the dependants' writes, fenced alike, were refused too).
+      t.state = 'running';
+      throw new LeaseLostError(d.lease.fence.lease);
     }
     this.progress(applyId);
   }
@@ -906,7 +906,7 @@ export class Executor {
    */
   private async settleOperation(applyId: string, opId: string, taskStates?: TaskState[]): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const [apply, op] = await Promise.all([this.store.getApply(applyId), this.store.getOperation(opId)]);
+      const [apply, op] = await Promise.all([this.store.getApplyStatus(applyId), this.store.getOperation(opId)]);
       if (!apply || !op) return;
       const states = taskStates ?? (await this.store.listTasks(opId)).map((t) => t.state);
       const opState = deriveOperationState(states, apply.stopRequested);

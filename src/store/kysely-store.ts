@@ -11,6 +11,7 @@ import type {
   AcquireLockResult,
   AggregatePatch,
   ApplyRow,
+  ApplyStatus,
   ContainerRow,
   ContainerUpsert,
   CreatedApply,
@@ -91,6 +92,10 @@ export class KyselyStore implements Store {
   }
   getApply(id: string): Promise<ApplyRow | undefined> {
     return applies.getApply(this.ctx, id);
+  }
+
+  getApplyStatus(id: string): Promise<ApplyStatus | undefined> {
+    return applies.getApplyStatus(this.ctx, id);
   }
   listOperations(applyId: string): Promise<OperationRow[]> {
     return tasks.listOperations(this.ctx, applyId);

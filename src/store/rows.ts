@@ -6,6 +6,7 @@ import type {
   AggregateState,
   ApplyKind,
   ApplyRow,
+  ApplyStatus,
   ContainerRow,
   IndexedContainerState,
   LockRow,
@@ -48,6 +49,10 @@ export function bool(v: unknown): boolean {
 }
 
 export function toApply(r: DbRow): ApplyRow {
+  return { ...toApplyStatus(r), desiredJson: str(r.desired_json) };
+}
+
+export function toApplyStatus(r: DbRow): ApplyStatus {
   return {
     id: str(r.id),
     repo: str(r.repo),
@@ -58,7 +63,6 @@ export function toApply(r: DbRow): ApplyRow {
     headSha: strOrNull(r.head_sha),
     desiredDigest: str(r.desired_digest),
     planFingerprint: strOrNull(r.plan_fingerprint),
-    desiredJson: str(r.desired_json),
     state: str(r.state) as AggregateState,
     version: num(r.version),
     stopRequested: bool(r.stop_requested),

@@ -58,6 +58,9 @@ export interface ApplyRow {
   error: string | null;
 }
 
+/** An apply row without `desiredJson` (tens of kilobytes for a big stack). */
+export type ApplyStatus = Omit<ApplyRow, 'desiredJson'>;
+
 export interface OperationRow {
   id: string;
   applyId: string;
@@ -309,6 +312,8 @@ export interface Store {
    */
   claimReport(applyId: string): Promise<boolean>;
   getApply(id: string): Promise<ApplyRow | undefined>;
+  /** An apply's row without its desired state: what a driver re-reads while it works (states, the stop flag). */
+  getApplyStatus(id: string): Promise<ApplyStatus | undefined>;
   /** Ordered as given to createApply. */
   listOperations(applyId: string): Promise<OperationRow[]>;
   getOperation(id: string): Promise<OperationRow | undefined>;

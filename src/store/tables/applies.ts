@@ -6,13 +6,14 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { insertOrKeep, isUniqueViolation, lockingRead, upsert, incoming, writeTransaction, type Ctx } from '../dialect.js';
 import { prepared } from '../prepared.js';
-import { chunks, Refused, refusedAsResult, toApply, toLock, unique } from '../rows.js';
+import { chunks, Refused, refusedAsResult, toApply, toApplyStatus, toLock, unique } from '../rows.js';
 import {
   ApplyInFlightError,
   IN_FLIGHT_AGGREGATE_STATES,
   TERMINAL_AGGREGATE_STATES,
   type AggregatePatch,
   type ApplyRow,
+  type ApplyStatus,
   type CreatedApply,
   type Fence,
   type LatestApplyOptions,
@@ -142,6 +143,14 @@ export async function getApply(ctx: Ctx, id: string): Promise<ApplyRow | undefin
   const r = await ctx.db.selectFrom('applies').selectAll().where('id', '=', id).executeTakeFirst();
   return r && toApply(r);
 }
+
+export async function getApplyStatus(ctx: Ctx, id: string): Promise<ApplyStatus | undefined> {
+  const r = await ctx.db.selectFrom('applies').select(STATUS_COLUMNS).where('id', '=', id).executeTakeFirst();
+  return r && toApplyStatus(r);
+}
+
+/** Every column of an apply but its desired state. */
+const STATUS_COLUMNS = ['id', 'repo', 'pr', 'environment', 'kind', 'actor', 'head_sha', 'desired_digest', 'plan_fingerprint', 'state', 'version', 'stop_requested', 'check_run_id', 'comment_id', 'created_at', 'started_at', 'finished_at', 'error'] as const;
 
 /** CAS on the version; an apply that ends is no longer live (frees its environment's slot). */
 export async function casApplyState(ctx: Ctx, id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {

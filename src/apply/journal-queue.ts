@@ -1,0 +1,125 @@
+// The executor's group commit. Task transitions are queued and committed in
+// batches, one transaction per lease tenure (each write carries its fence, so
+// a stale driver's batch is refused as a whole), one batch after the other.
+//
+// Two lanes, because not every write holds work back:
+// - urgent: a `running` write (its Docker call waits for it), a write that
+//   releases dependants, skips and cancellations. Committed first, in the
+//   order written, a whole lane per batch.
+// - lazy: a `succeeded` write nothing waits for yet (its dependants still wait
+//   for other tasks). Committed when no urgent write is queued, a few
+//   statements' worth at a time, so an urgent write never waits behind many.
+// A lazy write is promoted (moved to the end of the urgent lane) as soon as a
+// dependant's `running` write is about to be queued: the journal never holds
+// a task `running` whose dependency is not yet recorded as succeeded.
+import type { Fence, TaskUpdate } from '../store/store.js';
+
+interface Entry {
+  u: TaskUpdate;
+  fence: Fence;
+  resolve: (ok: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Writes one batch of the same fence; answers per write whether its compare-and-set won. */
+export type WriteBatch = (updates: TaskUpdate[], fence: Fence) => Promise<boolean[]>;
+
+/**
+ * What one batch may cost: writes with the same expected state and patch (a
+ * wave starting or ending in the same millisecond) share one statement, the
+ * others cost one each. Urgent batches take more: their calls wait for them.
+ */
+const URGENT_STATEMENTS = 16;
+const LAZY_STATEMENTS = 4;
+/** Most writes of one batch. */
+const BATCH_MAX = 512;
+
+export class JournalQueue {
+  private readonly urgent: Entry[] = [];
+  private readonly lazy = new Map<string, Entry>();
+  private flushing = false;
+
+  constructor(private readonly writeBatch: WriteBatch) {}
+
+  /** Queues one write; resolves once it is committed, with whether its compare-and-set won. */
+  write(u: TaskUpdate, fence: Fence, opts: { lazy?: boolean } = {}): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const e = { u, fence, resolve, reject };
+      if (opts.lazy && !this.lazy.has(u.id)) this.lazy.set(u.id, e);
+      else this.urgent.push(e);
+      this.schedule();
+    });
+  }
+
+  /** Moves the queued lazy writes of these tasks to the urgent lane (a dependant of theirs is about to start). */
+  promote(taskIds: Iterable<string | undefined>): void {
+    for (const id of taskIds) {
+      const e = id === undefined ? undefined : this.lazy.get(id);
+      if (!e) continue;
+      this.lazy.delete(id!);
+      this.urgent.push(e);
+    }
+  }
+
+  private schedule(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    // Writes made in the same turn of the event loop (a wave of tasks starting or finishing together) go together.
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      for (;;) {
+        const batch = this.urgent.length ? take(this.urgent, URGENT_STATEMENTS) : take(this.lazy, LAZY_STATEMENTS);
+        if (!batch.length) return;
+        await this.commit(batch);
+        // The next batch in the next turn: the callers this one answered have moved on (their calls begun,
+        // their dependants' writes queued).
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.flushing = false;
+      if (this.urgent.length || this.lazy.size) this.schedule();
+    }
+  }
+
+  private async commit(batch: Entry[]): Promise<void> {
+    const byFence = new Map<string, Entry[]>();
+    for (const e of batch) {
+      const key = `${e.fence.lease}\n${e.fence.token}`;
+      const list = byFence.get(key);
+      if (list) list.push(e);
+      else byFence.set(key, [e]);
+    }
+    await Promise.all(
+      [...byFence.values()].map(async (entries) => {
+        try {
+          const results = await this.writeBatch(
+            entries.map((e) => e.u),
+            entries[0]!.fence,
+          );
+          entries.forEach((e, i) => e.resolve(results[i] === true));
+        } catch (err) {
+          for (const e of entries) e.reject(err);
+        }
+      }),
+    );
+  }
+}
+
+/** The oldest writes of a lane, as many as `statements` statements carry (at least one), taken out of it. */
+function take(lane: Entry[] | Map<string, Entry>, statements: number): Entry[] {
+  const shapes = new Set<string>();
+  const out: Entry[] = [];
+  for (const e of lane.values()) {
+    const shape = `${e.fence.lease}\n${e.fence.token}\n${JSON.stringify(e.u.expected)}\n${JSON.stringify(e.u.patch)}`;
+    if (!shapes.has(shape) && shapes.size >= statements) break;
+    shapes.add(shape);
+    out.push(e);
+    if (out.length >= BATCH_MAX) break;
+  }
+  if (Array.isArray(lane)) lane.splice(0, out.length);
+  else for (const e of out) lane.delete(e.u.id);
+  return out;
+}
