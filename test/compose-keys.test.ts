@@ -145,6 +145,12 @@ describe('service keys reach the spec and the create options', () => {
       const e = errorOf(() => load(svc(`image: nginx\n${line}`)));
       expect(e, line).toMatchObject({ code: 'unsupported', line: 4, hint });
     }
+    // healthcheck.start_interval (Ghost's compose.yml): an Engine 25 setting that older engines drop silently
+    expect(errorOf(() => load(svc('image: nginx\nhealthcheck:\n  test: [CMD, true]\n  start_interval: 10s')))).toMatchObject({
+      code: 'unsupported',
+      line: 6,
+      message: 'compose.yml:6: services.web.healthcheck.start_interval: healthcheck.start_interval is not supported by berth — Docker honours it only from Engine 25 (API 1.44), and older engines drop it without a word: remove it, and give a slow start time with start_period (interval applies from the start)',
+    });
     for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mac_address', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
       const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
       expect(e.code, key).toBe('unsupported');

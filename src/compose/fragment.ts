@@ -553,7 +553,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
               h.disable = at(p, () => asBool(v, 'healthcheck.disable'));
               break;
             case 'start_interval':
-              throw err('unsupported', 'healthcheck.start_interval is not supported by berth', p, 'remove it; interval applies from the start');
+              throw err('unsupported', 'healthcheck.start_interval is not supported by berth', p, 'Docker honours it only from Engine 25 (API 1.44), and older engines drop it without a word: remove it, and give a slow start time with start_period (interval applies from the start)');
             default:
               throw err('unknown_key', `unknown key "${k}" in healthcheck`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
           }
