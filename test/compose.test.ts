@@ -61,8 +61,11 @@ describe('compose errors name file, line, path and problem', () => {
 
   it('a missing env_file and a build: without image: say what to do', () => {
     expect(errorOf(() => load(svc('image: nginx\nenv_file: .env'))).message).toBe(
-      'compose.yml:4: services.web.env_file: env_file .env not found (looked for .env in the repository) — add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]',
+      "compose.yml:4: services.web.env_file: env_file .env not found (looked for .env in the repository) — add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]; a .env that holds secrets stays out of the repository: list its entries under environment: as ${VARIABLE}s that the environment's variables or server-side secrets in .github/berth.yml supply",
     );
+    // env files by name (app.env, .env.local) get the same word about secrets; other files do not
+    for (const f of ['app.env', 'deploy/.env.local', 'stack.env']) expect(errorOf(() => load(svc(`image: nginx\nenv_file: ${f}`))).hint, f).toMatch(/secrets/);
+    for (const f of ['app.conf', 'envs/web', '.envrc']) expect(errorOf(() => load(svc(`image: nginx\nenv_file: ${f}`))).hint, f).toBe('add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]');
     const b = errorOf(() => load(svc('build: .')));
     expect(b.code).toBe('missing_image');
     expect(b.message).toBe(

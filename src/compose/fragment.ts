@@ -847,7 +847,12 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       const text = opts.readFile?.(full);
       if (text === undefined) {
         if (!ref.required) return;
-        throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]');
+        // a .env is what users keep out of git (it holds the passwords): say how berth supplies its values instead
+        const dotenv = /(^|\/)\.env(\.[^/]*)?$|\.env$/.test(full);
+        const hint = dotenv
+          ? 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]; a .env that holds secrets stays out of the repository: list its entries under environment: as ${VARIABLE}s that the environment\'s variables or server-side secrets in .github/berth.yml supply'
+          : 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]';
+        throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
       }
       try {
         for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables })) out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
