@@ -341,6 +341,28 @@ describe('files the compose way', () => {
     expect([s.image, s.environment.MODE]).toEqual(['docker.io/library/nginx:1.25', 'prod']);
   });
 
+  it('COMPOSE_PROFILES from the .env (interpolated) or berth.yml variables enables profiles when berth.yml lists none, as in docker compose', async () => {
+    const compose = 'services:\n  es:\n    image: nginx\n    profiles: [elasticsearch]\n  cpu:\n    image: nginx\n    profiles: [cpu]\n  gpu:\n    image: nginx\n    profiles: [gpu]\n  always:\n    image: nginx\n';
+    const names = async (env: string, extra = '') => {
+      const { desired } = await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': env }, cfg(extra)), 'e');
+      return [desired.services.map((s) => s.spec.name).sort(), desired.notes ?? []] as const;
+    };
+    // the .env interpolates itself, as RAGFlow's does: COMPOSE_PROFILES=${DOC_ENGINE},${DEVICE}
+    const [fromDotenv, notes] = await names('DOC_ENGINE=${DOC_ENGINE:-elasticsearch}\nDEVICE=cpu\nCOMPOSE_PROFILES=${DOC_ENGINE}, ${DEVICE},\n');
+    expect(fromDotenv).toEqual(['always', 'cpu', 'es']);
+    expect(notes).toContain('profiles elasticsearch, cpu are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)');
+    // berth.yml variables override the .env; `*` enables every profile
+    expect((await names('COMPOSE_PROFILES=cpu\n', '    variables: {COMPOSE_PROFILES: gpu}\n'))[0]).toEqual(['always', 'gpu']);
+    expect((await names('COMPOSE_PROFILES=*\n'))[0]).toEqual(['always', 'cpu', 'es', 'gpu']);
+    // profiles: in berth.yml win over COMPOSE_PROFILES (compose: --profile over the variable), with no note
+    const [listed, listedNotes] = await names('COMPOSE_PROFILES=cpu\n', '    profiles: [gpu]\n');
+    expect(listed).toEqual(['always', 'gpu']);
+    expect(listedNotes.filter((n) => n.includes('COMPOSE_PROFILES'))).toEqual([]);
+    // unset or empty: only the services without profiles
+    expect((await names('OTHER=1\n'))[0]).toEqual(['always']);
+    expect((await names('COMPOSE_PROFILES=\n'))[0]).toEqual(['always']);
+  });
+
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {
     const read = repo(
       {

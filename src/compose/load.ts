@@ -188,7 +188,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
       seen.set(dn, o.name);
     }
   }
-  applyProfiles(merged, new Set(opts.profiles ?? []));
+  applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes));
   applyLinks(merged);
   linkJoins(merged.services);
   validate(merged);
@@ -250,11 +250,23 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
   }
 }
 
-/** Services with profiles are deployed only when the environment enables one of them (berth.yml `profiles:`). */
+/**
+ * The profiles an environment enables: berth.yml `profiles:`, else COMPOSE_PROFILES (berth.yml variables
+ * over the `.env`), comma-separated — docker compose reads COMPOSE_PROFILES the same way when no --profile
+ * is given. `*` enables every profile, as in compose.
+ */
+function enabledProfiles(listed: readonly string[], variables: Readonly<Record<string, string>>, notes: string[]): ReadonlySet<string> {
+  if (listed.length || !Object.hasOwn(variables, 'COMPOSE_PROFILES')) return new Set(listed);
+  const names = [...new Set(variables.COMPOSE_PROFILES!.split(',').map((p) => p.trim()).filter(Boolean))];
+  if (names.length) notes.push(`profiles ${names.join(', ')} are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)`);
+  return new Set(names);
+}
+
+/** Services with profiles are deployed only when the environment enables one of them (berth.yml `profiles:`, or COMPOSE_PROFILES). */
 function applyProfiles(m: Merged, enabled: ReadonlySet<string>): void {
   const off = new Set<string>();
   for (const [name, s] of m.services) {
-    if (s.profiles?.v.length && !s.profiles.v.some((p) => enabled.has(p))) {
+    if (s.profiles?.v.length && !enabled.has('*') && !s.profiles.v.some((p) => enabled.has(p))) {
       m.services.delete(name);
       off.add(name);
     }
