@@ -363,6 +363,26 @@ describe('files the compose way', () => {
     expect((await names('COMPOSE_PROFILES=\n'))[0]).toEqual(['always']);
   });
 
+  it('an included file interpolates with the .env next to it, below the including side (its .env, berth.yml variables), as docker compose does', async () => {
+    const files = {
+      'deploy/compose.yml': 'include:\n  - ../db/db.yml\nservices:\n  web:\n    image: nginx:${WEB_TAG:-1}\n    depends_on: [db]\n',
+      'db/db.yml': 'services:\n  db:\n    image: postgres:${PGV:-15}\n    environment: {OWN: "${OWN}", PARENT: "${WEB_TAG:-none}"}\n',
+      'db/.env': 'PGV=16\nOWN=from-db-env\nWEB_TAG=from-db-env\n',
+    };
+    const db = async (extra: Record<string, string> = {}, cfgExtra = '') =>
+      (await loadEnvironment(repo({ ...files, ...extra }, cfg(cfgExtra)), 'e')).desired.services.map((s) => s.spec).find((s) => s.name === 'db')!;
+    // the included file's own .env fills what the including side leaves unset
+    expect([(await db()).image, (await db()).environment]).toEqual(['docker.io/library/postgres:16', { OWN: 'from-db-env', PARENT: 'from-db-env' }]);
+    // the including file's .env and berth.yml variables win over it
+    expect((await db({ 'deploy/.env': 'PGV=14\n' })).image).toBe('docker.io/library/postgres:14');
+    expect((await db({ 'deploy/.env': 'PGV=14\n' }, '    variables: {PGV: "13"}\n')).image).toBe('docker.io/library/postgres:13');
+    // and the including file itself never reads the included file's .env
+    const web = (await loadEnvironment(repo(files, cfg()), 'e')).desired.services.find((s) => s.spec.name === 'web')!.spec;
+    expect(web.image).toBe('docker.io/library/nginx:1');
+    // a bad line in it is located in it
+    await expect(loadEnvironment(repo({ ...files, 'db/.env': 'PGV=16\nnot a line\n' }, cfg()), 'e')).rejects.toMatchObject({ file: 'db/.env', line: 2 });
+  });
+
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {
     const read = repo(
       {

@@ -364,7 +364,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         const o = mapping(e, p, 'include entry');
         for (const k of Object.keys(o)) {
           if (k === 'path') continue;
-          if (k === 'project_directory' || k === 'env_file') throw err('unsupported', `include.${k} is not supported by berth`, [...p, k], 'included files resolve paths against their own directory and use the environment\'s variables');
+          if (k === 'project_directory' || k === 'env_file') throw err('unsupported', `include.${k} is not supported by berth`, [...p, k], 'an included file resolves paths against its own directory and interpolates with the environment\'s variables over the .env next to it: move the file (or its .env) there');
           throw err('unknown_key', `unknown key "${k}" in include`, [...p, k], 'known keys: path');
         }
         paths = typeof o.path === 'string' ? [o.path] : list(o.path, [...p, 'path'], 'include.path');
