@@ -175,6 +175,18 @@ describe('compose errors name file, line, path and problem', () => {
     expect(r.message).toBe("compose.yml:3: services.web.image: variable TAG is not set: set the release tag — set TAG in the environment's variables in .github/berth.yml");
   });
 
+  it('a file that leaves several variables unset is refused once, naming them all (not one per plan)', () => {
+    const text =
+      'x-unused:\n  note: ${ONLY_IN_EXTENSION}\nservices:\n  web:\n    image: nginx:${TAG:-1}\n    environment:\n      A: ${FIRST}\n      B: ${SECOND}\n      C: $THIRD\n      D: ${FIRST}-again\n      E: ${REQ:?required}\n      F: ${SET}\n  db:\n    image: postgres\n    command: ["--x=${FOURTH}"]\nvolumes:\n  data:\n    name: ${FIFTH}\n';
+    const e = errorOf(() => loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'e', variables: { SET: 's' } }));
+    expect(e.code).toBe('missing_variable');
+    expect(e.line).toBe(7);
+    // each once, in the order the file uses them; not the defaulted TAG, the :? demand REQ, the set SET, nor an x- field berth does not read
+    expect(e.message).toBe(
+      "compose.yml:7: services.web.environment.A: variable FIRST is not set — set FIRST in the environment's variables in .github/berth.yml, or give a default: ${FIRST:-value}; this file also uses 4 other unset variables without a default: SECOND, THIRD, FOURTH, FIFTH",
+    );
+  });
+
   it('process.env is never a source of variables', () => {
     process.env.BERTH_TEST_ONLY_IN_PROCESS_ENV = 'x';
     try {

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { DependsOnCondition, DeviceRequest, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model/model.js';
-import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
+import { interpolateTree, InterpolationError, unsetVariables, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
   asBool,
@@ -349,7 +349,14 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       return out;
     } catch (e) {
       record();
-      if (e instanceof InterpolationError) throw err(e.detail.code, e.detail.problem, e.path, e.detail.hint);
+      if (e instanceof InterpolationError) {
+        // name every variable the file leaves unset at once, not one per plan
+        const more = e.detail.plainUnset ? unsetVariables(Object.fromEntries(TOP_LEVEL_KEYS.filter((k) => k in root).map((k) => [k, root[k]])), opts.variables).filter((n) => n !== e.detail.variable) : [];
+        const hint = more.length
+          ? `set ${e.detail.variable} in the environment's variables in .github/berth.yml, or give a default: \${${e.detail.variable}:-value}; this file also uses ${more.length} other unset variable${more.length === 1 ? '' : 's'} without a default: ${more.join(', ')}`
+          : e.detail.hint;
+        throw err(e.detail.code, e.detail.problem, e.path, hint);
+      }
       throw e;
     }
   };
