@@ -84,6 +84,18 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
     expect(c.HostConfig.Binds).toEqual([expect.stringMatching(/\/made-by-docker:\/made:rw,z$/), expect.stringMatching(/\/ro:\/ro:ro$/)]);
   }],
   ['volumes tmpfs size', 'volumes:\n  - type: tmpfs\n    target: /cache\n    tmpfs: {size: 4m}', (c) => expect(c.HostConfig.Mounts).toEqual([expect.objectContaining({ Type: 'tmpfs', Target: '/cache', TmpfsOptions: { SizeBytes: 4 * 1024 ** 2 } })])],
+  // forms real compose files use (fixtures/corpus): each reaches Docker as docker compose sends it
+  ['logging driver none', 'logging:\n  driver: none', (c) => expect(c.HostConfig.LogConfig).toEqual({ Type: 'none', Config: {} })],
+  ['ulimits single value and unlimited', 'ulimits:\n  nproc: 65535\n  core: -1', (c) =>
+    expect([...(c.HostConfig.Ulimits ?? [])].sort((a, b) => String(a.Name).localeCompare(String(b.Name)))).toEqual([{ Name: 'core', Soft: -1, Hard: -1 }, { Name: 'nproc', Soft: 65535, Hard: 65535 }])],
+  ['healthcheck disable', 'healthcheck:\n  disable: true', (c) => expect(c.Config.Healthcheck?.Test).toEqual(['NONE'])],
+  ['extra_hosts host-gateway', 'extra_hosts: ["host.docker.internal:host-gateway"]', (c) => expect(c.HostConfig.ExtraHosts).toEqual(['host.docker.internal:host-gateway'])],
+  ['tmpfs as a string', 'tmpfs: /run/app', (c) => expect(c.HostConfig.Tmpfs).toEqual({ '/run/app': '' })],
+  ['stop_grace_period minutes and seconds', 'stop_grace_period: 1m30s', (c) => expect(c.Config.StopTimeout).toBe(90)],
+  ['environment without a value, from variables', 'environment:\n  FROM_VARS:\n  EMPTY: ""', (c) => expect(c.Config.Env).toEqual(expect.arrayContaining(['FROM_VARS=from-berth-yml', 'EMPTY=']))],
+  ['security_opt seccomp under the policy', 'security_opt: ["seccomp:unconfined"]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['seccomp:unconfined'])],
+  ['byte and cpu strings', 'cpus: "0.75"\nmem_limit: 1gb\nshm_size: 33554432', (c) =>
+    expect([c.HostConfig.NanoCpus, c.HostConfig.Memory, c.HostConfig.ShmSize]).toEqual([750_000_000, 1024 ** 3, 32 * 1024 ** 2])],
   ['volumes with driver_opts', 'volumes: ["opts:/data"]', (c) => expect(c.Mounts[0]!.Name).toBe(names.volume(PROJECT, ENV, 'opts'))],
 ];
 
@@ -107,7 +119,7 @@ describeDocker('every supported compose key reaches the container (real engine)'
       `services:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
     );
     writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
-    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\npolicy:\n  allow_host_userns: true\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
+    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\n    variables: {FROM_VARS: from-berth-yml}\npolicy:\n  allow_host_userns: true\n  allow_security_opt: true\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
   });
   afterAll(async () => {
     await ts?.dispose();

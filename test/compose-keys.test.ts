@@ -145,6 +145,12 @@ describe('service keys reach the spec and the create options', () => {
       const e = errorOf(() => load(svc(`image: nginx\n${line}`)));
       expect(e, line).toMatchObject({ code: 'unsupported', line: 4, hint });
     }
+    // healthcheck.start_interval (Ghost's compose.yml): an Engine 25 setting that older engines drop silently
+    expect(errorOf(() => load(svc('image: nginx\nhealthcheck:\n  test: [CMD, true]\n  start_interval: 10s')))).toMatchObject({
+      code: 'unsupported',
+      line: 6,
+      message: 'compose.yml:6: services.web.healthcheck.start_interval: healthcheck.start_interval is not supported by berth — Docker honours it only from Engine 25 (API 1.44), and older engines drop it without a word: remove it, and give a slow start time with start_period (interval applies from the start)',
+    });
     for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mac_address', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
       const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
       expect(e.code, key).toBe('unsupported');
@@ -333,6 +339,48 @@ describe('files the compose way', () => {
     const read = repo({ 'deploy/compose.yml': svc('image: nginx:${TAG}\nenvironment: {MODE: "${MODE}"}'), 'deploy/.env': 'TAG=1.25\nMODE=dev\n' }, cfg('    variables: {MODE: prod}\n'));
     const s = web((await loadEnvironment(read, 'e')).desired);
     expect([s.image, s.environment.MODE]).toEqual(['docker.io/library/nginx:1.25', 'prod']);
+  });
+
+  it('COMPOSE_PROFILES from the .env (interpolated) or berth.yml variables enables profiles when berth.yml lists none, as in docker compose', async () => {
+    const compose = 'services:\n  es:\n    image: nginx\n    profiles: [elasticsearch]\n  cpu:\n    image: nginx\n    profiles: [cpu]\n  gpu:\n    image: nginx\n    profiles: [gpu]\n  always:\n    image: nginx\n';
+    const names = async (env: string, extra = '') => {
+      const { desired } = await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': env }, cfg(extra)), 'e');
+      return [desired.services.map((s) => s.spec.name).sort(), desired.notes ?? []] as const;
+    };
+    // the .env interpolates itself, as RAGFlow's does: COMPOSE_PROFILES=${DOC_ENGINE},${DEVICE}
+    const [fromDotenv, notes] = await names('DOC_ENGINE=${DOC_ENGINE:-elasticsearch}\nDEVICE=cpu\nCOMPOSE_PROFILES=${DOC_ENGINE}, ${DEVICE},\n');
+    expect(fromDotenv).toEqual(['always', 'cpu', 'es']);
+    expect(notes).toContain('profiles elasticsearch, cpu are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)');
+    // berth.yml variables override the .env; `*` enables every profile
+    expect((await names('COMPOSE_PROFILES=cpu\n', '    variables: {COMPOSE_PROFILES: gpu}\n'))[0]).toEqual(['always', 'gpu']);
+    expect((await names('COMPOSE_PROFILES=*\n'))[0]).toEqual(['always', 'cpu', 'es', 'gpu']);
+    // profiles: in berth.yml win over COMPOSE_PROFILES (compose: --profile over the variable), with no note
+    const [listed, listedNotes] = await names('COMPOSE_PROFILES=cpu\n', '    profiles: [gpu]\n');
+    expect(listed).toEqual(['always', 'gpu']);
+    expect(listedNotes.filter((n) => n.includes('COMPOSE_PROFILES'))).toEqual([]);
+    // unset or empty: only the services without profiles
+    expect((await names('OTHER=1\n'))[0]).toEqual(['always']);
+    expect((await names('COMPOSE_PROFILES=\n'))[0]).toEqual(['always']);
+  });
+
+  it('an included file interpolates with the .env next to it, below the including side (its .env, berth.yml variables), as docker compose does', async () => {
+    const files = {
+      'deploy/compose.yml': 'include:\n  - ../db/db.yml\nservices:\n  web:\n    image: nginx:${WEB_TAG:-1}\n    depends_on: [db]\n',
+      'db/db.yml': 'services:\n  db:\n    image: postgres:${PGV:-15}\n    environment: {OWN: "${OWN}", PARENT: "${WEB_TAG:-none}"}\n',
+      'db/.env': 'PGV=16\nOWN=from-db-env\nWEB_TAG=from-db-env\n',
+    };
+    const db = async (extra: Record<string, string> = {}, cfgExtra = '') =>
+      (await loadEnvironment(repo({ ...files, ...extra }, cfg(cfgExtra)), 'e')).desired.services.map((s) => s.spec).find((s) => s.name === 'db')!;
+    // the included file's own .env fills what the including side leaves unset
+    expect([(await db()).image, (await db()).environment]).toEqual(['docker.io/library/postgres:16', { OWN: 'from-db-env', PARENT: 'from-db-env' }]);
+    // the including file's .env and berth.yml variables win over it
+    expect((await db({ 'deploy/.env': 'PGV=14\n' })).image).toBe('docker.io/library/postgres:14');
+    expect((await db({ 'deploy/.env': 'PGV=14\n' }, '    variables: {PGV: "13"}\n')).image).toBe('docker.io/library/postgres:13');
+    // and the including file itself never reads the included file's .env
+    const web = (await loadEnvironment(repo(files, cfg()), 'e')).desired.services.find((s) => s.spec.name === 'web')!.spec;
+    expect(web.image).toBe('docker.io/library/nginx:1');
+    // a bad line in it is located in it
+    await expect(loadEnvironment(repo({ ...files, 'db/.env': 'PGV=16\nnot a line\n' }, cfg()), 'e')).rejects.toMatchObject({ file: 'db/.env', line: 2 });
   });
 
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {

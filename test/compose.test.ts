@@ -61,8 +61,11 @@ describe('compose errors name file, line, path and problem', () => {
 
   it('a missing env_file and a build: without image: say what to do', () => {
     expect(errorOf(() => load(svc('image: nginx\nenv_file: .env'))).message).toBe(
-      'compose.yml:4: services.web.env_file: env_file .env not found (looked for .env in the repository) — add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]',
+      "compose.yml:4: services.web.env_file: env_file .env not found (looked for .env in the repository) — add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]; a .env that holds secrets stays out of the repository: list its entries under environment: as ${VARIABLE}s that the environment's variables or server-side secrets in .github/berth.yml supply",
     );
+    // env files by name (app.env, .env.local) get the same word about secrets; other files do not
+    for (const f of ['app.env', 'deploy/.env.local', 'stack.env']) expect(errorOf(() => load(svc(`image: nginx\nenv_file: ${f}`))).hint, f).toMatch(/secrets/);
+    for (const f of ['app.conf', 'envs/web', '.envrc']) expect(errorOf(() => load(svc(`image: nginx\nenv_file: ${f}`))).hint, f).toBe('add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]');
     const b = errorOf(() => load(svc('build: .')));
     expect(b.code).toBe('missing_image');
     expect(b.message).toBe(
@@ -170,6 +173,18 @@ describe('compose errors name file, line, path and problem', () => {
     const r = errorOf(() => load(svc('image: nginx:${TAG:?set the release tag}')));
     expect(r.code).toBe('missing_variable');
     expect(r.message).toBe("compose.yml:3: services.web.image: variable TAG is not set: set the release tag — set TAG in the environment's variables in .github/berth.yml");
+  });
+
+  it('a file that leaves several variables unset is refused once, naming them all (not one per plan)', () => {
+    const text =
+      'x-unused:\n  note: ${ONLY_IN_EXTENSION}\nservices:\n  web:\n    image: nginx:${TAG:-1}\n    environment:\n      A: ${FIRST}\n      B: ${SECOND}\n      C: $THIRD\n      D: ${FIRST}-again\n      E: ${REQ:?required}\n      F: ${SET}\n  db:\n    image: postgres\n    command: ["--x=${FOURTH}"]\nvolumes:\n  data:\n    name: ${FIFTH}\n';
+    const e = errorOf(() => loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'e', variables: { SET: 's' } }));
+    expect(e.code).toBe('missing_variable');
+    expect(e.line).toBe(7);
+    // each once, in the order the file uses them; not the defaulted TAG, the :? demand REQ, the set SET, nor an x- field berth does not read
+    expect(e.message).toBe(
+      "compose.yml:7: services.web.environment.A: variable FIRST is not set — set FIRST in the environment's variables in .github/berth.yml, or give a default: ${FIRST:-value}; this file also uses 4 other unset variables without a default: SECOND, THIRD, FOURTH, FIFTH",
+    );
   });
 
   it('process.env is never a source of variables', () => {

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { DependsOnCondition, DeviceRequest, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model/model.js';
-import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
+import { interpolateTree, InterpolationError, unsetVariables, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
   asBool,
@@ -349,7 +349,14 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       return out;
     } catch (e) {
       record();
-      if (e instanceof InterpolationError) throw err(e.detail.code, e.detail.problem, e.path, e.detail.hint);
+      if (e instanceof InterpolationError) {
+        // name every variable the file leaves unset at once, not one per plan
+        const more = e.detail.plainUnset ? unsetVariables(Object.fromEntries(TOP_LEVEL_KEYS.filter((k) => k in root).map((k) => [k, root[k]])), opts.variables).filter((n) => n !== e.detail.variable) : [];
+        const hint = more.length
+          ? `set ${e.detail.variable} in the environment's variables in .github/berth.yml, or give a default: \${${e.detail.variable}:-value}; this file also uses ${more.length} other unset variable${more.length === 1 ? '' : 's'} without a default: ${more.join(', ')}`
+          : e.detail.hint;
+        throw err(e.detail.code, e.detail.problem, e.path, hint);
+      }
       throw e;
     }
   };
@@ -364,7 +371,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         const o = mapping(e, p, 'include entry');
         for (const k of Object.keys(o)) {
           if (k === 'path') continue;
-          if (k === 'project_directory' || k === 'env_file') throw err('unsupported', `include.${k} is not supported by berth`, [...p, k], 'included files resolve paths against their own directory and use the environment\'s variables');
+          if (k === 'project_directory' || k === 'env_file') throw err('unsupported', `include.${k} is not supported by berth`, [...p, k], 'an included file resolves paths against its own directory and interpolates with the environment\'s variables over the .env next to it: move the file (or its .env) there');
           throw err('unknown_key', `unknown key "${k}" in include`, [...p, k], 'known keys: path');
         }
         paths = typeof o.path === 'string' ? [o.path] : list(o.path, [...p, 'path'], 'include.path');
@@ -553,7 +560,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
               h.disable = at(p, () => asBool(v, 'healthcheck.disable'));
               break;
             case 'start_interval':
-              throw err('unsupported', 'healthcheck.start_interval is not supported by berth', p, 'remove it; interval applies from the start');
+              throw err('unsupported', 'healthcheck.start_interval is not supported by berth', p, 'Docker honours it only from Engine 25 (API 1.44), and older engines drop it without a word: remove it, and give a slow start time with start_period (interval applies from the start)');
             default:
               throw err('unknown_key', `unknown key "${k}" in healthcheck`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
           }
@@ -847,7 +854,12 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       const text = opts.readFile?.(full);
       if (text === undefined) {
         if (!ref.required) return;
-        throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]');
+        // a .env is what users keep out of git (it holds the passwords): say how berth supplies its values instead
+        const dotenv = /(^|\/)\.env(\.[^/]*)?$|\.env$/.test(full);
+        const hint = dotenv
+          ? 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]; a .env that holds secrets stays out of the repository: list its entries under environment: as ${VARIABLE}s that the environment\'s variables or server-side secrets in .github/berth.yml supply'
+          : 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]';
+        throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
       }
       try {
         for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables })) out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });

@@ -21,6 +21,8 @@ export interface InterpolationProblem {
   problem: string;
   hint?: string;
   variable?: string;
+  /** a plain `${NAME}` or `$NAME` whose variable is not set (not a `${NAME:?…}` demand) */
+  plainUnset?: boolean;
 }
 
 export class InterpolationError extends Error {
@@ -149,6 +151,7 @@ function lookup(name: string, vars: Variables, taint?: TaintContext): string {
     variable: name,
     problem: `variable ${name} is not set`,
     hint: `set ${name} in the environment's variables in .github/berth.yml, or give a default: \${${name}:-value}`,
+    plainUnset: true,
   });
 }
 
@@ -188,4 +191,29 @@ export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[]
     return out;
   }
   return value;
+}
+
+/**
+ * Every variable `value` uses plainly (`${NAME}`, `$NAME`) that `vars` does not set, in order of first
+ * use: interpolated again with each one found set to "" until none is left, so a file that leaves a
+ * hundred variables unset is refused once, naming them all. `${NAME:?…}` demands are looked past (they
+ * carry their own message); any other problem stops the search.
+ */
+export function unsetVariables(value: unknown, vars: Variables, limit = 500): string[] {
+  const found: string[] = [];
+  const filled: Record<string, string> = { ...vars };
+  for (let round = 0; round < 2 * limit && found.length < limit; round++) {
+    try {
+      interpolateTree(value, filled);
+      break;
+    } catch (e) {
+      const name = e instanceof InterpolationError ? e.detail.variable : undefined;
+      if (name === undefined || (Object.hasOwn(filled, name) && filled[name] !== '')) break;
+      if ((e as InterpolationError).detail.plainUnset) {
+        found.push(name);
+        filled[name] = '';
+      } else filled[name] = '-'; // a ${NAME:?…} demand says so itself when its turn comes: look past it
+    }
+  }
+  return found;
 }

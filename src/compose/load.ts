@@ -130,7 +130,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}), ...(opts.variables ?? {}) };
   const notes: string[] = [];
 
-  const parse = (path: string, text: string, ctx: PathContext): FileFragment => {
+  const parse = (path: string, text: string, ctx: PathContext, vars: Record<string, string> = variables): FileFragment => {
     let y;
     try {
       y = parseYaml(path, text, opts.limits);
@@ -139,27 +139,33 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
         throw new ComposeError(e.detail.code, e.detail.problem, { file: path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
       throw e;
     }
-    return buildFragment(y, { variables, paths: ctx, fileDir: dirOf(path), readFile, taint });
+    return buildFragment(y, { variables: vars, paths: ctx, fileDir: dirOf(path), readFile, taint });
   };
   /** another repository file (included or extended): its relative paths resolve against its own directory */
   const otherFiles = new Map<string, FileFragment>();
-  const other = (path: string, at: Loc, what: string): FileFragment => {
-    const known = otherFiles.get(path);
+  const other = (path: string, at: Loc, what: string, vars?: Record<string, string>): FileFragment => {
+    // an included file interpolates with its own variables (see withIncludes): cached apart from extended files
+    const key = vars ? `${path}\0included` : path;
+    const known = otherFiles.get(key);
     if (known) return known;
     const text = readFile(path);
     if (text === undefined) throw error('missing_file', `${what} ${path} not found in the repository`, at, 'add the file or fix the path (relative to the file that names it)');
-    const f = parse(path, text, { ...paths, baseDir: dirOf(path) });
-    otherFiles.set(path, f);
+    const f = parse(path, text, { ...paths, baseDir: dirOf(path) }, vars ?? variables);
+    otherFiles.set(key, f);
     return f;
   };
 
-  const withIncludes = (f: FileFragment, stack: string[]): FileFragment[] => {
+  // An included file is its own compose project in docker compose: the `.env` in its directory (the
+  // directory of the entry's first path) gives defaults for its interpolation, below the including
+  // side's variables (berth.yml variables, secrets and the including file's .env).
+  const withIncludes = (f: FileFragment, stack: string[], vars: Record<string, string>): FileFragment[] => {
     const out: FileFragment[] = [];
     for (const inc of f.include ?? []) {
+      const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars), ...vars } : vars;
       for (const path of inc.v) {
         if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
-        const g = other(path, inc.at, 'included file');
-        out.push(...withIncludes(g, [...stack, path]));
+        const g = other(path, inc.at, 'included file', incVars);
+        out.push(...withIncludes(g, [...stack, path], incVars));
       }
     }
     // Compose refuses an included service that the including file defines too.
@@ -170,7 +176,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   const fragments: FileFragment[] = [];
   for (const f of files) {
     const frag = parse(f.path, f.text, paths);
-    fragments.push(...withIncludes(frag, [posix.normalize(f.path)]));
+    fragments.push(...withIncludes(frag, [posix.normalize(f.path)], variables));
   }
   for (const f of fragments) resolveExtends(f, other);
   const name = fragments.find((f) => f.name)?.name;
@@ -188,7 +194,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
       seen.set(dn, o.name);
     }
   }
-  applyProfiles(merged, new Set(opts.profiles ?? []));
+  applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes));
   applyLinks(merged);
   linkJoins(merged.services);
   validate(merged);
@@ -208,7 +214,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   return { ...desired, ...(notes.length ? { notes } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
 }
 
-/** The `.env` next to the first compose file: interpolation defaults that berth.yml variables override. */
+/** The `.env` next to the first compose file (or an included file): interpolation defaults that berth.yml variables override. */
 function dotenvDefaults(firstFile: string, readFile: (p: string) => string | undefined, variables: Record<string, string>): Record<string, string> {
   const path = dotenvPath(firstFile);
   const text = readFile(path);
@@ -250,11 +256,23 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
   }
 }
 
-/** Services with profiles are deployed only when the environment enables one of them (berth.yml `profiles:`). */
+/**
+ * The profiles an environment enables: berth.yml `profiles:`, else COMPOSE_PROFILES (berth.yml variables
+ * over the `.env`), comma-separated — docker compose reads COMPOSE_PROFILES the same way when no --profile
+ * is given. `*` enables every profile, as in compose.
+ */
+function enabledProfiles(listed: readonly string[], variables: Readonly<Record<string, string>>, notes: string[]): ReadonlySet<string> {
+  if (listed.length || !Object.hasOwn(variables, 'COMPOSE_PROFILES')) return new Set(listed);
+  const names = [...new Set(variables.COMPOSE_PROFILES!.split(',').map((p) => p.trim()).filter(Boolean))];
+  if (names.length) notes.push(`profiles ${names.join(', ')} are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)`);
+  return new Set(names);
+}
+
+/** Services with profiles are deployed only when the environment enables one of them (berth.yml `profiles:`, or COMPOSE_PROFILES). */
 function applyProfiles(m: Merged, enabled: ReadonlySet<string>): void {
   const off = new Set<string>();
   for (const [name, s] of m.services) {
-    if (s.profiles?.v.length && !s.profiles.v.some((p) => enabled.has(p))) {
+    if (s.profiles?.v.length && !enabled.has('*') && !s.profiles.v.some((p) => enabled.has(p))) {
       m.services.delete(name);
       off.add(name);
     }

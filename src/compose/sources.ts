@@ -62,7 +62,10 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
     const root = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
     for (const inc of Array.isArray(root.include) ? root.include : []) {
       const paths = typeof inc === 'string' ? [inc] : inc && typeof inc === 'object' ? [(inc as Record<string, unknown>).path].flat() : [];
-      for (const p of paths) await yamlFile(str(p));
+      const resolved = paths.map(str);
+      // the included project's .env (next to its first file) gives defaults for its interpolation
+      if (resolved[0] !== undefined) await get(dotenvPath(resolved[0]));
+      for (const p of resolved) await yamlFile(p);
     }
     const services = root.services && typeof root.services === 'object' ? Object.values(root.services as object) : [];
     for (const s of services) {
