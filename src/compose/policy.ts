@@ -185,7 +185,8 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
 const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
 
 /**
- * A declared network that puts containers on the host's own networks —
+ * A declared network that puts containers on the host's own networks — the
+ * Docker network named `host` (or of driver host), which is the host's network namespace;
  * macvlan/ipvlan (an address on the physical LAN, past the host's firewall and
  * Docker's NAT) or a bridge attached to an existing host bridge
  * (`com.docker.network.bridge.name`) — is host-network reach: refused unless
@@ -195,6 +196,12 @@ export function checkNetworkReach(networks: Iterable<NetworkFragment>, policy: P
   if (policy.allow_host_network) return;
   const hint = 'allow it with policy.allow_host_network: true in .github/berth.yml on the default branch, or remove it to use a private bridge network';
   for (const n of networks) {
+    // Docker's network named host is the host's namespace: a container created on it gets NetworkMode host.
+    const dockerName = n.dockerName ?? (n.external?.v ? { v: n.name, at: n.external.at } : undefined);
+    if (dockerName?.v === 'host' || n.driver?.v === 'host') {
+      const at = dockerName?.v === 'host' ? dockerName.at : n.driver!.at;
+      throw new ComposeError('policy_denied', `network ${n.name}: Docker's host network (the host's network namespace, as network_mode: host) is not allowed by the repository's policy`, { ...at, hint });
+    }
     if (n.external?.v) continue;
     if (n.driver && HOST_LINK_DRIVERS.has(n.driver.v))
       throw new ComposeError('policy_denied', `network ${n.name}: driver ${n.driver.v} (an address on a host interface's network) is not allowed by the repository's policy`, { ...n.driver.at, hint });
