@@ -31,7 +31,19 @@ export interface Policy {
   allow_host_userns?: boolean;
   /** networks and volumes (Docker names) berth made for another project, environment or repository that `external: true` may name */
   allow_shared_objects?: readonly string[];
+  /** logging drivers besides those that keep logs on the host's disk (LOCAL_LOG_DRIVERS) */
+  allow_logging_drivers?: readonly string[];
 }
+
+/**
+ * Logging drivers keep to the host's disk or journal. Every other driver is run
+ * by the daemon on the host, in its network namespace, and sends the logs to
+ * an address the compose file chooses (the host's loopback, a unix socket, a
+ * cloud API with the host's credentials).
+ */
+const LOCAL_LOG_DRIVERS = new Set(['json-file', 'local', 'journald', 'none']);
+/** Options every driver takes that name no destination: the only ones given to the engine's default driver (unknown here). */
+const GENERIC_LOG_OPTIONS = new Set(['max-size', 'max-file', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag', 'mode', 'max-buffer-size']);
 
 export const DENY_ALL: Policy = {
   allow_privileged: false,
@@ -135,6 +147,16 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     for (const k of Object.keys(sysctls?.v ?? {})) {
       if (isNamespacedSysctl(k) || policy.allow_host_sysctls) continue;
       throw deny(`service ${s.name}: sysctl ${k} (it changes the host, not only the container)`, sysctls!.at, hint('allow_host_sysctls'));
+    }
+    const logging = s.extras.logging;
+    if (logging?.v) {
+      const driver = logging.v.driver;
+      const allowedDrivers = new Set(policy.allow_logging_drivers ?? []);
+      if (driver !== undefined && driver !== '' && !LOCAL_LOG_DRIVERS.has(driver) && !allowedDrivers.has(driver))
+        throw deny(`service ${s.name}: logging driver ${driver} (the Docker daemon sends the logs from the host to where the options say)`, logging.at, hint('allow_logging_drivers', `[${driver}]`));
+      const other = driver === undefined || driver === '' ? Object.keys(logging.v.options).find((k) => !GENERIC_LOG_OPTIONS.has(k)) : undefined;
+      if (other !== undefined)
+        throw deny(`service ${s.name}: logging option ${other} for the engine's default driver (it may name where the daemon sends the logs)`, logging.at, 'name the driver the option is for (json-file, local, journald, or one listed under policy.allow_logging_drivers in .github/berth.yml on the default branch)');
     }
     const secOpts = s.extras.securityOpt;
     for (const o of secOpts?.v ?? []) {

@@ -73,6 +73,8 @@ export const PolicySchema = z.strictObject({
   allow_host_ipc: z.boolean().default(false),
   allow_host_cgroupns: z.boolean().default(false),
   allow_host_userns: z.boolean().default(false),
+  /** logging drivers besides json-file, local, journald and none (the daemon runs them on the host: they send logs where the compose file says) */
+  allow_logging_drivers: z.array(z.string().min(1)).default([]),
   /** networks and volumes (by Docker name) that berth made for another project, environment or repository, which `external: true` may use */
   allow_shared_objects: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a Docker network or volume name' })).default([]),
 });
