@@ -6,6 +6,7 @@
 import type { SecretFields } from '../compose/taint.js';
 import { isTaintedField } from '../compose/taint.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
+import { escapeMarkdown } from '../text/escape.js';
 
 export const MASK = '••••••';
 
@@ -167,8 +168,9 @@ export class Masker {
   }
 
   private remember(value: string): void {
-    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`.
-    for (const v of new Set([value, JSON.stringify(value).slice(1, -1)])) {
+    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
+    // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back).
+    for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);
         this.pattern = undefined;
