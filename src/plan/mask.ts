@@ -138,7 +138,8 @@ export class Masker {
       ...(spec.entrypoint ? { entrypoint: this.args(spec.entrypoint) } : {}),
       ...(spec.healthcheck ? { healthcheck: { ...spec.healthcheck, test: this.args(spec.healthcheck.test) } } : {}),
       // A secret's digest is not its value, but a short value could be guessed from it: shown masked, like the value.
-      ...(spec.files ? { files: spec.files.map((f) => (f.kind === 'secret' ? { ...f, digest: MASK } : f)) } : {}),
+      // So is a config's: its content may come from a secret variable (`configs: {c: {environment: DB_PASSWORD}}`).
+      ...(spec.files ? { files: spec.files.map((f) => ({ ...f, digest: MASK })) } : {}),
     };
     for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
     return out as unknown as ServiceSpec;
