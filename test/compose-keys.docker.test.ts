@@ -119,7 +119,7 @@ describeDocker('every supported compose key reaches the container (real engine)'
       `services:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
     );
     writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
-    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\n    variables: {FROM_VARS: from-berth-yml}\npolicy:\n  allow_host_userns: true\n  allow_security_opt: true\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
+    writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\n    variables: {FROM_VARS: from-berth-yml}\npolicy:\n  allow_host_userns: true\n  allow_security_opt: true\n  allow_network_subnets: [${SUBNET}.0/24]\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
   });
   afterAll(async () => {
     await ts?.dispose();

@@ -1,5 +1,6 @@
 // The repository's policy (from `.github/berth.yml` on the default branch):
 // everything that reaches out of the container is denied unless allowed there.
+import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { NetworkFragment, ServiceFragment, VolumeFragment } from './fragment.js';
@@ -31,7 +32,54 @@ export interface Policy {
   allow_host_userns?: boolean;
   /** networks and volumes (Docker names) berth made for another project, environment or repository that `external: true` may name */
   allow_shared_objects?: readonly string[];
+  /** logging drivers besides those that keep logs on the host's disk (LOCAL_LOG_DRIVERS) */
+  allow_logging_drivers?: readonly string[];
+  /** CIDR ranges a declared network's explicit ipam subnet may lie in (each becomes a route on the host) */
+  allow_network_subnets?: readonly string[];
 }
+
+/** `10.0.0.4/30`, `fd00::/64` → family, network bits and prefix; undefined when it is not a CIDR. */
+export function parseCidr(s: string): { v6: boolean; bits: bigint; prefix: number } | undefined {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s.trim());
+  if (!m) return undefined;
+  const kind = isIP(m[1]!);
+  const prefix = Number(m[2]);
+  if (kind === 0 || prefix > (kind === 4 ? 32 : 128)) return undefined;
+  let bits = 0n;
+  if (kind === 4) for (const o of m[1]!.split('.')) bits = (bits << 8n) | BigInt(Number(o));
+  else {
+    const [head, tail] = m[1]!.includes('::') ? m[1]!.split('::') as [string, string] : [m[1]!, undefined];
+    const words = (x: string) => (x ? x.split(':') : []);
+    const h = words(head);
+    const t = tail === undefined ? [] : words(tail);
+    // an embedded IPv4 tail (::ffff:10.0.0.1) is two words
+    const expand = (ws: string[]) => ws.flatMap((w) => (w.includes('.') ? (() => { const o = w.split('.').map(Number); return [((o[0]! << 8) | o[1]!).toString(16), ((o[2]! << 8) | o[3]!).toString(16)]; })() : [w]));
+    const hh = expand(h);
+    const tt = expand(t);
+    const all = tail === undefined ? hh : [...hh, ...Array(8 - hh.length - tt.length).fill('0'), ...tt];
+    for (const w of all) bits = (bits << 16n) | BigInt(parseInt(w, 16));
+  }
+  return { v6: kind === 6, bits, prefix };
+}
+
+/** Whether CIDR `inner` lies inside CIDR `outer` (same family). */
+export function cidrWithin(inner: string, outer: string): boolean {
+  const a = parseCidr(inner);
+  const b = parseCidr(outer);
+  if (!a || !b || a.v6 !== b.v6 || a.prefix < b.prefix) return false;
+  const shift = BigInt((a.v6 ? 128 : 32) - b.prefix);
+  return a.bits >> shift === b.bits >> shift;
+}
+
+/**
+ * Logging drivers keep to the host's disk or journal. Every other driver is run
+ * by the daemon on the host, in its network namespace, and sends the logs to
+ * an address the compose file chooses (the host's loopback, a unix socket, a
+ * cloud API with the host's credentials).
+ */
+const LOCAL_LOG_DRIVERS = new Set(['json-file', 'local', 'journald', 'none']);
+/** Options every driver takes that name no destination: the only ones given to the engine's default driver (unknown here). */
+const GENERIC_LOG_OPTIONS = new Set(['max-size', 'max-file', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag', 'mode', 'max-buffer-size']);
 
 export const DENY_ALL: Policy = {
   allow_privileged: false,
@@ -136,6 +184,16 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
       if (isNamespacedSysctl(k) || policy.allow_host_sysctls) continue;
       throw deny(`service ${s.name}: sysctl ${k} (it changes the host, not only the container)`, sysctls!.at, hint('allow_host_sysctls'));
     }
+    const logging = s.extras.logging;
+    if (logging?.v) {
+      const driver = logging.v.driver;
+      const allowedDrivers = new Set(policy.allow_logging_drivers ?? []);
+      if (driver !== undefined && driver !== '' && !LOCAL_LOG_DRIVERS.has(driver) && !allowedDrivers.has(driver))
+        throw deny(`service ${s.name}: logging driver ${driver} (the Docker daemon sends the logs from the host to where the options say)`, logging.at, hint('allow_logging_drivers', `[${driver}]`));
+      const other = driver === undefined || driver === '' ? Object.keys(logging.v.options).find((k) => !GENERIC_LOG_OPTIONS.has(k)) : undefined;
+      if (other !== undefined)
+        throw deny(`service ${s.name}: logging option ${other} for the engine's default driver (it may name where the daemon sends the logs)`, logging.at, 'name the driver the option is for (json-file, local, journald, or one listed under policy.allow_logging_drivers in .github/berth.yml on the default branch)');
+    }
     const secOpts = s.extras.securityOpt;
     for (const o of secOpts?.v ?? []) {
       if (isHardeningSecurityOpt(o) || policy.allow_security_opt) continue;
@@ -185,7 +243,8 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
 const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
 
 /**
- * A declared network that puts containers on the host's own networks —
+ * A declared network that puts containers on the host's own networks — the
+ * Docker network named `host` (or of driver host), which is the host's network namespace;
  * macvlan/ipvlan (an address on the physical LAN, past the host's firewall and
  * Docker's NAT) or a bridge attached to an existing host bridge
  * (`com.docker.network.bridge.name`) — is host-network reach: refused unless
@@ -195,7 +254,25 @@ export function checkNetworkReach(networks: Iterable<NetworkFragment>, policy: P
   if (policy.allow_host_network) return;
   const hint = 'allow it with policy.allow_host_network: true in .github/berth.yml on the default branch, or remove it to use a private bridge network';
   for (const n of networks) {
+    // Docker's network named host is the host's namespace: a container created on it gets NetworkMode host.
+    const dockerName = n.dockerName ?? (n.external?.v ? { v: n.name, at: n.external.at } : undefined);
+    if (dockerName?.v === 'host' || n.driver?.v === 'host') {
+      const at = dockerName?.v === 'host' ? dockerName.at : n.driver!.at;
+      throw new ComposeError('policy_denied', `network ${n.name}: Docker's host network (the host's network namespace, as network_mode: host) is not allowed by the repository's policy`, { ...at, hint });
+    }
     if (n.external?.v) continue;
+    // An explicit subnet is a route on the host, checked by Docker against its own networks only: on the
+    // host's LAN (or around one of its addresses) it takes the host's and other projects' traffic there.
+    const subnets = policy.allow_network_subnets ?? [];
+    for (const pool of n.ipam?.v.config ?? []) {
+      for (const range of [pool.subnet, pool.ipRange]) {
+        if (range === undefined || subnets.some((allowed) => cidrWithin(range, allowed))) continue;
+        throw new ComposeError('policy_denied', `network ${n.name}: subnet ${range} (a route on the host, which can take the host's traffic to those addresses) is not allowed by the repository's policy`, {
+          ...n.ipam!.at,
+          hint: `list a range holding it under policy.allow_network_subnets (e.g. [${range}]) in .github/berth.yml on the default branch, or remove ipam to let Docker pick a subnet clear of the host's routes`,
+        });
+      }
+    }
     if (n.driver && HOST_LINK_DRIVERS.has(n.driver.v))
       throw new ComposeError('policy_denied', `network ${n.name}: driver ${n.driver.v} (an address on a host interface's network) is not allowed by the repository's policy`, { ...n.driver.at, hint });
     const bridge = n.driverOpts?.v['com.docker.network.bridge.name'];

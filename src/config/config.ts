@@ -32,6 +32,7 @@ import { z } from 'zod';
 import { closest, didYouMean } from '../text/suggest.js';
 import { formatPath, parseYaml, YamlFailure, type PathSeg } from '../compose/yaml.js';
 import { ConfigError, formatProblem } from '../errors.js';
+import { parseCidr } from '../compose/policy.js';
 
 export const CONFIG_PATH = '.github/berth.yml';
 
@@ -73,6 +74,10 @@ export const PolicySchema = z.strictObject({
   allow_host_ipc: z.boolean().default(false),
   allow_host_cgroupns: z.boolean().default(false),
   allow_host_userns: z.boolean().default(false),
+  /** CIDR ranges an explicit ipam subnet of a declared network may lie in (each subnet is a route on the host) */
+  allow_network_subnets: z.array(z.string().refine((c) => parseCidr(c) !== undefined, { error: 'must be a subnet in CIDR form, e.g. 172.20.0.0/16' })).default([]),
+  /** logging drivers besides json-file, local, journald and none (the daemon runs them on the host: they send logs where the compose file says) */
+  allow_logging_drivers: z.array(z.string().min(1)).default([]),
   /** networks and volumes (by Docker name) that berth made for another project, environment or repository, which `external: true` may use */
   allow_shared_objects: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a Docker network or volume name' })).default([]),
 });

@@ -6,6 +6,7 @@
 import type { SecretFields } from '../compose/taint.js';
 import { isTaintedField } from '../compose/taint.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
+import { escapeMarkdown } from '../text/escape.js';
 
 export const MASK = '••••••';
 
@@ -137,7 +138,8 @@ export class Masker {
       ...(spec.entrypoint ? { entrypoint: this.args(spec.entrypoint) } : {}),
       ...(spec.healthcheck ? { healthcheck: { ...spec.healthcheck, test: this.args(spec.healthcheck.test) } } : {}),
       // A secret's digest is not its value, but a short value could be guessed from it: shown masked, like the value.
-      ...(spec.files ? { files: spec.files.map((f) => (f.kind === 'secret' ? { ...f, digest: MASK } : f)) } : {}),
+      // So is a config's: its content may come from a secret variable (`configs: {c: {environment: DB_PASSWORD}}`).
+      ...(spec.files ? { files: spec.files.map((f) => ({ ...f, digest: MASK })) } : {}),
     };
     for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
     return out as unknown as ServiceSpec;
@@ -167,8 +169,9 @@ export class Masker {
   }
 
   private remember(value: string): void {
-    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`.
-    for (const v of new Set([value, JSON.stringify(value).slice(1, -1)])) {
+    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
+    // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back).
+    for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);
         this.pattern = undefined;

@@ -322,8 +322,20 @@ function volumeDiffs(want: VolumeSpec, have: UnmanagedVolume): string[] {
   return [...(want.driver !== have.driver ? [`driver: wants ${want.driver}, has ${have.driver}`] : []), ...recordDiffs('driver option', want.driverOpts ?? {}, have.options)];
 }
 
+/** docker compose's label naming the compose project that made a network or volume. */
+const COMPOSE_PROJECT = 'com.docker.compose.project';
+
+/** `docker compose project X`, for an object another compose project made (no berth labels). */
+const composeOwner = (labels: Record<string, string>) => (labels[LABEL.environment] === undefined && labels[COMPOSE_PROJECT] !== undefined ? `docker compose project ${labels[COMPOSE_PROJECT]}` : undefined);
+
 /** An object named by `name:` that berth created for another project or environment: never shared, never adopted. */
 function nameOfAnother(kind: 'network' | 'volume', key: string, dockerName: string, labels: Record<string, string>, at: DeclaredAt | undefined): ComposeError {
+  const compose = composeOwner(labels);
+  if (compose)
+    return new ComposeError('name_taken', `${kind} ${key}: the name "${dockerName}" is already a ${kind} of ${compose} on this target`, {
+      ...locatedAt(at),
+      hint: `remove name: to let berth name it per environment, or, to share that ${kind} on purpose, declare it external: true and list it under policy.allow_shared_objects: [${dockerName}] in .github/berth.yml on the default branch`,
+    });
   return new ComposeError('name_taken', `${kind} ${key}: the name "${dockerName}" is already berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project]}, environment ${labels[LABEL.environment] ?? '?'}${labels[LABEL.repository] ? ` of repository ${labels[LABEL.repository]}` : ''} on this target`, {
     ...locatedAt(at),
     hint: `give each environment its own name (e.g. name: ${dockerName}-\${ENV_NAME} with ENV_NAME among the environment's variables in berth.yml), remove name: to let berth name it per environment, or declare it external: true to share it on purpose`,
@@ -340,6 +352,12 @@ function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, 
 
 /** An external network or volume that berth made for another repository, project or environment: shared only when the policy names it. */
 function foreignObject(kind: 'network' | 'volume', key: string, dockerName: string, labels: Record<string, string>, at: DeclaredAt | undefined): ComposeError {
+  const compose = composeOwner(labels);
+  if (compose)
+    return new ComposeError('foreign_object', `${kind} ${key}: "${dockerName}" belongs to ${compose} on this target; external: true does not reach another deployment's ${kind}s`, {
+      ...locatedAt(at),
+      hint: `remove it from the compose files, or, to share it on purpose, list it under policy.allow_shared_objects: [${dockerName}] in .github/berth.yml on the default branch`,
+    });
   const repo = labels[LABEL.repository] ? ` of repository ${labels[LABEL.repository]}` : '';
   return new ComposeError('foreign_object', `${kind} ${key}: "${dockerName}" is berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project] ?? '?'}, environment ${labels[LABEL.environment] ?? '?'}${repo} on this target; external: true does not reach another environment's or repository's ${kind}s`, {
     ...locatedAt(at),
@@ -367,9 +385,11 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   const unmanagedVols = new Map((lookedUp?.volumes ?? []).map((v) => [v.dockerName, v]));
   /** labelled by berth for another project or environment (a `name:` two environments share) */
   /** or by another repository (same project and environment): adopting it would hand this repository another's data */
+  /** or made by another docker compose project (one run as `docker compose -p <project>-<env>` is this environment's, adopted as before) */
   const anothers = (labels: Record<string, string>) =>
-    labels[LABEL.environment] !== undefined &&
-    (labels[LABEL.project] !== project || labels[LABEL.environment] !== env || (desired.repository !== undefined && labels[LABEL.repository] !== undefined && labels[LABEL.repository] !== desired.repository));
+    (labels[LABEL.environment] !== undefined &&
+      (labels[LABEL.project] !== project || labels[LABEL.environment] !== env || (desired.repository !== undefined && labels[LABEL.repository] !== undefined && labels[LABEL.repository] !== desired.repository))) ||
+    (labels[LABEL.environment] === undefined && labels[COMPOSE_PROJECT] !== undefined && labels[COMPOSE_PROJECT] !== `${project}-${env}`);
   /** external objects of another's the policy shares by name (allow_shared_objects) */
   const shared = new Set(desired.sharedObjects ?? []);
 
