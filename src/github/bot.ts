@@ -296,14 +296,14 @@ export class Bot {
     for (let i = 0; i < parts.length; i++) {
       const part = i === 0 || parts[i]!.startsWith(MARKER) ? parts[i]! : `${MARKER}\n${parts[i]}`;
       const existing = ids[i];
-      if (existing !== undefined) {
-        await gh.updateComment(repo, existing, part);
-        out.push(existing);
-      } else out.push(await gh.createComment(repo, pr, part));
+      // A comment someone deleted answers 404 to the edit: the part is posted again.
+      if (existing !== undefined && (await edited(gh.updateComment(repo, existing, part)))) out.push(existing);
+      else out.push(await gh.createComment(repo, pr, part));
     }
     // Parts no longer needed are emptied rather than deleted: deleting needs more permissions and loses the thread position.
-    for (const stale of ids.slice(parts.length)) await gh.updateComment(repo, stale, `${MARKER}\n_(this part of the berth plan is no longer used)_`);
-    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...ids.slice(parts.length)]);
+    const kept: number[] = [];
+    for (const stale of ids.slice(parts.length)) if (await edited(gh.updateComment(repo, stale, `${MARKER}\n_(this part of the berth plan is no longer used)_`))) kept.push(stale);
+    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...kept]);
   }
 
   // ── commands ──────────────────────────────────────────────────────────────
@@ -625,5 +625,17 @@ export class Bot {
     }
     this.o.log.info({ repo: full, pr, released, retained }, 'PR closed: locks');
     return { released, retained };
+  }
+}
+
+/** An edit of a comment: false when GitHub no longer has it (deleted: 404, or 410 Gone); other failures throw. */
+async function edited(update: Promise<void>): Promise<boolean> {
+  try {
+    await update;
+    return true;
+  } catch (err) {
+    const status = (err as { status?: number })?.status;
+    if (status === 404 || status === 410) return false;
+    throw err;
   }
 }
