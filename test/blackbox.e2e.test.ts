@@ -324,7 +324,7 @@ describeDocker('berth started as README says, against an independent GitHub stan
 
     // A PR whose fork was deleted (head.repo null) plans; a compose file of many services plans within GitHub's limits.
     const services = ['services:'];
-    for (let i = 0; i < 300; i++) services.push(`  svc${i}:`, '    image: berth-test/app:1', '    environment:', ...Array.from({ length: 4 }, (_, j) => `      VAR_${j}: "${'v'.repeat(40)}${i}"`));
+    for (let i = 0; i < 70; i++) services.push(`  svc${i}:`, '    image: berth-test/app:1', '    environment:', ...Array.from({ length: 6 }, (_, j) => `      VAR_${j}: "${'v'.repeat(60)}${i}"`));
     gh.commits.add(LONG);
     gh.filesAt.set(LONG, new Map([...gh.files, ['compose.yml', services.join('\n') + '\n']]));
     gh.pulls.set(9, pull(9, { head: { sha: LONG, ref: 'gone', repo: null } }));
@@ -333,9 +333,16 @@ describeDocker('berth started as README says, against an independent GitHub stan
     await settle();
     const long = [...gh.comments.values()].filter((c) => c.issue === 9);
     for (const c of long) expect([...c.body].length).toBeLessThanOrEqual(65536);
-    expect(long.map((c) => c.body).join('')).toContain('svc299');
+    expect(long.map((c) => c.body).join('')).toContain('svc69');
     const runs = [...gh.checkRuns.values()].filter((r) => r.head_sha === LONG);
     expect(runs.map((r) => r.name).sort()).toEqual(['berth / production', 'berth / staging']);
+
+    // "Re-run" on that check: GitHub sends no pull_requests for a head outside the repository; berth still re-plans it.
+    const staging = runs.find((r) => r.name === 'berth / staging')!;
+    const rerun = { action: 'rerequested', check_run: { id: staging.id, name: staging.name, head_sha: LONG, external_id: staging.external_id, status: 'completed', conclusion: staging.conclusion, pull_requests: [], app: { id: APP_ID, slug: 'berth' }, check_suite: { id: 1, head_sha: LONG, pull_requests: [] } }, ...base };
+    expect((await deliver('check_run', rerun)).status).toBe(200);
+    await until('the re-plan of the fork PR', () => [...gh.checkRuns.values()].filter((r) => r.head_sha === LONG && r.name === 'berth / staging').length === 2 || undefined, 30_000);
+    await settle();
     // Every link in what berth wrote names the stand-in, never github.com.
     const written = [...gh.comments.values()].map((c) => c.body).join('\n') + [...gh.checkRuns.values()].map((r) => JSON.stringify(r.output ?? {}) + (r.details_url ?? '')).join('\n');
     expect(written).not.toMatch(/https:\/\/github\.com\//);

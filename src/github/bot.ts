@@ -19,7 +19,7 @@ import type { CommandTimes } from './freshness.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
-import { clip, repoName } from './github.js';
+import { clip, planCheckExternalId, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from '../model/model.js';
 import { isEmpty, planToString, summarize } from '../plan/plan.js';
@@ -222,7 +222,7 @@ export class Bot {
     } catch (err) {
       // Only a bad config is the user's to fix; a GitHub failure is ours and is reported as such by the caller.
       if (!isBerthError(err)) throw err;
-      await this.check(gh, repo, pull.headSha, 'berth', 'failure', 'Invalid berth configuration', msg.configError(err).replace(`${MARKER}\n`, ''));
+      await this.check(gh, repo, pull, 'berth', 'failure', 'Invalid berth configuration', msg.configError(err).replace(`${MARKER}\n`, ''));
       await this.upsertPlanComment(gh, repo, pull.number, msg.configError(err));
       return [];
     }
@@ -252,14 +252,14 @@ export class Bot {
         await this.check(
           gh,
           repo,
-          pull.headSha,
+          pull,
           checkName(r.env),
           changes ? 'action_required' : 'success',
           changes ? `${sum('create')} to create, ${sum('change')} to change, ${sum('remove')} to remove` : 'No changes',
           r.markdown,
         );
       } else {
-        await this.check(gh, repo, pull.headSha, checkName(r.env), 'failure', r.title, r.markdown);
+        await this.check(gh, repo, pull, checkName(r.env), 'failure', r.title, r.markdown);
       }
     }
     // The comment always shows every environment; a partial re-plan keeps the others' latest plans.
@@ -278,10 +278,11 @@ export class Bot {
     return results;
   }
 
-  private async check(gh: GitHubPort, repo: RepoRef, sha: string, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
+  private async check(gh: GitHubPort, repo: RepoRef, pull: { number: number; headSha: string }, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
     try {
-      // A check run's title is one line of plain text; it may quote a compose problem.
-      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title: sanitizeLine(title).slice(0, 1000), summary: clip(summary) });
+      // A check run's title is one line of plain text; it may quote a compose problem. Its external_id names the PR:
+      // a "Re-run" on a fork PR's check comes without pull_requests (check-run.ts).
+      return await gh.createCheckRun(repo, { name, headSha: pull.headSha, status: 'completed', conclusion, title: sanitizeLine(title).slice(0, 1000), summary: clip(summary), externalId: planCheckExternalId(pull.number) });
     } catch (err) {
       this.o.log.error({ repo: repoName(repo), name, err: String(err) }, 'could not create check run');
       return undefined;
