@@ -251,10 +251,10 @@ describeDocker('berth started as README says, against an independent GitHub stan
 
     // Someone deletes berth's plan comment; the next plan must post a new one, not fail on the 404.
     gh.comments.get(planComment.id)!.deleted = true;
-    const comment = (id: number, body: string) => ({
+    const comment = (id: number, body: string, at = new Date().toISOString()) => ({
       action: 'created',
       issue: { number: 7, id: 1007, pull_request: { url: `${gh.origin}/api/v3/repos/${REPO}/pulls/7`, html_url: `${gh.origin}/${REPO}/pull/7` }, user: sender, state: 'open' },
-      comment: { id, body, user: sender, created_at: new Date().toISOString(), updated_at: new Date().toISOString(), author_association: 'OWNER', html_url: '' },
+      comment: { id, body, user: sender, created_at: at, updated_at: at, author_association: 'OWNER', html_url: '' },
       repository: ourRepo(),
       installation,
       sender,
@@ -336,6 +336,17 @@ describeDocker('berth started as README says, against an independent GitHub stan
     expect(long.map((c) => c.body).join('')).toContain('svc69');
     const runs = [...gh.checkRuns.values()].filter((r) => r.head_sha === LONG);
     expect(runs.map((r) => r.name).sort()).toEqual(['berth / production', 'berth / staging']);
+
+    // A compose file berth refuses: a located error in the comment and a failing check, both as GitHub takes them.
+    const BAD = 'd3'.repeat(20);
+    gh.commits.add(BAD);
+    gh.filesAt.set(BAD, new Map([...gh.files, ['compose.yml', 'services:\n  web:\n    image: berth-test/app:1\n    privileged: true\n']]));
+    gh.pulls.set(10, pull(10, { head: { sha: BAD, ref: 'bad', repo: ourRepo() } }));
+    expect((await deliver('pull_request', { action: 'opened', number: 10, pull_request: pull(10, { head: { sha: BAD, ref: 'bad', repo: ourRepo() } }), ...base })).status).toBe(200);
+    const refused = await until('the refusal', () => [...gh.comments.values()].find((c) => c.issue === 10));
+    expect(refused.body).toMatch(/privileged/);
+    expect(refused.body).toMatch(/compose\.yml/);
+    await until('the failing checks', () => [...gh.checkRuns.values()].filter((r) => r.head_sha === BAD && r.conclusion === 'failure').length >= 1 || undefined);
 
     // "Re-run" on that check: GitHub sends no pull_requests for a head outside the repository; berth still re-plans it.
     const staging = runs.find((r) => r.name === 'berth / staging')!;
