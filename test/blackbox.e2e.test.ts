@@ -140,13 +140,13 @@ const sender = { login: 'alice', id: 5, type: 'User' };
 describeDocker('berth started as README says, against an independent GitHub stand-in', () => {
   beforeAll(async () => {
     await removeProject(PROJECT);
-    gh = await startStandIn({ repo: REPO });
+    const port = await freePort();
+    dir = mkdtempSync(join(tmpdir(), 'berth-blackbox-'));
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    gh = await startStandIn({ repo: REPO, app: { id: APP_ID, publicKey } });
     gh.files.set('.github/berth.yml', CONFIG);
     gh.files.set('compose.yml', COMPOSE);
     gh.commits.add(HEAD);
-    const port = await freePort();
-    dir = mkdtempSync(join(tmpdir(), 'berth-blackbox-'));
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
     const host = new URL(gh.origin).host;
     // Exactly README's server settings; nothing berth-internal, no test hooks.
     const env: NodeJS.ProcessEnv = {

@@ -12,7 +12,7 @@
 // (method + path → operation; required fields, enums, maxLength, maxItems of
 // the JSON body) and against the limits GitHub documents in prose; whatever
 // GitHub would refuse is answered 422 and listed in `problems`.
-import { createHmac } from 'node:crypto';
+import { createHmac, createPublicKey, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, Server } from 'node:http';
@@ -151,7 +151,24 @@ export interface StandIn {
   close(): Promise<void>;
 }
 
-export async function startStandIn(opts: { repo: string; defaultBranch?: string }): Promise<StandIn> {
+/** The app's JWT (RS256, iss = app id, signed with the app's key) or an installation token this stand-in issued. */
+function checkAuth(auth: string | undefined, op: string, app: { id: number; publicKey: string } | undefined): string | undefined {
+  if (!auth) return 'no authorization header';
+  const appEndpoint = op.startsWith('apps/');
+  if (appEndpoint) {
+    const m = /^bearer ([\w-]+)\.([\w-]+)\.([\w-]+)$/i.exec(auth);
+    if (!m) return `an app endpoint needs the app's JWT, got "${auth.slice(0, 12)}…"`;
+    if (!app) return undefined;
+    const claims = JSON.parse(Buffer.from(m[2]!, 'base64url').toString());
+    if (Number(claims.iss) !== app.id) return `JWT iss ${claims.iss}, expected ${app.id}`;
+    if (!verify('RSA-SHA256', Buffer.from(`${m[1]}.${m[2]}`), createPublicKey(app.publicKey), Buffer.from(m[3]!, 'base64url'))) return 'JWT signature does not verify';
+    if (!(claims.exp > Date.now() / 1000) || claims.exp - claims.iat > 600) return 'JWT expired or valid longer than 10 minutes';
+    return undefined;
+  }
+  return /^token ghs_standin\d+$/.test(auth) ? undefined : `a repository endpoint needs an installation token, got "${auth.slice(0, 12)}…"`;
+}
+
+export async function startStandIn(opts: { repo: string; defaultBranch?: string; app?: { id: number; publicKey: string } }): Promise<StandIn> {
   const { doc, list } = openapi();
   const [owner, name] = opts.repo.split('/') as [string, string];
   let nextId = 7_000_000;
@@ -215,7 +232,11 @@ export async function startStandIn(opts: { repo: string; defaultBranch?: string 
         state.problems.push(`${req.method} ${path} (${op.id}): ${bad.join('; ')}`);
         return reply(422, { message: 'Validation Failed', errors: bad });
       }
-      if (req.headers.authorization === undefined) state.problems.push(`${req.method} ${path}: no authorization header`);
+      const authProblem = checkAuth(req.headers.authorization, op.id, opts.app);
+      if (authProblem) {
+        state.problems.push(`${req.method} ${path}: ${authProblem}`);
+        return reply(401, { message: 'Bad credentials' });
+      }
       const queued = state.faults.get(op.id);
       const fault = queued?.shift();
       if (fault) return reply(fault.status, { message: fault.message ?? 'fault', documentation_url: 'https://docs.github.com/rest' }, fault.headers);
