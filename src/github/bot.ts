@@ -19,7 +19,7 @@ import type { CommandTimes } from './freshness.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
-import { clip, repoName } from './github.js';
+import { clip, planCheckExternalId, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from '../model/model.js';
 import { isEmpty, planToString, summarize } from '../plan/plan.js';
@@ -222,7 +222,7 @@ export class Bot {
     } catch (err) {
       // Only a bad config is the user's to fix; a GitHub failure is ours and is reported as such by the caller.
       if (!isBerthError(err)) throw err;
-      await this.check(gh, repo, pull.headSha, 'berth', 'failure', 'Invalid berth configuration', msg.configError(err).replace(`${MARKER}\n`, ''));
+      await this.check(gh, repo, pull, 'berth', 'failure', 'Invalid berth configuration', msg.configError(err).replace(`${MARKER}\n`, ''));
       await this.upsertPlanComment(gh, repo, pull.number, msg.configError(err));
       return [];
     }
@@ -252,14 +252,14 @@ export class Bot {
         await this.check(
           gh,
           repo,
-          pull.headSha,
+          pull,
           checkName(r.env),
           changes ? 'action_required' : 'success',
           changes ? `${sum('create')} to create, ${sum('change')} to change, ${sum('remove')} to remove` : 'No changes',
           r.markdown,
         );
       } else {
-        await this.check(gh, repo, pull.headSha, checkName(r.env), 'failure', r.title, r.markdown);
+        await this.check(gh, repo, pull, checkName(r.env), 'failure', r.title, r.markdown);
       }
     }
     // The comment always shows every environment; a partial re-plan keeps the others' latest plans.
@@ -278,10 +278,11 @@ export class Bot {
     return results;
   }
 
-  private async check(gh: GitHubPort, repo: RepoRef, sha: string, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
+  private async check(gh: GitHubPort, repo: RepoRef, pull: { number: number; headSha: string }, name: string, conclusion: CheckConclusion, title: string, summary: string): Promise<number | undefined> {
     try {
-      // A check run's title is one line of plain text; it may quote a compose problem.
-      return await gh.createCheckRun(repo, { name, headSha: sha, status: 'completed', conclusion, title: sanitizeLine(title).slice(0, 1000), summary: clip(summary) });
+      // A check run's title is one line of plain text; it may quote a compose problem. Its external_id names the PR:
+      // a "Re-run" on a fork PR's check comes without pull_requests (check-run.ts).
+      return await gh.createCheckRun(repo, { name, headSha: pull.headSha, status: 'completed', conclusion, title: sanitizeLine(title).slice(0, 1000), summary: clip(summary), externalId: planCheckExternalId(pull.number) });
     } catch (err) {
       this.o.log.error({ repo: repoName(repo), name, err: String(err) }, 'could not create check run');
       return undefined;
@@ -296,14 +297,14 @@ export class Bot {
     for (let i = 0; i < parts.length; i++) {
       const part = i === 0 || parts[i]!.startsWith(MARKER) ? parts[i]! : `${MARKER}\n${parts[i]}`;
       const existing = ids[i];
-      if (existing !== undefined) {
-        await gh.updateComment(repo, existing, part);
-        out.push(existing);
-      } else out.push(await gh.createComment(repo, pr, part));
+      // A comment someone deleted answers 404 to the edit: the part is posted again.
+      if (existing !== undefined && (await edited(gh.updateComment(repo, existing, part)))) out.push(existing);
+      else out.push(await gh.createComment(repo, pr, part));
     }
     // Parts no longer needed are emptied rather than deleted: deleting needs more permissions and loses the thread position.
-    for (const stale of ids.slice(parts.length)) await gh.updateComment(repo, stale, `${MARKER}\n_(this part of the berth plan is no longer used)_`);
-    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...ids.slice(parts.length)]);
+    const kept: number[] = [];
+    for (const stale of ids.slice(parts.length)) if (await edited(gh.updateComment(repo, stale, `${MARKER}\n_(this part of the berth plan is no longer used)_`))) kept.push(stale);
+    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...kept]);
   }
 
   // ── commands ──────────────────────────────────────────────────────────────
@@ -625,5 +626,17 @@ export class Bot {
     }
     this.o.log.info({ repo: full, pr, released, retained }, 'PR closed: locks');
     return { released, retained };
+  }
+}
+
+/** An edit of a comment: false when GitHub no longer has it (deleted: 404, or 410 Gone); other failures throw. */
+async function edited(update: Promise<void>): Promise<boolean> {
+  try {
+    await update;
+    return true;
+  } catch (err) {
+    const status = (err as { status?: number })?.status;
+    if (status === 404 || status === 410) return false;
+    throw err;
   }
 }

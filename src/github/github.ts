@@ -117,3 +117,12 @@ export function clip(text: string, limit = CHECK_TEXT_LIMIT): string {
   const note = '\n\n… (truncated; the full plan is in the PR comment)';
   return text.slice(0, limit - note.length) + note;
 }
+
+/** The external_id of a plan check run: the PR it was planned for (GitHub omits pull_requests for fork heads). */
+export const planCheckExternalId = (pr: number) => `berth-plan:pr:${pr}`;
+
+/** The PR a plan check run's external_id names; undefined for any other id. */
+export function planCheckPr(externalId: unknown): number | undefined {
+  const m = typeof externalId === 'string' ? /^berth-plan:pr:([1-9]\d{0,9})$/.exec(externalId) : null;
+  return m ? Number(m[1]) : undefined;
+}

@@ -36,6 +36,26 @@ export async function withSecondaryRetry<T>(fn: () => Promise<T>, opts: { attemp
   }
 }
 
+/** GitHub refuses (422) a comment body longer than this many characters. */
+export const COMMENT_LIMIT = 65_536;
+
+/**
+ * The plan comment is split into parts below the limit; any other body (a configuration error listing every
+ * problem of a large compose file, a long failure) is clipped here, with a note, rather than refused whole.
+ */
+export function clipComment(body: string): string {
+  if (body.length <= COMMENT_LIMIT) return body;
+  const note = `\n\n… (truncated: GitHub takes at most ${COMMENT_LIMIT} characters in a comment)`;
+  let cut = COMMENT_LIMIT - note.length - 80;
+  // never half a surrogate pair
+  if (/[\uD800-\uDBFF]/.test(body[cut - 1] ?? '')) cut--;
+  const head = body.slice(0, cut);
+  // A code block the cut left open is closed, so the note reads as prose (fences counted by line, as GFM opens them).
+  const fences = head.match(/^ {0,3}(`{3,}|~{3,})/gm) ?? [];
+  const close = fences.length % 2 === 1 ? `\n${fences.at(-1)!.trim()}` : '';
+  return (head + close).length + note.length <= COMMENT_LIMIT ? head + close + note : head + note;
+}
+
 export class OctokitGitHub implements GitHubPort {
   constructor(private readonly octokit: Octokit) {}
 
@@ -120,12 +140,12 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async createComment(repo: RepoRef, pr: number, body: string): Promise<number> {
-    const { data } = await withSecondaryRetry(() => this.octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: pr, body }));
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.issues.createComment({ owner: repo.owner, repo: repo.name, issue_number: pr, body: clipComment(body) }));
     return data.id;
   }
 
   async updateComment(repo: RepoRef, commentId: number, body: string): Promise<void> {
-    await withSecondaryRetry(() => this.octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body }));
+    await withSecondaryRetry(() => this.octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body: clipComment(body) }));
   }
 
   async react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void> {

@@ -2,6 +2,7 @@
 import type { Context, Probot } from 'probot';
 import type { Services } from '../../services.js';
 import type { Deliveries, Routes } from './delivery.js';
+import { planCheckPr } from '../github.js';
 
 export function checkRunRoutes({ bot }: Services): Routes {
   return {
@@ -9,8 +10,9 @@ export function checkRunRoutes({ bot }: Services): Routes {
       const run = payload.check_run;
       if (typeof run?.name !== 'string' || !Array.isArray(run.pull_requests)) return { malformed: 'check_run' };
       if (!run.name.startsWith('berth')) return undefined;
-      const pr = run.pull_requests[0]?.number;
-      if (pr === undefined) return undefined;
+      // GitHub leaves pull_requests empty when the head is in a fork: berth's plan checks name their PR in external_id.
+      const pr: number | undefined = run.pull_requests[0]?.number ?? planCheckPr(run.external_id);
+      if (typeof pr !== 'number') return undefined;
       return {
         pr,
         run: async (gh, repo) => {
