@@ -33,7 +33,7 @@ const unsetAdvice = (n: number) =>
 
 /** The unset-variable warning as plain text (the CLI's form; Markdown quotes names as code). */
 export function unsetVariablesText(u: UnsetVariables): string {
-  return `${u.file} uses ${u.names.length === 1 ? 'variable' : `${u.names.length} variables`} that ${u.names.length === 1 ? 'is' : 'are'} not set: ${u.names.join(', ')}; ${unsetAdvice(u.names.length)}`;
+  return `${u.file} uses ${u.names.length === 1 ? 'a variable' : `${u.names.length} variables`} that ${u.names.length === 1 ? 'is' : 'are'} not set: ${u.names.join(', ')}; ${unsetAdvice(u.names.length)}`;
 }
 
 /** At most this many diff lines in total and the per-service diffs render expanded. */
