@@ -1,7 +1,7 @@
 // `berth plan|apply|status` end to end on the real engine, through main() with
 // captured output: exit codes 2 (changes) → apply → 0 (no changes), formats,
 // and errors with exit 1.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -100,6 +100,24 @@ describeDocker('berth CLI', () => {
     const again = capture();
     expect(await main(['plan', '--repo', repo, '--env', 'production'], again)).toBe(0);
   }, 60_000);
+
+  it('plan warns about a variable the compose file leaves unset, text and markdown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cli-unset-'));
+    try {
+      const cfg = `project: ${PROJECT}\nenvironments:\n  - name: staging\n    compose: [compose.yml]\n    targets: [local]\n`;
+      mkdirSync(join(dir, '.github'));
+      writeFileSync(join(dir, '.github/berth.yml'), cfg);
+      writeFileSync(join(dir, 'compose.yml'), 'services:\n  web:\n    image: berth-test/app:1\n    environment:\n      MODE: ${BERTH_CLI_UNSET_MODE}\n');
+      const text = capture();
+      expect(await main(['plan', '--repo', dir, '--env', 'staging'], text)).toBe(2);
+      expect(text.stdout).toContain('warning: compose.yml uses a variable that is not set: BERTH_CLI_UNSET_MODE; it became an empty string, as docker compose does');
+      const md = capture();
+      expect(await main(['plan', '--repo', dir, '--env', 'staging', '--format', 'markdown'], md)).toBe(2);
+      expect(md.stdout).toContain('> ⚠️ <code>compose&#46;yml</code> uses a variable that is not set: <code>BERTH&#95;CLI&#95;UNSET&#95;MODE</code>');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('errors exit 1 with the problem and where', async () => {
     const unknown = capture();

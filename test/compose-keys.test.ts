@@ -328,6 +328,26 @@ describe('files the compose way', () => {
     expect(reads.sort()).toEqual(['deploy/.env@head1', 'deploy/app.env@head1', 'deploy/compose.yml@head1', 'deploy/db.yml@head1']);
   });
 
+  it('the PR comment section and check run of an environment warn about its unset variables, escaped', async () => {
+    const files: Record<string, string> = {
+      'deploy/compose.yml': svc('image: nginx:${TAG:-1}\nenvironment:\n  DB_HOST: ${DB_HOST}\n  SMTP_USER: $SMTP_USER\n  API_TOKEN: ${API_TOKEN}'),
+    };
+    const gh = { readFile: async (_r: unknown, path: string) => files[path] } as unknown as GitHubPort;
+    const config = parseConfig(cfg('    variables: {API_TOKEN: t0ps3cret-value}\n'), '.github/berth.yml');
+    const bot = new Bot({
+      targets: { has: () => true, names: () => ['local'] },
+      store: { projectOwner: async () => undefined },
+      observe: async (_t: string, project: string, environment: string) => emptyObserved(project, environment),
+      log: { error: () => {}, info: () => {}, warn: () => {} },
+    } as unknown as BotOptions);
+    const r = await bot.planEnvironment(gh, { owner: 'acme', name: 'shop' }, { config, files: new Set(Object.keys(files)) }, config.environments[0]!, 'head1');
+    expect(r.ok).toBe(true);
+    // what planPullRequest puts in the comment and passes as the check run's summary
+    expect(r.markdown).toContain('> ⚠️ <code>deploy&#47;compose&#46;yml</code> uses 2 variables that are not set: <code>DB&#95;HOST</code>, <code>SMTP&#95;USER</code>; each became an empty string');
+    expect(r.markdown).not.toContain('t0ps3cret-value');
+    if (r.ok) expect(web(r.desired).environment).toEqual({ DB_HOST: '', SMTP_USER: '', API_TOKEN: 't0ps3cret-value' });
+  });
+
   it('a missing env_file names the file and line; one outside the repository is refused', async () => {
     await expect(loadEnvironment(repo({ 'deploy/compose.yml': svc('image: nginx\nenv_file: nope.env') }, cfg()), 'e')).rejects.toThrow(
       'deploy/compose.yml:4: services.web.env_file: env_file nope.env not found (looked for deploy/nope.env in the repository)',

@@ -164,33 +164,65 @@ describe('compose errors name file, line, path and problem', () => {
     expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  placement: {}'))).problem).toBe('deploy.placement is not supported by berth');
   });
 
-  it('missing variable names the variable, the file and the line', () => {
-    const e = errorOf(() => load(svc('image: nginx\nenvironment:\n  X: ${NOPE}')));
-    expect(e.code).toBe('missing_variable');
-    expect(e.message).toBe(
-      "compose.yml:5: services.web.environment.X: variable NOPE is not set — set NOPE in the environment's variables in .github/berth.yml, or give a default: ${NOPE:-value}",
-    );
+  it('an unset plain variable becomes "" and is warned about; a :? demand still refuses with its located message', () => {
+    const d = load(svc('image: nginx\nenvironment:\n  X: ${NOPE}\n  Y: a-$NOPE2-b'));
+    expect(service(d, 'web').environment).toMatchObject({ X: '', Y: 'a--b' });
+    expect(d.unsetVariables).toEqual([{ file: 'compose.yml', names: ['NOPE', 'NOPE2'] }]);
     const r = errorOf(() => load(svc('image: nginx:${TAG:?set the release tag}')));
     expect(r.code).toBe('missing_variable');
     expect(r.message).toBe("compose.yml:3: services.web.image: variable TAG is not set: set the release tag — set TAG in the environment's variables in .github/berth.yml");
+    const q = errorOf(() => load(svc('image: nginx:${TAG?}')));
+    expect(q.message).toBe("compose.yml:3: services.web.image: variable TAG is not set — set TAG in the environment's variables in .github/berth.yml");
+    // :? refuses an empty value too, ? only an unset one (compose's rule)
+    expect(errorOf(() => load(svc('image: nginx:${TAG:?}'), { variables: { TAG: '' } })).problem).toBe('variable TAG is empty');
+    expect(service(load(svc('image: nginx${TAG?}'), { variables: { TAG: '' } }), 'web').image).toBe('docker.io/library/nginx:latest');
+    // a set variable, a default, an alternative and $$ warn about nothing
+    const quiet = load(svc('image: nginx:${TAG:-1}\nenvironment:\n  A: ${SET}\n  B: ${ALT:+x}\n  C: $${LITERAL}\n  D: ${E-}'), { variables: { SET: 's' } });
+    expect(service(quiet, 'web').environment).toMatchObject({ A: 's', B: '', C: '${LITERAL}', D: '' });
+    expect(service(quiet, 'web').image).toBe('docker.io/library/nginx:1');
+    expect(quiet.unsetVariables).toBeUndefined();
   });
 
-  it('a file that leaves several variables unset is refused once, naming them all (not one per plan)', () => {
+  it('a file that leaves several variables unset plans, naming them all once per file in the order used', () => {
     const text =
-      'x-unused:\n  note: ${ONLY_IN_EXTENSION}\nservices:\n  web:\n    image: nginx:${TAG:-1}\n    environment:\n      A: ${FIRST}\n      B: ${SECOND}\n      C: $THIRD\n      D: ${FIRST}-again\n      E: ${REQ:?required}\n      F: ${SET}\n  db:\n    image: postgres\n    command: ["--x=${FOURTH}"]\nvolumes:\n  data:\n    name: ${FIFTH}\n';
-    const e = errorOf(() => loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'e', variables: { SET: 's' } }));
-    expect(e.code).toBe('missing_variable');
-    expect(e.line).toBe(7);
-    // each once, in the order the file uses them; not the defaulted TAG, the :? demand REQ, the set SET, nor an x- field berth does not read
-    expect(e.message).toBe(
-      "compose.yml:7: services.web.environment.A: variable FIRST is not set — set FIRST in the environment's variables in .github/berth.yml, or give a default: ${FIRST:-value}; this file also uses 4 other unset variables without a default: SECOND, THIRD, FOURTH, FIFTH",
-    );
+      'x-unused:\n  note: ${ONLY_IN_EXTENSION}\nservices:\n  web:\n    image: nginx:${TAG:-1}\n    env_file: [vars.env]\n    environment:\n      A: ${FIRST}\n      B: ${SECOND}\n      C: $THIRD\n      D: ${FIRST}-again\n      E: ${OPT:-${NESTED}}\n      F: ${SET}\n  db:\n    image: postgres\n    command: ["--x=${FOURTH}"]\n    volumes: ["data:/d"]\nvolumes:\n  data:\n    name: x${FIFTH}\n';
+    const sources = new Map([
+      ['vars.env', 'FROM_ENV_FILE=${IN_ENV_FILE}\n'],
+      ['.env', 'DOT=${IN_DOTENV}\n'],
+    ]);
+    const d = loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'e', variables: { SET: 's' }, sources });
+    // not the defaulted TAG, the set SET, nor an x- field berth does not read
+    expect(d.unsetVariables).toEqual([
+      { file: '.env', names: ['IN_DOTENV'] },
+      { file: 'compose.yml', names: ['FIRST', 'SECOND', 'THIRD', 'NESTED', 'FOURTH', 'FIFTH'] },
+      { file: 'vars.env', names: ['IN_ENV_FILE'] },
+    ]);
+    expect(service(d, 'web').environment).toMatchObject({ A: '', D: '-again', E: '', F: 's', FROM_ENV_FILE: '' });
+    expect(d.volumes.find((v) => v.spec.name === 'data')?.spec.dockerName).toBe('x');
+  });
+
+  it("Flowise's real file, which leaves about a hundred variables unset, plans with them all in one warning", () => {
+    // the corpus copy is refused only for its ~ bind (berth has no home directory): given an absolute path, it plans
+    const text = readFileSync(new URL('../fixtures/corpus/flowise/docker/docker-compose.yml', import.meta.url), 'utf8').replace('~/.flowise:', '/srv/flowise:');
+    const vars = { PORT: '3000', JWT_ISSUER: 'Flowise', JWT_AUDIENCE: 'Flowise', JWT_TOKEN_EXPIRY_IN_MINUTES: '360', JWT_REFRESH_TOKEN_EXPIRY_IN_MINUTES: '43200' };
+    const d = loadCompose([{ path: 'docker/docker-compose.yml', text }], { project: 'p', environment: 'e', variables: vars });
+    expect(d.unsetVariables).toHaveLength(1);
+    const [u] = d.unsetVariables!;
+    expect(u!.file).toBe('docker/docker-compose.yml');
+    expect(u!.names.length).toBeGreaterThan(100);
+    expect(new Set(u!.names).size).toBe(u!.names.length);
+    for (const set of Object.keys(vars)) expect(u!.names).not.toContain(set);
+    expect(u!.names).toContain('DATABASE_TYPE');
+    expect(service(d, 'flowise').environment).toMatchObject({ PORT: '3000', DATABASE_TYPE: '' });
   });
 
   it('process.env is never a source of variables', () => {
     process.env.BERTH_TEST_ONLY_IN_PROCESS_ENV = 'x';
     try {
-      expect(errorOf(() => load(svc('image: nginx:${BERTH_TEST_ONLY_IN_PROCESS_ENV}'))).code).toBe('missing_variable');
+      const d = load(svc('image: nginx:${BERTH_TEST_ONLY_IN_PROCESS_ENV:-fallback}\nenvironment:\n  A: ${BERTH_TEST_ONLY_IN_PROCESS_ENV}'));
+      expect(service(d, 'web').image).toBe('docker.io/library/nginx:fallback');
+      expect(service(d, 'web').environment).toMatchObject({ A: '' });
+      expect(d.unsetVariables).toEqual([{ file: 'compose.yml', names: ['BERTH_TEST_ONLY_IN_PROCESS_ENV'] }]);
     } finally {
       delete process.env.BERTH_TEST_ONLY_IN_PROCESS_ENV;
     }
@@ -244,7 +276,7 @@ describe('compose errors name file, line, path and problem', () => {
   });
 
   it('errors inside anchors point at the anchored text, through aliases and merge keys', () => {
-    const merged = 'x-app: &app\n  image: x\n  environment:\n    A: ${NOPE}\nservices:\n  web:\n    <<: *app\n';
+    const merged = 'x-app: &app\n  image: x\n  environment:\n    A: ${NOPE:?}\nservices:\n  web:\n    <<: *app\n';
     expect(errorOf(() => load(merged)).message).toMatch(/^compose\.yml:4: services\.web\.environment\.A: variable NOPE is not set/);
     const alias = 'x-ports: &ports\n  - "80:80"\n  - "bad"\nservices:\n  web:\n    image: x\n    ports: *ports\n';
     expect(errorOf(() => load(alias)).message).toMatch(/^compose\.yml:3: services\.web\.ports\[1\]: invalid port "bad"/);
@@ -280,6 +312,26 @@ describe('policy', () => {
     );
     expect(errorOf(() => withPolicy('volumes: ["/var/run:/host-run"]')).code).toBe('policy_denied');
     expect(errorOf(() => withPolicy('volumes: ["./conf:/conf"]')).problem).toBe("service web: bind mount of ./conf is not allowed by the repository's policy");
+  });
+
+  it('an unset variable is "" before the policy looks: it cannot make a denied host path pass', () => {
+    // each path below is what the policy sees once the unset variable is gone, and each is denied as the literal is
+    const denied = [
+      'volumes: ["${HOST_ROOT}/:/host"]',
+      'volumes: ["${HOST_ROOT}/var/run/docker.sock:/var/run/docker.sock"]',
+      'volumes: [{type: bind, source: "${HOST_ROOT}/", target: /host}]',
+      'volumes: ["/srv/data${APP_DIR}:/x"]',
+      'volumes: ["./conf${SUB}/../..:/x"]',
+    ];
+    for (const body of denied) {
+      const e = errorOf(() => withPolicy(body, { bind_mount_allowlist: ['/srv/data/app', './conf/app'] }));
+      expect(['policy_denied', 'path_escapes_repo'], body).toContain(e.code);
+      expect(e.line, body).toBe(4);
+    }
+    expect(errorOf(() => withPolicy('volumes: ["${HOST_ROOT}/:/host"]')).problem).toBe(errorOf(() => withPolicy('volumes: ["/:/host"]')).problem);
+    expect(errorOf(() => withPolicy('volumes: ["/srv/data${APP_DIR}:/x"]', { bind_mount_allowlist: ['/srv/data/app'] })).problem).toBe("service web: bind mount of /srv/data is not allowed by the repository's policy");
+    // set, the same file is allowed: the denial is the empty substitution's doing
+    expect(() => load(svc('image: nginx\nvolumes: ["/srv/data${APP_DIR}:/x"]'), { policy: { ...DENY_ALL, bind_mount_allowlist: ['/srv/data/app'] }, repoRoot: '/srv/repo', variables: { APP_DIR: '/app' } })).not.toThrow();
   });
 
   it('allows what the policy allows', () => {
@@ -561,8 +613,17 @@ describe('interpolation', () => {
     expect(interpolateString(input, v)).toBe(out);
   });
 
+  it('an unset plain reference is "" and is reported; defaults, alternatives and $$ are not', () => {
+    const unset = new Set<string>();
+    expect(interpolateString('a${UNSET}b$UNSET2${SET}', v, undefined, unset)).toBe('abvalue');
+    expect([...unset]).toEqual(['UNSET', 'UNSET2']);
+    const none = new Set<string>();
+    expect(interpolateString('${UNSET:-d}${UNSET-}${UNSET:+x}$${UNSET}$$UNSET', v, undefined, none)).toBe('d${UNSET}$UNSET');
+    expect([...none]).toEqual([]);
+    expect(interpolateString('${UNSET}', v)).toBe('');
+  });
+
   it('errors', () => {
-    expect(() => interpolateString('${UNSET}', v)).toThrow('variable UNSET is not set');
     expect(() => interpolateString('${EMPTY:?must be set}', v)).toThrow('variable EMPTY is empty: must be set');
     expect(() => interpolateString('${UNSET?}', v)).toThrow('variable UNSET is not set');
     expect(() => interpolateString('${}', v)).toThrow('does not start with a variable name');

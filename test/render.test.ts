@@ -7,7 +7,7 @@ import type { DesiredState, ObservedState, ServiceSpec } from '../src/model/mode
 import type { Plan } from '../src/plan/plan.js';
 import { planToString } from '../src/plan/plan.js';
 import { reconcile } from '../src/plan/reconcile.js';
-import { diffSpecs, escapeMarkdown, planToJson, renderPlanMarkdown, renderPlanText, sanitizeLine } from '../src/plan/render.js';
+import { diffSpecs, escapeMarkdown, planToJson, renderPlanMarkdown, renderPlanText, sanitizeLine, unsetVariablesText } from '../src/plan/render.js';
 import { GITHUB_COMMENT_LIMIT, splitMarkdown } from '../src/github/split-comment.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 import { net, spec, state, vol } from './helpers/specs.js';
@@ -154,6 +154,30 @@ describe('renderPlanMarkdown', () => {
     expect(md).toContain('<details>\n<summary>service <code>s00</code> (create): missing</summary>');
     const small = renderPlanMarkdown(reconcile(state([spec('web')]), emptyObserved('shop', 'staging')), { environment: 'staging' });
     expect(small).toContain('<details open>\n<summary>Plan (4 steps)</summary>');
+  });
+
+  it('warns about unset variables per file, names as escaped code, the file path inert', () => {
+    const plan = reconcile(state([spec('web')]), emptyObserved('shop', 'staging'));
+    const unsetVariables = [
+      { file: 'compose.yml', names: ['DB_HOST', 'SMTP_USER'] },
+      { file: 'deploy/<img src=x onerror=alert(1)>[x](http://evil)`.env', names: ['ONLY'] },
+    ];
+    const md = renderPlanMarkdown(plan, { environment: 'staging', unsetVariables });
+    expect(md).toContain(
+      "> ⚠️ <code>compose&#46;yml</code> uses 2 variables that are not set: <code>DB&#95;HOST</code>, <code>SMTP&#95;USER</code>; each became an empty string, as docker compose does&#59; if one was meant to have a value, set it in the environment&#39;s variables in &#46;github&#47;berth&#46;yml or in the &#46;env file",
+    );
+    expect(md).toContain('uses a variable that is not set: <code>ONLY</code>; it became an empty string, as docker compose does&#59; if it was meant');
+    const outside = md.replace(/^```[a-z]*\n[\s\S]*?\n```$/gm, '');
+    expect(outside).not.toMatch(/<(?!\/?(code|details|summary)\b)/);
+    expect(outside).not.toContain('](');
+    expect(outside).not.toContain('`');
+    // a secret value is masked wherever it would show, the warning too
+    expect(renderPlanMarkdown(plan, { environment: 'staging', unsetVariables: [{ file: 'hunter2/compose.yml', names: ['X'] }], secretValues: ['hunter2'] })).not.toContain('hunter2');
+    // nothing unset, no warning
+    expect(renderPlanMarkdown(plan, { environment: 'staging' })).not.toContain('⚠️');
+    expect(unsetVariablesText(unsetVariables[0]!)).toBe(
+      "compose.yml uses 2 variables that are not set: DB_HOST, SMTP_USER; each became an empty string, as docker compose does; if one was meant to have a value, set it in the environment's variables in .github/berth.yml or in the .env file",
+    );
   });
 
   it('escapes hostile names so they cannot break the comment', () => {

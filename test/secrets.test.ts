@@ -201,6 +201,24 @@ describe('loading an environment with server-side secrets', () => {
   });
 });
 
+describe('unset variables next to secret ones', () => {
+  it('an unset one is "" and warned about, a set secret one stays tainted and masked', async () => {
+    const config = 'project: shop\nenvironments:\n  - name: staging\n    compose: [compose.yml]\n    targets: [local]\n    variables:\n      API_KEY: k3y-s3cret-value\n      PLAIN: visible\n';
+    const compose = 'services:\n  app:\n    image: berth-test/app:1\n    environment:\n      TOKEN: ${API_KEY}\n      URL: https://${PLAIN}/${API_KEY}/${UNSET_PART}\n      DB_PASSWORD: ${MISSING_PASSWORD}\n';
+    const files: Record<string, string> = { '.github/berth.yml': config, 'compose.yml': compose };
+    const { desired, environment } = await loadEnvironment(async (p) => files[p], 'staging');
+    const app = desired.services.find((x) => x.spec.name === 'app')!;
+    expect(app.spec.environment).toEqual({ TOKEN: 'k3y-s3cret-value', URL: 'https://visible/k3y-s3cret-value/', DB_PASSWORD: '' });
+    expect(desired.secretFields?.app?.sort()).toEqual(['environment.TOKEN', 'environment.URL']);
+    expect(desired.unsetVariables).toEqual([{ file: 'compose.yml', names: ['UNSET_PART', 'MISSING_PASSWORD'] }]);
+    const plan = reconcile(desired, emptyObserved(desired.project, desired.environment));
+    const md = renderPlanMarkdown(plan, { environment: 'staging', unsetVariables: desired.unsetVariables!, secretKeys: environment.secret_keys, secretValues: [environment.variables.API_KEY!] });
+    expect(md).toContain('<code>UNSET&#95;PART</code>, <code>MISSING&#95;PASSWORD</code>');
+    expect(md).not.toContain('k3y-s3cret-value');
+    expect(renderPlanText(plan, { secretKeys: environment.secret_keys, secretValues: [environment.variables.API_KEY!] })).not.toContain('k3y-s3cret-value');
+  });
+});
+
 describe('berth secrets usage', () => {
   it('is printed as written: nothing in it reads to the masker as a secret', async () => {
     const out: string[] = [];

@@ -14,7 +14,8 @@ import { Lanes } from '../apply/lanes.js';
 import { secretVariableValues } from '../plan/mask.js';
 import { learnApply, learnDesired, learnEnvironment, outText } from '../text/outbound.js';
 import { isEmpty } from '../plan/plan.js';
-import { planToJson, renderPlanMarkdown, renderPlanText } from '../plan/render.js';
+import { planToJson, renderPlanMarkdown, renderPlanText, unsetVariablesText } from '../plan/render.js';
+import type { UnsetVariables } from '../model/model.js';
 import { loadEnvironment, readFromDir } from '../config/load-environment.js';
 import type { LoadedEnvironment } from '../config/load-environment.js';
 import { openStore } from '../store/open.js';
@@ -136,7 +137,7 @@ function required(v: Record<string, unknown>, name: string): string {
 /** The environment's secrets as the renderers take them. */
 const secretsOf = (e: LoadedEnvironment['environment']) => ({ secretKeys: secretKeysOf(e), secretValues: secretVariableValues(e.variables, e.secret_keys) });
 
-function printPlans(io: Io, plans: TargetPlan[], format: string, env: LoadedEnvironment['environment'], notes: readonly string[] = []) {
+function printPlans(io: Io, plans: TargetPlan[], format: string, env: LoadedEnvironment['environment'], notes: readonly string[] = [], unsetVariables: readonly UnsetVariables[] = []) {
   const environment = env.name;
   const secrets = secretsOf(env);
   if (format === 'json') {
@@ -145,7 +146,7 @@ function printPlans(io: Io, plans: TargetPlan[], format: string, env: LoadedEnvi
   }
   for (const p of plans) {
     if (plans.length > 1) io.out(format === 'markdown' ? `## target \`${p.target}\`` : `== target ${p.target} ==`);
-    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target, notes, ...secrets }) : [...notes.map((n) => `note: ${n}`), renderPlanText(p.plan, secrets)].join('\n'));
+    io.out(format === 'markdown' ? renderPlanMarkdown(p.plan, { environment, target: p.target, notes, unsetVariables, ...secrets }) : [...notes.map((n) => `note: ${n}`), ...unsetVariables.map((u) => `warning: ${unsetVariablesText(u)}`), renderPlanText(p.plan, secrets)].join('\n'));
   }
 }
 
@@ -154,7 +155,7 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
   const format = values.format!;
   if (!['text', 'markdown', 'json'].includes(format)) throw new UsageError(`--format must be text, markdown or json, not "${format}"`);
   const { loaded, plans } = await loadAndPlan(values);
-  printPlans(io, plans, format, loaded.environment, loaded.desired.notes);
+  printPlans(io, plans, format, loaded.environment, loaded.desired.notes, loaded.desired.unsetVariables);
   return plans.every((p) => isEmpty(p.plan)) ? 0 : 2;
 }
 

@@ -26,6 +26,8 @@ export interface DotenvOptions {
   raw?: boolean;
   /** for ${VAR} in values and for bare `KEY` lines */
   variables?: Variables;
+  /** gets the names a plain ${VAR} used without a value (each became "", as in compose) */
+  unset?: Set<string>;
 }
 
 const KEY_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -73,7 +75,7 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
     }
     if (interpolate && value.includes('$')) {
       try {
-        value = interpolateString(value, lookup());
+        value = interpolateString(value, lookup(), undefined, opts.unset);
       } catch (e) {
         if (e instanceof InterpolationError) throw new DotenvError(e.detail.code, `${key}: ${e.detail.problem}`, lineNo, e.detail.hint);
         throw e;

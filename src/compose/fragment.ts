@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
 import type { DependsOnCondition, DeviceRequest, FailureAction, Mount, PortBinding, RestartPolicy, RolloutConfig, RolloutOrder, ServiceExtras, ServiceNetwork } from '../model/model.js';
-import { interpolateTree, InterpolationError, unsetVariables, type TaintSink, type Variables } from './interpolate.js';
+import { interpolateTree, InterpolationError, type TaintSink, type Variables } from './interpolate.js';
 import {
   mapOrList,
   asBool,
@@ -280,6 +280,16 @@ export interface FragmentOptions {
   readFile?: (path: string) => string | undefined;
   /** which variables are secret, and where to record the strings that used one (filled before any value is parsed) */
   taint?: { secret: (name: string) => boolean; found: TaintedInput[] };
+  /** file → the variables a plain ${VAR} in it used without a value (each became "", as in docker compose): the plan warns */
+  unset?: Map<string, Set<string>>;
+}
+
+/** The set collecting `file`'s unset variables, when the caller asked for them. */
+export function unsetIn(unset: Map<string, Set<string>> | undefined, file: string): Set<string> | undefined {
+  if (!unset) return undefined;
+  let names = unset.get(file);
+  if (!names) unset.set(file, (names = new Set()));
+  return names;
 }
 
 export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment {
@@ -344,19 +354,12 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       }
     };
     try {
-      const out = interpolateTree(root[key], opts.variables, [key], sink);
+      const out = interpolateTree(root[key], opts.variables, [key], sink, unsetIn(opts.unset, file));
       record();
       return out;
     } catch (e) {
       record();
-      if (e instanceof InterpolationError) {
-        // name every variable the file leaves unset at once, not one per plan
-        const more = e.detail.plainUnset ? unsetVariables(Object.fromEntries(TOP_LEVEL_KEYS.filter((k) => k in root).map((k) => [k, root[k]])), opts.variables).filter((n) => n !== e.detail.variable) : [];
-        const hint = more.length
-          ? `set ${e.detail.variable} in the environment's variables in .github/berth.yml, or give a default: \${${e.detail.variable}:-value}; this file also uses ${more.length} other unset variable${more.length === 1 ? '' : 's'} without a default: ${more.join(', ')}`
-          : e.detail.hint;
-        throw err(e.detail.code, e.detail.problem, e.path, hint);
-      }
+      if (e instanceof InterpolationError) throw err(e.detail.code, e.detail.problem, e.path, e.detail.hint);
       throw e;
     }
   };
@@ -862,7 +865,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
       }
       try {
-        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables })) out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
+        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables, ...(opts.unset ? { unset: unsetIn(opts.unset, full)! } : {}) })) out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
       } catch (e) {
         if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: full, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
         throw e;

@@ -1,6 +1,7 @@
 // `${VAR}` interpolation the way docker compose does it, with variables from
 // the environment's config only (never the process environment):
-//   $VAR ${VAR}           value; an unset variable is an error (no silent "")
+//   $VAR ${VAR}           value; an unset variable is "", as in compose, and is
+//                         reported to the caller's `unset` set so the plan can warn
 //   ${VAR:-def} ${VAR-def} default when unset or empty / when unset
 //   ${VAR:?msg} ${VAR?msg} error when unset or empty / when unset
 //   ${VAR:+alt} ${VAR+alt} alt when set and non-empty / when set, else ""
@@ -21,8 +22,6 @@ export interface InterpolationProblem {
   problem: string;
   hint?: string;
   variable?: string;
-  /** a plain `${NAME}` or `$NAME` whose variable is not set (not a `${NAME:?…}` demand) */
-  plainUnset?: boolean;
 }
 
 export class InterpolationError extends Error {
@@ -52,7 +51,11 @@ export interface TaintedString {
   value: string;
 }
 
-export function interpolateString(text: string, vars: Variables, taint?: TaintContext): string {
+/**
+ * `text` interpolated. A plain `${NAME}` / `$NAME` whose variable is not set becomes "" (docker compose
+ * warns "The NAME variable is not set. Defaulting to a blank string."): its name goes into `unset`.
+ */
+export function interpolateString(text: string, vars: Variables, taint?: TaintContext, unset?: Set<string>): string {
   if (!text.includes('$')) return text;
   let out = '';
   let i = 0;
@@ -72,13 +75,13 @@ export function interpolateString(text: string, vars: Variables, taint?: TaintCo
     if (next === '{') {
       const close = matchingBrace(text, i + 2);
       if (close < 0) throw bad(text, 'unclosed "${"');
-      out += braced(text.slice(i + 2, close), vars, text, taint);
+      out += braced(text.slice(i + 2, close), vars, text, taint, unset);
       i = close + 1;
       continue;
     }
     const m = NAME.exec(text.slice(i + 1));
     if (m) {
-      out += lookup(m[0], vars, taint);
+      out += lookup(m[0], vars, taint, unset);
       i += 1 + m[0].length;
       continue;
     }
@@ -107,30 +110,30 @@ function matchingBrace(text: string, from: number): number {
   return -1;
 }
 
-function braced(inner: string, vars: Variables, whole: string, taint?: TaintContext): string {
+function braced(inner: string, vars: Variables, whole: string, taint?: TaintContext, unset?: Set<string>): string {
   const m = NAME.exec(inner);
   if (!m) throw bad(whole, `"\${${inner}}" does not start with a variable name`);
   const name = m[0];
   const rest = inner.slice(name.length);
-  if (rest === '') return lookup(name, vars, taint);
+  if (rest === '') return lookup(name, vars, taint, unset);
   const op = /^(:?)([-?+])/.exec(rest);
   if (!op) throw bad(whole, `unexpected "${rest}" after \${${name}`);
   const colon = op[1] === ':';
   const arg = rest.slice(op[0].length);
   const value = Object.prototype.hasOwnProperty.call(vars, name) ? vars[name] : undefined;
-  const unset = value === undefined || (colon && value === '');
+  const missing = value === undefined || (colon && value === '');
   const used = () => {
     if (taint?.secret(name)) taint.hit = true;
     return value!;
   };
   switch (op[2]) {
     case '-':
-      return unset ? interpolateString(arg, vars, taint) : used();
+      return missing ? interpolateString(arg, vars, taint, unset) : used();
     case '+':
-      return unset ? '' : interpolateString(arg, vars, taint);
+      return missing ? '' : interpolateString(arg, vars, taint, unset);
     default: {
-      if (!unset) return used();
-      const why = interpolateString(arg, vars, taint);
+      if (!missing) return used();
+      const why = interpolateString(arg, vars, taint, unset);
       throw new InterpolationError({
         code: 'missing_variable',
         variable: name,
@@ -141,18 +144,13 @@ function braced(inner: string, vars: Variables, whole: string, taint?: TaintCont
   }
 }
 
-function lookup(name: string, vars: Variables, taint?: TaintContext): string {
+function lookup(name: string, vars: Variables, taint?: TaintContext, unset?: Set<string>): string {
   if (Object.prototype.hasOwnProperty.call(vars, name)) {
     if (taint?.secret(name)) taint.hit = true;
     return vars[name]!;
   }
-  throw new InterpolationError({
-    code: 'missing_variable',
-    variable: name,
-    problem: `variable ${name} is not set`,
-    hint: `set ${name} in the environment's variables in .github/berth.yml, or give a default: \${${name}:-value}`,
-    plainUnset: true,
-  });
+  unset?.add(name);
+  return '';
 }
 
 function bad(text: string, why: string): InterpolationError {
@@ -168,13 +166,13 @@ export interface TaintSink {
 /**
  * A copy of `value` with every string interpolated; errors carry the path of
  * the offending string. With a sink, strings that used a secret variable are
- * recorded in it.
+ * recorded in it; with `unset`, the plain references left unset (each became "").
  */
-export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[] = [], sink?: TaintSink): unknown {
+export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[] = [], sink?: TaintSink, unset?: Set<string>): unknown {
   if (typeof value === 'string') {
     const taint: TaintContext | undefined = sink ? { secret: sink.secret } : undefined;
     try {
-      const out = interpolateString(value, vars, taint);
+      const out = interpolateString(value, vars, taint, unset);
       if (taint?.hit) sink!.tainted.push({ path, raw: value, value: out });
       return out;
     } catch (err) {
@@ -184,36 +182,11 @@ export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[]
       throw err;
     }
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, vars, [...path, i], sink));
+  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, vars, [...path, i], sink, unset));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, vars, [...path, k], sink);
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, vars, [...path, k], sink, unset);
     return out;
   }
   return value;
-}
-
-/**
- * Every variable `value` uses plainly (`${NAME}`, `$NAME`) that `vars` does not set, in order of first
- * use: interpolated again with each one found set to "" until none is left, so a file that leaves a
- * hundred variables unset is refused once, naming them all. `${NAME:?…}` demands are looked past (they
- * carry their own message); any other problem stops the search.
- */
-export function unsetVariables(value: unknown, vars: Variables, limit = 500): string[] {
-  const found: string[] = [];
-  const filled: Record<string, string> = { ...vars };
-  for (let round = 0; round < 2 * limit && found.length < limit; round++) {
-    try {
-      interpolateTree(value, filled);
-      break;
-    } catch (e) {
-      const name = e instanceof InterpolationError ? e.detail.variable : undefined;
-      if (name === undefined || (Object.hasOwn(filled, name) && filled[name] !== '')) break;
-      if ((e as InterpolationError).detail.plainUnset) {
-        found.push(name);
-        filled[name] = '';
-      } else filled[name] = '-'; // a ${NAME:?…} demand says so itself when its turn comes: look past it
-    }
-  }
-  return found;
 }

@@ -7,7 +7,7 @@ import { sha256 } from '../model/hash.js';
 import { ComposeError } from '../errors.js';
 import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RestartPolicy, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model/model.js';
 import { parseDotenv, DotenvError } from './dotenv.js';
-import { buildFragment, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
+import { buildFragment, unsetIn, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
@@ -127,7 +127,9 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   const paths: PathContext = { baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
   const sources = opts.sources ?? new Map<string, string | undefined>();
   const readFile = (p: string) => sources.get(p);
-  const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}), ...(opts.variables ?? {}) };
+  // file → variables a plain ${VAR} there used without a value: "" as in docker compose, and a plan warning
+  const unset = new Map<string, Set<string>>();
+  const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset), ...(opts.variables ?? {}) };
   const notes: string[] = [];
 
   const parse = (path: string, text: string, ctx: PathContext, vars: Record<string, string> = variables): FileFragment => {
@@ -139,7 +141,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
         throw new ComposeError(e.detail.code, e.detail.problem, { file: path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
       throw e;
     }
-    return buildFragment(y, { variables: vars, paths: ctx, fileDir: dirOf(path), readFile, taint });
+    return buildFragment(y, { variables: vars, paths: ctx, fileDir: dirOf(path), readFile, taint, unset });
   };
   /** another repository file (included or extended): its relative paths resolve against its own directory */
   const otherFiles = new Map<string, FileFragment>();
@@ -161,7 +163,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   const withIncludes = (f: FileFragment, stack: string[], vars: Record<string, string>): FileFragment[] => {
     const out: FileFragment[] = [];
     for (const inc of f.include ?? []) {
-      const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars), ...vars } : vars;
+      const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars, unset), ...vars } : vars;
       for (const path of inc.v) {
         if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
         const g = other(path, inc.at, 'included file', incVars);
@@ -211,17 +213,18 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   }
   const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
   const shared = opts.policy?.allow_shared_objects ?? [];
-  return { ...desired, ...(notes.length ? { notes } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
+  const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
+  return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
 }
 
 /** The `.env` next to the first compose file (or an included file): interpolation defaults that berth.yml variables override. */
-function dotenvDefaults(firstFile: string, readFile: (p: string) => string | undefined, variables: Record<string, string>): Record<string, string> {
+function dotenvDefaults(firstFile: string, readFile: (p: string) => string | undefined, variables: Record<string, string>, unset: Map<string, Set<string>>): Record<string, string> {
   const path = dotenvPath(firstFile);
   const text = readFile(path);
   if (text === undefined) return {};
   try {
     const out: Record<string, string> = {};
-    for (const [k, v] of parseDotenv(text, { variables })) out[k] = v.value;
+    for (const [k, v] of parseDotenv(text, { variables, unset: unsetIn(unset, path)! })) out[k] = v.value;
     return out;
   } catch (e) {
     if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: path, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });

@@ -196,7 +196,7 @@ export class Bot {
         return chart ? `\n${chart}\n` : '';
       };
       const parts = plans.map(
-        (p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}) }) + graph(p),
+        (p) => (plans.length > 1 ? `#### target ${code(p.target)}\n\n` : '') + renderPlanMarkdown(p.plan, { environment: env.name, target: p.target, headSha: sha, ...secrets, ...(desired.notes ? { notes: desired.notes } : {}), ...(desired.unsetVariables ? { unsetVariables: desired.unsetVariables } : {}) }) + graph(p),
       );
       return { env: env.name, ok: true, plans, desired, markdown: parts.join('\n\n') };
     } catch (error) {

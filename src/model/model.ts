@@ -320,6 +320,12 @@ export interface DesiredVolume {
   at?: DeclaredAt;
 }
 
+export interface UnsetVariables {
+  /** repository path of the compose, .env or env_file file */
+  file: string;
+  names: string[];
+}
+
 export interface DesiredState {
   project: string;
   environment: string;
@@ -327,6 +333,11 @@ export interface DesiredState {
   repository?: string;
   /** what the plan should tell the reader about the compose files (a build: berth skips, a project name it does not use) */
   notes?: string[];
+  /**
+   * Variables a plain `${VAR}` / `$VAR` used without a value, by file: each became "" (docker compose's rule,
+   * with its warning); the plan warns so a value meant to be set is not silently blank. Not part of any hash.
+   */
+  unsetVariables?: UnsetVariables[];
   services: DesiredService[];
   networks: DesiredNetwork[];
   volumes: DesiredVolume[];

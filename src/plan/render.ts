@@ -8,7 +8,7 @@
 import { escapeMarkdown, sanitizeLine } from '../text/escape.js';
 import { MASK, Masker, secretContents } from './mask.js';
 import type { SecretFields } from '../compose/taint.js';
-import type { Healthcheck, Mount, PortBinding, ServiceSpec } from '../model/model.js';
+import type { Healthcheck, Mount, PortBinding, ServiceSpec, UnsetVariables } from '../model/model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { DRAIN_MS, isEmpty, nodeLine, summarize } from './plan.js';
 
@@ -24,6 +24,16 @@ export interface RenderOptions {
   secretValues?: readonly string[];
   /** what the compose files say that berth does not do (DesiredState.notes) */
   notes?: readonly string[];
+  /** variables a plain ${VAR} used without a value, by file (DesiredState.unsetVariables) */
+  unsetVariables?: readonly UnsetVariables[];
+}
+
+const unsetAdvice = (n: number) =>
+  `${n === 1 ? 'it' : 'each'} became an empty string, as docker compose does; if ${n === 1 ? 'it was' : 'one was'} meant to have a value, set it in the environment's variables in .github/berth.yml or in the .env file`;
+
+/** The unset-variable warning as plain text (the CLI's form; Markdown quotes names as code). */
+export function unsetVariablesText(u: UnsetVariables): string {
+  return `${u.file} uses ${u.names.length === 1 ? 'a variable' : `${u.names.length} variables`} that ${u.names.length === 1 ? 'is' : 'are'} not set: ${u.names.join(', ')}; ${unsetAdvice(u.names.length)}`;
 }
 
 /** At most this many diff lines in total and the per-service diffs render expanded. */
@@ -390,6 +400,13 @@ export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
   if (isEmpty(plan)) out.push(`**No changes.** ${summaryLine(s)}.`, '');
   else out.push(`**${summaryLine(s)}**`, '');
   if (opts.notes?.length) out.push(...opts.notes.map((n) => `> ℹ️ ${t(n)}`), '');
+  if (opts.unsetVariables?.length)
+    out.push(
+      ...opts.unsetVariables.map(
+        (u) => `> ⚠️ ${code(m.redact(u.file))} uses ${u.names.length === 1 ? 'a variable' : `${u.names.length} variables`} that ${u.names.length === 1 ? 'is' : 'are'} not set: ${u.names.map((n) => code(m.redact(n))).join(', ')}; ${t(unsetAdvice(u.names.length))}`,
+      ),
+      '',
+    );
   const rollouts = rolloutLines(plan);
   if (rollouts.length) out.push(...rollouts.map((r) => `> 🔁 service ${code(m.redact(r.service))} ${t(r.text)}`), '');
 
