@@ -66,6 +66,28 @@ function suite(name: string, open: () => Promise<TestStore>, d: (name: string, f
         expect(await ts.store.getTask(id)).toMatchObject(i === 2 ? { state: 'running', startedAt: 1, version: 1 } : { state: 'running', startedAt: 7, version: 1 });
     });
 
+    it('a wave whose writes differ per task (finish times, container ids, a null) gets each its own values, and a lost race leaves its task untouched', async () => {
+      const ids = await apply(70);
+      await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const, startedAt: 3 } })));
+      await ts.store.updateTask(ids[4]!, 'running', { state: 'failed', finishedAt: 4, error: 'boom' });
+      const res = await ts.store.updateTasks(
+        ids.map((id, i) => ({ id, expected: 'running' as const, patch: { state: 'succeeded' as const, finishedAt: 10_000_000_000_000 + i, result: i === 7 ? null : `ctr${i}` } })),
+      );
+      expect(res).toEqual(ids.map((_, i) => i !== 4));
+      for (const [i, id] of ids.entries())
+        expect(await ts.store.getTask(id)).toMatchObject(
+          i === 4 ? { state: 'failed', finishedAt: 4, error: 'boom', result: null, version: 2 } : { state: 'succeeded', startedAt: 3, finishedAt: 10_000_000_000_000 + i, result: i === 7 ? null : `ctr${i}`, version: 2 },
+        );
+    });
+
+    it('a wave whose writes differ per task, all winning, is written with each task’s own values', async () => {
+      const ids = await apply(70);
+      await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const, startedAt: 3 } })));
+      const res = await ts.store.updateTasks(ids.map((id, i) => ({ id, expected: 'running' as const, patch: { state: 'succeeded' as const, finishedAt: 20 + (i % 3), result: i % 5 ? `c${i}` : null } })));
+      expect(res).toEqual(ids.map(() => true));
+      for (const [i, id] of ids.entries()) expect(await ts.store.getTask(id)).toMatchObject({ state: 'succeeded', startedAt: 3, finishedAt: 20 + (i % 3), result: i % 5 ? `c${i}` : null, version: 2 });
+    });
+
     it('a wave under a fence no longer held writes nothing', async () => {
       const ids = await apply(4);
       const token = await ts.store.claimLease('apply:x', 'me', 30_000);

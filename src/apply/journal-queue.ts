@@ -32,7 +32,7 @@ export type WriteBatch = (updates: TaskUpdate[], fence: Fence) => Promise<boolea
 const URGENT_STATEMENTS = 16;
 const LAZY_STATEMENTS = 4;
 /** Most writes of one batch. */
-const BATCH_MAX = 512;
+const BATCH_MAX = 32;
 
 export class JournalQueue {
   private readonly urgent: Entry[] = [];

@@ -2,6 +2,7 @@
 // transition a compare-and-set on its state, optionally fenced by the driver's
 // lease (a driver that lost its lease writes nothing), several in one
 // transaction (group commit).
+import { sql } from 'kysely';
 import { lockingRead, writeTransaction, type Ctx } from '../dialect.js';
 import { prepared } from '../prepared.js';
 import { toOperation, toTask, unique } from '../rows.js';
@@ -70,11 +71,12 @@ function taskSet(patch: TaskPatch) {
 
 export async function updateTasks(ctx: Ctx, updates: readonly TaskUpdate[], fence?: Fence): Promise<boolean[]> {
   if (!updates.length) return [];
-  // Writes of distinct tasks with the same patch and the same expected states (a wave of tasks
-  // starting or finishing together) go as one statement each. That statement is the answer only when
-  // it changed every task it names, i.e. each task's own compare-and-set would have won; otherwise the
-  // transaction is undone and every write made by itself, in order, as below.
-  const groups = sameWrites(updates);
+  // Writes of distinct tasks that set the same columns from the same expected states (a wave of
+  // tasks starting or finishing together) go as one statement per group: a column whose value differs
+  // between them (a finish time, a container id) is set by a CASE on the task id. That statement is
+  // the answer only when it changed every task it names, i.e. each task's own compare-and-set would
+  // have won; otherwise the transaction is undone and every write made by itself, in order, as below.
+  const groups = similarWrites(updates);
   if (groups) {
     try {
       return await writeTransaction(ctx, (trx) => writeJournal(trx, updates, fence, groups));
@@ -90,22 +92,44 @@ class NotEveryRow extends Error {}
 
 /** Most tasks one grouped statement names (its id list is padded to a power of two, so few statement shapes exist). */
 const GROUP_MAX = 256;
+/** … when some column differs between them (each CASE arm is compared per row: keep it short). */
+const CASE_GROUP_MAX = 64;
 
-/** Indexes of `updates` by identical write, when the tasks are distinct and some write is shared; undefined otherwise. */
-function sameWrites(updates: readonly TaskUpdate[]): number[][] | undefined {
+/** Indexes of `updates` by similar write (same expected states, same columns), when the tasks are distinct and some group has two; undefined otherwise. */
+function similarWrites(updates: readonly TaskUpdate[]): number[][] | undefined {
   if (updates.length < 2 || new Set(updates.map((u) => u.id)).size !== updates.length) return undefined;
-  const by = new Map<string, number[]>();
+  const by = new Map<string, { same: string; all: number[] }[]>();
   updates.forEach((u, i) => {
     const expected = unique(typeof u.expected === 'string' ? [u.expected] : [...u.expected]).sort();
-    const key = JSON.stringify([expected, taskSet(u.patch)]);
+    const set = taskSet(u.patch);
+    const key = JSON.stringify([expected, Object.keys(set).sort()]);
+    const same = JSON.stringify(set);
     const list = by.get(key);
-    if (list) list.push(i);
-    else by.set(key, [i]);
+    if (list) list.push({ same, all: [i] });
+    else by.set(key, [{ same, all: [i] }]);
   });
   const groups: number[][] = [];
-  for (const list of by.values()) for (let i = 0; i < list.length; i += GROUP_MAX) groups.push(list.slice(i, i + GROUP_MAX));
+  for (const list of by.values()) {
+    const indexes = list.flatMap((x) => x.all);
+    const uniform = list.every((x) => x.same === list[0]!.same);
+    const max = uniform ? GROUP_MAX : CASE_GROUP_MAX;
+    for (let i = 0; i < indexes.length; i += max) groups.push(indexes.slice(i, i + max));
+  }
   return groups.length < updates.length ? groups : undefined;
 }
+
+/** A journal column given per task: `CASE id WHEN … THEN … END`; integers are cast (PostgreSQL types a CASE of parameters as text). */
+function perTask(trx: Ctx, column: string, arms: number, p: (name: string) => never) {
+  const value = (k: number) => {
+    const v = p(`${column}${k}`);
+    if (!INTEGER_COLUMNS.has(column) || trx.dialect === 'sqlite') return sql`${v}`;
+    return trx.dialect === 'mysql' ? sql`cast(${v} as signed)` : sql`cast(${v} as bigint)`;
+  };
+  const when = Array.from({ length: arms }, (_, k) => sql`when ${p(`w${k}`)} then ${value(k)}`);
+  return sql`case ${sql.ref('id')} ${sql.join(when, sql` `)} end`;
+}
+
+const INTEGER_COLUMNS = new Set(['started_at', 'finished_at']);
 
 async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fence | undefined, groups?: number[][]): Promise<boolean[]> {
   if (fence) {
@@ -151,22 +175,36 @@ async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fen
     }
     let width = 2;
     while (width < indexes.length) width *= 2;
-    const ids = Object.fromEntries(Array.from({ length: width }, (_, k) => [`id${k}`, updates[indexes[Math.min(k, indexes.length - 1)]!]!.id]));
+    // Padded with the last task again: a repeated id matches nothing more, a repeated CASE arm never wins.
+    const at = (k: number) => updates[indexes[Math.min(k, indexes.length - 1)]!]!;
+    const ids = Object.fromEntries(Array.from({ length: width }, (_, k) => [`id${k}`, at(k).id]));
+    // Columns whose value differs between the group's writes are set per task, by a CASE on the id.
+    const varying = columns.filter((c) => indexes.some((i) => taskSet(updates[i]!.patch)[c] !== set[c]));
+    const arms: Record<string, unknown> = {};
+    if (varying.length)
+      for (let k = 0; k < width; k++) {
+        arms[`w${k}`] = at(k).id;
+        const own = taskSet(at(k).patch);
+        for (const c of varying) arms[`${c}${k}`] = own[c];
+      }
     const r = await trx.db.executeQuery(
       prepared(
         trx.dialect,
-        `tasks:${columns.join(',')}:${expected.length}:${width}`,
+        `tasks:${columns.join(',')}:${varying.join(',')}:${expected.length}:${width}`,
         (p) =>
           trx.db
             .updateTable('tasks')
-            .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+            .set((eb) => ({
+              ...Object.fromEntries(columns.map((c) => [c, varying.includes(c) ? perTask(trx, c, width, p) : p(c)])),
+              version: eb('version', '+', 1),
+            }))
             .where(
               'id',
               'in',
               Array.from({ length: width }, (_, k) => p(`id${k}`)),
             )
             .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
-        { ...set, ...ids, ...states },
+        { ...set, ...ids, ...states, ...arms },
       ),
     );
     if (Number(r.numAffectedRows ?? 0) !== indexes.length) throw new NotEveryRow();
