@@ -65,6 +65,7 @@ describe('the runner starts the rollback of a stopped rollout', () => {
       const { applyId } = await prepareApply(ts.store, async () => emptyObserved('shop', 'prod'), { repo: 'acme/shop', pr: 6, environment: 'prod', kind: 'apply', actor: 'alice', headSha: '1'.repeat(40), desired: V1, targets: ['local'], onFailure: 'halt' });
       const a = (await ts.store.getApply(applyId))!;
       expect(await ts.store.casApplyState(applyId, a.version, { state: 'completed', startedAt: 1, finishedAt: 2 })).toBe(true);
+      expect(await ts.store.claimReport(applyId)).toBe(true);
     }
     const prepared = await prepareApply(ts.store, observe, {
       repo: 'acme/shop', pr: 7, environment: 'prod', kind: 'apply', actor: 'alice', headSha: '2'.repeat(40), desired: v2, targets: ['local'], onFailure: 'halt',
@@ -85,10 +86,10 @@ describe('the runner starts the rollback of a stopped rollout', () => {
     expect(await ts.store.casApplyState(a.id, a.version, { state: 'failed', startedAt: 3, finishedAt: 4 })).toBe(true);
     // What the targets show now: replica 1 runs v2, replicas 2 and 3 v1.
     const mixed: ObservedState = simulate({ ...plan, nodes: plan.nodes.filter((n) => n.group === 'start-first:web:1' || n.kind === 'EnsureImage') }, observed1, 'n');
-    const makeRunner = (store = ts.store) => new ApplyRunner({
+    const makeRunner = (store = ts.store, holder = 'reporter') => new ApplyRunner({
       store,
       // The rollback is only started here; nothing drives it (its state stays pending).
-      executor: () => ({ run: async (id: string) => (await ts.store.getApply(id))!.state, holder: 'reporter', leaseTtlMs: 60_000 }) as unknown as Executor,
+      executor: () => ({ run: async (id: string) => (await ts.store.getApply(id))!.state, holder, leaseTtlMs: 60_000 }) as unknown as Executor,
       github: async () => gh,
       log: silent,
       observe: async () => mixed,
@@ -135,6 +136,44 @@ describe('the runner starts the rollback of a stopped rollout', () => {
     await makeRunner().finish(failedId);
     expect(comments).toHaveLength(posted);
     expect(await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod' })).toHaveLength(3);
+  });
+
+  it('a crash after the failed apply ended, before its reporter ran at all: two recovering replicas start one rollback and report once', async () => {
+    const { failedId, makeRunner } = await failedRollout(web('berth-test/app:2'), true, false);
+    // The driver died: its lease lapsed (released here rather than waited out).
+    expect(await ts.store.releaseLease(`apply:${failedId}`, 'driver')).toBe(true);
+    expect((await ts.store.listUnreportedApplies()).map((a) => a.id)).toEqual([failedId]);
+    const one = makeRunner(ts.store, 'replica-1');
+    const two = makeRunner(ts.store, 'replica-2');
+    const [a, b] = await Promise.all([one.recoverReports(), two.recoverReports()]);
+    expect([...a, ...b]).toEqual([failedId]);
+    await Promise.all([one.drain(5_000), two.drain(5_000)]);
+    const started = await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod', states: ['pending'] });
+    expect(started).toHaveLength(1);
+    expect(started[0]).toMatchObject({ kind: 'rollback', actor: 'berth' });
+    expect(parsePayload(started[0]!.desiredJson).rollbackOf).toBe(failedId);
+    expect(await ts.store.getLock('acme/shop', 'prod')).toMatchObject({ applyId: started[0]!.id });
+    const outcomes = comments.filter((c) => c.includes('❌ Apply to `prod` failed'));
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toContain(`⏪ berth started rollback apply \`${started[0]!.id}\` by itself`);
+    expect(comments.filter((c) => c.includes('⏪ Rolling back `web` on `prod` by itself'))).toHaveLength(1);
+    expect(checkWrites.filter((w) => w.conclusion === 'failure')).toHaveLength(1);
+    // Later passes find nothing owed: no second rollback, no second report.
+    const posted = comments.length;
+    expect(await Promise.all([one.recoverReports(), two.recoverReports()])).toEqual([[], []]);
+    expect(comments).toHaveLength(posted);
+    expect(await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod' })).toHaveLength(3);
+  });
+
+  it('a rollback owed after a crash, but a later apply came first: none is started, and the outcome says why', async () => {
+    const { failedId, makeRunner } = await failedRollout(web('berth-test/app:2'), true, false);
+    expect(await ts.store.releaseLease(`apply:${failedId}`, 'driver')).toBe(true);
+    // While nobody reported the failed apply, the environment moved on.
+    const { applyId: later } = await prepareApply(ts.store, async () => observed1, { repo: 'acme/shop', pr: 7, environment: 'prod', kind: 'apply', actor: 'alice', headSha: '3'.repeat(40), desired: web('berth-test/app:3'), targets: ['local'], onFailure: 'halt' });
+    expect(await makeRunner().recoverReports()).toEqual([failedId]);
+    expect(await ts.store.listApplies({ repo: 'acme/shop', environment: 'prod', states: ['pending'] })).toEqual([expect.objectContaining({ id: later, kind: 'apply' })]);
+    const outcome = comments.find((c) => c.includes('❌ Apply to `prod` failed'))!;
+    expect(outcome).toContain(`⚠️ Not rolled back: apply ${later} was started on prod after this one`);
   });
 
   it('no earlier completed apply: nothing starts, and the failed apply says the service runs mixed versions', async () => {

@@ -1,8 +1,22 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 
 // Every call into micromark is recorded (the real parser still runs), so the
-// limits below are checked by what reaches the parser, not by a clock.
+// limits below are checked by what reaches the parser, not by a clock: the
+// block pass calls micromark itself, the inline pass through mdast.
 const parsed = vi.hoisted(() => ({ inputs: [] as string[] }));
+vi.mock('micromark', async (importOriginal) => {
+  const real = await importOriginal<typeof import('micromark')>();
+  return {
+    ...real,
+    preprocess: () => {
+      const chunks = real.preprocess();
+      return (value: Parameters<typeof chunks>[0], encoding?: Parameters<typeof chunks>[1], end?: boolean) => {
+        parsed.inputs.push(String(value));
+        return chunks(value, encoding, end);
+      };
+    },
+  };
+});
 vi.mock('mdast-util-from-markdown', async (importOriginal) => {
   const real = await importOriginal<typeof import('mdast-util-from-markdown')>();
   return {

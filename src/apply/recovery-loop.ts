@@ -1,4 +1,5 @@
-// Applies a crash left open: re-check their running tasks, finish them, report as usual.
+// Applies a crash left open: re-check their running tasks, finish them, report as usual;
+// and ended applies a crash left unreported: report them (once, across replicas).
 // Again every interval: an apply whose dead driver still held its lease at start
 // (or that a dead replica was driving) becomes ours once that lease expires.
 // Each pass first resumes the webhook deliveries whose claim lapsed.
@@ -13,8 +14,11 @@ export function startRecoveryLoop({ log, env, executor, runner, services }: Serv
       .catch((err) => log.error({ err: String(err) }, 'resuming deliveries failed'))
       .then(() => executor.recover())
       .then(async (results) => {
-        for (const r of results) await runner.finish(r.applyId);
         if (results.length) log.info({ results }, 'recovered applies');
+        // The ended applies nobody reported: those just recovered, and those whose process died
+        // between the end and the report (each taken by one replica, reported once).
+        const reported = await runner.recoverReports();
+        if (reported.length) log.info({ applies: reported }, 'reported owed applies');
       })
       .catch((err) => log.error({ err: String(err) }, 'recovery failed'))
       .finally(() => (recovering = false));

@@ -14,6 +14,7 @@ import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from '../store/s
 import { decideAutoRollback, earlierCompleted, startAutoRollback, type StartedRollback } from './auto-rollback.js';
 import type { Observer } from './prepare-apply.js';
 import { TERMINAL_TASK_STATES } from '../store/store.js';
+import { HeldLease } from './lease.js';
 
 export interface RunnerLogger {
   info(obj: object, msg?: string): void;
@@ -127,13 +128,18 @@ export class ApplyRunner {
       );
       this.started.set(applyId, s);
     }
-    p = this.o
-      .executor()
-      .run(applyId, fence ?? false)
-      .then(async (state) => {
+    p = (async () => {
+      // This process owes the apply's report from now until it is out: its report lease tells every
+      // recovery pass (of any replica) to leave the apply alone, also between its end and the claim.
+      const held = await this.holdReport(applyId);
+      try {
+        const state = await this.o.executor().run(applyId, fence ?? false);
         await this.finish(applyId);
         return state;
-      })
+      } finally {
+        await held?.release();
+      }
+    })()
       .catch((err) => {
         this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'apply driver crashed');
         return undefined;
@@ -148,6 +154,55 @@ export class ApplyRunner {
 
   inFlight(): string[] {
     return [...this.tracked.keys()];
+  }
+
+  /** The lease `report:<id>`: held by the process that owes an apply's report (undefined when another holds it). */
+  private async holdReport(applyId: string): Promise<HeldLease | undefined> {
+    const { holder, ttlMs } = this.lease();
+    try {
+      return await HeldLease.take(this.o.store, `report:${applyId}`, holder, ttlMs, this.now, this.o.log);
+    } catch (err) {
+      // Without it a recovery pass may report the apply first: still once (the claim), maybe before its start report.
+      this.o.log.warn({ applyId, err: String(err) }, 'could not take the report lease');
+      return undefined;
+    }
+  }
+
+  private async leased(name: string): Promise<boolean> {
+    const l = await this.o.store.getLease(name);
+    return l !== undefined && l.expiresAt > this.now();
+  }
+
+  /**
+   * Reports the ended applies nobody reported: their process died after the
+   * apply ended and before its report was claimed (a recovery pass, at start
+   * and every interval). An apply whose driver (`apply:<id>`) or reporter
+   * (`report:<id>`) lease is live is someone's, this process's included; the
+   * others are taken one by one under their report lease (compare-and-set:
+   * one replica each), then finished as usual — the automatic rollback owed
+   * first (once: by its link), then the report claimed and sent once.
+   * Returns the applies reported here.
+   */
+  async recoverReports(): Promise<string[]> {
+    const owed = await this.o.store.listUnreportedApplies();
+    const done: string[] = [];
+    for (const a of owed) {
+      if (this.tracked.has(a.id)) continue;
+      if ((await this.leased(`apply:${a.id}`)) || (await this.leased(`report:${a.id}`))) continue;
+      const { holder, ttlMs } = this.lease();
+      const held = await HeldLease.take(this.o.store, `report:${a.id}`, holder, ttlMs, this.now, this.o.log);
+      if (!held) continue;
+      try {
+        // Another replica may have reported it between the listing and the lease.
+        if (!(await this.o.store.listUnreportedApplies()).some((x) => x.id === a.id)) continue;
+        this.o.log.info({ applyId: a.id, state: a.state }, 'reporting an ended apply whose report was owed');
+        await this.finish(a.id);
+        done.push(a.id);
+      } finally {
+        await held.release();
+      }
+    }
+    return done;
   }
 
   /** Waits for tracked applies up to the timeout; true when all ended. What is left stays recoverable. */
@@ -258,6 +313,14 @@ export class ApplyRunner {
     return undefined;
   }
 
+  /** An apply of the same environment created after this one (newest first), if any. */
+  private async newerApply(apply: ApplyRow): Promise<ApplyRow | undefined> {
+    const later = await this.o.store.listApplies({ repo: apply.repo, environment: apply.environment, limit: 50 });
+    // Newest first: whatever comes before it is later.
+    const first = later[0];
+    return first && first.id !== apply.id ? first : undefined;
+  }
+
   /**
    * failure_action: rollback for the whole service (issue 13): decides, and starts the follow-up rollback
    * apply when there is an earlier state to return to. Returns the paragraph the failed apply's outcome
@@ -275,6 +338,13 @@ export class ApplyRunner {
     // Started already (by another caller of finish, or before a crash): said, never started twice.
     const linked = await this.linkedRollback(apply);
     if (linked) return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: linked.id, services: decision.services, earlier: decision.earlier });
+    // Owed but not started, and the environment moved on since (reported late, after a crash): a later apply
+    // owns its state now, and returning services to an earlier state would undo it.
+    const newer = await this.newerApply(apply);
+    if (newer) {
+      this.o.log.warn({ applyId: apply.id, newer: newer.id }, 'automatic rollback not started: a later apply came first');
+      return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'none', why: `apply ${newer.id} was started on ${apply.environment} after this one, so berth leaves the environment to it` });
+    }
     let started: StartedRollback;
     try {
       started = await startAutoRollback(this.o.store, this.o.observe, apply, decision, this.lease());

@@ -6,9 +6,10 @@
 // nothing at all with \phantom), HTML, a link
 // reference definition, a table, image alt text or a link title. Deciding that
 // is CommonMark's job, so the comment is parsed by micromark with the GFM
-// extensions (`mdast-util-from-markdown`) and the syntax tree, with its source
-// positions, answers: a line counts when its first non-blank character lies in
-// a text node of a paragraph or heading. A line that is in a block quote only
+// extensions and its syntax, with source positions, answers (the block pass
+// reads micromark's events directly, the inline pass the mdast tree of
+// `mdast-util-from-markdown`): a line counts when its first non-blank
+// character lies in a text node of a paragraph or heading. A line that is in a block quote only
 // by lazy continuation (it carries no `>`) is reported as such, so the caller
 // can explain it. This module never decides what a command is.
 //
@@ -31,6 +32,7 @@ import { fromMarkdown } from 'mdast-util-from-markdown';
 import { gfmFromMarkdown } from 'mdast-util-gfm';
 import { gfm } from 'micromark-extension-gfm';
 import { math } from 'micromark-extension-math';
+import { parse, postprocess, preprocess } from 'micromark';
 import { mathFromMarkdown } from 'mdast-util-math';
 
 /** GitHub's limit for a comment body: a window this large covers any comment GitHub can send. */
@@ -84,7 +86,7 @@ export function layoutOf(body: string, lines: readonly Line[], candidates: reado
   }
 
   // 1. Blocks: which lines are paragraph or heading text at all.
-  const blocks = proseOf(fromMarkdown(body.slice(from, to), BLOCKS), from);
+  const blocks = blockProseOf(body.slice(from, to), from);
   const pending: { index: number; line: number; span: TextSpan }[] = [];
   let s = 0;
   for (const i of candidates) {
@@ -154,10 +156,20 @@ const FLOW_CONSTRUCTS = ['blockQuote', 'list', 'codeIndented', 'codeFenced', 'he
  * written. (The autolink-literal transform is left out: it rewrites text nodes
  * without source positions, and a literal autolink hides nothing.)
  */
-const BLOCKS = {
+/** Exported for the equivalence test of blockProseOf. */
+export const BLOCKS = {
   extensions: [gfm(), math(), { disable: { null: [...TEXT_CONSTRUCTS, ...GFM_TEXT_CONSTRUCTS, 'mathText'] } }],
   mdastExtensions: [...gfmFromMarkdown().filter((e) => !e.transforms), mathFromMarkdown()],
 };
+/**
+ * The block pass's parser options (its text is read from the events, blockProseOf): BLOCKS without
+ * the text-level parts of GFM and math. They are disabled there anyway, but registered they split
+ * every paragraph's text at each character they could start at (every letter, for literal autolinks)
+ * and are tried and refused there one by one.
+ */
+const { text: _gfmText, insideSpan: _gfmInsideSpan, attentionMarkers: _gfmMarkers, ...GFM_BLOCKS } = gfm();
+const { text: _mathText, ...MATH_BLOCKS } = math();
+const BLOCK_PARSE = { extensions: [GFM_BLOCKS, MATH_BLOCKS, BLOCKS.extensions[2]!] };
 /**
  * Paragraph text alone: no blocks but definitions, and only CommonMark's inline
  * constructs that can hide a line (code spans, HTML, links, images, with escapes and
@@ -249,7 +261,8 @@ const OPENER = /[`$<[]/;
 const SCAN = /<[!?]|\]/g;
 
 /** Every text node of a paragraph or heading, in document order, with its offsets in the body; and those paragraphs. */
-function proseOf(tree: Root, offset: number): { spans: TextSpan[]; prose: Prose[]; definitions: string[] } {
+/** Exported for the equivalence test of blockProseOf. */
+export function proseOf(tree: Root, offset: number): { spans: TextSpan[]; prose: Prose[]; definitions: string[] } {
   const spans: TextSpan[] = [];
   const prose: Prose[] = [];
   const definitions = new Map<string, string>();
@@ -288,6 +301,107 @@ function proseOf(tree: Root, offset: number): { spans: TextSpan[]; prose: Prose[
     for (let i = node.children.length - 1; i >= 0; i--) stack.push({ node: node.children[i] as Nodes, prose: inProse, quoted: inQuote });
   }
   return { spans, prose, definitions: [...definitions.values()] };
+}
+
+/**
+ * proseOf(fromMarkdown(text, BLOCKS), offset), read straight from micromark's
+ * events: the block pass covers the whole window, and building the syntax tree
+ * (a node for every block, cell and line) cost about as much as parsing it.
+ * With every text construct disabled, a paragraph's or heading's text is its
+ * `data` and line endings (one text node until a hard break, as
+ * mdast-util-from-markdown merges them), a trailing hard break is a break, and
+ * the line ending a setext heading's underline follows is not text.
+ */
+/** Exported for its equivalence test (test/comment-layout.events.test.ts). */
+export function blockProseOf(text: string, offset: number): { spans: TextSpan[]; prose: Prose[]; definitions: string[] } {
+  const events = postprocess(parse(BLOCK_PARSE).document().write(preprocess()(text, undefined, true)));
+  const spans: TextSpan[] = [];
+  const prose: Prose[] = [];
+  const definitions = new Map<string, string>();
+  let quotes = 0;
+  let k = -1;
+  /** inside a paragraph, or the text of a heading */
+  let inText = false;
+  let atHardBreak = false;
+  let current: TextSpan | undefined;
+  for (const [kind, token, context] of events) {
+    const type = token.type;
+    if (kind === 'enter') {
+      if (type === 'blockQuote') quotes++;
+      else if (type === 'paragraph' || type === 'atxHeading' || type === 'setextHeading') {
+        k = prose.length;
+        prose.push({ parts: [], length: 0, firstOpener: Infinity, scans: 0 });
+        current = undefined;
+        atHardBreak = false;
+        if (type === 'paragraph') inText = true;
+      } else if (type === 'atxHeadingText' || type === 'setextHeadingText') inText = true;
+      else if (inText && (type === 'hardBreakTrailing' || type === 'hardBreakEscape')) {
+        prose[k]!.parts.push('\n');
+        prose[k]!.length++;
+        current = undefined;
+      }
+      continue;
+    }
+    switch (type) {
+      case 'blockQuote':
+        quotes--;
+        break;
+      case 'paragraph':
+      case 'atxHeading':
+      case 'setextHeading':
+        k = -1;
+        inText = false;
+        current = undefined;
+        break;
+      case 'atxHeadingText':
+      case 'setextHeadingText':
+        inText = false;
+        break;
+      case 'hardBreakTrailing':
+      case 'hardBreakEscape':
+        if (inText) atHardBreak = true;
+        break;
+      case 'definitionLabelString': {
+        const label = context.sliceSerialize(token);
+        definitions.set(normalizeLabel(label), label);
+        break;
+      }
+      case 'lineEnding':
+        if (!inText) break;
+        if (atHardBreak) {
+          atHardBreak = false;
+          break;
+        }
+      // falls through: a line ending inside text is text
+      case 'data': {
+        if (!inText) break;
+        const value = context.sliceSerialize(token);
+        if (!current) {
+          current = { start: offset + token.start.offset, end: offset + token.end.offset, quoted: quotes > 0, prose: k, line: token.start.line, value: '' };
+          spans.push(current);
+          prose[k]!.parts.push(current);
+        }
+        current.value += value;
+        current.end = offset + token.end.offset;
+        prose[k]!.length += value.length;
+        break;
+      }
+    }
+  }
+  for (const span of spans) {
+    const owner = prose[span.prose]!;
+    if (owner.firstOpener === Infinity) {
+      const first = span.value.search(OPENER);
+      if (first !== -1) owner.firstOpener = openerOffset(span, first);
+    }
+    owner.scans += span.value.match(SCAN)?.length ?? 0;
+  }
+  return { spans, prose, definitions: [...definitions.values()] };
+}
+
+/** A definition's identifier as mdast-util-from-markdown derives it from its label. */
+function normalizeLabel(label: string): string {
+  return label.replace(/[\t\n\r ]+/g, ' ').replace(/^ | $/g, '').toLowerCase().toUpperCase().toLowerCase();
 }
 
 /**

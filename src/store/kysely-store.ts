@@ -90,6 +90,9 @@ export class KyselyStore implements Store {
   claimReport(applyId: string): Promise<boolean> {
     return applies.claimReport(this.ctx, applyId);
   }
+  listUnreportedApplies(): Promise<ApplyRow[]> {
+    return applies.listUnreportedApplies(this.ctx);
+  }
   getApply(id: string): Promise<ApplyRow | undefined> {
     return applies.getApply(this.ctx, id);
   }

@@ -311,6 +311,12 @@ export interface Store {
    * while the apply is still in flight.
    */
   claimReport(applyId: string): Promise<boolean>;
+  /**
+   * Ended applies whose report nobody has claimed yet, oldest first: the
+   * ones a process that died between an apply's end and its report left
+   * owed (recovery reports them, each once, through claimReport).
+   */
+  listUnreportedApplies(): Promise<ApplyRow[]>;
   getApply(id: string): Promise<ApplyRow | undefined>;
   /** An apply's row without its desired state: what a driver re-reads while it works (states, the stop flag). */
   getApplyStatus(id: string): Promise<ApplyStatus | undefined>;

@@ -838,7 +838,8 @@ class Fake implements FakeGitHub {
     if (this.options.auth === 'off') return undefined;
     const [scheme, credential] = (header ?? '').split(/\s+/, 2);
     if (!scheme || !credential) return error(401, 'Requires authentication');
-    const appRoute = op.template.startsWith('/app');
+    // As GitHub: /app routes, and finding an app's installation for a repository, org or user, take the app's JWT.
+    const appRoute = op.template.startsWith('/app') || /^apps\/get-(repo|org|user)-installation$/.test(op.operationId);
     if (appRoute) {
       if (scheme.toLowerCase() !== 'bearer') return error(401, 'A JSON web token could not be decoded');
       const problem = this.checkJwt(credential);
@@ -1169,6 +1170,11 @@ const HANDLERS: Record<string, (this: Fake, ctx: Ctx) => Reply> = {
         repositories: undefined,
       },
     };
+  },
+
+  'apps/get-repo-installation'(ctx) {
+    // One installation (id 1, the webhook payloads' default) covers every repository the fake knows.
+    return { status: 200, body: { ...exampleFor(ctx.op, 200), id: 1 } };
   },
 
   'repos/get'(ctx) {

@@ -11,6 +11,7 @@ import { describeDocker } from '../helpers/env.js';
 import type { FakeGitHub } from '../helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
 import { sqliteTestStore } from '../helpers/stores.js';
+import { removeProject } from '../helpers/docker.js';
 import type { TestStore } from '../helpers/stores.js';
 
 const REPO = 'acme/once';
@@ -76,4 +77,88 @@ describeDocker('security 16: every apply is reported exactly once, whatever reco
     const counts = applies.map((a) => ({ env: a.environment, checkRuns: fake.checkRuns(REPO, HEAD).filter((r) => r.externalId === a.id).length, finalUpdates: finals(a.id).length, outcomeComments: outcomes(a.environment).length }));
     expect(counts).toEqual(applies.map((a) => ({ env: a.environment, checkRuns: 1, finalUpdates: 1, outcomeComments: 1 })));
   }, 240_000);
+});
+
+// The gap between an apply's end and its report: a replica is SIGKILLed after
+// the apply reached its terminal state and before its report was claimed
+// (it waits for a progress update GitHub never answers). Two new replicas on
+// the same store race their recovery passes: the ended apply is reported
+// once — one final check-run update, one outcome comment, one final
+// deployment status — by exactly one of them.
+const CRASH_REPO = 'acme/orphan';
+const CRASH_HEAD = 'f'.repeat(40);
+const CRASH_PROJECT = `t-sec-16k-${process.pid}`;
+
+describeDocker('security 16: an apply whose process died before its report is reported once by recovery', () => {
+  let fake: FakeGitHub;
+  let proxy: HoldingProxy;
+  let ts: TestStore;
+  const replicas: Replica[] = [];
+
+  beforeAll(async () => {
+    fake = await startFakeGitHub({ appKey: appKeys().publicKey, appId: APP_ID, appSlug: 'berth' });
+    fake.setRepo(CRASH_REPO, { defaultBranch: 'main' });
+    const config = [`project: ${CRASH_PROJECT}`, 'environments:', '  - name: prod', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n');
+    const files = { '.github/berth.yml': config, 'compose.yml': 'services:\n  web:\n    image: berth-test/app:1\n' };
+    fake.setFiles(CRASH_REPO, 'main', files);
+    fake.setFiles(CRASH_REPO, CRASH_HEAD, files);
+    fake.setPermission(CRASH_REPO, 'alice', 'write');
+    fake.setPull(CRASH_REPO, 1, { headSha: CRASH_HEAD, author: 'alice', mergeable: true });
+    proxy = await new HoldingProxy(fake.url).start();
+    ts = await sqliteTestStore();
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    await Promise.all(replicas.map((r) => r.exited));
+    await proxy?.close();
+    await fake?.close();
+    await ts?.dispose();
+    await removeProject(CRASH_PROJECT);
+  });
+
+  it('killed between the end and the claim: two recovering replicas, one report', async () => {
+    // Short leases: the dead replica's lapse soon after it dies.
+    const lease = { BERTH_LEASE_TTL_MS: '1000', BERTH_RECOVER_INTERVAL_MS: '1000' };
+    const a = await startReplica({ databaseUrl: ts.url, githubUrl: proxy.url, env: lease });
+    replicas.push(a);
+    expect(await a.deliver('pull_request', pullRequestEvent({ repo: CRASH_REPO, pr: 1, action: 'opened', headSha: CRASH_HEAD }))).toBe(200);
+    await a.idle();
+    await nextGitHubSecond();
+    // Progress updates never get through: the apply ends, and its reporter waits for the last one before claiming.
+    const progress = proxy.hold(/^PATCH \/repos\/acme\/orphan\/check-runs\/\d+ .*"in_progress"/);
+    const body = '/apply prod';
+    const c = fake.addComment(CRASH_REPO, 1, body, { user: 'alice' });
+    expect(await a.deliver('issue_comment', commentOnPullEvent({ repo: CRASH_REPO, pr: 1, comment: { id: c.id, body, user: 'alice' } }))).toBe(200);
+    await a.idle();
+    const apply = (await until('the apply to end', async () => (await ts.store.listApplies({ repo: CRASH_REPO })).find((x) => x.state === 'completed'), 60_000))!;
+    expect(progress.held).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 300));
+    a.child.kill('SIGKILL');
+    await a.exited;
+    // Dead before the claim: nothing of the outcome reached GitHub.
+    const outcomes = () => fake.comments(CRASH_REPO, 1).filter((x) => x.user.endsWith('[bot]') && x.body.includes('Apply to `prod` completed'));
+    const run = () => fake.checkRuns(CRASH_REPO, CRASH_HEAD).filter((r) => r.externalId === apply.id);
+    const finals = () => run().flatMap((r) => r.writes.slice(1).filter((w) => w.status === 'completed'));
+    const ends = () => fake.deployments(CRASH_REPO, 'prod').flatMap((d) => d.statuses.filter((x) => x.state === 'success'));
+    expect(outcomes()).toHaveLength(0);
+    expect(finals()).toHaveLength(0);
+    expect(ends()).toHaveLength(0);
+    expect(run()).toHaveLength(1);
+    expect((await ts.store.getApply(apply.id))!.state).toBe('completed');
+    expect((await ts.store.listUnreportedApplies()).map((x) => x.id)).toEqual([apply.id]);
+
+    // Two replicas start at once on the same store: both recovery passes see the unreported apply.
+    const [b, c2] = await Promise.all([startReplica({ databaseUrl: ts.url, githubUrl: fake.url, env: lease }), startReplica({ databaseUrl: ts.url, githubUrl: fake.url, env: lease })]);
+    replicas.push(b, c2);
+    await until('the outcome to be reported', () => outcomes().length >= 1 && finals().length >= 1 && ends().length >= 1, 30_000);
+    await new Promise((r) => setTimeout(r, 3000)); // a few more recovery passes on both: a duplicate would show now
+    expect(outcomes()).toHaveLength(1);
+    expect(finals()).toHaveLength(1);
+    expect(finals()[0]).toMatchObject({ status: 'completed', conclusion: 'success' });
+    expect(run()).toHaveLength(1);
+    expect(ends()).toHaveLength(1);
+    // The lock no longer points at the ended apply.
+    expect((await ts.store.getLock(CRASH_REPO, 'prod'))?.applyId ?? null).toBeNull();
+  }, 180_000);
 });

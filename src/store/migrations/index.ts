@@ -14,6 +14,7 @@ import * as m0003 from './0003-pr-heads.js';
 import * as m0004 from './0004-one-driver.js';
 import * as m0005 from './0005-deployments.js';
 import * as m0006 from './0006-secrets.js';
+import * as m0007 from './0007-owed-reports.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -22,6 +23,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0004-one-driver': m0004,
   '0005-deployments': m0005,
   '0006-secrets': m0006,
+  '0007-owed-reports': m0007,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

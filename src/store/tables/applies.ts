@@ -139,6 +139,19 @@ export async function claimReport(ctx: Ctx, applyId: string): Promise<boolean> {
   return Number(r.numUpdatedRows) === 1;
 }
 
+export async function listUnreportedApplies(ctx: Ctx): Promise<ApplyRow[]> {
+  // reported_at is indexed (migration 7): the owed ones are few, whatever the history.
+  const rows = await ctx.db
+    .selectFrom('applies')
+    .selectAll()
+    .where('reported_at', 'is', null)
+    .where('live', 'is', null)
+    .where('state', 'not in', IN_FLIGHT)
+    .orderBy('seq', 'asc')
+    .execute();
+  return rows.map(toApply);
+}
+
 export async function getApply(ctx: Ctx, id: string): Promise<ApplyRow | undefined> {
   const r = await ctx.db.selectFrom('applies').selectAll().where('id', '=', id).executeTakeFirst();
   return r && toApply(r);
