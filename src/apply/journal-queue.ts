@@ -3,9 +3,10 @@
 // a stale driver's batch is refused as a whole), one batch after the other.
 //
 // Two lanes, because not every write holds work back:
-// - urgent: a `running` write (its Docker call waits for it), a write that
-//   releases dependants, skips and cancellations. Committed first, in the
-//   order written, a whole lane per batch.
+// - urgent: a `running` write (its Docker call waits for it), a promoted
+//   `succeeded` write, failures, skips and cancellations. Committed first, in
+//   the order written, at most 32 writes and 16 kinds of write a batch (so the
+//   first, critical-path, tasks of a wide wave start before the rest is written).
 // - lazy: a `succeeded` write nothing waits for yet (its dependants still wait
 //   for other tasks). Committed when no urgent write is queued, a few
 //   statements' worth at a time, so an urgent write never waits behind many.
@@ -25,9 +26,9 @@ interface Entry {
 export type WriteBatch = (updates: TaskUpdate[], fence: Fence) => Promise<boolean[]>;
 
 /**
- * What one batch may cost: writes with the same expected state and patch (a
- * wave starting or ending in the same millisecond) share one statement, the
- * others cost one each. Urgent batches take more: their calls wait for them.
+ * How many kinds of write (expected state and patch) one batch may hold: a
+ * rough cost, since writes of one kind always share a statement in the store.
+ * Urgent batches take more: their calls wait for them.
  */
 const URGENT_STATEMENTS = 16;
 const LAZY_STATEMENTS = 4;
