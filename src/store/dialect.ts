@@ -40,6 +40,37 @@ export interface Ctx {
   db: Kysely<Database>;
   dialect: DialectName;
   now: () => number;
+  /** SQLite only: the connection's synchronous side, for the journal's hot path (see SyncSqlite) */
+  sync?: SyncSqlite;
+}
+
+/**
+ * SQLite runs in this process and better-sqlite3 is synchronous: a statement
+ * costs microseconds, and Kysely's promise hops around it cost more than the
+ * statement. The executor's journal writes (several per task, on the apply's
+ * critical path) therefore run here, as statements Kysely compiled, in one
+ * synchronous IMMEDIATE transaction. `transaction` first takes Kysely's own
+ * connection (its mutex), so it never runs inside another transaction.
+ */
+export interface SyncSqlite {
+  transaction<T>(db: Kysely<Database>, fn: (run: (q: CompiledQuery) => SyncResult) => T): Promise<T>;
+}
+
+export interface SyncResult {
+  rows: unknown[];
+  changes: number;
+}
+
+const SYNC_SQLITE = new WeakMap<Kysely<Database>, SyncSqlite>();
+
+/** Remembers the synchronous side of a SQLite Kysely instance (open.ts). */
+export function registerSyncSqlite(db: Kysely<Database>, sync: SyncSqlite): void {
+  SYNC_SQLITE.set(db, sync);
+}
+
+/** The synchronous side of `db`, when it is SQLite opened by open.ts. */
+export function syncSqliteOf(db: Kysely<Database>): SyncSqlite | undefined {
+  return SYNC_SQLITE.get(db);
 }
 
 type Table = keyof Database;
@@ -200,10 +231,12 @@ const FILE_MUTEXES = new Map<string, Mutex>();
 
 class ImmediateSqliteDriver extends SqliteDriver {
   readonly #mutex: Mutex;
+  readonly #database: SqliteDialectConfig['database'];
   #release: (() => void) | undefined;
   constructor(config: SqliteDialectConfig, mutex: Mutex) {
     super(config);
     this.#mutex = mutex;
+    this.#database = config.database;
   }
   override async acquireConnection(): Promise<DatabaseConnection> {
     const release = await this.#mutex.lock();
@@ -224,6 +257,11 @@ class ImmediateSqliteDriver extends SqliteDriver {
     } finally {
       release?.();
     }
+  }
+  /** Closed once the file's every connection is: the checkpoint worker's too (checkpointer.ts), so the file may then be removed. */
+  override async destroy(): Promise<void> {
+    await super.destroy();
+    await (this.#database as { closed?: () => Promise<void> }).closed?.();
   }
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));

@@ -4,7 +4,7 @@
 // whatever the three databases do differently is named in dialect.ts.
 // Opening runs the migrations (migrations/) unless told not to.
 import type { Kysely } from 'kysely';
-import type { Ctx, DialectName } from './dialect.js';
+import { syncSqliteOf, type Ctx, type DialectName } from './dialect.js';
 import { migrateToLatest } from './migrations/index.js';
 import type { Database } from './schema.js';
 import type {
@@ -67,7 +67,8 @@ export class KyselyStore implements Store {
 
   private constructor(db: Kysely<Database>, dialect: DialectName, now: () => number) {
     this.dialect = dialect;
-    this.ctx = { db, dialect, now };
+    const sync = dialect === 'sqlite' ? syncSqliteOf(db) : undefined;
+    this.ctx = { db, dialect, now, ...(sync ? { sync } : {}) };
   }
 
   async ping(): Promise<void> {

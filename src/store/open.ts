@@ -6,7 +6,8 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
 import type { PoolOptions } from 'mysql2';
-import { ImmediateSqliteDialect } from './dialect.js';
+import { checkpointInWorker } from './checkpointer.js';
+import { ImmediateSqliteDialect, registerSyncSqlite, type SyncResult } from './dialect.js';
 import { KyselyStore } from './kysely-store.js';
 import type { Database } from './schema.js';
 import type { OpenStoreOptions, Store } from './store.js';
@@ -88,8 +89,17 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
       }
       // Kysely prepares every statement it runs; better-sqlite3 statements are reusable, so keep the recent ones.
       const statements = new Map<string, ReturnType<typeof raw.prepare>>();
+      const shareKey = target.path === ':memory:' ? undefined : realpathSync(resolve(target.path));
+      // Checkpoints (and their fsync) happen off the event loop (checkpointer.ts).
+      const handBack = shareKey === undefined ? () => undefined : checkpointInWorker(raw, shareKey, timeout);
+      let handedBack: Promise<void> | undefined;
       const database = {
-        close: () => void raw.close(),
+        close: () => {
+          handedBack = handBack();
+          raw.close();
+        },
+        /** resolves once every connection to the file is closed (ImmediateSqliteDriver.destroy waits for it) */
+        closed: () => handedBack ?? Promise.resolve(),
         prepare(sql: string) {
           let s = statements.get(sql);
           if (!s) {
@@ -100,8 +110,17 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
           return s;
         },
       };
-      const shareKey = target.path === ':memory:' ? undefined : realpathSync(resolve(target.path));
-      return new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }, shareKey) });
+      const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }, shareKey) });
+      const run = (q: { sql: string; parameters: readonly unknown[] }): SyncResult => {
+        const s = database.prepare(q.sql);
+        return s.reader ? { rows: s.all(q.parameters), changes: 0 } : { rows: [], changes: s.run(q.parameters).changes };
+      };
+      registerSyncSqlite(db, {
+        transaction: (kysely, fn) =>
+          // Kysely's connection first: no Kysely transaction is open on it while this one runs.
+          kysely.connection().execute(async () => raw.transaction(() => fn(run)).immediate()),
+      });
+      return db;
     }
     case 'mysql': {
       const { createPool } = await import('mysql2');

@@ -3,7 +3,7 @@
 // lease (a driver that lost its lease writes nothing), several in one
 // transaction (group commit).
 import { sql } from 'kysely';
-import { lockingRead, writeTransaction, type Ctx } from '../dialect.js';
+import { lockingRead, writeTransaction, type Ctx, type SyncResult } from '../dialect.js';
 import { prepared } from '../prepared.js';
 import { toOperation, toTask, unique } from '../rows.js';
 import type { AggregatePatch, Fence, OperationRow, TaskPatch, TaskRow, TaskUpdate } from '../store.js';
@@ -71,6 +71,8 @@ function taskSet(patch: TaskPatch) {
 
 export async function updateTasks(ctx: Ctx, updates: readonly TaskUpdate[], fence?: Fence): Promise<boolean[]> {
   if (!updates.length) return [];
+  // SQLite: one synchronous transaction, a cached statement per write (dialect.ts, SyncSqlite).
+  if (ctx.sync) return ctx.sync.transaction(ctx.db, (run) => writeJournalSync(ctx, run, updates, fence));
   // Writes of distinct tasks that set the same columns from the same expected states (a wave of
   // tasks starting or finishing together) go as one statement per group: a column whose value differs
   // between them (a finish time, a container id) is set by a CASE on the task id. That statement is
@@ -131,19 +133,50 @@ function perTask(trx: Ctx, column: string, arms: number, p: (name: string) => ne
 
 const INTEGER_COLUMNS = new Set(['started_at', 'finished_at']);
 
+/** Whether the driver still holds its lease: the lease row with its holder and token (locked shared where rows lock). */
+function fenceQuery(ctx: Ctx, fence: Fence) {
+  return prepared(
+    ctx.dialect,
+    'fence',
+    (p) => lockingRead(ctx.dialect, ctx.db.selectFrom('leases').select('name').where('name', '=', p('lease')).where('holder', '=', p('holder')).where('token', '=', p('token')), 'share'),
+    { lease: fence.lease, holder: fence.holder, token: fence.token },
+  );
+}
+
+/** One task's compare-and-set: its patch, if its state is one of `expected` (non-empty). */
+function taskQuery(ctx: Ctx, u: TaskUpdate, expected: readonly string[]) {
+  const set = taskSet(u.patch);
+  const columns = Object.keys(set);
+  return prepared(
+    ctx.dialect,
+    `task:${columns.join(',')}:${expected.length}`,
+    (p) =>
+      ctx.db
+        .updateTable('tasks')
+        .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+        .where('id', '=', p('id'))
+        .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
+    { ...set, id: u.id, ...Object.fromEntries(expected.map((e, i) => [`expected${i}`, e])) },
+  );
+}
+
+/**
+ * The journal on SQLite: the same fence and compare-and-sets, each write its
+ * own cached statement, run synchronously inside one transaction. A statement
+ * costs a few microseconds here, so grouping writes (as writeJournal does for
+ * a server across the network) would only add CASE arms to evaluate.
+ */
+function writeJournalSync(ctx: Ctx, run: (q: ReturnType<typeof prepared>) => SyncResult, updates: readonly TaskUpdate[], fence: Fence | undefined): boolean[] {
+  if (fence && run(fenceQuery(ctx, fence)).rows.length === 0) return updates.map(() => false);
+  return updates.map((u) => {
+    const expected = unique(typeof u.expected === 'string' ? [u.expected] : [...u.expected]);
+    return expected.length > 0 && run(taskQuery(ctx, u, expected)).changes === 1;
+  });
+}
+
 async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fence | undefined, groups?: number[][]): Promise<boolean[]> {
-  if (fence) {
-    // A shared lock on the lease row: a takeover (an UPDATE of that row) waits for this batch, or this batch sees it.
-    const held = await trx.db.executeQuery(
-      prepared(
-        trx.dialect,
-        'fence',
-        (p) => lockingRead(trx.dialect, trx.db.selectFrom('leases').select('name').where('name', '=', p('lease')).where('holder', '=', p('holder')).where('token', '=', p('token')), 'share'),
-        { lease: fence.lease, holder: fence.holder, token: fence.token },
-      ),
-    );
-    if (held.rows.length === 0) return updates.map(() => false);
-  }
+  // A shared lock on the lease row: a takeover (an UPDATE of that row) waits for this batch, or this batch sees it.
+  if (fence && (await trx.db.executeQuery(fenceQuery(trx, fence))).rows.length === 0) return updates.map(() => false);
   const out: boolean[] = [];
   for (const indexes of groups ?? updates.map((_, i) => [i])) {
     const { expected: expectedState, patch } = updates[indexes[0]!]!;
@@ -157,19 +190,7 @@ async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fen
     const columns = Object.keys(set) as (keyof typeof set)[];
     const states = Object.fromEntries(expected.map((e, i) => [`expected${i}`, e]));
     if (indexes.length === 1) {
-      const r = await trx.db.executeQuery(
-        prepared(
-          trx.dialect,
-          `task:${columns.join(',')}:${expected.length}`,
-          (p) =>
-            trx.db
-              .updateTable('tasks')
-              .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
-              .where('id', '=', p('id'))
-              .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
-          { ...set, id: updates[indexes[0]!]!.id, ...states },
-        ),
-      );
+      const r = await trx.db.executeQuery(taskQuery(trx, updates[indexes[0]!]!, expected));
       out[indexes[0]!] = Number(r.numAffectedRows ?? 0) === 1;
       continue;
     }
