@@ -25,8 +25,9 @@ describe('registryOfImage reads the registry the way Docker does', () => {
     ['2130706433:5000/x', '127.0.0.1:5000', false],
     ['0x7f.1:5000/x', '127.0.0.1:5000', false],
     ['0177.0.0.1:80/x', '127.0.0.1:80', false],
-    ['[::1]:5000/x', '[0:0:0:0:0:0:0:1]:5000', false],
-    ['[::ffff:127.0.0.1]:5000/x', '[0:0:0:0:0:ffff:7f00:1]:5000', false],
+    ['[::1]:5000/x', '[::1]:5000', false],
+    ['[::ffff:127.0.0.1]:5000/x', '[::ffff:7f00:1]:5000', false],
+    ['[0:0:0:0:0:0:0:1]/x', '[::1]', false],
     ['registry.corp.:05000/x', 'registry.corp:5000', false],
   ])('%s → %s', (image, display, hub) => {
     const r = registryOfImage(image);

@@ -129,9 +129,9 @@ export function parseRegistryAddress(text: string): ImageRegistry | string {
   const suffix = port === undefined ? '' : `:${Number(port)}`;
   if (v6) {
     const addr = hostPart.replace(/%.*$/, '').toLowerCase();
-    const w = ipv6Words(addr);
-    if (!w) return `"${hostPart}" is not an IPv6 address`;
-    const host = w.map((x) => x.toString(16)).join(':');
+    if (!ipv6Words(addr)) return `"${hostPart}" is not an IPv6 address`;
+    // the WHATWG form: compressed, lower case, an embedded IPv4 tail in hex (`::ffff:7f00:1`)
+    const host = new URL(`http://[${addr}]/`).hostname.slice(1, -1);
     return { host, ...portPart, hub: false, display: `[${host}]${suffix}`, ip: 6 };
   }
   const name = hostPart.toLowerCase().replace(/\.+$/, '');
