@@ -167,6 +167,7 @@ function executorFor(store: Store, targets: Targets, io: Io): Executor {
     ...(keyring ? { secrets: new SecretVault(store, keyring) } : {}),
     engine: (t) => targets.engine(t),
     lanes: new Lanes(),
+    registryLookup: systemLookup,
     log: {
       info: () => {},
       warn: (o) => io.err(`warning: ${JSON.stringify(o)}`),
