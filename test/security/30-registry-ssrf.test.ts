@@ -157,6 +157,57 @@ describe('a PR plan never makes the engine query a refused registry', () => {
   });
 });
 
+describe('a fork PR through the planner', () => {
+  let ts: TestStore;
+  beforeEach(async () => {
+    ts = await sqliteTestStore();
+  });
+  afterEach(async () => ts.dispose());
+
+  it("is refused in the plan comment and check run, its own berth.yml grants nothing, and the engine is never asked", async () => {
+    const HEAD = 'f'.repeat(40);
+    const main = { '.github/berth.yml': 'project: p\nenvironments:\n  - name: staging\n    compose: [compose.yml]\n' };
+    // The fork's head tries to allow the registry itself: only the default branch's policy counts.
+    const head: Record<string, string> = {
+      '.github/berth.yml': 'project: p\nenvironments:\n  - name: staging\n    compose: [compose.yml]\npolicy:\n  allow_registries: ["127.0.0.1:5000"]\n',
+      'compose.yml': 'services:\n  web:\n    image: 127.0.0.1:5000/internal/billing:1\n',
+    };
+    const comments: string[] = [];
+    const checks: { conclusion?: string; title?: string; summary?: string }[] = [];
+    const gh = {
+      readFile: async (_r: unknown, path: string, ref?: string) => (ref === undefined ? main[path as keyof typeof main] : ref === HEAD ? head[path] : undefined),
+      listFiles: async () => new Set(Object.keys(head)),
+      createCheckRun: async (_r: unknown, input: { conclusion?: string; title?: string; summary?: string }) => (checks.push(input), checks.length),
+      createComment: async (_r: unknown, _pr: number, body: string) => (comments.push(body), comments.length),
+      updateComment: async () => {},
+    } as unknown as GitHubPort;
+    const calls: string[] = [];
+    const docker = {
+      getImage: (name: string) => ({
+        distribution: async () => (calls.push(`distribution ${name}`), { Descriptor: { digest: `sha256:${'c'.repeat(64)}` } }),
+        inspect: async () => (calls.push(`inspect ${name}`), { RepoDigests: [] }),
+      }),
+    } as unknown as Dockerode;
+    const targets = { docker: () => docker, credentials: () => ({ source: 'config.json', setting: 'BERTH_DOCKER_CONFIG', authFor: () => ({ serveraddress: '127.0.0.1:5000', username: 'ci', password: 'hunter2' }) }) };
+    const bot = new Bot({
+      store: ts.store,
+      targets: { has: () => true, names: () => ['local'] },
+      observe: async (_t: string, project: string, environment: string) => emptyObserved(project, environment),
+      log: { error: () => {}, info: () => {}, warn: () => {} },
+      resolveImages: (d: DesiredState, names: readonly string[], p: unknown) => pinThroughTargets(targets, d, names, {}, { policy: p as never, lookup: async () => ['140.82.112.33'] }),
+    } as unknown as BotOptions);
+    const pull = { number: 9, state: 'open', merged: false, draft: false, headSha: HEAD, headRepo: 'eve/shop', baseRepo: 'acme/shop', mergeable: true, author: 'eve', htmlUrl: '' } as const;
+    const [r] = await bot.planPullRequest(gh, { owner: 'acme', name: 'shop' }, pull);
+    expect(r!.ok).toBe(false);
+    expect(checks).toEqual([expect.objectContaining({ conclusion: 'failure' })]);
+    expect(checks[0]!.summary).toContain('allow&#95;registries');
+    expect(comments.join('\n')).toContain('registry 127.0.0.1:5000 is a loopback address');
+    expect(comments.join('\n')).toContain('in `compose.yml, line 3, services.web.image`');
+    expect(calls).toEqual([]);
+    expect(await ts.store.latestPlan('acme/shop', 9, 'staging')).toBeUndefined();
+  });
+});
+
 describe('an apply refuses a non-public registry on the target too (stale plan, CLI, old payload)', () => {
   let ts: TestStore;
   beforeEach(async () => {
