@@ -35,8 +35,10 @@ export interface RegistryGate {
 export async function checkRegistries(desired: DesiredState, gate: RegistryGate): Promise<void> {
   const cache = new Map<string, Promise<string | undefined>>();
   const allow = gate.policy.allow_registries ?? [];
-  for (const s of desired.services) {
-    const v = gate.lookup ? await checkImageRegistryResolved(s.spec.image, allow, gate.lookup, cache) : checkImageRegistry(s.spec.image, allow);
+  // Looked up in parallel (once per host); the first refused service, in order, is the error.
+  const verdicts = await Promise.all(desired.services.map((s) => (gate.lookup ? checkImageRegistryResolved(s.spec.image, allow, gate.lookup, cache) : checkImageRegistry(s.spec.image, allow))));
+  for (const [i, s] of desired.services.entries()) {
+    const v = verdicts[i]!;
     if (!v.refusal) continue;
     const at = s.at?.image;
     throw new ComposeError('policy_denied', `service ${s.spec.name}: image ${s.spec.image} (${v.refusal}; the target's Docker engine would query it from inside the operator's network) is not allowed by the repository's policy`, {
