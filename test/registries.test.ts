@@ -2,7 +2,7 @@
 // how an image reference's registry is read (as Docker reads it) and which hosts
 // are refused unless listed, in every spelling a resolver would accept.
 import { describe, expect, it } from 'vitest';
-import { checkImageRegistry, checkImageRegistryResolved, nonPublicAddress, parseLooseIPv4, registryOfImage, type RegistryLookup } from '../src/compose/registries.js';
+import { checkImageRegistry, checkImageRegistryResolved, nonPublicAddress, parseLooseIPv4, registryOfImage, registryResolver, type RegistryLookup } from '../src/compose/registries.js';
 
 const refused = (image: string, allow: string[] = []) => checkImageRegistry(image, allow).refusal;
 
@@ -162,8 +162,21 @@ describe('names are resolved on the berth server when a resolver is given', () =
     expect((await checkImageRegistryResolved('split.example.com/x', [], lookup)).refusal).toMatch(/private address \(10\.0\.0\.5\)/);
     expect((await checkImageRegistryResolved('v6.example.com:5000/x', [], lookup)).refusal).toMatch(/loopback/);
   });
-  it('a name that does not resolve is refused (fail closed)', async () => {
-    expect((await checkImageRegistryResolved('registry.nowhere.example/x', [], lookup)).refusal).toMatch(/does not resolve from the berth server \(ENOTFOUND\)/);
+  it('a name whose lookup fails is allowed, whatever the failure: berth has no address to judge', async () => {
+    for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'ENODATA', 'ESERVFAIL', 'ETIMEOUT', undefined]) {
+      const failing: RegistryLookup = async () => {
+        throw Object.assign(new Error('lookup failed'), code ? { code } : {});
+      };
+      expect((await checkImageRegistryResolved('ghcr.io/o/a:1', [], failing)).refusal, String(code)).toBeUndefined();
+    }
+    expect((await checkImageRegistryResolved('registry.nowhere.example/x', [], lookup)).refusal).toBeUndefined();
+    expect((await checkImageRegistryResolved('empty.example.com/x', [], async () => [])).refusal).toBeUndefined();
+  });
+  it('any non-public address in a successful answer refuses', async () => {
+    for (const a of ['10.1.2.3', '127.0.0.53', 'fd00::1', '169.254.169.254']) {
+      const answer: RegistryLookup = async () => ['140.82.112.33', a];
+      expect((await checkImageRegistryResolved('registry.example.com/x', [], answer)).refusal, a).toMatch(new RegExp(`resolves to .*\\(${a.replace(/\./g, '\\.')}\\)`));
+    }
   });
   it('Docker Hub, IP literals and listed registries are not looked up', async () => {
     calls.length = 0;
@@ -177,5 +190,46 @@ describe('names are resolved on the berth server when a resolver is given', () =
     calls.length = 0;
     expect((await checkImageRegistryResolved('localhost:5000/x', [], lookup)).refusal).toBeDefined();
     expect(calls).toEqual([]);
+  });
+});
+
+describe('the server resolver: bounded, and answers kept a short time per host (failures too)', () => {
+  it('a lookup that does not answer fails after the timeout, and the failure is kept for the TTL', async () => {
+    let t = 0;
+    const asked: string[] = [];
+    const resolver = registryResolver((h) => (asked.push(h), new Promise<string[]>(() => {})), { timeoutMs: 20, ttlMs: 60_000, now: () => t });
+    const started = Date.now();
+    await expect(resolver('ghcr.io')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    // an offline machine pays the timeout once per host and minute, not on every plan
+    t = 59_999;
+    await expect(resolver('ghcr.io')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    expect(asked).toEqual(['ghcr.io']);
+    t = 60_000;
+    await expect(resolver('ghcr.io')).rejects.toMatchObject({ code: 'ETIMEOUT' });
+    expect(asked).toEqual(['ghcr.io', 'ghcr.io']);
+  });
+
+  it('answers and failures are kept per host; concurrent asks share one lookup', async () => {
+    let t = 0;
+    const asked: string[] = [];
+    const resolver = registryResolver(
+      async (h) => {
+        asked.push(h);
+        if (h === 'nowhere.example') throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+        return [h === 'evil.example.com' ? '127.0.0.1' : '140.82.112.33'];
+      },
+      { ttlMs: 60_000, now: () => t },
+    );
+    expect(await Promise.all([resolver('ghcr.io'), resolver('ghcr.io')])).toEqual([['140.82.112.33'], ['140.82.112.33']]);
+    await expect(resolver('nowhere.example')).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    expect(await resolver('evil.example.com')).toEqual(['127.0.0.1']);
+    t = 30_000;
+    await resolver('ghcr.io');
+    await expect(resolver('nowhere.example')).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    expect(asked).toEqual(['ghcr.io', 'nowhere.example', 'evil.example.com']);
+    t = 61_000;
+    await resolver('ghcr.io');
+    expect(asked).toEqual(['ghcr.io', 'nowhere.example', 'evil.example.com', 'ghcr.io']);
   });
 });

@@ -17,8 +17,11 @@
 // `localhost` and `*.localhost`, names without a dot (looked up in the
 // target's search domains), names under TLDs used only inside networks
 // (`.local`, `.internal`, `.corp`, `.lan`, `.home.arpa`, …), and — where the
-// caller gives a resolver — names that resolve to a non-public address or do
-// not resolve at all from the berth server.
+// caller gives a resolver — names that resolve, from the berth server, to any
+// non-public address. A name whose lookup fails (no DNS, an air-gapped or
+// offline server, a timeout) is judged by its form alone: berth sees no
+// address to judge, and offline servers must still plan real compose files
+// whose images live on ghcr.io, quay.io and the like.
 import { BlockList, isIP } from 'node:net';
 
 export interface ImageRegistry {
@@ -191,10 +194,12 @@ export function checkImageRegistry(image: string, allow: readonly string[] = [])
 export type RegistryLookup = (host: string) => Promise<readonly string[]>;
 
 /**
- * The verdict with DNS: a public-looking name must resolve, from the berth
- * server, only to public addresses (an internal name, or a public name
- * pointed at 127.0.0.1, is refused). Docker Hub and listed registries are not
- * looked up. Lookups are shared through `cache` (one per plan or apply).
+ * The verdict with DNS: a public-looking name that resolves, from the berth
+ * server, to any non-public address is refused (an internal name, or a public
+ * name pointed at 127.0.0.1). A lookup that fails, or answers nothing, leaves
+ * the verdict by form: there is no address to judge. Docker Hub, IP literals
+ * and listed registries are not looked up. Lookups are shared through `cache`
+ * (one per plan or apply).
  */
 export async function checkImageRegistryResolved(image: string, allow: readonly string[], lookup: RegistryLookup, cache = new Map<string, Promise<string | undefined>>()): Promise<RegistryVerdict> {
   const v = checkImageRegistry(image, allow);
@@ -204,14 +209,13 @@ export async function checkImageRegistryResolved(image: string, allow: readonly 
   if (!pending) {
     pending = lookup(r.host).then(
       (addresses) => {
-        if (!addresses.length) return 'does not resolve from the berth server';
         for (const a of addresses) {
           const why = nonPublicAddress(a);
           if (why) return `resolves to ${why} (${a})`;
         }
         return undefined;
       },
-      (err: NodeJS.ErrnoException) => `does not resolve from the berth server (${err?.code ?? err?.message ?? String(err)}), so berth cannot tell whether it is inside the operator's network`,
+      () => undefined,
     );
     cache.set(r.host, pending);
   }
@@ -226,17 +230,42 @@ export function allowRegistryHint(v: RegistryVerdict): string {
     : 'write the image as [registry[:port]/]repository[:tag][@digest]';
 }
 
-/** The berth server's resolver (the system's, as `getaddrinfo` answers), bounded to 5 s. */
-export const systemLookup: RegistryLookup = async (host) => {
+export interface ResolverOptions {
+  /** a lookup still unanswered after this fails with ETIMEOUT (default 2 s) */
+  timeoutMs?: number;
+  /** how long an answer, or a failure, is kept per host (default 60 s) */
+  ttlMs?: number;
+  now?: () => number;
+}
+
+/**
+ * A registry resolver around `resolve`: bounded by a timeout, and its answers
+ * (failures too) kept per host for a short time, so an offline server pays a
+ * failed lookup once per host and minute, not on every plan.
+ */
+export function registryResolver(resolve: (host: string) => Promise<readonly string[]>, o: ResolverOptions = {}): RegistryLookup {
+  const timeoutMs = o.timeoutMs ?? 2000;
+  const ttlMs = o.ttlMs ?? 60_000;
+  const now = o.now ?? Date.now;
+  const kept = new Map<string, { at: number; answer: Promise<readonly string[]> }>();
+  return (host) => {
+    const k = kept.get(host);
+    if (k && now() - k.at < ttlMs) return k.answer;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error('lookup timed out'), { code: 'ETIMEOUT' })), timeoutMs);
+      timer.unref();
+    });
+    const answer = Promise.race([resolve(host), timeout]).finally(() => clearTimeout(timer));
+    answer.catch(() => {}); // a kept failure is no unhandled rejection while nobody asks
+    for (const [h, e] of kept) if (now() - e.at >= ttlMs) kept.delete(h);
+    kept.set(host, { at: now(), answer });
+    return answer;
+  };
+}
+
+/** The berth server's resolver (the system's, as `getaddrinfo` answers), bounded to 2 s, answers kept 60 s per host. */
+export const systemLookup: RegistryLookup = registryResolver(async (host) => {
   const { lookup } = await import('node:dns/promises');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error('lookup timed out'), { code: 'ETIMEOUT' })), 5000);
-    timer.unref();
-  });
-  try {
-    return (await Promise.race([lookup(host, { all: true, verbatim: true }), timeout])).map((a) => a.address);
-  } finally {
-    clearTimeout(timer);
-  }
-};
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+});

@@ -29,7 +29,8 @@ export interface RegistryGate {
 
 /**
  * Every service's image must come from a registry the policy allows — checked
- * with DNS before the engine is asked anything (the loader checked the form).
+ * with DNS (when a resolver is given) before the engine is asked anything (the
+ * loader checked the form).
  * A refusal is located at the service's image line.
  */
 export async function checkRegistries(desired: DesiredState, gate: RegistryGate): Promise<void> {
@@ -238,9 +239,11 @@ export async function pinThroughTargets(
   gate?: RegistryGate,
 ): Promise<DesiredState> {
   const [first, ...rest] = names;
-  // Before any engine call (and with pinning off too: the apply would pull from there).
-  if (gate) await checkRegistries(desired, gate);
-  if (!first || env.BERTH_PIN_IMAGES === 'off') return desired;
+  const pinning = first !== undefined && env.BERTH_PIN_IMAGES !== 'off';
+  // Before any engine call, and with pinning off too (the apply would pull from there) — but then by the
+  // names' form only: no engine is asked at plan time, so there is no lookup to make either.
+  if (gate) await checkRegistries(desired, pinning ? gate : { policy: gate.policy });
+  if (!pinning) return desired;
   return pinImages({ name: first, docker: targets.docker(first) }, desired, { credentials: targets.credentials(first), others: rest.map((name) => ({ name, docker: targets.docker(name) })) });
 }
 

@@ -9,6 +9,9 @@
 // included, merged) reference must be public or listed under
 // policy.allow_registries on the default branch — checked by the loader,
 // again with DNS before any engine call at plan time, and again at apply time.
+// A name the berth server cannot resolve is judged by its form alone (offline
+// and air-gapped servers plan real compose files), and with pinning off the
+// plan makes no lookup at all (nor any engine call).
 import type Dockerode from 'dockerode';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { prepareApply } from '../../src/apply/prepare-apply.js';
@@ -98,12 +101,17 @@ describe('a PR plan never makes the engine query a refused registry', () => {
     } as unknown as Dockerode;
     return { docker, calls };
   }
-  const dns: Record<string, string[]> = { 'evil.example.com': ['127.0.0.1'], 'registry.example.com': ['93.184.215.14'] };
+  const dns: Record<string, string[]> = { 'evil.example.com': ['127.0.0.1'], 'lan.example.com': ['140.82.112.33', '10.0.0.7'], 'v6.example.com': ['fd00::5'], 'registry.example.com': ['93.184.215.14'] };
+  const looked: string[] = [];
   const lookup: RegistryLookup = async (h) => {
+    looked.push(h);
     if (dns[h]) return dns[h]!;
     throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
   };
-  const plan = async (compose: string, policy: string[] = []) => {
+  beforeEach(() => {
+    looked.length = 0;
+  });
+  const plan = async (compose: string, policy: string[] = [], env: NodeJS.ProcessEnv = {}) => {
     const e = engine();
     const files: Record<string, string> = { 'compose.yml': compose };
     const gh = { readFile: async (_r: unknown, path: string) => files[path] } as unknown as GitHubPort;
@@ -114,7 +122,7 @@ describe('a PR plan never makes the engine query a refused registry', () => {
       store: { projectOwner: async () => undefined },
       observe: async (_t: string, project: string, environment: string) => emptyObserved(project, environment),
       log: { error: () => {}, info: () => {}, warn: () => {} },
-      resolveImages: (d: DesiredState, names: readonly string[], p: unknown) => pinThroughTargets(targets, d, names, {}, { policy: p as never, lookup }),
+      resolveImages: (d: DesiredState, names: readonly string[], p: unknown) => pinThroughTargets(targets, d, names, env, { policy: p as never, lookup }),
     } as unknown as BotOptions);
     const r = await bot.planEnvironment(gh, { owner: 'eve', name: 'shop' }, { config: c, files: new Set(Object.keys(files)) }, c.environments[0]!, 'head1');
     return { r, calls: e.calls };
@@ -136,11 +144,35 @@ describe('a PR plan never makes the engine query a refused registry', () => {
     expect(calls).toEqual([]);
   });
 
-  it('a name the berth server cannot resolve: refused (fail closed), the engine never asked', async () => {
-    const { r, calls } = await plan('services:\n  web:\n    image: registry.nowhere.example/x:1\n');
-    expect(r.ok).toBe(false);
-    expect(r.markdown).toContain('does not resolve from the berth server');
-    expect(calls).toEqual([]);
+  it('any non-public address in the answer refuses (10.x next to a public one, fd00::)', async () => {
+    for (const [host, shown] of [['lan.example.com', '10.0.0.7'], ['v6.example.com', 'fd00::5']]) {
+      const { r, calls } = await plan(`services:\n  web:\n    image: ${host}/x:1\n`);
+      expect(r.ok, host).toBe(false);
+      expect(r.markdown).toContain(`(${shown})`);
+      expect(calls).toEqual([]);
+    }
+  });
+
+  it('a name the berth server cannot resolve (offline, air-gapped) is judged by its form: allowed, and pinned as usual', async () => {
+    const { r, calls } = await plan('services:\n  web:\n    image: registry.nowhere.example/x:1\n    pull_policy: never\n  api:\n    image: ghcr.io/o/api:1\n');
+    expect([...looked].sort()).toEqual(['ghcr.io', 'registry.nowhere.example']);
+    // the plan got past the registry policy to the engine (which, in this script, knows no image)
+    expect(r.markdown).not.toContain('allow&#95;registries');
+    expect(calls).toContain('inspect registry.nowhere.example/x:1');
+  });
+
+  it('with pinning off the plan asks no resolver and no engine: the name form alone decides', async () => {
+    const off = { BERTH_PIN_IMAGES: 'off' };
+    const ok = await plan('services:\n  web:\n    image: evil.example.com:5000/x:1\n  api:\n    image: ghcr.io/o/api:1\n', [], off);
+    expect(ok.r.ok).toBe(true);
+    expect(ok.calls).toEqual([]);
+    for (const image of ['127.0.0.1:5000/x:1', 'registry:5000/x', 'registry.internal/x', 'localhost/x']) {
+      const refused = await plan(`services:\n  web:\n    image: ${image}\n`, [], off);
+      expect(refused.r.ok, image).toBe(false);
+      expect(refused.r.markdown).toContain('allow&#95;registries');
+      expect(refused.calls).toEqual([]);
+    }
+    expect(looked).toEqual([]);
   });
 
   it('the check happens even with pull_policy never (no registry query, but still refused)', async () => {
