@@ -23,6 +23,8 @@ import { openStore, redactUrl } from './store/open.js';
 import type { Store } from './store/store.js';
 import { Targets } from './docker/targets.js';
 import { pinThroughTargets, tagResolver } from './docker/resolve.js';
+import type { Policy } from './compose/policy.js';
+import { systemLookup } from './compose/registries.js';
 import type { DesiredState } from './model/model.js';
 import { Keyring, KEY_ENV, KEY_FILE_ENV } from './secrets/keyring.js';
 import { SecretVault } from './secrets/vault.js';
@@ -111,10 +113,11 @@ export async function createServices(app: Probot, opts: BerthOptions): Promise<S
   let executor!: Executor;
   // observe: an apply whose rollout stopped under failure_action: rollback starts the rollback of its updated replicas (issue 13).
   const runner = new ApplyRunner({ store, executor: () => executor, github: githubFor, log, metrics, observe: (...a) => observer(...a), ...(opts.progressIntervalMs !== undefined ? { progressIntervalMs: opts.progressIntervalMs } : {}) });
-  executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
+  executor = new Executor({ store, engine: (t) => targets.engine(t), lanes: new Lanes(), registryLookup: systemLookup, log, onProgress: (id) => runner.progress(id), holder: replica, leaseTtlMs, ...(vault ? { secrets: vault } : {}) });
   const observer: Observer = async (target, project, environment, opts) => (await observe(targets.docker(target), project, environment, opts)).observed;
   // Tag → digest pinning through the environment's first target (its engine and registry login), the others checked.
-  const resolveImagesFor = (desired: DesiredState, names: readonly string[]): Promise<DesiredState> => pinThroughTargets(targets, desired, names, env);
+  // The registry policy first, with the server's DNS, so a refused registry is never queried (registries.ts).
+  const resolveImagesFor = (desired: DesiredState, names: readonly string[], policy: Policy): Promise<DesiredState> => pinThroughTargets(targets, desired, names, env, { policy, lookup: systemLookup });
   const bot = new Bot({ store, targets, observe: observer, runner, log, metrics, allowForks: env.BERTH_ALLOW_FORKS === 'true', resolveImages: resolveImagesFor, ...(vault ? { secrets: vault } : {}) });
   // apply_on: merge | push (issue 14)
   const auto = new AutoApply({ store, observe: observer, runner, bot, log });

@@ -19,6 +19,7 @@ import { main } from '../src/cli/main.js';
 import { mkdirSync } from 'node:fs';
 import { loadCompose } from '../src/compose/load.js';
 import { Executor } from '../src/apply/executor.js';
+import { DENY_ALL } from '../src/compose/policy.js';
 import { requiresGate } from '../src/github/gates.js';
 import { Lanes } from '../src/apply/lanes.js';
 import type { DesiredState } from '../src/model/model.js';
@@ -73,7 +74,7 @@ describeRegistry('pinning images to registry digests at plan time', () => {
   async function apply(d: DesiredState, engine = new DockerEngine(docker, creds()), outcome = 'completed') {
     ts ??= await sqliteTestStore();
     const executor = new Executor({ store: ts.store, engine: () => engine, lanes: new Lanes(), healthPollMs: 100 });
-    const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt' });
+    const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: d.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired: d, targets: ['local'], onFailure: 'halt', policy: { ...DENY_ALL, allow_registries: [CI_REGISTRY] } });
     const got = await executor.run(applyId);
     expect(got).toBe(outcome);
     return (await ts.store.listTasksForApply(applyId)).find((t) => t.kind === 'EnsureImage');
@@ -184,7 +185,8 @@ describeRegistry('pinning images to registry digests at plan time', () => {
     const digest = push('berth-test/app:1');
     const checkout = mkdtempSync(join(tmpdir(), 'berth-cli-pin-'));
     mkdirSync(join(checkout, '.github'));
-    writeFileSync(join(checkout, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: cli\n    compose: [compose.yml]\n    targets: [local]\n`);
+    // The local test registry is on loopback: the policy must list it (policy.allow_registries).
+    writeFileSync(join(checkout, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: cli\n    compose: [compose.yml]\n    targets: [local]\npolicy:\n  allow_registries: ["${CI_REGISTRY}"]\n`);
     writeFileSync(join(checkout, 'compose.yml'), `services:\n  web:\n    image: ${ref}\n`);
     const io = () => {
       const o = { stdout: '', stderr: '', out: (t: string) => void (o.stdout += `${t}\n`), err: (t: string) => void (o.stderr += `${t}\n`) };

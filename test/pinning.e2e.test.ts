@@ -49,6 +49,9 @@ describeRegistry('staging-first covers image digests, through /apply', () => {
       '    compose: [compose.yml]',
       '    targets: [local]',
       '    requires: [staging]',
+      // the local test registry is on loopback: listed, or berth refuses to query it
+      'policy:',
+      `  allow_registries: ["${CI_REGISTRY}"]`,
       '',
     ].join('\n'),
     'compose.yml': `services:\n  web:\n    image: ${ref}\n`,

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DENY_ALL, type Policy } from '../compose/policy.js';
 import type { CreateExtras, Engine, EngineError } from './engine.js';
-import { guardContainer } from '../docker/guard.js';
+import { guardContainer, guardImage } from '../docker/guard.js';
+import type { RegistryLookup } from '../compose/registries.js';
 import { secretContents, type Masker } from '../plan/mask.js';
 import { maskerForSpecs } from '../plan/render.js';
 import { dockerNames, LABEL } from '../model/model.js';
@@ -110,6 +111,8 @@ export interface ExecutorOptions {
   leaseTtlMs?: number;
   /** how often a driver waiting for a target held by another process asks again (default 100 ms) */
   targetPollMs?: number;
+  /** the berth server's resolver for registry names (policy.allow_registries); absent: a reference's form is checked, not its DNS */
+  registryLookup?: RegistryLookup;
   /** how stale a cached stop flag may be (default 100 ms) */
   stopPollMs?: number;
   now?: () => number;
@@ -648,6 +651,8 @@ export class Executor {
         // pull_policy at apply time (the plan already pinned the digest): never on every service using the image
         // forbids pulling it, always on one pulls it even when present, the rest pull it when missing.
         const users = desired.services.filter((s) => s.spec.image === t.image);
+        // The registry policy again, on what this apply would pull (a stale plan, the CLI, a payload from before the policy).
+        await guardImage(t.image!, policy, this.o.registryLookup);
         await engine.ensureImage(t.image!, { pull: !users.length || users.some((s) => s.spec.pullPolicy !== 'never'), always: users.some((s) => s.spec.pullPolicy === 'always') });
         return;
       }

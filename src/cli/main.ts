@@ -7,6 +7,7 @@ import type { Observer, TargetPlan } from '../apply/prepare-apply.js';
 import { ApplyRefusedError, expectedOf, planTargets, prepareApply } from '../apply/prepare-apply.js';
 import { observe } from '../docker/observe.js';
 import { pinThroughTargets, tagResolver } from '../docker/resolve.js';
+import { systemLookup } from '../compose/registries.js';
 import { driftReport, renderDriftText } from '../drift/drift.js';
 import { isBerthError } from '../errors.js';
 import { Executor } from '../apply/executor.js';
@@ -123,7 +124,7 @@ async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   learnDesired(loaded.desired, secretKeysOf(e), secretVariableValues(e.variables, e.secret_keys));
   const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
   // Pinned like the app pins (the first target's engine and registry login): the plan shows, and the apply runs, digests.
-  const desired = await pinThroughTargets(targets, loaded.desired, loaded.environment.targets);
+  const desired = await pinThroughTargets(targets, loaded.desired, loaded.environment.targets, process.env, { policy: loaded.config.policy, lookup: systemLookup });
   const plans = await planTargets(desired, loaded.environment.targets, observerFor(targets));
   return { loaded: { ...loaded, desired }, targets, plans };
 }
@@ -166,6 +167,7 @@ function executorFor(store: Store, targets: Targets, io: Io): Executor {
     ...(keyring ? { secrets: new SecretVault(store, keyring) } : {}),
     engine: (t) => targets.engine(t),
     lanes: new Lanes(),
+    registryLookup: systemLookup,
     log: {
       info: () => {},
       warn: (o) => io.err(`warning: ${JSON.stringify(o)}`),

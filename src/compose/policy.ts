@@ -6,6 +6,7 @@ import { ComposeError } from '../errors.js';
 import type { NetworkFragment, ServiceFragment, VolumeFragment } from './fragment.js';
 import { fragmentJoins, parseJoin } from './joins.js';
 import { resolveBindSource, type PathContext } from './normalize.js';
+import { allowRegistryHint, checkImageRegistry } from './registries.js';
 import { isHardeningSecurityOpt, isNamespacedSysctl } from './service-keys.js';
 
 export interface Policy {
@@ -36,6 +37,8 @@ export interface Policy {
   allow_logging_drivers?: readonly string[];
   /** CIDR ranges a declared network's explicit ipam subnet may lie in (each becomes a route on the host) */
   allow_network_subnets?: readonly string[];
+  /** registries (host or host:port) images may come from besides Docker Hub and public names (registries.ts) */
+  allow_registries?: readonly string[];
 }
 
 /** `10.0.0.4/30`, `fd00::/64` → family, network bits and prefix; undefined when it is not a CIDR. */
@@ -160,6 +163,11 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
   const caps = new Set(policy.allow_cap_add.map((c) => c.toUpperCase().replace(/^CAP_/, '')));
 
   for (const s of all) {
+    // The registry of the final reference (interpolated, extended, included, merged): the engine queries it at plan time.
+    if (s.image) {
+      const verdict = checkImageRegistry(s.image.v, policy.allow_registries);
+      if (verdict.refusal) throw deny(`service ${s.name}: image ${s.image.v} (${verdict.refusal}; the target's Docker engine would query it from inside the operator's network)`, s.image.at, allowRegistryHint(verdict));
+    }
     for (const { key, join, at } of fragmentJoins(s)) {
       if (join.kind === 'container' && !containers.has(join.name))
         throw deny(`service ${s.name}: ${key} container:${join.name} (joining a container outside the project)`, at, hint('allow_container_namespaces', `[${join.name}]`));

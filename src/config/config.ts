@@ -33,6 +33,7 @@ import { closest, didYouMean } from '../text/suggest.js';
 import { formatPath, parseYaml, YamlFailure, type PathSeg } from '../compose/yaml.js';
 import { ConfigError, formatProblem } from '../errors.js';
 import { parseCidr } from '../compose/policy.js';
+import { parseRegistryAddress } from '../compose/registries.js';
 
 export const CONFIG_PATH = '.github/berth.yml';
 
@@ -78,6 +79,13 @@ export const PolicySchema = z.strictObject({
   allow_network_subnets: z.array(z.string().refine((c) => parseCidr(c) !== undefined, { error: 'must be a subnet in CIDR form, e.g. 172.20.0.0/16' })).default([]),
   /** logging drivers besides json-file, local, journald and none (the daemon runs them on the host: they send logs where the compose file says) */
   allow_logging_drivers: z.array(z.string().min(1)).default([]),
+  /**
+   * registries (host, or host:port) images may come from besides Docker Hub and public names: loopback, private,
+   * link-local addresses, localhost, dotless and internal names are refused unless listed (src/compose/registries.ts)
+   */
+  allow_registries: z
+    .array(z.string().refine((r) => typeof parseRegistryAddress(r.trim()) !== 'string', { error: 'must be a registry host, optionally with a port, e.g. registry.corp.example or 127.0.0.1:5000 (no scheme, no path)' }))
+    .default([]),
   /** networks and volumes (by Docker name) that berth made for another project, environment or repository, which `external: true` may use */
   allow_shared_objects: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a Docker network or volume name' })).default([]),
 });

@@ -9,6 +9,17 @@ import { specJoins, dockerJoin, type LocatedJoin } from '../compose/joins.js';
 import { allowedDirOf, allowedDirs, exposesDockerSocket, within, type Policy } from '../compose/policy.js';
 import type { ContainerProbe, Engine } from '../apply/engine.js';
 import { LABEL, type ServiceSpec } from '../model/model.js';
+import { allowRegistryHint, checkImageRegistry, checkImageRegistryResolved, type RegistryLookup } from '../compose/registries.js';
+
+/**
+ * The image's registry under policy.allow_registries, before the engine pulls
+ * it: with the server's DNS when a resolver is given, else by its form.
+ */
+export async function guardImage(image: string, policy: Policy, lookup?: RegistryLookup): Promise<void> {
+  const allow = policy.allow_registries ?? [];
+  const v = lookup ? await checkImageRegistryResolved(image, allow, lookup) : checkImageRegistry(image, allow);
+  if (v.refusal) throw new GuardRefusal(`image ${image}: ${v.refusal} — ${allowRegistryHint(v)}`);
+}
 
 /** A refusal by the guard: the task fails with this message and nothing is created. */
 export class GuardRefusal extends Error {
@@ -34,6 +45,8 @@ const MAX_CHAIN = 8;
 export async function guardContainer(engine: Engine, spec: ServiceSpec, policy: Policy, ctx: GuardContext): Promise<ServiceSpec> {
   const dirs = allowedDirs(policy);
   const refuse = (what: string) => new GuardRefusal(`service ${spec.name}: ${what}`);
+  const registry = checkImageRegistry(spec.image, policy.allow_registries ?? []);
+  if (registry.refusal) throw refuse(`image ${spec.image}: ${registry.refusal} — ${allowRegistryHint(registry)}`);
   const volumes = [];
   for (const m of spec.volumes) {
     if (m.type !== 'bind' || !m.source) {

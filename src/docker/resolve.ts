@@ -17,6 +17,37 @@ import type { DeclaredAt, DesiredService, DesiredState } from '../model/model.js
 import type { RegistryCredentials } from './registry-auth.js';
 import { normalizeImageRef } from './observe.js';
 import { registryOf } from './registry-auth.js';
+import { ComposeError } from '../errors.js';
+import type { Policy } from '../compose/policy.js';
+import { allowRegistryHint, checkImageRegistry, checkImageRegistryResolved, type RegistryLookup } from '../compose/registries.js';
+
+/** The repository's policy on registries, and the berth server's resolver for names (absent: the reference's form only). */
+export interface RegistryGate {
+  policy: Pick<Policy, 'allow_registries'>;
+  lookup?: RegistryLookup;
+}
+
+/**
+ * Every service's image must come from a registry the policy allows — checked
+ * with DNS (when a resolver is given) before the engine is asked anything (the
+ * loader checked the form).
+ * A refusal is located at the service's image line.
+ */
+export async function checkRegistries(desired: DesiredState, gate: RegistryGate): Promise<void> {
+  const cache = new Map<string, Promise<string | undefined>>();
+  const allow = gate.policy.allow_registries ?? [];
+  // Looked up in parallel (once per host); the first refused service, in order, is the error.
+  const verdicts = await Promise.all(desired.services.map((s) => (gate.lookup ? checkImageRegistryResolved(s.spec.image, allow, gate.lookup, cache) : checkImageRegistry(s.spec.image, allow))));
+  for (const [i, s] of desired.services.entries()) {
+    const v = verdicts[i]!;
+    if (!v.refusal) continue;
+    const at = s.at?.image;
+    throw new ComposeError('policy_denied', `service ${s.spec.name}: image ${s.spec.image} (${v.refusal}; the target's Docker engine would query it from inside the operator's network) is not allowed by the repository's policy`, {
+      ...(at ? { file: at.file, ...(at.line !== undefined ? { line: at.line } : {}), ...(at.path ? { path: at.path } : {}) } : {}),
+      hint: allowRegistryHint(v),
+    });
+  }
+}
 
 export type Resolution = { digest: string } | { local: true } | { error: string; at?: 'pullPolicy' };
 
@@ -205,9 +236,14 @@ export async function pinThroughTargets(
   desired: DesiredState,
   names: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  gate?: RegistryGate,
 ): Promise<DesiredState> {
   const [first, ...rest] = names;
-  if (!first || env.BERTH_PIN_IMAGES === 'off') return desired;
+  const pinning = first !== undefined && env.BERTH_PIN_IMAGES !== 'off';
+  // Before any engine call, and with pinning off too (the apply would pull from there) — but then by the
+  // names' form only: no engine is asked at plan time, so there is no lookup to make either.
+  if (gate) await checkRegistries(desired, pinning ? gate : { policy: gate.policy });
+  if (!pinning) return desired;
   return pinImages({ name: first, docker: targets.docker(first) }, desired, { credentials: targets.credentials(first), others: rest.map((name) => ({ name, docker: targets.docker(name) })) });
 }
 

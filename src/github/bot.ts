@@ -1,6 +1,7 @@
 // The domain services behind the webhook handlers: plan a PR, run a comment
 // command, react to a PR closing. Handlers in index.ts only parse the event
 // and call these. GitHub, Docker and the store are reached through ports.
+import type { Policy } from '../compose/policy.js';
 import type { Observer, TargetPlan, ExpectedPlan } from '../apply/prepare-apply.js';
 import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, prepareApply, StalePlanError } from '../apply/prepare-apply.js';
 import type { ReconcileOptions } from '../plan/reconcile.js';
@@ -57,7 +58,7 @@ export interface BotOptions {
    * Pins every image to the digest its registry serves now (issue 12), an
    * input gathered before planning like observed state; absent: images as written.
    */
-  resolveImages?: (desired: DesiredState, targets: readonly string[]) => Promise<DesiredState>;
+  resolveImages?: (desired: DesiredState, targets: readonly string[], policy: Policy) => Promise<DesiredState>;
   /** server-side secrets' keyed hashes (issue 18); absent when the server has no secret key (environments that list secrets are refused) */
   secrets?: SecretHashes;
 }
@@ -174,7 +175,7 @@ export class Bot {
           }),
         }
       : desired;
-    const pinned = this.o.resolveImages ? await this.o.resolveImages(asRan, env.targets) : asRan;
+    const pinned = this.o.resolveImages ? await this.o.resolveImages(asRan, env.targets, config.policy) : asRan;
     return { ...pinned, repository: repoName(repo) };
   }
 
