@@ -1206,6 +1206,21 @@ function conformance(b: Backend): void {
       expect(await schemaVersions(url)).toEqual(ALL_VERSIONS);
     });
 
+    (b.shared ? it : itNotApplicable)('tasks are indexed by apply alone: no index holds the state a journal write changes', async () => {
+      const db = await connect(parseDatabaseUrl(url));
+      try {
+        const q =
+          b.dialect === 'sqlite'
+            ? sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL`
+            : b.dialect === 'mysql'
+              ? sql<{ name: string }>`SELECT DISTINCT index_name AS name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'tasks' AND index_name <> 'PRIMARY' AND non_unique = 1`
+              : sql<{ name: string }>`SELECT indexname AS name FROM pg_indexes WHERE tablename = 'tasks' AND schemaname = current_schema() AND indexdef NOT LIKE '%UNIQUE%'`;
+        expect((await q.execute(db)).rows.map((r) => r.name).sort()).toEqual(['tasks_apply']);
+      } finally {
+        await db.destroy();
+      }
+    });
+
     (b.shared ? it : itNotApplicable)('two concurrent opens of a fresh database both succeed and migrate once', async () => {
       const freshUrl = await b.fresh();
       const [s1, s2] = await Promise.all([openStore(freshUrl), openStore(freshUrl)]);

@@ -15,6 +15,7 @@ import * as m0004 from './0004-one-driver.js';
 import * as m0005 from './0005-deployments.js';
 import * as m0006 from './0006-secrets.js';
 import * as m0007 from './0007-owed-reports.js';
+import * as m0008 from './0008-task-apply-index.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -24,6 +25,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0005-deployments': m0005,
   '0006-secrets': m0006,
   '0007-owed-reports': m0007,
+  '0008-task-apply-index': m0008,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();
