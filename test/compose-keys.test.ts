@@ -442,6 +442,10 @@ describe('files the compose way', () => {
     const full = repo({ 'deploy/compose.yml': 'include: [db.yml]\nservices:\n  db:\n    image: mysql:8\n    environment: !override {M: "1"}\n', 'deploy/db.yml': db }, cfg());
     const fullDb = (await loadEnvironment(full, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
     expect([fullDb.image, fullDb.environment]).toEqual(['docker.io/library/mysql:8', { M: '1' }]);
+    // !reset drops what the included file set
+    const reset = repo({ 'deploy/compose.yml': 'include: [db.yml]\nservices:\n  db:\n    command: !reset null\n    volumes: !reset []\n', 'deploy/db.yml': db }, cfg());
+    const resetDb = (await loadEnvironment(reset, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([resetDb.image, resetDb.command, resetDb.volumes]).toEqual(['docker.io/library/postgres:15', undefined, []]);
     // two included files defining one service: the earlier include wins (each included model is imported in turn)
     const two = repo({ 'deploy/compose.yml': 'include: [a.yml, b.yml]\n', 'deploy/a.yml': 'services:\n  db: {image: "postgres:16", environment: {FROM: a}}\n', 'deploy/b.yml': 'services:\n  db: {image: "postgres:14", environment: {FROM: b, ONLY_B: "1"}}\n' }, cfg());
     const twoDb = (await loadEnvironment(two, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
