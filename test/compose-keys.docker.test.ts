@@ -29,6 +29,9 @@ const IMAGE = 'berth-test/app:1';
 const SUBNET = `10.${200 + (process.pid % 50)}.${process.pid % 250}`;
 const NAMED = `${PROJECT}-named`;
 
+/** the table's service that an included file defines too */
+const INCLUDED = 'include overridden by the including file';
+
 type Inspect = Dockerode.ContainerInspectInfo & { Config: Record<string, any>; HostConfig: Record<string, any> };
 
 /** [service key, its compose lines, what inspect must show] */
@@ -97,6 +100,11 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['byte and cpu strings', 'cpus: "0.75"\nmem_limit: 1gb\nshm_size: 33554432', (c) =>
     expect([c.HostConfig.NanoCpus, c.HostConfig.Memory, c.HostConfig.ShmSize]).toEqual([750_000_000, 1024 ** 3, 32 * 1024 ** 2])],
   ['volumes with driver_opts', 'volumes: ["opts:/data"]', (c) => expect(c.Mounts[0]!.Name).toBe(names.volume(PROJECT, ENV, 'opts'))],
+  // included.yml defines this service too (stop_signal, an environment entry): the including file's keys merge over it
+  [INCLUDED, 'shm_size: 24m\nenvironment: {FROM_INCLUDER: "yes", BOTH: includer}', (c) => {
+    expect([c.HostConfig.ShmSize, c.Config.StopSignal]).toEqual([24 * 1024 ** 2, 'SIGUSR1']);
+    expect(c.Config.Env).toEqual(expect.arrayContaining(['FROM_INCLUDED=yes', 'FROM_INCLUDER=yes', 'BOTH=includer']));
+  }],
 ];
 
 const serviceName = (i: number) => `k-${TABLE[i]![0].replace(/[^a-z]+/g, '-').replace(/-$/, '')}`;
@@ -114,9 +122,11 @@ describeDocker('every supported compose key reaches the container (real engine)'
     mkdirSync(join(repo, '.github'));
     mkdirSync(join(repo, 'ro'));
     const services = TABLE.map(([, lines], i) => `  ${serviceName(i)}:\n    image: ${IMAGE}\n${lines.split('\n').map((l) => `    ${l}`).join('\n')}\n`).join('');
+    const included = serviceName(TABLE.findIndex(([key]) => key === INCLUDED));
+    writeFileSync(join(repo, 'included.yml'), `services:\n  ${included}:\n    image: ${IMAGE}\n    stop_signal: SIGUSR1\n    environment: {FROM_INCLUDED: "yes", BOTH: included}\n`);
     writeFileSync(
       join(repo, 'compose.yml'),
-      `services:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
+      `include: [included.yml]\nservices:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
     );
     writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
     writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\n    variables: {FROM_VARS: from-berth-yml}\npolicy:\n  allow_host_userns: true\n  allow_security_opt: true\n  allow_network_subnets: [${SUBNET}.0/24]\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);

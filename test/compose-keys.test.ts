@@ -418,13 +418,42 @@ describe('files the compose way', () => {
     expect(errorOf(() => load('services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n')).code).toBe('extends_cycle');
   });
 
-  it('include: paths relative to the including file, inside the repository; a service defined twice is refused', async () => {
+  it('include: paths relative to the including file, inside the repository', async () => {
     const read = repo({ 'deploy/compose.yml': `include: [parts/db.yml]\n${svc('image: nginx\ndepends_on: [db]')}`, 'deploy/parts/db.yml': 'services:\n  db:\n    image: postgres\n' }, cfg());
     expect((await loadEnvironment(read, 'e')).desired.services.map((s) => s.spec.name)).toEqual(['db', 'web']);
     const escape = repo({ 'deploy/compose.yml': `include: [../../outside.yml]\n${svc('image: nginx')}` }, cfg());
     await expect(loadEnvironment(escape, 'e')).rejects.toThrow('include ../../outside.yml is outside the repository');
-    const twice = repo({ 'deploy/compose.yml': `include: [db.yml]\nservices:\n  db: {image: mysql}\n`, 'deploy/db.yml': 'services:\n  db: {image: postgres}\n' }, cfg());
-    await expect(loadEnvironment(twice, 'e')).rejects.toThrow('service db is defined both here and in the included file deploy/db.yml');
+  });
+
+  // compose-go's "Allow importing compose file to override resource definition" (docker compose since
+  // late 2025): a service (network, volume) the including file defines too is merged with the included
+  // one under the override-file rules, the including file winning; of two included files the earlier wins.
+  it('include: the including file overrides what it includes, merged as an override file is (wger\'s docker-compose.yml)', async () => {
+    const db = 'services:\n  db:\n    image: postgres:15\n    environment: {A: "1", B: "1"}\n    volumes: [data:/var/lib/postgresql/data]\n    command: [postgres, -c, max_connections=30]\nvolumes:\n  data: {}\n';
+    // a partial service (no image) adds keys to the included one and overrides some
+    const partial = repo({ 'deploy/compose.yml': `include: [parts/db.yml]\n${svc('image: nginx\ndepends_on: [db]')}\n  db:\n    shm_size: 256mb\n    environment: {B: "2", C: "3"}\n`, 'deploy/parts/db.yml': db }, cfg());
+    const d = (await loadEnvironment(partial, 'e')).desired;
+    const spec = d.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([spec.image, spec.environment, spec.shmSize, spec.command, spec.volumes.map((v) => v.target)]).toEqual(['docker.io/library/postgres:15', { A: '1', B: '2', C: '3' }, 256 * 1024 ** 2, ['postgres', '-c', 'max_connections=30'], ['/var/lib/postgresql/data']]);
+    // what the override reaches the container
+    const o = create(spec);
+    expect([o.Image, o.HostConfig.ShmSize, [...o.Env].sort()]).toEqual(['docker.io/library/postgres:15', 256 * 1024 ** 2, ['A=1', 'B=2', 'C=3']]);
+    // a full redefinition replaces the image; !override replaces a mapping instead of merging it
+    const full = repo({ 'deploy/compose.yml': 'include: [db.yml]\nservices:\n  db:\n    image: mysql:8\n    environment: !override {M: "1"}\n', 'deploy/db.yml': db }, cfg());
+    const fullDb = (await loadEnvironment(full, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([fullDb.image, fullDb.environment]).toEqual(['docker.io/library/mysql:8', { M: '1' }]);
+    // !reset drops what the included file set
+    const reset = repo({ 'deploy/compose.yml': 'include: [db.yml]\nservices:\n  db:\n    command: !reset null\n    volumes: !reset []\n', 'deploy/db.yml': db }, cfg());
+    const resetDb = (await loadEnvironment(reset, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([resetDb.image, resetDb.command, resetDb.volumes]).toEqual(['docker.io/library/postgres:15', undefined, []]);
+    // two included files defining one service: the earlier include wins (each included model is imported in turn)
+    const two = repo({ 'deploy/compose.yml': 'include: [a.yml, b.yml]\n', 'deploy/a.yml': 'services:\n  db: {image: "postgres:16", environment: {FROM: a}}\n', 'deploy/b.yml': 'services:\n  db: {image: "postgres:14", environment: {FROM: b, ONLY_B: "1"}}\n' }, cfg());
+    const twoDb = (await loadEnvironment(two, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([twoDb.image, twoDb.environment]).toEqual(['docker.io/library/postgres:16', { FROM: 'a', ONLY_B: '1' }]);
+    // an include nested in an included file sits below the file that includes it
+    const nested = repo({ 'deploy/compose.yml': 'include: [a.yml, c.yml]\n', 'deploy/a.yml': 'include: [b.yml]\nservices:\n  db: {image: "postgres:16"}\n', 'deploy/b.yml': 'services:\n  db: {image: "postgres:12", shm_size: 1g}\n', 'deploy/c.yml': 'services:\n  db: {image: "postgres:10"}\n' }, cfg());
+    const nestedDb = (await loadEnvironment(nested, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([nestedDb.image, nestedDb.shmSize]).toEqual(['docker.io/library/postgres:16', 1024 ** 3]);
   });
 
   it('profiles: services without profiles always run, others when the environment enables one', async () => {

@@ -334,6 +334,28 @@ describe('policy', () => {
     expect(() => load(svc('image: nginx\nvolumes: ["/srv/data${APP_DIR}:/x"]'), { policy: { ...DENY_ALL, bind_mount_allowlist: ['/srv/data/app'] }, repoRoot: '/srv/repo', variables: { APP_DIR: '/app' } })).not.toThrow();
   });
 
+  it('a bind source written with an unset variable is denied with a hint that names it ($PWD: berth has no shell)', () => {
+    // miniflux's Caddy example: `$PWD/Caddyfile` is `/Caddyfile` once PWD is "" — the denial says why
+    const pwd = errorOf(() => withPolicy('volumes: ["$PWD/Caddyfile:/etc/caddy/Caddyfile"]', { bind_mount_allowlist: ['Caddyfile'] }));
+    expect(pwd.problem).toBe("service web: bind mount of /Caddyfile is not allowed by the repository's policy");
+    expect(pwd.line).toBe(4);
+    expect(pwd.hint).toContain('the source was written with $PWD/Caddyfile, and PWD is not set (it became "")');
+    expect(pwd.hint).toContain('berth runs no shell, so $PWD is not the directory docker compose was started in: write ./Caddyfile (relative to the compose file)');
+    // the long form and ${VAR} too; the hint names every unset variable of the source
+    const long = errorOf(() => withPolicy('volumes: [{type: bind, source: "${DATA_ROOT}/data/${SUB}", target: /x}]', { bind_mount_allowlist: ['/srv/data'] }));
+    expect(long.problem).toBe("service web: bind mount of /data/ is not allowed by the repository's policy");
+    expect(long.hint).toContain('the source was written with ${DATA_ROOT}/data/${SUB}, and DATA_ROOT, SUB are not set (each became "")');
+    // the source as written ends at the first ":" outside ${…}
+    expect(errorOf(() => withPolicy('volumes: ["${BASE}/x/${SUB:-app}:/x"]')).hint).toContain('the source was written with ${BASE}/x/${SUB:-app}, and BASE is not set');
+    // "${ROOT}/" is "/", which holds the Docker socket: that denial says why too
+    expect(errorOf(() => withPolicy('volumes: ["${ROOT}/:/host"]')).hint).toContain('the source was written with ${ROOT}/, and ROOT is not set');
+    expect(long.hint).toContain("set them in the environment's variables in .github/berth.yml");
+    // a source with nothing unset keeps the plain hint
+    expect(errorOf(() => withPolicy('volumes: ["./conf:/conf"]')).hint).toBe('add the path (or a parent) to policy.bind_mount_allowlist in .github/berth.yml on the default branch');
+    // and a set variable changes nothing: allowed when it points inside the allowlist
+    expect(() => load(svc('image: nginx\nvolumes: ["$PWD/Caddyfile:/etc/caddy/Caddyfile"]'), { policy: { ...DENY_ALL, bind_mount_allowlist: ['Caddyfile'] }, repoRoot: '/srv/repo', variables: { PWD: '.' } })).not.toThrow();
+  });
+
   it('allows what the policy allows', () => {
     expect(() => withPolicy('privileged: true', { allow_privileged: true })).not.toThrow();
     expect(() => withPolicy('network_mode: host', { allow_host_network: true })).not.toThrow();

@@ -42,6 +42,8 @@ export interface At<T> {
   at: Loc;
   /** the value as written in the file, when normalising changed it (a bind source `./web`) */
   asWritten?: string;
+  /** a bind source written with plain ${VAR}s left unset (each became ""): how it was written, and their names */
+  unsetSource?: { raw: string; names: string[] };
 }
 
 export interface HealthFragment {
@@ -292,6 +294,19 @@ export function unsetIn(unset: Map<string, Set<string>> | undefined, file: strin
   return names;
 }
 
+/** The source part of a short volume entry as written (before the first `:` outside `${…}`). */
+function rawSourceOf(raw: string): string {
+  let depth = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === '$' && raw[i + 1] === '{') {
+      depth++;
+      i++;
+    } else if (raw[i] === '}' && depth > 0) depth--;
+    else if (raw[i] === ':' && depth === 0) return raw.slice(0, i);
+  }
+  return raw;
+}
+
 export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment {
   const file = y.file;
   const loc = (path: PathSeg[]): Loc => {
@@ -345,6 +360,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   }
 
   // Interpolate what berth reads (extension fields are only templates for anchors, already expanded).
+  /** path → a string there that used plain ${VAR}s left unset, as written (a denial of what it became can say why) */
+  const unsetStrings = new Map<string, { raw: string; names: string[] }>();
   const interpolated = (key: string): unknown => {
     const sink: TaintSink | undefined = opts.taint ? { secret: opts.taint.secret, tainted: [] } : undefined;
     const record = () => {
@@ -354,7 +371,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       }
     };
     try {
-      const out = interpolateTree(root[key], opts.variables, [key], sink, unsetIn(opts.unset, file));
+      const out = interpolateTree(root[key], opts.variables, [key], sink, unsetIn(opts.unset, file), (p, raw, names) => unsetStrings.set(p.map(String).join('\u0000'), { raw, names }));
       record();
       return out;
     } catch (e) {
@@ -468,6 +485,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           const mount: At<Mount> = at([...path, i], () => parseVolume(m, opts.paths));
           const written = typeof m === 'string' ? m.split(':')[0] : m && typeof m === 'object' ? (m as Record<string, unknown>).source : undefined;
           if (mount.v.type === 'bind' && typeof written === 'string') mount.asWritten = written;
+          if (mount.v.type === 'bind') {
+            const u = unsetStrings.get([...path, i, ...(typeof m === 'string' ? [] : ['source'])].map(String).join('\u0000'));
+            if (u) mount.unsetSource = { raw: typeof m === 'string' ? rawSourceOf(u.raw) : u.raw, names: u.names };
+          }
           const dup = mounts.find((x) => x.v.target === mount.v.target);
           if (dup) throw err('bad_volume', `duplicate mount point ${mount.v.target}`, [...path, i], `it is already mounted at line ${dup.at.line}`);
           mounts.push(mount);

@@ -163,16 +163,24 @@ export interface TaintSink {
   tainted: TaintedString[];
 }
 
+/** Told, for each string that used plain references left unset, where it is, how it was written and which names. */
+export type UnsetAt = (path: PathSeg[], raw: string, names: string[]) => void;
+
 /**
  * A copy of `value` with every string interpolated; errors carry the path of
  * the offending string. With a sink, strings that used a secret variable are
  * recorded in it; with `unset`, the plain references left unset (each became "").
  */
-export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[] = [], sink?: TaintSink, unset?: Set<string>): unknown {
+export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[] = [], sink?: TaintSink, unset?: Set<string>, unsetAt?: UnsetAt): unknown {
   if (typeof value === 'string') {
     const taint: TaintContext | undefined = sink ? { secret: sink.secret } : undefined;
     try {
-      const out = interpolateString(value, vars, taint, unset);
+      const here = unsetAt ? new Set<string>() : unset;
+      const out = interpolateString(value, vars, taint, here);
+      if (unsetAt && here!.size) {
+        for (const n of here!) unset?.add(n);
+        unsetAt(path, value, [...here!]);
+      }
       if (taint?.hit) sink!.tainted.push({ path, raw: value, value: out });
       return out;
     } catch (err) {
@@ -182,10 +190,10 @@ export function interpolateTree(value: unknown, vars: Variables, path: PathSeg[]
       throw err;
     }
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, vars, [...path, i], sink, unset));
+  if (Array.isArray(value)) return value.map((v, i) => interpolateTree(v, vars, [...path, i], sink, unset, unsetAt));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, vars, [...path, k], sink, unset);
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateTree(v, vars, [...path, k], sink, unset, unsetAt);
     return out;
   }
   return value;

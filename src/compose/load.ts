@@ -160,19 +160,25 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   // An included file is its own compose project in docker compose: the `.env` in its directory (the
   // directory of the entry's first path) gives defaults for its interpolation, below the including
   // side's variables (berth.yml variables, secrets and the including file's .env).
+  // Returned lowest precedence first, for mergeFragments (a later fragment overrides an earlier one, under
+  // the override-file rules): docker compose imports each include entry's model in turn into the
+  // including file's, and a service, network or volume defined on both sides is merged with the side
+  // already there winning — the including file over all it includes, an earlier entry over a later one,
+  // an included file over what it includes itself. So the entries go in reverse, each entry's own paths
+  // (a base and its overrides) in their order, and the including file last.
   const withIncludes = (f: FileFragment, stack: string[], vars: Record<string, string>): FileFragment[] => {
-    const out: FileFragment[] = [];
+    const entries: FileFragment[][] = [];
     for (const inc of f.include ?? []) {
       const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars, unset), ...vars } : vars;
+      const entry: FileFragment[] = [];
       for (const path of inc.v) {
         if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
         const g = other(path, inc.at, 'included file', incVars);
-        out.push(...withIncludes(g, [...stack, path], incVars));
+        entry.push(...withIncludes(g, [...stack, path], incVars));
       }
+      entries.push(entry);
     }
-    // Compose refuses an included service that the including file defines too.
-    for (const g of out) for (const name of g.services.keys()) if (f.services.has(name)) throw error('include_conflict', `service ${name} is defined both here and in the included file ${g.file}`, f.services.get(name)!.at, 'rename one of them, or extend the included service with extends:');
-    return [...out, f];
+    return [...entries.reverse().flat(), f];
   };
 
   const fragments: FileFragment[] = [];

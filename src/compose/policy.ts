@@ -143,6 +143,21 @@ export function enforceBindModes(services: Iterable<ServiceFragment>, policy: Po
   }
 }
 
+/**
+ * Why a bind source is not the path its author meant: it was written with plain ${VAR}s left unset,
+ * each "" (docker compose takes them from the shell; berth runs none). `$PWD/x` is the commonest: in a
+ * shell it is the directory docker compose was started in, almost always the compose file's, so ./x.
+ */
+function unsetSourceHint(u: { raw: string; names: string[] } | undefined): string {
+  if (!u) return '';
+  const names = u.names.join(', ');
+  const one = u.names.length === 1;
+  let h = `the source was written with ${u.raw}, and ${names} ${one ? 'is' : 'are'} not set (${one ? 'it' : 'each'} became ""): set ${one ? 'it' : 'them'} in the environment's variables in .github/berth.yml`;
+  const pwd = /^\$(?:\{PWD\}|PWD(?![A-Za-z0-9_]))\/?/.exec(u.raw);
+  if (pwd && u.names.includes('PWD')) h += `; berth runs no shell, so $PWD is not the directory docker compose was started in: write ./${u.raw.slice(pwd[0].length)} (relative to the compose file)`;
+  return `${h}; or `;
+}
+
 /** Throws a located ComposeError for the first thing the policy denies. */
 export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy, paths: PathContext): void {
   const hint = (key: string, value = 'true') => `allow it with policy.${key}: ${value} in .github/berth.yml on the default branch`;
@@ -214,10 +229,10 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
       const shown = m.asWritten ?? m.v.source;
       if (exposesDockerSocket(src)) {
         if (policy.allow_docker_socket) continue;
-        throw deny(`service ${s.name}: mounting the Docker socket (${shown})`, m.at, hint('allow_docker_socket'));
+        throw deny(`service ${s.name}: mounting the Docker socket (${shown})`, m.at, unsetSourceHint(m.unsetSource) + hint('allow_docker_socket'));
       }
       if (!allowed.some((dir) => within(src, dir)))
-        throw deny(`service ${s.name}: bind mount of ${shown}`, m.at, `add the path (or a parent) to policy.bind_mount_allowlist in .github/berth.yml on the default branch`);
+        throw deny(`service ${s.name}: bind mount of ${shown}`, m.at, unsetSourceHint(m.unsetSource) + 'add the path (or a parent) to policy.bind_mount_allowlist in .github/berth.yml on the default branch');
     }
   }
 }
