@@ -206,6 +206,16 @@ function groupOf(byNode: ReadonlyMap<number, TaskRow>, t: TaskRow): PlanNode[] {
   return [...byNode.values()].map(nodeOf).filter((n) => n.group === g);
 }
 
+/** Every group's plan nodes, in plan order: one pass, so launching a task costs no scan of the operation. */
+function groupsOf(byNode: ReadonlyMap<number, TaskRow>): (t: TaskRow) => PlanNode[] {
+  const groups = new Map<string, PlanNode[]>();
+  for (const t of [...byNode.values()].sort((a, b) => a.nodeId - b.nodeId)) {
+    const n = nodeOf(t);
+    if (n.group) (groups.get(n.group) ?? groups.set(n.group, []).get(n.group)!).push(n);
+  }
+  return (t) => groups.get(groupName(t) ?? '') ?? [];
+}
+
 /**
  * Pending tasks a stop must not cancel: every task of a group that has begun
  * a destructive step, and (transitively) the pending tasks they wait for,
@@ -382,6 +392,7 @@ export class Executor {
     const engine = this.o.engine(op.target);
     const tasks = await this.store.listTasks(op.id);
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
+    const groupFor = groupsOf(byNode);
     const limit = payload.parallelism ?? this.o.parallelism ?? 8;
     // Longest chain of work still hanging off each node: when more nodes are
     // ready than slots, the ones on the critical path go first (HLFET).
@@ -463,7 +474,7 @@ export class Executor {
             finished(t);
             wake();
           };
-          void this.runTask(applyId, t, engine, payload, halt, groupOf(byNode, t), d, byNode, release)
+          void this.runTask(applyId, t, engine, payload, halt, groupFor(t), d, byNode, release)
             .catch((err) => {
               // The journal could not be written even after retries: stop this operation (it is aborted and its open tasks failed).
               lost ??= err;

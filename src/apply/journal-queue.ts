@@ -26,8 +26,8 @@ interface Entry {
 export type WriteBatch = (updates: TaskUpdate[], fence: Fence) => Promise<boolean[]>;
 
 /**
- * How many kinds of write (expected state and patch) one batch may hold: a
- * rough cost, since writes of one kind always share a statement in the store.
+ * How many kinds of write (expected states and the columns set) one batch may
+ * hold: a rough cost, since writes of one kind share a statement in the store.
  * Urgent batches take more: their calls wait for them.
  */
 const URGENT_STATEMENTS = 16;
@@ -114,7 +114,9 @@ function take(lane: Entry[] | Map<string, Entry>, statements: number): Entry[] {
   const shapes = new Set<string>();
   const out: Entry[] = [];
   for (const e of lane.values()) {
-    const shape = `${e.fence.lease}\n${e.fence.token}\n${JSON.stringify(e.u.expected)}\n${JSON.stringify(e.u.patch)}`;
+    // The store groups writes by expected states and the columns they set; values may differ (store/tables/tasks.ts).
+    const expected = typeof e.u.expected === 'string' ? e.u.expected : [...e.u.expected].sort().join(',');
+    const shape = `${e.fence.lease}\n${e.fence.token}\n${expected}\n${Object.keys(e.u.patch).sort().join(',')}`;
     if (!shapes.has(shape) && shapes.size >= statements) break;
     shapes.add(shape);
     out.push(e);
