@@ -18,6 +18,8 @@ import type { Fence, TaskUpdate } from '../store/store.js';
 interface Entry {
   u: TaskUpdate;
   fence: Fence;
+  /** which statement of the store the write goes in (its fence, expected states and columns; see take) */
+  kind: string;
   resolve: (ok: boolean) => void;
   reject: (err: unknown) => void;
 }
@@ -45,7 +47,7 @@ export class JournalQueue {
   /** Queues one write; resolves once it is committed, with whether its compare-and-set won. */
   write(u: TaskUpdate, fence: Fence, opts: { lazy?: boolean } = {}): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const e = { u, fence, resolve, reject };
+      const e = { u, fence, kind: kindOf(u, fence), resolve, reject };
       if (opts.lazy && !this.lazy.has(u.id)) this.lazy.set(u.id, e);
       else this.urgent.push(e);
       this.schedule();
@@ -114,15 +116,18 @@ function take(lane: Entry[] | Map<string, Entry>, statements: number): Entry[] {
   const shapes = new Set<string>();
   const out: Entry[] = [];
   for (const e of lane.values()) {
-    // The store groups writes by expected states and the columns they set; values may differ (store/tables/tasks.ts).
-    const expected = typeof e.u.expected === 'string' ? e.u.expected : [...e.u.expected].sort().join(',');
-    const shape = `${e.fence.lease}\n${e.fence.token}\n${expected}\n${Object.keys(e.u.patch).sort().join(',')}`;
-    if (!shapes.has(shape) && shapes.size >= statements) break;
-    shapes.add(shape);
+    if (!shapes.has(e.kind) && shapes.size >= statements) break;
+    shapes.add(e.kind);
     out.push(e);
     if (out.length >= BATCH_MAX) break;
   }
   if (Array.isArray(lane)) lane.splice(0, out.length);
   else for (const e of out) lane.delete(e.u.id);
   return out;
+}
+
+/** The store groups writes by fence, expected states and the columns they set; values may differ (store/tables/tasks.ts). */
+function kindOf(u: TaskUpdate, fence: Fence): string {
+  const expected = typeof u.expected === 'string' ? u.expected : [...u.expected].sort().join(',');
+  return `${fence.lease}\n${fence.token}\n${expected}\n${Object.keys(u.patch).sort().join(',')}`;
 }

@@ -115,10 +115,12 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
         const s = database.prepare(q.sql);
         return s.reader ? { rows: s.all(q.parameters), changes: 0 } : { rows: [], changes: s.run(q.parameters).changes };
       };
+      // One IMMEDIATE transaction wrapper for every synchronous batch (better-sqlite3 builds one per call otherwise).
+      const immediate = raw.transaction((fn: (r: typeof run) => unknown) => fn(run)).immediate;
       registerSyncSqlite(db, {
         transaction: (kysely, fn) =>
           // Kysely's connection first: no Kysely transaction is open on it while this one runs.
-          kysely.connection().execute(async () => raw.transaction(() => fn(run)).immediate()),
+          kysely.getExecutor().provideConnection(async () => immediate(fn) as ReturnType<typeof fn>),
       });
       return db;
     }
