@@ -1,0 +1,133 @@
+// GitHub's surface beyond the happy path, through the whole app: signed
+// webhooks built from @octokit/webhooks-examples go over HTTP into Probot,
+// berth talks to the fake GitHub (every request checked against GitHub's REST
+// description), observed state comes from the local engine. Each case asserts
+// what berth did on GitHub, request by request.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { BerthServices } from '../src/index.js';
+import { Targets } from '../src/docker/targets.js';
+import { describeDocker } from './helpers/env.js';
+import type { FakeGitHub } from './helpers/fake-github.js';
+import { checkSuiteEvent, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
+import { sqliteTestStore } from './helpers/stores.js';
+import type { TestStore } from './helpers/stores.js';
+
+const SECRET = 'surface-webhook-secret';
+const APP_ID = 4263;
+const REPO = 'acme/shop';
+const sha = (c: string) => c.repeat(40);
+const HEAD = sha('1');
+const FORK_HEAD = sha('2');
+const MOVED = sha('3');
+
+function shopFiles(): Record<string, string> {
+  const shop = (p: string) => readFileSync(`fixtures/repos/shop/${p}`, 'utf8');
+  return { '.github/berth.yml': shop('.github/berth.yml').replace('project: shop', 'project: t-surface-shop'), 'compose.yml': shop('compose.yml'), 'compose.production.yml': shop('compose.production.yml') };
+}
+
+describeDocker('GitHub surface: events and answers a different GitHub may send', () => {
+  let fake: FakeGitHub;
+  let ts: TestStore;
+  let app: ServedApp;
+  let services!: BerthServices;
+
+  beforeAll(async () => {
+    const { privateKey, publicKey } = appKeys();
+    fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
+    fake.setRepo(REPO, { defaultBranch: 'main' });
+    for (const ref of ['main', HEAD, FORK_HEAD, MOVED]) fake.setFiles(REPO, ref, shopFiles());
+    fake.setPull(REPO, 1, { headSha: HEAD, author: 'alice', mergeable: true });
+    fake.setPull(REPO, 2, { headSha: FORK_HEAD, author: 'mallory', fork: true });
+    fake.setPermission(REPO, 'alice', 'write');
+    ts = await sqliteTestStore();
+    app = await serveBerth({
+      githubUrl: fake.url,
+      appId: APP_ID,
+      privateKey,
+      secret: SECRET,
+      // APP_ID as the server reads it (Probot's environment): berth knows its own suites by it.
+      options: { env: { ...process.env, APP_ID: String(APP_ID) }, store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 60_000 },
+    });
+    services = app.services;
+    // Both PRs opened (berth records their heads): plan comments and one check per environment each.
+    await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'opened', headSha: HEAD }));
+    await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 2, action: 'opened', headSha: FORK_HEAD, headRepo: 'mallory/shop' }));
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await fake?.close();
+    await ts?.dispose();
+  });
+
+  async function deliver(event: string, payload: unknown): Promise<void> {
+    expect(await app.post(event, payload)).toBe(200);
+    await services.idle();
+  }
+
+  /** The requests made while `fn` ran (the installation token aside), by operation. */
+  async function requestsDuring(fn: () => Promise<void>) {
+    const from = fake.requests.length;
+    await fn();
+    const made = fake.requests.slice(from).filter((r) => !r.path.endsWith('/access_tokens'));
+    const by: Record<string, number> = {};
+    for (const r of made) by[r.operationId!] = (by[r.operationId!] ?? 0) + 1;
+    return { made, by };
+  }
+
+  const checks = (head: string) => fake.checkRuns(REPO, head).map((c) => `${c.name}: ${c.conclusion}`);
+
+  it('check_suite.rerequested ("Re-run all checks") on berth\'s suite re-plans every environment of the PR GitHub names', async () => {
+    const before = checks(HEAD);
+    expect(before.sort()).toEqual(['berth / production: action_required', 'berth / staging: action_required']);
+    const { by } = await requestsDuring(() => deliver('check_suite', checkSuiteEvent({ repo: REPO, headSha: HEAD, prs: [1], appId: APP_ID })));
+    // The PR read (open, head still the suite's), berth.yml, a check per environment, the plan comment edited in place.
+    expect(by).toMatchObject({ 'pulls/get': 1, 'checks/create': 2, 'issues/update-comment': 1 });
+    expect(by['issues/create-comment']).toBeUndefined();
+    expect(checks(HEAD).slice(before.length).sort()).toEqual(['berth / production: action_required', 'berth / staging: action_required']);
+  });
+
+  it('a fork PR\'s suite comes without pull_requests: the PR is found by the head berth recorded, and re-planned', async () => {
+    const before = fake.checkRuns(REPO, FORK_HEAD).length;
+    const { by } = await requestsDuring(() => deliver('check_suite', checkSuiteEvent({ repo: REPO, headSha: FORK_HEAD, prs: [], appId: APP_ID })));
+    expect(by).toMatchObject({ 'pulls/get': 1, 'checks/create': 2 });
+    const fresh = fake.checkRuns(REPO, FORK_HEAD).slice(before);
+    expect(fresh.map((c) => c.name).sort()).toEqual(['berth / production', 'berth / staging']);
+    expect(fresh.every((c) => c.externalId === 'berth-plan:pr:2')).toBe(true);
+  });
+
+  it('another app\'s suite, a commit berth never saw on a PR, and a PR whose head moved on are left alone', async () => {
+    const other = await requestsDuring(() => deliver('check_suite', checkSuiteEvent({ repo: REPO, headSha: HEAD, prs: [1], appId: APP_ID + 1 })));
+    expect(other.made).toEqual([]);
+    const unknown = await requestsDuring(() => deliver('check_suite', checkSuiteEvent({ repo: REPO, headSha: sha('9'), prs: [], appId: APP_ID })));
+    expect(unknown.made).toEqual([]);
+    // PR 1 was pushed to since the suite's commit: re-running the old suite must not plan the new head as the old one's.
+    fake.setPull(REPO, 1, { headSha: MOVED, author: 'alice', mergeable: true });
+    const moved = await requestsDuring(() => deliver('check_suite', checkSuiteEvent({ repo: REPO, headSha: HEAD, prs: [1], appId: APP_ID })));
+    expect(moved.by).toEqual({ 'pulls/get': 1 });
+    fake.setPull(REPO, 1, { headSha: HEAD, author: 'alice', mergeable: true });
+  });
+
+  it('re-running a check of a closed PR plans nothing (the PR is read, nothing written)', async () => {
+    fake.setPull(REPO, 3, { headSha: HEAD, author: 'alice', state: 'closed' });
+    const run = fake.checkRuns(REPO, HEAD).find((c) => c.name === 'berth / staging')!;
+    const payload = {
+      action: 'rerequested',
+      check_run: { id: run.id, name: run.name, head_sha: HEAD, status: 'completed', conclusion: run.conclusion, external_id: 'berth-plan:pr:3', pull_requests: [], app: { id: APP_ID } },
+      repository: { full_name: REPO, name: 'shop', owner: { login: 'acme' } },
+      installation: { id: 1 },
+      sender: { login: 'alice', type: 'User' },
+    };
+    const { by } = await requestsDuring(() => deliver('check_run', payload));
+    expect(by).toEqual({ 'pulls/get': 1 });
+  });
+
+  it('check_suite.requested and .completed (sent on every push) plan nothing: pull_request events do', async () => {
+    for (const action of ['requested', 'completed'] as const) {
+      const { made } = await requestsDuring(() => deliver('check_suite', checkSuiteEvent({ repo: REPO, headSha: HEAD, prs: [1], appId: APP_ID, action })));
+      expect(made).toEqual([]);
+    }
+  });
+});
