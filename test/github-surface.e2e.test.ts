@@ -9,7 +9,7 @@ import type { BerthServices } from '../src/index.js';
 import { Targets } from '../src/docker/targets.js';
 import { describeDocker } from './helpers/env.js';
 import type { FakeGitHub } from './helpers/fake-github.js';
-import { checkSuiteEvent, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
+import { checkSuiteEvent, commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
 import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
@@ -122,6 +122,21 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     };
     const { by } = await requestsDuring(() => deliver('check_run', payload));
     expect(by).toEqual({ 'pulls/get': 1 });
+  });
+
+  it('berth never takes its own comments as commands, even shown under a plain user: made through its app, or opening with its marker', async () => {
+    await nextGitHubSecond();
+    const viaApp = fake.addComment(REPO, 1, '/plan', { user: 'berth-app' });
+    const own = commentOnPullEvent({ repo: REPO, pr: 1, comment: { id: viaApp.id, body: '/plan', user: 'berth-app', createdAt: viaApp.createdAt, updatedAt: viaApp.updatedAt } }) as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    own.comment.performed_via_github_app = { id: APP_ID, slug: 'berth', name: 'berth' };
+    expect((await requestsDuring(() => deliver('issue_comment', own))).made).toEqual([]);
+    const quoted = fake.addComment(REPO, 1, '<!-- berth -->\n/plan', { user: 'berth-app' });
+    const marked = commentOnPullEvent({ repo: REPO, pr: 1, comment: { id: quoted.id, body: quoted.body, user: 'berth-app', createdAt: quoted.createdAt, updatedAt: quoted.updatedAt } });
+    expect((await requestsDuring(() => deliver('issue_comment', marked))).made).toEqual([]);
+    // The same command from a person is one (the control): acknowledged and planned.
+    const person = fake.addComment(REPO, 1, '/plan staging', { user: 'alice' });
+    const { by } = await requestsDuring(() => deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr: 1, comment: { id: person.id, body: person.body, user: 'alice', createdAt: person.createdAt, updatedAt: person.updatedAt } })));
+    expect(by).toMatchObject({ 'reactions/create-for-issue-comment': 1, 'checks/create': 1 });
   });
 
   it('check_suite.requested and .completed (sent on every push) plan nothing: pull_request events do', async () => {
