@@ -4,10 +4,12 @@
 // description), observed state comes from the local engine. Each case asserts
 // what berth did on GitHub, request by request.
 import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BerthServices } from '../src/index.js';
 import { Targets } from '../src/docker/targets.js';
 import { describeDocker } from './helpers/env.js';
+import { FakeEngine } from './helpers/fake-engine.js';
 import type { FakeGitHub } from './helpers/fake-github.js';
 import { checkSuiteEvent, commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
 import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
@@ -21,6 +23,12 @@ const sha = (c: string) => c.repeat(40);
 const HEAD = sha('1');
 const FORK_HEAD = sha('2');
 const MOVED = sha('3');
+/** a repository whose one environment applies on an in-memory engine */
+const SMALL = 'acme/small';
+const SMALL_FILES = {
+  '.github/berth.yml': ['project: t-surface-small', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n'),
+  'compose.yml': ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n'),
+};
 
 function shopFiles(): Record<string, string> {
   const shop = (p: string) => readFileSync(`fixtures/repos/shop/${p}`, 'utf8');
@@ -32,6 +40,8 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
   let ts: TestStore;
   let app: ServedApp;
   let services!: BerthServices;
+  type Logged = { level: number; msg: string; status?: number };
+  const logged: Logged[] = [];
 
   beforeAll(async () => {
     const { privateKey, publicKey } = appKeys();
@@ -41,14 +51,22 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     fake.setPull(REPO, 1, { headSha: HEAD, author: 'alice', mergeable: true });
     fake.setPull(REPO, 2, { headSha: FORK_HEAD, author: 'mallory', fork: true });
     fake.setPermission(REPO, 'alice', 'write');
+    fake.setRepo(SMALL, { defaultBranch: 'main' });
+    for (const ref of ['main', HEAD]) fake.setFiles(SMALL, ref, SMALL_FILES);
+    fake.setPull(SMALL, 1, { headSha: HEAD, author: 'alice', mergeable: true });
+    fake.setPermission(SMALL, 'alice', 'write');
     ts = await sqliteTestStore();
+    const targets = Targets.single('unix:///var/run/docker.sock');
+    // Applies run on an in-memory host; planning observes the local engine (the projects run nothing there).
+    targets.engine = () => new FakeEngine();
     app = await serveBerth({
       githubUrl: fake.url,
       appId: APP_ID,
       privateKey,
       secret: SECRET,
+      log: pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as Logged) }),
       // APP_ID as the server reads it (Probot's environment): berth knows its own suites by it.
-      options: { env: { ...process.env, APP_ID: String(APP_ID) }, store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 60_000 },
+      options: { env: { ...process.env, APP_ID: String(APP_ID) }, store: ts.store, targets, recover: false, drift: false, progressIntervalMs: 60_000 },
     });
     services = app.services;
     // Both PRs opened (berth records their heads): plan comments and one check per environment each.
@@ -137,6 +155,48 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     const person = fake.addComment(REPO, 1, '/plan staging', { user: 'alice' });
     const { by } = await requestsDuring(() => deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr: 1, comment: { id: person.id, body: person.body, user: 'alice', createdAt: person.createdAt, updatedAt: person.updatedAt } })));
     expect(by).toMatchObject({ 'reactions/create-for-issue-comment': 1, 'checks/create': 1 });
+  });
+
+  it('GitHub refusing deployments (403, no Deployments permission) never touches the apply: applied, reported once, the refusal logged, not retried', async () => {
+    await deliver('pull_request', pullRequestEvent({ repo: SMALL, pr: 1, action: 'opened', headSha: HEAD }));
+    fake.fail('repos/create-deployment', { status: 403, message: 'Resource not accessible by integration' }, { times: 10 });
+    try {
+      await nextGitHubSecond();
+      const c = fake.addComment(SMALL, 1, '/apply staging', { user: 'alice' });
+      const t0 = Date.now();
+      const { by } = await requestsDuring(async () => {
+        await deliver('issue_comment', commentOnPullEvent({ repo: SMALL, pr: 1, comment: { id: c.id, body: c.body, user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } }));
+        await services.runner.drain(30_000);
+      });
+      const a = await ts.store.latestApply(SMALL, 'staging');
+      expect(a?.state).toBe('completed');
+      expect(fake.checkRuns(SMALL, HEAD).find((r) => r.externalId === a!.id)).toMatchObject({ status: 'completed', conclusion: 'success' });
+      expect(fake.comments(SMALL, 1).filter((x) => x.body.includes('✅ Apply to `staging` completed'))).toHaveLength(1);
+      // Asked at the start, and once more by the final report: a refusal GitHub will repeat is not retried with backoff.
+      expect(by['repos/create-deployment']).toBe(2);
+      expect(by['repos/create-deployment-status']).toBeUndefined();
+      expect(Date.now() - t0).toBeLessThan(6_000);
+      expect(logged.some((l) => l.level === 50 && l.msg === 'could not create the GitHub deployment: GitHub refused it' && l.status === 403)).toBe(true);
+      // Reported: no recovery pass owes it anything.
+      expect((await ts.store.listUnreportedApplies()).map((x) => x.id)).not.toContain(a!.id);
+    } finally {
+      fake.fail('repos/create-deployment', 403, { times: 0 });
+    }
+  }, 60_000);
+
+  it('a check run GitHub refuses to create (403) while planning is logged; the plan comment is still written, no internal error', async () => {
+    fake.fail('checks/create', { status: 403, message: 'Resource not accessible by integration' }, { times: 2 });
+    const before = fake.comments(REPO, 1).filter((c) => c.user === 'berth[bot]').map((c) => c.body);
+    const from = logged.length;
+    await nextGitHubSecond();
+    const c = fake.addComment(REPO, 1, '/plan', { user: 'alice' });
+    const { by } = await requestsDuring(() => deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr: 1, comment: { id: c.id, body: c.body, user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } })));
+    expect(by['checks/create']).toBe(2);
+    expect(by['issues/update-comment']).toBe(1);
+    const after = fake.comments(REPO, 1).filter((x) => x.user === 'berth[bot]');
+    expect(after).toHaveLength(before.length);
+    expect(after.some((x) => x.body.includes('berth hit an internal error'))).toBe(false);
+    expect(logged.slice(from).filter((l) => l.level === 50 && l.msg === 'could not create check run')).toHaveLength(2);
   });
 
   it('check_suite.requested and .completed (sent on every push) plan nothing: pull_request events do', async () => {
