@@ -293,7 +293,8 @@ export class ApplyRunner {
       const resend = (await this.o.store.reportClaim(applyId)) !== undefined;
       const { holder, ttlMs } = this.lease();
       if (!(await this.o.store.claimReport(applyId, { holder, ttlMs }))) {
-        await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
+        const gh = await this.o.github(ended.repo).catch((err) => void this.o.log.warn({ applyId, err: String(err) }, 'no GitHub client to read the PR state; lock kept'));
+        await this.releaseAfter(ended, gh ?? undefined);
         return false;
       }
       // Re-read after the claim: the row as it ended, with the check run the start report stored.
