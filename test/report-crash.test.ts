@@ -189,6 +189,44 @@ function suite(name: string, open: () => Promise<TestStore>) {
       expect(seen.statuses).toEqual(['in_progress', 'success']);
       expect(await ts.store.listUnreportedApplies()).toEqual([]);
     });
+
+    it('a GitHub that does not serve the listings a re-send looks at (404) still gets the report, sent once when nothing was before', async () => {
+      const { repo, applyId, checkRunId } = await ended('failed');
+      const { gh, died } = dying(port(), { method: 'updateCheckRun', sent: false });
+      void runner(ts.store, 'replica-1', gh).finish(applyId);
+      await died;
+      await new Promise((r) => setTimeout(r, TTL + 100));
+      for (const route of ['issues/list-comments', 'repos/list-deployment-statuses']) fake.fail(route, { status: 404, message: 'Not Found' }, { times: 100 });
+      try {
+        expect(await runner(second, 'replica-2', port()).recoverReports()).toEqual([applyId]);
+      } finally {
+        for (const route of ['issues/list-comments', 'repos/list-deployment-statuses']) fake.fail(route, 404, { times: 0 });
+      }
+      const seen = onGitHub(repo, checkRunId);
+      expect(seen.outcomes).toHaveLength(1);
+      expect(seen.run).toMatchObject({ status: 'completed', conclusion: 'failure' });
+      expect(seen.statuses).toEqual(['in_progress', 'failure']);
+      expect(await ts.store.listUnreportedApplies()).toEqual([]);
+    });
+
+    it('a 422 on the final check update is retried and lands; a 4xx every attempt got is GitHub\'s last word: logged, the rest sent, reported', async () => {
+      const once = await ended('completed');
+      fake.fail('checks/update', { status: 422, message: 'Validation Failed' }, { times: 1 });
+      await runner(ts.store, 'replica-1', port()).finish(once.applyId);
+      expect(onGitHub(once.repo, once.checkRunId).run).toMatchObject({ status: 'completed', conclusion: 'success' });
+      const always = await ended('completed');
+      fake.fail('checks/update', { status: 422, message: 'Validation Failed' }, { times: 100 });
+      try {
+        await runner(ts.store, 'replica-1', port()).finish(always.applyId);
+      } finally {
+        fake.fail('checks/update', 422, { times: 0 });
+      }
+      const seen = onGitHub(always.repo, always.checkRunId);
+      expect(seen.run.status).toBe('in_progress');
+      expect(seen.outcomes).toHaveLength(1);
+      expect(seen.statuses).toEqual(['in_progress', 'success']);
+      expect(await ts.store.listUnreportedApplies()).toEqual([]);
+    });
   });
 }
 

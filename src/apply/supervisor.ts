@@ -1,7 +1,7 @@
 // Runs applies detached from the webhook that asked for them, keeps track of
 // them for shutdown, and reports progress and outcome to GitHub. Reporting
 // failures are logged and never touch the apply itself.
-import { Deployments } from '../github/deployments.js';
+import { Deployments, lookup } from '../github/deployments.js';
 import type { DeploymentSpec } from '../github/deployments.js';
 import type { Executor } from './executor.js';
 import { parsePayload } from './executor.js';
@@ -56,13 +56,24 @@ export function outcomeMarker(applyId: string): string {
   return `<!-- berth:outcome:${applyId} -->`;
 }
 
-/** A GitHub refusal no re-send changes: a 4xx other than a rate limit (403/429 with a retry) or a timeout. */
-function permanent(err: unknown): boolean {
+const rateLimited = (e: { status?: number; message?: string; response?: { headers?: Record<string, string> } }) =>
+  /rate limit|abuse/i.test(String(e?.message)) || e?.response?.headers?.['retry-after'] !== undefined || e?.response?.headers?.['x-ratelimit-remaining'] === '0';
+
+/**
+ * A refusal no retry changes, not retried at all: 403 that is not a rate limit (the app lacks a permission:
+ * "Resource not accessible by integration"), 410 Gone. Everything else is retried (a 404 or 422 can be
+ * GitHub's replication lag or a stand-in's fault).
+ */
+function forbidden(err: unknown): boolean {
+  const e = err as { status?: number; message?: string; response?: { headers?: Record<string, string> } };
+  return (e?.status === 403 && !rateLimited(e)) || e?.status === 410;
+}
+
+/** A 4xx other than a rate limit or a timeout: after the retries, GitHub's answer for good. */
+function clientError(err: unknown): boolean {
   const e = err as { status?: number; message?: string; response?: { headers?: Record<string, string> } };
   const status = e?.status;
-  if (typeof status !== 'number' || status < 400 || status >= 500 || status === 408 || status === 429) return false;
-  if (status === 403 && (/rate limit/i.test(String(e.message)) || e.response?.headers?.['retry-after'] !== undefined || e.response?.headers?.['x-ratelimit-remaining'] === '0')) return false;
-  return true;
+  return typeof status === 'number' && status >= 400 && status < 500 && status !== 408 && status !== 429 && !rateLimited(e);
 }
 
 export function checkName(env: string): string {
@@ -431,8 +442,8 @@ export class ApplyRunner {
 
   /**
    * The final check run, outcome comment and deployment status of an ended apply (claimed by the caller).
-   * True when every step is done: sent, or refused by GitHub for good (a 4xx other than a rate limit, which
-   * no re-send would change). Each step can be sent again without repeating on GitHub: the check run is
+   * True when every step is done: sent, or refused by GitHub for good (403 without a rate limit and 410 at
+   * once; another 4xx after the retries), never when a 5xx, a rate limit or no answer had the last word. Each step can be sent again without repeating on GitHub: the check run is
    * updated by id, the outcome comment carries a hidden marker and is edited where a comment with it is
    * found (on a re-send, or a retry after a failure whose answer was lost), the deployment status is not
    * sent again when GitHub already holds it (deployments.ts).
@@ -448,13 +459,15 @@ export class ApplyRunner {
           await fn(attempt);
           return true;
         } catch (err) {
-          if (permanent(err)) {
+          if (forbidden(err)) {
             this.o.log.error({ applyId, status: (err as { status?: number }).status, err: String(err) }, `could not ${what}: GitHub refused it`);
             return false;
           }
           if (attempt >= (this.o.reportAttempts ?? 4)) {
-            this.o.log.error({ applyId, err: String(err) }, `could not ${what}`);
-            complete = false;
+            this.o.log.error({ applyId, status: (err as { status?: number }).status, err: String(err) }, `could not ${what}`);
+            // A 4xx GitHub answered every time is its last word on this report; anything else (5xx, rate
+            // limits, no answer) is left for a recovery pass to send again.
+            if (!clientError(err)) complete = false;
             return false;
           }
           this.o.log.warn({ applyId, attempt, err: String(err) }, `could not ${what}; retrying`);
@@ -480,7 +493,7 @@ export class ApplyRunner {
       // The marker right under berth's own: hidden, and how a re-send finds the comment it may have posted.
       const body = (finished.startsWith(`${MARKER}\n`) ? `${MARKER}\n${marker}\n${finished.slice(MARKER.length + 1)}` : `${marker}\n${finished}`) + (followUp ? `\n\n${followUp}` : '') + (timeline ? `\n\n${timeline}` : '');
       await persist('post the apply outcome', async (attempt) => {
-        const posted = resend || attempt > 1 ? await gh!.findComment(repo, pr, marker) : undefined;
+        const posted = resend || attempt > 1 ? await lookup(this.o.log, applyId, 'the PR comments', gh!.findComment(repo, pr, marker)) : undefined;
         if (posted !== undefined) await gh!.updateComment(repo, posted, body);
         else await gh!.createComment(repo, pr, body);
       });

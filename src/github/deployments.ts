@@ -104,7 +104,7 @@ export class Deployments {
     if (id === null) {
       const ok = await persist('create the GitHub deployment', async (attempt) => {
         // Created before a crash (or a lost answer) without its id stored: that one, found by the apply it names.
-        id = (resend || attempt > 1 ? await gh.findDeployment(repo, spec.ref, spec.environment, apply.id) : undefined) ?? (await gh.createDeployment(repo, deploymentInput(spec)));
+        id = (resend || attempt > 1 ? await lookup(this.o.log, apply.id, 'deployments', gh.findDeployment(repo, spec.ref, spec.environment, apply.id)) : undefined) ?? (await gh.createDeployment(repo, deploymentInput(spec)));
         await this.o.store.setDeployment(apply.id, { deploymentId: id });
       });
       if (!ok || id === null) return;
@@ -116,7 +116,7 @@ export class Deployments {
       row.state === state ||
       row.state === 'inactive' ||
       (await persist('set the deployment status', async (attempt) => {
-        const there = resend || attempt > 1 ? await gh.latestDeploymentStatus(repo, deploymentId) : undefined;
+        const there = resend || attempt > 1 ? await lookup(this.o.log, apply.id, 'deployment statuses', gh.latestDeploymentStatus(repo, deploymentId)) : undefined;
         if (there !== state) await gh.createDeploymentStatus(repo, deploymentId, { state, description, ...logUrl(apply.repo, apply.checkRunId), ...envUrl(spec) });
         await this.o.store.setDeployment(apply.id, { state });
       }));
@@ -133,6 +133,22 @@ export class Deployments {
         await this.o.store.setDeployment(d.applyId, { state: 'inactive' });
       });
     }
+  }
+}
+
+/**
+ * A re-send's look at what GitHub already holds. A GitHub that does not serve the listing (404, 405, 501:
+ * a stand-in or proxy without it) cannot tell: the step is sent (a repeat beats a report never made),
+ * with a warning. Any other failure throws, for the report's retries.
+ */
+export async function lookup<T>(log: RunnerLogger, applyId: string, what: string, p: Promise<T | undefined>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    const status = (err as { status?: number })?.status;
+    if (status !== 404 && status !== 405 && status !== 501) throw err;
+    log.warn({ applyId, status, err: String(err) }, `could not list ${what} to find what an earlier report sent; sending it`);
+    return undefined;
   }
 }
 
