@@ -25,6 +25,12 @@ const FORK_HEAD = sha('2');
 const MOVED = sha('3');
 /** a repository whose one environment applies on an in-memory engine */
 const SMALL = 'acme/small';
+const MERGED = sha('4');
+const ON_MERGE = 'acme/onmerge';
+const ON_MERGE_FILES = {
+  '.github/berth.yml': ['project: t-surface-merge', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', '    apply_on: merge', ''].join('\n'),
+  'compose.yml': ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n'),
+};
 const SMALL_FILES = {
   '.github/berth.yml': ['project: t-surface-small', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n'),
   'compose.yml': ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n'),
@@ -55,6 +61,10 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     for (const ref of ['main', HEAD]) fake.setFiles(SMALL, ref, SMALL_FILES);
     fake.setPull(SMALL, 1, { headSha: HEAD, author: 'alice', mergeable: true });
     fake.setPermission(SMALL, 'alice', 'write');
+    fake.setRepo(ON_MERGE, { defaultBranch: 'main' });
+    for (const ref of ['main', HEAD, MERGED]) fake.setFiles(ON_MERGE, ref, ON_MERGE_FILES);
+    fake.setPull(ON_MERGE, 1, { headSha: HEAD, author: 'alice', mergeable: true });
+    fake.setPermission(ON_MERGE, 'alice', 'write');
     ts = await sqliteTestStore();
     const targets = Targets.single('unix:///var/run/docker.sock');
     // Applies run on an in-memory host; planning observes the local engine (the projects run nothing there).
@@ -198,6 +208,24 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     expect(after.some((x) => x.body.includes('berth hit an internal error'))).toBe(false);
     expect(logged.slice(from).filter((l) => l.level === 50 && l.msg === 'could not create check run')).toHaveLength(2);
   });
+
+  it('a merge whose payload leaves out the repository\'s default branch still applies apply_on: merge (the default branch is asked)', async () => {
+    await deliver('pull_request', pullRequestEvent({ repo: ON_MERGE, pr: 1, action: 'opened', headSha: HEAD }));
+    fake.setPull(ON_MERGE, 1, { headSha: HEAD, author: 'alice', state: 'closed', merged: true });
+    const closed = pullRequestEvent({ repo: ON_MERGE, pr: 1, action: 'closed', headSha: HEAD, merged: true }) as unknown as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    closed.pull_request.merge_commit_sha = MERGED;
+    closed.pull_request.base.ref = 'main';
+    closed.pull_request.merged_by = { login: 'alice', type: 'User' };
+    delete closed.repository.default_branch;
+    const { by } = await requestsDuring(async () => {
+      await deliver('pull_request', closed);
+      await services.runner.drain(30_000);
+    });
+    expect(by['repos/get']).toBe(1);
+    const a = await ts.store.latestApply(ON_MERGE, 'staging');
+    expect(a).toMatchObject({ state: 'completed', headSha: MERGED, pr: 1 });
+    expect(fake.checkRuns(ON_MERGE, MERGED).find((r) => r.externalId === a!.id)).toMatchObject({ conclusion: 'success' });
+  }, 60_000);
 
   it('check_suite.requested and .completed (sent on every push) plan nothing: pull_request events do', async () => {
     for (const action of ['requested', 'completed'] as const) {
