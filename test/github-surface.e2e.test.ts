@@ -31,6 +31,12 @@ const ON_MERGE_FILES = {
   '.github/berth.yml': ['project: t-surface-merge', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', '    apply_on: merge', ''].join('\n'),
   'compose.yml': ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n'),
 };
+const PUSHED = sha('5');
+const ON_PUSH = 'acme/onpush';
+const ON_PUSH_FILES = {
+  '.github/berth.yml': ['project: t-surface-push', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', '    apply_on: push', ''].join('\n'),
+  'compose.yml': ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n'),
+};
 const SMALL_FILES = {
   '.github/berth.yml': ['project: t-surface-small', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n'),
   'compose.yml': ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n'),
@@ -65,6 +71,9 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     for (const ref of ['main', HEAD, MERGED]) fake.setFiles(ON_MERGE, ref, ON_MERGE_FILES);
     fake.setPull(ON_MERGE, 1, { headSha: HEAD, author: 'alice', mergeable: true });
     fake.setPermission(ON_MERGE, 'alice', 'write');
+    fake.setRepo(ON_PUSH, { defaultBranch: 'main' });
+    for (const ref of ['main', PUSHED]) fake.setFiles(ON_PUSH, ref, ON_PUSH_FILES);
+    fake.setPermission(ON_PUSH, 'alice', 'write');
     ts = await sqliteTestStore();
     const targets = Targets.single('unix:///var/run/docker.sock');
     // Applies run on an in-memory host; planning observes the local engine (the projects run nothing there).
@@ -225,6 +234,34 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
     const a = await ts.store.latestApply(ON_MERGE, 'staging');
     expect(a).toMatchObject({ state: 'completed', headSha: MERGED, pr: 1 });
     expect(fake.checkRuns(ON_MERGE, MERGED).find((r) => r.externalId === a!.id)).toMatchObject({ conclusion: 'success' });
+  }, 60_000);
+
+  it('a push whose payload leaves out the default branch: a push to it applies apply_on: push, one to another branch does not', async () => {
+    const push = (ref: string) => ({
+      ref,
+      before: '0'.repeat(40),
+      after: PUSHED,
+      created: false,
+      deleted: false,
+      forced: false,
+      commits: [],
+      head_commit: null,
+      repository: { id: 5, name: 'onpush', full_name: ON_PUSH, owner: { login: 'acme', name: 'acme' } },
+      pusher: { name: 'alice', email: null },
+      sender: { login: 'alice', id: 1, type: 'User' },
+      installation: { id: 1 },
+    });
+    const other = await requestsDuring(async () => {
+      await deliver('push', push('refs/heads/feature'));
+      await services.runner.drain(30_000);
+    });
+    expect(other.by).toEqual({ 'repos/get': 1 });
+    expect(await ts.store.latestApply(ON_PUSH, 'staging')).toBeUndefined();
+    await deliver('push', push('refs/heads/main'));
+    await services.runner.drain(30_000);
+    const a = await ts.store.latestApply(ON_PUSH, 'staging');
+    expect(a).toMatchObject({ state: 'completed', headSha: PUSHED, pr: null });
+    expect(fake.checkRuns(ON_PUSH, PUSHED).find((r) => r.externalId === a!.id)).toMatchObject({ conclusion: 'success' });
   }, 60_000);
 
   it('check_suite.requested and .completed (sent on every push) plan nothing: pull_request events do', async () => {
