@@ -442,11 +442,12 @@ export class ApplyRunner {
 
   /**
    * The final check run, outcome comment and deployment status of an ended apply (claimed by the caller).
-   * True when every step is done: sent, or refused by GitHub for good (403 without a rate limit and 410 at
-   * once; another 4xx after the retries), never when a 5xx, a rate limit or no answer had the last word. Each step can be sent again without repeating on GitHub: the check run is
-   * updated by id, the outcome comment carries a hidden marker and is edited where a comment with it is
-   * found (on a re-send, or a retry after a failure whose answer was lost), the deployment status is not
-   * sent again when GitHub already holds it (deployments.ts).
+   * True when every step is done: sent, or refused by GitHub for good (403 without a rate limit and 410
+   * at once; another 4xx after the retries), never when a 5xx, a rate limit or no answer had the last
+   * word. Each step can be sent again without repeating on GitHub: the check run is updated by id, the
+   * outcome comment carries a hidden marker and is edited where a comment with it is found (on a re-send,
+   * or a retry after a failure whose answer was lost), the deployment status is not sent again when
+   * GitHub already holds it (deployments.ts).
    */
   private async report(apply: ApplyRow, tasks: TaskRow[], fin: ReturnType<typeof finalSummary>, gh: GitHubPort | undefined, followUp: string | undefined, resend = false): Promise<boolean> {
     const applyId = apply.id;
