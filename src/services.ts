@@ -35,6 +35,8 @@ export type Log = Probot['log'];
 /** Everything the handlers, routes, recovery loop and shutdown need; `services` is what tests and callers see. */
 export interface Services {
   env: NodeJS.ProcessEnv;
+  /** berth's GitHub App id (APP_ID), when configured: a check suite or run of another app is not berth's */
+  appId: number | undefined;
   log: ReturnType<typeof maskedLogger>;
   store: Store;
   targets: Targets;
@@ -146,5 +148,6 @@ export async function createServices(app: Probot, opts: BerthOptions): Promise<S
     },
   };
 
-  return { env, log, store, targets, installations, metrics, drift, githubFor, commitCache, replica, leaseTtlMs, executor, runner, bot, auto, work, services };
+  const appId = /^[1-9]\d{0,15}$/.test(env.APP_ID ?? '') ? Number(env.APP_ID) : undefined;
+  return { env, appId, log, store, targets, installations, metrics, drift, githubFor, commitCache, replica, leaseTtlMs, executor, runner, bot, auto, work, services };
 }

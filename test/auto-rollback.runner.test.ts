@@ -65,7 +65,7 @@ describe('the runner starts the rollback of a stopped rollout', () => {
       const { applyId } = await prepareApply(ts.store, async () => emptyObserved('shop', 'prod'), { repo: 'acme/shop', pr: 6, environment: 'prod', kind: 'apply', actor: 'alice', headSha: '1'.repeat(40), desired: V1, targets: ['local'], onFailure: 'halt' });
       const a = (await ts.store.getApply(applyId))!;
       expect(await ts.store.casApplyState(applyId, a.version, { state: 'completed', startedAt: 1, finishedAt: 2 })).toBe(true);
-      expect(await ts.store.claimReport(applyId)).toBe(true);
+      expect(await ts.store.markReported(applyId)).toBe(true);
     }
     const prepared = await prepareApply(ts.store, observe, {
       repo: 'acme/shop', pr: 7, environment: 'prod', kind: 'apply', actor: 'alice', headSha: '2'.repeat(40), desired: v2, targets: ['local'], onFailure: 'halt',

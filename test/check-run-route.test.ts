@@ -22,3 +22,12 @@ it('other external ids and other apps checks are not berth plan checks', () => {
   expect(rerun({ name: 'randscape', pull_requests: [], external_id: 'berth-plan:pr:42' })).toBeUndefined();
   expect(rerun({ name: 'berth / staging', pull_requests: [] })).toBeUndefined();
 });
+
+it('a check run of another GitHub App (its app.id is not berth\'s) is not berth\'s to re-run, whatever its name', () => {
+  const ours = checkRunRoutes({ bot: {}, appId: 77 } as unknown as Services)['check_run.rerequested']!;
+  const run = (app: unknown) => ours({ action: 'rerequested', check_run: { name: 'berth / staging', pull_requests: [{ number: 7 }], app }, repository: { full_name: 'acme/shop' }, installation: { id: 1 } });
+  expect(run({ id: 78, slug: 'berth-lookalike' })).toBeUndefined();
+  expect(run({ id: 77, slug: 'berth' })).toMatchObject({ pr: 7 });
+  // A payload without the app (a stand-in that leaves it out) is judged by the name, as before.
+  expect(run(undefined)).toMatchObject({ pr: 7 });
+});

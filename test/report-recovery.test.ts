@@ -92,10 +92,12 @@ function suite(name: string, open: () => Promise<TestStore>) {
       return { repo, applyId: a.id };
     }
 
-    it('an ended, unreported apply is listed until its report is claimed', async () => {
+    it('an ended, unreported apply is listed until its report is out: claimed is not enough, marked reported is', async () => {
       const { applyId } = await orphan('completed', 60_000);
       expect((await ts.store.listUnreportedApplies()).map((a) => a.id)).toEqual([applyId]);
-      expect(await second.claimReport(applyId)).toBe(true);
+      expect(await second.claimReport(applyId, { holder: 'replica-2', ttlMs: 60_000 })).toBe(true);
+      expect((await ts.store.listUnreportedApplies()).map((a) => a.id)).toEqual([applyId]);
+      expect(await second.markReported(applyId)).toBe(true);
       expect(await ts.store.listUnreportedApplies()).toEqual([]);
     });
 

@@ -19,6 +19,8 @@ describe('progress and the final check-run update', () => {
       getLock: async () => undefined,
       // this driver is the one that reports (the store's compare-and-set grants it)
       claimReport: async () => true,
+      reportClaim: async () => undefined,
+      markReported: async () => true,
     } as never;
     // GitHub answers the progress write only when the test says so (a client deep in its retries).
     const writes: CheckRunUpdate[] = [];

@@ -880,6 +880,18 @@ function conformance(b: Backend): void {
       ]);
       expect(await store.listHeads(repo, 2)).toEqual([]);
     });
+
+    it('pullsWithHead: every PR berth saw with that head, by number, in that repository only', async () => {
+      const repo = uid('o/r');
+      const [a, b] = ['a'.repeat(40), 'b'.repeat(40)];
+      await store.recordHead(repo, 9, a);
+      await store.recordHead(repo, 3, a);
+      await store.recordHead(repo, 3, b);
+      await store.recordHead(uid('o/other'), 4, a);
+      expect(await store.pullsWithHead(repo, a)).toEqual([3, 9]);
+      expect(await store.pullsWithHead(repo, b)).toEqual([3]);
+      expect(await store.pullsWithHead(repo, 'c'.repeat(40))).toEqual([]);
+    });
   });
 
   describe('leases', () => {
@@ -1009,6 +1021,37 @@ function conformance(b: Backend): void {
       expect(claims.filter(Boolean)).toHaveLength(1);
       expect(await store.claimReport(a.id)).toBe(false);
       expect(await store.claimReport('nope')).toBe(false);
+    });
+
+    it('claimReport with a holder: one claim at a time; a claim older than the TTL is taken over once; markReported ends it for good', async () => {
+      const repo = uid('o/r');
+      const a = await store.createApply(newApply(repo));
+      const claim = (holder: string) => ({ holder, ttlMs: 30_000 });
+      expect(await store.claimReport(a.id, claim('h1'))).toBe(false);
+      expect(await store.markReported(a.id)).toBe(false);
+      await store.casApplyState(a.id, 0, { state: 'completed' });
+      expect(await store.reportClaim(a.id)).toBeUndefined();
+      const first = await Promise.all(Array.from({ length: 6 }, (_, i) => pick(i).claimReport(a.id, claim(`h${i}`))));
+      expect(first.filter(Boolean)).toHaveLength(1);
+      const winner = `h${first.indexOf(true)}`;
+      expect(await store.reportClaim(a.id)).toEqual({ claimedAt: clock.t, holder: winner });
+      // Claimed, not yet sent: still owed, but nobody else may send while the claim is young.
+      expect((await store.listUnreportedApplies()).map((x) => x.id)).toContain(a.id);
+      clock.t += 29_000;
+      expect(await store.claimReport(a.id, claim('late'))).toBe(false);
+      expect(await store.claimReport(a.id)).toBe(false);
+      // Its holder died between the claim and the sends: after the TTL one replica takes it over.
+      clock.t += 2_000;
+      const again = await Promise.all(Array.from({ length: 6 }, (_, i) => pick(i).claimReport(a.id, claim(`r${i}`))));
+      expect(again.filter(Boolean)).toHaveLength(1);
+      expect(await store.reportClaim(a.id)).toEqual({ claimedAt: clock.t, holder: `r${again.indexOf(true)}` });
+      // Sent: reported once, never claimed or listed again, however old.
+      const marks = await Promise.all(Array.from({ length: 4 }, (_, i) => pick(i).markReported(a.id)));
+      expect(marks.filter(Boolean)).toHaveLength(1);
+      clock.t += 3_600_000;
+      expect(await store.claimReport(a.id, claim('later'))).toBe(false);
+      expect(await store.reportClaim(a.id)).toBeUndefined();
+      expect((await store.listUnreportedApplies()).map((x) => x.id)).not.toContain(a.id);
     });
 
     it('claimLease: the token survives renewals, a takeover gets a new one, and fenced journal writes of the old tenure are refused', async () => {

@@ -145,7 +145,11 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
       const store = await openStore(url);
       try {
         expect(await recorded(url)).toEqual({ kysely: MIGRATION_NAMES, legacy: upTo(LATEST) });
-        expect(await describeSchema(url)).toEqual(before);
+        // Versions after the hand-written ones add only what they say: version 9 the report claim's two columns.
+        const after = await describeSchema(url);
+        expect(after.applies!.filter((c) => !/^report_(claimed_at|holder) /.test(c))).toEqual(before.applies);
+        expect(after.applies!.filter((c) => /^report_(claimed_at|holder) /.test(c))).toHaveLength(2);
+        expect({ ...after, applies: before.applies }).toEqual(before);
         expect(await store.getApply('old-running')).toMatchObject({ state: 'running', version: 3, environment: 'staging' });
         // the live index still holds: the old in-flight apply keeps its environment
         const refused = await store.startApply(newApply('staging'), { lock: { owner: 'o/legacy#1', pr: 1 }, lease: { holder: 'r1', ttlMs: 60_000 } });
@@ -159,7 +163,7 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
       }
       const freshUrl = await b.fresh();
       await (await openStore(freshUrl)).close();
-      expect(await describeSchema(freshUrl)).toEqual(before);
+      expect(await describeSchema(freshUrl)).toEqual(await describeSchema(url));
     });
 
     it('at version 3: the Kysely migrations from version 4 on run on the old data (the in-flight apply becomes the live one)', async () => {

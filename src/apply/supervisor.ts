@@ -1,13 +1,13 @@
 // Runs applies detached from the webhook that asked for them, keeps track of
 // them for shutdown, and reports progress and outcome to GitHub. Reporting
 // failures are logged and never touch the apply itself.
-import { Deployments } from '../github/deployments.js';
+import { Deployments, lookup } from '../github/deployments.js';
 import type { DeploymentSpec } from '../github/deployments.js';
 import type { Executor } from './executor.js';
 import { parsePayload } from './executor.js';
 import type { CheckConclusion, GitHubPort } from '../github/github.js';
 import { parseRepo } from '../github/github.js';
-import { block, code, formatDuration, msg } from '../github/messages.js';
+import { block, code, formatDuration, MARKER, msg } from '../github/messages.js';
 import { learnApply, outText } from '../text/outbound.js';
 import { applyGantt } from '../plan/mermaid.js';
 import type { AggregateState, ApplyRow, Fence, Store, TaskRow } from '../store/store.js';
@@ -50,6 +50,31 @@ export const CONCLUSION: Record<'completed' | 'failed' | 'stopped', CheckConclus
   failed: 'failure',
   stopped: 'cancelled',
 };
+
+/** The hidden line an apply's outcome comment carries: a re-sent report finds the comment by it. */
+export function outcomeMarker(applyId: string): string {
+  return `<!-- berth:outcome:${applyId} -->`;
+}
+
+const rateLimited = (e: { status?: number; message?: string; response?: { headers?: Record<string, string> } }) =>
+  /rate limit|abuse/i.test(String(e?.message)) || e?.response?.headers?.['retry-after'] !== undefined || e?.response?.headers?.['x-ratelimit-remaining'] === '0';
+
+/**
+ * A refusal no retry changes, not retried at all: 403 that is not a rate limit (the app lacks a permission:
+ * "Resource not accessible by integration"), 410 Gone. Everything else is retried (a 404 or 422 can be
+ * GitHub's replication lag or a stand-in's fault).
+ */
+function forbidden(err: unknown): boolean {
+  const e = err as { status?: number; message?: string; response?: { headers?: Record<string, string> } };
+  return (e?.status === 403 && !rateLimited(e)) || e?.status === 410;
+}
+
+/** A 4xx other than a rate limit or a timeout: after the retries, GitHub's answer for good. */
+function clientError(err: unknown): boolean {
+  const e = err as { status?: number; message?: string; response?: { headers?: Record<string, string> } };
+  const status = e?.status;
+  return typeof status === 'number' && status >= 400 && status < 500 && status !== 408 && status !== 429 && !rateLimited(e);
+}
 
 export function checkName(env: string): string {
   return `berth / ${env}`;
@@ -196,8 +221,7 @@ export class ApplyRunner {
         // Another replica may have reported it between the listing and the lease.
         if (!(await this.o.store.listUnreportedApplies()).some((x) => x.id === a.id)) continue;
         this.o.log.info({ applyId: a.id, state: a.state }, 'reporting an ended apply whose report was owed');
-        await this.finish(a.id);
-        done.push(a.id);
+        if (await this.finish(a.id)) done.push(a.id);
       } finally {
         await held.release();
       }
@@ -246,11 +270,13 @@ export class ApplyRunner {
   /**
    * Final check run, outcome comment, and the lock bookkeeping of an ended
    * apply. Whoever ends or recovers an apply calls this, in any process: the
-   * report goes out once, from the caller that claimed it in the store. The
-   * claim comes before sending (a crash between the two loses that report
-   * rather than repeating it); retries stay with the claimer.
+   * report is claimed in the store (holder and time), sent, then marked
+   * reported; a claim whose holder died before the sends were done lapses
+   * after a lease and is taken over by a recovery pass, which sends the report
+   * again without repeating any of it on GitHub (report()). True when this
+   * caller sent (or tried to send) the report.
    */
-  async finish(applyId: string): Promise<void> {
+  async finish(applyId: string): Promise<boolean> {
     const t = this.pending.get(applyId);
     if (t) clearTimeout(t);
     this.pending.delete(applyId);
@@ -260,7 +286,7 @@ export class ApplyRunner {
     // A late `in_progress` would land after the final update and leave the check running forever.
     await this.reporting.get(applyId);
     const ended = await this.o.store.getApply(applyId);
-    if (!ended || !(ended.state === 'completed' || ended.state === 'failed' || ended.state === 'stopped')) return;
+    if (!ended || !(ended.state === 'completed' || ended.state === 'failed' || ended.state === 'stopped')) return false;
     // A rollout stopped under failure_action: rollback with replicas already updated: their rollback starts
     // first, before the report is claimed, so a crash between the two loses at most the report, never the
     // rollback (a second caller finds the one started, by its link). Its own start report waits for this one.
@@ -273,25 +299,36 @@ export class ApplyRunner {
       } catch (err) {
         this.o.log.error({ applyId, err: String(err), stack: (err as Error)?.stack }, 'automatic rollback decision failed');
       }
-      if (!(await this.o.store.claimReport(applyId))) {
-        await this.releaseAfter(ended, await this.o.github(ended.repo).catch(() => undefined));
-        return;
+      // A claim already there is one its holder never finished (it died between the claim and the sends,
+      // or GitHub refused a send): this report is a re-send, each step of which must not repeat on GitHub.
+      const resend = (await this.o.store.reportClaim(applyId)) !== undefined;
+      const { holder, ttlMs } = this.lease();
+      if (!(await this.o.store.claimReport(applyId, { holder, ttlMs }))) {
+        const gh = await this.o.github(ended.repo).catch((err) => void this.o.log.warn({ applyId, err: String(err) }, 'no GitHub client to read the PR state; lock kept'));
+        await this.releaseAfter(ended, gh ?? undefined);
+        return false;
       }
       // Re-read after the claim: the row as it ended, with the check run the start report stored.
       const apply = (await this.o.store.getApply(applyId)) ?? ended;
-      if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
+      if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return false;
       learnApply(apply);
       const tasks = await this.o.store.listTasksForApply(applyId);
       const fin = finalSummary(apply, tasks);
-      this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
-      for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
+      if (!resend) {
+        this.o.metrics?.applyFinished(apply.state, ((apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt)) / 1000);
+        for (const t of tasks) this.o.metrics?.task(t.kind, t.state);
+      }
       let gh: GitHubPort | undefined;
       try {
         gh = await this.o.github(apply.repo);
       } catch (err) {
         this.o.log.error({ applyId, err: String(err) }, 'no GitHub client to report the apply outcome');
       }
-      await this.report(apply, tasks, fin, gh, followUp);
+      // Marked reported only once every send is done (or refused for good); otherwise the claim lapses
+      // after a lease and a recovery pass sends the report again.
+      if (await this.report(apply, tasks, fin, gh, followUp, resend)) await this.o.store.markReported(applyId);
+      else this.o.log.warn({ applyId }, 'apply report not fully sent; a recovery pass sends it again');
+      return true;
     } finally {
       thisReported();
     }
@@ -403,19 +440,35 @@ export class ApplyRunner {
     return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: rollbackId, services: decision.services, earlier: decision.earlier });
   }
 
-  /** The final check run, outcome comment and deployment status of an ended apply (claimed by the caller). */
-  private async report(apply: ApplyRow, tasks: TaskRow[], fin: ReturnType<typeof finalSummary>, gh: GitHubPort | undefined, followUp: string | undefined): Promise<void> {
+  /**
+   * The final check run, outcome comment and deployment status of an ended apply (claimed by the caller).
+   * True when every step is done: sent, or refused by GitHub for good (403 without a rate limit and 410
+   * at once; another 4xx after the retries), never when a 5xx, a rate limit or no answer had the last
+   * word. Each step can be sent again without repeating on GitHub: the check run is updated by id, the
+   * outcome comment carries a hidden marker and is edited where a comment with it is found (on a re-send,
+   * or a retry after a failure whose answer was lost), the deployment status is not sent again when
+   * GitHub already holds it (deployments.ts).
+   */
+  private async report(apply: ApplyRow, tasks: TaskRow[], fin: ReturnType<typeof finalSummary>, gh: GitHubPort | undefined, followUp: string | undefined, resend = false): Promise<boolean> {
     const applyId = apply.id;
     const repo = parseRepo(apply.repo);
+    let complete = gh !== undefined;
     // The outcome is the report that matters most: after the client's own retries, try a few more times.
-    const persist = async (what: string, fn: () => Promise<unknown>): Promise<boolean> => {
+    const persist = async (what: string, fn: (attempt: number) => Promise<unknown>): Promise<boolean> => {
       for (let attempt = 1; ; attempt++) {
         try {
-          await fn();
+          await fn(attempt);
           return true;
         } catch (err) {
+          if (forbidden(err)) {
+            this.o.log.error({ applyId, status: (err as { status?: number }).status, err: String(err) }, `could not ${what}: GitHub refused it`);
+            return false;
+          }
           if (attempt >= (this.o.reportAttempts ?? 4)) {
-            this.o.log.error({ applyId, err: String(err) }, `could not ${what}`);
+            this.o.log.error({ applyId, status: (err as { status?: number }).status, err: String(err) }, `could not ${what}`);
+            // A 4xx GitHub answered every time is its last word on this report; anything else (5xx, rate
+            // limits, no answer) is left for a recovery pass to send again.
+            if (!clientError(err)) complete = false;
             return false;
           }
           this.o.log.warn({ applyId, attempt, err: String(err) }, `could not ${what}; retrying`);
@@ -436,11 +489,23 @@ export class ApplyRunner {
       const pr = apply.pr;
       // The apply's timeline drawn (issue 14), masked before it is made inert for Mermaid.
       const timeline = applyGantt(`${apply.kind} ${apply.environment}`, tasks, outText);
-      const body = msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure) + (followUp ? `\n\n${followUp}` : '') + (timeline ? `\n\n${timeline}` : '');
-      await persist('post the apply outcome', () => gh!.createComment(repo, pr, body));
+      const marker = outcomeMarker(applyId);
+      const finished = msg.finished(apply.environment, apply.state, (apply.finishedAt ?? this.now()) - (apply.startedAt ?? apply.createdAt), fin.failure);
+      // The marker right under berth's own: hidden, and how a re-send finds the comment it may have posted.
+      const body = (finished.startsWith(`${MARKER}\n`) ? `${MARKER}\n${marker}\n${finished.slice(MARKER.length + 1)}` : `${marker}\n${finished}`) + (followUp ? `\n\n${followUp}` : '') + (timeline ? `\n\n${timeline}` : '');
+      await persist('post the apply outcome', async (attempt) => {
+        const posted = resend || attempt > 1 ? await lookup(this.o.log, applyId, 'the PR comments', gh!.findComment(repo, pr, marker)) : undefined;
+        if (posted !== undefined) await gh!.updateComment(repo, posted, body);
+        else await gh!.createComment(repo, pr, body);
+      });
     }
-    if (gh) await this.deployments.finish(gh, apply, persist).catch((err) => this.o.log.error({ applyId, err: String(err) }, 'could not report the deployment'));
+    if (gh)
+      await this.deployments.finish(gh, apply, persist, resend).catch((err) => {
+        complete = false;
+        this.o.log.error({ applyId, err: String(err) }, 'could not report the deployment');
+      });
     await this.releaseAfter(apply, gh);
+    return complete;
   }
 
   /** The lock no longer points at this apply; if the PR closed while it ran, the lock goes too. */

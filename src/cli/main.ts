@@ -237,7 +237,7 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
       const lock = await store.getLock(repo, loaded.environment.name);
       if (lock?.owner === owner) await store.releaseLock(repo, loaded.environment.name, owner);
       // Reported here, on the terminal: no server's recovery owes it a report (false while it is still in flight).
-      await store.claimReport(applyId);
+      await store.markReported(applyId);
     }
     io.out(await statusText(store, applyId));
     return state === 'completed' ? 0 : 1;
@@ -340,7 +340,7 @@ async function cmdRecover(args: string[], io: Io): Promise<number> {
       const lock = a && a.pr === null ? await store.getLock(a.repo, a.environment) : undefined;
       if (a && lock?.applyId === a.id && lock.owner.startsWith('cli:')) await store.releaseLock(a.repo, a.environment, lock.owner);
       // A CLI apply is reported here; a PR's apply is left to the server, which reports it to GitHub.
-      if (a && a.pr === null) await store.claimReport(a.id);
+      if (a && a.pr === null) await store.markReported(a.id);
     }
     if (!results.length) io.out('No applies to recover.');
     for (const r of results) io.out(`apply ${r.applyId}: ${r.state}`);

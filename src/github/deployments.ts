@@ -52,7 +52,7 @@ export const FINAL_DEPLOYMENT_STATE: Record<'completed' | 'failed' | 'stopped', 
 };
 
 /** Runs one GitHub step of a report, retrying as the other reports are; resolves false when it gave up. */
-export type Persist = (what: string, fn: () => Promise<unknown>) => Promise<boolean>;
+export type Persist = (what: string, fn: (attempt: number) => Promise<unknown>) => Promise<boolean>;
 
 export class Deployments {
   /** deployment creations in flight in this process: the final report waits for them */
@@ -88,31 +88,38 @@ export class Deployments {
   /**
    * The ended apply's final deployment status (creating the deployment first
    * when the start could not), then the environment's earlier successful
-   * deployments become inactive. Called once per apply, by whoever claimed
-   * its report.
+   * deployments become inactive. Called by whoever claimed its report; again
+   * when a reporter died before it was done (`resend`): a deployment or a
+   * final status GitHub already holds is found, never made twice.
    */
-  async finish(gh: GitHubPort, apply: ApplyRow, persist: Persist): Promise<void> {
+  async finish(gh: GitHubPort, apply: ApplyRow, persist: Persist, resend = false): Promise<void> {
     if (!(apply.state === 'completed' || apply.state === 'failed' || apply.state === 'stopped')) return;
     await this.starting.get(apply.id);
     const row = await this.o.store.getDeployment(apply.id);
     if (!row) return; // an apply berth did not report as a deployment (the CLI's)
     const spec = JSON.parse(row.spec) as DeploymentSpec;
     const repo = parseRepo(apply.repo);
+    const state = FINAL_DEPLOYMENT_STATE[apply.state];
     let id = row.deploymentId;
     if (id === null) {
-      const ok = await persist('create the GitHub deployment', async () => {
-        id = await gh.createDeployment(repo, deploymentInput(spec));
+      const ok = await persist('create the GitHub deployment', async (attempt) => {
+        // Created before a crash (or a lost answer) without its id stored: that one, found by the apply it names.
+        id = (resend || attempt > 1 ? await lookup(this.o.log, apply.id, 'deployments', gh.findDeployment(repo, spec.ref, spec.environment, apply.id)) : undefined) ?? (await gh.createDeployment(repo, deploymentInput(spec)));
         await this.o.store.setDeployment(apply.id, { deploymentId: id });
       });
       if (!ok || id === null) return;
     }
-    const state = FINAL_DEPLOYMENT_STATE[apply.state];
     const description = apply.state === 'completed' ? `Applied ${apply.environment}` : apply.state === 'stopped' ? `Apply stopped` : `Apply failed`;
     const deploymentId: number = id;
-    const sent = await persist('set the deployment status', async () => {
-      await gh.createDeploymentStatus(repo, deploymentId, { state, description, ...logUrl(apply.repo, apply.checkRunId), ...envUrl(spec) });
-      await this.o.store.setDeployment(apply.id, { state });
-    });
+    // Already sent and recorded: nothing to send (a terminal status is never repeated).
+    const sent =
+      row.state === state ||
+      row.state === 'inactive' ||
+      (await persist('set the deployment status', async (attempt) => {
+        const there = resend || attempt > 1 ? await lookup(this.o.log, apply.id, 'deployment statuses', gh.latestDeploymentStatus(repo, deploymentId)) : undefined;
+        if (there !== state) await gh.createDeploymentStatus(repo, deploymentId, { state, description, ...logUrl(apply.repo, apply.checkRunId), ...envUrl(spec) });
+        await this.o.store.setDeployment(apply.id, { state });
+      }));
     if (sent && state === 'success') await this.inactivateEarlier(gh, repo, apply, persist);
   }
 
@@ -126,6 +133,22 @@ export class Deployments {
         await this.o.store.setDeployment(d.applyId, { state: 'inactive' });
       });
     }
+  }
+}
+
+/**
+ * A re-send's look at what GitHub already holds. A GitHub that does not serve the listing (404, 405, 501:
+ * a stand-in or proxy without it) cannot tell: the step is sent (a repeat beats a report never made),
+ * with a warning. Any other failure throws, for the report's retries.
+ */
+export async function lookup<T>(log: RunnerLogger, applyId: string, what: string, p: Promise<T | undefined>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    const status = (err as { status?: number })?.status;
+    if (status !== 404 && status !== 405 && status !== 501) throw err;
+    log.warn({ applyId, status, err: String(err) }, `could not list ${what} to find what an earlier report sent; sending it`);
+    return undefined;
   }
 }
 

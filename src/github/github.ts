@@ -107,6 +107,15 @@ export interface GitHubPort {
   /** the deployment's id */
   createDeployment(repo: RepoRef, input: DeploymentInput): Promise<number>;
   createDeploymentStatus(repo: RepoRef, deploymentId: number, status: DeploymentStatusInput): Promise<void>;
+  /**
+   * Re-sending a report (idempotency): the newest comment of the PR whose body holds `marker` (every
+   * page read), undefined when there is none.
+   */
+  findComment(repo: RepoRef, pr: number, marker: string): Promise<number | undefined>;
+  /** Re-sending a report: the newest status of a deployment, undefined when it has none. */
+  latestDeploymentStatus(repo: RepoRef, deploymentId: number): Promise<DeploymentState | undefined>;
+  /** Re-sending a report: the deployment of `ref` in `environment` whose payload names the apply, if GitHub has one. */
+  findDeployment(repo: RepoRef, ref: string, environment: string, applyId: string): Promise<number | undefined>;
 }
 
 /** GitHub limits a check run's summary and text to 65,535 characters. */

@@ -2,7 +2,7 @@
 // for rate limits and 5xx). Failures propagate: the caller decides whether a
 // failure denies (authorisation) or is reported and retried (comments).
 import type { ProbotOctokit } from 'probot';
-import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
+import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip, PartialListing } from './github.js';
 import { BerthError } from '../errors.js';
 
@@ -214,6 +214,32 @@ export class OctokitGitHub implements GitHubPort {
         auto_inactive: false,
       }),
     );
+  }
+
+  async findComment(repo: RepoRef, pr: number, marker: string): Promise<number | undefined> {
+    const all = await this.octokit.paginate(this.octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: pr, per_page: 100 });
+    return all.filter((c) => typeof c.body === 'string' && c.body.includes(marker)).at(-1)?.id;
+  }
+
+  async latestDeploymentStatus(repo: RepoRef, deploymentId: number): Promise<DeploymentState | undefined> {
+    // Newest first, as GitHub lists them.
+    const { data } = await this.octokit.rest.repos.listDeploymentStatuses({ owner: repo.owner, repo: repo.name, deployment_id: deploymentId, per_page: 1 });
+    return data[0]?.state as DeploymentState | undefined;
+  }
+
+  async findDeployment(repo: RepoRef, ref: string, environment: string, applyId: string): Promise<number | undefined> {
+    const all = await this.octokit.paginate(this.octokit.rest.repos.listDeployments, { owner: repo.owner, repo: repo.name, ref, environment, per_page: 100 });
+    const payloadOf = (p: unknown) => {
+      if (typeof p === 'string') {
+        try {
+          return JSON.parse(p) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      }
+      return (p ?? {}) as Record<string, unknown>;
+    };
+    return all.find((d) => payloadOf(d.payload).apply_id === applyId)?.id;
   }
 }
 

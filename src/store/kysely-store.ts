@@ -88,8 +88,14 @@ export class KyselyStore implements Store {
   startApply(input: NewApply, opts: StartApplyOptions): Promise<StartApplyResult> {
     return applies.startApply(this.ctx, input, opts);
   }
-  claimReport(applyId: string): Promise<boolean> {
-    return applies.claimReport(this.ctx, applyId);
+  claimReport(applyId: string, claim?: { holder: string; ttlMs: number }): Promise<boolean> {
+    return applies.claimReport(this.ctx, applyId, claim);
+  }
+  reportClaim(applyId: string): Promise<{ claimedAt: number; holder: string | null } | undefined> {
+    return applies.reportClaim(this.ctx, applyId);
+  }
+  markReported(applyId: string): Promise<boolean> {
+    return applies.markReported(this.ctx, applyId);
   }
   listUnreportedApplies(): Promise<ApplyRow[]> {
     return applies.listUnreportedApplies(this.ctx);
@@ -194,6 +200,9 @@ export class KyselyStore implements Store {
   }
   recordHead(repo: string, pr: number, headSha: string): Promise<number> {
     return prs.recordHead(this.ctx, repo, pr, headSha);
+  }
+  pullsWithHead(repo: string, headSha: string): Promise<number[]> {
+    return prs.pullsWithHead(this.ctx, repo, headSha);
   }
   listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
     return prs.listHeads(this.ctx, repo, pr);

@@ -28,8 +28,11 @@ export interface AppliesTable {
   error: string | null;
   /** 1 while the apply is in flight, NULL once it ended: the unique index (repo, environment, live) allows one live apply. */
   live: number | null;
-  /** set once, by the one caller that sends the apply's final report */
+  /** set once the apply's final report is out (every send succeeded or failed for good) */
   reported_at: number | null;
+  /** when the report's sending was claimed, and by whom (version 9): a claim older than a lease is taken over */
+  report_claimed_at: number | null;
+  report_holder: string | null;
 }
 
 export interface OperationsTable {

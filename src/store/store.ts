@@ -306,15 +306,23 @@ export interface Store {
    */
   startApply(input: NewApply, opts: StartApplyOptions): Promise<StartApplyResult>;
   /**
-   * Claims the right to send an ended apply's final report (check run and
-   * outcome comment). True for exactly one caller, ever, per apply; false
-   * while the apply is still in flight.
+   * Claims the sending of an ended apply's final report (check run, outcome
+   * comment, deployment status) for `claim.holder`. False while the apply is
+   * in flight, once it is reported (markReported), and while another
+   * holder's claim is younger than `claim.ttlMs`; an older claim is taken
+   * over (its holder died between the claim and the sends: the report is
+   * sent again, idempotently). Compare-and-set: one caller at a time. Without
+   * `claim`, a claim is never taken over.
    */
-  claimReport(applyId: string): Promise<boolean>;
+  claimReport(applyId: string, claim?: { holder: string; ttlMs: number }): Promise<boolean>;
+  /** The report's claim while the report is not marked sent: undefined when never claimed (or reported). */
+  reportClaim(applyId: string): Promise<{ claimedAt: number; holder: string | null } | undefined>;
+  /** The final report is out: never claimed or listed again. True the first time (false in flight). */
+  markReported(applyId: string): Promise<boolean>;
   /**
-   * Ended applies whose report nobody has claimed yet, oldest first: the
-   * ones a process that died between an apply's end and its report left
-   * owed (recovery reports them, each once, through claimReport).
+   * Ended applies whose report is not out yet, oldest first: never claimed,
+   * or claimed by a sender that may have died before it finished (recovery
+   * takes those whose claim has lapsed, through claimReport).
    */
   listUnreportedApplies(): Promise<ApplyRow[]>;
   getApply(id: string): Promise<ApplyRow | undefined>;
@@ -415,6 +423,8 @@ export interface Store {
   recordHead(repo: string, pr: number, headSha: string): Promise<number>;
   /** Every head of the PR berth has seen, with when it first saw each, oldest first. */
   listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]>;
+  /** The PRs of the repository berth saw with this head commit (any head they ever had), by number. */
+  pullsWithHead(repo: string, headSha: string): Promise<number[]>;
 
   // ── leases (multi-replica coordination) ─────────────────────────────────
   /** Take the lease if free, expired or already ours (then it is renewed to now+ttl). Atomic. */

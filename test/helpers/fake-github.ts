@@ -1550,6 +1550,25 @@ function retarget<T extends { repository?: unknown }>(payload: T, repo: string, 
 }
 
 /**
+ * A `check_suite` payload (GitHub's own example for the action) for the suite at `headSha`: `prs` are
+ * the PRs GitHub lists (none for a PR whose head is in a fork), `appId` the app the suite belongs to.
+ */
+export function checkSuiteEvent(opts: { repo: string; headSha: string; prs: number[]; appId: number; action?: 'rerequested' | 'requested' | 'completed'; installationId?: number }): WebhookEventMap['check_suite'] {
+  const p = loadExample('check_suite', (e) => e.action === (opts.action ?? 'rerequested')) as Json;
+  retarget(p, opts.repo, opts.installationId ?? 1);
+  const template = p.check_suite.pull_requests[0] ?? { head: { ref: 'changes', repo: {} }, base: { ref: 'main', repo: {} } };
+  p.check_suite.head_sha = opts.headSha;
+  p.check_suite.app = { ...p.check_suite.app, id: opts.appId };
+  p.check_suite.pull_requests = opts.prs.map((number) => ({
+    ...template,
+    number,
+    url: `https://api.github.com/repos/${opts.repo}/pulls/${number}`,
+    head: { ...template.head, sha: opts.headSha },
+  }));
+  return p;
+}
+
+/**
  * Resolves once GitHub's clock (whole seconds, as in `created_at`) has moved
  * past this moment: a person reads berth's plan comment before answering it,
  * and berth cannot tell a command written in the same second as the plan from

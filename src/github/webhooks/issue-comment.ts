@@ -2,13 +2,18 @@
 import type { Context, Probot } from 'probot';
 import type { Services } from '../../services.js';
 import type { Deliveries, Routes } from './delivery.js';
+import { MARKER } from '../messages.js';
 
-export function issueCommentRoutes({ bot }: Services): Routes {
+export function issueCommentRoutes({ bot, appId }: Services): Routes {
   return {
     'issue_comment.created': (payload) => {
       const { issue, comment } = payload;
       if (typeof issue?.number !== 'number' || typeof comment?.id !== 'number') return { malformed: 'issue or comment' };
       if (!issue.pull_request) return undefined;
+      // berth's own comments are never commands, whatever user a GitHub shows them under: made through this
+      // app (berth acts with installation tokens only), or opening with berth's hidden marker.
+      if (appId !== undefined && comment.performed_via_github_app?.id === appId) return undefined;
+      if (typeof comment.body === 'string' && comment.body.startsWith(MARKER)) return undefined;
       // A command is only ever taken from a named user: without one, authorisation would be asked about nobody.
       if (typeof comment.user?.login !== 'string' || !comment.user.login) return { malformed: 'comment.user.login' };
       return {

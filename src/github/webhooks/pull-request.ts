@@ -43,10 +43,13 @@ export function pullRequestRoutes({ store, bot, auto }: Services): Routes {
           // Merged: the apply_on: merge environments apply the merge commit under the PR's lock first.
           // Only a merge into the default branch: branch protection (reviews, required checks) guards that
           // branch alone, so a merge into any other branch would be a way around review.
-          const intoDefault = typeof pr.base?.ref === 'string' && pr.base.ref === payload.repository?.default_branch;
           try {
-            if (pr.merged === true && intoDefault && typeof pr.merge_commit_sha === 'string')
-              await auto.merged(gh, repo, pr.number, pr.merge_commit_sha, pr.merged_by?.login ?? payload.sender?.login ?? '');
+            if (pr.merged === true && typeof pr.base?.ref === 'string' && typeof pr.merge_commit_sha === 'string') {
+              // A payload without the repository's default branch (a GitHub that leaves it out) is not a reason to skip the apply: asked.
+              const named = payload.repository?.default_branch;
+              const defaultBranch = typeof named === 'string' && named ? named : await gh.defaultBranch(repo);
+              if (pr.base.ref === defaultBranch) await auto.merged(gh, repo, pr.number, pr.merge_commit_sha, pr.merged_by?.login ?? payload.sender?.login ?? '');
+            }
           } finally {
             // Whatever happened to the merge apply, the PR's other locks go (those with an apply in flight when it ends).
             await bot.pullClosed(repo, pr.number);

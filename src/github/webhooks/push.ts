@@ -2,15 +2,30 @@
 import type { Context, Probot } from 'probot';
 import type { Services } from '../../services.js';
 import type { Deliveries, Routes } from './delivery.js';
+import { repoName } from '../github.js';
 
 export function pushRoutes({ auto }: Services): Routes {
   return {
     push: (payload) => {
       if (typeof payload.ref !== 'string' || typeof payload.after !== 'string') return { malformed: 'ref or after' };
-      const branch = payload.repository?.default_branch;
-      if (payload.deleted || !/^[0-9a-f]{40}$/.test(payload.after) || payload.ref !== `refs/heads/${branch}`) return undefined;
-      if (typeof payload.repository?.full_name === 'string') auto.pushReceived(payload.repository.full_name, payload.after);
-      return { pr: undefined, run: (gh, repo) => auto.pushed(gh, repo, payload.after, payload.sender?.login ?? payload.pusher?.name ?? '') };
+      if (payload.deleted || !/^[0-9a-f]{40}$/.test(payload.after) || !payload.ref.startsWith('refs/heads/')) return undefined;
+      const actor = payload.sender?.login ?? payload.pusher?.name ?? '';
+      const named = payload.repository?.default_branch;
+      if (typeof named === 'string' && named) {
+        if (payload.ref !== `refs/heads/${named}`) return undefined;
+        if (typeof payload.repository?.full_name === 'string') auto.pushReceived(payload.repository.full_name, payload.after);
+        return { pr: undefined, run: (gh, repo) => auto.pushed(gh, repo, payload.after, actor) };
+      }
+      // A payload that does not name the default branch (GitHub's always do; a stand-in's may not): asked,
+      // rather than every push taken as one to another branch.
+      return {
+        pr: undefined,
+        run: async (gh, repo) => {
+          if (payload.ref !== `refs/heads/${await gh.defaultBranch(repo)}`) return;
+          auto.pushReceived(repoName(repo), payload.after);
+          await auto.pushed(gh, repo, payload.after, actor);
+        },
+      };
     },
   };
 }

@@ -16,6 +16,7 @@ import * as m0005 from './0005-deployments.js';
 import * as m0006 from './0006-secrets.js';
 import * as m0007 from './0007-owed-reports.js';
 import * as m0008 from './0008-task-apply-index.js';
+import * as m0009 from './0009-report-claims.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -26,6 +27,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0006-secrets': m0006,
   '0007-owed-reports': m0007,
   '0008-task-apply-index': m0008,
+  '0009-report-claims': m0009,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { insertOrKeep, isUniqueViolation, lockingRead, upsert, incoming, writeTransaction, type Ctx } from '../dialect.js';
 import { prepared } from '../prepared.js';
-import { chunks, Refused, refusedAsResult, toApply, toApplyStatus, toLock, unique } from '../rows.js';
+import { chunks, num, Refused, refusedAsResult, strOrNull, toApply, toApplyStatus, toLock, unique } from '../rows.js';
 import {
   ApplyInFlightError,
   IN_FLIGHT_AGGREGATE_STATES,
@@ -127,7 +127,34 @@ export async function startApply(ctx: Ctx, input: NewApply, opts: StartApplyOpti
   );
 }
 
-export async function claimReport(ctx: Ctx, applyId: string): Promise<boolean> {
+/**
+ * Claims the sending of an ended apply's report for `holder`: free (never claimed), or claimed by a
+ * sender that has not finished within `ttlMs` (it died between the claim and the sends). Compare-and-set:
+ * one caller at a time holds the claim. Without a claim given, the caller is anonymous and a claim is
+ * never taken over (ttl: forever), as before version 9.
+ */
+export async function claimReport(ctx: Ctx, applyId: string, claim?: { holder: string; ttlMs: number }): Promise<boolean> {
+  const now = ctx.now();
+  let q = ctx.db
+    .updateTable('applies')
+    .set({ report_claimed_at: now, report_holder: claim?.holder ?? null })
+    .where('id', '=', applyId)
+    .where('reported_at', 'is', null)
+    .where('live', 'is', null)
+    .where('state', 'not in', IN_FLIGHT);
+  q = claim ? q.where((eb) => eb.or([eb('report_claimed_at', 'is', null), eb('report_claimed_at', '<', now - claim.ttlMs)])) : q.where('report_claimed_at', 'is', null);
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** The report's claim, if someone took it and the report is not yet sent in full. */
+export async function reportClaim(ctx: Ctx, applyId: string): Promise<{ claimedAt: number; holder: string | null } | undefined> {
+  const r = await ctx.db.selectFrom('applies').select(['report_claimed_at', 'report_holder']).where('id', '=', applyId).where('reported_at', 'is', null).executeTakeFirst();
+  return r && r.report_claimed_at !== null ? { claimedAt: num(r.report_claimed_at), holder: strOrNull(r.report_holder) } : undefined;
+}
+
+/** The report is out (every send succeeded, or failed for good): nobody owes it any more. True the first time. */
+export async function markReported(ctx: Ctx, applyId: string): Promise<boolean> {
   const r = await ctx.db
     .updateTable('applies')
     .set({ reported_at: ctx.now() })

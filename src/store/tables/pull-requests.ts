@@ -67,6 +67,12 @@ export async function recordHead(ctx: Ctx, repo: string, pr: number, headSha: st
   return num(r.seen_at);
 }
 
+/** The PRs berth saw with this head commit, in number order (by an index over (repo, head_sha), version 9). */
+export async function pullsWithHead(ctx: Ctx, repo: string, headSha: string): Promise<number[]> {
+  const rows = await ctx.db.selectFrom('pr_heads').select('pr').where('repo', '=', repo).where('head_sha', '=', headSha).orderBy('pr').execute();
+  return rows.map((r) => num(r.pr));
+}
+
 export async function listHeads(ctx: Ctx, repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
   const rows = await ctx.db.selectFrom('pr_heads').select(['head_sha', 'seen_at']).where('repo', '=', repo).where('pr', '=', pr).orderBy('seen_at').orderBy('head_sha').execute();
   return rows.map((r) => ({ headSha: str(r.head_sha), seenAt: num(r.seen_at) }));
