@@ -5,6 +5,7 @@
 // masked too. Masking never reveals a value, not even its length.
 import type { SecretFields } from '../compose/taint.js';
 import { isTaintedField } from '../compose/taint.js';
+import { EXTRA_KEYS } from '../compose/service-keys.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
 import { escapeMarkdown } from '../text/escape.js';
 
@@ -142,6 +143,8 @@ export class Masker {
       ...(spec.files ? { files: spec.files.map((f) => ({ ...f, digest: MASK })) } : {}),
     };
     for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
+    // a network's aliases and addresses are written under networks: too
+    if (out.networkOptions !== undefined && this.tainted(spec.name, 'networks')) out.networkOptions = MASK;
     return out as unknown as ServiceSpec;
   }
 
@@ -199,6 +202,8 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
   pid: 'pid',
   cap_add: 'capAdd',
   devices: 'devices',
+  // every key berth reads beside these (tmpfs, hostname, extra_hosts, sysctls, logging, …): its spec field
+  ...Object.fromEntries(Object.entries(EXTRA_KEYS).map(([key, spec]) => [key, spec.field as keyof ServiceSpec])),
 };
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
