@@ -7,7 +7,7 @@ import type { SecretFields } from '../compose/taint.js';
 import { isTaintedField } from '../compose/taint.js';
 import { EXTRA_KEYS } from '../compose/service-keys.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
-import { escapeMarkdown } from '../text/escape.js';
+import { escapedForms, escapeMarkdown } from '../text/escape.js';
 
 export const MASK = '••••••';
 
@@ -173,8 +173,9 @@ export class Masker {
 
   private remember(value: string): void {
     // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
-    // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back).
-    for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value)])) {
+    // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
+    // and as a code span or block shows it, its control and invisible characters written as escapes.
+    for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value), ...escapedForms(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);
         this.pattern = undefined;

@@ -58,11 +58,18 @@ export function code(s: string): string {
   return `${fence}${pad}${clean}${pad}${fence}`;
 }
 
+/** A block's lines: lines and tabs stay; every other unsafe character is an escape, as in sanitizeLine. */
+const blockBody = (s: string) => s.replace(UNSAFE_CHARS, (c) => (c === '\n' || c === '\t' ? c : codePointEscape(c)));
+
+/** How `s` shows inside a code span or a block once its unsafe characters are escapes (the masker redacts these forms too). */
+export function escapedForms(s: string): string[] {
+  return [sanitizeLine(s), blockBody(s)];
+}
+
 /** A fenced block that survives fences (backtick or tilde) in the content. */
 export function block(s: string, lang = ''): string {
   const run = Math.max(2, ...[...s.matchAll(/`{3,}/g)].map((m) => m[0].length));
   const fence = '`'.repeat(run + 1);
-  // lines and tabs stay (it is a block); every other unsafe character is an escape, as in sanitizeLine
-  const body = s.replace(/\n$/, '').replace(UNSAFE_CHARS, (c) => (c === '\n' || c === '\t' ? c : codePointEscape(c)));
+  const body = blockBody(s.replace(/\n$/, ''));
   return `${fence}${lang}\n${body}\n${fence}`;
 }

@@ -11,7 +11,9 @@
 // must hold no default-ignorable or bidi-control character, and show each as
 // an escape instead.
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Masker } from '../../src/plan/mask.js';
+import { block, code, inert } from '../../src/text/escape.js';
 import type { App } from '../chaos/app-harness.js';
 import { startApp } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
@@ -62,5 +64,25 @@ describeDocker('invisible and bidi characters a PR writes never reach GitHub as 
       expect(texts.filter((t) => INVISIBLE.test(t)).map((t) => JSON.stringify(t.slice(0, 300)))).toEqual([]);
       expect(texts.some((t) => /u\{?e0061\}?|u061c/i.test(t.replace(/&#92;/g, '\\')))).toBe(true);
     }, 60_000);
+  }
+});
+
+describe('a secret holding such a character is masked in its escaped form', () => {
+  // escape.ts writes the character as an escape, so the text GitHub gets holds neither the secret as
+  // written, nor as JSON quotes it: the outbound masker must know the escaped form too.
+  for (const [what, secret] of [
+    ['soft hyphen', 'pa\u00adss-word9'],
+    ['zero-width space', 'pa\u200bss-word9'],
+    ['backspace', 'pa\bss-word9'],
+    ['tag character', 'pa\u{e0041}ss-word9'],
+  ] as const) {
+    it(`${what}: in a code span, a fenced block and prose`, () => {
+      const m = new Masker();
+      m.absorb(new Masker([], [secret]));
+      for (const shown of [code(`network ${secret} x`), block(`error: ${secret}\n`), inert(`value ${secret} x`)]) {
+        expect(shown, 'the check is real: the escaped form is what is shown').toMatch(/ss-word9|ss&#45;word9/);
+        expect(m.redact(shown)).not.toMatch(/ss-word9|ss&#45;word9/);
+      }
+    });
   }
 });
