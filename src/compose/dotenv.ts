@@ -19,6 +19,8 @@ export class DotenvError extends Error {
 export interface DotenvValue {
   value: string;
   line: number;
+  /** the value used a secret variable (or an earlier key of the file that did): it is secret too */
+  secret?: boolean;
 }
 
 export interface DotenvOptions {
@@ -28,6 +30,8 @@ export interface DotenvOptions {
   variables?: Variables;
   /** gets the names a plain ${VAR} used without a value (each became "", as in compose) */
   unset?: Set<string>;
+  /** which variables are secret: a value that uses one is marked secret, and so is a later value using that key */
+  secret?: (name: string) => boolean;
 }
 
 const KEY_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
@@ -36,6 +40,8 @@ const ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', '
 export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string, DotenvValue> {
   const out = new Map<string, DotenvValue>();
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  // an earlier key of this file shadows the variable of its name: it is secret when its own value was
+  const secret = (name: string) => (out.has(name) ? out.get(name)!.secret === true : false) || (opts.secret?.(name) ?? false);
   const lookup = (): Variables => {
     const own: Record<string, string> = {};
     for (const [k, v] of out) own[k] = v.value;
@@ -52,7 +58,7 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
     if (eq < 0) {
       // A bare KEY takes the variable of that name; unset → not set (compose takes it from the shell).
       const v = opts.variables?.[key];
-      if (v !== undefined) out.set(key, { value: v, line: lineNo });
+      if (v !== undefined) out.set(key, { value: v, line: lineNo, ...(opts.secret?.(key) ? { secret: true } : {}) });
       continue;
     }
     let rest = line.slice(eq + 1).trimStart();
@@ -73,15 +79,16 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
       if (hash >= 0) rest = rest.slice(0, hash);
       value = rest.trim();
     }
+    const taint = { secret, hit: false };
     if (interpolate && value.includes('$')) {
       try {
-        value = interpolateString(value, lookup(), undefined, opts.unset);
+        value = interpolateString(value, lookup(), taint, opts.unset);
       } catch (e) {
         if (e instanceof InterpolationError) throw new DotenvError(e.detail.code, `${key}: ${e.detail.problem}`, lineNo, e.detail.hint);
         throw e;
       }
     }
-    out.set(key, { value, line: lineNo });
+    out.set(key, { value, line: lineNo, ...(taint.hit || opts.secret?.(key) ? { secret: true } : {}) });
   }
   return out;
 }

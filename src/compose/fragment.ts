@@ -886,7 +886,11 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
       }
       try {
-        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables, ...(opts.unset ? { unset: unsetIn(opts.unset, full)! } : {}) })) out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
+        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables, ...(opts.unset ? { unset: unsetIn(opts.unset, full)! } : {}), ...(opts.taint ? { secret: opts.taint.secret } : {}) })) {
+          out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
+          // a value that used a secret variable taints the environment key it sets, as `environment:` would
+          if (v.secret && opts.taint) opts.taint.found.push({ path: ['services', path[1]!, 'environment', k], raw: k, value: v.value, file: full, line: v.line });
+        }
       } catch (e) {
         if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: full, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
         throw e;

@@ -120,8 +120,12 @@ function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Rec
   }
 }
 
-function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, taint: { secret: (name: string) => boolean; found: TaintedInput[] }): DesiredState {
+function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tracked: { secret: (name: string) => boolean; found: TaintedInput[] }): DesiredState {
   if (!files.length) throw new ComposeError('no_compose_files', 'no compose files given');
+  // A `.env` (the first file's, or an included file's) whose value used a secret variable relays it
+  // (`RELAY=${DB_PASSWORD}`): that variable is secret too, wherever compose files use it.
+  const relayed = new Set<string>();
+  const taint = { found: tracked.found, secret: (name: string) => tracked.secret(name) || relayed.has(name) };
   // Relative paths in every file resolve against the first file's directory, as compose does.
   const baseDir = dirOf(files[0]!.path);
   const paths: PathContext = { baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
@@ -129,7 +133,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   const readFile = (p: string) => sources.get(p);
   // file → variables a plain ${VAR} there used without a value: "" as in docker compose, and a plan warning
   const unset = new Map<string, Set<string>>();
-  const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset), ...(opts.variables ?? {}) };
+  const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
   const notes: string[] = [];
 
   const parse = (path: string, text: string, ctx: PathContext, vars: Record<string, string> = variables): FileFragment => {
@@ -169,7 +173,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
   const withIncludes = (f: FileFragment, stack: string[], vars: Record<string, string>): FileFragment[] => {
     const entries: FileFragment[][] = [];
     for (const inc of f.include ?? []) {
-      const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars, unset), ...vars } : vars;
+      const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars, unset, taint.secret, relayed), ...vars } : vars;
       const entry: FileFragment[] = [];
       for (const path of inc.v) {
         if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
@@ -224,13 +228,24 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, ta
 }
 
 /** The `.env` next to the first compose file (or an included file): interpolation defaults that berth.yml variables override. */
-function dotenvDefaults(firstFile: string, readFile: (p: string) => string | undefined, variables: Record<string, string>, unset: Map<string, Set<string>>): Record<string, string> {
+function dotenvDefaults(
+  firstFile: string,
+  readFile: (p: string) => string | undefined,
+  variables: Record<string, string>,
+  unset: Map<string, Set<string>>,
+  secret: (name: string) => boolean,
+  relayed: Set<string>,
+): Record<string, string> {
   const path = dotenvPath(firstFile);
   const text = readFile(path);
   if (text === undefined) return {};
   try {
     const out: Record<string, string> = {};
-    for (const [k, v] of parseDotenv(text, { variables, unset: unsetIn(unset, path)! })) out[k] = v.value;
+    for (const [k, v] of parseDotenv(text, { variables, unset: unsetIn(unset, path)!, secret })) {
+      out[k] = v.value;
+      // the including side's variables win over the .env: only a value in effect relays a secret
+      if (v.secret && !Object.hasOwn(variables, k)) relayed.add(k);
+    }
     return out;
   } catch (e) {
     if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: path, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });

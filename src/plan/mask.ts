@@ -5,8 +5,9 @@
 // masked too. Masking never reveals a value, not even its length.
 import type { SecretFields } from '../compose/taint.js';
 import { isTaintedField } from '../compose/taint.js';
+import { EXTRA_KEYS } from '../compose/service-keys.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
-import { escapeMarkdown } from '../text/escape.js';
+import { escapedForms, escapeMarkdown } from '../text/escape.js';
 
 export const MASK = '••••••';
 
@@ -142,6 +143,8 @@ export class Masker {
       ...(spec.files ? { files: spec.files.map((f) => ({ ...f, digest: MASK })) } : {}),
     };
     for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
+    // a network's aliases and addresses are written under networks: too
+    if (out.networkOptions !== undefined && this.tainted(spec.name, 'networks')) out.networkOptions = MASK;
     return out as unknown as ServiceSpec;
   }
 
@@ -170,8 +173,9 @@ export class Masker {
 
   private remember(value: string): void {
     // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
-    // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back).
-    for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value)])) {
+    // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
+    // and as a code span or block shows it, its control and invisible characters written as escapes.
+    for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value), ...escapedForms(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);
         this.pattern = undefined;
@@ -199,6 +203,8 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
   pid: 'pid',
   cap_add: 'capAdd',
   devices: 'devices',
+  // every key berth reads beside these (tmpfs, hostname, extra_hosts, sysctls, logging, …): its spec field
+  ...Object.fromEntries(Object.entries(EXTRA_KEYS).map(([key, spec]) => [key, spec.field as keyof ServiceSpec])),
 };
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -10,9 +10,22 @@
 //   block(s)     a fenced block whose fence no line can close.
 // Control and invisible characters are written as escapes in all three.
 
-/** Characters that could reorder or hide text (bidi controls, zero-width, line separators) or break a line. */
+/**
+ * Characters that could break a line, reorder text or hide it: controls, line and paragraph separators,
+ * lone surrogates, every bidi control (U+061C and U+200E/F too, not only the embeddings and isolates),
+ * every format character and every default-ignorable code point — zero-width characters, fillers,
+ * U+180E, U+206A–U+206F, U+FFF9–U+FFFB, and the tag characters U+E0000–U+E007F, which spell ASCII no
+ * reader sees. A variation selector U+FE0E/U+FE0F is kept only right after an emoji (it picks the
+ * glyph: ⚠️, ℹ️); any other, and every other selector, is an escape (runs of them carry hidden bytes).
+ */
 // eslint-disable-next-line no-control-regex
-const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+const UNSAFE_CHARS = /[\p{Cc}\p{Cs}\u2028\u2029\p{Bidi_Control}]|(?![\uFE0E\uFE0F])[\p{Cf}\p{Default_Ignorable_Code_Point}]|(?<!\p{Emoji})[\uFE0E\uFE0F]/gu;
+
+/** `\u061c`, or `\u{e0061}` past U+FFFF. */
+const codePointEscape = (c: string) => {
+  const n = c.codePointAt(0)!;
+  return n > 0xffff ? `\\u{${n.toString(16)}}` : `\\u${n.toString(16).padStart(4, '0')}`;
+};
 
 /** One visible line: control and invisible characters written as escapes. */
 export function sanitizeLine(s: string): string {
@@ -20,7 +33,7 @@ export function sanitizeLine(s: string): string {
     if (c === '\n') return '\\n';
     if (c === '\r') return '\\r';
     if (c === '\t') return '\\t';
-    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+    return codePointEscape(c);
   });
 }
 
@@ -45,11 +58,18 @@ export function code(s: string): string {
   return `${fence}${pad}${clean}${pad}${fence}`;
 }
 
+/** A block's lines: lines and tabs stay; every other unsafe character is an escape, as in sanitizeLine. */
+const blockBody = (s: string) => s.replace(UNSAFE_CHARS, (c) => (c === '\n' || c === '\t' ? c : codePointEscape(c)));
+
+/** How `s` shows inside a code span or a block once its unsafe characters are escapes (the masker redacts these forms too). */
+export function escapedForms(s: string): string[] {
+  return [sanitizeLine(s), blockBody(s)];
+}
+
 /** A fenced block that survives fences (backtick or tilde) in the content. */
 export function block(s: string, lang = ''): string {
   const run = Math.max(2, ...[...s.matchAll(/`{3,}/g)].map((m) => m[0].length));
   const fence = '`'.repeat(run + 1);
-  // eslint-disable-next-line no-control-regex
-  const body = s.replace(/\n$/, '').replace(/[\u0000-\u0008\u000b-\u001f\u007f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const body = blockBody(s.replace(/\n$/, ''));
   return `${fence}${lang}\n${body}\n${fence}`;
 }

@@ -24,6 +24,8 @@ interface Case {
   webhook?: { event: string; body?: string; signature?: string | null; secret?: string; rawBody?: string; delete?: string[] };
 }
 
+/** A character that renders as nothing or reorders text (test/security/31-invisible-text.test.ts). */
+const INVISIBLE = /[\p{Cc}\p{Cs}\p{Bidi_Control}](?<![\n\t])|(?![\uFE0E\uFE0F])[\p{Cf}\p{Default_Ignorable_Code_Point}]|(?<!\p{Emoji})[\uFE0E\uFE0F]/u;
 const DIR = 'fixtures/hostile';
 const CASES: Case[] = JSON.parse(readFileSync(`${DIR}/index.json`, 'utf8')).cases;
 const REPO = 'acme/hostile';
@@ -92,6 +94,8 @@ describeDocker('hostile input through the whole app', () => {
     for (const bad of c.notInMarkdown ?? []) expect(outsideCode(body), `${c.id}: "${bad}" outside code in:\n${body.slice(0, 1500)}\n`).not.toContain(bad);
     // Whatever the input, berth's reply fits in one GitHub comment.
     expect(body.length).toBeLessThanOrEqual(65_536);
+    // …and holds nothing that renders as nothing or reorders text, in code or out (an emoji's variation selector aside).
+    expect(body, `${c.id}: an invisible or bidi character in:\n${JSON.stringify(body.slice(0, 1500))}\n`).not.toMatch(INVISIBLE);
   }
 
   describe('compose files at the PR head', () => {
