@@ -55,6 +55,11 @@ describe('Masker.inline and args', () => {
     ['--no-password --verbose', '--no-password --verbose'],
     ['LEVEL=debug', 'LEVEL=debug'],
     ['sleep 3600', 'sleep 3600'],
+    // the pre-check before the patterns: a flag's value after a tab, a newline or a no-break space
+    ['run --password\thunter22', `run --password\t${MASK}`],
+    ['run\n--token\nabc123', `run\n--token\n${MASK}`],
+    ['--secret\u00a0abc123', `--secret\u00a0${MASK}`],
+    ['no-dash-no-space', 'no-dash-no-space'],
   ])('%s → %s', (input, want) => expect(m.inline(input)).toBe(want));
 
   it('masks the argument after a secret flag', () => {
