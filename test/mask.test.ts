@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MASK, Masker, isSecretKey, maskSpec } from '../src/plan/mask.js';
+import { diffSpecs } from '../src/plan/render.js';
+import type { TaintedInput } from '../src/compose/taint.js';
+import { isTaintedField, secretFieldsOf } from '../src/compose/taint.js';
 import { spec } from './helpers/specs.js';
 
 describe('isSecretKey', () => {
@@ -103,5 +106,21 @@ describe('Masker.redact', () => {
   });
   it('is the identity when nothing secret was seen', () => {
     expect(new Masker().redact('anything')).toBe('anything');
+  });
+});
+
+// A compose service may be named like a member of Object.prototype: looking it up as a property
+// of a plain object found that member, and masking or diffing it threw (a plan that cannot render).
+describe('services named like Object.prototype members', () => {
+  it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf'])('%s is masked, diffed and taint-checked like any other', (name) => {
+    const m = new Masker([], [], { other: ['image'] });
+    const s = spec(name, { environment: { DB_PASSWORD: 'hunter22', MODE: 'x' } });
+    expect(m.spec(s).environment).toEqual({ DB_PASSWORD: MASK, MODE: 'x' });
+    expect(diffSpecs(undefined, s, { masker: m })).toContain(`+ environment.DB_PASSWORD: ${MASK}`);
+    expect(isTaintedField({ other: ['image'] }, name, 'image')).toBe(false);
+    const fields = secretFieldsOf([{ path: ['services', name, 'image'], raw: '${IMG}', value: 'x', file: 'compose.yml' } as TaintedInput]);
+    expect(fields[name]).toEqual(['image']);
+    expect(isTaintedField(fields, name, 'image')).toBe(true);
+    expect(new Masker([], [], fields).spec(s).image).toBe(MASK);
   });
 });

@@ -35,7 +35,8 @@ export class Masker {
   private readonly extra: Set<string>;
   private readonly seen = new Set<string>();
   private pattern: RegExp | undefined;
-  private readonly fields: SecretFields = {};
+  /** null prototype: a service named `constructor` or `toString` must not find Object.prototype's member */
+  private readonly fields: SecretFields = Object.create(null) as SecretFields;
   /**
    * The services with any secret-derived field: asked once per service shown (thousands in a large
    * plan), and a Set answers without looking a service name up as a property of `fields`.
