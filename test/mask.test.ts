@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MASK, Masker, isSecretKey, maskSpec } from '../src/plan/mask.js';
+import { diffSpecs } from '../src/plan/render.js';
+import type { TaintedInput } from '../src/compose/taint.js';
+import { isTaintedField, secretFieldsOf } from '../src/compose/taint.js';
 import { spec } from './helpers/specs.js';
 
 describe('isSecretKey', () => {
@@ -55,6 +58,11 @@ describe('Masker.inline and args', () => {
     ['--no-password --verbose', '--no-password --verbose'],
     ['LEVEL=debug', 'LEVEL=debug'],
     ['sleep 3600', 'sleep 3600'],
+    // the pre-check before the patterns: a flag's value after a tab, a newline or a no-break space
+    ['run --password\thunter22', `run --password\t${MASK}`],
+    ['run\n--token\nabc123', `run\n--token\n${MASK}`],
+    ['--secret\u00a0abc123', `--secret\u00a0${MASK}`],
+    ['no-dash-no-space', 'no-dash-no-space'],
   ])('%s → %s', (input, want) => expect(m.inline(input)).toBe(want));
 
   it('masks the argument after a secret flag', () => {
@@ -98,5 +106,21 @@ describe('Masker.redact', () => {
   });
   it('is the identity when nothing secret was seen', () => {
     expect(new Masker().redact('anything')).toBe('anything');
+  });
+});
+
+// A compose service may be named like a member of Object.prototype: looking it up as a property
+// of a plain object found that member, and masking or diffing it threw (a plan that cannot render).
+describe('services named like Object.prototype members', () => {
+  it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf'])('%s is masked, diffed and taint-checked like any other', (name) => {
+    const m = new Masker([], [], { other: ['image'] });
+    const s = spec(name, { environment: { DB_PASSWORD: 'hunter22', MODE: 'x' } });
+    expect(m.spec(s).environment).toEqual({ DB_PASSWORD: MASK, MODE: 'x' });
+    expect(diffSpecs(undefined, s, { masker: m })).toContain(`+ environment.DB_PASSWORD: ${MASK}`);
+    expect(isTaintedField({ other: ['image'] }, name, 'image')).toBe(false);
+    const fields = secretFieldsOf([{ path: ['services', name, 'image'], raw: '${IMG}', value: 'x', file: 'compose.yml' } as TaintedInput]);
+    expect(fields[name]).toEqual(['image']);
+    expect(isTaintedField(fields, name, 'image')).toBe(true);
+    expect(new Masker([], [], fields).spec(s).image).toBe(MASK);
   });
 });

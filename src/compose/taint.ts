@@ -45,7 +45,8 @@ export function fieldOf(t: TaintedString): { service: string; field: string } | 
 }
 
 export function secretFieldsOf(found: readonly TaintedInput[]): SecretFields {
-  const out: Record<string, Set<string>> = {};
+  // null prototype: a service named like an Object.prototype member (`constructor`) gets its own entry.
+  const out: Record<string, Set<string>> = Object.create(null) as Record<string, Set<string>>;
   for (const t of found) {
     const f = fieldOf(t);
     if (f) (out[f.service] ??= new Set()).add(f.field);
@@ -55,7 +56,8 @@ export function secretFieldsOf(found: readonly TaintedInput[]): SecretFields {
 
 /** Whether `field` (a diff label such as `environment.X` or `healthcheck.test`) of `service` is tainted. */
 export function isTaintedField(fields: SecretFields | undefined, service: string, field: string): boolean {
-  const set = fields?.[service];
+  // Own entries only: a service named `constructor` must not read Object.prototype's member.
+  const set = fields && Object.hasOwn(fields, service) ? fields[service] : undefined;
   if (!set?.length) return false;
   const head = field.split('.')[0]!;
   if (set.includes(head)) return true;

@@ -36,7 +36,13 @@ export class Masker {
   private readonly extra: Set<string>;
   private readonly seen = new Set<string>();
   private pattern: RegExp | undefined;
-  private readonly fields: SecretFields = {};
+  /** null prototype: a service named `constructor` or `toString` must not find Object.prototype's member */
+  private readonly fields: SecretFields = Object.create(null) as SecretFields;
+  /**
+   * The services with any secret-derived field: asked once per service shown (thousands in a large
+   * plan), and a Set answers without looking a service name up as a property of `fields`.
+   */
+  private readonly taintedServices = new Set<string>();
 
   constructor(secretKeys: readonly string[] = [], secretValues: readonly string[] = [], secretFields?: SecretFields) {
     this.extra = new Set(secretKeys.map((k) => k.toUpperCase()));
@@ -46,12 +52,15 @@ export class Masker {
 
   /** Fields a secret variable fed (compose/taint.ts), per service: shown only as a mask, as a whole. */
   addFields(fields: SecretFields): void {
-    for (const [service, list] of Object.entries(fields)) this.fields[service] = [...new Set([...(this.fields[service] ?? []), ...list])];
+    for (const [service, list] of Object.entries(fields)) {
+      this.fields[service] = [...new Set([...(this.fields[service] ?? []), ...list])];
+      if (this.fields[service].length) this.taintedServices.add(service);
+    }
   }
 
   /** Whether any field of `service` is secret-derived (false: `tainted` is false for each of its fields). */
   hasTainted(service: string): boolean {
-    return !!this.fields[service]?.length;
+    return this.taintedServices.has(service);
   }
 
   /** Whether `field` (a diff label: `ports`, `environment.X`, `healthcheck.test`) of `service` is secret-derived. */
@@ -88,6 +97,9 @@ export class Masker {
    * `scheme://user:password@host`. Everything else is kept as it is.
    */
   inline(text: string): string {
+    // Each pattern needs a character most values (an image, a port, a number) lack: such text
+    // comes back as it is without running the three replacements (this runs for every shown value).
+    if (!mayHoldInlineSecret(text)) return text;
     let out = text.replace(URL_USERINFO_RE, (_m, head: string, pass: string, at: string) => {
       this.remember(pass);
       return `${head}${MASK}${at}`;
@@ -215,6 +227,15 @@ const URL_USERINFO_RE = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi;
 const ASSIGNMENT_RE = /(^|[^\w.-])(-{0,2}[A-Za-z_][\w.-]*)=("[^"]*"|'[^']*'|[^\s"'&;,]*)/g;
 /** `--password value` inside one argument (e.g. `sh -c "mysqld --password x"`). */
 const FLAG_SPACE_VALUE_RE = /(--?[A-Za-z_][\w.-]*)(\s+)("[^"]*"|'[^']*'|[^\s"'-][^\s"']*)/g;
+/**
+ * Whether `text` holds what every match of the three patterns above needs: `://` (userinfo), `=`
+ * (an assignment), or a `-` with whitespace after it (a flag and its value). Linear in the text.
+ */
+function mayHoldInlineSecret(text: string): boolean {
+  if (text.includes('=') || text.includes('://')) return true;
+  const dash = text.indexOf('-');
+  return dash >= 0 && /\s/.test(text.slice(dash + 1));
+}
 /** A whole argument that is a flag without a value. */
 const SECRET_FLAG_RE = /^--?[A-Za-z_][\w.-]*$/;
 

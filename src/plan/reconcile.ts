@@ -139,7 +139,8 @@ export function desiredDigest(desired: DesiredState): string {
     project: desired.project,
     environment: desired.environment,
     // A rollout setting is not in the config hash (it never recreates) but changes what an apply does.
-    services: [...desired.services].sort(byName((s) => s.spec.name)).map((s) => ({ hash: s.configHash, replicas: s.spec.replicas, name: s.spec.name, ...(s.spec.rollout ? { rollout: s.spec.rollout } : {}) })),
+    // Records written in key order: hashOf then serialises them as they are, without a sorted copy.
+    services: [...desired.services].sort(byName((s) => s.spec.name)).map((s) => ({ hash: s.configHash, name: s.spec.name, replicas: s.spec.replicas, ...(s.spec.rollout ? { rollout: s.spec.rollout } : {}) })),
     networks: [...desired.networks].sort(byName((n) => n.spec.name)).map((n) => n.configHash),
     volumes: [...desired.volumes].sort(byName((v) => v.spec.name)).map((v) => v.configHash),
   });
@@ -147,15 +148,16 @@ export function desiredDigest(desired: DesiredState): string {
 
 export function observedDigest(observed: ObservedState): string {
   return hashOf({
+    // Records written in key order: hashOf then serialises them as they are, without a sorted copy.
     containers: sortContainers(observed.containers).map((c) => ({
-      id: c.id,
-      name: c.name,
-      hash: c.configHash,
-      image: c.image,
-      state: c.state,
-      ...(c.exitCode !== undefined ? { exit: c.exitCode } : {}),
       ...(c.anonymousVolumes?.length ? { anon: c.anonymousVolumes } : {}),
+      ...(c.exitCode !== undefined ? { exit: c.exitCode } : {}),
+      hash: c.configHash,
+      id: c.id,
+      image: c.image,
+      name: c.name,
       networks: [...c.networks].sort(),
+      state: c.state,
     })),
     networks: [...observed.networks].sort(byName((n) => n.name)).map((n) => [n.id, n.name, n.configHash]),
     volumes: [...observed.volumes].sort(byName((v) => v.name)).map((v) => [v.dockerName, v.configHash]),

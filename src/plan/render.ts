@@ -120,6 +120,8 @@ class Fields {
   constructor(
     private readonly spec: ServiceSpec | undefined,
     private readonly m: Masker,
+    /** false: only teach the masker (maskerForSpecs), keep no fields — building them was most of its cost */
+    private readonly keep = true,
   ) {
     this.anyTainted = spec !== undefined && m.hasTainted(spec.name);
   }
@@ -137,7 +139,7 @@ class Fields {
       // `- "${S}=x"`: the key came from the secret too.
       if (/^(environment|labels)\./.test(label) && this.m.tainted(this.spec!.name, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
     }
-    this.out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
+    if (this.keep) this.out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
   }
 
   item(group: number, label: string, value: string): void {
@@ -150,8 +152,8 @@ class Fields {
   }
 }
 
-function specFields(spec: ServiceSpec | undefined, replicas: number | undefined, m: Masker): Map<string, Field> {
-  const f = new Fields(spec, m);
+function specFields(spec: ServiceSpec | undefined, replicas: number | undefined, m: Masker, keep = true): Map<string, Field> {
+  const f = new Fields(spec, m, keep);
   if (spec) {
     // Labels read back from containers are parsed tolerantly: any field may be missing.
     f.add(G.image, '', 'image', spec.image ?? '');
@@ -303,7 +305,7 @@ export function maskerForSpecs(specs: readonly (ServiceSpec | undefined)[], secr
     if (same?.some((x) => sameValue(x, s))) continue;
     if (same) same.push(s);
     else learnt.set(s.name, [s]);
-    specFields(s, undefined, m);
+    specFields(s, undefined, m, false);
   }
   return m;
 }
