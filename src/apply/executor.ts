@@ -186,6 +186,9 @@ async function gone(call: () => Promise<void>): Promise<void> {
 /** Kinds that change or take away something already there: once one has begun, its group is committed. */
 const DESTRUCTIVE: ReadonlySet<string> = new Set(['StopContainer', 'RemoveContainer', 'RenameContainer', 'DisconnectNetwork', 'RemoveNetwork']);
 
+/** Tasks launched in one turn of the event loop at most (the journal's batch size). */
+const LAUNCH_TURN = 32;
+
 const nodes = new WeakMap<TaskRow, PlanNode>();
 /** A task's plan node, parsed once per row object. */
 function nodeOf(t: TaskRow): PlanNode {
@@ -206,14 +209,25 @@ function groupOf(byNode: ReadonlyMap<number, TaskRow>, t: TaskRow): PlanNode[] {
   return [...byNode.values()].map(nodeOf).filter((n) => n.group === g);
 }
 
-/** Every group's plan nodes, in plan order: one pass, so launching a task costs no scan of the operation. */
+/**
+ * Every group's plan nodes, in plan order, indexed in one pass the first time
+ * a task with a group launches: launching a task then costs no scan of the
+ * operation, and a plan without groups (a first deploy) parses no node early.
+ */
 function groupsOf(byNode: ReadonlyMap<number, TaskRow>): (t: TaskRow) => PlanNode[] {
-  const groups = new Map<string, PlanNode[]>();
-  for (const t of [...byNode.values()].sort((a, b) => a.nodeId - b.nodeId)) {
-    const n = nodeOf(t);
-    if (n.group) (groups.get(n.group) ?? groups.set(n.group, []).get(n.group)!).push(n);
-  }
-  return (t) => groups.get(groupName(t) ?? '') ?? [];
+  let groups: Map<string, PlanNode[]> | undefined;
+  return (t) => {
+    const g = groupName(t);
+    if (!g) return [];
+    if (!groups) {
+      groups = new Map();
+      for (const x of [...byNode.values()].sort((a, b) => a.nodeId - b.nodeId)) {
+        const n = nodeOf(x);
+        if (n.group) (groups.get(n.group) ?? groups.set(n.group, []).get(n.group)!).push(n);
+      }
+    }
+    return groups.get(g) ?? [];
+  };
 }
 
 /**
@@ -460,12 +474,16 @@ export class Executor {
         for (const t of byNode.values()) if (t.state === 'pending' && !finishing.has(t.nodeId) && (await this.transition(t, 'pending', { state: 'cancelled', finishedAt: this.now() }, d))) finished(t);
         for (let i = ready.length - 1; i >= 0; i--) if (ready[i]!.state !== 'pending') ready.splice(i, 1);
       }
+      let launched = 0;
       if (ready.length && inFlight.size < limit) {
         ready.sort(byPriority);
-        while (ready.length && inFlight.size < limit) {
+        // At most a journal batch's worth of launches a turn: the first (critical-path) tasks of a wide
+        // wave get their `running` commit and their call before the rest of the wave is even queued.
+        while (ready.length && inFlight.size < limit && launched < LAUNCH_TURN) {
           const t = ready.shift()!;
           if (t.state !== 'pending' || inFlight.has(t.nodeId)) continue;
           inFlight.add(t.nodeId);
+          launched++;
           // Dependants are released once: as soon as the call succeeded (runTask), or when the task is over.
           let released = false;
           const release = () => {
@@ -508,7 +526,7 @@ export class Executor {
       if (inFlight.size && !toSkip.length && !(ready.length && inFlight.size < limit)) {
         await woken;
         woken = new Promise<void>((r) => (wake = r));
-      }
+      } else if (launched >= LAUNCH_TURN && ready.length) await new Promise((r) => setImmediate(r));
     }
     // A recreate group cut by a stop or a halt before it touched the old container leaves its new,
     // temporary container behind: remove it (a failed step already restored its group; this is a no-op then).
