@@ -153,6 +153,11 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
       // A pooled connection the server dropped while idle (a restart, a failover) is discarded by the
       // pool and the next query opens a new one; without a listener, pg's 'error' event would end the process.
       pool.on('error', () => undefined);
+      // The pool listens only while a client is idle. A client held between two statements (a
+      // transaction waiting on berth) whose connection ends emits 'error' with no query to fail:
+      // unheard, that ends the process. Heard here, the client's next statement fails instead (a
+      // transient error the store retries) and the pool drops the client when it comes back.
+      pool.on('connect', (client) => void client.on('error', () => undefined));
       return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     }
   }

@@ -35,7 +35,7 @@ export function isTransientStoreError(err: unknown): boolean {
   const e = err as { code?: string; message?: string; fatal?: boolean };
   if (e?.code && TRANSIENT_CODES.has(e.code)) return true;
   // A statement interrupted by KILL was rolled back by the server: running it again is safe.
-  return /connection lost|closed state|server has gone away|connection was killed|Lost connection|read ECONNRESET|execution was interrupted|Connection terminated unexpectedly|terminating connection/i.test(e?.message ?? '');
+  return /connection lost|closed state|server has gone away|connection was killed|Lost connection|read ECONNRESET|execution was interrupted|Connection terminated unexpectedly|terminating connection|not queryable/i.test(e?.message ?? '');
 }
 
 export interface RetryOptions {
