@@ -95,8 +95,10 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
       let handedBack: Promise<void> | undefined;
       const database = {
         close: () => {
-          handedBack = handBack();
+          // This connection first, then the worker's: the last to close folds the log into the file
+          // and removes it, and two closing at once (two threads) can each leave that to the other.
           raw.close();
+          handedBack = handBack();
         },
         /** resolves once every connection to the file is closed (ImmediateSqliteDriver.destroy waits for it) */
         closed: () => handedBack ?? Promise.resolve(),
