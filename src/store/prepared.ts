@@ -48,9 +48,3 @@ export function prepared(
   );
 }
 
-/** The parameter slots of a statement prepared() already compiled (which name, or which constant, each position takes). */
-export function preparedSlots(dialect: DialectName, shape: string): Template['slots'] {
-  const t = templates.get(`${dialect}\u0000${shape}`);
-  if (!t) throw new Error(`prepared ${shape}: not compiled yet`);
-  return t.slots;
-}

@@ -2,9 +2,9 @@
 // transition a compare-and-set on its state, optionally fenced by the driver's
 // lease (a driver that lost its lease writes nothing), several in one
 // transaction (group commit).
-import { CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
 import { lockingRead, writeTransaction, type Ctx, type SyncResult } from '../dialect.js';
-import { prepared, preparedSlots } from '../prepared.js';
+import { prepared } from '../prepared.js';
 import { toOperation, toTask, unique } from '../rows.js';
 import type { AggregatePatch, Fence, OperationRow, TaskPatch, TaskRow, TaskUpdate } from '../store.js';
 import { aggregateSet } from './applies.js';
@@ -169,57 +169,9 @@ function taskQuery(ctx: Ctx, u: TaskUpdate, expected: readonly string[]) {
 function writeJournalSync(ctx: Ctx, run: (q: ReturnType<typeof prepared>) => SyncResult, updates: readonly TaskUpdate[], fence: Fence | undefined): boolean[] {
   if (fence && run(fenceQuery(ctx, fence)).rows.length === 0) return updates.map(() => false);
   return updates.map((u) => {
-    if (typeof u.expected === 'string') return run(taskQueryOne(ctx, u)).changes === 1;
-    const expected = unique([...u.expected]);
+    const expected = unique(typeof u.expected === 'string' ? [u.expected] : [...u.expected]);
     return expected.length > 0 && run(taskQuery(ctx, u, expected)).changes === 1;
   });
-}
-
-/**
- * taskQuery for the usual write, from one expected state, without building a
- * values object per write: the statement is compiled once per set of columns
- * (prepared()), and its parameters are read off the write slot by slot.
- */
-function taskQueryOne(ctx: Ctx, u: TaskUpdate): CompiledQuery {
-  const p = u.patch;
-  const shape = (p.error !== undefined ? 1 : 0) | (p.result !== undefined ? 2 : 0) | (p.startedAt !== undefined ? 4 : 0) | (p.finishedAt !== undefined ? 8 : 0);
-  const key = `${ctx.dialect}:${shape}`;
-  let slots = ONE_STATE_SLOTS.get(key);
-  if (!slots) {
-    // Compiled with the write's own values: the template remembers which slot takes which name.
-    const template = taskQuery(ctx, u, [u.expected as string]);
-    slots = { sql: template.sql, names: slotNames(ctx, u) };
-    ONE_STATE_SLOTS.set(key, slots);
-  }
-  const params = new Array<unknown>(slots.names.length);
-  for (let i = 0; i < params.length; i++) {
-    const n = slots.names[i]!;
-    params[i] = typeof n === 'object' ? n.constant : n === 'id' ? u.id : n === 'expected0' ? u.expected : slotValue(p, n);
-  }
-  return CompiledQuery.raw(slots.sql, params);
-}
-
-const ONE_STATE_SLOTS = new Map<string, { sql: string; names: (string | { constant: unknown })[] }>();
-
-/** The names behind each parameter of taskQuery's statement for this write's columns (prepared()'s slots). */
-function slotNames(ctx: Ctx, u: TaskUpdate): (string | { constant: unknown })[] {
-  return preparedSlots(ctx.dialect, `task:${Object.keys(taskSet(u.patch)).join(',')}:1`).map((s) => ('name' in s ? s.name : { constant: s.constant }));
-}
-
-function slotValue(p: TaskPatch, column: string): unknown {
-  switch (column) {
-    case 'state':
-      return p.state;
-    case 'error':
-      return p.error;
-    case 'result':
-      return p.result;
-    case 'started_at':
-      return p.startedAt;
-    case 'finished_at':
-      return p.finishedAt;
-  }
-  throw new Error(`task journal: no column ${column}`);
 }
 
 async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fence | undefined, groups?: number[][]): Promise<boolean[]> {
