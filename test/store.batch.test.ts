@@ -1,6 +1,12 @@
 // updateTasks (the executor's group commit) on every backend: one transaction,
 // each update the same compare-and-set as updateTask.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KyselyStore } from '../src/store/kysely-store.js';
+import { connect } from '../src/store/open.js';
+import type { TaskPatch, TaskState } from '../src/store/store.js';
 import { describeMysql, describePostgres } from './helpers/env.js';
 import { mysqlTestStore, postgresTestStore, sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
@@ -96,8 +102,72 @@ function suite(name: string, open: () => Promise<TestStore>, d: (name: string, f
       expect(await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const } })), fence)).toEqual([false, false, false, false]);
       for (const id of ids) expect(await ts.store.getTask(id)).toMatchObject({ state: 'pending', version: 0 });
     });
+
+    it('every shape of write (each optional column set to a value, to null or left out; one or several expected states) lands exactly as written', async () => {
+      const columns = ['error', 'result', 'startedAt', 'finishedAt'] as const;
+      const value = { error: 'boom', result: 'ctr1', startedAt: 11, finishedAt: 12 } as const;
+      const cases: { patch: TaskPatch; expected: TaskState | TaskState[] }[] = [];
+      for (let mask = 0; mask < 3 ** columns.length; mask++) {
+        const patch: TaskPatch = { state: 'running' };
+        columns.forEach((c, i) => {
+          const pick = Math.floor(mask / 3 ** i) % 3;
+          if (pick === 1) (patch as unknown as Record<string, unknown>)[c] = value[c];
+          if (pick === 2) (patch as unknown as Record<string, unknown>)[c] = null;
+        });
+        cases.push({ patch, expected: mask % 2 ? 'pending' : ['failed', 'pending'] });
+      }
+      const ids = await apply(cases.length);
+      expect(await ts.store.updateTasks(cases.map((c, i) => ({ id: ids[i]!, expected: c.expected, patch: c.patch })))).toEqual(cases.map(() => true));
+      for (const [i, c] of cases.entries()) {
+        const row = await ts.store.getTask(ids[i]!);
+        const want = { state: 'running', version: 1, error: null, result: null, startedAt: null, finishedAt: null, ...c.patch };
+        expect(row).toMatchObject(want);
+      }
+      // The same shapes refused where the expected state does not hold: nothing changes.
+      expect(await ts.store.updateTasks(cases.map((c, i) => ({ id: ids[i]!, expected: c.expected, patch: { ...c.patch, state: 'succeeded' } })))).toEqual(cases.map(() => false));
+      for (const id of ids) expect(await ts.store.getTask(id)).toMatchObject({ state: 'running', version: 1 });
+    });
   });
 }
+
+describe('updateTasks on SQLite beside a transaction the store holds open', () => {
+  it('waits for that transaction and is not part of it: its rollback leaves the journal write in place', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-batch-'));
+    const db = await connect({ dialect: 'sqlite', path: join(dir, 'b.sqlite') });
+    const store = await KyselyStore.open(db, 'sqlite');
+    try {
+      const created = await store.createApply({
+        repo: 'a/b', pr: 1, environment: 'e', kind: 'apply', actor: 'x', headSha: null, desiredDigest: 'd', planFingerprint: null, desiredJson: '{}',
+        operations: [{ target: 'local', tasks: [{ nodeId: 1, kind: 'StartContainer', resource: 'service:s:1', reason: 'missing', deps: [], nodeJson: '{}' }] }],
+      });
+      const id = created.operations[0]!.tasks[0]!.id;
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let opened!: () => void;
+      const isOpen = new Promise<void>((r) => (opened = r));
+      // A transaction of the store's own (as startApply runs one) that spans an await, then rolls back.
+      const held = db.transaction().execute(async (trx) => {
+        await trx.insertInto('leases').values({ name: 'in-trx', holder: 'h', expires_at: 1, token: 't' }).execute();
+        opened();
+        await gate;
+        throw new Error('rolled back on purpose');
+      });
+      await isOpen;
+      let written = false;
+      const write = store.updateTasks([{ id, expected: 'pending', patch: { state: 'running', startedAt: 7 } }]).then((r) => ((written = true), r));
+      await new Promise((r) => setTimeout(r, 30));
+      expect(written).toBe(false);
+      release();
+      await expect(held).rejects.toThrow('rolled back on purpose');
+      expect(await write).toEqual([true]);
+      expect(await store.getTask(id)).toMatchObject({ state: 'running', startedAt: 7, version: 1 });
+      expect(await store.getLease('in-trx')).toBeUndefined();
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 suite('SQLite', sqliteTestStore);
 suite('MariaDB', mysqlTestStore, describeMysql);

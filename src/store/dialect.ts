@@ -53,7 +53,13 @@ export interface Ctx {
  * connection (its mutex), so it never runs inside another transaction.
  */
 export interface SyncSqlite {
-  transaction<T>(db: Kysely<Database>, fn: (run: (q: CompiledQuery) => SyncResult) => T): Promise<T>;
+  transaction<T>(db: Kysely<Database>, fn: (run: (q: SyncQuery) => SyncResult) => T): Promise<T>;
+}
+
+/** A statement for the synchronous side: SQL and its positional parameters (a CompiledQuery is one). */
+export interface SyncQuery {
+  sql: string;
+  parameters: readonly unknown[];
 }
 
 export interface SyncResult {

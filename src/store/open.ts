@@ -120,9 +120,19 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
       // One IMMEDIATE transaction wrapper for every synchronous batch (better-sqlite3 builds one per call otherwise).
       const immediate = raw.transaction((fn: (r: typeof run) => unknown) => fn(run)).immediate;
       registerSyncSqlite(db, {
-        transaction: (kysely, fn) =>
-          // Kysely's connection first: no Kysely transaction is open on it while this one runs.
-          kysely.getExecutor().provideConnection(async () => immediate(fn) as ReturnType<typeof fn>),
+        transaction: (kysely, fn) => {
+          // No transaction open on the connection: this one runs now, whole, before any other JavaScript
+          // (better-sqlite3 is synchronous), so nothing can interleave with it and Kysely's queue is not joined.
+          if (!raw.inTransaction) {
+            try {
+              return Promise.resolve(immediate(fn) as ReturnType<typeof fn>);
+            } catch (err) {
+              return Promise.reject(err);
+            }
+          }
+          // A Kysely transaction is open (it spans awaits): wait for the connection like any query.
+          return kysely.getExecutor().provideConnection(async () => immediate(fn) as ReturnType<typeof fn>);
+        },
       });
       return db;
     }

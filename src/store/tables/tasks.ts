@@ -3,7 +3,7 @@
 // lease (a driver that lost its lease writes nothing), several in one
 // transaction (group commit).
 import { sql } from 'kysely';
-import { lockingRead, writeTransaction, type Ctx, type SyncResult } from '../dialect.js';
+import { lockingRead, writeTransaction, type Ctx, type SyncQuery, type SyncResult } from '../dialect.js';
 import { prepared } from '../prepared.js';
 import { toOperation, toTask, unique } from '../rows.js';
 import type { AggregatePatch, Fence, OperationRow, TaskPatch, TaskRow, TaskUpdate } from '../store.js';
@@ -166,12 +166,49 @@ function taskQuery(ctx: Ctx, u: TaskUpdate, expected: readonly string[]) {
  * costs a few microseconds here, so grouping writes (as writeJournal does for
  * a server across the network) would only add CASE arms to evaluate.
  */
-function writeJournalSync(ctx: Ctx, run: (q: ReturnType<typeof prepared>) => SyncResult, updates: readonly TaskUpdate[], fence: Fence | undefined): boolean[] {
+function writeJournalSync(ctx: Ctx, run: (q: SyncQuery) => SyncResult, updates: readonly TaskUpdate[], fence: Fence | undefined): boolean[] {
   if (fence && run(fenceQuery(ctx, fence)).rows.length === 0) return updates.map(() => false);
   return updates.map((u) => {
-    const expected = unique(typeof u.expected === 'string' ? [u.expected] : [...u.expected]);
-    return expected.length > 0 && run(taskQuery(ctx, u, expected)).changes === 1;
+    if (typeof u.expected === 'string') return run(syncTaskQuery(ctx, u.patch, u.id, [u.expected])).changes === 1;
+    const expected = unique([...u.expected]);
+    return expected.length > 0 && run(syncTaskQuery(ctx, u.patch, u.id, expected)).changes === 1;
   });
+}
+
+/** The journal's columns, in the order a compare-and-set's SET lists them (the SQL's shape is the set of those present). */
+const PATCH_COLUMNS = [
+  ['error', 'error'],
+  ['result', 'result'],
+  ['startedAt', 'started_at'],
+  ['finishedAt', 'finished_at'],
+] as const;
+
+/** SQL per shape (the optional columns present, the number of expected states): built by taskQuery once. */
+const syncShapes = new Map<number, { sql: string; slots: ({ name: string } | { constant: unknown })[] }>();
+
+/**
+ * taskQuery's statement as SQL and positional values, with no Kysely node or
+ * parameter object made per write: a wave of tasks writes hundreds of these
+ * on the apply's critical path. The SQL is taskQuery's own, compiled once.
+ */
+function syncTaskQuery(ctx: Ctx, patch: TaskPatch, id: string, expected: readonly string[]): SyncQuery {
+  let mask = expected.length << PATCH_COLUMNS.length;
+  for (let i = 0; i < PATCH_COLUMNS.length; i++) if (patch[PATCH_COLUMNS[i]![0]] !== undefined) mask |= 1 << i;
+  let shape = syncShapes.get(mask);
+  if (!shape) {
+    // Compiled with marker values, so each position's value is found by name.
+    const names = { state: '\u0000state', id: '\u0000id', ...Object.fromEntries(PATCH_COLUMNS.filter((_, i) => mask & (1 << i)).map(([k]) => [k, `\u0000${k}`])) } as unknown as TaskPatch;
+    const q = taskQuery(ctx, { id: '\u0000id', expected: 'pending', patch: names }, expected.map((_, i) => `\u0000expected${i}`));
+    shape = { sql: q.sql, slots: q.parameters.map((v) => (typeof v === 'string' && v.startsWith('\u0000') ? { name: v.slice(1) } : { constant: v })) };
+    syncShapes.set(mask, shape);
+  }
+  const parameters = shape.slots.map((slot) => {
+    if ('constant' in slot) return slot.constant;
+    if (slot.name === 'id') return id;
+    if (slot.name.startsWith('expected')) return expected[Number(slot.name.slice(8))];
+    return (patch as unknown as Record<string, unknown>)[slot.name];
+  });
+  return { sql: shape.sql, parameters };
 }
 
 async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fence | undefined, groups?: number[][]): Promise<boolean[]> {
