@@ -104,10 +104,14 @@ export async function criticalPath(): Promise<Figure[]> {
     const { store, dispose } = await tempStore();
     const engine = new FakeEngine({ delayMs: CALL_MS });
     const observer: Observer = async (_t, project, environment) => ({ project, environment, containers: [], networks: [], volumes: [] });
-    const { applyId } = await prepareApply(store, observer, { repo: 'b/b', pr: null, environment: 'cp', kind: 'apply', actor: 'bench', headSha: null, desired, targets: ['local'], onFailure: 'halt', parallelism: PARALLELISM });
     const executor = new Executor({ store, engine: () => engine, lanes: new Lanes() });
+    // As `/apply` starts one: lock, apply and the driver's lease in one transaction, the rows handed to the executor.
+    const { applyId, handover } = await prepareApply(store, observer, {
+      repo: 'b/b', pr: 1, environment: 'cp', kind: 'apply', actor: 'bench', headSha: null, desired, targets: ['local'], onFailure: 'halt', parallelism: PARALLELISM,
+      start: { lock: { owner: 'b/b#1', pr: 1 }, lease: { holder: executor.holder, ttlMs: executor.leaseTtlMs } },
+    });
     const t0 = performance.now();
-    const s = await executor.run(applyId);
+    const s = await executor.run(applyId, handover);
     walls.push(performance.now() - t0);
     if (s !== 'completed') throw new Error(`critical-path bench apply ended ${s}`);
     const work = engine.calls.reduce((a, c) => a + (c.end - c.start), 0);

@@ -109,6 +109,91 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       for (const t of tasks) expect(t.finishedAt! >= t.startedAt!).toBe(true);
     });
 
+    it('an apply handed over with the rows startApply wrote (as /apply starts one) runs without reading them back, to the same end', async () => {
+      const reads: string[] = [];
+      let firstCall = false;
+      const watched: Store = new Proxy(ts.store, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (typeof v !== 'function') return v;
+          return (...a: unknown[]) => {
+            if (!firstCall) reads.push(String(prop));
+            return (v as (...x: unknown[]) => unknown).apply(target, a);
+          };
+        },
+      });
+      const h = harness(watched);
+      // The stop flag read at its usual interval (the harness reads it before every step).
+      const executor = new Executor({ store: watched, engine: (t) => h.engines.get(t)!, lanes: new Lanes(), healthPollMs: 5 });
+      const engine = h.engines.get('local')!;
+      const startContainer = engine.startContainer.bind(engine);
+      const ensureImage = engine.ensureImage.bind(engine);
+      engine.ensureImage = (...a) => ((firstCall = true), ensureImage(...a));
+      engine.startContainer = (...a) => ((firstCall = true), startContainer(...a));
+      const desired = stack();
+      rememberHashes(desired);
+      const prepared = await prepareApply(ts.store, h.observe, {
+        repo: 'acme/shop', pr: 1, environment: desired.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+        start: { lock: { owner: 'acme/shop#1', pr: 1 }, lease: { holder: executor.holder, ttlMs: executor.leaseTtlMs } },
+      });
+      expect(prepared.handover?.operations[0]?.tasks.map((t) => [t.nodeId, t.state, t.version])).toEqual(prepared.plans[0]!.plan.nodes.map((n) => [n.id, 'pending', 0]));
+      // What the store holds is what was handed over, row for row.
+      expect(await ts.store.listTasks(prepared.handover!.operations[0]!.row.id)).toEqual(prepared.handover!.operations[0]!.tasks);
+      expect(await ts.store.listOperations(prepared.applyId)).toEqual(prepared.handover!.operations.map((o) => o.row));
+      expect(await executor.run(prepared.applyId, prepared.handover)).toBe('completed');
+      // Before its first Docker call the drive took the target's lease and wrote its journal: it read nothing back.
+      expect(reads.filter((r) => !['claimLease', 'updateTasks', 'requestStop'].includes(r))).toEqual([]);
+      expect(reads.filter((r) => r === 'claimLease')).toHaveLength(1);
+      const tasks = await h.tasks(prepared.applyId);
+      expect(tasks.every((t) => t.state === 'succeeded' && t.version === 2)).toBe(true);
+      expect((await ts.store.getApplyStatus(prepared.applyId))?.state).toBe('completed');
+      expect((await ts.store.listOperations(prepared.applyId))[0]!.state).toBe('completed');
+      expect(await ts.store.getLease(`apply:${prepared.applyId}`)).toBeUndefined();
+      const [again] = await planTargets(stack(), ['local'], h.observe);
+      expect(again!.plan.nodes).toEqual([]);
+    });
+
+    it('keeps the derived states current while a wave runs, without asking the store each turn when nothing it derives changed', async () => {
+      const asked: string[] = [];
+      const counting: Store = new Proxy(ts.store, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (typeof v !== 'function') return v;
+          return (...a: unknown[]) => (asked.push(String(prop)), (v as (...x: unknown[]) => unknown).apply(target, a));
+        },
+      });
+      const h = harness(ts.store, { '*': { delayMs: 15 } });
+      const executor = new Executor({ store: counting, engine: (t) => h.engines.get(t)!, lanes: new Lanes(), healthPollMs: 5, settleDelayMs: 1 });
+      const id = await h.apply(stack('docker.io/berth-test/app:1', 12));
+      const run = executor.run(id);
+      let seenRunning = false;
+      for (let i = 0; i < 200 && !seenRunning; i++) {
+        seenRunning = (await ts.store.getApplyStatus(id))?.state === 'running';
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      expect(seenRunning).toBe(true);
+      expect(await run).toBe('completed');
+      expect((await ts.store.listOperations(id))[0]!.state).toBe('completed');
+      // pending → running (a lost race re-reads), then the final settle: not one read of the operation per turn of the wave.
+      expect(asked.filter((m) => m === "getOperation").length).toBeLessThanOrEqual(5);
+      expect(h.engines.get('local')!.calls.length).toBeGreaterThan(20);
+    });
+
+    it('a handed-over apply whose rows moved before its drive (stopped, every task cancelled) makes no Docker call and ends as the journal says', async () => {
+      const h = harness(ts.store);
+      const desired = stack();
+      rememberHashes(desired);
+      const prepared = await prepareApply(ts.store, h.observe, {
+        repo: 'acme/shop', pr: 1, environment: desired.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+        start: { lock: { owner: 'acme/shop#1', pr: 1 }, lease: { holder: h.executor.holder, ttlMs: h.executor.leaseTtlMs } },
+      });
+      expect(await ts.store.requestStop(prepared.applyId)).toBe(true);
+      expect(await ts.store.cancelPendingTasks(prepared.applyId)).toBe(prepared.plans[0]!.plan.nodes.length);
+      expect(await h.executor.run(prepared.applyId, prepared.handover)).toBe('stopped');
+      expect(h.engines.get('local')!.calls).toEqual([]);
+      expect((await h.tasks(prepared.applyId)).every((t) => t.state === 'cancelled' && t.version === 1)).toBe(true);
+    });
+
     it('journals a wide wave in few commits (a commit carries at most 16 kinds of write), never a call before its own write, never a task running before its dependencies are recorded succeeded', async () => {
       // One log of what happened, in order: each journal commit (its writes that won) and each engine call.
       const log: ({ commit: TaskUpdate[] } | { call: string })[] = [];

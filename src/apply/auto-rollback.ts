@@ -12,7 +12,7 @@
 import type { DesiredService, DesiredState, ObservedState } from '../model/model.js';
 import type { PlanNode } from '../plan/plan.js';
 import type { ApplyRow, Fence, Store, TaskRow } from '../store/store.js';
-import { parsePayload, type ApplyPayload } from './executor.js';
+import { parsePayload, type ApplyPayload, type Handover } from './executor.js';
 import { prepareApply, type Observer, type TargetPlan } from './prepare-apply.js';
 
 /** One service whose rollout stopped under failure_action: rollback. */
@@ -164,6 +164,7 @@ export interface StartedRollback {
   applyId: string;
   plans: TargetPlan[];
   fence?: Fence;
+  handover?: Handover;
 }
 
 /**

@@ -21,7 +21,7 @@ import { deriveApplyWithSibling, deriveOperationState } from './derive-state.js'
 import { noKeyError } from '../secrets/keyring.js';
 import { jsonMayHoldPlaceholders, placeholdersIn, revealIn } from '../secrets/placeholder.js';
 import type { SecretRevealer } from '../secrets/vault.js';
-import type { AggregateState, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from '../store/store.js';
+import type { AggregateState, ApplyRow, Fence, OperationRow, Store, TaskPatch, TaskRow, TaskState, TaskUpdate } from '../store/store.js';
 import { retryingStore } from '../store/retry.js';
 import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from '../store/store.js';
 
@@ -53,6 +53,26 @@ export interface ApplyPayload {
   services?: string[];
   rollbackOf?: string;
 }
+
+/**
+ * What the process that stored an apply gives the driver it starts at once:
+ * the lease startApply took with the apply, and the rows it wrote. Nothing
+ * has touched them yet (the lease is this process's), so the drive starts
+ * from them instead of reading back what was just written; every write it
+ * makes is still a fenced compare-and-set, so rows that did move (a /stop
+ * cancelling pending tasks) are found at the first refused write.
+ */
+export interface Handover {
+  fence: Fence;
+  repo: string;
+  environment: string;
+  /** the stored payload, as text (placeholders of server-side secrets are searched in it) */
+  desiredJson: string;
+  payload: ApplyPayload;
+  operations: { row: OperationRow; tasks: TaskRow[] }[];
+}
+
+const isHandover = (x: Fence | Handover | boolean): x is Handover => typeof x === 'object' && 'operations' in x;
 
 /**
  * A payload as one drive runs it: with the values of the server-side secrets
@@ -283,11 +303,12 @@ export class Executor {
 
   /**
    * Runs (or joins the run of) an apply to a terminal state. `held`: the
-   * lease startApply gave this driver with the apply (its fence), or true
-   * when recovery already took it. `ready`: work waits for it (the caller's
-   * start report), while the apply already counts as driven here.
+   * lease startApply gave this driver with the apply (its fence, or the
+   * whole handover with the rows it wrote), or true when recovery already
+   * took it. `ready`: work waits for it (the caller's start report), while
+   * the apply already counts as driven here.
    */
-  run(applyId: string, held: Fence | boolean = false, ready?: Promise<unknown>): Promise<AggregateState> {
+  run(applyId: string, held: Fence | Handover | boolean = false, ready?: Promise<unknown>): Promise<AggregateState> {
     let p = this.running.get(applyId);
     if (!p) {
       p = this.driveLeased(applyId, held, ready).finally(() => this.running.delete(applyId));
@@ -314,30 +335,45 @@ export class Executor {
    * driving, renewed, and its loss stops the drive (fencing). Without it,
    * this call only reports the state another driver is making.
    */
-  private async driveLeased(applyId: string, held: Fence | boolean, ready?: Promise<unknown>): Promise<AggregateState> {
+  private async driveLeased(applyId: string, held: Fence | Handover | boolean, ready?: Promise<unknown>): Promise<AggregateState> {
     const name = `apply:${applyId}`;
-    const fence: Fence | undefined = typeof held === 'object' ? held : undefined;
-    const lease = fence
-      ? await HeldLease.resume(this.store, fence, this.leaseTtlMs, this.now, this.log)
-      : await HeldLease.take(this.store, name, this.holder, this.leaseTtlMs, this.now, this.log);
+    const handover = isHandover(held) ? held : undefined;
+    const fence = typeof held === 'object' ? (isHandover(held) ? held.fence : held) : undefined;
+    const lease = handover
+      ? HeldLease.adopt(this.store, handover.fence, this.leaseTtlMs, this.now, this.log)
+      : fence
+        ? await HeldLease.resume(this.store, fence, this.leaseTtlMs, this.now, this.log)
+        : await HeldLease.take(this.store, name, this.holder, this.leaseTtlMs, this.now, this.log);
     if (!lease) {
       this.log.info({ applyId, holder: (await this.store.getLease(name))?.holder }, 'apply is driven by another process');
       return (await this.store.getApplyStatus(applyId))?.state ?? 'pending';
     }
     try {
       await ready?.catch(() => undefined);
-      return await this.drive(applyId, lease);
+      return await this.drive(applyId, lease, handover);
     } finally {
       await lease.release();
     }
   }
 
-  private async drive(applyId: string, lease: HeldLease): Promise<AggregateState> {
-    const apply = await this.store.getApply(applyId);
-    if (!apply) throw new Error(`no apply ${applyId}`);
-    if (TERMINAL_AGGREGATE_STATES.includes(apply.state)) return apply.state;
-    const payload = parsePayload(apply.desiredJson);
-    const ops = await this.store.listOperations(applyId);
+  private async drive(applyId: string, lease: HeldLease, handover?: Handover): Promise<AggregateState> {
+    let apply: Pick<ApplyRow, 'repo' | 'environment' | 'desiredJson'>;
+    let payload: ApplyPayload;
+    let ops: OperationRow[];
+    // The rows of a handover are the apply as just stored (pending); copies, since a drive updates its rows in place.
+    const handed = new Map(handover?.operations.map((o) => [o.row.id, o.tasks.map((t) => ({ ...t, deps: [...t.deps] }))]));
+    if (handover) {
+      apply = handover;
+      payload = handover.payload;
+      ops = handover.operations.map((o) => ({ ...o.row }));
+    } else {
+      const row = await this.store.getApply(applyId);
+      if (!row) throw new Error(`no apply ${applyId}`);
+      if (TERMINAL_AGGREGATE_STATES.includes(row.state)) return row.state;
+      apply = row;
+      payload = parsePayload(row.desiredJson);
+      ops = await this.store.listOperations(applyId);
+    }
     // Server-side secrets are decrypted once per drive, when the first operation starts: a failure
     // (key missing, value changed since the plan) fails each operation with the reason.
     let revealing: Promise<RunPayload> | undefined;
@@ -346,7 +382,7 @@ export class Executor {
     // on_failure: halt — a failure in one operation stops the *other* operations; the failing one
     // finishes its independent work (its dependants are skipped) and ends failed.
     const halt: Halt = { by: new Set() };
-    await Promise.all(
+    const ended = await Promise.all(
       ops.map((op) =>
         this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, async (d) => {
           let run: RunPayload;
@@ -359,7 +395,7 @@ export class Executor {
             if (payload.onFailure === 'halt') halt.by.add(op.id);
             return;
           }
-          return this.runOperation(applyId, op, run, halt, d);
+          return this.runOperation(applyId, op, run, halt, d, handed.get(op.id));
         })).catch(async (err) => {
           if (err instanceof LeaseLostError) {
             // Not ours any more: what is open stays open for whoever holds the lease now (or recovery).
@@ -374,6 +410,9 @@ export class Executor {
         }),
       ),
     );
+    for (const op of ops) this.settled.delete(op.id);
+    // One operation that settled for good left the apply's state in hand; otherwise (several, or an aborted one) it is read.
+    if (ops.length === 1 && ended[0]) return ended[0];
     const final = await this.store.getApplyStatus(applyId);
     return final!.state;
   }
@@ -402,20 +441,24 @@ export class Executor {
     return { ...payload, secretValues: [...(payload.secretValues ?? []), ...revealed.values()], revealed };
   }
 
-  private async runOperation(applyId: string, op: OperationRow, payload: RunPayload, halt: Halt, d: Drive): Promise<void> {
+  /** Runs one operation's tasks to their end; answers the apply's state as its final settle left it. */
+  private async runOperation(applyId: string, op: OperationRow, payload: RunPayload, halt: Halt, d: Drive, handed?: TaskRow[]): Promise<AggregateState | undefined> {
     const engine = this.o.engine(op.target);
-    const tasks = await this.store.listTasks(op.id);
+    const tasks = handed ?? (await this.store.listTasks(op.id));
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
     const groupFor = groupsOf(byNode);
     const limit = payload.parallelism ?? this.o.parallelism ?? 8;
     // Longest chain of work still hanging off each node: when more nodes are
     // ready than slots, the ones on the critical path go first (HLFET).
     const height = new Map<number, number>();
-    for (const t of [...tasks].sort((a, b) => b.nodeId - a.nodeId)) height.set(t.nodeId, height.get(t.nodeId) ?? 1);
-    for (const t of [...tasks].sort((a, b) => b.nodeId - a.nodeId)) for (const d of t.deps) height.set(d, Math.max(height.get(d) ?? 1, (height.get(t.nodeId) ?? 1) + 1));
+    const latestFirst = [...tasks].sort((a, b) => b.nodeId - a.nodeId);
+    for (const t of latestFirst) height.set(t.nodeId, 1);
+    for (const t of latestFirst) for (const d of t.deps) height.set(d, Math.max(height.get(d) ?? 1, height.get(t.nodeId)! + 1));
     const byPriority = (a: TaskRow, b: TaskRow) => (height.get(b.nodeId) ?? 0) - (height.get(a.nodeId) ?? 0) || a.nodeId - b.nodeId;
     const inFlight = new Set<number>();
-    let stopCache = { at: 0, value: false };
+    // A handed-over apply was stored (not stopped) a moment ago: its flag counts as read then, so the
+    // first wave does not wait for a read; a /stop since is seen within stopPollMs, as during the run.
+    let stopCache = { at: handed ? this.now() : 0, value: false };
     const stopRequested = async () => {
       if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
         const a = await this.store.getApplyStatus(applyId);
@@ -505,7 +548,7 @@ export class Executor {
         }
       }
       // Derived states follow in the background: a dependant must not wait for bookkeeping to start.
-      this.settleSoon(applyId, op.id, () => [...byNode.values()].map((t) => t.state));
+      this.settleSoon(applyId, op.id, () => [...byNode.values()].map((t) => t.state), () => stopCache.value);
       if (inFlight.size === 0 && !toSkip.length && !ready.length) {
         if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
           // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
@@ -543,7 +586,11 @@ export class Executor {
     this.settleAgain.delete(op.id);
     await this.settling.get(op.id);
     const states = [...byNode.values()].map((t) => t.state);
-    await this.settleOperation(applyId, op.id, states.every((s) => TERMINAL.includes(s)) ? states : undefined);
+    try {
+      return await this.settleOperation(applyId, op.id, states.every((s) => TERMINAL.includes(s)) ? states : undefined);
+    } finally {
+      this.settled.delete(op.id);
+    }
   }
 
   private readonly settleCancel = new Map<string, () => void>();
@@ -551,8 +598,16 @@ export class Executor {
   private readonly settling = new Map<string, Promise<void>>();
   private readonly settleAgain = new Set<string>();
 
-  /** Single-flight background settle per operation; a request during a run triggers one more run. */
-  private settleSoon(applyId: string, opId: string, states: () => TaskState[]): void {
+  /** The operation state this driver last wrote or found stored, per operation (only the driver writes it). */
+  private readonly settled = new Map<string, AggregateState>();
+
+  /**
+   * Single-flight background settle per operation; a request during a run
+   * triggers one more run. When the tasks (and the stop flag as last read)
+   * derive the state already stored, there is nothing to write and the
+   * store is not asked: most turns of a long wave change no derived state.
+   */
+  private settleSoon(applyId: string, opId: string, states: () => TaskState[], stopRequested: () => boolean): void {
     if (this.settling.has(opId)) {
       this.settleAgain.add(opId);
       return;
@@ -572,7 +627,8 @@ export class Executor {
       do {
         this.settleAgain.delete(opId);
         try {
-          await this.settleOperation(applyId, opId, states());
+          const now = states();
+          if (deriveOperationState(now, stopRequested()) !== this.settled.get(opId)) await this.settleOperation(applyId, opId, now);
         } catch (err) {
           // The final, awaited settle of the operation reports what persists.
           this.log.warn({ applyId, operation: opId, err: String(err) }, 'background state derivation failed');
@@ -937,8 +993,9 @@ export class Executor {
   /**
    * Derives the operation's state from its tasks and the apply's from its
    * operations, writing each with compare-and-set. A lost race re-reads.
+   * Answers the apply's state as it now stands (undefined: no such rows).
    */
-  private async settleOperation(applyId: string, opId: string, taskStates?: TaskState[]): Promise<void> {
+  private async settleOperation(applyId: string, opId: string, taskStates?: TaskState[]): Promise<AggregateState | undefined> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const [apply, op] = await Promise.all([this.store.getApplyStatus(applyId), this.store.getOperation(opId)]);
       if (!apply || !op) return;
@@ -959,15 +1016,19 @@ export class Executor {
         siblings = err as Error;
       }
       const applyState = deriveApplyWithSibling({ stored: apply.state, current: { operationId: opId, state: opState }, siblings, stopRequested: apply.stopRequested });
-      if (applyState === apply.state) return;
+      if (applyState === apply.state) {
+        this.settled.set(opId, opState);
+        return applyState;
+      }
       const patch = {
         state: applyState,
         ...(apply.startedAt === null && applyState !== 'pending' ? { startedAt: this.now() } : {}),
         ...(TERMINAL_AGGREGATE_STATES.includes(applyState) ? { finishedAt: this.now() } : {}),
       };
       if (await this.store.casApplyState(applyId, apply.version, patch)) {
+        this.settled.set(opId, opState);
         this.progress(applyId);
-        return;
+        return applyState;
       }
     }
     throw new Error(`could not settle state of apply ${applyId}: too much contention`);

@@ -45,6 +45,18 @@ export class HeldLease {
     return new HeldLease(store, fence, ttlMs, t0, now, log);
   }
 
+  /**
+   * Holds `fence`, the lease this process took a moment ago with the work
+   * itself (startApply's transaction), without asking the store again; it is
+   * renewed on the usual schedule. Should it have changed hands meanwhile
+   * (only after a stall longer than its TTL), the journal's writes, fenced by
+   * its token in the database, are refused before any Docker call, and the
+   * first renewal ends the tenure.
+   */
+  static adopt(store: Store, fence: Fence, ttlMs: number, now: () => number, log: LeaseLog): HeldLease {
+    return new HeldLease(store, fence, ttlMs, now(), now, log);
+  }
+
   /** Takes the lease if it is free, expired or already ours. */
   static async take(store: Store, lease: string, holder: string, ttlMs: number, now: () => number, log: LeaseLog): Promise<HeldLease | undefined> {
     const t0 = now();

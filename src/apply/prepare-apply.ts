@@ -4,7 +4,7 @@
 // executor runs it; this module never touches Docker except to observe.
 import type { Policy } from '../compose/policy.js';
 import { BerthError } from '../errors.js';
-import type { ApplyPayload, OnFailure } from './executor.js';
+import type { ApplyPayload, Handover, OnFailure } from './executor.js';
 import { hashOf } from '../model/hash.js';
 import { outText } from '../text/outbound.js';
 import type { DesiredState, ObservedState, ObserveOptions } from '../model/model.js';
@@ -12,7 +12,7 @@ import type { Plan } from '../plan/plan.js';
 import { planToString } from '../plan/plan.js';
 import { reconcile, type ReconcileOptions } from '../plan/reconcile.js';
 import { restrictPlan } from '../plan/restrict.js';
-import type { ApplyKind, Fence, LockRow, StartApplyOptions, Store } from '../store/store.js';
+import type { ApplyKind, CreatedApply, Fence, LockRow, NewApply, StartApplyOptions, Store } from '../store/store.js';
 
 /**
  * Reads one target's observed state for a project/environment. `opts.repository`
@@ -137,6 +137,8 @@ export interface PreparedApply {
   plans: TargetPlan[];
   /** the driver's lease on the new apply, when `start` was given */
   fence?: Fence;
+  /** with the lease, the rows just written: what the executor starts from (Executor.run) */
+  handover?: Handover;
 }
 
 /** Re-plans, guards and records an apply (state pending). The caller hands the id to the executor. */
@@ -191,5 +193,36 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
   if (!req.start) return { applyId: (await store.createApply(input)).id, plans };
   const started = await store.startApply(input, req.start);
   if (!started.started) throw new ApplyRefusedError(started);
-  return { applyId: started.apply.id, plans, fence: started.fence };
+  return { applyId: started.apply.id, plans, fence: started.fence, handover: handoverOf(input, started.apply, started.fence, payload) };
+}
+
+/** The rows startApply wrote, as the store would read them back (a new apply: everything pending, version 0). */
+function handoverOf(input: NewApply, created: CreatedApply, fence: Fence, payload: ApplyPayload): Handover {
+  return {
+    fence,
+    repo: input.repo,
+    environment: input.environment,
+    desiredJson: input.desiredJson,
+    payload,
+    operations: created.operations.map((op, ordinal) => ({
+      row: { id: op.id, applyId: created.id, target: op.target, ordinal, state: 'pending', version: 0, startedAt: null, finishedAt: null, error: null },
+      tasks: input.operations[ordinal]!.tasks.map((t, j) => ({
+        id: op.tasks[j]!.id,
+        operationId: op.id,
+        applyId: created.id,
+        nodeId: t.nodeId,
+        kind: t.kind,
+        resource: t.resource,
+        reason: t.reason,
+        deps: [...t.deps],
+        nodeJson: t.nodeJson,
+        state: 'pending',
+        version: 0,
+        error: null,
+        result: null,
+        startedAt: null,
+        finishedAt: null,
+      })),
+    })),
+  };
 }

@@ -3,7 +3,7 @@
 // failures are logged and never touch the apply itself.
 import { Deployments, lookup } from '../github/deployments.js';
 import type { DeploymentSpec } from '../github/deployments.js';
-import type { Executor } from './executor.js';
+import type { Executor, Handover } from './executor.js';
 import { parsePayload } from './executor.js';
 import type { CheckConclusion, GitHubPort } from '../github/github.js';
 import { parseRepo } from '../github/github.js';
@@ -138,12 +138,12 @@ export class ApplyRunner {
 
   /**
    * Starts (or joins) the apply in the background and reports its end.
-   * `fence`: the lease startApply took for this process with the apply;
+   * `lease`: the lease startApply took for this process with the apply (with the rows it wrote: a handover);
    * `started`: the start report (check run and comment) on its way. Work
    * does not wait for it; progress and the final report do, so they come
    * after it and update the check run it created.
    */
-  start(applyId: string, fence?: Fence, started?: Promise<unknown>): Promise<AggregateState | undefined> {
+  start(applyId: string, lease?: Fence | Handover, started?: Promise<unknown>): Promise<AggregateState | undefined> {
     let p = this.tracked.get(applyId);
     if (p) return p;
     if (started) {
@@ -158,7 +158,7 @@ export class ApplyRunner {
       // recovery pass (of any replica) to leave the apply alone, also between its end and the claim.
       const held = await this.holdReport(applyId);
       try {
-        const state = await this.o.executor().run(applyId, fence ?? false);
+        const state = await this.o.executor().run(applyId, lease ?? false);
         await this.finish(applyId);
         return state;
       } finally {
@@ -436,7 +436,7 @@ export class ApplyRunner {
           .createComment(repo, apply.pr, msg.autoRollbackStarted(apply.environment, rollbackId, apply.id, decision.services, decision.earlier, steps))
           .catch((err) => this.o.log.error({ applyId: rollbackId, err: String(err) }, 'could not post the rollback start comment'));
     })();
-    void this.start(rollbackId, started.fence, startReport);
+    void this.start(rollbackId, started.handover ?? started.fence, startReport);
     return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: rollbackId, services: decision.services, earlier: decision.earlier });
   }
 
