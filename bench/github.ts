@@ -12,7 +12,10 @@
 //  github_calls_per_command    one line per command: every request the command made to GitHub
 //                              (the installation token is cached before), by operation; `plan` is
 //                              `/plan` after the PR's autoplan at the same head (what the commit
-//                              cache remembers is used), `plan_cold` at a head no event read
+//                              cache remembers is used), `plan_cold` at a head no event read (its compose
+//                              files unchanged: known by their blobs), `plan_cold_changed` the same with one
+//                              compose file changed, `plan_unread_repo` in a repository this process never
+//                              read (as after a restart: nothing remembered)
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -149,15 +152,37 @@ export async function bench(log: (line: string) => void) {
         cache: 'warm',
       }),
     );
-    // The same command at a head no event of this process read yet (pushed without a synchronize delivery, or after a restart).
+    // The same command at a head no event of this process read yet (pushed without a synchronize delivery): the
+    // push left the compose files as they were, then (the next head) changed one of them.
     fake.setFiles('acme/shop', sha('c'), shopFiles());
     fake.setPull('acme/shop', 1, { headSha: sha('c') });
     from = fake.requests.length;
     await say('acme/shop', 1, '/plan');
     lines.push(
-      calls('plan_cold', '`/plan` on the example shop at a head no event read before (cold: the tree and each compose file read once)', countSince(fake, from), {
+      calls('plan_cold', '`/plan` on the example shop at a head no event read before, its compose files unchanged (the tree read; each file known by its blob)', countSince(fake, from), {
         target: 8,
         cache: 'cold',
+      }),
+    );
+    const changed = shopFiles();
+    fake.setFiles('acme/shop', sha('d'), { ...changed, 'compose.yml': changed['compose.yml']! + '\n# a change\n' });
+    fake.setPull('acme/shop', 1, { headSha: sha('d') });
+    from = fake.requests.length;
+    await say('acme/shop', 1, '/plan');
+    lines.push(
+      calls('plan_cold_changed', '`/plan` on the example shop at a head no event read before where compose.yml changed (the tree and that file read)', countSince(fake, from), {
+        target: 8,
+        cache: 'cold',
+      }),
+    );
+    // A repository this process has read nothing of (what every repository is after a restart).
+    setUp('acme/shop-unread', shopFiles(), sha('e'));
+    from = fake.requests.length;
+    await say('acme/shop-unread', 1, '/plan');
+    lines.push(
+      calls('plan_unread_repo', '`/plan` in a repository this process never read (as after a restart): config, tree and both compose files read; no batch read exists in the REST API', countSince(fake, from), {
+        target: 8,
+        cache: 'none',
       }),
     );
 

@@ -129,7 +129,7 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
     expect(fake.violations).toEqual([]);
   });
 
-  it('/plan at a head no event read yet: 9 requests (the tree and each compose file read once); the next /plan there: 6; a changed default-branch config is read at once', async () => {
+  it('/plan at a head no event read yet: 8 requests (its tree, and of its compose files only the one the push changed: the other is known by its blob); the next /plan there: 6; a changed default-branch config is read at once', async () => {
     const head2 = 'f'.repeat(40);
     const files = shopFiles();
     fake.setFiles('acme/shop', head2, { ...files, 'compose.yml': files['compose.yml']!.replace('      - DB_HOST=db', '      - DB_HOST=db\n      - FEATURE=cold') });
@@ -140,14 +140,14 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
       const cold = await requestsDuring(() => comment('acme/shop', '/plan'));
       expect(cold.by).toEqual({
         'reactions/create-for-issue-comment': 1,
-        'repos/get-content': 3,
+        'repos/get-content': 2,
         'pulls/get': 1,
         'git/get-tree': 1,
         'checks/create': 2,
         'issues/update-comment': 1,
       });
       const reads = cold.made.filter((r) => r.operationId === 'repos/get-content').map((r) => `${r.path.replace('/repos/acme/shop/contents/', '')}@${r.query.ref ?? 'default branch'}`);
-      expect(reads.sort()).toEqual(['.github/berth.yml@default branch', `compose.production.yml@${head2}`, `compose.yml@${head2}`]);
+      expect(reads.sort()).toEqual(['.github/berth.yml@default branch', `compose.yml@${head2}`]);
       // The plan is of the new head's files, not of anything remembered from the old head.
       const plan = await ts.store.latestPlan('acme/shop', 1, 'staging');
       expect(plan?.headSha).toBe(head2);

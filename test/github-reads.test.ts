@@ -1,28 +1,42 @@
 // readOnce: the reads of one event, each made once (src/github/read-once.ts); CommitCache: a commit's tree and files across events.
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import type { GitHubPort, RepoRef } from '../src/github/github.js';
+import { TreeListing } from '../src/github/github.js';
 import { readOnce } from '../src/github/read-once.js';
 import { CommitCache } from '../src/github/commit-cache.js';
 
 const repo: RepoRef = { owner: 'acme', name: 'shop' };
 const other: RepoRef = { owner: 'acme', name: 'other' };
 
-/** A GitHub double that records every read it answers. */
-function recording(files: Record<string, string>, opts: { failFirst?: string } = {}) {
+/** Git's name for a blob of this text. */
+const gitBlob = (text: string) => createHash('sha1').update(`blob ${Buffer.byteLength(text)}\0${text}`).digest('hex');
+
+/**
+ * A GitHub double that records every read it answers. With `blobs`, files
+ * carry their Git blob names (`lie` gives a file a name that is not its hash)
+ * and listings are TreeListings; without, no blob is named.
+ */
+function recording(files: Record<string, string>, opts: { failFirst?: string; blobs?: boolean; lie?: string } = {}) {
   const calls: string[] = [];
   let failed = false;
+  const blobOf = (path: string, text: string) => (!opts.blobs ? '' : path === opts.lie ? gitBlob('something else') : gitBlob(text));
   const gh = {
     async readFile(r: RepoRef, path: string, ref?: string) {
+      return (await gh.readFileBlob(r, path, ref))?.text;
+    },
+    async readFileBlob(r: RepoRef, path: string, ref?: string) {
       calls.push(`read ${r.name} ${ref ?? '(default)'} ${path}`);
       if (opts.failFirst === path && !failed) {
         failed = true;
         throw Object.assign(new Error('502'), { status: 502 });
       }
-      return files[path];
+      const text = files[path];
+      return text === undefined ? undefined : { text, blob: blobOf(path, text) };
     },
     async listFiles(r: RepoRef, sha: string) {
       calls.push(`tree ${r.name} ${sha}`);
-      return new Set(Object.keys(files));
+      return opts.blobs ? new TreeListing(new Map(Object.entries(files).map(([p, t]) => [p, blobOf(p, t)]))) : new Set(Object.keys(files));
     },
     async defaultBranch(r: RepoRef) {
       calls.push(`branch ${r.name}`);
@@ -112,6 +126,29 @@ describe('CommitCache', () => {
     await next.readFile(repo, 'compose.yml', A.slice(0, 7));
     expect(calls.slice(6)).toEqual([`read other ${A} compose.yml`, `read shop ${B} compose.yml`, `read shop ${A.slice(0, 7)} compose.yml`]);
     expect(cache.stats()).toMatchObject({ entries: 4, hits: 2 });
+  });
+
+  it('at a new commit, a file whose blob was read at another commit is not read again; only a blob whose text hashes to its name is kept, per repository', async () => {
+    const files: Record<string, string> = { 'compose.yml': 'services: {}\n', 'compose.prod.yml': 'services: {web: {}}\n', '.env': 'TAG=1\n' };
+    const { gh, calls } = recording(files, { blobs: true, lie: '.env' });
+    const cache = new CommitCache();
+    const event = () => readOnce(cache.wrap(gh));
+    const first = event();
+    await first.listFiles(repo, A);
+    for (const p of Object.keys(files)) expect(await first.readFile(repo, p, A)).toBe(files[p]);
+    expect(calls.splice(0)).toEqual([`tree shop ${A}`, `read shop ${A} compose.yml`, `read shop ${A} compose.prod.yml`, `read shop ${A} .env`]);
+    // A push that changed compose.prod.yml alone: the new commit's listing, then only that file.
+    files['compose.prod.yml'] = 'services: {web: {image: x}}\n';
+    const second = event();
+    await second.listFiles(repo, B);
+    for (const p of Object.keys(files)) expect(await second.readFile(repo, p, B)).toBe(files[p]);
+    // .env is read again: GitHub named a blob its text does not hash to, so that text was never kept as the blob.
+    expect(calls.splice(0)).toEqual([`tree shop ${B}`, `read shop ${B} compose.prod.yml`, `read shop ${B} .env`]);
+    // The same blobs through another repository: asked (an installation's reach is per repository).
+    const third = event();
+    await third.listFiles(other, B);
+    expect(await third.readFile(other, 'compose.yml', B)).toBe(files['compose.yml']);
+    expect(calls.splice(0)).toEqual([`tree other ${B}`, `read other ${B} compose.yml`]);
   });
 
   it('never remembers an absent file (GitHub also answers 404 for a commit it does not know yet) nor a failure', async () => {

@@ -1,9 +1,13 @@
 // What a commit holds, remembered across events. A commit is immutable: its
 // tree and the bytes of a file at it are the same whenever they are read, so
 // `/plan` after the PR's autoplan at the same head (or an apply after it)
-// need not list the tree and read the compose files again. Per-event
-// deduplication stays in read-once.ts; this cache sits under it, for the
-// whole process, bounded by bytes (least recently used go first).
+// need not list the tree and read the compose files again. A blob (a file's
+// bytes, named by their hash) is immutable too: at a new head, a file whose
+// blob the tree lists and this process read before, at any commit of the
+// repository, is not read again (a push rarely touches the compose files).
+// A blob's text is kept only when it hashes to the name GitHub gave it.
+// Per-event deduplication stays in read-once.ts; this cache sits under it,
+// for the whole process, bounded by bytes (least recently used go first).
 //
 // What is never remembered:
 // - a read without a commit SHA (`.github/berth.yml` from the default
@@ -15,8 +19,9 @@
 // The key holds the repository as well as the commit and the path: a commit's
 // bytes are the same whichever repository serves them, but an installation's
 // reach is per repository, and a read through one must not answer another.
+import { createHash } from 'node:crypto';
 import type { GitHubPort, RepoRef } from './github.js';
-import { PartialListing, repoName } from './github.js';
+import { PartialListing, repoName, TreeListing } from './github.js';
 
 /** A full commit SHA (SHA-1 or SHA-256 object name), never a branch, tag or abbreviation. */
 const COMMIT_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
@@ -26,9 +31,22 @@ export const DEFAULT_COMMIT_CACHE_BYTES = 32 * 1024 * 1024;
 /** Rough bytes an entry keeps alive (UTF-16 strings, plus per-entry overhead). */
 const ENTRY_OVERHEAD = 64;
 const sizeOfText = (key: string, text: string) => ENTRY_OVERHEAD + 2 * (key.length + text.length);
-const sizeOfTree = (key: string, paths: readonly string[]) => paths.reduce((n, p) => n + ENTRY_OVERHEAD + 2 * p.length, ENTRY_OVERHEAD + 2 * key.length);
+const sizeOfTree = (key: string, paths: readonly string[], blobs?: ReadonlyMap<string, string>) =>
+  paths.reduce((n, p) => n + ENTRY_OVERHEAD + 2 * (p.length + (blobs?.get(p)?.length ?? 0)), ENTRY_OVERHEAD + 2 * key.length);
 
-type Entry = { kind: 'file'; text: string; bytes: number } | { kind: 'tree'; paths: readonly string[]; bytes: number };
+/** A file's text; a commit's listing; a file at a commit whose text is kept once, under its blob. */
+type Entry =
+  | { kind: 'file'; text: string; bytes: number }
+  | { kind: 'tree'; paths: readonly string[]; blobs?: ReadonlyMap<string, string>; bytes: number }
+  | { kind: 'blob-of'; key: string; bytes: number };
+
+/** Whether `text`'s UTF-8 bytes are the Git blob `name` (SHA-1, or SHA-256 in a SHA-256 repository). */
+export function isBlobOf(text: string, name: string): boolean {
+  const algorithm = name.length === 40 ? 'sha1' : name.length === 64 ? 'sha256' : undefined;
+  if (!algorithm || !COMMIT_SHA.test(name)) return false;
+  const bytes = Buffer.from(text, 'utf8');
+  return createHash(algorithm).update(`blob ${bytes.length}\0`).update(bytes).digest('hex') === name;
+}
 
 export interface CommitCacheStats {
   entries: number;
@@ -86,12 +104,13 @@ export class CommitCache {
     const key = `tree\0${repoName(repo)}\0${sha}`;
     const hit = this.get(key);
     // A Set of its own for each caller: nothing a caller does to it reaches the cache.
-    if (hit?.kind === 'tree') return new Set(hit.paths);
+    if (hit?.kind === 'tree') return hit.blobs ? new TreeListing(hit.blobs) : new Set(hit.paths);
     const files = await gh.listFiles(repo, sha);
     // A truncated listing cannot tell absence: it is never remembered as what the commit holds.
     if (files instanceof PartialListing) return files;
     const paths = [...files];
-    this.put(key, { kind: 'tree', paths, bytes: sizeOfTree(key, paths) });
+    const blobs = files instanceof TreeListing ? new Map(files.blobs) : undefined;
+    this.put(key, { kind: 'tree', paths, ...(blobs ? { blobs } : {}), bytes: sizeOfTree(key, paths, blobs) });
     return files;
   }
 
@@ -100,9 +119,24 @@ export class CommitCache {
     const key = `file\0${repoName(repo)}\0${ref}\0${path}`;
     const hit = this.get(key);
     if (hit?.kind === 'file') return hit.text;
-    const text = await gh.readFile(repo, path, ref);
-    if (text !== undefined) this.put(key, { kind: 'file', text, bytes: sizeOfText(key, text) });
-    return text;
+    // The file's blob, from what this file at this commit was, or from the commit's listing (when remembered):
+    // a blob read before, at any commit of the repository, is not read again.
+    const tree = hit ? undefined : this.entries.get(`tree\0${repoName(repo)}\0${ref}`);
+    const listed = tree?.kind === 'tree' ? tree.blobs?.get(path) : undefined;
+    const blobKey = hit?.kind === 'blob-of' ? hit.key : listed !== undefined ? `blob\0${repoName(repo)}\0${listed}` : undefined;
+    const known = blobKey === undefined ? undefined : this.get(blobKey);
+    if (known?.kind === 'file') {
+      if (!hit) this.put(key, { kind: 'blob-of', key: blobKey!, bytes: sizeOfText(key, blobKey!) });
+      return known.text;
+    }
+    const read = await gh.readFileBlob(repo, path, ref);
+    if (read === undefined) return undefined;
+    if (isBlobOf(read.text, read.blob)) {
+      const named = `blob\0${repoName(repo)}\0${read.blob}`;
+      this.put(named, { kind: 'file', text: read.text, bytes: sizeOfText(named, read.text) });
+      this.put(key, { kind: 'blob-of', key: named, bytes: sizeOfText(key, named) });
+    } else this.put(key, { kind: 'file', text: read.text, bytes: sizeOfText(key, read.text) });
+    return read.text;
   }
 
   private get(key: string): Entry | undefined {

@@ -88,11 +88,30 @@ export class PartialListing extends Set<string> {
   }
 }
 
+/**
+ * A commit's complete listing with each file's blob (Git's name for its
+ * bytes): a file whose blob was read before, at any commit, is known without
+ * reading it again (commit-cache.ts).
+ */
+export class TreeListing extends Set<string> {
+  constructor(readonly blobs: ReadonlyMap<string, string>) {
+    super(blobs.keys());
+  }
+}
+
+/** A file's text and the blob GitHub says it is (its `sha`). */
+export interface FileBlob {
+  text: string;
+  blob: string;
+}
+
 export interface GitHubPort {
   defaultBranch(repo: RepoRef): Promise<string>;
   /** undefined when the file does not exist at that ref; no ref: the default branch (GitHub's own default, no repos.get) */
   readFile(repo: RepoRef, path: string, ref?: string): Promise<string | undefined>;
-  /** every blob path at a commit (one recursive tree call); a PartialListing when GitHub truncated it */
+  /** readFile, with the blob GitHub names for the file */
+  readFileBlob(repo: RepoRef, path: string, ref?: string): Promise<FileBlob | undefined>;
+  /** every blob path at a commit (one recursive tree call): a TreeListing, or a PartialListing when GitHub truncated it */
   listFiles(repo: RepoRef, sha: string): Promise<Set<string>>;
   getPull(repo: RepoRef, pr: number): Promise<PullRequest>;
   listReviews(repo: RepoRef, pr: number): Promise<Review[]>;

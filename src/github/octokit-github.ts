@@ -3,7 +3,7 @@
 // failure denies (authorisation) or is reported and retried (comments).
 import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
-import { CHECK_TEXT_LIMIT, clip, PartialListing } from './github.js';
+import { CHECK_TEXT_LIMIT, clip, PartialListing, TreeListing, type FileBlob } from './github.js';
 import { BerthError } from '../errors.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
@@ -65,6 +65,10 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async readFile(repo: RepoRef, path: string, ref?: string): Promise<string | undefined> {
+    return (await this.readFileBlob(repo, path, ref))?.text;
+  }
+
+  async readFileBlob(repo: RepoRef, path: string, ref?: string): Promise<FileBlob | undefined> {
     try {
       const res = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ...(ref !== undefined ? { ref } : {}) });
       // Octokit hands back text it could not parse as JSON (seen with multi-megabyte answers): never read as "no such file".
@@ -78,7 +82,7 @@ export class OctokitGitHub implements GitHubPort {
         }
       }
       if (Array.isArray(data) || (data as { type?: string })?.type !== 'file') return undefined;
-      const file = data as { content?: string; encoding?: string; size?: number };
+      const file = data as { content?: string; encoding?: string; size?: number; sha?: string };
       // GitHub serves the content of files up to 1 MB only; larger ones come with encoding "none" and no content.
       if (file.encoding === 'none' || (file.size ?? 0) > 1024 * 1024)
         throw new BerthError('too_large', `file is ${file.size ?? 'more than 1048576'} bytes, more than the 1048576 bytes berth reads`, {
@@ -86,7 +90,7 @@ export class OctokitGitHub implements GitHubPort {
           hint: 'split it or remove what is not needed',
         });
       if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref ?? 'default branch'}: unexpected encoding ${file.encoding}`);
-      return Buffer.from(file.content, 'base64').toString('utf8');
+      return { text: Buffer.from(file.content, 'base64').toString('utf8'), blob: String(file.sha ?? '') };
     } catch (err) {
       if (status(err) === 404) return undefined;
       throw err;
@@ -95,9 +99,9 @@ export class OctokitGitHub implements GitHubPort {
 
   async listFiles(repo: RepoRef, sha: string): Promise<Set<string>> {
     const { data } = await this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' });
-    const paths = data.tree.filter((e) => e.type === 'blob' && e.path).map((e) => e.path!);
+    const blobs = data.tree.filter((e) => e.type === 'blob' && e.path);
     // Too large for one listing: the files are then asked for one by one (a 404 is "not there").
-    return data.truncated ? new PartialListing(paths) : new Set(paths);
+    return data.truncated ? new PartialListing(blobs.map((e) => e.path!)) : new TreeListing(new Map(blobs.map((e) => [e.path!, String(e.sha ?? '')])));
   }
 
   async getPull(repo: RepoRef, pr: number): Promise<PullRequest> {
