@@ -144,47 +144,26 @@ export async function bench(log: (line: string) => void) {
     let from = fake.requests.length;
     await opened('acme/shop', 1, sha('a'));
     lines.push(calls('pr_opened', 'pull_request.opened on the example shop (2 environments, 3 compose files): plan both, 2 check runs, 1 comment', countSince(fake, from), { target: 7 }));
-    from = fake.requests.length;
-    await say('acme/shop', 1, '/plan');
-    lines.push(
-      calls('plan', '`/plan` on the example shop at the head its autoplan read (warm: the tree and compose files from the commit cache): 👀, both environments planned again, 2 check runs, the comment edited', countSince(fake, from), {
-        target: 8,
-        cache: 'warm',
-      }),
-    );
-    // The same command at a head no event of this process read yet (pushed without a synchronize delivery): the
-    // push left the compose files as they were, then (the next head) changed one of them.
-    fake.setFiles('acme/shop', sha('c'), shopFiles());
-    fake.setPull('acme/shop', 1, { headSha: sha('c') });
-    from = fake.requests.length;
-    await say('acme/shop', 1, '/plan');
-    lines.push(
-      calls('plan_cold', '`/plan` on the example shop at a head no event read before, its compose files unchanged (the tree read; each file known by its blob)', countSince(fake, from), {
-        target: 8,
-        cache: 'cold',
-      }),
-    );
+    // `/plan` on a PR whose head is `head` (set there first when given), counted as `command`.
+    const plan = async (repo: string, command: string, cache: string, what: string, head?: { sha: string; files: Record<string, string> }) => {
+      if (head) {
+        fake.setFiles(repo, head.sha, head.files);
+        fake.setPull(repo, 1, { headSha: head.sha });
+      }
+      const since = fake.requests.length;
+      await say(repo, 1, '/plan');
+      lines.push(calls(command, what, countSince(fake, since), { target: 8, cache }));
+    };
+    await plan('acme/shop', 'plan', 'warm', '`/plan` on the example shop at the head its autoplan read (warm: the tree and compose files from the commit cache): 👀, both environments planned again, 2 check runs, the comment edited');
+    // At a head no event of this process read yet (pushed without a synchronize delivery): the push left the
+    // compose files as they were; then, at the next head, it changed one of them.
+    await plan('acme/shop', 'plan_cold', 'cold', '`/plan` on the example shop at a head no event read before, its compose files unchanged (the tree read; each file known by its blob)', { sha: sha('c'), files: shopFiles() });
     const changed = shopFiles();
-    fake.setFiles('acme/shop', sha('d'), { ...changed, 'compose.yml': changed['compose.yml']! + '\n# a change\n' });
-    fake.setPull('acme/shop', 1, { headSha: sha('d') });
-    from = fake.requests.length;
-    await say('acme/shop', 1, '/plan');
-    lines.push(
-      calls('plan_cold_changed', '`/plan` on the example shop at a head no event read before where compose.yml changed (the tree and that file read)', countSince(fake, from), {
-        target: 8,
-        cache: 'cold',
-      }),
-    );
+    changed['compose.yml'] += '\n# a change\n';
+    await plan('acme/shop', 'plan_cold_changed', 'cold', '`/plan` on the example shop at a head no event read before where compose.yml changed (the tree and that file read)', { sha: sha('d'), files: changed });
     // A repository this process has read nothing of (what every repository is after a restart).
     setUp('acme/shop-unread', shopFiles(), sha('e'));
-    from = fake.requests.length;
-    await say('acme/shop-unread', 1, '/plan');
-    lines.push(
-      calls('plan_unread_repo', '`/plan` in a repository this process never read (as after a restart): config, tree and both compose files read; no batch read exists in the REST API', countSince(fake, from), {
-        target: 8,
-        cache: 'none',
-      }),
-    );
+    await plan('acme/shop-unread', 'plan_unread_repo', 'none', '`/plan` in a repository this process never read (as after a restart): config, tree and both compose files read; no batch read exists in the REST API');
 
     const firstMs: number[] = [];
     const fromHandled: number[] = [];
