@@ -179,6 +179,32 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       expect(h.engines.get('local')!.calls.length).toBeGreaterThan(20);
     });
 
+    it('a handed-over apply that waited for its target longer than the stop poll reads the stop flag before its first call', async () => {
+      const h = harness(ts.store, { '*': { delayMs: 15 } });
+      const executor = new Executor({ store: ts.store, engine: (t) => h.engines.get(t)!, lanes: new Lanes(), healthPollMs: 5, stopPollMs: 20 });
+      const first = stack();
+      const second = state([spec('solo', { image: 'docker.io/berth-test/app:1' })], undefined, [], 'other', 'prod');
+      const start = (desired: DesiredState, pr: number) => {
+        rememberHashes(desired);
+        return prepareApply(ts.store, h.observe, {
+          repo: 'acme/shop', pr, environment: desired.environment, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt',
+          start: { lock: { owner: `acme/shop#${pr}`, pr }, lease: { holder: executor.holder, ttlMs: executor.leaseTtlMs } },
+        });
+      };
+      const a = await start(first, 1);
+      const b = await start(second, 2);
+      const runA = executor.run(a.applyId, a.handover);
+      // Queued behind the first on the target's lane; stopped while it waits.
+      const runB = executor.run(b.applyId, b.handover);
+      await new Promise((r) => setTimeout(r, 5));
+      expect(await ts.store.requestStop(b.applyId)).toBe(true);
+      expect(await runA).toBe('completed');
+      expect(await runB).toBe('stopped');
+      const calls = h.engines.get('local')!.calls;
+      expect(calls.filter((c) => /other-prod|solo/.test(c.subject))).toEqual([]);
+      expect(calls.filter((c) => c.method === 'ensureImage')).toHaveLength(1);
+    });
+
     it('a handed-over apply whose rows moved before its drive (stopped, every task cancelled) makes no Docker call and ends as the journal says', async () => {
       const h = harness(ts.store);
       const desired = stack();

@@ -338,6 +338,8 @@ export class Executor {
   private async driveLeased(applyId: string, held: Fence | Handover | boolean, ready?: Promise<unknown>): Promise<AggregateState> {
     const name = `apply:${applyId}`;
     const handover = isHandover(held) ? held : undefined;
+    // When the stored apply reached its driver: its stop flag (unset at creation) counts as read then.
+    const handedAt = handover ? this.now() : undefined;
     const fence = typeof held === 'object' ? (isHandover(held) ? held.fence : held) : undefined;
     const lease = handover
       ? HeldLease.adopt(this.store, handover.fence, this.leaseTtlMs, this.now, this.log)
@@ -350,13 +352,13 @@ export class Executor {
     }
     try {
       await ready?.catch(() => undefined);
-      return await this.drive(applyId, lease, handover);
+      return await this.drive(applyId, lease, handover && { ...handover, at: handedAt! });
     } finally {
       await lease.release();
     }
   }
 
-  private async drive(applyId: string, lease: HeldLease, handover?: Handover): Promise<AggregateState> {
+  private async drive(applyId: string, lease: HeldLease, handover?: Handover & { at: number }): Promise<AggregateState> {
     let apply: Pick<ApplyRow, 'repo' | 'environment' | 'desiredJson'>;
     let payload: ApplyPayload;
     let ops: OperationRow[];
@@ -395,7 +397,7 @@ export class Executor {
             if (payload.onFailure === 'halt') halt.by.add(op.id);
             return;
           }
-          return this.runOperation(applyId, op, run, halt, d, handed.get(op.id));
+          return this.runOperation(applyId, op, run, halt, d, handover && { tasks: handed.get(op.id)!, at: handover.at });
         })).catch(async (err) => {
           if (err instanceof LeaseLostError) {
             // Not ours any more: what is open stays open for whoever holds the lease now (or recovery).
@@ -442,9 +444,9 @@ export class Executor {
   }
 
   /** Runs one operation's tasks to their end; answers the apply's state as its final settle left it. */
-  private async runOperation(applyId: string, op: OperationRow, payload: RunPayload, halt: Halt, d: Drive, handed?: TaskRow[]): Promise<AggregateState | undefined> {
+  private async runOperation(applyId: string, op: OperationRow, payload: RunPayload, halt: Halt, d: Drive, handed?: { tasks: TaskRow[]; at: number }): Promise<AggregateState | undefined> {
     const engine = this.o.engine(op.target);
-    const tasks = handed ?? (await this.store.listTasks(op.id));
+    const tasks = handed?.tasks ?? (await this.store.listTasks(op.id));
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
     const groupFor = groupsOf(byNode);
     const limit = payload.parallelism ?? this.o.parallelism ?? 8;
@@ -458,7 +460,8 @@ export class Executor {
     const inFlight = new Set<number>();
     // A handed-over apply was stored (not stopped) a moment ago: its flag counts as read then, so the
     // first wave does not wait for a read; a /stop since is seen within stopPollMs, as during the run.
-    let stopCache = { at: handed ? this.now() : 0, value: false };
+    // An operation that waited longer than that for its target (another apply on it) reads the flag first.
+    let stopCache = { at: handed?.at ?? 0, value: false };
     const stopRequested = async () => {
       if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
         const a = await this.store.getApplyStatus(applyId);
