@@ -436,7 +436,7 @@ export class ApplyRunner {
           .createComment(repo, apply.pr, msg.autoRollbackStarted(apply.environment, rollbackId, apply.id, decision.services, decision.earlier, steps))
           .catch((err) => this.o.log.error({ applyId: rollbackId, err: String(err) }, 'could not post the rollback start comment'));
     })();
-    void this.start(rollbackId, started.handover ?? started.fence, startReport);
+    void this.start(rollbackId, started.handover, startReport);
     return msg.rolloutOutcome(apply.environment, decision.stopped, { kind: 'started', applyId: rollbackId, services: decision.services, earlier: decision.earlier });
   }
 

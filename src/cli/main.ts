@@ -231,7 +231,7 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
     io.out(`Apply ${applyId} started (lock held by ${owner}).`);
     let state;
     try {
-      state = await executor.run(applyId, prepared.handover ?? prepared.fence);
+      state = await executor.run(applyId, prepared.handover);
     } finally {
       // Released once the apply ended; a lock whose apply is still in flight stays (recovery releases it).
       const lock = await store.getLock(repo, loaded.environment.name);

@@ -163,7 +163,7 @@ export class AutoApply {
     const steps = prepared.plans.reduce((n, p) => n + p.plan.nodes.length, 0);
     let reported!: () => void;
     const ready = new Promise<void>((r) => (reported = r));
-    const done = this.o.runner.start(prepared.applyId, prepared.handover ?? prepared.fence, ready);
+    const done = this.o.runner.start(prepared.applyId, prepared.handover, ready);
     let checkRunId: number | null = null;
     try {
       checkRunId = await gh.createCheckRun(repo, {

@@ -563,7 +563,7 @@ export class Bot {
       void this.o.runner.deploy(gh, { id: applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: applyId, kind, pr, actor: user }, stateSha));
     })();
     // The apply is this process's from now on (no recovery pass takes it).
-    void this.o.runner.start(applyId, prepared.handover ?? prepared.fence, report);
+    void this.o.runner.start(applyId, prepared.handover, report);
     // The command is handled once its start is reported (the PR's next event comes after it).
     await report;
     return prepared.applyId;

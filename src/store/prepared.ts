@@ -28,6 +28,24 @@ export function prepared(
   build: (param: (name: string) => never) => Compilable,
   values: Record<string, unknown>,
 ): CompiledQuery {
+  const q = preparedSql(dialect, shape, build, (name) => {
+    if (!(name in values)) throw new Error(`prepared ${shape}: no value for ${name}`);
+    return values[name];
+  });
+  return CompiledQuery.raw(q.sql, q.parameters);
+}
+
+/**
+ * The same statement as plain SQL and positional values, each value asked of
+ * `value(name)`: no query node, no object of values. For the synchronous
+ * SQLite journal, which binds hundreds of these on an apply's critical path.
+ */
+export function preparedSql(
+  dialect: DialectName,
+  shape: string,
+  build: (param: (name: string) => never) => Compilable,
+  value: (name: string) => unknown,
+): { sql: string; parameters: unknown[] } {
   const key = `${dialect}\u0000${shape}`;
   let t = templates.get(key);
   if (!t) {
@@ -38,13 +56,6 @@ export function prepared(
     };
     templates.set(key, t);
   }
-  return CompiledQuery.raw(
-    t.sql,
-    t.slots.map((s) => {
-      if ('constant' in s) return s.constant;
-      if (!(s.name in values)) throw new Error(`prepared ${shape}: no value for ${s.name}`);
-      return values[s.name];
-    }),
-  );
+  return { sql: t.sql, parameters: t.slots.map((s) => ('constant' in s ? s.constant : value(s.name))) };
 }
 

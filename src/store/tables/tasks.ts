@@ -4,7 +4,7 @@
 // transaction (group commit).
 import { sql } from 'kysely';
 import { lockingRead, writeTransaction, type Ctx, type SyncQuery, type SyncResult } from '../dialect.js';
-import { prepared } from '../prepared.js';
+import { prepared, preparedSql } from '../prepared.js';
 import { toOperation, toTask, unique } from '../rows.js';
 import type { AggregatePatch, Fence, OperationRow, TaskPatch, TaskRow, TaskUpdate } from '../store.js';
 import { aggregateSet } from './applies.js';
@@ -147,17 +147,24 @@ function fenceQuery(ctx: Ctx, fence: Fence) {
 function taskQuery(ctx: Ctx, u: TaskUpdate, expected: readonly string[]) {
   const set = taskSet(u.patch);
   const columns = Object.keys(set);
-  return prepared(
-    ctx.dialect,
-    `task:${columns.join(',')}:${expected.length}`,
-    (p) =>
-      ctx.db
-        .updateTable('tasks')
-        .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
-        .where('id', '=', p('id'))
-        .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
-    { ...set, id: u.id, ...Object.fromEntries(expected.map((e, i) => [`expected${i}`, e])) },
-  );
+  return prepared(ctx.dialect, taskShape(columns, expected.length), taskUpdate(ctx, columns, expected.length), {
+    ...set,
+    id: u.id,
+    ...Object.fromEntries(expected.map((e, i) => [`expected${i}`, e])),
+  });
+}
+
+/** The name of a task compare-and-set's statement: the columns it sets and how many expected states it allows. */
+const taskShape = (columns: readonly string[], expected: number) => `task:${columns.join(',')}:${expected}`;
+
+/** A task compare-and-set setting `columns` (values named after them), by `id`, if the state is one of `expected0…`. */
+function taskUpdate(ctx: Ctx, columns: readonly string[], expected: number) {
+  return (p: (name: string) => never) =>
+    ctx.db
+      .updateTable('tasks')
+      .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
+      .where('id', '=', p('id'))
+      .where('state', 'in', Array.from({ length: expected }, (_, i) => p(`expected${i}`)));
 }
 
 /**
@@ -175,40 +182,37 @@ function writeJournalSync(ctx: Ctx, run: (q: SyncQuery) => SyncResult, updates: 
   });
 }
 
-/** The journal's columns, in the order a compare-and-set's SET lists them (the SQL's shape is the set of those present). */
-const PATCH_COLUMNS = [
+/** The patch field behind each journal column, in the order taskSet lists them (state first, always set). */
+const PATCH_FIELDS = [
+  ['state', 'state'],
   ['error', 'error'],
   ['result', 'result'],
-  ['startedAt', 'started_at'],
-  ['finishedAt', 'finished_at'],
+  ['started_at', 'startedAt'],
+  ['finished_at', 'finishedAt'],
 ] as const;
+const FIELD_OF = new Map<string, keyof TaskPatch>(PATCH_FIELDS);
 
-/** SQL per shape (the optional columns present, the number of expected states): built by taskQuery once. */
-const syncShapes = new Map<number, { sql: string; slots: ({ name: string } | { constant: unknown })[] }>();
+/** Per shape (the columns a patch sets, the number of expected states): its columns and statement name, worked out once. */
+const syncShapes = new Map<number, { columns: string[]; shape: string }>();
 
 /**
- * taskQuery's statement as SQL and positional values, with no Kysely node or
- * parameter object made per write: a wave of tasks writes hundreds of these
- * on the apply's critical path. The SQL is taskQuery's own, compiled once.
+ * taskQuery's statement (the same template) as SQL and positional values,
+ * each value taken from the patch as the statement asks for it: no Kysely
+ * node, no object of values, no shape name built per write.
  */
 function syncTaskQuery(ctx: Ctx, patch: TaskPatch, id: string, expected: readonly string[]): SyncQuery {
-  let mask = expected.length << PATCH_COLUMNS.length;
-  for (let i = 0; i < PATCH_COLUMNS.length; i++) if (patch[PATCH_COLUMNS[i]![0]] !== undefined) mask |= 1 << i;
-  let shape = syncShapes.get(mask);
-  if (!shape) {
-    // Compiled with marker values, so each position's value is found by name.
-    const names = { state: '\u0000state', id: '\u0000id', ...Object.fromEntries(PATCH_COLUMNS.filter((_, i) => mask & (1 << i)).map(([k]) => [k, `\u0000${k}`])) } as unknown as TaskPatch;
-    const q = taskQuery(ctx, { id: '\u0000id', expected: 'pending', patch: names }, expected.map((_, i) => `\u0000expected${i}`));
-    shape = { sql: q.sql, slots: q.parameters.map((v) => (typeof v === 'string' && v.startsWith('\u0000') ? { name: v.slice(1) } : { constant: v })) };
-    syncShapes.set(mask, shape);
+  let mask = expected.length << PATCH_FIELDS.length;
+  for (let i = 0; i < PATCH_FIELDS.length; i++) if (patch[PATCH_FIELDS[i]![1]] !== undefined) mask |= 1 << i;
+  let s = syncShapes.get(mask);
+  if (!s) {
+    const columns = PATCH_FIELDS.filter((_, i) => mask & (1 << i)).map(([c]) => c);
+    syncShapes.set(mask, (s = { columns, shape: taskShape(columns, expected.length) }));
   }
-  const parameters = shape.slots.map((slot) => {
-    if ('constant' in slot) return slot.constant;
-    if (slot.name === 'id') return id;
-    if (slot.name.startsWith('expected')) return expected[Number(slot.name.slice(8))];
-    return (patch as unknown as Record<string, unknown>)[slot.name];
+  return preparedSql(ctx.dialect, s.shape, taskUpdate(ctx, s.columns, expected.length), (name) => {
+    if (name === 'id') return id;
+    if (name.startsWith('expected')) return expected[Number(name.slice(8))];
+    return patch[FIELD_OF.get(name)!];
   });
-  return { sql: shape.sql, parameters };
 }
 
 async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fence | undefined, groups?: number[][]): Promise<boolean[]> {
