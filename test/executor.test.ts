@@ -151,6 +151,10 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       expect(await ts.store.getLease(`apply:${prepared.applyId}`)).toBeUndefined();
       const [again] = await planTargets(stack(), ['local'], h.observe);
       expect(again!.plan.nodes).toEqual([]);
+      // A handover serves one drive, which took its rows and moved them on: handed over again, it is only a fence.
+      const calls = engine.calls.length;
+      expect(await executor.run(prepared.applyId, prepared.handover)).toBe('completed');
+      expect(engine.calls.length).toBe(calls);
     });
 
     it('keeps the derived states current while a wave runs, without asking the store each turn when nothing it derives changed', async () => {

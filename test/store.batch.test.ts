@@ -72,6 +72,16 @@ function suite(name: string, open: () => Promise<TestStore>, d: (name: string, f
         expect(await ts.store.getTask(id)).toMatchObject(i === 2 ? { state: 'running', startedAt: 1, version: 1 } : { state: 'running', startedAt: 7, version: 1 });
     });
 
+    it('a wave wider than one statement takes (70 alike), with a loser past the first 64, answers per task', async () => {
+      const ids = await apply(70);
+      await ts.store.updateTask(ids[66]!, 'pending', { state: 'cancelled', finishedAt: 1 });
+      const res = await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const, startedAt: 3 } })));
+      expect(res).toEqual(ids.map((_, i) => i !== 66));
+      const rows = await ts.store.listTasks((await ts.store.getTask(ids[0]!))!.operationId);
+      expect(rows.filter((r) => r.state === 'running' && r.startedAt === 3 && r.version === 1)).toHaveLength(69);
+      expect(rows.find((r) => r.id === ids[66])).toMatchObject({ state: 'cancelled', finishedAt: 1, version: 1 });
+    });
+
     it('a wave whose writes differ per task (finish times, container ids, a null) gets each its own values, and a lost race leaves its task untouched', async () => {
       const ids = await apply(70);
       await ts.store.updateTasks(ids.map((id) => ({ id, expected: 'pending' as const, patch: { state: 'running' as const, startedAt: 3 } })));

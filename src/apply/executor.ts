@@ -60,7 +60,8 @@ export interface ApplyPayload {
  * has touched them yet (the lease is this process's), so the drive starts
  * from them instead of reading back what was just written; every write it
  * makes is still a fenced compare-and-set, so rows that did move (a /stop
- * cancelling pending tasks) are found at the first refused write.
+ * cancelling pending tasks) are found at the first refused write. The drive
+ * it is given to takes its rows and updates them in place.
  */
 export interface Handover {
   fence: Fence;
@@ -69,10 +70,13 @@ export interface Handover {
   /** the stored payload, as text (placeholders of server-side secrets are searched in it) */
   desiredJson: string;
   payload: ApplyPayload;
-  operations: { row: OperationRow; tasks: TaskRow[] }[];
+  /** each operation's rows; `nodes[i]`, when given, is the plan node `tasks[i].nodeJson` was written from (not parsed again) */
+  operations: { row: OperationRow; tasks: TaskRow[]; nodes?: readonly PlanNode[] }[];
 }
 
 const isHandover = (x: Fence | Handover | boolean): x is Handover => typeof x === 'object' && 'operations' in x;
+/** Handovers a drive has taken (and changed): one given again is read from the store instead. */
+const handedOver = new WeakSet<Handover>();
 
 /**
  * A payload as one drive runs it: with the values of the server-side secrets
@@ -337,7 +341,9 @@ export class Executor {
    */
   private async driveLeased(applyId: string, held: Fence | Handover | boolean, ready?: Promise<unknown>): Promise<AggregateState> {
     const name = `apply:${applyId}`;
-    const handover = isHandover(held) ? held : undefined;
+    // A handover is the rows as just stored: good for one drive (it updates them). Given again, only its fence counts.
+    const handover = isHandover(held) && !handedOver.has(held) ? held : undefined;
+    if (handover) handedOver.add(handover);
     // When the stored apply reached its driver: its stop flag (unset at creation) counts as read then.
     const handedAt = handover ? this.now() : undefined;
     const fence = typeof held === 'object' ? (isHandover(held) ? held.fence : held) : undefined;
@@ -362,8 +368,17 @@ export class Executor {
     let apply: Pick<ApplyRow, 'repo' | 'environment' | 'desiredJson'>;
     let payload: ApplyPayload;
     let ops: OperationRow[];
-    // The rows of a handover are the apply as just stored (pending); copies, since a drive updates its rows in place.
-    const handed = new Map(handover?.operations.map((o) => [o.row.id, o.tasks.map((t) => ({ ...t, deps: [...t.deps] }))]));
+    // The rows of a handover are the apply as just stored (pending). The drive owns a handover's rows (it was given once, see driveLeased) and updates them in place.
+    const handed = new Map(
+      handover?.operations.map((o) => {
+        // The node each row's nodeJson was made from: a wave of launches parses no JSON.
+        o.tasks.forEach((t, i) => {
+          const node = o.nodes?.[i];
+          if (node?.id === t.nodeId) nodes.set(t, node);
+        });
+        return [o.row.id, o.tasks];
+      }),
+    );
     if (handover) {
       apply = handover;
       payload = handover.payload;
@@ -384,7 +399,8 @@ export class Executor {
     // on_failure: halt — a failure in one operation stops the *other* operations; the failing one
     // finishes its independent work (its dependants are skipped) and ends failed.
     const halt: Halt = { by: new Set() };
-    const ended = await Promise.all(
+    if (ops.length === 1) this.sole.add(ops[0]!.id);
+    const ending = Promise.all(
       ops.map((op) =>
         this.o.lanes.run(op.target, () => this.onTarget(op.target, lease, async (d) => {
           let run: RunPayload;
@@ -412,7 +428,15 @@ export class Executor {
         }),
       ),
     );
-    for (const op of ops) this.settled.delete(op.id);
+    let ended: Awaited<typeof ending>;
+    try {
+      ended = await ending;
+    } finally {
+      for (const op of ops) {
+        this.settled.delete(op.id);
+        this.sole.delete(op.id);
+      }
+    }
     // One operation that settled for good left the apply's state in hand; otherwise (several, or an aborted one) it is read.
     if (ops.length === 1 && ended[0]) return ended[0];
     const final = await this.store.getApplyStatus(applyId);
@@ -462,8 +486,9 @@ export class Executor {
     // first wave does not wait for a read; a /stop since is seen within stopPollMs, as during the run.
     // An operation that waited longer than that for its target (another apply on it) reads the flag first.
     let stopCache = { at: handed?.at ?? 0, value: false };
+    const stopPollMs = this.o.stopPollMs ?? 100;
     const stopRequested = async () => {
-      if (this.now() - stopCache.at >= (this.o.stopPollMs ?? 100)) {
+      if (this.now() - stopCache.at >= stopPollMs) {
         const a = await this.store.getApplyStatus(applyId);
         stopCache = { at: this.now(), value: !!a?.stopRequested };
       }
@@ -500,7 +525,9 @@ export class Executor {
     };
     let wake!: () => void;
     let woken = new Promise<void>((r) => (wake = r));
-
+    // What a background settle derives from (made once: the loop asks for a settle at every turn).
+    const taskStates = () => [...byNode.values()].map((t) => t.state);
+    const stopFlag = () => stopCache.value;
     let lost: unknown;
     for (;;) {
       // Fenced: start nothing more; once the calls in flight returned, hand the operation over as it is.
@@ -511,7 +538,9 @@ export class Executor {
         const t = toSkip.pop()!;
         if (t.state === 'pending' && (await this.transition(t, 'pending', { state: 'skipped', finishedAt: this.now(), error: 'a dependency did not succeed' }, d))) finished(t);
       }
-      const stopping = lost !== undefined || [...halt.by].some((id) => id !== op.id) || (await stopRequested());
+      // Another operation halted the apply, or /stop (the flag as last read, when read recently enough: no await then).
+      const haltedElsewhere = halt.by.size > (halt.by.has(op.id) ? 1 : 0);
+      const stopping = lost !== undefined || haltedElsewhere || (this.now() - stopCache.at < stopPollMs ? stopCache.value : await stopRequested());
       if (lost instanceof LeaseLostError) ready.length = 0;
       else if (stopping) {
         // A stop or halt cancels what has not begun, never the rest of a begun group (a recreate cut
@@ -551,7 +580,7 @@ export class Executor {
         }
       }
       // Derived states follow in the background: a dependant must not wait for bookkeeping to start.
-      this.settleSoon(applyId, op.id, () => [...byNode.values()].map((t) => t.state), () => stopCache.value);
+      this.settleSoon(applyId, op.id, taskStates, stopFlag);
       if (inFlight.size === 0 && !toSkip.length && !ready.length) {
         if ([...byNode.values()].some((t) => t.state === 'pending' || t.state === 'running')) {
           // Nothing runnable but work remains: only possible if rows moved under us; re-read them.
@@ -577,7 +606,7 @@ export class Executor {
     // A recreate group cut by a stop or a halt before it touched the old container leaves its new,
     // temporary container behind: remove it (a failed step already restored its group; this is a no-op then).
     const cut = new Map<string, TaskRow>();
-    for (const t of [...byNode.values()].sort((a, b) => a.nodeId - b.nodeId)) {
+    for (const t of [...byNode.values()].filter((x) => x.state !== 'succeeded').sort((a, b) => a.nodeId - b.nodeId)) {
       const g = groupName(t);
       if ((g?.startsWith('recreate:') || g?.startsWith('start-first:')) && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
     }
@@ -600,6 +629,9 @@ export class Executor {
 
   private readonly settling = new Map<string, Promise<void>>();
   private readonly settleAgain = new Set<string>();
+
+  /** Operations this process drives that are their apply's only one (settling them reads no siblings). */
+  private readonly sole = new Set<string>();
 
   /** The operation state this driver last wrote or found stored, per operation (only the driver writes it). */
   private readonly settled = new Map<string, AggregateState>();
@@ -1014,7 +1046,8 @@ export class Executor {
       }
       let siblings: { id: string; state: AggregateState }[] | Error;
       try {
-        siblings = (await this.store.listOperations(applyId)).map((o) => ({ id: o.id, state: o.state }));
+        // An apply's operations are fixed when it is made: the sole one has no sibling to read.
+        siblings = this.sole.has(opId) ? [{ id: opId, state: opState }] : (await this.store.listOperations(applyId)).map((o) => ({ id: o.id, state: o.state }));
       } catch (err) {
         siblings = err as Error;
       }

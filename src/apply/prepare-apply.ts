@@ -8,7 +8,7 @@ import type { ApplyPayload, Handover, OnFailure } from './executor.js';
 import { hashOf } from '../model/hash.js';
 import { outText } from '../text/outbound.js';
 import type { DesiredState, ObservedState, ObserveOptions } from '../model/model.js';
-import type { Plan } from '../plan/plan.js';
+import type { Plan, PlanNode } from '../plan/plan.js';
 import { planToString } from '../plan/plan.js';
 import { reconcile, type ReconcileOptions } from '../plan/reconcile.js';
 import { restrictPlan } from '../plan/restrict.js';
@@ -193,11 +193,11 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
   if (!req.start) return { applyId: (await store.createApply(input)).id, plans };
   const started = await store.startApply(input, req.start);
   if (!started.started) throw new ApplyRefusedError(started);
-  return { applyId: started.apply.id, plans, fence: started.fence, handover: handoverOf(input, started.apply, started.fence, payload) };
+  return { applyId: started.apply.id, plans, fence: started.fence, handover: handoverOf(input, started.apply, started.fence, payload, plans.map((p) => p.plan.nodes)) };
 }
 
 /** The rows startApply wrote, as the store would read them back (a new apply: everything pending, version 0). */
-function handoverOf(input: NewApply, created: CreatedApply, fence: Fence, payload: ApplyPayload): Handover {
+function handoverOf(input: NewApply, created: CreatedApply, fence: Fence, payload: ApplyPayload, nodesOf: readonly (readonly PlanNode[])[]): Handover {
   return {
     fence,
     repo: input.repo,
@@ -206,6 +206,7 @@ function handoverOf(input: NewApply, created: CreatedApply, fence: Fence, payloa
     payload,
     operations: created.operations.map((op, ordinal) => ({
       row: { id: op.id, applyId: created.id, target: op.target, ordinal, state: 'pending', version: 0, startedAt: null, finishedAt: null, error: null },
+      nodes: nodesOf[ordinal],
       tasks: input.operations[ordinal]!.tasks.map((t, j) => ({
         id: op.tasks[j]!.id,
         operationId: op.id,

@@ -63,7 +63,10 @@ export class FakeEngine implements Engine {
   }
 
   private find(idOrName: string): FakeContainer | undefined {
-    return this.containers.get(idOrName) ?? [...this.containers.values()].find((c) => c.name === idOrName);
+    const byId = this.containers.get(idOrName);
+    if (byId) return byId;
+    for (const c of this.containers.values()) if (c.name === idOrName) return c;
+    return undefined;
   }
 
   private must(idOrName: string): FakeContainer {
