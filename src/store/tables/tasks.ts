@@ -238,25 +238,41 @@ function identicalWrites(updates: readonly TaskUpdate[]): number[][] | undefined
   return groups.length < updates.length ? groups : undefined;
 }
 
+/** groupUpdate's statement name. */
+const groupShape = (columns: readonly string[], varying: readonly string[], expected: number, width: number) => `tasks:${columns.join(',')}:${varying.join(',')}:${expected}:${width}`;
+
+/**
+ * One statement for a group of writes: `columns` set on every task of
+ * `id0…id<width-1>` whose state is one of `expected0…`; those in `varying`
+ * per task, by a CASE on the id (arms `w<k>`, values `<column><k>`), the rest
+ * to the one value named after the column.
+ */
+function groupUpdate(ctx: Ctx, columns: readonly string[], varying: readonly string[], expected: number, width: number) {
+  return (p: (name: string) => never) =>
+    ctx.db
+      .updateTable('tasks')
+      .set((eb) => ({
+        ...Object.fromEntries(columns.map((c) => [c, varying.includes(c) ? perTask(ctx, c, width, p) : p(c)])),
+        version: eb('version', '+', 1),
+      }))
+      .where(
+        'id',
+        'in',
+        Array.from({ length: width }, (_, k) => p(`id${k}`)),
+      )
+      .where('state', 'in', Array.from({ length: expected }, (_, i) => p(`expected${i}`)));
+}
+
 /** One statement for writes identical but for the task: the patch, on every id listed whose state is the one expected. */
 function syncGroupQuery(ctx: Ctx, u: TaskUpdate, ids: readonly string[]): SyncQuery {
   const set = taskSet(u.patch);
-  const columns = Object.keys(set) as (keyof typeof set)[];
+  const columns = Object.keys(set);
   let width = 2;
   while (width < ids.length) width *= 2;
   return preparedSql(
     ctx.dialect,
-    `tasks:${columns.join(',')}::1:${width}`,
-    (p) =>
-      ctx.db
-        .updateTable('tasks')
-        .set((eb) => ({ ...Object.fromEntries(columns.map((c) => [c, p(c)])), version: eb('version', '+', 1) }))
-        .where(
-          'id',
-          'in',
-          Array.from({ length: width }, (_, k) => p(`id${k}`)),
-        )
-        .where('state', 'in', [p('expected0')]),
+    groupShape(columns, [], 1, width),
+    groupUpdate(ctx, columns, [], 1, width),
     (name) => {
       // Padded with the last task again: a repeated id matches nothing more.
       if (name.startsWith('id')) return ids[Math.min(Number(name.slice(2)), ids.length - 1)];
@@ -333,26 +349,7 @@ async function writeJournal(trx: Ctx, updates: readonly TaskUpdate[], fence: Fen
         const own = taskSet(at(k).patch);
         for (const c of varying) arms[`${c}${k}`] = own[c];
       }
-    const r = await trx.db.executeQuery(
-      prepared(
-        trx.dialect,
-        `tasks:${columns.join(',')}:${varying.join(',')}:${expected.length}:${width}`,
-        (p) =>
-          trx.db
-            .updateTable('tasks')
-            .set((eb) => ({
-              ...Object.fromEntries(columns.map((c) => [c, varying.includes(c) ? perTask(trx, c, width, p) : p(c)])),
-              version: eb('version', '+', 1),
-            }))
-            .where(
-              'id',
-              'in',
-              Array.from({ length: width }, (_, k) => p(`id${k}`)),
-            )
-            .where('state', 'in', expected.map((_, i) => p(`expected${i}`))),
-        { ...set, ...ids, ...states, ...arms },
-      ),
-    );
+    const r = await trx.db.executeQuery(prepared(trx.dialect, groupShape(columns, varying, expected.length, width), groupUpdate(trx, columns, varying, expected.length, width), { ...set, ...ids, ...states, ...arms }));
     if (Number(r.numAffectedRows ?? 0) !== indexes.length) throw new NotEveryRow();
     for (const i of indexes) out[i] = true;
   }
