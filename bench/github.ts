@@ -14,8 +14,9 @@
 //                              `/plan` after the PR's autoplan at the same head (what the commit
 //                              cache remembers is used), `plan_cold` at a head no event read (its compose
 //                              files unchanged: known by their blobs), `plan_cold_changed` the same with one
-//                              compose file changed, `plan_unread_repo` in a repository this process never
-//                              read (as after a restart: nothing remembered)
+//                              compose file changed, `plan_after_restart` on another server (a replica, or
+//                              this one restarted) on the same store (the texts in the store, by blob),
+//                              `plan_unread_repo` in a repository no server on this store ever read
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -84,13 +85,20 @@ export async function bench(log: (line: string) => void) {
   let firstCall: number | undefined;
   const targets = Targets.single('unix:///var/run/docker.sock');
   targets.engine = () => hookedEngine(engine, { before: () => void (firstCall ??= performance.now()) });
-  let services!: BerthServices;
-  // Probot's own Octokit: throttling and retries as in production.
-  const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, log: pino({ level: 'silent' }) });
-  const mw = await createNodeMiddleware(berth({ store, targets, recover: false, drift: false, onReady: (s) => (services = s) }), { probot });
-  const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  /** A berth server on the store (another one is another replica, or the same server after a restart). */
+  const serve = async () => {
+    let services!: BerthServices;
+    // Probot's own Octokit: throttling and retries as in production.
+    const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, log: pino({ level: 'silent' }) });
+    const mw = await createNodeMiddleware(berth({ store, targets, recover: false, drift: false, onReady: (s) => (services = s) }), { probot });
+    const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { services, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  };
+  const served = await serve();
+  const { services, server } = served;
+  let url = served.url;
+  let current = services;
   // When the comment reaches the bot, and when its apply is accepted (every gate passed, the apply stored, its driver started).
   let handledAt: number | undefined;
   let acceptedAt: number | undefined;
@@ -110,8 +118,8 @@ export async function bench(log: (line: string) => void) {
     const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: webhookHeaders(event, body, SECRET, randomUUID()), body });
     await res.text();
     if (res.status !== 200) throw new Error(`webhook ${event} answered ${res.status}`);
-    await services.idle();
-    await services.runner.drain(120_000);
+    await current.idle();
+    await current.runner.drain(120_000);
   };
   const opened = (repo: string, pr: number, head: string) => deliver('pull_request', pullRequestEvent({ repo, pr, action: 'opened', headSha: head }));
   const say = async (repo: string, pr: number, body: string) => {
@@ -161,9 +169,19 @@ export async function bench(log: (line: string) => void) {
     const changed = shopFiles();
     changed['compose.yml'] += '\n# a change\n';
     await plan('acme/shop', 'plan_cold_changed', 'cold', '`/plan` on the example shop at a head no event read before where compose.yml changed (the tree and that file read)', { sha: sha('d'), files: changed });
-    // A repository this process has read nothing of (what every repository is after a restart).
+    // Another replica, or this server restarted: nothing in its memory, the compose files' texts in the store.
+    const replica = await serve();
+    [url, current] = [replica.url, replica.services];
+    // Its installation token first (Probot's, cached for an hour: not a command's request).
+    await opened('acme/warm', 1, sha('0'));
+    await plan('acme/shop', 'plan_after_restart', 'store', '`/plan` on another replica (or after a restart) at the head the last /plan read: config and tree read, each compose file found in the store by its blob');
+    // Its server closed, not its services: they would close the store the first server still uses.
+    await replica.services.runner.drain(30_000);
+    await new Promise((r) => replica.server.close(r));
+    [url, current] = [served.url, services];
+    // A repository no server on this store ever read (a first /plan without an autoplan before it).
     setUp('acme/shop-unread', shopFiles(), sha('e'));
-    await plan('acme/shop-unread', 'plan_unread_repo', 'none', '`/plan` in a repository this process never read (as after a restart): config, tree and both compose files read; no batch read exists in the REST API');
+    await plan('acme/shop-unread', 'plan_unread_repo', 'none', '`/plan` in a repository no server on this store ever read: config, tree and both compose files read; no batch read exists in the REST API');
 
     const firstMs: number[] = [];
     const fromHandled: number[] = [];

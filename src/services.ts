@@ -73,7 +73,8 @@ export async function createServices(app: Probot, opts: BerthOptions): Promise<S
   else log.warn({}, `no secret key configured (${KEY_FILE_ENV} or ${KEY_ENV}): server-side secrets are refused, never stored in clear`);
   const installations = new Map<string, number>();
   // A malformed BERTH_COMMIT_CACHE_BYTES stops the start, naming the variable.
-  const commitCache = CommitCache.fromEnv(env);
+  // Its shared tier is the store: a restart or another replica does not read the same compose files again.
+  const commitCache = CommitCache.fromEnv(env, store, (err) => log.warn({ err: String(err) }, 'file text cache in the store failed; read from GitHub instead'));
 
   // ── metrics and drift (issue 5) ──────────────────────────────────────
   const metrics = opts.metrics ?? new Metrics();

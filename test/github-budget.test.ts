@@ -129,6 +129,37 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
     expect(fake.violations).toEqual([]);
   });
 
+  it('/plan on another replica (or after a restart) at the head the autoplan read: 7 requests — the tree listed again, each compose file found in the store by its blob', async () => {
+    const { privateKey } = appKeys();
+    const targets = Targets.single('unix:///var/run/docker.sock');
+    targets.engine = () => engine;
+    // A second process on the same store: nothing in its memory.
+    const replica = await serveBerth({ githubUrl: proxy.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets, recover: false, drift: false, progressIntervalMs: 60_000 } });
+    try {
+      // Its installation token first (Probot's, cached for an hour: not the command's).
+      expect(await replica.post('pull_request', pullRequestEvent({ repo: 'acme/held', pr: 1, action: 'opened', headSha: HEAD }))).toBe(200);
+      await replica.services.idle();
+      const { made, by } = await requestsDuring(async () => {
+        await nextGitHubSecond();
+        const c = fake.addComment('acme/shop', 1, '/plan', { user: 'alice' });
+        expect(await replica.post('issue_comment', commentOnPullEvent({ repo: 'acme/shop', pr: 1, comment: { id: c.id, body: '/plan', user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } }))).toBe(200);
+        await replica.services.idle();
+      });
+      expect(by).toEqual({
+        'reactions/create-for-issue-comment': 1,
+        'repos/get-content': 1,
+        'git/get-tree': 1,
+        'pulls/get': 1,
+        'checks/create': 2,
+        'issues/update-comment': 1,
+      });
+      expect(made.filter((r) => r.operationId === 'repos/get-content').map((r) => [r.path, r.query.ref])).toEqual([['/repos/acme/shop/contents/.github/berth.yml', undefined]]);
+      expect(fake.violations).toEqual([]);
+    } finally {
+      await replica.close();
+    }
+  });
+
   it('/plan at a head no event read yet: 8 requests (its tree, and of its compose files only the one the push changed: the other is known by its blob); the next /plan there: 6; a changed default-branch config is read at once', async () => {
     const head2 = 'f'.repeat(40);
     const files = shopFiles();

@@ -5,6 +5,7 @@ import type { GitHubPort, RepoRef } from '../src/github/github.js';
 import { TreeListing } from '../src/github/github.js';
 import { readOnce } from '../src/github/read-once.js';
 import { CommitCache } from '../src/github/commit-cache.js';
+import { openStore } from '../src/store/open.js';
 
 const repo: RepoRef = { owner: 'acme', name: 'shop' };
 const other: RepoRef = { owner: 'acme', name: 'other' };
@@ -149,6 +150,51 @@ describe('CommitCache', () => {
     await third.listFiles(other, B);
     expect(await third.readFile(other, 'compose.yml', B)).toBe(files['compose.yml']);
     expect(calls.splice(0)).toEqual([`tree other ${B}`, `read other ${B} compose.yml`]);
+  });
+
+  it('shares blob texts through the store: another process (a restart, a replica) lists the tree and reads no file it holds; a text that no longer hashes to its name, or a failing store, costs a GitHub read', async () => {
+    const files: Record<string, string> = { 'compose.yml': 'services: {}\n', 'compose.prod.yml': 'services: {web: {}}\n', '.env': 'TAG=1\n' };
+    const { gh, calls } = recording(files, { blobs: true, lie: '.env' });
+    const store = await openStore('sqlite::memory:');
+    try {
+      const first = readOnce(new CommitCache(undefined, store).wrap(gh));
+      await first.listFiles(repo, A);
+      for (const p of Object.keys(files)) expect(await first.readFile(repo, p, A)).toBe(files[p]);
+      expect(calls.splice(0)).toEqual([`tree shop ${A}`, `read shop ${A} compose.yml`, `read shop ${A} compose.prod.yml`, `read shop ${A} .env`]);
+      // .env's text does not hash to the blob GitHub named: never stored.
+      expect(await store.getFileBlob('acme/shop', gitBlob(files['compose.yml']!))).toBe(files['compose.yml']);
+      expect(await store.getFileBlob('acme/shop', gitBlob('something else'))).toBeUndefined();
+
+      // A new process on the same store, at a new head where nothing changed: the listing, and .env alone.
+      const restarted = new CommitCache(undefined, store);
+      const second = readOnce(restarted.wrap(gh));
+      await second.listFiles(repo, B);
+      for (const p of Object.keys(files)) expect(await second.readFile(repo, p, B)).toBe(files[p]);
+      expect(calls.splice(0)).toEqual([`tree shop ${B}`, `read shop ${B} .env`]);
+      expect(restarted.stats().sharedHits).toBe(2);
+      // Another repository's process finds nothing of this one's.
+      const elsewhere = readOnce(new CommitCache(undefined, store).wrap(gh));
+      await elsewhere.listFiles(other, B);
+      expect(await elsewhere.readFile(other, 'compose.yml', B)).toBe(files['compose.yml']);
+      expect(calls.splice(0)).toEqual([`tree other ${B}`, `read other ${B} compose.yml`]);
+
+      // A stored text that does not hash to its name (a damaged row) is not used: GitHub is asked.
+      const damaged = { getFileBlob: async () => 'services: {evil: {privileged: true}}\n', putFileBlob: async () => undefined };
+      const third = readOnce(new CommitCache(undefined, damaged).wrap(gh));
+      await third.listFiles(repo, B);
+      expect(await third.readFile(repo, 'compose.prod.yml', B)).toBe(files['compose.prod.yml']);
+      expect(calls.splice(0)).toEqual([`tree shop ${B}`, `read shop ${B} compose.prod.yml`]);
+      // A store that fails is reported and read around.
+      const errors: unknown[] = [];
+      const down = { getFileBlob: async () => Promise.reject(new Error('store down')), putFileBlob: async () => Promise.reject(new Error('store down')) };
+      const fourth = readOnce(new CommitCache(undefined, down, (e) => errors.push(e)).wrap(gh));
+      await fourth.listFiles(repo, B);
+      expect(await fourth.readFile(repo, 'compose.yml', B)).toBe(files['compose.yml']);
+      expect(calls.splice(0)).toEqual([`tree shop ${B}`, `read shop ${B} compose.yml`]);
+      expect(errors.map(String)).toEqual(['Error: store down', 'Error: store down']);
+    } finally {
+      await store.close();
+    }
   });
 
   it('never remembers an absent file (GitHub also answers 404 for a commit it does not know yet) nor a failure', async () => {

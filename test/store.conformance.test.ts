@@ -864,6 +864,27 @@ function conformance(b: Backend): void {
     });
   });
 
+  describe('file texts by blob', () => {
+    it('a stored text is found by its repository and blob alone; storing it again keeps the first; texts stored 30 days ago go when another is stored', async () => {
+      const [repo, elsewhere] = [uid('o/r'), uid('o/other')];
+      const [a, b, c] = ['a'.repeat(40), 'b'.repeat(40), 'c'.repeat(64)];
+      const big = 'x'.repeat(200_000) + ' ünïcode ✓\n';
+      expect(await store.getFileBlob(repo, a)).toBeUndefined();
+      await store.putFileBlob(repo, a, 'services: {}\n');
+      await store.putFileBlob(repo, c, big);
+      await pick(1).putFileBlob(repo, a, 'services: {}\n');
+      expect(await pick(1).getFileBlob(repo, a)).toBe('services: {}\n');
+      expect(await store.getFileBlob(repo, c)).toBe(big);
+      // Per repository: another repository's installation never reads this one's files.
+      expect(await store.getFileBlob(elsewhere, a)).toBeUndefined();
+      clock.t += 30 * 24 * 3600_000 + 1;
+      await store.putFileBlob(elsewhere, b, 'x');
+      expect(await store.getFileBlob(repo, a)).toBeUndefined();
+      expect(await store.getFileBlob(repo, c)).toBeUndefined();
+      expect(await store.getFileBlob(elsewhere, b)).toBe('x');
+    });
+  });
+
   describe('PR heads', () => {
     it('the first time a head was seen is kept: a later sighting does not move it; per PR, oldest first', async () => {
       const repo = uid('o/r');

@@ -145,11 +145,13 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
       const store = await openStore(url);
       try {
         expect(await recorded(url)).toEqual({ kysely: MIGRATION_NAMES, legacy: upTo(LATEST) });
-        // Versions after the hand-written ones add only what they say: version 9 the report claim's two columns.
-        const after = await describeSchema(url);
+        // Versions after the hand-written ones add only what they say: version 9 the report claim's two
+        // columns, version 10 the file_blobs table.
+        const { file_blobs: blobs, ...after } = await describeSchema(url);
         expect(after.applies!.filter((c) => !/^report_(claimed_at|holder) /.test(c))).toEqual(before.applies);
         expect(after.applies!.filter((c) => /^report_(claimed_at|holder) /.test(c))).toHaveLength(2);
         expect({ ...after, applies: before.applies }).toEqual(before);
+        expect(blobs?.map((c) => c.split(' ')[0])).toEqual(['blob', 'repo', 'stored_at', 'text']);
         expect(await store.getApply('old-running')).toMatchObject({ state: 'running', version: 3, environment: 'staging' });
         // the live index still holds: the old in-flight apply keeps its environment
         const refused = await store.startApply(newApply('staging'), { lock: { owner: 'o/legacy#1', pr: 1 }, lease: { holder: 'r1', ttlMs: 60_000 } });

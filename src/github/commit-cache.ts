@@ -19,6 +19,12 @@
 // The key holds the repository as well as the commit and the path: a commit's
 // bytes are the same whichever repository serves them, but an installation's
 // reach is per repository, and a read through one must not answer another.
+//
+// Blob texts also go to a shared tier (the store's file_blobs, when given), so
+// a restarted process or another replica that lists a commit's tree finds the
+// compose files it names there instead of reading them again. What comes back
+// from it is used only when it still hashes to its blob name; a failure of the
+// shared tier costs a GitHub read, never a plan.
 import { createHash } from 'node:crypto';
 import type { GitHubPort, RepoRef } from './github.js';
 import { PartialListing, repoName, TreeListing } from './github.js';
@@ -54,30 +60,46 @@ export interface CommitCacheStats {
   maxBytes: number;
   hits: number;
   misses: number;
+  /** texts the shared tier answered (each a GitHub read saved) */
+  sharedHits: number;
 }
+
+/** The shared tier: file texts by repository and Git blob name (the store's file_blobs). */
+export interface SharedBlobs {
+  getFileBlob(repo: string, blob: string): Promise<string | undefined>;
+  putFileBlob(repo: string, blob: string, text: string): Promise<void>;
+}
+
+/** Texts of at most this many bytes go to the shared tier (berth refuses compose files over 1 MiB anyway). */
+const SHARED_MAX_BYTES = 1024 * 1024;
 
 export class CommitCache {
   private readonly entries = new Map<string, Entry>();
   private bytes = 0;
   private hits = 0;
   private misses = 0;
+  private sharedHits = 0;
   readonly maxBytes: number;
 
-  /** `maxBytes` 0 turns the cache off (every read goes to GitHub). */
-  constructor(maxBytes = DEFAULT_COMMIT_CACHE_BYTES) {
+  /** `maxBytes` 0 turns the cache off (every read goes to GitHub); `shared`: the tier other processes see. */
+  constructor(
+    maxBytes = DEFAULT_COMMIT_CACHE_BYTES,
+    private readonly shared?: SharedBlobs,
+    private readonly onSharedError?: (err: unknown) => void,
+  ) {
     this.maxBytes = Math.max(0, Math.floor(maxBytes));
   }
 
   /** From `BERTH_COMMIT_CACHE_BYTES` (default 32 MiB; 0 off). A value that is not a whole number ≥ 0 is refused. */
-  static fromEnv(env: NodeJS.ProcessEnv): CommitCache {
+  static fromEnv(env: NodeJS.ProcessEnv, shared?: SharedBlobs, onSharedError?: (err: unknown) => void): CommitCache {
     const raw = env.BERTH_COMMIT_CACHE_BYTES;
-    if (raw === undefined || raw.trim() === '') return new CommitCache();
+    if (raw === undefined || raw.trim() === '') return new CommitCache(undefined, shared, onSharedError);
     if (!/^\d+$/.test(raw.trim())) throw new Error(`BERTH_COMMIT_CACHE_BYTES must be a whole number of bytes (0 turns the cache off), not "${raw}"`);
-    return new CommitCache(Number(raw.trim()));
+    return new CommitCache(Number(raw.trim()), shared, onSharedError);
   }
 
   stats(): CommitCacheStats {
-    return { entries: this.entries.size, bytes: this.bytes, maxBytes: this.maxBytes, hits: this.hits, misses: this.misses };
+    return { entries: this.entries.size, bytes: this.bytes, maxBytes: this.maxBytes, hits: this.hits, misses: this.misses, sharedHits: this.sharedHits };
   }
 
   /** `gh` with listFiles and readFile at a commit SHA answered from the cache when it can; every other call untouched. */
@@ -129,14 +151,30 @@ export class CommitCache {
       if (!hit) this.put(key, { kind: 'blob-of', key: blobKey!, bytes: sizeOfText(key, blobKey!) });
       return known.text;
     }
+    // Not in this process: the shared tier, by the blob the listing named (checked against its name).
+    if (listed !== undefined && this.shared) {
+      const text = await this.shared.getFileBlob(repoName(repo), listed).catch((err: unknown) => void this.onSharedError?.(err));
+      if (text !== undefined && isBlobOf(text, listed)) {
+        this.sharedHits++;
+        this.remember(key, repo, listed, text);
+        return text;
+      }
+    }
     const read = await gh.readFileBlob(repo, path, ref);
     if (read === undefined) return undefined;
     if (isBlobOf(read.text, read.blob)) {
-      const named = `blob\0${repoName(repo)}\0${read.blob}`;
-      this.put(named, { kind: 'file', text: read.text, bytes: sizeOfText(named, read.text) });
-      this.put(key, { kind: 'blob-of', key: named, bytes: sizeOfText(key, named) });
+      this.remember(key, repo, read.blob, read.text);
+      if (this.shared && Buffer.byteLength(read.text, 'utf8') <= SHARED_MAX_BYTES)
+        await this.shared.putFileBlob(repoName(repo), read.blob, read.text).catch((err: unknown) => void this.onSharedError?.(err));
     } else this.put(key, { kind: 'file', text: read.text, bytes: sizeOfText(key, read.text) });
     return read.text;
+  }
+
+  /** A verified blob's text, and this file at this commit as that blob. */
+  private remember(key: string, repo: RepoRef, blob: string, text: string): void {
+    const named = `blob\0${repoName(repo)}\0${blob}`;
+    this.put(named, { kind: 'file', text, bytes: sizeOfText(named, text) });
+    this.put(key, { kind: 'blob-of', key: named, bytes: sizeOfText(key, named) });
   }
 
   private get(key: string): Entry | undefined {

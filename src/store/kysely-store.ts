@@ -44,6 +44,7 @@ import * as deployments from './tables/deployments.js';
 import * as leases from './tables/leases.js';
 import * as locks from './tables/locks.js';
 import * as prs from './tables/pull-requests.js';
+import * as blobs from './tables/file-blobs.js';
 import * as secrets from './tables/secrets.js';
 import * as tasks from './tables/tasks.js';
 
@@ -197,6 +198,12 @@ export class KyselyStore implements Store {
   }
   prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined> {
     return prs.prCommentsWrittenAt(this.ctx, repo, pr);
+  }
+  getFileBlob(repo: string, blob: string): Promise<string | undefined> {
+    return blobs.getFileBlob(this.ctx, repo, blob);
+  }
+  putFileBlob(repo: string, blob: string, text: string): Promise<void> {
+    return blobs.putFileBlob(this.ctx, repo, blob, text);
   }
   recordHead(repo: string, pr: number, headSha: string): Promise<number> {
     return prs.recordHead(this.ctx, repo, pr, headSha);

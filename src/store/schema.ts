@@ -169,6 +169,14 @@ export interface SecretsTable {
   set_at: number;
 }
 
+export interface FileBlobsTable {
+  repo: string;
+  /** the Git blob name (SHA-1, or SHA-256 in a SHA-256 repository) the text hashes to */
+  blob: string;
+  text: string;
+  stored_at: number;
+}
+
 export interface Database {
   applies: AppliesTable;
   apply_operations: OperationsTable;
@@ -183,4 +191,5 @@ export interface Database {
   pr_heads: PrHeadsTable;
   deployments: DeploymentsTable;
   secrets: SecretsTable;
+  file_blobs: FileBlobsTable;
 }

@@ -418,6 +418,12 @@ export interface Store {
   /** When setPrComments last ran for the PR (after berth finished writing its plan comment); undefined when never. */
   prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined>;
 
+  // ── file texts by blob (the commit cache's shared tier) ──────────────────
+  /** The text stored under this repository's Git blob name, if any (the caller checks it hashes to the name). */
+  getFileBlob(repo: string, blob: string): Promise<string | undefined>;
+  /** Stores a text under its Git blob name (insert-if-absent); drops texts stored more than 30 days ago. */
+  putFileBlob(repo: string, blob: string, text: string): Promise<void>;
+
   // ── PR heads ────────────────────────────────────────────────────────────
   /** Records the first time berth saw this head of the PR (insert-if-absent, atomic); returns that first time. */
   recordHead(repo: string, pr: number, headSha: string): Promise<number>;

@@ -17,6 +17,7 @@ import * as m0006 from './0006-secrets.js';
 import * as m0007 from './0007-owed-reports.js';
 import * as m0008 from './0008-task-apply-index.js';
 import * as m0009 from './0009-report-claims.js';
+import * as m0010 from './0010-file-blobs.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -28,6 +29,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0007-owed-reports': m0007,
   '0008-task-apply-index': m0008,
   '0009-report-claims': m0009,
+  '0010-file-blobs': m0010,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();
