@@ -198,6 +198,31 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
     expect(fake.violations).toEqual([]);
   });
 
+  it('a GitHub that will not list trees (404): /plan asks for each file instead, an absent one answering 404, and plans as usual', async () => {
+    const head3 = '3'.repeat(40);
+    const files = shopFiles();
+    fake.setFiles('acme/shop', head3, { ...files, 'compose.yml': files['compose.yml']!.replace('      - DB_HOST=db', '      - DB_HOST=db\n      - FEATURE=no-tree') });
+    fake.setPull('acme/shop', 1, { headSha: head3 });
+    fake.fail('git/get-tree', { status: 404, message: 'Not Found' }, { times: 1000 });
+    try {
+      const { made, by } = await requestsDuring(() => comment('acme/shop', '/plan'));
+      expect(by['git/get-tree']).toBe(1);
+      const reads = made.filter((r) => r.operationId === 'repos/get-content').map((r) => `${r.path.replace('/repos/acme/shop/contents/', '')}@${r.query.ref ?? 'default branch'}`);
+      // Without a listing no blob is named: both compose files are read, and .env is asked for (it is not there).
+      expect(reads.sort()).toEqual(['.env@' + head3, '.github/berth.yml@default branch', `compose.production.yml@${head3}`, `compose.yml@${head3}`]);
+      const runs = fake.checkRuns('acme/shop', head3);
+      expect(runs.map((c) => [c.name, c.conclusion]).sort()).toEqual([
+        ['berth / production', 'action_required'],
+        ['berth / staging', 'action_required'],
+      ]);
+      expect((await ts.store.latestPlan('acme/shop', 1, 'staging'))?.headSha).toBe(head3);
+    } finally {
+      fake.fail('git/get-tree', 500, { times: 0 });
+      fake.setPull('acme/shop', 1, { headSha: HEAD });
+    }
+    expect(fake.violations).toEqual([]);
+  });
+
   it('/apply makes the same requests for 8 steps as for 200: progress is coalesced, never a write per step', async () => {
     const counts: Record<string, number>[] = [];
     for (const repo of ['acme/stack8', 'acme/stack200']) {

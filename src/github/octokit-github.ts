@@ -98,7 +98,16 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async listFiles(repo: RepoRef, sha: string): Promise<Set<string>> {
-    const { data } = await this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' });
+    let data: Awaited<ReturnType<Octokit['rest']['git']['getTree']>>['data'];
+    try {
+      ({ data } = await this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' }));
+    } catch (err) {
+      // No listing to be had (a GitHub Enterprise or a stand-in without the trees API, a tree it will
+      // not list): each file is asked for instead, a 404 meaning "not there", as for a truncated tree.
+      const s = status(err);
+      if (s === 404 || s === 405 || s === 409 || s === 501) return new PartialListing([]);
+      throw err;
+    }
     const blobs = data.tree.filter((e) => e.type === 'blob' && e.path);
     // Too large for one listing: the files are then asked for one by one (a 404 is "not there").
     return data.truncated ? new PartialListing(blobs.map((e) => e.path!)) : new TreeListing(new Map(blobs.map((e) => [e.path!, String(e.sha ?? '')])));
