@@ -143,7 +143,7 @@ describeDocker('berth started as README says, against an independent GitHub stan
     const port = await freePort();
     dir = mkdtempSync(join(tmpdir(), 'berth-blackbox-'));
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-    gh = await startStandIn({ repo: REPO, app: { id: APP_ID, publicKey } });
+    gh = await startStandIn({ repo: REPO, app: { id: APP_ID, publicKey }, installationId: INSTALLATION });
     gh.files.set('.github/berth.yml', CONFIG);
     gh.files.set('compose.yml', COMPOSE);
     gh.commits.add(HEAD);
@@ -308,7 +308,6 @@ describeDocker('berth started as README says, against an independent GitHub stan
       ['issue_comment', onIssue(602, '/plan', { issue: prIssue, comment: { id: 602, body: '/plan', user: bot, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' }, sender: bot })],
       ['issue_comment', onIssue(603, '/apply staging', { action: 'edited', issue: prIssue, changes: { body: { from: 'lgtm' } } })],
       ['issue_comment', onIssue(604, '/apply staging', { action: 'deleted', issue: prIssue })],
-      ['issue_comment', { ...onIssue(605, '/plan', { issue: prIssue }), installation: undefined }], // no installation: no token
       ['pull_request', { action: 'labeled', number: 7, pull_request: pull(7), label: { name: 'x' }, ...base }],
       ['pull_request', { action: 'edited', number: 7, pull_request: pull(7), changes: {}, ...base }],
       ['pull_request', { action: 'converted_to_draft', number: 7, pull_request: pull(7, { draft: true }), ...base }],
@@ -321,6 +320,17 @@ describeDocker('berth started as README says, against an independent GitHub stan
     await settle();
     // The push to the default branch may read the config (it decides whether anything applies on push); nothing else happens.
     expect(gh.seen.slice(before).filter((s) => !(s.op === 'repos/get-content' && s.path.endsWith('.github/berth.yml')) && s.op !== 'apps/create-installation-access-token').map((s) => `${s.method} ${s.path}`)).toEqual([]);
+
+    // A command whose delivery names no installation (a replay, another stand-in) is acted on through the
+    // repository's installation (known from earlier deliveries here, else asked with the app's JWT): 👀, and the PR planned.
+    const unnamed = gh.seen.length;
+    expect((await deliver('issue_comment', { ...onIssue(605, '/plan', { issue: prIssue }), installation: undefined })).status).toBe(200);
+    await settle();
+    const made = gh.seen.slice(unnamed);
+    for (const t of made.filter((s) => s.op === 'apps/create-installation-access-token')) expect(t.path).toBe(`/app/installations/${INSTALLATION}/access_tokens`);
+    expect(made.filter((s) => s.op === 'reactions/create-for-issue-comment').map((s) => s.path)).toEqual([`/repos/${REPO}/issues/comments/605/reactions`]);
+    expect(made.some((s) => s.op === 'checks/create' || s.op === 'checks/update')).toBe(true);
+    expect(gh.problems).toEqual([]);
 
     // A PR whose fork was deleted (head.repo null) plans; a compose file of many services plans within GitHub's limits.
     const services = ['services:'];

@@ -168,7 +168,7 @@ function checkAuth(auth: string | undefined, op: string, app: { id: number; publ
   return /^token ghs_standin\d+$/.test(auth) ? undefined : `a repository endpoint needs an installation token, got "${auth.slice(0, 12)}…"`;
 }
 
-export async function startStandIn(opts: { repo: string; defaultBranch?: string; app?: { id: number; publicKey: string } }): Promise<StandIn> {
+export async function startStandIn(opts: { repo: string; defaultBranch?: string; app?: { id: number; publicKey: string }; installationId?: number }): Promise<StandIn> {
   const { doc, list } = openapi();
   const [owner, name] = opts.repo.split('/') as [string, string];
   let nextId = 7_000_000;
@@ -259,6 +259,26 @@ export async function startStandIn(opts: { repo: string; defaultBranch?: string;
       switch (op.id) {
         case 'apps/create-installation-access-token':
           return reply(201, { token: `ghs_standin${p.installation_id}`, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { checks: 'write', contents: 'read', issues: 'write', pull_requests: 'write', metadata: 'read', deployments: 'write', members: 'read' }, repository_selection: 'selected' });
+        case 'apps/get-repo-installation':
+          // The app is installed on this stand-in's one repository (a delivery naming no installation is acted on through it).
+          if (!ours) return reply(404, { message: 'Not Found' });
+          return reply(200, {
+            id: opts.installationId ?? 1,
+            account: { login: owner, id: 1, node_id: 'O_1', type: 'Organization', site_admin: false },
+            repository_selection: 'selected',
+            access_tokens_url: `${state.origin}/api/v3/app/installations/${opts.installationId ?? 1}/access_tokens`,
+            repositories_url: `${state.origin}/api/v3/installation/repositories`,
+            html_url: `${state.origin}/organizations/${owner}/settings/installations/${opts.installationId ?? 1}`,
+            app_id: opts.app?.id ?? 1,
+            target_id: 1,
+            target_type: 'Organization',
+            permissions: { checks: 'write', contents: 'read', issues: 'write', pull_requests: 'write', metadata: 'read', deployments: 'write' },
+            events: ['pull_request', 'issue_comment', 'check_run', 'check_suite', 'push'],
+            created_at: now,
+            updated_at: now,
+            single_file_name: null,
+            app_slug: 'berth',
+          });
         case 'repos/get':
           return reply(200, repository(p.owner, p.repo));
         case 'repos/get-content': {

@@ -12,6 +12,8 @@ import { maskedGitHub } from '../../text/outbound.js';
 import { instrumentOctokit } from '../../server/metrics.js';
 import type { Services } from '../../services.js';
 
+const httpStatus = (err: unknown) => (err as { status?: number })?.status;
+
 /** What a delivery asks of berth: the PR it belongs to (its queue) and the work. */
 export type Job = { pr: number | undefined; run: (gh: GitHubPort, repo: RepoRef) => Promise<void> };
 export type Payload = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -43,10 +45,26 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
 
   const route = (event: string, payload: Payload): Job | { malformed: string } | undefined => (Object.hasOwn(routes, event) ? routes[event]!(payload) : undefined);
 
-  /** Runs a claimed delivery's job detached on its PR's queue; failures are reported on the PR; then it is done. */
-  const enqueue = (delivery: { id: string; name: string }, full: string, job: Job, gh: GitHubPort) => {
+  /**
+   * Runs a claimed delivery's job detached on its PR's queue; failures are reported on the PR; then it is done.
+   * `gh` as a function: the client is made in the job (asking GitHub for the repository's installation).
+   */
+  const enqueue = (delivery: { id: string; name: string }, full: string, job: Job, client: GitHubPort | (() => Promise<GitHubPort>)) => {
     const repo = parseRepo(full);
     work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
+      let gh: GitHubPort;
+      try {
+        gh = typeof client === 'function' ? await client() : client;
+      } catch (err) {
+        metrics.webhook(delivery.name, 'failed');
+        // 404: the app is not installed on the repository, so there is nothing to act with: done. Anything else
+        // (GitHub unreachable): not done, so a recovery pass runs the delivery again once its claim lapsed.
+        if (httpStatus(err) === 404) {
+          log.warn({ delivery: delivery.id, event: delivery.name, repo: full }, 'delivery for a repository the app is not installed on: ignored');
+          await store.finishDelivery(delivery.id).catch((e) => log.error({ delivery: delivery.id, err: String(e) }, 'could not mark the delivery done'));
+        } else log.error({ delivery: delivery.id, event: delivery.name, repo: full, err: String(err) }, 'no GitHub client for the delivery; a recovery pass runs it again');
+        return;
+      }
       try {
         // Each read of this event made once (config, trees, compose files at a commit); what a commit
         // holds is remembered across events too (commit-cache.ts), the default branch's config never.
@@ -69,16 +87,19 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
     if (!job) return;
     if ('malformed' in job) return malformed(context, job.malformed);
     if (typeof payload.repository?.full_name !== 'string' || !payload.repository.full_name.includes('/')) return malformed(context, 'repository.full_name');
-    // Every delivery to a GitHub App names its installation; without one there is no token to act with.
-    if (typeof payload.installation?.id !== 'number') return malformed(context, 'installation.id');
+    // Every delivery GitHub sends an app names its installation. One that names none (a replay, a stand-in)
+    // is acted on through the installation GitHub says the repository has, asked with the app's own JWT.
+    const installation: unknown = payload.installation?.id;
+    if (installation !== undefined && typeof installation !== 'number') return malformed(context, 'installation.id');
     const full = payload.repository.full_name as string;
-    installations.set(full, payload.installation.id);
+    if (typeof installation === 'number') installations.set(full, installation);
     // Only a delivery whose work is done (or is being done by a live process) is a duplicate.
     if (!(await store.claimDelivery(context.id, event, JSON.stringify(payload), replica, leaseTtlMs))) {
       log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
       metrics.webhook(context.name, 'duplicate');
       return;
     }
+    if (typeof installation !== 'number') return enqueue(context, full, job, () => githubFor(full));
     instrumentOctokit(context.octokit, metrics);
     enqueue(context, full, job, maskedGitHub(new OctokitGitHub(context.octokit as never)));
   };
@@ -94,16 +115,24 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
       }
       const job = route(d.event, payload);
       const full = payload.repository?.full_name;
-      if (!job || 'malformed' in job || typeof full !== 'string' || typeof payload.installation?.id !== 'number') {
+      const installation: unknown = payload.installation?.id;
+      if (!job || 'malformed' in job || typeof full !== 'string' || (installation !== undefined && typeof installation !== 'number')) {
         await store.finishDelivery(d.deliveryId);
         continue;
       }
       if (!(await store.claimDelivery(d.deliveryId, d.event, d.payload, replica, leaseTtlMs))) continue;
-      installations.set(full, payload.installation.id);
+      // Without one in the payload, githubFor asks GitHub for the repository's installation.
+      if (typeof installation === 'number') installations.set(full, installation);
       let gh: GitHubPort;
       try {
         gh = await githubFor(full);
       } catch (err) {
+        if (httpStatus(err) === 404) {
+          // The app is not installed on the repository (any more): nothing to act with.
+          log.warn({ delivery: d.deliveryId, repo: full }, 'delivery for a repository the app is not installed on: ignored');
+          await store.finishDelivery(d.deliveryId);
+          continue;
+        }
         // Not done: given back, tried again at the next pass.
         log.error({ delivery: d.deliveryId, err: String(err) }, 'no GitHub client to resume a delivery');
         await store.releaseDeliveries(replica).catch(() => 0);
