@@ -57,12 +57,12 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
         gh = typeof client === 'function' ? await client() : client;
       } catch (err) {
         metrics.webhook(delivery.name, 'failed');
-        // 404: the app is not installed on the repository, so there is nothing to act with: done. Anything else
-        // (GitHub unreachable): not done, so a recovery pass runs the delivery again once its claim lapsed.
-        if (httpStatus(err) === 404) {
-          log.warn({ delivery: delivery.id, event: delivery.name, repo: full }, 'delivery for a repository the app is not installed on: ignored');
-          await store.finishDelivery(delivery.id).catch((e) => log.error({ delivery: delivery.id, err: String(e) }, 'could not mark the delivery done'));
-        } else log.error({ delivery: delivery.id, event: delivery.name, repo: full, err: String(err) }, 'no GitHub client for the delivery; a recovery pass runs it again');
+        // 404: the app is not installed on the repository, nothing to act with. Anything else (GitHub unreachable
+        // after Octokit's own retries) is an error no PR can be told of, as a handler's failure would be: logged.
+        // Done either way, as a failed handler's delivery is (this process renews its claims while it lives).
+        if (httpStatus(err) === 404) log.warn({ delivery: delivery.id, event: delivery.name, repo: full }, 'delivery for a repository the app is not installed on: ignored');
+        else log.error({ delivery: delivery.id, event: delivery.name, repo: full, err: String(err) }, 'no GitHub client for the delivery (its installation could not be asked): not handled');
+        await store.finishDelivery(delivery.id).catch((e) => log.error({ delivery: delivery.id, err: String(e) }, 'could not mark the delivery done'));
         return;
       }
       try {
