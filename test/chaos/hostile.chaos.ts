@@ -21,7 +21,7 @@ interface Case {
   mentions?: string[];
   notInMarkdown?: string[];
   status?: number;
-  webhook?: { event: string; body?: string; signature?: string | null; secret?: string; rawBody?: string; delete?: string[] };
+  webhook?: { event: string; body?: string; signature?: string | null; secret?: string; rawBody?: string; delete?: string[]; set?: Record<string, unknown> };
 }
 
 /** A character that renders as nothing or reorders text (test/security/31-invisible-text.test.ts). */
@@ -56,6 +56,13 @@ function unset(obj: Record<string, unknown>, path: string) {
   let o: Record<string, unknown> | undefined = obj;
   for (const s of segs.slice(0, -1)) o = o?.[s] as Record<string, unknown> | undefined;
   if (o) delete o[segs.at(-1)!];
+}
+
+function setAt(obj: Record<string, unknown>, path: string, value: unknown) {
+  const segs = path.split('.');
+  let o: Record<string, unknown> = obj;
+  for (const s of segs.slice(0, -1)) o = (o[s] ??= {}) as Record<string, unknown>;
+  o[segs.at(-1)!] = value;
 }
 
 let tried = 0;
@@ -190,6 +197,7 @@ describeDocker('hostile input through the whole app', () => {
               ? (pullRequestEvent({ repo: REPO, pr: 1, action: 'synchronize', headSha: HEAD }) as never)
               : checkRunEvent();
         for (const p of w.delete ?? []) unset(payload, p);
+        for (const [p, v] of Object.entries(w.set ?? {})) setAt(payload, p, v);
         const status = await app.deliver(w.event, payload, {
           delivery: randomUUID(),
           ...(w.rawBody !== undefined ? { rawBody: w.rawBody } : {}),
@@ -212,8 +220,11 @@ describeDocker('hostile input through the whole app', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'ok' });
     const dropped = app.logs.filter((l) => l.includes('malformed webhook payload ignored'));
-    // (a comment without a body is simply not a command: quiet, without a warning)
-    expect(dropped.length).toBe(CASES.filter((c) => c.webhook?.delete && !c.webhook.delete.includes('comment.body')).length);
+    // (a comment without a body is simply not a command: quiet, without a warning; one naming no installation,
+    // for a repository the app is not installed on, is ignored with a warning of its own)
+    const noInstallation = (c: Case) => !!c.webhook?.delete?.includes('installation');
+    expect(dropped.length).toBe(CASES.filter((c) => c.webhook?.delete && !c.webhook.delete.includes('comment.body') && !noInstallation(c)).length);
+    expect(app.logs.filter((l) => l.includes('the app is not installed on')).length).toBe(CASES.filter(noInstallation).length);
     expect(app.fake.violations).toEqual([]);
     expect(CASES.length).toBeGreaterThanOrEqual(30);
   });
