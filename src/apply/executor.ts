@@ -608,7 +608,7 @@ export class Executor {
     const cut = new Map<string, TaskRow>();
     for (const t of [...byNode.values()].filter((x) => x.state !== 'succeeded').sort((a, b) => a.nodeId - b.nodeId)) {
       const g = groupName(t);
-      if ((g?.startsWith('recreate:') || g?.startsWith('start-first:')) && t.state !== 'succeeded' && !cut.has(g)) cut.set(g, t);
+      if ((g?.startsWith('recreate:') || g?.startsWith('start-first:')) && !cut.has(g)) cut.set(g, t);
     }
     for (const t of cut.values()) await this.restoreAfterFailure(nodeOf(t), groupOf(byNode, t), engine, applyId);
     // The operation is done: a background settle still waiting is dropped and one under way finishes; then

@@ -20,7 +20,7 @@ import type { CommandTimes } from './freshness.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
-import { clip, planCheckExternalId, repoName } from './github.js';
+import { clip, httpStatus, planCheckExternalId, repoName } from './github.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from '../model/model.js';
 import { isEmpty, planToString, summarize } from '../plan/plan.js';
@@ -636,7 +636,7 @@ async function edited(update: Promise<void>): Promise<boolean> {
     await update;
     return true;
   } catch (err) {
-    const status = (err as { status?: number })?.status;
+    const status = httpStatus(err);
     if (status === 404 || status === 410) return false;
     throw err;
   }

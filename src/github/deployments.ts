@@ -11,7 +11,7 @@
 // and retried by the caller's report loop, never thrown into the executor.
 import type { EnvironmentConfig } from '../config/config.js';
 import type { DeploymentState, GitHubPort, RepoRef } from './github.js';
-import { parseRepo } from './github.js';
+import { httpStatus, parseRepo } from './github.js';
 import { githubWebUrl } from './messages.js';
 import type { RunnerLogger } from '../apply/supervisor.js';
 import type { ApplyRow, Store } from '../store/store.js';
@@ -145,7 +145,7 @@ export async function lookup<T>(log: RunnerLogger, applyId: string, what: string
   try {
     return await p;
   } catch (err) {
-    const status = (err as { status?: number })?.status;
+    const status = httpStatus(err);
     if (status !== 404 && status !== 405 && status !== 501) throw err;
     log.warn({ applyId, status, err: String(err) }, `could not list ${what} to find what an earlier report sent; sending it`);
     return undefined;

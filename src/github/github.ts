@@ -77,6 +77,9 @@ export interface DeploymentStatusInput {
   environmentUrl?: string;
 }
 
+/** The HTTP status of a failed GitHub request (Octokit's RequestError), if it has one. */
+export const httpStatus = (err: unknown): number | undefined => (err as { status?: number })?.status;
+
 /**
  * A commit's listing GitHub cut short (a recursive tree over its limits: big monorepos). It holds the paths
  * it was given, but cannot tell a file is absent: `has` answers yes for every path, so the file is asked

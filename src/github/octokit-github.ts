@@ -3,12 +3,11 @@
 // failure denies (authorisation) or is reported and retried (comments).
 import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
-import { CHECK_TEXT_LIMIT, clip, PartialListing, TreeListing, type FileBlob } from './github.js';
+import { CHECK_TEXT_LIMIT, clip, httpStatus, PartialListing, TreeListing, type FileBlob } from './github.js';
 import { BerthError } from '../errors.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
-const status = (err: unknown) => (err as { status?: number })?.status;
 
 /**
  * Probot retries 5xx and primary rate limits, but gives up on GitHub's
@@ -92,7 +91,7 @@ export class OctokitGitHub implements GitHubPort {
       if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref ?? 'default branch'}: unexpected encoding ${file.encoding}`);
       return { text: Buffer.from(file.content, 'base64').toString('utf8'), blob: String(file.sha ?? '') };
     } catch (err) {
-      if (status(err) === 404) return undefined;
+      if (httpStatus(err) === 404) return undefined;
       throw err;
     }
   }
@@ -104,7 +103,7 @@ export class OctokitGitHub implements GitHubPort {
     } catch (err) {
       // No listing to be had (a GitHub Enterprise or a stand-in without the trees API, a tree it will
       // not list): each file is asked for instead, a 404 meaning "not there", as for a truncated tree.
-      const s = status(err);
+      const s = httpStatus(err);
       if (s === 404 || s === 405 || s === 409 || s === 501) return new PartialListing([]);
       throw err;
     }
@@ -147,7 +146,7 @@ export class OctokitGitHub implements GitHubPort {
       const { data } = await this.octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: team, username: user });
       return data.state === 'active';
     } catch (err) {
-      if (status(err) === 404) return false;
+      if (httpStatus(err) === 404) return false;
       throw err;
     }
   }

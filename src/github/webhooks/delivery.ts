@@ -4,15 +4,13 @@
 // A failure is logged and reported on the PR, never fatal.
 import type { Context } from 'probot';
 import type { GitHubPort, RepoRef } from '../github.js';
-import { parseRepo } from '../github.js';
+import { httpStatus, parseRepo } from '../github.js';
 import { OctokitGitHub } from '../octokit-github.js';
 import { readOnce } from '../read-once.js';
 import { msg } from '../messages.js';
 import { maskedGitHub } from '../../text/outbound.js';
 import { instrumentOctokit } from '../../server/metrics.js';
 import type { Services } from '../../services.js';
-
-const httpStatus = (err: unknown) => (err as { status?: number })?.status;
 
 /** What a delivery asks of berth: the PR it belongs to (its queue) and the work. */
 export type Job = { pr: number | undefined; run: (gh: GitHubPort, repo: RepoRef) => Promise<void> };
