@@ -14,6 +14,7 @@ import { commentOnPullEvent, nextGitHubSecond, startFakeGitHub } from './helpers
 import { appKeys, serveBerth, type ServedApp, type Uuid } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
+import { until } from './helpers/wait.js';
 
 const SECRET = 'installation-webhook-secret';
 const APP_ID = 4261;
@@ -77,6 +78,33 @@ describeDocker('a delivery that names no installation', () => {
     const { made } = await planWithoutInstallation('acme/shop');
     expect(made.filter((r) => r.operationId === 'apps/get-repo-installation')).toEqual([]);
     expect(made.filter((r) => r.operationId === 'reactions/create-for-issue-comment')).toHaveLength(1);
+  });
+
+  it('a delivery naming no installation that a dead process claimed is resumed by the next one: the installation asked, the work done once', async () => {
+    await nextGitHubSecond();
+    const c = fake.addComment('acme/shop', 1, '/plan', { user: 'alice' });
+    const payload = { ...commentOnPullEvent({ repo: 'acme/shop', pr: 1, comment: { id: c.id, body: '/plan', user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } }), installation: undefined };
+    const delivery = randomUUID();
+    // Claimed (stored with its payload) by a process that died before its work: the claim lapses in 1 ms.
+    expect(await ts.store.claimDelivery(delivery, 'issue_comment.created', JSON.stringify(payload), 'dead-replica', 1)).toBe(true);
+    await new Promise((r) => setTimeout(r, 20));
+    const from = fake.requests.length;
+    const { privateKey } = appKeys();
+    const targets = Targets.single('unix:///var/run/docker.sock');
+    targets.engine = () => new FakeEngine();
+    // A new process with recovery on: its first pass resumes the delivery.
+    const next = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets, recover: true, drift: false } });
+    try {
+      await until('the resumed delivery reacts to its comment', () => fake.reactions('acme/shop', c.id).length > 0, { timeoutMs: 20_000 });
+      await next.services.idle();
+      const made = fake.requests.slice(from);
+      expect(made.filter((r) => r.operationId === 'apps/get-repo-installation').map((r) => r.path)).toEqual(['/repos/acme/shop/installation']);
+      expect(fake.reactions('acme/shop', c.id).map((r) => r.content)).toEqual(['eyes']);
+      // Done: no process runs it again.
+      expect(await ts.store.claimDelivery(delivery, 'issue_comment', '{}', 'another-replica', 1)).toBe(false);
+    } finally {
+      await next.close();
+    }
   });
 
   it('a repository the app is not installed on (GitHub answers 404): ignored, nothing written anywhere, the server unharmed', async () => {
