@@ -183,10 +183,40 @@ async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ valu
 
 /** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
 function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[], outsideDns?: boolean): CreateExtras {
-  const named = dockerNames(desired);
-  const networkNames = Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)]));
-  const volumeNames = Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)]));
+  const { networkNames, volumeNames } = indexOf(desired);
   return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}), ...(outsideDns ? { outsideDns } : {}) };
+}
+
+/** What the calls of one apply look up in its desired state, by name. */
+interface DesiredIndex {
+  named: ReturnType<typeof dockerNames>;
+  services: ReadonlyMap<string, DesiredState['services'][number]>;
+  networkNames: Record<string, string>;
+  volumeNames: Record<string, string>;
+}
+
+/**
+ * Built once per desired state, not per call: a 200-service wave would
+ * otherwise scan the services and build the name maps 200 times over, on
+ * the critical path. A desired state is never changed once made.
+ */
+const indexes = new WeakMap<DesiredState, DesiredIndex>();
+function indexOf(desired: DesiredState): DesiredIndex {
+  let x = indexes.get(desired);
+  if (!x) {
+    const named = dockerNames(desired);
+    const services = new Map<string, DesiredState['services'][number]>();
+    // The first service of a name wins, as `find` did.
+    for (const s of desired.services) if (!services.has(s.spec.name)) services.set(s.spec.name, s);
+    x = {
+      named,
+      services,
+      networkNames: Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)])),
+      volumeNames: Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)])),
+    };
+    indexes.set(desired, x);
+  }
+  return x;
 }
 
 /** A service's configs and secrets with their content, as the engine puts them into the container. */
@@ -763,7 +793,8 @@ export class Executor {
     // Server-side secrets: values only in what this Docker call is given; labels keep the placeholders.
     const reveal = <T>(x: T): T => (revealed?.size ? revealIn(x, revealed) : x);
     const { project, environment } = desired;
-    const named = dockerNames(desired);
+    const index = indexOf(desired);
+    const named = index.named;
     const netName = named.network;
     const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
     switch (node.kind) {
@@ -812,7 +843,7 @@ export class Executor {
         return;
       }
       case 'CreateContainer': {
-        const svc = desired.services.find((s) => s.spec.name === t.service);
+        const svc = index.services.get(t.service!);
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
@@ -829,7 +860,7 @@ export class Executor {
       }
       case 'ConnectNetwork': {
         // The same endpoint (aliases, fixed address) as a container created on this network would get.
-        const svc = desired.services.find((s) => s.spec.name === t.service);
+        const svc = index.services.get(t.service!);
         const ep = t.outsideDns ? { Aliases: [] } : svc ? endpointConfig(svc.spec, t.network!) : { Aliases: [t.service!] };
         if (t.containerId) {
           // start-first: the replaced container, out of the DNS name, comes back to drain (reconcile.ts). Best
@@ -876,7 +907,7 @@ export class Executor {
         if (t.monitorMs !== undefined) await this.monitorRunning(engine, t.containerName!, t.monitorMs);
         else {
           // an empty test is the image's HEALTHCHECK, whose timings are not known here
-          const hc = desired.services.find((s) => s.spec.name === t.service)?.spec.healthcheck;
+          const hc = index.services.get(t.service!)?.spec.healthcheck;
           await this.waitHealthy(engine, t.containerName!, hc?.test.length ? hc : undefined);
         }
         return;

@@ -20,6 +20,8 @@ interface Entry {
   fence: Fence;
   /** which statement of the store the write goes in (its fence, expected states and columns; see take) */
   kind: string;
+  /** when it joined the urgent lane (performance.now()) */
+  at: number;
   resolve: (ok: boolean) => void;
   reject: (err: unknown) => void;
 }
@@ -34,23 +36,29 @@ export type WriteBatch = (updates: TaskUpdate[], fence: Fence) => Promise<boolea
  */
 const URGENT_STATEMENTS = 16;
 const LAZY_STATEMENTS = 4;
+/** How long an urgent write may wait for its batch's turn before the batch goes at once (see hurry). */
+const OVERDUE_MS = 0.25;
 /** Most writes of one batch. */
 const BATCH_MAX = 32;
 
 export class JournalQueue {
   private readonly urgent: Entry[] = [];
   private readonly lazy = new Map<string, Entry>();
-  private flushing = false;
+  /** a drain is under way: waiting for its turn, or committing */
+  private draining = false;
+  /** ends the drain's wait for its turn at once (set while it waits) */
+  private waiting: (() => void) | undefined;
 
   constructor(private readonly writeBatch: WriteBatch) {}
 
   /** Queues one write; resolves once it is committed, with whether its compare-and-set won. */
   write(u: TaskUpdate, fence: Fence, opts: { lazy?: boolean } = {}): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      const e = { u, fence, kind: kindOf(u, fence), resolve, reject };
+      const e = { u, fence, kind: kindOf(u, fence), at: 0, resolve, reject };
       if (opts.lazy && !this.lazy.has(u.id)) this.lazy.set(u.id, e);
-      else this.urgent.push(e);
+      else this.queueUrgent(e);
       this.schedule();
+      this.hurry();
     });
   }
 
@@ -60,31 +68,63 @@ export class JournalQueue {
       const e = id === undefined ? undefined : this.lazy.get(id);
       if (!e) continue;
       this.lazy.delete(id!);
-      this.urgent.push(e);
+      this.queueUrgent(e);
     }
+  }
+
+  private queueUrgent(e: Entry): void {
+    e.at = performance.now();
+    this.urgent.push(e);
+  }
+
+  /**
+   * An urgent write waits for the next turn of the event loop, so that a wave
+   * of writes goes in one batch. But a long run of timers (a wide wave of
+   * calls returning) holds that turn back for milliseconds, and a task's
+   * Docker call with it; so once the oldest urgent write has waited
+   * OVERDUE_MS, the batch goes now. Each write asks (every returning call
+   * writes), between two callbacks of such a run.
+   */
+  private hurry(): void {
+    if (this.waiting && this.urgent.length && performance.now() - this.urgent[0]!.at >= OVERDUE_MS) this.waiting();
   }
 
   private schedule(): void {
-    if (this.flushing) return;
-    this.flushing = true;
-    // Writes made in the same turn of the event loop (a wave of tasks starting or finishing together) go together.
-    setImmediate(() => void this.flush());
+    if (this.draining) return;
+    this.draining = true;
+    void this.drain();
   }
 
-  private async flush(): Promise<void> {
+  private async drain(): Promise<void> {
     try {
       for (;;) {
+        // Writes made in the same turn of the event loop (a wave of tasks starting or finishing together) go
+        // together; after a batch, the callers it answered move on (their calls begun, their dependants' writes queued).
+        await this.turn();
         const batch = this.urgent.length ? take(this.urgent, URGENT_STATEMENTS) : take(this.lazy, LAZY_STATEMENTS);
         if (!batch.length) return;
         await this.commit(batch);
-        // The next batch in the next turn: the callers this one answered have moved on (their calls begun,
-        // their dependants' writes queued).
-        await new Promise((r) => setImmediate(r));
       }
     } finally {
-      this.flushing = false;
+      this.draining = false;
       if (this.urgent.length || this.lazy.size) this.schedule();
     }
+  }
+
+  /**
+   * The next turn of the event loop, or sooner when a write hurries it (not
+   * at once: the callers the last batch answered move on first).
+   */
+  private turn(): Promise<void> {
+    return new Promise((resolve) => {
+      const go = () => {
+        if (this.waiting !== go) return;
+        this.waiting = undefined;
+        resolve();
+      };
+      this.waiting = go;
+      setImmediate(go);
+    });
   }
 
   private async commit(batch: Entry[]): Promise<void> {
