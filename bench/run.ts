@@ -12,7 +12,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describeFigure } from './lib.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const NOT_BENCHES = new Set(['run.ts', 'lib.ts']);
+// `.js` when run from tsc's output (npm run bench), `.ts` when run by tsx.
+const EXT = import.meta.url.endsWith('.js') ? '.js' : '.ts';
+const NOT_BENCHES = new Set([`run${EXT}`, `lib${EXT}`]);
 
 type AnyFigure = { name: string } & Record<string, unknown>;
 type Bench = (log: (line: string) => void) => unknown;
@@ -24,13 +26,13 @@ async function main(): Promise<number> {
   const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const wanted = (id: string) => !only.length || only.some((o) => id.includes(o));
   const files = readdirSync(HERE)
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !NOT_BENCHES.has(f) && !f.startsWith('_'))
+    .filter((f) => f.endsWith(EXT) && !f.endsWith('.d.ts') && !NOT_BENCHES.has(f) && !f.startsWith('_'))
     .sort();
   const figures: AnyFigure[] = [];
   let failed = 0;
   let ran = 0;
   for (const file of files) {
-    const name = basename(file, '.ts');
+    const name = basename(file, EXT);
     const log = (line: string) => console.log(`[bench:${name}] ${line}`);
     let mod: Record<string, unknown>;
     try {
