@@ -361,6 +361,44 @@ describe('files the compose way', () => {
     expect([s.image, s.environment.MODE]).toEqual(['docker.io/library/nginx:1.25', 'prod']);
   });
 
+  it('a ${VAR} inside .env or an env_file finds the berth.yml variable before the file’s own key, as compose-go’s dotenv does (Plane: WEB_URL=http://${APP_DOMAIN})', async () => {
+    const read = repo(
+      {
+        'deploy/compose.yml': svc('image: nginx\nenv_file: [app.env, more.env]\nenvironment: {WEB_URL: "${WEB_URL}", PLAIN: "${PLAIN}"}'),
+        'deploy/.env': 'APP_DOMAIN=localhost\nWEB_URL=http://${APP_DOMAIN}\nPLAIN=${UNSET_HERE:-x}-${APP_DOMAIN}\n',
+        // the file's own key still serves a name no variable has; a later file finds an earlier file's keys
+        'deploy/app.env': 'APP_DOMAIN=localhost\nCORS=http://${APP_DOMAIN}\nPORT=8080\nSELF=${PORT}\n',
+        'deploy/more.env': 'LISTEN=0.0.0.0:${PORT}\n',
+      },
+      cfg('    variables: {APP_DOMAIN: plane.example.com}\n'),
+    );
+    const env = web((await loadEnvironment(read, 'e')).desired).environment;
+    expect(env).toEqual({
+      WEB_URL: 'http://plane.example.com',
+      PLAIN: 'x-plane.example.com',
+      APP_DOMAIN: 'localhost',
+      CORS: 'http://plane.example.com',
+      PORT: '8080',
+      SELF: '8080',
+      LISTEN: '0.0.0.0:8080',
+    });
+  });
+
+  it('a value an env_file builds from a secret variable is masked, and one built from the file’s own key that shadows nothing is not', async () => {
+    const read = repo(
+      {
+        'deploy/compose.yml': svc('image: nginx\nenv_file: app.env'),
+        'deploy/app.env': 'DB_PASS=fallback-not-used\nDSN=postgres://u:${DB_PASS}@db/app\nHOSTNAME_X=plain-host\nURL=http://${HOSTNAME_X}/\n',
+      },
+      cfg('    variables: {DB_PASS: hunter2-secret}\n    secret_keys: [DB_PASS]\n'),
+    );
+    const { desired } = await loadEnvironment(read, 'e');
+    expect(web(desired).environment.DSN).toBe('postgres://u:hunter2-secret@db/app');
+    const md = renderPlanMarkdown(reconcile(desired, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });
+    expect(md).not.toContain('hunter2-secret');
+    expect(md).toContain('http://plain-host/');
+  });
+
   it('COMPOSE_PROFILES from the .env (interpolated) or berth.yml variables enables profiles when berth.yml lists none, as in docker compose', async () => {
     const compose = 'services:\n  es:\n    image: nginx\n    profiles: [elasticsearch]\n  cpu:\n    image: nginx\n    profiles: [cpu]\n  gpu:\n    image: nginx\n    profiles: [gpu]\n  always:\n    image: nginx\n';
     const names = async (env: string, extra = '') => {

@@ -631,6 +631,18 @@ describe('interpolation', () => {
     ['cost: $5', 'cost: $5'],
     ['${SET:?must be set}', 'value'],
     ['${EMPTY?must be set}', ''],
+    // a default may hold braces (compose-go's TestValueWithCurlyBracesDefault; dify's ENDPOINT_URL_TEMPLATE)
+    ['ok ${SET:-{"json":1}}', 'ok value'],
+    ['ok ${SET-{"json":1}}', 'ok value'],
+    ['ok ${UNSET:-{"json":1}}', 'ok {"json":1}'],
+    ['${SET:-http://localhost/e/{hook_id}}', 'value'],
+    ['${UNSET:-http://localhost/e/{hook_id}}/x', 'http://localhost/e/{hook_id}/x'],
+    ['${UNSET:-{"a":{"b":"${SET}"}}} and ${SET}', '{"a":{"b":"value"}} and value'],
+    ['${SET:+x{y}z}', 'x{y}z'],
+    ['${SET}}', 'value}'],
+    // a brace left open in a default: the first closing brace ends it, as compose's pattern does
+    ['${UNSET:-{}', '{'],
+    ['${UNSET:-a{b}c', 'a{bc'],
   ])('%s → %s', (input, out) => {
     expect(interpolateString(input, v)).toBe(out);
   });

@@ -1,8 +1,10 @@
 // `.env` and `env_file:` files the way docker compose reads them: KEY=VALUE
 // lines, `#` comments, an optional `export `, single quotes literal, double
 // quotes with escapes, unquoted values trimmed and cut at ` #`; values are
-// interpolated (${VAR}, earlier keys of the same file first) unless the file
-// is declared `format: raw`. Pure: the caller reads the file.
+// interpolated unless the file is declared `format: raw`. A ${VAR} is looked
+// up as compose-go's dotenv does: the environment's variables first (they are
+// compose's shell environment), then earlier keys of the same file, then the
+// keys of files read before it. Pure: the caller reads the file.
 import { interpolateString, InterpolationError, type Variables } from './interpolate.js';
 
 export class DotenvError extends Error {
@@ -26,8 +28,10 @@ export interface DotenvValue {
 export interface DotenvOptions {
   /** `format: raw`: values as written, no quotes processed, no interpolation */
   raw?: boolean;
-  /** for ${VAR} in values and for bare `KEY` lines */
+  /** for ${VAR} in values (ahead of the file's own keys) and for bare `KEY` lines */
   variables?: Variables;
+  /** the keys of files read before this one (a service's earlier env_file entries): looked up after this file's own */
+  inherited?: ReadonlyMap<string, DotenvValue>;
   /** gets the names a plain ${VAR} used without a value (each became "", as in compose) */
   unset?: Set<string>;
   /** which variables are secret: a value that uses one is marked secret, and so is a later value using that key */
@@ -40,12 +44,18 @@ const ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', '
 export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string, DotenvValue> {
   const out = new Map<string, DotenvValue>();
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  // an earlier key of this file shadows the variable of its name: it is secret when its own value was
-  const secret = (name: string) => (out.has(name) ? out.get(name)!.secret === true : false) || (opts.secret?.(name) ?? false);
+  const variables = opts.variables ?? {};
+  // A name is secret as whatever supplies its value is: the variable, else the file's own key, else an earlier file's.
+  const secret = (name: string) => {
+    if (Object.hasOwn(variables, name)) return opts.secret?.(name) ?? false;
+    const from = out.get(name) ?? opts.inherited?.get(name);
+    return from ? from.secret === true : (opts.secret?.(name) ?? false);
+  };
   const lookup = (): Variables => {
-    const own: Record<string, string> = {};
-    for (const [k, v] of out) own[k] = v.value;
-    return { ...(opts.variables ?? {}), ...own };
+    const keys: Record<string, string> = {};
+    for (const [k, v] of opts.inherited ?? []) keys[k] = v.value;
+    for (const [k, v] of out) keys[k] = v.value;
+    return { ...keys, ...variables };
   };
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;

@@ -24,7 +24,7 @@ import {
   type PathContext,
 } from './normalize.js';
 import { parseJoin, parseVolumesFrom } from './joins.js';
-import { DotenvError, parseDotenv } from './dotenv.js';
+import { DotenvError, parseDotenv, type DotenvValue } from './dotenv.js';
 import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
 import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
 import { didYouMean } from '../text/suggest.js';
@@ -862,6 +862,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   function envFiles(value: unknown, path: PathSeg[]): Map<string, At<string>> {
     const entries = typeof value === 'string' ? [value] : list(value, path, 'env_file');
     const out = new Map<string, At<string>>();
+    // what the entries read so far set: a later file's ${VAR} finds them after the variables and its own keys
+    const read = new Map<string, DotenvValue>();
     entries.forEach((e, i) => {
       const p = typeof value === 'string' ? path : [...path, i];
       let ref: EnvFileRef;
@@ -886,8 +888,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
       }
       try {
-        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables, ...(opts.unset ? { unset: unsetIn(opts.unset, full)! } : {}), ...(opts.taint ? { secret: opts.taint.secret } : {}) })) {
+        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables, inherited: read, ...(opts.unset ? { unset: unsetIn(opts.unset, full)! } : {}), ...(opts.taint ? { secret: opts.taint.secret } : {}) })) {
           out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
+          read.set(k, v);
           // a value that used a secret variable taints the environment key it sets, as `environment:` would
           if (v.secret && opts.taint) opts.taint.found.push({ path: ['services', path[1]!, 'environment', k], raw: k, value: v.value, file: full, line: v.line });
         }

@@ -92,17 +92,26 @@ export function interpolateString(text: string, vars: Variables, taint?: TaintCo
   return out;
 }
 
+/**
+ * Where the `${` opened just before `from` closes. Every brace counts, as in
+ * compose-go since 2024 (a default may hold braces: `${X:-{"a":1}}`,
+ * `${URL:-http://h/e/{id}}`); a default with a brace left open falls back to
+ * the first `}` that no inner `${` holds, as compose's pattern does.
+ */
 function matchingBrace(text: string, from: number): number {
+  const balanced = closing(text, from, (i) => text[i] === '{');
+  return balanced >= 0 ? balanced : closing(text, from, (i) => text[i] === '$' && text[i + 1] === '{');
+}
+
+function closing(text: string, from: number, opens: (i: number) => boolean): number {
   let depth = 1;
   for (let i = from; i < text.length; i++) {
     if (text[i] === '$' && text[i + 1] === '$') {
       i++;
       continue;
     }
-    if (text[i] === '$' && text[i + 1] === '{') {
-      depth++;
-      i++;
-    } else if (text[i] === '}') {
+    if (opens(i)) depth++;
+    else if (text[i] === '}') {
       depth--;
       if (depth === 0) return i;
     }

@@ -38,6 +38,13 @@ const CASES: Record<string, { compose: string; files: Record<string, string>; se
   envFileIntoEnvironment: { compose: relay('env_file: app.env'), files: { 'app.env': 'PLAIN_SETTING="pre ${DB_PASSWORD}"\n' } },
   envFileShortSecret: { compose: relay('env_file: app.env'), files: { 'app.env': 'PLAIN_SETTING=${DB_PASSWORD}\n' }, secret: SHORT },
   rootDotenvShortSecret: { compose: relay('environment: {PLAIN_SETTING: "${RELAY}"}'), files: { '.env': 'RELAY=${DB_PASSWORD}\n' }, secret: SHORT },
+  // A ${VAR} in a .env or env_file finds the environment's variable before the file's own key (compose-go's
+  // order): a decoy of the secret's name in the PR's file no longer stands in for it, so the relayed value is
+  // the real secret, and it must be tracked as one.
+  rootDotenvShadowed: { compose: relay('command: "serve ${RELAY} tail"'), files: { '.env': 'DB_PASSWORD=decoy\nRELAY=${DB_PASSWORD}\n' } },
+  envFileShadowed: { compose: relay('env_file: app.env'), files: { 'app.env': 'DB_PASSWORD=decoy\nPLAIN_SETTING="pre ${DB_PASSWORD}"\n' } },
+  // A later env_file finds an earlier one's keys: a relay through two files.
+  envFileAcrossFiles: { compose: relay('env_file: [a.env, b.env]'), files: { 'a.env': 'RELAY=${DB_PASSWORD}\n', 'b.env': 'PLAIN_SETTING="pre ${RELAY}"\n' } },
 };
 
 function outputsFor(c: { compose: string; files: Record<string, string> }, variables: Record<string, string>): string[] {
