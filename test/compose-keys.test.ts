@@ -514,6 +514,19 @@ describe('files the compose way', () => {
     expect(md).toMatch(/^> ℹ️ service web has build.*berth does not build images/m);
   });
 
+  it('COMPOSE_PROJECT_NAME set to another name is noted: a stack that finds its containers by the compose label would find none (mailcow)', async () => {
+    const compose = svc('image: mcuadros/ofelia\ncommand: daemon --docker -f label=com.docker.compose.project=${COMPOSE_PROJECT_NAME}');
+    const fromDotenv = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=mailcowdockerized\n' }, cfg()), 'e')).desired;
+    expect(fromDotenv.notes).toEqual([
+      'COMPOSE_PROJECT_NAME "mailcowdockerized" (deploy/.env) is not the project\'s name: berth names this project "p" (from .github/berth.yml), and its containers carry io.berth.* labels, not docker compose\'s com.docker.compose.* ones (a service that finds containers by com.docker.compose.project finds none)',
+    ]);
+    const fromVariables = (await loadEnvironment(repo({ 'deploy/compose.yml': compose }, cfg('    variables: {COMPOSE_PROJECT_NAME: other}\n')), 'e')).desired;
+    expect(fromVariables.notes?.[0]).toContain('COMPOSE_PROJECT_NAME "other" (the environment\'s variables)');
+    // the same name as berth's project: nothing to say
+    const same = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=p\n' }, cfg()), 'e')).desired;
+    expect(same.notes).toBeUndefined();
+  });
+
   it('depends_on long form: required: false to a missing service is skipped, restart: true is carried', () => {
     const d = load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_started, restart: true}\n      gone: {condition: service_started, required: false}\n  db: {image: postgres}\n');
     expect(web(d).dependsOn).toEqual([{ service: 'db', condition: 'service_started', restart: true }]);

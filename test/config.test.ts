@@ -188,6 +188,14 @@ describe('parseConfig', () => {
     expect(e.message).toBe(e.issues.join('\n'));
   });
 
+  it('a ~ path in bind_mount_allowlist is refused at its line (before, loading an environment crashed on it)', () => {
+    const e = errorOf(['project: shop', 'environments:', '  - { name: staging, compose: [compose.yml] }', 'policy:', '  bind_mount_allowlist:', '    - /srv/ok', '    - ~/Pictures', '    - { path: "~", writable: true }'].join('\n'));
+    expect(e.issues).toEqual([
+      '.github/berth.yml:7: policy.bind_mount_allowlist[1]: ~ is not supported (berth has no home directory on the target): use an absolute path, e.g. /srv/app',
+      '.github/berth.yml:8: policy.bind_mount_allowlist[2].path: ~ is not supported (berth has no home directory on the target): use an absolute path, e.g. /srv/app',
+    ]);
+  });
+
   it('missing and mistyped required keys', () => {
     expect(errorOf('environments:\n  - {}\n').issues).toEqual(['.github/berth.yml:1: missing required key "project"', '.github/berth.yml:2: environments[0]: missing required key "name"']);
     expect(errorOf('project: 1\nenvironments: {}\n').issues).toEqual(['.github/berth.yml:1: project: must be a string, not 1', '.github/berth.yml:2: environments: must be a list, not a mapping']);

@@ -193,6 +193,12 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   for (const f of fragments) resolveExtends(f, other);
   const name = fragments.find((f) => f.name)?.name;
   if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
+  // Stacks read it to find their own containers (mailcow's scheduler filters on com.docker.compose.project=${COMPOSE_PROJECT_NAME}).
+  const composeName = variables.COMPOSE_PROJECT_NAME;
+  if (composeName !== undefined && composeName !== opts.project) {
+    const where = Object.hasOwn(opts.variables ?? {}, 'COMPOSE_PROJECT_NAME') ? 'the environment\'s variables' : dotenvPath(files[0]!.path);
+    notes.push(`COMPOSE_PROJECT_NAME "${composeName}" (${where}) is not the project's name: berth names this project "${opts.project}" (from .github/berth.yml), and its containers carry io.berth.* labels, not docker compose's com.docker.compose.* ones (a service that finds containers by com.docker.compose.project finds none)`);
+  }
 
   const merged = mergeFragments(fragments);
   // `name:` is the object's name in Docker (compose's rule); two declarations of one kind cannot share it.

@@ -59,6 +59,12 @@ const repoPath = z
 
 const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }).transform((v) => String(v));
 
+/** A bind_mount_allowlist path: absolute on the target, or relative to the repository; `~` names no directory (berth runs as no user of the target). */
+const allowedPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('~'), { error: '~ is not supported (berth has no home directory on the target): use an absolute path, e.g. /srv/app' });
+
 export const PolicySchema = z.strictObject({
   allow_privileged: z.boolean().default(false),
   allow_host_network: z.boolean().default(false),
@@ -67,7 +73,7 @@ export const PolicySchema = z.strictObject({
   allow_devices: z.boolean().default(false),
   allow_docker_socket: z.boolean().default(false),
   // A plain path is mounted read-only: a container that could write there could plant a symlink for the next apply.
-  bind_mount_allowlist: z.array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), writable: z.boolean().default(false) })])).default([]),
+  bind_mount_allowlist: z.array(z.union([allowedPath, z.strictObject({ path: allowedPath, writable: z.boolean().default(false) })])).default([]),
   /** containers (by Docker name) whose namespaces or volumes a service may join with `container:NAME` */
   allow_container_namespaces: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a container name' })).default([]),
   allow_host_sysctls: z.boolean().default(false),
