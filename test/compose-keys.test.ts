@@ -525,6 +525,12 @@ describe('files the compose way', () => {
     // the same name as berth's project: nothing to say
     const same = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=p\n' }, cfg()), 'e')).desired;
     expect(same.notes).toBeUndefined();
+    // the PR writes the .env: its value renders inert in the PR comment
+    const hostile = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=<img src=x>[a](http://evil.example)@admin\n' }, cfg()), 'e')).desired;
+    const md = renderPlanMarkdown(reconcile(hostile, emptyObserved('p', 'e')), { environment: 'e', notes: hostile.notes! });
+    const note = md.split('\n').find((l) => l.includes('COMPOSE'))!;
+    expect(note).toMatch(/^> ℹ️ /);
+    for (const live of ['<img', '](', '@admin', 'http://']) expect(note).not.toContain(live);
   });
 
   it('depends_on long form: required: false to a missing service is skipped, restart: true is carried', () => {
