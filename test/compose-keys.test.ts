@@ -441,6 +441,46 @@ describe('files the compose way', () => {
     await expect(loadEnvironment(repo({ ...files, 'db/.env': 'PGV=16\nnot a line\n' }, cfg()), 'e')).rejects.toMatchObject({ file: 'db/.env', line: 2 });
   });
 
+  // zabbix-docker: `env_file: ${ENV_VARS_DIRECTORY}/.env_db_mysql` and `extends: {file: …}` with the
+  // directory set in the .env. The files named that way must be found (and read at the PR head) too.
+  it('paths of env_file, extends.file and include interpolate with the .env, as the rest of the file does (zabbix-docker)', async () => {
+    const files = {
+      'deploy/.env': 'ENV_DIR=./env_vars\nPARTS=parts\n',
+      'deploy/env_vars/.env_db': 'DB_NAME=zabbix\n',
+      'deploy/parts/base.yml': 'services:\n  base: {image: busybox, environment: {FROM_BASE: "1"}}\n',
+      'deploy/parts/db.yml': 'services:\n  db:\n    image: postgres\n    env_file: ${SUB:-sub}/db.env\n',
+      'deploy/parts/.env': 'SUB=inner\n',
+      'deploy/parts/inner/db.env': 'INNER=yes\n',
+      'deploy/compose.yml': [
+        'include:',
+        '  - ${PARTS}/db.yml',
+        'services:',
+        '  web:',
+        '    image: nginx',
+        '    env_file: ${ENV_DIR}/.env_db',
+        '  job:',
+        '    extends: {file: "${PARTS}/base.yml", service: base}',
+        '',
+      ].join('\n'),
+    };
+    const spec = (d: DesiredState, name: string) => d.services.find((s) => s.spec.name === name)!.spec;
+    const { desired } = await loadEnvironment(repo(files, cfg()), 'e');
+    expect(spec(desired, 'web').environment).toEqual({ DB_NAME: 'zabbix' });
+    expect(spec(desired, 'job').environment).toEqual({ FROM_BASE: '1' });
+    // the included file's paths take the .env next to it
+    expect(spec(desired, 'db').environment).toEqual({ INNER: 'yes' });
+    // berth.yml variables still win over the .env
+    await expect(loadEnvironment(repo(files, cfg('    variables: {ENV_DIR: elsewhere}\n')), 'e')).rejects.toMatchObject({ code: 'missing_file', file: 'deploy/compose.yml', line: 6 });
+    // the app reads them at the PR head through GitHub: each file once, only paths the head has
+    const reads: string[] = [];
+    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path as keyof typeof files]) } as unknown as GitHubPort;
+    const config = parseConfig(cfg(), '.github/berth.yml');
+    const viaGitHub = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files)));
+    expect(spec(viaGitHub, 'web').environment).toEqual({ DB_NAME: 'zabbix' });
+    expect(spec(viaGitHub, 'db').environment).toEqual({ INNER: 'yes' });
+    expect(reads.sort()).toEqual(Object.keys(files).map((p) => `${p}@head1`).sort());
+  });
+
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {
     const read = repo(
       {

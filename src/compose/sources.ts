@@ -5,6 +5,7 @@
 // to the loader, which reports them with their line.
 import { posix } from 'node:path';
 import { repoRelative } from './fragment.js';
+import { parseDotenv } from './dotenv.js';
 import { interpolateString, type Variables } from './interpolate.js';
 import { parseYaml } from './yaml.js';
 
@@ -32,14 +33,30 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
     out.set(path, text);
     return text;
   };
+  // The paths a file names interpolate as its other values do (load.ts): with the variables over the
+  // `.env` next to the first file (`env_file: ${ENV_VARS_DIRECTORY}/.env_db`, the directory set in the .env),
+  // an included file's over the .env next to it.
+  const withDotenv = async (composePath: string, vars: Variables): Promise<Variables> => {
+    const text = await get(dotenvPath(composePath));
+    if (text === undefined) return vars;
+    try {
+      const defaults: Record<string, string> = {};
+      for (const [k, v] of parseDotenv(text, { variables: vars })) defaults[k] = v.value;
+      return { ...defaults, ...vars };
+    } catch {
+      return vars; // the loader reports the .env's problem at its line
+    }
+  };
   const first = files[0];
-  if (first) await get(dotenvPath(first.path));
-  const queue = files.map((f) => ({ path: posix.normalize(f.path), text: f.text as string | undefined }));
+  const top = first ? await withDotenv(first.path, variables) : variables;
+  const queue = files.map((f) => ({ path: posix.normalize(f.path), text: f.text as string | undefined, vars: top }));
   const seen = new Set<string>();
   while (queue.length) {
-    const { path, text } = queue.shift()!;
-    if (seen.has(path) || text === undefined) continue;
-    seen.add(path);
+    const { path, text, vars } = queue.shift()!;
+    // an included file is read with its own variables (load.ts caches it apart from the same file extended)
+    const key = vars === top ? path : `${path}\0included`;
+    if (seen.has(key) || text === undefined) continue;
+    seen.add(key);
     const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
     let value: unknown;
     try {
@@ -50,29 +67,29 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
     const str = (v: unknown) => {
       if (typeof v !== 'string') return undefined;
       try {
-        return repoRelative(interpolateString(v, variables), dir);
+        return repoRelative(interpolateString(v, vars), dir);
       } catch {
         return undefined;
       }
     };
-    const yamlFile = async (p: string | undefined) => {
+    const yamlFile = async (p: string | undefined, fileVars: Variables) => {
       if (p === undefined) return;
-      queue.push({ path: p, text: await get(p) });
+      queue.push({ path: p, text: await get(p), vars: fileVars });
     };
     const root = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
     for (const inc of Array.isArray(root.include) ? root.include : []) {
       const paths = typeof inc === 'string' ? [inc] : inc && typeof inc === 'object' ? [(inc as Record<string, unknown>).path].flat() : [];
       const resolved = paths.map(str);
       // the included project's .env (next to its first file) gives defaults for its interpolation
-      if (resolved[0] !== undefined) await get(dotenvPath(resolved[0]));
-      for (const p of resolved) await yamlFile(p);
+      const incVars = resolved[0] !== undefined ? await withDotenv(resolved[0], vars) : vars;
+      for (const p of resolved) await yamlFile(p, incVars);
     }
     const services = root.services && typeof root.services === 'object' ? Object.values(root.services as object) : [];
     for (const s of services) {
       if (!s || typeof s !== 'object') continue;
       const svc = s as Record<string, unknown>;
       const ext = svc.extends;
-      if (ext && typeof ext === 'object' && typeof (ext as Record<string, unknown>).file === 'string') await yamlFile(str((ext as Record<string, unknown>).file));
+      if (ext && typeof ext === 'object' && typeof (ext as Record<string, unknown>).file === 'string') await yamlFile(str((ext as Record<string, unknown>).file), top);
       const envFiles = typeof svc.env_file === 'string' ? [svc.env_file] : Array.isArray(svc.env_file) ? svc.env_file : [];
       for (const e of envFiles) {
         const p = str(typeof e === 'string' ? e : e && typeof e === 'object' ? (e as Record<string, unknown>).path : undefined);
