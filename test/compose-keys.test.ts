@@ -280,6 +280,13 @@ describe('service keys reach the spec and the create options', () => {
     const o = create(web(d));
     expect(o.HostConfig.Binds).toEqual(['/r/a:/a:rw,Z', '/r/b:/b:ro,z', '/r/c:/c:rw', '/r/e:/e:rw']);
     expect(o.HostConfig.Mounts).toEqual([{ Type: 'bind', Target: '/d', ReadOnly: false, Source: '/r/d' }]);
+    // zabbix-docker's `:roz` is no mode (docker compose ignores it and mounts read-write): refused, saying what was meant
+    expect(errorOf(() => load(svc('image: nginx\nvolumes:\n  - snmp:/var/lib/snmp:roz', 'volumes:\n  snmp: {}\n')))).toMatchObject({
+      code: 'unsupported',
+      line: 5,
+      problem: 'invalid volume "snmp:/var/lib/snmp:roz": mode "roz" is not one mode',
+      hint: 'write the modes comma-separated, "ro,z" (docker compose ignores "roz" and mounts the volume read-write, unlabelled)',
+    });
   });
 });
 

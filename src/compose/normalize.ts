@@ -334,6 +334,8 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
       else if (PROPAGATIONS.includes(m)) propagation = m === 'rprivate' ? undefined : (m as Mount['propagation']);
       // macOS file-sharing hints: meaningless to a Linux engine, as compose treats them
       else if (m === 'cached' || m === 'delegated' || m === 'consistent') continue;
+      // zabbix-docker writes `:roz`; docker compose ignores a mode it does not know and mounts read-write, unlabelled
+      else if (/^(ro|rw)[zZ]$/.test(m)) return fail('unsupported', `invalid volume "${raw}": mode "${m}" is not one mode`, `write the modes comma-separated, "${m.slice(0, 2)},${m[2]}" (docker compose ignores "${m}" and mounts the volume read-write, unlabelled)`);
       else return fail('unsupported', `invalid volume "${raw}": mode "${m}" is not supported by berth`, 'supported modes: ro, rw, z, Z, nocopy, (r)shared, (r)slave, (r)private, cached, delegated, consistent');
     }
     const isBind = source.startsWith('/') || source.startsWith('.') || source.startsWith('~');

@@ -156,6 +156,22 @@ describe('item 3: a secret-derived value is masked whatever parsing does to it',
     );
   });
 
+  it('an error on a line that uses no secret, whose text holds a secret value, is withheld and says why, not blaming a secret-derived value (zabbix-docker)', () => {
+    // the password is "zabbix", and the volume line (no variable at all) says /var/lib/zabbix
+    const text = 'services:\n  web:\n    image: registry.example/web:1\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n    volumes: ["snmp:/var/lib/zabbix/snmptraps:roz"]\nvolumes:\n  snmp: {}\n';
+    const variable = { name: 'DB_PASSWORD', secretKeys: [] };
+    const withheld = outputsFor(text, variable, 'zabbix');
+    expect(withheld.join('\n')).not.toContain('zabbix');
+    expect(withheld[0]).toMatch(/^compose\.yml:6: services\.web\.volumes\[0\]: this value is invalid \(unsupported\); the message is not shown because its text contains the value of a secret variable/);
+    expect(withheld[0]).not.toContain('derived from a secret');
+    // another password: the real message
+    expect(outputsFor(text, variable, 'other-password')[0]).toContain('mode "roz" is not one mode');
+    // a secret's own line still says a secret-derived value is invalid
+    const own = outputsFor(text.replace('"snmp:/var/lib/zabbix/snmptraps:roz"', '"snmp:/var/lib/${DB_PASSWORD}:roz"'), variable, 'zabbix');
+    expect(own[0]).toMatch(/^compose\.yml:6: services\.web\.volumes\[0\]: a value derived from a secret variable is invalid \(unsupported\)/);
+    expect(own.join('\n')).not.toContain('zabbix');
+  });
+
   for (const field of Object.keys(FIELDS)) {
     it(`${field}: no secret character survives in plan text, Markdown, JSON or errors`, () => {
       fc.assert(
