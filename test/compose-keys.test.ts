@@ -39,6 +39,8 @@ describe('service keys reach the spec and the create options', () => {
     ['tty: true', { tty: true }, (o) => expect(o.Tty).toBe(true)],
     ['stdin_open: true', { stdinOpen: true }, (o) => expect(o.OpenStdin).toBe(true)],
     ['hostname: web1', { hostname: 'web1' }, (o) => expect(o.Hostname).toBe('web1')],
+    // no DNS name, but Docker sets it and compose passes it (kimai's traefik stack)
+    ['hostname: kimai_db', { hostname: 'kimai_db' }, (o) => expect(o.Hostname).toBe('kimai_db')],
     ['domainname: example.org', { domainname: 'example.org' }, (o) => expect(o.Domainname).toBe('example.org')],
     ['extra_hosts: ["db.local:10.0.0.5", "gw=host-gateway"]', { extraHosts: ['db.local:10.0.0.5', 'gw:host-gateway'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'gw:host-gateway'])],
     ['extra_hosts:\n  db.local: 10.0.0.5\n  v6: "::1"', { extraHosts: ['db.local:10.0.0.5', 'v6:::1'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'v6:::1'])],
@@ -230,6 +232,23 @@ describe('service keys reach the spec and the create options', () => {
     const d = load(svc('image: nginx\ncontainer_name: shop-web'));
     const plan = reconcile(d, emptyObserved('p', 'e'));
     expect(plan.nodes.find((n) => n.kind === 'CreateContainer')!.target.containerName).toBe('shop-web');
+  });
+
+  it('an empty container_name, hostname or domainname is unset, as in docker compose; in an override file it unsets the base\'s (ToolJet)', () => {
+    // ToolJet: container_name: ${REDIS_HOST}, empty in its .env.example
+    const d = load(svc('image: nginx\ncontainer_name: ${REDIS_HOST}\nhostname: ""\ndomainname: ${NONE:-}'), { variables: { REDIS_HOST: '' } });
+    expect([web(d).containerName, web(d).hostname, web(d).domainname]).toEqual([undefined, undefined, undefined]);
+    expect(hashOf(d)).toBe(hashOf(load(svc('image: nginx'))));
+    const plan = reconcile(d, emptyObserved('p', 'e'));
+    expect(plan.nodes.find((n) => n.kind === 'CreateContainer')!.target.containerName).toBe('p-e-web-1');
+    const over = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\ncontainer_name: shop-web\nhostname: web1') },
+        { path: 'compose.override.yml', text: 'services:\n  web:\n    container_name: ""\n' },
+      ],
+      { project: 'p', environment: 'e', policy: DENY_ALL },
+    );
+    expect([web(over).containerName, web(over).hostname]).toEqual([undefined, 'web1']);
   });
 
   it('service networks: aliases, fixed addresses, priority picks the network the container is created on', () => {

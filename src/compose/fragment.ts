@@ -739,6 +739,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         const spec = EXTRA_KEYS[key];
         if (!spec) return;
         const parsed = at(path, () => spec.parse(value));
+        // v undefined: a value that means unset (an empty container_name); in an override file it unsets the base's
         (frag.extras as Record<string, At<unknown>>)[spec.field] = parsed;
       }
     }

@@ -507,7 +507,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     if (o && Object.keys(o).length) networkOptions[n] = o;
   }
   const extras: ServiceExtras = {};
-  for (const [k, a] of Object.entries(s.extras)) if (a) (extras as Record<string, unknown>)[k] = a.v;
+  for (const [k, a] of Object.entries(s.extras)) if (a && a.v !== undefined) (extras as Record<string, unknown>)[k] = a.v;
   if (Object.keys(networkOptions).length) extras.networkOptions = networkOptions;
   // deploy.restart_policy wins over restart:, as docker compose applies it
   let restart: RestartPolicy = s.restart?.v ?? 'no';

@@ -121,7 +121,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   for (const spec of Object.values(EXTRA_KEYS)) {
     const x = a.extras[spec.field];
     const y = b.extras[spec.field];
-    if (y) (out.extras as Record<string, unknown>)[spec.field] = x ? { v: mergeExtra(spec.merge, x.v, y.v), at: y.at } : y;
+    // an override's empty (unset) value replaces, as docker compose replaces a scalar with the override's
+    if (y) (out.extras as Record<string, unknown>)[spec.field] = x && y.v !== undefined ? { v: mergeExtra(spec.merge, x.v, y.v), at: y.at } : y;
   }
   // deploy.resources.reservations.devices: the later file's list replaces the earlier one (compose merges deploy by key)
   if (b.extras.deviceRequests) out.extras.deviceRequests = b.extras.deviceRequests;

@@ -176,14 +176,22 @@ function pullPolicy(v: unknown): string {
   return fail('invalid_value', `pull_policy must be always, missing, never, build, daily, weekly or every_<duration>, not "${p}"`);
 }
 
-function hostname(v: unknown, what: string): string {
+/**
+ * A container's host or domain name. Docker sets what it is given, so names
+ * that are no DNS name but real stacks write (kimai's `hostname: kimai_db`)
+ * are kept; empty (`${UNSET}`) is unset, as in docker compose.
+ */
+function hostname(v: unknown, what: string): string | undefined {
   const h = scalarString(v, what);
-  if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252})$/.test(h)) fail('invalid_value', `${what} "${h}" is not a valid host name`);
+  if (h === '') return undefined;
+  if (!/^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,252})$/.test(h)) fail('invalid_value', `${what} "${h}" is not a valid host name`, 'use letters, digits, "_", "." and "-"');
   return h;
 }
 
-function containerName(v: unknown): string {
+/** Empty is unset, as in docker compose (ToolJet's `container_name: ${REDIS_HOST}`, empty in its .env): the default name. */
+function containerName(v: unknown): string | undefined {
   const n = scalarString(v, 'container_name');
+  if (n === '') return undefined;
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(n)) fail('invalid_value', `invalid container_name "${n}"`, 'use letters, digits, "_", "." and "-", starting with a letter or digit');
   return n;
 }
