@@ -507,6 +507,56 @@ describe('files the compose way', () => {
     expect(reads.sort()).toEqual(Object.keys(files).map((p) => `${p}@head1`).sort());
   });
 
+  // docker compose resolves every relative path of the files it is given after merging them, from the first
+  // file's directory (trigger.dev's webapp/docker-compose.yml + ../docker-compose.traefik.yml is such a pair)
+  it('an override file in another directory: its env_file, include and extends.file resolve from the first file\'s directory, as its binds do', async () => {
+    const files = {
+      'a/compose.yml': 'services:\n  s: {image: nginx}\n',
+      'a/e.env': 'A=from-a\n',
+      'b/e.env': 'A=from-b\n',
+      'a/parts/db.yml': 'services:\n  db:\n    image: postgres\n    env_file: db.env\n',
+      'a/parts/db.env': 'DB=own-dir\n',
+      'a/base.yml': 'services:\n  base: {image: busybox, environment: {BASE: a}}\n',
+      'b/over.yml': 'include: [parts/db.yml]\nservices:\n  s:\n    env_file: e.env\n    volumes: [./data:/data]\n  job:\n    extends: {file: base.yml, service: base}\n',
+    };
+    const config = 'project: p\nenvironments:\n  - name: e\n    compose: [a/compose.yml, b/over.yml]\npolicy:\n  bind_mount_allowlist: [{path: a, writable: true}]\n';
+    const read = repo(files, config);
+    const { desired } = await loadEnvironment(read, 'e');
+    const spec = (name: string) => desired.services.find((x) => x.spec.name === name)!.spec;
+    expect(spec('s').environment).toEqual({ A: 'from-a' });
+    expect(spec('s').volumes[0]!.source).toBe(join(read.root!, 'a/data'));
+    // an included file's own paths stay its own
+    expect(spec('db').environment).toEqual({ DB: 'own-dir' });
+    expect(spec('job').environment).toEqual({ BASE: 'a' });
+    // the app reads the same files at the PR head (and, with no checkout on the target, refuses the bind of a repository path)
+    const viaGitHub = (over: string) => {
+      const all: Record<string, string> = { ...files, 'b/over.yml': over };
+      const gh = { readFile: async (_r: unknown, path: string) => all[path] } as unknown as GitHubPort;
+      const parsed = parseConfig(config, '.github/berth.yml');
+      return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', new Set(Object.keys(all)));
+    };
+    const app = await viaGitHub(files['b/over.yml'].replace('    volumes: [./data:/data]\n', ''));
+    expect(app.services.find((x) => x.spec.name === 's')!.spec.environment).toEqual({ A: 'from-a' });
+    expect(app.services.find((x) => x.spec.name === 'db')!.spec.environment).toEqual({ DB: 'own-dir' });
+    await expect(viaGitHub(files['b/over.yml'])).rejects.toMatchObject({ code: 'repository_bind', file: 'b/over.yml', line: 5 });
+  });
+
+  it('the app refuses a bind of a repository path at its line, saying what ships a file instead; absolute host paths go to the policy', async () => {
+    const files: Record<string, string> = {
+      'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - /srv/shop/static:/static:ro\n  - type: bind\n    source: ./nginx.conf\n    target: /etc/nginx/nginx.conf'),
+      'deploy/nginx.conf': 'events {}\n',
+    };
+    const gh = { readFile: async (_r: unknown, path: string) => files[path] } as unknown as GitHubPort;
+    const config = parseConfig(cfg('policy:\n  bind_mount_allowlist: [/srv/shop, ".", deploy]\n'), '.github/berth.yml');
+    const err = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files))).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'repository_bind', file: 'deploy/compose.yml', line: 6, path: 'services.web.volumes[1]' });
+    expect((err as Error).message).toContain('bind mount of ./nginx.conf, a path relative to the compose files: the app reads the repository from GitHub and has no checkout on the target to mount it from');
+    expect((err as { hint: string }).hint).toContain('configs: {conf: {file: ./nginx.conf}}');
+    // from a checkout (the CLI), the same file mounts the checkout's file, as docker compose does
+    const read = repo(files, cfg('policy:\n  bind_mount_allowlist: [/srv/shop, deploy]\n'));
+    expect(web((await loadEnvironment(read, 'e')).desired).volumes.map((v) => v.source).sort()).toEqual(['/srv/shop/static', join(read.root!, 'deploy/nginx.conf')].sort());
+  });
+
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {
     const read = repo(
       {

@@ -33,6 +33,11 @@ export interface LoadComposeOptions {
   secretKeys?: readonly string[];
   /** absolute path of the checkout; relative bind sources become absolute under it (else they stay `./repo/relative`) */
   repoRoot?: string;
+  /**
+   * The files come from GitHub and no checkout is on the target (the app): a bind of a repository path
+   * (`./nginx.conf:/etc/nginx/nginx.conf`) would have nothing to mount, and is refused at its line.
+   */
+  noCheckout?: boolean;
   /** when given, anything it does not allow is refused with the line that asks for it */
   policy?: Policy;
   limits?: YamlLimits;
@@ -145,7 +150,10 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
         throw new ComposeError(e.detail.code, e.detail.problem, { file: path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
       throw e;
     }
-    return buildFragment(y, { variables: vars, paths: ctx, fileDir: dirOf(path), readFile, taint, unset });
+    // env_file, include and extends.file paths resolve as binds do: a file listed after the first (an override in
+    // another directory) resolves them from the first file's directory, as docker compose (compose-go resolves every
+    // relative path after the merge, against the project's directory); an included or extended file from its own.
+    return buildFragment(y, { variables: vars, paths: ctx, fileDir: ctx.baseDir, readFile, taint, unset });
   };
   /** another repository file (included or extended): its relative paths resolve against its own directory */
   const otherFiles = new Map<string, FileFragment>();
@@ -221,6 +229,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   for (const s of merged.services.values())
     if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
+  if (opts.noCheckout) refuseRepositoryBinds(merged.services.values());
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
     checkVolumeOptions(merged.volumes.values());
@@ -231,6 +240,25 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const shared = opts.policy?.allow_shared_objects ?? [];
   const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
   return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
+}
+
+/**
+ * Without a checkout on the target, a bind of a repository path mounts nothing docker compose would:
+ * Docker takes `./conf` for a volume name, and the apply fails at the create. Said at plan time instead,
+ * with what does ship a repository file (configs), before the policy would ask for an allowlist entry
+ * that cannot help.
+ */
+function refuseRepositoryBinds(services: Iterable<ServiceFragment>): void {
+  for (const s of services)
+    for (const m of s.volumes ?? []) {
+      if (m.v.type !== 'bind' || !m.v.source || m.v.source.startsWith('/')) continue;
+      throw error(
+        'repository_bind',
+        `service ${s.name}: bind mount of ${m.asWritten ?? m.v.source}, a path relative to the compose files: the app reads the repository from GitHub and has no checkout on the target to mount it from`,
+        m.at,
+        'ship a file with configs (configs: {conf: {file: ./nginx.conf}}, and under the service configs: [{source: conf, target: /etc/nginx/nginx.conf}]), keep data in a named volume, or bind an absolute host path that policy.bind_mount_allowlist allows; `berth apply` run from a checkout mounts it as docker compose does',
+      );
+    }
 }
 
 /** The `.env` next to the first compose file (or an included file): interpolation defaults that berth.yml variables override. */

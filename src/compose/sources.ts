@@ -49,15 +49,18 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
   };
   const first = files[0];
   const top = first ? await withDotenv(first.path, variables) : variables;
-  const queue = files.map((f) => ({ path: posix.normalize(f.path), text: f.text as string | undefined, vars: top }));
+  // the directory a file's relative paths resolve from (load.ts): the first file's for every file listed, an
+  // included or extended file's own
+  const dirOf = (p: string) => (posix.dirname(p) === '.' ? '' : posix.dirname(p));
+  const projectDir = first ? dirOf(posix.normalize(first.path)) : '';
+  const queue = files.map((f) => ({ path: posix.normalize(f.path), text: f.text as string | undefined, vars: top, dir: projectDir }));
   const seen = new Set<string>();
   while (queue.length) {
-    const { path, text, vars } = queue.shift()!;
+    const { path, text, vars, dir } = queue.shift()!;
     // an included file is read with its own variables (load.ts caches it apart from the same file extended)
-    const key = vars === top ? path : `${path}\0included`;
+    const key = `${path}\0${dir}${vars === top ? '' : '\0included'}`;
     if (seen.has(key) || text === undefined) continue;
     seen.add(key);
-    const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
     let value: unknown;
     try {
       value = parseYaml(path, text).value;
@@ -74,7 +77,7 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
     };
     const yamlFile = async (p: string | undefined, fileVars: Variables) => {
       if (p === undefined) return;
-      queue.push({ path: p, text: await get(p), vars: fileVars });
+      queue.push({ path: p, text: await get(p), vars: fileVars, dir: dirOf(p) });
     };
     const root = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
     for (const inc of Array.isArray(root.include) ? root.include : []) {

@@ -160,7 +160,7 @@ export class Bot {
     const sources = await readComposeSources(read, inputs, secretInputs.variables);
     const desired = await loadComposeReading(
       inputs,
-      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources },
+      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, noCheckout: true },
       read,
     );
     learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));
