@@ -340,6 +340,26 @@ services:
       expect(dbOn.State.Health?.Status).toBe('healthy');
       expect((await plan(on)).nodes).toEqual([]);
 
+      // A test of its own with the timings left out (baserow's celery service): the image's timings stay,
+      // as docker compose leaves them (0 → the daemon takes the image's); before, berth wrote Docker's 30s over them.
+      await removeProject(PROJECT);
+      const ownTest = load(`
+services:
+  db:
+    image: ${tag}
+    healthcheck:
+      test: ["CMD", "test", "-e", "/VERSION"]
+  api:
+    image: berth-test/app:1
+    depends_on:
+      db: {condition: service_healthy}
+`);
+      expect((await apply(ownTest)).result).toBe('completed');
+      const dbOwn = await docker.getContainer(cname('db')).inspect();
+      expect(dbOwn.Config.Healthcheck).toMatchObject({ Test: ['CMD', 'test', '-e', '/VERSION'], Interval: 1_000_000_000, Timeout: 2_000_000_000, Retries: 30 });
+      expect(dbOwn.State.Health?.Status).toBe('healthy');
+      expect((await plan(ownTest)).nodes).toEqual([]);
+
       await removeProject(PROJECT);
       const bad = await apply(stack('berth-test/app:1'));
       expect(bad.result).toBe('failed');

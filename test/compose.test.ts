@@ -431,7 +431,8 @@ describe('normalisation', () => {
 
   it('healthcheck defaults and forms', () => {
     const h = service(load(svc('image: x\nhealthcheck:\n  test: curl -f http://localhost')), 'web').healthcheck;
-    expect(h).toEqual({ test: ['CMD-SHELL', 'curl -f http://localhost'], intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 });
+    // timings left out are 0, as docker compose sends them: Docker takes the image's HEALTHCHECK timings, else its defaults
+    expect(h).toEqual({ test: ['CMD-SHELL', 'curl -f http://localhost'], intervalMs: 0, timeoutMs: 0, retries: 0, startPeriodMs: 0 });
     const h2 = service(load(svc('image: x\nhealthcheck:\n  test: ["CMD", "true"]\n  interval: 1m30s\n  timeout: 500ms\n  retries: 5\n  start_period: 2s')), 'web').healthcheck;
     expect(h2).toEqual({ test: ['CMD', 'true'], intervalMs: 90_000, timeoutMs: 500, retries: 5, startPeriodMs: 2000 });
     expect(service(load(svc('image: x\nhealthcheck:\n  disable: true')), 'web').healthcheck?.test).toEqual(['NONE']);
@@ -595,9 +596,15 @@ describe('identical intent gives deep-equal specs and the same hash', () => {
 
   it('defaults written out vs left out', () => {
     same(
-      svc('image: x\nhealthcheck:\n  test: ["CMD-SHELL", "true"]'),
-      svc('image: x\nrestart: "no"\nnetworks: [default]\ndeploy: {replicas: 1}\nhealthcheck:\n  test: "true"\n  interval: 30s\n  timeout: 0.5m\n  retries: 3\n  start_period: 0s'),
+      svc('image: x\nhealthcheck:\n  test: ["CMD-SHELL", "true"]\n  interval: 30s'),
+      svc('image: x\nrestart: "no"\nnetworks: [default]\ndeploy: {replicas: 1}\nhealthcheck:\n  test: "true"\n  interval: 0.5m\n  start_period: 0s'),
     );
+  });
+
+  // baserow: its backend image's HEALTHCHECK runs every 60s; a test with no interval keeps that, 30s written out does not
+  it('a healthcheck timing left out is not the same as Docker\'s default written out (the image may set its own)', () => {
+    const hash = (text: string) => load(text).services[0]!.configHash;
+    expect(hash(svc('image: x\nhealthcheck:\n  test: ["CMD", "true"]'))).not.toBe(hash(svc('image: x\nhealthcheck:\n  test: ["CMD", "true"]\n  interval: 30s')));
   });
 
   it('anchors and merge keys vs written out', () => {
@@ -733,7 +740,7 @@ describe('merging files in order', () => {
     expect(s.networks).toEqual(['back', 'front']);
     expect(s.dependsOn).toEqual([{ service: 'db', condition: 'service_healthy' }]);
     expect(s.capAdd).toEqual(['NET_ADMIN', 'SYS_TIME']);
-    expect(s.healthcheck).toEqual({ test: ['CMD', 'override'], intervalMs: 5000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 });
+    expect(s.healthcheck).toEqual({ test: ['CMD', 'override'], intervalMs: 5000, timeoutMs: 0, retries: 0, startPeriodMs: 0 });
     expect(s.replicas).toBe(2);
   });
 

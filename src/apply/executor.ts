@@ -1040,8 +1040,8 @@ export class Executor {
 
   private async waitHealthy(engine: Engine, container: string, hc?: { intervalMs: number; timeoutMs: number; retries: number; startPeriodMs: number }) {
     // Long enough for Docker itself to declare the container unhealthy, never unbounded.
-    // Without one in the compose files the image's HEALTHCHECK (timings unknown here) is waited for up to the bound.
-    const natural = hc ? hc.startPeriodMs + (hc.intervalMs + hc.timeoutMs) * (hc.retries + 1) + 5_000 : Infinity;
+    // Without one in the compose files, or with a timing left out (0: the image's, unknown here), up to the bound.
+    const natural = hc && hc.intervalMs && hc.timeoutMs && hc.retries ? hc.startPeriodMs + (hc.intervalMs + hc.timeoutMs) * (hc.retries + 1) + 5_000 : Infinity;
     const deadline = this.now() + Math.min(natural, this.o.healthTimeoutMs ?? 300_000);
     const poll = this.o.healthPollMs ?? 250;
     let last = await engine.health(container);

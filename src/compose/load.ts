@@ -63,6 +63,7 @@ export class NeedRepoFiles extends Error {
   }
 }
 
+/** What Docker uses for a healthcheck timing that is 0 and that the image's HEALTHCHECK does not set either. */
 export const HEALTHCHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } as const;
 
 const error = (code: string, problem: string, at: Loc, hint?: string) => new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}) });
@@ -557,13 +558,9 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
       // what is left out is the image's too (Docker fills an empty test and zero timings from the image).
       healthcheck = { test: [], intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
     } else
-      healthcheck = {
-        test: h.disable?.v ? ['NONE'] : h.test!.v,
-        intervalMs: h.intervalMs?.v ?? HEALTHCHECK_DEFAULTS.intervalMs,
-        timeoutMs: h.timeoutMs?.v ?? HEALTHCHECK_DEFAULTS.timeoutMs,
-        retries: h.retries?.v ?? HEALTHCHECK_DEFAULTS.retries,
-        startPeriodMs: h.startPeriodMs?.v ?? HEALTHCHECK_DEFAULTS.startPeriodMs,
-      };
+      // A timing left out is 0, as docker compose sends it: Docker takes the image's HEALTHCHECK timing then
+      // (baserow's backend image checks every 60s), else its own default (HEALTHCHECK_DEFAULTS).
+      healthcheck = { test: h.disable?.v ? ['NONE'] : h.test!.v, intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
   }
   const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
   const devices = [...new Set((s.devices ?? []).map((d) => d.v))].sort();

@@ -192,10 +192,11 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
 
 function healthFields(h: Healthcheck, f: Fields) {
   f.add(G.healthcheck, '0', 'healthcheck.test', JSON.stringify(h.test ?? []), f.argsOf('healthcheck.test', h.test ?? []));
-  f.add(G.healthcheck, '1', 'healthcheck.interval', formatComposeDuration(h.intervalMs));
-  f.add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
-  f.add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
-  f.add(G.healthcheck, '4', 'healthcheck.start_period', formatComposeDuration(h.startPeriodMs));
+  // A timing of 0 is one the files leave out: the image's HEALTHCHECK sets it, or Docker's default does; not shown.
+  if (h.intervalMs) f.add(G.healthcheck, '1', 'healthcheck.interval', formatComposeDuration(h.intervalMs));
+  if (h.timeoutMs) f.add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
+  if (h.retries) f.add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
+  if (h.startPeriodMs) f.add(G.healthcheck, '4', 'healthcheck.start_period', formatComposeDuration(h.startPeriodMs));
 }
 
 /** Compares strings with runs of digits compared as numbers: `8:80` < `10:80`. */
