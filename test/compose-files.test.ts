@@ -50,6 +50,25 @@ describe('compose configs and secrets', () => {
     expect(() => load(text, { repoFiles: new Map([['deploy/conf/site.conf', undefined]]) })).toThrow(/deploy\/compose.yml:6: .*does not exist/);
   });
 
+  // as docker compose: an included file's paths are its own directory's; every file listed, the first file's directory
+  it('a config file declared in an included file is read next to it; in an override file in another directory, next to the first file', () => {
+    const files = new Map<string, string | undefined>([
+      ['deploy/db/db.yml', 'services:\n  db:\n    image: postgres\n    configs: [pgconf]\nconfigs:\n  pgconf: {file: ./pg.conf}\n'],
+      ['deploy/db/pg.conf', 'in-db-dir'],
+      ['deploy/pg.conf', 'in-deploy-dir'],
+      ['deploy/site.conf', 'site-in-deploy-dir'],
+      ['ops/site.conf', 'site-in-ops-dir'],
+    ]);
+    const d = loadCompose(
+      [
+        { path: 'deploy/compose.yml', text: 'include: [db/db.yml]\nservices:\n  app: {image: nginx}\n' },
+        { path: 'ops/over.yml', text: 'services:\n  app:\n    configs: [site]\nconfigs:\n  site: {file: ./site.conf}\n' },
+      ],
+      { project: 'shop', environment: 'staging', sources: files, repoFiles: files },
+    );
+    expect(d.contents).toEqual({ 'config:pgconf': 'in-db-dir', 'config:site': 'site-in-deploy-dir' });
+  });
+
   it.each([
     ['a secret from a repository file', stack('    secrets: [k]', 'secrets:\n  k: {file: ./k.pem}'), /compose.yml:6: secrets.k.file: secret k reads a file from the repository/],
     ['an undeclared secret', stack('    secrets: [keys]', 'secrets:\n  key: {environment: K}'), /compose.yml:4: services.app.secrets\[0\]: secret "keys" is not declared .* did you mean "key"/],

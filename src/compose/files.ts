@@ -9,7 +9,11 @@ import { asNonNegativeInt, describeValue, FieldProblem, scalarString } from './n
 export type FileKind = 'config' | 'secret';
 
 /** Where a top-level config or secret's content comes from. */
-export type FileSource = { from: 'file'; path: string } | { from: 'content'; content: string } | { from: 'environment'; variable: string };
+export type FileSource =
+  /** `dir`: the repository directory `path` is relative to (the declaring file's, as docker compose resolves it) */
+  | { from: 'file'; path: string; dir?: string }
+  | { from: 'content'; content: string }
+  | { from: 'environment'; variable: string };
 
 /** A service's reference to a config or secret, normalised (compose's defaults applied). */
 export interface FileRef {

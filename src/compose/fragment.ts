@@ -955,7 +955,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     for (const [name, raw] of Object.entries(mapping(interpolated(key), [key], key))) {
       const base: PathSeg[] = [key, name];
       if (!NAME_RE.test(name)) throw err('bad_name', `invalid ${kind} name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
-      out[key].set(name, { name, at: loc(base), source: at(base, () => parseFileSource(kind, name, raw)).v });
+      const source = at(base, () => parseFileSource(kind, name, raw)).v;
+      // a config file: relative to where this file's paths resolve (an included file's own directory)
+      out[key].set(name, { name, at: loc(base), source: source.from === 'file' ? { ...source, dir: opts.fileDir ?? '' } : source });
     }
   }
 

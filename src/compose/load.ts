@@ -63,9 +63,6 @@ export class NeedRepoFiles extends Error {
   }
 }
 
-/** What Docker uses for a healthcheck timing that is 0 and that the image's HEALTHCHECK does not set either. */
-export const HEALTHCHECK_DEFAULTS = { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 } as const;
-
 const error = (code: string, problem: string, at: Loc, hint?: string) => new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}) });
 
 const dirOf = (path: string) => {
@@ -389,7 +386,7 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
       if (value === undefined)
         throw error('missing_variable', `${kind} ${name} reads variable ${src.variable}, which the environment does not define`, declared.at, `add ${src.variable} to the environment's variables in .github/berth.yml${kind === 'secret' ? ' (and to its secret_keys unless its name looks secret)' : ''}`);
     } else {
-      const path = posix.normalize(posix.join(baseDir || '.', src.path));
+      const path = posix.normalize(posix.join((src.dir ?? baseDir) || '.', src.path));
       if (src.path.startsWith('/') || path === '..' || path.startsWith('../'))
         throw error('invalid_value', `config ${name}: file ${src.path} is outside the repository`, declared.at, 'give a path relative to the compose file, inside the repository');
       if (!opts.repoFiles?.has(path)) {
@@ -559,7 +556,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
       healthcheck = { test: [], intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
     } else
       // A timing left out is 0, as docker compose sends it: Docker takes the image's HEALTHCHECK timing then
-      // (baserow's backend image checks every 60s), else its own default (HEALTHCHECK_DEFAULTS).
+      // (baserow's backend image checks every 60s), else its own (30s interval and timeout, 3 retries).
       healthcheck = { test: h.disable?.v ? ['NONE'] : h.test!.v, intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
   }
   const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
