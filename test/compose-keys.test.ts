@@ -223,6 +223,23 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(withPolicy('security_opt: [seccomp:unconfined]', { allow_security_opt: true })).securityOpt).toEqual(['seccomp:unconfined']);
   });
 
+  // thingsboard's docker-compose.volumes.yml: external: {name: ${TB_LOG_VOLUME}}, the variable set nowhere
+  it('a value refused for being empty names the variables its file left unset', () => {
+    const e = errorOf(() => load(svc('image: nginx\nvolumes: [logs:/var/log]', 'volumes:\n  logs:\n    external:\n      name: ${TB_LOG_VOLUME}\n')));
+    expect(e).toMatchObject({ code: 'invalid_value', file: 'compose.yml', line: 7 });
+    expect(e.problem).toContain('""');
+    expect(e.hint).toMatch(/^variable TB_LOG_VOLUME, unset here, became ""/);
+    // a refusal with nothing empty in it is left as it is
+    expect(errorOf(() => load(svc('image: nginx\nrestart: ${MODE:-never}'))).hint).toBeUndefined();
+  });
+
+  it('restart: none and any are deploy.restart_policy\'s words for no and always; docker compose maps them for restart: too', () => {
+    expect(hashOf(load(svc('image: nginx\nrestart: none')))).toBe(hashOf(load(svc('image: nginx\nrestart: "no"'))));
+    expect(web(load(svc('image: nginx\nrestart: any'))).restart).toBe('always');
+    expect(hashOf(load(svc('image: nginx\nrestart: any')))).toBe(hashOf(load(svc('image: nginx\nrestart: always'))));
+    expect(errorOf(() => load(svc('image: nginx\nrestart: never'))).problem).toBe('restart must be one of no, always, on-failure, unless-stopped or on-failure:N, not "never"');
+  });
+
   it('container_name: one replica, one service per name, and the plan uses it', () => {
     expect(errorOf(() => load(svc('image: nginx\ncontainer_name: w\ndeploy: {replicas: 2}'))).message).toBe(
       'compose.yml:4: services.web.container_name: service web has container_name w and 2 replicas — one name fits one container: remove container_name or scale to 1',
@@ -445,6 +462,19 @@ describe('files the compose way', () => {
     // unset or empty: only the services without profiles
     expect((await names('OTHER=1\n'))[0]).toEqual(['always']);
     expect((await names('COMPOSE_PROFILES=\n'))[0]).toEqual(['always']);
+  });
+
+  // pixelfed: every service has `profiles: [${DOCKER_<X>_PROFILE:-}]`, on by default, off when the variable names a profile left off
+  it('a profile that interpolates to "" is on while no profile is chosen, as docker compose reads an unset COMPOSE_PROFILES', async () => {
+    const compose = 'services:\n  proxy:\n    image: nginx\n    profiles: ["${DOCKER_PROXY_PROFILE:-}"]\n  web:\n    image: nginx\n    profiles: ["${DOCKER_WEB_PROFILE:-}"]\n';
+    const names = async (env: string, extra = '') =>
+      (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': env }, cfg(extra)), 'e')).desired.services.map((s) => s.spec.name).sort();
+    expect(await names('')).toEqual(['proxy', 'web']);
+    expect(await names('DOCKER_PROXY_PROFILE=disabled\n')).toEqual(['web']);
+    // a profile chosen (COMPOSE_PROFILES, or berth.yml profiles:) leaves "" off, unless COMPOSE_PROFILES lists an empty one too
+    expect(await names('DOCKER_PROXY_PROFILE=proxy\nCOMPOSE_PROFILES=proxy\n')).toEqual(['proxy']);
+    expect(await names('DOCKER_PROXY_PROFILE=proxy\nCOMPOSE_PROFILES=proxy,\n')).toEqual(['proxy', 'web']);
+    expect(await names('DOCKER_PROXY_PROFILE=proxy\n', '    profiles: [proxy]\n')).toEqual(['proxy']);
   });
 
   it('an included file interpolates with the .env next to it, below the including side (its .env, berth.yml variables), as docker compose does', async () => {

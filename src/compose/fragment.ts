@@ -603,8 +603,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           frag.extras.restartMaxRetries = { v: Number(retries[1]), at: r.at };
           return;
         }
-        if (!RESTARTS.includes(r.v as RestartPolicy)) throw err('invalid_value', `restart must be one of ${RESTARTS.join(', ')} or on-failure:N, not "${r.v}"`, path);
-        frag.restart = r as At<RestartPolicy>;
+        // deploy.restart_policy's words, which docker compose maps for restart: too
+        const policy = r.v === 'none' ? 'no' : r.v === 'any' ? 'always' : r.v;
+        if (!RESTARTS.includes(policy as RestartPolicy)) throw err('invalid_value', `restart must be one of ${RESTARTS.join(', ')} or on-failure:N, not "${r.v}"`, path);
+        frag.restart = { v: policy as RestartPolicy, at: r.at };
         delete frag.extras.restartMaxRetries;
         return;
       }
@@ -705,7 +707,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'profiles':
         frag.profiles = at(path, () => {
           const ps = (Array.isArray(value) ? value : [value]).map((p) => scalarString(p, 'profiles'));
-          for (const p of ps) if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(p)) throw new FieldProblem('invalid_value', `invalid profile name "${p}"`);
+          // "" is a name too: pixelfed writes `- ${DOCKER_PROXY_PROFILE:-}`, on unless the variable names another profile
+          for (const p of ps) if (p !== '' && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(p)) throw new FieldProblem('invalid_value', `invalid profile name "${p}"`);
           return ps;
         });
         return;

@@ -83,8 +83,9 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   }
   const secret = secretVariable(opts.secretKeys);
   const found: TaintedInput[] = [];
+  const unset = new Map<string, Set<string>>();
   try {
-    const desired = loadTracked(files, opts, { secret, found });
+    const desired = withUnsetNamed(() => loadTracked(files, opts, { secret, found, unset }), unset);
     refuseForgedPlaceholders(desired, opts.variables ?? {}, files[0]!.path);
     const secretFields = secretFieldsOf(found);
     return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
@@ -123,7 +124,23 @@ function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Rec
   }
 }
 
-function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tracked: { secret: (name: string) => boolean; found: TaintedInput[] }): DesiredState {
+/**
+ * An unset ${VAR} is "" (as in docker compose), so a value can be refused for being empty with the cause
+ * out of sight (thingsboard's `external: {name: ${TB_LOG_VOLUME}}`): such a refusal names the file's unset variables.
+ */
+function withUnsetNamed<T>(load: () => T, unset: ReadonlyMap<string, ReadonlySet<string>>): T {
+  try {
+    return load();
+  } catch (e) {
+    if (!(e instanceof ComposeError) || e.file === undefined || !e.problem.includes('""')) throw e;
+    const names = [...(unset.get(e.file) ?? [])];
+    if (!names.length) throw e;
+    const which = `${names.length === 1 ? 'variable' : 'variables'} ${names.sort().join(', ')}, unset here, became ""`;
+    throw new ComposeError(e.code, e.problem, { file: e.file, ...(e.line !== undefined ? { line: e.line } : {}), ...(e.path !== undefined ? { path: e.path } : {}), hint: e.hint ? `${which}; ${e.hint}` : `${which}: set ${names.length === 1 ? 'it' : 'them'} in the environment's variables in .github/berth.yml or in the .env` });
+  }
+}
+
+function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tracked: { secret: (name: string) => boolean; found: TaintedInput[]; unset: Map<string, Set<string>> }): DesiredState {
   if (!files.length) throw new ComposeError('no_compose_files', 'no compose files given');
   // A `.env` (the first file's, or an included file's) whose value used a secret variable relays it
   // (`RELAY=${DB_PASSWORD}`): that variable is secret too, wherever compose files use it.
@@ -135,7 +152,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const sources = opts.sources ?? new Map<string, string | undefined>();
   const readFile = (p: string) => sources.get(p);
   // file → variables a plain ${VAR} there used without a value: "" as in docker compose, and a plan warning
-  const unset = new Map<string, Set<string>>();
+  const unset = tracked.unset;
   const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
   const notes: string[] = [];
 
@@ -317,10 +334,16 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
  * over the `.env`), comma-separated — docker compose reads COMPOSE_PROFILES the same way when no --profile
  * is given. `*` enables every profile, as in compose.
  */
+/**
+ * The environment's profiles, else COMPOSE_PROFILES split at commas, as docker compose reads it without
+ * `--profile`: unset or empty it is the one profile "" (so a service whose profile is an unset `${VAR:-}`
+ * runs, the switch pixelfed's file is built on).
+ */
 function enabledProfiles(listed: readonly string[], variables: Readonly<Record<string, string>>, notes: string[]): ReadonlySet<string> {
-  if (listed.length || !Object.hasOwn(variables, 'COMPOSE_PROFILES')) return new Set(listed);
-  const names = [...new Set(variables.COMPOSE_PROFILES!.split(',').map((p) => p.trim()).filter(Boolean))];
-  if (names.length) notes.push(`profiles ${names.join(', ')} are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)`);
+  if (listed.length) return new Set(listed);
+  const names = [...new Set((variables.COMPOSE_PROFILES ?? '').split(',').map((p) => p.trim()))];
+  const named = names.filter(Boolean);
+  if (named.length) notes.push(`profiles ${named.join(', ')} are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)`);
   return new Set(names);
 }
 
