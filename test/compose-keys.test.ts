@@ -427,6 +427,22 @@ describe('files the compose way', () => {
     });
   });
 
+  // compose-go since 2025 (WithServicesEnvironmentResolved): the variables, then the service's own environment:,
+  // then the keys read so far; the service resolved as merged (an override file's environment: counts)
+  it('a ${VAR} in an env_file finds the service\'s own environment: after the variables, merged from every file, as compose-go does', async () => {
+    const files = {
+      'deploy/compose.yml': svc('image: nginx\nenv_file: app.env\nenvironment: {APP_DOMAIN: from-environment, PORT: "9000"}'),
+      'deploy/override.yml': 'services:\n  web:\n    environment: {EXTRA: from-override}\n',
+      'deploy/app.env': 'PORT=8080\nURL=https://${APP_DOMAIN}:${PORT}/\nMORE=${EXTRA:-none}\nSELF=${OWN:-x}\nOWN=1\nAFTER=${OWN}\nEXTRA\n',
+    };
+    const config = (extra = '') => `project: p\nenvironments:\n  - name: e\n    compose: [deploy/compose.yml, deploy/override.yml]\n${extra}`;
+    const env = async (extra = '') => web((await loadEnvironment(repo(files, config(extra)), 'e')).desired).environment;
+    // environment: wins over the file's keys in the container, and is what the file's ${VAR}s find before its own keys
+    expect(await env()).toEqual({ APP_DOMAIN: 'from-environment', PORT: '9000', URL: 'https://from-environment:9000/', MORE: 'from-override', SELF: 'x', OWN: '1', AFTER: '1', EXTRA: 'from-override' });
+    // the environment's variables come first
+    expect((await env('    variables: {APP_DOMAIN: from-variables}\n')).URL).toBe('https://from-variables:9000/');
+  });
+
   it('a value an env_file builds from a secret variable is masked, and one built from the file’s own key that shadows nothing is not', async () => {
     const read = repo(
       {

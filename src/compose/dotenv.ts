@@ -2,9 +2,10 @@
 // lines, `#` comments, an optional `export `, single quotes literal, double
 // quotes with escapes, unquoted values trimmed and cut at ` #`; values are
 // interpolated unless the file is declared `format: raw`. A ${VAR} is looked
-// up as compose-go's dotenv does: the environment's variables first (they are
-// compose's shell environment), then earlier keys of the same file, then the
-// keys of files read before it. Pure: the caller reads the file.
+// up as compose-go does: the environment's variables first (they are
+// compose's shell environment), then (for an env_file) the service's own
+// environment:, then earlier keys of the same file, then the keys of files
+// read before it. Pure: the caller reads the file.
 import { interpolateString, InterpolationError, type Variables } from './interpolate.js';
 
 export class DotenvError extends Error {
@@ -30,6 +31,8 @@ export interface DotenvOptions {
   raw?: boolean;
   /** for ${VAR} in values (ahead of the file's own keys) and for bare `KEY` lines */
   variables?: Variables;
+  /** the service's own `environment:`: looked up after the variables, ahead of the file's keys (compose-go since 2025) */
+  environment?: ReadonlyMap<string, DotenvValue>;
   /** the keys of files read before this one (a service's earlier env_file entries): looked up after this file's own */
   inherited?: ReadonlyMap<string, DotenvValue>;
   /** gets the names a plain ${VAR} used without a value (each became "", as in compose) */
@@ -48,13 +51,14 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
   // A name is secret as whatever supplies its value is: the variable, else the file's own key, else an earlier file's.
   const secret = (name: string) => {
     if (Object.hasOwn(variables, name)) return opts.secret?.(name) ?? false;
-    const from = out.get(name) ?? opts.inherited?.get(name);
+    const from = opts.environment?.get(name) ?? out.get(name) ?? opts.inherited?.get(name);
     return from ? from.secret === true : (opts.secret?.(name) ?? false);
   };
   const lookup = (): Variables => {
     const keys: Record<string, string> = {};
     for (const [k, v] of opts.inherited ?? []) keys[k] = v.value;
     for (const [k, v] of out) keys[k] = v.value;
+    for (const [k, v] of opts.environment ?? []) keys[k] = v.value;
     return { ...keys, ...variables };
   };
   for (let i = 0; i < lines.length; i++) {
@@ -66,9 +70,12 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
     const key = (eq < 0 ? line : line.slice(0, eq)).trim();
     if (!KEY_RE.test(key)) throw new DotenvError('bad_env_file', `invalid variable name ${JSON.stringify(key)}`, lineNo, 'lines are KEY=VALUE');
     if (eq < 0) {
-      // A bare KEY takes the variable of that name; unset → not set (compose takes it from the shell).
-      const v = opts.variables?.[key];
-      if (v !== undefined) out.set(key, { value: v, line: lineNo, ...(opts.secret?.(key) ? { secret: true } : {}) });
+      // A bare KEY takes the variable of that name, else the service environment's; unset → not set (compose takes it from the shell).
+      if (opts.variables && Object.hasOwn(opts.variables, key)) out.set(key, { value: opts.variables[key]!, line: lineNo, ...(opts.secret?.(key) ? { secret: true } : {}) });
+      else {
+        const e = opts.environment?.get(key);
+        if (e) out.set(key, { value: e.value, line: lineNo, ...(e.secret || opts.secret?.(key) ? { secret: true } : {}) });
+      }
       continue;
     }
     let rest = line.slice(eq + 1).trimStart();

@@ -24,7 +24,6 @@ import {
   type PathContext,
 } from './normalize.js';
 import { parseJoin, parseVolumesFrom } from './joins.js';
-import { DotenvError, parseDotenv, type DotenvValue } from './dotenv.js';
 import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
 import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
 import { didYouMean } from '../text/suggest.js';
@@ -126,7 +125,12 @@ export interface ServiceFragment {
   develop?: Loc;
   /** `attach:` is present (which logs `docker compose up` shows in the foreground; nothing on a deployment) */
   attach?: Loc;
-  /** environment read from env_file (environment: wins over it) */
+  /**
+   * `env_file:` entries, read but not yet parsed: their `${VAR}`s find the service's own `environment:`
+   * too (compose-go since 2025), which is known only once every file is merged (load.ts parses them then).
+   */
+  envFiles?: EnvFileText[];
+  /** what the env_file entries set, parsed from `envFiles` once the service is merged (load.ts); environment: wins over it */
   envFromFiles?: Map<string, At<string>>;
   /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
   extendsRef?: At<{ service: string; file?: string }>;
@@ -272,6 +276,15 @@ const UNSUPPORTED_TOP_LEVEL: Record<string, string> = {
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const CONDITIONS: readonly DependsOnCondition[] = ['service_started', 'service_healthy', 'service_completed_successfully'];
 const RESTARTS: readonly RestartPolicy[] = ['no', 'always', 'on-failure', 'unless-stopped'];
+
+/** One env_file entry that exists: its text, where it is named, and the variables its interpolation starts from. */
+export interface EnvFileText {
+  file: string;
+  text: string;
+  raw: boolean;
+  /** the variables of the compose file that names it (an included file has its own) */
+  variables: Variables;
+}
 
 export interface FragmentOptions {
   variables: Variables;
@@ -736,7 +749,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         });
         return;
       case 'env_file':
-        frag.envFromFiles = envFiles(value, path);
+        frag.envFiles = envFiles(value, path);
         return;
       default: {
         const spec = EXTRA_KEYS[key];
@@ -862,12 +875,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     });
   }
 
-  /** `env_file:` entries read through the repository reader, later files winning, as compose does. */
-  function envFiles(value: unknown, path: PathSeg[]): Map<string, At<string>> {
+  /** `env_file:` entries read through the repository reader (parsed once the service is merged: load.ts). */
+  function envFiles(value: unknown, path: PathSeg[]): EnvFileText[] {
     const entries = typeof value === 'string' ? [value] : list(value, path, 'env_file');
-    const out = new Map<string, At<string>>();
-    // what the entries read so far set: a later file's ${VAR} finds them after the variables and its own keys
-    const read = new Map<string, DotenvValue>();
+    const out: EnvFileText[] = [];
     entries.forEach((e, i) => {
       const p = typeof value === 'string' ? path : [...path, i];
       let ref: EnvFileRef;
@@ -891,17 +902,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           : 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]';
         throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
       }
-      try {
-        for (const [k, v] of parseDotenv(text, { raw: ref.format === 'raw', variables: opts.variables, inherited: read, ...(opts.unset ? { unset: unsetIn(opts.unset, full)! } : {}), ...(opts.taint ? { secret: opts.taint.secret } : {}) })) {
-          out.set(k, { v: v.value, at: { file: full, line: v.line, path: k } });
-          read.set(k, v);
-          // a value that used a secret variable taints the environment key it sets, as `environment:` would
-          if (v.secret && opts.taint) opts.taint.found.push({ path: ['services', path[1]!, 'environment', k], raw: k, value: v.value, file: full, line: v.line });
-        }
-      } catch (e) {
-        if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: full, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
-        throw e;
-      }
+      out.push({ file: full, text, raw: ref.format === 'raw', variables: opts.variables });
     });
     return out;
   }

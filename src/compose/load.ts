@@ -6,8 +6,8 @@ import { desiredNetwork, desiredService, desiredVolume } from '../model/desired.
 import { sha256 } from '../model/hash.js';
 import { ComposeError } from '../errors.js';
 import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RestartPolicy, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model/model.js';
-import { parseDotenv, DotenvError } from './dotenv.js';
-import { buildFragment, unsetIn, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
+import { parseDotenv, DotenvError, type DotenvValue } from './dotenv.js';
+import { buildFragment, unsetIn, type At, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { dotenvPath } from './sources.js';
@@ -15,7 +15,7 @@ import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
-import { maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
+import { isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 
 export interface ComposeFile {
@@ -235,6 +235,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
       seen.set(dn, o.name);
     }
   }
+  resolveEnvFiles(merged.services.values(), taint, unset);
   applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes));
   applyLinks(merged);
   linkJoins(merged.services);
@@ -274,6 +275,35 @@ function refuseRepositoryBinds(services: Iterable<ServiceFragment>): void {
         'ship a file with configs (configs: {conf: {file: ./nginx.conf}}, and under the service configs: [{source: conf, target: /etc/nginx/nginx.conf}]), keep data in a named volume, or bind an absolute host path that policy.bind_mount_allowlist allows; `berth apply` run from a checkout mounts it as docker compose does',
       );
     }
+}
+
+/**
+ * env_file values, parsed once each service is merged: a ${VAR} in them finds the compose file's variables
+ * first, then the service's own environment: (as compose-go reads them since 2025), then the keys read so
+ * far (the file's own, the earlier entries'). A value built from a secret is tainted as environment: would be.
+ */
+function resolveEnvFiles(services: Iterable<ServiceFragment>, taint: { secret: (name: string) => boolean; found: TaintedInput[] }, unset: Map<string, Set<string>>): void {
+  const fields = secretFieldsOf(taint.found);
+  for (const s of services) {
+    if (!s.envFiles?.length) continue;
+    const environment = new Map<string, DotenvValue>();
+    for (const [k, v] of s.environment ?? []) environment.set(k, { value: v.v, line: v.at.line ?? 0, ...(isTaintedField(fields, s.name, `environment.${k}`) || taint.secret(k) ? { secret: true } : {}) });
+    const out = new Map<string, At<string>>();
+    const read = new Map<string, DotenvValue>();
+    for (const f of s.envFiles) {
+      try {
+        for (const [k, v] of parseDotenv(f.text, { raw: f.raw, variables: f.variables, environment, inherited: read, unset: unsetIn(unset, f.file)!, secret: taint.secret })) {
+          out.set(k, { v: v.value, at: { file: f.file, line: v.line, path: k } });
+          read.set(k, v);
+          if (v.secret) taint.found.push({ path: ['services', s.name, 'environment', k], raw: k, value: v.value, file: f.file, line: v.line });
+        }
+      } catch (e) {
+        if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: f.file, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
+        throw e;
+      }
+    }
+    s.envFromFiles = out;
+  }
 }
 
 /** The `.env` next to the first compose file (or an included file): interpolation defaults that berth.yml variables override. */

@@ -47,7 +47,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   profiles: ['profiles'],
   build: ['build'],
   develop: ['develop'],
-  env_file: ['envFromFiles'],
+  env_file: ['envFiles'],
   extends: [],
   configs: ['configs'],
   secrets: ['secrets'],
@@ -159,7 +159,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('profiles', b.profiles ?? a.profiles);
   set('build', b.build ?? a.build);
   set('develop', b.develop ?? a.develop);
-  set('envFromFiles', mapMerge(a.envFromFiles, b.envFromFiles));
+  // compose appends an override's env_file entries; read in order, a later file's keys win
+  set('envFiles', a.envFiles && b.envFiles ? [...a.envFiles, ...b.envFiles] : (b.envFiles ?? a.envFiles));
   if (a.networkOptions || b.networkOptions) {
     const opts = new Map(a.networkOptions ?? []);
     for (const [n, o] of b.networkOptions ?? []) opts.set(n, { ...opts.get(n), ...o, ...(opts.get(n)?.aliases && o.aliases ? { aliases: [...new Set([...opts.get(n)!.aliases!, ...o.aliases])].sort() } : {}) });

@@ -83,3 +83,23 @@ describe('a secret relayed through a .env or env_file variable is still masked',
     expect(text).toContain('visible');
   });
 });
+
+// An env_file's ${VAR} finds the service's own environment: too (compose-go since 2025): a relay through it.
+describe('a secret relayed from a service\'s environment: into its env_file is still masked', () => {
+  const THROUGH: Record<string, { compose: string; files: Record<string, string> }> = {
+    environmentIntoEnvFile: { compose: relay('environment: {RELAY: "${DB_PASSWORD}"}\nenv_file: app.env'), files: { 'app.env': 'PLAIN_SETTING="pre ${RELAY} tail"\n' } },
+    environmentListIntoEnvFile: { compose: relay('environment: ["RELAY=${DB_PASSWORD}"]\nenv_file: app.env'), files: { 'app.env': 'PLAIN_SETTING="pre ${RELAY} tail"\nCHAINED=${PLAIN_SETTING}\n' } },
+    // a decoy of the secret's name in environment: does not stand in for it (the variable is looked up first)
+    environmentDecoy: { compose: relay('environment: {DB_PASSWORD: decoy}\nenv_file: app.env'), files: { 'app.env': 'PLAIN_SETTING="pre ${DB_PASSWORD} tail"\n' } },
+  };
+  for (const [name, c] of Object.entries(THROUGH)) {
+    it(`${name}: the plan shows no fragment of the secret`, () => {
+      expect(leaks(outputsFor(c, { DB_PASSWORD: SECRET }))).toEqual([]);
+      // the check is real: from a variable that is not secret, the relayed value shows
+      const rename = (t: string) => t.replace(/DB_PASSWORD/g, 'ORDINARY_VALUE');
+      const plain = outputsFor({ compose: rename(c.compose), files: Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, rename(v)])) }, { ORDINARY_VALUE: SECRET });
+      expect(leaks(plain).length).toBeGreaterThan(0);
+      expect(plain[0]).toMatch(/PLAIN_SETTING[^\n]*秘/);
+    });
+  }
+});
