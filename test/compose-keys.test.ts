@@ -45,6 +45,8 @@ describe('service keys reach the spec and the create options', () => {
     ['extra_hosts: ["db.local:10.0.0.5", "gw=host-gateway"]', { extraHosts: ['db.local:10.0.0.5', 'gw:host-gateway'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'gw:host-gateway'])],
     ['extra_hosts:\n  db.local: 10.0.0.5\n  v6: "::1"', { extraHosts: ['db.local:10.0.0.5', 'v6:::1'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'v6:::1'])],
     ['dns: 1.1.1.1', { dns: ['1.1.1.1'] }, (o) => expect(o.HostConfig.Dns).toEqual(['1.1.1.1'])],
+    // resolv.conf order, as written (mailcow: its own unbound first)
+    ['dns: [172.22.1.254, 1.1.1.1]', { dns: ['172.22.1.254', '1.1.1.1'] }, (o) => expect(o.HostConfig.Dns).toEqual(['172.22.1.254', '1.1.1.1'])],
     ['dns_search: [a.example, b.example]', { dnsSearch: ['a.example', 'b.example'] }, (o) => expect(o.HostConfig.DnsSearch).toEqual(['a.example', 'b.example'])],
     ['dns_opt: [ndots:2]', { dnsOpt: ['ndots:2'] }, (o) => expect(o.HostConfig.DnsOptions).toEqual(['ndots:2'])],
     ['ulimits:\n  nproc: 512\n  nofile: {soft: 1024, hard: 2048}', { ulimits: { nofile: { soft: 1024, hard: 2048 }, nproc: { soft: 512, hard: 512 } } }, (o) =>
@@ -116,7 +118,11 @@ describe('service keys reach the spec and the create options', () => {
       line: 6,
       message: 'compose.yml:6: services.web.deploy.restart_policy.max_attempts: service web: deploy.restart_policy.max_attempts needs condition: on-failure (Docker counts retries only for on-failure) — set condition: on-failure, or remove max_attempts',
     });
-    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: always}'))).message).toBe('compose.yml:5: services.web.deploy.restart_policy.condition: deploy.restart_policy.condition must be none, on-failure or any, not "always"');
+    // restart:'s words, as docker compose maps them (Dokploy's frappe blueprints write condition: always)
+    expect(web(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: always}'))).restart).toBe('always');
+    expect(web(load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: unless-stopped}'))).restart).toBe('unless-stopped');
+    expect(web(load(svc('image: nginx\nrestart: always\ndeploy:\n  restart_policy: {condition: "no"}'))).restart).toBe('no');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  restart_policy: {condition: sometimes}'))).message).toBe('compose.yml:5: services.web.deploy.restart_policy.condition: deploy.restart_policy.condition must be none, on-failure or any (or no, always, unless-stopped), not "sometimes"');
   });
 
   it('cap_drop only takes away: it needs no policy, merges across files, and sits beside a cap_add the policy allows', () => {
@@ -231,6 +237,23 @@ describe('service keys reach the spec and the create options', () => {
     expect(e.hint).toMatch(/^variable TB_LOG_VOLUME, unset here, became ""/);
     // a refusal with nothing empty in it is left as it is
     expect(errorOf(() => load(svc('image: nginx\nrestart: ${MODE:-never}'))).hint).toBeUndefined();
+  });
+
+  // compose-go's EnforceUnicity: one entry per key of a list, the later in the earlier's place
+  it('the same mount target twice keeps the later entry; a later bare environment key unsets an earlier value; dns merges in order', () => {
+    const twice = web(load(svc('image: nginx\nvolumes:\n  - data:/var/lib/garage\n  - other:/x\n  - meta:/var/lib/garage:ro', 'volumes:\n  data: {}\n  other: {}\n  meta: {}\n')));
+    expect(twice.volumes.map((v) => `${v.source}:${v.target}:${v.readOnly}`)).toEqual(['meta:/var/lib/garage:true', 'other:/x:false']);
+    // hi-events: MAIL_MAILER=array, then a bare MAIL_MAILER with the variable unset
+    expect(web(load(svc('image: nginx\nenvironment:\n  - MAIL_MAILER=array\n  - MAIL_MAILER'))).environment).toEqual({});
+    expect(web(load(svc('image: nginx\nenvironment:\n  - MAIL_MAILER=array\n  - MAIL_MAILER'), { variables: { MAIL_MAILER: 'smtp' } })).environment).toEqual({ MAIL_MAILER: 'smtp' });
+    const merged = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\ndns: [10.0.0.2, 1.1.1.1]') },
+        { path: 'override.yml', text: 'services:\n  web:\n    dns: [9.9.9.9, 1.1.1.1]\n' },
+      ],
+      OPTS,
+    );
+    expect(web(merged).dns).toEqual(['10.0.0.2', '1.1.1.1', '9.9.9.9']);
   });
 
   it('restart: none and any are deploy.restart_policy\'s words for no and always; docker compose maps them for restart: too', () => {

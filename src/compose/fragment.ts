@@ -145,7 +145,7 @@ export interface ServiceFragment {
 /** `deploy.restart_policy`: later files override key by key. */
 export interface DeployRestartFragment {
   at: Loc;
-  condition?: At<'none' | 'on-failure' | 'any'>;
+  condition?: At<'none' | 'on-failure' | 'any' | 'unless-stopped'>;
   maxAttempts?: At<number>;
 }
 
@@ -474,7 +474,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           const where = loc([...path, Array.isArray(value) ? i : k]);
           // KEY without a value takes the variable of that name (compose takes it from the shell); unset → not set.
           const resolved = v ?? (Object.prototype.hasOwnProperty.call(opts.variables, k) ? opts.variables[k] : undefined);
+          // a later entry of a key replaces an earlier one, a bare unset one too (compose-go's EnforceUnicity)
           if (resolved !== undefined) env.set(k, { v: resolved, at: where });
+          else env.delete(k);
         });
         frag.environment = env;
         return;
@@ -502,9 +504,11 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
             const u = unsetStrings.get([...path, i, ...(typeof m === 'string' ? [] : ['source'])].map(String).join('\u0000'));
             if (u) mount.unsetSource = { raw: typeof m === 'string' ? rawSourceOf(u.raw) : u.raw, names: u.names };
           }
-          const dup = mounts.find((x) => x.v.target === mount.v.target);
-          if (dup) throw err('bad_volume', `duplicate mount point ${mount.v.target}`, [...path, i], `it is already mounted at line ${dup.at.line}`);
-          mounts.push(mount);
+          // one mount per target: the later entry, in the earlier one's place, as docker compose keeps it
+          // (compose-go's EnforceUnicity; garage's blueprint lists the same volume twice)
+          const dup = mounts.findIndex((x) => x.v.target === mount.v.target);
+          if (dup >= 0) mounts[dup] = mount;
+          else mounts.push(mount);
         });
         frag.volumes = mounts;
         return;
@@ -773,8 +777,11 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       const p = [...path, k];
       if (k === 'condition') {
         const c = at(p, () => scalarString(v, 'deploy.restart_policy.condition'));
-        if (c.v !== 'none' && c.v !== 'on-failure' && c.v !== 'any') throw err('invalid_value', `deploy.restart_policy.condition must be none, on-failure or any, not "${c.v}"`, p);
-        out.condition = c as At<'none' | 'on-failure' | 'any'>;
+        // docker compose maps restart:'s words here too (Dokploy's frappe blueprints write `condition: always`)
+        const word = c.v === 'no' ? 'none' : c.v === 'always' ? 'any' : c.v;
+        if (word !== 'none' && word !== 'on-failure' && word !== 'any' && word !== 'unless-stopped')
+          throw err('invalid_value', `deploy.restart_policy.condition must be none, on-failure or any (or no, always, unless-stopped), not "${c.v}"`, p);
+        out.condition = { v: word, at: c.at };
       } else if (k === 'max_attempts') out.maxAttempts = at(p, () => asNonNegativeInt(v, 'deploy.restart_policy.max_attempts'));
       else if (k === 'delay' || k === 'window')
         throw err('unsupported', `deploy.restart_policy.${k} is not supported by berth`, p, `it is a Swarm setting with no container equivalent (Docker restarts a container with its own back-off): remove it`);

@@ -592,7 +592,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   let restart: RestartPolicy = s.restart?.v ?? 'no';
   if (s.deployRestart) {
     const condition = s.deployRestart.condition?.v ?? 'any';
-    restart = condition === 'none' ? 'no' : condition === 'any' ? 'always' : 'on-failure';
+    restart = condition === 'none' ? 'no' : condition === 'any' ? 'always' : condition;
     delete extras.restartMaxRetries;
     if (s.deployRestart.maxAttempts) extras.restartMaxRetries = s.deployRestart.maxAttempts.v;
   }

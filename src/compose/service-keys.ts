@@ -12,7 +12,8 @@ const fail = (code: string, problem: string, hint?: string, subpath: (string | n
 };
 
 /** How a later file combines with an earlier one (compose's merge rules). */
-export type MergeKind = 'replace' | 'map' | 'set';
+/** replace: the later file's value; map: keys merged; set: union, sorted; sequence: union in written order (first place kept) */
+export type MergeKind = 'replace' | 'map' | 'set' | 'sequence';
 
 export interface ExtraKey<K extends keyof ServiceExtras = keyof ServiceExtras> {
   field: K;
@@ -237,6 +238,8 @@ function cpuset(v: unknown): string {
 
 const bool = (what: string) => (v: unknown) => asBool(v, what);
 const list = (what: string) => (v: unknown) => uniqueSorted(stringList(v, what));
+/** Where order means something (the first dns server is asked first): unique, in the order written. */
+const ordered = (what: string) => (v: unknown) => [...new Set(stringList(v, what))];
 
 /** compose key → how it becomes a ServiceExtras field */
 export const EXTRA_KEYS: Record<string, ExtraKey> = {
@@ -250,9 +253,10 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   hostname: { field: 'hostname', merge: 'replace', parse: (v) => hostname(v, 'hostname') },
   domainname: { field: 'domainname', merge: 'replace', parse: (v) => hostname(v, 'domainname') },
   extra_hosts: { field: 'extraHosts', merge: 'set', parse: extraHosts },
-  dns: { field: 'dns', merge: 'set', parse: list('dns') },
-  dns_search: { field: 'dnsSearch', merge: 'set', parse: list('dns_search') },
-  dns_opt: { field: 'dnsOpt', merge: 'set', parse: list('dns_opt') },
+  // resolv.conf order: mailcow's override puts its own unbound first and a public resolver after it
+  dns: { field: 'dns', merge: 'sequence', parse: ordered('dns') },
+  dns_search: { field: 'dnsSearch', merge: 'sequence', parse: ordered('dns_search') },
+  dns_opt: { field: 'dnsOpt', merge: 'sequence', parse: ordered('dns_opt') },
   ulimits: { field: 'ulimits', merge: 'map', parse: ulimits },
   logging: { field: 'logging', merge: 'replace', parse: logging },
   platform: { field: 'platform', merge: 'replace', parse: (v) => scalarString(v, 'platform') },
@@ -300,5 +304,6 @@ export function mergeExtra(kind: MergeKind, a: unknown, b: unknown): unknown {
     return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]]));
   }
   if (kind === 'set') return uniqueSorted([...(a as string[]), ...(b as string[])]);
+  if (kind === 'sequence') return [...new Set([...(a as string[]), ...(b as string[])])];
   return b;
 }
