@@ -213,7 +213,9 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
     const frag = parse(f.path, f.text, paths);
     fragments.push(...withIncludes(frag, [posix.normalize(f.path)], variables));
   }
-  for (const f of fragments) resolveExtends(f, other);
+  const extensions: [string, string][] = [];
+  for (const f of fragments) resolveExtends(f, other, (service, base) => extensions.push([service, base]));
+  inheritTaint(extensions, taint.found);
   const name = fragments.find((f) => f.name)?.name;
   if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
   // Stacks read it to find their own containers (mailcow's scheduler filters on com.docker.compose.project=${COMPOSE_PROJECT_NAME}).
@@ -236,7 +238,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
     }
   }
   resolveEnvFiles(merged.services.values(), taint, unset);
-  applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes));
+  applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes, taint.secret));
   applyLinks(merged);
   linkJoins(merged.services);
   validate(merged);
@@ -332,8 +334,30 @@ function dotenvDefaults(
   }
 }
 
+/**
+ * A service that extends another inherits what a secret fed in it: the taint is recorded against the
+ * service whose file held the `${VAR}` (`base`), so `web: {extends: base}` would show base's command
+ * in clear under web's name. Conservative: every field tainted in any service of the base's name.
+ */
+function inheritTaint(extensions: readonly [string, string][], found: TaintedInput[]): void {
+  const bases = extensions.filter(([name, base]) => name !== base);
+  for (let changed = true, rounds = 0; changed && rounds <= bases.length; rounds++) {
+    changed = false;
+    for (const [name, base] of bases) {
+      const known = new Set(found.filter((t) => t.path[1] === name).map((t) => `${t.file}\0${t.line}\0${t.path.slice(2).join('\0')}`));
+      for (const t of found.filter((x) => x.path[0] === 'services' && x.path[1] === base)) {
+        const key = `${t.file}\0${t.line}\0${t.path.slice(2).join('\0')}`;
+        if (known.has(key)) continue;
+        known.add(key);
+        found.push({ ...t, path: ['services', name, ...t.path.slice(2)] });
+        changed = true;
+      }
+    }
+  }
+}
+
 /** `extends:` in one file: the named service (of this file or another) is the base, this service merges onto it. */
-function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: string) => FileFragment): void {
+function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: string) => FileFragment, extended: (service: string, base: string) => void): void {
   const resolved = new Map<string, ServiceFragment>();
   const resolve = (file: FileFragment, name: string, stack: string[], at: Loc): ServiceFragment => {
     const key = `${file.file}#${name}`;
@@ -345,6 +369,7 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
     const ref = s.extendsRef;
     const baseFile = ref.v.file && posix.normalize(ref.v.file) !== posix.normalize(file.file) ? other(ref.v.file, ref.at, 'extended file') : file;
     const base = resolve(baseFile, ref.v.service, [...stack, key], ref.at);
+    extended(s.name, ref.v.service);
     const own: ServiceFragment = { ...s };
     delete own.extendsRef;
     const out = mergeService({ ...base, name: s.name, at: s.at }, own);
@@ -361,19 +386,18 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
 
 /**
  * The profiles an environment enables: berth.yml `profiles:`, else COMPOSE_PROFILES (berth.yml variables
- * over the `.env`), comma-separated — docker compose reads COMPOSE_PROFILES the same way when no --profile
- * is given. `*` enables every profile, as in compose.
- */
-/**
- * The environment's profiles, else COMPOSE_PROFILES split at commas, as docker compose reads it without
- * `--profile`: unset or empty it is the one profile "" (so a service whose profile is an unset `${VAR:-}`
+ * over the `.env`) split at commas, as docker compose reads it without `--profile`; `*` enables every
+ * profile. Unset or empty it is the one profile "" (so a service whose profile is an unset `${VAR:-}`
  * runs, the switch pixelfed's file is built on).
  */
-function enabledProfiles(listed: readonly string[], variables: Readonly<Record<string, string>>, notes: string[]): ReadonlySet<string> {
+function enabledProfiles(listed: readonly string[], variables: Readonly<Record<string, string>>, notes: string[], secret: (name: string) => boolean): ReadonlySet<string> {
   if (listed.length) return new Set(listed);
   const names = [...new Set((variables.COMPOSE_PROFILES ?? '').split(',').map((p) => p.trim()))];
   const named = names.filter(Boolean);
-  if (named.length) notes.push(`profiles ${named.join(', ')} are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)`);
+  // A COMPOSE_PROFILES built from a secret (`COMPOSE_PROFILES=${DB_PASSWORD}` in the PR's .env) is split and
+  // trimmed here, so no search for the secret's value would find its pieces in the note: they are not named.
+  const which = secret('COMPOSE_PROFILES') ? 'the profiles' : `profiles ${named.join(', ')}`;
+  if (named.length) notes.push(`${which} are enabled by COMPOSE_PROFILES, as docker compose enables them (list profiles: under the environment in .github/berth.yml to choose others)`);
   return new Set(names);
 }
 

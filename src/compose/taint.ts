@@ -10,6 +10,7 @@
 import { ComposeError } from '../errors.js';
 import { isSecretKey } from '../plan/mask.js';
 import type { TaintedString } from './interpolate.js';
+import { formatPath } from './yaml.js';
 
 /** A tainted string and where it is written. */
 export interface TaintedInput extends TaintedString {
@@ -27,7 +28,10 @@ export const secretVariable =
     isSecretKey(name, secretKeys);
 
 /** compose service key → the field id renderers use (their diff label, or its first part) */
-const FIELD_OF_KEY: Record<string, string> = { depends_on: 'depends_on', working_dir: 'working_dir', deploy: 'replicas', scale: 'replicas' };
+const FIELD_OF_KEY: Record<string, string> = { depends_on: 'depends_on', working_dir: 'working_dir', deploy: 'deploy', scale: 'replicas' };
+
+/** What `deploy:` sets: a secret anywhere under it taints them all (replicas, resources, restart, rollouts). */
+const DEPLOY_FIELDS: ReadonlySet<string> = new Set(['deploy', 'replicas', 'cpus', 'mem_limit', 'mem_reservation', 'pids_limit', 'restart']);
 
 /** The field a tainted string feeds, or undefined when it is not a service field. */
 export function fieldOf(t: TaintedString): { service: string; field: string } | undefined {
@@ -61,7 +65,14 @@ export function isTaintedField(fields: SecretFields | undefined, service: string
   if (!set?.length) return false;
   const head = field.split('.')[0]!;
   if (set.includes(head)) return true;
+  if (set.includes('deploy') && DEPLOY_FIELDS.has(head)) return true;
   return (head === 'environment' || head === 'labels') && set.includes(field);
+}
+
+/** Whether one path is the other or lies under it (`a.b` and `a.b[0].c`, `a.b[1]` and `a.b`). */
+function related(a: string, b: string): boolean {
+  const under = (x: string, y: string) => x === y || x.startsWith(`${y}.`) || x.startsWith(`${y}[`);
+  return under(a, b) || under(b, a);
 }
 
 /** Spellings of a secret that text may carry after escaping or case changes. */
@@ -86,7 +97,10 @@ const VALUE_FREE_CODES = new Set(['secret_in_repository']);
  */
 export function maskTaintedError(err: unknown, found: readonly TaintedInput[], secretValues: readonly string[]): unknown {
   if (!(err instanceof ComposeError)) return err;
-  const onTaintedLine = err.line !== undefined && found.some((t) => t.file === err.file && t.line === err.line);
+  // Tainted where it stands, or about a node that holds a tainted one or is held by one: an error is often
+  // located at a list's key (`sysctls:`, `include[0]`) while the secret is an item a line below, and its text
+  // quotes the item split or cleaned up (`a=b` cut at `=`, `S/..` normalised), which no value search finds.
+  const onTaintedLine = err.line !== undefined && found.some((t) => t.file === err.file && (t.line === err.line || (err.path !== undefined && related(formatPath(t.path), err.path))));
   const text = `${err.problem}\n${err.hint ?? ''}\n${err.message}`;
   const quotes = secretValues.some((v) => v.length >= 3 && spellings(v).some((s) => text.includes(s)));
   if ((!onTaintedLine || VALUE_FREE_CODES.has(err.code)) && !quotes) return err;

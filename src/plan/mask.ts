@@ -157,6 +157,8 @@ export class Masker {
     for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
     // a network's aliases and addresses are written under networks: too
     if (out.networkOptions !== undefined && this.tainted(spec.name, 'networks')) out.networkOptions = MASK;
+    // what deploy: sets besides the fields above
+    if (this.tainted(spec.name, 'deploy')) for (const key of ['rollout', 'deviceRequests', 'restartMaxRetries'] as const) if (out[key] !== undefined) out[key] = MASK;
     return out as unknown as ServiceSpec;
   }
 

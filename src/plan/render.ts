@@ -411,7 +411,8 @@ export function renderPlanMarkdown(plan: Plan, opts: RenderOptions): string {
       '',
     );
   const rollouts = rolloutLines(plan);
-  if (rollouts.length) out.push(...rollouts.map((r) => `> 🔁 service ${code(m.redact(r.service))} ${t(r.text)}`), '');
+  // a rollout from a deploy: a secret fed is told as a mask, like the fields it sets
+  if (rollouts.length) out.push(...rollouts.map((r) => `> 🔁 service ${code(m.redact(r.service))} ${m.tainted(r.service, 'deploy') ? MASK : t(r.text)}`), '');
 
   const rows = listedChanges(plan);
   if (rows.length) {
@@ -458,7 +459,7 @@ export function renderPlanText(plan: Plan, opts: { secretKeys?: readonly string[
     for (const l of lines) out.push(`    ${t(l)}`);
   }
   const rollouts = rolloutLines(plan);
-  if (rollouts.length) out.push('', ...rollouts.map((r) => `rollout  service ${t(r.service)} ${t(r.text)}`));
+  if (rollouts.length) out.push('', ...rollouts.map((r) => `rollout  service ${t(r.service)} ${m.tainted(r.service, 'deploy') ? MASK : t(r.text)}`));
   if (!isEmpty(plan)) {
     out.push('', `Steps (${plan.nodes.length}):`);
     for (const n of plan.nodes) out.push(t(nodeLine(n)));

@@ -1,0 +1,112 @@
+// A secret's value is masked by its taint (test 3), not only by searching
+// text for it — because parsing splits, trims and cleans up what a PR author
+// interpolates. These attacks (a red-team pass over the loader) reached the
+// plan or an error with the taint lost on the way:
+// - the COMPOSE_PROFILES note named the profiles, split at commas and trimmed;
+// - `extends` recorded the taint against the base service, so the extending
+//   service showed the inherited command split into words;
+// - an error located at a list's key (`sysctls:`, `extra_hosts:`,
+//   `include[0]`) quoted an item a line below, cut at `=` or `:`, or a path
+//   normalised (`S/..` → the part before the last `/`);
+// - a secret under `deploy:` tainted only `replicas`, so memory limits and the
+//   rest of what deploy sets showed in clear.
+// Same marker method as test 3: no output holds any marker.
+import { describe, expect, it } from 'vitest';
+import { loadCompose, NeedRepoFiles } from '../../src/compose/load.js';
+import type { Policy } from '../../src/compose/policy.js';
+import { isBerthError } from '../../src/errors.js';
+import { msg } from '../../src/github/messages.js';
+import { secretVariableValues } from '../../src/plan/mask.js';
+import { reconcile } from '../../src/plan/reconcile.js';
+import { planToJson, renderPlanMarkdown, renderPlanText } from '../../src/plan/render.js';
+import { emptyObserved } from '../helpers/simulate.js';
+
+const MARKERS = [...'秘密鍵錠'];
+
+const POLICY: Policy = {
+  allow_privileged: false,
+  allow_host_network: false,
+  allow_host_pid: false,
+  allow_cap_add: [],
+  allow_devices: false,
+  allow_docker_socket: false,
+  allow_container_namespaces: [],
+  bind_mount_allowlist: [],
+};
+
+interface Case {
+  files: Record<string, string>;
+  secret: string;
+  /** what must not appear besides the markers (a value the secret parses to) */
+  alsoHidden?: string[];
+}
+
+const svc = (lines: string) => ['services:', '  web:', '    image: registry.example/web:1', ...lines.split('\n').map((l) => `    ${l}`), ''].join('\n');
+
+const CASES: Record<string, Case> = {
+  // profile names are plain words, so this secret is too: its pieces are what must not show
+  profilesNote: {
+    files: { 'compose.yml': 'services:\n  web:\n    image: registry.example/web:1\n  extra:\n    image: registry.example/web:1\n    profiles: [zulu]\n', '.env': 'COMPOSE_PROFILES=${DB_PASSWORD}\n' },
+    secret: 'alphaq, bravoq ,charlieq',
+    alsoHidden: ['alphaq', 'bravoq', 'charlieq'],
+  },
+  extendsOtherFile: {
+    files: { 'compose.yml': 'services:\n  web:\n    extends: {file: base.yml, service: base}\n', 'base.yml': 'services:\n  base:\n    image: registry.example/web:1\n    command: "serve ${DB_PASSWORD}"\n' },
+    secret: 'h秘 S密 x鍵',
+  },
+  extendsSameFileChain: {
+    files: {
+      'compose.yml':
+        'services:\n  base:\n    image: registry.example/web:1\n    profiles: [off]\n    command: "serve ${DB_PASSWORD}"\n  middle:\n    extends: base\n    profiles: [off]\n  web:\n    extends: middle\n    profiles: !reset []\n',
+    },
+    secret: 'h秘 S密 x鍵',
+  },
+  sysctlItemLine: { files: { 'compose.yml': svc('sysctls:\n  - "${DB_PASSWORD}"') }, secret: 'kernel.秘密鍵=1' },
+  extraHostsItemLine: { files: { 'compose.yml': svc('extra_hosts:\n  - "${DB_PASSWORD}"') }, secret: 'h秘:S密=x鍵' },
+  includePathNormalised: { files: { 'compose.yml': 'include:\n  - path:\n      - "${DB_PASSWORD}/.."\n' + svc('').split('\n').slice(0, 3).join('\n') + '\n' }, secret: 'h秘/S密' },
+  extendsFileNormalised: { files: { 'compose.yml': 'services:\n  web:\n    extends:\n      file: "${DB_PASSWORD}/../"\n      service: base\n' }, secret: 'h秘/S密' },
+  configFileNormalised: { files: { 'compose.yml': svc('configs: [c]') + 'configs:\n  c:\n    file: "${DB_PASSWORD}/.."\n' }, secret: 'h秘/S密' },
+  deployMemory: { files: { 'compose.yml': svc('deploy:\n  resources:\n    limits:\n      memory: "${DB_PASSWORD}"') }, secret: '7341m', alsoHidden: ['7697596416', '7341'] },
+};
+
+function outputsFor(files: Record<string, string>, variables: Record<string, string>): string[] {
+  const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
+  const { 'compose.yml': compose, ...rest } = files;
+  try {
+    const load = (repoFiles: Map<string, string | undefined>) =>
+      loadCompose([{ path: 'compose.yml', text: compose! }], { project: 'shop', environment: 'staging', variables, sources: new Map(Object.entries(rest)), repoFiles, policy: POLICY });
+    let desired;
+    try {
+      desired = load(new Map());
+    } catch (e) {
+      // as loadComposeReading does: the config files asked for are read (here: none exists) and the load runs again
+      if (!(e instanceof NeedRepoFiles)) throw e;
+      desired = load(new Map(e.paths.map((p) => [p, undefined])));
+    }
+    const plan = reconcile(desired, emptyObserved('shop', 'staging'));
+    return [
+      renderPlanText(plan, opts),
+      renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts, ...(desired.notes ? { notes: desired.notes } : {}) }),
+      JSON.stringify(planToJson(plan, opts)),
+      ...(desired.notes ?? []),
+    ];
+  } catch (err) {
+    if (!isBerthError(err)) throw err;
+    return [err.message, err.problem, err.hint ?? '', msg.configError(err)];
+  }
+}
+
+const hidden = (c: Case) => [...MARKERS, ...(c.alsoHidden ?? [])];
+const leaks = (c: Case, outputs: string[]) => outputs.filter((o) => hidden(c).some((m) => o.includes(m))).map((o) => o.slice(0, 300));
+
+describe('a secret is masked whatever structure carries it', () => {
+  for (const [name, c] of Object.entries(CASES)) {
+    it(`${name}: no output holds any part of the secret`, () => {
+      expect(leaks(c, outputsFor(c.files, { DB_PASSWORD: c.secret }))).toEqual([]);
+      // the check is real: the same files with a variable that is not secret show it
+      const rename = (t: string) => t.replace(/DB_PASSWORD/g, 'ORDINARY_VALUE');
+      const plain = outputsFor(Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, rename(v)])), { ORDINARY_VALUE: c.secret });
+      expect(leaks(c, plain).length).toBeGreaterThan(0);
+    });
+  }
+});
