@@ -7,6 +7,7 @@
 // object is labelled with this file's own project.
 import { expect, it } from 'vitest';
 import { loadCompose } from '../src/compose/load.js';
+import { DENY_ALL } from '../src/compose/policy.js';
 import type { DesiredState } from '../src/model/model.js';
 import { LABEL } from '../src/model/model.js';
 import { planToString } from '../src/plan/plan.js';
@@ -19,7 +20,8 @@ const PROJECT = `t-sem-${process.pid}`;
 const ENV = 'staging';
 const cname = (service: string, r = 1) => `${PROJECT}-${ENV}-${service}-${r}`;
 
-const load = (text: string): DesiredState => loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV });
+const load = (text: string, shared?: string[]): DesiredState =>
+  loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV, ...(shared ? { policy: { ...DENY_ALL, allow_shared_objects: shared } } : {}) });
 
 /** Polls until `f` is truthy (generous limit), returning its value. */
 async function until<T>(what: string, f: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
@@ -135,18 +137,20 @@ volumes:
     expect(missing).toMatchObject({ code: 'external_missing', file: 'compose.yml', line: 7 });
     expect(String(missing)).toContain(`no volume named "${PROJECT}-nope"`);
     await docker.createVolume({ Name: `${PROJECT}-ext-data`, Labels: { [LABEL.project]: PROJECT } });
-    const r = await apply(load(text(`${PROJECT}-ext-data`)));
+    // a volume this environment did not make: used only when the policy shares it by name
+    expect(await plan(load(text(`${PROJECT}-ext-data`))).catch((e: unknown) => e)).toMatchObject({ code: 'not_shared', file: 'compose.yml', line: 7 });
+    const r = await apply(load(text(`${PROJECT}-ext-data`), [`${PROJECT}-ext-data`]));
     expect(r.result).toBe('completed');
     expect(planToString(r.plan)).not.toContain('CreateVolume');
     const info = await docker.getContainer(cname('app')).inspect();
     expect(info.Mounts.find((m) => m.Destination === '/data')?.Name).toBe(`${PROJECT}-ext-data`);
     expect((await docker.listVolumes()).Volumes.map((v) => v.Name)).not.toContain(`${PROJECT}-${ENV}_shared`);
-    expect((await plan(load(text(`${PROJECT}-ext-data`)))).nodes).toEqual([]);
+    expect((await plan(load(text(`${PROJECT}-ext-data`), [`${PROJECT}-ext-data`]))).nodes).toEqual([]);
   }, 60_000);
 
   it('an external network is joined by its real name and the stack converges', async () => {
     const net = await docker.createNetwork({ Name: `${PROJECT}-edge`, Labels: { [LABEL.project]: PROJECT } });
-    const d = load(`
+    const text = `
 services:
   app:
     image: berth-test/app:1
@@ -155,7 +159,10 @@ networks:
   edge:
     external: true
     name: ${PROJECT}-edge
-`);
+`;
+    // a network this environment did not make (a reverse proxy's, made by hand): joined only when the policy shares it
+    expect(await plan(load(text)).catch((e: unknown) => e)).toMatchObject({ code: 'not_shared', file: 'compose.yml' });
+    const d = load(text, [`${PROJECT}-edge`]);
     const r = await apply(d);
     expect(r.result).toBe('completed');
     const info = await docker.getContainer(cname('app')).inspect();

@@ -257,7 +257,7 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
       ...v.driverOpts!.at,
       hint: bind
         ? 'mount the host path into the service as a bind mount (it must be under policy.bind_mount_allowlist), or remove driver_opts'
-        : 'create the volume on the target (docker volume create …) and declare it external: true, or use type: tmpfs',
+        : 'create the volume on the target (docker volume create …), declare it external: true and list it under policy.allow_shared_objects, or use type: tmpfs',
     });
   }
 }

@@ -26,7 +26,7 @@
 //     allow_privileged: false
 //     bind_mount_allowlist: [/srv/shop, { path: /srv/uploads, writable: true }]  # read-only unless writable
 //     allow_container_namespaces: [monitoring-agent]   # containers a service may join (container:NAME)
-//     allow_shared_objects: [shop_production_backend]  # berth networks/volumes of another environment external: true may use
+//     allow_shared_objects: [shop_production_backend]  # networks/volumes this environment did not make that external: true or name: may use
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { closest, didYouMean } from '../text/suggest.js';

@@ -348,7 +348,7 @@ function nameOfAnother(kind: 'network' | 'volume', key: string, dockerName: stri
 function nameTaken(kind: 'network' | 'volume', key: string, dockerName: string, diffs: string[], at: DeclaredAt | undefined): ComposeError {
   return new ComposeError('name_taken', `${kind} ${key}: a ${kind} named "${dockerName}" already exists on the target, not created by berth, and differs (${diffs.join('; ')})`, {
     ...locatedAt(at),
-    hint: `remove or rename that ${kind} on the target, make the compose declaration match it, or declare it external: true to use it as it is`,
+    hint: `remove or rename that ${kind} on the target, make the compose declaration match it, or declare it external: true and list it under policy.allow_shared_objects: [${dockerName}] to use it as it is`,
   });
 }
 
@@ -364,6 +364,18 @@ function foreignObject(kind: 'network' | 'volume', key: string, dockerName: stri
   return new ComposeError('foreign_object', `${kind} ${key}: "${dockerName}" is berth's ${kind} ${labels[LABEL.network] ?? labels[LABEL.volume] ?? '?'} of project ${labels[LABEL.project] ?? '?'}, environment ${labels[LABEL.environment] ?? '?'}${repo} on this target; external: true does not reach another environment's or repository's ${kind}s`, {
     ...locatedAt(at),
     hint: `remove it from the compose files, or, to share it on purpose, list it under policy.allow_shared_objects: [${dockerName}] in .github/berth.yml on the default branch`,
+  });
+}
+
+/**
+ * A network or volume on the target that this environment did not make (no berth or docker compose labels
+ * of it: made by hand, by `docker run`, by another tool) and that the PR names: its data or its network
+ * are someone else's, so the default branch's policy must name it.
+ */
+function notShared(kind: 'network' | 'volume', key: string, dockerName: string, at: DeclaredAt | undefined): ComposeError {
+  return new ComposeError('not_shared', `${kind} ${key}: "${dockerName}" exists on this target but was not made by this environment, and the repository's policy does not share it`, {
+    ...locatedAt(at),
+    hint: `to use it on purpose, list it under policy.allow_shared_objects: [${dockerName}] in .github/berth.yml on the default branch; or remove external: and name: to let berth create this environment's own`,
   });
 }
 
@@ -392,7 +404,11 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     (labels[LABEL.environment] !== undefined &&
       (labels[LABEL.project] !== project || labels[LABEL.environment] !== env || (desired.repository !== undefined && labels[LABEL.repository] !== undefined && labels[LABEL.repository] !== desired.repository))) ||
     (labels[LABEL.environment] === undefined && labels[COMPOSE_PROJECT] !== undefined && labels[COMPOSE_PROJECT] !== `${project}-${env}`);
-  /** external objects of another's the policy shares by name (allow_shared_objects) */
+  /** made for this environment: berth's labels of it, or docker compose's of `<project>-<env>` (a stack berth took over) */
+  const ownedHere = (labels: Record<string, string>) =>
+    (labels[LABEL.environment] === env && labels[LABEL.project] === project && (desired.repository === undefined || labels[LABEL.repository] === undefined || labels[LABEL.repository] === desired.repository)) ||
+    (labels[LABEL.environment] === undefined && labels[COMPOSE_PROJECT] === `${project}-${env}`);
+  /** objects this environment did not make that the policy lets it use, by Docker name (allow_shared_objects) */
   const shared = new Set(desired.sharedObjects ?? []);
 
   // --- networks: decide which are created, replaced or removed
@@ -404,13 +420,15 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     if (n.spec.external) {
       const ext = unmanagedNets.get(dockerName);
       if (lookedUp && !ext) throw missingExternal('network', n.spec.name, dockerName, n.at);
-      if (ext && anothers(ext.labels) && !shared.has(dockerName)) throw foreignObject('network', n.spec.name, dockerName, ext.labels, n.at);
+      if (ext && !ownedHere(ext.labels) && !shared.has(dockerName)) throw anothers(ext.labels) ? foreignObject('network', n.spec.name, dockerName, ext.labels, n.at) : notShared('network', n.spec.name, dockerName, n.at);
       continue;
     }
     const o = obsNetworks.get(n.spec.name);
     const found = o ? undefined : unmanagedNets.get(dockerName);
     if (found) {
       if (anothers(found.labels)) throw nameOfAnother('network', n.spec.name, dockerName, found.labels, n.at);
+      // A name of the PR's choosing that someone else's network holds: joined only when the policy names it.
+      if (n.spec.dockerName !== undefined && !ownedHere(found.labels) && !shared.has(dockerName)) throw notShared('network', n.spec.name, dockerName, n.at);
       // Someone made it under berth's name: used as it is when it is what berth would have made, else the plan says why not.
       const diffs = networkDiffs(n.spec, found);
       if (diffs.length) throw nameTaken('network', n.spec.name, dockerName, diffs, n.at);
@@ -457,13 +475,15 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     if (v.spec.external) {
       const ext = unmanagedVols.get(dockerName);
       if (lookedUp && !ext) throw missingExternal('volume', v.spec.name, dockerName, v.at);
-      if (ext && anothers(ext.labels) && !shared.has(dockerName)) throw foreignObject('volume', v.spec.name, dockerName, ext.labels, v.at);
+      if (ext && !ownedHere(ext.labels) && !shared.has(dockerName)) throw anothers(ext.labels) ? foreignObject('volume', v.spec.name, dockerName, ext.labels, v.at) : notShared('volume', v.spec.name, dockerName, v.at);
       continue;
     }
     const o = obsVolumes.get(v.spec.name);
     const found = o ? undefined : unmanagedVols.get(dockerName);
     if (found) {
       if (anothers(found.labels)) throw nameOfAnother('volume', v.spec.name, dockerName, found.labels, v.at);
+      // A name of the PR's choosing that someone else's volume holds (`name: portainer_data`): mounted only when the policy names it.
+      if (v.spec.dockerName !== undefined && !ownedHere(found.labels) && !shared.has(dockerName)) throw notShared('volume', v.spec.name, dockerName, v.at);
       const diffs = volumeDiffs(v.spec, found);
       if (diffs.length) throw nameTaken('volume', v.spec.name, dockerName, diffs, v.at);
       changes.push({ kind: 'volume', name: v.spec.name, action: 'unchanged', reasons: [`adopted existing ${dockerName}`] });

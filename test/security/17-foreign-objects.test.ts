@@ -18,6 +18,8 @@ const REPO = 'acme/sec17';
 const PROD_VOLUME = 't-sec-17_production_data';
 const PROD_NETWORK = 't-sec-17_production_backend';
 const OTHER_VOLUME = 't-sec-17_staging_cache';
+const HANDMADE_VOLUME = 't-sec-17-portainer_data';
+const HANDMADE_NETWORK = 't-sec-17-web';
 const labels = (environment: string, kind: 'volume' | 'network', key: string, repository = REPO) => ({
   [LABEL.project]: PROJECT,
   [LABEL.environment]: environment,
@@ -33,6 +35,8 @@ describeDocker('foreign berth objects named by a PR are refused unless the polic
     await docker.getVolume(PROD_VOLUME).remove().catch(() => undefined);
     await docker.getVolume(OTHER_VOLUME).remove().catch(() => undefined);
     await docker.getNetwork(PROD_NETWORK).remove().catch(() => undefined);
+    await docker.getVolume(HANDMADE_VOLUME).remove().catch(() => undefined);
+    await docker.getNetwork(HANDMADE_NETWORK).remove().catch(() => undefined);
   };
   beforeAll(async () => {
     await cleanup();
@@ -40,6 +44,9 @@ describeDocker('foreign berth objects named by a PR are refused unless the polic
     await docker.createNetwork({ Name: PROD_NETWORK, Labels: labels('production', 'network', 'backend') });
     // same project and environment as the PR's, but made by another repository
     await docker.createVolume({ Name: OTHER_VOLUME, Labels: labels('staging', 'volume', 'cache', 'evil/other') });
+    // made by hand, with no labels at all (another app's data, a reverse proxy's shared network)
+    await docker.createVolume({ Name: HANDMADE_VOLUME });
+    await docker.createNetwork({ Name: HANDMADE_NETWORK });
   });
   afterAll(cleanup);
 
@@ -80,5 +87,20 @@ describeDocker('foreign berth objects named by a PR are refused unless the polic
     const p = await plan(volumeCompose, policy);
     expect(p.nodes.some((n) => n.kind === 'CreateVolume')).toBe(false);
     await expect(plan(networkCompose, policy)).rejects.toMatchObject({ code: 'foreign_object' });
+  });
+
+  // Red team: an object with no labels at all (`docker volume create`, `docker run -v`, a hand-made proxy
+  // network) was reachable by external: true, or adopted through name: — another app's data, or a network
+  // production's containers are on. Now it takes the policy naming it, as an object of another environment does.
+  it('an object made by hand (no labels) is reached neither by external: true nor by name: unless the policy names it', async () => {
+    const volume = (how: string) => ['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data:', ...how.split('\n').map((l) => `    ${l}`), ''].join('\n');
+    const network = ['services:', '  web:', '    image: berth-test/app:1', '    networks: [edge]', 'networks:', '  edge:', '    external: true', `    name: ${HANDMADE_NETWORK}`, ''].join('\n');
+    await expect(plan(volume(`external: true\nname: ${HANDMADE_VOLUME}`))).rejects.toMatchObject({ code: 'not_shared', file: 'compose.yml', line: 6, message: expect.stringContaining(`"${HANDMADE_VOLUME}" exists on this target but was not made by this environment`) });
+    await expect(plan(volume(`name: ${HANDMADE_VOLUME}`))).rejects.toMatchObject({ code: 'not_shared', line: 6 });
+    await expect(plan(network)).rejects.toMatchObject({ code: 'not_shared', line: 6 });
+    const policy = policyOf(`policy:\n  allow_shared_objects: [${HANDMADE_VOLUME}, ${HANDMADE_NETWORK}]`);
+    expect((await plan(volume(`external: true\nname: ${HANDMADE_VOLUME}`), policy)).nodes.some((n) => n.kind === 'CreateVolume')).toBe(false);
+    expect((await plan(volume(`name: ${HANDMADE_VOLUME}`), policy)).nodes.some((n) => n.kind === 'CreateVolume')).toBe(false);
+    expect((await plan(network, policy)).nodes.some((n) => n.kind === 'CreateNetwork')).toBe(false);
   });
 });
