@@ -54,6 +54,8 @@ describe('parseConfig', () => {
         allow_logging_drivers: [],
         allow_registries: [],
         allow_shared_objects: [],
+        allow_volume_drivers: [],
+        allow_network_drivers: [],
       },
     });
   });
@@ -182,7 +184,7 @@ describe('parseConfig', () => {
       '.github/berth.yml:9: environments[1].parallelism: must be at least 1, not 0',
       '.github/berth.yml:10: environments[1].variables.1X: invalid key "1X": must be a variable name: letters, digits and "_", not starting with a digit',
       '.github/berth.yml:10: environments[1].variables.N: must be a string, number or boolean',
-      '.github/berth.yml:12: policy.allow_privilegd: unknown key "allow_privilegd" — did you mean "allow_privileged"? known keys: allow_privileged, allow_host_network, allow_host_pid, allow_cap_add, allow_devices, allow_docker_socket, bind_mount_allowlist, allow_container_namespaces, allow_host_sysctls, allow_security_opt, allow_host_ipc, allow_host_cgroupns, allow_host_userns, allow_network_subnets, allow_logging_drivers, allow_registries, allow_shared_objects',
+      '.github/berth.yml:12: policy.allow_privilegd: unknown key "allow_privilegd" — did you mean "allow_privileged"? known keys: allow_privileged, allow_host_network, allow_host_pid, allow_cap_add, allow_devices, allow_docker_socket, bind_mount_allowlist, allow_container_namespaces, allow_host_sysctls, allow_security_opt, allow_host_ipc, allow_host_cgroupns, allow_host_userns, allow_network_subnets, allow_logging_drivers, allow_registries, allow_shared_objects, allow_volume_drivers, allow_network_drivers',
       '.github/berth.yml:13: policy.allow_cap_add[0]: must be a string, not 1',
     ]);
     expect(e.message).toBe(e.issues.join('\n'));

@@ -250,7 +250,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   if (opts.noCheckout) refuseRepositoryBinds(merged.services.values());
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
-    checkVolumeOptions(merged.volumes.values());
+    checkVolumeOptions(merged.volumes.values(), opts.policy);
     checkNetworkReach(merged.networks.values(), opts.policy);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }

@@ -39,6 +39,10 @@ export interface Policy {
   allow_network_subnets?: readonly string[];
   /** registries (host or host:port) images may come from besides Docker Hub and public names (registries.ts) */
   allow_registries?: readonly string[];
+  /** volume drivers besides `local` (a plugin the host has: it may bind host paths or mount remote shares) */
+  allow_volume_drivers?: readonly string[];
+  /** network drivers besides `bridge` and `overlay` (a plugin the host has) */
+  allow_network_drivers?: readonly string[];
 }
 
 /** `10.0.0.4/30`, `fd00::/64` → family, network bits and prefix; undefined when it is not a CIDR. */
@@ -245,8 +249,16 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
  * either: a bind mount goes through bind_mount_allowlist, and a share or disk
  * the operator wants is created on the target and declared `external: true`.
  */
-export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
+export function checkVolumeOptions(volumes: Iterable<VolumeFragment>, policy: Policy): void {
   for (const v of volumes) {
+    // A plugin's volume is whatever the plugin makes of its options (local-persist's mountpoint: / is the host's root,
+    // sshfs or rclone a remote share): none is read here, so the driver itself needs the policy.
+    const driver = v.driver?.v ?? 'local';
+    if (driver !== 'local' && !v.external?.v && !(policy.allow_volume_drivers ?? []).includes(driver))
+      throw new ComposeError('policy_denied', `volume ${v.name}: driver ${driver} (a volume plugin of the host, which may bind host paths or mount remote shares) is not allowed by the repository's policy`, {
+        ...v.driver!.at,
+        hint: `allow it with policy.allow_volume_drivers: [${driver}] in .github/berth.yml on the default branch, or remove driver: to use a local volume`,
+      });
     const opts = v.driverOpts?.v;
     if (!opts || (v.driver?.v ?? 'local') !== 'local') continue;
     if (opts.type === undefined && opts.o === undefined && opts.device === undefined) continue;
@@ -264,6 +276,8 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>): void {
 
 /** Network drivers that give containers an address on a host interface's own network. */
 const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
+/** Docker's own drivers that keep a network inside Docker (host, macvlan and ipvlan are checked as host reach). */
+const BUILTIN_NETWORK_DRIVERS = new Set(['bridge', 'overlay']);
 
 /**
  * A declared network that puts containers on the host's own networks — the
@@ -273,7 +287,17 @@ const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
  * (`com.docker.network.bridge.name`) — is host-network reach: refused unless
  * policy.allow_host_network.
  */
-export function checkNetworkReach(networks: Iterable<NetworkFragment>, policy: Policy): void {
+export function checkNetworkReach(declared: Iterable<NetworkFragment>, policy: Policy): void {
+  const networks = [...declared];
+  for (const n of networks) {
+    // A plugin's network is whatever the plugin makes of it (a VPN, the host's interfaces): the driver needs the policy.
+    const d = n.driver?.v;
+    if (d === undefined || n.external?.v || BUILTIN_NETWORK_DRIVERS.has(d) || HOST_LINK_DRIVERS.has(d) || d === 'host' || (policy.allow_network_drivers ?? []).includes(d)) continue;
+    throw new ComposeError('policy_denied', `network ${n.name}: driver ${d} (a network plugin of the host) is not allowed by the repository's policy`, {
+      ...n.driver!.at,
+      hint: `allow it with policy.allow_network_drivers: [${d}] in .github/berth.yml on the default branch, or remove driver: to use a private bridge network`,
+    });
+  }
   if (policy.allow_host_network) return;
   const hint = 'allow it with policy.allow_host_network: true in .github/berth.yml on the default branch, or remove it to use a private bridge network';
   for (const n of networks) {
@@ -298,6 +322,7 @@ export function checkNetworkReach(networks: Iterable<NetworkFragment>, policy: P
     }
     if (n.driver && HOST_LINK_DRIVERS.has(n.driver.v))
       throw new ComposeError('policy_denied', `network ${n.name}: driver ${n.driver.v} (an address on a host interface's network) is not allowed by the repository's policy`, { ...n.driver.at, hint });
+
     const bridge = n.driverOpts?.v['com.docker.network.bridge.name'];
     if (bridge !== undefined)
       throw new ComposeError('policy_denied', `network ${n.name}: com.docker.network.bridge.name ${bridge} (attaching to a bridge on the host) is not allowed by the repository's policy`, { ...n.driverOpts!.at, hint });

@@ -94,6 +94,9 @@ export const PolicySchema = z.strictObject({
     .default([]),
   /** networks and volumes (by Docker name) that berth made for another project, environment or repository, which `external: true` may use */
   allow_shared_objects: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a Docker network or volume name' })).default([]),
+  // plugins the host has: a volume driver may bind host paths or mount shares, a network driver reach anywhere
+  allow_volume_drivers: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.:/-]*$/, { error: 'must be a volume driver name, e.g. local-persist' })).default([]),
+  allow_network_drivers: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.:/-]*$/, { error: 'must be a network driver name, e.g. weaveworks/net-plugin:latest' })).default([]),
 });
 
 export const EnvironmentSchema = z.strictObject({

@@ -37,3 +37,25 @@ describe("a local volume's mount options cannot reach the host", () => {
     expect(load(['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data: {}', ''].join('\n')).volumes).toHaveLength(1);
   });
 });
+
+// Red team: a volume plugin the host has (local-persist's `mountpoint: /`, sshfs, rclone) makes of its
+// options whatever it likes, and a network plugin reaches wherever it goes: only `local` volumes and
+// Docker's own network drivers were checked. A plugin driver now needs the policy to name it.
+describe('volume and network plugins need the policy', () => {
+  const network = (driver: string) => ['services:', '  web:', '    image: berth-test/app:1', '    networks: [n]', 'networks:', '  n:', `    driver: ${driver}`, ''].join('\n');
+
+  it('a volume driver other than local is refused at its line, whatever its options; allowed by name', () => {
+    expect(() => load(compose('{mountpoint: /}', 'local-persist'))).toThrow(expect.objectContaining({ code: 'policy_denied', file: 'compose.yml', line: 7, problem: expect.stringContaining('driver local-persist (a volume plugin of the host') }));
+    expect(() => load(['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data:', '    driver: vieux/sshfs', ''].join('\n'))).toThrow(expect.objectContaining({ code: 'policy_denied', line: 7 }));
+    expect(load(compose('{mountpoint: /srv/x}', 'local-persist'), policy(['allow_volume_drivers: [local-persist]'])).volumes[0]!.spec.driver).toBe('local-persist');
+    // an external volume is made by someone else (its driver is theirs): allow_shared_objects governs it
+    expect(load(['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data:', '    external: true', ''].join('\n')).volumes).toHaveLength(1);
+  });
+
+  it('a network driver other than bridge or overlay is refused at its line, even with host networking allowed; allowed by name', () => {
+    expect(() => load(network('weaveworks/net-plugin:latest'))).toThrow(expect.objectContaining({ code: 'policy_denied', file: 'compose.yml', line: 7, problem: expect.stringContaining('(a network plugin of the host)') }));
+    expect(() => load(network('weave'), policy(['allow_host_network: true']))).toThrow(expect.objectContaining({ code: 'policy_denied' }));
+    expect(load(network('weave'), policy(['allow_network_drivers: [weave]'])).networks[0]!.spec.driver).toBe('weave');
+    expect(load(network('bridge')).networks).toHaveLength(1);
+  });
+});
