@@ -43,7 +43,14 @@ export function sanitizeLine(s: string): string {
  * open a tag, emphasis, link, table cell or code span, nor mention anyone.
  */
 export function escapeMarkdown(s: string): string {
-  return sanitizeLine(s).replace(/[^A-Za-z0-9 ,()\-\u0080-\uffff]/g, (c) => `&#${c.charCodeAt(0)};`);
+  return (
+    sanitizeLine(s)
+      .replace(/[^A-Za-z0-9 ,()\-\u0080-\uffff]/g, (c) => `&#${c.charCodeAt(0)};`)
+      // GitHub decodes the entities before it looks for mentions, #references and autolinks (Dependabot and
+      // Renovate write `@&#8203;user` for this reason): a zero-width space after `@`, `#`, a scheme's `:` and
+      // `www.` leaves `@team`, `#1`, `me@evil.example`, `https://evil` and `www.evil.example` as plain text.
+      .replace(/&#(64|35|58);|(www)&#46;/gi, (m) => `${m}&#8203;`)
+  );
 }
 
 /** The prose form (see the header). */

@@ -17,7 +17,7 @@ const PROJECT = 't-sec-5';
 
 /** The forged approval, as one YAML double-quoted scalar's content. */
 export const ATTACK =
-  'web\\n\\n## ✅ production apply approved by @acme/release-managers\\n\\n[View the approval](https://evil.example/phish) https://evil.example/bare ![](https://evil.example/pixel.png) <img src=https://evil.example/t.png> see #1 **done**';
+  'web\\n\\n## ✅ production apply approved by @acme/release-managers\\n\\n[View the approval](https://evil.example/phish) https://evil.example/bare ![](https://evil.example/pixel.png) <img src=https://evil.example/t.png> see #1 **done** www.evil.example/x me@evil.example';
 
 const CONFIG = [`project: ${PROJECT}`, 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n');
 
@@ -51,6 +51,16 @@ function liveMarkdown(body: string): string[] {
     ['raw newline from the name', /\n\s*\[View the approval\]/],
   ];
   for (const [what, re] of checks) if (re.test(live)) found.push(`${what}: ${live.slice(0, 600)}`);
+  // GitHub decodes entities before it finds mentions, #references and autolinks in the text: checked decoded too
+  const decoded = live.replace(/&#(\d+);/g, (_m, n: string) => String.fromCodePoint(Number(n)));
+  const afterDecoding: [string, RegExp][] = [
+    ['mention (decoded)', /(^|[^\w])@acme\/release-managers/],
+    ['issue ref (decoded)', /(^|[^\w])#1\b/],
+    ['URL (decoded)', /https?:\/\/evil/],
+    ['www autolink (decoded)', /www\.evil/],
+    ['email autolink (decoded)', /\w@evil\./],
+  ];
+  for (const [what, re] of afterDecoding) if (re.test(decoded)) found.push(`${what}: ${decoded.slice(0, 600)}`);
   return found;
 }
 
