@@ -359,6 +359,12 @@ describe('files the compose way', () => {
     return readFromDir(dir);
   };
   const cfg = (extra = '') => `project: p\nenvironments:\n  - name: e\n    compose: [deploy/compose.yml]\n${extra}`;
+  /** The environment as the app loads it: each file read at the PR head through GitHub (`reads` records them), only paths the head has. */
+  const viaApp = (files: Record<string, string>, config: string, reads: string[] = []) => {
+    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]) } as unknown as GitHubPort;
+    const parsed = parseConfig(config, '.github/berth.yml');
+    return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', new Set(Object.keys(files)));
+  };
 
   it('env_file: relative to the compose file, later files and environment: win, required: false, format: raw, secrets masked', async () => {
     const read = repo(
@@ -385,9 +391,7 @@ describe('files the compose way', () => {
       'deploy/.env': 'TAG=1.27\n',
     };
     const reads: string[] = [];
-    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]) } as unknown as GitHubPort;
-    const config = parseConfig(cfg(), '.github/berth.yml');
-    const desired = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files)));
+    const desired = await viaApp(files, cfg(), reads);
     expect(web(desired).image).toBe('docker.io/library/nginx:1.27');
     expect(web(desired).environment).toEqual({ API_TOKEN: 't0ps3cret' });
     expect(desired.services.map((s) => s.spec.name)).toEqual(['db', 'web']);
@@ -568,9 +572,7 @@ describe('files the compose way', () => {
     await expect(loadEnvironment(repo(files, cfg('    variables: {ENV_DIR: elsewhere}\n')), 'e')).rejects.toMatchObject({ code: 'missing_file', file: 'deploy/compose.yml', line: 6 });
     // the app reads them at the PR head through GitHub: each file once, only paths the head has
     const reads: string[] = [];
-    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path as keyof typeof files]) } as unknown as GitHubPort;
-    const config = parseConfig(cfg(), '.github/berth.yml');
-    const viaGitHub = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files)));
+    const viaGitHub = await viaApp(files, cfg(), reads);
     expect(spec(viaGitHub, 'web').environment).toEqual({ DB_NAME: 'zabbix' });
     expect(spec(viaGitHub, 'db').environment).toEqual({ INNER: 'yes' });
     expect(reads.sort()).toEqual(Object.keys(files).map((p) => `${p}@head1`).sort());
@@ -598,12 +600,7 @@ describe('files the compose way', () => {
     expect(spec('db').environment).toEqual({ DB: 'own-dir' });
     expect(spec('job').environment).toEqual({ BASE: 'a' });
     // the app reads the same files at the PR head (and, with no checkout on the target, refuses the bind of a repository path)
-    const viaGitHub = (over: string) => {
-      const all: Record<string, string> = { ...files, 'b/over.yml': over };
-      const gh = { readFile: async (_r: unknown, path: string) => all[path] } as unknown as GitHubPort;
-      const parsed = parseConfig(config, '.github/berth.yml');
-      return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', new Set(Object.keys(all)));
-    };
+    const viaGitHub = (over: string) => viaApp({ ...files, 'b/over.yml': over }, config);
     const app = await viaGitHub(files['b/over.yml'].replace('    volumes: [./data:/data]\n', ''));
     expect(app.services.find((x) => x.spec.name === 's')!.spec.environment).toEqual({ A: 'from-a' });
     expect(app.services.find((x) => x.spec.name === 'db')!.spec.environment).toEqual({ DB: 'own-dir' });
@@ -615,9 +612,7 @@ describe('files the compose way', () => {
       'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - /srv/shop/static:/static:ro\n  - type: bind\n    source: ./nginx.conf\n    target: /etc/nginx/nginx.conf'),
       'deploy/nginx.conf': 'events {}\n',
     };
-    const gh = { readFile: async (_r: unknown, path: string) => files[path] } as unknown as GitHubPort;
-    const config = parseConfig(cfg('policy:\n  bind_mount_allowlist: [/srv/shop, ".", deploy]\n'), '.github/berth.yml');
-    const err = await new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', new Set(Object.keys(files))).catch((e: unknown) => e);
+    const err = await viaApp(files, cfg('policy:\n  bind_mount_allowlist: [/srv/shop, ".", deploy]\n')).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'repository_bind', file: 'deploy/compose.yml', line: 6, path: 'services.web.volumes[1]' });
     expect((err as Error).message).toContain('bind mount of ./nginx.conf, a path relative to the compose files: the app reads the repository from GitHub and has no checkout on the target to mount it from');
     expect((err as { hint: string }).hint).toContain('configs: {conf: {file: ./nginx.conf}}');

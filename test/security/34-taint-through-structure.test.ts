@@ -13,7 +13,7 @@
 // Same marker method as test 3: no output holds any marker.
 import { describe, expect, it } from 'vitest';
 import { loadCompose, NeedRepoFiles } from '../../src/compose/load.js';
-import type { Policy } from '../../src/compose/policy.js';
+import { DENY_ALL, type Policy } from '../../src/compose/policy.js';
 import { isBerthError } from '../../src/errors.js';
 import { msg } from '../../src/github/messages.js';
 import { secretVariableValues } from '../../src/plan/mask.js';
@@ -23,16 +23,7 @@ import { emptyObserved } from '../helpers/simulate.js';
 
 const MARKERS = [...'秘密鍵錠'];
 
-const POLICY: Policy = {
-  allow_privileged: false,
-  allow_host_network: false,
-  allow_host_pid: false,
-  allow_cap_add: [],
-  allow_devices: false,
-  allow_docker_socket: false,
-  allow_container_namespaces: [],
-  bind_mount_allowlist: [],
-};
+const POLICY: Policy = DENY_ALL;
 
 interface Case {
   files: Record<string, string>;
