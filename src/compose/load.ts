@@ -10,7 +10,7 @@ import { parseDotenv, DotenvError, type DotenvValue } from './dotenv.js';
 import { buildFragment, unsetIn, type At, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
-import { dotenvPath } from './sources.js';
+import { composeDir, dotenvPath } from './sources.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
@@ -64,11 +64,6 @@ export class NeedRepoFiles extends Error {
 }
 
 const error = (code: string, problem: string, at: Loc, hint?: string) => new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}) });
-
-const dirOf = (path: string) => {
-  const d = posix.dirname(posix.normalize(path.replace(/\\/g, '/')));
-  return d === '.' ? '' : d;
-};
 
 /**
  * The desired state, with `secretFields` naming what a secret variable fed.
@@ -147,7 +142,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const relayed = new Set<string>();
   const taint = { found: tracked.found, secret: (name: string) => tracked.secret(name) || relayed.has(name) };
   // Relative paths in every file resolve against the first file's directory, as compose does.
-  const baseDir = dirOf(files[0]!.path);
+  const baseDir = composeDir(files[0]!.path);
   const paths: PathContext = { baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
   const sources = opts.sources ?? new Map<string, string | undefined>();
   const readFile = (p: string) => sources.get(p);
@@ -179,7 +174,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
     if (known) return known;
     const text = readFile(path);
     if (text === undefined) throw error('missing_file', `${what} ${path} not found in the repository`, at, 'add the file or fix the path (relative to the file that names it)');
-    const f = parse(path, text, { ...paths, baseDir: dirOf(path) }, vars ?? variables);
+    const f = parse(path, text, { ...paths, baseDir: composeDir(path) }, vars ?? variables);
     otherFiles.set(key, f);
     return f;
   };

@@ -14,9 +14,15 @@ export type ReadRepoFile = (path: string) => Promise<string | undefined>;
 /** At most this many extra files are read for one environment (includes of includes…). */
 const MAX_FILES = 200;
 
+/** The repository directory of a compose file ('' at the root): where its relative paths start. */
+export const composeDir = (path: string) => {
+  const d = posix.dirname(posix.normalize(path.replace(/\\/g, '/')));
+  return d === '.' ? '' : d;
+};
+
 export const dotenvPath = (firstComposeFile: string) => {
-  const dir = posix.dirname(posix.normalize(firstComposeFile.replace(/\\/g, '/')));
-  return dir === '.' ? '.env' : `${dir}/.env`;
+  const dir = composeDir(firstComposeFile);
+  return dir ? `${dir}/.env` : '.env';
 };
 
 export async function readComposeSources(read: ReadRepoFile, files: readonly { path: string; text: string }[], variables: Variables): Promise<Map<string, string | undefined>> {
@@ -51,8 +57,7 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
   const top = first ? await withDotenv(first.path, variables) : variables;
   // the directory a file's relative paths resolve from (load.ts): the first file's for every file listed, an
   // included or extended file's own
-  const dirOf = (p: string) => (posix.dirname(p) === '.' ? '' : posix.dirname(p));
-  const projectDir = first ? dirOf(posix.normalize(first.path)) : '';
+  const projectDir = first ? composeDir(first.path) : '';
   const queue = files.map((f) => ({ path: posix.normalize(f.path), text: f.text as string | undefined, vars: top, dir: projectDir }));
   const seen = new Set<string>();
   while (queue.length) {
@@ -77,7 +82,7 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
     };
     const yamlFile = async (p: string | undefined, fileVars: Variables) => {
       if (p === undefined) return;
-      queue.push({ path: p, text: await get(p), vars: fileVars, dir: dirOf(p) });
+      queue.push({ path: p, text: await get(p), vars: fileVars, dir: composeDir(p) });
     };
     const root = value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
     for (const inc of Array.isArray(root.include) ? root.include : []) {
