@@ -19,7 +19,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { removeProject } from './helpers/docker.js';
+import { execIn, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { signed, startStandIn } from './helpers/standin-github.js';
 import type { StandIn } from './helpers/standin-github.js';
@@ -48,7 +48,9 @@ const CONFIG = [
   '    approvals: 1',
   '',
 ].join('\n');
-const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', '    command: ["sleep", "600"]', ''].join('\n');
+// A bound repository file: the app copies it into the container from the PR head (no checkout on the target).
+const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', '    command: ["sleep", "600"]', '    volumes: ["./conf/app.conf:/etc/app/app.conf:ro"]', ''].join('\n');
+const APP_CONF = 'listen 8080;\n';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -146,6 +148,7 @@ describeDocker('berth started as README says, against an independent GitHub stan
     gh = await startStandIn({ repo: REPO, app: { id: APP_ID, publicKey }, installationId: INSTALLATION });
     gh.files.set('.github/berth.yml', CONFIG);
     gh.files.set('compose.yml', COMPOSE);
+    gh.files.set('conf/app.conf', APP_CONF);
     gh.commits.add(HEAD);
     const host = new URL(gh.origin).host;
     // Exactly README's server settings; nothing berth-internal, no test hooks.
@@ -272,6 +275,8 @@ describeDocker('berth started as README says, against an independent GitHub stan
     expect(deployment.ref).toBe(HEAD);
     // Links berth builds point at the GitHub GHE_HOST names.
     for (const s of deployment.statuses) if (s.log_url) expect(s.log_url.startsWith(`${gh.origin}/`), s.log_url).toBe(true);
+    // the bound file is in the container, as the PR head has it
+    expect(await execIn(`${PROJECT}-staging-web-1`, 'cat /etc/app/app.conf; stat -c %a /etc/app/app.conf')).toBe(`${APP_CONF}444\n`);
     const stagingRuns = [...gh.checkRuns.values()].filter((r) => r.name === 'berth / staging');
     expect(stagingRuns.some((r) => r.status === 'completed' && r.conclusion === 'success' && /appl/i.test(r.output?.title ?? ''))).toBe(true);
 

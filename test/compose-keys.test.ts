@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { Bot, type BotOptions } from '../src/github/bot.js';
 import { loadCompose, type LoadComposeOptions } from '../src/compose/load.js';
 import { parseConfig } from '../src/config/config.js';
-import type { GitHubPort } from '../src/github/github.js';
+import { PartialListing, TreeListing, type GitHubPort } from '../src/github/github.js';
+import { sha256 } from '../src/model/hash.js';
 import { DENY_ALL } from '../src/compose/policy.js';
 import { containerCreateOptions } from '../src/docker/create-options.js';
 import type { DesiredState, ServiceSpec } from '../src/model/model.js';
@@ -360,10 +361,11 @@ describe('files the compose way', () => {
   };
   const cfg = (extra = '') => `project: p\nenvironments:\n  - name: e\n    compose: [deploy/compose.yml]\n${extra}`;
   /** The environment as the app loads it: each file read at the PR head through GitHub (`reads` records them), only paths the head has. */
-  const viaApp = (files: Record<string, string>, config: string, reads: string[] = []) => {
+  /** `listing`: the head's listing as GitHub gives it (default: every path of `files`, all mode 100644). */
+  const viaApp = (files: Record<string, string>, config: string, reads: string[] = [], listing: Set<string> = new Set(Object.keys(files))) => {
     const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]) } as unknown as GitHubPort;
     const parsed = parseConfig(config, '.github/berth.yml');
-    return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', new Set(Object.keys(files)));
+    return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', listing);
   };
 
   it('env_file: relative to the compose file, later files and environment: win, required: false, format: raw, secrets masked', async () => {
@@ -599,26 +601,160 @@ describe('files the compose way', () => {
     // an included file's own paths stay its own
     expect(spec('db').environment).toEqual({ DB: 'own-dir' });
     expect(spec('job').environment).toEqual({ BASE: 'a' });
-    // the app reads the same files at the PR head (and, with no checkout on the target, refuses the bind of a repository path)
+    // the app reads the same files at the PR head (and, with no checkout on the target, refuses the bind of a
+    // repository path the commit does not hold: compose would create it on the host, for data)
     const viaGitHub = (over: string) => viaApp({ ...files, 'b/over.yml': over }, config);
     const app = await viaGitHub(files['b/over.yml'].replace('    volumes: [./data:/data]\n', ''));
     expect(app.services.find((x) => x.spec.name === 's')!.spec.environment).toEqual({ A: 'from-a' });
     expect(app.services.find((x) => x.spec.name === 'db')!.spec.environment).toEqual({ DB: 'own-dir' });
-    await expect(viaGitHub(files['b/over.yml'])).rejects.toMatchObject({ code: 'repository_bind', file: 'b/over.yml', line: 5 });
+    await expect(viaGitHub(files['b/over.yml'])).rejects.toMatchObject({ code: 'repository_bind_missing', file: 'b/over.yml', line: 5 });
+    // …and copies one it holds, from the first file's directory as docker compose binds it
+    const copied = await viaApp({ ...files, 'a/data/seed.sql': 'select 1;\n' }, config);
+    expect(copied.services.find((x) => x.spec.name === 's')!.spec.files).toMatchObject([{ kind: 'file', source: 'a/data/seed.sql', target: '/data/seed.sql' }]);
   });
 
-  it('the app refuses a bind of a repository path at its line, saying what ships a file instead; absolute host paths go to the policy', async () => {
+  it('the app copies a bound repository file or directory into the container (its bytes at the head, its git mode); absolute host paths go to the policy', async () => {
     const files: Record<string, string> = {
-      'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - /srv/shop/static:/static:ro\n  - type: bind\n    source: ./nginx.conf\n    target: /etc/nginx/nginx.conf'),
+      'deploy/compose.yml': svc(
+        'image: nginx\nvolumes:\n  - /srv/shop/static:/static:ro\n  - type: bind\n    source: ./nginx.conf\n    target: /etc/nginx/nginx.conf\n    read_only: true\n  - ./html:/usr/share/nginx/html\n  - ./40-hello.sh:/docker-entrypoint.d/40-hello.sh:ro\n  - cache:/var/cache/nginx',
+        'volumes:\n  cache: {}\n',
+      ),
       'deploy/nginx.conf': 'events {}\n',
+      'deploy/html/index.html': '<h1>hi</h1>\n',
+      'deploy/html/css/site.css': 'h1 { color: red }\n',
+      'deploy/html-old/index.html': 'not under html/\n',
+      'deploy/40-hello.sh': '#!/bin/sh\necho hello\n',
     };
-    const err = await viaApp(files, cfg('policy:\n  bind_mount_allowlist: [/srv/shop, ".", deploy]\n')).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'repository_bind', file: 'deploy/compose.yml', line: 6, path: 'services.web.volumes[1]' });
-    expect((err as Error).message).toContain('bind mount of ./nginx.conf, a path relative to the compose files: the app reads the repository from GitHub and has no checkout on the target to mount it from');
-    expect((err as { hint: string }).hint).toContain('configs: {conf: {file: ./nginx.conf}}');
-    // from a checkout (the CLI), the same file mounts the checkout's file, as docker compose does
+    const reads: string[] = [];
+    const listing = new TreeListing(new Map(Object.keys(files).map((p) => [p, `blob-${p}`])), new Map([['deploy/40-hello.sh', '100755']]));
+    const desired = await viaApp(files, cfg('policy:\n  bind_mount_allowlist: [/srv/shop]\n'), reads, listing);
+    const spec = web(desired);
+    // the binds of repository paths are gone from the mounts: what reaches the container is the copy
+    expect(spec.volumes.map((v) => `${v.type} ${v.source}:${v.target}`)).toEqual(['bind /srv/shop/static:/static', 'volume cache:/var/cache/nginx']);
+    expect(spec.files).toEqual([
+      { kind: 'file', source: 'deploy/40-hello.sh', target: '/docker-entrypoint.d/40-hello.sh', mode: 0o555, digest: sha256(files['deploy/40-hello.sh']!) },
+      { kind: 'file', source: 'deploy/nginx.conf', target: '/etc/nginx/nginx.conf', mode: 0o444, digest: sha256(files['deploy/nginx.conf']!) },
+      { kind: 'file', source: 'deploy/html/css/site.css', target: '/usr/share/nginx/html/css/site.css', mode: 0o644, digest: sha256(files['deploy/html/css/site.css']!) },
+      { kind: 'file', source: 'deploy/html/index.html', target: '/usr/share/nginx/html/index.html', mode: 0o644, digest: sha256(files['deploy/html/index.html']!) },
+    ]);
+    expect(desired.contents).toEqual({
+      'file:deploy/nginx.conf': 'events {}\n',
+      'file:deploy/html/index.html': '<h1>hi</h1>\n',
+      'file:deploy/html/css/site.css': 'h1 { color: red }\n',
+      'file:deploy/40-hello.sh': '#!/bin/sh\necho hello\n',
+    });
+    expect(reads.filter((r) => !r.startsWith('deploy/compose.yml')).sort()).toEqual(['deploy/40-hello.sh@head1', 'deploy/html/css/site.css@head1', 'deploy/html/index.html@head1', 'deploy/nginx.conf@head1']);
+    expect(desired.notes).toContainEqual(
+      'service web: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ./nginx.conf → /etc/nginx/nginx.conf, ./html → /usr/share/nginx/html (2 files), ./40-hello.sh → /docker-entrypoint.d/40-hello.sh; what the container writes there is not kept when it is recreated',
+    );
+    // the container is created without them as mounts; the executor puts them in before the start (executor.ts)
+    expect(create(spec).HostConfig.Binds).toEqual(['/srv/shop/static:/static:ro']);
+    // a changed file is a changed config hash, and the plan says which file
+    const changed = await viaApp({ ...files, 'deploy/html/index.html': '<h1>bye</h1>\n' }, cfg('policy:\n  bind_mount_allowlist: [/srv/shop]\n'), [], listing);
+    expect(web(changed).files).not.toEqual(spec.files);
+    expect(hashOf(changed)).not.toBe(hashOf(desired));
+    // from a checkout (the CLI), the same files are bind-mounted, as docker compose does
     const read = repo(files, cfg('policy:\n  bind_mount_allowlist: [/srv/shop, deploy]\n'));
-    expect(web((await loadEnvironment(read, 'e')).desired).volumes.map((v) => v.source).sort()).toEqual(['/srv/shop/static', join(read.root!, 'deploy/nginx.conf')].sort());
+    const local = web((await loadEnvironment(read, 'e')).desired);
+    expect(local.volumes.filter((v) => v.type === 'bind').map((v) => v.source).sort()).toEqual(['/srv/shop/static', join(read.root!, 'deploy/40-hello.sh'), join(read.root!, 'deploy/html'), join(read.root!, 'deploy/nginx.conf')].sort());
+    expect(local.files).toBeUndefined();
+  });
+
+  it('the app refuses, at its line, a bound repository path it cannot copy faithfully', async () => {
+    const base = { 'deploy/nginx.conf': 'events {}\n', 'deploy/data/.gitkeep': '', 'deploy/link.conf': 'nginx.conf', 'deploy/blob.bin': 'PNG\uFFFD\uFFFD' };
+    const bind = (entry: string) => ({ ...base, 'deploy/compose.yml': svc(`image: nginx\nvolumes:\n  - ${entry}`) });
+    const listing = (files: Record<string, string>) => new TreeListing(new Map(Object.keys(files).map((p) => [p, `b-${p}`])), new Map([['deploy/link.conf', '120000']]));
+    const refusal = async (entry: string, extra = '') => {
+      const files = bind(entry);
+      return viaApp(files, cfg(extra), [], listing(files)).then(
+        () => undefined,
+        (e: unknown) => e as { code: string; line: number; message: string; hint: string },
+      );
+    };
+    // not in the repository: docker compose would create an empty host directory, for data
+    expect(await refusal('./pgdata:/var/lib/postgresql/data')).toMatchObject({ code: 'repository_bind_missing', line: 5, hint: expect.stringContaining('named volume') });
+    // a directory git keeps only with a .gitkeep is for data too: a copy would lose what is written there
+    expect(await refusal('./data:/var/lib/mysql')).toMatchObject({ code: 'repository_bind_data', line: 5 });
+    expect(await refusal('../../outside:/run/x')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('leaves the repository') });
+    expect(await refusal('./link.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a symbolic link') });
+    expect(await refusal('./blob.bin:/x')).toMatchObject({ code: 'binary_file', line: 5 });
+    // a config and a copied file at one target
+    const both = { ...base, 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./nginx.conf:/etc/nginx/nginx.conf\nconfigs:\n  - source: c\n    target: /etc/nginx/nginx.conf', 'configs:\n  c: {content: "events {}"}\n') };
+    expect(await viaApp(both, cfg(), [], listing(both)).catch((e: unknown) => e)).toMatchObject({ code: 'duplicate_target', line: 7, message: expect.stringContaining('deploy/nginx.conf, copied from the repository by a bind mount, lands at /etc/nginx/nginx.conf') });
+    // a listing (GitHub's word) naming a path that climbs out of the directory is refused, never followed
+    const climbing = { ...bind('./html:/usr/share/nginx/html'), 'deploy/html/../../../etc/passwd': 'root:x:0:0\n' };
+    expect(await viaApp(climbing, cfg(), [], listing(climbing)).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('unusable path') });
+    // GitHub cut the listing short: a file is read, a directory cannot be listed
+    const files = bind('./html:/usr/share/nginx/html');
+    const partial = await viaApp({ ...files, 'deploy/html/index.html': 'x' }, cfg(), [], new PartialListing(['deploy/compose.yml'])).catch((e: unknown) => e);
+    expect(partial).toMatchObject({ code: 'repository_bind_missing', line: 5, message: expect.stringContaining('GitHub listed the repository only in part') });
+    const single = await viaApp(bind('./nginx.conf:/etc/nginx/nginx.conf'), cfg(), [], new PartialListing(['deploy/compose.yml']));
+    expect(web(single).files).toMatchObject([{ kind: 'file', source: 'deploy/nginx.conf', mode: 0o644 }]);
+  });
+
+  it('copies as docker compose mounts: a deeper bind wins its files, a mount inside a copied directory hides that part, files counted once per environment', async () => {
+    const tree = (files: Record<string, string>) => new TreeListing(new Map(Object.keys(files).map((p) => [p, `b-${p}`])));
+    const files: Record<string, string> = {
+      'deploy/compose.yml': [
+        'x-app: &app',
+        '  image: nginx',
+        '  volumes: [./conf:/etc/app]',
+        'services:',
+        ...Array.from({ length: 30 }, (_, i) => `  s${i}: *app`),
+        '  web:',
+        '    image: nginx',
+        '    volumes:',
+        '      - ./other.conf:/etc/nginx/conf.d/default.conf',
+        '      - ./nginx:/etc/nginx/conf.d',
+        '      - ./html:/var/www/html',
+        '      - uploads:/var/www/html/uploads',
+        '      - ./certs:/usr/local/share/ca-certificates:ro',
+        'volumes:',
+        '  uploads: {}',
+        '',
+      ].join('\n'),
+      ...Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`deploy/conf/c${i}.conf`, `c${i}\n`])),
+      'deploy/other.conf': 'other\n',
+      'deploy/nginx/default.conf': 'default\n',
+      'deploy/nginx/api.conf': 'api\n',
+      'deploy/html/index.html': 'hi\n',
+      'deploy/html/uploads/README': 'user uploads land here\n',
+      // sentry's certificates/: only a .gitignore, mounted read-only (the operator's certificates would go there)
+      'deploy/certs/.gitignore': '*\n!.gitignore\n',
+    };
+    const d = await viaApp(files, cfg(), [], tree(files));
+    // 30 services copy the same 5 files: 5 files of the repository, not 150
+    expect(d.services.find((x) => x.spec.name === 's29')!.spec.files!.map((f) => f.target)).toEqual(['/etc/app/c0.conf', '/etc/app/c1.conf', '/etc/app/c2.conf', '/etc/app/c3.conf', '/etc/app/c4.conf']);
+    expect(web(d).files!.map((f) => `${f.source} → ${f.target} ${f.mode.toString(8)}`)).toEqual([
+      'deploy/nginx/api.conf → /etc/nginx/conf.d/api.conf 644',
+      'deploy/other.conf → /etc/nginx/conf.d/default.conf 644',
+      'deploy/certs/.gitignore → /usr/local/share/ca-certificates/.gitignore 444',
+      'deploy/html/index.html → /var/www/html/index.html 644',
+    ]);
+    expect(web(d).volumes.map((v) => `${v.source}:${v.target}`)).toEqual(['uploads:/var/www/html/uploads']);
+  });
+
+  it('a copy that would land inside another mount, or of a submodule, is refused at its line', async () => {
+    const files: Record<string, string> = {
+      'deploy/compose.yml': svc('image: wordpress\nvolumes:\n  - wp:/var/www/html\n  - ./uploads.ini:/var/www/html/uploads.ini', 'volumes:\n  wp: {}\n'),
+      'deploy/uploads.ini': 'upload_max_filesize = 64M\n',
+    };
+    expect(await viaApp(files, cfg()).catch((e: unknown) => e)).toMatchObject({
+      code: 'repository_bind',
+      line: 6,
+      message: expect.stringContaining('lies inside the volume wp mounted at /var/www/html'),
+      hint: 'give the file a target outside /var/www/html',
+    });
+    const sub = { 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./themes/dark:/usr/share/nginx/html') };
+    const listing = new TreeListing(new Map([['deploy/compose.yml', 'b']]), new Map([['deploy/themes/dark', '160000']]));
+    expect(await viaApp(sub, cfg(), [], listing).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a git submodule') });
+  });
+
+  it('a bound repository path built from a secret variable is refused without quoting it', async () => {
+    const files = { 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./${DB_PASSWORD}.conf:/etc/x.conf'), 'deploy/hunter2.conf': 'x\n' };
+    const err = await viaApp(files, cfg('    variables: {DB_PASSWORD: hunter2}\n')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ line: 5 });
+    expect(JSON.stringify(err) + String(err) + (err as Error).message).not.toContain('hunter2');
   });
 
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {

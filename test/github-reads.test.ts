@@ -100,6 +100,22 @@ describe('CommitCache', () => {
   const A = 'a'.repeat(40);
   const B = 'b'.repeat(40);
 
+  it('a remembered listing keeps its git modes (a copied script stays executable, so a second plan sees no change)', async () => {
+    let asked = 0;
+    const gh = {
+      async listFiles() {
+        asked++;
+        return new TreeListing(new Map([['run.sh', gitBlob('echo\n')], ['conf', gitBlob('x')]]), new Map([['run.sh', '100755']]));
+      },
+    } as unknown as GitHubPort;
+    const cache = new CommitCache();
+    await cache.wrap(gh).listFiles(repo, A);
+    const again = await cache.wrap(gh).listFiles(repo, A);
+    expect(asked).toBe(1);
+    expect(again).toBeInstanceOf(TreeListing);
+    expect([...(again as TreeListing).modes]).toEqual([['run.sh', '100755']]);
+  });
+
   it('a later event reads a commit’s tree and files from the cache; the default branch, branch names and other repositories go to GitHub', async () => {
     const { gh, calls } = recording({ 'compose.yml': 'x', '.github/berth.yml': 'project: p\n' });
     const cache = new CommitCache();

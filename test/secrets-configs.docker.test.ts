@@ -11,7 +11,10 @@ import { planToString } from '../src/plan/plan.js';
 import { renderPlanMarkdown, renderPlanText } from '../src/plan/render.js';
 import type { FileReader } from '../src/config/load-environment.js';
 import { loadEnvironment } from '../src/config/load-environment.js';
-import { docker } from './helpers/docker.js';
+import { docker, execIn } from './helpers/docker.js';
+import { Bot, type BotOptions } from '../src/github/bot.js';
+import { parseConfig } from '../src/config/config.js';
+import { TreeListing, type GitHubPort } from '../src/github/github.js';
 import { describeDocker } from './helpers/env.js';
 import { realApplyHarness, realObserver as observer } from './helpers/real-apply.js';
 
@@ -65,16 +68,6 @@ environments:
   return async (path) => files[path];
 }
 
-/** stdout of a command run in a container */
-async function exec(container: string, cmd: string): Promise<string> {
-  const e = await docker.getContainer(container).exec({ Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({ hijack: true, stdin: false });
-  const out: Buffer[] = [];
-  const sink = { write: (b: Buffer) => out.push(b) };
-  docker.modem.demuxStream(stream, sink as unknown as NodeJS.WritableStream, sink as unknown as NodeJS.WritableStream);
-  await new Promise((r) => stream.on('end', r));
-  return Buffer.concat(out).toString();
-}
 
 describeDocker('configs and secrets on the real Docker engine', () => {
   const { apply } = realApplyHarness(PROJECT);
@@ -82,11 +75,11 @@ describeDocker('configs and secrets on the real Docker engine', () => {
   it('mounts configs and secrets as compose does; a rotation recreates only their users and never shows the value', async () => {
     const first = await loadEnvironment(repo('s3cr3t-value-one'), 'staging');
     expect((await apply(first.desired)).result).toBe('completed');
-    expect(await exec(cname('app'), 'cat /etc/app/nginx.conf; stat -c "%a %u %g" /etc/app/nginx.conf')).toBe('server { listen 80; }\n440 0 0\n');
-    expect(await exec(cname('app'), 'cat /motd; echo; stat -c "%a" /motd')).toBe('hello world\n444\n');
-    expect(await exec(cname('app'), 'cat /run/secrets/db_password; echo; stat -c "%a" /run/secrets/db_password')).toBe('s3cr3t-value-one\n444\n');
-    expect(await exec(cname('app'), 'cat /run/secrets/token; echo; stat -c "%a %u %g" /run/secrets/token')).toBe('tok-abcdef-123456\n400 1000 1000\n');
-    expect(await exec(cname('other'), 'cat /motd')).toBe('hello world');
+    expect(await execIn(cname('app'), 'cat /etc/app/nginx.conf; stat -c "%a %u %g" /etc/app/nginx.conf')).toBe('server { listen 80; }\n440 0 0\n');
+    expect(await execIn(cname('app'), 'cat /motd; echo; stat -c "%a" /motd')).toBe('hello world\n444\n');
+    expect(await execIn(cname('app'), 'cat /run/secrets/db_password; echo; stat -c "%a" /run/secrets/db_password')).toBe('s3cr3t-value-one\n444\n');
+    expect(await execIn(cname('app'), 'cat /run/secrets/token; echo; stat -c "%a %u %g" /run/secrets/token')).toBe('tok-abcdef-123456\n400 1000 1000\n');
+    expect(await execIn(cname('other'), 'cat /motd')).toBe('hello world');
     const [again] = await planTargets(first.desired, ['local'], observer);
     expect(again!.plan.nodes).toEqual([]);
 
@@ -105,7 +98,48 @@ describeDocker('configs and secrets on the real Docker engine', () => {
     expect((await apply(rotated.desired)).result).toBe('completed');
     expect((await docker.getContainer(cname('app')).inspect()).Id).not.toBe(appBefore);
     expect((await docker.getContainer(cname('other')).inspect()).Id).toBe(otherBefore);
-    expect(await exec(cname('app'), 'cat /run/secrets/db_password')).toBe('s3cr3t-value-two');
+    expect(await execIn(cname('app'), 'cat /run/secrets/db_password')).toBe('s3cr3t-value-two');
+  }, 90_000);
+
+  it('the app copies bound repository files and directories into the container, with their git mode; a changed file recreates the service', async () => {
+    const compose = `services:
+  web:
+    image: berth-test/app:1
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    volumes:
+      - ./conf/app.conf:/etc/app/app.conf:ro
+      - ./html:/srv/html
+      - ./bin/run.sh:/usr/local/bin/run.sh
+`;
+    const files: Record<string, string> = {
+      'deploy/compose.yml': compose,
+      'deploy/conf/app.conf': 'listen 80;\n',
+      'deploy/html/index.html': '<h1>one</h1>\n',
+      'deploy/html/css/site.css': 'h1 {}\n',
+      'deploy/bin/run.sh': '#!/bin/sh\necho ran\n',
+    };
+    const config = parseConfig(`project: ${PROJECT}\nenvironments:\n  - name: staging\n    compose: [deploy/compose.yml]\n`, '.github/berth.yml');
+    const atHead = (head: Record<string, string>) => {
+      const gh = { readFile: async (_r: unknown, path: string) => head[path] } as unknown as GitHubPort;
+      const listing = new TreeListing(new Map(Object.keys(head).map((p) => [p, sha256(head[p]!)])), new Map([['deploy/bin/run.sh', '100755']]));
+      return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', listing);
+    };
+    const first = await atHead(files);
+    expect((await apply(first)).result).toBe('completed');
+    expect(await execIn(cname('web'), 'cat /etc/app/app.conf; stat -c "%a %u" /etc/app/app.conf')).toBe('listen 80;\n444 0\n');
+    expect(await execIn(cname('web'), 'cat /srv/html/index.html /srv/html/css/site.css; stat -c "%a" /srv/html/index.html /srv/html/css')).toBe('<h1>one</h1>\nh1 {}\n644\n755\n');
+    expect(await execIn(cname('web'), '/usr/local/bin/run.sh; stat -c "%a" /usr/local/bin/run.sh')).toBe('ran\n755\n');
+    // nothing of it is a mount: the container holds copies
+    expect((await docker.getContainer(cname('web')).inspect()).Mounts).toEqual([]);
+    const [again] = await planTargets(first, ['local'], observer);
+    expect(again!.plan.nodes).toEqual([]);
+
+    const changed = await atHead({ ...files, 'deploy/html/index.html': '<h1>two</h1>\n' });
+    const [p] = await planTargets(changed, ['local'], observer);
+    expect(planToString(p!.plan)).toContain('service:web:1, CreateContainer, file deploy/html/index.html changed');
+    expect((await apply(changed)).result).toBe('completed');
+    expect(await execIn(cname('web'), 'cat /srv/html/index.html')).toBe('<h1>two</h1>\n');
   }, 90_000);
 
   it('a secret read from a file of the repository is refused at its line', async () => {

@@ -14,6 +14,7 @@ import { LABEL } from '../src/model/model.js';
 import { Keyring } from '../src/secrets/keyring.js';
 import type { App } from './chaos/app-harness.js';
 import { docker, startApp } from './chaos/app-harness.js';
+import { execIn } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
 import { rawDatabaseText } from './helpers/stores.js';
 
@@ -50,15 +51,6 @@ secrets:
     environment: API_TOKEN
 `;
 
-async function exec(container: string, cmd: string): Promise<string> {
-  const e = await docker.getContainer(container).exec({ Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({ hijack: true, stdin: false });
-  const out: Buffer[] = [];
-  const sink = { write: (b: Buffer) => out.push(b) };
-  docker.modem.demuxStream(stream, sink as unknown as NodeJS.WritableStream, sink as unknown as NodeJS.WritableStream);
-  await new Promise((r) => stream.on('end', r));
-  return Buffer.concat(out).toString();
-}
 
 /** `berth secrets set` as an operator runs it: the value on stdin, the key in the environment, the app's database. */
 async function setSecret(app: App, name: string, value: string): Promise<void> {
@@ -113,8 +105,8 @@ describeDocker('server-side secrets through the app on the real engine', () => {
     expect(opened()).toBeGreaterThan(0);
     const inspect = await docker.getContainer(cname('app')).inspect();
     expect(inspect.Config.Env).toContain(`DB_URL=postgres://shop:${VALUES.first}@db/shop`);
-    expect(await exec(cname('app'), 'cat /run/secrets/db_password')).toBe(VALUES.first);
-    expect(await exec(cname('worker'), 'cat /run/secrets/api_token')).toBe(VALUES.token);
+    expect(await execIn(cname('app'), 'cat /run/secrets/db_password')).toBe(VALUES.first);
+    expect(await execIn(cname('worker'), 'cat /run/secrets/api_token')).toBe(VALUES.token);
     // What berth labels the container with (and reads back as observed state) is the placeholder, not the value.
     expect(inspect.Config.Labels![LABEL.config]).toMatch(/berth-secret\.DB_PASSWORD\.[0-9a-f]{32}/);
     expect(inspect.Config.Labels![LABEL.config]).not.toContain(VALUES.first);
@@ -147,7 +139,7 @@ describeDocker('server-side secrets through the app on the real engine', () => {
     expect(after.worker).toBe(before.worker);
     expect(after.static).toBe(before.static);
     expect((await docker.getContainer(cname('app')).inspect()).Config.Env).toContain(`DB_URL=postgres://shop:${VALUES.second}@db/shop`);
-    expect(await exec(cname('app'), 'cat /run/secrets/db_password')).toBe(VALUES.second);
+    expect(await execIn(cname('app'), 'cat /run/secrets/db_password')).toBe(VALUES.second);
   }, 120_000);
 
   it('no value in any GitHub request, any log line, or the database', async () => {

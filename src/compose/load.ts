@@ -17,6 +17,7 @@ import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
+import { MAX_SHIPPED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
 
 export interface ComposeFile {
   /** repository-relative path, e.g. `deploy/compose.yml` */
@@ -38,6 +39,11 @@ export interface LoadComposeOptions {
    * (`./nginx.conf:/etc/nginx/nginx.conf`) would have nothing to mount, and is refused at its line.
    */
   noCheckout?: boolean;
+  /**
+   * With noCheckout: the commit's file listing. A bind of a repository file or directory is then copied into
+   * the container (repository-files.ts) instead of refused; its content comes through repoFiles.
+   */
+  repoTree?: RepoTree;
   /** when given, anything it does not allow is refused with the line that asks for it */
   policy?: Policy;
   limits?: YamlLimits;
@@ -242,26 +248,31 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   for (const s of merged.services.values())
     if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
-  if (opts.noCheckout) refuseRepositoryBinds(merged.services.values());
+  const shipped = !opts.noCheckout
+    ? new Map<string, ShippedFile[]>()
+    : opts.repoTree
+      ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (service) => isTaintedField(secretFieldsOf(taint.found), service, 'volumes'))
+      : refuseRepositoryBinds(merged.services.values());
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
     checkVolumeOptions(merged.volumes.values(), opts.policy);
     checkNetworkReach(merged.networks.values(), opts.policy);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
-  const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir);
+  const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir, shipped);
   const shared = opts.policy?.allow_shared_objects ?? [];
   const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
   return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
 }
 
 /**
- * Without a checkout on the target, a bind of a repository path mounts nothing docker compose would:
+ * Without a checkout on the target, and without the commit's listing to copy it from (repository-files.ts),
+ * a bind of a repository path mounts nothing docker compose would:
  * Docker takes `./conf` for a volume name, and the apply fails at the create. Said at plan time instead,
  * with what does ship a repository file (configs), before the policy would ask for an allowlist entry
  * that cannot help.
  */
-function refuseRepositoryBinds(services: Iterable<ServiceFragment>): void {
+function refuseRepositoryBinds(services: Iterable<ServiceFragment>): Map<string, ShippedFile[]> {
   for (const s of services)
     for (const m of s.volumes ?? []) {
       if (m.v.type !== 'bind' || !m.v.source || m.v.source.startsWith('/')) continue;
@@ -272,6 +283,7 @@ function refuseRepositoryBinds(services: Iterable<ServiceFragment>): void {
         'ship a file with configs (configs: {conf: {file: ./nginx.conf}}, and under the service configs: [{source: conf, target: /etc/nginx/nginx.conf}]), keep data in a named volume, or bind an absolute host path that policy.bind_mount_allowlist allows; `berth apply` run from a checkout mounts it as docker compose does',
       );
     }
+  return new Map();
 }
 
 /**
@@ -438,9 +450,35 @@ function applyLinks(m: Merged): void {
  * content's digest into the service spec (a rotation recreates exactly its
  * users) and the content itself into the desired state for the executor.
  */
-function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string): DesiredState {
+function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string, shipped: ReadonlyMap<string, ShippedFile[]>): DesiredState {
   const contents: Record<string, string> = {};
   const need: string[] = [];
+  let shippedBytes = 0;
+  /** A repository file a bind copies (repository-files.ts): its text at the commit, read through repoFiles. */
+  const copied = (f: ShippedFile, service: string, at: Loc): string | undefined => {
+    const key = `file:${f.path}`;
+    if (key in contents) return contents[key];
+    if (!opts.repoFiles?.has(f.path)) {
+      need.push(f.path);
+      return undefined;
+    }
+    const text = opts.repoFiles.get(f.path);
+    if (text === undefined)
+      throw error(
+        'repository_bind_missing',
+        `service ${service}: ${f.path}, which a bind mount names, is not a file at this commit${opts.repoTree?.complete === false ? ' (GitHub listed the repository only in part, so a directory cannot be copied)' : ''}`,
+        at,
+        'bind a file the commit holds; keep data in a named volume',
+      );
+    // Read as UTF-8 text (what GitHub's reader gives): bytes that are not would reach the container changed.
+    if (text.includes('\uFFFD'))
+      throw error('binary_file', `service ${service}: ${f.path} is not UTF-8 text; the app copies text files from the repository into the container`, at, 'build binary files into the image');
+    shippedBytes += Buffer.byteLength(text, 'utf8');
+    if (shippedBytes > MAX_SHIPPED_BYTES)
+      throw error('too_large', `the files copied from the repository for this environment are more than ${MAX_SHIPPED_BYTES} bytes together`, at, 'bind fewer or smaller files, or build them into the image');
+    contents[key] = text;
+    return text;
+  };
   const resolve = (kind: 'config' | 'secret', name: string, refAt: Loc): string | undefined => {
     const key = `${kind}:${name}`;
     if (key in contents) return contents[key];
@@ -474,7 +512,8 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
   const services = d.services.map((ds) => {
     const frag = m.services.get(ds.spec.name)!;
     const refs = [...(frag.configs ?? []), ...(frag.secrets ?? [])];
-    if (!refs.length) return ds;
+    const copies = shipped.get(ds.spec.name) ?? [];
+    if (!refs.length && !copies.length) return ds;
     const files: FileMount[] = [];
     const seen = new Map<string, Loc>();
     for (const r of refs) {
@@ -482,6 +521,12 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
       seen.set(r.v.target, r.at);
       const content = resolve(r.v.kind, r.v.source, r.at);
       if (content !== undefined) files.push({ ...r.v, digest: sha256(content) });
+    }
+    for (const f of copies) {
+      const other = seen.get(f.target);
+      if (other) throw error('duplicate_target', `service ${ds.spec.name}: ${f.path}, copied from the repository by a bind mount, lands at ${f.target}, where a config or secret lands too`, other, 'give each a different target');
+      const content = copied(f, ds.spec.name, f.at);
+      if (content !== undefined) files.push({ kind: 'file', source: f.path, target: f.target, mode: f.mode, digest: sha256(content) });
     }
     files.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
     return desiredService({ ...ds.spec, files });

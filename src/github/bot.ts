@@ -20,7 +20,8 @@ import type { CommandTimes } from './freshness.js';
 import { authorise, forkGate, requiresGate, requirementsGate } from './gates.js';
 import type { Gate } from './gates.js';
 import type { CheckConclusion, GitHubPort, PullRequest, RepoRef } from './github.js';
-import { clip, httpStatus, planCheckExternalId, repoName } from './github.js';
+import { clip, httpStatus, PartialListing, planCheckExternalId, repoName, TreeListing } from './github.js';
+import { repoTreeOf, type RepoTree } from '../compose/repository-files.js';
 import { block, code, MARKER, msg, shortSha } from './messages.js';
 import type { DesiredState } from '../model/model.js';
 import { isEmpty, planToString, summarize } from '../plan/plan.js';
@@ -81,6 +82,12 @@ export type EnvPlan =
   | { env: string; ok: false; error: unknown; markdown: string; title: string };
 
 /** Masks an environment's secret variable values (and `KEY=value`-like secrets) in text shown or logged. */
+/** What the loader may know of the head's files (a bind of a repository path is copied from them): the listing as GitHub gave it. */
+function listingTree(files: Set<string>): RepoTree {
+  const modes = files instanceof TreeListing || files instanceof PartialListing ? files.modes : new Map<string, string>();
+  return repoTreeOf(files, modes, !(files instanceof PartialListing));
+}
+
 function redactorFor(env: EnvironmentConfig): (text: string) => string {
   const m = new Masker(secretKeysOf(env), secretVariableValues(env.variables, env.secret_keys));
   return (text) => m.redact(m.inline(text));
@@ -160,7 +167,7 @@ export class Bot {
     const sources = await readComposeSources(read, inputs, secretInputs.variables);
     const desired = await loadComposeReading(
       inputs,
-      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, noCheckout: true },
+      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, noCheckout: true, repoTree: listingTree(files) },
       read,
     );
     learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));

@@ -86,6 +86,11 @@ export const httpStatus = (err: unknown): number | undefined => (err as { status
  * for and a 404 says it is not there. Never cached as a commit's complete contents.
  */
 export class PartialListing extends Set<string> {
+  /** `modes`: the git modes other than 100644 of the paths it holds (executables, symbolic links) */
+  constructor(paths: Iterable<string> = [], readonly modes: ReadonlyMap<string, string> = new Map()) {
+    super(paths);
+  }
+
   override has(_path: string): boolean {
     return true;
   }
@@ -97,7 +102,11 @@ export class PartialListing extends Set<string> {
  * reading it again (commit-cache.ts).
  */
 export class TreeListing extends Set<string> {
-  constructor(readonly blobs: ReadonlyMap<string, string>) {
+  /** `modes`: the git modes other than 100644 (executables, symbolic links), by path */
+  constructor(
+    readonly blobs: ReadonlyMap<string, string>,
+    readonly modes: ReadonlyMap<string, string> = new Map(),
+  ) {
     super(blobs.keys());
   }
 }

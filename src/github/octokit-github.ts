@@ -108,8 +108,11 @@ export class OctokitGitHub implements GitHubPort {
       throw err;
     }
     const blobs = data.tree.filter((e) => e.type === 'blob' && e.path);
+    // Executables and symbolic links: a bind of a repository path copies files with their mode (repository-files.ts).
+    // (A submodule is a `commit` entry: no file, but its mode says what a bind of it is.)
+    const modes = new Map([...blobs, ...data.tree.filter((e) => e.type === 'commit' && e.path)].filter((e) => e.mode && e.mode !== '100644').map((e) => [e.path!, e.mode!]));
     // Too large for one listing: the files are then asked for one by one (a 404 is "not there").
-    return data.truncated ? new PartialListing(blobs.map((e) => e.path!)) : new TreeListing(new Map(blobs.map((e) => [e.path!, String(e.sha ?? '')])));
+    return data.truncated ? new PartialListing(blobs.map((e) => e.path!), modes) : new TreeListing(new Map(blobs.map((e) => [e.path!, String(e.sha ?? '')])), modes);
   }
 
   async getPull(repo: RepoRef, pr: number): Promise<PullRequest> {

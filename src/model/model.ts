@@ -68,8 +68,9 @@ export interface DependsOn {
 
 /** A config or secret placed in the container before it starts. The content is not here (specs are shown and stored in labels): its digest is, so a rotation changes the config hash. */
 export interface FileMount {
-  kind: 'config' | 'secret';
-  /** the top-level config/secret name */
+  /** `file`: a repository file a bind mount names, copied in because the app has no checkout on the target */
+  kind: 'config' | 'secret' | 'file';
+  /** the top-level config/secret name; for `file`, the repository path */
   source: string;
   /** absolute path in the container */
   target: string;

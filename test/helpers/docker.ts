@@ -11,6 +11,17 @@ import { until } from './wait.js';
 
 export const docker = new Dockerode({ socketPath: DOCKER_SOCKET });
 
+/** stdout and stderr of a shell command run in a running container */
+export async function execIn(container: string, cmd: string): Promise<string> {
+  const e = await docker.getContainer(container).exec({ Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true });
+  const stream = await e.start({ hijack: true, stdin: false });
+  const out: Buffer[] = [];
+  const sink = { write: (b: Buffer) => out.push(b) };
+  docker.modem.demuxStream(stream, sink as unknown as NodeJS.WritableStream, sink as unknown as NodeJS.WritableStream);
+  await new Promise((r) => stream.on('end', r));
+  return Buffer.concat(out).toString();
+}
+
 /**
  * Removes a test project's containers, networks and volumes (label-filtered;
  * only one environment's with `environment`), containers first since a

@@ -179,7 +179,8 @@ export interface FakeGitHub {
   // ── knobs ──
   setRepo(repo: string, opts?: { defaultBranch?: string; private?: boolean }): void;
   /** the whole tree at `ref` (a branch name or a commit SHA) */
-  setFiles(repo: string, ref: string, files: Record<string, string>, opts?: { truncated?: boolean }): void;
+  /** `modes`: git modes other than 100644, by path ('100755' an executable, '120000' a symbolic link) */
+  setFiles(repo: string, ref: string, files: Record<string, string>, opts?: { truncated?: boolean; modes?: Record<string, string> }): void;
   /** one file at `ref`; null deletes it */
   setFile(repo: string, ref: string, path: string, content: string | null): void;
   /** create or change a pull request; returns its current state */
@@ -441,7 +442,7 @@ interface RepoState {
   id: number;
   defaultBranch: string;
   private: boolean;
-  trees: Map<string, { files: Map<string, string>; truncated: boolean }>;
+  trees: Map<string, { files: Map<string, string>; truncated: boolean; modes?: Map<string, string> }>;
   roles: Map<string, RepoRole | null>;
   pulls: Map<number, FakePull>;
   reviews: Map<number, FakeReview[]>;
@@ -556,8 +557,8 @@ class Fake implements FakeGitHub {
     if (opts.private !== undefined) r.private = opts.private;
   }
 
-  setFiles(repo: string, ref: string, files: Record<string, string>, opts: { truncated?: boolean } = {}) {
-    this.repo(repo)!.trees.set(ref, { files: new Map(Object.entries(files)), truncated: !!opts.truncated });
+  setFiles(repo: string, ref: string, files: Record<string, string>, opts: { truncated?: boolean; modes?: Record<string, string> } = {}) {
+    this.repo(repo)!.trees.set(ref, { files: new Map(Object.entries(files)), truncated: !!opts.truncated, ...(opts.modes ? { modes: new Map(Object.entries(opts.modes)) } : {}) });
   }
 
   setFile(repo: string, ref: string, path: string, content: string | null) {
@@ -1233,7 +1234,7 @@ const HANDLERS: Record<string, (this: Fake, ctx: Ctx) => Reply> = {
         if (!entries.has(dir)) entries.set(dir, { path: dir, mode: '040000', type: 'tree', sha: sha1(`tree ${dir}`), url: `https://api.github.com/repos/${full}/git/trees/${sha1(`tree ${dir}`)}` });
       }
       const sha = blobSha(content);
-      entries.set(p, { path: p, mode: '100644', type: 'blob', sha, size: Buffer.byteLength(content), url: `https://api.github.com/repos/${full}/git/blobs/${sha}` });
+      entries.set(p, { path: p, mode: tree.modes?.get(p) ?? '100644', type: 'blob', sha, size: Buffer.byteLength(content), url: `https://api.github.com/repos/${full}/git/blobs/${sha}` });
     }
     const list = [...entries.values()].filter((e) => recursive || !e.path.includes('/'));
     const sha = isSha(ctx.params.tree_sha!) ? ctx.params.tree_sha! : sha1(`ref ${ctx.params.tree_sha}`);

@@ -1,0 +1,171 @@
+// A bind of a repository path (`./nginx.conf:/etc/nginx/nginx.conf`) when the
+// app deploys: it reads the repository from GitHub and there is no checkout on
+// the target to mount, so the file, or every file of the directory, as the
+// commit holds it, is copied into the container before it starts, as configs
+// are (never written to the host's disk). A path the commit does not hold is
+// a host directory docker compose would create empty — data, which a copy
+// would lose at the next recreate — and is refused, as are symbolic links
+// and submodules (their bytes are not the repository's files).
+import { posix } from 'node:path';
+import { ComposeError } from '../errors.js';
+import type { At, Loc, ServiceFragment } from './fragment.js';
+import type { Mount } from '../model/model.js';
+
+/** What the app knows of the commit's files: the listing GitHub gave (one tree read). */
+export interface RepoTree {
+  /** the file's git mode ('100644', '100755' executable, '120000' symbolic link), undefined when the commit has no such file */
+  mode(path: string): string | undefined;
+  /**
+   * Every file under `dir` (repository paths), sorted; undefined when the listing cannot tell (GitHub cut it
+   * short). `dir` '' is the repository's root.
+   */
+  under(dir: string): string[] | undefined;
+  /** false when GitHub cut the listing short: `mode` then answers '100644' for any path, which may not exist */
+  complete: boolean;
+}
+
+/** One repository file a service gets a copy of. */
+export interface ShippedFile {
+  /** repository path */
+  path: string;
+  /** absolute path in the container */
+  target: string;
+  mode: number;
+  /** the bind mount that asks for it */
+  at: Loc;
+}
+
+/** At most this many files are copied for one environment (each is one GitHub read, cached by its blob). */
+export const MAX_SHIPPED_FILES = 128;
+/** At most this many bytes, all copied files of one environment together. */
+export const MAX_SHIPPED_BYTES = 16 * 1024 * 1024;
+
+/** Files git keeps only so that a directory exists: a directory holding nothing else is for data. */
+const PLACEHOLDERS = /^(\.gitkeep|\.keep|\.gitignore|\.placeholder|\.empty)$/;
+
+const fail = (problem: string, at: Loc, hint: string, code = 'repository_bind') => new ComposeError(code, problem, { ...at, hint });
+
+const VOLUME_HINT = 'keep data in a named volume (volumes: [data:/path] under the service, and data: under the top-level volumes:)';
+
+/** A copy, and the target of the bind that asked for it (a deeper bind's file wins a target, as its mount is on top). */
+interface Copy extends ShippedFile {
+  bindTarget: string;
+  written: string;
+}
+
+const under = (path: string, dir: string) => path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+
+/**
+ * Takes each service's binds of repository paths out of its volumes and returns, per service, the files to
+ * copy in their place; a note says per service what is copied (and that the copy is not a bind).
+ * `tainted(service)`: whether a secret variable fed the service's volumes (a path built from one is refused:
+ * the path would be quoted in the plan).
+ */
+export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: RepoTree, notes: string[], tainted: (service: string) => boolean): Map<string, ShippedFile[]> {
+  const out = new Map<string, ShippedFile[]>();
+  // Distinct repository files of the environment: each is read once, whatever number of services copy it.
+  const read = new Set<string>();
+  for (const s of services) {
+    const kept: At<Mount>[] = [];
+    const copies = new Map<string, Copy>();
+    const told: string[] = [];
+    const binds: At<Mount>[] = [];
+    for (const m of s.volumes ?? []) (m.v.type === 'bind' && m.v.source && !m.v.source.startsWith('/') ? binds : kept).push(m);
+    for (const m of binds) {
+      const written = m.asWritten ?? m.v.source!;
+      if (tainted(s.name)) throw fail(`service ${s.name}: a bind mount of a repository path built from a secret variable cannot be copied from the repository`, m.at, 'name the path in the compose file itself');
+      const source = m.v.source!;
+      if (source === '..' || source.startsWith('../'))
+        throw fail(`service ${s.name}: bind mount of ${written} leaves the repository, and the app has no checkout on the target`, m.at, `copy what it needs into the repository and bind that, ${VOLUME_HINT}, or bind an absolute host path that policy.bind_mount_allowlist allows`);
+      const path = source === '.' ? '' : source.replace(/^\.\//, '');
+      const target = m.v.target;
+      const readOnly = m.v.readOnly;
+      // Another mount of the service around this one: docker compose mounts the bind on top of it; a copy
+      // would be written into it (a volume's data, a host directory, a tmpfs not mounted yet) at every create.
+      const outer = kept.filter((k) => k.v.target !== target && under(target, k.v.target)).sort((a, b) => b.v.target.length - a.v.target.length)[0];
+      if (outer)
+        throw fail(
+          `service ${s.name}: bind mount of ${written} at ${target} lies inside the ${outer.v.type === 'volume' ? `volume ${outer.v.source ?? '(anonymous)'}` : outer.v.type === 'tmpfs' ? 'tmpfs' : `bind mount of ${outer.v.source}`} mounted at ${outer.v.target}: docker compose mounts it on top, but the app copies repository files into the container, and the copy would be written into that mount`,
+          m.at,
+          `give the file a target outside ${outer.v.target}`,
+        );
+      const modeOf = (p: string, at: Loc) => {
+        const gitMode = tree.mode(p);
+        if (gitMode === '120000')
+          throw fail(`service ${s.name}: ${p} (bound by ${written}) is a symbolic link; the app copies repository files into the container and a link's target may not be in the repository`, at, 'bind the file the link points to, or commit the file itself');
+        if (gitMode === '160000') throw fail(`service ${s.name}: ${p} (bound by ${written}) is a git submodule: its files are another repository's, not this commit's`, at, 'commit the files it needs into this repository, or build them into the image');
+        if (gitMode !== '100644' && gitMode !== '100755') throw fail(`service ${s.name}: ${p} (bound by ${written}) is not a regular file of the repository (git mode ${gitMode})`, at, 'bind a regular file or a directory of regular files');
+        // A read-only bind: the copy is not writable either (root in the container can still write it).
+        const mode = gitMode === '100755' ? 0o755 : 0o644;
+        return readOnly ? mode & ~0o222 : mode;
+      };
+      const put = (p: string, to: string) => {
+        const had = copies.get(to);
+        // The deeper bind is mounted on top (Docker mounts by depth); at one depth compose kept the later entry.
+        if (!had || target.length >= had.bindTarget.length) copies.set(to, { path: p, target: to, mode: modeOf(p, m.at), at: m.at, bindTarget: target, written });
+      };
+      const whole = tree.mode(path);
+      if (path && whole !== undefined) {
+        put(path, target);
+        told.push(`${written} → ${target}`);
+      } else {
+        const inside = tree.under(path);
+        if (inside === undefined)
+          throw fail(
+            `service ${s.name}: bind mount of ${written}: ${path || 'the repository root'} is not a file at this commit, and GitHub listed the repository's files only in part, so a directory cannot be copied`,
+            m.at,
+            'bind single files, or ship them with configs:',
+          );
+        if (!inside.length)
+          throw fail(
+            `service ${s.name}: bind mount of ${written}: ${path} does not exist in the repository at this commit; docker compose would create an empty directory on the host, and the app has no checkout on the target to create it in`,
+            m.at,
+            `${VOLUME_HINT}, or commit the files it should hold`,
+            'repository_bind_missing',
+          );
+        // Only placeholders, mounted writable: a directory kept for data. Read-only, it is what it holds (sentry's certificates/).
+        if (!readOnly && inside.every((f) => PLACEHOLDERS.test(posix.basename(f))))
+          throw fail(
+            `service ${s.name}: bind mount of ${written}: ${path || 'the repository root'} holds only ${inside.map((f) => posix.basename(f)).join(', ')}, a directory kept for data; a copy in the container would lose what is written there at the next recreate`,
+            m.at,
+            VOLUME_HINT,
+            'repository_bind_data',
+          );
+        for (const f of inside) {
+          const rel = path ? f.slice(path.length + 1) : f;
+          // A listing's path is GitHub's word: one that would climb out of the target is refused, never followed.
+          if (!rel || rel.split('/').some((part) => part === '' || part === '.' || part === '..')) throw fail(`service ${s.name}: the repository listing names an unusable path under ${path || 'the root'}`, m.at, 'check the repository for unusual file names');
+          put(f, posix.join(target, rel));
+        }
+        told.push(`${written} → ${target} (${inside.length} ${inside.length === 1 ? 'file' : 'files'})`);
+      }
+      for (const c of copies.values()) read.add(c.path);
+      if (read.size > MAX_SHIPPED_FILES)
+        throw fail(`service ${s.name}: the binds of repository paths would copy more than ${MAX_SHIPPED_FILES} files of the repository for this environment`, m.at, 'bind fewer or smaller directories, or build the files into the image', 'too_large');
+    }
+    // A mount of the service inside a copied directory hides that part of it, as under docker compose: those files are not copied.
+    const files = [...copies.values()]
+      .filter((c) => !kept.some((k) => k.v.target !== c.bindTarget && under(k.v.target, c.bindTarget) && under(c.target, k.v.target)))
+      .map(({ path, target, mode, at }) => ({ path, target, mode, at }));
+    if (!binds.length) continue;
+    s.volumes = kept;
+    if (!files.length) continue;
+    out.set(s.name, files);
+    notes.push(
+      `service ${s.name}: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ${told.join(', ')}; what the container writes there is not kept when it is recreated`,
+    );
+  }
+  return out;
+}
+
+/** A RepoTree over a commit's file listing: paths, and the git modes other than 100644. */
+export function repoTreeOf(paths: Iterable<string>, modes: ReadonlyMap<string, string>, complete: boolean): RepoTree {
+  const sorted = [...paths].sort();
+  const has = new Set(sorted);
+  return {
+    complete,
+    // a submodule (160000) is no file of the listing, but its mode says what it is
+    mode: (p) => (has.has(p) ? (modes.get(p) ?? '100644') : (modes.get(p) ?? (complete ? undefined : '100644'))),
+    under: (dir) => (complete ? sorted.filter((p) => !dir || p.startsWith(`${dir}/`)) : undefined),
+  };
+}
