@@ -745,6 +745,23 @@ describe('files the compose way', () => {
       message: expect.stringContaining('lies inside the volume wp mounted at /var/www/html'),
       hint: 'give the file a target outside /var/www/html',
     });
+    // a tmpfs: (mounted at the start, over what was copied there at the create)
+    const tmp = { ...files, 'deploy/compose.yml': svc('image: nginx\ntmpfs: [/run]\nvolumes:\n  - ./uploads.ini:/run/php/uploads.ini') };
+    expect(await viaApp(tmp, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 6, message: expect.stringContaining('lies inside the tmpfs mounted at /run') });
+    // volumes_from: the mounts of a service of the project are known (a copy into them is refused); another container's are not
+    const shared = (from: string) => ({
+      ...files,
+      'deploy/compose.yml': `services:\n  data:\n    image: busybox\n    volumes: [wp:/var/www]\n  web:\n    image: nginx\n    volumes_from: [${from}]\n    volumes: [./uploads.ini:/var/www/uploads.ini]\nvolumes:\n  wp: {}\n`,
+    });
+    expect(await viaApp(shared('data'), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 8, message: expect.stringContaining('lies inside the volume wp mounted at /var/www') });
+    expect(await viaApp(shared('container:legacy'), cfg('policy:\n  allow_container_namespaces: [legacy]\n')).catch((e: unknown) => e)).toMatchObject({
+      code: 'repository_bind',
+      line: 7,
+      message: expect.stringContaining('cannot be combined with volumes_from: container:legacy'),
+    });
+    // …and a service taking the mounts of one whose binds are copies would not see the files
+    const fpm = { ...files, 'deploy/compose.yml': 'services:\n  web:\n    image: nginx\n    volumes: [./uploads.ini:/etc/php/uploads.ini]\n  php:\n    image: php\n    volumes_from: [web]\n' };
+    expect(await viaApp(fpm, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 7, message: expect.stringContaining("shares web's mounts, but web's binds of repository paths are copies") });
     const sub = { 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./themes/dark:/usr/share/nginx/html') };
     const listing = new TreeListing(new Map([['deploy/compose.yml', 'b']]), new Map([['deploy/themes/dark', '160000']]));
     expect(await viaApp(sub, cfg(), [], listing).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a git submodule') });

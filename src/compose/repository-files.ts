@@ -65,12 +65,32 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
   const out = new Map<string, ShippedFile[]>();
   // Distinct repository files of the environment: each is read once, whatever number of services copy it.
   const read = new Set<string>();
-  for (const s of services) {
-    const kept: At<Mount>[] = [];
+  const all = [...services];
+  const isRepositoryBind = (m: At<Mount>) => m.v.type === 'bind' && !!m.v.source && !m.v.source.startsWith('/');
+  const byName = new Map(all.map((s) => [s.name, s]));
+  /** What is mounted in a service's container besides its copies: its other mounts, `tmpfs:`, and what volumes_from gives it. */
+  const mountsOf = (s: ServiceFragment, seen = new Set<string>()): At<Mount>[] => {
+    seen.add(s.name);
+    const own = (s.volumes ?? []).filter((m) => !isRepositoryBind(m));
+    const tmpfs = s.extras.tmpfs?.v ? Object.keys(s.extras.tmpfs.v).map((target): At<Mount> => ({ v: { type: 'tmpfs', target, readOnly: false }, at: s.extras.tmpfs!.at })) : [];
+    const inherited = (s.volumesFrom ?? []).flatMap((f) => {
+      const [kind, name] = f.v.split(':');
+      const from = kind === 'service' && name !== undefined ? byName.get(name) : undefined;
+      return from && !seen.has(from.name) ? mountsOf(from, seen) : [];
+    });
+    return [...own, ...tmpfs, ...inherited];
+  };
+  for (const s of all) {
+    const binds = (s.volumes ?? []).filter(isRepositoryBind);
+    if (!binds.length) continue;
+    // Another container's mounts (volumes_from: container:…) are not known here: a copy could be written into one.
+    const foreign = (s.volumesFrom ?? []).find((f) => f.v.startsWith('container:'));
+    if (foreign)
+      throw fail(`service ${s.name}: copies of repository files (its binds of ${binds.map((m) => m.asWritten ?? m.v.source).join(', ')}) cannot be combined with volumes_from: ${foreign.v}, whose mounts berth does not know when it plans`, foreign.at, 'ship the files with configs:, or take the mounts from a service of the project');
+    const kept = (s.volumes ?? []).filter((m) => !isRepositoryBind(m));
+    const around = mountsOf(s);
     const copies = new Map<string, Copy>();
     const told: string[] = [];
-    const binds: At<Mount>[] = [];
-    for (const m of s.volumes ?? []) (m.v.type === 'bind' && m.v.source && !m.v.source.startsWith('/') ? binds : kept).push(m);
     for (const m of binds) {
       const written = m.asWritten ?? m.v.source!;
       if (tainted(s.name)) throw fail(`service ${s.name}: a bind mount of a repository path built from a secret variable cannot be copied from the repository`, m.at, 'name the path in the compose file itself');
@@ -82,7 +102,7 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
       const readOnly = m.v.readOnly;
       // Another mount of the service around this one: docker compose mounts the bind on top of it; a copy
       // would be written into it (a volume's data, a host directory, a tmpfs not mounted yet) at every create.
-      const outer = kept.filter((k) => k.v.target !== target && under(target, k.v.target)).sort((a, b) => b.v.target.length - a.v.target.length)[0];
+      const outer = around.filter((k) => k.v.target !== target && under(target, k.v.target)).sort((a, b) => b.v.target.length - a.v.target.length)[0];
       if (outer)
         throw fail(
           `service ${s.name}: bind mount of ${written} at ${target} lies inside the ${outer.v.type === 'volume' ? `volume ${outer.v.source ?? '(anonymous)'}` : outer.v.type === 'tmpfs' ? 'tmpfs' : `bind mount of ${outer.v.source}`} mounted at ${outer.v.target}: docker compose mounts it on top, but the app copies repository files into the container, and the copy would be written into that mount`,
@@ -145,9 +165,8 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
     }
     // A mount of the service inside a copied directory hides that part of it, as under docker compose: those files are not copied.
     const files = [...copies.values()]
-      .filter((c) => !kept.some((k) => k.v.target !== c.bindTarget && under(k.v.target, c.bindTarget) && under(c.target, k.v.target)))
+      .filter((c) => !around.some((k) => k.v.target !== c.bindTarget && under(k.v.target, c.bindTarget) && under(c.target, k.v.target)))
       .map(({ path, target, mode, at }) => ({ path, target, mode, at }));
-    if (!binds.length) continue;
     s.volumes = kept;
     if (!files.length) continue;
     out.set(s.name, files);
@@ -155,6 +174,17 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
       `service ${s.name}: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ${told.join(', ')}; what the container writes there is not kept when it is recreated`,
     );
   }
+  // volumes_from shares mounts, and a copy is none: the service taking them would not see the files.
+  for (const s of all)
+    for (const f of s.volumesFrom ?? []) {
+      const [kind, name] = f.v.split(':');
+      if (kind === 'service' && name !== undefined && out.has(name))
+        throw fail(
+          `service ${s.name}: volumes_from: ${f.v} shares ${name}'s mounts, but ${name}'s binds of repository paths are copies in its own container (the app has no checkout on the target), which ${s.name} would not see`,
+          f.at,
+          `bind the same repository paths in ${s.name} too (each gets its own copy), or share the files through a named volume`,
+        );
+    }
   return out;
 }
 
