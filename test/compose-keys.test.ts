@@ -362,8 +362,11 @@ describe('files the compose way', () => {
   const cfg = (extra = '') => `project: p\nenvironments:\n  - name: e\n    compose: [deploy/compose.yml]\n${extra}`;
   /** The environment as the app loads it: each file read at the PR head through GitHub (`reads` records them), only paths the head has. */
   /** `listing`: the head's listing as GitHub gives it (default: every path of `files`, all mode 100644). */
-  const viaApp = (files: Record<string, string>, config: string, reads: string[] = [], listing: Set<string> = new Set(Object.keys(files))) => {
-    const gh = { readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]) } as unknown as GitHubPort;
+  const viaApp = (files: Record<string, string>, config: string, reads: string[] = [], listing: Set<string> = new Set(Object.keys(files)), binaries: Record<string, Buffer> = {}) => {
+    const gh = {
+      readFile: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref}`), files[path]),
+      readFileBytes: async (_r: unknown, path: string, ref: string) => (reads.push(`${path}@${ref} (bytes)`), binaries[path] ?? (files[path] === undefined ? undefined : Buffer.from(files[path]!))),
+    } as unknown as GitHubPort;
     const parsed = parseConfig(config, '.github/berth.yml');
     return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', listing);
   };
@@ -637,13 +640,15 @@ describe('files the compose way', () => {
       { kind: 'file', source: 'deploy/html/css/site.css', target: '/usr/share/nginx/html/css/site.css', mode: 0o644, digest: sha256(files['deploy/html/css/site.css']!) },
       { kind: 'file', source: 'deploy/html/index.html', target: '/usr/share/nginx/html/index.html', mode: 0o644, digest: sha256(files['deploy/html/index.html']!) },
     ]);
+    // kept byte for byte (base64: a copied file need not be text)
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
     expect(desired.contents).toEqual({
-      'file:deploy/nginx.conf': 'events {}\n',
-      'file:deploy/html/index.html': '<h1>hi</h1>\n',
-      'file:deploy/html/css/site.css': 'h1 { color: red }\n',
-      'file:deploy/40-hello.sh': '#!/bin/sh\necho hello\n',
+      'file:deploy/nginx.conf': b64('events {}\n'),
+      'file:deploy/html/index.html': b64('<h1>hi</h1>\n'),
+      'file:deploy/html/css/site.css': b64('h1 { color: red }\n'),
+      'file:deploy/40-hello.sh': b64('#!/bin/sh\necho hello\n'),
     });
-    expect(reads.filter((r) => !r.startsWith('deploy/compose.yml')).sort()).toEqual(['deploy/40-hello.sh@head1', 'deploy/html/css/site.css@head1', 'deploy/html/index.html@head1', 'deploy/nginx.conf@head1']);
+    expect(reads.filter((r) => !r.startsWith('deploy/compose.yml')).sort()).toEqual(['deploy/40-hello.sh@head1 (bytes)', 'deploy/html/css/site.css@head1 (bytes)', 'deploy/html/index.html@head1 (bytes)', 'deploy/nginx.conf@head1 (bytes)']);
     expect(desired.notes).toContainEqual(
       'service web: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ./nginx.conf → /etc/nginx/nginx.conf, ./html → /usr/share/nginx/html (2 files), ./40-hello.sh → /docker-entrypoint.d/40-hello.sh; what the container writes there is not kept when it is recreated',
     );
@@ -677,7 +682,12 @@ describe('files the compose way', () => {
     expect(await refusal('./data:/var/lib/mysql')).toMatchObject({ code: 'repository_bind_data', line: 5 });
     expect(await refusal('../../outside:/run/x')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('leaves the repository') });
     expect(await refusal('./link.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a symbolic link') });
-    expect(await refusal('./blob.bin:/x')).toMatchObject({ code: 'binary_file', line: 5 });
+    // not text: copied byte for byte all the same (a favicon, a GeoIP database)
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0x00, 0xfe]);
+    const withPng = bind('./blob.bin:/x');
+    const copiedPng = await viaApp(withPng, cfg(), [], listing(withPng), { 'deploy/blob.bin': png });
+    expect(web(copiedPng).files).toMatchObject([{ source: 'deploy/blob.bin', digest: sha256(png) }]);
+    expect(Buffer.from(copiedPng.contents!['file:deploy/blob.bin']!, 'base64').equals(png)).toBe(true);
     // a config and a copied file at one target
     const both = { ...base, 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./nginx.conf:/etc/nginx/nginx.conf\nconfigs:\n  - source: c\n    target: /etc/nginx/nginx.conf', 'configs:\n  c: {content: "events {}"}\n') };
     expect(await viaApp(both, cfg(), [], listing(both)).catch((e: unknown) => e)).toMatchObject({ code: 'duplicate_target', line: 7, message: expect.stringContaining('deploy/nginx.conf, copied from the repository by a bind mount, lands at /etc/nginx/nginx.conf') });

@@ -7,7 +7,7 @@ import { Probot } from 'probot';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FakeGitHub } from './helpers/fake-github.js';
 import { CommitCache } from '../src/github/commit-cache.js';
-import { PartialListing } from '../src/github/github.js';
+import { PartialListing, TreeListing } from '../src/github/github.js';
 import { OctokitGitHub } from '../src/github/octokit-github.js';
 import { readOnce } from '../src/github/read-once.js';
 import { commentOnPullEvent, loadExample, pullRequestEvent, signWebhook, startFakeGitHub, webhookHeaders } from './helpers/fake-github.js';
@@ -157,6 +157,17 @@ describe('state round-trips through the REST API', () => {
     const { data: top } = await gh.rest.git.getTree({ owner, repo, tree_sha: sha });
     expect(top.tree.map((e) => e.path)).toEqual(['compose.yml', 'deploy']);
     expect(await status(gh.rest.git.getTree({ owner, repo, tree_sha: 'b'.repeat(40) }))).toBe(404);
+  });
+
+  it('a listing carries the git modes other than 100644, and a file is read byte for byte', async () => {
+    const sha = 'e'.repeat(40);
+    fake.setFiles(REPO, sha, { 'run.sh': '#!/bin/sh\n', 'conf/app.conf': 'x = 1\n' }, { modes: { 'run.sh': '100755' } });
+    const port = new OctokitGitHub(gh as unknown as ConstructorParameters<typeof OctokitGitHub>[0]);
+    const listed = await port.listFiles({ owner, name: repo }, sha);
+    expect(listed).toBeInstanceOf(TreeListing);
+    expect([...(listed as TreeListing).modes]).toEqual([['run.sh', '100755']]);
+    expect((await port.readFileBytes({ owner, name: repo }, 'conf/app.conf', sha))!.equals(Buffer.from('x = 1\n'))).toBe(true);
+    expect(await port.readFileBytes({ owner, name: repo }, 'missing', sha)).toBeUndefined();
   });
 
   it('a truncated tree (a big monorepo) is a partial listing: each file is then asked for, and it is never cached as the commit', async () => {

@@ -116,6 +116,40 @@ describe('CommitCache', () => {
     expect([...(again as TreeListing).modes]).toEqual([['run.sh', '100755']]);
   });
 
+  it('a copied file’s bytes are read once per blob, at any commit whose listing names it; a blob the bytes are not is not remembered under it', async () => {
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xff, 0x00]);
+    const blob = createHash('sha1').update(`blob ${png.length}\0`).update(png).digest('hex');
+    const reads: string[] = [];
+    let served = png;
+    const gh = {
+      async listFiles(_r: RepoRef, sha: string) {
+        return new TreeListing(new Map([['html/logo.png', sha === 'c'.repeat(40) ? 'd'.repeat(40) : blob]]));
+      },
+      async readFileBytes(_r: RepoRef, path: string, ref?: string) {
+        reads.push(`${ref} ${path}`);
+        return Buffer.from(served);
+      },
+    } as unknown as GitHubPort;
+    const cache = new CommitCache();
+    for (const commit of [A, B]) {
+      const gh1 = cache.wrap(gh);
+      await gh1.listFiles(repo, commit);
+      const got = await gh1.readFileBytes(repo, 'html/logo.png', commit);
+      expect(got!.equals(png)).toBe(true);
+      got![0] = 0; // a caller's copy: the cache is untouched
+    }
+    expect(reads).toEqual([`${A} html/logo.png`]);
+    // a listing naming another blob than the bytes GitHub serves: read each time, never remembered under that name
+    const C = 'c'.repeat(40);
+    served = Buffer.from('other');
+    for (let i = 0; i < 2; i++) {
+      const gh1 = cache.wrap(gh);
+      await gh1.listFiles(repo, C);
+      await gh1.readFileBytes(repo, 'html/logo.png', C);
+    }
+    expect(reads).toEqual([`${A} html/logo.png`, `${C} html/logo.png`, `${C} html/logo.png`]);
+  });
+
   it('a later event reads a commit’s tree and files from the cache; the default branch, branch names and other repositories go to GitHub', async () => {
     const { gh, calls } = recording({ 'compose.yml': 'x', '.github/berth.yml': 'project: p\n' });
     const cache = new CommitCache();

@@ -4,6 +4,7 @@
 // owner and mode; rotating a secret recreates exactly the services that use
 // it; no secret value (nor its digest) appears in the plan text or Markdown;
 // a secret read from the repository is refused at its line.
+import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { planTargets } from '../src/apply/prepare-apply.js';
 import { sha256 } from '../src/model/hash.js';
@@ -119,10 +120,15 @@ describeDocker('configs and secrets on the real Docker engine', () => {
       'deploy/html/css/site.css': 'h1 {}\n',
       'deploy/bin/run.sh': '#!/bin/sh\necho ran\n',
     };
+    const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0x00, 0xfe, 0x80]);
     const config = parseConfig(`project: ${PROJECT}\nenvironments:\n  - name: staging\n    compose: [deploy/compose.yml]\n`, '.github/berth.yml');
     const atHead = (head: Record<string, string>) => {
-      const gh = { readFile: async (_r: unknown, path: string) => head[path] } as unknown as GitHubPort;
-      const listing = new TreeListing(new Map(Object.keys(head).map((p) => [p, sha256(head[p]!)])), new Map([['deploy/bin/run.sh', '100755']]));
+      const gh = {
+        readFile: async (_r: unknown, path: string) => head[path],
+        readFileBytes: async (_r: unknown, path: string) => (path === 'deploy/html/logo.png' ? PNG : head[path] === undefined ? undefined : Buffer.from(head[path]!)),
+      } as unknown as GitHubPort;
+      const paths = [...Object.keys(head), 'deploy/html/logo.png'];
+      const listing = new TreeListing(new Map(paths.map((p) => [p, sha256(p)])), new Map([['deploy/bin/run.sh', '100755']]));
       return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, config, config.environments[0]!, 'head1', listing);
     };
     const first = await atHead(files);
@@ -130,6 +136,8 @@ describeDocker('configs and secrets on the real Docker engine', () => {
     expect(await execIn(cname('web'), 'cat /etc/app/app.conf; stat -c "%a %u" /etc/app/app.conf')).toBe('listen 80;\n444 0\n');
     expect(await execIn(cname('web'), 'cat /srv/html/index.html /srv/html/css/site.css; stat -c "%a" /srv/html/index.html /srv/html/css')).toBe('<h1>one</h1>\nh1 {}\n644\n755\n');
     expect(await execIn(cname('web'), '/usr/local/bin/run.sh; stat -c "%a" /usr/local/bin/run.sh')).toBe('ran\n755\n');
+    // bytes that are not text arrive unchanged
+    expect(await execIn(cname('web'), 'md5sum /srv/html/logo.png')).toBe(`${createHash('md5').update(PNG).digest('hex')}  /srv/html/logo.png\n`);
     // nothing of it is a mount: the container holds copies
     expect((await docker.getContainer(cname('web')).inspect()).Mounts).toEqual([]);
     const [again] = await planTargets(first, ['local'], observer);

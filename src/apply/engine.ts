@@ -72,7 +72,7 @@ export interface Engine {
   /** returns the new container id */
   createContainer(name: string, spec: ServiceSpec, who: ContainerIdentity, firstNetwork?: string, extras?: CreateExtras): Promise<string>;
   /** puts files into a (created, not yet started) container; Docker creates missing directories */
-  putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]): Promise<void>;
+  putFiles(idOrName: string, files: { path: string; content: string | Uint8Array; mode: number; uid: number; gid: number }[]): Promise<void>;
   startContainer(idOrName: string): Promise<void>;
   unpauseContainer(idOrName: string): Promise<void>;
   stopContainer(idOrName: string, timeoutSeconds?: number): Promise<void>;

@@ -224,7 +224,8 @@ function filesFor(files: readonly FileMount[], desired: DesiredState) {
   return files.map((f) => {
     const content = desired.contents?.[`${f.kind}:${f.source}`];
     if (content === undefined) throw new Error(`${f.kind} ${f.source} has no content in the desired state`);
-    return { path: f.target, content, mode: f.mode, uid: Number(f.uid ?? 0), gid: Number(f.gid ?? 0) };
+    // A copied repository file is kept as base64 (its bytes may not be text); configs and secrets are text.
+    return { path: f.target, content: f.kind === 'file' ? Buffer.from(content, 'base64') : content, mode: f.mode, uid: Number(f.uid ?? 0), gid: Number(f.gid ?? 0) };
   });
 }
 

@@ -55,6 +55,8 @@ export interface LoadComposeOptions {
   secrets?: SecretSource;
   /** repository files a config reads (`file:`), by repository-relative path; undefined = does not exist. A path not in the map throws NeedRepoFiles. */
   repoFiles?: ReadonlyMap<string, string | undefined>;
+  /** repository files a bind copies (repoTree), their exact bytes, by path; undefined = does not exist. A path not in the map throws NeedRepoFiles. */
+  repoBytes?: ReadonlyMap<string, Uint8Array | undefined>;
 }
 
 /** Looks up a secret's value by name. Today the environment's variables in berth.yml; a server-side store can stand behind the same port. */
@@ -64,8 +66,12 @@ export interface SecretSource {
 
 /** Thrown when configs read repository files not given yet: the caller reads them and loads again. */
 export class NeedRepoFiles extends Error {
-  constructor(readonly paths: string[]) {
-    super(`compose needs repository files: ${paths.join(', ')}`);
+  /** `paths`: read as text (configs); `bytes`: read byte for byte (copies of bound files) */
+  constructor(
+    readonly paths: string[],
+    readonly bytes: string[] = [],
+  ) {
+    super(`compose needs repository files: ${[...paths, ...bytes].join(', ')}`);
   }
 }
 
@@ -453,31 +459,35 @@ function applyLinks(m: Merged): void {
 function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string, shipped: ReadonlyMap<string, ShippedFile[]>): DesiredState {
   const contents: Record<string, string> = {};
   const need: string[] = [];
+  const needBytes: string[] = [];
   let shippedBytes = 0;
-  /** A repository file a bind copies (repository-files.ts): its text at the commit, read through repoFiles. */
+  const digests = new Map<string, string>();
+  /**
+   * A repository file a bind copies (repository-files.ts): its bytes at the commit, read through repoBytes
+   * (images and fonts too), kept as base64 in the contents; returns the bytes' digest.
+   */
   const copied = (f: ShippedFile, service: string, at: Loc): string | undefined => {
     const key = `file:${f.path}`;
-    if (key in contents) return contents[key];
-    if (!opts.repoFiles?.has(f.path)) {
-      need.push(f.path);
+    if (digests.has(key)) return digests.get(key);
+    if (!opts.repoBytes?.has(f.path)) {
+      needBytes.push(f.path);
       return undefined;
     }
-    const text = opts.repoFiles.get(f.path);
-    if (text === undefined)
+    const bytes = opts.repoBytes.get(f.path);
+    if (bytes === undefined)
       throw error(
         'repository_bind_missing',
         `service ${service}: ${f.path}, which a bind mount names, is not a file at this commit${opts.repoTree?.complete === false ? ' (GitHub listed the repository only in part, so a directory cannot be copied)' : ''}`,
         at,
         'bind a file the commit holds; keep data in a named volume',
       );
-    // Read as UTF-8 text (what GitHub's reader gives): bytes that are not would reach the container changed.
-    if (text.includes('\uFFFD'))
-      throw error('binary_file', `service ${service}: ${f.path} is not UTF-8 text; the app copies text files from the repository into the container`, at, 'build binary files into the image');
-    shippedBytes += Buffer.byteLength(text, 'utf8');
+    shippedBytes += bytes.length;
     if (shippedBytes > MAX_SHIPPED_BYTES)
       throw error('too_large', `the files copied from the repository for this environment are more than ${MAX_SHIPPED_BYTES} bytes together`, at, 'bind fewer or smaller files, or build them into the image');
-    contents[key] = text;
-    return text;
+    contents[key] = Buffer.from(bytes).toString('base64');
+    const digest = sha256(bytes);
+    digests.set(key, digest);
+    return digest;
   };
   const resolve = (kind: 'config' | 'secret', name: string, refAt: Loc): string | undefined => {
     const key = `${kind}:${name}`;
@@ -525,13 +535,13 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
     for (const f of copies) {
       const other = seen.get(f.target);
       if (other) throw error('duplicate_target', `service ${ds.spec.name}: ${f.path}, copied from the repository by a bind mount, lands at ${f.target}, where a config or secret lands too`, other, 'give each a different target');
-      const content = copied(f, ds.spec.name, f.at);
-      if (content !== undefined) files.push({ kind: 'file', source: f.path, target: f.target, mode: f.mode, digest: sha256(content) });
+      const digest = copied(f, ds.spec.name, f.at);
+      if (digest !== undefined) files.push({ kind: 'file', source: f.path, target: f.target, mode: f.mode, digest });
     }
     files.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
     return desiredService({ ...ds.spec, files });
   });
-  if (need.length) throw new NeedRepoFiles([...new Set(need)].sort());
+  if (need.length || needBytes.length) throw new NeedRepoFiles([...new Set(need)].sort(), [...new Set(needBytes)].sort());
   return { ...d, services, ...(Object.keys(contents).length ? { contents } : {}) };
 }
 

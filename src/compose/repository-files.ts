@@ -1,7 +1,7 @@
 // A bind of a repository path (`./nginx.conf:/etc/nginx/nginx.conf`) when the
 // app deploys: it reads the repository from GitHub and there is no checkout on
-// the target to mount, so the file, or every file of the directory, as the
-// commit holds it, is copied into the container before it starts, as configs
+// the target to mount, so the file, or every file of the directory, byte for
+// byte as the commit holds it, is copied into the container before it starts, as configs
 // are (never written to the host's disk). A path the commit does not hold is
 // a host directory docker compose would create empty — data, which a copy
 // would lose at the next recreate — and is refused, as are symbolic links

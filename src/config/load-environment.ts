@@ -79,13 +79,22 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
  * `read` — the same reader, at the same commit, as the compose files — and
  * loading again with them.
  */
-export async function loadComposeReading(files: readonly ComposeFile[], opts: LoadComposeOptions, read: (path: string) => Promise<string | undefined>): Promise<DesiredState> {
+export async function loadComposeReading(
+  files: readonly ComposeFile[],
+  opts: LoadComposeOptions,
+  read: (path: string) => Promise<string | undefined>,
+  /** the exact bytes of a file a bind copies (the app); without it, the text `read` gives */
+  readBytes: (path: string) => Promise<Uint8Array | undefined> = async (p) => {
+    const text = await read(p);
+    return text === undefined ? undefined : Buffer.from(text, 'utf8');
+  },
+): Promise<DesiredState> {
   try {
     return loadCompose(files, opts);
   } catch (e) {
     if (!(e instanceof NeedRepoFiles)) throw e;
-    const got = await Promise.all(e.paths.map(async (p) => [p, await read(p)] as const));
-    return loadCompose(files, { ...opts, repoFiles: new Map(got) });
+    const [texts, bytes] = await Promise.all([Promise.all(e.paths.map(async (p) => [p, await read(p)] as const)), Promise.all(e.bytes.map(async (p) => [p, await readBytes(p)] as const))]);
+    return loadCompose(files, { ...opts, repoFiles: new Map(texts), repoBytes: new Map(bytes) });
   }
 }
 

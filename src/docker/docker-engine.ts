@@ -141,8 +141,8 @@ export class DockerEngine implements Engine {
     }
   }
 
-  async putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]): Promise<void> {
-    const tar = tarOf(files.map((f) => ({ ...f, content: Buffer.from(f.content, 'utf8') })));
+  async putFiles(idOrName: string, files: { path: string; content: string | Uint8Array; mode: number; uid: number; gid: number }[]): Promise<void> {
+    const tar = tarOf(files.map((f) => ({ ...f, content: typeof f.content === 'string' ? Buffer.from(f.content, 'utf8') : Buffer.from(f.content) })));
     // Paths are named, never contents: the content may be a secret.
     await call(`put ${files.map((f) => f.path).join(', ')} into ${idOrName}`, () => this.docker.getContainer(idOrName).putArchive(Readable.from([tar]), { path: '/' }));
   }

@@ -169,6 +169,8 @@ export class Bot {
       inputs,
       { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, noCheckout: true, repoTree: listingTree(files) },
       read,
+      // a bound repository file is copied byte for byte (repository-files.ts)
+      (p) => (files.has(p) ? gh.readFileBytes(repo, p, sha) : Promise.resolve(undefined)),
     );
     learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.

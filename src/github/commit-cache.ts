@@ -44,13 +44,19 @@ const sizeOfTree = (key: string, paths: readonly string[], blobs?: ReadonlyMap<s
 type Entry =
   | { kind: 'file'; text: string; bytes: number }
   | { kind: 'tree'; paths: readonly string[]; blobs?: ReadonlyMap<string, string>; modes?: ReadonlyMap<string, string>; bytes: number }
-  | { kind: 'blob-of'; key: string; bytes: number };
+  | { kind: 'blob-of'; key: string; bytes: number }
+  /** a file's exact bytes (copied into containers), by its blob when the listing named it */
+  | { kind: 'raw'; data: Buffer; bytes: number };
 
 /** Whether `text`'s UTF-8 bytes are the Git blob `name` (SHA-1, or SHA-256 in a SHA-256 repository). */
 export function isBlobOf(text: string, name: string): boolean {
+  return isBlobOfBytes(Buffer.from(text, 'utf8'), name);
+}
+
+/** Whether `bytes` are the blob Git names `name`. */
+export function isBlobOfBytes(bytes: Uint8Array, name: string): boolean {
   const algorithm = name.length === 40 ? 'sha1' : name.length === 64 ? 'sha256' : undefined;
   if (!algorithm || !COMMIT_SHA.test(name)) return false;
-  const bytes = Buffer.from(text, 'utf8');
   return createHash(algorithm).update(`blob ${bytes.length}\0`).update(bytes).digest('hex') === name;
 }
 
@@ -112,6 +118,8 @@ export class CommitCache {
             return (repo: RepoRef, sha: string) => this.listFiles(target, repo, sha);
           case 'readFile':
             return (repo: RepoRef, path: string, ref?: string) => this.readFile(target, repo, path, ref);
+          case 'readFileBytes':
+            return (repo: RepoRef, path: string, ref?: string) => this.readFileBytes(target, repo, path, ref);
           default: {
             const v = Reflect.get(target, prop, receiver) as unknown;
             return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -169,6 +177,21 @@ export class CommitCache {
         await this.shared.putFileBlob(repoName(repo), read.blob, read.text).catch((err: unknown) => void this.onSharedError?.(err));
     } else this.put(key, { kind: 'file', text: read.text, bytes: sizeOfText(key, read.text) });
     return read.text;
+  }
+
+  /** A file's bytes at a commit: by the blob the commit's remembered listing names (checked), else by commit and path. */
+  private async readFileBytes(gh: GitHubPort, repo: RepoRef, path: string, ref?: string): Promise<Buffer | undefined> {
+    if (ref === undefined || !COMMIT_SHA.test(ref)) return gh.readFileBytes(repo, path, ref);
+    const tree = this.entries.get(`tree\0${repoName(repo)}\0${ref}`);
+    const listed = tree?.kind === 'tree' ? tree.blobs?.get(path) : undefined;
+    const key = listed !== undefined ? `raw\0${repoName(repo)}\0${listed}` : `raw\0${repoName(repo)}\0${ref}\0${path}`;
+    const hit = this.get(key);
+    // A copy of its own for each caller: nothing a caller does to it reaches the cache.
+    if (hit?.kind === 'raw') return Buffer.from(hit.data);
+    const data = await gh.readFileBytes(repo, path, ref);
+    if (data === undefined) return undefined;
+    if (listed === undefined || isBlobOfBytes(data, listed)) this.put(key, { kind: 'raw', data: Buffer.from(data), bytes: ENTRY_OVERHEAD + 2 * key.length + data.length });
+    return data;
   }
 
   /** A verified blob's text, and this file at this commit as that blob. */

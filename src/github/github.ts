@@ -123,6 +123,8 @@ export interface GitHubPort {
   readFile(repo: RepoRef, path: string, ref?: string): Promise<string | undefined>;
   /** readFile, with the blob GitHub names for the file */
   readFileBlob(repo: RepoRef, path: string, ref?: string): Promise<FileBlob | undefined>;
+  /** a file's exact bytes (what a bind of a repository path copies into a container: images, fonts too); undefined when it does not exist */
+  readFileBytes(repo: RepoRef, path: string, ref?: string): Promise<Buffer | undefined>;
   /** every blob path at a commit (one recursive tree call): a TreeListing, or a PartialListing when GitHub truncated it */
   listFiles(repo: RepoRef, sha: string): Promise<Set<string>>;
   getPull(repo: RepoRef, pr: number): Promise<PullRequest>;

@@ -68,6 +68,16 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async readFileBlob(repo: RepoRef, path: string, ref?: string): Promise<FileBlob | undefined> {
+    const got = await this.readRaw(repo, path, ref);
+    return got && { text: got.bytes.toString('utf8'), blob: got.blob };
+  }
+
+  async readFileBytes(repo: RepoRef, path: string, ref?: string): Promise<Buffer | undefined> {
+    return (await this.readRaw(repo, path, ref))?.bytes;
+  }
+
+  /** A file's bytes as GitHub's contents API serves them (base64), and its blob; undefined when there is no such file. */
+  private async readRaw(repo: RepoRef, path: string, ref?: string): Promise<{ bytes: Buffer; blob: string } | undefined> {
     try {
       const res = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ...(ref !== undefined ? { ref } : {}) });
       // Octokit hands back text it could not parse as JSON (seen with multi-megabyte answers): never read as "no such file".
@@ -89,7 +99,7 @@ export class OctokitGitHub implements GitHubPort {
           hint: 'split it or remove what is not needed',
         });
       if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref ?? 'default branch'}: unexpected encoding ${file.encoding}`);
-      return { text: Buffer.from(file.content, 'base64').toString('utf8'), blob: String(file.sha ?? '') };
+      return { bytes: Buffer.from(file.content, 'base64'), blob: String(file.sha ?? '') };
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
       throw err;

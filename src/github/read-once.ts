@@ -8,7 +8,7 @@
 import type { GitHubPort, RepoRef } from './github.js';
 import { repoName } from './github.js';
 
-/** `gh` with readFile (by repo, ref, path), listFiles (by repo, commit) and defaultBranch (by repo) memoised. */
+/** `gh` with readFile and readFileBytes (by repo, ref, path), listFiles (by repo, commit) and defaultBranch (by repo) memoised. */
 export function readOnce(gh: GitHubPort): GitHubPort {
   const memo = new Map<string, Promise<unknown>>();
   const once = <T>(key: string, read: () => Promise<T>): Promise<T> => {
@@ -34,13 +34,14 @@ export function readOnce(gh: GitHubPort): GitHubPort {
             return p;
           };
         case 'readFile':
+        case 'readFileBytes':
           return (repo: RepoRef, path: string, ref?: string) =>
-            once(`file\0${repoName(repo)}\0${ref ?? ''}\0${path}`, async () => {
+            once(`${prop === 'readFile' ? 'file' : 'bytes'}\0${repoName(repo)}\0${ref ?? ''}\0${path}`, async () => {
               // A commit whose tree this event listed already says which files exist: no request for one that does not.
               const tree = ref !== undefined ? trees.get(`${repoName(repo)}\0${ref}`) : undefined;
               const listed = tree ? await tree.catch(() => undefined) : undefined;
               if (listed && !listed.has(path)) return undefined;
-              return target.readFile(repo, path, ref);
+              return prop === 'readFile' ? target.readFile(repo, path, ref) : target.readFileBytes(repo, path, ref);
             });
         default: {
           const v = Reflect.get(target, prop, receiver) as unknown;

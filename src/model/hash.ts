@@ -48,7 +48,7 @@ function sortDeep(value: unknown): unknown {
   return value;
 }
 
-export function sha256(text: string): string {
+export function sha256(text: string | Uint8Array): string {
   return createHash('sha256').update(text).digest('hex');
 }
 

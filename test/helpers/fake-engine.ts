@@ -141,9 +141,9 @@ export class FakeEngine implements Engine {
   }
 
   /** files put into containers, by container id */
-  readonly files = new Map<string, { path: string; content: string; mode: number; uid: number; gid: number }[]>();
+  readonly files = new Map<string, { path: string; content: string | Uint8Array; mode: number; uid: number; gid: number }[]>();
 
-  putFiles(idOrName: string, files: { path: string; content: string; mode: number; uid: number; gid: number }[]) {
+  putFiles(idOrName: string, files: { path: string; content: string | Uint8Array; mode: number; uid: number; gid: number }[]) {
     return this.op('putFiles', idOrName, () => void this.files.set(this.must(idOrName).id, files));
   }
 
