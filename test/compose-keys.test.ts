@@ -652,6 +652,10 @@ describe('files the compose way', () => {
     expect(desired.notes).toContainEqual(
       'service web: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ./nginx.conf → /etc/nginx/nginx.conf, ./html → /usr/share/nginx/html (2 files), ./40-hello.sh → /docker-entrypoint.d/40-hello.sh; what the container writes there is not kept when it is recreated',
     );
+    // the plan's diff lists the copies (path, target, mode)
+    const md = renderPlanMarkdown(reconcile(desired, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });
+    expect(md).toContain('+ copied: deploy/nginx.conf → /etc/nginx/nginx.conf (0444)\n');
+    expect(md).toContain('+ copied: deploy/40-hello.sh → /docker-entrypoint.d/40-hello.sh (0555)\n');
     // the container is created without them as mounts; the executor puts them in before the start (executor.ts)
     expect(create(spec).HostConfig.Binds).toEqual(['/srv/shop/static:/static:ro']);
     // a changed file is a changed config hash, and the plan says which file

@@ -69,6 +69,7 @@ const GROUPS = [
   'environment',
   'ports',
   'volumes',
+  'copied',
   'networks',
   'depends_on',
   'healthcheck',
@@ -169,6 +170,8 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
       if (f.tainted('volumes')) for (const part of [v.source, v.target]) if (part) m.taint(part);
       f.item(G.volumes, 'volumes', formatMount(v));
     }
+    // Repository files the app copies in place of binds (compose/repository-files.ts); a new content reads in the step's reason.
+    for (const c of spec.files ?? []) if (c.kind === 'file') f.item(G.copied, 'copied', `${c.source} → ${c.target} (${c.mode.toString(8).padStart(4, '0')})`);
     for (const n of spec.networks ?? []) f.item(G.networks, 'networks', n);
     for (const d of spec.dependsOn ?? []) f.item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
     if (spec.healthcheck) healthFields(spec.healthcheck, f);
