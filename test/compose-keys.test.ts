@@ -773,12 +773,42 @@ describe('files the compose way', () => {
       line: 7,
       message: expect.stringContaining('cannot be combined with volumes_from: container:legacy'),
     });
+    // volumes_from (or tmpfs:) at the copy's very target: a file untarred over a mount point empties it
+    const sameTarget = { ...files, 'deploy/compose.yml': 'services:\n  a:\n    image: busybox\n    volumes: [data:/data]\n  web:\n    image: nginx\n    volumes_from: [a]\n    volumes: [./uploads.ini:/data]\nvolumes:\n  data: {}\n' };
+    expect(await viaApp(sameTarget, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 8, message: expect.stringContaining('lies inside the volume data mounted at /data') });
+    const tmpSame = { ...files, 'deploy/compose.yml': svc('image: nginx\ntmpfs: [/data/]\nvolumes:\n  - ./uploads.ini:/data/php.ini') };
+    expect(await viaApp(tmpSame, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', message: expect.stringContaining('lies inside the tmpfs mounted at /data') });
+    // nothing goes over the container's root; a file where another file needs a directory cannot be uploaded
+    expect(await viaApp({ ...files, 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./uploads.ini:/') }, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('at /: nothing can be mounted') });
+    const overSecrets = { ...files, 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./uploads.ini:/run/secrets\nconfigs: [c]', 'configs:\n  c: {content: x}\n') };
+    const parentOf = await viaApp({ ...overSecrets, 'deploy/compose.yml': overSecrets['deploy/compose.yml']!.replace('configs: [c]', 'configs: [{source: c, target: /run/secrets/c}]') }, cfg()).catch((e: unknown) => e);
+    expect(parentOf).toMatchObject({ code: 'duplicate_target', message: expect.stringContaining('a file lands at /run/secrets, and another at /run/secrets/c') });
     // …and a service taking the mounts of one whose binds are copies would not see the files
     const fpm = { ...files, 'deploy/compose.yml': 'services:\n  web:\n    image: nginx\n    volumes: [./uploads.ini:/etc/php/uploads.ini]\n  php:\n    image: php\n    volumes_from: [web]\n' };
     expect(await viaApp(fpm, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 7, message: expect.stringContaining("shares web's mounts, but web's binds of repository paths are copies") });
     const sub = { 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./themes/dark:/usr/share/nginx/html') };
     const listing = new TreeListing(new Map([['deploy/compose.yml', 'b']]), new Map([['deploy/themes/dark', '160000']]));
     expect(await viaApp(sub, cfg(), [], listing).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a git submodule') });
+  });
+
+  it('what is uploaded is bounded, not only what is read: one file bound at many targets, services and replicas', async () => {
+    const mb = 'x'.repeat(1024 * 1024 - 1) + '\n';
+    const manyTargets = (n: number, services = 1, replicas = 1) => ({
+      'deploy/big.bin': mb,
+      'deploy/compose.yml':
+        'services:\n' +
+        Array.from({ length: services }, (_, k) => `  s${k}:\n    image: nginx\n    deploy: {replicas: ${replicas}}\n    volumes:\n${Array.from({ length: n }, (_, i) => `      - ./big.bin:/t/${i}`).join('\n')}\n`).join(''),
+    });
+    // one container: 17 copies of a 1 MiB file is more than 16 MiB in it
+    expect(await viaApp(manyTargets(17), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('service s0: the files copied into its container from the repository are more than') });
+    // every container of the environment: 18 services × 15 MiB (or fewer services, more replicas) is more than 256 MiB
+    expect(await viaApp(manyTargets(15, 18), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('(every service and replica) are more than') });
+    expect(await viaApp(manyTargets(15, 2, 9), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('(every service and replica)') });
+    // and copies per container
+    const tiny = { 'deploy/a.txt': 'a', 'deploy/compose.yml': svc(`image: nginx\nvolumes:\n${Array.from({ length: 257 }, (_, i) => `  - ./a.txt:/t/${i}`).join('\n')}`) };
+    expect(await viaApp(tiny, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('257 files into its container, more than 256') });
+    // within the bounds it loads
+    expect(web(await viaApp({ ...tiny, 'deploy/compose.yml': tiny['deploy/compose.yml'].replace('  - ./a.txt:/t/256\n', '').replace(/\n  - \.\/a\.txt:\/t\/256$/, '') }, cfg())).files).toHaveLength(256);
   });
 
   it('a bound repository path built from a secret variable is refused without quoting it', async () => {

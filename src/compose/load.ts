@@ -17,7 +17,7 @@ import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
-import { MAX_SHIPPED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
+import { MAX_SHIPPED_BYTES, MAX_UPLOADED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
 
 export interface ComposeFile {
   /** repository-relative path, e.g. `deploy/compose.yml` */
@@ -461,7 +461,9 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
   const need: string[] = [];
   const needBytes: string[] = [];
   let shippedBytes = 0;
+  let uploadedBytes = 0;
   const digests = new Map<string, string>();
+  const sizes = new Map<string, number>();
   /**
    * A repository file a bind copies (repository-files.ts): its bytes at the commit, read through repoBytes
    * (images and fonts too), kept as base64 in the contents; returns the bytes' digest.
@@ -487,6 +489,7 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
     contents[key] = Buffer.from(bytes).toString('base64');
     const digest = sha256(bytes);
     digests.set(key, digest);
+    sizes.set(key, bytes.length);
     return digest;
   };
   const resolve = (kind: 'config' | 'secret', name: string, refAt: Loc): string | undefined => {
@@ -532,12 +535,28 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
       const content = resolve(r.v.kind, r.v.source, r.at);
       if (content !== undefined) files.push({ ...r.v, digest: sha256(content) });
     }
+    let containerBytes = 0;
     for (const f of copies) {
       const other = seen.get(f.target);
       if (other) throw error('duplicate_target', `service ${ds.spec.name}: ${f.path}, copied from the repository by a bind mount, lands at ${f.target}, where a config or secret lands too`, other, 'give each a different target');
+      seen.set(f.target, f.at);
       const digest = copied(f, ds.spec.name, f.at);
-      if (digest !== undefined) files.push({ kind: 'file', source: f.path, target: f.target, mode: f.mode, digest });
+      if (digest === undefined) continue;
+      files.push({ kind: 'file', source: f.path, target: f.target, mode: f.mode, digest });
+      // What is uploaded, not what is read: one file bound at many targets, in many services and replicas.
+      containerBytes += sizes.get(`file:${f.path}`)!;
+      if (containerBytes > MAX_SHIPPED_BYTES)
+        throw error('too_large', `service ${ds.spec.name}: the files copied into its container from the repository are more than ${MAX_SHIPPED_BYTES} bytes together`, f.at, 'bind fewer or smaller files, or build them into the image');
     }
+    uploadedBytes += containerBytes * Math.max(1, ds.spec.replicas);
+    if (uploadedBytes > MAX_UPLOADED_BYTES)
+      throw error('too_large', `the files copied from the repository into this environment's containers (every service and replica) are more than ${MAX_UPLOADED_BYTES} bytes together`, copies[0]?.at ?? frag.at, 'bind fewer or smaller files, or build them into the image');
+    // A file where another file needs a directory (`./x:/run/secrets` beside the secret /run/secrets/db): the upload would fail.
+    for (const t of seen.keys())
+      for (let dir = posix.dirname(t); dir !== '/' && dir !== '.'; dir = posix.dirname(dir)) {
+        const at = seen.get(dir);
+        if (at) throw error('duplicate_target', `service ${ds.spec.name}: a file lands at ${dir}, and another at ${t}, which needs ${dir} to be a directory`, at, 'give each a target that is not the other\'s directory');
+      }
     files.sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0));
     return desiredService({ ...ds.spec, files });
   });

@@ -37,8 +37,12 @@ export interface ShippedFile {
 
 /** At most this many files are copied for one environment (each is one GitHub read, cached by its blob). */
 export const MAX_SHIPPED_FILES = 128;
-/** At most this many bytes, all copied files of one environment together. */
+/** At most this many bytes, all copied files of one environment together, and all of one container's copies. */
 export const MAX_SHIPPED_BYTES = 16 * 1024 * 1024;
+/** At most this many copies into one container (one file may be bound at many targets). */
+export const MAX_COPIES_PER_SERVICE = 256;
+/** At most this many bytes uploaded for an environment: every container's copies (replicas too). */
+export const MAX_UPLOADED_BYTES = 256 * 1024 * 1024;
 
 /** Files git keeps only so that a directory exists: a directory holding nothing else is for data. */
 const PLACEHOLDERS = /^(\.gitkeep|\.keep|\.gitignore|\.placeholder|\.empty)$/;
@@ -54,6 +58,10 @@ interface Copy extends ShippedFile {
 }
 
 const under = (path: string, dir: string) => path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
+const cleanTarget = (t: string) => {
+  const n = posix.normalize(t);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+};
 
 /**
  * Takes each service's binds of repository paths out of its volumes and returns, per service, the files to
@@ -72,7 +80,7 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
   const mountsOf = (s: ServiceFragment, seen = new Set<string>()): At<Mount>[] => {
     seen.add(s.name);
     const own = (s.volumes ?? []).filter((m) => !isRepositoryBind(m));
-    const tmpfs = s.extras.tmpfs?.v ? Object.keys(s.extras.tmpfs.v).map((target): At<Mount> => ({ v: { type: 'tmpfs', target, readOnly: false }, at: s.extras.tmpfs!.at })) : [];
+    const tmpfs = s.extras.tmpfs?.v ? Object.keys(s.extras.tmpfs.v).map((target): At<Mount> => ({ v: { type: 'tmpfs', target: cleanTarget(target), readOnly: false }, at: s.extras.tmpfs!.at })) : [];
     const inherited = (s.volumesFrom ?? []).flatMap((f) => {
       const [kind, name] = f.v.split(':');
       const from = kind === 'service' && name !== undefined ? byName.get(name) : undefined;
@@ -100,9 +108,11 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
       const path = source === '.' ? '' : source.replace(/^\.\//, '');
       const target = m.v.target;
       const readOnly = m.v.readOnly;
-      // Another mount of the service around this one: docker compose mounts the bind on top of it; a copy
-      // would be written into it (a volume's data, a host directory, a tmpfs not mounted yet) at every create.
-      const outer = around.filter((k) => k.v.target !== target && under(target, k.v.target)).sort((a, b) => b.v.target.length - a.v.target.length)[0];
+      if (target === '/') throw fail(`service ${s.name}: bind mount of ${written} at /: nothing can be mounted or copied over the container's root`, m.at, 'give it a target below /');
+      // Another mount of the service around this one, or at its very target (what volumes_from or tmpfs: put
+      // there): docker compose mounts the bind on top of it; a copy would be written into it (a volume's data, a
+      // host directory, a tmpfs not mounted yet) at every create, and a file over a mount point empties it.
+      const outer = around.filter((k) => under(target, k.v.target)).sort((a, b) => b.v.target.length - a.v.target.length)[0];
       if (outer)
         throw fail(
           `service ${s.name}: bind mount of ${written} at ${target} lies inside the ${outer.v.type === 'volume' ? `volume ${outer.v.source ?? '(anonymous)'}` : outer.v.type === 'tmpfs' ? 'tmpfs' : `bind mount of ${outer.v.source}`} mounted at ${outer.v.target}: docker compose mounts it on top, but the app copies repository files into the container, and the copy would be written into that mount`,
@@ -169,6 +179,8 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
       .map(({ path, target, mode, at }) => ({ path, target, mode, at }));
     s.volumes = kept;
     if (!files.length) continue;
+    if (files.length > MAX_COPIES_PER_SERVICE)
+      throw fail(`service ${s.name}: its binds of repository paths would copy ${files.length} files into its container, more than ${MAX_COPIES_PER_SERVICE}`, binds[0]!.at, 'bind fewer or smaller directories, or build the files into the image', 'too_large');
     out.set(s.name, files);
     notes.push(
       `service ${s.name}: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ${told.join(', ')}; what the container writes there is not kept when it is recreated`,
@@ -196,6 +208,21 @@ export function repoTreeOf(paths: Iterable<string>, modes: ReadonlyMap<string, s
     complete,
     // a submodule (160000) is no file of the listing, but its mode says what it is
     mode: (p) => (has.has(p) ? (modes.get(p) ?? '100644') : (modes.get(p) ?? (complete ? undefined : '100644'))),
-    under: (dir) => (complete ? sorted.filter((p) => !dir || p.startsWith(`${dir}/`)) : undefined),
+    under: (dir) => {
+      if (!complete) return undefined;
+      if (!dir) return sorted;
+      // The paths under dir/ are one run of the sorted listing: found by binary search, not a scan per bind.
+      const prefix = `${dir}/`;
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (sorted[mid]! < prefix) lo = mid + 1;
+        else hi = mid;
+      }
+      const out: string[] = [];
+      for (let i = lo; i < sorted.length && sorted[i]!.startsWith(prefix); i++) out.push(sorted[i]!);
+      return out;
+    },
   };
 }

@@ -2,7 +2,8 @@
 // starts (configs and secrets): built in memory and sent with the Engine
 // API's archive upload, so nothing is written to the host's disk and it works
 // the same on a remote engine. Regular files only; Docker creates missing
-// parent directories when it extracts.
+// parent directories when it extracts. A path too long for ustar's fields
+// goes in a PAX header.
 
 export interface TarFile {
   /** absolute path in the container */
@@ -13,7 +14,7 @@ export interface TarFile {
   gid: number;
 }
 
-function header(name: string, prefix: string, f: TarFile): Buffer {
+function header(name: string, prefix: string, f: Pick<TarFile, 'mode' | 'uid' | 'gid'> & { size: number }, type = '0'): Buffer {
   const h = Buffer.alloc(512, 0);
   const put = (s: string, offset: number, len: number) => h.write(s, offset, Math.min(len, Buffer.byteLength(s)), 'utf8');
   const octal = (n: number, offset: number, len: number) => put(n.toString(8).padStart(len - 1, '0') + '\0', offset, len);
@@ -21,10 +22,10 @@ function header(name: string, prefix: string, f: TarFile): Buffer {
   octal(f.mode & 0o7777, 100, 8);
   octal(f.uid, 108, 8);
   octal(f.gid, 116, 8);
-  octal(f.content.length, 124, 12);
+  octal(f.size, 124, 12);
   octal(0, 136, 12); // mtime: fixed, so the same files make the same archive
   put('        ', 148, 8); // checksum counted as spaces
-  put('0', 156, 1); // regular file
+  put(type, 156, 1); // '0' a regular file, 'x' a PAX header for the entry after it
   put('ustar\0', 257, 6);
   put('00', 263, 2);
   put(prefix, 345, 155);
@@ -34,25 +35,42 @@ function header(name: string, prefix: string, f: TarFile): Buffer {
   return h;
 }
 
-/** Splits a path over ustar's name (100 bytes) and prefix (155 bytes) fields. */
-function splitPath(path: string): [string, string] {
-  const rel = path.replace(/^\/+/, '');
+/** Splits a path over ustar's name (100 bytes) and prefix (155 bytes) fields; undefined when it does not fit. */
+function splitPath(rel: string): [string, string] | undefined {
   if (Buffer.byteLength(rel) <= 100) return [rel, ''];
   for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) {
     const prefix = rel.slice(0, i);
     const name = rel.slice(i + 1);
     if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(name) <= 100) return [name, prefix];
   }
-  throw new Error(`path too long for a tar entry: ${path}`);
+  return undefined;
 }
+
+/** A PAX record `LEN path=…\n`, whose LEN counts its own digits. */
+function paxRecord(key: string, value: string): Buffer {
+  const body = ` ${key}=${value}\n`;
+  let len = Buffer.byteLength(body) + 1;
+  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
+  return Buffer.from(`${len}${body}`, 'utf8');
+}
+
+const padded = (b: Buffer) => {
+  const pad = (512 - (b.length % 512)) % 512;
+  return pad ? [b, Buffer.alloc(pad, 0)] : [b];
+};
 
 export function tarOf(files: readonly TarFile[]): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
-    const [name, prefix] = splitPath(f.path);
-    parts.push(header(name, prefix, f), f.content);
-    const pad = (512 - (f.content.length % 512)) % 512;
-    if (pad) parts.push(Buffer.alloc(pad, 0));
+    const rel = f.path.replace(/^\/+/, '');
+    let split = splitPath(rel);
+    // A path ustar cannot hold (a name over 100 bytes): a PAX header gives it, as tar and Docker read it.
+    if (!split) {
+      const pax = paxRecord('path', rel);
+      parts.push(header('PaxHeader', '', { mode: 0o644, uid: 0, gid: 0, size: pax.length }, 'x'), ...padded(pax));
+      split = ['berth-long-name', '']; // what a reader without PAX would call it; Docker and tar take the PAX path
+    }
+    parts.push(header(split[0], split[1], { ...f, size: f.content.length }), ...padded(f.content));
   }
   parts.push(Buffer.alloc(1024, 0));
   return Buffer.concat(parts);
