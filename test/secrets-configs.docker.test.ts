@@ -118,6 +118,7 @@ describeDocker('configs and secrets on the real Docker engine', () => {
       'deploy/conf/app.conf': 'listen 80;\n',
       'deploy/html/index.html': '<h1>one</h1>\n',
       'deploy/html/css/site.css': 'h1 {}\n',
+      [`deploy/html/${'n'.repeat(150)}.txt`]: 'a name over ustar\'s 100 bytes\n',
       'deploy/bin/run.sh': '#!/bin/sh\necho ran\n',
     };
     const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0x00, 0xfe, 0x80]);
@@ -136,6 +137,7 @@ describeDocker('configs and secrets on the real Docker engine', () => {
     expect(await execIn(cname('web'), 'cat /etc/app/app.conf; stat -c "%a %u" /etc/app/app.conf')).toBe('listen 80;\n444 0\n');
     expect(await execIn(cname('web'), 'cat /srv/html/index.html /srv/html/css/site.css; stat -c "%a" /srv/html/index.html /srv/html/css')).toBe('<h1>one</h1>\nh1 {}\n644\n755\n');
     expect(await execIn(cname('web'), '/usr/local/bin/run.sh; stat -c "%a" /usr/local/bin/run.sh')).toBe('ran\n755\n');
+    expect(await execIn(cname('web'), `cat /srv/html/${'n'.repeat(150)}.txt`)).toBe("a name over ustar's 100 bytes\n");
     // bytes that are not text arrive unchanged
     expect(await execIn(cname('web'), 'md5sum /srv/html/logo.png')).toBe(`${createHash('md5').update(PNG).digest('hex')}  /srv/html/logo.png\n`);
     // nothing of it is a mount: the container holds copies
