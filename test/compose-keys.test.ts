@@ -799,11 +799,12 @@ describe('files the compose way', () => {
         'services:\n' +
         Array.from({ length: services }, (_, k) => `  s${k}:\n    image: nginx\n    deploy: {replicas: ${replicas}}\n    volumes:\n${Array.from({ length: n }, (_, i) => `      - ./big.bin:/t/${i}`).join('\n')}\n`).join(''),
     });
-    // one container: 17 copies of a 1 MiB file is more than 16 MiB in it
-    expect(await viaApp(manyTargets(17), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('service s0: the files copied into its container from the repository are more than') });
-    // every container of the environment: 18 services × 15 MiB (or fewer services, more replicas) is more than 256 MiB
-    expect(await viaApp(manyTargets(15, 18), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('(every service and replica) are more than') });
-    expect(await viaApp(manyTargets(15, 2, 9), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('(every service and replica)') });
+    // one container: 9 copies of a 1 MiB file is more than 8 MiB in it
+    expect(await viaApp(manyTargets(9), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('service s0: the files copied into its container from the repository are more than 8388608 bytes') });
+    // every container of the environment: 33 services × 8 MiB (or fewer services, more replicas) is more than 256 MiB
+    expect(await viaApp(manyTargets(8, 33), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('(every service and replica) are more than') });
+    expect(await viaApp(manyTargets(8, 2, 17), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('(every service and replica)') });
+    expect((await viaApp(manyTargets(8, 2, 16), cfg())).services).toHaveLength(2);
     // and copies per container
     const tiny = { 'deploy/a.txt': 'a', 'deploy/compose.yml': svc(`image: nginx\nvolumes:\n${Array.from({ length: 257 }, (_, i) => `  - ./a.txt:/t/${i}`).join('\n')}`) };
     expect(await viaApp(tiny, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('257 files into its container, more than 256') });

@@ -392,6 +392,13 @@ function conformance(b: Backend): void {
       ]);
     });
 
+    it('an apply whose desired state is as large as berth makes it (8 MiB of copied repository files, as base64) is stored and read back', async () => {
+      const big = JSON.stringify({ contents: { 'file:html/big.bin': Buffer.alloc(8 * 1024 * 1024, 7).toString('base64') }, services: [] });
+      expect(big.length).toBeGreaterThan(11_000_000);
+      const created = await store.createApply(newApply(uid('o/r'), { desiredJson: big }));
+      expect((await store.getApply(created.id))!.desiredJson).toBe(big);
+    });
+
     it('createApply keeps nulls (CLI apply) and defaults check run and comment to null', async () => {
       const created = await store.createApply(
         newApply(uid('o/r'), { pr: null, headSha: null, planFingerprint: null, kind: 'rollback', operations: [] }),
