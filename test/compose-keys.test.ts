@@ -650,7 +650,7 @@ describe('files the compose way', () => {
     });
     expect(reads.filter((r) => !r.startsWith('deploy/compose.yml')).sort()).toEqual(['deploy/40-hello.sh@head1 (bytes)', 'deploy/html/css/site.css@head1 (bytes)', 'deploy/html/index.html@head1 (bytes)', 'deploy/nginx.conf@head1 (bytes)']);
     expect(desired.notes).toContainEqual(
-      'service web: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ./nginx.conf → /etc/nginx/nginx.conf, ./html → /usr/share/nginx/html (2 files), ./40-hello.sh → /docker-entrypoint.d/40-hello.sh; what the container writes there is not kept when it is recreated',
+      'service web: copied from the repository at this commit into the container before it starts (the app has no checkout on the target to bind): ./nginx.conf → /etc/nginx/nginx.conf, ./html → /usr/share/nginx/html (2 files, added to what the image has there), ./40-hello.sh → /docker-entrypoint.d/40-hello.sh; what the container writes there is not kept when it is recreated',
     );
     // the plan's diff lists the copies (path, target, mode)
     const md = renderPlanMarkdown(reconcile(desired, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });

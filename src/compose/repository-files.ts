@@ -171,7 +171,7 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
           if (!rel || rel.split('/').some((part) => part === '' || part === '.' || part === '..')) throw fail(`service ${s.name}: the repository listing names an unusable path under ${path || 'the root'}`, m.at, 'check the repository for unusual file names');
           put(f, posix.join(target, rel));
         }
-        told.push(`${written} → ${target} (${inside.length} ${inside.length === 1 ? 'file' : 'files'})`);
+        told.push(`${written} → ${target} (${inside.length} ${inside.length === 1 ? 'file' : 'files'}, added to what the image has there)`);
       }
       for (const c of copies.values()) read.add(c.path);
       if (read.size > MAX_SHIPPED_FILES)
