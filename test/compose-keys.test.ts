@@ -819,6 +819,26 @@ describe('files the compose way', () => {
     expect(JSON.stringify(err) + String(err) + (err as Error).message).not.toContain('hunter2');
   });
 
+  it('extends of another file takes the service alone: the file\'s other services are not checked (immich\'s hwaccel files)', async () => {
+    const files = {
+      'deploy/compose.yml': 'services:\n  ml:\n    image: ghcr.io/immich-app/immich-machine-learning:release\n    extends:\n      file: hwaccel.ml.yml\n      service: cpu\n',
+      // openvino uses a key berth refuses, rocm is build-only; neither is what ml extends
+      'deploy/hwaccel.ml.yml': 'services:\n  base: {environment: {A: "1"}}\n  cpu:\n    extends: base\n    environment: {B: "2"}\n  openvino:\n    device_cgroup_rules: ["c 189:* rmw"]\n  rocm:\n    build: .\nnetworks:\n  bogus: {driver: 42}\n',
+    };
+    const { desired } = await loadEnvironment(repo(files, cfg()), 'e');
+    expect(desired.services.map((s) => [s.spec.name, s.spec.environment])).toEqual([['ml', { A: '1', B: '2' }]]);
+    // the service extended is checked, merged, as compose validates the result
+    const bad = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('service: cpu', 'service: openvino') };
+    expect(await loadEnvironment(repo(bad, cfg()), 'e').catch((e: unknown) => e)).toMatchObject({ code: 'unsupported', file: 'deploy/hwaccel.ml.yml', line: 7 });
+  });
+
+  it('env_file of a service whose profile is off is not read: a missing one is an error only for a service deployed', async () => {
+    const files = { 'deploy/compose.yml': 'services:\n  web: {image: nginx}\n  tools:\n    image: alpine\n    profiles: [tools]\n    env_file: .env.tools\n' };
+    const { desired } = await loadEnvironment(repo(files, cfg()), 'e');
+    expect(desired.services.map((s) => s.spec.name)).toEqual(['web']);
+    expect(await loadEnvironment(repo(files, cfg('    profiles: [tools]\n')), 'e').catch((e: unknown) => e)).toMatchObject({ code: 'missing_file', file: 'deploy/compose.yml', line: 6 });
+  });
+
   it('extends: same file and another file, with compose merge rules; paths of the other file resolve from it', async () => {
     const read = repo(
       {

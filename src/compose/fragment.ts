@@ -284,6 +284,11 @@ export interface EnvFileText {
   raw: boolean;
   /** the variables of the compose file that names it (an included file has its own) */
   variables: Variables;
+  /**
+   * A required file the repository does not have: the refusal, raised only if the service is deployed (docker
+   * compose reads env files once the profiles chose the services: a service whose profile is off may name one).
+   */
+  missing?: ComposeError;
 }
 
 export interface FragmentOptions {
@@ -297,6 +302,11 @@ export interface FragmentOptions {
   taint?: { secret: (name: string) => boolean; found: TaintedInput[] };
   /** file → the variables a plain ${VAR} in it used without a value (each became "", as in docker compose): the plan warns */
   unset?: Map<string, Set<string>>;
+  /**
+   * A file another one extends a service of: only these services are built (the one extended and what it
+   * extends in this file), and nothing else of the file is checked, as docker compose takes the service alone.
+   */
+  onlyServices?: ReadonlySet<string>;
 }
 
 /** The set collecting `file`'s unset variables, when the caller asked for them. */
@@ -365,7 +375,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   if (y.value === undefined || y.value === null) return out;
   const root = mapping(y.value, [], 'a compose file');
 
-  for (const key of Object.keys(root)) {
+  const only = opts.onlyServices;
+  for (const key of only ? [] : Object.keys(root)) {
     if (TOP_LEVEL_KEYS.includes(key) || key.startsWith('x-')) continue;
     if (UNSUPPORTED_TOP_LEVEL[key]) throw err('unsupported', `top-level ${key} is not supported by berth`, [key], UNSUPPORTED_TOP_LEVEL[key]);
     const dym = didYouMean(key, TOP_LEVEL_KEYS);
@@ -394,8 +405,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     }
   };
 
-  if (root.name !== undefined) out.name = at(['name'], () => scalarString(interpolated('name'), 'name'));
-  if (root.include !== undefined) {
+  if (root.name !== undefined && !only) out.name = at(['name'], () => scalarString(interpolated('name'), 'name'));
+  if (root.include !== undefined && !only) {
     out.include = list(interpolated('include'), ['include'], 'include').map((e, i) => {
       const p: PathSeg[] = ['include', i];
       let paths: unknown[];
@@ -423,6 +434,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   // ------------------------------------------------------------ services
   const services = mapping(interpolated('services'), ['services'], 'services');
   for (const [name, raw] of Object.entries(services)) {
+    if (only && !only.has(name)) continue;
     const base: PathSeg[] = ['services', name];
     if (!NAME_RE.test(name)) throw err('bad_name', `invalid service name "${name}"`, base, 'use letters, digits, "_", "." and "-", starting with a letter or digit');
     const svcTag = tag(base);
@@ -907,7 +919,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         const hint = dotenv
           ? 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]; a .env that holds secrets stays out of the repository: list its entries under environment: as ${VARIABLE}s that the environment\'s variables or server-side secrets in .github/berth.yml supply'
           : 'add the file to the repository, or mark it optional: env_file: [{path: …, required: false}]';
-        throw err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint);
+        out.push({ file: full, text: '', raw: false, variables: opts.variables, missing: err('missing_file', `env_file ${ref.path} not found (looked for ${full} in the repository)`, p, hint) });
+        return;
       }
       out.push({ file: full, text, raw: ref.format === 'raw', variables: opts.variables });
     });
@@ -928,6 +941,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     } else return false;
     return true;
   }
+  // An extended file lends one service: its networks, volumes, configs and secrets are not the project's.
+  if (only) return out;
   const networks = mapping(interpolated('networks'), ['networks'], 'networks');
   for (const [name, raw] of Object.entries(networks)) {
     const base: PathSeg[] = ['networks', name];

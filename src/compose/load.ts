@@ -163,7 +163,8 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
   const notes: string[] = [];
 
-  const parse = (path: string, text: string, ctx: PathContext, vars: Record<string, string> = variables): FileFragment => {
+  /** `extended`: the file lends this service to an `extends:` (only it, and what it extends in the file, is built) */
+  const parse = (path: string, text: string, ctx: PathContext, vars: Record<string, string> = variables, extended?: string): FileFragment => {
     let y;
     try {
       y = parseYaml(path, text, opts.limits);
@@ -172,21 +173,23 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
         throw new ComposeError(e.detail.code, e.detail.problem, { file: path, ...(e.detail.line !== undefined ? { line: e.detail.line } : {}), ...(e.detail.hint ? { hint: e.detail.hint } : {}) });
       throw e;
     }
+    const onlyServices = extended === undefined ? undefined : extendsChain(y.value, extended);
     // env_file, include and extends.file paths resolve as binds do: a file listed after the first (an override in
     // another directory) resolves them from the first file's directory, as docker compose (compose-go resolves every
     // relative path after the merge, against the project's directory); an included or extended file from its own.
-    return buildFragment(y, { variables: vars, paths: ctx, fileDir: ctx.baseDir, readFile, taint, unset });
+    return buildFragment(y, { variables: vars, paths: ctx, fileDir: ctx.baseDir, readFile, taint, unset, ...(onlyServices ? { onlyServices } : {}) });
   };
   /** another repository file (included or extended): its relative paths resolve against its own directory */
   const otherFiles = new Map<string, FileFragment>();
-  const other = (path: string, at: Loc, what: string, vars?: Record<string, string>): FileFragment => {
-    // an included file interpolates with its own variables (see withIncludes): cached apart from extended files
-    const key = vars ? `${path}\0included` : path;
+  const other = (path: string, at: Loc, what: string, vars?: Record<string, string>, extended?: string): FileFragment => {
+    // an included file interpolates with its own variables (see withIncludes): cached apart from extended files,
+    // and an extended file per service it lends
+    const key = vars ? `${path}\0included` : extended !== undefined ? `${path}\0extends\0${extended}` : path;
     const known = otherFiles.get(key);
     if (known) return known;
     const text = readFile(path);
     if (text === undefined) throw error('missing_file', `${what} ${path} not found in the repository`, at, 'add the file or fix the path (relative to the file that names it)');
-    const f = parse(path, text, { ...paths, baseDir: composeDir(path) }, vars ?? variables);
+    const f = parse(path, text, { ...paths, baseDir: composeDir(path) }, vars ?? variables, extended);
     otherFiles.set(key, f);
     return f;
   };
@@ -244,8 +247,9 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
       seen.set(dn, o.name);
     }
   }
-  resolveEnvFiles(merged.services.values(), taint, unset);
+  // env files are read for the services the profiles keep (compose since 2.34): an inactive one may name a missing file
   applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes, taint.secret));
+  resolveEnvFiles(merged.services.values(), taint, unset);
   applyLinks(merged);
   linkJoins(merged.services);
   validate(merged);
@@ -306,6 +310,7 @@ function resolveEnvFiles(services: Iterable<ServiceFragment>, taint: { secret: (
     const out = new Map<string, At<string>>();
     const read = new Map<string, DotenvValue>();
     for (const f of s.envFiles) {
+      if (f.missing) throw f.missing;
       try {
         for (const [k, v] of parseDotenv(f.text, { raw: f.raw, variables: f.variables, environment, inherited: read, unset: unsetIn(unset, f.file)!, secret: taint.secret })) {
           out.set(k, { v: v.value, at: { file: f.file, line: v.line, path: k } });
@@ -370,7 +375,24 @@ function inheritTaint(extensions: readonly [string, string][], found: TaintedInp
 }
 
 /** `extends:` in one file: the named service (of this file or another) is the base, this service merges onto it. */
-function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: string) => FileFragment, extended: (service: string, base: string) => void): void {
+/**
+ * The services of a file that `extends` of `service` reaches within the file: compose takes the extended
+ * service alone from another file (and validates the merged result), so the file's other services are not built.
+ */
+function extendsChain(file: unknown, service: string): Set<string> {
+  const services = file && typeof file === 'object' && !Array.isArray(file) ? (file as Record<string, unknown>).services : undefined;
+  const all = services && typeof services === 'object' && !Array.isArray(services) ? (services as Record<string, unknown>) : {};
+  const chain = new Set<string>();
+  for (let cur: string | undefined = service; cur !== undefined && !chain.has(cur); ) {
+    chain.add(cur);
+    const s: unknown = all[cur];
+    const ext: unknown = s && typeof s === 'object' && !Array.isArray(s) ? (s as Record<string, unknown>).extends : undefined;
+    cur = typeof ext === 'string' ? ext : ext && typeof ext === 'object' && (ext as Record<string, unknown>).file === undefined && typeof (ext as Record<string, unknown>).service === 'string' ? ((ext as Record<string, unknown>).service as string) : undefined;
+  }
+  return chain;
+}
+
+function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: string, vars?: Record<string, string>, extended?: string) => FileFragment, extended: (service: string, base: string) => void): void {
   const resolved = new Map<string, ServiceFragment>();
   const resolve = (file: FileFragment, name: string, stack: string[], at: Loc): ServiceFragment => {
     const key = `${file.file}#${name}`;
@@ -380,7 +402,7 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
     if (!s.extendsRef) return s;
     if (file === f && resolved.has(name)) return resolved.get(name)!;
     const ref = s.extendsRef;
-    const baseFile = ref.v.file && posix.normalize(ref.v.file) !== posix.normalize(file.file) ? other(ref.v.file, ref.at, 'extended file') : file;
+    const baseFile = ref.v.file && posix.normalize(ref.v.file) !== posix.normalize(file.file) ? other(ref.v.file, ref.at, 'extended file', undefined, ref.v.service) : file;
     const base = resolve(baseFile, ref.v.service, [...stack, key], ref.at);
     extended(s.name, ref.v.service);
     const own: ServiceFragment = { ...s };
