@@ -812,6 +812,27 @@ describe('files the compose way', () => {
     expect(web(await viaApp({ ...tiny, 'deploy/compose.yml': tiny['deploy/compose.yml'].replace('  - ./a.txt:/t/256\n', '').replace(/\n  - \.\/a\.txt:\/t\/256$/, '') }, cfg())).files).toHaveLength(256);
   });
 
+  it('a bound path from a secret-looking variable is refused at its own line, the other binds copied (mattermost\'s KEY_PATH)', async () => {
+    const files = {
+      'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ${CONF_PATH}:/etc/nginx/conf.d:ro\n  - ${KEY_PATH}:/key.pem:ro'),
+      'deploy/.env': 'CONF_PATH=./conf\nKEY_PATH=./key.pem\n',
+      'deploy/conf/app.conf': 'server {}\n',
+      'deploy/key.pem': '-----BEGIN PRIVATE KEY-----\n',
+    };
+    const err = await viaApp(files, cfg()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'repository_bind_secret', line: 6, path: 'services.web.volumes[1]', message: expect.stringContaining('built from a secret variable cannot be copied') });
+    expect((err as { hint: string }).hint).toContain('KEY_PATH');
+    const ok = await viaApp({ ...files, 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ${CONF_PATH}:/etc/nginx/conf.d:ro') }, cfg());
+    expect(web(ok).files).toMatchObject([{ source: 'deploy/conf/app.conf' }]);
+  });
+
+  it('build: without image: is said as it is although a build arg uses a secret (calcom\'s DATABASE_URL)', () => {
+    const err = errorOf(() => load(svc('build:\n  context: .\n  args: {DATABASE_URL: "postgres://u:${POSTGRES_PASSWORD}@db/x"}'), { variables: { POSTGRES_PASSWORD: 'pg-s3cret-value' } }));
+    expect(err).toMatchObject({ code: 'missing_image', line: 3 });
+    expect(err.message).toContain('has build: but no image:');
+    expect(JSON.stringify(err) + err.message).not.toContain('pg-s3cret-value');
+  });
+
   it('a bound repository path built from a secret variable is refused without quoting it', async () => {
     const files = { 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./${DB_PASSWORD}.conf:/etc/x.conf'), 'deploy/hunter2.conf': 'x\n' };
     const err = await viaApp(files, cfg('    variables: {DB_PASSWORD: hunter2}\n')).catch((e: unknown) => e);

@@ -15,7 +15,7 @@ import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
-import { isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
+import { isTaintedAt, isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 import { MAX_SHIPPED_BYTES, MAX_UPLOADED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
 
@@ -261,7 +261,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const shipped = !opts.noCheckout
     ? new Map<string, ShippedFile[]>()
     : opts.repoTree
-      ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (service) => isTaintedField(secretFieldsOf(taint.found), service, 'volumes'))
+      ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (m) => isTaintedAt(taint.found, m.at))
       : refuseRepositoryBinds(merged.services.values());
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);

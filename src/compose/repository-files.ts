@@ -70,10 +70,10 @@ const cleanTarget = (t: string) => {
 /**
  * Takes each service's binds of repository paths out of its volumes and returns, per service, the files to
  * copy in their place; a note says per service what is copied (and that the copy is not a bind).
- * `tainted(service)`: whether a secret variable fed the service's volumes (a path built from one is refused:
- * the path would be quoted in the plan).
+ * `tainted(mount)`: whether a secret variable fed that volume entry (a path built from one is refused: the
+ * path would be quoted in the plan).
  */
-export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: RepoTree, notes: string[], tainted: (service: string) => boolean): Map<string, ShippedFile[]> {
+export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: RepoTree, notes: string[], tainted: (mount: At<Mount>) => boolean): Map<string, ShippedFile[]> {
   const out = new Map<string, ShippedFile[]>();
   // Distinct repository files of the environment: each is read once, whatever number of services copy it.
   const read = new Set<string>();
@@ -105,7 +105,7 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
     const told: string[] = [];
     for (const m of binds) {
       const written = m.asWritten ?? m.v.source!;
-      if (tainted(s.name)) throw fail(`service ${s.name}: a bind mount of a repository path built from a secret variable cannot be copied from the repository`, m.at, 'name the path in the compose file itself');
+      if (tainted(m)) throw fail(`service ${s.name}: a bind mount of a repository path built from a secret variable cannot be copied from the repository`, m.at, 'name the path in the compose file itself (a variable whose name looks secret, such as KEY_PATH, counts as a secret)', 'repository_bind_secret');
       const source = m.v.source!;
       if (source === '..' || source.startsWith('../'))
         throw fail(`service ${s.name}: bind mount of ${written} leaves the repository, and the app has no checkout on the target`, m.at, `copy what it needs into the repository and bind that, ${VOLUME_HINT}, or bind an absolute host path that policy.bind_mount_allowlist allows`);

@@ -84,9 +84,16 @@ function spellings(v: string): string[] {
 /**
  * Refusals whose text is built from keys and never from the value at their
  * line: a secret read from a file (`file: ${DB_PASSWORD_FILE}`, frappe_docker)
- * is refused whatever the path, and the refusal names only the secret's key.
+ * is refused whatever the path, and the refusal names only the secret's key;
+ * `build:` without `image:` names the service (calcom's build args use the
+ * database password); a bind path built from a secret says only that.
  */
-const VALUE_FREE_CODES = new Set(['secret_in_repository']);
+const VALUE_FREE_CODES = new Set(['secret_in_repository', 'missing_image', 'repository_bind_secret']);
+
+/** Whether what is written at `at` (a list item, a key) used a secret variable, or holds something that did. */
+export function isTaintedAt(found: readonly TaintedInput[], at: { file: string; path: string }): boolean {
+  return found.some((t) => t.file === at.file && related(formatPath(t.path), at.path));
+}
 
 /**
  * An error that would quote a tainted input (it is located on a tainted line,
