@@ -333,6 +333,18 @@ describe('service keys reach the spec and the create options', () => {
     expect(dockerNames(d).volume('old')).toBe('legacy');
     // two declarations cannot share one name
     expect(errorOf(() => load(svc('image: nginx\nnetworks: [a, b]', 'networks:\n  a: {name: x}\n  b:\n    name: x\n')))).toMatchObject({ code: 'duplicate_name', line: 8, path: 'networks.b.name' });
+    // an external network's other keys are ignored, as docker compose joins it as it is (Coolify's production override
+    // turns its bridge network external); said in the plan. An external volume with options stays refused, as in compose.
+    const coolify = loadCompose(
+      [
+        { path: 'compose.yml', text: svc('image: nginx\nnetworks: [coolify]', 'networks:\n  coolify:\n    name: coolify\n    driver: bridge\n    external: false\n') },
+        { path: 'compose.prod.yml', text: 'networks:\n  coolify:\n    external: true\n' },
+      ],
+      { project: 'p', environment: 'e' },
+    );
+    expect(coolify.networks.map((n) => n.spec)).toEqual([{ name: 'coolify', driver: 'bridge', internal: false, attachable: false, labels: {}, external: true, dockerName: 'coolify' }]);
+    expect(coolify.notes).toEqual(['network coolify is external (compose.prod.yml:3): driver is not used, as docker compose joins an external network as it is']);
+    expect(errorOf(() => load(svc('image: nginx\nvolumes: [v:/v]', 'volumes:\n  v:\n    external: true\n    driver: local\n')))).toMatchObject({ code: 'invalid_value', problem: 'volume v is external: it takes no other options' });
   });
 
   it('mount flags: :z/:Z relabel and short binds create the host directory (legacy Binds); long binds only when asked', () => {
@@ -753,12 +765,21 @@ describe('files the compose way', () => {
       'deploy/compose.yml': svc('image: wordpress\nvolumes:\n  - wp:/var/www/html\n  - ./uploads.ini:/var/www/html/uploads.ini', 'volumes:\n  wp: {}\n'),
       'deploy/uploads.ini': 'upload_max_filesize = 64M\n',
     };
-    expect(await viaApp(files, cfg()).catch((e: unknown) => e)).toMatchObject({
+    // the service's own writable volume around it is written into, and the plan says so (grafana's dashboards under its data volume)
+    const into = await viaApp(files, cfg());
+    expect(web(into).files).toMatchObject([{ source: 'deploy/uploads.ini', target: '/var/www/html/uploads.ini' }]);
+    expect(into.notes!.join('\n')).toContain('./uploads.ini → /var/www/html/uploads.ini; written into volume wp (mounted at /var/www/html) at each create, where docker compose would mount it on top');
+    // read-only, the upload would fail: refused
+    const ro = { ...files, 'deploy/compose.yml': files['deploy/compose.yml']!.replace('wp:/var/www/html\n', 'wp:/var/www/html:ro\n') };
+    expect(await viaApp(ro, cfg()).catch((e: unknown) => e)).toMatchObject({
       code: 'repository_bind',
       line: 6,
-      message: expect.stringContaining('lies inside the volume wp mounted at /var/www/html'),
+      message: expect.stringContaining('lies inside the read-only volume wp mounted at /var/www/html'),
       hint: 'give the file a target outside /var/www/html',
     });
+    // a missing file is said first, whatever mount it lies in (wazuh's certificates)
+    const missing = { 'deploy/compose.yml': files['deploy/compose.yml']!.replace('wp:/var/www/html\n', 'wp:/var/www/html:ro\n') };
+    expect(await viaApp(missing, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind_missing', line: 6 });
     // a tmpfs: (mounted at the start, over what was copied there at the create)
     const tmp = { ...files, 'deploy/compose.yml': svc('image: nginx\ntmpfs: [/run]\nvolumes:\n  - ./uploads.ini:/run/php/uploads.ini') };
     expect(await viaApp(tmp, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 6, message: expect.stringContaining('lies inside the tmpfs mounted at /run') });
@@ -767,7 +788,7 @@ describe('files the compose way', () => {
       ...files,
       'deploy/compose.yml': `services:\n  data:\n    image: busybox\n    volumes: [wp:/var/www]\n  web:\n    image: nginx\n    volumes_from: [${from}]\n    volumes: [./uploads.ini:/var/www/uploads.ini]\nvolumes:\n  wp: {}\n`,
     });
-    expect(await viaApp(shared('data'), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 8, message: expect.stringContaining('lies inside the volume wp mounted at /var/www') });
+    expect(await viaApp(shared('data'), cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 8, message: expect.stringContaining('lies inside the volume wp that volumes_from gives it mounted at /var/www') });
     expect(await viaApp(shared('container:legacy'), cfg('policy:\n  allow_container_namespaces: [legacy]\n')).catch((e: unknown) => e)).toMatchObject({
       code: 'repository_bind',
       line: 7,
@@ -775,7 +796,7 @@ describe('files the compose way', () => {
     });
     // volumes_from (or tmpfs:) at the copy's very target: a file untarred over a mount point empties it
     const sameTarget = { ...files, 'deploy/compose.yml': 'services:\n  a:\n    image: busybox\n    volumes: [data:/data]\n  web:\n    image: nginx\n    volumes_from: [a]\n    volumes: [./uploads.ini:/data]\nvolumes:\n  data: {}\n' };
-    expect(await viaApp(sameTarget, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 8, message: expect.stringContaining('lies inside the volume data mounted at /data') });
+    expect(await viaApp(sameTarget, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', line: 8, message: expect.stringContaining('lies at the volume data that volumes_from gives it mounted at /data') });
     const tmpSame = { ...files, 'deploy/compose.yml': svc('image: nginx\ntmpfs: [/data/]\nvolumes:\n  - ./uploads.ini:/data/php.ini') };
     expect(await viaApp(tmpSame, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind', message: expect.stringContaining('lies inside the tmpfs mounted at /data') });
     // nothing goes over the container's root; a file where another file needs a directory cannot be uploaded

@@ -112,6 +112,10 @@ describeDocker('configs and secrets on the real Docker engine', () => {
       - ./conf/app.conf:/etc/app/app.conf:ro
       - ./html:/srv/html
       - ./bin/run.sh:/usr/local/bin/run.sh
+      - data:/var/lib/app
+      - ./dash/board.json:/var/lib/app/dashboards/board.json
+volumes:
+  data: {}
 `;
     const files: Record<string, string> = {
       'deploy/compose.yml': compose,
@@ -120,6 +124,7 @@ describeDocker('configs and secrets on the real Docker engine', () => {
       'deploy/html/css/site.css': 'h1 {}\n',
       [`deploy/html/${'n'.repeat(150)}.txt`]: 'a name over ustar\'s 100 bytes\n',
       'deploy/bin/run.sh': '#!/bin/sh\necho ran\n',
+      'deploy/dash/board.json': '{"v":1}\n',
     };
     const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0x00, 0xfe, 0x80]);
     const config = parseConfig(`project: ${PROJECT}\nenvironments:\n  - name: staging\n    compose: [deploy/compose.yml]\n`, '.github/berth.yml');
@@ -140,16 +145,18 @@ describeDocker('configs and secrets on the real Docker engine', () => {
     expect(await execIn(cname('web'), `cat /srv/html/${'n'.repeat(150)}.txt`)).toBe("a name over ustar's 100 bytes\n");
     // bytes that are not text arrive unchanged
     expect(await execIn(cname('web'), 'md5sum /srv/html/logo.png')).toBe(`${createHash('md5').update(PNG).digest('hex')}  /srv/html/logo.png\n`);
-    // nothing of it is a mount: the container holds copies
-    expect((await docker.getContainer(cname('web')).inspect()).Mounts).toEqual([]);
+    // nothing of it is a mount: the container holds copies (and the one under the service's volume is written into it)
+    expect((await docker.getContainer(cname('web')).inspect()).Mounts.map((m) => m.Destination)).toEqual(['/var/lib/app']);
+    expect(await execIn(cname('web'), 'cat /var/lib/app/dashboards/board.json')).toBe('{"v":1}\n');
     const [again] = await planTargets(first, ['local'], observer);
     expect(again!.plan.nodes).toEqual([]);
 
-    const changed = await atHead({ ...files, 'deploy/html/index.html': '<h1>two</h1>\n' });
+    const changed = await atHead({ ...files, 'deploy/html/index.html': '<h1>two</h1>\n', 'deploy/dash/board.json': '{"v":2}\n' });
     const [p] = await planTargets(changed, ['local'], observer);
-    expect(planToString(p!.plan)).toContain('service:web:1, CreateContainer, file deploy/html/index.html changed');
+    expect(planToString(p!.plan)).toContain('service:web:1, CreateContainer, file deploy/dash/board.json changed, file deploy/html/index.html changed');
     expect((await apply(changed)).result).toBe('completed');
     expect(await execIn(cname('web'), 'cat /srv/html/index.html')).toBe('<h1>two</h1>\n');
+    expect(await execIn(cname('web'), 'cat /var/lib/app/dashboards/board.json')).toBe('{"v":2}\n');
   }, 90_000);
 
   it('a secret read from a file of the repository is refused at its line', async () => {

@@ -252,6 +252,16 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   resolveEnvFiles(merged.services.values(), taint, unset);
   applyLinks(merged);
   linkJoins(merged.services);
+  // An external network is joined as it is: docker compose ignores its other keys (Coolify's production
+  // override turns a network it declared with driver: bridge external), so they are noted and dropped.
+  for (const n of merged.networks.values()) {
+    if (!n.external?.v) continue;
+    const ignored = (['driver', 'internal', 'attachable', 'labels', 'ipam', 'driverOpts', 'enableIpv6'] as const).filter((k) => (k === 'labels' ? !!n.labels?.size : n[k] !== undefined));
+    if (!ignored.length) continue;
+    const keyOf = { driver: 'driver', internal: 'internal', attachable: 'attachable', labels: 'labels', ipam: 'ipam', driverOpts: 'driver_opts', enableIpv6: 'enable_ipv6' } as const;
+    notes.push(`network ${n.name} is external (${n.external.at.file}${n.external.at.line !== undefined ? `:${n.external.at.line}` : ''}): ${ignored.map((k) => keyOf[k]).join(', ')} ${ignored.length === 1 ? 'is' : 'are'} not used, as docker compose joins an external network as it is`);
+    for (const k of ignored) delete n[k];
+  }
   validate(merged);
   for (const s of merged.services.values()) if (s.attach) notes.push(`service ${s.name} has attach: (${s.attach.file}:${s.attach.line}); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment`);
   for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
@@ -651,10 +661,6 @@ function validate(m: Merged): void {
           'publish the service through a reverse proxy on its network (the proxy keeps the host port; the service only exposes its port), or use order: stop-first (a short outage per replica while the new container starts)',
         );
     }
-  }
-  for (const n of m.networks.values()) {
-    if (n.external?.v && (n.driver || n.internal || n.attachable || n.labels?.size || n.ipam || n.driverOpts || n.enableIpv6))
-      throw error('invalid_value', `network ${n.name} is external: it takes no other options`, n.at);
   }
   for (const v of m.volumes.values()) {
     if (v.external?.v && (v.driver || v.labels?.size || v.driverOpts)) throw error('invalid_value', `volume ${v.name} is external: it takes no other options`, v.at);

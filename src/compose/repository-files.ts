@@ -116,13 +116,21 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
       // Another mount of the service around this one, or at its very target (what volumes_from or tmpfs: put
       // there): docker compose mounts the bind on top of it; a copy would be written into it (a volume's data, a
       // host directory, a tmpfs not mounted yet) at every create, and a file over a mount point empties it.
+      // The service's own writable volume around it is written into (grafana's dashboards under its data volume,
+      // a common layout): what the container could write there itself, said in the plan. Anything else is refused
+      // (once the path is known to exist: a missing file is the problem to name first).
       const outer = around.filter((k) => under(target, k.v.target)).sort((a, b) => b.v.target.length - a.v.target.length)[0];
-      if (outer)
+      const intoVolume = outer && outer.v.type === 'volume' && !outer.v.readOnly && outer.v.target !== target && kept.includes(outer) ? outer : undefined;
+      const refuseOuter = () => {
+        if (!outer || intoVolume) return;
+        const what = outer.v.type === 'volume' ? `${outer.v.readOnly ? 'read-only ' : ''}volume ${outer.v.source ?? '(anonymous)'}${kept.includes(outer) ? '' : ' that volumes_from gives it'}` : outer.v.type === 'tmpfs' ? 'tmpfs' : `bind mount of ${outer.v.source}`;
         throw fail(
-          `service ${s.name}: bind mount of ${written} at ${target} lies inside the ${outer.v.type === 'volume' ? `volume ${outer.v.source ?? '(anonymous)'}` : outer.v.type === 'tmpfs' ? 'tmpfs' : `bind mount of ${outer.v.source}`} mounted at ${outer.v.target}: docker compose mounts it on top, but the app copies repository files into the container, and the copy would be written into that mount`,
+          `service ${s.name}: bind mount of ${written} at ${target} lies ${outer.v.target === target ? 'at' : 'inside'} the ${what} mounted at ${outer.v.target}: docker compose mounts it on top, but the app copies repository files into the container, and the copy would be written into that mount${outer.v.type === 'tmpfs' ? ' (then hidden by it at the start)' : ''}`,
           m.at,
           `give the file a target outside ${outer.v.target}`,
         );
+      };
+      const intoNote = intoVolume ? `; written into volume ${intoVolume.v.source ?? '(anonymous)'} (mounted at ${intoVolume.v.target}) at each create, where docker compose would mount it on top` : '';
       const modeOf = (p: string, at: Loc) => {
         const gitMode = tree.mode(p);
         if (gitMode === '120000')
@@ -141,7 +149,8 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
       const whole = tree.mode(path);
       if (path && whole !== undefined) {
         put(path, target);
-        told.push(`${written} → ${target}`);
+        refuseOuter();
+        told.push(`${written} → ${target}${intoNote}`);
       } else {
         const inside = tree.under(path);
         if (inside === undefined)
@@ -171,7 +180,8 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
           if (!rel || rel.split('/').some((part) => part === '' || part === '.' || part === '..')) throw fail(`service ${s.name}: the repository listing names an unusable path under ${path || 'the root'}`, m.at, 'check the repository for unusual file names');
           put(f, posix.join(target, rel));
         }
-        told.push(`${written} → ${target} (${inside.length} ${inside.length === 1 ? 'file' : 'files'}, added to what the image has there)`);
+        refuseOuter();
+        told.push(`${written} → ${target} (${inside.length} ${inside.length === 1 ? 'file' : 'files'}, added to what the image has there${intoNote})`);
       }
       for (const c of copies.values()) read.add(c.path);
       if (read.size > MAX_SHIPPED_FILES)
