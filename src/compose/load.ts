@@ -35,13 +35,9 @@ export interface LoadComposeOptions {
   /** absolute path of the checkout; relative bind sources become absolute under it (else they stay `./repo/relative`) */
   repoRoot?: string;
   /**
-   * The files come from GitHub and no checkout is on the target (the app): a bind of a repository path
-   * (`./nginx.conf:/etc/nginx/nginx.conf`) would have nothing to mount, and is refused at its line.
-   */
-  noCheckout?: boolean;
-  /**
-   * With noCheckout: the commit's file listing. A bind of a repository file or directory is then copied into
-   * the container (repository-files.ts) instead of refused; its content comes through repoFiles.
+   * The files come from GitHub and no checkout is on the target (the app): the commit's file listing. A bind
+   * of a repository file or directory is then copied into the container (repository-files.ts) instead of
+   * mounted; its content comes through repoBytes.
    */
   repoTree?: RepoTree;
   /** when given, anything it does not allow is refused with the line that asks for it */
@@ -268,11 +264,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   for (const s of merged.services.values())
     if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
-  const shipped = !opts.noCheckout
-    ? new Map<string, ShippedFile[]>()
-    : opts.repoTree
-      ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (m) => isTaintedAt(taint.found, m.at))
-      : refuseRepositoryBinds(merged.services.values());
+  const shipped = opts.repoTree ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (m) => isTaintedAt(taint.found, m.at)) : new Map<string, ShippedFile[]>();
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
     checkVolumeOptions(merged.volumes.values(), opts.policy);
@@ -283,27 +275,6 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const shared = opts.policy?.allow_shared_objects ?? [];
   const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
   return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
-}
-
-/**
- * Without a checkout on the target, and without the commit's listing to copy it from (repository-files.ts),
- * a bind of a repository path mounts nothing docker compose would:
- * Docker takes `./conf` for a volume name, and the apply fails at the create. Said at plan time instead,
- * with what does ship a repository file (configs), before the policy would ask for an allowlist entry
- * that cannot help.
- */
-function refuseRepositoryBinds(services: Iterable<ServiceFragment>): Map<string, ShippedFile[]> {
-  for (const s of services)
-    for (const m of s.volumes ?? []) {
-      if (m.v.type !== 'bind' || !m.v.source || m.v.source.startsWith('/')) continue;
-      throw error(
-        'repository_bind',
-        `service ${s.name}: bind mount of ${m.asWritten ?? m.v.source}, a path relative to the compose files: the app reads the repository from GitHub and has no checkout on the target to mount it from`,
-        m.at,
-        'ship a file with configs (configs: {conf: {file: ./nginx.conf}}, and under the service configs: [{source: conf, target: /etc/nginx/nginx.conf}]), keep data in a named volume, or bind an absolute host path that policy.bind_mount_allowlist allows; `berth apply` run from a checkout mounts it as docker compose does',
-      );
-    }
-  return new Map();
 }
 
 /**

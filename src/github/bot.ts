@@ -167,7 +167,7 @@ export class Bot {
     const sources = await readComposeSources(read, inputs, secretInputs.variables);
     const desired = await loadComposeReading(
       inputs,
-      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, noCheckout: true, repoTree: listingTree(files) },
+      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, repoTree: listingTree(files) },
       read,
       // a bound repository file is copied byte for byte (repository-files.ts)
       (p) => (files.has(p) ? gh.readFileBytes(repo, p, sha) : Promise.resolve(undefined)),
