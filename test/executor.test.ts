@@ -468,6 +468,32 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       expect([...engine.containers.values()].map((c) => c.name).sort()).toEqual(['shop-staging-api-1', 'shop-staging-db-1', 'shop-staging-web-1', 'shop-staging-worker0-1']);
     });
 
+    it('recovery after a crash between a create and its upload puts the copied repository files in again, byte for byte; no second container', async () => {
+      const h = harness(ts.store);
+      const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff]);
+      const base = state([spec('web', { files: [{ kind: 'file', source: 'html/logo.png', target: '/srv/logo.png', mode: 0o644, digest: 'd' }] })]);
+      const d: DesiredState = { ...base, contents: { 'file:html/logo.png': png.toString('base64') } };
+      const id = await h.apply(d);
+      const t = byResource(await h.tasks(id));
+      const engine = h.engines.get('local')!;
+      // The dead process created the container (journaled running) and died before its upload.
+      for (const k of ['EnsureImage image:docker.io/berth-test/app:1', 'CreateNetwork network:default']) {
+        await ts.store.updateTask(t[k]!.id, 'pending', { state: 'running', startedAt: 1 });
+        await ts.store.updateTask(t[k]!.id, 'running', { state: 'succeeded', finishedAt: 2 });
+      }
+      await engine.createNetwork('shop-staging_default', d.networks[0]!.spec, {});
+      await ts.store.updateTask(t['CreateContainer service:web:1']!.id, 'pending', { state: 'running', startedAt: 3 });
+      const cid = await engine.createContainer('shop-staging-web-1', svc(d, 'web').spec, { project: 'shop', environment: 'staging', replica: 1, configHash: svc(d, 'web').configHash, applyId: id }, 'default');
+      engine.calls.length = 0;
+
+      expect(await h.executor.recover()).toEqual([{ applyId: id, state: 'completed' }]);
+      // The create is replayed and adopts the container the dead process made: still one, the same one.
+      expect([...engine.containers.values()].filter((c) => c.name === 'shop-staging-web-1').map((c) => c.id)).toEqual([cid]);
+      const put = engine.files.get(cid)!;
+      expect(put.map((f) => f.path)).toEqual(['/srv/logo.png']);
+      expect(Buffer.from(put[0]!.content as Uint8Array).equals(png)).toBe(true);
+    });
+
     it('a create replayed after a crash adopts the container this apply made (the engine finished the dead process\'s call)', async () => {
       const h = harness(ts.store);
       const d = stack(undefined, 0);
