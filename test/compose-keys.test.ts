@@ -20,6 +20,7 @@ import { reconcile } from '../src/plan/reconcile.js';
 import { renderPlanMarkdown } from '../src/plan/render.js';
 import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 import { errorOf } from './helpers/errors.js';
+import { ComposeError } from '../src/errors.js';
 import { emptyObserved } from './helpers/simulate.js';
 
 const OPTS: LoadComposeOptions = { project: 'p', environment: 'e' };
@@ -831,6 +832,52 @@ describe('files the compose way', () => {
     expect(await viaApp(tiny, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'too_large', message: expect.stringContaining('257 files into its container, more than 256') });
     // within the bounds it loads
     expect(web(await viaApp({ ...tiny, 'deploy/compose.yml': tiny['deploy/compose.yml'].replace('  - ./a.txt:/t/256\n', '').replace(/\n  - \.\/a\.txt:\/t\/256$/, '') }, cfg())).files).toHaveLength(256);
+  });
+
+  it('a GitHub failure reading a file the compose file names is the plan\'s error, never a missing file; so is a file over what berth reads', async () => {
+    const files = { 'deploy/compose.yml': svc('image: nginx\nenv_file: app.env'), 'deploy/app.env': 'A=1\n' };
+    const failing = (err: Error) =>
+      ({
+        readFile: async (_r: unknown, path: string) => {
+          if (path === 'deploy/app.env') throw err;
+          return files[path as keyof typeof files];
+        },
+      }) as unknown as GitHubPort;
+    const parsed = parseConfig(cfg(), '.github/berth.yml');
+    const load = (gh: GitHubPort) => new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', new Set(Object.keys(files))).catch((e: unknown) => e);
+    expect(await load(failing(Object.assign(new Error('Server Error'), { status: 502 })))).toMatchObject({ status: 502, message: 'Server Error' });
+    expect(await load(failing(new ComposeError('too_large', 'file is 5000000 bytes, more than the 1048576 bytes berth reads', { file: 'deploy/app.env' })))).toMatchObject({ code: 'too_large', file: 'deploy/app.env' });
+  });
+
+  it('what the desired state carries is bounded before it is read: the listing\'s sizes refuse copies and configs\' files at their line, with no read made', async () => {
+    const sized = (files: Record<string, string>, sizes: Record<string, number>) => new TreeListing(new Map(Object.keys(files).map((p) => [p, `b-${p}`])), new Map(), new Map(Object.entries(sizes)));
+    const html = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`deploy/html/${i}.jpg`, 'x']));
+    const dir = { ...html, 'deploy/compose.yml': svc('image: nginx\nvolumes:\n  - ./html:/usr/share/nginx/html:ro') };
+    // nine files the listing says are 1,000,000 bytes each: over 8 MiB together, refused before any of them is read
+    const reads: string[] = [];
+    const nine = await viaApp(dir, cfg(), reads, sized(dir, Object.fromEntries(Object.keys(html).map((p) => [p, 1_000_000])))).catch((e: unknown) => e);
+    expect(nine).toMatchObject({ code: 'too_large', line: 5, message: expect.stringContaining('are more than 8388608 bytes together (deploy/html/8.jpg, copied into service web, makes 9000000)') });
+    expect(reads.filter((r) => r.endsWith('(bytes)'))).toEqual([]);
+    // one file over what berth reads of a file (GitHub serves content up to 1 MB): named, at its line, not read
+    const one: string[] = [];
+    const big = await viaApp(dir, cfg(), one, sized(dir, { 'deploy/html/3.jpg': 3 * 1024 * 1024 })).catch((e: unknown) => e);
+    expect(big).toMatchObject({ code: 'too_large', line: 5, message: expect.stringContaining('deploy/html/3.jpg (copied into service web) is 3145728 bytes, more than the 1048576 bytes berth reads of one repository file') });
+    expect(one.filter((r) => r.endsWith('(bytes)'))).toEqual([]);
+    // configs' files count with the copies: five 1 MB configs, then four 1 MB copies (the last at line 8 goes over)
+    const conf = {
+      ...Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`deploy/f${i}`, 'x'])),
+      'deploy/compose.yml': svc(
+        `image: nginx\nvolumes:\n${[0, 1, 2, 3].map((i) => `  - ./f${i}:/copy/${i}`).join('\n')}\nconfigs:\n${[4, 5, 6, 7, 8].map((i) => `  - {source: c${i}, target: /conf/${i}}`).join('\n')}`,
+        `configs:\n${[4, 5, 6, 7, 8].map((i) => `  c${i}: {file: ./f${i}}`).join('\n')}\n`,
+      ),
+    };
+    const confReads: string[] = [];
+    const mixed = await viaApp(conf, cfg(), confReads, sized(conf, Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`deploy/f${i}`, 1_000_000])))).catch((e: unknown) => e);
+    expect(mixed).toMatchObject({ code: 'too_large', line: 8, message: expect.stringContaining('(deploy/f3, copied into service web, makes 9000000)') });
+    expect(confReads.filter((r) => !r.startsWith('deploy/compose.yml') && !r.startsWith('deploy/.env'))).toEqual([]);
+    // within the bounds (sizes as listed) it loads, each file read once
+    const fits = await viaApp(conf, cfg(), [], sized(conf, Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`deploy/f${i}`, 1])))).catch((e: unknown) => e);
+    expect(web(fits as DesiredState).files).toHaveLength(9);
   });
 
   it('a bound path from a secret-looking variable is refused at its own line, the other binds copied (mattermost\'s KEY_PATH)', async () => {

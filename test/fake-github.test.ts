@@ -166,6 +166,8 @@ describe('state round-trips through the REST API', () => {
     const listed = await port.listFiles({ owner, name: repo }, sha);
     expect(listed).toBeInstanceOf(TreeListing);
     expect([...(listed as TreeListing).modes]).toEqual([['run.sh', '100755']]);
+    // and each file's size, so a read over what berth reads is refused before it is made
+    expect([...(listed as TreeListing).sizes].sort()).toEqual([['conf/app.conf', 6], ['run.sh', 10]]);
     expect((await port.readFileBytes({ owner, name: repo }, 'conf/app.conf', sha))!.equals(Buffer.from('x = 1\n'))).toBe(true);
     expect(await port.readFileBytes({ owner, name: repo }, 'missing', sha)).toBeUndefined();
   });
@@ -176,6 +178,7 @@ describe('state round-trips through the REST API', () => {
     const port = new OctokitGitHub(gh as unknown as ConstructorParameters<typeof OctokitGitHub>[0]);
     const listed = await port.listFiles({ owner, name: repo }, sha);
     expect(listed).toBeInstanceOf(PartialListing);
+    expect((listed as PartialListing).sizes.get('compose.yml')).toBe(13);
     // It cannot tell absence: a path it does not hold may still be in the commit.
     expect(listed.has('not-listed.yml')).toBe(true);
     const cache = new CommitCache();

@@ -2,9 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import type { GitHubPort, RepoRef } from '../src/github/github.js';
-import { TreeListing } from '../src/github/github.js';
+import { PartialListing, TreeListing } from '../src/github/github.js';
+import { MAX_ENVIRONMENT_READ_BYTES, MAX_ENVIRONMENT_READS, repositoryReads } from '../src/github/repository-reads.js';
 import { readOnce } from '../src/github/read-once.js';
 import { CommitCache } from '../src/github/commit-cache.js';
+import { OctokitGitHub } from '../src/github/octokit-github.js';
 import { openStore } from '../src/store/open.js';
 
 const repo: RepoRef = { owner: 'acme', name: 'shop' };
@@ -298,5 +300,103 @@ describe('CommitCache', () => {
     expect(() => CommitCache.fromEnv({ BERTH_COMMIT_CACHE_BYTES: '32MB' })).toThrow(/BERTH_COMMIT_CACHE_BYTES/);
     expect(CommitCache.fromEnv({ BERTH_COMMIT_CACHE_BYTES: '0' }).maxBytes).toBe(0);
     expect(CommitCache.fromEnv({}).maxBytes).toBe(32 * 1024 * 1024);
+  });
+});
+
+describe('repositoryReads: what loading one environment reads of a commit is bounded before it is read', () => {
+  const MiB = 1024 * 1024;
+  const A = 'a'.repeat(40);
+  /** A GitHub double serving `n` bytes at every path it is asked for, recording each read. */
+  const serving = (bytesOf: (path: string) => number) => {
+    const calls: string[] = [];
+    const gh = {
+      async readFile(_r: RepoRef, path: string) {
+        calls.push(`text ${path}`);
+        return 'x'.repeat(bytesOf(path));
+      },
+      async readFileBytes(_r: RepoRef, path: string) {
+        calls.push(`bytes ${path}`);
+        return Buffer.alloc(bytesOf(path));
+      },
+    } as unknown as GitHubPort;
+    return { gh, calls };
+  };
+  const listing = (sizes: Record<string, number | undefined>) =>
+    new TreeListing(
+      new Map(Object.keys(sizes).map((p) => [p, gitBlob(p)])),
+      new Map(),
+      new Map(Object.entries(sizes).filter((e): e is [string, number] => e[1] !== undefined)),
+    );
+
+  it('a file the listing says is over 1 MiB, or one that takes the environment over 24 MiB, is refused without a request', async () => {
+    const { gh, calls } = serving(() => 1_000_000);
+    const files: Record<string, number> = { 'big.bin': 2 * MiB, ...Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}.bin`, 1_000_000])) };
+    const reads = repositoryReads(gh, repo, A, listing(files));
+    await expect(reads.bytes('big.bin')).rejects.toMatchObject({ code: 'too_large', file: 'big.bin', message: expect.stringContaining('file is 2097152 bytes, more than the 1048576 bytes berth reads') });
+    expect(calls).toEqual([]);
+    // 25 files of 1,000,000 bytes fit in 24 MiB (25,165,824); the 26th is refused before it is asked for
+    for (let i = 0; i < 25; i++) await reads.bytes(`f${i}.bin`);
+    await expect(reads.text('f25.bin')).rejects.toMatchObject({ code: 'too_large', file: 'f25.bin', message: expect.stringContaining(`over ${MAX_ENVIRONMENT_READ_BYTES} bytes`) });
+    expect(calls).toHaveLength(25);
+    expect(calls).not.toContain('text f25.bin');
+    // a path the listing does not hold: no request; the same read twice: one request, counted once
+    const again = repositoryReads(gh, repo, A, listing({ 'a.txt': 10 }));
+    expect(await again.text('missing.txt')).toBeUndefined();
+    await Promise.all([again.text('a.txt'), again.text('a.txt')]);
+    expect(calls.slice(25)).toEqual(['text a.txt']);
+  });
+
+  it('without sizes (a listing cut short, a stand-in without them) each read is counted once made, and the next read over the limit is not made', async () => {
+    const { gh, calls } = serving(() => MiB);
+    const partial = new PartialListing([]);
+    const reads = repositoryReads(gh, repo, A, partial);
+    for (let i = 0; i < 24; i++) await reads.bytes(`f${i}.bin`);
+    await expect(reads.bytes('f24.bin')).rejects.toMatchObject({ code: 'too_large', file: 'f24.bin' });
+    // the 25th was read (its size was not known) and is what went over; nothing after it is asked for
+    await expect(reads.bytes('f25.bin')).rejects.toMatchObject({ code: 'too_large', file: 'f25.bin' });
+    expect(calls).toHaveLength(25);
+    // a listing whose size is wrong (smaller than what is served) is corrected by what is read
+    const lying = serving(() => 5 * MiB);
+    const lied = repositoryReads(lying.gh, repo, A, listing({ ...Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`l${i}`, 10])) }));
+    for (let i = 0; i < 4; i++) await lied.text(`l${i}`);
+    await expect(lied.text('l4')).rejects.toMatchObject({ code: 'too_large' });
+    await expect(lied.text('l5')).rejects.toMatchObject({ code: 'too_large' });
+    expect(lying.calls).toEqual(['text l0', 'text l1', 'text l2', 'text l3', 'text l4']);
+  });
+
+  it('at most 400 files are read for one environment', async () => {
+    const { gh, calls } = serving(() => 1);
+    const reads = repositoryReads(gh, repo, A, new PartialListing([]));
+    for (let i = 0; i < MAX_ENVIRONMENT_READS; i++) await reads.text(`f${i}`);
+    await expect(reads.text('one-more')).rejects.toMatchObject({ code: 'too_large', message: expect.stringContaining(`more than ${MAX_ENVIRONMENT_READS} repository files`) });
+    expect(calls).toHaveLength(MAX_ENVIRONMENT_READS);
+  });
+
+  it('the commit cache keeps a listing’s sizes', async () => {
+    let asked = 0;
+    const gh = {
+      async listFiles() {
+        asked++;
+        return new TreeListing(new Map([['a', gitBlob('a')]]), new Map(), new Map([['a', 1]]));
+      },
+    } as unknown as GitHubPort;
+    const cache = new CommitCache();
+    await cache.wrap(gh).listFiles(repo, A);
+    const again = await cache.wrap(gh).listFiles(repo, A);
+    expect(asked).toBe(1);
+    expect([...(again as TreeListing).sizes]).toEqual([['a', 1]]);
+  });
+});
+
+describe('OctokitGitHub reads', () => {
+  const answering = (data: unknown) => new OctokitGitHub({ rest: { repos: { getContent: async () => ({ data }) } } } as unknown as ConstructorParameters<typeof OctokitGitHub>[0]);
+  it('a file is bounded by its content, not only by the size the answer claims', async () => {
+    const content = Buffer.alloc(2 * 1024 * 1024, 1).toString('base64');
+    await expect(answering({ type: 'file', encoding: 'base64', size: 10, sha: 'x', content }).readFileBytes(repo, 'big.bin', 'a'.repeat(40))).rejects.toMatchObject({ code: 'too_large', file: 'big.bin' });
+    await expect(answering({ type: 'file', encoding: 'base64', size: 2 * 1024 * 1024, sha: 'x', content: '' }).readFile(repo, 'big.bin')).rejects.toMatchObject({ code: 'too_large', message: expect.stringContaining('file is 2097152 bytes') });
+    // as GitHub serves 1 MiB: 60-character lines
+    const mib = Buffer.alloc(1024 * 1024, 7);
+    const wrapped = mib.toString('base64').match(/.{1,60}/g)!.join('\n') + '\n';
+    expect((await answering({ type: 'file', encoding: 'base64', size: mib.length, sha: 'x', content: wrapped }).readFileBytes(repo, 'ok.bin'))!.equals(mib)).toBe(true);
   });
 });

@@ -17,7 +17,7 @@ import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { isTaintedAt, isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
 import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
-import { MAX_SHIPPED_BYTES, MAX_UPLOADED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
+import { MAX_FILE_BYTES, MAX_SHIPPED_BYTES, MAX_SHIPPED_FILES, MAX_UPLOADED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
 
 export interface ComposeFile {
   /** repository-relative path, e.g. `deploy/compose.yml` */
@@ -463,8 +463,24 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
   const contents: Record<string, string> = {};
   const need: string[] = [];
   const needBytes: string[] = [];
-  let shippedBytes = 0;
   let uploadedBytes = 0;
+  /**
+   * The repository files the desired state carries (configs' `file:`, copies), each counted once by path: by
+   * the size the listing gives before it is read (a read over the limits is refused, never made), by its
+   * bytes once it is. `what` says who reads it.
+   */
+  const carried = new Map<string, number>();
+  let carriedBytes = 0;
+  const carry = (path: string, bytes: number | undefined, at: Loc, who: string) => {
+    if (carried.has(path)) return;
+    const smaller = 'bind or read fewer or smaller files, or build them into the image';
+    if (bytes !== undefined && bytes > MAX_FILE_BYTES) throw error('too_large', `${path} (${who}) is ${bytes} bytes, more than the ${MAX_FILE_BYTES} bytes berth reads of one repository file`, at, smaller);
+    carried.set(path, bytes ?? 0);
+    carriedBytes += bytes ?? 0;
+    if (carried.size > MAX_SHIPPED_FILES) throw error('too_large', `more than ${MAX_SHIPPED_FILES} repository files are copied into containers or read by configs for this environment (${path}, ${who}, is one more)`, at, smaller);
+    if (carriedBytes > MAX_SHIPPED_BYTES) throw error('too_large', `the repository files copied into containers and read by configs for this environment are more than ${MAX_SHIPPED_BYTES} bytes together (${path}, ${who}, makes ${carriedBytes})`, at, smaller);
+  };
+
   const digests = new Map<string, string>();
   const sizes = new Map<string, number>();
   /**
@@ -474,7 +490,9 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
   const copied = (f: ShippedFile, service: string, at: Loc): string | undefined => {
     const key = `file:${f.path}`;
     if (digests.has(key)) return digests.get(key);
+    const who = `copied into service ${service}`;
     if (!opts.repoBytes?.has(f.path)) {
+      carry(f.path, opts.repoTree?.size(f.path), at, who);
       needBytes.push(f.path);
       return undefined;
     }
@@ -486,9 +504,7 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
         at,
         'bind a file the commit holds; keep data in a named volume',
       );
-    shippedBytes += bytes.length;
-    if (shippedBytes > MAX_SHIPPED_BYTES)
-      throw error('too_large', `the files copied from the repository for this environment are more than ${MAX_SHIPPED_BYTES} bytes together`, at, 'bind fewer or smaller files, or build them into the image');
+    carry(f.path, bytes.length, at, who);
     contents[key] = Buffer.from(bytes).toString('base64');
     const digest = sha256(bytes);
     digests.set(key, digest);
@@ -516,11 +532,13 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
       if (src.path.startsWith('/') || path === '..' || path.startsWith('../'))
         throw error('invalid_value', `config ${name}: file ${src.path} is outside the repository`, declared.at, 'give a path relative to the compose file, inside the repository');
       if (!opts.repoFiles?.has(path)) {
+        carry(path, opts.repoTree?.size(path), declared.at, `read by config ${name}`);
         need.push(path);
         return undefined;
       }
       value = opts.repoFiles.get(path);
       if (value === undefined) throw error('missing_file', `config ${name}: file ${path} does not exist at this commit`, declared.at, 'add the file or fix the path (relative to the compose file)');
+      carry(path, Buffer.byteLength(value, 'utf8'), declared.at, `read by config ${name}`);
     }
     contents[key] = value;
     return value;

@@ -22,6 +22,8 @@ export interface RepoTree {
   under(dir: string): string[] | undefined;
   /** false when GitHub cut the listing short: `mode` then answers '100644' for any path, which may not exist */
   complete: boolean;
+  /** the file's size in bytes, when the listing gave it: a file over what berth reads is refused before the read */
+  size(path: string): number | undefined;
 }
 
 /** One repository file a service gets a copy of. */
@@ -35,14 +37,21 @@ export interface ShippedFile {
   at: Loc;
 }
 
-/** At most this many files are copied for one environment (each is one GitHub read, cached by its blob). */
+/**
+ * At most this many repository files are copied, or read by configs' `file:`, for one environment (each is
+ * one GitHub read, cached by its blob).
+ */
 export const MAX_SHIPPED_FILES = 128;
 /**
- * At most this many bytes, all copied files of one environment together, and all of one container's copies.
- * They travel in the apply's stored desired state as base64 (a third more): 8 MiB keeps that row well
- * under MariaDB's default max_allowed_packet (16 MiB); the store conformance suite stores one that size.
+ * At most this many bytes: the repository files an environment's desired state carries (copies and configs'
+ * `file:` together), and all of one container's copies. They travel in the plan's and the apply's stored
+ * desired state, copies as base64 (a third more): 8 MiB keeps that row well under MariaDB's default
+ * max_allowed_packet (16 MiB); the store conformance suite stores one that size. Counted with the sizes the
+ * commit's listing gives before anything is read, so a read over the limit is never made.
  */
 export const MAX_SHIPPED_BYTES = 8 * 1024 * 1024;
+/** At most this many bytes of one repository file are read: GitHub's contents API serves a file's content up to 1 MB. */
+export const MAX_FILE_BYTES = 1024 * 1024;
 /** At most this many copies into one container (one file may be bound at many targets). */
 export const MAX_COPIES_PER_SERVICE = 256;
 /** At most this many bytes uploaded for an environment: every container's copies (replicas too). */
@@ -215,11 +224,12 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
 }
 
 /** A RepoTree over a commit's file listing: paths, and the git modes other than 100644. */
-export function repoTreeOf(paths: Iterable<string>, modes: ReadonlyMap<string, string>, complete: boolean): RepoTree {
+export function repoTreeOf(paths: Iterable<string>, modes: ReadonlyMap<string, string>, complete: boolean, sizes: ReadonlyMap<string, number> = new Map()): RepoTree {
   const sorted = [...paths].sort();
   const has = new Set(sorted);
   return {
     complete,
+    size: (p) => sizes.get(p),
     // a submodule (160000) is no file of the listing, but its mode says what it is
     mode: (p) => (has.has(p) ? (modes.get(p) ?? '100644') : (modes.get(p) ?? (complete ? undefined : '100644'))),
     under: (dir) => {

@@ -8,6 +8,7 @@ import { repoRelative } from './fragment.js';
 import { parseDotenv } from './dotenv.js';
 import { interpolateString, type Variables } from './interpolate.js';
 import { parseYaml } from './yaml.js';
+import { ComposeError } from '../errors.js';
 
 export type ReadRepoFile = (path: string) => Promise<string | undefined>;
 
@@ -33,8 +34,11 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
     let text: string | undefined;
     try {
       text = await read(path);
-    } catch {
-      text = undefined; // a path the reader refuses (outside the repository) reads as missing; the loader says why
+    } catch (e) {
+      // A path the reader refuses (outside the repository) reads as missing, and the loader says why; any
+      // other failure (GitHub's, a file over what berth reads) is the plan's error, never a missing file.
+      if (!(e instanceof ComposeError && e.code === 'path_escapes_repo')) throw e;
+      text = undefined;
     }
     out.set(path, text);
     return text;

@@ -74,6 +74,9 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
   return { config, environment, desired };
 }
 
+/** Repository files read at once for a load (configs' `file:`, copies). */
+const READ_CONCURRENCY = 8;
+
 /**
  * loadCompose, reading the repository files its configs name (`file:`) through
  * `read` — the same reader, at the same commit, as the compose files — and
@@ -93,8 +96,21 @@ export async function loadComposeReading(
     return loadCompose(files, opts);
   } catch (e) {
     if (!(e instanceof NeedRepoFiles)) throw e;
-    const [texts, bytes] = await Promise.all([Promise.all(e.paths.map(async (p) => [p, await read(p)] as const)), Promise.all(e.bytes.map(async (p) => [p, await readBytes(p)] as const))]);
-    return loadCompose(files, { ...opts, repoFiles: new Map(texts), repoBytes: new Map(bytes) });
+    const texts = new Map<string, string | undefined>();
+    const bytes = new Map<string, Uint8Array | undefined>();
+    // A few at a time, not all at once: a reader that counts what it read (repository-reads.ts) then refuses
+    // the read after the one that went over its limit, instead of every read being under way already.
+    const work = [...e.paths.map((p) => async () => void texts.set(p, await read(p))), ...e.bytes.map((p) => async () => void bytes.set(p, await readBytes(p)))];
+    await Promise.all(
+      Array.from({ length: Math.min(READ_CONCURRENCY, work.length) }, async () => {
+        for (let job = work.shift(); job; job = work.shift())
+          await job().catch((err: unknown) => {
+            work.length = 0; // the first failure is the error: nothing more is read
+            throw err;
+          });
+      }),
+    );
+    return loadCompose(files, { ...opts, repoFiles: texts, repoBytes: bytes });
   }
 }
 

@@ -11,6 +11,7 @@ import { loadComposeReading } from '../config/load-environment.js';
 import { environmentSecretInputs, rememberConfigText, secretKeysOf } from '../secrets/environment.js';
 import type { SecretHashes } from '../secrets/vault.js';
 import { readComposeSources } from '../compose/sources.js';
+import { repositoryReads } from './repository-reads.js';
 import type { BerthConfig, EnvironmentConfig } from '../config/config.js';
 import { CONFIG_PATH, parseConfig } from '../config/config.js';
 import { parseYaml } from '../compose/yaml.js';
@@ -84,8 +85,8 @@ export type EnvPlan =
 /** Masks an environment's secret variable values (and `KEY=value`-like secrets) in text shown or logged. */
 /** What the loader may know of the head's files (a bind of a repository path is copied from them): the listing as GitHub gave it. */
 function listingTree(files: Set<string>): RepoTree {
-  const modes = files instanceof TreeListing || files instanceof PartialListing ? files.modes : new Map<string, string>();
-  return repoTreeOf(files, modes, !(files instanceof PartialListing));
+  const listed = files instanceof TreeListing || files instanceof PartialListing ? files : undefined;
+  return repoTreeOf(files, listed?.modes ?? new Map<string, string>(), !(files instanceof PartialListing), listed?.sizes);
 }
 
 function redactorFor(env: EnvironmentConfig): (text: string) => string {
@@ -148,7 +149,9 @@ export class Bot {
     const inputs = [];
     // Read together, checked in order (the first missing one is the error).
     const cleaned = env.compose.map((path) => path.replace(/^\.\//, ''));
-    const texts = await Promise.all(cleaned.map((clean) => (files.has(clean) ? gh.readFile(repo, clean, sha) : undefined)));
+    // Every read of the head for this environment goes through one bounded reader (repository-reads.ts).
+    const reads = repositoryReads(gh, repo, sha, files);
+    const texts = await Promise.all(cleaned.map((clean) => reads.text(clean)));
     for (const [i, clean] of cleaned.entries()) {
       const text = texts[i];
       if (text === undefined) {
@@ -161,7 +164,7 @@ export class Bot {
       inputs.push({ path: clean, text });
     }
     // env_file, include, extends.file and .env: read at the same head, through the same reader
-    const read = (p: string) => (files.has(p) ? gh.readFile(repo, p, sha) : Promise.resolve(undefined));
+    const read = reads.text;
     // Server-side secrets enter as placeholders carrying their keyed hashes: planning never decrypts (secrets/environment.ts).
     const secretInputs = await environmentSecretInputs(config, env, repoName(repo), this.o.secrets);
     const sources = await readComposeSources(read, inputs, secretInputs.variables);
@@ -170,7 +173,7 @@ export class Bot {
       { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, repoTree: listingTree(files) },
       read,
       // a bound repository file is copied byte for byte (repository-files.ts)
-      (p) => (files.has(p) ? gh.readFileBytes(repo, p, sha) : Promise.resolve(undefined)),
+      reads.bytes,
     );
     learnDesired(desired, secretInputs.secretKeys, secretVariableValues(env.variables, env.secret_keys));
     // Pinned here, so the plan, the stale-plan guard, the staging-first digest and the apply all see the same bits.

@@ -37,13 +37,13 @@ export const DEFAULT_COMMIT_CACHE_BYTES = 32 * 1024 * 1024;
 /** Rough bytes an entry keeps alive (UTF-16 strings, plus per-entry overhead). */
 const ENTRY_OVERHEAD = 64;
 const sizeOfText = (key: string, text: string) => ENTRY_OVERHEAD + 2 * (key.length + text.length);
-const sizeOfTree = (key: string, paths: readonly string[], blobs?: ReadonlyMap<string, string>, modes?: ReadonlyMap<string, string>) =>
-  paths.reduce((n, p) => n + ENTRY_OVERHEAD + 2 * (p.length + (blobs?.get(p)?.length ?? 0) + (modes?.get(p)?.length ?? 0)), ENTRY_OVERHEAD + 2 * key.length);
+const sizeOfTree = (key: string, paths: readonly string[], blobs?: ReadonlyMap<string, string>, modes?: ReadonlyMap<string, string>, sizes?: ReadonlyMap<string, number>) =>
+  paths.reduce((n, p) => n + ENTRY_OVERHEAD + 2 * (p.length + (blobs?.get(p)?.length ?? 0) + (modes?.get(p)?.length ?? 0)) + (sizes?.has(p) ? 16 : 0), ENTRY_OVERHEAD + 2 * key.length);
 
 /** A file's text; a commit's listing; a file at a commit whose text is kept once, under its blob. */
 type Entry =
   | { kind: 'file'; text: string; bytes: number }
-  | { kind: 'tree'; paths: readonly string[]; blobs?: ReadonlyMap<string, string>; modes?: ReadonlyMap<string, string>; bytes: number }
+  | { kind: 'tree'; paths: readonly string[]; blobs?: ReadonlyMap<string, string>; modes?: ReadonlyMap<string, string>; sizes?: ReadonlyMap<string, number>; bytes: number }
   | { kind: 'blob-of'; key: string; bytes: number }
   /** a file's exact bytes (copied into containers), by its blob when the listing named it */
   | { kind: 'raw'; data: Buffer; bytes: number };
@@ -134,14 +134,15 @@ export class CommitCache {
     const key = `tree\0${repoName(repo)}\0${sha}`;
     const hit = this.get(key);
     // A Set of its own for each caller: nothing a caller does to it reaches the cache.
-    if (hit?.kind === 'tree') return hit.blobs ? new TreeListing(hit.blobs, hit.modes) : new Set(hit.paths);
+    if (hit?.kind === 'tree') return hit.blobs ? new TreeListing(hit.blobs, hit.modes, hit.sizes) : new Set(hit.paths);
     const files = await gh.listFiles(repo, sha);
     // A truncated listing cannot tell absence: it is never remembered as what the commit holds.
     if (files instanceof PartialListing) return files;
     const paths = [...files];
     const blobs = files instanceof TreeListing ? new Map(files.blobs) : undefined;
     const modes = files instanceof TreeListing && files.modes.size ? new Map(files.modes) : undefined;
-    this.put(key, { kind: 'tree', paths, ...(blobs ? { blobs } : {}), ...(modes ? { modes } : {}), bytes: sizeOfTree(key, paths, blobs, modes) });
+    const sizes = files instanceof TreeListing && files.sizes.size ? new Map(files.sizes) : undefined;
+    this.put(key, { kind: 'tree', paths, ...(blobs ? { blobs } : {}), ...(modes ? { modes } : {}), ...(sizes ? { sizes } : {}), bytes: sizeOfTree(key, paths, blobs, modes, sizes) });
     return files;
   }
 

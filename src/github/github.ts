@@ -86,8 +86,15 @@ export const httpStatus = (err: unknown): number | undefined => (err as { status
  * for and a 404 says it is not there. Never cached as a commit's complete contents.
  */
 export class PartialListing extends Set<string> {
-  /** `modes`: the git modes other than 100644 of the paths it holds (executables, symbolic links) */
-  constructor(paths: Iterable<string> = [], readonly modes: ReadonlyMap<string, string> = new Map()) {
+  /**
+   * `modes`: the git modes other than 100644 of the paths it holds (executables, symbolic links);
+   * `sizes`: their sizes in bytes, where GitHub gave them (a read can be refused before it is made)
+   */
+  constructor(
+    paths: Iterable<string> = [],
+    readonly modes: ReadonlyMap<string, string> = new Map(),
+    readonly sizes: ReadonlyMap<string, number> = new Map(),
+  ) {
     super(paths);
   }
 
@@ -102,10 +109,11 @@ export class PartialListing extends Set<string> {
  * reading it again (commit-cache.ts).
  */
 export class TreeListing extends Set<string> {
-  /** `modes`: the git modes other than 100644 (executables, symbolic links), by path */
+  /** `modes`: the git modes other than 100644 (executables, symbolic links), by path; `sizes`: bytes, where GitHub gave them */
   constructor(
     readonly blobs: ReadonlyMap<string, string>,
     readonly modes: ReadonlyMap<string, string> = new Map(),
+    readonly sizes: ReadonlyMap<string, number> = new Map(),
   ) {
     super(blobs.keys());
   }

@@ -5,6 +5,7 @@ import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip, httpStatus, PartialListing, TreeListing, type FileBlob } from './github.js';
 import { BerthError } from '../errors.js';
+import { MAX_FILE_BYTES } from '../compose/repository-files.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
@@ -93,13 +94,18 @@ export class OctokitGitHub implements GitHubPort {
       if (Array.isArray(data) || (data as { type?: string })?.type !== 'file') return undefined;
       const file = data as { content?: string; encoding?: string; size?: number; sha?: string };
       // GitHub serves the content of files up to 1 MB only; larger ones come with encoding "none" and no content.
-      if (file.encoding === 'none' || (file.size ?? 0) > 1024 * 1024)
-        throw new BerthError('too_large', `file is ${file.size ?? 'more than 1048576'} bytes, more than the 1048576 bytes berth reads`, {
+      const tooLarge = (size: number | undefined) =>
+        new BerthError('too_large', `file is ${size ?? `more than ${MAX_FILE_BYTES}`} bytes, more than the ${MAX_FILE_BYTES} bytes berth reads`, {
           file: path,
           hint: 'split it or remove what is not needed',
         });
+      if (file.encoding === 'none' || (file.size ?? 0) > MAX_FILE_BYTES) throw tooLarge(file.size);
       if (file.encoding !== 'base64' || file.content === undefined) throw new Error(`${path}@${ref ?? 'default branch'}: unexpected encoding ${file.encoding}`);
-      return { bytes: Buffer.from(file.content, 'base64'), blob: String(file.sha ?? '') };
+      // The content itself, whatever size the answer claims (base64 is 4 characters for 3 bytes, lines broken).
+      if (file.content.length > Math.ceil(MAX_FILE_BYTES / 3) * 4 * 1.05 + 1024) throw tooLarge(undefined);
+      const bytes = Buffer.from(file.content, 'base64');
+      if (bytes.length > MAX_FILE_BYTES) throw tooLarge(bytes.length);
+      return { bytes, blob: String(file.sha ?? '') };
     } catch (err) {
       if (httpStatus(err) === 404) return undefined;
       throw err;
@@ -121,8 +127,10 @@ export class OctokitGitHub implements GitHubPort {
     // Executables and symbolic links: a bind of a repository path copies files with their mode (repository-files.ts).
     // (A submodule is a `commit` entry: no file, but its mode says what a bind of it is.)
     const modes = new Map([...blobs, ...data.tree.filter((e) => e.type === 'commit' && e.path)].filter((e) => e.mode && e.mode !== '100644').map((e) => [e.path!, e.mode!]));
+    // Each file's size: a read over what berth reads is refused before it is made (repository-reads.ts).
+    const sizes = new Map(blobs.filter((e) => typeof e.size === 'number' && Number.isSafeInteger(e.size) && e.size >= 0).map((e) => [e.path!, e.size!]));
     // Too large for one listing: the files are then asked for one by one (a 404 is "not there").
-    return data.truncated ? new PartialListing(blobs.map((e) => e.path!), modes) : new TreeListing(new Map(blobs.map((e) => [e.path!, String(e.sha ?? '')])), modes);
+    return data.truncated ? new PartialListing(blobs.map((e) => e.path!), modes, sizes) : new TreeListing(new Map(blobs.map((e) => [e.path!, String(e.sha ?? '')])), modes, sizes);
   }
 
   async getPull(repo: RepoRef, pr: number): Promise<PullRequest> {
