@@ -17,7 +17,11 @@ interface Case {
   kind: 'compose' | 'config' | 'comment' | 'webhook';
   file?: string;
   generate?: [string, ...unknown[]];
-  expect: 'error' | 'invalid' | 'ignore' | 'command' | 'reject';
+  expect: 'error' | 'invalid' | 'ignore' | 'command' | 'reject' | 'plan';
+  /** more files at the PR head (compose cases): a text, or `bytes` of `fill` repeated */
+  files?: Record<string, string | { fill: string; bytes: number }>;
+  /** a path prefix no file read (get-content) of the case may name: what berth must refuse before reading it */
+  neverRead?: string;
   mentions?: string[];
   notInMarkdown?: string[];
   status?: number;
@@ -111,17 +115,26 @@ describeDocker('hostile input through the whole app', () => {
         tried++;
         const n = ++pr;
         const head = headOf(c.id);
-        app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': input(c) });
+        const extra = Object.entries(c.files ?? {}).map(([p, f]) => [p, typeof f === 'string' ? f : f.fill.repeat(Math.ceil(f.bytes / f.fill.length)).slice(0, f.bytes)]);
+        app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': input(c), ...Object.fromEntries(extra) });
         app.fake.setPull(REPO, n, { headSha: head, author: 'alice', mergeable: true });
+        const readsBefore = app.fake.requestsTo('repos/get-content').length;
         expect(await app.open(n, head)).toBe(200);
         const check = app.check(head, 'berth / staging')!;
-        expect(check.conclusion).toBe('failure');
+        // 'plan': the PR's text is planned (and shown, inert); anything else is refused
+        expect(check.conclusion).toBe(c.expect === 'plan' ? 'action_required' : 'failure');
         const comment = app.berthComments(n)[0]!.body;
         assertText(c, comment);
         assertText(c, check.summary ?? '');
-        // An /apply of a PR whose plan failed is refused: nothing is applied.
-        await app.say(n, '/apply staging');
-        expect(app.lastReply(n)).toMatch(/🚫|❌/);
+        if (c.neverRead !== undefined) {
+          const read = app.fake.requestsTo('repos/get-content').slice(readsBefore).map((r) => r.path);
+          expect(read.filter((p) => p.includes(`/contents/${c.neverRead}`)), `${c.id}: read before it was refused`).toEqual([]);
+        }
+        if (c.expect !== 'plan') {
+          // An /apply of a PR whose plan failed is refused: nothing is applied.
+          await app.say(n, '/apply staging');
+          expect(app.lastReply(n)).toMatch(/🚫|❌/);
+        }
         await stillSafe(n);
         handled++;
       });
