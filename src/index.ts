@@ -18,6 +18,7 @@ import type { Metrics } from './server/metrics.js';
 import type { ApplyRunner } from './apply/supervisor.js';
 import { healthz, metricsRoute, readyz } from './server/routes.js';
 import { onSignals } from './server/shutdown.js';
+import { limitWebhookBodies } from './server/webhook-intake.js';
 import { createServices } from './services.js';
 import type { Store } from './store/store.js';
 import type { Targets } from './docker/targets.js';
@@ -53,6 +54,8 @@ export interface BerthOptions {
 
 export function berth(opts: BerthOptions = {}): ApplicationFunction {
   return async (app, { addHandler }) => {
+    // Before anything else: whoever mounts Probot's webhook middleware gets it with a bound on the body.
+    limitWebhookBodies(app);
     const s = await createServices(app, opts);
     // A route is the pure routing of one `<event>.<action>`: a stored delivery is routed again exactly as it arrived.
     const d = deliveries(s, { ...pullRequestRoutes(s), ...issueCommentRoutes(s), ...pushRoutes(s), ...checkRunRoutes(s) });

@@ -15,6 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -213,6 +214,15 @@ describeDocker('berth started as README says, against an independent GitHub stan
     const res = await fetch(`${url}/api/github/webhooks`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID() }, body });
     expect(res.status).toBe(400);
     expect((await deliver('ping', payload)).status).toBe(200);
+    // A body larger than GitHub ever sends (25 MB) is refused from its Content-Length, before it is read.
+    const declared = await new Promise<number>((resolve, reject) => {
+      const u = new URL(`${url}/api/github/webhooks`);
+      const headers = { 'content-type': 'application/json', 'content-length': 100 * 1024 * 1024, 'x-github-event': 'ping', 'x-github-delivery': randomUUID() };
+      const r = request({ host: u.hostname, port: u.port, method: 'POST', path: u.pathname, headers }, (answer) => (answer.resume(), resolve(answer.statusCode!)));
+      r.on('error', reject);
+      r.write('{"zen": "');
+    });
+    expect(declared).toBe(413);
     expect(gh.seen).toEqual([]);
   });
 

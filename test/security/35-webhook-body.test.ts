@@ -1,0 +1,93 @@
+// The webhook endpoint reads a request's body before its signature can be checked: the body is bounded
+// (GitHub never sends more than 25 MB), a larger one is answered 413 without being read to its end, and
+// a delivery within the bound is handled as before.
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { createNodeMiddleware, Probot } from 'probot';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { berth } from '../../src/index.js';
+import { MAX_WEBHOOK_BODY_BYTES } from '../../src/server/webhook-intake.js';
+import { Targets } from '../../src/docker/targets.js';
+import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const SECRET = 's3cret';
+
+/** POSTs `size` bytes in 1 MiB chunks (declaring Content-Length or chunked); stops writing once answered. */
+/** `status` 'reset': the server closed the connection before its answer was read (the sender was still sending). */
+function post(port: number, size: number, opts: { declare: boolean; declared?: number }): Promise<{ status: number | 'reset'; body: string; written: number }> {
+  return new Promise((resolve, reject) => {
+    let written = 0;
+    let answered = false;
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': 'sha256=00' };
+    if (opts.declare) headers['content-length'] = opts.declared ?? size;
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/api/github/webhooks', headers }, (res) => {
+      answered = true;
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body, written }));
+      res.on('error', () => resolve({ status: res.statusCode!, body, written }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => (answered ? undefined : e.code === 'ECONNRESET' || e.code === 'EPIPE' ? resolve({ status: 'reset', body: '', written }) : reject(e)));
+    const chunk = Buffer.alloc(1024 * 1024, 0x20);
+    const pump = () => {
+      while (!answered && written < size) {
+        const n = Math.min(chunk.length, size - written);
+        written += n;
+        if (!req.write(chunk.subarray(0, n))) return void req.once('drain', pump);
+      }
+      if (!answered) req.end();
+    };
+    pump();
+  });
+}
+
+describe('the webhook endpoint bounds what it reads', () => {
+  let ts: TestStore;
+  let port: number;
+  let close: () => Promise<unknown>;
+
+  beforeAll(async () => {
+    ts = await sqliteTestStore();
+    const probot = new Probot({ appId: 1, privateKey, secret: SECRET, log: pino({ level: 'silent' }) });
+    const mw = await createNodeMiddleware(berth({ store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false }), { probot });
+    const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    close = () => new Promise((r) => server.close(r));
+  });
+  afterAll(async () => {
+    await close?.();
+    await ts?.dispose();
+  });
+
+  it('a body declared larger than 25 MiB is answered 413 before it is read', async () => {
+    const r = await post(port, 2 * 1024 * 1024, { declare: true, declared: 100 * 1024 * 1024 });
+    expect(r.status).toBe(413);
+    expect(r.body).toContain(`at most ${MAX_WEBHOOK_BODY_BYTES} bytes`);
+  });
+
+  it('a chunked body is answered 413 once it passes 25 MiB, while the sender is still sending', async () => {
+    const r = await post(port, 64 * 1024 * 1024, { declare: false });
+    // the 413 is sent and the connection closed; a sender still writing may see the close before the answer
+    expect([413, 'reset']).toContain(r.status);
+    // answered long before the 64 MiB were sent: the rest was never read
+    expect(r.written).toBeLessThan(48 * 1024 * 1024);
+  });
+
+  it('a body within the bound reaches the signature check; a signed delivery is handled', async () => {
+    const bad = await post(port, 1024, { declare: true });
+    expect(bad.status).toBe(400);
+    const body = JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1 });
+    const res = await fetch(`http://127.0.0.1:${port}/api/github/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}` },
+      body,
+    });
+    expect(res.status).toBe(200);
+    // and the app's other routes still answer
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  });
+});
