@@ -239,6 +239,12 @@ describe('service keys reach the spec and the create options', () => {
     expect(e.hint).toMatch(/^variable TB_LOG_VOLUME, unset here, became ""/);
     // a refusal with nothing empty in it is left as it is
     expect(errorOf(() => load(svc('image: nginx\nrestart: ${MODE:-never}'))).hint).toBeUndefined();
+    // a value its unset variables broke (not empty) names those of its own line: `image: ${IMAGE}:${BRANCH}-ci` is ":-ci"
+    const broken = errorOf(() => load(svc('image: ${IMAGE}:${BRANCH}-ci\nenvironment: ["A=${OTHER}"]')));
+    expect(broken).toMatchObject({ code: 'bad_image', line: 3 });
+    expect(broken.hint).toMatch(/^variables BRANCH, IMAGE, unset here, became ""; write it as/);
+    // a line that refers to no unset variable is left as it is
+    expect(errorOf(() => load(svc('image: "nginx:-ci"\nenvironment: ["A=${OTHER}"]'))).hint).not.toContain('unset');
   });
 
   // compose-go's EnforceUnicity: one entry per key of a list, the later in the earlier's place

@@ -88,7 +88,8 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   const found: TaintedInput[] = [];
   const unset = new Map<string, Set<string>>();
   try {
-    const desired = withUnsetNamed(() => loadTracked(files, opts, { secret, found, unset }), unset);
+    const textOf = (file: string) => files.find((f) => f.path === file || posix.normalize(f.path) === file)?.text ?? opts.sources?.get(file);
+    const desired = withUnsetNamed(() => loadTracked(files, opts, { secret, found, unset }), unset, textOf);
     refuseForgedPlaceholders(desired, opts.variables ?? {}, files[0]!.path);
     const secretFields = secretFieldsOf(found);
     return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
@@ -127,16 +128,24 @@ function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Rec
   }
 }
 
+/** The variables a line of a file refers to (`$$` is a dollar sign, not a reference). */
+const referencedIn = (line: string) => [...line.matchAll(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)|\$([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1] ?? m[2]).filter((n): n is string => n !== undefined);
+
 /**
- * An unset ${VAR} is "" (as in docker compose), so a value can be refused for being empty with the cause
- * out of sight (thingsboard's `external: {name: ${TB_LOG_VOLUME}}`): such a refusal names the file's unset variables.
+ * An unset ${VAR} is "" (as in docker compose), so a value can be refused with the cause out of sight:
+ * thingsboard's `external: {name: ${TB_LOG_VOLUME}}` refused for being empty, `image: ${IMAGE}:${BRANCH}-ci`
+ * for being `:-ci`. Such a refusal names the unset variables its line refers to, or, for an empty value
+ * located at no line of its own, the file's unset variables.
  */
-function withUnsetNamed<T>(load: () => T, unset: ReadonlyMap<string, ReadonlySet<string>>): T {
+function withUnsetNamed<T>(load: () => T, unset: ReadonlyMap<string, ReadonlySet<string>>, textOf: (file: string) => string | undefined): T {
   try {
     return load();
   } catch (e) {
-    if (!(e instanceof ComposeError) || e.file === undefined || !e.problem.includes('""')) throw e;
-    const names = [...(unset.get(e.file) ?? [])];
+    if (!(e instanceof ComposeError) || e.file === undefined) throw e;
+    const inFile = unset.get(e.file) ?? new Set<string>();
+    const line = e.line === undefined ? undefined : textOf(e.file)?.split('\n')[e.line - 1];
+    let names = line === undefined ? [] : [...new Set(referencedIn(line))].filter((n) => inFile.has(n));
+    if (!names.length && e.problem.includes('""')) names = [...inFile];
     if (!names.length) throw e;
     const which = `${names.length === 1 ? 'variable' : 'variables'} ${names.sort().join(', ')}, unset here, became ""`;
     throw new ComposeError(e.code, e.problem, { file: e.file, ...(e.line !== undefined ? { line: e.line } : {}), ...(e.path !== undefined ? { path: e.path } : {}), hint: e.hint ? `${which}; ${e.hint}` : `${which}: set ${names.length === 1 ? 'it' : 'them'} in the environment's variables in .github/berth.yml or in the .env` });
