@@ -1033,6 +1033,18 @@ describe('files the compose way', () => {
 });
 
 describe('loader limits', () => {
+  it('a few characters cannot ask for a huge plan: replicas, published and exposed ports are bounded per service and per environment, counted before they expand', () => {
+    expect(errorOf(() => load(svc('image: nginx\ndeploy: {replicas: 100000000}')))).toMatchObject({ code: 'bad_replicas', line: 4, problem: 'deploy.replicas 100000000 is more than the 1000 containers berth runs in one environment' });
+    expect(errorOf(() => load('services:\n  a: {image: nginx, scale: 600}\n  b: {image: nginx, scale: 600}\n'))).toMatchObject({ code: 'too_large', line: 3, problem: expect.stringContaining('more than 1000 containers together (service b makes 1200)') });
+    expect(errorOf(() => load(svc(`image: nginx\nexpose:\n${'  - "1-65535"\n'.repeat(2000)}`)))).toMatchObject({ code: 'too_large', line: 6, problem: 'expose: more than 65536 ports in one service' });
+    expect(errorOf(() => load(svc(`image: nginx\nports:\n${'  - "1-65535:1-65535"\n'.repeat(2000)}`)))).toMatchObject({ code: 'too_large', line: 6, problem: 'ports: more than 65536 port bindings in one service' });
+    const three = 'services:\n' + [0, 1, 2].map((i) => `  s${i}:\n    image: nginx\n    ports: ["1-40000:1-40000"]\n`).join('');
+    expect(errorOf(() => load(three))).toMatchObject({ code: 'too_large', line: 7, problem: expect.stringContaining('publish more than 65536 ports together (service s1 makes 80000)') });
+    // what real stacks write loads: coturn's relay range, a thousand containers
+    expect(web(load(svc('image: coturn/coturn\nports: ["49152-65535:49152-65535/udp"]'))).ports).toHaveLength(16384);
+    expect(load('services:\n  a: {image: nginx, scale: 500}\n  b: {image: nginx, deploy: {replicas: 500}}\n').services).toHaveLength(2);
+  });
+
   it('a real-sized file with well over a hundred aliases loads', () => {
     const anchors = 'x-logging: &logging\n  driver: json-file\n  options: {max-size: 5m}\nx-restart: &restart unless-stopped\nx-env: &env\n  TZ: UTC\n';
     const services = Array.from({ length: 45 }, (_, i) => `  s${i}:\n    image: nginx\n    logging: *logging\n    restart: *restart\n    environment:\n      <<: *env\n      N: "${i}"\n`).join('');

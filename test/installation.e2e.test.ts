@@ -80,6 +80,13 @@ describeDocker('a delivery that names no installation', () => {
     expect(made.filter((r) => r.operationId === 'reactions/create-for-issue-comment')).toHaveLength(1);
   });
 
+  /** Another berth process on the same store, with recovery on (its first pass resumes what dead ones left). */
+  const recoveringProcess = () => {
+    const targets = Targets.single('unix:///var/run/docker.sock');
+    targets.engine = () => new FakeEngine();
+    return serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey: appKeys().privateKey, secret: SECRET, options: { store: ts.store, targets, recover: true, drift: false } });
+  };
+
   it('a delivery naming no installation that a dead process claimed is resumed by the next one: the installation asked, the work done once', async () => {
     await nextGitHubSecond();
     const c = fake.addComment('acme/shop', 1, '/plan', { user: 'alice' });
@@ -89,11 +96,8 @@ describeDocker('a delivery that names no installation', () => {
     expect(await ts.store.claimDelivery(delivery, 'issue_comment.created', JSON.stringify(payload), 'dead-replica', 1)).toBe(true);
     await new Promise((r) => setTimeout(r, 20));
     const from = fake.requests.length;
-    const { privateKey } = appKeys();
-    const targets = Targets.single('unix:///var/run/docker.sock');
-    targets.engine = () => new FakeEngine();
     // A new process with recovery on: its first pass resumes the delivery.
-    const next = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets, recover: true, drift: false } });
+    const next = await recoveringProcess();
     try {
       await until('the resumed delivery reacts to its comment', () => fake.reactions('acme/shop', c.id).length > 0, { timeoutMs: 20_000 });
       await next.services.idle();
@@ -101,6 +105,30 @@ describeDocker('a delivery that names no installation', () => {
       expect(made.filter((r) => r.operationId === 'apps/get-repo-installation').map((r) => r.path)).toEqual(['/repos/acme/shop/installation']);
       expect(fake.reactions('acme/shop', c.id).map((r) => r.content)).toEqual(['eyes']);
       // Done: no process runs it again.
+      expect(await ts.store.claimDelivery(delivery, 'issue_comment', '{}', 'another-replica', 1)).toBe(false);
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('a delivery whose work was started three times and never finished (each claim ended with its process) is given up, not a crash loop', async () => {
+    await nextGitHubSecond();
+    const c = fake.addComment('acme/shop', 1, '/plan', { user: 'alice' });
+    const payload = commentOnPullEvent({ repo: 'acme/shop', pr: 1, comment: { id: c.id, body: '/plan', user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } });
+    const delivery = randomUUID();
+    // Three processes took it and died while handling it (as an out-of-memory kill would).
+    for (const dead of ['dead-1', 'dead-2', 'dead-3']) {
+      expect(await ts.store.claimDelivery(delivery, 'issue_comment.created', JSON.stringify(payload), dead, 1)).toBe(true);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const from = fake.requests.length;
+    const next = await recoveringProcess();
+    try {
+      await until('the recovery pass gives the delivery up', async () => !(await ts.store.pendingDeliveries()).some((d) => d.deliveryId === delivery), { timeoutMs: 20_000 });
+      await next.services.idle();
+      // Not run a fourth time: nothing asked of GitHub for it, no reaction; and done for every replica.
+      expect(fake.requests.slice(from).filter((r) => r.operationId === 'reactions/create-for-issue-comment')).toEqual([]);
+      expect(fake.reactions('acme/shop', c.id)).toEqual([]);
       expect(await ts.store.claimDelivery(delivery, 'issue_comment', '{}', 'another-replica', 1)).toBe(false);
     } finally {
       await next.close();

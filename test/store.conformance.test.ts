@@ -1125,9 +1125,12 @@ function conformance(b: Backend): void {
       expect(await store.claimDelivery(id, 'issue_comment', payload, 'p2', 1000)).toBe(false);
       // p1 died: its claim lapses, the delivery is pending with its payload, and is claimable again.
       clock.t += 1000;
-      expect((await store.pendingDeliveries()).find((d) => d.deliveryId === id)).toEqual({ deliveryId: id, event: 'issue_comment', payload, receivedAt: expect.any(Number) });
+      expect((await store.pendingDeliveries()).find((d) => d.deliveryId === id)).toEqual({ deliveryId: id, event: 'issue_comment', payload, receivedAt: expect.any(Number), attempts: 1 });
       const claims = await Promise.all(Array.from({ length: 6 }, (_, i) => pick(i).claimDelivery(id, 'issue_comment', payload, `q${i}`, 1000)));
       expect(claims.filter(Boolean)).toHaveLength(1);
+      // each claim that took the work is counted (a refused one is not): what recovery gives up after a few
+      clock.t += 1000;
+      expect((await store.pendingDeliveries()).find((d) => d.deliveryId === id)?.attempts).toBe(2);
       await store.finishDelivery(id);
       clock.t += 5000;
       expect(await store.claimDelivery(id, 'issue_comment', payload, 'p3', 1000)).toBe(false);

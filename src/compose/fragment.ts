@@ -11,12 +11,14 @@ import {
   mapOrList,
   asBool,
   asNonNegativeInt,
+  asReplicas,
   describeValue,
   FieldProblem,
   normalizeImage,
   parseDuration,
   parsePort,
   parseVolume,
+  portCount,
   portKey,
   scalarString,
   sortRecord,
@@ -27,6 +29,7 @@ import { parseJoin, parseVolumesFrom } from './joins.js';
 import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
 import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
 import { didYouMean } from '../text/suggest.js';
+import { MAX_PORTS } from './limits.js';
 import type { TaintedInput } from './taint.js';
 import { formatPath, tagAt, type PathSeg, type YamlFile } from './yaml.js';
 
@@ -496,7 +499,11 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'ports': {
         const ports: At<PortBinding>[] = [];
         const seen = new Set<string>();
+        let expanded = 0;
         list(value, path, 'ports').forEach((p, i) => {
+          // A range is counted before it is expanded: "1-65535:1-65535" written a thousand times is refused, not built.
+          expanded += portCount(p);
+          if (expanded > MAX_PORTS) throw err('too_large', `ports: more than ${MAX_PORTS} port bindings in one service`, [...path, i], 'publish fewer ports (a range counts each of its ports)');
           for (const b of at([...path, i], () => parsePort(p)).v) {
             if (seen.has(portKey(b))) continue;
             seen.add(portKey(b));
@@ -674,14 +681,14 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           if (k === 'placement' || k === 'labels' || k === 'endpoint_mode')
             throw err('unsupported', `deploy.${k} is not supported by berth`, [...path, k], 'berth deploys to plain Docker engines, not Swarm: only deploy.replicas, deploy.resources, deploy.restart_policy, deploy.update_config and deploy.rollback_config apply');
           if (k !== 'replicas') throw err('unknown_key', `unknown key "${k}" in deploy`, [...path, k], 'known keys: replicas, resources, mode, restart_policy, update_config, rollback_config');
-          const r = at([...path, k], () => asNonNegativeInt(v, 'deploy.replicas', 'bad_replicas'));
+          const r = at([...path, k], () => asReplicas(v, 'deploy.replicas'));
           if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `deploy.replicas (${r.v}) contradicts scale (${frag.replicas.v})`, [...path, k]);
           frag.replicas = r;
         }
         return;
       }
       case 'scale': {
-        const r = at(path, () => asNonNegativeInt(value, 'scale', 'bad_replicas'));
+        const r = at(path, () => asReplicas(value, 'scale'));
         if (frag.replicas && frag.replicas.v !== r.v) throw err('bad_replicas', `scale (${r.v}) contradicts deploy.replicas (${frag.replicas.v})`, path);
         frag.replicas = r;
         return;

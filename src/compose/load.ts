@@ -11,6 +11,7 @@ import { buildFragment, unsetIn, type At, type FileFragment, type Loc, type Roll
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { composeDir, dotenvPath } from './sources.js';
+import { MAX_CONTAINERS, MAX_EXPOSED, MAX_PORTS } from './limits.js';
 import { comparePorts, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
@@ -604,6 +605,19 @@ function validate(m: Merged): void {
     if (other !== undefined)
       throw error('duplicate_service', `services ${other} and ${s.name} differ only in case`, s.at, 'a service name is also its hostname on the network, and hostnames ignore case: rename one of them');
     folded.set(s.name.toLowerCase(), s.name);
+  }
+  // The environment as a whole (limits.ts): each service within bounds, a thousand of them are not.
+  let containers = 0;
+  let ports = 0;
+  let exposed = 0;
+  for (const s of m.services.values()) {
+    containers += s.replicas?.v ?? 1;
+    if (containers > MAX_CONTAINERS)
+      throw error('too_large', `the services of this environment ask for more than ${MAX_CONTAINERS} containers together (service ${s.name} makes ${containers})`, s.replicas?.at ?? s.at, 'run fewer services or replicas');
+    ports += s.ports?.length ?? 0;
+    if (ports > MAX_PORTS) throw error('too_large', `the services of this environment publish more than ${MAX_PORTS} ports together (service ${s.name} makes ${ports})`, s.ports![0]!.at, 'publish fewer ports (a range counts each of its ports)');
+    exposed += s.extras.expose?.v?.length ?? 0;
+    if (exposed > MAX_EXPOSED) throw error('too_large', `the services of this environment expose more than ${MAX_EXPOSED} ports together (service ${s.name} makes ${exposed})`, s.extras.expose!.at, 'expose fewer ports (a range counts each of its ports)');
   }
   const containerNames = new Map<string, string>();
   for (const s of m.services.values()) {

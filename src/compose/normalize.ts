@@ -3,6 +3,7 @@
 // and `{target: 80, published: 8080}`, `1m30s` and `90s`. A value that cannot be
 // understood throws a FieldProblem; the caller adds file, line and path.
 import { isIP } from 'node:net';
+import { MAX_CONTAINERS } from './limits.js';
 import { posix } from 'node:path';
 import type { Mount, PortBinding, Protocol } from '../model/model.js';
 import type { PathSeg } from './yaml.js';
@@ -46,6 +47,13 @@ export function asNonNegativeInt(v: unknown, what: string, code = 'invalid_value
   if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
   if (typeof v === 'string' && /^\d+$/.test(v.trim())) return Number(v.trim());
   return fail(code, `${what} must be a non-negative integer, not ${describeValue(v)}`);
+}
+
+/** A replica count (`deploy.replicas`, `scale`): a non-negative integer no larger than what berth runs in an environment. */
+export function asReplicas(v: unknown, what: string): number {
+  const n = asNonNegativeInt(v, what, 'bad_replicas');
+  if (n > MAX_CONTAINERS) return fail('bad_replicas', `${what} ${n} is more than the ${MAX_CONTAINERS} containers berth runs in one environment`, 'run fewer replicas');
+  return n;
 }
 
 // ---------------------------------------------------------------- images
@@ -217,6 +225,14 @@ function expand(raw: string, hostIp: string | undefined, published: string | und
     out.push({ target: tLo + i, ...(pub ? { published: pub[0] + i } : {}), ...(hostIp ? { hostIp } : {}), protocol });
   }
   return out;
+}
+
+/** How many bindings parsePort makes of an entry, without making them (1 when it cannot tell: parsePort then says what is wrong). */
+export function portCount(entry: unknown): number {
+  if (typeof entry !== 'string') return 1;
+  const spec = entry.trim().replace(/\/[^/]*$/, '');
+  const m = /^(\d+)-(\d+)$/.exec(spec.slice(spec.lastIndexOf(':') + 1));
+  return m ? Math.max(1, Number(m[2]) - Number(m[1]) + 1) : 1;
 }
 
 /** One entry of `ports:` (short string, number or long mapping) → its bindings (ranges expand). */

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { Logging, ServiceExtras, Ulimit } from '../model/model.js';
 import { asBool, describeValue, FieldProblem, mapOrList, parseDuration, scalarString, sortRecord } from './normalize.js';
+import { MAX_EXPOSED } from './limits.js';
 
 const fail = (code: string, problem: string, hint?: string, subpath: (string | number)[] = []): never => {
   throw new FieldProblem(code, problem, hint, subpath);
@@ -64,7 +65,8 @@ const uniqueSorted = (xs: string[]) => [...new Set(xs)].sort();
 // ---------------------------------------------------------------- keys
 
 function expose(v: unknown): string[] {
-  const out: string[] = [];
+  const out = new Set<string>();
+  let expanded = 0;
   (Array.isArray(v) ? v : fail('invalid_value', `expose must be a list, not ${describeValue(v)}`)).forEach((e: unknown, i: number) => {
     const s = scalarString(e, 'expose');
     const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(s.trim());
@@ -72,9 +74,12 @@ function expose(v: unknown): string[] {
     const lo = Number(m![1]);
     const hi = m![2] ? Number(m![2]) : lo;
     if (lo < 1 || hi > 65535 || hi < lo) fail('invalid_value', `invalid expose entry "${s}": port out of range`, undefined, [i]);
-    for (let p = lo; p <= hi; p++) out.push(`${p}/${(m![3] ?? 'tcp').toLowerCase()}`);
+    // Counted before it is expanded: a range written a thousand times is refused, not built.
+    expanded += hi - lo + 1;
+    if (expanded > MAX_EXPOSED) fail('too_large', `expose: more than ${MAX_EXPOSED} ports in one service`, 'expose fewer ports (a range counts each of its ports)', [i]);
+    for (let p = lo; p <= hi; p++) out.add(`${p}/${(m![3] ?? 'tcp').toLowerCase()}`);
   });
-  return uniqueSorted(out);
+  return [...out].sort();
 }
 
 function extraHosts(v: unknown): string[] {

@@ -159,7 +159,7 @@ export function toLease(r: DbRow): { name: string; holder: string; expiresAt: nu
 }
 
 export function toPendingDelivery(r: DbRow): PendingDelivery {
-  return { deliveryId: str(r.delivery_id), event: str(r.event), payload: str(r.payload), receivedAt: num(r.received_at) };
+  return { deliveryId: str(r.delivery_id), event: str(r.event), payload: str(r.payload), receivedAt: num(r.received_at), attempts: num(r.attempts) };
 }
 
 /** Thrown inside a transaction to roll it back and answer a refusal instead. */

@@ -99,6 +99,8 @@ export interface DeliveriesTable {
   state: Generated<string>;
   claimed_by: string | null;
   claimed_until: number | null;
+  /** how many times its work was claimed (the first receipt included) */
+  attempts: Generated<number>;
 }
 
 export interface ContainersTable {

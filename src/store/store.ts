@@ -148,6 +148,8 @@ export interface PendingDelivery {
   event: string;
   payload: string;
   receivedAt: number;
+  /** how many times its work was claimed so far (the first receipt included) */
+  attempts: number;
 }
 
 export interface PlanRow {

@@ -32,6 +32,9 @@ export interface Deliveries {
   resume(): Promise<void>;
 }
 
+/** A delivery whose work was claimed this many times without finishing is given up at the next resume. */
+export const MAX_DELIVERY_ATTEMPTS = 3;
+
 export function deliveries(s: Services, routes: Routes): Deliveries {
   const { log, store, metrics, work, installations, replica, leaseTtlMs, githubFor, commitCache } = s;
 
@@ -104,6 +107,14 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
 
   const resume = async () => {
     for (const d of await store.pendingDeliveries(100)) {
+      // Claimed this often and never finished: each claim ended with its process (a crash, the out-of-memory
+      // killer), and one more would too. Given up, so one delivery cannot keep the app from serving.
+      if (d.attempts >= MAX_DELIVERY_ATTEMPTS) {
+        log.error({ delivery: d.deliveryId, event: d.event, attempts: d.attempts }, `delivery given up: its work was started ${d.attempts} times and never finished (each time the process ended while handling it)`);
+        metrics.webhook(d.event.split('.')[0]!, 'failed');
+        await store.finishDelivery(d.deliveryId);
+        continue;
+      }
       let payload: Payload;
       try {
         payload = JSON.parse(d.payload) as Payload;

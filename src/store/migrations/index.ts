@@ -18,6 +18,7 @@ import * as m0007 from './0007-owed-reports.js';
 import * as m0008 from './0008-task-apply-index.js';
 import * as m0009 from './0009-report-claims.js';
 import * as m0010 from './0010-file-blobs.js';
+import * as m0011 from './0011-delivery-attempts.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -30,6 +31,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0008-task-apply-index': m0008,
   '0009-report-claims': m0009,
   '0010-file-blobs': m0010,
+  '0011-delivery-attempts': m0011,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

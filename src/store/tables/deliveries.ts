@@ -16,13 +16,13 @@ export async function claimDelivery(ctx: Ctx, deliveryId: string, event: string,
   const inserted = await insertIfAbsent(
     ctx,
     'deliveries',
-    { delivery_id: deliveryId, event, received_at: now, payload, state: 'received', claimed_by: holder, claimed_until: now + ttlMs },
+    { delivery_id: deliveryId, event, received_at: now, payload, state: 'received', claimed_by: holder, claimed_until: now + ttlMs, attempts: 1 },
     ['delivery_id'],
   );
   if (inserted) return true;
   const r = await ctx.db
     .updateTable('deliveries')
-    .set((eb) => ({ claimed_by: holder, claimed_until: now + ttlMs, payload: eb.fn.coalesce('payload', eb.val(payload)) }))
+    .set((eb) => ({ claimed_by: holder, claimed_until: now + ttlMs, payload: eb.fn.coalesce('payload', eb.val(payload)), attempts: eb('attempts', '+', 1) }))
     .where('delivery_id', '=', deliveryId)
     .where('state', '=', 'received')
     .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<=', now)]))
