@@ -1,6 +1,7 @@
 // The webhook endpoint reads a request's body before its signature can be checked: the body is bounded
-// (GitHub never sends more than 25 MB), a larger one is answered 413 without being read to its end, and
-// a delivery within the bound is handled as before.
+// (GitHub never sends more than 25 MB), a larger one is answered 413 without being read to its end; so are
+// the bytes held for all bodies being read at once (503) and the time a body may take (408); what is not a
+// delivery is answered without a byte read; a delivery within the bounds is handled as before.
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +9,7 @@ import { pino } from 'pino';
 import { createNodeMiddleware, Probot } from 'probot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { berth } from '../../src/index.js';
-import { MAX_WEBHOOK_BODY_BYTES } from '../../src/server/webhook-intake.js';
+import { limitWebhookBodies, MAX_WEBHOOK_BODY_BYTES } from '../../src/server/webhook-intake.js';
 import { Targets } from '../../src/docker/targets.js';
 import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
@@ -17,11 +18,11 @@ const SECRET = 's3cret';
 
 /** POSTs `size` bytes in 1 MiB chunks (declaring Content-Length or chunked); stops writing once answered. */
 /** `status` 'reset': the server closed the connection before its answer was read (the sender was still sending). */
-function post(port: number, size: number, opts: { declare: boolean; declared?: number }): Promise<{ status: number | 'reset'; body: string; written: number }> {
+function post(port: number, size: number, opts: { declare: boolean; declared?: number; headers?: Record<string, string>; end?: boolean }): Promise<{ status: number | 'reset'; body: string; written: number }> {
   return new Promise((resolve, reject) => {
     let written = 0;
     let answered = false;
-    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': 'sha256=00' };
+    const headers: Record<string, string | number> = opts.headers ?? { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': 'sha256=00' };
     if (opts.declare) headers['content-length'] = opts.declared ?? size;
     const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/api/github/webhooks', headers }, (res) => {
       answered = true;
@@ -38,7 +39,7 @@ function post(port: number, size: number, opts: { declare: boolean; declared?: n
         written += n;
         if (!req.write(chunk.subarray(0, n))) return void req.once('drain', pump);
       }
-      if (!answered) req.end();
+      if (!answered && opts.end !== false) req.end();
     };
     pump();
   });
@@ -91,3 +92,44 @@ describe('the webhook endpoint bounds what it reads', () => {
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
   });
 });
+
+describe('what is not a delivery, and many bodies at once', () => {
+  /** A Probot with the intake's limits made small, and no app behind it. */
+  async function small(limits: { maxBodyBytes: number; maxPendingBytes: number; readTimeoutMs: number }) {
+    const probot = new Probot({ appId: 1, privateKey, secret: SECRET, log: pino({ level: 'silent' }) });
+    limitWebhookBodies(probot, limits);
+    const mw = await createNodeMiddleware(() => {}, { probot });
+    const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => (server.close(r), server.closeAllConnections())) };
+  }
+
+  it('a POST without GitHub\'s headers is answered without its body being read', async () => {
+    const s = await small({ maxBodyBytes: 1000, maxPendingBytes: 1500, readTimeoutMs: 10_000 });
+    try {
+      // 2 MiB sent of a body that says it is 100 MiB, and never ended: answered (400, headers missing) all the same
+      const r = await post(s.port, 2 * 1024 * 1024, { declare: true, declared: 100 * 1024 * 1024, end: false, headers: { 'content-type': 'application/json', 'x-github-event': 'ping' } });
+      expect([400, 'reset']).toContain(r.status);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('the bytes held for bodies being read at once are bounded (503), and so is the time one may take (408)', async () => {
+    const s = await small({ maxBodyBytes: 1000, maxPendingBytes: 1500, readTimeoutMs: 500 });
+    try {
+      // two senders that stop half-way: the first holds 800 bytes, the second would take the total over 1,500
+      const first = post(s.port, 800, { declare: true, declared: 1000, end: false });
+      await new Promise((r) => setTimeout(r, 100));
+      const second = await post(s.port, 800, { declare: true, declared: 1000, end: false });
+      expect(second.status).toBe(503);
+      // the first never finishes: refused once its time is up, and what it held is free again
+      expect((await first).status).toBe(408);
+      const third = await post(s.port, 900, { declare: true });
+      expect(third.status).toBe(400); // read whole, then refused by the signature check
+    } finally {
+      await s.close();
+    }
+  });
+});
+
