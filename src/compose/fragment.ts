@@ -698,8 +698,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         return;
       case 'network_mode': {
         const m = at(path, () => scalarString(value, 'network_mode'));
-        if (!['host', 'none', 'bridge'].includes(m.v) && !parseJoin(m.v))
-          throw err('invalid_value', `network_mode must be host, none, bridge, service:NAME or container:NAME, not "${m.v}"`, path);
+        // `default` is Docker's name for the default bridge on Linux (CasaOS's Twingate app writes it).
+        if (!['host', 'none', 'bridge', 'default'].includes(m.v) && !parseJoin(m.v))
+          throw err('invalid_value', `network_mode must be host, none, bridge, default, service:NAME or container:NAME, not "${m.v}"`, path);
         frag.networkMode = m;
         return;
       }

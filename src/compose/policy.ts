@@ -197,6 +197,14 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
       throw deny(`service ${s.name}: pid ${s.pid.v} (which uses the host pid namespace)`, s.pid.at, hint('allow_host_pid'));
     if (s.privileged?.v && !policy.allow_privileged) throw deny(`service ${s.name}: privileged mode`, s.privileged.at, hint('allow_privileged'));
     if (s.networkMode?.v === 'host' && !policy.allow_host_network) throw deny(`service ${s.name}: network_mode host`, s.networkMode.at, hint('allow_host_network'));
+    // Docker's default bridge is shared with every container started without a network (`docker run`, other
+    // stacks): a shared object, as `networks: {b: {external: true, name: bridge}}` is.
+    if ((s.networkMode?.v === 'bridge' || s.networkMode?.v === 'default') && !(policy.allow_shared_objects ?? []).includes('bridge'))
+      throw deny(
+        `service ${s.name}: network_mode ${s.networkMode.v} (Docker's default bridge network, which every container started without a network of its own shares)`,
+        s.networkMode.at,
+        `allow it with policy.allow_shared_objects: [bridge] in .github/berth.yml on the default branch, or remove network_mode: the service then joins this environment's own network`,
+      );
     if (s.pid?.v === 'host' && !policy.allow_host_pid) throw deny(`service ${s.name}: pid host`, s.pid.at, hint('allow_host_pid'));
     for (const c of s.capAdd ?? []) if (!caps.has(c.v) && !caps.has('ALL')) throw deny(`service ${s.name}: cap_add ${c.v}`, c.at, hint('allow_cap_add', `[${c.v}]`));
     for (const d of s.devices ?? []) if (!policy.allow_devices) throw deny(`service ${s.name}: device ${d.v.split(':')[0]}`, d.at, hint('allow_devices'));
@@ -296,6 +304,15 @@ export function checkNetworkReach(declared: Iterable<NetworkFragment>, policy: P
     throw new ComposeError('policy_denied', `network ${n.name}: driver ${d} (a network plugin of the host) is not allowed by the repository's policy`, {
       ...n.driver!.at,
       hint: `allow it with policy.allow_network_drivers: [${d}] in .github/berth.yml on the default branch, or remove driver: to use a private bridge network`,
+    });
+  }
+  // An IPAM plugin is a plugin of the host too: it gets the PR's options and picks the subnet (past allow_network_subnets).
+  for (const n of networks) {
+    const d = n.ipam?.v.driver;
+    if (d === undefined || d === 'default' || n.external?.v || (policy.allow_network_drivers ?? []).includes(d)) continue;
+    throw new ComposeError('policy_denied', `network ${n.name}: ipam driver ${d} (an IPAM plugin of the host: it is handed the network's options and picks its subnet) is not allowed by the repository's policy`, {
+      ...n.ipam!.at,
+      hint: `allow it with policy.allow_network_drivers: [${d}] in .github/berth.yml on the default branch, or remove ipam.driver to use Docker's own address management`,
     });
   }
   if (policy.allow_host_network) return;

@@ -29,3 +29,28 @@ describe("a declared network stays off the host's own networks", () => {
     expect(load(compose(['driver_opts: {com.docker.network.driver.mtu: "1400"}'])).networks[0]!.spec.driverOpts).toEqual({ 'com.docker.network.driver.mtu': '1400' });
   });
 });
+
+// Red team: `network_mode: bridge` put a PR's container on docker0 beside every `docker run` container of the
+// host (which the same network named as an external one was refused for), and an IPAM plugin was not checked
+// as a network plugin is.
+describe("Docker's default bridge and IPAM plugins are the host's", () => {
+  const service = (mode: string) => ['services:', '  spy:', '    image: berth-test/app:1', `    network_mode: ${mode}`, ''].join('\n');
+  it('network_mode bridge (or default, its other name) only with policy.allow_shared_objects: [bridge]', () => {
+    for (const mode of ['bridge', 'default'])
+      expect(() => load(service(mode))).toThrow(
+        expect.objectContaining({ code: 'policy_denied', line: 4, problem: expect.stringContaining(`network_mode ${mode} (Docker's default bridge network`), hint: expect.stringContaining('allow_shared_objects: [bridge]') }),
+      );
+    expect(load(service('bridge'), policy(['allow_shared_objects: [bridge]'])).services[0]!.spec.networkMode).toBe('bridge');
+    expect(load(service('default'), policy(['allow_shared_objects: [bridge]'])).services[0]!.spec.networkMode).toBe('default');
+    // none stays the container's own
+    expect(load(service('none')).services[0]!.spec.networkMode).toBe('none');
+  });
+
+  it('an ipam driver other than Docker\'s own only when policy.allow_network_drivers names it', () => {
+    expect(() => load(compose(['ipam: {driver: evil-ipam, options: {from-the-pr: x}}']))).toThrow(
+      expect.objectContaining({ code: 'policy_denied', line: 7, problem: expect.stringContaining('ipam driver evil-ipam (an IPAM plugin of the host'), hint: expect.stringContaining('allow_network_drivers: [evil-ipam]') }),
+    );
+    expect(load(compose(['ipam: {driver: evil-ipam}']), policy(['allow_network_drivers: [evil-ipam]'])).networks[0]!.spec).toMatchObject({ ipam: { driver: 'evil-ipam' } });
+    expect(load(compose(['ipam: {driver: default, config: [{subnet: 172.28.0.0/16}]}']), policy(['allow_network_subnets: [172.28.0.0/16]'])).networks).toHaveLength(1);
+  });
+});
