@@ -42,6 +42,15 @@ describe('compose errors name file, line, path and problem', () => {
   it('duplicate keys are bad YAML', () => {
     const e = errorOf(() => load('services:\n  web:\n    image: x\n    image: y\n'));
     expect(e.message).toBe('compose.yml:4: invalid YAML: Map keys must be unique');
+    // the first repeat in the document is the one named; a key of another type is another key; merge keys may repeat
+    expect(errorOf(() => load('services:\n  a:\n    image: x\n    labels: {k: 1, k: 2}\n  b:\n    image: y\n    image: z\n')).line).toBe(4);
+    expect(service(load('x-a: &a {TZ: UTC}\nx-b: &b {LANG: C}\nservices:\n  web:\n    image: x\n    environment:\n      <<: *a\n      <<: *b\n    labels: {1: a, "1x": b}\n'), 'web').environment).toEqual({ TZ: 'UTC', LANG: 'C' });
+  });
+
+  it('an alias is the latest anchor of its name before it (each alias resolved once, not by a scan of the document)', () => {
+    const before = load('x-a: &img nginx:1\nservices:\n  one: {image: *img}\n  two: {image: *img}\nx-b: &img nginx:2\nx-c: *img\n');
+    expect(before.services.map((x) => x.spec.image)).toEqual(['docker.io/library/nginx:1', 'docker.io/library/nginx:1']);
+    expect(service(load('x-a: &img nginx:1\nx-b: &img nginx:2\nservices:\n  one: {image: *img}\n'), 'one').image).toBe('docker.io/library/nginx:2');
   });
 
   it('unknown service key, with a suggestion', () => {

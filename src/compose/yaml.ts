@@ -3,7 +3,7 @@
 // back from a path in the parsed value to the line it came from, so every
 // later error can say `file:line`.
 import type { Alias, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
-import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 
 export type PathSeg = string | number;
 
@@ -86,7 +86,8 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
   const lineCounter = new LineCounter();
   let doc: ReturnType<typeof parseDocument>;
   try {
-    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false, strict: true, version: '1.2' });
+    // uniqueKeys is checked below: yaml compares each key with every key before it (minutes for a map of thousands).
+    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: false, prettyErrors: false, strict: true, version: '1.2' });
   } catch (err) {
     if (err instanceof RangeError) throw tooDeep(maxDepth);
     throw err;
@@ -103,8 +104,10 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
     });
   }
 
-  // Walk the syntax tree once: depth limit, compose's merge tags, refuse other custom tags.
+  // Walk the syntax tree once: depth limit, compose's merge tags, refuse other custom tags, unique keys.
   const tags = new Map<string, 'reset' | 'override'>();
+  /** the offset of the first key (in the document) that repeats one before it in its map */
+  let duplicate: number | undefined;
   const stack: { node: unknown; path: PathSeg[]; depth: number }[] = [{ node: doc.contents, path: [], depth: 0 }];
   while (stack.length) {
     const { node, path, depth } = stack.pop()!;
@@ -119,13 +122,43 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
     if (!isCollection(n)) continue;
     if (depth >= maxDepth) throw tooDeep(maxDepth, lineOf(n.range?.[0]));
     if (isMap(n)) {
+      const keys = new Set<string>();
       for (const pair of (n as YAMLMap).items) {
         const key = isScalar(pair.key) ? pair.key.value : undefined;
+        // A key twice in one map (a scalar of the same type and value; merge keys may repeat), as yaml's uniqueKeys.
+        if (isScalar(pair.key) && !isMergeKey(key)) {
+          const k = `${typeof key}\0${String(key)}`;
+          const offset = (pair.key as Node).range?.[0];
+          if (keys.has(k) && offset !== undefined && (duplicate === undefined || offset < duplicate)) duplicate = offset;
+          keys.add(k);
+        }
         stack.push({ node: pair.value, path: [...path, String(key)], depth: depth + 1 });
       }
     } else {
       (n as YAMLSeq).items.forEach((item, i) => stack.push({ node: item, path: [...path, i], depth: depth + 1 }));
     }
+  }
+
+  if (duplicate !== undefined) throw new YamlFailure({ code: 'bad_yaml', problem: 'invalid YAML: Map keys must be unique', ...located(lineOf(duplicate)) });
+
+  // Each alias's node, found in one walk in document order (an alias names the latest anchor before it). yaml's
+  // Alias.resolve scans every anchor and alias before the one it resolves, at every call: toJS and a lookup per
+  // field made a small file of thousands of aliases take minutes. Each alias is given its own answer: yaml's
+  // resolve is kept (its anchors and counts), with the scan cut to the one node that matters.
+  const aliased = new Map<Alias, unknown>();
+  const anchors = new Map<string, unknown>();
+  visit(doc, {
+    Node(_key, n) {
+      if (isAlias(n)) aliased.set(n, anchors.get(n.source));
+      else if (n.anchor) anchors.set(n.anchor, n);
+    },
+  });
+  for (const [alias, target] of aliased) {
+    const resolve = Object.getPrototypeOf(alias).resolve as Alias['resolve'];
+    alias.resolve = function (this: Alias, d, ctx) {
+      if (ctx) ctx.aliasResolveCache = target ? [target as Node, this] : [this];
+      return resolve.call(this, d, ctx);
+    };
   }
 
   let value: unknown;
@@ -161,12 +194,24 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
   };
 
   const deref = (node: unknown): unknown => {
-    for (let i = 0; i < 100 && isAlias(node); i++) node = (node as Alias).resolve(doc);
+    for (let i = 0; i < 100 && isAlias(node); i++) node = aliased.get(node as Alias);
     return node;
   };
 
+  // Each map's pairs by key, made at the first lookup in it: a lookup per service in a map of thousands is not a scan each.
+  const byKey = new WeakMap<YAMLMap, Map<string, Pair>>();
+  const pairsOf = (map: YAMLMap): Map<string, Pair> => {
+    let index = byKey.get(map);
+    if (!index) {
+      index = new Map();
+      // the first pair of a key, as a scan finds it (a duplicate key was refused when parsing)
+      for (const p of map.items as Pair[]) if (isScalar(p.key) && !index.has(String(p.key.value))) index.set(String(p.key.value), p);
+      byKey.set(map, index);
+    }
+    return index;
+  };
   const findPair = (map: YAMLMap, key: string, hops: number): Pair | undefined => {
-    const direct = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    const direct = pairsOf(map).get(key);
     if (direct || hops > 10) return direct;
     // merge keys: `<<: *base` or `<<: [*a, *b]` (earlier sources win)
     for (const p of map.items) {
