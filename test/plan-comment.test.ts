@@ -72,3 +72,15 @@ it('other failures of an edit still fail the plan', async () => {
   };
   await expect(bot().upsertPlanComment(c.gh, repo, 7, '<!-- berth -->\nsecond')).rejects.toThrow('Server Error');
 });
+
+// Red team: a 12 KB compose file rendered a plan of 45 comments, and every /plan wrote them all again.
+it('a plan longer than ten comments is posted as ten: the last says how many more it would have taken', async () => {
+  const c = comments();
+  const huge = '<!-- berth -->\n' + Array.from({ length: 40 }, (_, i) => `## env${i}\n\n` + 'x'.repeat(60_000)).join('\n\n');
+  await bot().upsertPlanComment(c.gh, repo, 7, huge);
+  expect(c.calls.filter((x) => x.startsWith('create'))).toHaveLength(10);
+  const last = c.live.get(109)!;
+  expect(last).toMatch(/^<!-- berth -->\n\*\*Part 10\/10\*\*/);
+  expect(last).toMatch(/The rest of the plan is not posted: it would take \d+ more comments/);
+  for (const body of c.live.values()) expect(body.length).toBeLessThanOrEqual(65_536);
+});

@@ -112,6 +112,19 @@ describe('splitMarkdown', () => {
     expectInvariants(md, parts, 60);
   });
 
+  it('past maxParts, the last parts are left out whole and one part says so; what is kept renders on its own', () => {
+    const md = ['intro', '', ...fence('diff', Array.from({ length: 400 }, (_, i) => `+ line ${i}`))].join('\n');
+    const all = splitMarkdown(md, 300);
+    expect(all.length).toBeGreaterThan(5);
+    const parts = splitMarkdown(md, 300, 5);
+    expect(parts).toHaveLength(5);
+    parts.forEach((p, i) => expect(p.startsWith(`**Part ${i + 1}/5**\n\n`)).toBe(true));
+    expect(parts.slice(0, 4).map((p) => p.replace(/^\*\*Part \d+\/5\*\*/, ''))).toEqual(all.slice(0, 4).map((p) => p.replace(/^\*\*Part \d+\/\d+\*\*/, '')));
+    expect(parts[4]).toContain(`it would take ${all.length - 4} more comments`);
+    // every fence a kept part opens, it closes
+    for (const p of parts) expect((p.match(/^```/gm) ?? []).length % 2).toBe(0);
+  });
+
   it('refuses a limit too small to hold the blocks open at a cut', () => {
     const md = ['<details><summary>' + 's'.repeat(200) + '</summary>', ...Array.from({ length: 50 }, () => 'x'), '</details>'].join('\n');
     expect(() => splitMarkdown(md, 150)).toThrow(/limit too small/);

@@ -795,6 +795,15 @@ function conformance(b: Backend): void {
       expect(await store.latestPlan(repo, 6, 'staging')).toBeUndefined();
       expect(await store.latestPlan(repo, null, 'production')).toBeUndefined();
       expect(await store.getPlan('nope')).toBeUndefined();
+      // Only the latest of a PR's environment is kept: a PR that plans a hundred times holds one rendered plan.
+      expect(await store.getPlan(p1.id)).toBeUndefined();
+      const many = await Promise.all(Array.from({ length: 5 }, (_, i) => pick(i).savePlan({ ...input, fingerprint: `again-${i}` })));
+      const latest = (await store.latestPlan(repo, 5, 'staging'))!;
+      expect(many.map((p) => p.id)).toContain(latest.id);
+      for (const p of [p2, ...many.filter((m) => m.id !== latest.id)]) expect(await store.getPlan(p.id)).toBeUndefined();
+      // the CLI's plan and another environment's are their own
+      expect((await store.getPlan(cli.id))?.fingerprint).toBe('cli');
+      expect((await store.latestPlan(repo, 5, 'production'))!.fingerprint).toBe('prod');
     });
   });
 

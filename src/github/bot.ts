@@ -36,7 +36,7 @@ import { learnDesired, learnEnvironment, outText } from '../text/outbound.js';
 import { planFlowchart } from '../plan/mermaid.js';
 import type { ApplyRunner, RunnerLogger } from '../apply/supervisor.js';
 import { checkName } from '../apply/supervisor.js';
-import { splitMarkdown } from './split-comment.js';
+import { DEFAULT_SPLIT_LIMIT, MAX_PARTS, splitMarkdown } from './split-comment.js';
 import { sanitizeLine } from '../text/escape.js';
 import type { ApplyKind, Store } from '../store/store.js';
 import { IN_FLIGHT_AGGREGATE_STATES, TERMINAL_AGGREGATE_STATES } from '../store/store.js';
@@ -304,7 +304,7 @@ export class Bot {
 
   /** One berth comment per PR, edited in place; split into numbered parts when long. */
   async upsertPlanComment(gh: GitHubPort, repo: RepoRef, pr: number, body: string): Promise<void> {
-    const parts = splitMarkdown(body);
+    const parts = splitMarkdown(body, DEFAULT_SPLIT_LIMIT, MAX_PARTS);
     const ids = await this.o.store.getPrComments(repoName(repo), pr);
     const out: number[] = [];
     for (let i = 0; i < parts.length; i++) {

@@ -190,7 +190,18 @@ class Packer {
  * which never undercount GitHub's characters). One part is returned unchanged;
  * several are numbered "Part i/n" at their top.
  */
-export function splitMarkdown(md: string, limit: number = DEFAULT_SPLIT_LIMIT): string[] {
+/**
+ * At most this many parts: a plan a PR can make huge (a few characters of compose can ask for a diff of
+ * megabytes) must not turn into hundreds of comments, each a GitHub write from the installation's budget.
+ */
+export const MAX_PARTS = 10;
+
+/** What stands for the parts left out of a plan longer than MAX_PARTS comments. */
+export const leftOut = (n: number) =>
+  `_The rest of the plan is not posted: it would take ${n} more ${n === 1 ? 'comment' : 'comments'}. Each environment's check run has its summary; \`berth plan\` from a checkout prints the whole plan._`;
+
+/** `maxParts`: the last parts past it are left out, one part saying so in their place (the PR comment: MAX_PARTS). */
+export function splitMarkdown(md: string, limit: number = DEFAULT_SPLIT_LIMIT, maxParts = Infinity): string[] {
   if (md.length < limit) return [md];
   const lines = md.split('\n');
   const blocks = units(lines);
@@ -202,6 +213,11 @@ export function splitMarkdown(md: string, limit: number = DEFAULT_SPLIT_LIMIT): 
     for (const u of blocks) packer.unit(u);
     const parts = packer.finish();
     if (String(parts.length).length > digits) continue;
+    // Each part renders on its own (a block cut is closed at the cut), so the last ones can be left out whole.
+    if (parts.length > maxParts) {
+      const kept = parts.slice(0, maxParts - 1);
+      return [...kept.map((p, i) => `${partHeader(i + 1, maxParts)}\n\n${p.join('\n')}`), `${partHeader(maxParts, maxParts)}\n\n${leftOut(parts.length - kept.length)}`];
+    }
     return parts.map((p, i) => `${partHeader(i + 1, parts.length)}\n\n${p.join('\n')}`);
   }
 }

@@ -23,6 +23,17 @@ export async function savePlan(ctx: Ctx, plan: PlanInput): Promise<PlanRow> {
       created_at: row.createdAt,
     })
     .execute();
+  // Only the latest plan of a PR's environment is ever read: the ones before it go (each holds the rendered
+  // plan, and a PR can /plan as often as it likes). By sequence, not by id: of two saved at once, the later stays.
+  const saved = await ctx.db.selectFrom('plans').select('seq').where('id', '=', row.id).executeTakeFirst();
+  if (saved)
+    await ctx.db
+      .deleteFrom('plans')
+      .where('repo', '=', row.repo)
+      .where('pr', row.pr === null ? 'is' : '=', row.pr)
+      .where('environment', '=', row.environment)
+      .where('seq', '<', saved.seq)
+      .execute();
   return row;
 }
 
