@@ -1019,7 +1019,9 @@ describe('files the compose way', () => {
     const same = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=p\n' }, cfg()), 'e')).desired;
     expect(same.notes).toBeUndefined();
     // the PR writes the .env: its value renders inert in the PR comment
-    const hostile = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=<img src=x>[a](http://evil.example)@admin\n' }, cfg()), 'e')).desired;
+    // (the command as a list: in a string, the "<" would be refused as shell syntax)
+    const listed = svc('image: mcuadros/ofelia\ncommand: [daemon, --docker, -f, "label=com.docker.compose.project=${COMPOSE_PROJECT_NAME}"]');
+    const hostile = (await loadEnvironment(repo({ 'deploy/compose.yml': listed, 'deploy/.env': 'COMPOSE_PROJECT_NAME=<img src=x>[a](http://evil.example)@admin\n' }, cfg()), 'e')).desired;
     const md = renderPlanMarkdown(reconcile(hostile, emptyObserved('p', 'e')), { environment: 'e', notes: hostile.notes! });
     const note = md.split('\n').find((l) => l.includes('COMPOSE'))!;
     expect(note).toMatch(/^> ℹ️ /);

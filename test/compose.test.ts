@@ -411,6 +411,15 @@ describe('normalisation', () => {
     expect(splitCommand('  ')).toEqual([]);
     expect(load(svc('image: x\ncommand: sleep 3600')).services[0]!.spec.command).toEqual(['sleep', '3600']);
     expect(load(svc('image: x\nentrypoint: ["/bin/sh", "-c"]')).services[0]!.spec.entrypoint).toEqual(['/bin/sh', '-c']);
+    // shell syntax outside quotes: docker compose (go-shellwords) runs the words before it and drops the rest (Kong's
+    // `kong migrations up && kong migrations finish`): refused at its line, with the list that runs a shell
+    const kong = errorOf(() => load(svc('image: kong\ncommand: kong migrations up && kong migrations finish')));
+    expect(kong).toMatchObject({ code: 'invalid_value', line: 4, hint: 'to run it in a shell, write the command as a list: [sh, -c, "kong migrations up && kong migrations finish"]; or quote the "&&" if it is an argument' });
+    expect(kong.problem).toContain('"&&" outside quotes is shell syntax');
+    for (const [cmd, op] of [['node server.js 8090 2>&1', '>'], ['a; b', ';'], ['a | b', '|'], ['a < f', '<'], ['echo (x)', '(']])
+      expect(errorOf(() => load(svc(`image: x\nentrypoint: ${JSON.stringify(cmd)}`))).problem).toContain(`"${op}" outside quotes`);
+    // quoted, it is an argument like any other
+    expect(load(svc(`image: x\ncommand: 'sh -c "a && b; c | d > e"'`)).services[0]!.spec.command).toEqual(['sh', '-c', 'a && b; c | d > e']);
   });
 
   it('defaults: restart no, replicas 1, network default, no healthcheck', () => {

@@ -125,7 +125,12 @@ export function parseDuration(v: unknown, what: string): number {
 
 // ---------------------------------------------------------------- commands
 
-/** A command given as a string is split like a POSIX shell would split words (compose uses shlex). */
+/**
+ * A command given as a string is split into words as a POSIX shell splits them. Shell syntax outside quotes
+ * (`&&`, `;`, `|`, `2>&1`, a subshell's `(`) is refused: compose v2 splits with go-shellwords, which stops at
+ * the first such character and runs the words before it (`kong migrations up && kong migrations finish` runs
+ * `kong migrations up` alone), or errors at a `(`; neither is what the file says.
+ */
 export function splitCommand(cmd: string): string[] {
   const words: string[] = [];
   let cur = '';
@@ -166,6 +171,13 @@ export function splitCommand(cmd: string): string[] {
       cur = '';
       inWord = false;
       i++;
+    } else if (';&|<>('.includes(c)) {
+      const op = /^(&&|\|\||>>|[;&|<>(])/.exec(cmd.slice(i))![1]!;
+      return fail(
+        'invalid_value',
+        `${JSON.stringify(cmd)}: "${op}" outside quotes is shell syntax, and no shell runs this command: docker compose runs the words before it and drops the rest`,
+        `to run it in a shell, write the command as a list: [sh, -c, ${JSON.stringify(cmd)}]; or quote the "${op}" if it is an argument`,
+      );
     } else {
       cur += c;
       inWord = true;
