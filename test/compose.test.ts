@@ -422,6 +422,26 @@ describe('normalisation', () => {
     expect(load(svc(`image: x\ncommand: 'sh -c "a && b; c | d > e"'`)).services[0]!.spec.command).toEqual(['sh', '-c', 'a && b; c | d > e']);
   });
 
+  // Found by running public compose files (corpus round of 2026-12-05), each as compose-go does it.
+  it('an override merges logging as compose does, adds its profiles, and yes/no/on/off are booleans', () => {
+    const base = 'services:\n  web:\n    image: nginx\n    profiles: [web]\n    logging: {driver: json-file, options: {max-size: 10m}}\n';
+    const merged = service(load([base, 'services:\n  web:\n    profiles: [extra]\n    logging: {options: {max-file: "3"}}\n'], { profiles: ['web'] }), 'web');
+    expect(merged.logging).toEqual({ driver: 'json-file', options: { 'max-file': '3', 'max-size': '10m' } });
+    // another driver replaces the whole
+    expect(service(load([base, 'services:\n  web:\n    logging: {driver: local}\n'], { profiles: ['web'] }), 'web').logging).toEqual({ driver: 'local', options: {} });
+    // the profile the override adds keeps the service, and so does the base's
+    expect(load([base, 'services:\n  web:\n    profiles: [extra]\n'], { profiles: ['extra'] }).services).toHaveLength(1);
+    expect(load([base, 'services:\n  web:\n    profiles: [extra]\n'], { profiles: ['web'] }).services).toHaveLength(1);
+    expect(service(load('services:\n  web: {image: x, tty: "yes", stdin_open: "Off", init: "n"}\n'), 'web')).toMatchObject({ tty: true, stdinOpen: false, init: false });
+    expect(errorOf(() => load('services:\n  web: {image: x, tty: "maybe"}\n')).problem).toBe('tty must be true or false, not "maybe"');
+  });
+
+  it('a file of several YAML documents is refused in words that say what to do', () => {
+    const e = errorOf(() => load('services:\n  a: {image: x}\n---\nservices:\n  b: {image: y}\n'));
+    expect(e).toMatchObject({ code: 'bad_yaml', line: 3, problem: 'the file holds more than one YAML document (a --- line starts another)' });
+    expect(e.hint).toContain("list the files, in order, under the environment's compose:");
+  });
+
   it('defaults: restart no, replicas 1, network default, no healthcheck', () => {
     const d = load(svc('image: nginx'));
     expect(service(d, 'web')).toEqual({

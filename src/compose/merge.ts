@@ -156,7 +156,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('devices', uniqueBy(a.devices, b.devices, (d) => d.v));
   set('volumesFrom', uniqueBy(a.volumesFrom, b.volumesFrom, (v) => v.v.slice(0, v.v.lastIndexOf(':'))));
   set('links', uniqueBy(a.links, b.links, (l) => `${l.v.service}:${l.v.alias}`));
-  set('profiles', b.profiles ?? a.profiles);
+  // a list: an override's profiles are added to the base's (compose appends, then keeps each once)
+  set('profiles', a.profiles && b.profiles ? { v: [...new Set([...a.profiles.v, ...b.profiles.v])], at: b.profiles.at } : (b.profiles ?? a.profiles));
   set('build', b.build ?? a.build);
   set('develop', b.develop ?? a.develop);
   // compose appends an override's env_file entries; read in order, a later file's keys win

@@ -37,9 +37,11 @@ export function scalarString(v: unknown, what: string): string {
   return fail('invalid_value', `${what} must be a string, not ${describeValue(v)}`);
 }
 
+/** A boolean: true/false, or the YAML 1.1 words compose-go casts too (y/yes/on, n/no/off, any case), which YAML 1.2 reads as strings. */
 export function asBool(v: unknown, what: string): boolean {
   if (typeof v === 'boolean') return v;
-  if (typeof v === 'string' && /^(true|false)$/i.test(v)) return v.toLowerCase() === 'true';
+  if (typeof v === 'string' && /^(true|y|yes|on)$/i.test(v)) return true;
+  if (typeof v === 'string' && /^(false|n|no|off)$/i.test(v)) return false;
   return fail('invalid_value', `${what} must be true or false, not ${describeValue(v)}`);
 }
 

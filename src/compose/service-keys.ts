@@ -14,7 +14,7 @@ const fail = (code: string, problem: string, hint?: string, subpath: (string | n
 
 /** How a later file combines with an earlier one (compose's merge rules). */
 /** replace: the later file's value; map: keys merged; set: union, sorted; sequence: union in written order (first place kept) */
-export type MergeKind = 'replace' | 'map' | 'set' | 'sequence';
+export type MergeKind = 'replace' | 'map' | 'set' | 'sequence' | 'logging';
 
 export interface ExtraKey<K extends keyof ServiceExtras = keyof ServiceExtras> {
   field: K;
@@ -263,7 +263,7 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   dns_search: { field: 'dnsSearch', merge: 'sequence', parse: ordered('dns_search') },
   dns_opt: { field: 'dnsOpt', merge: 'sequence', parse: ordered('dns_opt') },
   ulimits: { field: 'ulimits', merge: 'map', parse: ulimits },
-  logging: { field: 'logging', merge: 'replace', parse: logging },
+  logging: { field: 'logging', merge: 'logging', parse: logging },
   platform: { field: 'platform', merge: 'replace', parse: (v) => scalarString(v, 'platform') },
   cpus: { field: 'nanoCpus', merge: 'replace', parse: (v) => parseCpus(v, 'cpus') },
   mem_limit: { field: 'memLimit', merge: 'replace', parse: (v) => parseBytes(v, 'mem_limit') },
@@ -310,5 +310,14 @@ export function mergeExtra(kind: MergeKind, a: unknown, b: unknown): unknown {
   }
   if (kind === 'set') return uniqueSorted([...(a as string[]), ...(b as string[])]);
   if (kind === 'sequence') return [...new Set([...(a as string[]), ...(b as string[])])];
+  if (kind === 'logging') {
+    // As compose-go's mergeLogging: the same driver (or one left out) merges, options key by key; another driver replaces.
+    const x = a as Logging;
+    const y = b as Logging;
+    if (x.driver !== undefined && y.driver !== undefined && x.driver !== y.driver) return y;
+    const options = { ...x.options, ...y.options };
+    const driver = y.driver ?? x.driver;
+    return { ...(driver !== undefined ? { driver } : {}), options: Object.fromEntries(Object.keys(options).sort().map((k) => [k, options[k]!])) };
+  }
   return b;
 }

@@ -96,6 +96,14 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
 
   const first = doc.errors[0];
   if (first?.code === 'RESOURCE_EXHAUSTION' && /call stack/i.test(first.message)) throw tooDeep(maxDepth, lineOf(first.pos[0]));
+  // Several documents (`---` between them): said in berth's words, not the library's.
+  if (first?.code === 'MULTIPLE_DOCS')
+    throw new YamlFailure({
+      code: 'bad_yaml',
+      problem: 'the file holds more than one YAML document (a --- line starts another)',
+      ...located(lineOf(first.pos[0])),
+      hint: "put each document in a file of its own and list the files, in order, under the environment's compose: in .github/berth.yml (they merge as override files do)",
+    });
   if (first) {
     throw new YamlFailure({
       code: 'bad_yaml',
