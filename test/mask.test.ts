@@ -124,3 +124,16 @@ describe('services named like Object.prototype members', () => {
     expect(new Masker([], [], fields).spec(s).image).toBe(MASK);
   });
 });
+
+describe('Docker messages: a secret by its pieces', () => {
+  it('withPieces masks each piece a parser could quote (from four characters), and the plan\'s masker does not', () => {
+    const m = new Masker([], ['1000:Tr0ub4dorAnd3', 'postgres://app:s3cretpw@db:5432/app']);
+    expect(m.text('unable to find group Tr0ub4dorAnd3: no matching entries')).toContain('Tr0ub4dorAnd3');
+    m.withPieces();
+    expect(m.text('unable to find group Tr0ub4dorAnd3: no matching entries')).toBe(`unable to find group ${MASK}: no matching entries`);
+    expect(m.text('password authentication failed for s3cretpw')).not.toContain('s3cretpw');
+    // written whole, nothing of it shows; a short piece (app, db) is not a mask of its own
+    expect(m.text('url postgres://app:s3cretpw@db:5432/app')).not.toMatch(/s3cretpw|postgres|5432/);
+    expect(m.text('the app db')).toBe('the app db');
+  });
+});

@@ -100,8 +100,9 @@ export function payloadMasker(payload: ApplyPayload): Masker {
   );
 }
 
+/** A Docker message as it may be stored, logged and shown: every secret masked, whole or by the pieces Docker quotes. */
 export function redactError(message: string, payload: ApplyPayload): string {
-  return payloadMasker(payload).text(message);
+  return payloadMasker(payload).withPieces().text(message);
 }
 
 export interface ExecutorLogger {

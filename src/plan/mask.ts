@@ -185,6 +185,18 @@ export class Masker {
     return text.replace(this.pattern, MASK);
   }
 
+  /**
+   * Every secret known so far also by its pieces: Docker and runc parse what they are given and may quote one
+   * piece of a value (`user: "${S}"` with S = `1000:Tr0ub4dor` fails with "unable to find group Tr0ub4dor"),
+   * and a piece is as secret as the whole. Pieces are cut where such parsers cut (`:`, `/`, `=`, `@`, `,`,
+   * `;`, `?`, `&`, `#`, `|`, spaces) and kept from four characters on. For Docker's messages: a plan, which
+   * shows whole fields, would mask too much (the `postgres` of a database URL).
+   */
+  withPieces(): this {
+    for (const v of [...this.seen]) for (const piece of v.split(/[\s:/=@,;?&#|]+/)) if (piece !== v) this.remember(piece);
+    return this;
+  }
+
   private remember(value: string): void {
     // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
     // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
