@@ -135,5 +135,10 @@ describe('Docker messages: a secret by its pieces', () => {
     // written whole, nothing of it shows; a short piece (app, db) is not a mask of its own
     expect(m.text('url postgres://app:s3cretpw@db:5432/app')).not.toMatch(/s3cretpw|postgres|5432/);
     expect(m.text('the app db')).toBe('the app db');
+    // pieces come from the values as given: not from their escaped forms (`&#95;`), nor from a server-side
+    // secret's placeholder, whose name is said in messages ("secret DB_PASSWORD … changed after the plan")
+    const placeholder = new Masker([], ['berth-secret.DB_PASSWORD.0123456789abcdef0123456789abcdef', 'x_y.z:Pa55_word']).withPieces();
+    expect(placeholder.text('secret DB_PASSWORD of acme/shop staging changed')).toBe('secret DB_PASSWORD of acme/shop staging changed');
+    expect(placeholder.text('group Pa55_word')).toBe(`group ${MASK}`);
   });
 });

@@ -35,6 +35,8 @@ const PLACEHOLDER_RE = /berth-secret\.[A-Za-z_][A-Za-z0-9_]*\.[0-9a-f]{32}/g;
 export class Masker {
   private readonly extra: Set<string>;
   private readonly seen = new Set<string>();
+  /** the secret values as they were given (seen holds their shown and escaped forms too) */
+  private readonly values = new Set<string>();
   private pattern: RegExp | undefined;
   /** null prototype: a service named `constructor` or `toString` must not find Object.prototype's member */
   private readonly fields: SecretFields = Object.create(null) as SecretFields;
@@ -71,7 +73,7 @@ export class Masker {
   /** Learns another masker's secret keys and values (not its fields, which are per desired state). */
   absorb(other: Masker): void {
     for (const k of other.extra) this.extra.add(k);
-    for (const v of other.seen) this.remember(v);
+    for (const v of other.values) this.remember(v);
   }
 
   /** A value derived from a secret: redacted from free text wherever it appears (second line of defence). */
@@ -193,11 +195,17 @@ export class Masker {
    * shows whole fields, would mask too much (the `postgres` of a database URL).
    */
   withPieces(): this {
-    for (const v of [...this.seen]) for (const piece of v.split(/[\s:/=@,;?&#|]+/)) if (piece !== v) this.remember(piece);
+    // From the values as they were given, not their escaped forms (`&#46;` would give pieces of its own), and
+    // not a server-side secret's placeholder: its name and keyed hash are no piece of the secret.
+    for (const v of [...this.values]) {
+      if (v.includes('berth-secret.')) continue;
+      for (const piece of v.split(/[\s:/=@,;?&#|]+/)) if (piece !== v) this.remember(piece);
+    }
     return this;
   }
 
   private remember(value: string): void {
+    this.values.add(value);
     // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
     // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
     // and as a code span or block shows it, its control and invisible characters written as escapes.
