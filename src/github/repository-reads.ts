@@ -48,7 +48,9 @@ export function repositoryReads(gh: GitHubPort, repo: RepoRef, sha: string, file
       if (reads.size >= MAX_ENVIRONMENT_READS) throw over(path, `the compose files of this environment name more than ${MAX_ENVIRONMENT_READS} repository files to read`);
       // Refused before the request when the listing says how large it is.
       const listed = sizes?.get(path);
-      if (listed !== undefined && listed > MAX_FILE_BYTES) throw over(path, `file is ${listed} bytes, more than the ${MAX_FILE_BYTES} bytes berth reads`);
+      // The same refusal GitHub's reader gives once it has the file (octokit-github.ts), before the read.
+      if (listed !== undefined && listed > MAX_FILE_BYTES)
+        throw new ComposeError('too_large', `file is ${listed} bytes, more than the ${MAX_FILE_BYTES} bytes berth reads`, { file: path, hint: 'split it or remove what is not needed' });
       take(path, listed ?? 0);
       const got = await get();
       const actual = got === undefined ? 0 : typeof got === 'string' ? Buffer.byteLength(got, 'utf8') : got.length;
