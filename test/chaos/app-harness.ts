@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { berth } from '../../src/index.js';
 import type { BerthServices } from '../../src/index.js';
 import { LABEL } from '../../src/model/model.js';
@@ -50,6 +50,20 @@ export interface App {
   containers(): Promise<Dockerode.ContainerInfo[]>;
   cleanup(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * The app for a describe block of one repository: started before its tests with `mainFiles` on the default
+ * branch (its `.github/berth.yml` and compose files), closed after them. Call it in the block; `app()` is the app.
+ */
+export function appForBlock(opts: Parameters<typeof startApp>[0], mainFiles: Record<string, string>): () => App {
+  let app: App | undefined;
+  beforeAll(async () => {
+    app = await startApp(opts);
+    app.fake.setFiles(opts.repo, 'main', mainFiles);
+  }, 60_000);
+  afterAll(async () => app?.close());
+  return () => app!;
 }
 
 export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string; env?: NodeJS.ProcessEnv }): Promise<App> {

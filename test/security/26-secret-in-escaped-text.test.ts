@@ -9,9 +9,8 @@
 // that way. Through the whole app; every body and title sent to the fake
 // GitHub is searched with its entities decoded.
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { App } from '../chaos/app-harness.js';
-import { startApp } from '../chaos/app-harness.js';
+import { expect, it } from 'vitest';
+import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
 
 const REPO = 'acme/sec-escaped';
@@ -32,20 +31,15 @@ const rendered = (s: string) =>
     .replace(/&amp;/g, '&');
 
 describeDocker('a secret escaped as HTML entities is still masked', () => {
-  let app: App;
-  beforeAll(async () => {
-    app = await startApp({ repo: REPO, project: PROJECT });
-    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
-  }, 60_000);
-  afterAll(async () => app?.close());
+  const app = appForBlock({ repo: REPO, project: PROJECT }, { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
 
   it('the plan error naming a missing external network does not show the secret its name came from', async () => {
     const head = createHash('sha1').update('sec26').digest('hex');
-    app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
-    app.fake.setPull(REPO, 1, { headSha: head, author: 'mallory', mergeable: true });
-    await app.open(1, head);
-    await app.drain();
-    const sent = app.fake.requests.filter((r) => r.method !== 'GET');
+    app().fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
+    app().fake.setPull(REPO, 1, { headSha: head, author: 'mallory', mergeable: true });
+    await app().open(1, head);
+    await app().drain();
+    const sent = app().fake.requests.filter((r) => r.method !== 'GET');
     const texts = sent.flatMap((r) => {
       const b = (r.body ?? {}) as { body?: string; output?: { title?: string; summary?: string; text?: string } };
       return [b.body, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');

@@ -11,11 +11,10 @@
 // must hold no default-ignorable or bidi-control character, and show each as
 // an escape instead.
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Masker } from '../../src/plan/mask.js';
 import { block, code, inert } from '../../src/text/escape.js';
-import type { App } from '../chaos/app-harness.js';
-import { startApp } from '../chaos/app-harness.js';
+import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
 
 const REPO = 'acme/sec-invisible';
@@ -37,24 +36,19 @@ const INVISIBLE = /(?![\uFE00-\uFE0F])[\p{Default_Ignorable_Code_Point}\p{Bidi_C
 const headOf = (id: string) => createHash('sha1').update(`sec31:${id}`).digest('hex');
 
 describeDocker('invisible and bidi characters a PR writes never reach GitHub as they are', () => {
-  let app: App;
-  beforeAll(async () => {
-    app = await startApp({ repo: REPO, project: PROJECT });
-    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
-  }, 60_000);
-  afterAll(async () => app?.close());
+  const app = appForBlock({ repo: REPO, project: PROJECT }, { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
 
   let pr = 0;
   for (const [name, compose] of Object.entries(CASES)) {
     it(`${name}: every comment and check run shows them as escapes`, async () => {
       pr++;
       const head = headOf(name);
-      app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': compose });
-      app.fake.setPull(REPO, pr, { headSha: head, author: 'mallory', mergeable: true });
-      const before = app.fake.requests.length;
-      await app.open(pr, head);
-      await app.drain();
-      const sent = app.fake.requests.slice(before).filter((r) => r.method !== 'GET');
+      app().fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': compose });
+      app().fake.setPull(REPO, pr, { headSha: head, author: 'mallory', mergeable: true });
+      const before = app().fake.requests.length;
+      await app().open(pr, head);
+      await app().drain();
+      const sent = app().fake.requests.slice(before).filter((r) => r.method !== 'GET');
       const texts = sent.flatMap((r) => {
         const b = (r.body ?? {}) as { body?: string; output?: { title?: string; summary?: string; text?: string } };
         return [b.body, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');

@@ -5,9 +5,8 @@
 // `user: "${DB_PASSWORD}"`; the plan shows `user` masked, a writer applies it, and the failure must not
 // report the password, whole or in pieces.
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { App } from '../chaos/app-harness.js';
-import { startApp } from '../chaos/app-harness.js';
+import { expect, it } from 'vitest';
+import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
 
 const REPO = 'acme/rt-docker-split';
@@ -19,30 +18,25 @@ const CONFIG = [`project: ${PROJECT}`, 'environments:', '  - name: staging', '  
 const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', '    user: "${DB_PASSWORD}"', ''].join('\n');
 
 describeDocker('a secret split by Docker in its error message', () => {
-  let app: App;
-  beforeAll(async () => {
-    app = await startApp({ repo: REPO, project: PROJECT });
-    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
-  }, 60_000);
-  afterAll(async () => app?.close());
+  const app = appForBlock({ repo: REPO, project: PROJECT }, { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
 
   it('no piece of the secret reaches GitHub or the logs', async () => {
     const head = createHash('sha1').update('rt-dsplit').digest('hex');
-    app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
-    app.fake.setPull(REPO, 1, { headSha: head, author: 'mallory', mergeable: true });
-    await app.open(1, head);
-    const plan = app.berthComments(1).map((c) => c.body).join('\n');
+    app().fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': COMPOSE });
+    app().fake.setPull(REPO, 1, { headSha: head, author: 'mallory', mergeable: true });
+    await app().open(1, head);
+    const plan = app().berthComments(1).map((c) => c.body).join('\n');
     expect(plan).not.toContain(PIECE); // the plan itself masks it
-    await app.say(1, '/apply staging', 'alice');
-    await app.drain();
-    const texts = app.fake.requests
+    await app().say(1, '/apply staging', 'alice');
+    await app().drain();
+    const texts = app().fake.requests
       .filter((r) => r.method !== 'GET')
       .flatMap((r) => {
         const b = (r.body ?? {}) as { body?: string; description?: string; output?: { title?: string; summary?: string; text?: string } };
         return [b.body, b.description, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');
       });
     const leaks = texts.filter((t) => t.includes(PIECE));
-    const logLeaks = app.logs.filter((l) => l.includes(PIECE));
+    const logLeaks = app().logs.filter((l) => l.includes(PIECE));
     // the apply did fail, and said so (with the secret's piece masked)
     expect(texts.some((t) => /unable to find group/.test(t))).toBe(true);
     expect(leaks).toEqual([]);

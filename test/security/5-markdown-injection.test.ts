@@ -7,9 +7,8 @@
 // comment and check-run body sent to the fake GitHub is searched, outside code
 // spans and fenced blocks (where GitHub renders nothing), for live Markdown.
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { App } from '../chaos/app-harness.js';
-import { outsideCode, startApp } from '../chaos/app-harness.js';
+import { expect, it } from 'vitest';
+import { appForBlock, outsideCode } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
 
 const REPO = 'acme/sec-markdown';
@@ -67,25 +66,20 @@ function liveMarkdown(body: string): string[] {
 const headOf = (id: string) => createHash('sha1').update(`sec5:${id}`).digest('hex');
 
 describeDocker('item 5: author-controlled text renders inert in comments and check runs', () => {
-  let app: App;
-  beforeAll(async () => {
-    app = await startApp({ repo: REPO, project: PROJECT });
-    app.fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
-  }, 60_000);
-  afterAll(async () => app?.close());
+  const app = appForBlock({ repo: REPO, project: PROJECT }, { '.github/berth.yml': CONFIG, 'compose.yml': 'services: {}\n' });
 
   let pr = 0;
   for (const [name, compose] of Object.entries(CASES)) {
     it(`${name}: no live Markdown reaches GitHub`, async () => {
       pr++;
       const head = headOf(name);
-      app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': compose });
-      app.fake.setPull(REPO, pr, { headSha: head, author: 'mallory', mergeable: true });
-      const before = app.fake.requests.length;
-      await app.open(pr, head);
-      await app.say(pr, '/apply staging');
-      await app.drain();
-      const sent = app.fake.requests.slice(before).filter((r) => r.method !== 'GET');
+      app().fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': compose });
+      app().fake.setPull(REPO, pr, { headSha: head, author: 'mallory', mergeable: true });
+      const before = app().fake.requests.length;
+      await app().open(pr, head);
+      await app().say(pr, '/apply staging');
+      await app().drain();
+      const sent = app().fake.requests.slice(before).filter((r) => r.method !== 'GET');
       const bodies = sent.flatMap((r) => {
         const b = (r.body ?? {}) as { body?: string; output?: { title?: string; summary?: string; text?: string } };
         return [b.body, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');
