@@ -25,14 +25,23 @@ export async function savePlan(ctx: Ctx, plan: PlanInput): Promise<PlanRow> {
     .execute();
   // Only the latest plan of a PR's environment is ever read: the ones before it go (each holds the rendered
   // plan, and a PR can /plan as often as it likes). By sequence, not by id: of two saved at once, the later stays.
-  const saved = await ctx.db.selectFrom('plans').select('seq').where('id', '=', row.id).executeTakeFirst();
-  if (saved)
+  // Below the newest sequence visible now, not below this row's own: MariaDB hands out a sequence before the row
+  // is visible, so a concurrent save with a later sequence can prune before this row shows, and this row, with
+  // the lower sequence, must then prune itself.
+  const newest = await ctx.db
+    .selectFrom('plans')
+    .select((eb) => eb.fn.max('seq').as('seq'))
+    .where('repo', '=', row.repo)
+    .where('pr', row.pr === null ? 'is' : '=', row.pr)
+    .where('environment', '=', row.environment)
+    .executeTakeFirst();
+  if (newest?.seq != null)
     await ctx.db
       .deleteFrom('plans')
       .where('repo', '=', row.repo)
       .where('pr', row.pr === null ? 'is' : '=', row.pr)
       .where('environment', '=', row.environment)
-      .where('seq', '<', saved.seq)
+      .where('seq', '<', Number(newest.seq))
       .execute();
   return row;
 }
