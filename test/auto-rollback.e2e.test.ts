@@ -31,7 +31,7 @@ const HEAD2 = '2'.repeat(40);
 
 const rollout = ['    deploy:', '      replicas: 3', '      update_config:', '        order: start-first', '        parallelism: 1', '        failure_action: rollback'];
 /** v1: three replicas of app:1, healthy once /VERSION exists. */
-const V1 = ['services:', '  web:', '    image: berth-test/app:1', ...rollout, '    healthcheck:', '      test: ["CMD-SHELL", "test -f /VERSION"]', '      interval: 1s', '      timeout: 1s', '      retries: 2', ''].join('\n');
+const V1 = ['services:', '  web:', '    image: berth-test/app:1', ...rollout, '    healthcheck:', '      test: ["CMD-SHELL", "test -f /VERSION"]', '      interval: 1s', '      timeout: 5s', '      retries: 3', ''].join('\n');
 /**
  * v2: app:2 whose healthcheck passes only in the first container that runs it (it claims /claim/first in a
  * volume every replica shares): the first replica passes its gate, the second fails it.
@@ -45,8 +45,8 @@ const V2 = [
   '    healthcheck:',
   '      test: ["CMD-SHELL", "mkdir /claim/first 2>/dev/null && hostname > /claim/first/who; hostname | cmp -s - /claim/first/who"]',
   '      interval: 1s',
-  '      timeout: 1s',
-  '      retries: 2',
+  '      timeout: 5s',
+  '      retries: 3',
   'volumes:',
   '  claim: {}',
   '',
@@ -133,7 +133,9 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     // The follow-up: a rollback apply started by berth, linked to the failed one, touching web alone, completed.
     expect(rollback!.kind).toBe('rollback');
     expect(rollback!.actor).toBe('berth');
-    expect(rollback!.state).toBe('completed');
+    // What each of its tasks ended as, should it not complete: a failed run then says why.
+    const rbEnded = (await ts.store.listTasksForApply(rollback!.id)).map((t) => `${t.kind} ${t.resource}: ${t.state}${t.error ? ` (${t.error})` : ''}`);
+    expect(rollback!.state, rbEnded.join('\n')).toBe('completed');
     expect(rollback!.pr).toBe(1);
     expect(rollback!.headSha).toBe(HEAD1);
     const payload = parsePayload(rollback!.desiredJson);
