@@ -38,8 +38,8 @@ ${update.replace(/^/gm, '        ')}
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/VERSION"]
       interval: 1s
-      timeout: 1s
-      retries: 2
+      timeout: 5s
+      retries: 3
 `;
   return loadCompose([{ path: 'compose.yml', text }], { project: PROJECT, environment: ENV, variables: {} });
 }
