@@ -32,6 +32,23 @@ export interface Deliveries {
   resume(): Promise<void>;
 }
 
+/**
+ * Lists a delivery can carry that no route reads, left out of the payload as stored (it is stored to be routed
+ * again after a crash): a push names up to 2,048 commits, each with every path it touched (GitHub sends up to
+ * 25 MB a delivery), more than MariaDB takes in one statement (max_allowed_packet, 16 MiB by default), so the
+ * claim, and the push with it, failed. The push route reads the ref, the commit pushed and who pushed it.
+ */
+const UNREAD: Record<string, readonly string[]> = { push: ['commits', 'head_commit'] };
+
+/** The payload as the deliveries table keeps it: without what no route reads (UNREAD). */
+export function storedPayload(event: string, payload: Payload): string {
+  const unread = UNREAD[event.split('.')[0]!];
+  if (!unread?.some((k) => Object.hasOwn(payload, k))) return JSON.stringify(payload);
+  const kept: Payload = {};
+  for (const [k, v] of Object.entries(payload)) if (!unread.includes(k)) kept[k] = v;
+  return JSON.stringify(kept);
+}
+
 /** A delivery whose work was claimed this many times without finishing is given up at the next resume. */
 export const MAX_DELIVERY_ATTEMPTS = 3;
 
@@ -95,7 +112,7 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
     const full = payload.repository.full_name as string;
     if (typeof installation === 'number') installations.set(full, installation);
     // Only a delivery whose work is done (or is being done by a live process) is a duplicate.
-    if (!(await store.claimDelivery(context.id, event, JSON.stringify(payload), replica, leaseTtlMs))) {
+    if (!(await store.claimDelivery(context.id, event, storedPayload(event, payload), replica, leaseTtlMs))) {
       log.info({ delivery: context.id, event: context.name }, 'duplicate delivery ignored');
       metrics.webhook(context.name, 'duplicate');
       return;
