@@ -409,6 +409,17 @@ describe('normalisation', () => {
     expect(splitCommand(`sh -c 'echo "a b"; exit 0'`)).toEqual(['sh', '-c', 'echo "a b"; exit 0']);
     expect(splitCommand('echo "a \\"b\\"" c\\ d')).toEqual(['echo', 'a "b"', 'c d']);
     expect(splitCommand('  ')).toEqual([]);
+    // as go-shellwords (docker compose) splits, where a POSIX shell would not: a backslash in double quotes takes
+    // any next character (a regex's \\d is d), \\t and \\n are a tab and a newline, a backquoted part is one piece
+    expect(splitCommand('grep -E "\\d+" log')).toEqual(['grep', '-E', 'd+', 'log']);
+    expect(splitCommand('printf "a\\tb\\n" \\n')).toEqual(['printf', 'a\tb\n', '\n']);
+    expect(splitCommand("printf 'a\\tb'")).toEqual(['printf', 'a\\tb']);
+    expect(splitCommand('echo `date +%s` x`a "b" \\c`')).toEqual(['echo', '`date +%s`', 'x`a "b" \\c`']);
+    expect(splitCommand('a\u00a0b\u2003c')).toEqual(['a\u00a0b\u2003c']);
+    expect(splitCommand("echo '' \"\"")).toEqual(['echo', '', '']);
+    expect(() => splitCommand('echo a\\')).toThrow('ends in a backslash that escapes nothing');
+    expect(() => splitCommand('echo `date')).toThrow('unterminated backquote');
+    expect(() => splitCommand('echo a)')).toThrow('")" outside quotes is shell syntax, and no shell runs this command: docker compose cannot split a command with it into words');
     expect(load(svc('image: x\ncommand: sleep 3600')).services[0]!.spec.command).toEqual(['sleep', '3600']);
     expect(load(svc('image: x\nentrypoint: ["/bin/sh", "-c"]')).services[0]!.spec.entrypoint).toEqual(['/bin/sh', '-c']);
     // shell syntax outside quotes: docker compose (go-shellwords) runs the words before it and drops the rest (Kong's

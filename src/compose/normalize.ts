@@ -128,64 +128,69 @@ export function parseDuration(v: unknown, what: string): number {
 // ---------------------------------------------------------------- commands
 
 /**
- * A command given as a string is split into words as a POSIX shell splits them. Shell syntax outside quotes
- * (`&&`, `;`, `|`, `2>&1`, a subshell's `(`) is refused: compose v2 splits with go-shellwords, which stops at
- * the first such character and runs the words before it (`kong migrations up && kong migrations finish` runs
- * `kong migrations up` alone), or errors at a `(`; neither is what the file says.
+ * A command given as a string is split into words as docker compose splits it (go-shellwords, which is close to
+ * a POSIX shell but not the same): a backslash outside single quotes takes the next character as it is, inside
+ * double quotes too (`"\d"` is `d`), `\t` and `\n` being a tab and a newline; a backquoted part is one piece of
+ * its word, backquotes and spaces kept (no shell runs it); only space, tab, CR and LF separate words.
+ * Shell syntax outside quotes is refused: at `&&`, `;`, `|` or `2>&1` go-shellwords stops and runs the words
+ * before it (`kong migrations up && kong migrations finish` runs `kong migrations up` alone), and a `(` or
+ * `)` it cannot split at all; neither is what the file says.
  */
 export function splitCommand(cmd: string): string[] {
   const words: string[] = [];
   let cur = '';
   let inWord = false;
-  let i = 0;
-  while (i < cmd.length) {
+  let quote: "'" | '"' | '`' | undefined;
+  for (let i = 0; i < cmd.length; i++) {
     const c = cmd[i]!;
-    if (c === "'") {
-      const end = cmd.indexOf("'", i + 1);
-      if (end < 0) return fail('invalid_value', `unterminated single quote in ${JSON.stringify(cmd)}`);
-      cur += cmd.slice(i + 1, end);
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else cur += c;
+      continue;
+    }
+    if (c === '\\') {
+      if (i + 1 >= cmd.length) return fail('invalid_value', `${JSON.stringify(cmd)} ends in a backslash that escapes nothing`, 'remove it, or write \\\\ for a backslash');
+      const next = cmd[++i]!;
+      // Inside backquotes the escape stays as written (the part is passed on unsplit); elsewhere \t and \n are a tab and a newline.
+      cur += quote === '`' ? `\\${next}` : next === 't' ? '\t' : next === 'n' ? '\n' : next;
       inWord = true;
-      i = end + 1;
-    } else if (c === '"') {
-      i++;
-      inWord = true;
-      for (;;) {
-        if (i >= cmd.length) return fail('invalid_value', `unterminated double quote in ${JSON.stringify(cmd)}`);
-        const d = cmd[i]!;
-        if (d === '"') break;
-        if (d === '\\' && i + 1 < cmd.length && '"\\$`\n'.includes(cmd[i + 1]!)) {
-          if (cmd[i + 1] !== '\n') cur += cmd[i + 1];
-          i += 2;
-          continue;
-        }
-        cur += d;
-        i++;
-      }
-      i++;
-    } else if (c === '\\') {
-      if (i + 1 < cmd.length && cmd[i + 1] !== '\n') {
-        cur += cmd[i + 1];
-        inWord = true;
-      }
-      i += 2;
-    } else if (/\s/.test(c)) {
+      continue;
+    }
+    if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else cur += c;
+      continue;
+    }
+    if (quote === '`') {
+      cur += c;
+      if (c === '`') quote = undefined;
+      continue;
+    }
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
       if (inWord) words.push(cur);
       cur = '';
       inWord = false;
-      i++;
-    } else if (';&|<>('.includes(c)) {
-      const op = /^(&&|\|\||>>|[;&|<>(])/.exec(cmd.slice(i))![1]!;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === '`') {
+      quote = c;
+      cur += c;
+      inWord = true;
+    } else if (';&|<>()'.includes(c)) {
+      const op = /^(&&|\|\||>>|[;&|<>()])/.exec(cmd.slice(i))![1]!;
+      const split = op === '(' || op === ')' ? 'docker compose cannot split a command with it into words' : 'docker compose runs the words before it and drops the rest';
       return fail(
         'invalid_value',
-        `${JSON.stringify(cmd)}: "${op}" outside quotes is shell syntax, and no shell runs this command: docker compose runs the words before it and drops the rest`,
+        `${JSON.stringify(cmd)}: "${op}" outside quotes is shell syntax, and no shell runs this command: ${split}`,
         `to run it in a shell, write the command as a list: [sh, -c, ${JSON.stringify(cmd)}]; or quote the "${op}" if it is an argument`,
       );
     } else {
       cur += c;
       inWord = true;
-      i++;
     }
   }
+  if (quote) return fail('invalid_value', `unterminated ${quote === "'" ? 'single quote' : quote === '"' ? 'double quote' : 'backquote'} in ${JSON.stringify(cmd)}`);
   if (inWord) words.push(cur);
   return words;
 }
