@@ -1412,6 +1412,36 @@ describePostgres('Store conformance: PostgreSQL', () => conformance(postgresBack
 
 // ── openStore and its URLs ──────────────────────────────────────────────────
 
+describe('openStore on a SQLite file another connection is writing', () => {
+  it('waits for a write lock held in the rollback journal\'s mode, where SQLite answers the switch to WAL busy at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-wal-'));
+    const file = join(dir, 'berth.sqlite');
+    const { default: SQLite } = await import('better-sqlite3');
+    // What a second process opening the fresh file first leaves for a moment: its write lock, before any WAL.
+    const first = new SQLite(file);
+    first.exec('BEGIN IMMEDIATE; CREATE TABLE first_writer (x INTEGER)');
+    const started = Date.now();
+    const done = setTimeout(() => {
+      first.exec('COMMIT');
+      first.close();
+    }, 300);
+    try {
+      const store = await openStore(`sqlite:${file}`, { busyTimeoutMs: 5000 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      await store.ping();
+      expect(await store.latestApply('o/r', 'staging')).toBeUndefined();
+      await store.close();
+      const check = new SQLite(file, { readonly: true });
+      expect(check.pragma('journal_mode', { simple: true })).toBe('wal');
+      check.close();
+    } finally {
+      clearTimeout(done);
+      if (first.open) first.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('openStore URLs', () => {
   it('accepts the SQLite forms', () => {
     expect(parseDatabaseUrl('sqlite:./data/berth.sqlite')).toEqual({ dialect: 'sqlite', path: './data/berth.sqlite' });

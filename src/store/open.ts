@@ -68,6 +68,26 @@ export async function openStore(url?: string, opts: OpenStoreOptions & ConnectOp
   return KyselyStore.open(db, target.dialect, opts);
 }
 
+/**
+ * Switches a SQLite file to write-ahead logging (ignored for :memory:, which stays 'memory'), within `timeoutMs`.
+ * The busy timeout does not cover it: while another connection holds a fresh file's write lock in the
+ * rollback journal's mode (a second process opening it first, mid-migration), SQLite answers SQLITE_BUSY at
+ * once rather than wait on a lock that could deadlock. So the switch is tried again, without blocking the
+ * event loop, until that connection is done.
+ */
+async function toWal(raw: { pragma(source: string): unknown }, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    try {
+      raw.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string })?.code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 /** A Kysely instance on the database (no migrations run). The caller destroys it. */
 export async function connect(target: DatabaseTarget, opts: ConnectOptions = {}): Promise<Kysely<Database>> {
   // Drivers are imported on demand: a deployment loads only the one it uses.
@@ -80,7 +100,7 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
       try {
         // busy_timeout first, so the journal-mode switch waits for a concurrent opener instead of failing.
         raw.pragma(`busy_timeout = ${timeout}`);
-        raw.pragma('journal_mode = WAL'); // ignored (stays 'memory') for :memory:
+        await toWal(raw, timeout);
         raw.pragma('synchronous = NORMAL');
         raw.pragma('foreign_keys = ON');
       } catch (err) {
