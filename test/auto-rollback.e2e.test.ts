@@ -9,17 +9,15 @@
 // version, and berth rolls the updated first replica back by itself in a
 // follow-up apply: every replica ends on the old image.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { BerthServices } from '../src/index.js';
 import { LABEL } from '../src/model/model.js';
 import { Targets } from '../src/docker/targets.js';
 import { parsePayload } from '../src/apply/executor.js';
 import { docker, removeProject } from './helpers/docker.js';
 import { describeDocker } from './helpers/env.js';
-import type { FakeCheckRun, FakeGitHub } from './helpers/fake-github.js';
-import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from './helpers/fake-github.js';
-import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
+import type { FakeCheckRun } from './helpers/fake-github.js';
+import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent } from './helpers/fake-github.js';
+import { servedForBlock } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
-import type { TestStore } from './helpers/stores.js';
 import { berthYml } from './helpers/berth-yml.js';
 
 const REPO = 'acme/rolling';
@@ -54,50 +52,46 @@ const V2 = [
 const CONFIG = berthYml(PROJECT, [{ name: 'prod', compose: ['compose.yml'] }]);
 
 describeDocker('failure_action: rollback returns the whole service, through the app', () => {
-  let fake: FakeGitHub;
-  let ts: TestStore;
-  let app: ServedApp;
-  let services!: BerthServices;
   const cleanup = () => removeProject(PROJECT);
-
-  beforeAll(async () => {
-    await cleanup();
-    const { privateKey, publicKey } = appKeys();
-    fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
-    fake.setRepo(REPO, { defaultBranch: 'main' });
-    fake.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': V1 });
-    fake.setFiles(REPO, HEAD1, { '.github/berth.yml': CONFIG, 'compose.yml': V1 });
-    fake.setFiles(REPO, HEAD2, { '.github/berth.yml': CONFIG, 'compose.yml': V2 });
-    fake.setPull(REPO, 1, { headSha: HEAD1, author: 'alice', mergeable: true });
-    fake.setPermission(REPO, 'alice', 'write');
-    ts = await sqliteTestStore();
-    app = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 200 } });
-    services = app.services;
-  }, 60_000);
-
+  beforeAll(cleanup);
+  // Registered before the block's app, so it runs after the app is closed (vitest runs after-hooks as a stack).
   afterAll(async () => {
-    await app?.close();
-    await fake?.close();
-    await ts?.dispose();
     await cleanup();
     await docker.getVolume(`${PROJECT}-prod_claim`).remove().catch(() => {});
   });
+  const block = servedForBlock({
+    appId: APP_ID,
+    secret: SECRET,
+    store: sqliteTestStore,
+    options: { targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 200 },
+    setUp: (gh) => {
+      gh.setRepo(REPO, { defaultBranch: 'main' });
+      gh.setFiles(REPO, 'main', { '.github/berth.yml': CONFIG, 'compose.yml': V1 });
+      gh.setFiles(REPO, HEAD1, { '.github/berth.yml': CONFIG, 'compose.yml': V1 });
+      gh.setFiles(REPO, HEAD2, { '.github/berth.yml': CONFIG, 'compose.yml': V2 });
+      gh.setPull(REPO, 1, { headSha: HEAD1, author: 'alice', mergeable: true });
+      gh.setPermission(REPO, 'alice', 'write');
+    },
+  });
+  const fake = () => block.fake;
+  const services = () => block.services;
+  const ts = () => block.ts;
 
   async function deliver(event: string, payload: unknown): Promise<void> {
-    expect(await app.post(event, payload)).toBe(200);
-    await services.idle();
+    expect(await block.app.post(event, payload)).toBe(200);
+    await services().idle();
   }
   async function say(body: string): Promise<void> {
     await nextGitHubSecond();
-    const c = fake.addComment(REPO, 1, body, { user: 'alice' });
+    const c = fake().addComment(REPO, 1, body, { user: 'alice' });
     await deliver('issue_comment', commentOnPullEvent({ repo: REPO, pr: 1, comment: { id: c.id, body, user: 'alice', createdAt: c.createdAt, updatedAt: c.updatedAt } }));
   }
   /** Until no apply runs: a follow-up rollback starts while the failed apply is reported, so drain until quiet. */
   async function settled(): Promise<void> {
-    while (services.runner.inFlight().length) await services.runner.drain(120_000);
+    while (services().runner.inFlight().length) await services().runner.drain(120_000);
   }
-  const berthComments = () => fake.comments(REPO, 1).filter((c) => c.user === 'berth[bot]').map((c) => c.body);
-  const checks = (head: string): FakeCheckRun[] => fake.checkRuns(REPO, head).filter((c) => c.name === 'berth / prod');
+  const berthComments = () => fake().comments(REPO, 1).filter((c) => c.user === 'berth[bot]').map((c) => c.body);
+  const checks = (head: string): FakeCheckRun[] => fake().checkRuns(REPO, head).filter((c) => c.name === 'berth / prod');
   async function replicas(): Promise<{ name: string; image: string; running: boolean }[]> {
     const cs = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
     return cs.map((c) => ({ name: c.Names[0]!.slice(1), image: c.Image, running: c.State === 'running' })).sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -107,22 +101,22 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'opened', headSha: HEAD1 }));
     await say('/apply prod');
     await settled();
-    const v1 = (await ts.store.listApplies({ repo: REPO, environment: 'prod' }))[0]!;
+    const v1 = (await ts().store.listApplies({ repo: REPO, environment: 'prod' }))[0]!;
     expect(v1.state).toBe('completed');
     const name = (r: number) => `${PROJECT}-prod-web-${r}`;
     expect(await replicas()).toEqual([1, 2, 3].map((r) => ({ name: name(r), image: 'docker.io/berth-test/app:1', running: true })));
 
     // The PR moves to v2; berth re-plans it, and /apply rolls it out.
-    fake.setPull(REPO, 1, { headSha: HEAD2 });
+    fake().setPull(REPO, 1, { headSha: HEAD2 });
     await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'synchronize', headSha: HEAD2 }));
     await say('/apply prod');
     await settled();
 
-    const [rollback, failed] = await ts.store.listApplies({ repo: REPO, environment: 'prod' });
+    const [rollback, failed] = await ts().store.listApplies({ repo: REPO, environment: 'prod' });
     // The apply failed: replica 1 passed, replica 2 failed its gate and was put back, replica 3 never started.
     expect(failed!.kind).toBe('apply');
     expect(failed!.state).toBe('failed');
-    const tasks = await ts.store.listTasksForApply(failed!.id);
+    const tasks = await ts().store.listTasksForApply(failed!.id);
     const of = (resource: string) => new Set(tasks.filter((t) => t.resource === resource).map((t) => t.state));
     expect(of('service:web:1')).toEqual(new Set(['succeeded']));
     expect(of('service:web:3')).toEqual(new Set(['skipped']));
@@ -134,14 +128,14 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     expect(rollback!.kind).toBe('rollback');
     expect(rollback!.actor).toBe('berth');
     // What each of its tasks ended as, should it not complete: a failed run then says why.
-    const rbEnded = (await ts.store.listTasksForApply(rollback!.id)).map((t) => `${t.kind} ${t.resource}: ${t.state}${t.error ? ` (${t.error})` : ''}`);
+    const rbEnded = (await ts().store.listTasksForApply(rollback!.id)).map((t) => `${t.kind} ${t.resource}: ${t.state}${t.error ? ` (${t.error})` : ''}`);
     expect(rollback!.state, rbEnded.join('\n')).toBe('completed');
     expect(rollback!.pr).toBe(1);
     expect(rollback!.headSha).toBe(HEAD1);
     const payload = parsePayload(rollback!.desiredJson);
     expect(payload.rollbackOf).toBe(failed!.id);
     expect(payload.services).toEqual(['web']);
-    const rbTasks = await ts.store.listTasksForApply(rollback!.id);
+    const rbTasks = await ts().store.listTasksForApply(rollback!.id);
     expect(rbTasks.length).toBeGreaterThan(0);
     // Only the replica that ran the new version is replaced (rollback_config falls back to update_config: start-first).
     expect(new Set(rbTasks.map((t) => t.resource).filter((r) => r.startsWith('service:')))).toEqual(new Set(['service:web:1']));
@@ -170,7 +164,7 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     expect(checks(HEAD2).at(-1)!.externalId).toBe(rollback!.id);
 
     // GitHub deployments: the failed apply's ends failure; the rollback is one of its own, at the commit it returns to.
-    const deployments = fake.deployments(REPO, 'prod');
+    const deployments = fake().deployments(REPO, 'prod');
     const failedDeployment = deployments.find((d) => (d.payload as { apply_id: string }).apply_id === failed!.id)!;
     expect(failedDeployment.statuses.at(-1)!.state).toBe('failure');
     const rollbackDeployment = deployments.at(-1)!;
@@ -179,8 +173,8 @@ describeDocker('failure_action: rollback returns the whole service, through the 
     expect(rollbackDeployment.statuses.at(-1)!.state).toBe('success');
 
     // The lock stays with the PR, free of applies.
-    expect(await ts.store.getLock(REPO, 'prod')).toMatchObject({ pr: 1, applyId: null });
-    expect(fake.violations).toEqual([]);
-    expect(fake.unhandled).toEqual([]);
+    expect(await ts().store.getLock(REPO, 'prod')).toMatchObject({ pr: 1, applyId: null });
+    expect(fake().violations).toEqual([]);
+    expect(fake().unhandled).toEqual([]);
   }, 240_000);
 });

@@ -5,15 +5,12 @@
 // is stored for recovery and applied by apply_on: push, like any other push.
 // The whole payload used to go into the deliveries row: the insert failed, and
 // with it the push.
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { BerthServices } from '../src/index.js';
+import { expect, it } from 'vitest';
 import { Targets } from '../src/docker/targets.js';
 import { describeDocker, describeMysql } from './helpers/env.js';
 import { FakeEngine } from './helpers/fake-engine.js';
-import type { FakeGitHub } from './helpers/fake-github.js';
-import { startFakeGitHub } from './helpers/fake-github.js';
-import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
-import { mysqlTestStore, type TestStore } from './helpers/stores.js';
+import { servedForBlock } from './helpers/app-server.js';
+import { mysqlTestStore } from './helpers/stores.js';
 import { storedPayload } from '../src/github/webhooks/delivery.js';
 
 const SECRET = 'delivery-size-secret';
@@ -46,29 +43,19 @@ function commit(i: number, paths: number) {
 
 describeDocker('a delivery as big as GitHub sends', () => {
   describeMysql('on MariaDB', () => {
-    let fake: FakeGitHub;
-    let ts: TestStore;
-    let app: ServedApp;
-    let services!: BerthServices;
-
-    beforeAll(async () => {
-      const { privateKey, publicKey } = appKeys();
-      fake = await startFakeGitHub({ appKey: publicKey, appId: APP_ID, appSlug: 'berth' });
-      fake.setRepo(REPO, { defaultBranch: 'main' });
-      for (const ref of ['main', PUSHED]) fake.setFiles(REPO, ref, FILES);
-      fake.setPermission(REPO, 'alice', 'write');
-      ts = await mysqlTestStore();
-      const targets = Targets.single('unix:///var/run/docker.sock');
-      // Applies run on an in-memory host; planning observes the local engine (the project runs nothing there).
-      targets.engine = () => new FakeEngine();
-      app = await serveBerth({ githubUrl: fake.url, appId: APP_ID, privateKey, secret: SECRET, options: { store: ts.store, targets, recover: false, drift: false, progressIntervalMs: 60_000 } });
-      services = app.services;
-    }, 60_000);
-
-    afterAll(async () => {
-      await app?.close();
-      await fake?.close();
-      await ts?.dispose();
+    const targets = Targets.single('unix:///var/run/docker.sock');
+    // Applies run on an in-memory host; planning observes the local engine (the project runs nothing there).
+    targets.engine = () => new FakeEngine();
+    const block = servedForBlock({
+      appId: APP_ID,
+      secret: SECRET,
+      store: mysqlTestStore,
+      options: { targets, recover: false, drift: false, progressIntervalMs: 60_000 },
+      setUp: (fake) => {
+        fake.setRepo(REPO, { defaultBranch: 'main' });
+        for (const ref of ['main', PUSHED]) fake.setFiles(REPO, ref, FILES);
+        fake.setPermission(REPO, 'alice', 'write');
+      },
     });
 
     it('a push of 18 MiB (2,048 commits) to the default branch applies apply_on: push', async () => {
@@ -97,12 +84,12 @@ describeDocker('a delivery as big as GitHub sends', () => {
       expect(storedPayload('pull_request.opened', payload)).toBe(JSON.stringify(payload));
       expect(size).toBeGreaterThan(18 * 2 ** 20);
       expect(size).toBeLessThan(25 * 2 ** 20);
-      expect(await app.post('push', payload)).toBe(200);
-      await services.idle();
-      await services.runner.drain(30_000);
-      expect(await ts.store.latestApply(REPO, 'staging')).toMatchObject({ state: 'completed', headSha: PUSHED, pr: null });
+      expect(await block.app.post('push', payload)).toBe(200);
+      await block.services.idle();
+      await block.services.runner.drain(30_000);
+      expect(await block.ts.store.latestApply(REPO, 'staging')).toMatchObject({ state: 'completed', headSha: PUSHED, pr: null });
       // Handled: nothing is left for recovery to run again.
-      expect(await ts.store.pendingDeliveries(10)).toEqual([]);
+      expect(await block.ts.store.pendingDeliveries(10)).toEqual([]);
     }, 120_000);
   });
 });

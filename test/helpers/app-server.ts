@@ -8,14 +8,17 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { createNodeMiddleware, Probot, ProbotOctokit } from 'probot';
+import { afterAll, beforeAll } from 'vitest';
 import { berth } from '../../src/index.js';
 import type { BerthOptions, BerthServices } from '../../src/index.js';
-import { webhookHeaders } from './fake-github.js';
+import { startFakeGitHub, webhookHeaders, type FakeGitHub } from './fake-github.js';
+import type { TestStore } from './stores.js';
+import { appKeys } from './app-process.js';
 
 export type Uuid = `${string}-${string}-${string}-${string}-${string}`;
 
 // The app's RSA key pair (the fake GitHub checks its JWTs with the public half), shared with the app-process suites.
-export { appKeys } from './app-process.js';
+export { appKeys };
 
 export interface ServedApp {
   url: string;
@@ -59,6 +62,61 @@ export async function serveBerth(o: {
     async close() {
       await services?.runner.drain(30_000);
       await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** What servedForBlock starts for a describe block: the fake GitHub, the store and the app on them. */
+export interface BlockApp {
+  readonly fake: FakeGitHub;
+  readonly ts: TestStore;
+  readonly app: ServedApp;
+  readonly services: BerthServices;
+}
+
+/**
+ * The app for a describe block: before its tests, a fake GitHub (`setUp` fills it), the store `store` opens and
+ * the app served on them with `options` (store added); after them, all three closed, the app first (an after-hook
+ * registered before this call runs after them: vitest runs after-hooks as a stack).
+ */
+export function servedForBlock(o: {
+  appId: number;
+  secret: string;
+  store: () => Promise<TestStore>;
+  options: Omit<BerthOptions, 'onReady' | 'store'>;
+  setUp?: (fake: FakeGitHub) => void;
+}): BlockApp {
+  let fake: FakeGitHub | undefined;
+  let ts: TestStore | undefined;
+  let app: ServedApp | undefined;
+  beforeAll(async () => {
+    const { privateKey, publicKey } = appKeys();
+    fake = await startFakeGitHub({ appKey: publicKey, appId: o.appId, appSlug: 'berth' });
+    o.setUp?.(fake);
+    ts = await o.store();
+    app = await serveBerth({ githubUrl: fake.url, appId: o.appId, privateKey, secret: o.secret, options: { ...o.options, store: ts.store } });
+  }, 60_000);
+  afterAll(async () => {
+    await app?.close();
+    await fake?.close();
+    await ts?.dispose();
+  });
+  const started = <T>(x: T | undefined, what: string): T => {
+    if (x === undefined) throw new Error(`${what} is not started yet (servedForBlock starts it before the block's tests)`);
+    return x;
+  };
+  return {
+    get fake() {
+      return started(fake, 'the fake GitHub');
+    },
+    get ts() {
+      return started(ts, 'the store');
+    },
+    get app() {
+      return started(app, 'the app');
+    },
+    get services() {
+      return started(app, 'the app').services;
     },
   };
 }
