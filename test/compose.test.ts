@@ -447,6 +447,18 @@ describe('normalisation', () => {
     expect(errorOf(() => load('services:\n  web: {image: x, tty: "maybe"}\n')).problem).toBe('tty must be true or false, not "maybe"');
   });
 
+  it('integers reach the container as docker compose reads them: every digit beyond 2^53, 1_000 and 0b101 as numbers', () => {
+    const env = service(
+      load('services:\n  bot:\n    image: x\n    environment:\n      GUILD: 1098765432109876543\n      MIN: -9223372036854775808\n      MAX: 18446744073709551615\n      HUGE: 98765432109876543210987\n      BATCH: 1_000\n      FLAGS: 0b101\n      HEX: 0x1F\n      SMALL: -42\n    labels: {chat: 7123456789012345678}\n'),
+      'bot',
+    );
+    // go-yaml holds 64 bits exactly; beyond them a float64, printed as Go prints it
+    expect(env.environment).toEqual({ GUILD: '1098765432109876543', MIN: '-9223372036854775808', MAX: '18446744073709551615', HUGE: '9.876543210987654e+22', BATCH: '1000', FLAGS: '5', HEX: '31', SMALL: '-42' });
+    expect(env.labels).toEqual({ chat: '7123456789012345678' });
+    // numbers where numbers are wanted are unchanged
+    expect(service(load('services:\n  web: {image: x, ports: ["8080:80"], deploy: {replicas: 1_0}}\n'), 'web')).toMatchObject({ ports: [{ published: 8080, target: 80 }], replicas: 10 });
+  });
+
   it('a file of several YAML documents is refused in words that say what to do', () => {
     const e = errorOf(() => load('services:\n  a: {image: x}\n---\nservices:\n  b: {image: y}\n'));
     expect(e).toMatchObject({ code: 'bad_yaml', line: 3, problem: 'the file holds more than one YAML document (a --- line starts another)' });

@@ -2,7 +2,7 @@
 // size after alias expansion (billion laughs), a nesting limit, YAML merge keys (`<<: *base`), and a way
 // back from a path in the parsed value to the line it came from, so every
 // later error can say `file:line`.
-import type { Alias, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
+import type { Alias, Node, Pair, ScalarTag, Tags, YAMLMap, YAMLSeq } from 'yaml';
 import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 
 export type PathSeg = string | number;
@@ -19,6 +19,47 @@ export interface YamlLimits {
    */
   maxNodes?: number;
 }
+
+const INT_TAG = 'tag:yaml.org,2002:int';
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * An integer as docker compose reads it, where JavaScript's numbers would differ: a value beyond 2^53
+ * (a Discord or Telegram id, `1098765432109876543`) keeps every digit, as the string it is in the container
+ * (as a number it would come out as 1098765432109876500); within 64 bits, as go-yaml holds it.
+ */
+function exactInt(value: bigint): number | string {
+  if (value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(value);
+  return value >= INT64_MIN && value <= UINT64_MAX ? value.toString() : Number(value);
+}
+
+/** Plain decimal integers (`[-+]?[0-9]+`), exact beyond 2^53 (exactInt). */
+function exactDecimal(core: ScalarTag): ScalarTag {
+  return { ...core, resolve: (str: string) => exactInt(BigInt(str)) };
+}
+
+/**
+ * Integers YAML 1.2 reads as strings and go-yaml (so docker compose) as numbers: with `_` between digits
+ * (`1_000` is 1000; go-yaml drops every `_` first) or in binary (`0b101` is 5). A `_`-run with a leading zero
+ * is octal there, as go reads it.
+ */
+const goInt: ScalarTag = {
+  identify: () => false,
+  default: true,
+  tag: INT_TAG,
+  test: /^[-+]?(?:0[bB][01_]*[01][01_]*|[0-9][0-9_]*_[0-9_]*)$/,
+  resolve: (str: string) => {
+    const plain = str.replace(/_/g, '');
+    const sign = plain[0] === '-' ? -1n : 1n;
+    const digits = plain.replace(/^[-+]/, '');
+    const value = /^0[bB]/.test(digits) ? BigInt(`0b${digits.slice(2)}`) : /^0[0-7]+$/.test(digits) ? BigInt(`0o${digits.slice(1)}`) : /^[0-9]+$/.test(digits) ? BigInt(digits) : undefined;
+    return value === undefined ? str : exactInt(sign * value);
+  },
+};
+
+/** YAML 1.2's core tags with docker compose's integers (exactDecimal, goInt). */
+const composeTags = (tags: Tags): Tags => [...tags.map((t) => (typeof t === 'object' && t.tag === INT_TAG && !t.format && 'resolve' in t ? exactDecimal(t as ScalarTag) : t)), goInt];
 
 export const DEFAULT_LIMITS: Required<YamlLimits> = { maxBytes: 1024 * 1024, maxDepth: 64, maxNodes: 200_000 };
 
@@ -87,7 +128,7 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
   let doc: ReturnType<typeof parseDocument>;
   try {
     // uniqueKeys is checked below: yaml compares each key with every key before it (minutes for a map of thousands).
-    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: false, prettyErrors: false, strict: true, version: '1.2' });
+    doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: false, prettyErrors: false, strict: true, version: '1.2', customTags: composeTags });
   } catch (err) {
     if (err instanceof RangeError) throw tooDeep(maxDepth);
     throw err;
