@@ -37,6 +37,12 @@ describe('service keys reach the spec and the create options', () => {
     ['expose: ["3000", "53/udp", "8000-8001"]', { expose: ['3000/tcp', '53/udp', '8000/tcp', '8001/tcp'] }, (o) => expect(Object.keys(o.ExposedPorts).sort()).toEqual(['3000/tcp', '53/udp', '8000/tcp', '8001/tcp'])],
     ['stop_signal: SIGQUIT', { stopSignal: 'SIGQUIT' }, (o) => expect(o.StopSignal).toBe('SIGQUIT')],
     ['stop_grace_period: 1m30s', { stopGracePeriodMs: 90_000 }, (o) => expect(o.StopTimeout).toBe(90)],
+    // whole seconds, cut as compose cuts them (int of the seconds)
+    ['stop_grace_period: 1500ms', { stopGracePeriodMs: 1500 }, (o) => expect(o.StopTimeout).toBe(1)],
+    ['ports: ["127.0.0.1:38412:38412/sctp"]', { ports: [{ target: 38412, published: 38412, hostIp: '127.0.0.1', protocol: 'sctp' }] }, (o) => {
+      expect(o.ExposedPorts).toEqual({ '38412/sctp': {} });
+      expect(o.HostConfig.PortBindings).toEqual({ '38412/sctp': [{ HostIp: '127.0.0.1', HostPort: '38412' }] });
+    }],
     ['init: true', { init: true }, (o) => expect(o.HostConfig.Init).toBe(true)],
     ['tty: true', { tty: true }, (o) => expect(o.Tty).toBe(true)],
     ['stdin_open: true', { stdinOpen: true }, (o) => expect(o.OpenStdin).toBe(true)],

@@ -90,7 +90,12 @@ describe('compose errors name file, line, path and problem', () => {
       'compose.yml:6: services.web.ports[1]: invalid port "8080:99999": container port 99999 is out of range 1-65535 — use "[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]", e.g. "8080:80" or "127.0.0.1:53:53/udp"',
     );
     expect(errorOf(() => load(svc('image: nginx\nports: ["abc"]'))).problem).toBe('invalid port "abc": container port "abc" is not a number');
-    expect(errorOf(() => load(svc('image: nginx\nports: ["80/sctp"]'))).problem).toBe('invalid port "80/sctp": protocol "sctp" is not tcp or udp');
+    expect(errorOf(() => load(svc('image: nginx\nports: ["80/quic"]'))).problem).toBe('invalid port "80/quic": protocol "quic" is not tcp, udp or sctp');
+    // SCTP, as Docker publishes it (open5gs's AMF: 38412/sctp)
+    expect(load(svc('image: nginx\nports: ["38412:38412/sctp", {target: 36412, protocol: SCTP}]')).services[0]!.spec.ports).toEqual([
+      { target: 36412, protocol: 'sctp' },
+      { target: 38412, published: 38412, protocol: 'sctp' },
+    ]);
     expect(errorOf(() => load(svc('image: nginx\nports: ["8000-8002:80-81"]'))).problem).toBe('invalid port "8000-8002:80-81": host and container ranges differ in length');
     expect(errorOf(() => load(svc('image: nginx\nports: ["8000-8010:80"]'))).problem).toBe('invalid port "8000-8010:80": a host port range for one container port is not supported');
     expect(errorOf(() => load(svc('image: nginx\nports: ["300.1.1.1:80:80"]'))).problem).toBe('invalid port "300.1.1.1:80:80": "300.1.1.1" is not an IP address');

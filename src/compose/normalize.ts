@@ -197,7 +197,8 @@ export function splitCommand(cmd: string): string[] {
 
 // ---------------------------------------------------------------- ports
 
-const PROTOCOLS: readonly string[] = ['tcp', 'udp'];
+// As Docker's port specs allow (nat.ParsePortSpecs): SCTP too (open5gs publishes 38412/sctp).
+const PROTOCOLS: readonly string[] = ['tcp', 'udp', 'sctp'];
 
 function portNumber(s: string, what: string, raw: string): number {
   if (!/^\d+$/.test(s)) return fail('bad_port', `invalid port "${raw}": ${what} "${s}" is not a number`, PORT_HINT);
@@ -219,7 +220,7 @@ const PORT_HINT = 'use "[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTOCOL]", e.g. "
 
 function protocolOf(p: string, raw: string): Protocol {
   const proto = p.toLowerCase();
-  if (!PROTOCOLS.includes(proto)) return fail('bad_port', `invalid port "${raw}": protocol "${p}" is not tcp or udp`, PORT_HINT);
+  if (!PROTOCOLS.includes(proto)) return fail('bad_port', `invalid port "${raw}": protocol "${p}" is not tcp, udp or sctp`, PORT_HINT);
   return proto as Protocol;
 }
 

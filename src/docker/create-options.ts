@@ -55,7 +55,7 @@ function mountOptions(m: Mount, volumeName: (key: string) => string, inherited: 
 function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<string, unknown>] {
   const config: Record<string, unknown> = {
     ...(spec.stopSignal ? { StopSignal: spec.stopSignal } : {}),
-    ...(spec.stopGracePeriodMs !== undefined ? { StopTimeout: Math.ceil(spec.stopGracePeriodMs / 1000) } : {}),
+    ...(spec.stopGracePeriodMs !== undefined ? { StopTimeout: Math.floor(spec.stopGracePeriodMs / 1000) } : {}),
     ...(spec.tty ? { Tty: true } : {}),
     ...(spec.stdinOpen ? { OpenStdin: true } : {}),
     ...(spec.hostname ? { Hostname: spec.hostname } : {}),

@@ -17,7 +17,7 @@ export const LABEL = {
   volume: 'io.berth.volume',
 } as const;
 
-export type Protocol = 'tcp' | 'udp';
+export type Protocol = 'tcp' | 'udp' | 'sctp';
 
 export interface PortBinding {
   /** container port */
