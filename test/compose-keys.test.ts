@@ -396,6 +396,30 @@ describe('files the compose way', () => {
     return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', listing);
   };
 
+  it('an environment that lists no compose file gets what docker compose finds in the root: the first of its names, then its override file', async () => {
+    const bare = 'project: p\nenvironments:\n  - name: e\n';
+    const modern = { 'compose.yaml': svc('image: nginx'), 'docker-compose.yml': svc('image: httpd') };
+    const classic = { 'docker-compose.yml': svc('image: nginx'), 'docker-compose.override.yml': svc('ports: ["8080:80"]'), 'compose.override.yaml': svc('ports: ["9090:80"]') };
+    for (const load of [(f: Record<string, string>) => loadEnvironment(repo(f, bare), 'e').then((l) => l.desired), (f: Record<string, string>) => viaApp(f, bare)]) {
+      // compose.yaml first (the docker-compose.yml beside it is not read)
+      expect(web(await load(modern)).image).toBe('docker.io/library/nginx:latest');
+      // the override merges in, the first of compose.override.yml, compose.override.yaml, docker-compose.override.yml, …
+      expect(web(await load(classic)).ports).toEqual([{ target: 80, published: 9090, protocol: 'tcp' }]);
+      const { 'compose.override.yaml': _, ...plain } = classic;
+      expect(web(await load(plain)).ports).toEqual([{ target: 80, published: 8080, protocol: 'tcp' }]);
+      // none there: said at the environment, with what to do
+      await expect(load({ 'deploy/compose.yml': svc('image: nginx') })).rejects.toMatchObject({
+        code: 'missing_file',
+        file: '.github/berth.yml',
+        problem: "environment e lists no compose file, and the repository's root holds none of compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml",
+      });
+    }
+    // a listed file is read as listed, and nothing else
+    const reads: string[] = [];
+    expect(web(await viaApp(modern, `${bare}    compose: [docker-compose.yml]\n`, reads)).image).toBe('docker.io/library/httpd:latest');
+    expect(reads).toEqual(['docker-compose.yml@head1']);
+  });
+
   it('env_file: relative to the compose file, later files and environment: win, required: false, format: raw, secrets masked', async () => {
     const read = repo(
       {

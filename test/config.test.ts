@@ -15,13 +15,12 @@ function errorOf(text: string, file?: string): ConfigError {
 }
 
 describe('parseConfig', () => {
-  it('fills in defaults: compose file, local target, halt, no approvals, everything denied', () => {
+  it('fills in defaults: local target, halt, no approvals, everything denied; no compose files (found as compose finds them)', () => {
     expect(parseConfig('project: shop\nenvironments:\n  - name: staging\n')).toEqual({
       project: 'shop',
       environments: [
         {
           name: 'staging',
-          compose: ['docker-compose.yml'],
           targets: ['local'],
           requires: [],
           profiles: [],

@@ -41,7 +41,7 @@ describe('corpus of real compose files', () => {
     for (const root of repositories(CORPUS)) {
       const config = parseConfig(readFileSync(join(root, '.github/berth.yml'), 'utf8'), '.github/berth.yml');
       for (const env of config.environments) {
-        const name = `${relative(CORPUS, root)}: ${env.compose.join(' + ')}`;
+        const name = `${relative(CORPUS, root)}: ${(env.compose ?? ['(found as compose finds it)']).join(' + ')}`;
         try {
           const { desired } = await loadEnvironment(readFromDir(root), env.name);
           const observed = emptyObserved(desired.project, desired.environment);

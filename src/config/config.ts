@@ -5,7 +5,7 @@
 //   project: shop
 //   environments:                  # promotion order
 //     - name: staging
-//       compose: [compose.yml]     # default [docker-compose.yml]
+//       compose: [compose.yml]     # default: what docker compose finds (compose.yaml … and its override file)
 //       targets: [local]           # default [local]
 //       variables: { TAG: "1.2" }  # for ${VAR} in the compose files
 //     - name: production
@@ -101,7 +101,8 @@ export const PolicySchema = z.strictObject({
 
 export const EnvironmentSchema = z.strictObject({
   name: slug(),
-  compose: z.array(repoPath).min(1).default(['docker-compose.yml']),
+  // Left out: the files docker compose would find in the repository's root (compose-files.ts).
+  compose: z.array(repoPath).min(1).optional(),
   targets: z.array(z.string().regex(TARGET_RE, { error: 'must be a target name: letters, digits, "_", "." and "-"' })).min(1).default(['local']),
   requires: z.array(z.string()).default([]),
   profiles: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, { error: 'must be a compose profile name' })).default([]),

@@ -6,6 +6,7 @@ import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { loadCompose, NeedRepoFiles, type ComposeFile, type LoadComposeOptions, type SecretSource } from '../compose/load.js';
 import { readComposeSources } from '../compose/sources.js';
+import { composeFilesOf } from './compose-files.js';
 import { formatPath, parseYaml, type PathSeg } from '../compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
 import { ComposeError, ConfigError } from '../errors.js';
@@ -39,8 +40,9 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
   const environment = findEnvironment(config, envName);
   const inputs = await environmentSecretInputs(config, environment, secretLookup.repo ?? `local/${config.project}`, secretLookup.source);
   const envIndex = config.environments.indexOf(environment);
+  const listed = await composeFilesOf(environment, async (path) => (await readFile(path)) !== undefined);
   const files = await Promise.all(
-    environment.compose.map(async (path, i) => {
+    listed.map(async (path, i) => {
       const content = await readFile(path);
       if (content === undefined) {
         const where: PathSeg[] = ['environments', envIndex, 'compose', i];

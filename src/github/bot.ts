@@ -44,6 +44,7 @@ import type { EnvironmentStatus } from './status.js';
 import { renderStatus, STATUS_RECENT } from './status.js';
 import type { Targets } from '../docker/targets.js';
 import { UnknownTargetError } from '../docker/targets.js';
+import { composeFilesOf } from '../config/compose-files.js';
 
 
 export interface BotOptions {
@@ -148,9 +149,9 @@ export class Bot {
   async desiredAt(gh: GitHubPort, repo: RepoRef, config: BerthConfig, env: EnvironmentConfig, sha: string, files: Set<string>, pinnedFrom?: DesiredState): Promise<DesiredState> {
     const inputs = [];
     // Read together, checked in order (the first missing one is the error).
-    const cleaned = env.compose.map((path) => path.replace(/^\.\//, ''));
     // Every read of the head for this environment goes through one bounded reader (repository-reads.ts).
     const reads = repositoryReads(gh, repo, sha, files);
+    const cleaned = (await composeFilesOf(env, async (path) => (await reads.text(path)) !== undefined)).map((path) => path.replace(/^\.\//, ''));
     const texts = await Promise.all(cleaned.map((clean) => reads.text(clean)));
     for (const [i, clean] of cleaned.entries()) {
       const text = texts[i];
