@@ -1,6 +1,7 @@
 // `.env` and `env_file:` files the way docker compose reads them: KEY=VALUE
-// lines, `#` comments, an optional `export `, single quotes literal, double
-// quotes with escapes, unquoted values trimmed and cut at ` #`; values are
+// lines (or YAML's `KEY: VALUE`), `#` comments, an optional `export `, single
+// quotes literal (but for `\'`), double quotes with escapes, unquoted values
+// trimmed and cut at ` #`; values are
 // interpolated unless the file is declared `format: raw`. A ${VAR} is looked
 // up as compose-go does: the environment's variables first (they are
 // compose's shell environment), then (for an env_file) the service's own
@@ -42,7 +43,10 @@ export interface DotenvOptions {
 }
 
 const KEY_RE = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const ESCAPES: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\', $: '$$' };
+/** compose-go's escapes in double quotes (as Go's rune literals, `\$` a literal dollar); any other `\x` stays as written. */
+const ESCAPES: Record<string, string> = { a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '"': '"', '\\': '\\', $: '$$' };
+const unescape = (quoted: string) =>
+  quoted.replace(/\\(0[0-7]{3}|.)/gs, (m, c: string) => (c.length > 1 ? String.fromCharCode(parseInt(c.slice(1), 8) & 0xff) : (ESCAPES[c] ?? m)));
 
 export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string, DotenvValue> {
   const out = new Map<string, DotenvValue>();
@@ -65,10 +69,11 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
     const lineNo = i + 1;
     let line = lines[i]!.trim();
     if (!line || line.startsWith('#')) continue;
-    if (line.startsWith('export ')) line = line.slice('export '.length).trim();
-    const eq = line.indexOf('=');
+    line = line.replace(/^export\s+/, '');
+    // The key ends at the first `=`, or at a `:` before any `=` (compose's dotenv reads YAML-style `KEY: value` too).
+    const eq = line.search(/[=:]/);
     const key = (eq < 0 ? line : line.slice(0, eq)).trim();
-    if (!KEY_RE.test(key)) throw new DotenvError('bad_env_file', `invalid variable name ${JSON.stringify(key)}`, lineNo, 'lines are KEY=VALUE');
+    if (!KEY_RE.test(key)) throw new DotenvError('bad_env_file', `invalid variable name ${JSON.stringify(key)}`, lineNo, 'lines are KEY=VALUE (or KEY: VALUE)');
     if (eq < 0) {
       // A bare KEY takes the variable of that name, else the service environment's; unset → not set (compose takes it from the shell).
       if (opts.variables && Object.hasOwn(opts.variables, key)) out.set(key, { value: opts.variables[key]!, line: lineNo, ...(opts.secret?.(key) ? { secret: true } : {}) });
@@ -84,15 +89,16 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
     if (opts.raw) value = rest;
     else if (rest.startsWith("'")) {
       const end = findClose(lines, i, rest, "'");
-      value = end.value;
+      value = end.value.replace(/\\'/g, "'");
       i = end.lastLine;
       interpolate = false;
     } else if (rest.startsWith('"')) {
       const end = findClose(lines, i, rest, '"');
-      value = end.value.replace(/\\(.)/g, (m, c: string) => ESCAPES[c] ?? m);
+      value = unescape(end.value);
       i = end.lastLine;
     } else {
-      const hash = rest.search(/\s#/);
+      // A comment starts at " #" (a tab before the # is part of the value, as in compose).
+      const hash = rest.indexOf(' #');
       if (hash >= 0) rest = rest.slice(0, hash);
       value = rest.trim();
     }
@@ -110,13 +116,13 @@ export function parseDotenv(text: string, opts: DotenvOptions = {}): Map<string,
   return out;
 }
 
-/** A quoted value may span lines; returns its text (without the quotes) and the line it ends on. */
+/** A quoted value may span lines; returns its text (without the quotes; escapes as written) and the line it ends on. A `\` before the quote keeps it open. */
 function findClose(lines: string[], start: number, first: string, quote: string): { value: string; lastLine: number } {
   let text = first.slice(1);
   let lineIdx = start;
   for (;;) {
     for (let j = 0; j < text.length; j++) {
-      if (quote === '"' && text[j] === '\\') {
+      if (text[j] === '\\') {
         j++;
         continue;
       }
