@@ -464,6 +464,44 @@ describe('normalisation', () => {
     expect(service(load('services:\n  web: {image: x, ports: ["8080:80"], deploy: {replicas: 1_0}}\n'), 'web')).toMatchObject({ ports: [{ published: 8080, target: 80 }], replicas: 10 });
   });
 
+  it('x- keys inside a service\'s objects are ignored as compose ignores them; in maps whose keys are data they are data', () => {
+    const web = service(
+      load(
+        [
+          'services:',
+          '  web:',
+          '    image: nginx',
+          '    environment: {x-keep: "1", A: b}',
+          '    labels: {x-label: "yes"}',
+          '    healthcheck: {test: ["CMD", "true"], x-note: hi}',
+          '    deploy: {x-a: 1, resources: {limits: {memory: 64m, x-b: 2}}, restart_policy: {condition: on-failure, x-c: 3}}',
+          '    logging: {driver: json-file, options: {x-opt: v}, x-d: 4}',
+          '    depends_on: {db: {condition: service_started, x-e: 5}}',
+          '    ports: [{target: 80, published: 8080, x-f: 6}]',
+          '    volumes: [{type: volume, source: data, target: /data, volume: {nocopy: true, x-g: 7}, x-h: 8}]',
+          '    networks: {default: {aliases: [w], x-i: 9}}',
+          '    ulimits: {nofile: {soft: 10, hard: 20, x-j: 1}}',
+          '  db: {image: postgres}',
+          'volumes: {data: {}}',
+          '',
+        ].join('\n'),
+      ),
+      'web',
+    );
+    expect(web).toMatchObject({
+      environment: { A: 'b', 'x-keep': '1' },
+      labels: { 'x-label': 'yes' },
+      healthcheck: { test: ['CMD', 'true'] },
+      memLimit: 64 * 1024 ** 2,
+      logging: { driver: 'json-file', options: { 'x-opt': 'v' } },
+      ports: [{ target: 80, published: 8080, protocol: 'tcp' }],
+      volumes: [{ type: 'volume', source: 'data', target: '/data', noCopy: true }],
+      ulimits: { nofile: { soft: 10, hard: 20 } },
+    });
+    // a key that is not an extension is still refused where it is
+    expect(errorOf(() => load(svc('image: x\nhealthcheck: {test: ["CMD", "true"], intervall: 1s}'))).code).toBe('unknown_key');
+  });
+
   it('a file of several YAML documents is refused in words that say what to do', () => {
     const e = errorOf(() => load('services:\n  a: {image: x}\n---\nservices:\n  b: {image: y}\n'));
     expect(e).toMatchObject({ code: 'bad_yaml', line: 3, problem: 'the file holds more than one YAML document (a --- line starts another)' });

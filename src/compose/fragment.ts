@@ -465,7 +465,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         continue;
       }
       if (t === 'override') frag.override.add(field);
-      serviceField(frag, field, value, path);
+      serviceField(frag, field, withoutExtensions(value, FREE_FORM_KEYS.has(key)), path);
     }
   }
 
@@ -1079,4 +1079,30 @@ function device(d: unknown): string {
   if (!host.startsWith('/') || (inContainer !== undefined && !inContainer.startsWith('/')) || (perms !== undefined && !/^[rwm]+$/.test(perms)))
     throw new FieldProblem('invalid_value', `invalid device ${describeValue(d)}`, 'use /dev/HOST[:/dev/CONTAINER[:rwm]]');
   return `${host}:${inContainer ?? host}:${perms ?? 'rwm'}`;
+}
+
+/** Maps whose keys are data (a variable, a label, a driver's option), where an `x-` key is one like any other. */
+const FREE_FORM_KEYS = new Set(['environment', 'labels', 'annotations', 'sysctls', 'driver_opts', 'options', 'args', 'extra_hosts', 'storage_opt']);
+
+/**
+ * A service key's value without the `x-` extension keys the Compose specification allows in every object
+ * within it (a healthcheck, deploy and its parts, logging, a depends_on entry, a long-form port or volume, a
+ * network attachment…): compose ignores them, and so does berth. Maps whose keys are data keep theirs.
+ */
+function withoutExtensions(value: unknown, freeForm = false): unknown {
+  if (Array.isArray(value)) return value.some((v) => v !== null && typeof v === 'object') ? value.map((v) => withoutExtensions(v)) : value;
+  if (value === null || typeof value !== 'object' || freeForm) return value;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const kept = k.startsWith('x-') ? undefined : withoutExtensions(v, FREE_FORM_KEYS.has(k));
+    if (out === undefined && (k.startsWith('x-') || kept !== v)) {
+      out = {};
+      for (const [k2, v2] of Object.entries(value)) {
+        if (k2 === k) break;
+        out[k2] = v2;
+      }
+    }
+    if (out !== undefined && !k.startsWith('x-')) out[k] = kept;
+  }
+  return out ?? value;
 }
