@@ -153,7 +153,6 @@ describe('service keys reach the spec and the create options', () => {
       ['oom_score_adj: -500', "it ranks the container against the host's own processes for the OOM killer, outside what the policy governs: remove it"],
       ['external_links: [redis_1]', 'it links to containers outside the project: define both services in the environment and use links:, or join a network declared external: true'],
       ['cpu_quota: 50000', 'write the CPU limit as cpus: (cpu_quota 50000 per cpu_period 100000 is cpus: 0.5)'],
-      ['device_cgroup_rules: ["c 188:* rmw"]', 'it opens host devices by number, outside policy.allow_devices: list the devices under devices: instead'],
       ['use_api_socket: true', 'it hands the container the Docker API and the registry credentials; mount the socket under policy.allow_docker_socket if the service drives Docker'],
       ['post_start: [{command: echo}]', "berth does not run lifecycle hooks: run the command from the image's entrypoint or command"],
     ];
@@ -184,6 +183,19 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\npull_policy: sometimes'))).line).toBe(4);
     expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: [{driver: nvidia}]'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices\[0\] needs capabilities/);
     expect(errorOf(() => load(svc('image: nginx\nruntime: runc'))).code).toBe('unsupported');
+  });
+
+  it('device_cgroup_rules reach Docker under allow_devices (immich\'s openvino: c 189:* rmw), refused without it; a bad rule is refused at its item', () => {
+    const rules = 'device_cgroup_rules: ["c 189:* rmw", "a  1:2  r"]';
+    const d = load(svc(`image: nginx\n${rules}`), { policy: { ...DENY_ALL, allow_devices: true } });
+    expect(web(d).deviceCgroupRules).toEqual(['a 1:2 r', 'c 189:* rmw']);
+    expect(create(web(d)).HostConfig.DeviceCgroupRules).toEqual(['a 1:2 r', 'c 189:* rmw']);
+    // an override adds its rules to the base's
+    const merged = loadCompose([{ path: 'compose.yml', text: svc(`image: nginx\n${rules}`) }, { path: 'over.yml', text: svc('device_cgroup_rules: ["b 8:0 r"]') }], { ...OPTS, policy: { ...DENY_ALL, allow_devices: true } });
+    expect(web(merged).deviceCgroupRules).toEqual(['a 1:2 r', 'b 8:0 r', 'c 189:* rmw']);
+    expect(errorOf(() => load(svc(`image: nginx\n${rules}`), { policy: DENY_ALL }))).toMatchObject({ code: 'policy_denied', line: 4, path: 'services.web.device_cgroup_rules' });
+    expect(errorOf(() => load(svc(`image: nginx\n${rules}`), { policy: DENY_ALL })).problem).toContain('device_cgroup_rules a 1:2 r, c 189:* rmw (host devices by number) is not allowed');
+    expect(errorOf(() => load(svc('image: nginx\ndevice_cgroup_rules: ["c 189 rmw"]'), { policy: { ...DENY_ALL, allow_devices: true } }))).toMatchObject({ code: 'invalid_value', path: 'services.web.device_cgroup_rules[0]' });
   });
 
   it('deploy.resources.reservations: devices (GPUs) become Docker device requests under allow_devices, refused without it; cpus is refused with the reason', () => {
@@ -947,14 +959,14 @@ describe('files the compose way', () => {
   it('extends of another file takes the service alone: the file\'s other services are not checked (immich\'s hwaccel files)', async () => {
     const files = {
       'deploy/compose.yml': 'services:\n  ml:\n    image: ghcr.io/immich-app/immich-machine-learning:release\n    extends:\n      file: hwaccel.ml.yml\n      service: cpu\n',
-      // openvino uses a key berth refuses, rocm is build-only; neither is what ml extends
+      // openvino opens host devices (the policy denies them), rocm is build-only; neither is what ml extends
       'deploy/hwaccel.ml.yml': 'services:\n  base: {environment: {A: "1"}}\n  cpu:\n    extends: base\n    environment: {B: "2"}\n  openvino:\n    device_cgroup_rules: ["c 189:* rmw"]\n  rocm:\n    build: .\nnetworks:\n  bogus: {driver: 42}\n',
     };
     const { desired } = await loadEnvironment(repo(files, cfg()), 'e');
     expect(desired.services.map((s) => [s.spec.name, s.spec.environment])).toEqual([['ml', { A: '1', B: '2' }]]);
     // the service extended is checked, merged, as compose validates the result
     const bad = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('service: cpu', 'service: openvino') };
-    expect(await loadEnvironment(repo(bad, cfg()), 'e').catch((e: unknown) => e)).toMatchObject({ code: 'unsupported', file: 'deploy/hwaccel.ml.yml', line: 7 });
+    expect(await loadEnvironment(repo(bad, cfg()), 'e').catch((e: unknown) => e)).toMatchObject({ code: 'policy_denied', file: 'deploy/hwaccel.ml.yml', line: 7 });
   });
 
   it('env_file of a service whose profile is off is not read: a missing one is an error only for a service deployed', async () => {

@@ -246,7 +246,6 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
   cpu_rt_runtime: 'real-time CPU scheduling draws on the host\'s real-time budget, outside what the policy governs: remove it',
   credential_spec: 'it applies to Windows containers only: remove it',
   isolation: 'it applies to Windows containers only: remove it',
-  device_cgroup_rules: 'it opens host devices by number, outside policy.allow_devices: list the devices under devices: instead',
   external_links: 'it links to containers outside the project: define both services in the environment and use links:, or join a network declared external: true',
   label_file: 'write the labels under labels:',
   mac_address: 'a fixed MAC address is not set by berth: remove it',
@@ -263,7 +262,7 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
 
 const OTHER_COMPOSE_SERVICE_KEYS = [
   'annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period',
-  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpus', 'credential_spec', 'device_cgroup_rules',
+  'cpu_quota', 'cpu_rt_period', 'cpu_rt_runtime', 'cpus', 'credential_spec',
   'dns', 'dns_opt', 'dns_search', 'domainname', 'driver_opts', 'expose', 'external_links', 'extra_hosts',
   'hostname', 'init', 'isolation', 'label_file', 'links', 'logging', 'mac_address', 'mem_limit', 'mem_reservation',
   'mem_swappiness', 'memswap_limit', 'models', 'oom_kill_disable', 'oom_score_adj', 'pids_limit', 'platform', 'post_start', 'pre_stop',

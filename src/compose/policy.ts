@@ -208,6 +208,8 @@ export function checkPolicy(services: Iterable<ServiceFragment>, policy: Policy,
     if (s.pid?.v === 'host' && !policy.allow_host_pid) throw deny(`service ${s.name}: pid host`, s.pid.at, hint('allow_host_pid'));
     for (const c of s.capAdd ?? []) if (!caps.has(c.v) && !caps.has('ALL')) throw deny(`service ${s.name}: cap_add ${c.v}`, c.at, hint('allow_cap_add', `[${c.v}]`));
     for (const d of s.devices ?? []) if (!policy.allow_devices) throw deny(`service ${s.name}: device ${d.v.split(':')[0]}`, d.at, hint('allow_devices'));
+    const rules = s.extras.deviceCgroupRules;
+    if (rules?.v?.length && !policy.allow_devices) throw deny(`service ${s.name}: device_cgroup_rules ${rules.v.join(', ')} (host devices by number)`, rules.at, hint('allow_devices'));
     if (s.extras.ipcMode?.v === 'host' && !policy.allow_host_ipc) throw deny(`service ${s.name}: ipc host (the host's IPC namespace)`, s.extras.ipcMode.at, hint('allow_host_ipc'));
     if (s.extras.cgroupnsMode?.v === 'host' && !policy.allow_host_cgroupns) throw deny(`service ${s.name}: cgroup host (the host's cgroup namespace)`, s.extras.cgroupnsMode.at, hint('allow_host_cgroupns'));
     if (s.extras.usernsMode?.v === 'host' && !policy.allow_host_userns)

@@ -283,9 +283,24 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   // Only takes privileges away (with cap_add, which the policy governs, Docker drops first and adds after).
   cap_drop: { field: 'capDrop', merge: 'set', parse: capabilities },
   group_add: { field: 'groupAdd', merge: 'set', parse: groups },
+  // Host devices by type and number (immich's openvino: `c 189:* rmw`); governed, as devices: are, by allow_devices.
+  device_cgroup_rules: { field: 'deviceCgroupRules', merge: 'set', parse: deviceCgroupRules },
   cpu_shares: { field: 'cpuShares', merge: 'replace', parse: cpuShares },
   cpuset: { field: 'cpuset', merge: 'replace', parse: cpuset },
 };
+
+/** `device_cgroup_rules`: Docker's `TYPE MAJOR:MINOR ACCESS` (type a, b or c; a number or * each; access of r, w, m). */
+function deviceCgroupRules(v: unknown): string[] {
+  return [
+    ...new Set(
+      stringList(v, 'device_cgroup_rules').map((r, i) => {
+        const rule = r.trim().replace(/\s+/g, ' ');
+        if (!/^[abc] (\*|\d+):(\*|\d+) [rwm]{1,3}$/.test(rule)) return fail('invalid_value', `device_cgroup_rules[${i}]: invalid rule ${JSON.stringify(r)}`, 'write TYPE MAJOR:MINOR ACCESS, e.g. "c 189:* rmw"', [i]);
+        return rule;
+      }),
+    ),
+  ].sort();
+}
 
 function oneOf(v: unknown, what: string, allowed: readonly string[]): string {
   const s = scalarString(v, what);

@@ -83,6 +83,7 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.cgroupnsMode ? { CgroupnsMode: spec.cgroupnsMode } : {}),
     ...(spec.usernsMode ? { UsernsMode: spec.usernsMode } : {}),
     ...(spec.capDrop?.length ? { CapDrop: spec.capDrop } : {}),
+    ...(spec.deviceCgroupRules?.length ? { DeviceCgroupRules: spec.deviceCgroupRules } : {}),
     ...(spec.groupAdd?.length ? { GroupAdd: spec.groupAdd } : {}),
     ...(spec.cpuShares !== undefined ? { CpuShares: spec.cpuShares } : {}),
     ...(spec.cpuset !== undefined ? { CpusetCpus: spec.cpuset } : {}),

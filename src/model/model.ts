@@ -183,6 +183,8 @@ export interface ServiceExtras {
   usernsMode?: string;
   /** `cap_drop`, upper case without CAP_, sorted */
   capDrop?: string[];
+  /** `device_cgroup_rules`, normalised (`c 189:* rmw`), sorted; governed by the policy's allow_devices */
+  deviceCgroupRules?: string[];
   /** `group_add`: supplementary group names or ids, sorted */
   groupAdd?: string[];
   /** `cpu_shares`: relative CPU weight */
