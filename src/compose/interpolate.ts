@@ -55,7 +55,7 @@ export interface TaintedString {
  * `text` interpolated. A plain `${NAME}` / `$NAME` whose variable is not set becomes "" (docker compose
  * warns "The NAME variable is not set. Defaulting to a blank string."): its name goes into `unset`.
  */
-export function interpolateString(text: string, vars: Variables, taint?: TaintContext, unset?: Set<string>): string {
+export function interpolateString(text: string, vars: Variables, taint?: TaintContext, unset?: Set<string>, depth = 0): string {
   if (!text.includes('$')) return text;
   let out = '';
   let i = 0;
@@ -75,7 +75,7 @@ export function interpolateString(text: string, vars: Variables, taint?: TaintCo
     if (next === '{') {
       const close = matchingBrace(text, i + 2);
       if (close < 0) throw bad(text, 'unclosed "${"');
-      out += braced(text.slice(i + 2, close), vars, text, taint, unset);
+      out += braced(text.slice(i + 2, close), vars, text, taint, unset, depth);
       i = close + 1;
       continue;
     }
@@ -119,7 +119,11 @@ function closing(text: string, from: number, opens: (i: number) => boolean): num
   return -1;
 }
 
-function braced(inner: string, vars: Variables, whole: string, taint?: TaintContext, unset?: Set<string>): string {
+/** How deep `${A:-${B:-…}}` may nest: real files nest two or three; a file of 20,000 ran the stack out. */
+export const MAX_INTERPOLATION_DEPTH = 32;
+
+function braced(inner: string, vars: Variables, whole: string, taint?: TaintContext, unset?: Set<string>, depth = 0): string {
+  if (depth >= MAX_INTERPOLATION_DEPTH) throw bad(whole, `defaults nested more than ${MAX_INTERPOLATION_DEPTH} deep`);
   const m = NAME.exec(inner);
   if (!m) throw bad(whole, `"\${${inner}}" does not start with a variable name`);
   const name = m[0];
@@ -137,12 +141,12 @@ function braced(inner: string, vars: Variables, whole: string, taint?: TaintCont
   };
   switch (op[2]) {
     case '-':
-      return missing ? interpolateString(arg, vars, taint, unset) : used();
+      return missing ? interpolateString(arg, vars, taint, unset, depth + 1) : used();
     case '+':
-      return missing ? '' : interpolateString(arg, vars, taint, unset);
+      return missing ? '' : interpolateString(arg, vars, taint, unset, depth + 1);
     default: {
       if (!missing) return used();
-      const why = interpolateString(arg, vars, taint, unset);
+      const why = interpolateString(arg, vars, taint, unset, depth + 1);
       throw new InterpolationError({
         code: 'missing_variable',
         variable: name,
@@ -163,7 +167,9 @@ function lookup(name: string, vars: Variables, taint?: TaintContext, unset?: Set
 }
 
 function bad(text: string, why: string): InterpolationError {
-  return new InterpolationError({ code: 'bad_interpolation', problem: `invalid interpolation in ${JSON.stringify(text)}: ${why}`, hint: 'write $$ for a literal $' });
+  // The text as written, cut short: a refusal quotes where it went wrong, not a whole hostile line.
+  const shown = text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return new InterpolationError({ code: 'bad_interpolation', problem: `invalid interpolation in ${JSON.stringify(shown)}: ${why}`, hint: 'write $$ for a literal $' });
 }
 
 /** Where interpolateTree reports the strings that used a secret variable. */

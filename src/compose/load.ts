@@ -209,19 +209,35 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   // already there winning — the including file over all it includes, an earlier entry over a later one,
   // an included file over what it includes itself. So the entries go in reverse, each entry's own paths
   // (a base and its overrides) in their order, and the including file last.
+  // An included directory's `.env` read once per including side's variables (a file may list the same include many times).
+  const includedVars = new WeakMap<Record<string, string>, Map<string, Record<string, string>>>();
+  const varsFor = (first: string, vars: Record<string, string>) => {
+    let byPath = includedVars.get(vars);
+    if (!byPath) includedVars.set(vars, (byPath = new Map()));
+    let incVars = byPath.get(first);
+    if (!incVars) byPath.set(first, (incVars = { ...dotenvDefaults(first, readFile, vars, unset, taint.secret, relayed), ...vars }));
+    return incVars;
+  };
+  // Files brought in by include: counted as they are expanded (each time a file is included again, it counts again),
+  // so a file including the next twice, seventeen deep, is refused at the count instead of growing without bound.
+  let included = 0;
   const withIncludes = (f: FileFragment, stack: string[], vars: Record<string, string>): FileFragment[] => {
     const entries: FileFragment[][] = [];
     for (const inc of f.include ?? []) {
-      const incVars = inc.v.length ? { ...dotenvDefaults(inc.v[0]!, readFile, vars, unset, taint.secret, relayed), ...vars } : vars;
+      const incVars = inc.v.length ? varsFor(inc.v[0]!, vars) : vars;
       const entry: FileFragment[] = [];
       for (const path of inc.v) {
         if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
+        if (++included > MAX_INCLUDED_FILES) throw error('too_large', `the includes bring in more than ${MAX_INCLUDED_FILES} files (a file included again counts again)`, inc.at, 'include each file once, and fewer of them');
         const g = other(path, inc.at, 'included file', incVars);
-        entry.push(...withIncludes(g, [...stack, path], incVars));
+        for (const x of withIncludes(g, [...stack, path], incVars)) entry.push(x);
       }
       entries.push(entry);
     }
-    return [...entries.reverse().flat(), f];
+    const out: FileFragment[] = [];
+    for (const entry of entries.reverse()) for (const x of entry) out.push(x);
+    out.push(f);
+    return out;
   };
 
   const fragments: FileFragment[] = [];
@@ -383,15 +399,24 @@ function extendsChain(file: unknown, service: string): Set<string> {
   return chain;
 }
 
+/** Files an environment's includes may bring in, a file included again counting again. */
+export const MAX_INCLUDED_FILES = 256;
+/** How long a chain of `extends:` may be: real files chain two or three; thousands ran the stack out. */
+export const MAX_EXTENDS_DEPTH = 64;
+
 function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: string, vars?: Record<string, string>, extended?: string) => FileFragment, extended: (service: string, base: string) => void): void {
-  const resolved = new Map<string, ServiceFragment>();
+  // Each service of each file resolved once (eight hundred services extending one chain in another file walked it each time).
+  const resolvedIn = new WeakMap<FileFragment, Map<string, ServiceFragment>>();
   const resolve = (file: FileFragment, name: string, stack: string[], at: Loc): ServiceFragment => {
     const key = `${file.file}#${name}`;
     if (stack.includes(key)) throw error('extends_cycle', `extends cycle: ${[...stack, key].join(' -> ')}`, at, 'remove one of the extends');
+    if (stack.length >= MAX_EXTENDS_DEPTH) throw error('too_deep', `extends chains more than ${MAX_EXTENDS_DEPTH} services`, at, 'extend a service that extends fewer');
     const s = file.services.get(name);
     if (!s) throw error('unknown_service', `extends names service "${name}", which ${file === f ? 'is not a service of this file' : `is not a service of ${file.file}`}`, at);
     if (!s.extendsRef) return s;
-    if (file === f && resolved.has(name)) return resolved.get(name)!;
+    let resolved = resolvedIn.get(file);
+    if (!resolved) resolvedIn.set(file, (resolved = new Map()));
+    if (resolved.has(name)) return resolved.get(name)!;
     const ref = s.extendsRef;
     const baseFile = ref.v.file && posix.normalize(ref.v.file) !== posix.normalize(file.file) ? other(ref.v.file, ref.at, 'extended file', undefined, ref.v.service) : file;
     const base = resolve(baseFile, ref.v.service, [...stack, key], ref.at);
@@ -401,7 +426,7 @@ function resolveExtends(f: FileFragment, other: (path: string, at: Loc, what: st
     const out = mergeService({ ...base, name: s.name, at: s.at }, own);
     out.name = s.name;
     out.at = s.at;
-    if (file === f) resolved.set(name, out);
+    resolved.set(name, out);
     return out;
   };
   for (const name of [...f.services.keys()]) {

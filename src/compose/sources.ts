@@ -46,8 +46,18 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
   // The paths a file names interpolate as its other values do (load.ts): with the variables over the
   // `.env` next to the first file (`env_file: ${ENV_VARS_DIRECTORY}/.env_db`, the directory set in the .env),
   // an included file's over the .env next to it.
-  const withDotenv = async (composePath: string, vars: Variables): Promise<Variables> => {
-    const text = await get(dotenvPath(composePath));
+  // Once per (.env, variables): a file may list the same include thousands of times.
+  const dotenvDone = new WeakMap<Variables, Map<string, Promise<Variables>>>();
+  const withDotenv = (composePath: string, vars: Variables): Promise<Variables> => {
+    let byPath = dotenvDone.get(vars);
+    if (!byPath) dotenvDone.set(vars, (byPath = new Map()));
+    const envPath = dotenvPath(composePath);
+    let done = byPath.get(envPath);
+    if (!done) byPath.set(envPath, (done = readDotenv(envPath, vars)));
+    return done;
+  };
+  const readDotenv = async (envPath: string, vars: Variables): Promise<Variables> => {
+    const text = await get(envPath);
     if (text === undefined) return vars;
     try {
       const defaults: Record<string, string> = {};
