@@ -18,6 +18,7 @@ import { isEmpty } from '../plan/plan.js';
 import { planToJson, renderPlanMarkdown, renderPlanText, unsetVariablesText } from '../plan/render.js';
 import type { UnsetVariables } from '../model/model.js';
 import { loadEnvironment, readFromDir } from '../config/load-environment.js';
+import { CONFIG_PATH, findEnvironment, parseConfig } from '../config/config.js';
 import type { LoadedEnvironment } from '../config/load-environment.js';
 import { openStore } from '../store/open.js';
 import type { ApplyRow, OperationRow, Store, TaskRow } from '../store/store.js';
@@ -118,7 +119,18 @@ async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   const repository = v.repository as string | undefined;
   if (repository !== undefined && !/^[\w.-]+\/[\w.-]+$/.test(repository)) throw new UsageError(`--repository must be OWNER/NAME, not "${repository}"`);
   const source = cliSecretHashes(v.database as string | undefined);
-  const loaded = await loadEnvironment(readFromDir(repo), env, undefined, { ...(repository ? { repo: repository } : {}), ...(source ? { source } : {}) });
+  const read = readFromDir(repo);
+  // The environment's secret values are known before any file is read: a failed read may quote a path built
+  // from one (ENAMETOOLONG, ELOOP), and every line the CLI prints is masked with what is known then.
+  const configText = await read(CONFIG_PATH);
+  if (configText !== undefined) {
+    try {
+      learnEnvironment(findEnvironment(parseConfig(configText, CONFIG_PATH), env));
+    } catch {
+      // an invalid config is reported by the load below, at its line
+    }
+  }
+  const loaded = await loadEnvironment(read, env, configText, { ...(repository ? { repo: repository } : {}), ...(source ? { source } : {}) });
   const e = loaded.environment;
   learnEnvironment(e);
   learnDesired(loaded.desired, secretKeysOf(e), secretVariableValues(e.variables, e.secret_keys));

@@ -8,7 +8,7 @@
 // field as a mask; an error located at (or quoting) a tainted input is replaced
 // by one that quotes nothing.
 import { ComposeError } from '../errors.js';
-import { isSecretKey } from '../plan/mask.js';
+import { isSecretKey, MASK } from '../plan/mask.js';
 import type { TaintedString } from './interpolate.js';
 import { formatPath } from './yaml.js';
 
@@ -76,6 +76,19 @@ function related(a: string, b: string): boolean {
 }
 
 /** Spellings of a secret that text may carry after escaping or case changes. */
+/**
+ * The pieces of secret values (and the values) as one pattern, longest first: cut at the characters paths,
+ * URLs and lists are cut at, kept from four characters on (as Masker.withPieces keeps them); undefined
+ * when there are none.
+ */
+function pieceMatcher(values: readonly string[]): RegExp | undefined {
+  const pieces = new Set<string>();
+  for (const v of values) for (const p of [v, ...v.split(/[\s:/=@,;?&#|]+/)]) if (p.length >= 4) for (const s of spellings(p)) pieces.add(s);
+  if (!pieces.size) return undefined;
+  const sorted = [...pieces].sort((a, b) => b.length - a.length);
+  return new RegExp(sorted.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gi');
+}
+
 function spellings(v: string): string[] {
   const json = JSON.stringify(v).slice(1, -1);
   return [...new Set([v, json, v.toUpperCase(), v.toLowerCase(), json.toUpperCase(), json.toLowerCase()])];
@@ -110,12 +123,20 @@ export function maskTaintedError(err: unknown, found: readonly TaintedInput[], s
   const onTaintedLine = err.line !== undefined && found.some((t) => t.file === err.file && (t.line === err.line || (err.path !== undefined && related(formatPath(t.path), err.path))));
   const text = `${err.problem}\n${err.hint ?? ''}\n${err.message}`;
   const quotes = secretValues.some((v) => v.length >= 3 && spellings(v).some((s) => text.includes(s)));
-  if ((!onTaintedLine || VALUE_FREE_CODES.has(err.code)) && !quotes) return err;
   const where = {
     ...(err.file !== undefined ? { file: err.file } : {}),
     ...(err.line !== undefined ? { line: err.line } : {}),
     ...(err.path !== undefined ? { path: err.path } : {}),
   };
+  if ((!onTaintedLine || VALUE_FREE_CODES.has(err.code)) && !quotes) {
+    // Located elsewhere, an error may still quote another line's value built from a secret, cleaned up on the way
+    // (`/srv/${URL}/..` normalised: `//` made `/`, the last segment dropped) so that no search for the whole value
+    // finds it. Its pieces, cut where such parsers cut, are masked where they appear (as Docker's messages are).
+    const cut = pieceMatcher(secretValues);
+    if (!cut || text.search(cut) < 0) return err;
+    const mask = (t: string) => t.replace(cut, MASK);
+    return new ComposeError(err.code, mask(err.problem), { ...where, ...(err.hint ? { hint: mask(err.hint) } : {}) });
+  }
   if (onTaintedLine) return new ComposeError(err.code, `a value derived from a secret variable is invalid (${err.code})`, { ...where, hint: 'the message is not shown because it would reveal the secret: check the value of the variable and where the compose file uses it' });
   // Not a secret's line, but its text holds a secret's value: a short secret that is also a word of the
   // file (zabbix-docker's password "zabbix" in /var/lib/zabbix/…). Still not shown; said as it is.

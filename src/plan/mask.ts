@@ -237,6 +237,9 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
   pid: 'pid',
   cap_add: 'capAdd',
   devices: 'devices',
+  // a config's or a secret's target (or source) built from a secret: the files they become
+  configs: 'files',
+  secrets: 'files',
   // every key berth reads beside these (tmpfs, hostname, extra_hosts, sysctls, logging, …): its spec field
   ...Object.fromEntries(Object.entries(EXTRA_KEYS).map(([key, spec]) => [key, spec.field as keyof ServiceSpec])),
 };

@@ -14,6 +14,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadCompose, NeedRepoFiles } from '../../src/compose/load.js';
 import { DENY_ALL, type Policy } from '../../src/compose/policy.js';
+import type { RepoTree } from '../../src/compose/repository-files.js';
 import { isBerthError } from '../../src/errors.js';
 import { msg } from '../../src/github/messages.js';
 import { secretVariableValues } from '../../src/plan/mask.js';
@@ -28,6 +29,9 @@ const POLICY: Policy = DENY_ALL;
 interface Case {
   files: Record<string, string>;
   secret: string;
+  /** repository files at the PR head (as the app lists them: binds of them are copies) */
+  tree?: string[];
+  policy?: Policy;
   /** what must not appear besides the markers (a value the secret parses to) */
   alsoHidden?: string[];
 }
@@ -58,21 +62,51 @@ const CASES: Record<string, Case> = {
   extendsFileNormalised: { files: { 'compose.yml': 'services:\n  web:\n    extends:\n      file: "${DB_PASSWORD}/../"\n      service: base\n' }, secret: 'h秘/S密' },
   configFileNormalised: { files: { 'compose.yml': svc('configs: [c]') + 'configs:\n  c:\n    file: "${DB_PASSWORD}/.."\n' }, secret: 'h秘/S密' },
   deployMemory: { files: { 'compose.yml': svc('deploy:\n  resources:\n    limits:\n      memory: "${DB_PASSWORD}"') }, secret: '7341m', alsoHidden: ['7697596416', '7341'] },
+  // Red team of 2026-12-05 (evening): an error located at another, untainted line quoted a value built from the
+  // secret, cleaned up on the way (`//` made `/`, a last segment dropped by `/..`), so no search for the whole value found it.
+  otherBindQuotesNormalisedSource: {
+    files: { 'compose.yml': svc('volumes:\n  - type: bind\n    source: "/srv/${DB_PASSWORD}/.."\n    target: /data\n  - ./app.conf:/data/app.conf') },
+    tree: ['app.conf'],
+    policy: { ...DENY_ALL, bind_mount_allowlist: ['/srv'] },
+    secret: 'postgres://us秘密:pa鍵錠ss@ho秘密st/app',
+  },
+  otherConfigQuotesNormalisedTarget: {
+    files: { 'compose.yml': svc('configs:\n  - {source: plain, target: /etc/app}\n  - {source: other, target: "/etc/app/${DB_PASSWORD}"}') + 'configs: {plain: {content: a}, other: {content: b}}\n' },
+    secret: 'postgres://us秘密:pa鍵錠ss@ho秘密st/app',
+  },
+  // the plan's JSON (berth plan --format json) showed a config's target built from the secret: configs and secrets were no masked field
+  configTargetInPlan: {
+    files: { 'compose.yml': svc('configs:\n  - {source: other, target: "/etc/app/${DB_PASSWORD}"}') + 'configs: {other: {content: b}}\n' },
+    secret: 'postgres://us秘密:pa鍵錠ss@ho秘密st/app',
+  },
+  startFirstQuotesPort: {
+    files: { 'compose.yml': svc('ports: ["${DB_PASSWORD}"]\ndeploy:\n  update_config:\n    order: start-first') },
+    secret: '127.0.0.1:48213:80',
+    alsoHidden: ['48213'],
+  },
 };
 
-function outputsFor(files: Record<string, string>, variables: Record<string, string>): string[] {
+/** The head's listing of `paths`, as GitHub gives it (every one a 10-byte file, mode 100644). */
+const treeOf = (paths: string[]): RepoTree => ({
+  mode: (p) => (paths.includes(p) ? '100644' : undefined),
+  under: (dir) => paths.filter((p) => dir === '' || p.startsWith(`${dir}/`)).sort(),
+  complete: true,
+  size: (p) => (paths.includes(p) ? 10 : undefined),
+});
+
+function outputsFor(files: Record<string, string>, variables: Record<string, string>, c: Pick<Case, 'tree' | 'policy'> = {}): string[] {
   const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
   const { 'compose.yml': compose, ...rest } = files;
   try {
     const load = (repoFiles: Map<string, string | undefined>) =>
-      loadCompose([{ path: 'compose.yml', text: compose! }], { project: 'shop', environment: 'staging', variables, sources: new Map(Object.entries(rest)), repoFiles, policy: POLICY });
+      loadCompose([{ path: 'compose.yml', text: compose! }], { project: 'shop', environment: 'staging', variables, sources: new Map(Object.entries(rest)), repoFiles, policy: c.policy ?? POLICY, ...(c.tree ? { repoTree: treeOf(c.tree) } : {}) });
     let desired;
     try {
       desired = load(new Map());
     } catch (e) {
       // as loadComposeReading does: the config files asked for are read (here: none exists) and the load runs again
       if (!(e instanceof NeedRepoFiles)) throw e;
-      desired = load(new Map(e.paths.map((p) => [p, undefined])));
+      desired = load(new Map(e.paths.map((p) => [p, c.tree?.includes(p) ? '0123456789' : undefined])));
     }
     const plan = reconcile(desired, emptyObserved('shop', 'staging'));
     return [
@@ -93,10 +127,10 @@ const leaks = (c: Case, outputs: string[]) => outputs.filter((o) => hidden(c).so
 describe('a secret is masked whatever structure carries it', () => {
   for (const [name, c] of Object.entries(CASES)) {
     it(`${name}: no output holds any part of the secret`, () => {
-      expect(leaks(c, outputsFor(c.files, { DB_PASSWORD: c.secret }))).toEqual([]);
+      expect(leaks(c, outputsFor(c.files, { DB_PASSWORD: c.secret }, c))).toEqual([]);
       // the check is real: the same files with a variable that is not secret show it
       const rename = (t: string) => t.replace(/DB_PASSWORD/g, 'ORDINARY_VALUE');
-      const plain = outputsFor(Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, rename(v)])), { ORDINARY_VALUE: c.secret });
+      const plain = outputsFor(Object.fromEntries(Object.entries(c.files).map(([k, v]) => [k, rename(v)])), { ORDINARY_VALUE: c.secret }, c);
       expect(leaks(c, plain).length).toBeGreaterThan(0);
     });
   }
