@@ -18,8 +18,8 @@ interface Case {
   file?: string;
   generate?: [string, ...unknown[]];
   expect: 'error' | 'invalid' | 'ignore' | 'command' | 'reject' | 'plan';
-  /** more files at the PR head (compose cases): a text, or `bytes` of `fill` repeated */
-  files?: Record<string, string | { fill: string; bytes: number }>;
+  /** more files at the PR head (compose cases): a text, `bytes` of `fill` repeated, or what a generator makes */
+  files?: Record<string, string | { fill: string; bytes: number } | { generate: [string, ...unknown[]] }>;
   /** a path prefix no file read (get-content) of the case may name: what berth must refuse before reading it */
   neverRead?: string;
   mentions?: string[];
@@ -40,7 +40,10 @@ const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', ''].join(
 
 function input(c: Case): string {
   if (c.file) return readFileSync(`${DIR}/${c.file}`, 'utf8');
-  const [name, ...args] = c.generate!;
+  return generated(c.generate!);
+}
+
+function generated([name, ...args]: [string, ...unknown[]]): string {
   return (GENERATORS[name] as (...a: unknown[]) => string)(...args);
 }
 
@@ -115,7 +118,7 @@ describeDocker('hostile input through the whole app', () => {
         tried++;
         const n = ++pr;
         const head = headOf(c.id);
-        const extra = Object.entries(c.files ?? {}).map(([p, f]) => [p, typeof f === 'string' ? f : f.fill.repeat(Math.ceil(f.bytes / f.fill.length)).slice(0, f.bytes)]);
+        const extra = Object.entries(c.files ?? {}).map(([p, f]) => [p, typeof f === 'string' ? f : 'generate' in f ? generated(f.generate) : f.fill.repeat(Math.ceil(f.bytes / f.fill.length)).slice(0, f.bytes)]);
         app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': input(c), ...Object.fromEntries(extra) });
         app.fake.setPull(REPO, n, { headSha: head, author: 'alice', mergeable: true });
         const readsBefore = app.fake.requestsTo('repos/get-content').length;
