@@ -426,6 +426,15 @@ describe('files the compose way', () => {
         problem: "environment e lists no compose file, and the repository's root holds none of compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml",
       });
     }
+    // COMPOSE_FILE, as compose reads it without -f: the root .env's (paths joined by :), or the environment's variable
+    const ports = { ...modern, 'deploy/ports.yml': svc('ports: ["7070:80"]') };
+    for (const [files, config] of [
+      [{ ...ports, '.env': 'COMPOSE_FILE=docker-compose.yml:./deploy/ports.yml\n' }, bare],
+      [ports, `${bare}    variables: {COMPOSE_FILE: "docker-compose.yml;deploy/ports.yml", COMPOSE_PATH_SEPARATOR: ";"}\n`],
+    ] as const) {
+      for (const desired of [(await loadEnvironment(repo(files, config), 'e')).desired, await viaApp(files, config)])
+        expect(web(desired)).toMatchObject({ image: 'docker.io/library/httpd:latest', ports: [{ target: 80, published: 7070, protocol: 'tcp' }] });
+    }
     // a listed file is read as listed, and nothing else
     const reads: string[] = [];
     expect(web(await viaApp(modern, `${bare}    compose: [docker-compose.yml]\n`, reads)).image).toBe('docker.io/library/httpd:latest');

@@ -40,7 +40,7 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
   const environment = findEnvironment(config, envName);
   const inputs = await environmentSecretInputs(config, environment, secretLookup.repo ?? `local/${config.project}`, secretLookup.source);
   const envIndex = config.environments.indexOf(environment);
-  const listed = await composeFilesOf(environment, async (path) => (await readFile(path)) !== undefined);
+  const listed = await composeFilesOf(environment, readFile);
   const files = await Promise.all(
     listed.map(async (path, i) => {
       const content = await readFile(path);

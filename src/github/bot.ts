@@ -151,7 +151,7 @@ export class Bot {
     // Read together, checked in order (the first missing one is the error).
     // Every read of the head for this environment goes through one bounded reader (repository-reads.ts).
     const reads = repositoryReads(gh, repo, sha, files);
-    const cleaned = (await composeFilesOf(env, async (path) => (await reads.text(path)) !== undefined)).map((path) => path.replace(/^\.\//, ''));
+    const cleaned = (await composeFilesOf(env, reads.text)).map((path) => path.replace(/^\.\//, ''));
     const texts = await Promise.all(cleaned.map((clean) => reads.text(clean)));
     for (const [i, clean] of cleaned.entries()) {
       const text = texts[i];
