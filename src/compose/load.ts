@@ -92,6 +92,7 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
     const textOf = (file: string) => files.find((f) => f.path === file || posix.normalize(f.path) === file)?.text ?? opts.sources?.get(file);
     const desired = withUnsetNamed(() => loadTracked(files, opts, { secret, found, unset }), unset, textOf);
     refuseForgedPlaceholders(desired, opts.variables ?? {}, files[0]!.path);
+    refuseMisplacedPlaceholders(desired, files[0]!.path);
     const secretFields = secretFieldsOf(found);
     return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
   } catch (e) {
@@ -127,6 +128,31 @@ function refuseForgedPlaceholders(desired: DesiredState, variables: Readonly<Rec
         hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml',
       });
   }
+}
+
+/**
+ * Where a server-side secret may go: what the executor reveals into the container's environment, command and
+ * files (its labels keep the placeholder). Anywhere else the plan and the policy would judge the placeholder
+ * while the apply ran the value: a bind under `/srv/${S}` passes an allowlist of /srv whatever S holds.
+ */
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['environment', 'command', 'entrypoint', 'labels', 'files']);
+
+function refuseMisplacedPlaceholders(desired: DesiredState, file: string): void {
+  const refuse = (where: string, field: string, name: string) =>
+    new ComposeError('secret_placement', `${where}: the server-side secret ${name} is used in ${field}, where berth could check only its placeholder, not what the apply would run`, {
+      file,
+      path: where.replace(/^service /, 'services.'),
+      hint: 'use server-side secrets in environment values, command, entrypoint, healthcheck test and secrets:; write paths, names and modes in the compose file',
+    });
+  for (const { spec } of desired.services)
+    for (const [field, value] of Object.entries(spec)) {
+      if (SECRET_FIELDS.has(field)) continue;
+      const checked = field === 'healthcheck' ? { ...(value as object), test: [] } : value;
+      const [name] = placeholdersIn(checked).keys();
+      if (name !== undefined) throw refuse(`service ${spec.name}`, field, name);
+    }
+  // A volume's driver_opts are passed as written (a password in a CIFS mount's `o:` is what they are for);
+  // one that makes it a bind of a host path is refused by the policy whatever its path (checkVolumeOptions).
 }
 
 /** The variables a line of a file refers to (`$$` is a dollar sign, not a reference). */

@@ -40,7 +40,17 @@ export async function removeProject(project: string, opts: { environment?: strin
     p.catch((err: { statusCode?: number; message?: string }) => {
       if (err?.statusCode !== 404) problems.push(`${what}: ${err?.message ?? String(err)}`);
     });
-  for (const c of await client.listContainers({ all: true, filters })) await attempt(`remove container ${c.Names[0]}`, client.getContainer(c.Id).remove({ force: true, v: true }));
+  // A removal the engine is already making (an earlier cleanup's, or the app's own, still under way) answers 409:
+  // that container goes, so it is waited for rather than reported (a network it is on could not go before it).
+  const removeContainer = (id: string) =>
+    client
+      .getContainer(id)
+      .remove({ force: true, v: true })
+      .catch(async (err: { statusCode?: number; message?: string }) => {
+        if (err?.statusCode !== 409 || !/already in progress/.test(err.message ?? '')) throw err;
+        await until(`container ${id} removed`, () => client.getContainer(id).inspect().then(() => false, (e: { statusCode?: number }) => (e?.statusCode === 404 ? true : Promise.reject(e))), { timeoutMs: 30_000, intervalMs: 100 });
+      });
+  for (const c of await client.listContainers({ all: true, filters })) await attempt(`remove container ${c.Names[0]}`, removeContainer(c.Id));
   for (const n of await client.listNetworks({ filters })) await attempt(`remove network ${n.Name}`, client.getNetwork(n.Id).remove());
   for (const v of (await client.listVolumes({ filters })).Volumes ?? []) await attempt(`remove volume ${v.Name}`, client.getVolume(v.Name).remove({ force: true }));
   if (problems.length) throw new Error(`could not clean up test project ${project}: ${problems.join('; ')}`);

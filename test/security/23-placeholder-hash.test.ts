@@ -17,7 +17,6 @@ const compose = [
   'services:',
   '  web:',
   '    image: berth-test/app:1',
-  '    container_name: "web-${DB_PASSWORD}"',
   '    networks: [n]',
   '    volumes: [v:/v]',
   'networks:',
