@@ -183,6 +183,11 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\npull_policy: sometimes'))).line).toBe(4);
     expect(errorOf(() => load(svc('image: nginx\ndeploy:\n  resources:\n    reservations:\n      devices: [{driver: nvidia}]'))).message).toMatch(/^compose\.yml:7: services\.web\.deploy\.resources\.reservations\.devices: deploy\.resources\.reservations\.devices\[0\] needs capabilities/);
     expect(errorOf(() => load(svc('image: nginx\nruntime: runc'))).code).toBe('unsupported');
+    // a CDI device name is said to be one, with the form berth passes (not "use /dev/HOST")
+    expect(errorOf(() => load(svc('image: nginx\ndevices: [nvidia.com/gpu=all]'), { policy: { ...DENY_ALL, allow_devices: true } }))).toMatchObject({
+      code: 'unsupported',
+      problem: 'device "nvidia.com/gpu=all" is a CDI device name, which berth does not pass to the engine',
+    });
   });
 
   it('device_cgroup_rules reach Docker under allow_devices (immich\'s openvino: c 189:* rmw), refused without it; a bad rule is refused at its item', () => {

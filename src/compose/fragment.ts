@@ -1075,6 +1075,13 @@ function device(d: unknown): string {
     inContainer = o.target === undefined ? undefined : scalarString(o.target, 'target');
     perms = o.permissions === undefined ? undefined : scalarString(o.permissions, 'permissions');
   } else throw new FieldProblem('invalid_value', `invalid device ${describeValue(d)}`);
+  // A CDI name (vendor/class=name, e.g. nvidia.com/gpu=all): compose asks the engine's CDI support for it.
+  if (typeof d === 'string' && /^[a-z0-9.-]+\/[a-z0-9._-]+=\S+$/i.test(d))
+    throw new FieldProblem(
+      'unsupported',
+      `device ${describeValue(d)} is a CDI device name, which berth does not pass to the engine`,
+      'request the device as deploy.resources.reservations.devices (e.g. driver: nvidia, capabilities: [gpu], device_ids: ["0"]), which berth passes to Docker under policy.allow_devices',
+    );
   if (!host.startsWith('/') || (inContainer !== undefined && !inContainer.startsWith('/')) || (perms !== undefined && !/^[rwm]+$/.test(perms)))
     throw new FieldProblem('invalid_value', `invalid device ${describeValue(d)}`, 'use /dev/HOST[:/dev/CONTAINER[:rwm]]');
   return `${host}:${inContainer ?? host}:${perms ?? 'rwm'}`;
