@@ -6,20 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../../src/compose/load.js';
 import { DENY_ALL } from '../../src/compose/policy.js';
 import { parseDotenv } from '../../src/compose/dotenv.js';
-import { ComposeError } from '../../src/errors.js';
+import { errorOf as refusal } from '../helpers/errors.js';
 
 const WEB = 'services:\n  web:\n    image: berth-test/app:1\n    environment:\n      - A=${A:-x}\n';
 const load = (text: string, sources: Record<string, string> = {}) =>
   loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'e', variables: {}, sources: new Map(Object.entries(sources)), policy: DENY_ALL });
-const refusal = (f: () => unknown): ComposeError => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof ComposeError) return e;
-    throw e;
-  }
-  throw new Error('not refused');
-};
 
 describe('expansion bombs are refused at their line or read in linear time', () => {
   it('a .env default nested 20,000 deep is refused at its line, quoted short', { timeout: 10_000 }, () => {
