@@ -8,7 +8,7 @@
 // field as a mask; an error located at (or quoting) a tainted input is replaced
 // by one that quotes nothing.
 import { ComposeError } from '../errors.js';
-import { isSecretKey, MASK } from '../plan/mask.js';
+import { escapeRegExp, isSecretKey, MASK, secretPieces } from '../plan/mask.js';
 import type { TaintedString } from './interpolate.js';
 import { formatPath } from './yaml.js';
 
@@ -83,10 +83,10 @@ function related(a: string, b: string): boolean {
  */
 function pieceMatcher(values: readonly string[]): RegExp | undefined {
   const pieces = new Set<string>();
-  for (const v of values) for (const p of [v, ...v.split(/[\s:/=@,;?&#|]+/)]) if (p.length >= 4) for (const s of spellings(p)) pieces.add(s);
+  for (const v of values) for (const p of [v, ...secretPieces(v)]) if (p.length >= 4) for (const s of spellings(p)) pieces.add(s);
   if (!pieces.size) return undefined;
   const sorted = [...pieces].sort((a, b) => b.length - a.length);
-  return new RegExp(sorted.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gi');
+  return new RegExp(sorted.map(escapeRegExp).join('|'), 'gi');
 }
 
 function spellings(v: string): string[] {

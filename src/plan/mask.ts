@@ -199,7 +199,7 @@ export class Masker {
     // not a server-side secret's placeholder: its name and keyed hash are no piece of the secret.
     for (const v of [...this.values]) {
       if (v.includes('berth-secret.')) continue;
-      for (const piece of v.split(/[\s:/=@,;?&#|]+/)) if (piece !== v) this.remember(piece);
+      for (const piece of secretPieces(v)) if (piece !== v) this.remember(piece);
     }
     return this;
   }
@@ -244,7 +244,10 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
   ...Object.fromEntries(Object.entries(EXTRA_KEYS).map(([key, spec]) => [key, spec.field as keyof ServiceSpec])),
 };
 
-const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A secret value's pieces, cut where parsers of paths, URLs and lists cut it (see Masker.withPieces). */
+export const secretPieces = (value: string): string[] => value.split(/[\s:/=@,;?&#|]+/);
 
 /** `scheme://user:password@` → the password. */
 const URL_USERINFO_RE = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi;
