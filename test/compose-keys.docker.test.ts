@@ -45,6 +45,10 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['stdin_open', 'stdin_open: true', (c) => expect(c.Config.OpenStdin).toBe(true)],
   ['hostname', 'hostname: berth-host', (c) => expect(c.Config.Hostname).toBe('berth-host')],
   ['domainname', 'domainname: example.org', (c) => expect(c.Config.Domainname).toBe('example.org')],
+  ['mac_address', 'mac_address: 02-42-0A-C8-00-99', (c) => {
+    expect(c.Config.MacAddress).toBe('02:42:0a:c8:00:99');
+    expect(Object.values(c.NetworkSettings.Networks).map((n) => n.MacAddress)).toEqual(['02:42:0a:c8:00:99']);
+  }],
   ['extra_hosts', 'extra_hosts:\n  db.internal: 10.1.2.3', (c) => expect(c.HostConfig.ExtraHosts).toEqual(['db.internal:10.1.2.3'])],
   ['dns', 'dns: [9.9.9.9]', (c) => expect(c.HostConfig.Dns).toEqual(['9.9.9.9'])],
   ['dns_search', 'dns_search: [corp.example]', (c) => expect(c.HostConfig.DnsSearch).toEqual(['corp.example'])],

@@ -50,6 +50,11 @@ describe('service keys reach the spec and the create options', () => {
     // no DNS name, but Docker sets it and compose passes it (kimai's traefik stack)
     ['hostname: kimai_db', { hostname: 'kimai_db' }, (o) => expect(o.Hostname).toBe('kimai_db')],
     ['domainname: example.org', { domainname: 'example.org' }, (o) => expect(o.Domainname).toBe('example.org')],
+    // Docker's dash form, written as the engine reports it; set where old engines (Config) and new ones (the endpoint) read it
+    ['mac_address: 02-42-AC-11-00-99', { macAddress: '02:42:ac:11:00:99' }, (o) => {
+      expect(o.MacAddress).toBe('02:42:ac:11:00:99');
+      expect(o.NetworkingConfig.EndpointsConfig['p-e_default']).toEqual({ Aliases: ['web'], MacAddress: '02:42:ac:11:00:99' });
+    }],
     ['extra_hosts: ["db.local:10.0.0.5", "gw=host-gateway"]', { extraHosts: ['db.local:10.0.0.5', 'gw:host-gateway'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'gw:host-gateway'])],
     ['extra_hosts:\n  db.local: 10.0.0.5\n  v6: "::1"', { extraHosts: ['db.local:10.0.0.5', 'v6:::1'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'v6:::1'])],
     ['dns: 1.1.1.1', { dns: ['1.1.1.1'] }, (o) => expect(o.HostConfig.Dns).toEqual(['1.1.1.1'])],
@@ -166,7 +171,7 @@ describe('service keys reach the spec and the create options', () => {
       line: 6,
       message: 'compose.yml:6: services.web.healthcheck.start_interval: healthcheck.start_interval is not supported by berth — Docker honours it only from Engine 25 (API 1.44), and older engines drop it without a word: remove it, and give a slow start time with start_period (interval applies from the start)',
     });
-    for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mac_address', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
+    for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
       const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
       expect(e.code, key).toBe('unsupported');
       expect(e.hint, key).not.toMatch(/^supported service keys/);
@@ -292,6 +297,21 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(load(svc('image: nginx\nrestart: any'))).restart).toBe('always');
     expect(hashOf(load(svc('image: nginx\nrestart: any')))).toBe(hashOf(load(svc('image: nginx\nrestart: always'))));
     expect(errorOf(() => load(svc('image: nginx\nrestart: never'))).problem).toBe('restart must be one of no, always, on-failure, unless-stopped or on-failure:N, not "never"');
+  });
+
+  it('mac_address: one replica, a network of its own, a MAC address; the same address in either form hashes alike', () => {
+    expect(errorOf(() => load(svc('image: nginx\nmac_address: 02:42:ac:11:00:02\ndeploy: {replicas: 2}'))).message).toBe(
+      'compose.yml:4: services.web.mac_address: service web has mac_address 02:42:ac:11:00:02 and 2 replicas — one MAC address fits one container: remove mac_address or scale to 1',
+    );
+    for (const mode of ['host', 'none', 'container:abc', 'service:db'])
+      expect(errorOf(() => load(`services:\n  db: {image: nginx}\n  web:\n    image: nginx\n    network_mode: "${mode}"\n    mac_address: 02:42:ac:11:00:02\n`)).problem).toBe(`service web: mac_address cannot be combined with network_mode: ${mode}`);
+    expect(web(load(svc('image: nginx\nnetwork_mode: bridge\nmac_address: 02:42:ac:11:00:02'))).macAddress).toBe('02:42:ac:11:00:02');
+    for (const bad of ['02:42:ac:11:00', '02:42:ac:11:00:0g', '02:42-ac:11:00:02', '0242.ac11.0002'])
+      expect(errorOf(() => load(svc(`image: nginx\nmac_address: "${bad}"`))).problem).toBe(`mac_address "${bad}" is not a MAC address`);
+    expect(hashOf(load(svc('image: nginx\nmac_address: 02-42-AC-11-00-02')))).toBe(hashOf(load(svc('image: nginx\nmac_address: 02:42:ac:11:00:02'))));
+    expect(hashOf(load(svc('image: nginx\nmac_address: 02:42:ac:11:00:02')))).not.toBe(hashOf(load(svc('image: nginx\nmac_address: 02:42:ac:11:00:03'))));
+    // Empty is unset, as in docker compose.
+    expect(hashOf(load(svc('image: nginx\nmac_address: ${MAC:-}')))).toBe(hashOf(load(svc('image: nginx'))));
   });
 
   it('container_name: one replica, one service per name, and the plan uses it', () => {

@@ -681,6 +681,15 @@ function validate(m: Merged): void {
     containerNames.set(cname, s.name);
   }
   for (const s of m.services.values()) {
+    const mac = s.extras.macAddress;
+    if (!mac?.v) continue;
+    if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has mac_address ${mac.v} and ${s.replicas!.v} replicas`, mac.at, 'one MAC address fits one container: remove mac_address or scale to 1');
+    const mode = s.networkMode?.v;
+    // Docker refuses a MAC with the host's or another container's network; with none there is no interface to give it to.
+    if (mode !== undefined && mode !== 'bridge' && mode !== 'default')
+      throw error('invalid_value', `service ${s.name}: mac_address cannot be combined with network_mode: ${mode}`, mac.at, 'the MAC address is set on the network the container is created on: remove network_mode, or remove mac_address');
+  }
+  for (const s of m.services.values()) {
     if (!s.image && s.build)
       throw error('missing_image', `service ${s.name} has build: but no image:`, s.build, `berth does not build images: build and push the image in CI, then add image: (e.g. image: ghcr.io/OWNER/${s.name}:\${TAG}) next to build:`);
     if (!s.image) throw error('missing_image', `service ${s.name} has no image`, s.at, 'berth does not build images: add image: with a pushed image reference');
@@ -841,6 +850,7 @@ function startFirstConflict(s: ServiceFragment): { what: string; at: Loc } | und
   const port = (s.ports ?? []).find((p) => p.v.published !== undefined);
   if (port) return { what: `publishes the fixed host port ${port.v.published}`, at: port.at };
   if (s.networkMode?.v === 'host') return { what: 'uses network_mode: host', at: s.networkMode.at };
+  if (s.extras.macAddress?.v) return { what: `has the fixed MAC address ${s.extras.macAddress.v}`, at: s.extras.macAddress.at };
   for (const [net, o] of s.networkOptions ?? []) if (o.ipv4Address || o.ipv6Address) return { what: `has the fixed address ${o.ipv4Address ?? o.ipv6Address} on network ${net}`, at: s.networks?.get(net) ?? s.at };
   return undefined;
 }

@@ -194,6 +194,19 @@ function hostname(v: unknown, what: string): string | undefined {
   return h;
 }
 
+/**
+ * A MAC address as Docker's parser takes it for a container (six octets,
+ * `:` or `-` between them), written the way the engine reports it (lower
+ * case, `:`), so `02-42-AC-11-00-02` and `02:42:ac:11:00:02` hash alike.
+ * Empty is unset, as in docker compose.
+ */
+function macAddress(v: unknown): string | undefined {
+  const m = scalarString(v, 'mac_address');
+  if (m === '') return undefined;
+  if (!/^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(m)) fail('invalid_value', `mac_address "${m}" is not a MAC address`, 'six hexadecimal octets, e.g. 02:42:ac:11:00:02');
+  return m.toLowerCase().replace(/-/g, ':');
+}
+
 /** Empty is unset, as in docker compose (ToolJet's `container_name: ${REDIS_HOST}`, empty in its .env): the default name. */
 function containerName(v: unknown): string | undefined {
   const n = scalarString(v, 'container_name');
@@ -257,6 +270,7 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   stdin_open: { field: 'stdinOpen', merge: 'replace', parse: bool('stdin_open') },
   hostname: { field: 'hostname', merge: 'replace', parse: (v) => hostname(v, 'hostname') },
   domainname: { field: 'domainname', merge: 'replace', parse: (v) => hostname(v, 'domainname') },
+  mac_address: { field: 'macAddress', merge: 'replace', parse: macAddress },
   extra_hosts: { field: 'extraHosts', merge: 'set', parse: extraHosts },
   // resolv.conf order: mailcow's override puts its own unbound first and a public resolver after it
   dns: { field: 'dns', merge: 'sequence', parse: ordered('dns') },

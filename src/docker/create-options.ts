@@ -60,6 +60,9 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.stdinOpen ? { OpenStdin: true } : {}),
     ...(spec.hostname ? { Hostname: spec.hostname } : {}),
     ...(spec.domainname ? { Domainname: spec.domainname } : {}),
+    // Engines before API 1.44 read the MAC here (for the network the container is created on); later ones
+    // from that network's endpoint (below), and refuse the two only when they differ.
+    ...(spec.macAddress ? { MacAddress: spec.macAddress } : {}),
   };
   const host: Record<string, unknown> = {
     ...(spec.init ? { Init: true } : {}),
@@ -155,7 +158,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         : {}),
     },
     ...(firstNetwork && !spec.networkMode
-      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: extras.outsideDns ? { Aliases: [] } : endpointConfig(spec, firstNetwork) } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: { ...(extras.outsideDns ? { Aliases: [] } : endpointConfig(spec, firstNetwork)), ...(spec.macAddress ? { MacAddress: spec.macAddress } : {}) } } } }
       : {}),
   };
 }

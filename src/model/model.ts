@@ -145,6 +145,8 @@ export interface ServiceExtras {
   stdinOpen?: boolean;
   hostname?: string;
   domainname?: string;
+  /** `mac_address`: the container's MAC address on the network it is created on (lower case, `:`) */
+  macAddress?: string;
   /** `host:ip`, sorted */
   extraHosts?: string[];
   dns?: string[];
