@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { Observer } from '../src/apply/prepare-apply.js';
 import { planTargets, prepareApply } from '../src/apply/prepare-apply.js';
+import { apiAtLeast } from '../src/docker/api-version.js';
 import { DockerEngine } from '../src/docker/docker-engine.js';
 import { observe } from '../src/docker/observe.js';
 import { Executor } from '../src/apply/executor.js';
@@ -122,6 +123,21 @@ describeDocker('executor on the real Docker engine', () => {
     expect(by('StartContainer', 'service:api:1').state).toBe('skipped');
     const api = await docker.listContainers({ all: true, filters: { name: [`${PROJECT}-health-api-1`] } });
     expect(api.every((c) => c.State !== 'running')).toBe(true);
+  }, 60_000);
+
+  it('healthcheck.start_interval needs API 1.44: on an older engine the create is refused before anything exists; on a newer one it reaches the container', async () => {
+    const api = ((await docker.version()) as { ApiVersion: string }).ApiVersion;
+    expect(await new DockerEngine(docker).apiVersion()).toBe(api);
+    const r = await apply(state([svc('db', { image: 'docker.io/berth-test/app:1', healthcheck: { ...health, startPeriodMs: 60_000, startIntervalMs: 1000 } })], undefined, [], PROJECT, 'staging'));
+    const create = r.tasks.find((t) => t.kind === 'CreateContainer')!;
+    if (apiAtLeast(api, '1.44')) {
+      expect(r.result).toBe('completed');
+      expect((await docker.getContainer(`${PROJECT}-staging-db-1`).inspect()).Config.Healthcheck?.StartInterval).toBe(1_000_000_000);
+    } else {
+      expect(r.result).toBe('failed');
+      expect(create.error).toBe(`service db: healthcheck.start_interval needs Docker Engine 25 or later (API 1.44); this target's engine speaks API ${api} and would ignore it — remove healthcheck.start_interval, or deploy to a newer engine (nothing was created)`);
+      expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })).toEqual([]);
+    }
   }, 60_000);
 
   it('an image that does not exist fails with Docker\'s message in the task row', async () => {

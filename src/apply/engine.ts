@@ -89,6 +89,8 @@ export interface Engine {
    * that leaves `dir`. `image` is present on the target (EnsureImage ran).
    */
   resolveBindSource(image: string, dir: string, source: string): Promise<string>;
+  /** the engine's API version (`1.41`): what a setting newer engines alone honour is checked against */
+  apiVersion(): Promise<string>;
 }
 
 /** A Docker error as berth reports it: the engine's own message, not a stack trace. */

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { DENY_ALL, type Policy } from '../compose/policy.js';
 import type { CreateExtras, Engine, EngineError } from './engine.js';
 import { guardContainer, guardImage } from '../docker/guard.js';
+import { requireApiFor } from '../docker/api-version.js';
 import type { RegistryLookup } from '../compose/registries.js';
 import { secretContents, type Masker } from '../plan/mask.js';
 import { maskerForSpecs } from '../plan/render.js';
@@ -849,6 +850,7 @@ export class Executor {
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
         // Immediately before the create: bind sources resolved and joins inspected on the target.
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
+        await requireApiFor(engine, svc.spec.name, spec);
         const id = await replayable(
           () => engine.createContainer(t.containerName!, reveal(spec), { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, configSpec: spec, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
           async () => {

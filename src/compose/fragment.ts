@@ -55,6 +55,7 @@ export interface HealthFragment {
   timeoutMs?: At<number>;
   retries?: At<number>;
   startPeriodMs?: At<number>;
+  startIntervalMs?: At<number>;
   disable?: At<boolean>;
 }
 
@@ -618,7 +619,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
               h.disable = at(p, () => asBool(v, 'healthcheck.disable'));
               break;
             case 'start_interval':
-              throw err('unsupported', 'healthcheck.start_interval is not supported by berth', p, 'Docker honours it only from Engine 25 (API 1.44), and older engines drop it without a word: remove it, and give a slow start time with start_period (interval applies from the start)');
+              // Older engines drop it without a word: the apply checks the target's API version before the create (executor.ts).
+              h.startIntervalMs = at(p, () => parseDuration(v, 'healthcheck.start_interval'));
+              break;
             default:
               throw err('unknown_key', `unknown key "${k}" in healthcheck`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
           }

@@ -769,6 +769,9 @@ const fromMap = (m: Map<string, { v: string }> | undefined): Record<string, stri
   return sortRecord(out);
 };
 
+/** start_interval as the spec holds it: only when written and not 0 (0 is Docker's default, as compose sends it), so other files hash as before. */
+const startInterval = (h: NonNullable<ServiceFragment['healthcheck']>) => (h.startIntervalMs?.v ? { startIntervalMs: h.startIntervalMs.v } : {});
+
 function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolean): ServiceSpec {
   // The network with the highest priority comes first: the container is created on it.
   const priority = (n: string) => s.networkOptions?.get(n)?.priority ?? 0;
@@ -799,11 +802,11 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     if (!h.disable?.v && !h.test) {
       // No test (`disable: false`, or timings only, as immich writes it): the image's HEALTHCHECK runs, and
       // what is left out is the image's too (Docker fills an empty test and zero timings from the image).
-      healthcheck = { test: [], intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
+      healthcheck = { test: [], intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0, ...startInterval(h) };
     } else
       // A timing left out is 0, as docker compose sends it: Docker takes the image's HEALTHCHECK timing then
       // (baserow's backend image checks every 60s), else its own (30s interval and timeout, 3 retries).
-      healthcheck = { test: h.disable?.v ? ['NONE'] : h.test!.v, intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0 };
+      healthcheck = { test: h.disable?.v ? ['NONE'] : h.test!.v, intervalMs: h.intervalMs?.v ?? 0, timeoutMs: h.timeoutMs?.v ?? 0, retries: h.retries?.v ?? 0, startPeriodMs: h.startPeriodMs?.v ?? 0, ...startInterval(h) };
   }
   const capAdd = [...new Set((s.capAdd ?? []).map((c) => c.v))].sort();
   const devices = [...new Set((s.devices ?? []).map((d) => d.v))].sort();

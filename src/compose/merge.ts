@@ -171,7 +171,7 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('secrets', uniqueBy(a.secrets, b.secrets, (f) => f.v.source));
   if (a.healthcheck && b.healthcheck) {
     const h = { ...a.healthcheck };
-    for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];
+    for (const k of ['test', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs', 'startIntervalMs', 'disable'] as const) if (b.healthcheck[k]) (h as Record<string, unknown>)[k] = b.healthcheck[k];
     h.at = b.healthcheck.at;
     out.healthcheck = h;
   } else set('healthcheck', b.healthcheck ?? a.healthcheck);

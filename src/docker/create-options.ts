@@ -139,6 +139,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
             Timeout: ns(spec.healthcheck.timeoutMs),
             Retries: spec.healthcheck.retries,
             StartPeriod: ns(spec.healthcheck.startPeriodMs),
+            ...(spec.healthcheck.startIntervalMs ? { StartInterval: ns(spec.healthcheck.startIntervalMs) } : {}),
           },
         }
       : {}),

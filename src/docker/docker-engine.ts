@@ -52,6 +52,21 @@ export class DockerEngine implements Engine {
     private readonly credentials?: RegistryCredentials,
   ) {}
 
+  private api: Promise<string> | undefined;
+
+  apiVersion(): Promise<string> {
+    // Asked once per engine; a failed answer is asked again next time.
+    this.api ??= call('read the engine version', async () => {
+      const v = (await this.docker.version()) as { ApiVersion?: string };
+      if (!v.ApiVersion) throw new Error('the engine did not say which API version it speaks');
+      return v.ApiVersion;
+    }).catch((err: unknown) => {
+      this.api = undefined;
+      throw err;
+    });
+    return this.api;
+  }
+
   async ensureImage(image: string, opts: { pull?: boolean; always?: boolean } = {}): Promise<void> {
     if (!opts.always || opts.pull === false) {
       try {

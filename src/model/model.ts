@@ -55,6 +55,8 @@ export interface Healthcheck {
   timeoutMs: number;
   retries: number;
   startPeriodMs: number;
+  /** `start_interval`: how often the test runs during the start period (Docker Engine 25, API 1.44, and later); absent when not written */
+  startIntervalMs?: number;
 }
 
 export type DependsOnCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';

@@ -200,6 +200,7 @@ function healthFields(h: Healthcheck, f: Fields) {
   if (h.timeoutMs) f.add(G.healthcheck, '2', 'healthcheck.timeout', formatComposeDuration(h.timeoutMs));
   if (h.retries) f.add(G.healthcheck, '3', 'healthcheck.retries', String(h.retries));
   if (h.startPeriodMs) f.add(G.healthcheck, '4', 'healthcheck.start_period', formatComposeDuration(h.startPeriodMs));
+  if (h.startIntervalMs) f.add(G.healthcheck, '5', 'healthcheck.start_interval', formatComposeDuration(h.startIntervalMs));
 }
 
 /** Compares strings with runs of digits compared as numbers: `8:80` < `10:80`. */

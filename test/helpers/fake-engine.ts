@@ -30,6 +30,8 @@ export interface FakeEngineOptions {
   delayMs?: number;
   /** throw this message for calls whose `method subject` matches */
   failures?: { match: RegExp; message: string }[];
+  /** the API version the engine reports (default 1.41, Debian's 20.10 engine) */
+  apiVersion?: string;
   /** health status reported for containers whose name matches */
   health?: { match: RegExp; status: HealthProbe['status']; lastLog?: string }[];
 }
@@ -193,6 +195,10 @@ export class FakeEngine implements Engine {
   }
 
   /** The fake has no filesystem: a bind source leads where it says. */
+  apiVersion(): Promise<string> {
+    return this.op('apiVersion', '', () => this.opts.apiVersion ?? '1.41');
+  }
+
   async resolveBindSource(_image: string, _dir: string, source: string): Promise<string> {
     return this.op('resolveBindSource', source, () => source);
   }

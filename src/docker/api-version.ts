@@ -1,0 +1,27 @@
+// Settings only newer engines honour. An older engine takes the create and
+// drops what it does not know without a word, so berth asks the engine which
+// API it speaks first and refuses, naming the setting, before creating
+// anything (as docker compose refuses healthcheck.start_interval below 1.44).
+import type { Engine } from '../apply/engine.js';
+
+/** Whether API version `have` (`1.41`) is `min` or later. */
+export function apiAtLeast(have: string, min: string): boolean {
+  const [a = 0, b = 0] = have.split('.').map(Number);
+  const [c = 0, d = 0] = min.split('.').map(Number);
+  return a > c || (a === c && b >= d);
+}
+
+/** The settings of a service spec that need a newer API than 1.41, with the version each needs. */
+export function newerApiSettings(spec: { healthcheck?: { startIntervalMs?: number } }): { what: string; api: string; engine: string }[] {
+  return spec.healthcheck?.startIntervalMs ? [{ what: 'healthcheck.start_interval', api: '1.44', engine: 'Docker Engine 25' }] : [];
+}
+
+/** Refuses (throws) when the engine is too old for a setting the service uses. */
+export async function requireApiFor(engine: Engine, service: string, spec: Parameters<typeof newerApiSettings>[0]): Promise<void> {
+  const needs = newerApiSettings(spec);
+  if (!needs.length) return;
+  const have = await engine.apiVersion();
+  for (const n of needs)
+    if (!apiAtLeast(have, n.api))
+      throw new Error(`service ${service}: ${n.what} needs ${n.engine} or later (API ${n.api}); this target's engine speaks API ${have} and would ignore it — remove ${n.what}, or deploy to a newer engine (nothing was created)`);
+}
