@@ -216,7 +216,7 @@ describe('compose errors name file, line, path and problem', () => {
   });
 
   it("Flowise's real file, which leaves about a hundred variables unset, plans with them all in one warning", () => {
-    // the corpus copy is refused only for its ~ bind (berth has no home directory): given an absolute path, it plans
+    // the corpus copy binds ~/.flowise (its berth.yml sets home:); here the bind is written absolute
     const text = readFileSync(new URL('../fixtures/corpus/flowise/docker/docker-compose.yml', import.meta.url), 'utf8').replace('~/.flowise:', '/srv/flowise:');
     const vars = { PORT: '3000', JWT_ISSUER: 'Flowise', JWT_AUDIENCE: 'Flowise', JWT_TOKEN_EXPIRY_IN_MINUTES: '360', JWT_REFRESH_TOKEN_EXPIRY_IN_MINUTES: '43200' };
     const d = loadCompose([{ path: 'docker/docker-compose.yml', text }], { project: 'p', environment: 'e', variables: vars });
@@ -326,6 +326,23 @@ describe('policy', () => {
     );
     expect(errorOf(() => withPolicy('volumes: ["/var/run:/host-run"]')).code).toBe('policy_denied');
     expect(errorOf(() => withPolicy('volumes: ["./conf:/conf"]')).problem).toBe("service web: bind mount of ./conf is not allowed by the repository's policy");
+  });
+
+  it('~ in a bind source is the environment\'s home: (docker compose takes its user\'s home), then the policy decides as for any path', () => {
+    const home = { home: '/home/deploy' };
+    expect(service(load(svc('image: nginx\nvolumes: ["~/data:/data", "~:/h", {type: bind, source: ~/.cfg/x, target: /x}]'), home), 'web').volumes.map((v) => v.source).sort()).toEqual(['/home/deploy', '/home/deploy/.cfg/x', '/home/deploy/data']);
+    // no home: a located refusal that says where to set it
+    const none = errorOf(() => load(svc('image: nginx\nvolumes: ["~/data:/data"]')));
+    expect(none.line).toBe(4);
+    expect(none.problem).toBe('bind source "~/data": ~ names no directory here (docker compose takes the home of the user it runs as; berth runs as no user of the target)');
+    expect(none.hint).toBe('use an absolute path, or set home: (e.g. home: /home/deploy) for this environment in .github/berth.yml on the default branch');
+    // another user's home is not expanded (nor by docker compose)
+    expect(errorOf(() => load(svc('image: nginx\nvolumes: ["~root/.ssh:/k"]'), home)).problem).toBe('bind source "~root/.ssh": ~user is not supported');
+    // the policy sees the expanded path: outside the allowlist, or climbing out of it, is denied
+    const homePolicy = (body: string) => load(svc(`image: nginx\n${body}`), { policy: { ...DENY_ALL, bind_mount_allowlist: ['/home/deploy/data'] }, ...home });
+    expect(errorOf(() => homePolicy('volumes: ["~/.ssh:/k"]')).problem).toBe("service web: bind mount of ~/.ssh is not allowed by the repository's policy");
+    expect(errorOf(() => homePolicy('volumes: ["~/data/../.ssh:/k"]')).code).toBe('policy_denied');
+    expect(service(homePolicy('volumes: ["~/data/app:/d"]'), 'web').volumes[0]!.source).toBe('/home/deploy/data/app');
   });
 
   it('an unset variable is "" before the policy looks: it cannot make a denied host path pass', () => {

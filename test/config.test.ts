@@ -120,7 +120,7 @@ describe('parseConfig', () => {
     expect(e.line).toBe(4);
     expect(e.path).toBe('environments[0].variabels');
     expect(e.message).toBe(
-      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, secrets, parallelism, url, production_environment, transient_environment, apply_on',
+      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, secrets, parallelism, home, url, production_environment, transient_environment, apply_on',
     );
     expect(errorOf('project: shop\nenvironments: [{name: a}]\ntargets: []\n').message).toBe('.github/berth.yml:3: targets: unknown key "targets" — known keys: project, environments, policy');
   });
@@ -189,11 +189,19 @@ describe('parseConfig', () => {
     expect(e.message).toBe(e.issues.join('\n'));
   });
 
+  it('home: an absolute path on the target, normalised; what ~ stands for in that environment\'s bind sources', () => {
+    expect(parseConfig('project: shop\nenvironments:\n  - { name: staging, home: /home/deploy/ }\n').environments[0]!.home).toBe('/home/deploy');
+    expect(parseConfig('project: shop\nenvironments:\n  - { name: staging, home: "/home//deploy/./x/.." }\n').environments[0]!.home).toBe('/home/deploy');
+    expect(parseConfig('project: shop\nenvironments:\n  - { name: staging }\n').environments[0]!.home).toBeUndefined();
+    for (const [bad, shown] of [['"~/x"', '"~/x"'], ['home/deploy', '"home/deploy"'], ['""', '""']])
+      expect(errorOf(`project: shop\nenvironments:\n  - { name: staging, home: ${bad} }\n`).issues, bad).toEqual([`.github/berth.yml:3: environments[0].home: must be an absolute path on the target, e.g. /home/deploy, not ${shown}`]);
+  });
+
   it('a ~ path in bind_mount_allowlist is refused at its line (before, loading an environment crashed on it)', () => {
     const e = errorOf(['project: shop', 'environments:', '  - { name: staging, compose: [compose.yml] }', 'policy:', '  bind_mount_allowlist:', '    - /srv/ok', '    - ~/Pictures', '    - { path: "~", writable: true }'].join('\n'));
     expect(e.issues).toEqual([
-      '.github/berth.yml:7: policy.bind_mount_allowlist[1]: ~ is not supported (berth has no home directory on the target): use an absolute path, e.g. /srv/app',
-      '.github/berth.yml:8: policy.bind_mount_allowlist[2].path: ~ is not supported (berth has no home directory on the target): use an absolute path, e.g. /srv/app',
+      '.github/berth.yml:7: policy.bind_mount_allowlist[1]: ~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data',
+      '.github/berth.yml:8: policy.bind_mount_allowlist[2].path: ~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data',
     ]);
   });
 

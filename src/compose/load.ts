@@ -35,6 +35,8 @@ export interface LoadComposeOptions {
   secretKeys?: readonly string[];
   /** absolute path of the checkout; relative bind sources become absolute under it (else they stay `./repo/relative`) */
   repoRoot?: string;
+  /** what `~` stands for in bind sources (the environment's home: in berth.yml) */
+  home?: string;
   /**
    * The files come from GitHub and no checkout is on the target (the app): the commit's file listing. A bind
    * of a repository file or directory is then copied into the container (repository-files.ts) instead of
@@ -187,7 +189,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const taint = { found: tracked.found, secret: (name: string) => tracked.secret(name) || relayed.has(name) };
   // Relative paths in every file resolve against the first file's directory, as compose does.
   const baseDir = composeDir(files[0]!.path);
-  const paths: PathContext = { baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}) };
+  const paths: PathContext = { baseDir, ...(opts.repoRoot ? { repoRoot: opts.repoRoot } : {}), ...(opts.home ? { home: opts.home } : {}) };
   const sources = opts.sources ?? new Map<string, string | undefined>();
   const readFile = (p: string) => sources.get(p);
   // file → variables a plain ${VAR} there used without a value: "" as in docker compose, and a plan warning

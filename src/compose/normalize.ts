@@ -326,6 +326,8 @@ export interface PathContext {
   baseDir: string;
   /** absolute path of the checkout; when absent relative binds stay repository-relative (`./data`) */
   repoRoot?: string;
+  /** what `~` stands for (the environment's `home:` in berth.yml); absent: a `~` source is refused */
+  home?: string;
 }
 
 const PROPAGATIONS: readonly string[] = ['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'];
@@ -333,7 +335,12 @@ const VOLUME_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const VOLUME_HINT = 'use "VOLUME:/container/path[:ro]" or "./host/path:/container/path[:ro]"';
 
 export function resolveBindSource(src: string, ctx: PathContext): string {
-  if (src.startsWith('~')) return fail('bad_volume', `bind source "${src}": ~ is not supported (berth has no home directory)`, 'use an absolute path');
+  if (src.startsWith('~')) {
+    // As docker compose: `~` and `~/…` only (`~user` names another user's home, which compose does not expand either).
+    if (src !== '~' && !src.startsWith('~/')) return fail('bad_volume', `bind source "${src}": ~user is not supported`, 'use an absolute path, or ~/… with the environment\'s home: set');
+    if (!ctx.home) return fail('bad_volume', `bind source "${src}": ~ names no directory here (docker compose takes the home of the user it runs as; berth runs as no user of the target)`, 'use an absolute path, or set home: (e.g. home: /home/deploy) for this environment in .github/berth.yml on the default branch');
+    src = ctx.home + src.slice(1);
+  }
   if (src.startsWith('/')) {
     const n = posix.normalize(src);
     return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;

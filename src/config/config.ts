@@ -18,6 +18,7 @@
 //       secret_keys: [API_AUTH]    # values never shown (besides *PASSWORD*, *TOKEN*, *KEY*, …)
 //       secrets: [DB_PASSWORD]     # from berth's server-side store (berth secrets set), never from the repository
 //       parallelism: 4
+//       home: /home/deploy              # what ~ stands for in bind sources (~/data:/data)
 //       url: https://shop.example.com   # the environment's URL on GitHub's deployments (issue 14)
 //       production_environment: true    # GitHub deployment flags (default: true for "production")
 //       transient_environment: false
@@ -59,11 +60,11 @@ const repoPath = z
 
 const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'must be a string, number or boolean' }).transform((v) => String(v));
 
-/** A bind_mount_allowlist path: absolute on the target, or relative to the repository; `~` names no directory (berth runs as no user of the target). */
+/** A bind_mount_allowlist path: absolute on the target, or relative to the repository; the policy is the repository's, and `~` is an environment's (home:), so it names nothing here. */
 const allowedPath = z
   .string()
   .min(1)
-  .refine((p) => !p.startsWith('~'), { error: '~ is not supported (berth has no home directory on the target): use an absolute path, e.g. /srv/app' });
+  .refine((p) => !p.startsWith('~'), { error: "~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data" });
 
 export const PolicySchema = z.strictObject({
   allow_privileged: z.boolean().default(false),
@@ -126,6 +127,15 @@ export const EnvironmentSchema = z.strictObject({
   /** names of server-side secrets (berth secrets set) this environment uses: for ${NAME} and compose secrets' environment: NAME */
   secrets: z.array(z.string().regex(VAR_RE, { error: 'must be a secret name: letters, digits and "_", not starting with a digit' })).default([]),
   parallelism: z.number().int().min(1).optional(),
+  /**
+   * The directory `~` stands for in bind sources: docker compose takes the home of the user it runs as; berth
+   * runs as no user of the target, so the default branch names it (and the policy still decides what is bound).
+   */
+  home: z
+    .string()
+    .regex(/^\/[^\0]*$/, { error: 'must be an absolute path on the target, e.g. /home/deploy' })
+    .transform((p) => (posix.normalize(p).length > 1 ? posix.normalize(p).replace(/\/$/, '') : '/'))
+    .optional(),
   // GitHub-native delivery (issue 14)
   url: z
     .string()

@@ -70,6 +70,7 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
       profiles: environment.profiles,
       sources,
       ...(readFile.root ? { repoRoot: readFile.root } : {}),
+      ...(environment.home ? { home: environment.home } : {}),
     },
     readFile,
   );
