@@ -345,6 +345,18 @@ describe('policy', () => {
     expect(service(homePolicy('volumes: ["~/data/app:/d"]'), 'web').volumes[0]!.source).toBe('/home/deploy/data/app');
   });
 
+  it('home: is ${HOME} too, as docker compose reads both from its user, unless the environment sets HOME', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-home-'));
+    mkdirSync(join(dir, '.github'));
+    const berth = (vars: string) => `project: shop\nenvironments:\n  - { name: staging, home: /home/deploy${vars} }\npolicy:\n  bind_mount_allowlist: [/home/deploy, /srv]\n`;
+    writeFileSync(join(dir, 'compose.yml'), 'services:\n  web:\n    image: nginx\n    volumes: ["${HOME}/data:/data", "~/cfg:/cfg"]\n');
+    writeFileSync(join(dir, '.github/berth.yml'), berth(''));
+    const sources = async () => service((await loadEnvironment(readFromDir(dir), 'staging')).desired, 'web').volumes.map((v) => v.source).sort();
+    expect(await sources()).toEqual(['/home/deploy/cfg', '/home/deploy/data']);
+    writeFileSync(join(dir, '.github/berth.yml'), berth(', variables: { HOME: /srv }'));
+    expect(await sources()).toEqual(['/home/deploy/cfg', '/srv/data']);
+  });
+
   it('an unset variable is "" before the policy looks: it cannot make a denied host path pass', () => {
     // each path below is what the policy sees once the unset variable is gone, and each is denied as the literal is
     const denied = [

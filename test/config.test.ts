@@ -200,8 +200,8 @@ describe('parseConfig', () => {
   it('a ~ path in bind_mount_allowlist is refused at its line (before, loading an environment crashed on it)', () => {
     const e = errorOf(['project: shop', 'environments:', '  - { name: staging, compose: [compose.yml] }', 'policy:', '  bind_mount_allowlist:', '    - /srv/ok', '    - ~/Pictures', '    - { path: "~", writable: true }'].join('\n'));
     expect(e.issues).toEqual([
-      '.github/berth.yml:7: policy.bind_mount_allowlist[1]: ~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data',
-      '.github/berth.yml:8: policy.bind_mount_allowlist[2].path: ~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data',
+      ".github/berth.yml:7: policy.bind_mount_allowlist[1]: ~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data",
+      ".github/berth.yml:8: policy.bind_mount_allowlist[2].path: ~ is not supported in the policy (an environment's home: gives ~ its meaning in that environment's bind sources only): use an absolute path, e.g. /srv/app or /home/deploy/data",
     ]);
   });
 

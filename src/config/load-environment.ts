@@ -57,13 +57,15 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
       return { path, text: content };
     }),
   );
-  const sources = await readComposeSources(readFile, files, inputs.variables);
+  // ${HOME} is the same directory as ~ (compose reads both from the user it runs as), unless the environment sets HOME itself.
+  const variables = environment.home && !Object.hasOwn(inputs.variables, 'HOME') ? { ...inputs.variables, HOME: environment.home } : inputs.variables;
+  const sources = await readComposeSources(readFile, files, variables);
   const desired = await loadComposeReading(
     files,
     {
       project: config.project,
       environment: environment.name,
-      variables: inputs.variables,
+      variables,
       secretKeys: inputs.secretKeys,
       secrets: inputs.secrets,
       policy: config.policy,
