@@ -7,7 +7,7 @@ import { Lanes } from '../src/apply/lanes.js';
 import { prepareApply } from '../src/apply/prepare-apply.js';
 import { apiAtLeast } from '../src/docker/api-version.js';
 import { FakeEngine, observeFake } from './helpers/fake-engine.js';
-import { spec, state } from './helpers/specs.js';
+import { spec, state, vol } from './helpers/specs.js';
 import { sqliteTestStore } from './helpers/stores.js';
 
 describe('engine API versions', () => {
@@ -22,13 +22,13 @@ describe('engine API versions', () => {
 
   const withStartInterval = state([spec('db', { healthcheck: { test: ['CMD', 'true'], intervalMs: 0, timeoutMs: 0, retries: 0, startPeriodMs: 60_000, startIntervalMs: 2000 } })], undefined, [], 'shop', 'staging');
 
-  async function applyOn(engine: FakeEngine) {
+  async function applyOn(engine: FakeEngine, desired = withStartInterval) {
     const t = await sqliteTestStore();
     try {
       const executor = new Executor({ store: t.store, engine: () => engine, lanes: new Lanes(), stopPollMs: 0 });
       const observe = async (_target: string, project: string, environment: string) => observeFake(engine, project, environment, { imageOf: () => 'docker.io/berth-test/app:1', hashOf: () => '' });
       const { applyId, handover } = await prepareApply(t.store, observe, {
-        repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: null, desired: withStartInterval, targets: ['local'], onFailure: 'halt',
+        repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: null, desired, targets: ['local'], onFailure: 'halt',
         start: { lock: { owner: 'acme/shop#1', pr: 1 }, lease: { holder: executor.holder, ttlMs: executor.leaseTtlMs } },
       });
       const state = await executor.run(applyId, handover);
@@ -45,10 +45,25 @@ describe('engine API versions', () => {
     const create = tasks.find((t) => t.kind === 'CreateContainer')!;
     expect(create.state).toBe('failed');
     expect(create.error).toBe(
-      "service db: healthcheck.start_interval needs Docker Engine 25 or later (API 1.44); this target's engine speaks API 1.41 and would ignore it — remove healthcheck.start_interval, or deploy to a newer engine (nothing was created)",
+      "service db: healthcheck.start_interval needs Docker Engine 25 or later (API 1.44); this target's engine speaks API 1.41 and would ignore it — remove healthcheck.start_interval, or deploy to a newer engine (the container was not created)",
     );
     expect(engine.calls.map((c) => c.method)).not.toContain('createContainer');
     expect(engine.containers.size).toBe(0);
+  });
+
+  const withSubpath = state([spec('db', { volumes: [{ type: 'volume', source: 'data', target: '/var/lib/db', readOnly: false, subpath: 'db' }] })], undefined, [vol('data')], 'shop', 'staging');
+
+  it('volume.subpath needs API 1.45: refused on 1.44 naming the mount, created on 1.45', async () => {
+    const old = new FakeEngine({ apiVersion: '1.44' });
+    const r = await applyOn(old, withSubpath);
+    expect(r.state).toBe('failed');
+    expect(r.tasks.find((t) => t.kind === 'CreateContainer')!.error).toBe(
+      "service db: volume.subpath of the mount at /var/lib/db needs Docker Engine 26 or later (API 1.45); this target's engine speaks API 1.44 and would ignore it — remove volume.subpath of the mount at /var/lib/db, or deploy to a newer engine (the container was not created)",
+    );
+    expect(old.containers.size).toBe(0);
+    const recent = new FakeEngine({ apiVersion: '1.45' });
+    expect((await applyOn(recent, withSubpath)).state).toBe('completed');
+    expect(recent.containers.size).toBe(1);
   });
 
   it('healthcheck.start_interval on API 1.44 or later: created and started', async () => {

@@ -17,7 +17,7 @@ import type { DesiredState, ServiceSpec } from '../src/model/model.js';
 import { dockerNames } from '../src/model/model.js';
 import type { CreateExtras } from '../src/apply/engine.js';
 import { reconcile } from '../src/plan/reconcile.js';
-import { renderPlanMarkdown } from '../src/plan/render.js';
+import { formatMount, renderPlanMarkdown } from '../src/plan/render.js';
 import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 import { errorOf } from './helpers/errors.js';
 import { ComposeError } from '../src/errors.js';
@@ -297,6 +297,21 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(load(svc('image: nginx\nrestart: any'))).restart).toBe('always');
     expect(hashOf(load(svc('image: nginx\nrestart: any')))).toBe(hashOf(load(svc('image: nginx\nrestart: always'))));
     expect(errorOf(() => load(svc('image: nginx\nrestart: never'))).problem).toBe('restart must be one of no, always, on-failure, unless-stopped or on-failure:N, not "never"');
+  });
+
+  it('volume.subpath: a directory inside a named volume, normalised, never leaving it; mounted through the Mounts API and shown in the plan', () => {
+    const vols = 'volumes:\n  data: {}\n';
+    const mount = (m: string) => web(load(svc(`image: nginx\nvolumes:\n  - {type: volume, source: data, target: /d, volume: ${m}}`, vols))).volumes[0]!;
+    expect(mount('{subpath: "app//x/./"}')).toEqual({ type: 'volume', source: 'data', target: '/d', readOnly: false, subpath: 'app/x' });
+    // empty, or the root itself, is the whole volume (and hashes as without it)
+    expect(mount('{subpath: ""}')).toEqual({ type: 'volume', source: 'data', target: '/d', readOnly: false });
+    expect(mount('{subpath: "a/.."}')).toEqual({ type: 'volume', source: 'data', target: '/d', readOnly: false });
+    for (const bad of ['/etc', '..', '../other', 'a/../../b'])
+      expect(errorOf(() => mount(`{subpath: "${bad}"}`)).problem, bad).toBe(`volume.subpath "${bad}" leaves the volume`);
+    expect(errorOf(() => load(svc('image: nginx\nvolumes:\n  - {type: volume, target: /d, volume: {subpath: x}}'))).problem).toBe('volume.subpath needs a named volume: an anonymous one starts empty');
+    const d = load(svc('image: nginx\nvolumes:\n  - {type: volume, source: data, target: /d, read_only: true, volume: {subpath: app, nocopy: true}}', vols));
+    expect(create(web(d)).HostConfig.Mounts).toEqual([{ Type: 'volume', Target: '/d', ReadOnly: true, Source: 'p-e_data', VolumeOptions: { NoCopy: true, Subpath: 'app' } }]);
+    expect(formatMount(web(d).volumes[0]!)).toBe('data:/d:ro,nocopy,subpath=app');
   });
 
   it('mac_address: one replica, a network of its own, a MAC address; the same address in either form hashes alike', () => {

@@ -135,7 +135,21 @@ describeDocker('executor on the real Docker engine', () => {
       expect((await docker.getContainer(`${PROJECT}-staging-db-1`).inspect()).Config.Healthcheck?.StartInterval).toBe(1_000_000_000);
     } else {
       expect(r.result).toBe('failed');
-      expect(create.error).toBe(`service db: healthcheck.start_interval needs Docker Engine 25 or later (API 1.44); this target's engine speaks API ${api} and would ignore it — remove healthcheck.start_interval, or deploy to a newer engine (nothing was created)`);
+      expect(create.error).toBe(`service db: healthcheck.start_interval needs Docker Engine 25 or later (API 1.44); this target's engine speaks API ${api} and would ignore it — remove healthcheck.start_interval, or deploy to a newer engine (the container was not created)`);
+      expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })).toEqual([]);
+    }
+  }, 60_000);
+
+  it('volume.subpath needs API 1.45: on an older engine the create is refused before anything exists; on a newer one the subdirectory is mounted', async () => {
+    const api = ((await docker.version()) as { ApiVersion: string }).ApiVersion;
+    const r = await apply(state([svc('db', { image: 'docker.io/berth-test/app:1', volumes: [{ type: 'volume', source: 'data', target: '/d', readOnly: false, subpath: 'sub' }] })], undefined, [vol('data')], PROJECT, 'staging'));
+    if (apiAtLeast(api, '1.45')) {
+      expect(r.result).toBe('completed');
+      const m = (await docker.getContainer(`${PROJECT}-staging-db-1`).inspect()).Mounts as unknown as { Destination: string }[];
+      expect(m.map((x) => x.Destination)).toContain('/d');
+    } else {
+      expect(r.result).toBe('failed');
+      expect(r.tasks.find((t) => t.kind === 'CreateContainer')!.error).toContain(`needs Docker Engine 26 or later (API 1.45); this target's engine speaks API ${api} and would ignore it`);
       expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } })).toEqual([]);
     }
   }, 60_000);

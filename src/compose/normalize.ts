@@ -409,7 +409,7 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
       if (key !== type) fail('invalid_value', `volume option ${key} does not apply to a ${type} mount`, undefined, [key]);
     };
     sub('bind', ['create_host_path', 'selinux', 'propagation']);
-    sub('volume', ['nocopy']);
+    sub('volume', ['nocopy', 'subpath']);
     sub('tmpfs', ['size', 'mode']);
     const opt = (key: string) => (o[key] ?? {}) as Record<string, unknown>;
     const source = o.source === undefined || o.source === null || o.source === '' ? undefined : scalarString(o.source, 'source');
@@ -433,9 +433,25 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
     }
     if (source !== undefined && !VOLUME_NAME_RE.test(source)) return fail('bad_volume', `invalid volume name "${source}"`, VOLUME_HINT, ['source']);
     const noCopy = opt('volume').nocopy === undefined ? false : asBool(opt('volume').nocopy, 'volume.nocopy');
-    return { type, ...(source !== undefined ? { source } : {}), target, readOnly, ...(noCopy ? { noCopy } : {}) };
+    const subpath = opt('volume').subpath === undefined ? undefined : volumeSubpath(opt('volume').subpath);
+    if (subpath !== undefined && source === undefined) return fail('bad_volume', 'volume.subpath needs a named volume: an anonymous one starts empty', 'name the volume in source:', ['volume', 'subpath']);
+    return { type, ...(source !== undefined ? { source } : {}), target, readOnly, ...(noCopy ? { noCopy } : {}), ...(subpath !== undefined ? { subpath } : {}) };
   }
   return fail('bad_volume', `invalid volume ${describeValue(entry)}`, VOLUME_HINT);
+}
+
+/**
+ * A directory inside the volume to mount instead of its root (Docker Engine
+ * 26, API 1.45; the apply checks the target's engine): relative, and never
+ * climbing out of the volume. Empty is the root, as compose leaves it.
+ */
+function volumeSubpath(v: unknown): string | undefined {
+  const raw = scalarString(v, 'volume.subpath');
+  if (raw === '') return undefined;
+  const n = posix.normalize(raw).replace(/\/$/, '');
+  if (raw.startsWith('/') || n === '..' || n.startsWith('../') || raw.includes('\0'))
+    return fail('bad_volume', `volume.subpath "${raw}" leaves the volume`, 'name a directory inside the volume, relative to its root (e.g. subpath: app/data)', ['volume', 'subpath']);
+  return n === '.' ? undefined : n;
 }
 
 function tmpfsSize(v: unknown): number {

@@ -12,8 +12,11 @@ export function apiAtLeast(have: string, min: string): boolean {
 }
 
 /** The settings of a service spec that need a newer API than 1.41, with the version each needs. */
-export function newerApiSettings(spec: { healthcheck?: { startIntervalMs?: number } }): { what: string; api: string; engine: string }[] {
-  return spec.healthcheck?.startIntervalMs ? [{ what: 'healthcheck.start_interval', api: '1.44', engine: 'Docker Engine 25' }] : [];
+export function newerApiSettings(spec: { healthcheck?: { startIntervalMs?: number }; volumes?: readonly { subpath?: string; target: string }[] }): { what: string; api: string; engine: string }[] {
+  return [
+    ...(spec.healthcheck?.startIntervalMs ? [{ what: 'healthcheck.start_interval', api: '1.44', engine: 'Docker Engine 25' }] : []),
+    ...(spec.volumes ?? []).filter((v) => v.subpath).map((v) => ({ what: `volume.subpath of the mount at ${v.target}`, api: '1.45', engine: 'Docker Engine 26' })),
+  ];
 }
 
 /** Refuses (throws) when the engine is too old for a setting the service uses. */
@@ -23,5 +26,5 @@ export async function requireApiFor(engine: Engine, service: string, spec: Param
   const have = await engine.apiVersion();
   for (const n of needs)
     if (!apiAtLeast(have, n.api))
-      throw new Error(`service ${service}: ${n.what} needs ${n.engine} or later (API ${n.api}); this target's engine speaks API ${have} and would ignore it — remove ${n.what}, or deploy to a newer engine (nothing was created)`);
+      throw new Error(`service ${service}: ${n.what} needs ${n.engine} or later (API ${n.api}); this target's engine speaks API ${have} and would ignore it — remove ${n.what}, or deploy to a newer engine (the container was not created)`);
 }

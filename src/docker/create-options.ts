@@ -45,7 +45,7 @@ function mountOptions(m: Mount, volumeName: (key: string) => string, inherited: 
     ...(m.type === 'volume' && m.source ? { Source: volumeName(m.source) } : {}),
     ...(m.type === 'volume' && !m.source && inherited.has(m.target) ? { Source: inherited.get(m.target) } : {}),
     ...(m.type === 'bind' && m.source ? { Source: m.source } : {}),
-    ...(m.noCopy ? { VolumeOptions: { NoCopy: true } } : {}),
+    ...(m.noCopy || m.subpath ? { VolumeOptions: { ...(m.noCopy ? { NoCopy: true } : {}), ...(m.subpath ? { Subpath: m.subpath } : {}) } } : {}),
     ...(m.propagation ? { BindOptions: { Propagation: m.propagation } } : {}),
     ...(m.tmpfsSize !== undefined || m.tmpfsMode !== undefined ? { TmpfsOptions: { ...(m.tmpfsSize !== undefined ? { SizeBytes: m.tmpfsSize } : {}), ...(m.tmpfsMode !== undefined ? { Mode: m.tmpfsMode } : {}) } } : {}),
   } as Dockerode.MountSettings;

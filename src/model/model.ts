@@ -43,6 +43,8 @@ export interface Mount {
   propagation?: 'private' | 'rshared' | 'shared' | 'rslave' | 'slave';
   /** volume: do not copy the image's content into a new volume */
   noCopy?: boolean;
+  /** volume: the directory inside the volume that is mounted (relative, normalised) instead of its root */
+  subpath?: string;
   /** tmpfs: size in bytes and octal mode */
   tmpfsSize?: number;
   tmpfsMode?: number;

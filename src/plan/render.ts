@@ -93,9 +93,11 @@ export function formatPort(p: PortBinding): string {
 }
 
 export function formatMount(m: Mount): string {
-  const ro = m.readOnly ? ':ro' : '';
-  if (m.type === 'tmpfs') return `tmpfs:${m.target}${ro}`;
-  return m.source ? `${m.source}:${m.target}${ro}` : `${m.target}${ro}`;
+  // The modes a change of which recreates the container, as the short syntax writes them (subpath has none: key=value).
+  const modes = [...(m.readOnly ? ['ro'] : []), ...(m.selinux ? [m.selinux] : []), ...(m.propagation ? [m.propagation] : []), ...(m.noCopy ? ['nocopy'] : []), ...(m.subpath ? [`subpath=${m.subpath}`] : [])];
+  const opts = modes.length ? `:${modes.join(',')}` : '';
+  if (m.type === 'tmpfs') return `tmpfs:${m.target}${opts}`;
+  return m.source ? `${m.source}:${m.target}${opts}` : `${m.target}${opts}`;
 }
 
 /** A compose duration (`1m`, `30s`, `500ms`): how the file would spell it. */
