@@ -169,7 +169,7 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     }
     for (const p of spec.ports ?? []) f.item(G.ports, 'ports', formatPort(p));
     for (const v of spec.volumes ?? []) {
-      if (f.tainted('volumes')) for (const part of [v.source, v.target]) if (part) m.taint(part);
+      if (f.tainted('volumes')) for (const part of [v.source, v.target, v.subpath]) if (part) m.taint(part);
       f.item(G.volumes, 'volumes', formatMount(v));
     }
     // Repository files the app copies in place of binds (compose/repository-files.ts); a new content reads in the step's reason.

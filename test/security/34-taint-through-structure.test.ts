@@ -84,6 +84,10 @@ const CASES: Record<string, Case> = {
     secret: '127.0.0.1:48213:80',
     alsoHidden: ['48213'],
   },
+  // Keys honoured on 2026-12-06: a volume's subpath (now in the plan's mount line), a MAC address, a start interval.
+  volumeSubpath: { files: { 'compose.yml': svc('volumes:\n  - {type: volume, source: data, target: /d, volume: {subpath: "${DB_PASSWORD}"}}') + 'volumes:\n  data: {}\n' }, secret: 'a秘/b密鍵' },
+  macAddress: { files: { 'compose.yml': svc('mac_address: "${DB_PASSWORD}"') }, secret: '02:42:AC:11:7E:5D', alsoHidden: ['02:42:ac:11:7e:5d', '7e:5d'] },
+  startInterval: { files: { 'compose.yml': svc('healthcheck:\n  test: [CMD, "true"]\n  start_interval: "${DB_PASSWORD}"') }, secret: '7341ms', alsoHidden: ['7341'] },
 };
 
 /** The head's listing of `paths`, as GitHub gives it (every one a 10-byte file, mode 100644). */
