@@ -84,6 +84,13 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
     expect(ep.IPAddress).toBe(`${SUBNET}.10`);
     expect(ep.Aliases).toEqual(expect.arrayContaining(['api']));
   }],
+  // mac_address on the network the container is created on; link-local addresses and driver options on one it joins after
+  ['networks (mac_address, link_local_ips, driver_opts)', 'networks:\n  default:\n    mac_address: 02:42:0a:c8:00:98\n  fixed:\n    link_local_ips: [169.254.77.7]\n    driver_opts: {com.example.berth-test: "yes"}', (c) => {
+    expect(c.NetworkSettings.Networks[names.network(PROJECT, ENV, 'default')]!.MacAddress).toBe('02:42:0a:c8:00:98');
+    const fixed = c.NetworkSettings.Networks[names.network(PROJECT, ENV, 'fixed')]! as { IPAMConfig?: { LinkLocalIPs?: string[] }; DriverOpts?: Record<string, string> };
+    expect(fixed.IPAMConfig?.LinkLocalIPs).toEqual(['169.254.77.7']);
+    expect(fixed.DriverOpts).toEqual({ 'com.example.berth-test': 'yes' });
+  }],
   ['networks (priority)', 'networks:\n  default: {}\n  fixed:\n    priority: 100', (c) =>
     expect(Object.keys(c.NetworkSettings.Networks).sort()).toEqual([names.network(PROJECT, ENV, 'default'), names.network(PROJECT, ENV, 'fixed')])],
   ['links', 'links: ["k-labels:linked"]', () => {}],

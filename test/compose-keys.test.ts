@@ -12,12 +12,13 @@ import { parseConfig } from '../src/config/config.js';
 import { PartialListing, TreeListing, type GitHubPort } from '../src/github/github.js';
 import { sha256 } from '../src/model/hash.js';
 import { DENY_ALL } from '../src/compose/policy.js';
-import { containerCreateOptions } from '../src/docker/create-options.js';
+import { containerCreateOptions, endpointConfig } from '../src/docker/create-options.js';
+import { newerApiSettings } from '../src/docker/api-version.js';
 import type { DesiredState, ServiceSpec } from '../src/model/model.js';
 import { dockerNames } from '../src/model/model.js';
 import type { CreateExtras } from '../src/apply/engine.js';
 import { reconcile } from '../src/plan/reconcile.js';
-import { formatMount, renderPlanMarkdown } from '../src/plan/render.js';
+import { formatMount, formatServiceNetwork, renderPlanMarkdown } from '../src/plan/render.js';
 import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 import { errorOf } from './helpers/errors.js';
 import { ComposeError } from '../src/errors.js';
@@ -312,6 +313,27 @@ describe('service keys reach the spec and the create options', () => {
     const d = load(svc('image: nginx\nvolumes:\n  - {type: volume, source: data, target: /d, read_only: true, volume: {subpath: app, nocopy: true}}', vols));
     expect(create(web(d)).HostConfig.Mounts).toEqual([{ Type: 'volume', Target: '/d', ReadOnly: true, Source: 'p-e_data', VolumeOptions: { NoCopy: true, Subpath: 'app' } }]);
     expect(formatMount(web(d).volumes[0]!)).toBe('data:/d:ro,nocopy,subpath=app');
+  });
+
+  it('networks: link_local_ips, driver_opts and mac_address per network reach the endpoint, and the plan shows them', () => {
+    const nets = 'networks:\n  front: {}\n  back: {}\n';
+    const d = load(svc('image: nginx\nnetworks:\n  front:\n    priority: 10\n    mac_address: 02-42-AC-11-00-05\n  back:\n    link_local_ips: [169.254.8.8, "fe80::8", 169.254.8.8]\n    driver_opts: {zeta: "1", alpha: two}\n    aliases: [b]', nets));
+    const s = web(d);
+    expect(s.networks).toEqual(['front', 'back']);
+    expect(s.networkOptions).toEqual({ front: { priority: 10, macAddress: '02:42:ac:11:00:05' }, back: { aliases: ['b'], linkLocalIps: ['169.254.8.8', 'fe80::8'], driverOpts: { alpha: 'two', zeta: '1' } } });
+    // created on front (the MAC in Config too, for engines before API 1.44); back joined after, with its endpoint settings
+    const o = create(s);
+    expect(o.MacAddress).toBe('02:42:ac:11:00:05');
+    expect(o.NetworkingConfig.EndpointsConfig).toEqual({ 'p-e_front': { Aliases: ['web'], MacAddress: '02:42:ac:11:00:05' } });
+    expect(endpointConfig(s, 'back')).toEqual({ Aliases: ['web', 'b'], IPAMConfig: { LinkLocalIPs: ['169.254.8.8', 'fe80::8'] }, DriverOpts: { alpha: 'two', zeta: '1' } });
+    expect(formatServiceNetwork('back', s.networkOptions!.back)).toBe('back (aliases: b; link_local_ips: 169.254.8.8, fe80::8; driver_opts: alpha=two, zeta=1)');
+    // a MAC on a network joined after the create needs API 1.44 (checked at the apply, api-version.ts)
+    expect(newerApiSettings(web(load(svc('image: nginx\nnetworks:\n  front: {priority: 10}\n  back: {mac_address: 02:42:ac:11:00:06}', nets)))).map((n) => n.what)).toEqual(['networks.back.mac_address (a network the container joins after it is created)']);
+    expect(newerApiSettings(s)).toEqual([]);
+    // one place for a MAC address; one container for it
+    expect(errorOf(() => load(svc('image: nginx\nmac_address: 02:42:ac:11:00:07\nnetworks:\n  front: {mac_address: 02:42:ac:11:00:08}', nets))).problem).toBe('service web sets mac_address for the service and for network front');
+    expect(errorOf(() => load(svc('image: nginx\ndeploy: {replicas: 3}\nnetworks:\n  front: {mac_address: 02:42:ac:11:00:08}', nets))).problem).toBe('service web has mac_address 02:42:ac:11:00:08 and 3 replicas');
+    expect(errorOf(() => load(svc('image: nginx\nnetworks:\n  back: {link_local_ips: [not-an-ip]}', nets))).problem).toBe('link_local_ips entry "not-an-ip" is not an IP address');
   });
 
   it('mac_address: one replica, a network of its own, a MAC address; the same address in either form hashes alike', () => {

@@ -64,7 +64,7 @@ async function createByHand(engine: DockerEngine, d: DesiredState): Promise<void
       const name = names.container(d.project, d.environment, s.spec.name, r);
       const [first, ...rest] = s.spec.networks;
       await engine.createContainer(name, s.spec, { project: d.project, environment: d.environment, replica: r, configHash: s.configHash, applyId: APPLY }, first);
-      for (const n of rest) await engine.connectNetwork(names.network(d.project, d.environment, n), name, [s.spec.name]);
+      for (const n of rest) await engine.connectNetwork(names.network(d.project, d.environment, n), name, { Aliases: [s.spec.name] });
       await engine.startContainer(name);
     }
   }

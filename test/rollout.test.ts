@@ -63,6 +63,7 @@ describe('deploy.update_config', () => {
     expect(web(load('image: nginx\nports: ["80"]\ndeploy:\n  update_config:\n    order: start-first')).spec.rollout?.update?.order).toBe('start-first');
     expect(errorOf(() => load('image: nginx\nnetwork_mode: host\ndeploy:\n  rollback_config:\n    order: start-first')).problem).toMatch(/rollback_config\.order is start-first, but the service uses network_mode: host/);
     // Two containers with one MAC address on one network, side by side, would each lose frames to the other.
+    expect(errorOf(() => load('image: nginx\nnetworks:\n  default: {mac_address: 02:42:ac:11:00:03}\ndeploy:\n  update_config:\n    order: start-first')).problem).toMatch(/has the fixed MAC address 02:42:ac:11:00:03 on network default \(compose\.yml:5\)/);
     expect(errorOf(() => load('image: nginx\nmac_address: 02:42:ac:11:00:02\ndeploy:\n  update_config:\n    order: start-first')).problem).toBe(
       'service web: deploy.update_config.order is start-first, but the service has the fixed MAC address 02:42:ac:11:00:02 (compose.yml:4), which the old and the new container cannot hold at the same time',
     );

@@ -26,6 +26,14 @@ export interface CreateExtras {
   outsideDns?: boolean;
 }
 
+/** What Docker calls an endpoint's settings: the part of them a compose file sets. */
+export interface EndpointSettings {
+  Aliases: string[];
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] };
+  DriverOpts?: Record<string, string>;
+  MacAddress?: string;
+}
+
 export interface ContainerProbe {
   id: string;
   name: string;
@@ -66,7 +74,8 @@ export interface Engine {
   ensureImage(image: string, opts?: { pull?: boolean; always?: boolean }): Promise<void>;
   createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string>;
   removeNetwork(idOrName: string): Promise<void>;
-  connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void>;
+  /** joins the network with these endpoint settings (aliases, addresses, driver options, MAC address) */
+  connectNetwork(networkDockerName: string, container: string, endpoint: EndpointSettings): Promise<void>;
   disconnectNetwork(networkDockerName: string, container: string): Promise<void>;
   createVolume(dockerName: string, spec: VolumeSpec, labels: Record<string, string>): Promise<void>;
   /** returns the new container id */

@@ -869,10 +869,10 @@ export class Executor {
         if (t.containerId) {
           // start-first: the replaced container, out of the DNS name, comes back to drain (reconcile.ts). Best
           // effort: it is stopped next either way, so a refusal here must not fail a rollout that already serves.
-          await engine.connectNetwork(netName(t.network!), t.containerId, [], undefined).catch((err: unknown) => this.log.warn({ applyId, container: t.containerName, err: String(err) }, 'the replaced container could not rejoin to drain; it is stopped anyway'));
+          await engine.connectNetwork(netName(t.network!), t.containerId, { Aliases: [] }).catch((err: unknown) => this.log.warn({ applyId, container: t.containerName, err: String(err) }, 'the replaced container could not rejoin to drain; it is stopped anyway'));
           return;
         }
-        await engine.connectNetwork(netName(t.network!), t.containerName!, ep.Aliases, 'IPAMConfig' in ep ? ep.IPAMConfig : undefined);
+        await engine.connectNetwork(netName(t.network!), t.containerName!, ep);
         return;
       }
       case 'DisconnectNetwork':

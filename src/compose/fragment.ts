@@ -26,7 +26,7 @@ import {
   type PathContext,
 } from './normalize.js';
 import { parseJoin, parseVolumesFrom } from './joins.js';
-import { EXTRA_KEYS, parseBytes, parseCpus } from './service-keys.js';
+import { EXTRA_KEYS, macAddress, parseBytes, parseCpus } from './service-keys.js';
 import { parseFileRef, parseFileSource, type FileRef, type FileSource } from './files.js';
 import { didYouMean } from '../text/suggest.js';
 import { MAX_PORTS } from './limits.js';
@@ -554,11 +554,20 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
                 if (isIP(ip) !== (k === 'ipv4_address' ? 4 : 6)) throw err('invalid_value', `${k} "${ip}" is not an IPv${k === 'ipv4_address' ? 4 : 6} address`, [...p, k]);
                 if (k === 'ipv4_address') sn.ipv4Address = ip;
                 else sn.ipv6Address = ip;
+              } else if (k === 'link_local_ips') {
+                const ips = list(v, [...p, k], 'link_local_ips').map((a, i) => at([...p, k, i], () => { const ip = scalarString(a, 'link_local_ips'); if (!isIP(ip)) throw new FieldProblem('invalid_value', `link_local_ips entry "${ip}" is not an IP address`); return ip; }).v);
+                if (ips.length) sn.linkLocalIps = [...new Set(ips)].sort();
+              } else if (k === 'driver_opts') {
+                const o = at([...p, k], () => stringMap(v, 'driver_opts')).v;
+                if (Object.keys(o).length) sn.driverOpts = Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+              } else if (k === 'mac_address') {
+                const mac = at([...p, k], () => macAddress(v)).v;
+                if (mac) sn.macAddress = mac;
               } else if (k === 'priority' || k === 'gw_priority') {
                 if (k === 'gw_priority') throw err('unsupported', `network option ${k} is not supported by berth`, [...p, k], 'use priority: the network with the highest priority is the one the container is created on');
                 const pr = at([...p, k], () => { const x = typeof v === 'string' ? Number(v) : v; if (typeof x !== 'number' || !Number.isInteger(x)) throw new FieldProblem('invalid_value', `priority must be an integer, not ${describeValue(v)}`); return x; }).v;
                 if (pr !== 0) sn.priority = pr;
-              } else if (known.includes(k)) throw err('unsupported', `network option ${k} is not supported by berth`, [...p, k], 'supported: aliases, ipv4_address, ipv6_address, priority');
+              } else if (known.includes(k)) throw err('unsupported', `network option ${k} is not supported by berth`, [...p, k], 'supported: aliases, ipv4_address, ipv6_address, link_local_ips, mac_address, driver_opts, priority');
               else throw err('unknown_key', `unknown key "${k}" in networks.${n}`, [...p, k], didYouMean(k, known) || `known keys: ${known.join(', ')}`);
             }
             if (Object.keys(sn).length) options.set(n, sn);

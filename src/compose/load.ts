@@ -683,8 +683,11 @@ function validate(m: Merged): void {
     containerNames.set(cname, s.name);
   }
   for (const s of m.services.values()) {
-    const mac = s.extras.macAddress;
-    if (!mac?.v) continue;
+    const onNetwork = [...(s.networkOptions ?? [])].find(([, o]) => o.macAddress);
+    if (s.extras.macAddress?.v && onNetwork)
+      throw error('invalid_value', `service ${s.name} sets mac_address for the service and for network ${onNetwork[0]}`, s.extras.macAddress.at, 'set it in one place: under the network it is for (the service-wide one is the address on the network the container is created on)');
+    const mac = s.extras.macAddress?.v ? s.extras.macAddress : onNetwork ? { v: onNetwork[1].macAddress!, at: s.networks?.get(onNetwork[0]) ?? s.at } : undefined;
+    if (!mac) continue;
     if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has mac_address ${mac.v} and ${s.replicas!.v} replicas`, mac.at, 'one MAC address fits one container: remove mac_address or scale to 1');
     const mode = s.networkMode?.v;
     // Docker refuses a MAC with the host's or another container's network; with none there is no interface to give it to.
@@ -857,6 +860,7 @@ function startFirstConflict(s: ServiceFragment): { what: string; at: Loc } | und
   if (s.networkMode?.v === 'host') return { what: 'uses network_mode: host', at: s.networkMode.at };
   if (s.extras.macAddress?.v) return { what: `has the fixed MAC address ${s.extras.macAddress.v}`, at: s.extras.macAddress.at };
   for (const [net, o] of s.networkOptions ?? []) if (o.ipv4Address || o.ipv6Address) return { what: `has the fixed address ${o.ipv4Address ?? o.ipv6Address} on network ${net}`, at: s.networks?.get(net) ?? s.at };
+  for (const [net, o] of s.networkOptions ?? []) if (o.macAddress) return { what: `has the fixed MAC address ${o.macAddress} on network ${net}`, at: s.networks?.get(net) ?? s.at };
   return undefined;
 }
 

@@ -200,7 +200,7 @@ function hostname(v: unknown, what: string): string | undefined {
  * case, `:`), so `02-42-AC-11-00-02` and `02:42:ac:11:00:02` hash alike.
  * Empty is unset, as in docker compose.
  */
-function macAddress(v: unknown): string | undefined {
+export function macAddress(v: unknown): string | undefined {
   const m = scalarString(v, 'mac_address');
   if (m === '') return undefined;
   if (!/^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(m)) fail('invalid_value', `mac_address "${m}" is not a MAC address`, 'six hexadecimal octets, e.g. 02:42:ac:11:00:02');

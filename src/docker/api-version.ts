@@ -12,8 +12,15 @@ export function apiAtLeast(have: string, min: string): boolean {
 }
 
 /** The settings of a service spec that need a newer API than 1.41, with the version each needs. */
-export function newerApiSettings(spec: { healthcheck?: { startIntervalMs?: number }; volumes?: readonly { subpath?: string; target: string }[] }): { what: string; api: string; engine: string }[] {
+export function newerApiSettings(spec: {
+  healthcheck?: { startIntervalMs?: number };
+  volumes?: readonly { subpath?: string; target: string }[];
+  networks?: readonly string[];
+  networkOptions?: Readonly<Record<string, { macAddress?: string }>>;
+}): { what: string; api: string; engine: string }[] {
   return [
+    // The network the container is created on takes its MAC with the create on any engine; one joined afterwards only from 1.44.
+    ...(spec.networks ?? []).slice(1).filter((n) => spec.networkOptions?.[n]?.macAddress).map((n) => ({ what: `networks.${n}.mac_address (a network the container joins after it is created)`, api: '1.44', engine: 'Docker Engine 25' })),
     ...(spec.healthcheck?.startIntervalMs ? [{ what: 'healthcheck.start_interval', api: '1.44', engine: 'Docker Engine 25' }] : []),
     ...(spec.volumes ?? []).filter((v) => v.subpath).map((v) => ({ what: `volume.subpath of the mount at ${v.target}`, api: '1.45', engine: 'Docker Engine 26' })),
   ];

@@ -2,7 +2,7 @@
 // tested without an engine and the executor only moves data.
 import type Dockerode from 'dockerode';
 import { dockerJoin, dockerVolumesFrom } from '../compose/joins.js';
-import type { ContainerIdentity, CreateExtras } from '../apply/engine.js';
+import type { ContainerIdentity, CreateExtras, EndpointSettings } from '../apply/engine.js';
 import { LABEL, names } from '../model/model.js';
 import type { Mount, ServiceSpec } from '../model/model.js';
 
@@ -23,11 +23,19 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
 const ns = (ms: number) => Math.round(ms * 1e6);
 
 /** A service's endpoint on one network: its name (and link aliases) for DNS, a fixed address when it asks for one. */
-export function endpointConfig(spec: ServiceSpec, network: string): { Aliases: string[]; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } } {
+export function endpointConfig(spec: ServiceSpec, network: string): EndpointSettings {
   const o = spec.networkOptions?.[network];
-  const ipam = o?.ipv4Address || o?.ipv6Address ? { IPAMConfig: { ...(o.ipv4Address ? { IPv4Address: o.ipv4Address } : {}), ...(o.ipv6Address ? { IPv6Address: o.ipv6Address } : {}) } } : {};
-  return { Aliases: [spec.name, ...(o?.aliases ?? [])], ...ipam };
+  const ipam =
+    o?.ipv4Address || o?.ipv6Address || o?.linkLocalIps
+      ? { IPAMConfig: { ...(o.ipv4Address ? { IPv4Address: o.ipv4Address } : {}), ...(o.ipv6Address ? { IPv6Address: o.ipv6Address } : {}), ...(o.linkLocalIps ? { LinkLocalIPs: o.linkLocalIps } : {}) } }
+      : {};
+  // The service-wide mac_address is the address on the network the container is created on (spec.networks[0]).
+  const mac = o?.macAddress ?? (network === spec.networks[0] ? spec.macAddress : undefined);
+  return { Aliases: [spec.name, ...(o?.aliases ?? [])], ...ipam, ...(o?.driverOpts ? { DriverOpts: o.driverOpts } : {}), ...(mac ? { MacAddress: mac } : {}) };
 }
+
+/** The MAC address on the network the container is created on: the service-wide one, or that network's own. */
+const primaryMac = (spec: ServiceSpec) => (spec.networkMode ? spec.macAddress : (spec.networkOptions?.[spec.networks[0] ?? '']?.macAddress ?? spec.macAddress));
 
 /**
  * Binds that must go through the legacy `Binds` list: only it relabels for
@@ -61,8 +69,8 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.hostname ? { Hostname: spec.hostname } : {}),
     ...(spec.domainname ? { Domainname: spec.domainname } : {}),
     // Engines before API 1.44 read the MAC here (for the network the container is created on); later ones
-    // from that network's endpoint (below), and refuse the two only when they differ.
-    ...(spec.macAddress ? { MacAddress: spec.macAddress } : {}),
+    // from that network's endpoint (endpointConfig), and refuse the two only when they differ.
+    ...(primaryMac(spec) ? { MacAddress: primaryMac(spec) } : {}),
   };
   const host: Record<string, unknown> = {
     ...(spec.init ? { Init: true } : {}),
@@ -159,7 +167,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
         : {}),
     },
     ...(firstNetwork && !spec.networkMode
-      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: { ...(extras.outsideDns ? { Aliases: [] } : endpointConfig(spec, firstNetwork)), ...(spec.macAddress ? { MacAddress: spec.macAddress } : {}) } } } }
+      ? { NetworkingConfig: { EndpointsConfig: { [networkName(firstNetwork)]: extras.outsideDns ? { Aliases: [] } : endpointConfig(spec, firstNetwork) } } }
       : {}),
   };
 }

@@ -2,7 +2,7 @@
 // error surfaces as an EngineError carrying the engine's own message.
 import { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import type { ContainerIdentity, ContainerProbe, CreateExtras, Engine, HealthProbe } from '../apply/engine.js';
+import type { ContainerIdentity, ContainerProbe, CreateExtras, EndpointSettings, Engine, HealthProbe } from '../apply/engine.js';
 import { EngineError } from '../apply/engine.js';
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model/model.js';
 import { posix } from 'node:path';
@@ -128,10 +128,8 @@ export class DockerEngine implements Engine {
     await call(`remove network ${idOrName}`, () => this.docker.getNetwork(idOrName).remove());
   }
 
-  async connectNetwork(networkDockerName: string, container: string, aliases: string[], ipam?: { IPv4Address?: string; IPv6Address?: string }): Promise<void> {
-    await call(`connect ${container} to ${networkDockerName}`, () =>
-      this.docker.getNetwork(networkDockerName).connect({ Container: container, EndpointConfig: { Aliases: aliases, ...(ipam ? { IPAMConfig: ipam } : {}) } }),
-    );
+  async connectNetwork(networkDockerName: string, container: string, endpoint: EndpointSettings): Promise<void> {
+    await call(`connect ${container} to ${networkDockerName}`, () => this.docker.getNetwork(networkDockerName).connect({ Container: container, EndpointConfig: endpoint }));
   }
 
   async disconnectNetwork(networkDockerName: string, container: string): Promise<void> {

@@ -109,6 +109,12 @@ export interface ServiceNetwork {
   ipv6Address?: string;
   /** the network with the highest priority is the one the container is created on */
   priority?: number;
+  /** link-local addresses of the endpoint, sorted */
+  linkLocalIps?: string[];
+  /** the network driver's options for this endpoint, keys sorted */
+  driverOpts?: Record<string, string>;
+  /** the endpoint's MAC address (lower case, `:`); on a network joined after the create, Docker Engine 25 (API 1.44) */
+  macAddress?: string;
 }
 
 export type RolloutOrder = 'stop-first' | 'start-first';

@@ -8,7 +8,7 @@
 import { escapeMarkdown, sanitizeLine } from '../text/escape.js';
 import { MASK, Masker, secretContents } from './mask.js';
 import type { SecretFields } from '../compose/taint.js';
-import type { Healthcheck, Mount, PortBinding, ServiceSpec, UnsetVariables } from '../model/model.js';
+import type { Healthcheck, Mount, PortBinding, ServiceNetwork, ServiceSpec, UnsetVariables } from '../model/model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { DRAIN_MS, isEmpty, nodeLine, summarize } from './plan.js';
 
@@ -100,6 +100,21 @@ export function formatMount(m: Mount): string {
   return m.source ? `${m.source}:${m.target}${opts}` : `${m.target}${opts}`;
 }
 
+/** A service's network with its settings there, as compose keys (a change of one is a visible line, not only "config changed"). */
+export function formatServiceNetwork(name: string, o: ServiceNetwork | undefined): string {
+  if (!o) return name;
+  const parts = [
+    ...(o.aliases?.length ? [`aliases: ${o.aliases.join(', ')}`] : []),
+    ...(o.ipv4Address ? [`ipv4_address: ${o.ipv4Address}`] : []),
+    ...(o.ipv6Address ? [`ipv6_address: ${o.ipv6Address}`] : []),
+    ...(o.linkLocalIps?.length ? [`link_local_ips: ${o.linkLocalIps.join(', ')}`] : []),
+    ...(o.macAddress ? [`mac_address: ${o.macAddress}`] : []),
+    ...(o.driverOpts ? [`driver_opts: ${Object.entries(o.driverOpts).map(([k, v]) => `${k}=${v}`).join(', ')}`] : []),
+    ...(o.priority ? [`priority: ${o.priority}`] : []),
+  ];
+  return parts.length ? `${name} (${parts.join('; ')})` : name;
+}
+
 /** A compose duration (`1m`, `30s`, `500ms`): how the file would spell it. */
 export function formatComposeDuration(ms: number): string {
   if (ms === 0) return '0s';
@@ -174,7 +189,7 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     }
     // Repository files the app copies in place of binds (compose/repository-files.ts); a new content reads in the step's reason.
     for (const c of spec.files ?? []) if (c.kind === 'file') f.item(G.copied, 'copied', `${c.source} → ${c.target} (${c.mode.toString(8).padStart(4, '0')})`);
-    for (const n of spec.networks ?? []) f.item(G.networks, 'networks', n);
+    for (const n of spec.networks ?? []) f.item(G.networks, 'networks', formatServiceNetwork(n, spec.networkOptions?.[n]));
     for (const d of spec.dependsOn ?? []) f.item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
     if (spec.healthcheck) healthFields(spec.healthcheck, f);
     for (const [k, v] of Object.entries(spec.labels ?? {})) {

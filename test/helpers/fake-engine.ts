@@ -2,7 +2,7 @@
 // and volumes like the engine would, records every call with start/end times
 // (for parallelism assertions and the critical-path bench) and can be told to
 // fail or slow down particular calls.
-import type { ContainerIdentity, ContainerProbe, Engine, HealthProbe } from '../../src/apply/engine.js';
+import type { ContainerIdentity, ContainerProbe, EndpointSettings, Engine, HealthProbe } from '../../src/apply/engine.js';
 import { EngineError } from '../../src/apply/engine.js';
 import { LABEL } from '../../src/model/model.js';
 import type { NetworkSpec, ObservedState, ServiceSpec, VolumeSpec } from '../../src/model/model.js';
@@ -97,7 +97,7 @@ export class FakeEngine implements Engine {
     });
   }
 
-  connectNetwork(net: string, container: string, _aliases: string[]) {
+  connectNetwork(net: string, container: string, _endpoint: EndpointSettings) {
     return this.op('connectNetwork', `${container} ${net}`, () => void this.must(container).networks.add(net));
   }
 
