@@ -470,6 +470,13 @@ describe('files the compose way', () => {
     return new Bot({} as BotOptions).desiredAt(gh, { owner: 'acme', name: 'shop' }, parsed, parsed.environments[0]!, 'head1', listing);
   };
 
+  it('home: gives ~ and ${HOME} their meaning the same way in the CLI and the app; a PR\'s .env does not decide HOME', async () => {
+    const files = { 'deploy/compose.yml': svc('image: nginx\nvolumes: ["~/data:/data", "${HOME}/cfg:/cfg"]'), 'deploy/.env': 'HOME=/srv\n' };
+    const config = cfg('    home: /home/deploy\npolicy:\n  bind_mount_allowlist: [/home/deploy]\n');
+    for (const desired of [(await loadEnvironment(repo(files, config), 'e')).desired, await viaApp(files, config)])
+      expect(web(desired).volumes.map((v) => v.source).sort()).toEqual(['/home/deploy/cfg', '/home/deploy/data']);
+  });
+
   it('an environment that lists no compose file gets what docker compose finds in the root: the first of its names, then its override file', async () => {
     const bare = 'project: p\nenvironments:\n  - name: e\n';
     const modern = { 'compose.yaml': svc('image: nginx'), 'docker-compose.yml': svc('image: httpd') };

@@ -10,7 +10,7 @@ import { composeFilesOf } from './compose-files.js';
 import { formatPath, parseYaml, type PathSeg } from '../compose/yaml.js';
 import { CONFIG_PATH, findEnvironment, parseConfig, type BerthConfig, type EnvironmentConfig } from './config.js';
 import { ComposeError, ConfigError } from '../errors.js';
-import { environmentSecretInputs, rememberConfigText } from '../secrets/environment.js';
+import { environmentSecretInputs, rememberConfigText, type EnvironmentSecretInputs } from '../secrets/environment.js';
 import type { SecretHashes } from '../secrets/vault.js';
 import type { DesiredState } from '../model/model.js';
 
@@ -57,26 +57,31 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
       return { path, text: content };
     }),
   );
-  // ${HOME} is the same directory as ~ (compose reads both from the user it runs as), unless the environment sets HOME itself.
-  const variables = environment.home && !Object.hasOwn(inputs.variables, 'HOME') ? { ...inputs.variables, HOME: environment.home } : inputs.variables;
-  const sources = await readComposeSources(readFile, files, variables);
-  const desired = await loadComposeReading(
-    files,
-    {
-      project: config.project,
-      environment: environment.name,
-      variables,
-      secretKeys: inputs.secretKeys,
-      secrets: inputs.secrets,
-      policy: config.policy,
-      profiles: environment.profiles,
-      sources,
-      ...(readFile.root ? { repoRoot: readFile.root } : {}),
-      ...(environment.home ? { home: environment.home } : {}),
-    },
-    readFile,
-  );
+  const options = environmentLoadOptions(config, environment, inputs);
+  const sources = await readComposeSources(readFile, files, options.variables);
+  const desired = await loadComposeReading(files, { ...options, sources, ...(readFile.root ? { repoRoot: readFile.root } : {}) }, readFile);
   return { config, environment, desired };
+}
+
+/**
+ * What an environment's entry in berth.yml gives every load of its compose
+ * files — the CLI's from a checkout and the app's from GitHub alike, so the
+ * two never read one file differently.
+ */
+export function environmentLoadOptions(config: BerthConfig, environment: EnvironmentConfig, inputs: EnvironmentSecretInputs): LoadComposeOptions & { variables: Readonly<Record<string, string>> } {
+  // ${HOME} is the same directory as ~ (compose reads both from the user it runs as), unless the environment sets HOME
+  // itself; a PR's .env does not decide it (variables override .env, as compose's shell environment does).
+  const variables = environment.home && !Object.hasOwn(inputs.variables, 'HOME') ? { ...inputs.variables, HOME: environment.home } : inputs.variables;
+  return {
+    project: config.project,
+    environment: environment.name,
+    variables,
+    secretKeys: inputs.secretKeys,
+    secrets: inputs.secrets,
+    policy: config.policy,
+    profiles: environment.profiles,
+    ...(environment.home ? { home: environment.home } : {}),
+  };
 }
 
 /** Repository files read at once for a load (configs' `file:`, copies). */

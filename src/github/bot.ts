@@ -7,7 +7,7 @@ import { ApplyRefusedError, environmentFingerprint, expectedOf, planTargets, pre
 import type { ReconcileOptions } from '../plan/reconcile.js';
 import type { ParseResult } from './commands.js';
 import { helpTable, parseCommands, renderInvalid } from './commands.js';
-import { loadComposeReading } from '../config/load-environment.js';
+import { environmentLoadOptions, loadComposeReading } from '../config/load-environment.js';
 import { environmentSecretInputs, rememberConfigText, secretKeysOf } from '../secrets/environment.js';
 import type { SecretHashes } from '../secrets/vault.js';
 import { readComposeSources } from '../compose/sources.js';
@@ -168,10 +168,11 @@ export class Bot {
     const read = reads.text;
     // Server-side secrets enter as placeholders carrying their keyed hashes: planning never decrypts (secrets/environment.ts).
     const secretInputs = await environmentSecretInputs(config, env, repoName(repo), this.o.secrets);
-    const sources = await readComposeSources(read, inputs, secretInputs.variables);
+    const options = environmentLoadOptions(config, env, secretInputs);
+    const sources = await readComposeSources(read, inputs, options.variables);
     const desired = await loadComposeReading(
       inputs,
-      { project: config.project, environment: env.name, variables: secretInputs.variables, secretKeys: secretInputs.secretKeys, secrets: secretInputs.secrets, policy: config.policy, profiles: env.profiles, sources, repoTree: listingTree(files) },
+      { ...options, sources, repoTree: listingTree(files) },
       read,
       // a bound repository file is copied byte for byte (repository-files.ts)
       reads.bytes,
