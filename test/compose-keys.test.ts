@@ -1127,6 +1127,17 @@ describe('files the compose way', () => {
     expect(md).toMatch(/^> ℹ️ service web has build.*berth does not build images/m);
   });
 
+  it('an unset ${COMPOSE_PROJECT_NAME} is the name the environment\'s objects start with, as docker compose sets it before interpolating (citus, Rocket.Chat)', async () => {
+    const compose = svc('image: citusdata/citus\ncontainer_name: "${COMPOSE_PROJECT_NAME:-citus}_master"\nlabels: {tag: "${COMPOSE_PROJECT_NAME}#db"}');
+    const d = (await loadEnvironment(repo({ 'deploy/compose.yml': compose }, cfg()), 'e')).desired;
+    expect(web(d)).toMatchObject({ containerName: 'p-e_master', labels: { tag: 'p-e#db' } });
+    expect(d.unsetVariables).toBeUndefined();
+    expect(d.notes).toBeUndefined();
+    // set by the environment or the .env: that value, as before (and noted when it is not the project's)
+    expect(web((await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=p\n' }, cfg()), 'e')).desired).containerName).toBe('p_master');
+    expect(web((await loadEnvironment(repo({ 'deploy/compose.yml': compose }, cfg('    variables: {COMPOSE_PROJECT_NAME: other}\n')), 'e')).desired).containerName).toBe('other_master');
+  });
+
   it('COMPOSE_PROJECT_NAME set to another name is noted: a stack that finds its containers by the compose label would find none (mailcow)', async () => {
     const compose = svc('image: mcuadros/ofelia\ncommand: daemon --docker -f label=com.docker.compose.project=${COMPOSE_PROJECT_NAME}');
     const fromDotenv = (await loadEnvironment(repo({ 'deploy/compose.yml': compose, 'deploy/.env': 'COMPOSE_PROJECT_NAME=mailcowdockerized\n' }, cfg()), 'e')).desired;

@@ -194,7 +194,11 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const readFile = (p: string) => sources.get(p);
   // file → variables a plain ${VAR} there used without a value: "" as in docker compose, and a plan warning
   const unset = tracked.unset;
-  const variables = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
+  const variables: Record<string, string> = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
+  // docker compose names the project before it interpolates, so an unset ${COMPOSE_PROJECT_NAME} is the project's
+  // name: here the one every container, network and volume name of the environment starts with (names in model.ts).
+  const composeNameSet = Object.hasOwn(variables, 'COMPOSE_PROJECT_NAME');
+  if (!composeNameSet) variables.COMPOSE_PROJECT_NAME = `${opts.project}-${opts.environment}`;
   const notes: string[] = [];
 
   /** `extended`: the file lends this service to an `extends:` (only it, and what it extends in the file, is built) */
@@ -280,7 +284,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   if (name && name.v !== opts.project) notes.push(`the compose project name "${name.v}" (${name.at.file}:${name.at.line}) is not used: berth names this project "${opts.project}" (from .github/berth.yml)`);
   // Stacks read it to find their own containers (mailcow's scheduler filters on com.docker.compose.project=${COMPOSE_PROJECT_NAME}).
   const composeName = variables.COMPOSE_PROJECT_NAME;
-  if (composeName !== undefined && composeName !== opts.project) {
+  if (composeNameSet && composeName !== opts.project && composeName !== `${opts.project}-${opts.environment}`) {
     const where = Object.hasOwn(opts.variables ?? {}, 'COMPOSE_PROJECT_NAME') ? 'the environment\'s variables' : dotenvPath(files[0]!.path);
     notes.push(`COMPOSE_PROJECT_NAME "${composeName}" (${where}) is not the project's name: berth names this project "${opts.project}" (from .github/berth.yml), and its containers carry io.berth.* labels, not docker compose's com.docker.compose.* ones (a service that finds containers by com.docker.compose.project finds none)`);
   }
