@@ -493,6 +493,18 @@ describe('normalisation', () => {
     expect(service(load('services:\n  web: {image: x, ports: ["8080:80"], deploy: {replicas: 1_0}}\n'), 'web')).toMatchObject({ ports: [{ published: 8080, target: 80 }], replicas: 10 });
   });
 
+  it('a leading zero is octal, as go-yaml reads it; modes follow compose-go: a number is the number, a string is octal digits', () => {
+    const env = service(load('services:\n  bot:\n    image: x\n    environment: {UMASK: 022, NEG: -010, NINE: 09, ZERO: 0, O: 0o17, QUOTED: "022"}\n'), 'bot').environment;
+    expect(env).toEqual({ UMASK: '18', NEG: '-8', NINE: '9', ZERO: '0', O: '15', QUOTED: '022' });
+    const modes = (mode: string) =>
+      service(load(`services:\n  web:\n    image: x\n    configs: [{source: c, target: /c, mode: ${mode}}]\nconfigs:\n  c: {content: hi}\n`), 'web').files![0]!.mode;
+    expect([modes('0440'), modes('"0440"'), modes('0o440'), modes('"0o440"'), modes('0o400'), modes('440'), modes('288')]).toEqual([0o440, 0o440, 0o440, 0o440, 0o400, 440, 0o440]);
+    expect(errorOf(() => modes('"rw-r--r--"')).problem).toBe('mode "rw-r--r--" is not an octal mode');
+    const tmpfs = (mode: string) => service(load(`services:\n  web:\n    image: x\n    volumes: [{type: tmpfs, target: /t, tmpfs: {mode: ${mode}}}]\n`), 'web').volumes[0]!.tmpfsMode;
+    // 1777 without its zero is decimal in docker compose too (0o3361): the sticky mode is 01777
+    expect([tmpfs('01777'), tmpfs('0o1777'), tmpfs('"01777"'), tmpfs('1777'), tmpfs('"1777"'), tmpfs('0700')]).toEqual([0o1777, 0o1777, 0o1777, 1777, 1777, 0o700]);
+  });
+
   it('x- keys inside a service\'s objects are ignored as compose ignores them; in maps whose keys are data they are data', () => {
     const web = service(
       load(

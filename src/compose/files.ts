@@ -54,11 +54,12 @@ export function parseFileSource(kind: FileKind, name: string, raw: unknown): Fil
 }
 
 function parseMode(v: unknown): number {
-  // Compose writes modes in octal (0440). The YAML 1.2 reader gives 0440 as the number 440, so a number whose
-  // digits are all octal digits is read as octal, as written. (A 0o-prefixed mode arrives already converted;
-  // when its decimal value also looks octal, e.g. 0o400 = 256, it is misread: quote it, "0400".)
-  if (typeof v === 'string' && /^(0o?)?[0-7]{1,4}$/.test(v)) return parseInt(v.replace(/^0o/, ''), 8);
-  if (typeof v === 'number' && Number.isInteger(v) && /^[0-7]{1,4}$/.test(String(v))) return parseInt(String(v), 8);
+  // As compose-go reads a file mode: a string is octal digits ("0440"); a number is the number YAML read, and
+  // YAML reads 0440 and 0o440 as octal (yaml.ts), so `mode: 0440` is 0o440 — and `mode: 440`, decimal, is 0o670.
+  if (typeof v === 'string') {
+    if (!/^(0o)?[0-7]{1,5}$/.test(v)) return fail('invalid_value', `mode "${v}" is not an octal mode`, 'write it in octal, e.g. "0440"');
+    v = parseInt(v.replace(/^0o/, ''), 8);
+  }
   const n = asNonNegativeInt(v, 'mode');
   if (n > 0o7777) return fail('invalid_value', `mode ${n} is out of range`, 'write it in octal, e.g. "0440"');
   return n;

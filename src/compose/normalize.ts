@@ -461,11 +461,20 @@ function tmpfsSize(v: unknown): number {
   return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
 }
 
-/** Modes are octal as written (`1777`, `0755`), whether YAML read them as numbers or strings. */
+/**
+ * As compose-go reads tmpfs.mode (a number): the number YAML read — `01777` and `0o1777` are octal there
+ * (yaml.ts) — or a string read the way Go reads a number with its base prefix (`"01777"` octal, `"1777"` decimal,
+ * as docker compose takes it: 1777 is 0o3361, not the sticky 0o1777).
+ */
 function tmpfsMode(v: unknown): number {
-  const s = typeof v === 'number' && Number.isInteger(v) ? String(v) : v;
-  if (typeof s === 'string' && /^0?[0-7]{1,4}$/.test(s)) return parseInt(s, 8);
-  return fail('invalid_value', `tmpfs.mode: invalid mode ${describeValue(v)}`, 'an octal mode such as 1777', ['tmpfs', 'mode']);
+  let n: number | undefined;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) n = v;
+  else if (typeof v === 'string') {
+    const m = /^(?:0o?([0-7]+)|0x([0-9a-fA-F]+)|([1-9][0-9]*|0))$/.exec(v);
+    if (m) n = m[1] !== undefined ? parseInt(m[1], 8) : m[2] !== undefined ? parseInt(m[2], 16) : Number(m[3]);
+  }
+  if (n === undefined || n > 0o7777) return fail('invalid_value', `tmpfs.mode: invalid mode ${describeValue(v)}`, 'an octal mode with its leading zero, such as 01777', ['tmpfs', 'mode']);
+  return n;
 }
 
 // ---------------------------------------------------------------- map-or-list

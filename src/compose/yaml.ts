@@ -34,9 +34,19 @@ function exactInt(value: bigint): number | string {
   return value >= INT64_MIN && value <= UINT64_MAX ? value.toString() : Number(value);
 }
 
-/** Plain decimal integers (`[-+]?[0-9]+`), exact beyond 2^53 (exactInt). */
+/**
+ * Plain integers (`[-+]?[0-9]+`) as go-yaml reads them, exact beyond 2^53 (exactInt): a leading zero makes the
+ * rest octal (`0440` is 288, `UMASK: 022` is 18), as in YAML 1.1, which go-yaml v3 still follows there; a
+ * digit 8 or 9 after it leaves the number decimal (go-yaml falls back to reading it as a float, the same value).
+ */
 function exactDecimal(core: ScalarTag): ScalarTag {
-  return { ...core, resolve: (str: string) => exactInt(BigInt(str)) };
+  return {
+    ...core,
+    resolve: (str: string) => {
+      const octal = /^([-+]?)0([0-7]+)$/.exec(str);
+      return exactInt(octal ? (octal[1] === '-' ? -1n : 1n) * BigInt(`0o${octal[2]}`) : BigInt(str));
+    },
+  };
 }
 
 /**
