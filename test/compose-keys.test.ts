@@ -300,6 +300,21 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\nrestart: never'))).problem).toBe('restart must be one of no, always, on-failure, unless-stopped or on-failure:N, not "never"');
   });
 
+  it('healthcheck timings the engine would refuse are refused at their line: under a millisecond, or beyond Go\'s durations', () => {
+    const hc = (k: string, d: string) => errorOf(() => load(svc(`image: nginx\nhealthcheck:\n  test: [CMD, "true"]\n  ${k}: ${d}`)));
+    for (const k of ['interval', 'timeout', 'start_period', 'start_interval']) {
+      expect(hc(k, '999us')).toMatchObject({ line: 6, problem: `healthcheck.${k} must be 0 or at least 1ms, not "999us" (Docker refuses shorter)` });
+      expect(hc(k, '9999999999h')).toMatchObject({ code: 'bad_duration', problem: `healthcheck.${k}: duration "9999999999h" is longer than docker compose can hold (about 292 years)` });
+    }
+    expect(web(load(svc('image: nginx\nhealthcheck:\n  test: [CMD, "true"]\n  start_interval: 1ms\n  interval: 0s'))).healthcheck).toMatchObject({ intervalMs: 0, startIntervalMs: 1 });
+  });
+
+  it('security_opt seccomp:<file> (Zabbix\'s selenium service) is refused at its line: the engine takes the profile\'s JSON, not a path', () => {
+    const e = errorOf(() => load(svc('image: selenium/standalone-chrome\nsecurity_opt: ["seccomp:./chrome.json"]')));
+    expect(e).toMatchObject({ code: 'unsupported', line: 4, problem: 'security_opt seccomp:./chrome.json: a seccomp profile read from a file is not supported by berth' });
+    expect(web(load(svc('image: x\nsecurity_opt: ["seccomp=unconfined", "no-new-privileges:true"]'))).securityOpt).toEqual(['no-new-privileges:true', 'seccomp=unconfined']);
+  });
+
   it('volume.subpath: a directory inside a named volume, normalised, never leaving it; mounted through the Mounts API and shown in the plan', () => {
     const vols = 'volumes:\n  data: {}\n';
     const mount = (m: string) => web(load(svc(`image: nginx\nvolumes:\n  - {type: volume, source: data, target: /d, volume: ${m}}`, vols))).volumes[0]!;
@@ -349,6 +364,10 @@ describe('service keys reach the spec and the create options', () => {
     expect(hashOf(load(svc('image: nginx\nmac_address: 02:42:ac:11:00:02')))).not.toBe(hashOf(load(svc('image: nginx\nmac_address: 02:42:ac:11:00:03'))));
     // Empty is unset, as in docker compose.
     expect(hashOf(load(svc('image: nginx\nmac_address: ${MAC:-}')))).toBe(hashOf(load(svc('image: nginx'))));
+    // what the engine would take and the container then fail on: a multicast address, one address twice
+    expect(errorOf(() => load(svc('image: nginx\nmac_address: ff:ff:ff:ff:ff:ff'))).problem).toBe('mac_address "ff:ff:ff:ff:ff:ff" is a multicast address');
+    expect(errorOf(() => load(svc('image: nginx\nmac_address: 01:00:5e:00:00:01'))).code).toBe('invalid_value');
+    expect(errorOf(() => load('services:\n  a: {image: nginx, mac_address: "02:42:ac:11:00:02"}\n  b: {image: nginx, networks: {default: {mac_address: "02-42-AC-11-00-02"}}}\n')).problem).toBe('services a and b both use mac_address 02:42:ac:11:00:02');
   });
 
   it('container_name: one replica, one service per name, and the plan uses it', () => {

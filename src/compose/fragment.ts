@@ -613,13 +613,13 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
               h.test = at(p, () => healthTest(v));
               break;
             case 'interval':
-              h.intervalMs = at(p, () => parseDuration(v, 'healthcheck.interval'));
+              h.intervalMs = at(p, () => healthDuration(v, 'healthcheck.interval'));
               break;
             case 'timeout':
-              h.timeoutMs = at(p, () => parseDuration(v, 'healthcheck.timeout'));
+              h.timeoutMs = at(p, () => healthDuration(v, 'healthcheck.timeout'));
               break;
             case 'start_period':
-              h.startPeriodMs = at(p, () => parseDuration(v, 'healthcheck.start_period'));
+              h.startPeriodMs = at(p, () => healthDuration(v, 'healthcheck.start_period'));
               break;
             case 'retries':
               h.retries = at(p, () => asNonNegativeInt(v, 'healthcheck.retries'));
@@ -629,7 +629,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
               break;
             case 'start_interval':
               // Older engines drop it without a word: the apply checks the target's API version before the create (executor.ts).
-              h.startIntervalMs = at(p, () => parseDuration(v, 'healthcheck.start_interval'));
+              h.startIntervalMs = at(p, () => healthDuration(v, 'healthcheck.start_interval'));
               break;
             default:
               throw err('unknown_key', `unknown key "${k}" in healthcheck`, p, didYouMean(k, known) || `known keys: ${known.join(', ')}`);
@@ -1036,6 +1036,13 @@ function dockerObjectName(v: unknown): string {
   const n = scalarString(v, 'name');
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(n)) throw new FieldProblem('invalid_value', `invalid name "${n}"`, 'use letters, digits, "_", "." and "-", starting with a letter or digit');
   return n;
+}
+
+/** A healthcheck timing: 0 (the image's or Docker's default) or at least a millisecond, the least the engine takes. */
+function healthDuration(v: unknown, what: string): number {
+  const ms = parseDuration(v, what);
+  if (ms > 0 && ms < 1) throw new FieldProblem('invalid_value', `${what} must be 0 or at least 1ms, not ${describeValue(v)} (Docker refuses shorter)`);
+  return ms;
 }
 
 function stringMap(v: unknown, what: string): Record<string, string> {

@@ -686,6 +686,7 @@ function validate(m: Merged): void {
     if (other !== undefined) throw error('duplicate_container_name', `services ${other} and ${s.name} both use container_name ${cname}`, cn.at, 'give each service its own container_name');
     containerNames.set(cname, s.name);
   }
+  const macs = new Map<string, string>();
   for (const s of m.services.values()) {
     const onNetwork = [...(s.networkOptions ?? [])].find(([, o]) => o.macAddress);
     if (s.extras.macAddress?.v && onNetwork)
@@ -693,6 +694,9 @@ function validate(m: Merged): void {
     const mac = s.extras.macAddress?.v ? s.extras.macAddress : onNetwork ? { v: onNetwork[1].macAddress!, at: s.networks?.get(onNetwork[0]) ?? s.at } : undefined;
     if (!mac) continue;
     if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has mac_address ${mac.v} and ${s.replicas!.v} replicas`, mac.at, 'one MAC address fits one container: remove mac_address or scale to 1');
+    const other = macs.get(mac.v!);
+    if (other !== undefined) throw error('invalid_value', `services ${other} and ${s.name} both use mac_address ${mac.v}`, mac.at, 'give each container its own MAC address');
+    macs.set(mac.v!, s.name);
     const mode = s.networkMode?.v;
     // Docker refuses a MAC with the host's or another container's network; with none there is no interface to give it to.
     if (mode !== undefined && mode !== 'bridge' && mode !== 'default')

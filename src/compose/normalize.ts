@@ -122,6 +122,8 @@ export function parseDuration(v: unknown, what: string): number {
     if (m[2]) ns += (BigInt(m[2]) * unit) / 10n ** BigInt(m[2].length);
     i = re.lastIndex;
   }
+  // Go's time.Duration (what compose parses into) holds about 292 years; a longer one is an error there too.
+  if (ns > 2n ** 63n - 1n) return fail('bad_duration', `${what}: duration ${describeValue(v)} is longer than docker compose can hold (about 292 years)`, 'use a shorter duration');
   return Number(ns) / 1e6;
 }
 

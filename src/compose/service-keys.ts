@@ -167,6 +167,21 @@ function sysctls(v: unknown): Record<string, string> {
   return sortRecord(out);
 }
 
+/**
+ * security_opt as Docker takes it. `seccomp:<file>` names a profile file that docker compose reads (from the
+ * project directory) and sends as JSON; the engine takes only the JSON or `unconfined`, so the path as written
+ * would fail the create: refused, said where.
+ */
+function securityOpts(v: unknown): string[] {
+  const opts = uniqueSorted(stringList(v, 'security_opt'));
+  for (const o of opts) {
+    const seccomp = /^seccomp[:=](.*)$/s.exec(o);
+    if (seccomp && seccomp[1] !== 'unconfined' && !seccomp[1]!.trimStart().startsWith('{'))
+      fail('unsupported', `security_opt ${o}: a seccomp profile read from a file is not supported by berth`, 'docker compose reads the file and sends its JSON, which berth does not do: remove it to keep the engine\'s default profile, or write seccomp=unconfined (under policy.allow_security_opt in .github/berth.yml)');
+  }
+  return opts;
+}
+
 /** `no-new-privileges` only takes privileges away; every other security option (seccomp, apparmor, label) can loosen confinement. */
 export const isHardeningSecurityOpt = (o: string) => /^no-new-privileges([:=]true)?$/.test(o);
 
@@ -204,6 +219,8 @@ export function macAddress(v: unknown): string | undefined {
   const m = scalarString(v, 'mac_address');
   if (m === '') return undefined;
   if (!/^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$/.test(m)) fail('invalid_value', `mac_address "${m}" is not a MAC address`, 'six hexadecimal octets, e.g. 02:42:ac:11:00:02');
+  // The engine takes it and the container then fails to start: a multicast (or broadcast) address is no interface's.
+  if (parseInt(m.slice(0, 2), 16) & 1) fail('invalid_value', `mac_address "${m}" is a multicast address`, 'an interface needs a unicast address, its first octet even (e.g. 02:42:ac:11:00:02)');
   return m.toLowerCase().replace(/-/g, ':');
 }
 
@@ -289,7 +306,7 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   tmpfs: { field: 'tmpfs', merge: 'map', parse: tmpfs },
   sysctls: { field: 'sysctls', merge: 'map', parse: sysctls },
   pull_policy: { field: 'pullPolicy', merge: 'replace', parse: pullPolicy },
-  security_opt: { field: 'securityOpt', merge: 'set', parse: list('security_opt') },
+  security_opt: { field: 'securityOpt', merge: 'set', parse: securityOpts },
   ipc: { field: 'ipcMode', merge: 'replace', parse: ipcMode },
   cgroup: { field: 'cgroupnsMode', merge: 'replace', parse: (v) => oneOf(v, 'cgroup', ['private', 'host']) },
   // Docker knows one value besides the default: host (outside the engine's userns-remap), governed by the policy.
