@@ -71,7 +71,18 @@ export class ConfigError extends BerthError {
 }
 
 /** A compose file is invalid or uses something berth does not support. */
-export class ComposeError extends BerthError {}
+export class ComposeError extends BerthError {
+  /**
+   * Where the values the problem quotes besides its own line's were written (another line's port, a replicas
+   * count): one built from a secret masks the message as its own line would (compose/taint.ts).
+   */
+  readonly quotes?: readonly { file: string; path: string }[];
+
+  constructor(code: string, problem: string, opts: BerthErrorOptions & { quotes?: readonly { file: string; path: string }[] } = {}) {
+    super(code, problem, opts);
+    if (opts.quotes?.length) this.quotes = opts.quotes;
+  }
+}
 
 export function isBerthError(err: unknown): err is BerthError {
   return err instanceof BerthError;

@@ -74,7 +74,10 @@ export class NeedRepoFiles extends Error {
   }
 }
 
-const error = (code: string, problem: string, at: Loc, hint?: string) => new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}) });
+const error = (code: string, problem: string, at: Loc, hint?: string, quotes: readonly (Loc | undefined)[] = []) => {
+  const quoted = quotes.filter((q): q is Loc => q !== undefined);
+  return new ComposeError(code, problem, { ...at, ...(hint ? { hint } : {}), ...(quoted.length ? { quotes: quoted } : {}) });
+};
 
 /**
  * The desired state, with `secretFields` naming what a secret variable fed.
@@ -681,7 +684,7 @@ function validate(m: Merged): void {
     const cn = s.extras.containerName;
     if (!cn?.v) continue;
     const cname = cn.v;
-    if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has container_name ${cn.v} and ${s.replicas!.v} replicas`, cn.at, 'one name fits one container: remove container_name or scale to 1');
+    if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has container_name ${cn.v} and ${s.replicas!.v} replicas`, cn.at, 'one name fits one container: remove container_name or scale to 1', [s.replicas?.at]);
     const other = containerNames.get(cname);
     if (other !== undefined) throw error('duplicate_container_name', `services ${other} and ${s.name} both use container_name ${cname}`, cn.at, 'give each service its own container_name');
     containerNames.set(cname, s.name);
@@ -693,7 +696,7 @@ function validate(m: Merged): void {
       throw error('invalid_value', `service ${s.name} sets mac_address for the service and for network ${onNetwork[0]}`, s.extras.macAddress.at, 'set it in one place: under the network it is for (the service-wide one is the address on the network the container is created on)');
     const mac = s.extras.macAddress?.v ? s.extras.macAddress : onNetwork ? { v: onNetwork[1].macAddress!, at: s.networks?.get(onNetwork[0]) ?? s.at } : undefined;
     if (!mac) continue;
-    if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has mac_address ${mac.v} and ${s.replicas!.v} replicas`, mac.at, 'one MAC address fits one container: remove mac_address or scale to 1');
+    if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has mac_address ${mac.v} and ${s.replicas!.v} replicas`, mac.at, 'one MAC address fits one container: remove mac_address or scale to 1', [s.replicas?.at]);
     const other = macs.get(mac.v!);
     if (other !== undefined) throw error('invalid_value', `services ${other} and ${s.name} both use mac_address ${mac.v}`, mac.at, 'give each container its own MAC address');
     macs.set(mac.v!, s.name);
@@ -744,6 +747,7 @@ function validate(m: Merged): void {
           `service ${s.name}: deploy.${key}.order is start-first, but the service ${conflict.what} (${conflict.at.file}${conflict.at.line !== undefined ? `:${conflict.at.line}` : ''}), which the old and the new container cannot hold at the same time`,
           r.orderAt ?? r.at,
           'publish the service through a reverse proxy on its network (the proxy keeps the host port; the service only exposes its port), or use order: stop-first (a short outage per replica while the new container starts)',
+          [conflict.at],
         );
     }
   }

@@ -120,7 +120,10 @@ export function maskTaintedError(err: unknown, found: readonly TaintedInput[], s
   // Tainted where it stands, or about a node that holds a tainted one or is held by one: an error is often
   // located at a list's key (`sysctls:`, `include[0]`) while the secret is an item a line below, and its text
   // quotes the item split or cleaned up (`a=b` cut at `=`, `S/..` normalised), which no value search finds.
-  const onTaintedLine = err.line !== undefined && found.some((t) => t.file === err.file && (t.line === err.line || (err.path !== undefined && related(formatPath(t.path), err.path))));
+  // So is one that quotes a value written elsewhere (err.quotes) which a secret built.
+  const onTaintedLine =
+    (err.line !== undefined && found.some((t) => t.file === err.file && (t.line === err.line || (err.path !== undefined && related(formatPath(t.path), err.path))))) ||
+    (err.quotes ?? []).some((q) => isTaintedAt(found, q));
   const text = `${err.problem}\n${err.hint ?? ''}\n${err.message}`;
   const quotes = secretValues.some((v) => v.length >= 3 && spellings(v).some((s) => text.includes(s)));
   const where = {
