@@ -81,6 +81,22 @@ export class Masker {
     this.remember(value);
   }
 
+  /**
+   * What a field a secret fed shows (its raw text, a part of it): remembered like taint() only when it still
+   * carries some of a secret — its letters and digits holding those of a secret value or of a piece of one
+   * (`02:42:ac:…` for `02-42-AC-…`). A field's text that parsing cleaned the secret out of (`image:1/x${S}/..`
+   * is `image:1`) reveals nothing of it, and remembered it would hide that text everywhere else in the plan.
+   */
+  taintDerived(value: string): void {
+    const skeleton = skeletonOf(value);
+    if (!skeleton) return;
+    for (const v of this.values)
+      for (const piece of [v, ...secretPieces(v)]) {
+        const s = skeletonOf(piece);
+        if (s.length >= MIN_DERIVED_SKELETON && skeleton.includes(s)) return this.remember(value);
+      }
+  }
+
   isSecretKey(key: string): boolean {
     return SECRET_PART_RE.test(key) || this.extra.has(key.replace(/^-+/, '').toUpperCase());
   }
@@ -143,7 +159,7 @@ export class Masker {
       if (!m) return m;
       // Keys themselves came from a secret (`- "${S}=x"`): nothing of the map can be shown.
       if (this.fields[spec.name]?.includes(kind)) return Object.keys(m).length ? { [MASK]: MASK } : m;
-      return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.tainted(spec.name, `${kind}.${k}`) ? (this.taint(v), MASK) : this.value(k, v)]));
+      return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.tainted(spec.name, `${kind}.${k}`) ? (this.taintDerived(v), MASK) : this.value(k, v)]));
     };
     const out: Record<string, unknown> = {
       ...spec,
@@ -245,6 +261,11 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
 };
 
 export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Letters and digits, lower case: what survives the clean-ups parsing does (case, separators, quotes). */
+const skeletonOf = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+/** The least of a secret that counts as carried by a derived text (shorter runs occur by chance). */
+const MIN_DERIVED_SKELETON = 4;
 
 /** A secret value's pieces, cut where parsers of paths, URLs and lists cut it (see Masker.withPieces). */
 export const secretPieces = (value: string): string[] => value.split(/[\s:/=@,;?&#|]+/);

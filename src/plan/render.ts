@@ -152,7 +152,7 @@ class Fields {
 
   add(group: number, sub: string, label: string, raw: string, shown = raw): void {
     if (this.tainted(label)) {
-      this.m.taint(raw);
+      this.m.taintDerived(raw);
       shown = MASK;
       // `- "${S}=x"`: the key came from the secret too.
       if (/^(environment|labels)\./.test(label) && this.m.tainted(this.spec!.name, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
@@ -165,7 +165,7 @@ class Fields {
   }
 
   argsOf(label: string, args: readonly string[]): string {
-    if (this.tainted(label)) for (const a of args) this.m.taint(a);
+    if (this.tainted(label)) for (const a of args) this.m.taintDerived(a);
     return argv(this.m.args(args));
   }
 }
@@ -179,12 +179,12 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     if (spec.entrypoint) f.add(G.entrypoint, '', 'entrypoint', JSON.stringify(spec.entrypoint), f.argsOf('entrypoint', spec.entrypoint));
     for (const [k, v] of Object.entries(spec.environment ?? {})) {
       // Keys are secret only when they came from a secret themselves (`- "${S}=x"`).
-      if (f.tainted('environment')) m.taint(k);
+      if (f.tainted('environment')) m.taintDerived(k);
       f.add(G.environment, k, `environment.${k}`, v, m.value(k, v));
     }
     for (const p of spec.ports ?? []) f.item(G.ports, 'ports', formatPort(p));
     for (const v of spec.volumes ?? []) {
-      if (f.tainted('volumes')) for (const part of [v.source, v.target, v.subpath]) if (part) m.taint(part);
+      if (f.tainted('volumes')) for (const part of [v.source, v.target, v.subpath]) if (part) m.taintDerived(part);
       f.item(G.volumes, 'volumes', formatMount(v));
     }
     // Repository files the app copies in place of binds (compose/repository-files.ts); a new content reads in the step's reason.
@@ -193,7 +193,7 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     for (const d of spec.dependsOn ?? []) f.item(G.depends_on, 'depends_on', `${d.service} (${d.condition})`);
     if (spec.healthcheck) healthFields(spec.healthcheck, f);
     for (const [k, v] of Object.entries(spec.labels ?? {})) {
-      if (f.tainted('labels')) m.taint(k);
+      if (f.tainted('labels')) m.taintDerived(k);
       f.add(G.labels, k, `labels.${k}`, v, m.value(k, v));
     }
     if (spec.restart !== undefined) f.add(G.restart, '', 'restart', spec.restart);

@@ -91,7 +91,7 @@ const CASES: Record<string, Case> = {
   // Red team of 2026-12-06: a refusal located at a clean line quoted another line's value, built from the secret and
   // normalised on the way (the MAC lower-cased with colons; the replicas count read as a number).
   startFirstQuotesMac: { files: { 'compose.yml': svc('mac_address: "${DB_PASSWORD}"\ndeploy:\n  update_config:\n    order: start-first') }, secret: '02-42-AC-11-7E-5D', alsoHidden: ['02:42:ac:11:7e:5d', '7e:5d'] },
-  startFirstQuotesPort: { files: { 'compose.yml': svc('ports: ["${DB_PASSWORD}:80"]\ndeploy:\n  update_config:\n    order: start-first') }, secret: '048213', alsoHidden: ['48213'] },
+  startFirstQuotesNormalisedPort: { files: { 'compose.yml': svc('ports: ["${DB_PASSWORD}:80"]\ndeploy:\n  update_config:\n    order: start-first') }, secret: '048213', alsoHidden: ['48213'] },
   replicasQuotedByMac: { files: { 'compose.yml': svc('mac_address: 02:42:ac:11:00:02\ndeploy:\n  replicas: "${DB_PASSWORD}"') }, secret: '0250', alsoHidden: ['250'] },
   replicasQuotedByName: { files: { 'compose.yml': svc('container_name: shop-web\ndeploy:\n  replicas: "${DB_PASSWORD}"') }, secret: '0250', alsoHidden: ['250'] },
 };

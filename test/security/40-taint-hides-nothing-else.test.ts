@@ -1,0 +1,56 @@
+// The masker redacts, besides a secret's values, the text of every field a
+// secret fed, wherever it appears (so free text quoting the field stays
+// masked). A PR author could abuse that: interpolate a secret into a field
+// whose parser cleans the secret out again, leaving any text they like —
+// `subpath: "ghcr.io/evil/miner:1/x${DB_PASSWORD}/.."` is `ghcr.io/evil/miner:1`
+// — and that text was masked everywhere, so the plan hid the image another
+// service deploys from the reviewer (red-team round of 2026-12-06). A field's
+// text is now remembered only while it still carries some of a secret.
+import { describe, expect, it } from 'vitest';
+import { loadCompose } from '../../src/compose/load.js';
+import { secretVariableValues } from '../../src/plan/mask.js';
+import { reconcile } from '../../src/plan/reconcile.js';
+import { planToJson, renderPlanMarkdown, renderPlanText } from '../../src/plan/render.js';
+import { emptyObserved } from '../helpers/simulate.js';
+
+const SECRET = 'h0rse-battery-st4ple';
+
+function outputs(compose: string): string[] {
+  const variables = { DB_PASSWORD: SECRET };
+  const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
+  const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables });
+  const plan = reconcile(desired, emptyObserved('shop', 'staging'));
+  return [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))];
+}
+
+describe('a field a secret fed hides nothing but the secret', () => {
+  it('a subpath that normalises the secret away does not mask the image another service deploys', () => {
+    const compose = [
+      'services:',
+      '  web:',
+      '    image: ghcr.io/evil/miner:1',
+      '  decoy:',
+      '    image: nginx',
+      '    volumes:',
+      '      - {type: volume, source: data, target: /d, volume: {subpath: "ghcr.io/evil/miner:1/x${DB_PASSWORD}/.."}}',
+      'volumes:',
+      '  data: {}',
+      '',
+    ].join('\n');
+    for (const out of outputs(compose)) {
+      expect(out).toContain('ghcr.io/evil/miner:1');
+      expect(out).not.toContain(SECRET);
+    }
+  });
+
+  it('a field that still carries the secret, split or respelled, stays masked, and so does free text quoting it', () => {
+    // the command's words are the secret's pieces (split at its spaces by the command's parser)
+    const compose = 'services:\n  web:\n    image: nginx\n    command: "serve ${DB_PASSWORD}"\n    mac_address: "${MAC}"\n';
+    const variables = { DB_PASSWORD: 'h0rse battery st4ple' };
+    const opts = { secretKeys: ['MAC'] as string[], secretValues: secretVariableValues({ ...variables, MAC: '02-42-AC-11-7E-5D' }, ['MAC']) };
+    const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables: { ...variables, MAC: '02-42-AC-11-7E-5D' }, secretKeys: ['MAC'] });
+    const plan = reconcile(desired, emptyObserved('shop', 'staging'));
+    for (const out of [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))])
+      for (const hidden of ['h0rse', 'battery', 'st4ple', '02:42:ac:11:7e:5d', '02-42-AC']) expect(out, hidden).not.toContain(hidden);
+  });
+});
