@@ -694,12 +694,12 @@ function validate(m: Merged): void {
     const onNetwork = [...(s.networkOptions ?? [])].find(([, o]) => o.macAddress);
     if (s.extras.macAddress?.v && onNetwork)
       throw error('invalid_value', `service ${s.name} sets mac_address for the service and for network ${onNetwork[0]}`, s.extras.macAddress.at, 'set it in one place: under the network it is for (the service-wide one is the address on the network the container is created on)');
-    const mac = s.extras.macAddress?.v ? s.extras.macAddress : onNetwork ? { v: onNetwork[1].macAddress!, at: s.networks?.get(onNetwork[0]) ?? s.at } : undefined;
+    const mac = fixedMac(s);
     if (!mac) continue;
     if ((s.replicas?.v ?? 1) > 1) throw error('invalid_value', `service ${s.name} has mac_address ${mac.v} and ${s.replicas!.v} replicas`, mac.at, 'one MAC address fits one container: remove mac_address or scale to 1', [s.replicas?.at]);
-    const other = macs.get(mac.v!);
+    const other = macs.get(mac.v);
     if (other !== undefined) throw error('invalid_value', `services ${other} and ${s.name} both use mac_address ${mac.v}`, mac.at, 'give each container its own MAC address');
-    macs.set(mac.v!, s.name);
+    macs.set(mac.v, s.name);
     const mode = s.networkMode?.v;
     // Docker refuses a MAC with the host's or another container's network; with none there is no interface to give it to.
     if (mode !== undefined && mode !== 'bridge' && mode !== 'default')
@@ -873,6 +873,13 @@ function startFirstConflict(s: ServiceFragment): { what: string; at: Loc } | und
   if (s.extras.macAddress?.v) return { what: `has the fixed MAC address ${s.extras.macAddress.v}`, at: s.extras.macAddress.at };
   for (const [net, o] of s.networkOptions ?? []) if (o.ipv4Address || o.ipv6Address) return { what: `has the fixed address ${o.ipv4Address ?? o.ipv6Address} on network ${net}`, at: s.networks?.get(net) ?? s.at };
   for (const [net, o] of s.networkOptions ?? []) if (o.macAddress) return { what: `has the fixed MAC address ${o.macAddress} on network ${net}`, at: s.networks?.get(net) ?? s.at };
+  return undefined;
+}
+
+/** The service's MAC address, written for the service or (the first) for one of its networks, and where. */
+function fixedMac(s: ServiceFragment): { v: string; at: Loc } | undefined {
+  if (s.extras.macAddress?.v) return { v: s.extras.macAddress.v, at: s.extras.macAddress.at };
+  for (const [net, o] of s.networkOptions ?? []) if (o.macAddress) return { v: o.macAddress, at: s.networks?.get(net) ?? s.at };
   return undefined;
 }
 

@@ -34,8 +34,8 @@ export function endpointConfig(spec: ServiceSpec, network: string): EndpointSett
   return { Aliases: [spec.name, ...(o?.aliases ?? [])], ...ipam, ...(o?.driverOpts ? { DriverOpts: o.driverOpts } : {}), ...(mac ? { MacAddress: mac } : {}) };
 }
 
-/** The MAC address on the network the container is created on: the service-wide one, or that network's own. */
-const primaryMac = (spec: ServiceSpec) => (spec.networkMode ? spec.macAddress : (spec.networkOptions?.[spec.networks[0] ?? '']?.macAddress ?? spec.macAddress));
+/** The MAC address on the network the container is created on (endpointConfig decides which it is). */
+const primaryMac = (spec: ServiceSpec) => (spec.networkMode || spec.networks[0] === undefined ? spec.macAddress : endpointConfig(spec, spec.networks[0]).MacAddress);
 
 /**
  * Binds that must go through the legacy `Binds` list: only it relabels for
