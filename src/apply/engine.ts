@@ -13,6 +13,8 @@ export interface ContainerIdentity {
   repository?: string;
   /** the spec for the io.berth.config label when it differs from the one created: as planned, with secret placeholders, never values (issue 18) */
   configSpec?: ServiceSpec;
+  /** the fields of the spec a secret fed, for the io.berth.secret-fields label (absent or empty: none) */
+  secretFields?: readonly string[];
 }
 
 /** What a create needs besides the service: where names differ from berth's defaults, and what a recreate carries over. */

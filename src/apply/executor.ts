@@ -183,6 +183,12 @@ async function replayable<T>(call: () => Promise<T>, adopt: () => Promise<{ valu
   }
 }
 
+/** The fields of `service` a secret fed, as the create labels them (the plan masks them on the deployed side later). */
+function secretFieldsOfService(desired: DesiredState, service: string): { secretFields?: readonly string[] } {
+  const fields = desired.secretFields && Object.hasOwn(desired.secretFields, service) ? desired.secretFields[service] : undefined;
+  return fields?.length ? { secretFields: fields } : {};
+}
+
 /** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
 function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[], outsideDns?: boolean): CreateExtras {
   const { networkNames, volumeNames } = indexOf(desired);
@@ -852,7 +858,7 @@ export class Executor {
         const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
         await requireApiFor(engine, svc.spec.name, spec);
         const id = await replayable(
-          () => engine.createContainer(t.containerName!, reveal(spec), { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, configSpec: spec, ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
+          () => engine.createContainer(t.containerName!, reveal(spec), { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, configSpec: spec, ...secretFieldsOfService(desired, spec.name), ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),
           async () => {
             const c = await engine.findContainer(t.containerName!);
             return c?.labels[LABEL.applyId] === applyId ? { value: c.id } : undefined;

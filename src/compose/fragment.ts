@@ -363,7 +363,13 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   const labelsOf = (v: unknown, path: PathSeg[]): Map<string, At<string>> => {
     const out = new Map<string, At<string>>();
     const entries = at(path, () => mapOrList(v, 'labels')).v;
-    entries.forEach(([k, val], i) => out.set(k, { v: val ?? '', at: loc([...path, Array.isArray(v) ? i : k]) }));
+    entries.forEach(([k, val], i) => {
+      const where = [...path, Array.isArray(v) ? i : k];
+      // berth's own labels say what it manages and what it deployed (which fields a secret fed): one a file set
+      // would be overwritten on a container, and could forge the one berth leaves off
+      if (k.toLowerCase().startsWith('io.berth.')) throw err('invalid_value', `label ${JSON.stringify(k)}: labels under io.berth. are berth's own`, where, 'rename the label');
+      out.set(k, { v: val ?? '', at: loc(where) });
+    });
     return out;
   };
   const consumed = new Set<string>();

@@ -16,6 +16,7 @@ export function containerLabels(spec: ServiceSpec, who: ContainerIdentity): Reco
     [LABEL.configHash]: who.configHash,
     [LABEL.config]: JSON.stringify(who.configSpec ?? spec),
     [LABEL.applyId]: who.applyId,
+    ...(who.secretFields?.length ? { [LABEL.secretFields]: JSON.stringify(who.secretFields) } : {}),
     ...(who.repository ? { [LABEL.repository]: who.repository } : {}),
   };
 }

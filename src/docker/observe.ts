@@ -63,6 +63,17 @@ export function parseConfigLabel(raw: string | undefined): ServiceSpec | undefin
   }
 }
 
+/** The io.berth.secret-fields label: a JSON list of field names; anything else is ignored (only berth writes it). */
+export function parseSecretFieldsLabel(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return Array.isArray(v) && v.length && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function containerName(c: Dockerode.ContainerInfo): string | undefined {
@@ -115,6 +126,7 @@ function parseContainer(c: Dockerode.ContainerInfo, networkKey: (dockerName: str
     return undefined;
   }
   const config = parseConfigLabel(labels[LABEL.config]);
+  const configSecretFields = config ? parseSecretFieldsLabel(labels[LABEL.secretFields]) : undefined;
   const networks = new Set<string>();
   for (const [dockerName, info] of Object.entries(c.NetworkSettings?.Networks ?? {})) {
     const key = networkKey(dockerName, info?.NetworkID);
@@ -136,6 +148,7 @@ function parseContainer(c: Dockerode.ContainerInfo, networkKey: (dockerName: str
     replica: replica!,
     configHash: configHash!,
     ...(config ? { config } : {}),
+    ...(configSecretFields ? { configSecretFields } : {}),
     ...(applyId ? { applyId } : {}),
     image: normalizeImageRef(c.Image),
     state: state as ContainerState,

@@ -10,6 +10,11 @@ export const LABEL = {
   configHash: 'io.berth.config-hash',
   /** The normalised service config as JSON, so a plan can diff old vs new fields without the store. */
   config: 'io.berth.config',
+  /**
+   * The fields of that config a secret fed (compose/taint.ts), as a JSON list: the plan masks them on the
+   * deployed side of a diff even once the desired state no longer uses the secret there (or it rotated).
+   */
+  secretFields: 'io.berth.secret-fields',
   applyId: 'io.berth.apply',
   /** owner/name of the repository whose apply created the object: a project on a target belongs to one repository */
   repository: 'io.berth.repository',
@@ -378,6 +383,8 @@ export interface ObservedContainer {
   configHash: string;
   /** parsed io.berth.config label, when present and valid JSON */
   config?: ServiceSpec;
+  /** parsed io.berth.secret-fields label: the fields of `config` a secret fed */
+  configSecretFields?: string[];
   applyId?: string;
   image: string;
   state: ContainerState;

@@ -45,6 +45,8 @@ export class Masker {
    * plan), and a Set answers without looking a service name up as a property of `fields`.
    */
   private readonly taintedServices = new Set<string>();
+  /** spec object → its own secret-derived fields (addSpecFields); keyed by identity, not by service */
+  private readonly specFields = new WeakMap<ServiceSpec, SecretFields>();
 
   constructor(secretKeys: readonly string[] = [], secretValues: readonly string[] = [], secretFields?: SecretFields) {
     this.extra = new Set(secretKeys.map((k) => k.toUpperCase()));
@@ -60,6 +62,15 @@ export class Masker {
     }
   }
 
+  /**
+   * Fields a secret fed in one spec object only: a deployed spec read back from its containers (their
+   * io.berth.secret-fields label). The desired state may no longer feed those fields from a secret, or the
+   * secret has another value now; the deployed side of the diff stays masked all the same.
+   */
+  addSpecFields(spec: ServiceSpec, fields: readonly string[]): void {
+    if (fields.length) this.specFields.set(spec, { [spec.name]: [...fields] });
+  }
+
   /** Whether any field of `service` is secret-derived (false: `tainted` is false for each of its fields). */
   hasTainted(service: string): boolean {
     return this.taintedServices.has(service);
@@ -68,6 +79,21 @@ export class Masker {
   /** Whether `field` (a diff label: `ports`, `environment.X`, `healthcheck.test`) of `service` is secret-derived. */
   tainted(service: string, field: string): boolean {
     return isTaintedField(this.fields, service, field);
+  }
+
+  /** Whether `spec` has secret-derived fields of its own (addSpecFields). */
+  hasOwnFields(spec: ServiceSpec): boolean {
+    return this.specFields.has(spec);
+  }
+
+  /** Whether any field of `spec` is secret-derived: its service's, or its own (addSpecFields). */
+  hasTaintedIn(spec: ServiceSpec): boolean {
+    return this.taintedServices.has(spec.name) || this.specFields.has(spec);
+  }
+
+  /** tainted() for the fields of one spec object: its service's, or its own (addSpecFields). */
+  taintedIn(spec: ServiceSpec, field: string): boolean {
+    return isTaintedField(this.fields, spec.name, field) || isTaintedField(this.specFields.get(spec), spec.name, field);
   }
 
   /** Learns another masker's secret keys and values (not its fields, which are per desired state). */
@@ -158,8 +184,8 @@ export class Masker {
     const maskMap = (kind: 'environment' | 'labels', m: Record<string, string> | undefined) => {
       if (!m) return m;
       // Keys themselves came from a secret (`- "${S}=x"`): nothing of the map can be shown.
-      if (this.fields[spec.name]?.includes(kind)) return Object.keys(m).length ? { [MASK]: MASK } : m;
-      return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.tainted(spec.name, `${kind}.${k}`) ? (this.taintDerived(v), MASK) : this.value(k, v)]));
+      if (this.taintedIn(spec, kind)) return Object.keys(m).length ? { [MASK]: MASK } : m;
+      return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, this.taintedIn(spec, `${kind}.${k}`) ? (this.taintDerived(v), MASK) : this.value(k, v)]));
     };
     const out: Record<string, unknown> = {
       ...spec,
@@ -172,11 +198,11 @@ export class Masker {
       // So is a config's: its content may come from a secret variable (`configs: {c: {environment: DB_PASSWORD}}`).
       ...(spec.files ? { files: spec.files.map((f) => ({ ...f, digest: MASK })) } : {}),
     };
-    for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.tainted(spec.name, field)) out[key] = MASK;
+    for (const [field, key] of Object.entries(SPEC_KEY_OF_FIELD)) if (out[key] !== undefined && this.taintedIn(spec, field)) out[key] = MASK;
     // a network's aliases and addresses are written under networks: too
-    if (out.networkOptions !== undefined && this.tainted(spec.name, 'networks')) out.networkOptions = MASK;
+    if (out.networkOptions !== undefined && this.taintedIn(spec, 'networks')) out.networkOptions = MASK;
     // what deploy: sets besides the fields above
-    if (this.tainted(spec.name, 'deploy')) for (const key of ['rollout', 'deviceRequests', 'restartMaxRetries'] as const) if (out[key] !== undefined) out[key] = MASK;
+    if (this.taintedIn(spec, 'deploy')) for (const key of ['rollout', 'deviceRequests', 'restartMaxRetries'] as const) if (out[key] !== undefined) out[key] = MASK;
     return out as unknown as ServiceSpec;
   }
 

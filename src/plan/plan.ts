@@ -90,6 +90,8 @@ export interface ResourceChange {
   reasons: string[];
   /** for services: the old and new specs to diff field by field */
   before?: ServiceSpec;
+  /** the fields of `before` a secret fed when it was deployed (its containers' io.berth.secret-fields label): masked on that side */
+  beforeSecretFields?: string[];
   after?: ServiceSpec;
   replicasBefore?: number;
   replicasAfter?: number;

@@ -826,7 +826,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     serviceCompleted.set(name, completed);
     if (replicas.some((r) => r.action === 'recreate')) recreated.add(name);
 
-    const before = observedCount ? pickBeforeSpec(replicas.map((r) => r.c).filter(Boolean) as ObservedContainer[], extras) : undefined;
+    const before = observedCount ? pickBefore(replicas.map((r) => r.c).filter(Boolean) as ObservedContainer[], extras) : undefined;
     const touched = reasons.size > 0;
     const replicasBefore = replicas.filter((r) => r.c).length + extras.filter((c) => c.replica > s.spec.replicas).length;
     if (observedCount === 0) changes.push({ kind: 'service', name, action: 'create', reasons: ['missing'], after: s.spec, replicasBefore: 0, replicasAfter: s.spec.replicas });
@@ -839,7 +839,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
         name,
         action: touched ? 'change' : 'unchanged',
         reasons: reasonList,
-        ...(before ? { before } : {}),
+        ...beforeOf(before),
         after: s.spec,
         replicasBefore,
         replicasAfter: s.spec.replicas,
@@ -860,7 +860,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
       const rm = b.add({ key: `rm:${c.id}`, kind: 'RemoveContainer', resource, reason: 'orphan', detail: c.name, group, deps: [stop], target: { service, replica: c.replica, containerId: c.id, containerName: c.name } });
       for (const n of c.networks) leavesNetwork.push({ network: n, node: rm });
     }
-    changes.push({ kind: 'service', name: service, action: 'remove', reasons: ['no longer declared'], ...(cs[0]?.config ? { before: cs[0].config } : {}), replicasBefore: cs.length, replicasAfter: 0 });
+    changes.push({ kind: 'service', name: service, action: 'remove', reasons: ['no longer declared'], ...beforeOf(cs.find((c) => c.config)), replicasBefore: cs.length, replicasAfter: 0 });
   }
 
   // A network is removed only once every container that leaves it has left.
@@ -891,8 +891,14 @@ function kindOrder(k: ResourceChange['kind']): number {
   return k === 'service' ? 0 : k === 'network' ? 1 : 2;
 }
 
-/** The spec the service had before: the first replica's recorded config (labels carry it). */
-function pickBeforeSpec(kept: ObservedContainer[], extras: ObservedContainer[]): ServiceSpec | undefined {
-  for (const c of [...kept, ...extras]) if (c.config) return c.config;
+/** The container whose recorded config (labels carry it) stands for the service as it was: the first replica's that has one. */
+function pickBefore(kept: ObservedContainer[], extras: ObservedContainer[]): ObservedContainer | undefined {
+  for (const c of [...kept, ...extras]) if (c.config) return c;
   return undefined;
+}
+
+/** A change's deployed side, with the fields of it a secret fed. */
+function beforeOf(c: ObservedContainer | undefined): Pick<ResourceChange, 'before' | 'beforeSecretFields'> {
+  if (!c?.config) return {};
+  return { before: c.config, ...(c.configSecretFields?.length ? { beforeSecretFields: c.configSecretFields } : {}) };
 }

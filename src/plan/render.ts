@@ -141,13 +141,13 @@ class Fields {
     /** false: only teach the masker (maskerForSpecs), keep no fields — building them was most of its cost */
     private readonly keep = true,
   ) {
-    this.anyTainted = spec !== undefined && m.hasTainted(spec.name);
+    this.anyTainted = spec !== undefined && m.hasTaintedIn(spec);
   }
 
   // A field a secret variable fed is shown as a mask as a whole, whatever parsing made of the value (compose/taint.ts);
   // its raw text is also remembered, so free text that quotes it (a plan step, a Docker message) is redacted.
   tainted(label: string): boolean {
-    return this.anyTainted && this.m.tainted(this.spec!.name, label);
+    return this.anyTainted && this.m.taintedIn(this.spec!, label);
   }
 
   add(group: number, sub: string, label: string, raw: string, shown = raw): void {
@@ -155,7 +155,7 @@ class Fields {
       this.m.taintDerived(raw);
       shown = MASK;
       // `- "${S}=x"`: the key came from the secret too.
-      if (/^(environment|labels)\./.test(label) && this.m.tainted(this.spec!.name, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
+      if (/^(environment|labels)\./.test(label) && this.m.taintedIn(this.spec!, label.split('.')[0]!)) label = `${label.split('.')[0]}.${MASK}`;
     }
     if (this.keep) this.out.set(`${group}\u0000${sub}`, { group, sub, label, raw, shown });
   }
@@ -312,8 +312,16 @@ function codeBlock(lang: string, lines: readonly string[]): string[] {
  * variable fed, whose shown forms are learnt up front so redaction also covers
  * text no diff shows (plan steps, Docker messages).
  */
-export function maskerForSpecs(specs: readonly (ServiceSpec | undefined)[], secretFields?: SecretFields, secretKeys?: readonly string[], secretValues?: readonly string[]): Masker {
+export function maskerForSpecs(
+  specs: readonly (ServiceSpec | undefined)[],
+  secretFields?: SecretFields,
+  secretKeys?: readonly string[],
+  secretValues?: readonly string[],
+  /** deployed specs with the fields a secret fed when they were deployed (a change's `before`) */
+  deployed: readonly { spec: ServiceSpec; secretFields: readonly string[] }[] = [],
+): Masker {
   const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
+  for (const d of deployed) m.addSpecFields(d.spec, d.secretFields);
   // What a spec teaches the masker depends on its content alone (its name included, which selects its
   // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
   // unchanged service read back from its container) teaches nothing new. Learning is specFields's
@@ -324,7 +332,8 @@ export function maskerForSpecs(specs: readonly (ServiceSpec | undefined)[], secr
     if (!s || seen.has(s)) continue;
     seen.add(s);
     const same = learnt.get(s.name);
-    if (same?.some((x) => sameValue(x, s))) continue;
+    // a deployed spec with fields of its own a secret fed masks (and so teaches) what an equal one may not
+    if (!m.hasOwnFields(s) && same?.some((x) => sameValue(x, s) && !m.hasOwnFields(x))) continue;
     if (same) same.push(s);
     else learnt.set(s.name, [s]);
     specFields(s, undefined, m, false);
@@ -356,7 +365,13 @@ function sameValue(a: unknown, b: unknown): boolean {
 }
 
 function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secretValues?: readonly string[]): Masker {
-  return maskerForSpecs([...plan.changes.flatMap((c) => [c.before, c.after]), ...(plan.desired?.services ?? []).map((s) => s.spec)], plan.desired?.secretFields, secretKeys, [...(secretValues ?? []), ...secretContents(plan.desired)]);
+  return maskerForSpecs(
+    [...plan.changes.flatMap((c) => [c.before, c.after]), ...(plan.desired?.services ?? []).map((s) => s.spec)],
+    plan.desired?.secretFields,
+    secretKeys,
+    [...(secretValues ?? []), ...secretContents(plan.desired)],
+    plan.changes.flatMap((c) => (c.before && c.beforeSecretFields?.length ? [{ spec: c.before, secretFields: c.beforeSecretFields }] : [])),
+  );
 }
 
 const ACTION_ORDER: Record<ResourceChange['action'], number> = { create: 0, change: 1, remove: 2, unchanged: 3 };

@@ -1,0 +1,120 @@
+// The deployed side of a plan's diff is read back from the containers' config
+// label. When a secret fed a field, that field was masked only while the
+// desired state still fed it from a secret: once a PR stopped using the
+// secret there (or removed the service), or the secret rotated to a value the
+// masker no longer knows, the old value showed in the clear (`- environment.X:
+// <old secret>`; red-team round of 2026-12-06, H1). The create now labels the
+// fields a secret fed (io.berth.secret-fields) and the plan masks them on the
+// deployed side whatever the desired state says.
+import type Dockerode from 'dockerode';
+import { describe, expect, it } from 'vitest';
+import { prepareApply } from '../../src/apply/prepare-apply.js';
+import type { Observer } from '../../src/apply/prepare-apply.js';
+import { Executor } from '../../src/apply/executor.js';
+import { Lanes } from '../../src/apply/lanes.js';
+import type { ContainerIdentity } from '../../src/apply/engine.js';
+import { loadCompose } from '../../src/compose/load.js';
+import { containerLabels } from '../../src/docker/create-options.js';
+import { observe } from '../../src/docker/observe.js';
+import { LABEL } from '../../src/model/model.js';
+import type { DesiredState, ServiceSpec } from '../../src/model/model.js';
+import { secretVariableValues } from '../../src/plan/mask.js';
+import { reconcile } from '../../src/plan/reconcile.js';
+import { planToJson, renderPlanMarkdown, renderPlanText } from '../../src/plan/render.js';
+import { FakeEngine, observeFake } from '../helpers/fake-engine.js';
+import { sqliteTestStore } from '../helpers/stores.js';
+
+const OLD = 'Tr0ub4dor-and-3';
+const NEW = 'c0rrect-h0rse-b4ttery';
+
+const load = (compose: string, secret: string): DesiredState =>
+  loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables: { DB_PASSWORD: secret } });
+
+/** Applies `desired` with the executor and returns what each create was told to label, as observe() reads it back from Docker. */
+async function deploy(desired: DesiredState): Promise<Dockerode.ContainerInfo[]> {
+  const ts = await sqliteTestStore();
+  try {
+    const engine = new FakeEngine();
+    const created: Dockerode.ContainerInfo[] = [];
+    const create = engine.createContainer.bind(engine);
+    engine.createContainer = (name: string, spec: ServiceSpec, who: ContainerIdentity, ...rest: [string?]) => {
+      created.push({ Id: `id-${name}`, Names: [`/${name}`], Image: spec.image, State: 'running', Status: '', Labels: containerLabels(spec, who), NetworkSettings: { Networks: {} }, Mounts: [] } as unknown as Dockerode.ContainerInfo);
+      return create(name, spec, who, ...rest);
+    };
+    const observer: Observer = async (_t, project, environment) => observeFake(engine, project, environment, { imageOf: () => 'docker.io/library/nginx:latest' });
+    const secretValues = secretVariableValues({ DB_PASSWORD: OLD });
+    const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt', secretValues });
+    expect(await new Executor({ store: ts.store, engine: () => engine, lanes: new Lanes(), stopPollMs: 0, healthPollMs: 5 }).run(applyId)).toBe('completed');
+    return created;
+  } finally {
+    await ts.dispose();
+  }
+}
+
+async function observed(containers: Dockerode.ContainerInfo[]) {
+  const docker = {
+    listContainers: async () => containers,
+    listNetworks: async () => [],
+    listVolumes: async () => ({ Volumes: [], Warnings: null }),
+  } as unknown as Dockerode;
+  return (await observe(docker, 'shop', 'staging')).observed;
+}
+
+function outputs(desired: DesiredState, containers: Awaited<ReturnType<typeof observed>>, secret: string): string[] {
+  const plan = reconcile(desired, containers);
+  const opts = { secretKeys: [] as string[], secretValues: secretVariableValues({ DB_PASSWORD: secret }) };
+  return [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))];
+}
+
+const DEPLOYED = [
+  'services:',
+  '  web:',
+  '    image: nginx',
+  '    environment:',
+  '      GREETING: "hello ${DB_PASSWORD}"',
+  '      MODE: blue',
+  '    command: ["serve", "${DB_PASSWORD}"]',
+  '  worker:',
+  '    image: nginx',
+  '    hostname: "w-${DB_PASSWORD}"',
+  '    working_dir: "/srv/${DB_PASSWORD}"',
+  '',
+].join('\n');
+
+describe('the deployed side of a diff keeps what a secret fed masked', () => {
+  it('labels each created container with the fields a secret fed', async () => {
+    const created = await deploy(load(DEPLOYED, OLD));
+    const web = created.find((c) => c.Labels[LABEL.service] === 'web')!;
+    expect(JSON.parse(web.Labels[LABEL.secretFields]!)).toEqual(expect.arrayContaining(['environment.GREETING', 'command']));
+    const worker = created.find((c) => c.Labels[LABEL.service] === 'worker')!;
+    expect(JSON.parse(worker.Labels[LABEL.secretFields]!)).toEqual(expect.arrayContaining(['hostname', 'working_dir']));
+  });
+
+  it('after the secret rotated and the PR stopped using it, or removed the service, the old value stays masked', async () => {
+    const before = await observed(await deploy(load(DEPLOYED, OLD)));
+    expect(before.containers.find((c) => c.service === 'web')!.configSecretFields).toEqual(expect.arrayContaining(['environment.GREETING', 'command']));
+    // web: the greeting and the command no longer come from the secret; worker: removed; the secret has a new value
+    const next = ['services:', '  web:', '    image: nginx', '    environment:', '      GREETING: "hello world"', '      MODE: green', '    command: ["serve"]', ''].join('\n');
+    for (const out of outputs(load(next, NEW), before, NEW)) {
+      expect(out).not.toContain(OLD);
+      expect(out).not.toMatch(/w-Tr0ub/i);
+      // what was never a secret's still shows, on both sides
+      expect(out).toContain('blue');
+      expect(out).toContain('green');
+      expect(out).toContain('hello world');
+    }
+    const md = outputs(load(next, NEW), before, NEW)[1]!;
+    expect(md).toMatch(/- environment\.GREETING: ••••••/);
+    expect(md).toMatch(/\+ environment\.GREETING: hello world/);
+    expect(md).toMatch(/- working_dir: ••••••/);
+  });
+
+  it('a compose file cannot write the label (nor any io.berth. label) itself', () => {
+    for (const labels of ['      io.berth.secret-fields: "[]"', '      - "IO.BERTH.repository=acme/other"'])
+      expect(() => load(['services:', '  web:', '    image: nginx', '    labels:', labels, ''].join('\n'), OLD), labels).toThrow(/compose\.yml:5: .*labels under io\.berth\. are berth's own/);
+    // a key from a secret: refused all the same, without quoting it
+    const fromSecret = () => load(['services:', '  web:', '    image: nginx', '    labels:', '      - "${DB_PASSWORD}=x"', ''].join('\n'), 'io.berth.config');
+    expect(fromSecret).toThrow(/compose\.yml:5: .*derived from a secret variable is invalid/);
+    expect(fromSecret).not.toThrow(/io\.berth\.config/);
+  });
+});
