@@ -321,7 +321,12 @@ export function maskerForSpecs(
   deployed: readonly { spec: ServiceSpec; secretFields: readonly string[] }[] = [],
 ): Masker {
   const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
-  for (const d of deployed) m.addSpecFields(d.spec, d.secretFields);
+  for (const d of deployed) {
+    m.addSpecFields(d.spec, d.secretFields);
+    // The deployed container still carries the name a secret made (the steps that stop, rename and remove it show
+    // it), and that secret may have another value now: the name is remembered whole, as no secret piece finds it.
+    if (d.spec.containerName && m.taintedIn(d.spec, 'container_name')) m.taint(d.spec.containerName);
+  }
   // What a spec teaches the masker depends on its content alone (its name included, which selects its
   // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
   // unchanged service read back from its container) teaches nothing new. Learning is specFields's

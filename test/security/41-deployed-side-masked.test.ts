@@ -109,6 +109,14 @@ describe('the deployed side of a diff keeps what a secret fed masked', () => {
     expect(md).toMatch(/- working_dir: ••••••/);
   });
 
+  it("a container name a secret fed is masked in the steps that stop, rename and remove the deployed container", async () => {
+    const deployed = ['services:', '  web:', '    image: nginx', '    container_name: "app-${DB_PASSWORD}"', ''].join('\n');
+    const before = await observed(await deploy(load(deployed, OLD)));
+    expect(before.containers[0]!.name).toBe(`app-${OLD}`);
+    for (const next of [['services:', '  web:', '    image: nginx', '    container_name: app-plain', ''], ['services:', '  api:', '    image: nginx', '']])
+      for (const out of outputs(load(next.join('\n'), NEW), before, NEW)) expect(out).not.toContain(OLD);
+  });
+
   it('a compose file cannot write the label (nor any io.berth. label) itself', () => {
     for (const labels of ['      io.berth.secret-fields: "[]"', '      - "IO.BERTH.repository=acme/other"'])
       expect(() => load(['services:', '  web:', '    image: nginx', '    labels:', labels, ''].join('\n'), OLD), labels).toThrow(/compose\.yml:5: .*labels under io\.berth\. are berth's own/);
