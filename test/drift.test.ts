@@ -13,6 +13,8 @@ import { computeDrift, driftReport, DriftReconciler, movedTags, normalizeContain
 import type { ApplyPayload } from '../src/apply/executor.js';
 import type { DesiredState } from '../src/model/model.js';
 import { LABEL } from '../src/model/model.js';
+import { MASK } from '../src/plan/mask.js';
+import { outText } from '../src/text/outbound.js';
 import { openStore } from '../src/store/open.js';
 import type { ContainerRow, Store } from '../src/store/store.js';
 import { countingStore } from './helpers/counting-store.js';
@@ -291,6 +293,18 @@ function reconcilerRules(open: () => Promise<TestStore>) {
     const after = byId(await store.listContainers('local'));
     expect(after.get('placeholder-1')!.state).toBe('missing');
     expect(after.get(inflightLive.Id)).toMatchObject({ state: 'created', applyId: running });
+  });
+
+  it('a container name a secret made (its io.berth.secret-fields label says so) is masked on every outbound channel from the first tick', async () => {
+    const done = await newApply(store);
+    const named = managed(done, 'web', 1, { name: 'app-Kq7-rotated-away' });
+    named.Labels[LABEL.secretFields] = JSON.stringify(['container_name', 'environment.X']);
+    const plain = managed(done, 'api', 1);
+    const { docker } = fakeDocker(() => [named, plain]);
+    const { r } = reconciler(docker);
+    ok(await r.tick('local'));
+    expect(outText('container app-Kq7-rotated-away is gone')).toBe(`container ${MASK} is gone`);
+    expect(outText("container shop-staging-api-1 is gone")).toBe("container shop-staging-api-1 is gone");
   });
 
   it('never overwrites the apply id the executor wrote', async () => {

@@ -13,6 +13,8 @@
 // never flip live rows to `missing`.
 import type Dockerode from 'dockerode';
 import { parsePayload } from '../apply/executor.js';
+import { parseSecretFieldsLabel } from '../docker/observe.js';
+import { OUT } from '../text/outbound.js';
 import type { Metrics } from '../server/metrics.js';
 import { LABEL, names } from '../model/model.js';
 import type { DesiredState } from '../model/model.js';
@@ -198,6 +200,9 @@ function classify(c: Dockerode.ContainerInfo): Classified {
     ...(service ? { service } : {}),
     applyId,
   };
+  // A name a secret made (container_name, says the label the create wrote): every line that names the container
+  // (a vanished row, a forged one) leaves through the masked channels, which now know it, whatever value the secret has now.
+  if (name && parseSecretFieldsLabel(labels[LABEL.secretFields])?.includes('container_name')) OUT.taint(name);
   if (problems.length) return { kind: 'invalid', applyId, why: `container ${name ?? '?'} (${c.Id.slice(0, 12)}): ${problems.join(', ')}; not indexed`, refused };
   return { kind: 'ok', c: { id: c.Id, name: name!, project, environment: environment!, service: service!, replica: replica!, configHash: configHash!, state: state!, applyId } };
 }
