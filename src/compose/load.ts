@@ -17,7 +17,7 @@ import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, t
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { isTaintedAt, isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
-import { parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
+import { formatPath, parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
 import { MAX_FILE_BYTES, MAX_SHIPPED_BYTES, MAX_SHIPPED_FILES, MAX_UPLOADED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
 
 export interface ComposeFile {
@@ -93,19 +93,37 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
   const secret = secretVariable(opts.secretKeys);
   const found: TaintedInput[] = [];
   const unset = new Map<string, Set<string>>();
+  let loaded: DesiredState;
   try {
     const textOf = (file: string) => files.find((f) => f.path === file || posix.normalize(f.path) === file)?.text ?? opts.sources?.get(file);
     const desired = withUnsetNamed(() => loadTracked(files, opts, { secret, found, unset }), unset, textOf);
     refuseForgedPlaceholders(desired, opts.variables ?? {}, files[0]!.path);
     refuseMisplacedPlaceholders(desired, files[0]!.path);
     const secretFields = secretFieldsOf(found);
-    return Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
+    loaded = Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
   } catch (e) {
     const values = Object.entries(opts.variables ?? {})
       .filter(([k]) => secret(k))
       .map(([, v]) => v);
     throw maskTaintedError(e, found, values);
   }
+  refuseSecretReplicaCounts(found);
+  return loaded;
+}
+
+/**
+ * A replica count a secret variable fed cannot be masked: the plan has one step per replica (`service:web:3`)
+ * and counts them. Refused at its line; the message quotes nothing of the value.
+ */
+function refuseSecretReplicaCounts(found: readonly TaintedInput[]): void {
+  const t = found.find((x) => x.path[0] === 'services' && (x.path[2] === 'scale' || (x.path[2] === 'deploy' && x.path[3] === 'replicas')));
+  if (t)
+    throw new ComposeError('invalid_value', 'a replica count cannot come from a secret variable (the plan shows one step per replica, so the count would show)', {
+      file: t.file,
+      path: formatPath(t.path),
+      ...(t.line !== undefined ? { line: t.line } : {}),
+      hint: 'write the number in the compose file, or take it from a variable that is not secret',
+    });
 }
 
 /**
