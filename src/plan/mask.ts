@@ -37,6 +37,12 @@ export class Masker {
   private readonly seen = new Set<string>();
   /** the secret values as they were given (seen holds their shown and escaped forms too) */
   private readonly values = new Set<string>();
+  /**
+   * Texts remembered because a secret fed them (taintDerived): redacted like the values, but never a secret a
+   * later text is judged against — or the text a PR author wrote next to a secret (a command's other word, a
+   * path's other part) would, once remembered, make any text holding it count as secret too.
+   */
+  private readonly derived = new Set<string>();
   private pattern: RegExp | undefined;
   /** null prototype: a service named `constructor` or `toString` must not find Object.prototype's member */
   private readonly fields: SecretFields = Object.create(null) as SecretFields;
@@ -100,6 +106,7 @@ export class Masker {
   absorb(other: Masker): void {
     for (const k of other.extra) this.extra.add(k);
     for (const v of other.values) this.remember(v);
+    for (const v of other.derived) this.remember(v, true);
   }
 
   /** A value derived from a secret: redacted from free text wherever it appears (second line of defence). */
@@ -115,12 +122,18 @@ export class Masker {
    */
   taintDerived(value: string): void {
     const skeleton = skeletonOf(value);
-    if (!skeleton) return;
-    for (const v of this.values)
-      for (const piece of [v, ...secretPieces(v)]) {
+    if (!skeleton || this.derived.has(value) || this.values.has(value)) return;
+    for (const v of this.values) {
+      // the whole secret, respelled (`02:42:ac:…` for `02-42-AC-…`, a lower-cased image name)
+      const whole = skeletonOf(v);
+      if (whole.length >= MIN_DERIVED_SKELETON && skeleton.includes(whole)) return this.remember(value, true);
+      // or one of its pieces (a word of a command split at the secret's spaces), when the piece is most of the
+      // text: a port or a word that is also in a secret (`5432` of a database URL) does not make `ghcr.io/…:5432` secret
+      for (const piece of secretPieces(v)) {
         const s = skeletonOf(piece);
-        if (s.length >= MIN_DERIVED_SKELETON && skeleton.includes(s)) return this.remember(value);
+        if (s.length >= MIN_DERIVED_SKELETON && s.length * 2 >= skeleton.length && skeleton.includes(s)) return this.remember(value, true);
       }
+    }
   }
 
   isSecretKey(key: string): boolean {
@@ -246,8 +259,9 @@ export class Masker {
     return this;
   }
 
-  private remember(value: string): void {
-    this.values.add(value);
+  private remember(value: string, derived = false): void {
+    if (derived) this.derived.add(value);
+    else this.values.add(value);
     // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
     // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
     // and as a code span or block shows it, its control and invisible characters written as escapes.

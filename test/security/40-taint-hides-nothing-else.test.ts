@@ -5,7 +5,9 @@
 // `subpath: "ghcr.io/evil/miner:1/x${DB_PASSWORD}/.."` is `ghcr.io/evil/miner:1`
 // — and that text was masked everywhere, so the plan hid the image another
 // service deploys from the reviewer (red-team round of 2026-12-06). A field's
-// text is now remembered only while it still carries some of a secret.
+// text is now remembered only while it still carries some of a secret —
+// judged against the secrets alone, never against text remembered before, and
+// a piece of a secret only when it is most of the text (red-team round 5).
 import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../../src/compose/load.js';
 import { secretVariableValues } from '../../src/plan/mask.js';
@@ -52,5 +54,49 @@ describe('a field a secret fed hides nothing but the secret', () => {
     const plan = reconcile(desired, emptyObserved('shop', 'staging'));
     for (const out of [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))])
       for (const hidden of ['h0rse', 'battery', 'st4ple', '02:42:ac:11:7e:5d', '02-42-AC']) expect(out, hidden).not.toContain(hidden);
+  });
+
+  it('(red-team round 5) a command argument next to the secret does not mask the image another service deploys', () => {
+    const compose = [
+      'services:',
+      '  web:',
+      '    image: ghcr.io/evil/miner:1',
+      '  decoy:',
+      '    image: nginx',
+      '    command: ["ghcr.io/evil/miner:1", "${DB_PASSWORD}"]',
+      '',
+    ].join('\n');
+    const [text, md, json] = outputs(compose);
+    for (const out of [text!, md!, json!]) {
+      expect(out).not.toContain(SECRET);
+      expect(out).toContain('ghcr.io/evil/miner:1');
+    }
+    // the reviewer must see what web deploys, in its diff and its pull step
+    expect(md).toMatch(/\+ image: ghcr\.io\/evil\/miner:1/);
+    expect(md).toMatch(/image:ghcr\.io\/evil\/miner:1, EnsureImage/);
+  });
+
+  it('(red-team round 5) a subpath cleaned of the secret does not mask an image holding a guessable piece of it (the port of a database URL)', () => {
+    const variables = { DB_PASSWORD: 'postgres://app:Tr0ub4dor@db:5432/app' };
+    const compose = [
+      'services:',
+      '  web:',
+      '    image: ghcr.io/evil/miner:5432',
+      '  decoy:',
+      '    image: nginx',
+      '    volumes:',
+      '      - {type: volume, source: data, target: /d, volume: {subpath: "ghcr.io/evil/miner:5432/x${DB_PASSWORD}/../../.."}}',
+      'volumes:',
+      '  data: {}',
+      '',
+    ].join('\n');
+    const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
+    const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables });
+    const plan = reconcile(desired, emptyObserved('shop', 'staging'));
+    const md = renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts });
+    expect(md).not.toContain('Tr0ub4dor');
+    expect(md).toMatch(/\+ image: ghcr\.io\/evil\/miner:5432/);
+    // nor the volume's own key ("data"), which nothing secret fed
+    expect(md).toMatch(/volume <code>data<\/code>/);
   });
 });
