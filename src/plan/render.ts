@@ -7,7 +7,7 @@
 // values never appear: see mask.ts.
 import { escapeMarkdown, sanitizeLine } from '../text/escape.js';
 import { MASK, Masker, secretContents } from './mask.js';
-import type { SecretFields } from '../compose/taint.js';
+import { isTaintedField, type SecretFields } from '../compose/taint.js';
 import type { Healthcheck, Mount, PortBinding, ServiceNetwork, ServiceSpec, UnsetVariables } from '../model/model.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { DRAIN_MS, isEmpty, nodeLine, summarize } from './plan.js';
@@ -321,12 +321,10 @@ export function maskerForSpecs(
   deployed: readonly { spec: ServiceSpec; secretFields: readonly string[] }[] = [],
 ): Masker {
   const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
-  for (const d of deployed) {
-    m.addSpecFields(d.spec, d.secretFields);
-    // The deployed container still carries the name a secret made (the steps that stop, rename and remove it show
-    // it), and that secret may have another value now: the name is remembered whole, as no secret piece finds it.
-    if (d.spec.containerName && m.taintedIn(d.spec, 'container_name')) m.taint(d.spec.containerName);
-  }
+  for (const d of deployed) m.addSpecFields(d.spec, d.secretFields);
+  // The deployed containers still carry the names a secret made (the steps that stop, rename and remove them
+  // show them), and that secret may have another value now: each name is remembered whole.
+  for (const name of secretMadeNames(deployed.map((d) => ({ before: d.spec, beforeSecretFields: [...d.secretFields] })))) m.taint(name);
   // What a spec teaches the masker depends on its content alone (its name included, which selects its
   // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
   // unchanged service read back from its container) teaches nothing new. Learning is specFields's
@@ -344,6 +342,11 @@ export function maskerForSpecs(
     specFields(s, undefined, m, false);
   }
   return m;
+}
+
+/** The names of deployed containers a secret made: a change's deployed spec whose container_name a secret fed (its io.berth.secret-fields label). */
+export function secretMadeNames(changes: readonly Pick<ResourceChange, 'before' | 'beforeSecretFields'>[]): string[] {
+  return changes.flatMap((c) => (c.before?.containerName && c.beforeSecretFields && isTaintedField({ [c.before.name]: c.beforeSecretFields }, c.before.name, 'container_name') ? [c.before.containerName] : []));
 }
 
 /** Equal as JSON data (key order aside, an undefined property as an absent one). */

@@ -10,7 +10,7 @@ import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { prepareApply } from '../../src/apply/prepare-apply.js';
 import type { Observer } from '../../src/apply/prepare-apply.js';
-import { Executor } from '../../src/apply/executor.js';
+import { Executor, parsePayload, redactError } from '../../src/apply/executor.js';
 import { Lanes } from '../../src/apply/lanes.js';
 import type { ContainerIdentity } from '../../src/apply/engine.js';
 import { loadCompose } from '../../src/compose/load.js';
@@ -115,6 +115,23 @@ describe('the deployed side of a diff keeps what a secret fed masked', () => {
     expect(before.containers[0]!.name).toBe(`app-${OLD}`);
     for (const next of [['services:', '  web:', '    image: nginx', '    container_name: app-plain', ''], ['services:', '  api:', '    image: nginx', '']])
       for (const out of outputs(load(next.join('\n'), NEW), before, NEW)) expect(out).not.toContain(OLD);
+  });
+
+  it('a Docker message quoting the deployed container a secret named is stored masked by the apply that stops it', async () => {
+    const deployed = ['services:', '  web:', '    image: nginx', '    container_name: "app-${DB_PASSWORD}"', ''].join('\n');
+    const before = await observed(await deploy(load(deployed, OLD)));
+    const ts = await sqliteTestStore();
+    try {
+      const observer: Observer = async () => before;
+      const desired = load(['services:', '  web:', '    image: nginx', ''].join('\n'), NEW);
+      const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt', secretValues: secretVariableValues({ DB_PASSWORD: NEW }) });
+      const payload = parsePayload((await ts.store.getApply(applyId))!.desiredJson);
+      const stored = redactError(`Error response from daemon: Cannot kill container: app-${OLD}: container app-${OLD} is not running`, payload);
+      expect(stored).not.toContain(OLD);
+      expect(stored).toContain('Cannot kill container');
+    } finally {
+      await ts.dispose();
+    }
   });
 
   it('a compose file cannot write the label (nor any io.berth. label) itself', () => {
