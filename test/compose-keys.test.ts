@@ -762,13 +762,15 @@ describe('files the compose way', () => {
     // an included file's own paths stay its own
     expect(spec('db').environment).toEqual({ DB: 'own-dir' });
     expect(spec('job').environment).toEqual({ BASE: 'a' });
-    // the app reads the same files at the PR head (and, with no checkout on the target, refuses the bind of a
-    // repository path the commit does not hold: compose would create it on the host, for data)
+    // the app reads the same files at the PR head (and, with no checkout on the target, keeps a repository path
+    // the commit does not hold in a volume: compose would create it on the host, for data)
     const viaGitHub = (over: string) => viaApp({ ...files, 'b/over.yml': over }, config);
     const app = await viaGitHub(files['b/over.yml'].replace('    volumes: [./data:/data]\n', ''));
     expect(app.services.find((x) => x.spec.name === 's')!.spec.environment).toEqual({ A: 'from-a' });
     expect(app.services.find((x) => x.spec.name === 'db')!.spec.environment).toEqual({ DB: 'own-dir' });
-    await expect(viaGitHub(files['b/over.yml'])).rejects.toMatchObject({ code: 'repository_bind_missing', file: 'b/over.yml', line: 5 });
+    const kept = await viaGitHub(files['b/over.yml']);
+    expect(kept.services.find((x) => x.spec.name === 's')!.spec.volumes).toEqual([{ type: 'volume', source: 'a_data', target: '/data', readOnly: false, noCopy: true }]);
+    expect(kept.volumes.map((v) => v.spec.name)).toEqual(['a_data']);
     // …and copies one it holds, from the first file's directory as docker compose binds it
     const copied = await viaApp({ ...files, 'a/data/seed.sql': 'select 1;\n' }, config);
     expect(copied.services.find((x) => x.spec.name === 's')!.spec.files).toMatchObject([{ kind: 'file', source: 'a/data/seed.sql', target: '/data/seed.sql' }]);
@@ -838,10 +840,10 @@ describe('files the compose way', () => {
         (e: unknown) => e as { code: string; line: number; message: string; hint: string },
       );
     };
-    // not in the repository: docker compose would create an empty host directory, for data
-    expect(await refusal('./pgdata:/var/lib/postgresql/data')).toMatchObject({ code: 'repository_bind_missing', line: 5, hint: expect.stringContaining('named volume') });
-    // a directory git keeps only with a .gitkeep is for data too: a copy would lose what is written there
-    expect(await refusal('./data:/var/lib/mysql')).toMatchObject({ code: 'repository_bind_data', line: 5 });
+    // not in the repository, read-only (a directory not committed, which the container could not fill either)
+    expect(await refusal('./pgdata:/var/lib/postgresql/data:ro')).toMatchObject({ code: 'repository_bind_missing', line: 5, hint: expect.stringContaining('named volume') });
+    // not in the repository and named like a file: a file not committed (compose would make a directory of it)
+    expect(await refusal('./nginx.local.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind_missing', line: 5 });
     expect(await refusal('../../outside:/run/x')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('leaves the repository') });
     expect(await refusal('./link.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a symbolic link') });
     // not text: copied byte for byte all the same (a favicon, a GeoIP database)
@@ -862,6 +864,45 @@ describe('files the compose way', () => {
     expect(partial).toMatchObject({ code: 'repository_bind_missing', line: 5, message: expect.stringContaining('GitHub listed the repository only in part') });
     const single = await viaApp(bind('./nginx.conf:/etc/nginx/nginx.conf'), cfg(), [], new PartialListing(['deploy/compose.yml']));
     expect(web(single).files).toMatchObject([{ kind: 'file', source: 'deploy/nginx.conf', mode: 0o644 }]);
+  });
+
+  it('a writable bind of a directory the commit does not hold (or holds only a .gitkeep of) is kept in a volume of the environment, as docker compose keeps data in the directory it creates', async () => {
+    const files = {
+      'deploy/data/.gitkeep': '',
+      'deploy/compose.yml': [
+        'services:',
+        '  db:',
+        '    image: postgres',
+        '    volumes: ["./pgdata:/var/lib/postgresql/data", "./data:/var/lib/mysql:z"]',
+        '  backup:',
+        '    image: busybox',
+        '    volumes: ["./pgdata/:/backup/src:ro", "./dumps/:/dumps", "./meili_data_v1.35.1:/meili"]',
+        '',
+      ].join('\n'),
+    };
+    const d = await viaApp(files, cfg());
+    const db = d.services.find((s) => s.spec.name === 'db')!.spec;
+    expect(db.volumes).toEqual([
+      { type: 'volume', source: 'deploy_data', target: '/var/lib/mysql', readOnly: false, noCopy: true },
+      { type: 'volume', source: 'deploy_pgdata', target: '/var/lib/postgresql/data', readOnly: false, noCopy: true },
+    ]);
+    // the same path is the same volume, as it would be the same host directory
+    // (read-only too, when a service writes it: one container writes certificates, others read them); a
+    // version-numbered directory is a directory, not a file named `….1`
+    expect(d.services.find((s) => s.spec.name === 'backup')!.spec.volumes.map((v) => `${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`).sort()).toEqual(['deploy_dumps:/dumps', 'deploy_meili_data_v1.35.1:/meili', 'deploy_pgdata:/backup/src:ro']);
+    expect(d.volumes.map((v) => v.spec.name).sort()).toEqual(['deploy_data', 'deploy_dumps', 'deploy_meili_data_v1.35.1', 'deploy_pgdata']);
+    expect(db.files).toBeUndefined();
+    expect(d.notes!.join('\n')).toContain('service db: ./pgdata → volume deploy_pgdata at /var/lib/postgresql/data, ./data → volume deploy_data at /var/lib/mysql: directories the repository does not hold at this commit');
+    // the plan creates the volumes (never removed by berth) and mounts them without the image's content
+    const plan = reconcile(d, { project: 'p', environment: 'e', containers: [], networks: [], volumes: [] });
+    expect(plan.nodes.filter((n) => n.kind === 'CreateVolume').map((n) => n.target.volume).sort()).toEqual(['deploy_data', 'deploy_dumps', 'deploy_meili_data_v1.35.1', 'deploy_pgdata']);
+    const created = create(db);
+    expect(created.HostConfig.Mounts).toContainEqual({ Type: 'volume', Target: '/var/lib/postgresql/data', ReadOnly: false, Source: 'p-e_deploy_pgdata', VolumeOptions: { NoCopy: true } });
+    // one inside another would not nest as host directories do; a declared volume of that name is not taken over
+    const nested = { 'deploy/compose.yml': svc('image: nginx\nvolumes: ["./data:/data", "./data/cache:/cache"]') };
+    expect(await viaApp(nested, cfg()).catch((e: unknown) => e)).toMatchObject({ code: "repository_bind_missing", line: 4, message: expect.stringContaining('one inside the other') });
+    const declared = { 'deploy/compose.yml': svc('image: nginx\nvolumes: ["./pgdata:/data"]', 'volumes:\n  deploy_pgdata: {}\n') };
+    expect(await viaApp(declared, cfg()).catch((e: unknown) => e)).toMatchObject({ code: "repository_bind_missing", line: 4, message: expect.stringContaining('is already declared under volumes:') });
   });
 
   it('copies as docker compose mounts: a deeper bind wins its files, a mount inside a copied directory hides that part, files counted once per environment', async () => {

@@ -343,7 +343,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   for (const s of merged.services.values())
     if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
   for (const s of merged.services.values()) if (s.build) notes.push(`service ${s.name} has build: (${s.build.file}:${s.build.line}); berth does not build images, it deploys ${s.image!.v} (build and push it in CI)`);
-  const shipped = opts.repoTree ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (m) => isTaintedAt(taint.found, m.at)) : new Map<string, ShippedFile[]>();
+  const shipped = opts.repoTree ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (m) => isTaintedAt(taint.found, m.at), merged.volumes) : new Map<string, ShippedFile[]>();
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
     checkVolumeOptions(merged.volumes.values(), opts.policy);

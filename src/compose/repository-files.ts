@@ -2,13 +2,16 @@
 // app deploys: it reads the repository from GitHub and there is no checkout on
 // the target to mount, so the file, or every file of the directory, byte for
 // byte as the commit holds it, is copied into the container before it starts, as configs
-// are (never written to the host's disk). A path the commit does not hold is
-// a host directory docker compose would create empty — data, which a copy
-// would lose at the next recreate — and is refused, as are symbolic links
-// and submodules (their bytes are not the repository's files).
+// are (never written to the host's disk). A writable bind of a directory the
+// commit does not hold (or holds only a .gitkeep of) is a host directory docker
+// compose would create empty, for data, which a copy would lose at the next
+// recreate: it is kept in a named volume of the environment instead, mounted
+// empty as the new directory would be (nocopy). Symbolic links and submodules
+// are refused (their bytes are not the repository's files), and so is a
+// missing path that is read-only or looks like a file (a file not committed).
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
-import type { At, Loc, ServiceFragment } from './fragment.js';
+import type { At, Loc, ServiceFragment, VolumeFragment } from './fragment.js';
 import type { Mount } from '../model/model.js';
 
 /** What the app knows of the commit's files: the listing GitHub gave (one tree read). */
@@ -82,11 +85,12 @@ const cleanTarget = (t: string) => {
  * `tainted(mount)`: whether a secret variable fed that volume entry (a path built from one is refused: the
  * path would be quoted in the plan).
  */
-export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: RepoTree, notes: string[], tainted: (mount: At<Mount>) => boolean): Map<string, ShippedFile[]> {
+export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: RepoTree, notes: string[], tainted: (mount: At<Mount>) => boolean, volumes: Map<string, VolumeFragment>): Map<string, ShippedFile[]> {
   const out = new Map<string, ShippedFile[]>();
+  const all = [...services];
+  keepDataInVolumes(all, tree, notes, tainted, volumes);
   // Distinct repository files of the environment: each is read once, whatever number of services copy it.
   const read = new Set<string>();
-  const all = [...services];
   const isRepositoryBind = (m: At<Mount>) => m.v.type === 'bind' && !!m.v.source && !m.v.source.startsWith('/');
   const byName = new Map(all.map((s) => [s.name, s]));
   /** What is mounted in a service's container besides its copies: its other mounts, `tmpfs:`, and what volumes_from gives it. */
@@ -221,6 +225,74 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
         );
     }
   return out;
+}
+
+/** A file name with an extension (`nginx.conf`, `init.sql`, `.env`): a missing one is a file not committed, not a data directory. */
+const looksLikeFile = (path: string) => /\.[A-Za-z][A-Za-z0-9]{0,7}$/.test(posix.basename(path));
+
+/** The volume key a data directory gets: its repository path, `/` read as `_` (`data/db` → `data_db`). */
+export const dataVolumeKey = (path: string) => path.replace(/[^A-Za-z0-9_.-]/g, '_');
+
+/**
+ * Writable binds of directories the commit does not hold, or holds only a placeholder of (`.gitkeep`): docker
+ * compose creates them empty on the host and the service keeps data there. The app has no checkout on the
+ * target to create them in, so each becomes a named volume of the environment (one per path: services binding
+ * the same path share it, as they would share the directory), mounted without the image's content (nocopy),
+ * as an empty new directory hides it. A path that is read-only, looks like a file, was built from a secret,
+ * or cannot be told from a partial listing is left to the copy rules (which refuse it, saying why).
+ */
+function keepDataInVolumes(services: readonly ServiceFragment[], tree: RepoTree, notes: string[], tainted: (mount: At<Mount>) => boolean, volumes: Map<string, VolumeFragment>): void {
+  /** the repository path of a relative bind that could be a data directory (before the writable/read-only question) */
+  const dataPath = (m: At<Mount>): string | undefined => {
+    if (m.v.type !== 'bind' || !m.v.source || m.v.source.startsWith('/') || tainted(m)) return undefined;
+    const source = m.v.source;
+    if (source === '.' || source === '..' || source.startsWith('../')) return undefined;
+    const path = posix.normalize(source.replace(/^\.\//, '')).replace(/\/$/, '');
+    if (!path || path === '.' || path.startsWith('..') || tree.mode(path) !== undefined || looksLikeFile(path)) return undefined;
+    const inside = tree.under(path);
+    if (inside === undefined || (inside.length && !inside.every((f) => PLACEHOLDERS.test(posix.basename(f))))) return undefined;
+    return path;
+  };
+  // A data directory is one some service writes: a read-only bind of the same path reads that volume (mailcow's
+  // certificates, written by one container and read by others); read-only everywhere, it stays refused.
+  const written = new Map<string, Loc>();
+  for (const s of services) for (const m of s.volumes ?? []) if (!m.v.readOnly) { const p = dataPath(m); if (p !== undefined && !written.has(p)) written.set(p, m.at); }
+  const made = new Map<string, string>();
+  for (const s of services) {
+    const told: string[] = [];
+    s.volumes = (s.volumes ?? []).map((m) => {
+      const path = dataPath(m);
+      if (path === undefined || !written.has(path)) return m;
+      const source = m.asWritten ?? m.v.source!;
+      const key = dataVolumeKey(path);
+      const other = [...written.keys()].find((d) => d !== path && (under(path, d) || under(d, path)));
+      if (other)
+        throw fail(
+          `service ${s.name}: bind mount of ${source}: ${path} and ${other} are both directories the repository does not hold, one inside the other; berth keeps each in a volume of its own, which would not nest as the host directories do`,
+          m.at,
+          'bind one of them, or name the volumes yourself (volumes: [data:/path] under the service, and data: under the top-level volumes:)',
+          'repository_bind_missing',
+        );
+      if (made.get(key) !== path) {
+        if (volumes.has(key) || made.has(key))
+          throw fail(
+            `service ${s.name}: bind mount of ${source}: ${path} is not in the repository, and the volume berth would keep it in, ${key}, is already declared under volumes:`,
+            m.at,
+            `bind the declared volume (${key}:${m.v.target}), or rename it`,
+            'repository_bind_missing',
+          );
+        made.set(key, path);
+        volumes.set(key, { name: key, at: written.get(path)! });
+      }
+      told.push(`${source} → volume ${key} at ${m.v.target}${m.v.readOnly ? ' (read-only)' : ''}`);
+      const { createHostPath: _created, selinux: _selinux, propagation: _propagation, ...rest } = m.v;
+      return { ...m, v: { ...rest, type: 'volume', source: key, noCopy: true } };
+    });
+    if (told.length)
+      notes.push(
+        `service ${s.name}: ${told.join(', ')}: ${told.length === 1 ? 'a directory' : 'directories'} the repository does not hold at this commit, which docker compose would create empty on the host for data; the app has no checkout on the target, so ${told.length === 1 ? 'it is' : 'they are'} kept in a volume of the environment, mounted empty at first (never removed by berth)`,
+      );
+  }
 }
 
 /** A RepoTree over a commit's file listing: paths, and the git modes other than 100644. */
