@@ -228,6 +228,21 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\ndeploy: {resources: {reservations: {devices: [{count: 1}]}}}'), { policy: { ...DENY_ALL, allow_devices: true } })).problem).toBe('deploy.resources.reservations.devices[0] needs capabilities');
   });
 
+  it('gpus: is the GPU request compose makes of it: device requests with the gpu capability (all: every GPU), beside deploy\'s, under allow_devices', () => {
+    const allow = { policy: { ...DENY_ALL, allow_devices: true } };
+    expect(web(load(svc('image: ollama/ollama\ngpus: all'), allow)).deviceRequests).toEqual([{ capabilities: ['gpu'], count: -1 }]);
+    const listed = web(load(svc('image: x\ngpus:\n  - driver: nvidia\n    count: 2\n  - device_ids: ["GPU-1"]\n    capabilities: [utility]\ndeploy: {resources: {reservations: {devices: [{capabilities: [tpu]}]}}}'), allow));
+    expect(listed.deviceRequests).toEqual([{ capabilities: ['tpu'] }, { capabilities: ['gpu'], driver: 'nvidia', count: 2 }, { capabilities: ['gpu', 'utility'], deviceIds: ['GPU-1'] }]);
+    expect(create(listed).HostConfig.DeviceRequests).toEqual([
+      { Driver: '', Count: -1, DeviceIDs: [], Capabilities: [['tpu']], Options: {} },
+      { Driver: 'nvidia', Count: 2, DeviceIDs: [], Capabilities: [['gpu']], Options: {} },
+      { Driver: '', Count: 0, DeviceIDs: ['GPU-1'], Capabilities: [['gpu', 'utility']], Options: {} },
+    ]);
+    expect(errorOf(() => load(svc('image: x\ngpus: all'), { policy: DENY_ALL }))).toMatchObject({ code: 'policy_denied', line: 4, problem: "service web: device reservation gpu (host devices such as GPUs) is not allowed by the repository's policy" });
+    expect(errorOf(() => load(svc('image: x\ngpus: some'), allow))).toMatchObject({ code: 'invalid_value', line: 4, problem: 'gpus must be all or a list' });
+    expect(errorOf(() => load(svc('image: x\ngpus: [{count: 1, device_ids: ["0"]}]'), allow)).problem).toBe('gpus[0]: count and device_ids cannot both be set');
+  });
+
   it('ipc host and cgroup host are governed by the policy; ipc joins and runtime are refused with the reason; attach is noted, not deployed', () => {
     const withPolicy = (body: string, allow = {}) => load(svc(`image: nginx\n${body}`), { policy: { ...DENY_ALL, ...allow } });
     expect(errorOf(() => withPolicy('ipc: host'))).toMatchObject({ line: 4, problem: "service web: ipc host (the host's IPC namespace) is not allowed by the repository's policy" });

@@ -218,6 +218,7 @@ export const SUPPORTED_SERVICE_KEYS = [
   'pid',
   'cap_add',
   'devices',
+  'gpus',
   'volumes_from',
   'links',
   'profiles',
@@ -234,7 +235,6 @@ export const SUPPORTED_SERVICE_KEYS = [
 /** Compose service keys berth knows but does not support, with what to do instead. */
 const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
   runtime: 'it picks an OCI runtime installed on the host (wasmedge, nvidia, runsc); berth does not let a repository choose host runtimes: remove it, or deploy to a target whose default runtime is the one the service needs',
-  gpus: 'write the GPU request as deploy.resources.reservations.devices (capabilities: [gpu]), which berth passes to Docker under policy.allow_devices',
   cgroup_parent: 'it places the container in a cgroup of the host, outside what the policy governs: remove it',
   uts: 'uts: host shares the host\'s hostname namespace, outside what the policy governs: remove it, or set hostname:',
   annotations: 'berth does not pass OCI annotations to Docker: write them as labels:',
@@ -738,6 +738,13 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'devices':
         frag.devices = list(value, path, 'devices').map((d, i) => at([...path, i], () => device(d)));
         return;
+      case 'gpus': {
+        // compose's GPU request: the device requests of deploy.resources.reservations.devices, each with the gpu
+        // capability added (`all`: every GPU); both keys' requests go to the engine
+        const gpus = at(path, () => (value === 'all' ? [{ capabilities: ['gpu'], count: -1 }] : deviceRequests(value, 'gpus')));
+        frag.extras.deviceRequests = frag.extras.deviceRequests ? { v: [...(frag.extras.deviceRequests.v ?? []), ...gpus.v], at: frag.extras.deviceRequests.at } : gpus;
+        return;
+      }
       case 'configs':
       case 'secrets': {
         const kind = key === 'configs' ? 'config' : 'secret';
@@ -881,7 +888,10 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         else if (kind === 'limits' && k === 'memory') frag.extras.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
         else if (kind === 'limits' && k === 'pids') frag.extras.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
         else if (kind === 'reservations' && k === 'memory') frag.extras.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
-        else if (kind === 'reservations' && k === 'devices') frag.extras.deviceRequests = at(q, () => deviceRequests(v));
+        else if (kind === 'reservations' && k === 'devices') {
+          const devices = at(q, () => deviceRequests(v));
+          frag.extras.deviceRequests = frag.extras.deviceRequests ? { v: [...devices.v, ...(frag.extras.deviceRequests.v ?? [])], at: devices.at } : devices;
+        }
         else if (kind === 'reservations' && k === 'cpus')
           // docker compose drops it without a word (a Swarm scheduling option); berth says so instead.
           throw err('unsupported', 'deploy.resources.reservations.cpus cannot be honoured on a Docker engine', q, 'a CPU reservation is a Swarm scheduling option with no container setting (docker compose ignores it): remove it, or cap the service with deploy.resources.limits.cpus');
@@ -892,19 +902,23 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     }
   }
 
-  /** `reservations.devices`: compose's device requests (`capabilities` required; `driver`, `count` (a number or all), `device_ids`, `options`). */
-  function deviceRequests(v: unknown): DeviceRequest[] {
+  /**
+   * `reservations.devices`: compose's device requests (`capabilities` required; `driver`, `count` (a number or
+   * all), `device_ids`, `options`). `gpus`: the same entries, the gpu capability added (capabilities optional).
+   */
+  function deviceRequests(v: unknown, key: 'deploy.resources.reservations.devices' | 'gpus' = 'deploy.resources.reservations.devices'): DeviceRequest[] {
     const fail = (code: string, problem: string, hint?: string): never => {
       throw new FieldProblem(code, problem, hint);
     };
-    if (!Array.isArray(v)) return fail('invalid_value', 'deploy.resources.reservations.devices must be a list', 'e.g. - capabilities: [gpu]');
+    const gpu = key === 'gpus';
+    if (!Array.isArray(v)) return fail('invalid_value', `${key} must be ${gpu ? 'all or a list' : 'a list'}`, gpu ? 'e.g. gpus: all, or a list of requests (driver, count, device_ids, capabilities, options)' : 'e.g. - capabilities: [gpu]');
     return v.map((entry, i) => {
-      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) return fail('invalid_value', `deploy.resources.reservations.devices[${i}] must be a mapping`);
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) return fail('invalid_value', `${key}[${i}] must be a mapping`);
       const o = entry as Record<string, unknown>;
-      for (const k of Object.keys(o)) if (!['capabilities', 'driver', 'count', 'device_ids', 'options'].includes(k)) fail('unknown_key', `unknown key "${k}" in deploy.resources.reservations.devices[${i}]`, 'known keys: capabilities, driver, count, device_ids, options');
+      for (const k of Object.keys(o)) if (!['capabilities', 'driver', 'count', 'device_ids', 'options'].includes(k)) fail('unknown_key', `unknown key "${k}" in ${key}[${i}]`, 'known keys: capabilities, driver, count, device_ids, options');
       const strings = (x: unknown, what: string): string[] => (Array.isArray(x) && x.every((y) => typeof y === 'string' || typeof y === 'number') ? x.map(String) : fail('invalid_value', `${what} must be a list of strings`));
-      const capabilities = o.capabilities === undefined ? fail('invalid_value', `deploy.resources.reservations.devices[${i}] needs capabilities`, 'e.g. capabilities: [gpu]') : strings(o.capabilities, 'capabilities');
-      if (o.count !== undefined && o.device_ids !== undefined) fail('invalid_value', `deploy.resources.reservations.devices[${i}]: count and device_ids cannot both be set`);
+      const capabilities = o.capabilities === undefined ? (gpu ? ['gpu'] : fail('invalid_value', `${key}[${i}] needs capabilities`, 'e.g. capabilities: [gpu]')) : [...strings(o.capabilities, 'capabilities'), ...(gpu ? ['gpu'] : [])];
+      if (o.count !== undefined && o.device_ids !== undefined) fail('invalid_value', `${key}[${i}]: count and device_ids cannot both be set`);
       const count = o.count === undefined ? undefined : o.count === 'all' ? -1 : asNonNegativeInt(o.count, 'count');
       const options: Record<string, string> = {};
       for (const [k, val] of Object.entries((o.options as Record<string, unknown> | undefined) ?? {})) options[k] = String(val);

@@ -28,7 +28,7 @@ export const secretVariable =
     isSecretKey(name, secretKeys);
 
 /** compose service key → the field id renderers use (their diff label, or its first part) */
-const FIELD_OF_KEY: Record<string, string> = { depends_on: 'depends_on', working_dir: 'working_dir', deploy: 'deploy', scale: 'replicas' };
+const FIELD_OF_KEY: Record<string, string> = { depends_on: 'depends_on', working_dir: 'working_dir', deploy: 'deploy', scale: 'replicas', gpus: 'deploy' };
 
 /** What `deploy:` sets: a secret anywhere under it taints them all (replicas, resources, restart, rollouts). */
 const DEPLOY_FIELDS: ReadonlySet<string> = new Set(['deploy', 'replicas', 'cpus', 'mem_limit', 'mem_reservation', 'pids_limit', 'restart']);
