@@ -2,6 +2,7 @@
 // carried into the ServiceSpec (so it is hashed: changing it recreates) and
 // turned into the Docker create option that applies it; env_file, .env,
 // extends, include, profiles and links the way docker compose reads them.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -918,6 +919,30 @@ describe('files the compose way', () => {
     expect(await viaApp(nested, cfg()).catch((e: unknown) => e)).toMatchObject({ code: "repository_bind_missing", line: 4, message: expect.stringContaining('one inside the other') });
     const declared = { 'deploy/compose.yml': svc('image: nginx\nvolumes: ["./pgdata:/data"]', 'volumes:\n  deploy_pgdata: {}\n') };
     expect(await viaApp(declared, cfg()).catch((e: unknown) => e)).toMatchObject({ code: "repository_bind_missing", line: 4, message: expect.stringContaining('is already declared under volumes:') });
+  });
+
+  it('build_image names what a service with build: and no image: deploys: the commit planned ({sha}) in the app and in the CLI\'s checkout', async () => {
+    const files = { 'deploy/compose.yml': 'services:\n  server:\n    build: .\n  worker:\n    build: ./w\n    image: ghcr.io/acme/w:1\n' };
+    const config = cfg('    build_image: ghcr.io/acme/{project}-{service}:{sha}\n');
+    const app = await viaApp(files, config);
+    expect(app.services.map((x) => x.spec.image)).toEqual(['ghcr.io/acme/p-server:head1', 'ghcr.io/acme/w:1']);
+    expect(app.notes!.join('\n')).toContain('service server has build: (deploy/compose.yml:3); berth does not build images, it deploys ghcr.io/acme/p-server:head1');
+    // the CLI: the checkout's commit; no checkout, no {sha}
+    const dir = repo(files, config);
+    expect(await loadEnvironment(dir, 'e').catch((e: unknown) => e)).toMatchObject({ code: 'missing_image', line: 3, message: expect.stringContaining('build_image names {sha}, which this load has no commit for') });
+    const git = (...args: string[]) => execFileSync('git', ['-C', dir.root!, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { encoding: 'utf8' }).trim();
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-qm', 'x');
+    const head = git('rev-parse', 'HEAD');
+    expect((await loadEnvironment(dir, 'e')).desired.services[0]!.spec.image).toBe(`ghcr.io/acme/p-server:${head}`);
+    // {environment} and {project} need no commit; without build_image build: alone is refused as before
+    expect((await viaApp(files, cfg('    build_image: ghcr.io/acme/{service}:{environment}\n'))).services[0]!.spec.image).toBe('ghcr.io/acme/server:e');
+    expect(await viaApp(files, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'missing_image', line: 3 });
+    // the policy judges the image it makes, as any other
+    const denied = await viaApp(files, cfg('    build_image: 10.0.0.5:5000/{service}:{sha}\n')).catch((e: unknown) => e);
+    expect(denied).toMatchObject({ code: 'policy_denied', line: 3 });
+    expect(() => parseConfig(cfg('    build_image: ghcr.io/acme/{service}:${TAG}\n'), '.github/berth.yml')).toThrow(/build_image.*only \{service\}, \{project\}, \{environment\} and \{sha\}/s);
   });
 
   it('copies as docker compose mounts: a deeper bind wins its files, a mount inside a copied directory hides that part, files counted once per environment', async () => {

@@ -120,7 +120,7 @@ describe('parseConfig', () => {
     expect(e.line).toBe(4);
     expect(e.path).toBe('environments[0].variabels');
     expect(e.message).toBe(
-      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, secrets, parallelism, home, url, production_environment, transient_environment, apply_on',
+      '.github/berth.yml:4: environments[0].variabels: unknown key "variabels" — did you mean "variables"? known keys: name, compose, targets, requires, profiles, variables, appliers, approvals, require, on_failure, secret_keys, secrets, parallelism, home, build_image, url, production_environment, transient_environment, apply_on',
     );
     expect(errorOf('project: shop\nenvironments: [{name: a}]\ntargets: []\n').message).toBe('.github/berth.yml:3: targets: unknown key "targets" — known keys: project, environments, policy');
   });

@@ -12,7 +12,7 @@ import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { composeDir, dotenvPath } from './sources.js';
 import { MAX_CONTAINERS, MAX_EXPOSED, MAX_PORTS } from './limits.js';
-import { comparePorts, sortRecord, type PathContext } from './normalize.js';
+import { comparePorts, normalizeImage, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
@@ -37,6 +37,10 @@ export interface LoadComposeOptions {
   repoRoot?: string;
   /** what `~` stands for in bind sources (the environment's home: in berth.yml) */
   home?: string;
+  /** the environment's build_image: what a service with build: and no image: deploys ({service}, {project}, {environment}, {sha}) */
+  buildImage?: string;
+  /** the commit the files were read at (build_image's {sha}) */
+  commit?: string;
   /**
    * The files come from GitHub and no checkout is on the target (the app): the commit's file listing. A bind
    * of a repository file or directory is then copied into the container (repository-files.ts) instead of
@@ -337,6 +341,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
     notes.push(`network ${n.name} is external (${n.external.at.file}${n.external.at.line !== undefined ? `:${n.external.at.line}` : ''}): ${ignored.map((k) => keyOf[k]).join(', ')} ${ignored.length === 1 ? 'is' : 'are'} not used, as docker compose joins an external network as it is`);
     for (const k of ignored) delete n[k];
   }
+  if (opts.buildImage) nameBuiltImages(merged, opts, notes);
   validate(merged);
   for (const s of merged.services.values()) if (s.attach) notes.push(`service ${s.name} has attach: (${s.attach.file}:${s.attach.line}); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment`);
   for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
@@ -354,6 +359,25 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const shared = opts.policy?.allow_shared_objects ?? [];
   const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
   return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
+}
+
+/**
+ * A service with build: and no image: deploys what the environment's build_image names for it (CI built and
+ * pushed it; berth does not build). The plan resolves it to a digest like any image, so a tag not pushed yet
+ * is an error there, and a moved one a change.
+ */
+function nameBuiltImages(merged: Merged, opts: LoadComposeOptions, notes: string[]): void {
+  for (const s of merged.services.values()) {
+    if (s.image || !s.build) continue;
+    if (opts.buildImage!.includes('{sha}') && !opts.commit)
+      throw error('missing_image', `service ${s.name} has build: but no image:, and build_image names {sha}, which this load has no commit for`, s.build, 'run it from a git checkout, or add image: next to build:');
+    const filled = opts.buildImage!.replace(/\{(service|project|environment|sha)\}/g, (_m, k: string) => (k === 'service' ? s.name : k === 'project' ? opts.project : k === 'environment' ? opts.environment : opts.commit!));
+    try {
+      s.image = { v: normalizeImage(filled), at: s.build };
+    } catch (e) {
+      throw error('invalid_value', `service ${s.name}: build_image makes "${filled}", which is not an image reference (${(e as { problem?: string }).problem ?? (e instanceof Error ? e.message : String(e))})`, s.build, 'fix build_image in .github/berth.yml on the default branch');
+    }
+  }
 }
 
 /**

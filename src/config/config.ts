@@ -19,6 +19,7 @@
 //       secrets: [DB_PASSWORD]     # from berth's server-side store (berth secrets set), never from the repository
 //       parallelism: 4
 //       home: /home/deploy              # what ~ stands for in bind sources (~/data:/data)
+//       build_image: ghcr.io/acme/{service}:{sha}  # what a service with build: and no image: deploys (CI pushed it)
 //       url: https://shop.example.com   # the environment's URL on GitHub's deployments (issue 14)
 //       production_environment: true    # GitHub deployment flags (default: true for "production")
 //       transient_environment: false
@@ -135,6 +136,14 @@ export const EnvironmentSchema = z.strictObject({
     .string()
     .regex(/^\/[^\0]*$/, { error: 'must be an absolute path on the target, e.g. /home/deploy' })
     .transform((p) => (posix.normalize(p).length > 1 ? posix.normalize(p).replace(/\/$/, '') : '/'))
+    .optional(),
+  /**
+   * The image a service with build: and no image: deploys: what CI pushed for it. {service}, {project},
+   * {environment} and {sha} (the commit planned: the PR head, the merge commit) are filled in.
+   */
+  build_image: z
+    .string()
+    .regex(/^[^\s${}]*(\{(service|project|environment|sha)\}[^\s${}]*)*$/, { error: 'must be an image reference with only {service}, {project}, {environment} and {sha} filled in, e.g. ghcr.io/acme/{service}:{sha}' })
     .optional(),
   // GitHub-native delivery (issue 14)
   url: z

@@ -2,6 +2,7 @@
 // code serves a local checkout (CLI) and GitHub's contents API (the app: the
 // config from the default branch, passed as `configText`, the compose files at
 // the PR head).
+import { execFileSync } from 'node:child_process';
 import { realpath, readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { loadCompose, NeedRepoFiles, type ComposeFile, type LoadComposeOptions, type SecretSource } from '../compose/load.js';
@@ -59,7 +60,8 @@ export async function loadEnvironment(readFile: FileReader, envName: string, con
   );
   const options = environmentLoadOptions(config, environment, inputs);
   const sources = await readComposeSources(readFile, files, options.variables);
-  const desired = await loadComposeReading(files, { ...options, sources, ...(readFile.root ? { repoRoot: readFile.root } : {}) }, readFile);
+  const commit = options.buildImage?.includes('{sha}') && readFile.root ? checkoutCommit(readFile.root) : undefined;
+  const desired = await loadComposeReading(files, { ...options, sources, ...(readFile.root ? { repoRoot: readFile.root } : {}), ...(commit ? { commit } : {}) }, readFile);
   return { config, environment, desired };
 }
 
@@ -81,7 +83,18 @@ export function environmentLoadOptions(config: BerthConfig, environment: Environ
     policy: config.policy,
     profiles: environment.profiles,
     ...(environment.home ? { home: environment.home } : {}),
+    ...(environment.build_image ? { buildImage: environment.build_image } : {}),
   };
+}
+
+/** The commit a checkout has out (for build_image's {sha}); undefined when it is no git checkout. */
+function checkoutCommit(root: string): string | undefined {
+  try {
+    const out = execFileSync('git', ['-C', root, 'rev-parse', '--verify', 'HEAD^{commit}'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+    return /^[0-9a-f]{40}([0-9a-f]{24})?$/.test(out) ? out : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Repository files read at once for a load (configs' `file:`, copies). */

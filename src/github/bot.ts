@@ -172,7 +172,7 @@ export class Bot {
     const sources = await readComposeSources(read, inputs, options.variables);
     const desired = await loadComposeReading(
       inputs,
-      { ...options, sources, repoTree: listingTree(files) },
+      { ...options, sources, repoTree: listingTree(files), commit: sha },
       read,
       // a bound repository file is copied byte for byte (repository-files.ts)
       reads.bytes,
