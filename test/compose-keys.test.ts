@@ -945,6 +945,18 @@ describe('files the compose way', () => {
     expect(() => parseConfig(cfg('    build_image: ghcr.io/acme/{service}:${TAG}\n'), '.github/berth.yml')).toThrow(/build_image.*only \{service\}, \{project\}, \{environment\} and \{sha\}/s);
   });
 
+  it('a secret read from a file takes the environment\'s secret of the same name in its place; the file is never read', async () => {
+    const files = { 'deploy/compose.yml': svc('image: nginx\nsecrets: [db_password, other]', 'secrets:\n  db_password:\n    file: ./secrets/db_password.txt\n  other:\n    file: ./secrets/other.txt\n'), 'deploy/secrets/db_password.txt': 'from-the-repo' };
+    const reads: string[] = [];
+    const refused = await viaApp(files, cfg('    variables: {db_password: "s3cret-from-berth"}\n'), reads).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'secret_in_repository', line: 9, message: expect.stringContaining('secret other reads a file from the repository') });
+    const d = await viaApp({ ...files, 'deploy/compose.yml': svc('image: nginx\nsecrets: [db_password]', 'secrets:\n  db_password:\n    file: ./secrets/db_password.txt\n') }, cfg('    variables: {db_password: "s3cret-from-berth"}\n'), reads);
+    expect(d.contents!['secret:db_password']).toBe('s3cret-from-berth');
+    expect(web(d).files).toMatchObject([{ kind: 'secret', source: 'db_password', target: '/run/secrets/db_password' }]);
+    expect(d.notes!.join('\n')).toContain("secret db_password: its file: (deploy/compose.yml:7) is not read, as secrets never live in the repository; the environment's secret db_password takes its place");
+    expect(reads.filter((r) => r.includes('secrets/'))).toEqual([]);
+  });
+
   it('copies as docker compose mounts: a deeper bind wins its files, a mount inside a copied directory hides that part, files counted once per environment', async () => {
     const tree = (files: Record<string, string>) => new TreeListing(new Map(Object.keys(files).map((p) => [p, `b-${p}`])));
     const files: Record<string, string> = {

@@ -2,7 +2,8 @@
 // comes from) and a service's references (where it lands in the container).
 // Pure normalisers in compose's forms; the caller locates their FieldProblems.
 // Secrets never come from the repository: a file there is readable by every
-// reader of the repository, so `file:` is refused for secrets.
+// reader of the repository, so a secret's `file:` is never read — the loader
+// takes the environment's secret of the same name in its place, or refuses it.
 import { posix } from 'node:path';
 import { asNonNegativeInt, describeValue, FieldProblem, scalarString } from './normalize.js';
 
@@ -36,10 +37,8 @@ export function parseFileSource(kind: FileKind, name: string, raw: unknown): Fil
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return fail('invalid_value', `${kind} ${name} must be a mapping, not ${describeValue(raw)}`);
   const o = raw as Record<string, unknown>;
   const keys = Object.keys(o).filter((k) => !k.startsWith('x-'));
-  const known = kind === 'secret' ? ['environment'] : ['file', 'content', 'environment'];
+  const known = kind === 'secret' ? ['file', 'environment'] : ['file', 'content', 'environment'];
   for (const k of keys) {
-    if (kind === 'secret' && k === 'file')
-      fail('secret_in_repository', `secret ${name} reads a file from the repository: secrets never live in the repository`, 'use environment: naming a secret variable of the environment in .github/berth.yml', [k]);
     if (k === 'external') fail('unsupported', `${kind} ${name}: external ${kind}s exist only in Docker Swarm, which berth does not target`, `declare it with ${known.join(' or ')}`, [k]);
     if (!known.includes(k) && k !== 'name') fail(k === 'content' || k === 'template_driver' || k === 'driver' || k === 'labels' ? 'unsupported' : 'unknown_key', `${kind} option ${k} is not supported by berth`, `use one of: ${known.join(', ')}`, [k]);
   }

@@ -158,6 +158,8 @@ export interface FileSourceFragment {
   name: string;
   at: Loc;
   source: FileSource;
+  /** where `file:` is written (a secret's file is never read: the loader says so there) */
+  fileAt?: Loc;
 }
 
 export interface NetworkFragment {
@@ -1021,7 +1023,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       if (!NAME_RE.test(name)) throw err('bad_name', `invalid ${kind} name "${name}"`, base, 'use letters, digits, "_", "." and "-"');
       const source = at(base, () => parseFileSource(kind, name, raw)).v;
       // a config file: relative to where this file's paths resolve (an included file's own directory)
-      out[key].set(name, { name, at: loc(base), source: source.from === 'file' ? { ...source, dir: opts.fileDir ?? '' } : source });
+      out[key].set(name, { name, at: loc(base), source: source.from === 'file' ? { ...source, dir: opts.fileDir ?? '' } : source, ...(source.from === 'file' ? { fileAt: loc([...base, 'file']) } : {}) });
     }
   }
 

@@ -355,7 +355,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
     checkNetworkReach(merged.networks.values(), opts.policy);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
-  const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir, shipped);
+  const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir, shipped, notes);
   const shared = opts.policy?.allow_shared_objects ?? [];
   const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
   return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
@@ -571,7 +571,7 @@ function applyLinks(m: Merged): void {
  * content's digest into the service spec (a rotation recreates exactly its
  * users) and the content itself into the desired state for the executor.
  */
-function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string, shipped: ReadonlyMap<string, ShippedFile[]>): DesiredState {
+function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir: string, shipped: ReadonlyMap<string, ShippedFile[]>, notes: string[]): DesiredState {
   const contents: Record<string, string> = {};
   const need: string[] = [];
   const needBytes: string[] = [];
@@ -634,7 +634,15 @@ function withFiles(d: DesiredState, m: Merged, opts: LoadComposeOptions, baseDir
     }
     const src = declared.source;
     let value: string | undefined;
-    if (src.from === 'content') value = src.content;
+    if (kind === 'secret' && src.from === 'file') {
+      // Never read from the repository (every reader of it could read it): the environment's secret of the same
+      // name (berth secrets set, listed under secrets:, or a secret variable) stands where compose reads the file.
+      value = opts.secrets?.value(name);
+      if (value === undefined)
+        throw error('secret_in_repository', `secret ${name} reads a file from the repository: secrets never live in the repository`, declared.fileAt ?? declared.at, `store it as a secret of the environment named ${name} (berth secrets set, and secrets: [${name}] in .github/berth.yml), which berth then uses in place of the file, or use environment: naming a secret variable`);
+      // the path is not quoted: a secret variable may have built it
+      notes.push(`secret ${name}: its file: (${(declared.fileAt ?? declared.at).file}:${(declared.fileAt ?? declared.at).line}) is not read, as secrets never live in the repository; the environment's secret ${name} takes its place`);
+    } else if (src.from === 'content') value = src.content;
     else if (src.from === 'environment') {
       value = kind === 'secret' ? opts.secrets?.value(src.variable) : opts.variables?.[src.variable];
       if (value === undefined)

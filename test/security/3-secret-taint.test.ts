@@ -150,7 +150,7 @@ describe('item 3: a secret-derived value is masked whatever parsing does to it',
         const variable = { name: 'DB_PASSWORD_FILE', secretKeys: [] };
         const out = outputsFor(text, variable, secret);
         expect(leaks(out)).toEqual([]);
-        expect(out[0]).toBe('compose.yml:7: secrets.db.file: secret db reads a file from the repository: secrets never live in the repository — use environment: naming a secret variable of the environment in .github/berth.yml');
+        expect(out[0]).toBe('compose.yml:7: secrets.db.file: secret db reads a file from the repository: secrets never live in the repository — store it as a secret of the environment named db (berth secrets set, and secrets: [db] in .github/berth.yml), which berth then uses in place of the file, or use environment: naming a secret variable');
       }),
       { numRuns: 60 },
     );
