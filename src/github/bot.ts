@@ -538,6 +538,10 @@ export class Bot {
       });
     } catch (err) {
       if (err instanceof StalePlanError) {
+        // The host moved because an apply of this environment is under way (the same /apply taken a moment earlier
+        // by another replica, or a second comment): that is the answer, not a plan of a half-applied host.
+        const running = (await this.o.store.listApplies({ repo: full, environment: env.name, states: IN_FLIGHT_AGGREGATE_STATES }))[0];
+        if (running) return void (await this.reply(gh, repo, pr, msg.alreadyApplying(env.name, running.id)));
         await this.planPullRequest(gh, repo, pull, [env.name]);
         return void (await this.reply(gh, repo, pr, msg.staleWorld(env.name, err.changes, kind)));
       }

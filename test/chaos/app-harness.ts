@@ -18,6 +18,7 @@ import type Dockerode from 'dockerode';
 import { docker, removeProject } from '../helpers/docker.js';
 import type { FakeCheckRun, FakeComment, FakeGitHub, RepoRole } from '../helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub, webhookHeaders } from '../helpers/fake-github.js';
+import { HoldingProxy } from '../helpers/app-process.js';
 import { sqliteTestStore } from '../helpers/stores.js';
 import type { TestStore } from '../helpers/stores.js';
 
@@ -37,6 +38,8 @@ export interface App {
   logs: string[];
   repo: string;
   project: string;
+  /** between the app and the fake GitHub, when started with proxy: true */
+  proxy?: HoldingProxy;
   /** POSTs a signed webhook and waits for the detached work; returns the HTTP status */
   deliver(event: string, payload: unknown, opts?: { delivery?: Uuid; secret?: string; rawBody?: string; signature?: string | null }): Promise<number>;
   /** adds a comment to the fake (an /apply or /rollback in the next GitHub second, see nextGitHubSecond) and delivers its issue_comment webhook; returns the comment id */
@@ -66,7 +69,7 @@ export function appForBlock(opts: Parameters<typeof startApp>[0], mainFiles: Rec
   return () => app!;
 }
 
-export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string; env?: NodeJS.ProcessEnv }): Promise<App> {
+export async function startApp(opts: { repo: string; project: string; users?: Record<string, RepoRole>; logLevel?: string; env?: NodeJS.ProcessEnv; /** GitHub reached through a HoldingProxy (app.proxy) */ proxy?: boolean }): Promise<App> {
   const { repo, project } = opts;
   await removeProject(project);
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
@@ -77,7 +80,8 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
   const logs: string[] = [];
   const logger = pino({ level: opts.logLevel ?? 'trace' }, { write: (s: string) => void logs.push(s) });
   const Octokit = ProbotOctokit.defaults((o: Record<string, unknown>) => ({ ...o, throttle: { ...(o.throttle as object), enabled: false } }));
-  const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: fake.url, Octokit, log: logger, logLevel: (opts.logLevel ?? 'trace') as 'trace' } as ConstructorParameters<typeof Probot>[0]);
+  const proxy = opts.proxy ? await new HoldingProxy(fake.url).start() : undefined;
+  const probot = new Probot({ appId: APP_ID, privateKey, secret: SECRET, baseUrl: proxy?.url ?? fake.url, Octokit, log: logger, logLevel: (opts.logLevel ?? 'trace') as 'trace' } as ConstructorParameters<typeof Probot>[0]);
   let services!: BerthServices;
   const mw = await createNodeMiddleware(
     berth({ ...(opts.env ? { env: opts.env } : {}), store: ts.store, targets: Targets.single('unix:///var/run/docker.sock'), recover: false, drift: false, progressIntervalMs: 100, onReady: (s) => (services = s) }),
@@ -108,6 +112,7 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
     logs,
     repo,
     project,
+    ...(proxy ? { proxy } : {}),
     deliver,
     async say(pr, body, user = 'alice') {
       if (/\/(apply|rollback)\b/.test(body)) await nextGitHubSecond();
@@ -129,6 +134,7 @@ export async function startApp(opts: { repo: string; project: string; users?: Re
     async close() {
       await services?.runner.drain(30_000);
       await new Promise((r) => server.close(r));
+      await proxy?.close();
       await fake.close();
       await ts.dispose();
       await removeProject(project);

@@ -21,6 +21,8 @@ import { describeDocker, describeMysql, describePostgres } from '../helpers/env.
 import type { FakeGitHub } from '../helpers/fake-github.js';
 import { commentOnPullEvent, nextGitHubSecond, pullRequestEvent, startFakeGitHub } from '../helpers/fake-github.js';
 import { mysqlTestStore, postgresTestStore } from '../helpers/stores.js';
+import { startApp, type App } from '../chaos/app-harness.js';
+import { LABEL } from '../../src/model/model.js';
 import type { TestStore } from '../helpers/stores.js';
 
 const REPO = 'acme/race9';
@@ -184,6 +186,52 @@ function acrossReplicas(name: string, open: () => Promise<TestStore>, d: (name: 
     }, 180_000);
   });
 }
+
+// The loser of the race above is released with the winner, but under load its re-observation of the host
+// can come after the winner's first Docker call: the host then differs from the plan, and it was told "the
+// plan is out of date" (and given a plan of the half-applied host) instead of the apply in progress. Made
+// deterministic here: an apply of the environment is in flight and has already changed the host.
+describeDocker('security 9: a second /apply while one runs on the host', () => {
+  const repo = 'acme/race9b';
+  const project = 't-sec-9b';
+  let app: App;
+  beforeAll(async () => {
+    // no commit cache: the /apply reads the head's tree again, where the proxy holds it
+    app = await startApp({ repo, project, proxy: true, env: { ...process.env, BERTH_COMMIT_CACHE_BYTES: '0' } });
+  }, 60_000);
+  afterAll(async () => {
+    await app?.close();
+    await removeProject(project);
+  });
+
+  it('is told the apply in progress, not handed a plan of the half-applied host', async () => {
+    const config = [`project: ${project}`, 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n');
+    const files = { '.github/berth.yml': config, 'compose.yml': 'services:\n  web:\n    image: berth-test/app:1\n' };
+    for (const ref of ['main', HEAD1]) app.fake.setFiles(repo, ref, files);
+    app.fake.setPull(repo, 1, { headSha: HEAD1, author: 'alice', mergeable: true });
+    await app.open(1, HEAD1);
+    // The /apply is held after its early in-flight check (none then), at its read of the head's files…
+    const hold = app.proxy!.hold(new RegExp(`^GET /repos/${repo}/git/trees/${HEAD1}`));
+    const said = app.say(1, '/apply staging');
+    await until('the /apply to be past its in-flight check', () => hold.held === 1);
+    // …while another replica's apply of PR 1 is stored (lock and lease) and makes its first container
+    const started = await app.ts.store.startApply(
+      { repo, pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: HEAD1, desiredDigest: 'd', planFingerprint: null, desiredJson: '{}', operations: [] },
+      { lock: { owner: `${repo}#1`, pr: 1 }, lease: { holder: 'another-replica', ttlMs: 60_000 } },
+    );
+    expect(started.started).toBe(true);
+    const applyId = (await app.ts.store.listApplies({ repo, environment: 'staging' }))[0]!.id;
+    const made = await docker.createContainer({ name: `${project}-staging-web-1`, Image: 'berth-test/app:1', Labels: { [LABEL.project]: project, [LABEL.environment]: 'staging', [LABEL.service]: 'web', [LABEL.replica]: '1', [LABEL.configHash]: 'h', [LABEL.applyId]: applyId } });
+    try {
+      hold.release();
+      await said;
+      expect(app.lastReply(1)).toContain(`is already in progress (\`${applyId}\`)`);
+      expect(await app.ts.store.listApplies({ repo, environment: 'staging' })).toHaveLength(1);
+    } finally {
+      await made.remove({ force: true });
+    }
+  }, 60_000);
+});
 
 describeDocker('security 9: one apply per environment', () => {
   acrossReplicas('MariaDB', mysqlTestStore, describeMysql);
