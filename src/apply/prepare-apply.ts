@@ -10,7 +10,7 @@ import { outText } from '../text/outbound.js';
 import type { DesiredState, ObservedState, ObserveOptions } from '../model/model.js';
 import type { Plan, PlanNode } from '../plan/plan.js';
 import { planToString } from '../plan/plan.js';
-import { secretMadeNames } from '../plan/render.js';
+import { secretMadeTexts } from '../plan/render.js';
 import { reconcile, type ReconcileOptions } from '../plan/reconcile.js';
 import { restrictPlan } from '../plan/restrict.js';
 import type { ApplyKind, CreatedApply, Fence, LockRow, NewApply, StartApplyOptions, Store } from '../store/store.js';
@@ -158,9 +158,9 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
     const changes = staleness(req.expected, plans);
     if (changes.length) throw new StalePlanError(changes);
   }
-  // The names of deployed containers a secret made are as secret as its value was: a Docker message about
-  // stopping or renaming one quotes it, and the secret may have another value now.
-  const secretValues = [...(req.secretValues ?? []), ...plans.flatMap((p) => secretMadeNames(p.plan.changes))];
+  // What a secret made of the deployed containers (a name, the image a rollout keeps serving) is as secret as
+  // its value was: a Docker message or a rollback's report quotes it, and the secret may have another value now.
+  const secretValues = [...(req.secretValues ?? []), ...plans.flatMap((p) => secretMadeTexts(p.plan.changes))];
   const payload: ApplyPayload = {
     desired: req.desired,
     onFailure: req.onFailure,

@@ -116,18 +116,29 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
 }
 
 /**
- * A replica count a secret variable fed cannot be masked: the plan has one step per replica (`service:web:3`)
- * and counts them. Refused at its line; the message quotes nothing of the value.
+ * What the plan's shape shows cannot be masked: a replica count (one step per replica, `service:web:3`) and a
+ * rollout's settings (its batches, delays, gates and failure ratio are steps and their reasons). Such a value
+ * from a secret variable is refused at its line; the message quotes nothing of it.
  */
 function refuseSecretReplicaCounts(found: readonly TaintedInput[]): void {
-  const t = found.find((x) => x.path[0] === 'services' && (x.path[2] === 'scale' || (x.path[2] === 'deploy' && x.path[3] === 'replicas')));
-  if (t)
-    throw new ComposeError('invalid_value', 'a replica count cannot come from a secret variable (the plan shows one step per replica, so the count would show)', {
-      file: t.file,
-      path: formatPath(t.path),
-      ...(t.line !== undefined ? { line: t.line } : {}),
-      hint: 'write the number in the compose file, or take it from a variable that is not secret',
-    });
+  for (const t of found) {
+    if (t.path[0] !== 'services') continue;
+    const replicas = t.path[2] === 'scale' || (t.path[2] === 'deploy' && t.path[3] === 'replicas');
+    const rollout = t.path[2] === 'deploy' && (t.path[3] === 'update_config' || t.path[3] === 'rollback_config');
+    if (!replicas && !rollout) continue;
+    throw new ComposeError(
+      'invalid_value',
+      replicas
+        ? 'a replica count cannot come from a secret variable (the plan shows one step per replica, so the count would show)'
+        : "a rollout setting cannot come from a secret variable (the plan shows the rollout's batches, delays and gates as its steps)",
+      {
+        file: t.file,
+        path: formatPath(t.path),
+        ...(t.line !== undefined ? { line: t.line } : {}),
+        hint: 'write the value in the compose file, or take it from a variable that is not secret',
+      },
+    );
+  }
 }
 
 /**

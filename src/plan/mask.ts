@@ -116,9 +116,10 @@ export class Masker {
 
   /**
    * What a field a secret fed shows (its raw text, a part of it): remembered like taint() only when it still
-   * carries some of a secret — its letters and digits holding those of a secret value or of a piece of one
-   * (`02:42:ac:…` for `02-42-AC-…`). A field's text that parsing cleaned the secret out of (`image:1/x${S}/..`
-   * is `image:1`) reveals nothing of it, and remembered it would hide that text everywhere else in the plan.
+   * carries a secret — its letters and digits holding those of a whole secret value (`02:42:ac:…` for
+   * `02-42-AC-…`), or being those of a piece of one (a word of a command split at the secret's spaces). A
+   * field's text that parsing cleaned the secret out of (`image:1/x${S}/..` is `image:1`) reveals nothing of
+   * it, and remembered it would hide that text everywhere else in the plan.
    */
   taintDerived(value: string): void {
     const skeleton = skeletonOf(value);
@@ -127,11 +128,12 @@ export class Masker {
       // the whole secret, respelled (`02:42:ac:…` for `02-42-AC-…`, a lower-cased image name)
       const whole = skeletonOf(v);
       if (whole.length >= MIN_DERIVED_SKELETON && skeleton.includes(whole)) return this.remember(value, true);
-      // or one of its pieces (a word of a command split at the secret's spaces), when the piece is most of the
-      // text: a port or a word that is also in a secret (`5432` of a database URL) does not make `ghcr.io/…:5432` secret
+      // or one of its pieces, respelled, as the whole text (a word of a command split at the secret's spaces): a
+      // text that only holds a piece (`5432` of a database URL in `ghcr.io/…:5432`, a host a PR author knows in
+      // `auth.example.com/miner:1`) is the author's own text, and remembered it would be masked everywhere
       for (const piece of secretPieces(v)) {
         const s = skeletonOf(piece);
-        if (s.length >= MIN_DERIVED_SKELETON && s.length * 2 >= skeleton.length && skeleton.includes(s)) return this.remember(value, true);
+        if (s.length >= MIN_DERIVED_SKELETON && skeleton === s) return this.remember(value, true);
       }
     }
   }

@@ -322,9 +322,9 @@ export function maskerForSpecs(
 ): Masker {
   const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
   for (const d of deployed) m.addSpecFields(d.spec, d.secretFields);
-  // The deployed containers still carry the names a secret made (the steps that stop, rename and remove them
-  // show them), and that secret may have another value now: each name is remembered whole.
-  for (const name of secretMadeNames(deployed.map((d) => ({ before: d.spec, beforeSecretFields: [...d.secretFields] })))) m.taint(name);
+  // The steps carry what a secret made of the deployed containers (their names, the image a rollout keeps
+  // serving, anonymous volumes' paths), and that secret may have another value now: each is remembered whole.
+  for (const text of secretMadeTexts(deployed.map((d) => ({ before: d.spec, beforeSecretFields: [...d.secretFields] })))) m.taint(text);
   // What a spec teaches the masker depends on its content alone (its name included, which selects its
   // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
   // unchanged service read back from its container) teaches nothing new. Learning is specFields's
@@ -344,9 +344,23 @@ export function maskerForSpecs(
   return m;
 }
 
-/** The names of deployed containers a secret made: a change's deployed spec whose container_name a secret fed (its io.berth.secret-fields label). */
-export function secretMadeNames(changes: readonly Pick<ResourceChange, 'before' | 'beforeSecretFields'>[]): string[] {
-  return changes.flatMap((c) => (c.before?.containerName && c.beforeSecretFields && isTaintedField({ [c.before.name]: c.beforeSecretFields }, c.before.name, 'container_name') ? [c.before.containerName] : []));
+/**
+ * What the plan's steps carry of a deployed spec a secret fed (its io.berth.secret-fields label): the
+ * container's name (container_name), the image a start-first rollout keeps serving (image), the paths of the
+ * anonymous volumes a recreate mounts again (volumes). The secret may have another value now, so these are
+ * remembered whole, as secret values.
+ */
+export function secretMadeTexts(changes: readonly Pick<ResourceChange, 'before' | 'beforeSecretFields'>[]): string[] {
+  const out: string[] = [];
+  for (const c of changes) {
+    const b = c.before;
+    if (!b || !c.beforeSecretFields?.length) continue;
+    const tainted = (field: string) => isTaintedField({ [b.name]: c.beforeSecretFields! }, b.name, field);
+    if (b.containerName && tainted('container_name')) out.push(b.containerName);
+    if (b.image && tainted('image')) out.push(b.image);
+    if (tainted('volumes')) for (const m of b.volumes ?? []) if (m.type === 'volume' && !m.source) out.push(m.target);
+  }
+  return out;
 }
 
 /** Equal as JSON data (key order aside, an undefined property as an absent one). */

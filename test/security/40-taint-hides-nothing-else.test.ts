@@ -99,4 +99,23 @@ describe('a field a secret fed hides nothing but the secret', () => {
     // nor the volume's own key ("data"), which nothing secret fed
     expect(md).toMatch(/volume <code>data<\/code>/);
   });
+  it('(red-team round 6) a command argument spelling a secret\'s piece does not hide the image another service deploys (a secret by name whose value the PR author knows)', () => {
+    // TOKEN_URL is secret by its name; its value is no secret to anyone who can read the docs
+    const variables = { TOKEN_URL: 'https://auth.example.com' };
+    const compose = [
+      'services:',
+      '  web:',
+      '    image: auth.example.com/miner:1',
+      '  decoy:',
+      '    image: nginx',
+      '    command: ["auth.example.com/miner:1", "${TOKEN_URL}"]',
+      '',
+    ].join('\n');
+    const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
+    const plan = reconcile(loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables }), emptyObserved('shop', 'staging'));
+    const [text, md, json] = [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))];
+    // the reviewer must see what web deploys: its diff line and its pull step
+    expect(md).toMatch(/\+ image: auth\.example\.com\/miner:1/);
+    for (const out of [text, json]) expect(out).toContain('auth.example.com/miner:1');
+  });
 });

@@ -134,6 +134,61 @@ describe('the deployed side of a diff keeps what a secret fed masked', () => {
     }
   });
 
+  it('(red-team round 6) the image a secret fed, deployed before the secret rotated, is not in the plan JSON as a rollout\'s previousImage', async () => {
+    const compose = 'services:\n  web:\n    image: "ghcr.io/acme/app:${DB_PASSWORD}"\n    deploy:\n      update_config:\n        order: start-first\n';
+    const before = await observed(await deploy(load(compose, OLD)));
+    expect(before.containers[0]!.configSecretFields).toContain('image');
+    const [text, md, json] = outputs(load(compose, NEW), before, NEW);
+    // the diff masks it (the label works there)
+    expect(md).toMatch(/- image: ••••••/);
+    for (const out of [text, md, json]) expect(out).not.toContain(OLD);
+  });
+  it('(red-team round 6) an anonymous volume whose path a secret fed, deployed before the secret rotated, is not in the plan JSON as an inherited volume', async () => {
+    const compose = 'services:\n  web:\n    image: nginx\n    volumes: ["/data/${DB_PASSWORD}"]\n';
+    const created = await deploy(load(compose, OLD));
+    // Docker reports the anonymous volume the create made at that path
+    for (const c of created) (c as { Mounts: unknown[] }).Mounts = [{ Type: 'volume', Name: 'a'.repeat(64), Destination: `/data/${OLD}` }];
+    const before = await observed(created);
+    expect(before.containers[0]!.configSecretFields).toContain('volumes');
+    const [text, md, json] = outputs(load(compose, NEW), before, NEW);
+    expect(md).toMatch(/- volumes: ••••••/);
+    for (const out of [text, md, json]) expect(out).not.toContain(OLD);
+  });
+  it('(red-team round 6) a failed start-first rollout does not store nor report the old secret-made image ("rolled back — still serving …")', async () => {
+    const compose = 'services:\n  web:\n    image: "ghcr.io/acme/app:${DB_PASSWORD}"\n    deploy:\n      update_config:\n        order: start-first\n';
+    const ts = await sqliteTestStore();
+    try {
+      const engine = new FakeEngine();
+      // the containers as Docker lists them: the labels each create wrote
+      const listed: Dockerode.ContainerInfo[] = [];
+      const create = engine.createContainer.bind(engine);
+      engine.createContainer = async (name: string, spec: ServiceSpec, who: ContainerIdentity, ...rest: [string?]) => {
+        const id = await create(name, spec, who, ...rest);
+        listed.push({ Id: id, Names: [`/${name}`], Image: spec.image, State: 'running', Status: '', Labels: containerLabels(spec, who), NetworkSettings: { Networks: {} }, Mounts: [] } as unknown as Dockerode.ContainerInfo);
+        return id;
+      };
+      const network = load(compose, OLD).networks[0]!.configHash;
+      const observer: Observer = async (_t, project, environment) => ({
+        ...(await observed(listed.filter((c) => engine.containers.has(c.Id)))),
+        networks: observeFake(engine, project, environment, { imageOf: () => '', hashOf: () => network }).networks,
+      });
+      const run = async (secret: string) => {
+        const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: secret, desired: load(compose, secret), targets: ['local'], onFailure: 'halt', secretValues: secretVariableValues({ DB_PASSWORD: secret }) });
+        return { applyId, state: await new Executor({ store: ts.store, engine: () => engine, lanes: new Lanes(), stopPollMs: 0, healthPollMs: 5 }).run(applyId) };
+      };
+      expect((await run(OLD)).state).toBe('completed');
+      // the secret rotates; the new container cannot be made, the old one keeps serving
+      (engine.opts as { failures?: { match: RegExp; message: string }[] }).failures = [{ match: /^createContainer .*_[0-9a-f]{12}$/, message: 'boom' }];
+      const { applyId, state } = await run(NEW);
+      expect(state).not.toBe('completed');
+      const errors = (await ts.store.listTasksForApply(applyId)).map((t) => t.error ?? '').filter(Boolean);
+      expect(errors.join('\n')).toMatch(/rolled back/);
+      for (const e of errors) expect(e).not.toContain(OLD);
+    } finally {
+      await ts.dispose();
+    }
+  });
+
   it('a compose file cannot write the label (nor any io.berth. label) itself', () => {
     for (const labels of ['      io.berth.secret-fields: "[]"', '      - "IO.BERTH.repository=acme/other"'])
       expect(() => load(['services:', '  web:', '    image: nginx', '    labels:', labels, ''].join('\n'), OLD), labels).toThrow(/compose\.yml:5: .*labels under io\.berth\. are berth's own/);

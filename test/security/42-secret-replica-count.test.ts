@@ -2,7 +2,8 @@
 // `replicas`, but planToJson gave replicasBefore/replicasAfter as numbers and
 // every format lists one step per replica (`service:web:1000`), which counts
 // them (red-team round 5, F3). Such a count is refused at its line, quoting
-// nothing of the value; a count from a plain variable still plans.
+// nothing of the value; a count from a plain variable still plans. So are a
+// rollout's settings, which the plan's batches and gates show (round 6, F1).
 import { describe, expect, it } from 'vitest';
 import { loadCompose } from '../../src/compose/load.js';
 
@@ -20,5 +21,17 @@ describe('a replica count from a secret', () => {
   it('a count from a plain variable plans, and a secret elsewhere under deploy: does not refuse it', () => {
     const d = load('services:\n  web:\n    image: nginx\n    deploy:\n      replicas: ${N}\n      resources: {limits: {memory: "${DB_PASSWORD}m"}}\n')();
     expect(d.services[0]!.spec.replicas).toBe(2);
+  });
+
+  it('a rollout setting from a secret is refused too: its batches, delays and gates are steps of the plan (red-team round 6)', () => {
+    for (const [key, secret] of [['parallelism', '5'], ['delay', '7000ms'], ['monitor', '7000ms'], ['max_failure_ratio', '0.50']])
+      for (const section of ['update_config', 'rollback_config']) {
+        const text = `services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 12\n      ${section}:\n        ${key}: "\${DB_PASSWORD}"\n`;
+        const f = () => loadCompose([{ path: 'compose.yml', text }], { project: 'shop', environment: 'staging', variables: { DB_PASSWORD: secret! } });
+        expect(f, `${section}.${key}`).toThrow(new RegExp(`^compose\\.yml:7: services\\.web\\.deploy\\.${section}\\.${key}: a rollout setting cannot come from a secret variable`));
+        expect(f).not.toThrow(secret);
+      }
+    // from a plain variable it plans, in batches the plan shows
+    expect(load('services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 4\n      update_config: {parallelism: "${N}"}\n')().services[0]!.spec.rollout).toMatchObject({ update: { parallelism: 2 } });
   });
 });
