@@ -917,6 +917,11 @@ describe('files the compose way', () => {
     // one inside another would not nest as host directories do; a declared volume of that name is not taken over
     const nested = { 'deploy/compose.yml': svc('image: nginx\nvolumes: ["./data:/data", "./data/cache:/cache"]') };
     expect(await viaApp(nested, cfg()).catch((e: unknown) => e)).toMatchObject({ code: "repository_bind_missing", line: 4, message: expect.stringContaining('one inside the other') });
+    // nested across services and levels, found by each path's parents; a sibling sharing a prefix is no parent
+    const deep = { 'deploy/compose.yml': 'services:\n  a:\n    image: nginx\n    volumes: ["./x/y/z/data:/d"]\n  b:\n    image: nginx\n    volumes: ["./x:/x", "./x2:/x2"]\n' };
+    expect(await viaApp(deep, cfg()).catch((e: unknown) => e)).toMatchObject({ code: 'repository_bind_missing', line: 4, message: expect.stringContaining('deploy/x/y/z/data and deploy/x are both directories') });
+    const siblings = { 'deploy/compose.yml': 'services:\n  a:\n    image: nginx\n    volumes: ["./data:/d", "./data2:/d2", "./data-old/x:/d3"]\n' };
+    expect((await viaApp(siblings, cfg())).volumes.map((v) => v.spec.name).sort()).toEqual(['deploy_data', 'deploy_data-old_x', 'deploy_data2']);
     const declared = { 'deploy/compose.yml': svc('image: nginx\nvolumes: ["./pgdata:/data"]', 'volumes:\n  deploy_pgdata: {}\n') };
     expect(await viaApp(declared, cfg()).catch((e: unknown) => e)).toMatchObject({ code: "repository_bind_missing", line: 4, message: expect.stringContaining('is already declared under volumes:') });
   });

@@ -257,6 +257,15 @@ function keepDataInVolumes(services: readonly ServiceFragment[], tree: RepoTree,
   // certificates, written by one container and read by others); read-only everywhere, it stays refused.
   const written = new Map<string, Loc>();
   for (const s of services) for (const m of s.volumes ?? []) if (!m.v.readOnly) { const p = dataPath(m); if (p !== undefined && !written.has(p)) written.set(p, m.at); }
+  // Paths one inside another, found once by walking each path's parents (a scan per bind would cost the square of
+  // their number, and a PR's compose file can list tens of thousands)
+  const nested = new Map<string, string>();
+  for (const p of written.keys())
+    for (let d = posix.dirname(p); d !== '.' && d !== '/'; d = posix.dirname(d))
+      if (written.has(d)) {
+        if (!nested.has(p)) nested.set(p, d);
+        if (!nested.has(d)) nested.set(d, p);
+      }
   const made = new Map<string, string>();
   for (const s of services) {
     const told: string[] = [];
@@ -265,7 +274,7 @@ function keepDataInVolumes(services: readonly ServiceFragment[], tree: RepoTree,
       if (path === undefined || !written.has(path)) return m;
       const source = m.asWritten ?? m.v.source!;
       const key = dataVolumeKey(path);
-      const other = [...written.keys()].find((d) => d !== path && (under(path, d) || under(d, path)));
+      const other = nested.get(path);
       if (other)
         throw fail(
           `service ${s.name}: bind mount of ${source}: ${path} and ${other} are both directories the repository does not hold, one inside the other; berth keeps each in a volume of its own, which would not nest as the host directories do`,
