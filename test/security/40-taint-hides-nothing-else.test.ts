@@ -17,10 +17,10 @@ import { emptyObserved } from '../helpers/simulate.js';
 
 const SECRET = 'h0rse-battery-st4ple';
 
-function outputs(compose: string): string[] {
-  const variables = { DB_PASSWORD: SECRET };
-  const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
-  const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables });
+/** The plan of `compose` on an empty host as text, Markdown and JSON. */
+function outputs(compose: string, variables: Record<string, string> = { DB_PASSWORD: SECRET }, secretKeys: string[] = []): string[] {
+  const opts = { secretKeys, secretValues: secretVariableValues(variables, secretKeys) };
+  const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables, secretKeys });
   const plan = reconcile(desired, emptyObserved('shop', 'staging'));
   return [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))];
 }
@@ -48,11 +48,7 @@ describe('a field a secret fed hides nothing but the secret', () => {
   it('a field that still carries the secret, split or respelled, stays masked, and so does free text quoting it', () => {
     // the command's words are the secret's pieces (split at its spaces by the command's parser)
     const compose = 'services:\n  web:\n    image: nginx\n    command: "serve ${DB_PASSWORD}"\n    mac_address: "${MAC}"\n';
-    const variables = { DB_PASSWORD: 'h0rse battery st4ple' };
-    const opts = { secretKeys: ['MAC'] as string[], secretValues: secretVariableValues({ ...variables, MAC: '02-42-AC-11-7E-5D' }, ['MAC']) };
-    const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables: { ...variables, MAC: '02-42-AC-11-7E-5D' }, secretKeys: ['MAC'] });
-    const plan = reconcile(desired, emptyObserved('shop', 'staging'));
-    for (const out of [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))])
+    for (const out of outputs(compose, { DB_PASSWORD: 'h0rse battery st4ple', MAC: '02-42-AC-11-7E-5D' }, ['MAC']))
       for (const hidden of ['h0rse', 'battery', 'st4ple', '02:42:ac:11:7e:5d', '02-42-AC']) expect(out, hidden).not.toContain(hidden);
   });
 
@@ -90,10 +86,7 @@ describe('a field a secret fed hides nothing but the secret', () => {
       '  data: {}',
       '',
     ].join('\n');
-    const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
-    const desired = loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables });
-    const plan = reconcile(desired, emptyObserved('shop', 'staging'));
-    const md = renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts });
+    const md = outputs(compose, variables)[1]!;
     expect(md).not.toContain('Tr0ub4dor');
     expect(md).toMatch(/\+ image: ghcr\.io\/evil\/miner:5432/);
     // nor the volume's own key ("data"), which nothing secret fed
@@ -111,9 +104,7 @@ describe('a field a secret fed hides nothing but the secret', () => {
       '    command: ["auth.example.com/miner:1", "${TOKEN_URL}"]',
       '',
     ].join('\n');
-    const opts = { secretKeys: [] as string[], secretValues: secretVariableValues(variables, []) };
-    const plan = reconcile(loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables }), emptyObserved('shop', 'staging'));
-    const [text, md, json] = [renderPlanText(plan, opts), renderPlanMarkdown(plan, { environment: 'staging', target: 'local', ...opts }), JSON.stringify(planToJson(plan, opts))];
+    const [text, md, json] = outputs(compose, variables) as [string, string, string];
     // the reviewer must see what web deploys: its diff line and its pull step
     expect(md).toMatch(/\+ image: auth\.example\.com\/miner:1/);
     for (const out of [text, json]) expect(out).toContain('auth.example.com/miner:1');

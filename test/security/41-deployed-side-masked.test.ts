@@ -30,17 +30,24 @@ const NEW = 'c0rrect-h0rse-b4ttery';
 const load = (compose: string, secret: string): DesiredState =>
   loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables: { DB_PASSWORD: secret } });
 
+/** The containers `engine` creates, as Docker lists them: with the labels each create wrote (the fake engine keeps only some). */
+function listedAsCreated(engine: FakeEngine): Dockerode.ContainerInfo[] {
+  const listed: Dockerode.ContainerInfo[] = [];
+  const create = engine.createContainer.bind(engine);
+  engine.createContainer = async (name: string, spec: ServiceSpec, who: ContainerIdentity, ...rest: [string?]) => {
+    const id = await create(name, spec, who, ...rest);
+    listed.push({ Id: id, Names: [`/${name}`], Image: spec.image, State: 'running', Status: '', Labels: containerLabels(spec, who), NetworkSettings: { Networks: {} }, Mounts: [] } as unknown as Dockerode.ContainerInfo);
+    return id;
+  };
+  return listed;
+}
+
 /** Applies `desired` with the executor and returns what each create was told to label, as observe() reads it back from Docker. */
 async function deploy(desired: DesiredState): Promise<Dockerode.ContainerInfo[]> {
   const ts = await sqliteTestStore();
   try {
     const engine = new FakeEngine();
-    const created: Dockerode.ContainerInfo[] = [];
-    const create = engine.createContainer.bind(engine);
-    engine.createContainer = (name: string, spec: ServiceSpec, who: ContainerIdentity, ...rest: [string?]) => {
-      created.push({ Id: `id-${name}`, Names: [`/${name}`], Image: spec.image, State: 'running', Status: '', Labels: containerLabels(spec, who), NetworkSettings: { Networks: {} }, Mounts: [] } as unknown as Dockerode.ContainerInfo);
-      return create(name, spec, who, ...rest);
-    };
+    const created = listedAsCreated(engine);
     const observer: Observer = async (_t, project, environment) => observeFake(engine, project, environment, { imageOf: () => 'docker.io/library/nginx:latest' });
     const secretValues = secretVariableValues({ DB_PASSWORD: OLD });
     const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt', secretValues });
@@ -159,14 +166,7 @@ describe('the deployed side of a diff keeps what a secret fed masked', () => {
     const ts = await sqliteTestStore();
     try {
       const engine = new FakeEngine();
-      // the containers as Docker lists them: the labels each create wrote
-      const listed: Dockerode.ContainerInfo[] = [];
-      const create = engine.createContainer.bind(engine);
-      engine.createContainer = async (name: string, spec: ServiceSpec, who: ContainerIdentity, ...rest: [string?]) => {
-        const id = await create(name, spec, who, ...rest);
-        listed.push({ Id: id, Names: [`/${name}`], Image: spec.image, State: 'running', Status: '', Labels: containerLabels(spec, who), NetworkSettings: { Networks: {} }, Mounts: [] } as unknown as Dockerode.ContainerInfo);
-        return id;
-      };
+      const listed = listedAsCreated(engine);
       const network = load(compose, OLD).networks[0]!.configHash;
       const observer: Observer = async (_t, project, environment) => ({
         ...(await observed(listed.filter((c) => engine.containers.has(c.Id)))),
