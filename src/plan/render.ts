@@ -317,14 +317,14 @@ export function maskerForSpecs(
   secretFields?: SecretFields,
   secretKeys?: readonly string[],
   secretValues?: readonly string[],
-  /** deployed specs with the fields a secret fed when they were deployed (a change's `before`) */
-  deployed: readonly { spec: ServiceSpec; secretFields: readonly string[] }[] = [],
+  /** deployed specs with the fields a secret fed when they were deployed (changes' `before`, `beforeSecretFields`) */
+  deployed: readonly Pick<ResourceChange, 'before' | 'beforeSecretFields'>[] = [],
 ): Masker {
   const m = new Masker(secretKeys ?? [], secretValues ?? [], secretFields);
-  for (const d of deployed) m.addSpecFields(d.spec, d.secretFields);
+  for (const d of deployed) if (d.before && d.beforeSecretFields?.length) m.addSpecFields(d.before, d.beforeSecretFields);
   // The steps carry what a secret made of the deployed containers (their names, the image a rollout keeps
   // serving, anonymous volumes' paths), and that secret may have another value now: each is remembered whole.
-  for (const text of secretMadeTexts(deployed.map((d) => ({ before: d.spec, beforeSecretFields: [...d.secretFields] })))) m.taint(text);
+  for (const text of secretMadeTexts(deployed)) m.taint(text);
   // What a spec teaches the masker depends on its content alone (its name included, which selects its
   // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
   // unchanged service read back from its container) teaches nothing new. Learning is specFields's
@@ -392,7 +392,7 @@ function maskerFor(plan: Plan, secretKeys: readonly string[] | undefined, secret
     plan.desired?.secretFields,
     secretKeys,
     [...(secretValues ?? []), ...secretContents(plan.desired)],
-    plan.changes.flatMap((c) => (c.before && c.beforeSecretFields?.length ? [{ spec: c.before, secretFields: c.beforeSecretFields }] : [])),
+    plan.changes,
   );
 }
 
