@@ -256,7 +256,11 @@ function keepDataInVolumes(services: readonly ServiceFragment[], tree: RepoTree,
   // A data directory is one some service writes: a read-only bind of the same path reads that volume (mailcow's
   // certificates, written by one container and read by others); read-only everywhere, it stays refused.
   const written = new Map<string, Loc>();
-  for (const s of services) for (const m of s.volumes ?? []) if (!m.v.readOnly) { const p = dataPath(m); if (p !== undefined && !written.has(p)) written.set(p, m.at); }
+  for (const s of services)
+    for (const m of s.volumes ?? []) {
+      const p = m.v.readOnly ? undefined : dataPath(m);
+      if (p !== undefined && !written.has(p)) written.set(p, m.at);
+    }
   // Paths one inside another, found once by walking each path's parents (a scan per bind would cost the square of
   // their number, and a PR's compose file can list tens of thousands)
   const nested = new Map<string, string>();
