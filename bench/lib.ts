@@ -80,6 +80,13 @@ export function describeFigure(f: { name: string } & Record<string, unknown>): s
   const value = typeof f.median === 'number' ? f.median : typeof f.value === 'number' ? f.value : undefined;
   const spread = typeof f.median === 'number' ? `median ${f.median} ${unit}, p95 ${f.p95}, min ${f.min}, max ${f.max} over ${f.runs} runs` : `${value} ${unit}`;
   const target = typeof f.target === 'number' ? f.target : undefined;
-  const vs = target !== undefined && value !== undefined ? ` (target ≤ ${target} ${unit}: ${(value / target).toFixed(3)}× of target, ${value <= target ? 'met' : 'MISSED'})` : '';
+  // A figure with no target may have a floor: the least it can be (a count of requests the API makes unavoidable).
+  const floor = typeof f.floor === 'number' ? f.floor : undefined;
+  const vs =
+    target !== undefined && value !== undefined
+      ? ` (target ≤ ${target} ${unit}: ${(value / target).toFixed(3)}× of target, ${value <= target ? 'met' : 'MISSED'})`
+      : floor !== undefined && value !== undefined
+        ? ` (floor ${floor} ${unit}: ${value <= floor ? 'at its floor' : `${value - floor} over its floor`})`
+        : '';
   return `${f.name}: ${spread}${vs}`;
 }
