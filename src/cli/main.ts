@@ -362,9 +362,19 @@ async function cmdRecover(args: string[], io: Io): Promise<number> {
   }
 }
 
-/** Everything the CLI prints passes through the masker (outbound.ts). */
+/**
+ * Everything the CLI prints passes through the masker (outbound.ts). Should masking itself fail, the line is
+ * withheld: an error escaping main() would be printed by Node as it is, secrets and all.
+ */
 function maskedIo(io: Io): Io {
-  return { ...io, out: (s) => io.out(outText(s)), err: (s) => io.err(outText(s)) };
+  const masked = (s: string) => {
+    try {
+      return outText(s);
+    } catch {
+      return 'berth: a line of output was withheld: masking the secrets in it failed';
+    }
+  };
+  return { ...io, out: (s) => io.out(masked(s)), err: (s) => io.err(masked(s)) };
 }
 
 export async function main(argv: string[], rawIo: Io = realIo()): Promise<number> {

@@ -112,7 +112,34 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
     throw maskTaintedError(e, found, values);
   }
   refuseSecretReplicaCounts(found);
+  refuseSecretImages(
+    found,
+    Object.entries(opts.variables ?? {})
+      .filter(([k]) => secret(k))
+      .map(([, v]) => v),
+  );
   return loaded;
+}
+
+/**
+ * An image is resolved while planning, for every PR (a fork's too), before anyone reviewed it: its registry's
+ * host is looked up and its manifest asked for through the target's engine. An image whose text holds the value
+ * of one of the environment's secret variables would send that value to whoever runs the registry (or the DNS
+ * of its host): refused at its line, quoting nothing of it. A secret-looking name whose value the PR itself
+ * gives (`.env`'s `VALKEY_IMAGE`, a default) carries nothing the PR author does not know, and is resolved.
+ */
+function refuseSecretImages(found: readonly TaintedInput[], secretValues: readonly string[]): void {
+  const values = secretValues.filter((v) => v !== '');
+  for (const t of found) {
+    if (t.path[0] !== 'services' || (t.path[2] !== 'image' && t.path[2] !== 'platform') || t.path.length !== 3) continue;
+    if (!values.some((v) => t.value.includes(v))) continue;
+    throw new ComposeError('secret_placement', `${t.path[2]} cannot come from a secret variable: planning resolves the image, which would send the secret to its registry (and its host name to DNS)`, {
+      file: t.file,
+      path: formatPath(t.path),
+      ...(t.line !== undefined ? { line: t.line } : {}),
+      hint: 'write the image in the compose file, or take it from a variable whose name does not look secret (PASSWORD, SECRET, TOKEN, KEY, …) and that secret_keys does not list',
+    });
+  }
 }
 
 /**

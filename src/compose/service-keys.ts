@@ -113,6 +113,9 @@ function ulimits(v: unknown): Record<string, Ulimit> {
   for (const k of Object.keys(v).sort()) {
     const u = (v as Record<string, unknown>)[k];
     if (!/^[a-z]+$/.test(k)) fail('invalid_value', `invalid ulimit name "${k}"`, 'e.g. nofile, nproc, memlock', [k]);
+    // A real-time priority lets the container's processes schedule themselves ahead of every ordinary process of
+    // the host (cgroup v2 has no real-time budget per container), as cpu_rt_runtime would: refused alike.
+    if (k === 'rtprio') fail('unsupported', 'ulimits.rtprio lets the container take real-time CPU scheduling, which draws on the host\'s real-time budget, outside what the policy governs', 'remove it', [k]);
     const int = (x: unknown, sub: string[]) => {
       const n = typeof x === 'number' ? x : typeof x === 'string' && /^-?\d+$/.test(x) ? Number(x) : NaN;
       if (!Number.isInteger(n) || n < -1) fail('invalid_value', `ulimits.${k} must be an integer, not ${describeValue(x)}`, undefined, [k, ...sub]);

@@ -58,7 +58,9 @@ const goInt: ScalarTag = {
   identify: () => false,
   default: true,
   tag: INT_TAG,
-  test: /^[-+]?(?:0[bB][01_]*[01][01_]*|[0-9][0-9_]*_[0-9_]*)$/,
+  // Tried on every plain scalar a PR writes: each part can match in one way only (a run of `_` before the first
+  // binary digit, digits up to the first `_`), so a long scalar costs one pass, not a pass per split point.
+  test: /^[-+]?(?:0[bB]_*[01][01_]*|[0-9]+_[0-9_]*)$/,
   resolve: (str: string) => {
     const plain = str.replace(/_/g, '');
     const sign = plain[0] === '-' ? -1n : 1n;

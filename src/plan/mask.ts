@@ -43,7 +43,8 @@ export class Masker {
    * path's other part) would, once remembered, make any text holding it count as secret too.
    */
   private readonly derived = new Set<string>();
-  private pattern: RegExp | undefined;
+  /** how redact() finds what `seen` holds: built when first needed after `seen` grew */
+  private matchers: Matcher[] | undefined;
   /** null prototype: a service named `constructor` or `toString` must not find Object.prototype's member */
   private readonly fields: SecretFields = Object.create(null) as SecretFields;
   /**
@@ -115,6 +116,15 @@ export class Masker {
   }
 
   /**
+   * A text a secret made (a container's name, an image), which a PR shapes around the secret and may repeat by
+   * the thousand: remembered whole, as taint() does, unless the secret values known already hide all it carries
+   * of a secret (covered()). The secret may have rotated since it was made: then the text is remembered.
+   */
+  taintMade(value: string): void {
+    if (!this.values.has(value) && !this.covered(value)) this.remember(value);
+  }
+
+  /**
    * What a field a secret fed shows (its raw text, a part of it): remembered like taint() only when it still
    * carries a secret — its letters and digits holding those of a whole secret value (`02:42:ac:…` for
    * `02-42-AC-…`), or being those of a piece of one (a word of a command split at the secret's spaces). A
@@ -122,20 +132,53 @@ export class Masker {
    * it, and remembered it would hide that text everywhere else in the plan.
    */
   taintDerived(value: string): void {
-    const skeleton = skeletonOf(value);
-    if (!skeleton || this.derived.has(value) || this.values.has(value)) return;
+    if (this.derived.has(value) || this.values.has(value)) return;
+    // A text holding a secret as it was given (a command word `q1z${S}`) is masked by that secret's own entry: a
+    // PR writing thousands of such words would otherwise make the masker remember (and scan for) each of them.
+    if (this.carriesSecret(value) && !this.covered(value)) this.remember(value, true);
+  }
+
+  /**
+   * Whether `text` carries a secret: its letters and digits hold those of a whole secret value (`02:42:ac:…` for
+   * `02-42-AC-…`, a lower-cased image name), or are those of one of its pieces as the whole text (a word of a
+   * command split at the secret's spaces). A text that only holds a piece (`5432` of a database URL in
+   * `ghcr.io/…:5432`, a host a PR author knows in `auth.example.com/miner:1`) is the author's own text, and
+   * remembered it would be masked everywhere.
+   */
+  private carriesSecret(text: string): boolean {
+    const skeleton = skeletonOf(text);
+    if (!skeleton) return false;
     for (const v of this.values) {
-      // the whole secret, respelled (`02:42:ac:…` for `02-42-AC-…`, a lower-cased image name)
       const whole = skeletonOf(v);
-      if (whole.length >= MIN_DERIVED_SKELETON && skeleton.includes(whole)) return this.remember(value, true);
-      // or one of its pieces, respelled, as the whole text (a word of a command split at the secret's spaces): a
-      // text that only holds a piece (`5432` of a database URL in `ghcr.io/…:5432`, a host a PR author knows in
-      // `auth.example.com/miner:1`) is the author's own text, and remembered it would be masked everywhere
+      if (whole.length >= MIN_DERIVED_SKELETON && skeleton.includes(whole)) return true;
       for (const piece of secretPieces(v)) {
         const s = skeletonOf(piece);
-        if (s.length >= MIN_DERIVED_SKELETON && skeleton === s) return this.remember(value, true);
+        if (s.length >= MIN_DERIVED_SKELETON && skeleton === s) return true;
       }
     }
+    return false;
+  }
+
+  /**
+   * Whether redacting the secret values known hides all `text` carries of a secret, in every form remember()
+   * keeps: it holds a value as given (case aside), its Markdown-escaped form holds the value's (that escaping
+   * depends on what precedes: `www` before a `.`), and with the values taken out nothing left carries a secret.
+   */
+  private covered(text: string): boolean {
+    const lower = text.toLowerCase();
+    let shown: string | undefined;
+    let rest = text;
+    let found = false;
+    for (const v of this.values) {
+      if (v.length < MIN_REDACT_LENGTH) continue;
+      const lv = v.toLowerCase();
+      if (!lower.includes(lv)) continue;
+      shown ??= escapeMarkdown(text).toLowerCase();
+      if (!shown.includes(escapeMarkdown(v).toLowerCase())) return false;
+      found = true;
+      rest = replaceAllCaseless(rest, v, ' ');
+    }
+    return found && !this.carriesSecret(rest);
   }
 
   isSecretKey(key: string): boolean {
@@ -235,13 +278,10 @@ export class Masker {
   redact(text: string): string {
     if (text.includes('berth-secret.')) text = text.replace(PLACEHOLDER_RE, MASK);
     if (!this.seen.size) return text;
-    if (!this.pattern) {
-      // Longest first, so a secret that contains another is replaced whole.
-      const values = [...this.seen].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
-      // Case-insensitive: a value may be shown upper-cased (a capability) or lower-cased (an image name).
-      this.pattern = new RegExp(values.map(escapeRegExp).join('|'), 'gi');
-    }
-    return text.replace(this.pattern, MASK);
+    // Longest first, so a secret that contains another is replaced whole.
+    this.matchers ??= matchersFor([...this.seen].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)));
+    for (const m of this.matchers) text = m(text);
+    return text;
   }
 
   /**
@@ -270,7 +310,7 @@ export class Masker {
     for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value), ...escapedForms(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);
-        this.pattern = undefined;
+        this.matchers = undefined;
       }
     }
   }
@@ -304,6 +344,73 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
 
 export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** Replaces every `text` in a masker's input with the mask. */
+type Matcher = (input: string) => string;
+
+/**
+ * V8 refuses a regular expression past its size limit (a case-insensitive literal of about 40,000 letters), and
+ * what a masker holds grows with what a PR writes: its texts are matched by patterns of at most this many
+ * texts and characters each, tried one after another (longest texts first, as one pattern would).
+ */
+const PATTERN_TEXTS = 256;
+const PATTERN_CHARS = 8 * 1024;
+
+/** Case-insensitive matchers for `texts` (sorted longest first); never throws, whatever their number or size. */
+function matchersFor(texts: readonly string[]): Matcher[] {
+  const out: Matcher[] = [];
+  let group: string[] = [];
+  let chars = 0;
+  const flush = () => {
+    if (!group.length) return;
+    const alternatives = group;
+    group = [];
+    chars = 0;
+    let re: RegExp | undefined;
+    try {
+      re = new RegExp(alternatives.join('|'), 'gi');
+    } catch {
+      // past the limit after all (a text of many characters the case-insensitive flag widens): one at a time
+      for (const a of alternatives) out.push(longTextMatcher(a.replace(/\\(.)/g, '$1')));
+      return;
+    }
+    out.push((input) => input.replace(re, MASK));
+  };
+  for (const t of texts) {
+    const escaped = escapeRegExp(t);
+    if (escaped.length > PATTERN_CHARS / 2) {
+      flush();
+      out.push(longTextMatcher(t));
+      continue;
+    }
+    if (group.length >= PATTERN_TEXTS || chars + escaped.length > PATTERN_CHARS) flush();
+    group.push(escaped);
+    chars += escaped.length + 1;
+  }
+  flush();
+  return out;
+}
+
+/** A text too long for a pattern: found as given, lower-cased and upper-cased (how a whole value is respelled). */
+function longTextMatcher(text: string): Matcher {
+  const forms = [...new Set([text, text.toLowerCase(), text.toUpperCase()])];
+  return (input) => forms.reduce((s, f) => (s.includes(f) ? s.split(f).join(MASK) : s), input);
+}
+
+/** `text` with every occurrence of `what`, in any case, replaced by `by` (what may be long: no pattern of it). */
+function replaceAllCaseless(text: string, what: string, by: string): string {
+  const lowerWhat = what.toLowerCase();
+  // toLowerCase keeps the length of all but a few characters (İ): where it does not, fall back to the forms
+  const lowerText = text.toLowerCase();
+  if (lowerText.length !== text.length || lowerWhat.length !== what.length) return longTextMatcher(what)(text).split(MASK).join(by);
+  let out = '';
+  let from = 0;
+  for (let i = lowerText.indexOf(lowerWhat); i >= 0; i = lowerText.indexOf(lowerWhat, i + lowerWhat.length)) {
+    out += text.slice(from, i) + by;
+    from = i + lowerWhat.length;
+  }
+  return out + text.slice(from);
+}
+
 /** Letters and digits, lower case: what survives the clean-ups parsing does (case, separators, quotes). */
 const skeletonOf = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
 /** The least of a secret that counts as carried by a derived text (shorter runs occur by chance). */
@@ -312,12 +419,15 @@ const MIN_DERIVED_SKELETON = 4;
 /** A secret value's pieces, cut where parsers of paths, URLs and lists cut it (see Masker.withPieces). */
 export const secretPieces = (value: string): string[] => value.split(/[\s:/=@,;?&#|]+/);
 
+// Each pattern below starts a match only where its first run of characters starts (a lookbehind, or the
+// character before it): tried at every position of a long run (`--a--a--a…`, `aaaa…://`), it would scan the
+// rest of the run from each one, the square of a PR-written value's length.
 /** `scheme://user:password@` → the password. */
-const URL_USERINFO_RE = /([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi;
+const URL_USERINFO_RE = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)([^\s@/]+)(@)/gi;
 /** `KEY=value`, `--key=value`, `-key=value`; the value may be quoted. */
 const ASSIGNMENT_RE = /(^|[^\w.-])(-{0,2}[A-Za-z_][\w.-]*)=("[^"]*"|'[^']*'|[^\s"'&;,]*)/g;
 /** `--password value` inside one argument (e.g. `sh -c "mysqld --password x"`). */
-const FLAG_SPACE_VALUE_RE = /(--?[A-Za-z_][\w.-]*)(\s+)("[^"]*"|'[^']*'|[^\s"'-][^\s"']*)/g;
+const FLAG_SPACE_VALUE_RE = /(?<![\w.-])(--?[A-Za-z_][\w.-]*)(\s+)("[^"]*"|'[^']*'|[^\s"'-][^\s"']*)/g;
 /**
  * Whether `text` holds what every match of the three patterns above needs: `://` (userinfo), `=`
  * (an assignment), or a `-` with whitespace after it (a flag and its value). Linear in the text.

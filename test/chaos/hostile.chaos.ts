@@ -35,7 +35,9 @@ const CASES: Case[] = JSON.parse(readFileSync(`${DIR}/index.json`, 'utf8')).case
 const REPO = 'acme/hostile';
 const PROJECT = 't-hostile';
 const HEAD = sha('e');
-const CONFIG = ['project: t-hostile', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', ''].join('\n');
+/** A secret variable the hostile compose files may use: its value must never show, whatever they do with it. */
+const SECRET = 'h0stile-s3cret-9f2';
+const CONFIG = ['project: t-hostile', 'environments:', '  - name: staging', '    compose: [compose.yml]', '    targets: [local]', `    variables: {DB_PASSWORD: ${SECRET}}`, ''].join('\n');
 const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', ''].join('\n');
 
 function input(c: Case): string {
@@ -129,6 +131,7 @@ describeDocker('hostile input through the whole app', () => {
         const comment = app.berthComments(n)[0]!.body;
         assertText(c, comment);
         assertText(c, check.summary ?? '');
+        for (const text of [comment, check.summary ?? '', check.title ?? '']) expect(text.toLowerCase(), `${c.id}: the secret variable's value shown`).not.toContain(SECRET.toLowerCase());
         if (c.neverRead !== undefined) {
           const read = app.fake.requestsTo('repos/get-content').slice(readsBefore).map((r) => r.path);
           expect(read.filter((p) => p.includes(`/contents/${c.neverRead}`)), `${c.id}: read before it was refused`).toEqual([]);

@@ -30,6 +30,15 @@ const NEW = 'c0rrect-h0rse-b4ttery';
 const load = (compose: string, secret: string): DesiredState =>
   loadCompose([{ path: 'compose.yml', text: compose }], { project: 'shop', environment: 'staging', variables: { DB_PASSWORD: secret } });
 
+/**
+ * What a berth before red-team round 8 loaded and deployed: an image a secret fed (now refused while planning,
+ * which resolves images: security 43). Its containers still carry that in their labels.
+ */
+const secretImageOfOldBerth = (compose: string, secret: string): DesiredState => {
+  const d = load(compose.replace('${DB_PASSWORD}', secret), secret);
+  return { ...d, secretFields: { ...d.secretFields, web: [...(d.secretFields?.web ?? []), 'image'] } };
+};
+
 /** The containers `engine` creates, as Docker lists them: with the labels each create wrote (the fake engine keeps only some). */
 function listedAsCreated(engine: FakeEngine): Dockerode.ContainerInfo[] {
   const listed: Dockerode.ContainerInfo[] = [];
@@ -143,9 +152,10 @@ describe('the deployed side of a diff keeps what a secret fed masked', () => {
 
   it('(red-team round 6) the image a secret fed, deployed before the secret rotated, is not in the plan JSON as a rollout\'s previousImage', async () => {
     const compose = 'services:\n  web:\n    image: "ghcr.io/acme/app:${DB_PASSWORD}"\n    deploy:\n      update_config:\n        order: start-first\n';
-    const before = await observed(await deploy(load(compose, OLD)));
+    const before = await observed(await deploy(secretImageOfOldBerth(compose, OLD)));
     expect(before.containers[0]!.configSecretFields).toContain('image');
-    const [text, md, json] = outputs(load(compose, NEW), before, NEW);
+    // the PR now writes the image itself
+    const [text, md, json] = outputs(load(compose.replace('${DB_PASSWORD}', '2'), NEW), before, NEW);
     // the diff masks it (the label works there)
     expect(md).toMatch(/- image: ••••••/);
     for (const out of [text, md, json]) expect(out).not.toContain(OLD);
@@ -167,13 +177,15 @@ describe('the deployed side of a diff keeps what a secret fed masked', () => {
     try {
       const engine = new FakeEngine();
       const listed = listedAsCreated(engine);
-      const network = load(compose, OLD).networks[0]!.configHash;
+      const network = secretImageOfOldBerth(compose, OLD).networks[0]!.configHash;
       const observer: Observer = async (_t, project, environment) => ({
         ...(await observed(listed.filter((c) => engine.containers.has(c.Id)))),
         networks: observeFake(engine, project, environment, { imageOf: () => '', hashOf: () => network }).networks,
       });
       const run = async (secret: string) => {
-        const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: secret, desired: load(compose, secret), targets: ['local'], onFailure: 'halt', secretValues: secretVariableValues({ DB_PASSWORD: secret }) });
+        // first what an earlier berth deployed, then the PR's own image (the secret rotated meanwhile)
+        const desired = secret === OLD ? secretImageOfOldBerth(compose, OLD) : load(compose.replace('${DB_PASSWORD}', '2'), secret);
+        const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/shop', pr: 1, environment: 'staging', kind: 'apply', actor: 'alice', headSha: secret, desired, targets: ['local'], onFailure: 'halt', secretValues: secretVariableValues({ DB_PASSWORD: secret }) });
         return { applyId, state: await new Executor({ store: ts.store, engine: () => engine, lanes: new Lanes(), stopPollMs: 0, healthPollMs: 5 }).run(applyId) };
       };
       expect((await run(OLD)).state).toBe('completed');
