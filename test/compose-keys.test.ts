@@ -699,6 +699,39 @@ describe('files the compose way', () => {
     expect(await names('DOCKER_PROXY_PROFILE=proxy\n', '    profiles: [proxy]\n')).toEqual(['proxy']);
   });
 
+  it('what berth cannot honour refuses only services that will run: docker compose never creates one whose profiles are off (zabbix)', () => {
+    const compose = [
+      'services:',
+      '  web:',
+      '    image: nginx',
+      '  debug:',
+      '    image: busybox',
+      '    profiles: [debug]',
+      '    deploy: {resources: {reservations: {cpus: "0.5"}}}',
+      '    security_opt: ["seccomp:./chrome.json"]',
+      '    post_start: [{command: x}]',
+      '',
+    ].join('\n');
+    const load = (profiles?: string[]) => loadCompose([{ path: 'compose.yml', text: compose }], { project: 'p', environment: 'e', variables: {}, ...(profiles ? { profiles } : {}) });
+    expect(load().services.map((s) => s.spec.name)).toEqual(['web']);
+    // enabled, it is refused at the first such key, as before
+    expect(errorOf(() => load(['debug']))).toMatchObject({ code: 'unsupported', line: 7, message: expect.stringContaining('reservations.cpus cannot be honoured') });
+    // an override enabling nothing new keeps the refusal with the service it came from; a key compose does not know is refused anyway
+    const typo = compose.replace('    post_start: [{command: x}]', '    imagee: busybox');
+    expect(errorOf(() => loadCompose([{ path: 'compose.yml', text: typo }], { project: 'p', environment: 'e', variables: {} }))).toMatchObject({ code: 'unknown_key', line: 9 });
+    // a service that extends a refused one inherits the refusal
+    const extended = `${compose}  other:\n    extends: debug\n    profiles: !reset []\n`;
+    expect(errorOf(() => loadCompose([{ path: 'compose.yml', text: extended }], { project: 'p', environment: 'e', variables: {} }))).toMatchObject({ code: 'unsupported', line: 7 });
+  });
+
+  it('every service in a profile the environment does not enable is refused at its profiles, as docker compose refuses (no service selected); no services at all still plans (a teardown)', () => {
+    const load = (text: string, profiles?: string[]) => loadCompose([{ path: 'compose.yml', text }], { project: 'p', environment: 'e', variables: {}, ...(profiles ? { profiles } : {}) });
+    const all = 'services:\n  web:\n    image: nginx\n    profiles: [default]\n  db:\n    image: postgres\n    profiles: [default, db]\n';
+    expect(errorOf(() => load(all))).toMatchObject({ code: 'no_service', line: 4, message: expect.stringContaining('every service is in a profile this environment does not enable (db, default)') });
+    expect(load(all, ['db']).services.map((s) => s.spec.name)).toEqual(['db']);
+    expect(load('services: {}\n').services).toEqual([]);
+  });
+
   it('an included file interpolates with the .env next to it, below the including side (its .env, berth.yml variables), as docker compose does', async () => {
     const files = {
       'deploy/compose.yml': 'include:\n  - ../db/db.yml\nservices:\n  web:\n    image: nginx:${WEB_TAG:-1}\n    depends_on: [db]\n',
@@ -859,7 +892,9 @@ describe('files the compose way', () => {
     // not in the repository, read-only (a directory not committed, which the container could not fill either)
     expect(await refusal('./pgdata:/var/lib/postgresql/data:ro')).toMatchObject({ code: 'repository_bind_missing', line: 5, hint: expect.stringContaining('named volume') });
     // not in the repository and named like a file: a file not committed (compose would make a directory of it)
-    expect(await refusal('./nginx.local.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind_missing', line: 5 });
+    expect(await refusal('./nginx.local.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind_missing', line: 5, message: expect.stringContaining("its name is a file's"), hint: 'commit the file, or fix the path; for data, keep data in a named volume (volumes: [data:/path] under the service, and data: under the top-level volumes:)' });
+    // a file a typo away from one the directory holds (FreshRSS binds traefik/tls.yaml, the repository holds tls.yml)
+    expect(await refusal('./nginx.cnf:/etc/nginx/nginx.conf:ro')).toMatchObject({ code: 'repository_bind_missing', line: 5, hint: 'did you mean deploy/nginx.conf? commit the file, or fix the path' });
     expect(await refusal('../../outside:/run/x')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('leaves the repository') });
     expect(await refusal('./link.conf:/etc/nginx/nginx.conf')).toMatchObject({ code: 'repository_bind', line: 5, message: expect.stringContaining('is a symbolic link') });
     // not text: copied byte for byte all the same (a favicon, a GeoIP database)

@@ -95,6 +95,12 @@ export interface ServiceFragment {
   replace?: boolean;
   reset: Set<ServiceField>;
   override: Set<ServiceField>;
+  /**
+   * The first key of the service berth cannot honour though docker compose accepts it (`reservations.cpus`, a
+   * seccomp profile from a file, a lifecycle hook): raised once the service is known to be deployed. docker
+   * compose never creates a service none of whose profiles is enabled, so such a key there refuses nothing.
+   */
+  refused?: ComposeError;
   image?: At<string>;
   command?: At<string[]>;
   entrypoint?: At<string[]>;
@@ -459,20 +465,27 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     for (const [key, value] of Object.entries(svc)) {
       const path: PathSeg[] = [...base, key];
       if (key.startsWith('x-')) continue;
-      if (!(SUPPORTED_SERVICE_KEYS as readonly string[]).includes(key)) {
-        if (UNSUPPORTED_SERVICE_KEYS[key]) throw err('unsupported', `${key} is not supported by berth`, path, UNSUPPORTED_SERVICE_KEYS[key]);
-        if (OTHER_COMPOSE_SERVICE_KEYS.includes(key)) throw err('unsupported', `${key} is not supported by berth`, path, `supported service keys: ${SUPPORTED_SERVICE_KEYS.join(', ')}`);
-        const dym = didYouMean(key, [...SUPPORTED_SERVICE_KEYS, ...Object.keys(UNSUPPORTED_SERVICE_KEYS), ...OTHER_COMPOSE_SERVICE_KEYS]);
-        throw err('unknown_key', `unknown key "${key}" in service ${name}`, path, dym || `supported service keys: ${SUPPORTED_SERVICE_KEYS.join(', ')}`);
+      try {
+        if (!(SUPPORTED_SERVICE_KEYS as readonly string[]).includes(key)) {
+          if (UNSUPPORTED_SERVICE_KEYS[key]) throw err('unsupported', `${key} is not supported by berth`, path, UNSUPPORTED_SERVICE_KEYS[key]);
+          if (OTHER_COMPOSE_SERVICE_KEYS.includes(key)) throw err('unsupported', `${key} is not supported by berth`, path, `supported service keys: ${SUPPORTED_SERVICE_KEYS.join(', ')}`);
+          const dym = didYouMean(key, [...SUPPORTED_SERVICE_KEYS, ...Object.keys(UNSUPPORTED_SERVICE_KEYS), ...OTHER_COMPOSE_SERVICE_KEYS]);
+          throw err('unknown_key', `unknown key "${key}" in service ${name}`, path, dym || `supported service keys: ${SUPPORTED_SERVICE_KEYS.join(', ')}`);
+        }
+        const field = key as ServiceField;
+        const t = tag(path);
+        if (t === 'reset') {
+          frag.reset.add(field);
+          continue;
+        }
+        if (t === 'override') frag.override.add(field);
+        serviceField(frag, field, withoutExtensions(value, FREE_FORM_KEYS.has(key)), path);
+      } catch (e) {
+        // What compose accepts and berth cannot honour waits for the profiles (load.ts); anything else (an
+        // unknown key, a malformed value) is an error whether the service is deployed or not, as in compose.
+        if (!(e instanceof ComposeError) || e.code !== 'unsupported') throw e;
+        frag.refused ??= e;
       }
-      const field = key as ServiceField;
-      const t = tag(path);
-      if (t === 'reset') {
-        frag.reset.add(field);
-        continue;
-      }
-      if (t === 'override') frag.override.add(field);
-      serviceField(frag, field, withoutExtensions(value, FREE_FORM_KEYS.has(key)), path);
     }
   }
 

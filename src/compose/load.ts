@@ -366,6 +366,8 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   }
   // env files are read for the services the profiles keep (compose since 2.34): an inactive one may name a missing file
   applyProfiles(merged, enabledProfiles(opts.profiles ?? [], variables, notes, taint.secret));
+  // What berth cannot honour refuses the services that will run; docker compose never creates the others.
+  for (const s of merged.services.values()) if (s.refused) throw s.refused;
   resolveEnvFiles(merged.services.values(), taint, unset);
   applyLinks(merged);
   linkJoins(merged.services);
@@ -570,11 +572,22 @@ function enabledProfiles(listed: readonly string[], variables: Readonly<Record<s
 /** Services with profiles are deployed only when the environment enables one of them (berth.yml `profiles:`, or COMPOSE_PROFILES). */
 function applyProfiles(m: Merged, enabled: ReadonlySet<string>): void {
   const off = new Set<string>();
+  const offProfiles: string[] = [];
+  let firstAt: Loc | undefined;
   for (const [name, s] of m.services) {
     if (s.profiles?.v.length && !enabled.has('*') && !s.profiles.v.some((p) => enabled.has(p))) {
       m.services.delete(name);
       off.add(name);
+      offProfiles.push(...s.profiles.v);
+      firstAt ??= s.profiles.at;
     }
+  }
+  // Every service in a profile the environment does not enable: docker compose refuses (no service selected);
+  // planned, it would read as "no changes", or remove what runs.
+  if (off.size && !m.services.size) {
+    const first = [...off][0]!;
+    const profiles = [...new Set(offProfiles)].sort();
+    throw error('no_service', `every service is in a profile this environment does not enable (${profiles.join(', ')}), so nothing would be deployed`, firstAt!, `enable the profiles to deploy under profiles: of the environment in .github/berth.yml (or in COMPOSE_PROFILES), or take ${first} out of its profiles`);
   }
   for (const s of m.services.values()) {
     for (const d of s.dependsOn?.values() ?? []) {

@@ -117,6 +117,7 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
     reset: new Set(),
     override: new Set(),
     extras: { ...a.extras },
+    ...(a.refused || b.refused ? { refused: (a.refused ?? b.refused)! } : {}),
   };
   for (const spec of Object.values(EXTRA_KEYS)) {
     const x = a.extras[spec.field];

@@ -11,6 +11,7 @@
 // missing path that is read-only or looks like a file (a file not committed).
 import { posix } from 'node:path';
 import { ComposeError } from '../errors.js';
+import { closest } from '../text/suggest.js';
 import type { At, Loc, ServiceFragment, VolumeFragment } from './fragment.js';
 import type { Mount } from '../model/model.js';
 
@@ -172,6 +173,13 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
             m.at,
             'bind single files, or ship them with configs:',
           );
+        if (!inside.length && looksLikeFile(path))
+          throw fail(
+            `service ${s.name}: bind mount of ${written}: ${path} is not in the repository at this commit, and its name is a file's; docker compose would bind an empty directory of that name in its place`,
+            m.at,
+            `${similarFile(tree, path) ?? 'commit the file, or fix the path'}${readOnly ? '' : `; for data, ${VOLUME_HINT}`}`,
+            'repository_bind_missing',
+          );
         if (!inside.length)
           throw fail(
             `service ${s.name}: bind mount of ${written}: ${path} does not exist in the repository at this commit; docker compose would create an empty directory on the host, and the app has no checkout on the target to create it in`,
@@ -225,6 +233,17 @@ export function shipRepositoryBinds(services: Iterable<ServiceFragment>, tree: R
         );
     }
   return out;
+}
+
+/** Names of a directory's files compared with a missing one, at most (each comparison costs the product of two lengths). */
+const SIMILAR_CANDIDATES = 256;
+
+/** "did you mean" for a bound file the commit does not hold: a file of the same directory with a name a typo away. */
+function similarFile(tree: RepoTree, path: string): string | undefined {
+  const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
+  const here = (tree.under(dir) ?? []).filter((f) => posix.dirname(f) === (dir || '.') && f.length <= 256).slice(0, SIMILAR_CANDIDATES);
+  const found = closest(posix.basename(path), here.map((f) => posix.basename(f)));
+  return found === undefined ? undefined : `did you mean ${dir ? `${dir}/` : ''}${found}? commit the file, or fix the path`;
 }
 
 /** A file name with an extension (`nginx.conf`, `init.sql`, `.env`): a missing one is a file not committed, not a data directory. */
