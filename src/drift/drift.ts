@@ -202,7 +202,7 @@ function classify(c: Dockerode.ContainerInfo): Classified {
   };
   // A name a secret made (container_name, says the label the create wrote): every line that names the container
   // (a vanished row, a forged one) leaves through the masked channels, which now know it, whatever value the secret has now.
-  if (name && parseSecretFieldsLabel(labels[LABEL.secretFields])?.includes('container_name')) OUT.taintMade(name);
+  if (name && parseSecretFieldsLabel(labels[LABEL.secretFields])?.includes('container_name')) OUT.taint(name);
   if (problems.length) return { kind: 'invalid', applyId, why: `container ${name ?? '?'} (${c.Id.slice(0, 12)}): ${problems.join(', ')}; not indexed`, refused };
   return { kind: 'ok', c: { id: c.Id, name: name!, project, environment: environment!, service: service!, replica: replica!, configHash: configHash!, state: state!, applyId } };
 }

@@ -92,7 +92,7 @@ function listingTree(files: Set<string>): RepoTree {
 
 function redactorFor(env: EnvironmentConfig): (text: string) => string {
   const m = new Masker(secretKeysOf(env), secretVariableValues(env.variables, env.secret_keys));
-  return (text) => m.redact(m.inline(text));
+  return (text) => m.text(text);
 }
 
 interface Loaded {

@@ -38,6 +38,12 @@ export class Masker {
   /** the secret values as they were given (seen holds their shown and escaped forms too) */
   private readonly values = new Set<string>();
   /**
+   * Those of them berth was told are secret (the environment's secret values, what a secret made, what an apply
+   * revealed), not those it found in what it masked (a PR writing `X_PASSWORD: app-` makes `app-` one): only
+   * these let covered() skip a text — a PR-written value could otherwise stand in for a secret it does not hold.
+   */
+  private readonly given = new Set<string>();
+  /**
    * Texts remembered because a secret fed them (taintDerived): redacted like the values, but never a secret a
    * later text is judged against — or the text a PR author wrote next to a secret (a command's other word, a
    * path's other part) would, once remembered, make any text holding it count as secret too.
@@ -57,7 +63,7 @@ export class Masker {
 
   constructor(secretKeys: readonly string[] = [], secretValues: readonly string[] = [], secretFields?: SecretFields) {
     this.extra = new Set(secretKeys.map((k) => k.toUpperCase()));
-    for (const v of secretValues) this.remember(v);
+    for (const v of secretValues) this.remember(v, 'given');
     if (secretFields) this.addFields(secretFields);
   }
 
@@ -106,22 +112,13 @@ export class Masker {
   /** Learns another masker's secret keys and values (not its fields, which are per desired state). */
   absorb(other: Masker): void {
     for (const k of other.extra) this.extra.add(k);
-    for (const v of other.values) this.remember(v);
-    for (const v of other.derived) this.remember(v, true);
+    for (const v of other.values) this.remember(v, other.given.has(v) ? 'given' : 'found');
+    for (const v of other.derived) this.remember(v, 'derived');
   }
 
   /** A value derived from a secret: redacted from free text wherever it appears (second line of defence). */
   taint(value: string): void {
-    this.remember(value);
-  }
-
-  /**
-   * A text a secret made (a container's name, an image), which a PR shapes around the secret and may repeat by
-   * the thousand: remembered whole, as taint() does, unless the secret values known already hide all it carries
-   * of a secret (covered()). The secret may have rotated since it was made: then the text is remembered.
-   */
-  taintMade(value: string): void {
-    if (!this.values.has(value) && !this.covered(value)) this.remember(value);
+    this.remember(value, 'given');
   }
 
   /**
@@ -135,7 +132,7 @@ export class Masker {
     if (this.derived.has(value) || this.values.has(value)) return;
     // A text holding a secret as it was given (a command word `q1z${S}`) is masked by that secret's own entry: a
     // PR writing thousands of such words would otherwise make the masker remember (and scan for) each of them.
-    if (this.carriesSecret(value) && !this.covered(value)) this.remember(value, true);
+    if (this.carriesSecret(value) && !this.covered(value)) this.remember(value, 'derived');
   }
 
   /**
@@ -160,16 +157,17 @@ export class Masker {
   }
 
   /**
-   * Whether redacting the secret values known hides all `text` carries of a secret, in every form remember()
-   * keeps: it holds a value as given (case aside), its Markdown-escaped form holds the value's (that escaping
-   * depends on what precedes: `www` before a `.`), and with the values taken out nothing left carries a secret.
+   * Whether redacting the secret values berth was given hides all `text` carries of a secret, in every form
+   * remember() keeps: it holds such a value as given (case aside), its Markdown-escaped form holds the value's
+   * (that escaping depends on what precedes: `www` before a `.`), and with those values taken out nothing left
+   * carries a secret. redact() masks every occurrence of every value, overlapping ones too.
    */
   private covered(text: string): boolean {
     const lower = text.toLowerCase();
     let shown: string | undefined;
     let rest = text;
     let found = false;
-    for (const v of this.values) {
+    for (const v of this.given) {
       if (v.length < MIN_REDACT_LENGTH) continue;
       const lv = v.toLowerCase();
       if (!lower.includes(lv)) continue;
@@ -271,17 +269,22 @@ export class Masker {
 
   /** Free text as it may leave berth: `KEY=secret`-like text masked, then every known secret value redacted. */
   text(text: string): string {
-    return this.redact(this.inline(text));
+    // Known secrets first: inline() ends a value at a space, quote, `&`, `;` or `,`, and would leave the rest of a
+    // secret holding one (`X_PASSWORD=s3cr3t;Qz9v` → `X_PASSWORD=••••••;Qz9v`) where redact() no longer finds it.
+    return this.redact(this.inline(this.redact(text)));
   }
 
   /** Replaces every remembered secret value that occurs in `text`, and every server-side secret's placeholder (its hash is never shown). */
   redact(text: string): string {
     if (text.includes('berth-secret.')) text = text.replace(PLACEHOLDER_RE, MASK);
     if (!this.seen.size) return text;
-    // Longest first, so a secret that contains another is replaced whole.
+    // Every occurrence of every text, overlapping ones too, is found; their union is masked: a value that
+    // overlaps a secret (a PR's `X_PASSWORD: app-Tr` before `Tr0ub4dor`) cannot take the start of the secret
+    // and leave its end, as a leftmost match would.
     this.matchers ??= matchersFor([...this.seen].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)));
-    for (const m of this.matchers) text = m(text);
-    return text;
+    const ranges: Range[] = [];
+    for (const m of this.matchers) m(text, ranges);
+    return ranges.length ? maskRanges(text, ranges) : text;
   }
 
   /**
@@ -296,14 +299,16 @@ export class Masker {
     // not a server-side secret's placeholder: its name and keyed hash are no piece of the secret.
     for (const v of [...this.values]) {
       if (v.includes('berth-secret.')) continue;
-      for (const piece of secretPieces(v)) if (piece !== v) this.remember(piece);
+      for (const piece of secretPieces(v)) if (piece !== v) this.remember(piece, 'found');
     }
     return this;
   }
 
-  private remember(value: string, derived = false): void {
-    if (derived) this.derived.add(value);
+  /** `given`: berth was told it is secret; `found`: a value it masked (a secret-looking key's); `derived`: taintDerived's */
+  private remember(value: string, how: 'given' | 'found' | 'derived' = 'found'): void {
+    if (how === 'derived') this.derived.add(value);
     else this.values.add(value);
+    if (how === 'given') this.given.add(value);
     // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`;
     // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
     // and as a code span or block shows it, its control and invisible characters written as escapes.
@@ -344,8 +349,9 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
 
 export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Replaces every `text` in a masker's input with the mask. */
-type Matcher = (input: string) => string;
+/** Where a masker's texts occur in its input: [start, end) ranges, appended to `out`. */
+type Matcher = (input: string, out: Range[]) => void;
+type Range = [number, number];
 
 /**
  * V8 refuses a regular expression past its size limit (a case-insensitive literal of about 40,000 letters), and
@@ -367,13 +373,25 @@ function matchersFor(texts: readonly string[]): Matcher[] {
     chars = 0;
     let re: RegExp | undefined;
     try {
-      re = new RegExp(alternatives.join('|'), 'gi');
+      // A lookahead matches at every position without taking the text: the longest text starting there (the
+      // alternatives are longest first) is seen from each position, so overlapping occurrences are all found.
+      re = new RegExp(`(?=(${alternatives.join('|')}))`, 'gi');
     } catch {
       // past the limit after all (a text of many characters the case-insensitive flag widens): one at a time
       for (const a of alternatives) out.push(longTextMatcher(a.replace(/\\(.)/g, '$1')));
       return;
     }
-    out.push((input) => input.replace(re, MASK));
+    out.push((input, ranges) => {
+      let last: Range | undefined;
+      for (const m of input.matchAll(re)) {
+        const start = m.index;
+        const end = start + m[1]!.length;
+        // positions come in order: a match inside the last range only extends it (a run of one repeated secret
+        // is one range, not one per position)
+        if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+        else ranges.push((last = [start, end]));
+      }
+    });
   };
   for (const t of texts) {
     const escaped = escapeRegExp(t);
@@ -393,7 +411,24 @@ function matchersFor(texts: readonly string[]): Matcher[] {
 /** A text too long for a pattern: found as given, lower-cased and upper-cased (how a whole value is respelled). */
 function longTextMatcher(text: string): Matcher {
   const forms = [...new Set([text, text.toLowerCase(), text.toUpperCase()])];
-  return (input) => forms.reduce((s, f) => (s.includes(f) ? s.split(f).join(MASK) : s), input);
+  return (input, ranges) => {
+    for (const f of forms) for (let i = input.indexOf(f); i >= 0; i = input.indexOf(f, i + 1)) ranges.push([i, i + f.length]);
+  };
+}
+
+/** `text` with each union of overlapping or touching ranges replaced by one mask. */
+function maskRanges(text: string, ranges: Range[]): string {
+  ranges.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  let out = '';
+  let from = 0;
+  let i = 0;
+  while (i < ranges.length) {
+    let [start, end] = ranges[i]!;
+    for (i++; i < ranges.length && ranges[i]![0] <= end; i++) end = Math.max(end, ranges[i]![1]);
+    out += text.slice(from, start) + MASK;
+    from = end;
+  }
+  return out + text.slice(from);
 }
 
 /** `text` with every occurrence of `what`, in any case, replaced by `by` (what may be long: no pattern of it). */
@@ -401,7 +436,11 @@ function replaceAllCaseless(text: string, what: string, by: string): string {
   const lowerWhat = what.toLowerCase();
   // toLowerCase keeps the length of all but a few characters (İ): where it does not, fall back to the forms
   const lowerText = text.toLowerCase();
-  if (lowerText.length !== text.length || lowerWhat.length !== what.length) return longTextMatcher(what)(text).split(MASK).join(by);
+  if (lowerText.length !== text.length || lowerWhat.length !== what.length) {
+    const ranges: Range[] = [];
+    longTextMatcher(what)(text, ranges);
+    return ranges.length ? maskRanges(text, ranges).split(MASK).join(by) : text;
+  }
   let out = '';
   let from = 0;
   for (let i = lowerText.indexOf(lowerWhat); i >= 0; i = lowerText.indexOf(lowerWhat, i + lowerWhat.length)) {

@@ -324,7 +324,7 @@ export function maskerForSpecs(
   for (const d of deployed) if (d.before && d.beforeSecretFields?.length) m.addSpecFields(d.before, d.beforeSecretFields);
   // The steps carry what a secret made of the deployed containers (their names, the image a rollout keeps
   // serving, anonymous volumes' paths), and that secret may have another value now: each is remembered whole.
-  for (const text of secretMadeTexts(deployed)) m.taintMade(text);
+  for (const text of secretMadeTexts(deployed)) m.taint(text);
   // What a spec teaches the masker depends on its content alone (its name included, which selects its
   // secret fields): a spec equal to one already learnt (the desired spec a change also carries, the
   // unchanged service read back from its container) teaches nothing new. Learning is specFields's
