@@ -619,6 +619,15 @@ function conformance(b: Backend): void {
       await expect(store.setApplyCheckRun('nope', 1)).resolves.toBeUndefined();
     });
 
+    it('applyForCommand finds the apply a PR comment\'s command made, in its repository only (ids beyond 2^31)', async () => {
+      const repo = uid('o/r');
+      const created = await store.createApply(newApply(repo, { commandCommentId: 3_000_000_001 }));
+      await store.createApply(newApply(repo, { environment: 'production' }));
+      expect(await store.applyForCommand(repo, 3_000_000_001)).toBe(created.id);
+      expect(await store.applyForCommand(repo, 3_000_000_002)).toBeUndefined();
+      expect(await store.applyForCommand(uid('o/other'), 3_000_000_001)).toBeUndefined();
+    });
+
     it('latestApply: newest for (repo, environment), filtered by desired digest and/or state', async () => {
       const repo = uid('o/r');
       // One apply in flight per environment: each ends before the next starts.

@@ -116,6 +116,8 @@ export interface ApplyRequest {
   /** what the user approved; without it (CLI --yes with nothing shown) the fresh plan is applied */
   expected?: readonly ExpectedPlan[];
   checkRunId?: number | null;
+  /** the PR comment whose command this is: the apply is found by it when the command's delivery runs again */
+  commandCommentId?: number;
   /** the environment's secret_keys and secret variable values: Docker messages that echo them are redacted */
   secretKeys?: readonly string[];
   secretValues?: readonly string[];
@@ -182,6 +184,7 @@ export async function prepareApply(store: Store, observe: Observer, req: ApplyRe
     planFingerprint: environmentFingerprint(plans),
     desiredJson: JSON.stringify(payload),
     checkRunId: req.checkRunId ?? null,
+    commandCommentId: req.commandCommentId ?? null,
     operations: plans.map((p) => ({
       target: p.target,
       tasks: p.plan.nodes.map((n) => ({

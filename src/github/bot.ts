@@ -438,6 +438,14 @@ export class Bot {
    * posted before it runs.
    */
   async apply(gh: GitHubPort, repo: RepoRef, pr: number, user: string, config: BerthConfig, envName: string, kind: ApplyKind, command: CommandTimes): Promise<string | undefined> {
+    // The command's delivery runs again when the process handling it ended (durable deliveries): the apply it
+    // made is driven and reported by recovery, and this run of it has nothing to add (it would answer that the
+    // host moved — the apply is changing it — or apply a second time).
+    const made = command.id === undefined ? undefined : await this.o.store.applyForCommand(repoName(repo), command.id);
+    if (made) {
+      this.o.log.info({ repo: repoName(repo), pr, applyId: made, comment: command.id }, `/${kind} already made its apply: a delivery run again`);
+      return made;
+    }
     const env = this.envOf(config, envName);
     if (!env) {
       await this.reply(gh, repo, pr, msg.unknownEnv(envName, config.environments.map((e) => e.name)));
@@ -533,6 +541,7 @@ export class Bot {
         secretKeys: secretKeysOf(env),
         secretValues: secretVariableValues(env.variables, env.secret_keys),
         policy: config.policy,
+        ...(command.id !== undefined ? { commandCommentId: command.id } : {}),
         // Lock, in-flight check, apply and its driver's lease: one transaction (another replica may be here too).
         start: { lock: { owner, pr }, lease: this.o.runner.lease() },
       });

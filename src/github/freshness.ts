@@ -10,6 +10,8 @@ import { code, shortSha } from './messages.js';
 export interface CommandTimes {
   /** GitHub's `created_at` of the command comment (ISO 8601) */
   createdAt: string;
+  /** the comment's id: what an apply records of the command that made it (undefined: no comment, e.g. a merge) */
+  id?: number;
 }
 
 export interface WhatBerthShowed {

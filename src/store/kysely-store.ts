@@ -147,6 +147,9 @@ export class KyselyStore implements Store {
   setApplyComment(id: string, commentId: number | null): Promise<void> {
     return applies.setApplyComment(this.ctx, id, commentId);
   }
+  applyForCommand(repo: string, commentId: number): Promise<string | undefined> {
+    return applies.applyForCommand(this.ctx, repo, commentId);
+  }
   latestApply(repo: string, environment: string, opts?: LatestApplyOptions): Promise<ApplyRow | undefined> {
     return applies.latestApply(this.ctx, repo, environment, opts);
   }

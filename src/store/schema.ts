@@ -22,6 +22,8 @@ export interface AppliesTable {
   stop_requested: number;
   check_run_id: number | null;
   comment_id: number | null;
+  /** the PR comment whose command made the apply (migration 0012) */
+  command_comment_id: number | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;

@@ -223,6 +223,8 @@ export interface NewApply {
   desiredJson: string;
   checkRunId?: number | null;
   commentId?: number | null;
+  /** the PR comment whose command made the apply: a resumed delivery of it finds the apply (applyForCommand) */
+  commandCommentId?: number | null;
   operations: NewOperation[];
 }
 
@@ -363,6 +365,8 @@ export interface Store {
   requestStop(applyId: string): Promise<boolean>;
   setApplyCheckRun(id: string, checkRunId: number | null): Promise<void>;
   setApplyComment(id: string, commentId: number | null): Promise<void>;
+  /** The apply the command of PR comment `commentId` made (NewApply.commandCommentId), if any. */
+  applyForCommand(repo: string, commentId: number): Promise<string | undefined>;
   /** The newest apply for (repo, environment), optionally with this desired digest and/or state. */
   latestApply(repo: string, environment: string, opts?: LatestApplyOptions): Promise<ApplyRow | undefined>;
   /** Newest first. */

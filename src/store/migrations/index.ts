@@ -19,6 +19,7 @@ import * as m0008 from './0008-task-apply-index.js';
 import * as m0009 from './0009-report-claims.js';
 import * as m0010 from './0010-file-blobs.js';
 import * as m0011 from './0011-delivery-attempts.js';
+import * as m0012 from './0012-apply-command.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -32,6 +33,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0009-report-claims': m0009,
   '0010-file-blobs': m0010,
   '0011-delivery-attempts': m0011,
+  '0012-apply-command': m0012,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

@@ -62,6 +62,7 @@ async function insertApply(ctx: Ctx, input: NewApply): Promise<CreatedApply> {
         stop_requested: 0,
         check_run_id: input.checkRunId ?? null,
         comment_id: input.commentId ?? null,
+        command_comment_id: input.commandCommentId ?? null,
         created_at: ctx.now(),
         live: 1,
       })
@@ -292,4 +293,10 @@ export async function knownApplyIds(ctx: Ctx, ids: readonly string[]): Promise<S
 export async function isLive(ctx: Ctx, applyId: string): Promise<boolean> {
   const r = await lockingRead(ctx.dialect, ctx.db.selectFrom('applies').select(sql<number>`1`.as('yes')).where('id', '=', applyId).where('live', 'is not', null)).executeTakeFirst();
   return r !== undefined;
+}
+
+/** The apply the command of PR comment `commentId` made, if any (its id). */
+export async function applyForCommand(ctx: Ctx, repo: string, commentId: number): Promise<string | undefined> {
+  const row = await ctx.db.selectFrom('applies').select('id').where('repo', '=', repo).where('command_comment_id', '=', commentId).limit(1).executeTakeFirst();
+  return row?.id;
 }
