@@ -164,6 +164,9 @@ export class AutoApply {
     let reported!: () => void;
     const ready = new Promise<void>((r) => (reported = r));
     const done = this.o.runner.start(prepared.applyId, prepared.handover, ready);
+    const deployment = deploymentSpec(env, { id: prepared.applyId, kind: 'apply', pr: t.pr ?? null, actor: t.actor }, t.sha, t.kind);
+    // stored before the start report's GitHub writes: a process dying among them leaves the deployment to recovery
+    await this.o.runner.deployments.intend({ id: prepared.applyId, repo: full, environment: env.name }, deployment);
     let checkRunId: number | null = null;
     try {
       checkRunId = await gh.createCheckRun(repo, {
@@ -185,7 +188,7 @@ export class AutoApply {
       await gh.createComment(repo, t.pr, text).catch((err) => this.o.log.error({ applyId: prepared.applyId, err: String(err) }, 'could not post the start comment'));
     }
     reported();
-    void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: prepared.applyId, kind: 'apply', pr: t.pr ?? null, actor: t.actor }, t.sha, t.kind));
+    void this.o.runner.deploy(gh, { id: prepared.applyId, repo: full, environment: env.name, checkRunId }, deployment);
     return done;
   }
 

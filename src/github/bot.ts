@@ -565,7 +565,9 @@ export class Bot {
     // The start report (check run, then comment, then the deployment: in that order, once each) is sent
     // while Docker work already runs: GitHub's write spacing never delays the apply. The runner holds its
     // progress and final reports until this one is out, so they land after it and on its check run.
+    const deployment = deploymentSpec(env, { id: applyId, kind, pr, actor: user }, stateSha);
     const report = (async () => {
+      await this.o.runner.deployments.intend({ id: applyId, repo: full, environment: env.name }, deployment);
       let checkRunId: number | null = null;
       try {
         const id = await gh.createCheckRun(repo, {
@@ -587,7 +589,7 @@ export class Bot {
       );
       // Shown on GitHub's deployments surfaces, alongside the apply (issue 14): detached, never in its way
       // (started here, so the final report, which waits for this start report, finds it under way).
-      void this.o.runner.deploy(gh, { id: applyId, repo: full, environment: env.name, checkRunId }, deploymentSpec(env, { id: applyId, kind, pr, actor: user }, stateSha));
+      void this.o.runner.deploy(gh, { id: applyId, repo: full, environment: env.name, checkRunId }, deployment);
     })();
     // The apply is this process's from now on (no recovery pass takes it).
     void this.o.runner.start(applyId, prepared.handover, report);

@@ -61,6 +61,15 @@ export class Deployments {
   constructor(private readonly o: { store: Store; log: RunnerLogger }) {}
 
   /**
+   * What the apply's deployment will be, stored before any GitHub write of its start report: a process that
+   * dies while it sends them (the check run, the start comment) leaves the deployment to the final report of
+   * whoever recovers the apply, which creates it from this row. Never throws (start() stores it again).
+   */
+  async intend(apply: Pick<ApplyRow, 'id' | 'repo' | 'environment'>, spec: DeploymentSpec): Promise<void> {
+    await this.o.store.saveDeployment({ applyId: apply.id, repo: apply.repo, environment: apply.environment, spec: JSON.stringify(spec) }).catch((err: unknown) => this.o.log.warn({ applyId: apply.id, err: String(err) }, 'could not store the deployment to create; the start report will'));
+  }
+
+  /**
    * At apply start: records what to create, then creates the deployment with
    * an `in_progress` status. Never throws; a failure leaves the creation to
    * the final report.

@@ -6,7 +6,8 @@
 // an environment that already matched, made a second apply and a second
 // outcome. An apply records the comment whose command made it; the command's
 // delivery run again (a restart, or GitHub's Redeliver) finds it and adds
-// nothing.
+// nothing. Nor did that apply become a GitHub deployment: what to create was
+// stored only after the start comment; it is stored before the start report.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Replica } from '../helpers/app-process.js';
 import { appKeys, APP_ID, HoldingProxy, startReplica, until } from '../helpers/app-process.js';
@@ -85,5 +86,8 @@ describeDocker('security 47: a command whose delivery runs again adds nothing to
     expect(bodies.filter((b) => /already matches/.test(b))).toEqual([]);
     // one start comment at most (it was held when the process died), one outcome
     expect(bodies.filter((b) => /Applying/.test(b)).length).toBeLessThanOrEqual(1);
+    // the apply is a GitHub deployment all the same: stored before the start report, created by the final one
+    await until('the deployment reported', () => fake.deployments(REPO, 'staging').some((d) => d.statuses.some((st) => st.state === 'success')));
+    expect(fake.deployments(REPO, 'staging')).toHaveLength(1);
   }, 120_000);
 });
