@@ -260,6 +260,24 @@ describeDocker('berth as a GitHub App, end to end', () => {
     expect(berthComments(1)[0]!.body).toContain('## berth plan for `bbbbbbb`');
   });
 
+  it('/apply at a head whose plan fails answers with the plan\'s error, not "plan again and apply again" (black-box QA)', async () => {
+    const broken = sha('9');
+    fake.setFiles(REPO, broken, repoFiles({ 'compose.yml': 'services:\n  web:\n    imagee: nginx\n' }));
+    fake.setPull(REPO, 1, { headSha: broken });
+    try {
+      await say(1, '/apply staging');
+      const reply = lastReply(1);
+      expect(reply).toContain('### 🚫 The plan failed');
+      expect(reply).toContain('compose.yml');
+      expect(reply).toContain('imagee');
+      expect(reply).not.toContain('out of date');
+      expect(check(broken, 'berth / staging').conclusion).toBe('failure');
+      expect(await ts.store.listApplies({ environment: 'staging' })).toHaveLength(1);
+    } finally {
+      fake.setPull(REPO, 1, { headSha: HEAD1B });
+    }
+  });
+
   it('a redelivered /apply runs once; /stop mid-apply ends it cancelled', async () => {
     await deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'synchronize', headSha: HEAD1B }));
     const delivery = randomUUID();

@@ -478,7 +478,9 @@ export class Bot {
     if (kind === 'apply') {
       const saved = await this.o.store.latestPlan(full, pr, env.name);
       if (!saved || saved.headSha !== pull.headSha) {
-        await this.planPullRequest(gh, repo, pull, [env.name]);
+        const [planned] = await this.planPullRequest(gh, repo, pull, [env.name]);
+        // A head whose plan fails has no plan to review: its error is the answer (applying again would loop).
+        if (planned && !planned.ok) return void (await this.reply(gh, repo, pr, msg.planFailed(env.name, pull.headSha, planned.markdown)));
         return void (await this.reply(gh, repo, pr, msg.staleHead(env.name, saved?.headSha, pull.headSha)));
       }
       if (await this.changedSince(gh, repo, pull, command, env.name, kind, saved.createdAt)) return;

@@ -89,6 +89,11 @@ export const msg = {
     );
   },
 
+  /** `/apply` of a head whose plan fails: the plan's error is the answer, not "plan again and apply again". */
+  planFailed(env: string, head: string, plan: string): string {
+    return `${msg.refused('The plan failed', `${code(env)} cannot be applied at ${code(shortSha(head))}: planning it failed, as the plan comment shows.`, `fix what the plan names, push, then comment \`/apply ${env}\`.`)}\n\n${plan}`;
+  },
+
   staleHead(env: string, planned: string | undefined, head: string): string {
     return msg.refused(
       'The plan is out of date',
