@@ -11,11 +11,7 @@ import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import type { RegistryLookup } from '../../src/compose/registries.js';
 import { parseConfig } from '../../src/config/config.js';
-import { pinThroughTargets } from '../../src/docker/resolve.js';
-import { Bot, type BotOptions } from '../../src/github/bot.js';
-import type { GitHubPort } from '../../src/github/github.js';
-import type { DesiredState } from '../../src/model/model.js';
-import { emptyObserved } from '../helpers/simulate.js';
+import { planFirstEnvironment } from '../helpers/planning-bot.js';
 
 const SECRET = 'k9x2hunter7q';
 
@@ -39,15 +35,7 @@ async function plan(files: Record<string, string>, extra = '') {
     return ['93.184.215.14'];
   };
   const config = parseConfig(['project: p', 'environments:', '  - name: production', '    compose: [compose.yml]', `    variables: {DB_PASSWORD: "${SECRET}"${extra}}`].join('\n'), '.github/berth.yml');
-  const gh = { readFile: async (_r: unknown, path: string) => files[path] } as unknown as GitHubPort;
-  const bot = new Bot({
-    targets: { has: () => true, names: () => ['local'] },
-    store: { projectOwner: async () => undefined },
-    observe: async (_t: string, project: string, environment: string) => emptyObserved(project, environment),
-    log: { error: () => {}, info: () => {}, warn: () => {} },
-    resolveImages: (d: DesiredState, names: readonly string[], p: unknown) => pinThroughTargets({ docker: () => docker, credentials: () => undefined } as never, d, names, {}, { policy: p as never, lookup }),
-  } as unknown as BotOptions);
-  const r = await bot.planEnvironment(gh, { owner: 'eve', name: 'shop' }, { config, files: new Set(Object.keys(files)) }, config.environments[0]!, 'head1');
+  const r = await planFirstEnvironment(config, files, docker, lookup);
   return { r, asked };
 }
 

@@ -16,13 +16,9 @@ import type Dockerode from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { parseConfig } from '../../src/config/config.js';
-import { pinThroughTargets } from '../../src/docker/resolve.js';
-import { Bot, type BotOptions } from '../../src/github/bot.js';
-import type { GitHubPort } from '../../src/github/github.js';
-import type { DesiredState } from '../../src/model/model.js';
 import { Masker, MASK } from '../../src/plan/mask.js';
 import { outText } from '../../src/text/outbound.js';
-import { emptyObserved } from '../helpers/simulate.js';
+import { planFirstEnvironment } from '../helpers/planning-bot.js';
 
 const SECRET = 'Tr0ub4dor.Xyz';
 const words = (n: number) => Array.from({ length: n }, (_, i) => `"q${i}z\${DB_PASSWORD}"`).join(', ');
@@ -32,15 +28,7 @@ describe('a PR cannot make masking throw', () => {
     const c = parseConfig(['project: p', 'environments:', '  - name: staging', '    compose: [compose.yml]', `    variables: {DB_PASSWORD: "${SECRET}"}`].join('\n'), '.github/berth.yml');
     const files: Record<string, string> = { 'compose.yml': `services:\n  web:\n    image: nginx:1\n    command: [${words(2000)}]\n` };
     const docker = { getImage: () => ({ distribution: async () => ({ Descriptor: { digest: `sha256:${'a'.repeat(64)}` } }), inspect: async () => { throw new Error('no'); } }) } as unknown as Dockerode;
-    const gh = { readFile: async (_r: unknown, path: string) => files[path] } as unknown as GitHubPort;
-    const bot = new Bot({
-      targets: { has: () => true, names: () => ['local'] },
-      store: { projectOwner: async () => undefined },
-      observe: async (_t: string, project: string, environment: string) => emptyObserved(project, environment),
-      log: { error: () => {}, info: () => {}, warn: () => {} },
-      resolveImages: (d: DesiredState, names: readonly string[], p: unknown) => pinThroughTargets({ docker: () => docker, credentials: () => undefined } as never, d, names, {}, { policy: p as never }),
-    } as unknown as BotOptions);
-    const r = await bot.planEnvironment(gh, { owner: 'eve', name: 'shop' }, { config: c, files: new Set(Object.keys(files)) }, c.environments[0]!, 'head1');
+    const r = await planFirstEnvironment(c, files, docker);
     expect(r.ok, r.markdown.slice(0, 300)).toBe(true);
     expect(r.markdown).not.toContain('Tr0ub4dor');
     // the process-wide masker: what another repository's plan or a log line sends next, a word of this one masked
