@@ -8,6 +8,7 @@ import { isTaintedField } from '../compose/taint.js';
 import { EXTRA_KEYS } from '../compose/service-keys.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
 import { escapedForms, escapeMarkdown } from '../text/escape.js';
+import { Needles, replaceSpans } from '../text/needles.js';
 
 export const MASK = '••••••';
 
@@ -50,7 +51,7 @@ export class Masker {
    */
   private readonly derived = new Set<string>();
   /** how redact() finds what `seen` holds: built when first needed after `seen` grew */
-  private matchers: Matcher[] | undefined;
+  private needles: Needles | undefined;
   /** null prototype: a service named `constructor` or `toString` must not find Object.prototype's member */
   private readonly fields: SecretFields = Object.create(null) as SecretFields;
   /**
@@ -281,10 +282,9 @@ export class Masker {
     // Every occurrence of every text, overlapping ones too, is found; their union is masked: a value that
     // overlaps a secret (a PR's `X_PASSWORD: app-Tr` before `Tr0ub4dor`) cannot take the start of the secret
     // and leave its end, as a leftmost match would.
-    this.matchers ??= matchersFor([...this.seen].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)));
-    const ranges: Range[] = [];
-    for (const m of this.matchers) m(text, ranges);
-    return ranges.length ? maskRanges(text, ranges) : text;
+    this.needles ??= new Needles(this.seen);
+    const spans = this.needles.find(text);
+    return spans.length ? replaceSpans(text, spans, MASK) : text;
   }
 
   /**
@@ -315,7 +315,7 @@ export class Masker {
     for (const v of new Set([value, JSON.stringify(value).slice(1, -1), escapeMarkdown(value), ...escapedForms(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);
-        this.matchers = undefined;
+        this.needles = undefined;
       }
     }
   }
@@ -349,98 +349,12 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
 
 export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Where a masker's texts occur in its input: [start, end) ranges, appended to `out`. */
-type Matcher = (input: string, out: Range[]) => void;
-type Range = [number, number];
-
-/**
- * V8 refuses a regular expression past its size limit (a case-insensitive literal of about 40,000 letters), and
- * what a masker holds grows with what a PR writes: its texts are matched by patterns of at most this many
- * texts and characters each, tried one after another (longest texts first, as one pattern would).
- */
-const PATTERN_TEXTS = 256;
-const PATTERN_CHARS = 8 * 1024;
-
-/** Case-insensitive matchers for `texts` (sorted longest first); never throws, whatever their number or size. */
-function matchersFor(texts: readonly string[]): Matcher[] {
-  const out: Matcher[] = [];
-  let group: string[] = [];
-  let chars = 0;
-  const flush = () => {
-    if (!group.length) return;
-    const alternatives = group;
-    group = [];
-    chars = 0;
-    let re: RegExp | undefined;
-    try {
-      // A lookahead matches at every position without taking the text: the longest text starting there (the
-      // alternatives are longest first) is seen from each position, so overlapping occurrences are all found.
-      re = new RegExp(`(?=(${alternatives.join('|')}))`, 'gi');
-    } catch {
-      // past the limit after all (a text of many characters the case-insensitive flag widens): one at a time
-      for (const a of alternatives) out.push(longTextMatcher(a.replace(/\\(.)/g, '$1')));
-      return;
-    }
-    out.push((input, ranges) => {
-      let last: Range | undefined;
-      for (const m of input.matchAll(re)) {
-        const start = m.index;
-        const end = start + m[1]!.length;
-        // positions come in order: a match inside the last range only extends it (a run of one repeated secret
-        // is one range, not one per position)
-        if (last && start <= last[1]) last[1] = Math.max(last[1], end);
-        else ranges.push((last = [start, end]));
-      }
-    });
-  };
-  for (const t of texts) {
-    const escaped = escapeRegExp(t);
-    if (escaped.length > PATTERN_CHARS / 2) {
-      flush();
-      out.push(longTextMatcher(t));
-      continue;
-    }
-    if (group.length >= PATTERN_TEXTS || chars + escaped.length > PATTERN_CHARS) flush();
-    group.push(escaped);
-    chars += escaped.length + 1;
-  }
-  flush();
-  return out;
-}
-
-/** A text too long for a pattern: found as given, lower-cased and upper-cased (how a whole value is respelled). */
-function longTextMatcher(text: string): Matcher {
-  const forms = [...new Set([text, text.toLowerCase(), text.toUpperCase()])];
-  return (input, ranges) => {
-    for (const f of forms) for (let i = input.indexOf(f); i >= 0; i = input.indexOf(f, i + 1)) ranges.push([i, i + f.length]);
-  };
-}
-
-/** `text` with each union of overlapping or touching ranges replaced by one mask. */
-function maskRanges(text: string, ranges: Range[]): string {
-  ranges.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
-  let out = '';
-  let from = 0;
-  let i = 0;
-  while (i < ranges.length) {
-    let [start, end] = ranges[i]!;
-    for (i++; i < ranges.length && ranges[i]![0] <= end; i++) end = Math.max(end, ranges[i]![1]);
-    out += text.slice(from, start) + MASK;
-    from = end;
-  }
-  return out + text.slice(from);
-}
-
 /** `text` with every occurrence of `what`, in any case, replaced by `by` (what may be long: no pattern of it). */
 function replaceAllCaseless(text: string, what: string, by: string): string {
   const lowerWhat = what.toLowerCase();
   // toLowerCase keeps the length of all but a few characters (İ): where it does not, fall back to the forms
   const lowerText = text.toLowerCase();
-  if (lowerText.length !== text.length || lowerWhat.length !== what.length) {
-    const ranges: Range[] = [];
-    longTextMatcher(what)(text, ranges);
-    return ranges.length ? maskRanges(text, ranges).split(MASK).join(by) : text;
-  }
+  if (lowerText.length !== text.length || lowerWhat.length !== what.length) return replaceSpans(text, new Needles([what]).find(text), by);
   let out = '';
   let from = 0;
   for (let i = lowerText.indexOf(lowerWhat); i >= 0; i = lowerText.indexOf(lowerWhat, i + lowerWhat.length)) {

@@ -14,12 +14,18 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** No suggestion is further than this many edits away (see the limit in closest). */
+const MAX_EDITS = 3;
+
 /** The closest candidate when it is close enough to be a plausible typo. */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   const w = word.toLowerCase();
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
+    // A length further off than the most edits a suggestion may be is no suggestion: skipped before the distance,
+    // which costs the product of the two lengths (a PR may write a name of a megabyte).
+    if (Math.abs(c.length - word.length) > MAX_EDITS) continue;
     const d = editDistance(w, c.toLowerCase());
     if (d < bestD) {
       best = c;
@@ -27,7 +33,7 @@ export function closest(word: string, candidates: readonly string[]): string | u
     }
   }
   if (best === undefined) return undefined;
-  const limit = Math.max(1, Math.min(3, Math.floor(Math.max(word.length, best.length) / 3)));
+  const limit = Math.max(1, Math.min(MAX_EDITS, Math.floor(Math.max(word.length, best.length) / 3)));
   return bestD <= limit ? best : undefined;
 }
 

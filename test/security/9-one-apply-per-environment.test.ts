@@ -97,7 +97,8 @@ function acrossReplicas(name: string, open: () => Promise<TestStore>, d: (name: 
       hold.release();
       await Promise.all([a.idle(), b.idle()]);
       const applies = await ts.store.listApplies({ repo: REPO, environment: 'staging' });
-      expect(applies).toHaveLength(1);
+      // (should this fail: what the replicas answered says why)
+      expect(applies, replies(1).map((c) => c.body).join('\n---\n')).toHaveLength(1);
       const applyId = applies[0]!.id;
       await until('the refusal', () => replies(1).some((c) => c.body.includes('already in progress')));
       expect(replies(1).filter((c) => c.body.includes('Applying'))).toHaveLength(1);
@@ -173,7 +174,10 @@ function acrossReplicas(name: string, open: () => Promise<TestStore>, d: (name: 
       });
       await until('both drivers to be ready', () => children.every((c) => c.ready()), 60_000);
       for (const c of children) c.child.stdin.end('go\n');
-      expect(await Promise.all(children.map((c) => c.ended))).toEqual(['driven completed', 'driven completed']);
+      const ended = await Promise.all(children.map((c) => c.ended));
+      // (should an apply fail: its tasks' errors say why — a loaded engine's slow healthcheck, say)
+      const errors = async () => (await Promise.all(applyIds.map((id) => ts.store.listTasksForApply(id)))).flat().filter((t) => t.error).map((t) => `${t.resource} ${t.kind}: ${t.error}`);
+      expect(ended, ended.every((e) => e === 'driven completed') ? '' : (await errors()).join('\n')).toEqual(['driven completed', 'driven completed']);
       const spans = await Promise.all(
         applyIds.map(async (id) => {
           const tasks = await ts.store.listTasksForApply(id);
