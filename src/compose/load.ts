@@ -95,6 +95,10 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
       throw new ComposeError('reserved_text', 'text starting with "berth-secret." is reserved for server-side secrets', { file, line, hint: 'use ${NAME} with a secret the environment lists under secrets: in .github/berth.yml' });
   }
   const secret = secretVariable(opts.secretKeys);
+  // the values of the environment's secret variables: what an error must not quote, nor an image carry
+  const secretValues = Object.entries(opts.variables ?? {})
+    .filter(([k]) => secret(k))
+    .map(([, v]) => v);
   const found: TaintedInput[] = [];
   const unset = new Map<string, Set<string>>();
   let loaded: DesiredState;
@@ -106,18 +110,10 @@ export function loadCompose(files: readonly ComposeFile[], opts: LoadComposeOpti
     const secretFields = secretFieldsOf(found);
     loaded = Object.keys(secretFields).length ? { ...desired, secretFields } : desired;
   } catch (e) {
-    const values = Object.entries(opts.variables ?? {})
-      .filter(([k]) => secret(k))
-      .map(([, v]) => v);
-    throw maskTaintedError(e, found, values);
+    throw maskTaintedError(e, found, secretValues);
   }
   refuseSecretReplicaCounts(found);
-  refuseSecretImages(
-    found,
-    Object.entries(opts.variables ?? {})
-      .filter(([k]) => secret(k))
-      .map(([, v]) => v),
-  );
+  refuseSecretImages(found, secretValues);
   return loaded;
 }
 
