@@ -25,6 +25,8 @@ export class Needles {
   /** the automaton's edges: node × 65536 + unit → node (node 0 is the root) */
   private readonly next = new Map<number, number>();
   private readonly fail: Int32Array;
+  /** the units a text starts with: at the root, any other unit is passed over without a lookup */
+  private readonly first = new Uint8Array(65536);
   /** the longest text that ends at each node, itself or through its failure links (0: none) */
   private readonly longest: Int32Array;
 
@@ -33,6 +35,7 @@ export class Needles {
     for (const text of texts) {
       if (!text) continue;
       let node = 0;
+      this.first[FOLD[text.charCodeAt(0)]!] = 1;
       for (let i = 0; i < text.length; i++) {
         const key = node * 65536 + FOLD[text.charCodeAt(i)]!;
         let child = this.next.get(key);
@@ -87,6 +90,7 @@ export class Needles {
     let node = 0;
     for (let i = 0; i < input.length; i++) {
       const unit = FOLD[input.charCodeAt(i)]!;
+      if (node === 0 && !this.first[unit]) continue;
       for (;;) {
         const to = this.next.get(node * 65536 + unit);
         if (to !== undefined) {

@@ -179,20 +179,15 @@ describeDocker('planted secrets never leave the server', () => {
     expect(app.berthComments(2)[0]!.body).toContain('compose.yml');
   });
 
-  it('a secret variable in an image tag is masked in the plan', async () => {
+  it('a secret variable in an image tag is refused before planning resolves it, quoting nothing of it', async () => {
     const head = headOf('image-tag');
     const tagged = ['services:', '  api:', '    image: berth-test/app:${SIGNING}', ''].join('\n');
-    // The tag exists on the engine only (built on the host, no registry digest): the plan pins nothing
-    // and uses it as written, so the plan succeeds and shows the tag, masked.
-    await docker.getImage('berth-test/app:1').tag({ repo: 'berth-test/app', tag: PLANTED.declaredVariable });
-    try {
-      app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': tagged });
-      app.fake.setPull(REPO, 3, { headSha: head, author: 'alice', mergeable: true });
-      await app.open(3, head);
-      expect(app.check(head, 'berth / staging')!.conclusion).toBe('action_required');
-    } finally {
-      await docker.getImage(`berth-test/app:${PLANTED.declaredVariable}`).remove({ noprune: true });
-    }
+    // Resolving the image would send the tag to its registry (security 43): refused at its line instead.
+    app.fake.setFiles(REPO, head, { '.github/berth.yml': CONFIG, 'compose.yml': tagged });
+    app.fake.setPull(REPO, 3, { headSha: head, author: 'alice', mergeable: true });
+    await app.open(3, head);
+    expect(app.check(head, 'berth / staging')!.conclusion).toBe('failure');
+    expect(app.berthComments(3)[0]!.body).toContain('cannot come from a secret variable');
   });
 
   it('rollback, a stopped apply and unlock report without secrets too', async () => {
