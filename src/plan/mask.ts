@@ -166,18 +166,17 @@ export class Masker {
   private covered(text: string): boolean {
     const lower = text.toLowerCase();
     let shown: string | undefined;
-    let rest = text;
-    let found = false;
+    const found: string[] = [];
     for (const v of this.given) {
       if (v.length < MIN_REDACT_LENGTH) continue;
       const lv = v.toLowerCase();
       if (!lower.includes(lv)) continue;
       shown ??= escapeMarkdown(text).toLowerCase();
       if (!shown.includes(escapeMarkdown(v).toLowerCase())) return false;
-      found = true;
-      rest = replaceAllCaseless(rest, v, ' ');
+      found.push(v);
     }
-    return found && !this.carriesSecret(rest);
+    // what is left once the values are taken out, as redact() takes them out (every occurrence, case aside)
+    return found.length > 0 && !this.carriesSecret(replaceSpans(text, new Needles(found).find(text), ' '));
   }
 
   isSecretKey(key: string): boolean {
@@ -348,21 +347,6 @@ const SPEC_KEY_OF_FIELD: Record<string, keyof ServiceSpec> = {
 };
 
 export const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** `text` with every occurrence of `what`, in any case, replaced by `by` (what may be long: no pattern of it). */
-function replaceAllCaseless(text: string, what: string, by: string): string {
-  const lowerWhat = what.toLowerCase();
-  // toLowerCase keeps the length of all but a few characters (İ): where it does not, fall back to the forms
-  const lowerText = text.toLowerCase();
-  if (lowerText.length !== text.length || lowerWhat.length !== what.length) return replaceSpans(text, new Needles([what]).find(text), by);
-  let out = '';
-  let from = 0;
-  for (let i = lowerText.indexOf(lowerWhat); i >= 0; i = lowerText.indexOf(lowerWhat, i + lowerWhat.length)) {
-    out += text.slice(from, i) + by;
-    from = i + lowerWhat.length;
-  }
-  return out + text.slice(from);
-}
 
 /** Letters and digits, lower case: what survives the clean-ups parsing does (case, separators, quotes). */
 const skeletonOf = (s: string) => s.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
