@@ -5,8 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Executor } from '../src/apply/executor.js';
 import type { CheckRunUpdate, GitHubPort } from '../src/github/github.js';
-import { ApplyRunner } from '../src/apply/supervisor.js';
-import type { AggregateState, ApplyRow } from '../src/store/store.js';
+import { ApplyRunner, progressSummary } from '../src/apply/supervisor.js';
+import type { AggregateState, ApplyRow, TaskRow, TaskState } from '../src/store/store.js';
 import { until } from './helpers/wait.js';
 
 describe('progress and the final check-run update', () => {
@@ -58,4 +58,15 @@ describe('progress and the final check-run update', () => {
     await done;
     expect(writes.map((w) => w.status)).toEqual(['in_progress', 'completed']);
   });
+
+  it('a stop in progress says so, and counts cancelled or skipped steps apart from the ones done', () => {
+    const apply = { id: 'a1', environment: 'staging', state: 'stopping', stopRequested: true } as unknown as ApplyRow;
+    const tasks = (['succeeded', 'succeeded', 'running', 'cancelled', 'cancelled', 'skipped'] as TaskState[]).map((state, i) => ({ id: `t${i}`, kind: 'StartContainer', resource: `service:s${i}:1`, state }) as unknown as TaskRow);
+    const p = progressSummary(apply, tasks);
+    expect(p.title).toBe('Stopping staging: 2/6 steps, 3 not run');
+    expect(p.summary.split('\n')[0]).toBe('**2/6** steps done, 3 not run · state `stopping`');
+    const running = progressSummary({ ...apply, state: 'running', stopRequested: false } as ApplyRow, tasks.slice(0, 3));
+    expect(running.title).toBe('Applying staging: 2/3 steps');
+  });
 });
+

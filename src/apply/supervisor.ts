@@ -81,13 +81,18 @@ export function checkName(env: string): string {
 }
 
 export function progressSummary(apply: ApplyRow, tasks: TaskRow[]): { title: string; summary: string } {
-  const done = tasks.filter((t) => TERMINAL_TASK_STATES.includes(t.state)).length;
+  // Steps that ran to an end; cancelled and skipped ones are counted apart, never as done (a /stop's
+  // last progress had read "30/30 steps" when 28 of them had been cancelled).
+  const done = tasks.filter((t) => t.state === 'succeeded' || t.state === 'failed').length;
+  const dropped = tasks.filter((t) => t.state === 'cancelled' || t.state === 'skipped').length;
   const running = tasks.filter((t) => t.state === 'running');
   const failed = tasks.filter((t) => t.state === 'failed');
-  const lines = [`**${done}/${tasks.length}** steps done · state ${code(apply.state)}`];
+  const droppedNote = dropped ? `, ${dropped} not run` : '';
+  const lines = [`**${done}/${tasks.length}** steps done${droppedNote} · state ${code(apply.state)}`];
   if (running.length) lines.push('', 'Running now:', ...running.slice(0, 10).map((t) => `- ${t.kind} ${code(t.resource)}`));
   if (failed.length) lines.push('', 'Failed:', ...failed.slice(0, 10).map((t) => `- ${t.kind} ${code(t.resource)}: ${code((t.error ?? '').slice(0, 300))}`));
-  return { title: `Applying ${apply.environment}: ${done}/${tasks.length} steps`, summary: lines.join('\n') };
+  const verb = apply.state === 'stopping' || apply.stopRequested ? 'Stopping' : 'Applying';
+  return { title: `${verb} ${apply.environment}: ${done}/${tasks.length} steps${droppedNote}`, summary: lines.join('\n') };
 }
 
 export function finalSummary(apply: ApplyRow, tasks: TaskRow[]): { title: string; summary: string; failure?: { step: string; error: string } } {
