@@ -11,8 +11,13 @@
 // - within a deadline (GitHub gives up on a delivery after 10 s): 408;
 // - within a budget of bytes held for all requests being read at once: 503,
 //   so many half-sent bodies cannot add up.
-// The connection of a refused request is closed; the body read is handed to
-// Probot's middleware, which takes a request's `body` string as the payload.
+// The connection of a refused request is closed. A body read whole is checked
+// against its signature here, with Probot's secret: one that does not match is
+// answered 400 and logged in one short line (its delivery id, event and size).
+// Probot's middleware logged such a request as an error carrying the whole
+// payload — anyone who can reach the endpoint could write 25 MB log lines of
+// their choosing. A signed body is handed to Probot's middleware, which takes
+// a request's `body` string as the payload (and checks the signature again).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Probot } from 'probot';
 
@@ -110,8 +115,18 @@ export function limitWebhookBodies(app: Probot, limits: IntakeLimits = DEFAULT_I
       if (!delivery) return middleware(req, res);
       const body = await reader.read(req);
       if (!Buffer.isBuffer(body)) return refuse(req, res, body);
+      const payload = body.toString('utf8');
+      const signature = String(req.headers['x-hub-signature-256']);
+      if (!(await app.webhooks.verify(payload, signature).catch(() => false))) {
+        const event = String(req.headers['x-github-event']).slice(0, 64);
+        const id = String(req.headers['x-github-delivery']).slice(0, 64);
+        app.log.warn({ delivery: id, event, bytes: body.length }, 'webhook delivery refused: its signature does not match the payload and the webhook secret');
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'signature does not match event payload and secret' }));
+        return true;
+      }
       // Probot's middleware (@octokit/webhooks) takes a string `body` as the payload instead of reading the stream.
-      (req as IncomingMessage & { body?: string }).body = body.toString('utf8');
+      (req as IncomingMessage & { body?: string }).body = payload;
       return middleware(req, res);
     };
   };

@@ -1,9 +1,11 @@
 // The webhook endpoint reads a request's body before its signature can be checked: the body is bounded
 // (GitHub never sends more than 25 MB), a larger one is answered 413 without being read to its end; so are
 // the bytes held for all bodies being read at once (503) and the time a body may take (408); what is not a
-// delivery is answered without a byte read; a delivery within the bounds is handled as before.
+// delivery is answered without a byte read; a delivery within the bounds is handled as before. A body whose
+// signature does not match is answered 400 and logged in one short line, never with its payload.
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, request } from 'node:http';
+import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { createNodeMiddleware, Probot } from 'probot';
@@ -133,3 +135,43 @@ describe('what is not a delivery, and many bodies at once', () => {
   });
 });
 
+describe('a delivery whose signature does not match', () => {
+  it('is answered 400 and logged in one short line: its payload never reaches the log', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) });
+    const probot = new Probot({ appId: 1, privateKey, secret: SECRET, log: pino({ level: 'debug' }, sink) });
+    limitWebhookBodies(probot);
+    const mw = await createNodeMiddleware(() => {}, { probot });
+    const server = createServer((req, res) => void mw(req, res, () => res.writeHead(404).end()));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      // what anyone who reaches the endpoint could send: 2 MB of their own text, a signature of nothing
+      const body = JSON.stringify({ action: 'created', forged: 'FORGED-PAYLOAD-'.repeat(140_000) });
+      const delivery = randomUUID();
+      const res = await fetch(`http://127.0.0.1:${port}/api/github/webhooks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-github-event': 'issue_comment', 'x-github-delivery': delivery, 'x-hub-signature-256': `sha256=${createHmac('sha256', 'not-the-secret').update(body).digest('hex')}` },
+        body,
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: 'signature does not match event payload and secret' });
+      await new Promise((r) => setTimeout(r, 50));
+      const log = lines.join('');
+      expect(log).not.toContain('FORGED-PAYLOAD');
+      expect(log.length).toBeLessThan(2_000);
+      const refused = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.delivery === delivery);
+      expect(refused).toMatchObject({ event: 'issue_comment', bytes: Buffer.byteLength(body), msg: expect.stringContaining('signature does not match') });
+      // a signed delivery still goes through
+      const ok = JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1 });
+      const signed = await fetch(`http://127.0.0.1:${port}/api/github/webhooks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(ok).digest('hex')}` },
+        body: ok,
+      });
+      expect(signed.status).toBe(200);
+    } finally {
+      await new Promise((r) => (server.close(r), server.closeAllConnections()));
+    }
+  });
+});
