@@ -138,7 +138,7 @@ describeDocker('drift reconciler on the real Docker engine', () => {
     expect(res.forged.find((f) => f.id === forged.id)).toMatchObject({ project: PROJECT, service: 'web', applyId: forgedApply, name: `${PROJECT}-${ENV}-web-9` });
     expect(res.unadopted).toBeGreaterThanOrEqual(1);
     expect(mine(await store.listContainers('local')).map((x) => x.containerId)).toEqual([real]);
-    const warning = lines.find((l) => l.level === 'warn' && l.msg.includes('forged') && JSON.stringify(l.obj).includes(forgedApply));
+    const warning = lines.find((l) => l.level === 'warn' && l.msg.includes('not in this berth') && JSON.stringify(l.obj).includes(forgedApply));
     expect(warning).toBeDefined();
     expect(lines.some((l) => l.level === 'info' && JSON.stringify(l.obj).includes(byHand.id.slice(0, 12)))).toBe(true);
   });

@@ -258,12 +258,12 @@ function reconcilerRules(open: () => Promise<TestStore>) {
     expect(res.invalid).toHaveLength(1);
     expect(res.invalid[0]).toContain('is not a positive integer');
     expect((await store.listContainers('local')).map((x) => x.containerId)).toEqual([good.Id]);
-    const warnings = lines.filter((l) => l.level === 'warn' && l.msg.includes('forged'));
+    const warnings = lines.filter((l) => l.level === 'warn' && l.msg.includes('not in this berth'));
     expect(warnings).toHaveLength(1);
     expect(JSON.stringify(warnings[0]!.obj)).toContain('evil');
     // Seen again next tick: still refused, not logged again.
     ok(await r.tick('local'));
-    expect(lines.filter((l) => l.level === 'warn' && l.msg.includes('forged'))).toHaveLength(1);
+    expect(lines.filter((l) => l.level === 'warn' && l.msg.includes('not in this berth'))).toHaveLength(1);
   });
 
   it('marks vanished rows missing, never those of an apply in flight; leaves in-flight containers to their apply', async () => {

@@ -455,7 +455,7 @@ export class DriftReconciler {
           count: newForged.length,
           containers: newForged.slice(0, MAX_LOGGED).map((f) => ({ id: f.id.slice(0, 12), name: f.name, project: f.project, environment: f.environment, service: f.service, apply: f.applyId })),
         },
-        `drift: refused ${newForged.length} container(s) on ${target} whose ${LABEL.applyId} label names an apply this berth never made (forged labels?); not adopted`,
+        `drift: refused ${newForged.length} container(s) on ${target} whose ${LABEL.applyId} label names an apply not in this berth's store — made by another berth server (another database) on the same engine, or labels written by hand; not adopted`,
       );
     }
     if (newUnadopted.length) {
