@@ -179,6 +179,45 @@ describe('updateTasks on SQLite beside a transaction the store holds open', () =
   });
 });
 
+describe('synchronous statements on SQLite beside a transaction another store of this process holds open on the file', () => {
+  it('wait for it instead of waiting for its lock synchronously (which would block the event loop it needs to finish)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-batch-'));
+    const path = join(dir, 'b.sqlite');
+    // A short busy timeout: a write that waited for the lock synchronously would fail with SQLITE_BUSY in 300 ms.
+    const a = await connect({ dialect: 'sqlite', path }, { busyTimeoutMs: 300 });
+    const store = await KyselyStore.open(await connect({ dialect: 'sqlite', path }, { busyTimeoutMs: 300 }), 'sqlite');
+    try {
+      const created = await store.createApply({
+        repo: 'a/b', pr: 1, environment: 'e', kind: 'apply', actor: 'x', headSha: null, desiredDigest: 'd', planFingerprint: null, desiredJson: '{}',
+        operations: [{ target: 'local', tasks: [{ nodeId: 1, kind: 'StartContainer', resource: 'service:s:1', reason: 'missing', deps: [], nodeJson: '{}' }] }],
+      });
+      const id = created.operations[0]!.tasks[0]!.id;
+      let opened!: () => void;
+      const isOpen = new Promise<void>((r) => (opened = r));
+      // Another connection of this process (a second store on the same file, as two replicas in one test process) holds the write lock across an await.
+      const held = a.transaction().execute(async (trx) => {
+        await trx.insertInto('leases').values({ name: 'other', holder: 'h', expires_at: 1, token: 't' }).execute();
+        opened();
+        await new Promise((r) => setTimeout(r, 600));
+      });
+      await isOpen;
+      const journal = store.updateTasks([{ id, expected: 'pending', patch: { state: 'running', startedAt: 7 } }]);
+      const lease = store.claimLease('target:local', 'me', 30_000);
+      const operation = store.casOperationState(created.operations[0]!.id, 0, { state: 'running', startedAt: 8 });
+      await held;
+      expect(await journal).toEqual([true]);
+      expect(typeof (await lease)).toBe('string');
+      expect(await operation).toBe(true);
+      expect(await store.getTask(id)).toMatchObject({ state: 'running', startedAt: 7 });
+      expect(await store.getLease('other')).toMatchObject({ holder: 'h' });
+    } finally {
+      await store.close();
+      await a.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 suite('SQLite', sqliteTestStore);
 suite('MariaDB', mysqlTestStore, describeMysql);
 suite('PostgreSQL', postgresTestStore, describePostgres);

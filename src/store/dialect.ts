@@ -54,6 +54,21 @@ export interface Ctx {
  */
 export interface SyncSqlite {
   transaction<T>(db: Kysely<Database>, fn: (run: (q: SyncQuery) => SyncResult) => T): Promise<T>;
+  /** One statement on its own (SQLite's autocommit), at once when no transaction holds the connection. */
+  run(db: Kysely<Database>, q: SyncQuery): Promise<SyncResult>;
+}
+
+/**
+ * One compiled statement (a `prepared` one: it is compiled once), with what
+ * it read and how many rows it changed. On SQLite it runs synchronously
+ * (SyncSqlite): the executor's reads and compare-and-sets of an apply's and
+ * an operation's state, and its leases, are on every apply's path, and
+ * Kysely's promise hops cost several times their statement there.
+ */
+export async function runQuery(ctx: Ctx, q: CompiledQuery): Promise<SyncResult> {
+  if (ctx.sync) return ctx.sync.run(ctx.db, q);
+  const r = await ctx.db.executeQuery(q);
+  return { rows: r.rows as unknown[], changes: Number(r.numAffectedRows ?? 0) };
 }
 
 /** A statement for the synchronous side: SQL and its positional parameters (a CompiledQuery is one). */
@@ -207,7 +222,7 @@ export class ImmediateSqliteDialect extends SqliteDialect {
       mutex = FILE_MUTEXES.get(this.#shareKey) ?? mutex;
       FILE_MUTEXES.set(this.#shareKey, mutex);
     }
-    return new ImmediateSqliteDriver(this.#config, mutex);
+    return new ImmediateSqliteDriver(this.#config, mutex, this.#shareKey);
   }
   override createAdapter(): DialectAdapter {
     return new TransactionalDdlSqliteAdapter();
@@ -235,13 +250,27 @@ class Mutex {
 
 const FILE_MUTEXES = new Map<string, Mutex>();
 
+/** Per file: Kysely transactions of this process open on it now (each holds the file's write lock: they begin IMMEDIATE). */
+const OPEN_TRANSACTIONS = new Map<string, number>();
+
+/**
+ * Whether no connection of this process holds the file's write lock in an open (asynchronous)
+ * transaction, so a synchronous write may run now. One run while another holds it would wait for
+ * the lock synchronously, blocking the very event loop that transaction needs to finish.
+ */
+export function sqliteFileUnlocked(shareKey: string | undefined): boolean {
+  return shareKey === undefined || !OPEN_TRANSACTIONS.get(shareKey);
+}
+
 class ImmediateSqliteDriver extends SqliteDriver {
   readonly #mutex: Mutex;
   readonly #database: SqliteDialectConfig['database'];
   #release: (() => void) | undefined;
-  constructor(config: SqliteDialectConfig, mutex: Mutex) {
+  readonly #shareKey: string | undefined;
+  constructor(config: SqliteDialectConfig, mutex: Mutex, shareKey: string | undefined) {
     super(config);
     this.#mutex = mutex;
+    this.#shareKey = shareKey;
     this.#database = config.database;
   }
   override async acquireConnection(): Promise<DatabaseConnection> {
@@ -271,5 +300,26 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    this.#opened(1);
+  }
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await super.commitTransaction(connection);
+    } finally {
+      this.#opened(-1);
+    }
+  }
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await super.rollbackTransaction(connection);
+    } finally {
+      this.#opened(-1);
+    }
+  }
+  #opened(delta: number): void {
+    if (this.#shareKey === undefined) return;
+    const n = (OPEN_TRANSACTIONS.get(this.#shareKey) ?? 0) + delta;
+    if (n > 0) OPEN_TRANSACTIONS.set(this.#shareKey, n);
+    else OPEN_TRANSACTIONS.delete(this.#shareKey);
   }
 }

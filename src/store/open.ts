@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { Kysely, MysqlDialect, PostgresDialect } from 'kysely';
 import type { PoolOptions } from 'mysql2';
 import { checkpointInWorker } from './checkpointer.js';
-import { ImmediateSqliteDialect, registerSyncSqlite, type SyncResult } from './dialect.js';
+import { ImmediateSqliteDialect, registerSyncSqlite, sqliteFileUnlocked, type SyncResult } from './dialect.js';
 import { KyselyStore } from './kysely-store.js';
 import type { Database } from './schema.js';
 import type { OpenStoreOptions, Store } from './store.js';
@@ -143,7 +143,7 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
         transaction: (kysely, fn) => {
           // No transaction open on the connection: this one runs now, whole, before any other JavaScript
           // (better-sqlite3 is synchronous), so nothing can interleave with it and Kysely's queue is not joined.
-          if (!raw.inTransaction) {
+          if (!raw.inTransaction && sqliteFileUnlocked(shareKey)) {
             try {
               return Promise.resolve(immediate(fn) as ReturnType<typeof fn>);
             } catch (err) {
@@ -152,6 +152,16 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
           }
           // A Kysely transaction is open (it spans awaits): wait for the connection like any query.
           return kysely.getExecutor().provideConnection(async () => immediate(fn) as ReturnType<typeof fn>);
+        },
+        run: (kysely, q) => {
+          if (!raw.inTransaction && sqliteFileUnlocked(shareKey)) {
+            try {
+              return Promise.resolve(run(q));
+            } catch (err) {
+              return Promise.reject(err);
+            }
+          }
+          return kysely.getExecutor().provideConnection(async () => run(q));
         },
       });
       return db;

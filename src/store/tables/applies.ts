@@ -4,9 +4,9 @@
 // reads /status, recovery and the gates need.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { insertOrKeep, isUniqueViolation, lockingRead, upsert, incoming, writeTransaction, type Ctx } from '../dialect.js';
+import { insertOrKeep, isUniqueViolation, lockingRead, runQuery, upsert, incoming, writeTransaction, type Ctx } from '../dialect.js';
 import { prepared } from '../prepared.js';
-import { chunks, num, Refused, refusedAsResult, strOrNull, toApply, toApplyStatus, toLock, unique } from '../rows.js';
+import { chunks, num, Refused, refusedAsResult, strOrNull, toApply, toApplyStatus, toLock, unique, type DbRow } from '../rows.js';
 import {
   ApplyInFlightError,
   IN_FLIGHT_AGGREGATE_STATES,
@@ -186,7 +186,9 @@ export async function getApply(ctx: Ctx, id: string): Promise<ApplyRow | undefin
 }
 
 export async function getApplyStatus(ctx: Ctx, id: string): Promise<ApplyStatus | undefined> {
-  const r = await ctx.db.selectFrom('applies').select(STATUS_COLUMNS).where('id', '=', id).executeTakeFirst();
+  // Read by a driver every stop poll and every settle of an apply's state: a prepared statement (runQuery).
+  const { rows } = await runQuery(ctx, prepared(ctx.dialect, 'apply-status', (p) => ctx.db.selectFrom('applies').select(STATUS_COLUMNS).where('id', '=', p('id')), { id }));
+  const r = rows[0] as DbRow | undefined;
   return r && toApplyStatus(r);
 }
 
@@ -197,7 +199,8 @@ const STATUS_COLUMNS = ['id', 'repo', 'pr', 'environment', 'kind', 'actor', 'hea
 export async function casApplyState(ctx: Ctx, id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
   const set = { ...aggregateSet(patch), ...(TERMINAL_AGGREGATE_STATES.includes(patch.state) ? { live: null } : {}) };
   const columns = Object.keys(set);
-  const r = await ctx.db.executeQuery(
+  const r = await runQuery(
+    ctx,
     prepared(
       ctx.dialect,
       `apply-cas:${columns.join(',')}`,
@@ -210,7 +213,7 @@ export async function casApplyState(ctx: Ctx, id: string, expectedVersion: numbe
       { ...set, id, expectedVersion },
     ),
   );
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return r.changes === 1;
 }
 
 /** The SET of an operation/apply state CAS, without the version bump: state always, the rest only when present. */

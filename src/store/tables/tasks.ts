@@ -3,9 +3,9 @@
 // lease (a driver that lost its lease writes nothing), several in one
 // transaction (group commit).
 import { sql } from 'kysely';
-import { lockingRead, writeTransaction, type Ctx, type SyncQuery, type SyncResult } from '../dialect.js';
+import { lockingRead, runQuery, writeTransaction, type Ctx, type SyncQuery, type SyncResult } from '../dialect.js';
 import { prepared, preparedSql } from '../prepared.js';
-import { toOperation, toTask, unique } from '../rows.js';
+import { toOperation, toTask, unique, type DbRow } from '../rows.js';
 import type { AggregatePatch, Fence, OperationRow, TaskPatch, TaskRow, TaskUpdate } from '../store.js';
 import { aggregateSet } from './applies.js';
 
@@ -14,14 +14,17 @@ export async function listOperations(ctx: Ctx, applyId: string): Promise<Operati
 }
 
 export async function getOperation(ctx: Ctx, id: string): Promise<OperationRow | undefined> {
-  const r = await ctx.db.selectFrom('apply_operations').selectAll().where('id', '=', id).executeTakeFirst();
+  // Read by its driver at every settle of its state: a prepared statement (runQuery).
+  const { rows } = await runQuery(ctx, prepared(ctx.dialect, 'operation', (p) => ctx.db.selectFrom('apply_operations').selectAll().where('id', '=', p('id')), { id }));
+  const r = rows[0] as DbRow | undefined;
   return r && toOperation(r);
 }
 
 export async function casOperationState(ctx: Ctx, id: string, expectedVersion: number, patch: AggregatePatch): Promise<boolean> {
   const set = aggregateSet(patch);
   const columns = Object.keys(set);
-  const r = await ctx.db.executeQuery(
+  const r = await runQuery(
+    ctx,
     prepared(
       ctx.dialect,
       `operation-cas:${columns.join(',')}`,
@@ -34,7 +37,7 @@ export async function casOperationState(ctx: Ctx, id: string, expectedVersion: n
       { ...set, id, expectedVersion },
     ),
   );
-  return Number(r.numAffectedRows ?? 0) === 1;
+  return r.changes === 1;
 }
 
 export async function listTasks(ctx: Ctx, operationId: string): Promise<TaskRow[]> {
