@@ -71,9 +71,10 @@ export interface HealthProbe {
 export interface Engine {
   /**
    * makes the image present; with `pull: false` (pull_policy: never) a missing image is an error instead of a pull;
-   * with `always` (pull_policy: always) it is pulled even when present
+   * with `always` (pull_policy: always) it is pulled even when present; with `platform` (a service's `platform:`)
+   * the image of that platform is pulled, and one present for another platform does not count as present
    */
-  ensureImage(image: string, opts?: { pull?: boolean; always?: boolean }): Promise<void>;
+  ensureImage(image: string, opts?: { pull?: boolean; always?: boolean; platform?: string }): Promise<void>;
   createNetwork(dockerName: string, spec: NetworkSpec, labels: Record<string, string>): Promise<string>;
   removeNetwork(idOrName: string): Promise<void>;
   /** joins the network with these endpoint settings (aliases, addresses, driver options, MAC address) */

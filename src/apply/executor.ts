@@ -87,10 +87,20 @@ const handedOver = new WeakSet<Handover>();
 type RunPayload = ApplyPayload & { revealed?: ReadonlyMap<string, string> };
 
 /**
- * A Docker message as it may be stored, logged and shown: Docker echoes what it
- * was given (an entrypoint, a command, a mount), so secrets of the desired
- * state in it, or `--token=…`-like text, are masked.
+ * How EnsureImage makes an image present for the services that use it: by their pull_policy, once per
+ * `platform:` they name (docker compose pulls each service's platform; the pinned digest is the image's index,
+ * so the engine would otherwise pull the host's platform, and creating the container for the service's
+ * platform would fail).
  */
+export function imagePulls(users: readonly { spec: Pick<DesiredState['services'][number]['spec'], 'pullPolicy' | 'platform'> }[]): { pull: boolean; always: boolean; platform?: string }[] {
+  const pull = !users.length || users.some((s) => s.spec.pullPolicy !== 'never');
+  const always = users.some((s) => s.spec.pullPolicy === 'always');
+  const platforms = [...new Set(users.map((s) => s.spec.platform).filter((p): p is string => !!p))].sort();
+  // a user without platform: takes the host's, as before (when every user names one, only theirs are pulled)
+  const hostToo = !users.length || users.some((s) => !s.spec.platform);
+  return [...(hostToo ? [{ pull, always }] : []), ...platforms.map((platform) => ({ pull, always, platform }))];
+}
+
 /** Everything secret an apply knows of: keys, variable values, and the shown forms of the fields a secret fed. */
 export function payloadMasker(payload: ApplyPayload): Masker {
   return maskerForSpecs(
@@ -101,7 +111,11 @@ export function payloadMasker(payload: ApplyPayload): Masker {
   );
 }
 
-/** A Docker message as it may be stored, logged and shown: every secret masked, whole or by the pieces Docker quotes. */
+/**
+ * A Docker message as it may be stored, logged and shown: Docker echoes what it
+ * was given (an entrypoint, a command, a mount), so secrets of the desired
+ * state in it, or `--token=…`-like text, are masked, whole or by the pieces Docker quotes.
+ */
 export function redactError(message: string, payload: ApplyPayload): string {
   return payloadMasker(payload).withPieces().text(message);
 }
@@ -813,7 +827,7 @@ export class Executor {
         const users = desired.services.filter((s) => s.spec.image === t.image);
         // The registry policy again, on what this apply would pull (a stale plan, the CLI, a payload from before the policy).
         await guardImage(t.image!, policy, this.o.registryLookup);
-        await engine.ensureImage(t.image!, { pull: !users.length || users.some((s) => s.spec.pullPolicy !== 'never'), always: users.some((s) => s.spec.pullPolicy === 'always') });
+        for (const opts of imagePulls(users)) await engine.ensureImage(t.image!, opts);
         return;
       }
       case 'CreateNetwork': {

@@ -39,6 +39,16 @@ export async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
 
 const notFound = (err: unknown) => (err as DockerApiError)?.statusCode === 404;
 
+/** Architecture names as Docker normalises them (containerd's platforms package): x86_64 is amd64, aarch64 arm64. */
+const ARCH: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', armhf: 'arm', armel: 'arm' };
+
+/** Whether an image inspected on the engine is of `platform` (os/arch[/variant], as compose writes it; a variant left out matches any). */
+function samePlatform(platform: string, image: { Os?: string; Architecture?: string; Variant?: string }): boolean {
+  const [os, arch, variant] = platform.toLowerCase().split('/');
+  const norm = (a: string | undefined) => (a ? (ARCH[a] ?? a) : a);
+  return os === image.Os?.toLowerCase() && (arch === undefined || norm(arch) === norm(image.Architecture?.toLowerCase())) && (variant === undefined || variant === image.Variant?.toLowerCase());
+}
+
 /** Docker reports a container that never started with the zero time `0001-01-01T00:00:00Z`. */
 function startedAt(raw: string | undefined): { startedAt?: number } {
   const ms = raw ? Date.parse(raw) : NaN;
@@ -67,20 +77,25 @@ export class DockerEngine implements Engine {
     return this.api;
   }
 
-  async ensureImage(image: string, opts: { pull?: boolean; always?: boolean } = {}): Promise<void> {
+  async ensureImage(image: string, opts: { pull?: boolean; always?: boolean; platform?: string } = {}): Promise<void> {
+    const platform = opts.platform ? ` for platform ${opts.platform}` : '';
     if (!opts.always || opts.pull === false) {
       try {
-        await this.docker.getImage(image).inspect();
-        return;
+        const found = await this.docker.getImage(image).inspect();
+        // A service's platform: the container is created for that platform, and Docker refuses an image of
+        // another one ("does not match the specified platform"); docker compose pulls the service's platform.
+        if (!opts.platform || samePlatform(opts.platform, found)) return;
+        if (opts.pull === false) throw new EngineError(`image ${image} is on the engine for ${[found.Os, found.Architecture, found.Variant].filter(Boolean).join('/')}, not for platform ${opts.platform}, and pull_policy: never forbids pulling it: pull it for that platform on the host first, or change pull_policy`, 404);
       } catch (err) {
+        if (err instanceof EngineError) throw err;
         if (!notFound(err)) throw engineError(`inspect image ${image}`, err);
       }
     }
-    if (opts.pull === false) throw new EngineError(`image ${image} is not on the engine and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy`, 404);
+    if (opts.pull === false) throw new EngineError(`image ${image} is not on the engine${platform} and pull_policy: never forbids pulling it: load or pull it on the host first, or change pull_policy`, 404);
     // Not present locally (or pull_policy: always): pull, and follow the stream so failures mid-pull are reported.
     const authconfig = this.credentials?.authFor(image);
-    await call(`pull image ${image}`, async () => {
-      const stream = await this.docker.pull(image, authconfig ? { authconfig } : {});
+    await call(`pull image ${image}${platform}`, async () => {
+      const stream = await this.docker.pull(image, { ...(authconfig ? { authconfig } : {}), ...(opts.platform ? { platform: opts.platform } : {}) });
       await new Promise<void>((resolve, reject) =>
         this.docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
           const failed = out?.find((o) => o.error);
