@@ -63,7 +63,7 @@ describe('journal queue', () => {
   it('commits a promoted write with the write that promoted it, before it', async () => {
     const { queue, batches } = recording();
     const parent = queue.write(succeeded('parent'), fence, { lazy: true });
-    queue.promote(['parent']);
+    queue.promote('parent');
     const child = queue.write(running('child'), fence);
     await Promise.all([parent, child]);
     expect(batches.map((b) => b.ids)).toEqual([['parent', 'child']]);

@@ -263,6 +263,9 @@ async function gone(call: () => Promise<void>): Promise<void> {
 /** Kinds that change or take away something already there: once one has begun, its group is committed. */
 const DESTRUCTIVE: ReadonlySet<string> = new Set(['StopContainer', 'RemoveContainer', 'RenameContainer', 'DisconnectNetwork', 'RemoveNetwork']);
 
+/** A `succeeded` write nothing waits for yet (journal-queue.ts): one options object for every such write. */
+const LAZY = { lazy: true } as const;
+
 /** Tasks launched in one turn of the event loop at most (the journal's batch size). */
 const LAUNCH_TURN = 32;
 
@@ -762,7 +765,7 @@ export class Executor {
   private async runTask(applyId: string, t: TaskRow, engine: Engine, payload: RunPayload, halt: Halt, group: PlanNode[], d: Drive, byNode: ReadonlyMap<number, TaskRow>, release: () => void): Promise<void> {
     if (!d.live()) return;
     // Its dependencies' `succeeded` writes commit with this `running` write or before it.
-    this.journalQueue.promote(t.deps.map((n) => byNode.get(n)?.id));
+    for (const n of t.deps) this.journalQueue.promote(byNode.get(n)?.id);
     if (!(await this.transition(t, 'pending', { state: 'running', startedAt: this.now() }, d))) return;
     this.progress(applyId);
     const node = nodeOf(t);
@@ -788,7 +791,7 @@ export class Executor {
     }
     const patch: TaskPatch = { state: 'succeeded', finishedAt: this.now(), result: result ?? null };
     // Lazy: nothing waits for this write until a dependant starts, which promotes it first (journal-queue.ts).
-    const written = this.journal({ id: t.id, expected: 'running', patch }, d.lease.fence, { lazy: true });
+    const written = this.journal({ id: t.id, expected: 'running', patch }, d.lease.fence, LAZY);
     // The call succeeded, so the dependants may go now: their `running` writes commit with this one or after
     // it, and none of their calls begins before its own commit. A crash before this commit leaves the task
     // `running`, and recovery finds its effect on the target.
@@ -819,7 +822,8 @@ export class Executor {
     const index = indexOf(desired);
     const named = index.named;
     const netName = named.network;
-    const repoLabel: Record<string, string> = desired.repository ? { [LABEL.repository]: desired.repository } : {};
+    // Made only by the calls that label what they create (a wave of starts makes none).
+    const repoLabel = (): Record<string, string> => (desired.repository ? { [LABEL.repository]: desired.repository } : {});
     switch (node.kind) {
       case 'EnsureImage': {
         // pull_policy at apply time (the plan already pinned the digest): never on every service using the image
@@ -841,7 +845,7 @@ export class Executor {
               [LABEL.network]: t.network!,
               [LABEL.configHash]: spec.configHash,
               [LABEL.applyId]: applyId,
-              ...repoLabel,
+              ...repoLabel(),
             }),
           async () => {
             const n = await engine.findNetwork(netName(t.network!));
@@ -861,7 +865,7 @@ export class Executor {
           [LABEL.volume]: t.volume!,
           [LABEL.configHash]: spec.configHash,
           [LABEL.applyId]: applyId,
-          ...repoLabel,
+          ...repoLabel(),
         });
         return;
       }

@@ -19,7 +19,7 @@ interface Entry {
   u: TaskUpdate;
   fence: Fence;
   /** which statement of the store the write goes in (its fence, expected states and columns; see take) */
-  kind: string;
+  kind: number;
   /** when it joined the urgent lane (performance.now()) */
   at: number;
   resolve: (ok: boolean) => void;
@@ -62,14 +62,12 @@ export class JournalQueue {
     });
   }
 
-  /** Moves the queued lazy writes of these tasks to the urgent lane (a dependant of theirs is about to start). */
-  promote(taskIds: Iterable<string | undefined>): void {
-    for (const id of taskIds) {
-      const e = id === undefined ? undefined : this.lazy.get(id);
-      if (!e) continue;
-      this.lazy.delete(id!);
-      this.queueUrgent(e);
-    }
+  /** Moves the queued lazy write of this task, if any, to the urgent lane (a dependant of it is about to start). */
+  promote(taskId: string | undefined): void {
+    const e = taskId === undefined ? undefined : this.lazy.get(taskId);
+    if (!e) return;
+    this.lazy.delete(taskId!);
+    this.queueUrgent(e);
   }
 
   private queueUrgent(e: Entry): void {
@@ -128,12 +126,13 @@ export class JournalQueue {
   }
 
   private async commit(batch: Entry[]): Promise<void> {
-    const byFence = new Map<string, Entry[]>();
+    // By the fence itself: a drive writes every entry with its lease's one fence object (a fence equal but
+    // not the same would only cost a transaction of its own).
+    const byFence = new Map<Fence, Entry[]>();
     for (const e of batch) {
-      const key = `${e.fence.lease}\n${e.fence.token}`;
-      const list = byFence.get(key);
+      const list = byFence.get(e.fence);
       if (list) list.push(e);
-      else byFence.set(key, [e]);
+      else byFence.set(e.fence, [e]);
     }
     await Promise.all(
       [...byFence.values()].map(async (entries) => {
@@ -153,7 +152,7 @@ export class JournalQueue {
 
 /** The oldest writes of a lane, as many as `statements` statements carry (at least one), taken out of it. */
 function take(lane: Entry[] | Map<string, Entry>, statements: number): Entry[] {
-  const shapes = new Set<string>();
+  const shapes = new Set<number>();
   const out: Entry[] = [];
   for (const e of lane.values()) {
     if (!shapes.has(e.kind) && shapes.size >= statements) break;
@@ -166,13 +165,26 @@ function take(lane: Entry[] | Map<string, Entry>, statements: number): Entry[] {
   return out;
 }
 
-/** The store groups writes by fence, expected states and the columns they set; values may differ (store/tables/tasks.ts). */
-function kindOf(u: TaskUpdate, fence: Fence): string {
-  const expected = typeof u.expected === 'string' ? u.expected : [...u.expected].sort().join(',');
-  // The columns set, in a fixed order (no sort per write: a wave writes hundreds).
-  let columns = '';
-  for (const k of PATCH_KEYS) if (u.patch[k] !== undefined) columns += `${k},`;
-  return `${fence.lease}\n${fence.token}\n${expected}\n${columns}`;
+/**
+ * The store groups writes by fence, expected states and the columns they set; values may differ
+ * (store/tables/tasks.ts). A kind is one number made of the three, each numbered the first time it
+ * is seen: a wave writes hundreds, and a string per write (lease, token, states, columns) was most
+ * of what the queue allocated. Kinds only size a batch (take); commit groups by the fence itself,
+ * so two fences that share a number after it wraps cost a batch's size, never its correctness.
+ */
+function kindOf(u: TaskUpdate, fence: Fence): number {
+  let columns = 0;
+  for (let i = 0; i < PATCH_KEYS.length; i++) if (u.patch[PATCH_KEYS[i]!] !== undefined) columns |= 1 << i;
+  let f = fenceNumbers.get(fence);
+  if (f === undefined) fenceNumbers.set(fence, (f = nextFence++ % 0x10000));
+  const states = typeof u.expected === 'string' ? u.expected : [...u.expected].sort().join(',');
+  let e = expectedNumbers.get(states);
+  if (e === undefined) expectedNumbers.set(states, (e = expectedNumbers.size));
+  return (f * 0x100 + e) * 0x20 + columns;
 }
 
 const PATCH_KEYS = ['state', 'error', 'result', 'startedAt', 'finishedAt'] as const satisfies readonly (keyof TaskPatch)[];
+const fenceNumbers = new WeakMap<Fence, number>();
+let nextFence = 0;
+/** every set of expected states written (a handful: the executor's transitions) */
+const expectedNumbers = new Map<string, number>();

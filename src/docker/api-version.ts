@@ -18,12 +18,14 @@ export function newerApiSettings(spec: {
   networks?: readonly string[];
   networkOptions?: Readonly<Record<string, { macAddress?: string }>>;
 }): { what: string; api: string; engine: string }[] {
-  return [
-    // The network the container is created on takes its MAC with the create on any engine; one joined afterwards only from 1.44.
-    ...(spec.networks ?? []).slice(1).filter((n) => spec.networkOptions?.[n]?.macAddress).map((n) => ({ what: `networks.${n}.mac_address (a network the container joins after it is created)`, api: '1.44', engine: 'Docker Engine 25' })),
-    ...(spec.healthcheck?.startIntervalMs ? [{ what: 'healthcheck.start_interval', api: '1.44', engine: 'Docker Engine 25' }] : []),
-    ...(spec.volumes ?? []).filter((v) => v.subpath).map((v) => ({ what: `volume.subpath of the mount at ${v.target}`, api: '1.45', engine: 'Docker Engine 26' })),
-  ];
+  // Checked before every create: nothing is allocated for a service that uses none of them (the usual case).
+  const needs: { what: string; api: string; engine: string }[] = [];
+  const networks = spec.networks ?? [];
+  // The network the container is created on takes its MAC with the create on any engine; one joined afterwards only from 1.44.
+  for (let i = 1; i < networks.length; i++) if (spec.networkOptions?.[networks[i]!]?.macAddress) needs.push({ what: `networks.${networks[i]}.mac_address (a network the container joins after it is created)`, api: '1.44', engine: 'Docker Engine 25' });
+  if (spec.healthcheck?.startIntervalMs) needs.push({ what: 'healthcheck.start_interval', api: '1.44', engine: 'Docker Engine 25' });
+  for (const v of spec.volumes ?? []) if (v.subpath) needs.push({ what: `volume.subpath of the mount at ${v.target}`, api: '1.45', engine: 'Docker Engine 26' });
+  return needs;
 }
 
 /** Refuses (throws) when the engine is too old for a setting the service uses. */

@@ -43,7 +43,7 @@ const MAX_CHAIN = 8;
  * a GuardRefusal naming the service and what escapes.
  */
 export async function guardContainer(engine: Engine, spec: ServiceSpec, policy: Policy, ctx: GuardContext): Promise<ServiceSpec> {
-  const dirs = allowedDirs(policy);
+  let dirs: ReturnType<typeof allowedDirs> | undefined;
   const refuse = (what: string) => new GuardRefusal(`service ${spec.name}: ${what}`);
   const registry = checkImageRegistry(spec.image, policy.allow_registries ?? []);
   if (registry.refusal) throw refuse(`image ${spec.image}: ${registry.refusal} — ${allowRegistryHint(registry)}`);
@@ -60,7 +60,7 @@ export async function guardContainer(engine: Engine, spec: ServiceSpec, policy: 
       volumes.push(m);
       continue;
     }
-    const entry = allowedDirOf(src, dirs);
+    const entry = allowedDirOf(src, (dirs ??= allowedDirs(policy)));
     if (!entry) throw refuse(`bind mount of ${src} is outside policy.bind_mount_allowlist`);
     const resolved = await engine.resolveBindSource(spec.image, entry.dir, src);
     if (!within(resolved, entry.dir)) throw refuse(`bind mount of ${src} resolves to ${resolved} on the target (through a symlink), outside the allow-listed ${entry.dir}`);

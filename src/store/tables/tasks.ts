@@ -220,8 +220,10 @@ const SYNC_GROUP_MAX = 64;
 function identicalWrites(updates: readonly TaskUpdate[]): number[][] | undefined {
   if (updates.length < 2) return undefined;
   const ids = new Set<string>();
-  const by = new Map<string, number[]>();
   const groups: number[][] = [];
+  // Open groups of plain writes, each by its first write: a batch holds a few shapes, so a write is
+  // compared with each (no key is built per write: a wave writes hundreds).
+  const open: number[][] = [];
   for (let i = 0; i < updates.length; i++) {
     const u = updates[i]!;
     if (ids.has(u.id)) return undefined;
@@ -232,13 +234,18 @@ function identicalWrites(updates: readonly TaskUpdate[]): number[][] | undefined
       groups.push([i]);
       continue;
     }
-    // undefined (not set) and null (cleared) differ; times are numbers or absent.
-    const key = `${u.expected}|${p.state}|${p.error === undefined ? 'u' : 'n'}|${p.result === undefined ? 'u' : 'n'}|${p.startedAt === undefined ? 'u' : p.startedAt}|${p.finishedAt === undefined ? 'u' : p.finishedAt}`;
-    let list = by.get(key);
-    if (!list || list.length >= SYNC_GROUP_MAX) by.set(key, (list = [])), groups.push(list);
+    let list = open.find((g) => g.length < SYNC_GROUP_MAX && sameWrite(updates[g[0]!]!, u));
+    if (!list) open.push((list = [])), groups.push(list);
     list.push(i);
   }
   return groups.length < updates.length ? groups : undefined;
+}
+
+/** Two plain writes the same but for their task: expected state, new state, times; undefined (not set) and null (cleared) differ. */
+function sameWrite(a: TaskUpdate, b: TaskUpdate): boolean {
+  const p = a.patch;
+  const q = b.patch;
+  return a.expected === b.expected && p.state === q.state && p.error === q.error && p.result === q.result && p.startedAt === q.startedAt && p.finishedAt === q.finishedAt;
 }
 
 /** groupUpdate's statement name. */
