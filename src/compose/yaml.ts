@@ -222,6 +222,11 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
     };
   }
 
+  // yaml converts a merge key's source again at every merge (it caches plain aliases, not merges): a chain of
+  // maps each merging the one before (`a2: &a2 {<<: *a1, k2: 1}`) costs the cube of its length inside toJS, before
+  // checkExpanded could count anything (58 KB took 90 s). The size the merges expand to is bounded first.
+  checkMerges(doc.contents, aliased, maxNodes, lineOf);
+
   let value: unknown;
   try {
     // Aliases become shared references here (memory stays linear); the expanded size is bounded just below.
@@ -301,18 +306,77 @@ function tooDeep(maxDepth: number, line?: number): YamlFailure {
   return new YamlFailure({ code: 'too_deep', problem: `YAML nested more than ${maxDepth} levels deep`, ...located(line), hint: 'flatten the document' });
 }
 
+const aliasBomb = (maxNodes: number) =>
+  new YamlFailure({
+    code: 'alias_bomb',
+    problem: `YAML document expands to more than ${maxNodes} values once its aliases are expanded`,
+    hint: 'this looks like a "billion laughs" document; use fewer nested anchors and aliases',
+  });
+
+/**
+ * What converting the syntax tree costs, bounded before yaml's toJS runs: every alias counted as the values it
+ * expands to where it is used (as checkExpanded counts them), and a merge key's source as converted anew at each
+ * merge — its own cost, and its values copied in (a merged key that the map overrides too: a bound). One pass in
+ * document order, so an alias's anchor is counted before it (an anchor still open is the alias's own ancestor, a
+ * cycle: counted once, left to toJS and checkExpanded). Refused as soon as the cost passes maxNodes.
+ */
+function checkMerges(root: unknown, aliased: ReadonlyMap<Alias, unknown>, maxNodes: number, lineOf: (offset: number | undefined) => number | undefined): void {
+  /** node → [the values it expands to, what converting it costs] */
+  const cost = new Map<unknown, [number, number]>();
+  const of = (n: unknown): [number, number] => (n ? (cost.get(n) ?? [1, 1]) : [1, 1]);
+  const stack: { node: unknown; open: boolean }[] = [{ node: root, open: false }];
+  while (stack.length) {
+    const top = stack.pop()!;
+    const n = top.node;
+    if (!n || cost.has(n)) continue;
+    if (isAlias(n)) {
+      const [values] = of(aliased.get(n));
+      cost.set(n, [values, values]);
+      continue;
+    }
+    if (!isCollection(n)) {
+      cost.set(n, [1, 1]);
+      continue;
+    }
+    const pairs = isMap(n) ? ((n as YAMLMap).items as Pair[]) : undefined;
+    const children = pairs ? pairs.map((p) => p.value) : (n as YAMLSeq).items;
+    if (!top.open) {
+      stack.push({ node: n, open: true });
+      for (let i = children.length - 1; i >= 0; i--) stack.push({ node: children[i], open: false });
+      continue;
+    }
+    let values = 1;
+    let work = 1;
+    children.forEach((c, i) => {
+      const merged = pairs !== undefined && isScalar(pairs[i]!.key) && isMergeKey((pairs[i]!.key as { value: unknown }).value);
+      // `<<: *a` or `<<: [*a, *b]`: each source map converted again (its own cost) and its values copied in
+      const sources = merged && isSeq(c) ? (c as YAMLSeq).items : [c];
+      for (const src of merged ? sources : [c]) {
+        const target = merged && isAlias(src) ? aliased.get(src as Alias) : src;
+        const [v, w] = merged ? of(target) : of(src);
+        values += v;
+        work += merged ? w + v : w;
+      }
+    });
+    if (values > maxNodes) throw aliasBomb(maxNodes);
+    if (work > maxNodes)
+      throw new YamlFailure({
+        code: 'alias_bomb',
+        problem: `YAML document's merge keys (<<) expand to more than ${maxNodes} values, each merge counting what it merges in`,
+        ...located(lineOf((n as Node).range?.[0])),
+        hint: 'merge each map from a base that merges nothing itself, rather than chaining merges one on another',
+      });
+    cost.set(n, [values, work]);
+  }
+}
+
 /** Walks the value as later stages will (every alias expanded), stopping as soon as it is too deep or too big. */
 function checkExpanded(value: unknown, maxDepth: number, maxNodes: number): void {
   const stack: { v: unknown; d: number }[] = [{ v: value, d: 0 }];
   let visited = 0;
   while (stack.length) {
     const { v, d } = stack.pop()!;
-    if (++visited > maxNodes)
-      throw new YamlFailure({
-        code: 'alias_bomb',
-        problem: `YAML document expands to more than ${maxNodes} values once its aliases are expanded`,
-        hint: 'this looks like a "billion laughs" document; use fewer nested anchors and aliases',
-      });
+    if (++visited > maxNodes) throw aliasBomb(maxNodes);
     if (!v || typeof v !== 'object') continue;
     if (d >= maxDepth) throw tooDeep(maxDepth);
     for (const child of Array.isArray(v) ? v : Object.values(v as object)) stack.push({ v: child, d: d + 1 });
