@@ -8,7 +8,8 @@
 import { escapeMarkdown, sanitizeLine } from '../text/escape.js';
 import { MASK, Masker, secretContents } from './mask.js';
 import { isTaintedField, type SecretFields } from '../compose/taint.js';
-import type { Healthcheck, Mount, PortBinding, ServiceNetwork, ServiceSpec, UnsetVariables } from '../model/model.js';
+import type { Healthcheck, Logging, Mount, PortBinding, ServiceNetwork, ServiceSpec, Ulimit, UnsetVariables } from '../model/model.js';
+import { EXTRA_KEYS } from '../compose/service-keys.js';
 import type { NodeKind, NodeTarget, Plan, PlanSummary, ResourceChange } from './plan.js';
 import { DRAIN_MS, isEmpty, nodeLine, summarize } from './plan.js';
 
@@ -83,6 +84,8 @@ const GROUPS = [
   'pid',
   'cap_add',
   'devices',
+  'volumes_from',
+  'device_requests',
 ] as const;
 const G = Object.fromEntries(GROUPS.map((g, i) => [g, i])) as Record<(typeof GROUPS)[number], number>;
 
@@ -204,10 +207,39 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
     if (spec.pid !== undefined) f.add(G.pid, '', 'pid', spec.pid);
     for (const c of spec.capAdd ?? []) f.item(G.cap_add, 'cap_add', c);
     for (const d of spec.devices ?? []) f.item(G.devices, 'devices', d);
+    for (const v of spec.volumesFrom ?? []) f.item(G.volumes_from, 'volumes_from', v);
+    extraFields(spec, f);
   }
   const r = replicas ?? spec?.replicas;
   if (r !== undefined) f.add(G.replicas, '', 'replicas', String(r));
   return f.out;
+}
+
+/**
+ * Every other setting a service carries (dns, extra_hosts, sysctls, security_opt, logging, userns_mode, ipc,
+ * tmpfs, ulimits, device requests, …), one diff line per value under its compose key: the plan is what the
+ * person who comments /apply approves, and a change of one read only "config changed", with no line saying
+ * what changed — `security_opt: seccomp=unconfined` where the policy allows it, `dns` or `extra_hosts`
+ * sending the service's traffic elsewhere. Ordered after the core fields, in EXTRA_KEYS's order.
+ */
+function extraFields(spec: ServiceSpec, f: Fields): void {
+  Object.entries(EXTRA_KEYS).forEach(([key, { field }], i) => {
+    const v = (spec as unknown as Record<string, unknown>)[field];
+    if (v === undefined || field === 'containerName') return;
+    const group = GROUPS.length + i;
+    if (Array.isArray(v)) for (const x of v) f.item(group, key, typeof x === 'string' ? x : JSON.stringify(x));
+    else if (key === 'logging') {
+      const l = v as Logging;
+      if (l.driver !== undefined) f.add(group, '', 'logging.driver', l.driver);
+      for (const [k, x] of Object.entries(l.options)) f.add(group, k, `logging.options.${k}`, x);
+    } else if (key === 'ulimits') for (const [k, u] of Object.entries(v as Record<string, Ulimit>)) f.add(group, k, `ulimits.${k}`, u.soft === u.hard ? String(u.soft) : `${u.soft}:${u.hard}`);
+    // tmpfs paths and sysctl names are parts of values (`/t${S}:size=1m`, `- net.x${S}=1`): masked with the value
+    else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v as Record<string, unknown>)) f.add(group, k, `${key}.${f.tainted(key) ? MASK : k}`, String(x));
+    else f.add(group, '', key, key === 'cpus' ? String((v as number) / 1e9) : String(v));
+  });
+  // gpus: and deploy.resources.reservations.devices (a secret under deploy: taints them with the rest of deploy)
+  for (const r of spec.deviceRequests ?? []) f.item(G.device_requests, 'deploy.devices', JSON.stringify(r));
+  if (spec.restartMaxRetries !== undefined) f.add(G.restart, 'max', 'restart.max_retries', String(spec.restartMaxRetries));
 }
 
 function healthFields(h: Healthcheck, f: Fields) {
