@@ -11,7 +11,7 @@ import { buildFragment, unsetIn, type At, type FileFragment, type Loc, type Roll
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { composeDir, dotenvPath } from './sources.js';
-import { MAX_CONTAINERS, MAX_EXPOSED, MAX_PORTS } from './limits.js';
+import { MAX_CONTAINER_REFERENCES, MAX_CONTAINERS, MAX_EXPOSED, MAX_NETWORK_ATTACHMENTS, MAX_PORTS } from './limits.js';
 import { comparePorts, normalizeImage, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
@@ -767,10 +767,20 @@ function validate(m: Merged): void {
   let containers = 0;
   let ports = 0;
   let exposed = 0;
+  let attachments = 0;
+  let references = 0;
   for (const s of m.services.values()) {
     containers += s.replicas?.v ?? 1;
     if (containers > MAX_CONTAINERS)
       throw error('too_large', `the services of this environment ask for more than ${MAX_CONTAINERS} containers together (service ${s.name} makes ${containers})`, s.replicas?.at ?? s.at, 'run fewer services or replicas');
+    // each replica on each network is a step of the plan (limits.ts): replicas and networks multiply
+    attachments += (s.replicas?.v ?? 1) * Math.max(1, s.networks?.size ?? 0);
+    if (attachments > MAX_NETWORK_ATTACHMENTS)
+      throw error('too_large', `the services of this environment attach their containers to networks more than ${MAX_NETWORK_ATTACHMENTS} times together (service ${s.name} makes ${attachments}: each replica on each of its networks)`, s.networks ? [...s.networks.values()][0]! : s.at, 'attach each service to the few networks it talks on, or run fewer replicas');
+    const per = (s.volumes?.length ?? 0) + (s.dependsOn?.size ?? 0) + (s.links?.length ?? 0) + (s.volumesFrom?.length ?? 0) + (s.configs?.length ?? 0) + (s.secrets?.length ?? 0);
+    references += (s.replicas?.v ?? 1) * per;
+    if (references > MAX_CONTAINER_REFERENCES)
+      throw error('too_large', `the containers of this environment refer to more than ${MAX_CONTAINER_REFERENCES} mounts, dependencies and files together (service ${s.name} makes ${references}: each replica's volumes, depends_on, links, volumes_from, configs and secrets)`, s.replicas?.at ?? s.at, 'mount fewer volumes, depend on fewer services, or run fewer replicas');
     ports += s.ports?.length ?? 0;
     if (ports > MAX_PORTS) throw error('too_large', `the services of this environment publish more than ${MAX_PORTS} ports together (service ${s.name} makes ${ports})`, s.ports![0]!.at, 'publish fewer ports (a range counts each of its ports)');
     exposed += s.extras.expose?.v?.length ?? 0;
