@@ -87,10 +87,20 @@ const mapMerge = <K, V>(a: Map<K, V> | undefined, b: Map<K, V> | undefined): Map
 function uniqueBy<T>(a: T[] | undefined, b: T[] | undefined, key: (t: T) => string): T[] | undefined {
   if (!a || !b) return b ?? a;
   const out = [...a];
+  // each key's first place in out, found by lookup: a scan per item was |a| × |b| (an extends of a long list)
+  const at = new Map<string, number>();
+  out.forEach((x, i) => {
+    const k = key(x);
+    if (!at.has(k)) at.set(k, i);
+  });
   for (const item of b) {
-    const i = out.findIndex((x) => key(x) === key(item));
-    if (i >= 0) out[i] = item;
-    else out.push(item);
+    const k = key(item);
+    const i = at.get(k);
+    if (i !== undefined) out[i] = item;
+    else {
+      at.set(k, out.length);
+      out.push(item);
+    }
   }
   return out;
 }
