@@ -37,6 +37,11 @@ type Inspect = Dockerode.ContainerInspectInfo & { Config: Record<string, any>; H
 /** [service key, its compose lines, what inspect must show] */
 const TABLE: [string, string, (c: Inspect) => void][] = [
   ['container_name', `container_name: ${NAMED}`, (c) => expect(c.Name).toBe(`/${NAMED}`)],
+  // a service: join of a service that sets container_name is given that name (the create failed on a name Docker has not got)
+  ['joins of a service with container_name', 'network_mode: "service:k-container-name"\nvolumes_from: ["k-container-name:ro"]', (c) => {
+    expect(c.HostConfig.NetworkMode).toMatch(/^container:[0-9a-f]{64}$/);
+    expect(c.HostConfig.VolumesFrom).toEqual([`${NAMED}:ro`]);
+  }],
   ['expose', 'expose: ["3000", "53/udp"]', (c) => expect(Object.keys(c.Config.ExposedPorts ?? {}).sort()).toEqual(['3000/tcp', '53/udp'])],
   ['stop_signal', 'stop_signal: SIGQUIT', (c) => expect(c.Config.StopSignal).toBe('SIGQUIT')],
   ['stop_grace_period', 'stop_grace_period: 1m', (c) => expect(c.Config.StopTimeout).toBe(60)],

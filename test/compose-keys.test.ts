@@ -14,6 +14,7 @@ import { PartialListing, TreeListing, type GitHubPort } from '../src/github/gith
 import { sha256 } from '../src/model/hash.js';
 import { DENY_ALL } from '../src/compose/policy.js';
 import { containerCreateOptions, endpointConfig } from '../src/docker/create-options.js';
+import { containerNamesOf } from '../src/compose/joins.js';
 import { newerApiSettings } from '../src/docker/api-version.js';
 import type { DesiredState, ServiceSpec } from '../src/model/model.js';
 import { dockerNames } from '../src/model/model.js';
@@ -242,6 +243,19 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: x\ngpus: all'), { policy: DENY_ALL }))).toMatchObject({ code: 'policy_denied', line: 4, problem: "service web: device reservation gpu (host devices such as GPUs) is not allowed by the repository's policy" });
     expect(errorOf(() => load(svc('image: x\ngpus: some'), allow))).toMatchObject({ code: 'invalid_value', line: 4, problem: 'gpus must be all or a list' });
     expect(errorOf(() => load(svc('image: x\ngpus: [{count: 1, device_ids: ["0"]}]'), allow)).problem).toBe('gpus[0]: count and device_ids cannot both be set');
+  });
+
+  it('a service: join of a service that sets container_name names that container (gluetun\'s VPN, joined by network_mode: service:gluetun)', () => {
+    const d = load('services:\n  gluetun:\n    image: qmcgaw/gluetun\n    container_name: gluetun\n  torrent:\n    image: linuxserver/qbittorrent\n    network_mode: service:gluetun\n    volumes_from: [gluetun]\n    pid: service:gluetun\n  other:\n    image: nginx\n    network_mode: service:torrent\n');
+    const extras = { containerNames: containerNamesOf(d.services) };
+    expect(extras.containerNames).toEqual({ gluetun: 'gluetun' });
+    const spec = (name: string) => d.services.find((s) => s.spec.name === name)!.spec;
+    const torrent = create(spec('torrent'), extras);
+    expect([torrent.HostConfig.NetworkMode, torrent.HostConfig.PidMode, torrent.HostConfig.VolumesFrom]).toEqual(['container:gluetun', 'container:gluetun', ['gluetun:rw']]);
+    // a service without container_name is still berth's replica 1
+    expect(create(spec('other'), extras).HostConfig.NetworkMode).toBe('container:p-e-torrent-1');
+    // the join waits for the named container, as compose orders it
+    expect(spec('torrent').dependsOn.map((x) => x.service)).toEqual(['gluetun']);
   });
 
   it('ipc host and cgroup host are governed by the policy; ipc joins and runtime are refused with the reason; attach is noted, not deployed', () => {

@@ -22,6 +22,8 @@ export interface CreateExtras {
   /** compose key → Docker name, for networks and volumes not named `<project>-<env>_<key>` (external, `name:`) */
   networkNames?: Record<string, string>;
   volumeNames?: Record<string, string>;
+  /** services of the project that set container_name: a `service:` join of theirs names that container */
+  containerNames?: Record<string, string>;
   /** anonymous volumes of the container being replaced, mounted again at the same paths (compose keeps their data) */
   inheritVolumes?: { name: string; target: string }[];
   /** start-first: joined without the service's aliases (out of its DNS name) until it passed its gate */

@@ -13,6 +13,7 @@ import { secretContents, type Masker } from '../plan/mask.js';
 import { maskerForSpecs } from '../plan/render.js';
 import { dockerNames, LABEL } from '../model/model.js';
 import { endpointConfig } from '../docker/create-options.js';
+import { containerNamesOf } from '../compose/joins.js';
 import type { DesiredState, FileMount } from '../model/model.js';
 import type { PlanNode } from '../plan/plan.js';
 import type { Lanes } from './lanes.js';
@@ -205,8 +206,8 @@ function secretFieldsOfService(desired: DesiredState, service: string): { secret
 
 /** The names a create needs that differ from berth's defaults (external networks and volumes, `name:`), and what it inherits. */
 function createExtras(desired: DesiredState, inheritVolumes?: { name: string; target: string }[], outsideDns?: boolean): CreateExtras {
-  const { networkNames, volumeNames } = indexOf(desired);
-  return { networkNames, volumeNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}), ...(outsideDns ? { outsideDns } : {}) };
+  const { networkNames, volumeNames, containerNames } = indexOf(desired);
+  return { networkNames, volumeNames, containerNames, ...(inheritVolumes?.length ? { inheritVolumes } : {}), ...(outsideDns ? { outsideDns } : {}) };
 }
 
 /** What the calls of one apply look up in its desired state, by name. */
@@ -215,6 +216,8 @@ interface DesiredIndex {
   services: ReadonlyMap<string, DesiredState['services'][number]>;
   networkNames: Record<string, string>;
   volumeNames: Record<string, string>;
+  /** services that set container_name: what a `service:` join of theirs names */
+  containerNames: Record<string, string>;
 }
 
 /**
@@ -235,6 +238,7 @@ function indexOf(desired: DesiredState): DesiredIndex {
       services,
       networkNames: Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)])),
       volumeNames: Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)])),
+      containerNames: { ...containerNamesOf(desired.services) },
     };
     indexes.set(desired, x);
   }
@@ -873,7 +877,7 @@ export class Executor {
         const svc = index.services.get(t.service!);
         if (!svc) throw new Error(`service ${t.service} is not in the desired state`);
         // Immediately before the create: bind sources resolved and joins inspected on the target.
-        const spec = await guardContainer(engine, svc.spec, policy, { project, environment });
+        const spec = await guardContainer(engine, svc.spec, policy, { project, environment, containerNames: index.containerNames });
         await requireApiFor(engine, svc.spec.name, spec);
         const id = await replayable(
           () => engine.createContainer(t.containerName!, reveal(spec), { project, environment, replica: t.replica!, configHash: svc.configHash, applyId, configSpec: spec, ...secretFieldsOfService(desired, spec.name), ...(desired.repository ? { repository: desired.repository } : {}) }, t.network, createExtras(desired, t.inheritVolumes, t.outsideDns)),

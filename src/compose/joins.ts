@@ -90,15 +90,30 @@ export function linkJoins(services: Map<string, ServiceFragment>): void {
   }
 }
 
-/** What Docker is given for a join value: `service:NAME` becomes berth's container of that service (replica 1). */
-export function dockerJoin(value: string, project: string, environment: string): string {
+/** Services of the project that set `container_name`, by service: their container is known by that name. */
+export type ContainerNames = Readonly<Record<string, string>>;
+
+/**
+ * What Docker is given for a join value: `service:NAME` becomes berth's container of that service
+ * (replica 1), or the name the service sets with `container_name` (gluetun's VPN container, joined by
+ * `network_mode: service:gluetun`, is known as `gluetun`).
+ */
+export function dockerJoin(value: string, project: string, environment: string, containerNames: ContainerNames = {}): string {
   const j = parseJoin(value);
-  return j?.kind === 'service' ? `container:${names.container(project, environment, j.name, 1)}` : value;
+  if (j?.kind !== 'service') return value;
+  return `container:${Object.hasOwn(containerNames, j.name) ? containerNames[j.name] : names.container(project, environment, j.name, 1)}`;
 }
 
 /** `volumes_from` entries as Docker's HostConfig.VolumesFrom wants them (`NAME:ro|rw`). */
-export const dockerVolumesFrom = (entries: readonly string[], project: string, environment: string): string[] =>
+export const dockerVolumesFrom = (entries: readonly string[], project: string, environment: string, containerNames: ContainerNames = {}): string[] =>
   entries.map((e) => {
     const mode = e.slice(e.lastIndexOf(':') + 1);
-    return `${dockerJoin(e.slice(0, e.lastIndexOf(':')), project, environment).replace(/^container:/, '')}:${mode}`;
+    return `${dockerJoin(e.slice(0, e.lastIndexOf(':')), project, environment, containerNames).replace(/^container:/, '')}:${mode}`;
   });
+
+/** The container names a desired state's services set (what their `service:` joins are given). */
+export function containerNamesOf(services: readonly { spec: Pick<ServiceSpec, 'name' | 'containerName'> }[]): ContainerNames {
+  const out: Record<string, string> = {};
+  for (const s of services) if (s.spec.containerName !== undefined && !Object.hasOwn(out, s.spec.name)) out[s.spec.name] = s.spec.containerName;
+  return out;
+}

@@ -125,7 +125,7 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
   const binds = spec.volumes
     .filter(legacyBind)
     .map((m) => `${m.type === 'volume' ? volumeName(m.source!) : m.source}:${m.target}:${[m.readOnly ? 'ro' : 'rw', ...(m.selinux ? [m.selinux] : []), ...(m.propagation ? [m.propagation] : []), ...(m.noCopy ? ['nocopy'] : [])].join(',')}`);
-  const networkMode = spec.networkMode ? dockerJoin(spec.networkMode, who.project, who.environment) : (firstNetwork ? networkName(firstNetwork) : undefined);
+  const networkMode = spec.networkMode ? dockerJoin(spec.networkMode, who.project, who.environment, extras.containerNames) : (firstNetwork ? networkName(firstNetwork) : undefined);
   const [extraConfig, extraHost] = extrasOptions(spec);
   const restart = { Name: spec.restart === 'no' ? '' : spec.restart, ...(spec.restart === 'on-failure' && spec.restartMaxRetries !== undefined ? { MaximumRetryCount: spec.restartMaxRetries } : {}) };
   return {
@@ -160,8 +160,8 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
       RestartPolicy: restart,
       ...(networkMode ? { NetworkMode: networkMode } : {}),
       ...(spec.privileged ? { Privileged: true } : {}),
-      ...(spec.pid ? { PidMode: dockerJoin(spec.pid, who.project, who.environment) } : {}),
-      ...(spec.volumesFrom?.length ? { VolumesFrom: dockerVolumesFrom(spec.volumesFrom, who.project, who.environment) } : {}),
+      ...(spec.pid ? { PidMode: dockerJoin(spec.pid, who.project, who.environment, extras.containerNames) } : {}),
+      ...(spec.volumesFrom?.length ? { VolumesFrom: dockerVolumesFrom(spec.volumesFrom, who.project, who.environment, extras.containerNames) } : {}),
       ...(spec.capAdd?.length ? { CapAdd: spec.capAdd } : {}),
       ...(spec.devices?.length
         ? { Devices: spec.devices.map((d) => { const [host, inContainer = host, perms = 'rwm'] = d.split(':'); return { PathOnHost: host, PathInContainer: inContainer, CgroupPermissions: perms }; }) }

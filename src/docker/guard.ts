@@ -5,7 +5,7 @@
 // followed the way Docker would follow it) and `container:`/`service:` joins
 // are looked at as they are now (a joined container on the host network gives
 // host network). What escapes is refused before anything is created.
-import { specJoins, dockerJoin, type LocatedJoin } from '../compose/joins.js';
+import { specJoins, dockerJoin, type ContainerNames, type LocatedJoin } from '../compose/joins.js';
 import { allowedDirOf, allowedDirs, exposesDockerSocket, within, type Policy } from '../compose/policy.js';
 import type { ContainerProbe, Engine } from '../apply/engine.js';
 import { LABEL, type ServiceSpec } from '../model/model.js';
@@ -32,6 +32,8 @@ export class GuardRefusal extends Error {
 export interface GuardContext {
   project: string;
   environment: string;
+  /** services of the project that set container_name (a `service:` join names that container) */
+  containerNames?: ContainerNames;
 }
 
 /** How far a join chain is followed (container:A on container:B on …) before giving up. */
@@ -71,7 +73,7 @@ export async function guardContainer(engine: Engine, spec: ServiceSpec, policy: 
   for (const { key, join } of specJoins(spec)) {
     if (join.kind === 'container' && !policy.allow_container_namespaces.includes(join.name))
       throw refuse(`${key} container:${join.name} is not in policy.allow_container_namespaces`);
-    const name = dockerJoin(`${join.kind}:${join.name}`, ctx.project, ctx.environment).slice('container:'.length);
+    const name = dockerJoin(`${join.kind}:${join.name}`, ctx.project, ctx.environment, ctx.containerNames).slice('container:'.length);
     const target = await engine.findContainer(name);
     if (!target) continue; // Docker refuses the create with its own message
     if (join.kind === 'service' && (target.labels[LABEL.project] !== ctx.project || target.labels[LABEL.environment] !== ctx.environment))
