@@ -300,25 +300,29 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
-    this.#opened(1);
+    this.#opened(connection, true);
   }
   override async commitTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await super.commitTransaction(connection);
     } finally {
-      this.#opened(-1);
+      this.#opened(connection, false);
     }
   }
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     try {
       await super.rollbackTransaction(connection);
     } finally {
-      this.#opened(-1);
+      this.#opened(connection, false);
     }
   }
-  #opened(delta: number): void {
-    if (this.#shareKey === undefined) return;
-    const n = (OPEN_TRANSACTIONS.get(this.#shareKey) ?? 0) + delta;
+  /** Connections with a transaction open: counted once each, whatever ends it (a failed COMMIT is followed by a ROLLBACK). */
+  readonly #inTransaction = new WeakSet<DatabaseConnection>();
+  #opened(connection: DatabaseConnection, open: boolean): void {
+    if (this.#shareKey === undefined || open === this.#inTransaction.has(connection)) return;
+    if (open) this.#inTransaction.add(connection);
+    else this.#inTransaction.delete(connection);
+    const n = (OPEN_TRANSACTIONS.get(this.#shareKey) ?? 0) + (open ? 1 : -1);
     if (n > 0) OPEN_TRANSACTIONS.set(this.#shareKey, n);
     else OPEN_TRANSACTIONS.delete(this.#shareKey);
   }
