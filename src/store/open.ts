@@ -139,30 +139,25 @@ export async function connect(target: DatabaseTarget, opts: ConnectOptions = {})
       };
       // One IMMEDIATE transaction wrapper for every synchronous batch (better-sqlite3 builds one per call otherwise).
       const immediate = raw.transaction((fn: (r: typeof run) => unknown) => fn(run)).immediate;
+      /**
+       * Runs `work` synchronously now when nothing holds the file's write lock: no transaction open on this
+       * connection (it spans awaits) nor on another connection of this process (sqliteFileUnlocked). Then it
+       * runs whole before any other JavaScript (better-sqlite3 is synchronous): nothing can interleave with
+       * it, and Kysely's queue is not joined. Otherwise it waits for the connection like any query.
+       */
+      const now = <T>(kysely: Kysely<Database>, work: () => T): Promise<T> => {
+        if (!raw.inTransaction && sqliteFileUnlocked(shareKey)) {
+          try {
+            return Promise.resolve(work());
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        }
+        return kysely.getExecutor().provideConnection(async () => work());
+      };
       registerSyncSqlite(db, {
-        transaction: (kysely, fn) => {
-          // No transaction open on the connection: this one runs now, whole, before any other JavaScript
-          // (better-sqlite3 is synchronous), so nothing can interleave with it and Kysely's queue is not joined.
-          if (!raw.inTransaction && sqliteFileUnlocked(shareKey)) {
-            try {
-              return Promise.resolve(immediate(fn) as ReturnType<typeof fn>);
-            } catch (err) {
-              return Promise.reject(err);
-            }
-          }
-          // A Kysely transaction is open (it spans awaits): wait for the connection like any query.
-          return kysely.getExecutor().provideConnection(async () => immediate(fn) as ReturnType<typeof fn>);
-        },
-        run: (kysely, q) => {
-          if (!raw.inTransaction && sqliteFileUnlocked(shareKey)) {
-            try {
-              return Promise.resolve(run(q));
-            } catch (err) {
-              return Promise.reject(err);
-            }
-          }
-          return kysely.getExecutor().provideConnection(async () => run(q));
-        },
+        transaction: (kysely, fn) => now(kysely, () => immediate(fn) as ReturnType<typeof fn>),
+        run: (kysely, q) => now(kysely, () => run(q)),
       });
       return db;
     }
