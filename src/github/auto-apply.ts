@@ -16,7 +16,7 @@ import { isBerthError } from '../errors.js';
 import { ApplyRefusedError, prepareApply } from '../apply/prepare-apply.js';
 import type { Observer } from '../apply/prepare-apply.js';
 import type { Bot } from './bot.js';
-import { authorise, requiresGate } from './gates.js';
+import { authorise, requirementsGate, requiresGate } from './gates.js';
 import type { CheckConclusion, GitHubPort, RepoRef } from './github.js';
 import { repoName } from './github.js';
 import { secretVariableValues } from '../plan/mask.js';
@@ -110,6 +110,16 @@ export class AutoApply {
     // Whoever merged or pushed must be allowed to apply this environment: merging is not a way around `appliers`.
     const who = await authorise(gh, repo, t.actor, env);
     if (!who.ok) return await refuse('Not authorised', who.message.replace(`${MARKER}\n`, ''));
+    // A merge applies what the PR's last head brought, so it needs the approvals `/apply` needs, of that head:
+    // merging (without branch protection, or by an admin bypassing it) is no way around berth's own review rule.
+    // `mergeable` is moot once merged (GitHub then answers null).
+    if (t.pr !== undefined && (env.approvals || env.require?.approved)) {
+      const gate = await gh.getPull(repo, t.pr).then(
+        (pull) => requirementsGate(gh, repo, pull, { ...env, require: { ...env.require, mergeable: false } }),
+        (err: unknown) => ({ ok: false as const, message: `checking the approvals of #${t.pr} failed: ${code(String((err as Error)?.message ?? err))}` }),
+      );
+      if (!gate.ok) return await refuse('Apply requirement not met', gate.message.replace(`${MARKER}\n`, ''));
+    }
     let desired;
     try {
       this.o.bot.checkTargets(env);
