@@ -251,7 +251,9 @@ export class OctokitGitHub implements GitHubPort {
 
   async findComment(repo: RepoRef, pr: number, marker: string): Promise<number | undefined> {
     const all = await this.octokit.paginate(this.octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: pr, per_page: 100 });
-    return all.filter((c) => typeof c.body === 'string' && c.body.includes(marker)).at(-1)?.id;
+    // Only a comment an app wrote can be berth's: the marker names an apply id every reader of the thread sees, so
+    // anyone could post it first, and berth would write its outcome into their comment (which they could edit).
+    return all.filter((c) => c.user?.type === 'Bot' && typeof c.body === 'string' && c.body.includes(marker)).at(-1)?.id;
   }
 
   async latestDeploymentStatus(repo: RepoRef, deploymentId: number): Promise<DeploymentState | undefined> {
