@@ -120,6 +120,15 @@ export class AutoApply {
       );
       if (!gate.ok) return await refuse('Apply requirement not met', gate.message.replace(`${MARKER}\n`, ''));
     }
+    // A push carries no review berth can count (a direct push has none; a PR's merge pushes its last head, approved
+    // or not, since GitHub keeps stale approvals by default): an environment that needs approvals fails closed.
+    if (t.pr === undefined && (env.approvals || env.require?.approved)) {
+      const needed = Math.max(env.approvals ?? 0, env.require?.approved ? 1 : 0);
+      return await refuse(
+        'Apply requirement not met',
+        `${code(env.name)} needs ${needed} approving review${needed > 1 ? 's' : ''} of what it applies, and ${what} has no review berth can count, so \`apply_on: push\` does not apply it. Use \`apply_on: merge\` (approvals of the PR's last head count) or \`/apply ${env.name}\` from a PR.`,
+      );
+    }
     let desired;
     try {
       this.o.bot.checkTargets(env);
