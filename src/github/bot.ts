@@ -498,7 +498,10 @@ export class Bot {
       if (await this.changedSince(gh, repo, pull, command, env.name, kind)) return;
       // Rollback: the last completed state of this environment that differs from what is there now.
       const history = await this.o.store.listApplies({ repo: full, environment: env.name, states: ['completed'] });
-      const current = history[0];
+      // What runs now is the latest ended apply's state, completed or not: after a failed or stopped apply (in part
+      // on the host), the last completed state before it is the latest completed one, not the one before that.
+      const [latest] = await this.o.store.listApplies({ repo: full, environment: env.name, states: TERMINAL_AGGREGATE_STATES, limit: 1 });
+      const current = latest ?? history[0];
       const target = history.find((a) => a.desiredDigest !== current?.desiredDigest);
       if (!target) return void (await this.reply(gh, repo, pr, msg.noRollback(env.name)));
       if (!target.headSha) return void (await this.reply(gh, repo, pr, msg.rollbackUnsourced(env.name, target.id)));
