@@ -253,7 +253,9 @@ export class OctokitGitHub implements GitHubPort {
     const all = await this.octokit.paginate(this.octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: pr, per_page: 100 });
     // Only a comment an app wrote can be berth's: the marker names an apply id every reader of the thread sees, so
     // anyone could post it first, and berth would write its outcome into their comment (which they could edit).
-    return all.filter((c) => c.user?.type === 'Bot' && typeof c.body === 'string' && c.body.includes(marker)).at(-1)?.id;
+    // An app's comments are GitHub's type Bot, with a `[bot]` login no person's login can have.
+    const byApp = (u: { type?: string; login?: string } | null | undefined) => u?.type === 'Bot' || !!u?.login?.endsWith('[bot]');
+    return all.filter((c) => byApp(c.user) && typeof c.body === 'string' && c.body.includes(marker)).at(-1)?.id;
   }
 
   async latestDeploymentStatus(repo: RepoRef, deploymentId: number): Promise<DeploymentState | undefined> {
