@@ -3,6 +3,7 @@
 import { expect, it } from 'vitest';
 import { parseCommands } from '../src/github/commands.js';
 import { renderStatus } from '../src/github/status.js';
+import { msg } from '../src/github/messages.js';
 import type { ApplyRow, TaskRow } from '../src/store/store.js';
 import { expectGolden } from './helpers/golden.js';
 
@@ -83,4 +84,15 @@ it('/status parses with an optional environment, and is in /help', () => {
   expect(parseCommands('/status staging', ['staging'])).toEqual({ kind: 'command', command: { name: 'status', env: 'staging' } });
   expect(parseCommands('/status prod', ['staging', 'production'])).toMatchObject({ kind: 'invalid', suggestion: '/status production' });
   expect(parseCommands('/stauts', ['staging'])).toMatchObject({ kind: 'invalid', suggestion: '/status' });
+});
+
+it('a lock an apply on push holds is named as such in a refused /apply, never as PR #0', () => {
+  const lock = { repository: 'acme/shop', environment: 'production', owner: 'acme/shop@push', pr: 0, createdAt: Date.UTC(2026, 11, 6) };
+  const text = msg.lockHeld('production', lock as never, 'acme/shop');
+  expect(text).toContain('is locked by `acme/shop@push`');
+  expect(text).not.toMatch(/#0|pull\/0/);
+  expect(text).toContain('wait for that apply to end');
+  const byPr = msg.lockHeld('production', { ...lock, owner: 'acme/shop#7', pr: 7 } as never, 'acme/shop');
+  expect(byPr).toMatch(/pull\/7/);
+  expect(byPr).toContain('wait for that PR to be merged or closed');
 });

@@ -46,10 +46,13 @@ export const msg = {
   },
 
   lockHeld(env: string, holder: LockRow, repo: string): string {
+    const byPr = holder.pr > 0 && !holder.owner.startsWith('cli:');
     return msg.refused(
       `${code(env)} is locked`,
-      `The environment ${code(env)} is locked by ${holder.owner.startsWith('cli:') ? `a \`berth apply\` from the command line (${code(holder.owner)})` : prLink(repo, holder.pr)} (since ${new Date(holder.createdAt).toISOString()}).`,
-      `wait for that PR to be merged or closed, or ask someone with write access to comment \`/unlock ${env}\` there.`,
+      `The environment ${code(env)} is locked by ${lockHolder(repo, holder)} (since ${new Date(holder.createdAt).toISOString()}).`,
+      byPr
+        ? `wait for that PR to be merged or closed, or ask someone with write access to comment \`/unlock ${env}\` there.`
+        : `wait for that apply to end, or ask someone with write access to comment \`/unlock ${env}\`.`,
     );
   },
 
@@ -261,4 +264,11 @@ export function formatDuration(ms: number): string {
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+/** Who holds a lock, as the PR thread shows it: the PR, a `berth apply` from the command line, or (an apply on merge or push, no PR) its owner. */
+export function lockHolder(repo: string, lock: LockRow): string {
+  if (lock.owner.startsWith('cli:')) return `a \`berth apply\` from the command line (${code(lock.owner)})`;
+  if (lock.pr > 0) return prLink(repo, lock.pr);
+  return code(lock.owner);
 }

@@ -4,7 +4,7 @@
 // head, result, duration). Pure: the caller reads the store, this renders.
 // Every value that reaches the reply is a code span or a fixed word (no
 // mentions, no links but berth's own PR links).
-import { code, formatDuration, MARKER, prLink, shortSha } from './messages.js';
+import { code, formatDuration, lockHolder, MARKER, prLink, shortSha } from './messages.js';
 import type { ApplyRow, LockRow, TaskRow } from '../store/store.js';
 import { TERMINAL_TASK_STATES } from '../store/store.js';
 
@@ -23,11 +23,6 @@ const RESULT: Record<string, string> = { completed: '✅ completed', failed: '�
 
 const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-function holder(repo: string, lock: LockRow): string {
-  if (lock.owner.startsWith('cli:')) return `a \`berth apply\` from the command line (${code(lock.owner)})`;
-  if (lock.pr > 0) return prLink(repo, lock.pr);
-  return code(lock.owner);
-}
 
 function origin(repo: string, a: ApplyRow): string {
   return a.pr !== null && a.pr > 0 ? prLink(repo, a.pr) : '—';
@@ -37,7 +32,7 @@ export function renderStatus(repo: string, envs: readonly EnvironmentStatus[], n
   const out = [`${MARKER}`, '### berth status', ''];
   for (const e of envs) {
     out.push(`#### ${code(e.name)}`, '');
-    out.push(e.lock ? `🔒 **Locked** by ${holder(repo, e.lock)} since ${when(e.lock.createdAt)}.` : '🔓 **Unlocked.**');
+    out.push(e.lock ? `🔒 **Locked** by ${lockHolder(repo, e.lock)} since ${when(e.lock.createdAt)}.` : '🔓 **Unlocked.**');
     if (e.running) {
       const { apply: a, tasks } = e.running;
       const done = tasks.filter((t) => TERMINAL_TASK_STATES.includes(t.state)).length;
