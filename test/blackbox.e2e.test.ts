@@ -53,12 +53,24 @@ const CONFIG = [
 const COMPOSE = ['services:', '  web:', '    image: berth-test/app:1', '    command: ["sleep", "600"]', '    volumes: ["./conf/app.conf:/etc/app/app.conf:ro"]', ''].join('\n');
 const APP_CONF = 'listen 8080;\n';
 
+/**
+ * A port the server can take: below the kernel's ephemeral range (32768 up), so a port the kernel hands
+ * another socket meanwhile (the stand-in's, another test's) is never this one, and free when tried. The
+ * server is still started again on another port should one be taken in between (EADDRINUSE).
+ */
 async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const s = createServer();
+    const free = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (free) {
+      await new Promise((r) => s.close(r));
+      return port;
+    }
+  }
 }
 
 let gh: StandIn;
@@ -143,7 +155,6 @@ const sender = { login: 'alice', id: 5, type: 'User' };
 describeDocker('berth started as README says, against an independent GitHub stand-in', () => {
   beforeAll(async () => {
     await removeProject(PROJECT);
-    const port = await freePort();
     dir = mkdtempSync(join(tmpdir(), 'berth-blackbox-'));
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
     gh = await startStandIn({ repo: REPO, app: { id: APP_ID, publicKey }, installationId: INSTALLATION });
@@ -161,7 +172,7 @@ describeDocker('berth started as README says, against an independent GitHub stan
       WEBHOOK_SECRET: SECRET,
       GHE_HOST: host,
       GHE_PROTOCOL: 'http',
-      PORT: String(port),
+
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'info',
       DATABASE_URL: `sqlite:${join(dir, 'berth.sqlite')}`,
@@ -172,13 +183,21 @@ describeDocker('berth started as README says, against an independent GitHub stan
     // TypeScript sources (tsx) keeps this test fast and independent of a previous build.
     // BERTH_BLACKBOX_DIST=1 runs the built ./dist/src/index.js instead (after `npm run build`), exactly what `npm start` runs.
     const app = process.env.BERTH_BLACKBOX_DIST === '1' ? ['node_modules/probot/bin/probot.js', 'run', './dist/src/index.js'] : ['--import', 'tsx', 'node_modules/probot/bin/probot.js', 'run', './src/index.ts'];
-    child = spawn(process.execPath, app, { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    url = `http://localhost:${port}`;
-    await until('the server to answer /healthz', () => /listening|Listening/i.test(out) || undefined, 40_000).catch(async (e) => {
-      throw new Error(`${e}\n${out}`);
-    });
+    // A port taken between its choice and the server's listen (another test's socket) is a retry, never a failure.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      out = '';
+      child = spawn(process.execPath, app, { cwd: process.cwd(), env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      url = `http://localhost:${port}`;
+      const started = await until('the server to answer /healthz', () => (/listening|Listening/i.test(out) ? 'listening' : /EADDRINUSE/.test(out) ? 'taken' : undefined), 40_000).catch(async (e) => {
+        throw new Error(`${e}\n${out}`);
+      });
+      if (started === 'listening') break;
+      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(undefined)));
+      if (attempt >= 5) throw new Error(`no free port after ${attempt} tries\n${out}`);
+    }
     const end = Date.now() + 20_000;
     for (;;) {
       const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
