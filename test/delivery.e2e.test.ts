@@ -16,6 +16,7 @@ import { mermaidBlocks, validateMermaid } from './helpers/mermaid-subset.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
 import { expectGolden } from './helpers/golden.js';
+import { pushEvent } from './helpers/push-event.js';
 
 const REPO = 'acme/deliver';
 const SECRET = 'delivery-webhook-secret';
@@ -352,21 +353,8 @@ describeDocker('GitHub-native delivery, end to end', () => {
   });
 
   it('apply_on: push — pushes to the default branch apply in order; those arriving while one applies are coalesced to the newest, the skipped one reported', async () => {
-    const pushEvent = (after: string, ref = 'refs/heads/main') => ({
-      ref,
-      before: '0'.repeat(40),
-      after,
-      created: false,
-      deleted: false,
-      forced: false,
-      commits: [],
-      head_commit: null,
-      repository: { id: 1, name: 'deliver', full_name: REPO, owner: { login: 'acme', name: 'acme' }, default_branch: 'main', master_branch: 'main' },
-      pusher: { name: 'alice', email: null },
-      sender: { login: 'alice', id: 1, type: 'User' },
-      installation: { id: 1 },
-    });
-    const post = async (after: string, ref?: string) => expect(await app.post('push', pushEvent(after, ref))).toBe(200);
+    const repository = { id: 1, name: 'deliver', full_name: REPO, owner: { login: 'acme', name: 'acme' }, default_branch: 'main', master_branch: 'main' };
+    const post = async (after: string, ref?: string) => expect(await app.post('push', pushEvent(repository, after, ref))).toBe(200);
     // Another branch is not the default branch: nothing happens.
     await post(P2, 'refs/heads/feature');
     await services.idle();

@@ -15,6 +15,7 @@ import { checkSuiteEvent, commentOnPullEvent, nextGitHubSecond, pullRequestEvent
 import { appKeys, serveBerth, type ServedApp } from './helpers/app-server.js';
 import { sqliteTestStore } from './helpers/stores.js';
 import type { TestStore } from './helpers/stores.js';
+import { pushEvent } from './helpers/push-event.js';
 
 const SECRET = 'surface-webhook-secret';
 const APP_ID = 4263;
@@ -237,20 +238,7 @@ describeDocker('GitHub surface: events and answers a different GitHub may send',
   }, 60_000);
 
   it('a push whose payload leaves out the default branch: a push to it applies apply_on: push, one to another branch does not', async () => {
-    const push = (ref: string) => ({
-      ref,
-      before: '0'.repeat(40),
-      after: PUSHED,
-      created: false,
-      deleted: false,
-      forced: false,
-      commits: [],
-      head_commit: null,
-      repository: { id: 5, name: 'onpush', full_name: ON_PUSH, owner: { login: 'acme', name: 'acme' } },
-      pusher: { name: 'alice', email: null },
-      sender: { login: 'alice', id: 1, type: 'User' },
-      installation: { id: 1 },
-    });
+    const push = (ref: string) => pushEvent({ id: 5, name: 'onpush', full_name: ON_PUSH, owner: { login: 'acme', name: 'acme' } }, PUSHED, ref);
     const other = await requestsDuring(async () => {
       await deliver('push', push('refs/heads/feature'));
       await services.runner.drain(30_000);

@@ -10,6 +10,7 @@ import type { App } from '../chaos/app-harness.js';
 import { sha, startApp } from '../chaos/app-harness.js';
 import { berthYml } from '../helpers/berth-yml.js';
 import { describeDocker } from '../helpers/env.js';
+import { pushEvent } from '../helpers/push-event.js';
 
 const REPO = 'acme/sec-push-approvals';
 const PROJECT = 't-sec-55';
@@ -28,20 +29,7 @@ describeDocker('security: apply_on: push cannot skip the approvals an environmen
   });
 
   it('a push (a merge of an unapproved head included) to the default branch applies nothing, and its check says why', async () => {
-    const push = {
-      ref: 'refs/heads/main',
-      before: '0'.repeat(40),
-      after: PUSHED,
-      created: false,
-      deleted: false,
-      forced: false,
-      commits: [],
-      head_commit: null,
-      repository: { id: 5, name: 'sec-push-approvals', full_name: REPO, default_branch: 'main', owner: { login: 'acme', name: 'acme' } },
-      pusher: { name: 'alice', email: null },
-      sender: { login: 'alice', id: 1, type: 'User' },
-      installation: { id: 1 },
-    };
+    const push = pushEvent({ id: 5, name: 'sec-push-approvals', full_name: REPO, default_branch: 'main', owner: { login: 'acme', name: 'acme' } }, PUSHED);
     expect(await app.deliver('push', push)).toBe(200);
     await app.drain();
     expect(await app.ts.store.listApplies({ repo: REPO, environment: 'production' })).toEqual([]);
