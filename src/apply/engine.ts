@@ -2,6 +2,7 @@
 // read-only probes crash recovery needs. Owned here so tests swap in a fake
 // engine without mocking dockerode.
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model/model.js';
+import type { ContainerNames } from '../compose/joins.js';
 
 export interface ContainerIdentity {
   project: string;
@@ -23,7 +24,7 @@ export interface CreateExtras {
   networkNames?: Record<string, string>;
   volumeNames?: Record<string, string>;
   /** services of the project that set container_name: a `service:` join of theirs names that container */
-  containerNames?: Record<string, string>;
+  containerNames?: ContainerNames;
   /** anonymous volumes of the container being replaced, mounted again at the same paths (compose keeps their data) */
   inheritVolumes?: { name: string; target: string }[];
   /** start-first: joined without the service's aliases (out of its DNS name) until it passed its gate */

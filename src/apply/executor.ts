@@ -13,7 +13,7 @@ import { secretContents, type Masker } from '../plan/mask.js';
 import { maskerForSpecs } from '../plan/render.js';
 import { dockerNames, LABEL } from '../model/model.js';
 import { endpointConfig } from '../docker/create-options.js';
-import { containerNamesOf } from '../compose/joins.js';
+import { containerNamesOf, type ContainerNames } from '../compose/joins.js';
 import type { DesiredState, FileMount } from '../model/model.js';
 import type { PlanNode } from '../plan/plan.js';
 import type { Lanes } from './lanes.js';
@@ -217,7 +217,7 @@ interface DesiredIndex {
   networkNames: Record<string, string>;
   volumeNames: Record<string, string>;
   /** services that set container_name: what a `service:` join of theirs names */
-  containerNames: Record<string, string>;
+  containerNames: ContainerNames;
 }
 
 /**
@@ -238,7 +238,7 @@ function indexOf(desired: DesiredState): DesiredIndex {
       services,
       networkNames: Object.fromEntries(desired.networks.map((n) => [n.spec.name, named.network(n.spec.name)])),
       volumeNames: Object.fromEntries(desired.volumes.map((v) => [v.spec.name, named.volume(v.spec.name)])),
-      containerNames: { ...containerNamesOf(desired.services) },
+      containerNames: containerNamesOf(desired.services),
     };
     indexes.set(desired, x);
   }
