@@ -315,6 +315,25 @@ function groupsOf(byNode: ReadonlyMap<number, TaskRow>): (t: TaskRow) => PlanNod
 }
 
 /**
+ * Per task, the longest chain of tasks from it to the end of the operation
+ * (itself included). A plan numbers a node after its dependencies, so one
+ * pass from the last node back suffices (tasks come in node order; sorted if not).
+ */
+function chainHeights(tasks: readonly TaskRow[]): Map<number, number> {
+  let inOrder = true;
+  for (let i = 1; i < tasks.length && inOrder; i++) if (tasks[i]!.nodeId < tasks[i - 1]!.nodeId) inOrder = false;
+  const order = inOrder ? tasks : [...tasks].sort((a, b) => a.nodeId - b.nodeId);
+  const height = new Map<number, number>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const t = order[i]!;
+    const h = height.get(t.nodeId) ?? 1;
+    height.set(t.nodeId, h);
+    for (const d of t.deps) if ((height.get(d) ?? 0) < h + 1) height.set(d, h + 1);
+  }
+  return height;
+}
+
+/**
  * Pending tasks a stop must not cancel: every task of a group that has begun
  * a destructive step, and (transitively) the pending tasks they wait for,
  * with those tasks' own groups. Planning makes the outside waits succeed
@@ -534,13 +553,12 @@ export class Executor {
     const byNode = new Map(tasks.map((t) => [t.nodeId, t]));
     const groupFor = groupsOf(byNode);
     const limit = payload.parallelism ?? this.o.parallelism ?? 8;
-    // Longest chain of work still hanging off each node: when more nodes are
-    // ready than slots, the ones on the critical path go first (HLFET).
-    const height = new Map<number, number>();
-    const latestFirst = [...tasks].sort((a, b) => b.nodeId - a.nodeId);
-    for (const t of latestFirst) height.set(t.nodeId, 1);
-    for (const t of latestFirst) for (const d of t.deps) height.set(d, Math.max(height.get(d) ?? 1, height.get(t.nodeId)! + 1));
-    const byPriority = (a: TaskRow, b: TaskRow) => (height.get(b.nodeId) ?? 0) - (height.get(a.nodeId) ?? 0) || a.nodeId - b.nodeId;
+    // Longest chain of work still hanging off each node: when more nodes are ready than can launch in a
+    // turn, the ones on the critical path go first (HLFET). Made when an order first matters, or once the
+    // first wave's calls are under way (a first wave of a few roots launches without it).
+    let height: Map<number, number> | undefined;
+    const heights = () => (height ??= chainHeights(tasks));
+    const byPriority = (a: TaskRow, b: TaskRow) => (heights().get(b.nodeId) ?? 0) - (heights().get(a.nodeId) ?? 0) || a.nodeId - b.nodeId;
     const inFlight = new Set<number>();
     // A handed-over apply was stored (not stopped) a moment ago: its flag counts as read then, so the
     // first wave does not wait for a read; a /stop since is seen within stopPollMs, as during the run.
@@ -561,17 +579,24 @@ export class Executor {
     const unmet = new Map<number, number>();
     const ready: TaskRow[] = [];
     const toSkip: TaskRow[] = [];
-    for (const t of tasks)
-      for (const d of t.deps) {
+    // One pass, plain loops: this runs before the first Docker call of every operation.
+    for (const t of tasks) {
+      let left = 0;
+      let broken = false;
+      const deps = t.deps;
+      for (let i = 0; i < deps.length; i++) {
+        const d = deps[i]!;
         const list = dependants.get(d);
         if (list) list.push(t);
         else dependants.set(d, [t]);
+        const state = byNode.get(d)?.state;
+        if (!depMet(t, state)) left++;
+        if (!broken && depBroken(t, state)) broken = true;
       }
-    for (const t of tasks) {
-      unmet.set(t.nodeId, t.deps.filter((d) => !depMet(t, byNode.get(d)?.state)).length);
+      unmet.set(t.nodeId, left);
       if (t.state !== 'pending') continue;
-      if (t.deps.some((d) => depBroken(t, byNode.get(d)?.state))) toSkip.push(t);
-      else if (unmet.get(t.nodeId) === 0) ready.push(t);
+      if (broken) toSkip.push(t);
+      else if (left === 0) ready.push(t);
     }
     const finished = (t: TaskRow) => {
       for (const child of dependants.get(t.nodeId) ?? []) {
@@ -611,7 +636,8 @@ export class Executor {
       }
       let launched = 0;
       if (ready.length && inFlight.size < limit) {
-        ready.sort(byPriority);
+        if (ready.length > Math.min(limit - inFlight.size, LAUNCH_TURN)) ready.sort(byPriority);
+        else if (!height) setImmediate(heights);
         // At most a journal batch's worth of launches a turn: the first (critical-path) tasks of a wide
         // wave get their `running` commit and their call before the rest of the wave is even queued.
         while (ready.length && inFlight.size < limit && launched < LAUNCH_TURN) {
