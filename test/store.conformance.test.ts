@@ -1298,6 +1298,43 @@ function conformance(b: Backend): void {
       expect(await schemaVersions(url)).toEqual(ALL_VERSIONS);
     });
 
+    (b.shared ? it : itNotApplicable)('an apply\'s desired state is kept apart from its row (version 13): state writes and status reads do not carry it', async () => {
+      const big = JSON.stringify({ desired: 'y'.repeat(100_000) });
+      const created = await store.createApply(newApply(uid('o/r'), { desiredJson: big }));
+      const db = await connect(parseDatabaseUrl(url));
+      try {
+        const columns = (await db.introspection.getTables()).find((t) => t.name === 'applies')!.columns.map((c) => c.name);
+        expect(columns).not.toContain('desired_json');
+        const row = await db.selectFrom('apply_payloads').selectAll().where('apply_id', '=', created.id).executeTakeFirstOrThrow();
+        expect(row.desired_json).toBe(big);
+      } finally {
+        await db.destroy();
+      }
+      expect(await store.casApplyState(created.id, 0, { state: 'running', startedAt: T0 })).toBe(true);
+      expect((await store.getApply(created.id))!).toMatchObject({ state: 'running', desiredJson: big });
+      expect((await store.listApplies({ repo: (await store.getApply(created.id))!.repo }))[0]!.desiredJson).toBe(big);
+    });
+
+    (b.dialect === 'mysql' ? it : itNotApplicable)('MySQL: version 13 interrupted after its copy (DDL commits by itself) runs again without losing a payload', async () => {
+      const created = await store.createApply(newApply(uid('o/r'), { desiredJson: '{"kept":true}' }));
+      const db = await connect(parseDatabaseUrl(url));
+      try {
+        // As if the run stopped before the column was dropped: the column back (blank), the migration not recorded.
+        await sql`ALTER TABLE applies ADD COLUMN desired_json longtext NOT NULL`.execute(db);
+        await db.deleteFrom('kysely_migration' as never).where('name' as never, '=', '0013-apply-payloads' as never).execute();
+        expect(await migrateToLatest(db)).toEqual(['0013-apply-payloads']);
+        // and as if it stopped after the drop: nothing left to do, and done
+        await db.deleteFrom('kysely_migration' as never).where('name' as never, '=', '0013-apply-payloads' as never).execute();
+        expect(await migrateToLatest(db)).toEqual(['0013-apply-payloads']);
+        const columns = (await db.introspection.getTables()).find((t) => t.name === 'applies')!.columns.map((c) => c.name);
+        expect(columns).not.toContain('desired_json');
+      } finally {
+        await db.destroy();
+      }
+      expect((await store.getApply(created.id))!.desiredJson).toBe('{"kept":true}');
+      expect(await schemaVersions(url)).toEqual(ALL_VERSIONS);
+    });
+
     (b.shared ? it : itNotApplicable)('tasks are indexed by apply alone: no index holds the state a journal write changes', async () => {
       const db = await connect(parseDatabaseUrl(url));
       try {

@@ -108,6 +108,9 @@ async function recorded(url: string): Promise<{ kysely: string[]; legacy: number
 
 const APPLY_COLUMNS = 'id, repo, pr, environment, kind, actor, head_sha, desired_digest, plan_fingerprint, desired_json, state, version, stop_requested, created_at, finished_at';
 
+/** The desired state each old apply holds in its row: version 13 moves it to apply_payloads. */
+const PAYLOADS = { 'old-done': '{"desired":"done"}', 'old-running': `{"desired":"${'x'.repeat(70_000)}"}` };
+
 function newApply(environment: string): NewApply {
   return {
     repo: 'o/legacy',
@@ -131,9 +134,9 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
     async function oldDatabase(version: number): Promise<string> {
       const url = await b.fresh();
       await applyLegacy(url, version);
-      const insert = `INSERT INTO applies (${APPLY_COLUMNS}) VALUES (?, 'o/legacy', 1, ?, 'apply', 'alice', NULL, 'sha256:d', NULL, '{}', ?, 3, 0, 1000, ?)`;
-      await b.exec(url, insert, ['old-done', 'production', 'completed', 2000]);
-      await b.exec(url, insert, ['old-running', 'staging', 'running', null]);
+      const insert = `INSERT INTO applies (${APPLY_COLUMNS}) VALUES (?, 'o/legacy', 1, ?, 'apply', 'alice', NULL, 'sha256:d', NULL, ?, ?, 3, 0, 1000, ?)`;
+      await b.exec(url, insert, ['old-done', 'production', PAYLOADS['old-done'], 'completed', 2000]);
+      await b.exec(url, insert, ['old-running', 'staging', PAYLOADS['old-running'], 'running', null]);
       if (version >= 4) await b.exec(url, `UPDATE applies SET live = 1 WHERE id = ?`, ['old-running']);
       await b.exec(url, `INSERT INTO locks (repo, environment, owner, pr, apply_id, created_at) VALUES ('o/legacy', 'staging', 'o/legacy#1', 1, 'old-running', 1000)`, []);
       return url;
@@ -147,14 +150,20 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
         expect(await recorded(url)).toEqual({ kysely: MIGRATION_NAMES, legacy: upTo(LATEST) });
         // Versions after the hand-written ones add only what they say: version 9 the report claim's two
         // columns, version 10 the file_blobs table, version 11 the deliveries' attempts, version 12 the command
-        // comment of an apply.
-        const { file_blobs: blobs, ...after } = await describeSchema(url);
-        expect(after.applies!.filter((c) => !/^(report_(claimed_at|holder)|command_comment_id) /.test(c))).toEqual(before.applies);
-        expect(after.applies!.filter((c) => /^(report_(claimed_at|holder)|command_comment_id) /.test(c))).toHaveLength(3);
+        // comment of an apply; version 13 moves an apply's desired state out of its row (apply_payloads).
+        const { file_blobs: blobs, apply_payloads: payloads, ...after } = await describeSchema(url);
+        const added = /^(report_(claimed_at|holder)|command_comment_id) /;
+        expect(after.applies!.filter((c) => !added.test(c))).toEqual(before.applies!.filter((c) => !c.startsWith('desired_json ')));
+        expect(before.applies!.filter((c) => c.startsWith('desired_json '))).toHaveLength(1);
+        expect(after.applies!.filter((c) => added.test(c))).toHaveLength(3);
         expect(after.deliveries!.filter((c) => !/^attempts /.test(c))).toEqual(before.deliveries);
         expect(after.deliveries!.filter((c) => /^attempts /.test(c))).toHaveLength(1);
         expect({ ...after, applies: before.applies, deliveries: before.deliveries }).toEqual(before);
         expect(blobs?.map((c) => c.split(' ')[0])).toEqual(['blob', 'repo', 'stored_at', 'text']);
+        expect(payloads?.map((c) => c.split(' ')[0])).toEqual(['apply_id', 'desired_json']);
+        // each old apply's desired state came along
+        expect((await store.getApply('old-done'))!.desiredJson).toBe(PAYLOADS['old-done']);
+        expect((await store.getApply('old-running'))!.desiredJson).toBe(PAYLOADS['old-running']);
         expect(await store.getApply('old-running')).toMatchObject({ state: 'running', version: 3, environment: 'staging' });
         // the live index still holds: the old in-flight apply keeps its environment
         const refused = await store.startApply(newApply('staging'), { lock: { owner: 'o/legacy#1', pr: 1 }, lease: { holder: 'r1', ttlMs: 60_000 } });
@@ -182,6 +191,10 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
         expect(await store.claimReport('old-done')).toBe(false);
         expect(await store.claimLease('apply:old-running', 'r1', 1000)).not.toBeNull();
         expect(await store.claimDelivery('d-1', 'issue_comment', '{}', 'r1', 1000)).toBe(true);
+        expect((await store.listApplies({ repo: 'o/legacy' })).map((a) => [a.id, a.desiredJson])).toEqual([
+          ['old-running', PAYLOADS['old-running']],
+          ['old-done', PAYLOADS['old-done']],
+        ]);
       } finally {
         await store.close();
       }

@@ -41,7 +41,7 @@ interface Drive {
   live(): boolean;
 }
 
-/** What an apply row's desired_json holds: enough to run, resume or roll back without the PR. */
+/** What an apply's stored desired state (apply_payloads) holds: enough to run, resume or roll back without the PR. */
 export interface ApplyPayload {
   desired: DesiredState;
   onFailure: OnFailure;

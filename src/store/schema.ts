@@ -16,7 +16,6 @@ export interface AppliesTable {
   head_sha: string | null;
   desired_digest: string;
   plan_fingerprint: string | null;
-  desired_json: string;
   state: string;
   version: number;
   stop_requested: number;
@@ -181,8 +180,15 @@ export interface FileBlobsTable {
   stored_at: number;
 }
 
+/** An apply's desired state, apart from its row (migration 0013): the row's writes and state reads do not carry it. */
+export interface ApplyPayloadsTable {
+  apply_id: string;
+  desired_json: string;
+}
+
 export interface Database {
   applies: AppliesTable;
+  apply_payloads: ApplyPayloadsTable;
   apply_operations: OperationsTable;
   tasks: TasksTable;
   locks: LocksTable;

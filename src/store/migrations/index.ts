@@ -20,6 +20,7 @@ import * as m0009 from './0009-report-claims.js';
 import * as m0010 from './0010-file-blobs.js';
 import * as m0011 from './0011-delivery-attempts.js';
 import * as m0012 from './0012-apply-command.js';
+import * as m0013 from './0013-apply-payloads.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -34,6 +35,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0010-file-blobs': m0010,
   '0011-delivery-attempts': m0011,
   '0012-apply-command': m0012,
+  '0013-apply-payloads': m0013,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

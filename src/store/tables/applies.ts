@@ -56,7 +56,6 @@ async function insertApply(ctx: Ctx, input: NewApply): Promise<CreatedApply> {
         head_sha: input.headSha,
         desired_digest: input.desiredDigest,
         plan_fingerprint: input.planFingerprint,
-        desired_json: input.desiredJson,
         state: 'pending',
         version: 0,
         stop_requested: 0,
@@ -71,6 +70,7 @@ async function insertApply(ctx: Ctx, input: NewApply): Promise<CreatedApply> {
     if (isUniqueViolation(ctx.dialect, err)) throw new ApplyInFlightError(input.repo, input.environment);
     throw err;
   }
+  await ctx.db.insertInto('apply_payloads').values({ apply_id: applyId, desired_json: input.desiredJson }).execute();
   const operations = created.operations.map((op, ordinal) => ({ id: op.id, apply_id: applyId, target: op.target, ordinal, state: 'pending', version: 0 }));
   for (const batch of chunks(operations, BATCH)) await ctx.db.insertInto('apply_operations').values(batch).execute();
   const tasks = input.operations.flatMap((op, i) =>
@@ -169,9 +169,7 @@ export async function markReported(ctx: Ctx, applyId: string): Promise<boolean> 
 
 export async function listUnreportedApplies(ctx: Ctx): Promise<ApplyRow[]> {
   // reported_at is indexed (migration 7): the owed ones are few, whatever the history.
-  const rows = await ctx.db
-    .selectFrom('applies')
-    .selectAll()
+  const rows = await withPayload(ctx)
     .where('reported_at', 'is', null)
     .where('live', 'is', null)
     .where('state', 'not in', IN_FLIGHT)
@@ -180,8 +178,13 @@ export async function listUnreportedApplies(ctx: Ctx): Promise<ApplyRow[]> {
   return rows.map(toApply);
 }
 
+/** Applies with their desired state (kept in apply_payloads, migration 0013). */
+function withPayload(ctx: Ctx) {
+  return ctx.db.selectFrom('applies').innerJoin('apply_payloads', 'apply_payloads.apply_id', 'applies.id').selectAll('applies').select('apply_payloads.desired_json');
+}
+
 export async function getApply(ctx: Ctx, id: string): Promise<ApplyRow | undefined> {
-  const r = await ctx.db.selectFrom('applies').selectAll().where('id', '=', id).executeTakeFirst();
+  const r = await withPayload(ctx).where('id', '=', id).executeTakeFirst();
   return r && toApply(r);
 }
 
@@ -248,7 +251,7 @@ export async function setApplyComment(ctx: Ctx, id: string, commentId: number | 
 }
 
 export async function latestApply(ctx: Ctx, repo: string, environment: string, opts: LatestApplyOptions = {}): Promise<ApplyRow | undefined> {
-  let q = ctx.db.selectFrom('applies').selectAll().where('repo', '=', repo).where('environment', '=', environment);
+  let q = withPayload(ctx).where('repo', '=', repo).where('environment', '=', environment);
   if (opts.desiredDigest !== undefined) q = q.where('desired_digest', '=', opts.desiredDigest);
   if (opts.state !== undefined) q = q.where('state', '=', opts.state);
   const r = await q.orderBy('seq', 'desc').limit(1).executeTakeFirst();
@@ -256,7 +259,7 @@ export async function latestApply(ctx: Ctx, repo: string, environment: string, o
 }
 
 export async function listApplies(ctx: Ctx, filter: ListAppliesFilter = {}): Promise<ApplyRow[]> {
-  let q = ctx.db.selectFrom('applies').selectAll();
+  let q = withPayload(ctx);
   if (filter.states !== undefined) {
     const states = unique(filter.states);
     if (states.length === 0) return [];
@@ -271,9 +274,7 @@ export async function listApplies(ctx: Ctx, filter: ListAppliesFilter = {}): Pro
 }
 
 export async function applyOf(ctx: Ctx, repo: string, pr: number, environment: string): Promise<ApplyRow | undefined> {
-  const r = await ctx.db
-    .selectFrom('applies')
-    .selectAll()
+  const r = await withPayload(ctx)
     .where('repo', '=', repo)
     .where('pr', '=', pr)
     .where('environment', '=', environment)
