@@ -215,6 +215,11 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
   return f.out;
 }
 
+/** EXTRA_KEYS as extraFields walks them, made once (every spec of a plan is walked two or three times): each key's group follows the core fields in EXTRA_KEYS's order; container_name is left out of the field diff, as it always was. */
+const EXTRA_FIELDS = Object.entries(EXTRA_KEYS)
+  .map(([key, { field }], i) => ({ key, field, group: GROUPS.length + i }))
+  .filter((x) => x.field !== 'containerName');
+
 /**
  * Every other setting a service carries (dns, extra_hosts, sysctls, security_opt, logging, userns_mode, ipc,
  * tmpfs, ulimits, device requests, …), one diff line per value under its compose key: the plan is what the
@@ -223,10 +228,9 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
  * sending the service's traffic elsewhere. Ordered after the core fields, in EXTRA_KEYS's order.
  */
 function extraFields(spec: ServiceSpec, f: Fields): void {
-  Object.entries(EXTRA_KEYS).forEach(([key, { field }], i) => {
+  for (const { key, field, group } of EXTRA_FIELDS) {
     const v = (spec as unknown as Record<string, unknown>)[field];
-    if (v === undefined || field === 'containerName') return;
-    const group = GROUPS.length + i;
+    if (v === undefined) continue;
     if (Array.isArray(v)) for (const x of v) f.item(group, key, typeof x === 'string' ? x : JSON.stringify(x));
     else if (key === 'logging') {
       const l = v as Logging;
@@ -236,7 +240,7 @@ function extraFields(spec: ServiceSpec, f: Fields): void {
     // tmpfs paths and sysctl names are parts of values (`/t${S}:size=1m`, `- net.x${S}=1`): masked with the value
     else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v as Record<string, unknown>)) f.add(group, k, `${key}.${f.tainted(key) ? MASK : k}`, String(x));
     else f.add(group, '', key, key === 'cpus' ? String((v as number) / 1e9) : String(v));
-  });
+  }
   // gpus: and deploy.resources.reservations.devices (a secret under deploy: taints them with the rest of deploy)
   for (const r of spec.deviceRequests ?? []) f.item(G.device_requests, 'deploy.devices', JSON.stringify(r));
   if (spec.restartMaxRetries !== undefined) f.add(G.restart, 'max', 'restart.max_retries', String(spec.restartMaxRetries));
