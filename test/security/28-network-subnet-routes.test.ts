@@ -42,6 +42,36 @@ describe("a declared network's subnet does not take the host's routes", () => {
     expect(load(compose(['{}'])).networks).toHaveLength(1);
   });
 
+  it('a network or volume no service uses is neither created nor refused, as docker compose creates only what its services use (SonarQube\'s examples declare a dual-stack network on 192.168.x.0/24 that only NETWORK_TYPE=dual selects)', () => {
+    const text = [
+      'services:',
+      '  web:',
+      '    image: berth-test/app:1',
+      '    networks:',
+      '      - ${NETWORK_TYPE:-ipv4}',
+      'networks:',
+      '  ipv4: {}',
+      '  dual:',
+      '    enable_ipv6: true',
+      '    ipam:',
+      '      config:',
+      '        - {subnet: 192.168.3.0/24}',
+      '  lan:',
+      '    driver: macvlan',
+      'volumes:',
+      '  hostdir:',
+      '    driver_opts: {type: none, o: bind, device: /etc}',
+      '',
+    ].join('\n');
+    const d = load(text);
+    expect(d.networks.map((n) => n.spec.name)).toEqual(['ipv4']);
+    expect(d.volumes).toEqual([]);
+    // used, each is refused as before, at its line
+    expect(() => load(text.replace('${NETWORK_TYPE:-ipv4}', 'dual'))).toThrow(expect.objectContaining({ code: 'policy_denied', line: 10, hint: expect.stringContaining('allow_network_subnets') }));
+    expect(() => load(text.replace('${NETWORK_TYPE:-ipv4}', 'lan'))).toThrow(expect.objectContaining({ code: 'policy_denied', line: 14 }));
+    expect(() => load(text.replace('    networks:\n      - ${NETWORK_TYPE:-ipv4}', '    networks: [ipv4]\n    volumes: [hostdir:/data]'))).toThrow(expect.objectContaining({ code: 'policy_denied', line: 17 }));
+  });
+
   it('the policy refuses an allowlist entry that is not a CIDR', () => {
     expect(() => policy(['allow_network_subnets: [10.0.0.5]'])).toThrow(/allow_network_subnets\[0\]: must be a subnet in CIDR form/);
   });
