@@ -47,6 +47,15 @@ describe('compose errors name file, line, path and problem', () => {
     expect(service(load('x-a: &a {TZ: UTC}\nx-b: &b {LANG: C}\nservices:\n  web:\n    image: x\n    environment:\n      <<: *a\n      <<: *b\n    labels: {1: a, "1x": b}\n'), 'web').environment).toEqual({ TZ: 'UTC', LANG: 'C' });
   });
 
+  it('a merge key given a list (an anchored environment list, as Coolify\'s langfuse and gramps-web templates write) is refused at its line, as docker compose refuses it; a list of map aliases merges', () => {
+    const e = errorOf(() => load('x-env: &env\n  - A=1\nservices:\n  web:\n    image: x\n    environment:\n      <<: *env\n      B: 2\n'));
+    expect([e.code, e.line]).toEqual(['bad_yaml', 7]);
+    expect(e.message).toContain('the merge key (<<) takes a map, an alias of a map, or a list of those, and is given an alias of a list');
+    expect(errorOf(() => load('x-v: &v\n  - data:/data\nservices:\n  web:\n    image: x\n    volumes:\n      <<: *v\n')).line).toBe(7);
+    expect(errorOf(() => load('x-a: &a {A: "1"}\nservices:\n  web:\n    image: x\n    environment:\n      <<: [*a, B=2]\n')).line).toBe(6);
+    expect(service(load('x-a: &a {A: "1"}\nx-b: &b {B: "2"}\nservices:\n  web:\n    image: x\n    environment:\n      <<: [*a, *b]\n'), 'web').environment).toEqual({ A: '1', B: '2' });
+  });
+
   it('an alias is the latest anchor of its name before it (each alias resolved once, not by a scan of the document)', () => {
     const before = load('x-a: &img nginx:1\nservices:\n  one: {image: *img}\n  two: {image: *img}\nx-b: &img nginx:2\nx-c: *img\n');
     expect(before.services.map((x) => x.spec.image)).toEqual(['docker.io/library/nginx:1', 'docker.io/library/nginx:1']);

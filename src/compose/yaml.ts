@@ -351,6 +351,21 @@ function checkMerges(root: unknown, aliased: ReadonlyMap<Alias, unknown>, maxNod
       const merged = pairs !== undefined && isScalar(pairs[i]!.key) && isMergeKey((pairs[i]!.key as { value: unknown }).value);
       // `<<: *a` or `<<: [*a, *b]`: each source map converted again (its own cost) and its values copied in
       const sources = merged && isSeq(c) ? (c as YAMLSeq).items : [c];
+      if (merged) {
+        // What go-yaml (docker compose) merges: a map, an alias of a map, or a list of those. yaml would merge an
+        // alias of a list item by item and fail inside toJS on the first item that is no map, with no line.
+        const bad = sources.find((src) => !isMap(isAlias(src) ? aliased.get(src as Alias) : src));
+        if (bad !== undefined || (isAlias(c) && !isMap(aliased.get(c as Alias)))) {
+          const target = isAlias(c) ? aliased.get(c as Alias) : bad !== undefined && isAlias(bad) ? aliased.get(bad as Alias) : bad;
+          const given = isSeq(target) ? 'a list' : isMap(target) ? 'a map' : 'a scalar';
+          throw new YamlFailure({
+            code: 'bad_yaml',
+            problem: `invalid YAML: the merge key (<<) takes a map, an alias of a map, or a list of those, and is given ${isAlias(c) || (bad !== undefined && isAlias(bad)) ? `an alias of ${given}` : given}`,
+            ...located(lineOf((pairs![i]!.key as Node).range?.[0])),
+            hint: 'docker compose refuses it too (map merge requires map or sequence of maps): to share a list such as environment: - A=1, write it as a map (A: "1") in the anchor, or repeat its items',
+          });
+        }
+      }
       for (const src of merged ? sources : [c]) {
         const target = merged && isAlias(src) ? aliased.get(src as Alias) : src;
         const [v, w] = merged ? of(target) : of(src);
