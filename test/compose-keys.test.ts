@@ -174,6 +174,11 @@ describe('service keys reach the spec and the create options', () => {
       const e = errorOf(() => load(svc(`image: nginx\n${line}`)));
       expect(e, line).toMatchObject({ code: 'unsupported', line: 4, hint });
     }
+    // top-level models (Docker's compose-for-agents examples): the reason and what to do, not 'not supported' three times
+    const models = errorOf(() => load(`${svc('image: nginx\nmodels: [gemma]')}models:\n  gemma:\n    model: ai/gemma3\n`));
+    expect(models).toMatchObject({ code: 'unsupported', line: 5 });
+    expect(models.hint).toMatch(/Docker Model Runner.*remove models:.*environment variables/);
+    expect(models.message.match(/not supported by berth/g)).toHaveLength(1);
     for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
       const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
       expect(e.code, key).toBe('unsupported');

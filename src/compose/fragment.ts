@@ -280,7 +280,7 @@ const OTHER_COMPOSE_SERVICE_KEYS = [
 
 const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'configs', 'secrets', 'version', 'name', 'include'];
 const UNSUPPORTED_TOP_LEVEL: Record<string, string> = {
-  models: 'not supported by berth',
+  models: "AI models are pulled and served by Docker Model Runner, which docker compose drives and berth does not: remove models: (here and under the services) and give the services the model's endpoint and name as environment variables",
 };
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
