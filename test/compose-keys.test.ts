@@ -350,6 +350,14 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(load(svc('image: x\nsecurity_opt: ["seccomp=unconfined", "no-new-privileges:true"]'))).securityOpt).toEqual(['no-new-privileges:true', 'seccomp=unconfined']);
   });
 
+  it('a type: image mount with its image.subpath option is refused for its type, with the reason, at the type line (it said "unknown volume key image", a key compose has)', () => {
+    const e = errorOf(() => load(svc('image: nginx\nvolumes:\n  - type: image\n    source: alpine:3\n    target: /mnt/alpine\n    image:\n      subpath: etc')));
+    expect(e).toMatchObject({ code: 'unsupported', line: 5 });
+    expect(e.message).toContain('volume type "image"');
+    expect(e.hint).toMatch(/copy the files into the service's own image/);
+    expect(errorOf(() => load(svc('image: nginx\nvolumes:\n  - type: volume\n    source: data\n    target: /data\n    image:\n      subpath: etc', 'volumes:\n  data: {}\n')))).toMatchObject({ code: 'invalid_value', line: 8 });
+  });
+
   it('volume.subpath: a directory inside a named volume, normalised, never leaving it; mounted through the Mounts API and shown in the plan', () => {
     const vols = 'volumes:\n  data: {}\n';
     const mount = (m: string) => web(load(svc(`image: nginx\nvolumes:\n  - {type: volume, source: data, target: /d, volume: ${m}}`, vols))).volumes[0]!;

@@ -395,10 +395,14 @@ export function parseVolume(entry: unknown, ctx: PathContext): Mount {
   if (entry && typeof entry === 'object' && !Array.isArray(entry)) {
     const o = entry as Record<string, unknown>;
     const raw = JSON.stringify(o);
-    const known = ['type', 'source', 'target', 'read_only', 'consistency', 'bind', 'volume', 'tmpfs'];
+    // image: is compose's option of a type: image mount: known, so that mount is refused for its type, with the reason
+    const known = ['type', 'source', 'target', 'read_only', 'consistency', 'bind', 'volume', 'tmpfs', 'image'];
     for (const k of Object.keys(o)) if (!known.includes(k)) fail('unknown_key', `unknown volume key "${k}"`, `known keys: ${known.join(', ')}`, [k]);
     const type = o.type === undefined ? 'volume' : scalarString(o.type, 'type');
+    if (type === 'image')
+      return fail('unsupported', 'volume type "image" (an image\'s files mounted into the container) is not supported by berth', "copy the files into the service's own image in CI, or fill a named volume with them and mount it (volume, bind or tmpfs)", ['type']);
     if (type !== 'volume' && type !== 'bind' && type !== 'tmpfs') return fail('unsupported', `volume type "${type}" is not supported by berth`, 'use volume, bind or tmpfs', ['type']);
+    if (o.image !== undefined && o.image !== null) return fail('invalid_value', `volume option image does not apply to a ${type} mount`, undefined, ['image']);
     if (o.target === undefined) return fail('bad_volume', `volume ${raw} has no target`, VOLUME_HINT);
     const target = containerPath(scalarString(o.target, 'target'), raw);
     const readOnly = o.read_only === undefined ? false : asBool(o.read_only, 'read_only');
