@@ -387,14 +387,19 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const shipped = opts.repoTree ? shipRepositoryBinds(merged.services.values(), opts.repoTree, notes, (m) => isTaintedAt(taint.found, m.at), merged.volumes) : new Map<string, ShippedFile[]>();
   if (opts.policy) {
     checkPolicy(merged.services.values(), opts.policy, paths);
-    // Only what some service uses is created (toDesired), as by docker compose up: a network or volume no service
-    // uses (SonarQube's dual-stack network, selected by a variable left at its default) is never made, so not refused.
-    const used = usedObjects(merged.services.values());
-    checkVolumeOptions([...merged.volumes.values()].filter((v) => used.volumes.has(v.name)), opts.policy);
-    checkNetworkReach([...merged.networks.values()].filter((n) => used.networks.has(n.name)), opts.policy);
     enforceBindModes(merged.services.values(), opts.policy, paths);
   }
-  const desired = withFiles(toDesired(merged, opts.project, opts.environment), merged, opts, paths.baseDir, shipped, notes);
+  const made = toDesired(merged, opts.project, opts.environment);
+  if (opts.policy) {
+    // Judged: the networks and volumes the deployment makes, which toDesired decides (as docker compose up, only
+    // those some service uses). A declaration no service uses (SonarQube's dual-stack network, selected by a
+    // variable left at its default) is never made, so not refused; the rule lives in one place.
+    const networks = new Set(made.networks.map((n) => n.spec.name));
+    const volumes = new Set(made.volumes.map((v) => v.spec.name));
+    checkVolumeOptions([...merged.volumes.values()].filter((v) => volumes.has(v.name)), opts.policy);
+    checkNetworkReach([...merged.networks.values()].filter((n) => networks.has(n.name)), opts.policy);
+  }
+  const desired = withFiles(made, merged, opts, paths.baseDir, shipped, notes);
   const shared = opts.policy?.allow_shared_objects ?? [];
   const unsetVariables = [...unset].filter(([, names]) => names.size).map(([file, names]) => ({ file, names: [...names] }));
   return { ...desired, ...(notes.length ? { notes } : {}), ...(unsetVariables.length ? { unsetVariables } : {}), ...(shared.length ? { sharedObjects: [...shared].sort() } : {}) };
@@ -991,17 +996,6 @@ function fixedMac(s: ServiceFragment): { v: string; at: Loc } | undefined {
   if (s.extras.macAddress?.v) return { v: s.extras.macAddress.v, at: s.extras.macAddress.at };
   for (const [net, o] of s.networkOptions ?? []) if (o.macAddress) return { v: o.macAddress, at: s.networks?.get(net) ?? s.at };
   return undefined;
-}
-
-/** The networks and volumes the services use (as toDesired reads them from each service's spec): the only ones created. */
-function usedObjects(services: Iterable<ServiceFragment>): { networks: Set<string>; volumes: Set<string> } {
-  const networks = new Set<string>();
-  const volumes = new Set<string>();
-  for (const s of services) {
-    if (!s.networkMode) for (const n of s.networks?.size ? s.networks.keys() : ['default']) networks.add(n);
-    for (const m of s.volumes ?? []) if (m.v.type === 'volume' && m.v.source) volumes.add(m.v.source);
-  }
-  return { networks, volumes };
 }
 
 /** Remembers where a network or volume was declared (outside its spec, so the hash does not depend on line numbers). */
