@@ -284,6 +284,11 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>, policy: Po
   }
 }
 
+/** A bridge network's gateway mode options (Docker 27+), and the modes that keep its containers behind NAT (isolated: no gateway at all). */
+const GATEWAY_MODE_OPTS = new Set(['com.docker.network.bridge.gateway_mode_ipv4', 'com.docker.network.bridge.gateway_mode_ipv6']);
+const SAFE_GATEWAY_MODES = new Set(['', 'nat', 'isolated']);
+/** Host interfaces allowed to reach the network's container addresses directly (Docker 28). */
+const TRUSTED_HOST_INTERFACES = 'com.docker.network.bridge.trusted_host_interfaces';
 /** Network drivers that give containers an address on a host interface's own network. */
 const HOST_LINK_DRIVERS = new Set(['macvlan', 'ipvlan']);
 /** Docker's own drivers that keep a network inside Docker (host, macvlan and ipvlan are checked as host reach). */
@@ -294,7 +299,8 @@ const BUILTIN_NETWORK_DRIVERS = new Set(['bridge', 'overlay']);
  * Docker network named `host` (or of driver host), which is the host's network namespace;
  * macvlan/ipvlan (an address on the physical LAN, past the host's firewall and
  * Docker's NAT) or a bridge attached to an existing host bridge
- * (`com.docker.network.bridge.name`) — is host-network reach: refused unless
+ * (`com.docker.network.bridge.name`), or one whose gateway mode is not NAT or whose trusted host
+ * interfaces reach its containers directly — is host-network reach: refused unless
  * policy.allow_host_network.
  */
 export function checkNetworkReach(declared: Iterable<NetworkFragment>, policy: Policy): void {
@@ -345,5 +351,14 @@ export function checkNetworkReach(declared: Iterable<NetworkFragment>, policy: P
     const bridge = n.driverOpts?.v['com.docker.network.bridge.name'];
     if (bridge !== undefined)
       throw new ComposeError('policy_denied', `network ${n.name}: com.docker.network.bridge.name ${bridge} (attaching to a bridge on the host) is not allowed by the repository's policy`, { ...n.driverOpts!.at, hint });
+    // The bridge's gateway modes other than NAT (and isolated, which has no gateway on the host) take the
+    // containers out from behind Docker's NAT: `routed` makes every port of every container reachable from
+    // whatever routes to the host, `nat-unprotected` drops the filter that limits direct access to published
+    // ports; trusted_host_interfaces lets the named host interfaces reach container addresses directly.
+    for (const [key, value] of Object.entries(n.driverOpts?.v ?? {})) {
+      const reach = GATEWAY_MODE_OPTS.has(key) ? !SAFE_GATEWAY_MODES.has(value) : key === TRUSTED_HOST_INTERFACES && value.trim() !== '';
+      if (reach)
+        throw new ComposeError('policy_denied', `network ${n.name}: ${key} ${value} (container addresses reachable from the host's networks, past Docker's NAT) is not allowed by the repository's policy`, { ...n.driverOpts!.at, hint });
+    }
   }
 }
