@@ -248,6 +248,8 @@ describeDocker('GitHub requests per command, and Docker work that does not wait 
       'pulls/get': 2,
       'checks/create': 1,
       'issues/create-comment': 2,
+      // berth's plan comment read back: is it what berth wrote (nobody edited it)? (one part)
+      'issues/get-comment': 1,
       // the apply as a GitHub deployment (issue 14): created, in_progress, then its final status
       'repos/create-deployment': 1,
       'repos/create-deployment-status': 2,

@@ -45,6 +45,15 @@ import { renderStatus, STATUS_RECENT } from './status.js';
 import type { Targets } from '../docker/targets.js';
 import { UnknownTargetError } from '../docker/targets.js';
 import { composeFilesOf } from '../config/compose-files.js';
+import { createHash } from 'node:crypto';
+
+/**
+ * What berth keeps of each part of its plan comment: the SHA-256 of the body it wrote (line ends and trailing
+ * space aside), so a part someone with write access edited since is found before an apply. Taken of the body
+ * as it leaves berth (outText: the GitHub port masks every comment), on both sides: masking what is already
+ * masked changes nothing, so GitHub's copy of a part berth wrote digests as the part did.
+ */
+export const commentDigest = (body: string) => createHash('sha256').update(outText(body).replace(/\r\n?/g, '\n').trimEnd()).digest('hex');
 
 
 export interface BotOptions {
@@ -309,17 +318,25 @@ export class Bot {
     const parts = splitMarkdown(body, DEFAULT_SPLIT_LIMIT, MAX_PARTS);
     const ids = await this.o.store.getPrComments(repoName(repo), pr);
     const out: number[] = [];
+    const digests: string[] = [];
     for (let i = 0; i < parts.length; i++) {
       const part = i === 0 || parts[i]!.startsWith(MARKER) ? parts[i]! : `${MARKER}\n${parts[i]}`;
       const existing = ids[i];
       // A comment someone deleted answers 404 to the edit: the part is posted again.
       if (existing !== undefined && (await edited(gh.updateComment(repo, existing, part)))) out.push(existing);
       else out.push(await gh.createComment(repo, pr, part));
+      digests.push(commentDigest(part));
     }
     // Parts no longer needed are emptied rather than deleted: deleting needs more permissions and loses the thread position.
     const kept: number[] = [];
-    for (const stale of ids.slice(parts.length)) if (await edited(gh.updateComment(repo, stale, `${MARKER}\n_(this part of the berth plan is no longer used)_`))) kept.push(stale);
-    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...kept]);
+    const unused = `${MARKER}\n_(this part of the berth plan is no longer used)_`;
+    for (const stale of ids.slice(parts.length))
+      if (await edited(gh.updateComment(repo, stale, unused))) {
+        kept.push(stale);
+        digests.push(commentDigest(unused));
+      }
+    // With what berth wrote to each part: /apply checks GitHub still shows exactly that (planCommentEdited).
+    await this.o.store.setPrComments(repoName(repo), pr, [...out, ...kept], digests);
   }
 
   // ── commands ──────────────────────────────────────────────────────────────
@@ -432,6 +449,34 @@ export class Bot {
   }
 
   /**
+   * Refuses (true) when berth's plan comment on GitHub is not what berth wrote there: anyone with write access
+   * can edit it (a writer not trusted with production could show a reviewer a harmless plan while the stored
+   * one is applied). Each part must hold the body berth wrote (its digest) and have been last edited before
+   * the command was written (GitHub's clocks, both): an edit undone later was still what the commenter read.
+   */
+  private async planCommentEdited(gh: GitHubPort, repo: RepoRef, pull: PullRequest, command: CommandTimes, env: string): Promise<boolean> {
+    const parts = await this.o.store.getPrCommentParts(repoName(repo), pull.number);
+    const written = Date.parse(command.createdAt);
+    const reasons: string[] = [];
+    for (const [i, part] of parts.entries()) {
+      const which = parts.length > 1 ? `part ${i + 1} of berth's plan comment` : "berth's plan comment";
+      let now;
+      try {
+        now = await gh.getComment(repo, part.id);
+      } catch (err) {
+        reasons.push(`${which} could not be read back from GitHub (${code(String((err as Error)?.message ?? err))}), so what it shows is unknown`);
+        continue;
+      }
+      if (!now) reasons.push(`${which} was deleted`);
+      else if (part.sha256 === undefined) reasons.push(`${which} was written before berth kept what it wrote there, so an edit of it cannot be told`);
+      else if (commentDigest(now.body) !== part.sha256) reasons.push(`${which} was edited by someone else after berth wrote it`);
+      else if (!(Date.parse(now.updatedAt) < written)) reasons.push(`${which} was edited at ${now.updatedAt}, when the command was written (${command.createdAt}) or after`);
+    }
+    if (reasons.length) await this.reply(gh, repo, pull.number, msg.planCommentEdited(env, reasons));
+    return reasons.length > 0;
+  }
+
+  /**
    * /apply and /rollback: every gate, the command-freshness check, the lock,
    * the stale-plan guard, then a detached run. A rollback's state is rebuilt
    * from its commit under today's configuration and policy, and its plan is
@@ -484,6 +529,8 @@ export class Bot {
         return void (await this.reply(gh, repo, pr, msg.staleHead(env.name, saved?.headSha, pull.headSha)));
       }
       if (await this.changedSince(gh, repo, pull, command, env.name, kind, saved.createdAt)) return;
+      // A merge or push (no comment) was not shown the plan comment: only a command comment is held to it.
+      if (command.id !== undefined && (await this.planCommentEdited(gh, repo, pull, command, env.name))) return;
       try {
         desired = await this.desiredAt(gh, repo, config, env, pull.headSha, files);
       } catch (err) {

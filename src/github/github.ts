@@ -32,6 +32,13 @@ export interface PullRequest {
   htmlUrl: string;
 }
 
+/** An issue comment as GitHub holds it. */
+export interface IssueComment {
+  body: string;
+  /** GitHub's `updated_at` (ISO 8601): the last edit, by anyone */
+  updatedAt: string;
+}
+
 export interface Review {
   user: string;
   state: string;
@@ -142,6 +149,8 @@ export interface GitHubPort {
   isTeamMember(org: string, team: string, user: string): Promise<boolean>;
   createComment(repo: RepoRef, pr: number, body: string): Promise<number>;
   updateComment(repo: RepoRef, commentId: number, body: string): Promise<void>;
+  /** a comment as GitHub holds it now (anyone with write access may have edited it); undefined when it is gone */
+  getComment(repo: RepoRef, commentId: number): Promise<IssueComment | undefined>;
   react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void>;
   createCheckRun(repo: RepoRef, input: CheckRunInput): Promise<number>;
   updateCheckRun(repo: RepoRef, checkRunId: number, update: CheckRunUpdate): Promise<void>;

@@ -212,6 +212,14 @@ export const msg = {
     );
   },
 
+  planCommentEdited(env: string, reasons: readonly string[]): string {
+    return msg.refused(
+      "berth's plan comment is not what berth wrote",
+      `berth applies what the person who commented saw, and what berth's plan comment shows is no longer what berth wrote there: anyone with write access can edit it. This \`/apply ${env}\` was not acted on:\n\n${reasons.map((r) => `- ${r}`).join('\n')}`,
+      `comment \`/plan ${env}\` to have berth write its plan again, review it, then comment \`/apply ${env}\`.`,
+    );
+  },
+
   editedCommand(): string {
     return msg.refused(
       'Edited comments are not commands',

@@ -2,7 +2,7 @@
 // for rate limits and 5xx). Failures propagate: the caller decides whether a
 // failure denies (authorisation) or is reported and retried (comments).
 import type { ProbotOctokit } from 'probot';
-import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, Permission, PullRequest, RepoRef, Review } from './github.js';
+import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, IssueComment, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip, httpStatus, PartialListing, TreeListing, type FileBlob } from './github.js';
 import { BerthError } from '../errors.js';
 import { MAX_FILE_BYTES } from '../compose/repository-files.js';
@@ -179,6 +179,16 @@ export class OctokitGitHub implements GitHubPort {
 
   async updateComment(repo: RepoRef, commentId: number, body: string): Promise<void> {
     await withSecondaryRetry(() => this.octokit.rest.issues.updateComment({ owner: repo.owner, repo: repo.name, comment_id: commentId, body: clipComment(body) }));
+  }
+
+  async getComment(repo: RepoRef, commentId: number): Promise<IssueComment | undefined> {
+    try {
+      const { data } = await this.octokit.rest.issues.getComment({ owner: repo.owner, repo: repo.name, comment_id: commentId });
+      return { body: data.body ?? '', updatedAt: data.updated_at };
+    } catch (err) {
+      if (httpStatus(err) === 404 || httpStatus(err) === 410) return undefined;
+      throw err;
+    }
   }
 
   async react(repo: RepoRef, commentId: number, content: 'eyes' | '+1' | 'confused' | 'rocket'): Promise<void> {

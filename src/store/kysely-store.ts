@@ -9,6 +9,7 @@ import { migrateToLatest } from './migrations/index.js';
 import type { Database } from './schema.js';
 import type {
   AcquireLockResult,
+  PrCommentPart,
   AggregatePatch,
   ApplyRow,
   ApplyStatus,
@@ -196,8 +197,11 @@ export class KyselyStore implements Store {
   getPrComments(repo: string, pr: number): Promise<number[]> {
     return prs.getPrComments(this.ctx, repo, pr);
   }
-  setPrComments(repo: string, pr: number, commentIds: number[]): Promise<void> {
-    return prs.setPrComments(this.ctx, repo, pr, commentIds);
+  setPrComments(repo: string, pr: number, commentIds: number[], digests?: readonly string[]): Promise<void> {
+    return prs.setPrComments(this.ctx, repo, pr, commentIds, digests);
+  }
+  getPrCommentParts(repo: string, pr: number): Promise<PrCommentPart[]> {
+    return prs.getPrCommentParts(this.ctx, repo, pr);
   }
   prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined> {
     return prs.prCommentsWrittenAt(this.ctx, repo, pr);

@@ -16,6 +16,7 @@ import type {
   StartApplyResult,
   TaskRow,
   TaskState,
+  PrCommentPart,
 } from './store.js';
 
 export type DbRow = Record<string, unknown>;
@@ -176,9 +177,17 @@ export async function refusedAsResult(fn: () => StartApplyResult | Promise<Start
   }
 }
 
-export function toCommentIds(v: unknown): number[] {
+/** The stored parts: a list of ids (before version 13 of the app) or of `{id, sha256}`. */
+export function toCommentParts(v: unknown): PrCommentPart[] {
   const parsed = JSON.parse(str(v)) as unknown;
-  return Array.isArray(parsed) ? parsed.map(num) : [];
+  if (!Array.isArray(parsed)) return [];
+  return parsed.map((p: unknown) =>
+    p !== null && typeof p === 'object' ? { id: num((p as { id: unknown }).id), ...(typeof (p as { sha256?: unknown }).sha256 === 'string' ? { sha256: (p as { sha256: string }).sha256 } : {}) } : { id: num(p) },
+  );
+}
+
+export function toCommentIds(v: unknown): number[] {
+  return toCommentParts(v).map((p) => p.id);
 }
 
 export function chunks<T>(items: readonly T[], size: number): T[][] {

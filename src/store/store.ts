@@ -9,6 +9,12 @@
 // - "atomic" means atomic across processes and replicas sharing the database,
 //   not only within one process.
 
+/** A part of berth's plan comment as stored: its id, and the SHA-256 of the body berth wrote (absent in rows written before it was kept). */
+export interface PrCommentPart {
+  id: number;
+  sha256?: string;
+}
+
 /** A task is one plan node: one Docker call. */
 export const TASK_STATES = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
@@ -420,7 +426,10 @@ export interface Store {
   // ── PR comments ─────────────────────────────────────────────────────────
   /** berth's comment (possibly several parts) on a PR; [] when none yet. */
   getPrComments(repo: string, pr: number): Promise<number[]>;
-  setPrComments(repo: string, pr: number, commentIds: number[]): Promise<void>;
+  /** `digests`: the SHA-256 of each part's body as berth wrote it (same order), so an edit by anyone else is found. */
+  setPrComments(repo: string, pr: number, commentIds: number[], digests?: readonly string[]): Promise<void>;
+  /** berth's comment parts with the digest of the body berth wrote to each (none for parts stored before digests were kept). */
+  getPrCommentParts(repo: string, pr: number): Promise<PrCommentPart[]>;
   /** When setPrComments last ran for the PR (after berth finished writing its plan comment); undefined when never. */
   prCommentsWrittenAt(repo: string, pr: number): Promise<number | undefined>;
 

@@ -192,6 +192,8 @@ export interface FakeGitHub {
   setTeamMembership(org: string, team: string, user: string, membership: { state?: 'active' | 'pending'; role?: 'member' | 'maintainer' } | null): void;
   /** a comment written by someone (a person by default), as a webhook would announce it */
   addComment(repo: string, pr: number, body: string, opts?: { user?: string; userType?: 'User' | 'Bot' }): FakeComment;
+  /** someone with write access edits a comment (anyone's, berth's too), as GitHub lets them: its updated_at moves */
+  editComment(repo: string, id: number, body: string): FakeComment;
   /** the next `times` (default 1) valid calls to `route` fail (times 0 clears the route's faults); route: an operationId (`checks/create`) or `METHOD /template` */
   fail(route: string, fault: Fault, opts?: { times?: number; retryAfter?: number }): void;
 
@@ -619,6 +621,15 @@ class Fake implements FakeGitHub {
 
   addComment(repo: string, pr: number, body: string, opts: { user?: string; userType?: 'User' | 'Bot' } = {}): FakeComment {
     const c = this.createComment(this.repo(repo)!, pr, body, opts.user ?? 'octocat', opts.userType ?? 'User');
+    return { ...c, history: [...c.history] };
+  }
+
+  editComment(repo: string, id: number, body: string): FakeComment {
+    const c = this.repo(repo)!.comments.get(id);
+    if (!c) throw new Error(`no comment ${id} in ${repo}`);
+    c.body = body;
+    c.updatedAt = now();
+    c.history.push(body);
     return { ...c, history: [...c.history] };
   }
 

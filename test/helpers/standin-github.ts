@@ -143,7 +143,7 @@ export interface StandIn {
   filesAt: Map<string, Map<string, string>>;
   commits: Set<string>;
   pulls: Map<number, Json>;
-  comments: Map<number, { id: number; issue: number; body: string; deleted?: boolean }>;
+  comments: Map<number, { id: number; issue: number; body: string; deleted?: boolean; createdAt?: string; updatedAt?: string }>;
   checkRuns: Map<number, Json>;
   deployments: Map<number, Json & { statuses: Json[] }>;
   /** operationId → faults answered (in order) before the real answer */
@@ -300,7 +300,7 @@ export async function startStandIn(opts: { repo: string; defaultBranch?: string;
         case 'repos/get-collaborator-permission-level':
           return reply(200, { permission: 'admin', role_name: 'admin', user: user(p.username!) });
         case 'issues/create-comment': {
-          const c = { id: nextId++, issue: Number(p.issue_number), body: body.body };
+          const c = { id: nextId++, issue: Number(p.issue_number), body: body.body, createdAt: now, updatedAt: now };
           state.comments.set(c.id, c);
           return reply(201, { id: c.id, node_id: `IC_${c.id}`, body: c.body, user: user('berth[bot]'), created_at: now, updated_at: now, html_url: `${state.origin}/${opts.repo}/pull/${c.issue}#issuecomment-${c.id}`, url: '', issue_url: '', author_association: 'NONE' });
         }
@@ -308,7 +308,13 @@ export async function startStandIn(opts: { repo: string; defaultBranch?: string;
           const c = state.comments.get(Number(p.comment_id));
           if (!c || c.deleted) return reply(404, { message: 'Not Found' });
           c.body = body.body;
+          c.updatedAt = now;
           return reply(200, { id: c.id, body: c.body, user: user('berth[bot]'), created_at: now, updated_at: now, html_url: '', url: '', issue_url: '' });
+        }
+        case 'issues/get-comment': {
+          const c = state.comments.get(Number(p.comment_id));
+          if (!c || c.deleted) return reply(404, { message: 'Not Found' });
+          return reply(200, { id: c.id, node_id: `IC_${c.id}`, body: c.body, user: user('berth[bot]'), created_at: c.createdAt ?? now, updated_at: c.updatedAt ?? now, html_url: '', url: '', issue_url: '', author_association: 'NONE' });
         }
         case 'issues/list-comments':
           return paged([...state.comments.values()].filter((c) => c.issue === Number(p.issue_number) && !c.deleted).map((c) => ({ id: c.id, body: c.body, user: user('berth[bot]') })));

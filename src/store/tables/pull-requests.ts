@@ -2,8 +2,8 @@
 // every head it has seen (with when it first saw each).
 import { randomUUID } from 'node:crypto';
 import { incoming, insertOrKeep, upsert, type Ctx } from '../dialect.js';
-import { num, str, toCommentIds, toPlan } from '../rows.js';
-import type { PlanInput, PlanRow } from '../store.js';
+import { num, str, toCommentIds, toCommentParts, toPlan } from '../rows.js';
+import type { PlanInput, PlanRow, PrCommentPart } from '../store.js';
 
 export async function savePlan(ctx: Ctx, plan: PlanInput): Promise<PlanRow> {
   const row: PlanRow = { ...plan, id: randomUUID(), createdAt: ctx.now() };
@@ -69,8 +69,15 @@ export async function getPrComments(ctx: Ctx, repo: string, pr: number): Promise
   return r ? toCommentIds(r.comment_ids) : [];
 }
 
-export async function setPrComments(ctx: Ctx, repo: string, pr: number, commentIds: number[]): Promise<void> {
-  await upsert(ctx, 'comments', { repo, pr, comment_ids: JSON.stringify(commentIds), updated_at: ctx.now() }, ['repo', 'pr'], {
+export async function getPrCommentParts(ctx: Ctx, repo: string, pr: number): Promise<PrCommentPart[]> {
+  const r = await ctx.db.selectFrom('comments').select('comment_ids').where('repo', '=', repo).where('pr', '=', pr).executeTakeFirst();
+  return r ? toCommentParts(r.comment_ids) : [];
+}
+
+/** `digests`: the SHA-256 of each part's body as berth wrote it, in the order of `commentIds` (kept with the ids). */
+export async function setPrComments(ctx: Ctx, repo: string, pr: number, commentIds: number[], digests?: readonly string[]): Promise<void> {
+  const stored = digests ? commentIds.map((id, i) => (digests[i] !== undefined ? { id, sha256: digests[i] } : id)) : commentIds;
+  await upsert(ctx, 'comments', { repo, pr, comment_ids: JSON.stringify(stored), updated_at: ctx.now() }, ['repo', 'pr'], {
     comment_ids: incoming(ctx.dialect, 'comment_ids'),
     updated_at: incoming(ctx.dialect, 'updated_at'),
   });
