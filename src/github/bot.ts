@@ -503,8 +503,8 @@ export class Bot {
     const pull = await pulled;
     if (pull.state !== 'open') return void (await this.reply(gh, repo, pr, msg.closedPr()));
     if (await this.refuse(gh, repo, pr, forkGate(pull, !!this.o.allowForks))) return;
-    if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env))) return;
     const full = repoName(repo);
+    if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env, await this.o.store.headPusher(full, pr, pull.headSha)))) return;
     const inFlight = await this.o.store.applyOf(full, pr, env.name);
     if (inFlight) return void (await this.reply(gh, repo, pr, msg.alreadyApplying(env.name, inFlight.id)));
     try {

@@ -58,9 +58,12 @@ export function forkGate(pull: PullRequest, allowForks: boolean): Gate {
  * counts as GitHub's own rule does — the latest APPROVED / CHANGES_REQUESTED /
  * DISMISSED review of each reviewer (comments and pending reviews change
  * nothing) — and only when it is of the current head, by someone other than
- * the author who may apply to the environment (write access or appliers).
+ * the author who may apply to the environment (write access or appliers), and
+ * not by whoever pushed the current head (`pushedBy`, GitHub's "approval of the
+ * most recent reviewable push" rule: a writer who pushes onto someone else's PR
+ * would otherwise approve their own change).
  */
-export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: PullRequest, env: GatedEnvironment): Promise<Gate> {
+export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: PullRequest, env: GatedEnvironment, pushedBy?: string): Promise<Gate> {
   const needed = Math.max(env.approvals ?? 0, env.require?.approved ? 1 : 0);
   try {
     if (needed > 0) {
@@ -75,6 +78,7 @@ export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: Pull
       for (const r of latest.values()) {
         if (r.state !== 'APPROVED') continue;
         if (r.user.toLowerCase() === pull.author.toLowerCase()) ignored.push(`@${r.user} (the author)`);
+        else if (pushedBy !== undefined && r.user.toLowerCase() === pushedBy.toLowerCase()) ignored.push(`@${r.user} (pushed the current head)`);
         else if (r.commitId !== pull.headSha) ignored.push(`@${r.user} (approved ${r.commitId ? code(shortSha(r.commitId)) : 'an unknown commit'}, not the current head)`);
         else if (!(await mayApply(gh, repo, r.user, env)).ok) ignored.push(`@${r.user} (no write access, not among the appliers)`);
         else approved++;
@@ -84,7 +88,7 @@ export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: Pull
           ok: false,
           message: msg.requirement(
             env.name,
-            `${code(env.name)} needs ${needed} approving review${needed > 1 ? 's' : ''} of the current head ${code(shortSha(pull.headSha))} by someone with write access other than the author; this PR has ${approved}.` +
+            `${code(env.name)} needs ${needed} approving review${needed > 1 ? 's' : ''} of the current head ${code(shortSha(pull.headSha))} by someone with write access other than the author and whoever pushed it; this PR has ${approved}.` +
               (ignored.length ? ` Not counted: ${ignored.join(', ')}.` : ''),
             'get the current head reviewed and approved, then apply again.',
           ),

@@ -212,8 +212,11 @@ export class KyselyStore implements Store {
   putFileBlob(repo: string, blob: string, text: string): Promise<void> {
     return blobs.putFileBlob(this.ctx, repo, blob, text);
   }
-  recordHead(repo: string, pr: number, headSha: string): Promise<number> {
-    return prs.recordHead(this.ctx, repo, pr, headSha);
+  recordHead(repo: string, pr: number, headSha: string, pushedBy?: string): Promise<number> {
+    return prs.recordHead(this.ctx, repo, pr, headSha, pushedBy);
+  }
+  headPusher(repo: string, pr: number, headSha: string): Promise<string | undefined> {
+    return prs.headPusher(this.ctx, repo, pr, headSha);
   }
   pullsWithHead(repo: string, headSha: string): Promise<number[]> {
     return prs.pullsWithHead(this.ctx, repo, headSha);

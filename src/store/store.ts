@@ -441,7 +441,13 @@ export interface Store {
 
   // ── PR heads ────────────────────────────────────────────────────────────
   /** Records the first time berth saw this head of the PR (insert-if-absent, atomic); returns that first time. */
-  recordHead(repo: string, pr: number, headSha: string): Promise<number>;
+  /**
+   * `pushedBy`: who pushed it, as the head's `opened`/`synchronize` webhook says (its sender); kept once known (a
+   * head first seen by planning learns it from its webhook).
+   */
+  recordHead(repo: string, pr: number, headSha: string, pushedBy?: string): Promise<number>;
+  /** Who pushed this head of the PR (recordHead's `pushedBy`); undefined when berth does not know. */
+  headPusher(repo: string, pr: number, headSha: string): Promise<string | undefined>;
   /** Every head of the PR berth has seen, with when it first saw each, oldest first. */
   listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]>;
   /** The PRs of the repository berth saw with this head commit (any head they ever had), by number. */

@@ -1632,6 +1632,8 @@ export function pullRequestEvent(opts: {
   merged?: boolean;
   headRepo?: string;
   installationId?: number;
+  /** who caused the event (for `synchronize`: who pushed); default: the example payload's sender */
+  sender?: string;
 }): WebhookEventMap['pull_request'] {
   const p = loadExample('pull_request', (e) => e.action === opts.action) as Json;
   retarget(p, opts.repo, opts.installationId ?? 1);
@@ -1650,5 +1652,6 @@ export function pullRequestEvent(opts: {
     pr.state = 'open';
     pr.merged = false;
   }
+  if (opts.sender !== undefined) p.sender = { ...p.sender, login: opts.sender, type: 'User' };
   return p;
 }

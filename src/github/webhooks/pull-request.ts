@@ -12,7 +12,9 @@ export function pullRequestRoutes({ store, bot, auto }: Services): Routes {
       pr: pr.number,
       run: async (gh, repo) => {
         // When berth first saw this head: a command written before it cannot have been about it (drafts included).
-        await store.recordHead(payload.repository.full_name, pr.number, pr.head.sha);
+        // Who pushed it: the sender of `opened` (the author) and `synchronize` (the push); their approval of it does not count.
+        const pusher = (payload.action === 'opened' || payload.action === 'synchronize') && typeof payload.sender?.login === 'string' ? payload.sender.login : undefined;
+        await store.recordHead(payload.repository.full_name, pr.number, pr.head.sha, pusher);
         if (pr.draft) return;
         await bot.planPullRequest(gh, repo, {
           number: pr.number,

@@ -21,6 +21,7 @@ import * as m0010 from './0010-file-blobs.js';
 import * as m0011 from './0011-delivery-attempts.js';
 import * as m0012 from './0012-apply-command.js';
 import * as m0013 from './0013-apply-payloads.js';
+import * as m0014 from './0014-head-pusher.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -36,6 +37,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0011-delivery-attempts': m0011,
   '0012-apply-command': m0012,
   '0013-apply-payloads': m0013,
+  '0014-head-pusher': m0014,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

@@ -88,8 +88,11 @@ export async function prCommentsWrittenAt(ctx: Ctx, repo: string, pr: number): P
   return r ? num(r.updated_at) : undefined;
 }
 
-export async function recordHead(ctx: Ctx, repo: string, pr: number, headSha: string): Promise<number> {
-  await insertOrKeep(ctx, 'pr_heads', { repo, pr, head_sha: headSha, seen_at: ctx.now() }, ['repo', 'pr', 'head_sha']);
+export async function recordHead(ctx: Ctx, repo: string, pr: number, headSha: string, pushedBy?: string): Promise<number> {
+  await insertOrKeep(ctx, 'pr_heads', { repo, pr, head_sha: headSha, seen_at: ctx.now(), pushed_by: pushedBy ?? null }, ['repo', 'pr', 'head_sha']);
+  // A head first seen by planning (no webhook yet) learns its pusher from its webhook; a known pusher is kept.
+  if (pushedBy)
+    await ctx.db.updateTable('pr_heads').set({ pushed_by: pushedBy }).where('repo', '=', repo).where('pr', '=', pr).where('head_sha', '=', headSha).where('pushed_by', 'is', null).execute();
   const r = await ctx.db.selectFrom('pr_heads').select('seen_at').where('repo', '=', repo).where('pr', '=', pr).where('head_sha', '=', headSha).executeTakeFirstOrThrow();
   return num(r.seen_at);
 }
@@ -98,6 +101,11 @@ export async function recordHead(ctx: Ctx, repo: string, pr: number, headSha: st
 export async function pullsWithHead(ctx: Ctx, repo: string, headSha: string): Promise<number[]> {
   const rows = await ctx.db.selectFrom('pr_heads').select('pr').where('repo', '=', repo).where('head_sha', '=', headSha).orderBy('pr').execute();
   return rows.map((r) => num(r.pr));
+}
+
+export async function headPusher(ctx: Ctx, repo: string, pr: number, headSha: string): Promise<string | undefined> {
+  const r = await ctx.db.selectFrom('pr_heads').select('pushed_by').where('repo', '=', repo).where('pr', '=', pr).where('head_sha', '=', headSha).executeTakeFirst();
+  return r?.pushed_by ? str(r.pushed_by) : undefined;
 }
 
 export async function listHeads(ctx: Ctx, repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
