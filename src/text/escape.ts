@@ -73,6 +73,32 @@ export function escapedForms(s: string): string[] {
   return [sanitizeLine(s), blockBody(s)];
 }
 
+const GO_NAMED: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '"': '\\"', '\\': '\\\\' };
+
+/**
+ * `s` as Go's strconv.Quote writes it between its quotes (`ascii`: QuoteToASCII, `%+q`): Docker, containerd
+ * and runc quote what they were given this way (`exec: %q: executable file not found`): a control character
+ * as `\x01`, one Go does not print (a no-break space, a format character) as `\u00a0`, past U+FFFF as
+ * `\U000e0041`. The masker redacts these forms too.
+ */
+export function goQuoted(s: string, ascii = false): string {
+  let out = '';
+  for (const c of s) {
+    const named = GO_NAMED[c];
+    if (named) {
+      out += named;
+      continue;
+    }
+    const n = c.codePointAt(0)!;
+    if (n < 0x20 || n === 0x7f) out += `\\x${n.toString(16).padStart(2, '0')}`;
+    else if (n < 0x80 || (!ascii && GO_PRINTS.test(c))) out += c;
+    else out += n > 0xffff ? `\\U${n.toString(16).padStart(8, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  }
+  return out;
+}
+/** What Go's unicode.IsPrint holds printable past ASCII: letters, marks, numbers, punctuation, symbols. */
+const GO_PRINTS = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+
 /** A fenced block that survives fences (backtick or tilde) in the content. */
 export function block(s: string, lang = ''): string {
   const run = Math.max(2, ...[...s.matchAll(/`{3,}/g)].map((m) => m[0].length));
