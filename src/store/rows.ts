@@ -177,7 +177,7 @@ export async function refusedAsResult(fn: () => StartApplyResult | Promise<Start
   }
 }
 
-/** The stored parts: a list of ids (before version 13 of the app) or of `{id, sha256}`. */
+/** The stored parts: a list of ids (before berth kept each part's hash) or of `{id, sha256}`. */
 export function toCommentParts(v: unknown): PrCommentPart[] {
   const parsed = JSON.parse(str(v)) as unknown;
   if (!Array.isArray(parsed)) return [];

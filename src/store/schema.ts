@@ -146,7 +146,7 @@ export interface PrHeadsTable {
   pr: number;
   head_sha: string;
   seen_at: number;
-  /** who pushed the head (its opened/synchronize webhook's sender; migration 0013); null when berth does not know */
+  /** who pushed the head (its opened/synchronize webhook's sender; migration 0014); null when berth does not know */
   pushed_by: string | null;
 }
 
