@@ -183,6 +183,20 @@ export interface RegistryVerdict {
 
 /** The policy's verdict on an image's registry by the reference alone (sync; no DNS). */
 export function checkImageRegistry(image: string, allow: readonly string[] = []): RegistryVerdict {
+  // A pure function of its arguments, asked once per container an apply creates (200 times for one image):
+  // answered from a small cache by the allow list's entries and the image (verdicts frozen, shared).
+  const key = `${allow.join('\n')}\u0000${image}`;
+  let v = verdicts.get(key);
+  if (!v) {
+    if (verdicts.size >= 4096) verdicts.clear();
+    verdicts.set(key, (v = Object.freeze(judgeImageRegistry(image, allow))));
+  }
+  return v;
+}
+
+const verdicts = new Map<string, RegistryVerdict>();
+
+function judgeImageRegistry(image: string, allow: readonly string[]): RegistryVerdict {
   const r = registryOfImage(image);
   if (typeof r === 'string') return { refusal: `its registry part is not a registry address (${r})` };
   if (listed(r, allow)) return { registry: r };
