@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
+import { sentTexts } from '../helpers/sent-texts.js';
 
 const REPO = 'acme/sec-escaped';
 const PROJECT = 't-sec-26';
@@ -39,11 +40,7 @@ describeDocker('a secret escaped as HTML entities is still masked', () => {
     app().fake.setPull(REPO, 1, { headSha: head, author: 'mallory', mergeable: true });
     await app().open(1, head);
     await app().drain();
-    const sent = app().fake.requests.filter((r) => r.method !== 'GET');
-    const texts = sent.flatMap((r) => {
-      const b = (r.body ?? {}) as { body?: string; output?: { title?: string; summary?: string; text?: string } };
-      return [b.body, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');
-    });
+    const texts = sentTexts(app().fake.requests);
     // The search is real: berth did report the refusal (the network is named, its name masked).
     expect(texts.some((t) => t.includes('external_missing') || /is external, but the target has no network/.test(rendered(t)))).toBe(true);
     expect(texts.filter((t) => rendered(t).includes(SECRET)).map((t) => rendered(t).slice(0, 400))).toEqual([]);

@@ -16,6 +16,7 @@ import { Masker } from '../../src/plan/mask.js';
 import { block, code, inert } from '../../src/text/escape.js';
 import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
+import { sentTexts } from '../helpers/sent-texts.js';
 
 const REPO = 'acme/sec-invisible';
 const PROJECT = 't-sec-31';
@@ -48,11 +49,7 @@ describeDocker('invisible and bidi characters a PR writes never reach GitHub as 
       const before = app().fake.requests.length;
       await app().open(pr, head);
       await app().drain();
-      const sent = app().fake.requests.slice(before).filter((r) => r.method !== 'GET');
-      const texts = sent.flatMap((r) => {
-        const b = (r.body ?? {}) as { body?: string; output?: { title?: string; summary?: string; text?: string } };
-        return [b.body, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');
-      });
+      const texts = sentTexts(app().fake.requests.slice(before));
       // The search is real: berth reported the refusal (and quotes the text, as escapes).
       expect(texts.length).toBeGreaterThan(1);
       expect(texts.filter((t) => INVISIBLE.test(t)).map((t) => JSON.stringify(t.slice(0, 300)))).toEqual([]);

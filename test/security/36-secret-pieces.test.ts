@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
+import { sentTexts } from '../helpers/sent-texts.js';
 
 const REPO = 'acme/rt-docker-split';
 const PROJECT = 't-rt-dsplit';
@@ -29,12 +30,7 @@ describeDocker('a secret split by Docker in its error message', () => {
     expect(plan).not.toContain(PIECE); // the plan itself masks it
     await app().say(1, '/apply staging', 'alice');
     await app().drain();
-    const texts = app().fake.requests
-      .filter((r) => r.method !== 'GET')
-      .flatMap((r) => {
-        const b = (r.body ?? {}) as { body?: string; description?: string; output?: { title?: string; summary?: string; text?: string } };
-        return [b.body, b.description, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');
-      });
+    const texts = sentTexts(app().fake.requests);
     const leaks = texts.filter((t) => t.includes(PIECE));
     const logLeaks = app().logs.filter((l) => l.includes(PIECE));
     // the apply did fail, and said so (with the secret's piece masked)

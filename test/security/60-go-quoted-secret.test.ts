@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { appForBlock } from '../chaos/app-harness.js';
 import { describeDocker } from '../helpers/env.js';
 import { Masker } from '../../src/plan/mask.js';
+import { sentTexts } from '../helpers/sent-texts.js';
 
 describe("a secret as Go's strconv.Quote writes it", () => {
   const cases: [string, string][] = [
@@ -69,12 +70,7 @@ for (const [what, REPO, PROJECT, [yaml, ...PIECES]] of e2e) {
       for (const p of PIECES) expect(app().berthComments(1).map((c) => c.body).join('\n')).not.toContain(p);
       await app().say(1, '/apply staging', 'alice');
       await app().drain();
-      const texts = app().fake.requests
-        .filter((r) => r.method !== 'GET')
-        .flatMap((r) => {
-          const b = (r.body ?? {}) as { body?: string; description?: string; output?: { title?: string; summary?: string; text?: string } };
-          return [b.body, b.description, b.output?.title, b.output?.summary, b.output?.text].filter((x): x is string => typeof x === 'string');
-        });
+      const texts = sentTexts(app().fake.requests);
       // the apply did fail on the exec, and said so
       expect(texts.some((t) => /executable file not found|no such file/.test(t))).toBe(true);
       for (const p of PIECES) {

@@ -10,7 +10,10 @@
 // only rows not yet copied, and a copy or drop that finds the column already
 // gone (an interrupted earlier run dropped it) counts as done.
 import { sql } from 'kysely';
-import { createTable, kindOf, types, type Db, type Kind } from './kit.js';
+import { createTable, kindOf, tolerated, types, type Db } from './kit.js';
+
+/** ER_BAD_FIELD_ERROR, ER_CANT_DROP_FIELD_OR_KEY: the column is gone (an interrupted run dropped it). */
+const COLUMN_GONE = [1054, 1091];
 
 export async function up(db: Db): Promise<void> {
   const kind = kindOf(db);
@@ -19,22 +22,12 @@ export async function up(db: Db): Promise<void> {
     .addColumn('apply_id', t.varchar(36), (c) => c.primaryKey())
     .addColumn('desired_json', t.longtext, (c) => c.notNull())
     .execute();
-  await columnGone(
+  await tolerated(
     kind,
     sql`INSERT INTO apply_payloads (apply_id, desired_json)
         SELECT a.id, a.desired_json FROM applies a
         WHERE NOT EXISTS (SELECT 1 FROM apply_payloads p WHERE p.apply_id = a.id)`.execute(db),
+    COLUMN_GONE,
   );
-  await columnGone(kind, db.schema.alterTable('applies').dropColumn('desired_json').execute());
-}
-
-/** MySQL: a statement that names the dropped column after an interrupted run dropped it (unknown column, can't drop) is done. */
-async function columnGone(kind: Kind, run: Promise<unknown>): Promise<void> {
-  try {
-    await run;
-  } catch (err) {
-    const n = (err as { errno?: number }).errno;
-    if (kind === 'mysql' && (n === 1054 || n === 1091)) return; // ER_BAD_FIELD_ERROR, ER_CANT_DROP_FIELD_OR_KEY
-    throw err;
-  }
+  await tolerated(kind, db.schema.alterTable('applies').dropColumn('desired_json').execute(), COLUMN_GONE);
 }

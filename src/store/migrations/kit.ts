@@ -63,13 +63,20 @@ export async function createIndex(db: Db, kind: Kind, name: string, table: strin
   await tolerated(kind, b.execute());
 }
 
-/** A MySQL DDL statement whose object already exists (an earlier, interrupted run got that far) counts as done. */
-export async function tolerated(kind: Kind, run: Promise<unknown>): Promise<void> {
+/** ER_DUP_FIELDNAME, ER_DUP_KEYNAME: the column or index a statement adds is there already. */
+const ALREADY_THERE = [1060, 1061];
+
+/**
+ * A MySQL statement that an earlier, interrupted run of its migration already
+ * made counts as done: by default one whose object already exists; `done`
+ * names other MySQL error numbers that mean the same for it.
+ */
+export async function tolerated(kind: Kind, run: Promise<unknown>, done: readonly number[] = ALREADY_THERE): Promise<void> {
   try {
     await run;
   } catch (err) {
     const n = (err as { errno?: number }).errno;
-    if (kind === 'mysql' && (n === 1060 || n === 1061)) return; // ER_DUP_FIELDNAME, ER_DUP_KEYNAME
+    if (kind === 'mysql' && n !== undefined && done.includes(n)) return;
     throw err;
   }
 }
