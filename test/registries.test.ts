@@ -233,3 +233,21 @@ describe('the server resolver: bounded, and answers kept a short time per host (
     expect(asked).toEqual(['ghcr.io', 'nowhere.example', 'evil.example.com', 'ghcr.io']);
   });
 });
+
+describe('checkImageRegistry answers from a cache of its verdicts', () => {
+  it('keyed by the image and every entry of the allow list: a change of either is judged anew', () => {
+    const image = '10.0.0.5:5000/team/app:1';
+    const allow = ['10.0.0.5'];
+    expect(checkImageRegistry(image, []).refusal).toMatch(/private/);
+    expect(checkImageRegistry(image, allow).refusal).toBeUndefined();
+    // the same verdict object the second time (cached), and still refused without the entry
+    expect(checkImageRegistry(image, ['10.0.0.5'])).toBe(checkImageRegistry(image, allow));
+    expect(checkImageRegistry(image, []).refusal).toMatch(/private/);
+    // entries joined differently are different lists
+    expect(checkImageRegistry(image, ['10.0.0.5,10.0.0.6']).refusal).toMatch(/private/);
+    expect(checkImageRegistry('10.0.0.6:5000/app:1', ['10.0.0.5', '10.0.0.6']).refusal).toBeUndefined();
+    expect(checkImageRegistry('10.0.0.6:5000/app:1', ['10.0.0.5']).refusal).toMatch(/private/);
+    // a shared verdict cannot be changed by one caller for the next
+    expect(Object.isFrozen(checkImageRegistry(image, allow))).toBe(true);
+  });
+});

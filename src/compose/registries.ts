@@ -184,8 +184,8 @@ export interface RegistryVerdict {
 /** The policy's verdict on an image's registry by the reference alone (sync; no DNS). */
 export function checkImageRegistry(image: string, allow: readonly string[] = []): RegistryVerdict {
   // A pure function of its arguments, asked once per container an apply creates (200 times for one image):
-  // answered from a small cache by the allow list's entries and the image (verdicts frozen, shared).
-  const key = `${allow.join('\n')}\u0000${image}`;
+  // answered from a small cache keyed by both, unambiguously (JSON), verdicts frozen and shared.
+  const key = JSON.stringify([image, allow]);
   let v = verdicts.get(key);
   if (!v) {
     if (verdicts.size >= 4096) verdicts.clear();
