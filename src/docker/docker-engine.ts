@@ -5,15 +5,19 @@ import type Dockerode from 'dockerode';
 import type { ContainerIdentity, ContainerProbe, CreateExtras, EndpointSettings, Engine, HealthProbe } from '../apply/engine.js';
 import { EngineError } from '../apply/engine.js';
 import type { NetworkSpec, ServiceSpec, VolumeSpec } from '../model/model.js';
-import { posix } from 'node:path';
-import { within } from '../compose/policy.js';
 import { containerCreateOptions } from './create-options.js';
 import type { RegistryCredentials } from './registry-auth.js';
 import { registryOf } from './registry-auth.js';
-import { tarOf } from './tar.js';
+import { linkOfArchive, tarOf } from './tar.js';
+import { resolveUnder } from './host-path.js';
 
 /** Marks berth's throwaway probe containers (never started, removed at once; a crash may leave one behind). */
 export const PROBE_LABEL = 'io.berth.probe';
+
+/** Go's os.ModeSymlink, in the mode the engine's path stat reports. */
+const GO_MODE_SYMLINK = 2 ** 27;
+/** The most an archive of one symbolic link takes (its header, a PAX header with a long text, the end blocks). */
+const MAX_LINK_ARCHIVE = 64 * 1024;
 
 interface DockerApiError {
   statusCode?: number;
@@ -244,10 +248,10 @@ export class DockerEngine implements Engine {
 
   /**
    * Walks `source` one component at a time inside a throwaway container that
-   * is never started: `dir` bind-mounted read-only at the same path, so an
-   * absolute link inside it means the same there as on the host. The archive
-   * stat endpoint reports each component's fully evaluated link target; the
-   * first one outside `dir` is returned (beyond it the container's view is
+   * is never started: `dir` bind-mounted read-only at the same path, so a
+   * path inside it names there what it names on the host. Each link is
+   * followed from its own text as the host follows it (host-path.ts); the
+   * first path outside `dir` is returned (beyond it the container's view is
    * its image, not the host).
    */
   async resolveBindSource(image: string, dir: string, source: string): Promise<string> {
@@ -262,23 +266,24 @@ export class DockerEngine implements Engine {
       }),
     );
     try {
-      const rest = source === dir ? [] : source.slice(dir.length + 1).split('/');
-      let lexical = dir;
-      let resolved = dir;
-      for (let i = 0; i < rest.length; i++) {
-        lexical = posix.join(lexical, rest[i]!);
-        const stat = await this.statPath(probe.id, lexical);
-        if (!stat) return posix.join(resolved, ...rest.slice(i)); // absent: nothing further to follow (Docker refuses the mount)
-        resolved = stat.linkTarget ? posix.normalize(stat.linkTarget) : posix.join(resolved, rest[i]!);
-        if (!within(resolved, dir)) return resolved;
-      }
-      return resolved;
+      return await resolveUnder(dir, source, async (path) => {
+        const stat = await this.statPath(probe.id, path);
+        if (!stat) return { kind: 'absent' };
+        if (!(stat.mode & GO_MODE_SYMLINK) && !stat.linkTarget) return { kind: 'other' };
+        return { kind: 'link', text: await this.readLink(probe.id, path) };
+      });
+    } catch (err) {
+      if (err instanceof EngineError) throw err;
+      throw new EngineError(`resolve bind source ${source} on the target: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       await probe.remove({ force: true }).catch(() => {});
     }
   }
 
-  /** HEAD /containers/{id}/archive: the path's stat (mode, fully evaluated link target); undefined when absent. */
+  /**
+   * HEAD /containers/{id}/archive: the path's stat (mode, fully evaluated link target); undefined when absent.
+   * The link target is evaluated inside the container's root filesystem, so it says only that the path is a link.
+   */
   private async statPath(id: string, path: string): Promise<{ mode: number; linkTarget: string } | undefined> {
     try {
       const res = await new Promise<{ headers: Record<string, string | undefined>; resume?: () => void }>((resolve, reject) =>
@@ -297,6 +302,23 @@ export class DockerEngine implements Engine {
       if (err instanceof EngineError) throw err;
       throw engineError(`stat ${path} on the target`, err);
     }
+  }
+
+  /** GET /containers/{id}/archive of a symbolic link: the engine archives the link itself, whose header holds its text. */
+  private async readLink(id: string, path: string): Promise<string> {
+    const stream = await call(`read link ${path} on the target`, () => this.docker.getContainer(id).getArchive({ path }));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    // A link's archive is a header or two (a PAX one for a long text); more means it is not one.
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > MAX_LINK_ARCHIVE) break;
+    }
+    (stream as { destroy?: () => void }).destroy?.();
+    const text = size > MAX_LINK_ARCHIVE ? undefined : linkOfArchive(Buffer.concat(chunks));
+    if (text === undefined) throw new EngineError(`read link ${path} on the target: the engine sent no symbolic link (did it change?)`);
+    return text;
   }
 
   async findVolume(name: string): Promise<{ name: string } | undefined> {

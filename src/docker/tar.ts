@@ -75,3 +75,36 @@ export function tarOf(files: readonly TarFile[]): Buffer {
   parts.push(Buffer.alloc(1024, 0));
   return Buffer.concat(parts);
 }
+
+/**
+ * The link text of the first entry of an archive the engine sent (GET
+ * /containers/{id}/archive of a symlink): the ustar linkname field, or a PAX
+ * header's `linkpath` when the text is too long for it. Undefined when the
+ * entry is not a symbolic link.
+ */
+export function linkOfArchive(tar: Buffer): string | undefined {
+  const field = (h: Buffer, offset: number, len: number) => {
+    const raw = h.subarray(offset, offset + len);
+    const end = raw.indexOf(0);
+    return raw.subarray(0, end < 0 ? len : end).toString('utf8');
+  };
+  let paxLink: string | undefined;
+  for (let at = 0; at + 512 <= tar.length; ) {
+    const h = tar.subarray(at, at + 512);
+    const type = field(h, 156, 1);
+    const size = parseInt(field(h, 124, 12).trim() || '0', 8);
+    const body = tar.subarray(at + 512, at + 512 + size);
+    at += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'x') {
+      // records `LEN key=value\n`
+      for (const m of body.toString('utf8').matchAll(/\d+ ([^=]+)=([^\n]*)\n/g)) if (m[1] === 'linkpath') paxLink = m[2];
+      continue;
+    }
+    if (type === 'K') {
+      paxLink = field(body, 0, body.length);
+      continue;
+    }
+    return type === '2' ? (paxLink ?? field(h, 157, 100)) : undefined;
+  }
+  return undefined;
+}
