@@ -142,3 +142,14 @@ describe('Docker messages: a secret by its pieces', () => {
     expect(placeholder.text('group Pa55_word')).toBe(`group ${MASK}`);
   });
 });
+
+describe("a secret as Go's encoding/json writes it", () => {
+  it('is masked whole when its <, > and & come as \\u003c, \\u003e and \\u0026 (a message embedding Docker\'s JSON)', () => {
+    const secret = 'Amp3rs&nd<Less>Yak9';
+    const m = new Masker([], [secret]).withPieces();
+    const message = 'registry said: {"errors":[{"detail":"Amp3rs\\u0026nd\\u003cLess\\u003eYak9"}]}';
+    expect(m.text(message)).toBe(`registry said: {"errors":[{"detail":"${MASK}"}]}`);
+    // and quoted again (a JSON document inside a quoted message), and in a plan's masker without pieces
+    expect(new Masker([], [secret]).text(`error: "{\\"p\\":\\"Amp3rs\\\\u0026nd\\\\u003cLess\\\\u003eYak9\\"}"`)).not.toMatch(/Amp3rs|Less|Yak9/);
+  });
+});

@@ -7,7 +7,7 @@ import type { SecretFields } from '../compose/taint.js';
 import { isTaintedField } from '../compose/taint.js';
 import { EXTRA_KEYS } from '../compose/service-keys.js';
 import type { DesiredState, ServiceSpec } from '../model/model.js';
-import { escapedForms, escapeMarkdown, goQuoted } from '../text/escape.js';
+import { escapedForms, escapeMarkdown, goJsonQuoted, goQuoted } from '../text/escape.js';
 import { Needles, replaceSpans } from '../text/needles.js';
 
 export const MASK = '••••••';
@@ -308,12 +308,13 @@ export class Masker {
     if (how === 'derived') this.derived.add(value);
     else this.values.add(value);
     if (how === 'given') this.given.add(value);
-    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\`, Go's %q (and
-    // %+q) writes control characters as `\x01`, those it does not print as `\u00a0`/`\U000e0041` — once, or
+    // Also as JSON / Go %q would quote it: Docker's messages and JSON output escape `"` and `\` (Go's JSON
+    // `<`, `>`, `&` too, as `\u003c`…), Go's %q (and %+q) writes control characters as `\x01`, those it
+    // does not print as `\u00a0`/`\U000e0041` — once, or
     // twice where a quoted message is quoted again (containerd quoting runc's `exec: "…"`: `\"…\\x01…\"`);
     // and as prose quotes it (escape.ts inert: punctuation as numeric entities, which GitHub renders back);
     // and as a code span or block shows it, its control and invisible characters written as escapes.
-    const quoted = [JSON.stringify(value).slice(1, -1), goQuoted(value), goQuoted(value, true)];
+    const quoted = [JSON.stringify(value).slice(1, -1), goJsonQuoted(value), goQuoted(value), goQuoted(value, true)];
     for (const v of new Set([value, ...quoted, ...quoted.map((q) => goQuoted(q)), escapeMarkdown(value), ...escapedForms(value)])) {
       if (v.length >= MIN_REDACT_LENGTH && v !== MASK && !this.seen.has(v)) {
         this.seen.add(v);

@@ -96,6 +96,19 @@ export function goQuoted(s: string, ascii = false): string {
   }
   return out;
 }
+
+/**
+ * `s` as Go's encoding/json writes it between its quotes: like JSON.stringify, but `<`, `>` and `&` as
+ * `\u003c`, `\u003e`, `\u0026` and U+2028/U+2029 as escapes (Go's HTML-safe default). Docker's JSON carries
+ * values this way, and a message that embeds a JSON document (an error quoting a request or a registry's
+ * answer) shows them so once it is read. The masker redacts this form too.
+ */
+export function goJsonQuoted(s: string): string {
+  return JSON.stringify(s)
+    .slice(1, -1)
+    .replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** What Go's unicode.IsPrint holds printable past ASCII: letters, marks, numbers, punctuation, symbols. */
 const GO_PRINTS = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
 
