@@ -9,6 +9,13 @@ import type { Store } from '../store/store.js';
 export type Gate = { ok: true } | { ok: false; message: string };
 const OK: Gate = { ok: true };
 
+/**
+ * Who pushed a head when berth cannot know: GitHub sends no `synchronize` for a push to a closed PR, and the
+ * PR takes the branch's new head only when reopened, in a `reopened` event whose sender merely reopened it.
+ * No GitHub login is `?`.
+ */
+export const PUSHER_UNKNOWN = '?';
+
 /** What the gates read of an environment's config (see config.ts). */
 export interface GatedEnvironment {
   name: string;
@@ -66,6 +73,16 @@ export function forkGate(pull: PullRequest, allowForks: boolean): Gate {
 export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: PullRequest, env: GatedEnvironment, pushedBy?: string): Promise<Gate> {
   const needed = Math.max(env.approvals ?? 0, env.require?.approved ? 1 : 0);
   try {
+    // Whoever pushed the head may have approved it: with the pusher unknown, no approval can be told from theirs.
+    if (needed > 0 && pushedBy === PUSHER_UNKNOWN)
+      return {
+        ok: false,
+        message: msg.requirement(
+          env.name,
+          `${code(env.name)} needs ${needed} approving review${needed > 1 ? 's' : ''} of the current head ${code(shortSha(pull.headSha))} by someone other than whoever pushed it, and berth does not know who pushed the current head: it came with the PR's reopening (GitHub sends no event for a push to a closed PR), so no approval of it counts.`,
+          'push a commit to the PR while it is open (berth then knows who pushed it), get that head approved, then apply again.',
+        ),
+      };
     if (needed > 0) {
       const latest = new Map<string, Review>();
       // Reviews come oldest first: the last one of each reviewer counts.

@@ -3,6 +3,7 @@
 import type { Context, Probot } from 'probot';
 import type { Services } from '../../services.js';
 import type { Deliveries, Routes } from './delivery.js';
+import { PUSHER_UNKNOWN } from '../gates.js';
 
 export function pullRequestRoutes({ store, bot, auto }: Services): Routes {
   const plan: Routes[string] = (payload) => {
@@ -13,7 +14,10 @@ export function pullRequestRoutes({ store, bot, auto }: Services): Routes {
       run: async (gh, repo) => {
         // When berth first saw this head: a command written before it cannot have been about it (drafts included).
         // Who pushed it: the sender of `opened` (the author) and `synchronize` (the push); their approval of it does not count.
-        const pusher = (payload.action === 'opened' || payload.action === 'synchronize') && typeof payload.sender?.login === 'string' ? payload.sender.login : undefined;
+        // A head new to berth at `reopened` was pushed while the PR was closed, by someone no event names (not the
+        // reopener, necessarily): unknown, so no approval of it counts (gates.ts). A head berth knew keeps its pusher.
+        const sender = typeof payload.sender?.login === 'string' ? payload.sender.login : undefined;
+        const pusher = payload.action === 'opened' || payload.action === 'synchronize' ? sender : payload.action === 'reopened' ? PUSHER_UNKNOWN : undefined;
         await store.recordHead(payload.repository.full_name, pr.number, pr.head.sha, pusher);
         if (pr.draft) return;
         await bot.planPullRequest(gh, repo, {
