@@ -57,7 +57,9 @@ const rows: [string, string, unknown][] = [
   ['inline HTML tag over lines', 'note <span title="\n/apply staging\n">x</span>', none],
   ['HTML block (type 7) runs to the blank line', '<span>\n/apply staging', none],
   ['after an HTML block and a blank line', '<span>\n\n/apply staging', apply],
-  ['inside <details>, as GitHub renders Markdown there', '<details>\n\n/apply staging\n\n</details>', apply],
+  // GitHub renders Markdown inside <details>, but collapsed: out of sight until opened (security 63)
+  ['inside <details>, collapsed', '<details>\n\n/apply staging\n\n</details>', none],
+  ['after a closed <details>', '<details>\n\nlog\n\n</details>\n\n/apply staging', apply],
   ['lazy continuation of a list item', '- looks good\n/apply staging', apply],
   ['lazy continuation of a list item inside a quote', '> - looks good\n/apply staging', { kind: 'invalid', problem: expect.stringMatching(/part of the quote/), suggestion: '/apply staging' }],
   ['a footnote (GitHub shows it under the comment)', '[^1]: see\n/apply staging', apply],

@@ -3,7 +3,7 @@
 // berth runs a command only from a line GitHub renders as visible text on its
 // own line: not inside code (fenced, indented or inline), math (GitHub draws
 // `$$` blocks, `$$…$$` and `$…$` with MathJax: a line there is a formula, or
-// nothing at all with \phantom), HTML, a link
+// nothing at all with \phantom), a collapsed `<details>` (DETAILS_TAG), HTML, a link
 // reference definition, a table, image alt text or a link title. Deciding that
 // is CommonMark's job, so the comment is parsed by micromark with the GFM
 // extensions and its syntax, with source positions, answers (the block pass
@@ -85,7 +85,7 @@ export function layoutOf(body: string, lines: readonly Line[], candidates: reado
     return { readable: false, why: `it nests lists and quotes ${nested.toLocaleString('en-US')} times (berth reads at most ${MAX_NESTED_CONTAINERS.toLocaleString('en-US')})` };
   }
 
-  // 1. Blocks: which lines are paragraph or heading text at all.
+  // 1. Blocks: which lines are paragraph or heading text at all, and out of sight in a <details>.
   const blocks = blockProseOf(body.slice(from, to), from);
   const pending: { index: number; line: number; span: TextSpan }[] = [];
   let s = 0;
@@ -93,7 +93,7 @@ export function layoutOf(body: string, lines: readonly Line[], candidates: reado
     const at = firstNonBlank(lines[i]!);
     while (s < blocks.spans.length && blocks.spans[s]!.end <= at) s++;
     const span = blocks.spans[s];
-    if (!span || span.start > at) {
+    if (!span || span.start > at || blocks.collapsed.has(span.prose)) {
       result.set(i, 'hidden');
       continue;
     }
@@ -184,10 +184,10 @@ const INLINE = {
 // ── the window ──────────────────────────────────────────────────────────────
 
 // Constructs that stay open across a blank line at the top level (fenced code,
-// math blocks, HTML blocks of CommonMark types 1–5) or act on the whole document (link
-// reference and footnote definitions). Before the first of them, a
+// math blocks, HTML blocks of CommonMark types 1–5, a `<details>` as GitHub draws it) or act
+// on the whole document (link reference and footnote definitions). Before the first of them, a
 // non-indented line after a blank line starts with nothing open.
-const LONG_REACH = /```|~~~|\$\$|<[!?]|<(?:pre|script|style|textarea)|\]:/i;
+const LONG_REACH = /```|~~~|\$\$|<[!?]|<(?:pre|script|style|textarea|details)|\]:/i;
 
 /** The latest line (index) at or before `first` where a parse can start with nothing open. */
 function windowStart(body: string, lines: readonly Line[], first: number): number {
@@ -304,6 +304,16 @@ export function proseOf(tree: Root, offset: number): { spans: TextSpan[]; prose:
 }
 
 /**
+ * GitHub draws a `<details>` collapsed, and what it holds — to its `</details>` — is out of sight until
+ * someone opens it; CommonMark, though, ends the HTML block at the first blank line and reads what follows
+ * as paragraphs. So the block pass counts the tags itself: an opening tag in an HTML block or written in
+ * a paragraph's text (where a browser opens the element all the same), a closing tag only in an HTML block
+ * (one in a paragraph may be in a code span: left open, which only hides more).
+ */
+const DETAILS_TAG = /<(\/?)details(?=[\s>/]|$)/gi;
+const DETAILS_OPEN = /<details(?=[\s>/]|$)/gi;
+
+/**
  * proseOf(fromMarkdown(text, BLOCKS), offset), read straight from micromark's
  * events: the block pass covers the whole window, and building the syntax tree
  * (a node for every block, cell and line) cost about as much as parsing it.
@@ -313,11 +323,15 @@ export function proseOf(tree: Root, offset: number): { spans: TextSpan[]; prose:
  * the line ending a setext heading's underline follows is not text.
  */
 /** Exported for its equivalence test (test/comment-layout.events.test.ts). */
-export function blockProseOf(text: string, offset: number): { spans: TextSpan[]; prose: Prose[]; definitions: string[] } {
+export function blockProseOf(text: string, offset: number): { spans: TextSpan[]; prose: Prose[]; definitions: string[]; collapsed: Set<number> } {
   const events = postprocess(parse(BLOCK_PARSE).document().write(preprocess()(text, undefined, true)));
   const spans: TextSpan[] = [];
   const prose: Prose[] = [];
   const definitions = new Map<string, string>();
+  /** the paragraphs and headings a <details> holds (indices into prose) */
+  const collapsed = new Set<number>();
+  /** <details> elements open here, as GitHub draws the comment */
+  let details = 0;
   let quotes = 0;
   let k = -1;
   /** inside a paragraph, or the text of a heading */
@@ -331,6 +345,7 @@ export function blockProseOf(text: string, offset: number): { spans: TextSpan[];
       else if (type === 'paragraph' || type === 'atxHeading' || type === 'setextHeading') {
         k = prose.length;
         prose.push({ parts: [], length: 0, firstOpener: Infinity, scans: 0 });
+        if (details > 0) collapsed.add(k);
         current = undefined;
         atHardBreak = false;
         if (type === 'paragraph') inText = true;
@@ -366,6 +381,12 @@ export function blockProseOf(text: string, offset: number): { spans: TextSpan[];
         definitions.set(normalizeLabel(label), label);
         break;
       }
+      case 'htmlFlow': {
+        // in order: `<details>…</details>` on one line closes what it opened
+        const html = context.sliceSerialize(token);
+        for (const m of html.matchAll(DETAILS_TAG)) details = m[1] ? Math.max(0, details - 1) : details + 1;
+        break;
+      }
       case 'lineEnding':
         if (!inText) break;
         if (atHardBreak) {
@@ -384,6 +405,12 @@ export function blockProseOf(text: string, offset: number): { spans: TextSpan[];
         current.value += value;
         current.end = offset + token.end.offset;
         prose[k]!.length += value.length;
+        // opened in the text: the rest of the paragraph, and what follows, is inside it (the paragraph's start too, to err hidden)
+        const opened = value.includes('<') ? (value.match(DETAILS_OPEN)?.length ?? 0) : 0;
+        if (opened) {
+          details += opened;
+          collapsed.add(k);
+        }
         break;
       }
     }
@@ -396,7 +423,7 @@ export function blockProseOf(text: string, offset: number): { spans: TextSpan[];
     }
     owner.scans += span.value.match(SCAN)?.length ?? 0;
   }
-  return { spans, prose, definitions: [...definitions.values()] };
+  return { spans, prose, definitions: [...definitions.values()], collapsed };
 }
 
 /** A definition's identifier as mdast-util-from-markdown derives it from its label. */
