@@ -263,6 +263,26 @@ describe('service keys reach the spec and the create options', () => {
     expect(spec('torrent').dependsOn.map((x) => x.service)).toEqual(['gluetun']);
   });
 
+  it("a container: join of a service's own container_name is that service's container: joined as service:, not refused as outside the project (Haxxnet's arr-suite and guacamole behind gluetun)", () => {
+    // network_mode: container:arr-suite-gluetun, where gluetun sets container_name: arr-suite-gluetun — docker compose
+    // finds the project's own container by that name; no policy.allow_container_namespaces is needed
+    const d = load(
+      'services:\n  gluetun:\n    image: qmcgaw/gluetun\n    container_name: arr-suite-gluetun\n  qbittorrent:\n    image: linuxserver/qbittorrent\n    network_mode: container:arr-suite-gluetun\n    pid: container:arr-suite-gluetun\n    volumes_from: ["container:arr-suite-gluetun:ro"]\n',
+      { policy: DENY_ALL },
+    );
+    const spec = (name: string) => d.services.find((s) => s.spec.name === name)!.spec;
+    expect([spec('qbittorrent').networkMode, spec('qbittorrent').pid, spec('qbittorrent').volumesFrom]).toEqual(['service:gluetun', 'service:gluetun', ['service:gluetun:ro']]);
+    const c = create(spec('qbittorrent'), { containerNames: containerNamesOf(d.services) });
+    expect([c.HostConfig.NetworkMode, c.HostConfig.PidMode, c.HostConfig.VolumesFrom]).toEqual(['container:arr-suite-gluetun', 'container:arr-suite-gluetun', ['arr-suite-gluetun:ro']]);
+    // it starts after gluetun, as service: joins do (a recreate of gluetun recreates it: reconcile's joinedServices)
+    expect(spec('qbittorrent').dependsOn.map((x) => x.service)).toEqual(['gluetun']);
+    expect(d.notes).toContain('service qbittorrent: network_mode container:arr-suite-gluetun (compose.yml:7) is the container of service gluetun (its container_name), joined as service:gluetun');
+    // a container no service of the environment names is still someone else's: refused unless the policy names it
+    expect(errorOf(() => load('services:\n  gluetun:\n    image: qmcgaw/gluetun\n    container_name: vpn\n  q:\n    image: x\n    network_mode: container:gluetun\n', { policy: DENY_ALL }))).toMatchObject({ code: 'policy_denied', line: 7 });
+    // a service's own container_name is no join of itself
+    expect(errorOf(() => load('services:\n  q:\n    image: x\n    container_name: q1\n    network_mode: container:q1\n', { policy: DENY_ALL }))).toMatchObject({ code: 'policy_denied', line: 5 });
+  });
+
   it('ipc host and cgroup host are governed by the policy; ipc joins and runtime are refused with the reason; attach is noted, not deployed', () => {
     const withPolicy = (body: string, allow = {}) => load(svc(`image: nginx\n${body}`), { policy: { ...DENY_ALL, ...allow } });
     expect(errorOf(() => withPolicy('ipc: host'))).toMatchObject({ line: 4, problem: "service web: ipc host (the host's IPC namespace) is not allowed by the repository's policy" });

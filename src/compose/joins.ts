@@ -68,11 +68,39 @@ export function specJoins(spec: ServiceSpec): { key: LocatedJoin['key']; join: J
 export const joinedServices = (spec: ServiceSpec): string[] => [...new Set(specJoins(spec).filter((j) => j.join.kind === 'service').map((j) => j.join.name))].sort();
 
 /**
+ * `container:NAME` where NAME is the `container_name` of a service of this file set is that service's
+ * container: docker compose finds it by that name (gluetun's VPN sidecar, `container_name: gluetun`, joined
+ * by `network_mode: container:gluetun`), and so does berth, which names the container so. It is written
+ * back as `service:SERVICE`, so it is judged as a join inside the project (not by
+ * policy.allow_container_namespaces), the joined service starts first and a recreate of it recreates the joiner.
+ */
+function ownContainerJoins(services: Map<string, ServiceFragment>, notes?: string[]): void {
+  const byContainerName = new Map<string, string>();
+  for (const s of services.values()) if (s.extras.containerName?.v) byContainerName.set(s.extras.containerName.v, s.name);
+  if (!byContainerName.size) return;
+  const own = (s: ServiceFragment, key: LocatedJoin['key'], a: At<string>): At<string> => {
+    const suffix = key === 'volumes_from' ? (/:(ro|rw)$/.exec(a.v)?.[0] ?? '') : '';
+    const j = parseJoin(suffix ? a.v.slice(0, -suffix.length) : a.v);
+    const service = j?.kind === 'container' ? byContainerName.get(j.name) : undefined;
+    if (service === undefined || service === s.name) return a;
+    notes?.push(`service ${s.name}: ${key} container:${j!.name} (${a.at.file}:${a.at.line}) is the container of service ${service} (its container_name), joined as service:${service}`);
+    return { ...a, v: `service:${service}${suffix}` };
+  };
+  for (const s of services.values()) {
+    if (s.networkMode) s.networkMode = own(s, 'network_mode', s.networkMode);
+    if (s.pid) s.pid = own(s, 'pid', s.pid);
+    if (s.volumesFrom) s.volumesFrom = s.volumesFrom.map((v) => own(s, 'volumes_from', v));
+  }
+}
+
+/**
  * Checks every `service:` join names another service of the file set and adds
  * the dependency compose implies (the joined service is started first), so
- * cycles through joins are found with depends_on's.
+ * cycles through joins are found with depends_on's. A `container:` join of a
+ * service's own container_name is taken as that service first (ownContainerJoins).
  */
-export function linkJoins(services: Map<string, ServiceFragment>): void {
+export function linkJoins(services: Map<string, ServiceFragment>, notes?: string[]): void {
+  ownContainerJoins(services, notes);
   for (const s of services.values()) {
     for (const { key, join, at } of fragmentJoins(s)) {
       if (join.kind !== 'service') continue;

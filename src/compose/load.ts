@@ -366,7 +366,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   for (const s of merged.services.values()) if (s.refused) throw s.refused;
   resolveEnvFiles(merged.services.values(), taint, unset);
   applyLinks(merged);
-  linkJoins(merged.services);
+  linkJoins(merged.services, notes);
   // An external network is joined as it is: docker compose ignores its other keys (Coolify's production
   // override turns a network it declared with driver: bridge external), so they are noted and dropped.
   for (const n of merged.networks.values()) {
