@@ -271,10 +271,14 @@ export function checkVolumeOptions(volumes: Iterable<VolumeFragment>, policy: Po
       });
     const opts = v.driverOpts?.v;
     if (!opts || (v.driver?.v ?? 'local') !== 'local') continue;
-    if (opts.type === undefined && opts.o === undefined && opts.device === undefined) continue;
+    // Docker's local driver mounts something only when type or device has a value: with both empty (the Frappe
+    // templates' type: "${SITE_VOLUME_TYPE}", o: …, device: … left unset) the volume is a plain one. `o` with
+    // neither key Docker refuses (it needs both), and so is it here.
+    const given = (k: string) => (opts[k] ?? '') !== '';
+    if (!given('type') && !given('device') && (!given('o') || (opts.type !== undefined && opts.device !== undefined))) continue;
     const bind = (opts.o ?? '').split(',').some((o) => ['bind', 'rbind'].includes(o.trim()));
     if (!bind && opts.type === 'tmpfs') continue;
-    const what = bind ? `a bind mount of the host path ${opts.device ?? '(none given)'}` : `a mount of ${opts.type === undefined ? 'an untyped device' : `type ${opts.type}`}${opts.device ? ` from ${opts.device}` : ''} (a host device or a remote share)`;
+    const what = bind ? `a bind mount of the host path ${given('device') ? opts.device : '(none given)'}` : `a mount of ${given('type') ? `type ${opts.type}` : 'an untyped device'}${given('device') ? ` from ${opts.device}` : ''} (a host device or a remote share)`;
     throw new ComposeError('policy_denied', `volume ${v.name}: driver_opts make it ${what}, which is not allowed by the repository's policy`, {
       ...v.driverOpts!.at,
       hint: bind

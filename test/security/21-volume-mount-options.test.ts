@@ -32,6 +32,17 @@ describe("a local volume's mount options cannot reach the host", () => {
     expect(() => load(compose('{type: none, o: bind, device: /srv/data}'), policy(['bind_mount_allowlist: [/srv/data]']))).toThrow(expect.objectContaining({ code: 'policy_denied' }));
   });
 
+  it("allowed: options whose type and device are empty, as Docker's local driver makes a plain volume of them (Dokploy's Frappe templates leave type: \"${SITE_VOLUME_TYPE}\", o: …, device: … unset)", () => {
+    const unset = ['services:', '  web:', '    image: berth-test/app:1', '    volumes: [sites:/sites]', 'volumes:', '  sites:', '    driver_opts:', '      type: "${SITE_VOLUME_TYPE}"', '      o: "${SITE_VOLUME_OPTS}"', '      device: "${SITE_VOLUME_DEV}"', ''].join('\n');
+    // they reach Docker as compose passes them: no mount is made of empty ones
+    expect(load(unset).volumes[0]!.spec.driverOpts).toEqual({ type: '', o: '', device: '' });
+    expect(load(compose('{type: "", o: bind, device: ""}')).volumes).toHaveLength(1);
+    // a value in either is judged as before; o with neither key Docker refuses, and so does berth
+    expect(() => load(compose('{type: "", o: bind, device: /etc}'))).toThrow(expect.objectContaining({ code: 'policy_denied', problem: 'volume data: driver_opts make it a bind mount of the host path /etc, which is not allowed by the repository\'s policy' }));
+    expect(() => load(compose('{type: "", device: /dev/sda1}'))).toThrow(expect.objectContaining({ code: 'policy_denied', problem: 'volume data: driver_opts make it a mount of an untyped device from /dev/sda1 (a host device or a remote share), which is not allowed by the repository\'s policy' }));
+    expect(() => load(compose('{o: bind}'))).toThrow(expect.objectContaining({ code: 'policy_denied', line: 7 }));
+  });
+
   it('allowed: tmpfs with size options, and no options at all', () => {
     expect(load(compose('{type: tmpfs, device: tmpfs, o: "size=1m,uid=1000"}')).volumes[0]!.spec.driverOpts).toEqual({ type: 'tmpfs', device: 'tmpfs', o: 'size=1m,uid=1000' });
     expect(load(['services:', '  web:', '    image: berth-test/app:1', '    volumes: [data:/data]', 'volumes:', '  data: {}', ''].join('\n')).volumes).toHaveLength(1);
