@@ -938,6 +938,24 @@ function conformance(b: Backend): void {
       expect(await store.pullsWithHead(repo, b)).toEqual([3]);
       expect(await store.pullsWithHead(repo, 'c'.repeat(40))).toEqual([]);
     });
+
+    it('headPushers: the PR event\'s pusher and every push of the commit, in that repository only, sorted, no repeats', async () => {
+      const repo = uid('o/r');
+      const [a, b] = ['a'.repeat(40), 'b'.repeat(40)];
+      expect(await store.headPushers(repo, 1, a)).toEqual([]);
+      await store.recordHead(repo, 1, a, 'carol');
+      expect(await store.headPushers(repo, 1, a)).toEqual(['carol']);
+      await store.recordPush(repo, a, 'mallory');
+      await store.recordPush(repo, a, 'mallory');
+      await store.recordPush(repo, a, 'carol');
+      await store.recordPush(uid('o/other'), b, 'eve');
+      await store.recordPush(repo, b, 'dave');
+      expect(await store.headPushers(repo, 1, a)).toEqual(['carol', 'mallory']);
+      // a push alone names the pusher of a head no PR event named (and of a PR berth never saw)
+      expect(await store.headPushers(repo, 2, b)).toEqual(['dave']);
+      await store.recordHead(repo, 3, b, '?');
+      expect(await store.headPushers(repo, 3, b)).toEqual(['?', 'dave']);
+    });
   });
 
   describe('leases', () => {

@@ -151,8 +151,8 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
         // Versions after the hand-written ones add only what they say: version 9 the report claim's two
         // columns, version 10 the file_blobs table, version 11 the deliveries' attempts, version 12 the command
         // comment of an apply; version 13 moves an apply's desired state out of its row (apply_payloads);
-        // version 14 who pushed each head of a PR.
-        const { file_blobs: blobs, apply_payloads: payloads, ...after } = await describeSchema(url);
+        // version 14 who pushed each head of a PR; version 15 the branch_pushes table.
+        const { file_blobs: blobs, apply_payloads: payloads, branch_pushes: pushes, ...after } = await describeSchema(url);
         const added = /^(report_(claimed_at|holder)|command_comment_id) /;
         expect(after.applies!.filter((c) => !added.test(c))).toEqual(before.applies!.filter((c) => !c.startsWith('desired_json ')));
         expect(before.applies!.filter((c) => c.startsWith('desired_json '))).toHaveLength(1);
@@ -164,6 +164,7 @@ function suite(name: string, b: Backend, d: (name: string, fn: () => void) => vo
         expect({ ...after, applies: before.applies, deliveries: before.deliveries, pr_heads: before.pr_heads }).toEqual(before);
         expect(blobs?.map((c) => c.split(' ')[0])).toEqual(['blob', 'repo', 'stored_at', 'text']);
         expect(payloads?.map((c) => c.split(' ')[0])).toEqual(['apply_id', 'desired_json']);
+        expect(pushes?.map((c) => c.split(' ')[0])).toEqual(['head_sha', 'pushed_by', 'repo', 'seen_at']);
         // each old apply's desired state came along
         expect((await store.getApply('old-done'))!.desiredJson).toBe(PAYLOADS['old-done']);
         expect((await store.getApply('old-running'))!.desiredJson).toBe(PAYLOADS['old-running']);

@@ -115,7 +115,7 @@ export class AutoApply {
     // `mergeable` is moot once merged (GitHub then answers null).
     if (t.pr !== undefined && (env.approvals || env.require?.approved)) {
       const gate = await gh.getPull(repo, t.pr).then(
-        async (pull) => requirementsGate(gh, repo, pull, { ...env, require: { ...env.require, mergeable: false } }, await this.o.store.headPusher(full, t.pr!, pull.headSha)),
+        async (pull) => requirementsGate(gh, repo, pull, { ...env, require: { ...env.require, mergeable: false } }, await this.o.store.headPushers(full, t.pr!, pull.headSha)),
         (err: unknown) => ({ ok: false as const, message: `checking the approvals of #${t.pr} failed: ${code(String((err as Error)?.message ?? err))}` }),
       );
       if (!gate.ok) return await refuse('Apply requirement not met', gate.message.replace(`${MARKER}\n`, ''));

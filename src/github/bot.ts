@@ -504,7 +504,7 @@ export class Bot {
     if (pull.state !== 'open') return void (await this.reply(gh, repo, pr, msg.closedPr()));
     if (await this.refuse(gh, repo, pr, forkGate(pull, !!this.o.allowForks))) return;
     const full = repoName(repo);
-    if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env, await this.o.store.headPusher(full, pr, pull.headSha)))) return;
+    if (await this.refuse(gh, repo, pr, await requirementsGate(gh, repo, pull, env, await this.o.store.headPushers(full, pr, pull.headSha)))) return;
     const inFlight = await this.o.store.applyOf(full, pr, env.name);
     if (inFlight) return void (await this.reply(gh, repo, pr, msg.alreadyApplying(env.name, inFlight.id)));
     try {

@@ -66,15 +66,18 @@ export function forkGate(pull: PullRequest, allowForks: boolean): Gate {
  * DISMISSED review of each reviewer (comments and pending reviews change
  * nothing) — and only when it is of the current head, by someone other than
  * the author who may apply to the environment (write access or appliers), and
- * not by whoever pushed the current head (`pushedBy`, GitHub's "approval of the
- * most recent reviewable push" rule: a writer who pushes onto someone else's PR
- * would otherwise approve their own change).
+ * not by whoever pushed the current head (`pushers`, GitHub's "approval of the
+ * most recent reviewable push" rule: a writer who pushes onto someone else's PR,
+ * or pushes a branch someone else opens as a PR, would otherwise approve their
+ * own change).
  */
-export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: PullRequest, env: GatedEnvironment, pushedBy?: string): Promise<Gate> {
+export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: PullRequest, env: GatedEnvironment, pushers: readonly string[] = []): Promise<Gate> {
   const needed = Math.max(env.approvals ?? 0, env.require?.approved ? 1 : 0);
+  // Everyone berth knows pushed the head (its PR event's sender, the senders of the `push` webhooks that made it a branch's head).
+  const pushedBy = new Set(pushers.filter((p) => p !== PUSHER_UNKNOWN).map((p) => p.toLowerCase()));
   try {
     // Whoever pushed the head may have approved it: with the pusher unknown, no approval can be told from theirs.
-    if (needed > 0 && pushedBy === PUSHER_UNKNOWN)
+    if (needed > 0 && pushers.includes(PUSHER_UNKNOWN) && !pushedBy.size)
       return {
         ok: false,
         message: msg.requirement(
@@ -95,7 +98,7 @@ export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: Pull
       for (const r of latest.values()) {
         if (r.state !== 'APPROVED') continue;
         if (r.user.toLowerCase() === pull.author.toLowerCase()) ignored.push(`@${r.user} (the author)`);
-        else if (pushedBy !== undefined && r.user.toLowerCase() === pushedBy.toLowerCase()) ignored.push(`@${r.user} (pushed the current head)`);
+        else if (pushedBy.has(r.user.toLowerCase())) ignored.push(`@${r.user} (pushed the current head)`);
         else if (r.commitId !== pull.headSha) ignored.push(`@${r.user} (approved ${r.commitId ? code(shortSha(r.commitId)) : 'an unknown commit'}, not the current head)`);
         else if (!(await mayApply(gh, repo, r.user, env)).ok) ignored.push(`@${r.user} (no write access, not among the appliers)`);
         else approved++;

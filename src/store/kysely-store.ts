@@ -215,8 +215,11 @@ export class KyselyStore implements Store {
   recordHead(repo: string, pr: number, headSha: string, pushedBy?: string): Promise<number> {
     return prs.recordHead(this.ctx, repo, pr, headSha, pushedBy);
   }
-  headPusher(repo: string, pr: number, headSha: string): Promise<string | undefined> {
-    return prs.headPusher(this.ctx, repo, pr, headSha);
+  headPushers(repo: string, pr: number, headSha: string): Promise<string[]> {
+    return prs.headPushers(this.ctx, repo, pr, headSha);
+  }
+  recordPush(repo: string, headSha: string, pushedBy: string): Promise<void> {
+    return prs.recordPush(this.ctx, repo, headSha, pushedBy);
   }
   pullsWithHead(repo: string, headSha: string): Promise<number[]> {
     return prs.pullsWithHead(this.ctx, repo, headSha);

@@ -150,6 +150,15 @@ export interface PrHeadsTable {
   pushed_by: string | null;
 }
 
+export interface BranchPushesTable {
+  repo: string;
+  /** the commit a push made a branch's head (its `after`) */
+  head_sha: string;
+  /** the push webhook's sender (migration 0015) */
+  pushed_by: string;
+  seen_at: number;
+}
+
 export interface DeploymentsTable {
   apply_id: string;
   repo: string;
@@ -201,6 +210,7 @@ export interface Database {
   leases: LeasesTable;
   project_owners: ProjectOwnersTable;
   pr_heads: PrHeadsTable;
+  branch_pushes: BranchPushesTable;
   deployments: DeploymentsTable;
   secrets: SecretsTable;
   file_blobs: FileBlobsTable;

@@ -446,8 +446,13 @@ export interface Store {
    * head first seen by planning learns it from its webhook).
    */
   recordHead(repo: string, pr: number, headSha: string, pushedBy?: string): Promise<number>;
-  /** Who pushed this head of the PR (recordHead's `pushedBy`); undefined when berth does not know. */
-  headPusher(repo: string, pr: number, headSha: string): Promise<string | undefined>;
+  /**
+   * Who pushed this head of the PR, as far as berth knows: recordHead's `pushedBy` (which may be
+   * PUSHER_UNKNOWN, a head that came with a reopening) and every recordPush of the commit; sorted, no repeats.
+   */
+  headPushers(repo: string, pr: number, headSha: string): Promise<string[]>;
+  /** Records that `pushedBy` pushed `headSha` as a branch's head (a `push` webhook; insert-if-absent). */
+  recordPush(repo: string, headSha: string, pushedBy: string): Promise<void>;
   /** Every head of the PR berth has seen, with when it first saw each, oldest first. */
   listHeads(repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]>;
   /** The PRs of the repository berth saw with this head commit (any head they ever had), by number. */

@@ -73,6 +73,6 @@ describeDocker('security: a head that came with a reopen has no known pusher', (
     expect(await app.deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'closed', headSha: HEAD_C, sender: 'carol' }))).toBe(200);
     app.fake.setPull(REPO, 1, { state: 'open' });
     expect(await app.deliver('pull_request', pullRequestEvent({ repo: REPO, pr: 1, action: 'reopened', headSha: HEAD_C, sender: 'mallory' }))).toBe(200);
-    expect(await app.ts.store.headPusher(REPO, 1, HEAD_C)).toBe('carol');
+    expect(await app.ts.store.headPushers(REPO, 1, HEAD_C)).toEqual(['carol']);
   });
 });

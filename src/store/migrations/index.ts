@@ -22,6 +22,7 @@ import * as m0011 from './0011-delivery-attempts.js';
 import * as m0012 from './0012-apply-command.js';
 import * as m0013 from './0013-apply-payloads.js';
 import * as m0014 from './0014-head-pusher.js';
+import * as m0015 from './0015-branch-pushes.js';
 
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -38,6 +39,7 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0012-apply-command': m0012,
   '0013-apply-payloads': m0013,
   '0014-head-pusher': m0014,
+  '0015-branch-pushes': m0015,
 };
 
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

@@ -103,9 +103,18 @@ export async function pullsWithHead(ctx: Ctx, repo: string, headSha: string): Pr
   return rows.map((r) => num(r.pr));
 }
 
-export async function headPusher(ctx: Ctx, repo: string, pr: number, headSha: string): Promise<string | undefined> {
-  const r = await ctx.db.selectFrom('pr_heads').select('pushed_by').where('repo', '=', repo).where('pr', '=', pr).where('head_sha', '=', headSha).executeTakeFirst();
-  return r?.pushed_by ? str(r.pushed_by) : undefined;
+export async function headPushers(ctx: Ctx, repo: string, pr: number, headSha: string): Promise<string[]> {
+  const [head, pushes] = await Promise.all([
+    ctx.db.selectFrom('pr_heads').select('pushed_by').where('repo', '=', repo).where('pr', '=', pr).where('head_sha', '=', headSha).executeTakeFirst(),
+    ctx.db.selectFrom('branch_pushes').select('pushed_by').where('repo', '=', repo).where('head_sha', '=', headSha).execute(),
+  ]);
+  const all = new Set(pushes.map((r) => str(r.pushed_by)));
+  if (head?.pushed_by) all.add(str(head.pushed_by));
+  return [...all].sort();
+}
+
+export async function recordPush(ctx: Ctx, repo: string, headSha: string, pushedBy: string): Promise<void> {
+  await insertOrKeep(ctx, 'branch_pushes', { repo, head_sha: headSha, pushed_by: pushedBy, seen_at: ctx.now() }, ['repo', 'head_sha', 'pushed_by']);
 }
 
 export async function listHeads(ctx: Ctx, repo: string, pr: number): Promise<{ headSha: string; seenAt: number }[]> {
