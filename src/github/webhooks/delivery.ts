@@ -69,6 +69,7 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
    */
   const enqueue = (delivery: { id: string; name: string }, full: string, job: Job, client: GitHubPort | (() => Promise<GitHubPort>)) => {
     const repo = parseRepo(full);
+    // Queued per PR (its events in order); slots shared per repository, so no repository's burst starves another's.
     work.run(`${full}#${job.pr ?? 'repo'}`, async () => {
       let gh: GitHubPort;
       try {
@@ -96,7 +97,7 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
         // Done, handled or reported: a redelivery from now on is a duplicate.
         await store.finishDelivery(delivery.id).catch((err) => log.error({ delivery: delivery.id, err: String(err) }, 'could not mark the delivery done'));
       }
-    });
+    }, full);
   };
 
   const handle = async (context: Context, event: string) => {
