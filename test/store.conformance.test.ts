@@ -1178,6 +1178,14 @@ function conformance(b: Backend): void {
       expect(await store.releaseDeliveries('p4')).toBe(1);
       expect((await store.pendingDeliveries()).map((d) => d.deliveryId)).toContain(id2);
       expect(await store.claimDelivery(id2, 'pull_request', '{}', 'p5', 60_000)).toBe(true);
+
+      // One claim given back (a resumed delivery with no GitHub client): the holder's others stay its own.
+      const [id3, id4] = [uid('delivery'), uid('delivery')];
+      for (const id of [id3, id4]) expect(await store.claimDelivery(id, 'pull_request', '{}', 'p6', 60_000)).toBe(true);
+      expect(await store.releaseDeliveries('p6', id3)).toBe(1);
+      const pending = (await store.pendingDeliveries()).map((d) => d.deliveryId);
+      expect(pending).toContain(id3);
+      expect(pending).not.toContain(id4);
     });
   });
 

@@ -241,8 +241,8 @@ export class KyselyStore implements Store {
   renewDeliveries(holder: string, ttlMs: number): Promise<number> {
     return deliveries.renewDeliveries(this.ctx, holder, ttlMs);
   }
-  releaseDeliveries(holder: string): Promise<number> {
-    return deliveries.releaseDeliveries(this.ctx, holder);
+  releaseDeliveries(holder: string, deliveryId?: string): Promise<number> {
+    return deliveries.releaseDeliveries(this.ctx, holder, deliveryId);
   }
   pendingDeliveries(limit?: number): Promise<PendingDelivery[]> {
     return deliveries.pendingDeliveries(this.ctx, limit);

@@ -416,8 +416,11 @@ export interface Store {
   finishDelivery(deliveryId: string): Promise<void>;
   /** Extends every unfinished claim of `holder` to now+ttl (one statement; the holder's heartbeat). */
   renewDeliveries(holder: string, ttlMs: number): Promise<number>;
-  /** Gives up the holder's unfinished claims so another process (or the next start) runs them at once. */
-  releaseDeliveries(holder: string): Promise<number>;
+  /**
+   * Gives up the holder's unfinished claims so another process (or the next start) runs them at once; with
+   * `deliveryId`, that one claim only (the holder's others are being worked on).
+   */
+  releaseDeliveries(holder: string, deliveryId?: string): Promise<number>;
   /** Unfinished deliveries whose claim lapsed, oldest first: what a crash or a shutdown left undone. */
   pendingDeliveries(limit?: number): Promise<PendingDelivery[]>;
   /** Forget deliveries received before this time. Returns how many. */

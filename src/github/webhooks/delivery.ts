@@ -160,9 +160,10 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
           await store.finishDelivery(d.deliveryId);
           continue;
         }
-        // Not done: given back, tried again at the next pass.
+        // Not done: given back, tried again at the next pass. This delivery only: the others this process holds
+        // are being worked on, and released they would be taken over and run a second time by any replica.
         log.error({ delivery: d.deliveryId, err: String(err) }, 'no GitHub client to resume a delivery');
-        await store.releaseDeliveries(replica).catch(() => 0);
+        await store.releaseDeliveries(replica, d.deliveryId).catch(() => 0);
         continue;
       }
       log.info({ delivery: d.deliveryId, event: d.event, repo: full }, 'resuming an unfinished delivery');

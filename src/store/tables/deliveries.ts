@@ -39,8 +39,10 @@ export async function renewDeliveries(ctx: Ctx, holder: string, ttlMs: number): 
   return Number(r.numUpdatedRows);
 }
 
-export async function releaseDeliveries(ctx: Ctx, holder: string): Promise<number> {
-  const r = await ctx.db.updateTable('deliveries').set({ claimed_until: 0 }).where('claimed_by', '=', holder).where('state', '=', 'received').executeTakeFirst();
+export async function releaseDeliveries(ctx: Ctx, holder: string, deliveryId?: string): Promise<number> {
+  let q = ctx.db.updateTable('deliveries').set({ claimed_until: 0 }).where('claimed_by', '=', holder).where('state', '=', 'received');
+  if (deliveryId !== undefined) q = q.where('delivery_id', '=', deliveryId);
+  const r = await q.executeTakeFirst();
   return Number(r.numUpdatedRows);
 }
 
