@@ -30,6 +30,18 @@ export interface SecretsIo {
 /** A usage problem: the caller prints it with the usage text. */
 export class SecretsUsageError extends Error {}
 
+const VALUE_IN_ARGUMENT = 'a secret value is read from stdin only, never from an argument (arguments are kept in shell history and shown by ps)';
+
+/**
+ * The secret's name as given. `NAME=value` (as `export` and `heroku config:set` take it) is a value in an
+ * argument: refused without quoting it, since the invalid-name error quotes the name and the masker cannot know
+ * a value it never stored (it hides only what looks secret: DB_PASSWORD=…, not STRIPE_SK=… nor SLACK_WEBHOOK=…).
+ */
+function nameArgument(name: string | undefined): string | undefined {
+  if (name?.includes('=')) throw new SecretsUsageError(`${VALUE_IN_ARGUMENT}: name the secret alone (KEY, not KEY=value) and pipe its value`);
+  return name;
+}
+
 const who = (actor: string | undefined): string => actor || process.env.USER || process.env.LOGNAME || safeUser();
 function safeUser(): string {
   try {
@@ -64,11 +76,10 @@ export async function cmdSecrets(args: string[], io: SecretsIo): Promise<number>
   const common = { repo: { type: 'string' }, env: { type: 'string' }, database: { type: 'string' }, actor: { type: 'string' } } as const;
   switch (sub) {
     case 'set': {
-      if (rest.some((a) => /^--value(=|$)/.test(a))) throw new SecretsUsageError('a secret value is read from stdin only, never from an argument (arguments are kept in shell history and shown by ps)');
+      if (rest.some((a) => /^--value(=|$)/.test(a))) throw new SecretsUsageError(VALUE_IN_ARGUMENT);
       const { values, positionals } = parseArgs({ args: rest, options: common, allowPositionals: true });
-      if (positionals.length > 1)
-        throw new SecretsUsageError('a secret value is read from stdin only, never from an argument (arguments are kept in shell history and shown by ps)');
-      const name = positionals[0];
+      if (positionals.length > 1) throw new SecretsUsageError(VALUE_IN_ARGUMENT);
+      const name = nameArgument(positionals[0]);
       if (!name) throw new SecretsUsageError('name the secret: berth secrets set --repo OWNER/NAME --env NAME KEY');
       const at = { repo: need(values, 'repo'), environment: need(values, 'env'), name };
       return withVault(values.database, async (vault) => {
@@ -82,7 +93,7 @@ export async function cmdSecrets(args: string[], io: SecretsIo): Promise<number>
     }
     case 'unset': {
       const { values, positionals } = parseArgs({ args: rest, options: common, allowPositionals: true });
-      const name = positionals[0];
+      const name = nameArgument(positionals[0]);
       if (!name || positionals.length > 1) throw new SecretsUsageError('name one secret: berth secrets unset --repo OWNER/NAME --env NAME KEY');
       const at = { repo: need(values, 'repo'), environment: need(values, 'env'), name };
       return withVault(values.database, async (vault) => {
