@@ -26,3 +26,10 @@ export const MAX_NETWORK_ATTACHMENTS = 10_000;
  * (14 s, 1.7 GB and a 110 MB plan comment); a larger one ran the app out of memory.
  */
 export const MAX_CONTAINER_REFERENCES = 50_000;
+/**
+ * Services of one environment, whatever their replicas: a service of `scale: 0` has no container (so
+ * MAX_CONTAINERS does not count it) but is still a resource of the plan, a section of the PR comment and a node
+ * of the depends_on walk. 16,000 of them fit in a 1 MB file, and chained by depends_on they took the loader's
+ * cycle search past the stack after holding the app's thread for seconds.
+ */
+export const MAX_SERVICES = 1000;

@@ -11,7 +11,7 @@ import { buildFragment, unsetIn, type At, type FileFragment, type Loc, type Roll
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { composeDir, dotenvPath } from './sources.js';
-import { MAX_CONTAINER_REFERENCES, MAX_CONTAINERS, MAX_EXPOSED, MAX_NETWORK_ATTACHMENTS, MAX_PORTS } from './limits.js';
+import { MAX_CONTAINER_REFERENCES, MAX_CONTAINERS, MAX_EXPOSED, MAX_NETWORK_ATTACHMENTS, MAX_PORTS, MAX_SERVICES } from './limits.js';
 import { comparePorts, normalizeImage, sortRecord, type PathContext } from './normalize.js';
 import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, type Policy } from './policy.js';
 import { closest } from '../text/suggest.js';
@@ -777,7 +777,11 @@ function validate(m: Merged): void {
   let exposed = 0;
   let attachments = 0;
   let references = 0;
+  let services = 0;
   for (const s of m.services.values()) {
+    // Counted whatever its replicas: a service of scale 0 has no container but is still planned and shown.
+    if (++services > MAX_SERVICES)
+      throw error('too_large', `this environment has more than ${MAX_SERVICES} services (service ${s.name} is number ${services}, counting those of scale 0)`, s.at, 'split the stack into environments of fewer services, or remove the services it does not run');
     containers += s.replicas?.v ?? 1;
     if (containers > MAX_CONTAINERS)
       throw error('too_large', `the services of this environment ask for more than ${MAX_CONTAINERS} containers together (service ${s.name} makes ${containers})`, s.replicas?.at ?? s.at, 'run fewer services or replicas');
