@@ -14,9 +14,9 @@ import type { App } from '../chaos/app-harness.js';
 import { sha, startApp } from '../chaos/app-harness.js';
 
 const REPO = 'acme/sec-branch-pusher';
-const PROJECT = 't-sec-64';
+const PROJECT = 't-sec-68';
 const [HEAD_A, HEAD_B] = [sha('a'), sha('b')];
-const REPOSITORY = { id: 64, name: 'sec-branch-pusher', full_name: REPO, default_branch: 'main', owner: { login: 'acme', name: 'acme' } };
+const REPOSITORY = { id: 68, name: 'sec-branch-pusher', full_name: REPO, default_branch: 'main', owner: { login: 'acme', name: 'acme' } };
 
 const CONFIG = berthYml(PROJECT, [{ name: 'staging', compose: ['compose.yml'], extra: ['approvals: 1'] }]);
 const compose = (label: string) => ['services:', '  web:', '    image: berth-test/app:1', '    labels:', `      rev: "${label}"`, ''].join('\n');
