@@ -1275,6 +1275,77 @@ describe('files the compose way', () => {
     await expect(loadEnvironment(escape, 'e')).rejects.toThrow('include ../../outside.yml is outside the repository');
   });
 
+  // compose-go's include long syntax: `env_file` (relative to the including file's directory) replaces the included
+  // project's .env, a later file over an earlier one, the including side's variables over them all; `/dev/null`
+  // reads none. `project_directory` (relative to the including file's directory) is where every relative path of
+  // the entry's files resolves, and whose .env interpolates them; `path` may list a file and its overrides.
+  it('include: env_file interpolates the included files instead of their .env, as docker compose reads it', async () => {
+    const files = {
+      'deploy/compose.yml': 'include:\n  - path: ../db/db.yml\n    env_file: [db.env, db.local.env]\nservices:\n  web: {image: nginx, depends_on: [db]}\n',
+      'db/db.yml': 'services:\n  db:\n    image: postgres:${PGV:-15}\n    environment: {X: "${X}", Y: "${Y}", FROM_DOTENV: "${OWN:-no}"}\n',
+      'db/.env': 'PGV=99\nOWN=yes\n',
+      'deploy/db.env': 'PGV=16\nX=a\n',
+      'deploy/db.local.env': 'X=b\nY=${PGV}-y\n',
+    };
+    const db = (d: DesiredState) => d.services.find((s) => s.spec.name === 'db')!.spec;
+    for (const desired of [(await loadEnvironment(repo(files, cfg()), 'e')).desired, await viaApp(files, cfg())])
+      expect([db(desired).image, db(desired).environment]).toEqual(['docker.io/library/postgres:16', { X: 'b', Y: '16-y', FROM_DOTENV: 'no' }]);
+    // the including side's variables win over the entry's env files
+    expect(db((await loadEnvironment(repo(files, cfg('    variables: {PGV: "13"}\n')), 'e')).desired).environment).toMatchObject({ Y: '13-y' });
+    // a string is one file; /dev/null reads nothing, not even the project's .env
+    const one = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('[db.env, db.local.env]', 'db.env') };
+    expect(db((await loadEnvironment(repo(one, cfg()), 'e')).desired).environment).toEqual({ X: 'a', Y: '', FROM_DOTENV: 'no' });
+    const none = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('[db.env, db.local.env]', '/dev/null') };
+    expect(db((await loadEnvironment(repo(none, cfg()), 'e')).desired).image).toBe('docker.io/library/postgres:15');
+    // without env_file, the project's .env as before
+    const plain = { ...files, 'deploy/compose.yml': 'include: [../db/db.yml]\nservices:\n  web: {image: nginx}\n' };
+    expect(db((await loadEnvironment(repo(plain, cfg()), 'e')).desired).environment).toMatchObject({ FROM_DOTENV: 'yes' });
+    // the app reads exactly the files named (not db/.env), at the PR head
+    const reads: string[] = [];
+    await viaApp(files, cfg(), reads);
+    expect(reads.sort()).toEqual(['db/db.yml@head1', 'deploy/compose.yml@head1', 'deploy/db.env@head1', 'deploy/db.local.env@head1']);
+    // a missing file is refused at its line (compose refuses it too); a path outside the repository at its line
+    const missing = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('db.local.env', 'nope.env') };
+    for (const load of [() => loadEnvironment(repo(missing, cfg()), 'e'), () => viaApp(missing, cfg())])
+      await expect(load()).rejects.toMatchObject({ code: 'missing_file', file: 'deploy/compose.yml', line: 3, message: expect.stringContaining('include env_file nope.env not found (looked for deploy/nope.env') });
+    for (const bad of ['../../x.env', '/etc/environment'])
+      await expect(loadEnvironment(repo({ ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('db.local.env', bad) }, cfg()), 'e')).rejects.toMatchObject({ code: 'path_escapes_repo', file: 'deploy/compose.yml', line: 3 });
+    // a bad line is located in the env file
+    await expect(loadEnvironment(repo({ ...files, 'deploy/db.local.env': 'X=b\nnot a line\n' }, cfg()), 'e')).rejects.toMatchObject({ file: 'deploy/db.local.env', line: 2 });
+  });
+
+  it("include: project_directory is where the included files' relative paths resolve, and its .env interpolates them; path lists a file and its overrides", async () => {
+    const files = {
+      'deploy/compose.yml': 'include:\n  - path: [../stacks/db/compose.yml, ../stacks/db/override/extra.yml]\n    project_directory: ../shared\nservices:\n  web: {image: nginx}\n',
+      'stacks/db/compose.yml': 'services:\n  db:\n    image: postgres:${PGV:-15}\n    env_file: db.env\n    volumes: [./init:/docker-entrypoint-initdb.d:ro]\n',
+      'stacks/db/override/extra.yml': 'services:\n  db:\n    env_file: [db.env, extra.env]\n',
+      'stacks/db/.env': 'PGV=99\n',
+      'stacks/db/db.env': 'FROM=stacks\n',
+      'shared/.env': 'PGV=16\n',
+      'shared/db.env': 'FROM=shared\n',
+      'shared/extra.env': 'EXTRA=1\n',
+      'shared/init/01.sql': 'select 1;\n',
+    };
+    const config = cfg('policy:\n  bind_mount_allowlist: [shared]\n');
+    const read = repo(files, config);
+    const db = (await loadEnvironment(read, 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([db.image, db.environment, db.volumes.map((v) => v.source)]).toEqual(['docker.io/library/postgres:16', { FROM: 'shared', EXTRA: '1' }, [join(read.root!, 'shared/init')]]);
+    // the app copies the bound directory from the project directory too
+    const app = (await viaApp(files, config)).services.find((s) => s.spec.name === 'db')!.spec;
+    expect([app.image, app.environment, app.files?.map((f) => f.source)]).toEqual(['docker.io/library/postgres:16', { FROM: 'shared', EXTRA: '1' }, ['shared/init/01.sql']]);
+    // env_file with project_directory: the env file is still relative to the including file
+    const both = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('    project_directory', '    env_file: pg.env\n    project_directory'), 'deploy/pg.env': 'PGV=14\n' };
+    expect((await loadEnvironment(repo(both, config), 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec.image).toBe('docker.io/library/postgres:14');
+    // the repository's root is a directory like any other; outside it is refused at its line
+    const root = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('../shared', '..'), 'db.env': 'FROM=root\n', 'extra.env': 'EXTRA=2\n', '.env': 'PGV=12\n', 'init/01.sql': 'select 2;\n' };
+    const rooted = (await loadEnvironment(repo(root, cfg('policy:\n  bind_mount_allowlist: [init]\n')), 'e')).desired.services.find((s) => s.spec.name === 'db')!.spec;
+    expect([rooted.image, rooted.environment]).toEqual(['docker.io/library/postgres:12', { FROM: 'root', EXTRA: '2' }]);
+    for (const bad of ['../..', '/srv/stack'])
+      await expect(loadEnvironment(repo({ ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('../shared', bad) }, config), 'e')).rejects.toMatchObject({ code: 'path_escapes_repo', file: 'deploy/compose.yml', line: 3 });
+    // an unknown key of an entry is refused at its line, with a suggestion
+    await expect(loadEnvironment(repo({ ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('project_directory', 'project_dir') }, config), 'e')).rejects.toMatchObject({ code: 'unknown_key', line: 3, hint: expect.stringContaining('project_directory') });
+  });
+
   // compose-go's "Allow importing compose file to override resource definition" (docker compose since
   // late 2025): a service (network, volume) the including file defines too is merged with the included
   // one under the override-file rules, the including file winning; of two included files the earlier wins.

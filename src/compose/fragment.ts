@@ -192,6 +192,16 @@ export interface VolumeFragment {
   driverOpts?: At<Record<string, string>>;
 }
 
+/** One `include:` entry, its paths resolved to repository paths (from the including file's directory, as compose does). */
+export interface IncludeEntry {
+  /** the file and its overrides, merged in order */
+  paths: string[];
+  /** `project_directory`: where the included files' relative paths resolve ('' the repository's root); default the first path's directory */
+  projectDir?: string;
+  /** `env_file`: the files interpolating the included files instead of the project directory's `.env` (each required); [] for `/dev/null` alone */
+  envFiles?: At<string>[];
+}
+
 export interface FileFragment {
   file: string;
   services: Map<string, ServiceFragment>;
@@ -200,7 +210,7 @@ export interface FileFragment {
   /** top-level `name:` */
   name?: At<string>;
   /** top-level `include:` entries, resolved to repository paths */
-  include?: At<string[]>[];
+  include?: At<IncludeEntry>[];
   configs: Map<string, FileSourceFragment>;
   secrets: Map<string, FileSourceFragment>;
 }
@@ -426,17 +436,43 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     out.include = list(interpolated('include'), ['include'], 'include').map((e, i) => {
       const p: PathSeg[] = ['include', i];
       let paths: unknown[];
+      let projectDir: string | undefined;
+      let envFiles: At<string>[] | undefined;
       if (typeof e === 'string') paths = [e];
       else {
         const o = mapping(e, p, 'include entry');
-        for (const k of Object.keys(o)) {
-          if (k === 'path') continue;
-          if (k === 'project_directory' || k === 'env_file') throw err('unsupported', `include.${k} is not supported by berth`, [...p, k], 'an included file resolves paths against its own directory and interpolates with the environment\'s variables over the .env next to it: move the file (or its .env) there');
-          throw err('unknown_key', `unknown key "${k}" in include`, [...p, k], 'known keys: path');
-        }
+        for (const k of Object.keys(o))
+          if (!['path', 'project_directory', 'env_file'].includes(k)) throw err('unknown_key', `unknown key "${k}" in include`, [...p, k], didYouMean(k, ['path', 'project_directory', 'env_file']) || 'known keys: path, project_directory, env_file');
+        if (o.path === undefined || o.path === null) throw err('invalid_value', 'include entry has no path', p, 'name the compose file(s) to include under path:');
         paths = typeof o.path === 'string' ? [o.path] : list(o.path, [...p, 'path'], 'include.path');
+        // project_directory: where the included files' relative paths resolve (and whose .env interpolates them),
+        // relative to this file's directory as docker compose takes it from the including project's
+        if (o.project_directory !== undefined && o.project_directory !== null)
+          projectDir = at([...p, 'project_directory'], () => {
+            const rel = scalarString(o.project_directory, 'include.project_directory');
+            const dir = repoDirectory(rel, opts.fileDir ?? '');
+            if (dir === undefined) throw new FieldProblem('path_escapes_repo', `include project_directory ${rel} is outside the repository`, 'use a directory inside the repository');
+            return dir;
+          }).v;
+        // env_file: the files that interpolate the included files instead of the project directory's .env, relative
+        // to this file's directory; `/dev/null` reads nothing (so neither is that .env)
+        if (o.env_file !== undefined && o.env_file !== null) {
+          const listed = typeof o.env_file === 'string' ? [o.env_file] : list(o.env_file, [...p, 'env_file'], 'include.env_file');
+          const where = (j: number): PathSeg[] => (typeof o.env_file === 'string' ? [...p, 'env_file'] : [...p, 'env_file', j]);
+          if (listed.length) {
+            envFiles = [];
+            listed.forEach((x, j) => {
+              const f = at(where(j), () => scalarString(x, 'include env_file'));
+              if (f.v === '/dev/null') return;
+              const full = repoRelative(f.v, opts.fileDir ?? '');
+              if (full === undefined) throw err('path_escapes_repo', `include env_file ${f.v} is outside the repository`, where(j), 'use a file inside the repository');
+              envFiles!.push({ v: full, at: f.at, ...(full !== f.v ? { asWritten: f.v } : {}) });
+            });
+          }
+        }
       }
-      return at(p, () =>
+      if (!paths.length) throw err('invalid_value', 'include entry has no path', p, 'name the compose file(s) to include under path:');
+      const resolved = at(p, () =>
         paths.map((x) => {
           const rel = scalarString(x, 'include path');
           const full = repoRelative(rel, opts.fileDir ?? '');
@@ -444,6 +480,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           return full;
         }),
       );
+      return { v: { paths: resolved.v, ...(projectDir !== undefined ? { projectDir } : {}), ...(envFiles ? { envFiles } : {}) }, at: resolved.at };
     });
   }
 
@@ -1121,6 +1158,15 @@ export function repoRelative(rel: string, dir: string): string | undefined {
   const n = posix.normalize(posix.join(dir || '.', p));
   if (n === '..' || n.startsWith('../') || n === '.') return undefined;
   return n;
+}
+
+/** A directory `rel` (relative to repository directory `dir`) as a repository directory ('' the root); undefined when it leaves the repository. */
+export function repoDirectory(rel: string, dir: string): string | undefined {
+  const p = rel.replace(/\\/g, '/');
+  if (posix.isAbsolute(p) || p.includes('\0')) return undefined;
+  const n = posix.normalize(posix.join(dir || '.', p)).replace(/\/$/, '');
+  if (n === '..' || n.startsWith('../')) return undefined;
+  return n === '.' ? '' : n;
 }
 
 /** `/dev/x[:/dev/y[:perms]]` or `{source, target, permissions}` → `host:container:perms`. */

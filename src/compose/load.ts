@@ -253,7 +253,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const readFile = (p: string) => sources.get(p);
   // file → variables a plain ${VAR} there used without a value: "" as in docker compose, and a plan warning
   const unset = tracked.unset;
-  const variables: Record<string, string> = { ...dotenvDefaults(files[0]!.path, readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
+  const variables: Record<string, string> = { ...dotenvDefaults([{ v: dotenvPath(files[0]!.path) }], readFile, opts.variables ?? {}, unset, taint.secret, relayed), ...(opts.variables ?? {}) };
   // docker compose names the project before it interpolates, so an unset ${COMPOSE_PROJECT_NAME} is the project's
   // name: here the one every container, network and volume name of the environment starts with (names in model.ts).
   const composeNameSet = Object.hasOwn(variables, 'COMPOSE_PROJECT_NAME');
@@ -276,37 +276,52 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
     // relative path after the merge, against the project's directory); an included or extended file from its own.
     return buildFragment(y, { variables: vars, paths: ctx, fileDir: ctx.baseDir, readFile, taint, unset, ...(onlyServices ? { onlyServices } : {}) });
   };
-  /** another repository file (included or extended): its relative paths resolve against its own directory */
+  /**
+   * another repository file (included or extended): its relative paths resolve against its own directory, or,
+   * for an included file, its entry's project directory (`dir`)
+   */
   const otherFiles = new Map<string, FileFragment>();
-  const other = (path: string, at: Loc, what: string, vars?: Record<string, string>, extended?: string): FileFragment => {
-    // an included file interpolates with its own variables (see withIncludes): cached apart from extended files,
-    // and an extended file per service it lends
-    const key = vars ? `${path}\0included` : extended !== undefined ? `${path}\0extends\0${extended}` : path;
+  const varsIds = new WeakMap<Record<string, string>, number>();
+  let nextVarsId = 0;
+  const idOf = (v: Record<string, string>) => {
+    let id = varsIds.get(v);
+    if (id === undefined) varsIds.set(v, (id = nextVarsId++));
+    return id;
+  };
+  const other = (path: string, at: Loc, what: string, vars?: Record<string, string>, extended?: string, dir = composeDir(path)): FileFragment => {
+    // an included file interpolates with its own variables and resolves from its project directory (see
+    // withIncludes): cached apart from extended files, per (directory, variables), and an extended file per service it lends
+    const key = vars ? `${path}\0included\0${dir}\0${idOf(vars)}` : extended !== undefined ? `${path}\0extends\0${extended}` : path;
     const known = otherFiles.get(key);
     if (known) return known;
     const text = readFile(path);
     if (text === undefined) throw error('missing_file', `${what} ${path} not found in the repository`, at, 'add the file or fix the path (relative to the file that names it)');
-    const f = parse(path, text, { ...paths, baseDir: composeDir(path) }, vars ?? variables, extended);
+    const f = parse(path, text, { ...paths, baseDir: dir }, vars ?? variables, extended);
     otherFiles.set(key, f);
     return f;
   };
 
-  // An included file is its own compose project in docker compose: the `.env` in its directory (the
-  // directory of the entry's first path) gives defaults for its interpolation, below the including
-  // side's variables (berth.yml variables, secrets and the including file's .env).
+  // An included file is its own compose project in docker compose: its project directory is the entry's
+  // `project_directory` (relative to the including file's directory), else the directory of the entry's
+  // first path; every relative path of the entry's files resolves from it. Its interpolation defaults are
+  // the entry's `env_file`s (relative to the including file's directory, each required, a later one over an
+  // earlier one, `/dev/null` none), else the `.env` in the project directory when there is one — below the
+  // including side's variables (berth.yml variables, secrets and the including file's .env), which win.
   // Returned lowest precedence first, for mergeFragments (a later fragment overrides an earlier one, under
   // the override-file rules): docker compose imports each include entry's model in turn into the
   // including file's, and a service, network or volume defined on both sides is merged with the side
   // already there winning — the including file over all it includes, an earlier entry over a later one,
   // an included file over what it includes itself. So the entries go in reverse, each entry's own paths
   // (a base and its overrides) in their order, and the including file last.
-  // An included directory's `.env` read once per including side's variables (a file may list the same include many times).
+  // An included project's variables read once per including side's variables (a file may list the same include many times).
   const includedVars = new WeakMap<Record<string, string>, Map<string, Record<string, string>>>();
-  const varsFor = (first: string, vars: Record<string, string>) => {
+  const varsFor = (dir: string, envFiles: readonly At<string>[] | undefined, vars: Record<string, string>) => {
     let byPath = includedVars.get(vars);
     if (!byPath) includedVars.set(vars, (byPath = new Map()));
-    let incVars = byPath.get(first);
-    if (!incVars) byPath.set(first, (incVars = { ...dotenvDefaults(first, readFile, vars, unset, taint.secret, relayed), ...vars }));
+    const files = envFiles ?? [{ v: dir ? `${dir}/.env` : '.env' }];
+    const key = `${envFiles ? 'files' : 'dir'}\0${files.map((f) => f.v).join('\0')}`;
+    let incVars = byPath.get(key);
+    if (!incVars) byPath.set(key, (incVars = { ...dotenvDefaults(files, readFile, vars, unset, taint.secret, relayed), ...vars }));
     return incVars;
   };
   // Files brought in by include: counted as they are expanded (each time a file is included again, it counts again),
@@ -315,12 +330,13 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   const withIncludes = (f: FileFragment, stack: string[], vars: Record<string, string>): FileFragment[] => {
     const entries: FileFragment[][] = [];
     for (const inc of f.include ?? []) {
-      const incVars = inc.v.length ? varsFor(inc.v[0]!, vars) : vars;
+      const dir = inc.v.projectDir ?? composeDir(inc.v.paths[0]!);
+      const incVars = varsFor(dir, inc.v.envFiles, vars);
       const entry: FileFragment[] = [];
-      for (const path of inc.v) {
+      for (const path of inc.v.paths) {
         if (stack.includes(path)) throw error('include_cycle', `include cycle: ${[...stack, path].join(' -> ')}`, inc.at, 'remove one of the includes');
         if (++included > MAX_INCLUDED_FILES) throw error('too_large', `the includes bring in more than ${MAX_INCLUDED_FILES} files (a file included again counts again)`, inc.at, 'include each file once, and fewer of them');
-        const g = other(path, inc.at, 'included file', incVars);
+        const g = other(path, inc.at, 'included file', incVars, undefined, dir);
         for (const x of withIncludes(g, [...stack, path], incVars)) entry.push(x);
       }
       entries.push(entry);
@@ -454,30 +470,42 @@ function resolveEnvFiles(services: Iterable<ServiceFragment>, taint: { secret: (
   }
 }
 
-/** The `.env` next to the first compose file (or an included file): interpolation defaults that berth.yml variables override. */
+/**
+ * The `.env` next to the first compose file (or an included project's `.env`, or its entry's `env_file`s):
+ * interpolation defaults that the including side's variables override. A file with a location (an include's
+ * `env_file`) is required; one without (a `.env`) is read when it is there. A later file's keys override an
+ * earlier one's, and a `${VAR}` in one finds the variables first, then the keys read so far (compose-go's
+ * GetEnvFromFile).
+ */
 function dotenvDefaults(
-  firstFile: string,
+  files: readonly { v: string; at?: Loc; asWritten?: string }[],
   readFile: (p: string) => string | undefined,
   variables: Record<string, string>,
   unset: Map<string, Set<string>>,
   secret: (name: string) => boolean,
   relayed: Set<string>,
 ): Record<string, string> {
-  const path = dotenvPath(firstFile);
-  const text = readFile(path);
-  if (text === undefined) return {};
-  try {
-    const out: Record<string, string> = {};
-    for (const [k, v] of parseDotenv(text, { variables, unset: unsetIn(unset, path)!, secret })) {
-      out[k] = v.value;
-      // the including side's variables win over the .env: only a value in effect relays a secret
-      if (v.secret && !Object.hasOwn(variables, k)) relayed.add(k);
+  const out: Record<string, string> = {};
+  const read = new Map<string, DotenvValue>();
+  for (const { v: path, at, asWritten } of files) {
+    const text = readFile(path);
+    if (text === undefined) {
+      if (at) throw error('missing_file', `include env_file ${asWritten ?? path} not found (looked for ${path} in the repository)`, at, 'add the file to the repository or fix the path (relative to the file that names it)');
+      continue;
     }
-    return out;
-  } catch (e) {
-    if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: path, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
-    throw e;
+    try {
+      for (const [k, v] of parseDotenv(text, { variables, inherited: read, unset: unsetIn(unset, path)!, secret })) {
+        out[k] = v.value;
+        read.set(k, v);
+        // the including side's variables win over the .env: only a value in effect relays a secret
+        if (v.secret && !Object.hasOwn(variables, k)) relayed.add(k);
+      }
+    } catch (e) {
+      if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: path, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
+      throw e;
+    }
   }
+  return out;
 }
 
 /**
