@@ -1,5 +1,5 @@
 // Every supported compose service key reaches the container: one compose file
-// (read from a checkout the way the CLI reads it, env_file included) with one
+// (read from a checkout the way the CLI reads it, env_file and label_file included) with one
 // service per key, applied on the real engine; `docker inspect` shows each
 // setting where Docker keeps it (no key silently dropped), and planning again
 // finds nothing to do (no key reads as drift).
@@ -84,6 +84,8 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['cpuset', 'cpuset: "0"', (c) => expect(c.HostConfig.CpusetCpus).toBe('0')],
   ['cgroup', 'cgroup: private', (c) => expect(c.HostConfig.CgroupnsMode).toBe('private')],
   ['env_file', 'env_file: app.env', (c) => expect(c.Config.Env).toContain('FROM_FILE=yes')],
+  // label_file's labels under labels:, which win
+  ['label_file', 'label_file: app.labels\nlabels: {com.example.wins: compose}', (c) => expect(c.Config.Labels).toMatchObject({ 'com.example.from-file': 'yes', 'com.example.wins': 'compose' })],
   ['networks (aliases, ipv4_address)', `networks:\n  fixed:\n    aliases: [api]\n    ipv4_address: ${SUBNET}.10`, (c) => {
     const ep = c.NetworkSettings.Networks[names.network(PROJECT, ENV, 'fixed')]!;
     expect(ep.IPAddress).toBe(`${SUBNET}.10`);
@@ -145,6 +147,7 @@ describeDocker('every supported compose key reaches the container (real engine)'
       `include: [included.yml]\nservices:\n${services}networks:\n  default: {}\n  fixed:\n    driver_opts: {com.docker.network.driver.mtu: "1400"}\n    labels: {com.example.net: fixed}\n    ipam:\n      config: [{subnet: ${SUBNET}.0/24}]\nvolumes:\n  opts:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n    labels: {com.example.vol: opts}\n`,
     );
     writeFileSync(join(repo, 'app.env'), 'FROM_FILE=yes\n');
+    writeFileSync(join(repo, 'app.labels'), 'com.example.from-file=yes\ncom.example.wins=file\n');
     writeFileSync(join(repo, '.github/berth.yml'), `project: ${PROJECT}\nenvironments:\n  - name: ${ENV}\n    compose: [compose.yml]\n    variables: {FROM_VARS: from-berth-yml}\npolicy:\n  allow_host_userns: true\n  allow_security_opt: true\n  allow_network_subnets: [${SUBNET}.0/24]\n  bind_mount_allowlist: [{path: "${repo}", writable: true}]\n`);
   });
   afterAll(async () => {

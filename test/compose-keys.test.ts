@@ -179,7 +179,7 @@ describe('service keys reach the spec and the create options', () => {
     expect(models).toMatchObject({ code: 'unsupported', line: 5 });
     expect(models.hint).toMatch(/Docker Model Runner.*remove models:.*environment variables/);
     expect(models.message.match(/not supported by berth/g)).toHaveLength(1);
-    for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'label_file', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
+    for (const key of ['annotations', 'blkio_config', 'cpu_count', 'cpu_percent', 'cpu_period', 'cpu_rt_period', 'cpu_rt_runtime', 'credential_spec', 'isolation', 'mem_swappiness', 'oom_kill_disable', 'pre_stop', 'provider', 'storage_opt', 'models']) {
       const e = errorOf(() => load(svc(`image: nginx\n${key}: x`)));
       expect(e.code, key).toBe('unsupported');
       expect(e.hint, key).not.toMatch(/^supported service keys/);
@@ -1244,6 +1244,59 @@ describe('files the compose way', () => {
     // the service extended is checked, merged, as compose validates the result
     const bad = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('service: cpu', 'service: openvino') };
     expect(await loadEnvironment(repo(bad, cfg()), 'e').catch((e: unknown) => e)).toMatchObject({ code: 'policy_denied', file: 'deploy/hwaccel.ml.yml', line: 7 });
+  });
+
+  // compose 2.32+: label_file (a path or a list, relative as env_file's, each required) read as env files, a later
+  // file over an earlier one, labels: over them all; a ${VAR} there finds only the labels read before it.
+  it('label_file: labels from repository files, merged under labels:, read as the app and the CLI read env_file', async () => {
+    const files = {
+      'deploy/compose.yml': 'services:\n  web:\n    image: nginx\n    label_file: [labels/base.labels, labels/web.labels]\n    labels: {com.example.tier: front}\n',
+      'deploy/labels/base.labels': '# traefik\ntraefik.enable=true\ncom.example.tier=back\ncom.example.team=shop\nteam=shop\n',
+      'deploy/labels/web.labels': 'traefik.http.routers.web.rule="Host(`shop.example`)"\ncom.example.team=web\nteam=web\ncom.example.owner=${team}-owners\ncom.example.env=${TAG}\n',
+      'deploy/.env': 'TAG=1.27\n',
+    };
+    const expected = {
+      'com.example.env': '',
+      'com.example.owner': 'shop-owners',
+      'com.example.team': 'web',
+      'com.example.tier': 'front',
+      team: 'web',
+      'traefik.enable': 'true',
+      'traefik.http.routers.web.rule': 'Host(`shop.example`)',
+    };
+    const reads: string[] = [];
+    const viaCli = await loadEnvironment(repo(files, cfg()), 'e');
+    for (const desired of [viaCli.desired, await viaApp(files, cfg(), reads)]) {
+      expect(web(desired).labels).toEqual(expected);
+      // compose does not look the compose file's variables up in a label file: TAG is unset there, and said so
+      expect(desired.unsetVariables).toEqual([{ file: 'deploy/labels/web.labels', names: ['TAG'] }]);
+    }
+    expect(reads.sort()).toEqual(['deploy/.env@head1', 'deploy/compose.yml@head1', 'deploy/labels/base.labels@head1', 'deploy/labels/web.labels@head1']);
+    // they reach the container's create, and a changed file is a changed config (recreate) shown as a field diff
+    const spec = web(viaCli.desired);
+    expect(create(spec).Labels).toMatchObject({ 'traefik.enable': 'true', 'com.example.owner': 'shop-owners' });
+    const changed = await loadEnvironment(repo({ ...files, 'deploy/labels/base.labels': files['deploy/labels/base.labels'].replace('traefik.enable=true', 'traefik.enable=false') }, cfg()), 'e');
+    expect(hashOf(changed.desired)).not.toBe(hashOf(viaCli.desired));
+    // a string is one file; an override file's entries are added after the base's
+    const one = { ...files, 'deploy/compose.yml': 'services:\n  web:\n    image: nginx\n    label_file: labels/base.labels\n' };
+    expect(web((await loadEnvironment(repo(one, cfg()), 'e')).desired).labels).toEqual({ 'com.example.team': 'shop', 'com.example.tier': 'back', team: 'shop', 'traefik.enable': 'true' });
+    const over = { ...one, 'deploy/over.yml': 'services:\n  web:\n    label_file: labels/web.labels\n' };
+    const merged = (await loadEnvironment(repo(over, cfg().replace('[deploy/compose.yml]', '[deploy/compose.yml, deploy/over.yml]')), 'e')).desired;
+    expect(web(merged).labels).toMatchObject({ 'com.example.team': 'web', 'com.example.owner': 'shop-owners', 'traefik.enable': 'true' });
+    // a missing file refuses a deployed service at its line (compose refuses it too), and only a deployed one
+    const missing = { ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('labels/web.labels', 'labels/nope.labels') };
+    for (const load of [() => loadEnvironment(repo(missing, cfg()), 'e'), () => viaApp(missing, cfg())])
+      await expect(load()).rejects.toMatchObject({ code: 'missing_file', file: 'deploy/compose.yml', line: 4, message: expect.stringContaining('label_file labels/nope.labels not found (looked for deploy/labels/nope.labels') });
+    const off = { 'deploy/compose.yml': 'services:\n  web: {image: nginx}\n  tools: {image: alpine, profiles: [tools], label_file: nope.labels}\n' };
+    expect((await loadEnvironment(repo(off, cfg()), 'e')).desired.services.map((s) => s.spec.name)).toEqual(['web']);
+    // outside the repository, at its line; berth's own labels, at the label file's line; a bad line, located
+    for (const bad of ['../../x.labels', '/etc/labels'])
+      await expect(loadEnvironment(repo({ ...files, 'deploy/compose.yml': files['deploy/compose.yml'].replace('labels/web.labels', bad) }, cfg()), 'e')).rejects.toMatchObject({ code: 'path_escapes_repo', file: 'deploy/compose.yml', line: 4 });
+    await expect(loadEnvironment(repo({ ...files, 'deploy/labels/web.labels': 'a=1\nio.berth.apply=forged\n' }, cfg()), 'e')).rejects.toMatchObject({ code: 'invalid_value', file: 'deploy/labels/web.labels', line: 2 });
+    await expect(loadEnvironment(repo({ ...files, 'deploy/labels/web.labels': 'a=1\nnot a line\n' }, cfg()), 'e')).rejects.toMatchObject({ file: 'deploy/labels/web.labels', line: 2 });
+    // the plan shows them as labels
+    const md = renderPlanMarkdown(reconcile(viaCli.desired, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });
+    expect(md).toContain('traefik.enable');
   });
 
   it('env_file of a service whose profile is off is not read: a missing one is an error only for a service deployed', async () => {

@@ -142,6 +142,10 @@ export interface ServiceFragment {
   envFiles?: EnvFileText[];
   /** what the env_file entries set, parsed from `envFiles` once the service is merged (load.ts); environment: wins over it */
   envFromFiles?: Map<string, At<string>>;
+  /** `label_file:` entries, read but not yet parsed (each required: a missing one refuses the service once it is deployed) */
+  labelFiles?: EnvFileText[];
+  /** what the label_file entries set, parsed once the service is merged (load.ts); labels: wins over it */
+  labelsFromFiles?: Map<string, At<string>>;
   /** `extends:` — the service (of this file, or of `file`, a repository path) this one builds on */
   extendsRef?: At<{ service: string; file?: string }>;
   configs?: At<FileRef>[];
@@ -244,6 +248,7 @@ export const SUPPORTED_SERVICE_KEYS = [
   'develop',
   'attach',
   'env_file',
+  'label_file',
   'extends',
   ...Object.keys(EXTRA_KEYS),
   'configs',
@@ -266,7 +271,6 @@ const UNSUPPORTED_SERVICE_KEYS: Record<string, string> = {
   credential_spec: 'it applies to Windows containers only: remove it',
   isolation: 'it applies to Windows containers only: remove it',
   external_links: 'it links to containers outside the project: define both services in the environment and use links:, or join a network declared external: true',
-  label_file: 'write the labels under labels:',
   mem_swappiness: 'Docker discards it on cgroup v2 hosts: remove it (memswap_limit bounds swap)',
   oom_kill_disable: 'a container the OOM killer may not stop can exhaust the host\'s memory: remove it and set mem_limit',
   oom_score_adj: 'it ranks the container against the host\'s own processes for the OOM killer, outside what the policy governs: remove it',
@@ -855,6 +859,9 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       case 'env_file':
         frag.envFiles = envFiles(value, path);
         return;
+      case 'label_file':
+        frag.labelFiles = labelFiles(value, path);
+        return;
       default: {
         const spec = EXTRA_KEYS[key];
         if (!spec) return;
@@ -1020,6 +1027,23 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       out.push({ file: full, text, raw: ref.format === 'raw', variables: opts.variables });
     });
     return out;
+  }
+
+  /**
+   * `label_file:` entries (a path or a list of paths, relative as env_file's are, each required) read through the
+   * repository reader; parsed once the service is merged (load.ts), as compose-go reads them.
+   */
+  function labelFiles(value: unknown, path: PathSeg[]): EnvFileText[] {
+    const entries = typeof value === 'string' ? [value] : list(value, path, 'label_file');
+    return entries.map((e, i) => {
+      const p = typeof value === 'string' ? path : [...path, i];
+      const rel = at(p, () => scalarString(e, 'label_file')).v;
+      const full = repoRelative(rel, opts.fileDir ?? '');
+      if (full === undefined) throw err('path_escapes_repo', `label_file ${rel} is outside the repository`, p, 'use a file inside the repository');
+      const text = opts.readFile?.(full);
+      if (text === undefined) return { file: full, text: '', raw: false, variables: {}, missing: err('missing_file', `label_file ${rel} not found (looked for ${full} in the repository)`, p, 'add the file to the repository or fix the path (relative to the compose file), or write the labels under labels:') };
+      return { file: full, text, raw: false, variables: {} };
+    });
   }
 
   // ------------------------------------------------------------ networks and volumes

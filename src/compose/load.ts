@@ -381,6 +381,7 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   // What berth cannot honour refuses the services that will run; docker compose never creates the others.
   for (const s of merged.services.values()) if (s.refused) throw s.refused;
   resolveEnvFiles(merged.services.values(), taint, unset);
+  resolveLabelFiles(merged.services.values(), unset);
   applyLinks(merged);
   linkJoins(merged.services, notes);
   // An external network is joined as it is: docker compose ignores its other keys (Coolify's production
@@ -467,6 +468,37 @@ function resolveEnvFiles(services: Iterable<ServiceFragment>, taint: { secret: (
       }
     }
     s.envFromFiles = out;
+  }
+}
+
+/**
+ * label_file values, parsed once each service is merged, as compose-go reads them: each file as an env file,
+ * a later file's keys over an earlier one's, `labels:` over them all. A ${VAR} in one finds only the labels of
+ * the files read before it, then the file's own keys — not the compose file's variables, which compose does not
+ * look up there (so one set only there is unset: "" and a warning).
+ */
+function resolveLabelFiles(services: Iterable<ServiceFragment>, unset: Map<string, Set<string>>): void {
+  for (const s of services) {
+    if (!s.labelFiles?.length) continue;
+    const out = new Map<string, At<string>>();
+    const read = new Map<string, DotenvValue>();
+    for (const f of s.labelFiles) {
+      if (f.missing) throw f.missing;
+      let parsed: Map<string, DotenvValue>;
+      try {
+        parsed = parseDotenv(f.text, { environment: new Map(read), unset: unsetIn(unset, f.file)! });
+      } catch (e) {
+        if (e instanceof DotenvError) throw new ComposeError(e.code, e.message, { file: f.file, line: e.line, ...(e.hint ? { hint: e.hint } : {}) });
+        throw e;
+      }
+      for (const [k, v] of parsed) {
+        // berth's own labels say what it manages (as under labels:)
+        if (k.toLowerCase().startsWith('io.berth.')) throw new ComposeError('invalid_value', `label ${JSON.stringify(k)}: labels under io.berth. are berth's own`, { file: f.file, line: v.line, path: k, hint: 'rename the label' });
+        out.set(k, { v: v.value, at: { file: f.file, line: v.line, path: k } });
+        read.set(k, v);
+      }
+    }
+    s.labelsFromFiles = out;
   }
 }
 
@@ -987,7 +1019,7 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     networks,
     dependsOn,
     ...(healthcheck ? { healthcheck } : {}),
-    labels: fromMap(s.labels),
+    labels: sortRecord({ ...fromMap(s.labelsFromFiles), ...fromMap(s.labels) }),
     restart,
     ...(s.user ? { user: s.user.v } : {}),
     ...(s.workingDir ? { workingDir: s.workingDir.v } : {}),

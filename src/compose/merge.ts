@@ -48,6 +48,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   build: ['build'],
   develop: ['develop'],
   env_file: ['envFiles'],
+  label_file: ['labelFiles'],
   extends: [],
   configs: ['configs'],
   secrets: ['secrets'],
@@ -173,6 +174,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('develop', b.develop ?? a.develop);
   // compose appends an override's env_file entries; read in order, a later file's keys win
   set('envFiles', a.envFiles && b.envFiles ? [...a.envFiles, ...b.envFiles] : (b.envFiles ?? a.envFiles));
+  // and its label_file entries the same way
+  set('labelFiles', a.labelFiles && b.labelFiles ? [...a.labelFiles, ...b.labelFiles] : (b.labelFiles ?? a.labelFiles));
   if (a.networkOptions || b.networkOptions) {
     const opts = new Map(a.networkOptions ?? []);
     for (const [n, o] of b.networkOptions ?? []) opts.set(n, { ...opts.get(n), ...o, ...(opts.get(n)?.aliases && o.aliases ? { aliases: [...new Set([...opts.get(n)!.aliases!, ...o.aliases])].sort() } : {}) });

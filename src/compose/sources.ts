@@ -1,5 +1,5 @@
-// The files a set of compose files pulls in besides themselves (`include:`,
-// `extends.file`, `env_file:` and the `.env` next to the first file), read
+// The files a set of compose files pulls in besides themselves (`include:` and
+// its `env_file`, `extends.file`, `env_file:`, `label_file:` and the `.env` next to the first file), read
 // ahead through the repository's FileReader so that loading stays pure: the
 // loader looks them up in the map this returns. Problems in the YAML are left
 // to the loader, which reports them with their line.
@@ -146,6 +146,11 @@ export async function readComposeSources(read: ReadRepoFile, files: readonly { p
       const envFiles = typeof svc.env_file === 'string' ? [svc.env_file] : Array.isArray(svc.env_file) ? svc.env_file : [];
       for (const e of envFiles) {
         const p = str(typeof e === 'string' ? e : e && typeof e === 'object' ? (e as Record<string, unknown>).path : undefined);
+        if (p !== undefined) await get(p);
+      }
+      // label_file entries are read the same way (a path or a list of paths)
+      for (const e of typeof svc.label_file === 'string' ? [svc.label_file] : Array.isArray(svc.label_file) ? svc.label_file : []) {
+        const p = str(e);
         if (p !== undefined) await get(p);
       }
     }
