@@ -196,6 +196,30 @@ describeDocker('every supported compose key reaches the container (real engine)'
     expect(again!.plan.nodes).toEqual([]);
   }, 180_000);
 
+  it('deploy.replicas: 0 / scale: 0: no container, its network and volume made; scaling a running service to 0 removes its containers, keeps its volume, and plans nothing after', async () => {
+    const env = 'zero';
+    const text = (replicas: number) =>
+      `services:\n  web:\n    image: ${IMAGE}\n  worker:\n    image: ${IMAGE}\n    deploy: {replicas: ${replicas}}\n    volumes: [data:/data]\n    networks: [back]\n  idle:\n    image: ${IMAGE}\n    scale: 0\n    volumes: [idle:/idle]\nnetworks: {back: {}}\nvolumes: {data: {}, idle: {}}\n`;
+    const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });
+    const apply = async (replicas: number) => {
+      const desired = loadCompose([{ path: 'compose.yml', text: text(replicas) }], { project: PROJECT, environment: env });
+      const { applyId } = await prepareApply(ts.store, observer, { repo: 'acme/keys', pr: 1, environment: env, kind: 'apply', actor: 'alice', headSha: 'abc', desired, targets: ['local'], onFailure: 'halt' });
+      expect(await executor.run(applyId)).toBe('completed');
+      return desired;
+    };
+    const services = async () => (await observe(docker, PROJECT, env)).observed.containers.map((c) => `${c.service}:${c.replica}`).sort();
+    await apply(2);
+    expect(await services()).toEqual(['web:1', 'worker:1', 'worker:2']);
+    // the scaled-to-0 service's volume and the network and volume of a service scaled to 0 are made, as docker compose makes them
+    await docker.getVolume(names.volume(PROJECT, env, 'idle')).inspect();
+    const desired = await apply(0);
+    expect(await services()).toEqual(['web:1']);
+    await docker.getVolume(names.volume(PROJECT, env, 'data')).inspect();
+    await docker.getNetwork(names.network(PROJECT, env, 'back')).inspect();
+    const [again] = await planTargets(desired, ['local'], observer);
+    expect(again!.plan.nodes).toEqual([]);
+  }, 120_000);
+
   it('pull_policy: never with an image the engine does not have fails the apply clearly, without pulling', async () => {
     const desired = loadCompose([{ path: 'compose.yml', text: 'services:\n  web:\n    image: berth-test/absent:never\n    pull_policy: never\n' }], { project: PROJECT, environment: 'never' });
     const executor = new Executor({ store: ts.store, engine: () => new DockerEngine(docker), lanes: new Lanes(), healthPollMs: 100 });

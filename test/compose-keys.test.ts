@@ -24,7 +24,7 @@ import { formatMount, formatServiceNetwork, renderPlanMarkdown } from '../src/pl
 import { loadEnvironment, readFromDir } from '../src/config/load-environment.js';
 import { errorOf } from './helpers/errors.js';
 import { ComposeError } from '../src/errors.js';
-import { emptyObserved } from './helpers/simulate.js';
+import { emptyObserved, simulate } from './helpers/simulate.js';
 
 const OPTS: LoadComposeOptions = { project: 'p', environment: 'e' };
 const load = (text: string, opts: Partial<LoadComposeOptions> = {}) => loadCompose([{ path: 'compose.yml', text }], { ...OPTS, ...opts });
@@ -1485,6 +1485,80 @@ describe('files the compose way', () => {
   it('depends_on long form: required: false to a missing service is skipped, restart: true is carried', () => {
     const d = load('services:\n  web:\n    image: nginx\n    depends_on:\n      db: {condition: service_started, restart: true}\n      gone: {condition: service_started, required: false}\n  db: {image: postgres}\n');
     expect(web(d).dependsOn).toEqual([{ service: 'db', condition: 'service_started', restart: true }]);
+  });
+});
+
+describe('a service scaled to 0, as docker compose runs it', () => {
+  const text = [
+    'services:',
+    '  web:',
+    '    image: nginx',
+    '    depends_on: {worker: {condition: service_healthy}, job: {condition: service_completed_successfully}}',
+    '    networks: [front]',
+    '  worker:',
+    '    image: busybox',
+    '    deploy: {replicas: 0}',
+    '    healthcheck: {test: [CMD, "true"]}',
+    '    volumes: [data:/data]',
+    '    networks: [back]',
+    '  job:',
+    '    image: busybox',
+    '    scale: 0',
+    'networks: {front: {}, back: {}}',
+    'volumes: {data: {}}',
+    '',
+  ].join('\n');
+
+  it('has no container, while the networks and volumes it names are made and no one waits for it; the plan says so', () => {
+    const d = load(text);
+    expect(d.services.map((s) => [s.spec.name, s.spec.replicas])).toEqual([['job', 0], ['web', 1], ['worker', 0]]);
+    // compose-go keeps a scaled-to-0 service in the project, so what it names is still required (and created)
+    expect([d.networks.map((n) => n.spec.name), d.volumes.map((v) => v.spec.name)]).toEqual([['back', 'default', 'front'], ['data']]);
+    const plan = reconcile(d, emptyObserved('p', 'e'));
+    expect(plan.nodes.map((n) => `${n.kind} ${n.resource}`)).toEqual([
+      'CreateNetwork network:back',
+      'CreateNetwork network:default',
+      'CreateNetwork network:front',
+      'CreateVolume volume:data',
+      'EnsureImage image:docker.io/library/nginx:latest',
+      'CreateContainer service:web:1',
+      'StartContainer service:web:1',
+    ]);
+    expect(d.notes).toEqual([
+      'service worker is scaled to 0 (compose.yml:8): it has no container (any it had is removed), its networks and volumes are still created, and services that depend on it do not wait for it, as docker compose does',
+      'service job is scaled to 0 (compose.yml:14): it has no container (any it had is removed), its networks and volumes are still created, and services that depend on it do not wait for it, as docker compose does',
+    ]);
+  });
+
+  it('scaling a running service to 0 removes its containers (a scale down), and a new plan after that finds nothing to do', () => {
+    const before = load(text.replace('deploy: {replicas: 0}', 'deploy: {replicas: 2}').replace('scale: 0', 'scale: 1'));
+    const running = simulate(reconcile(before, emptyObserved('p', 'e')), emptyObserved('p', 'e'));
+    expect(running.containers.map((c) => `${c.service}:${c.replica}`).sort()).toEqual(['job:1', 'web:1', 'worker:1', 'worker:2']);
+    const zero = load(text);
+    const plan = reconcile(zero, running);
+    expect(plan.nodes.map((n) => `${n.kind} ${n.resource} ${n.reason}`).sort()).toEqual([
+      'RemoveContainer service:job:1 scale down',
+      'RemoveContainer service:worker:1 scale down',
+      'RemoveContainer service:worker:2 scale down',
+      'StopContainer service:worker:1 scale down',
+      'StopContainer service:worker:2 scale down',
+    ]);
+    // (the one-shot job had exited: removed without a stop) the volume stays (berth never removes one implicitly), and the next plan is empty
+    const after = simulate(plan, running);
+    expect(after.containers.map((c) => c.service)).toEqual(['web']);
+    expect(after.volumes.map((v) => v.name)).toEqual(['data']);
+    expect(reconcile(zero, after).nodes).toEqual([]);
+  });
+
+  it('a join of a service scaled to 0 is refused at its line, as docker compose fails the create ("container missing")', () => {
+    for (const join of ['network_mode: "service:worker"', 'volumes_from: [worker]', 'pid: "service:worker"']) {
+      const e = errorOf(() => load(`services:\n  web:\n    image: nginx\n    ${join}\n  worker:\n    image: busybox\n    scale: 0\n`, { policy: { ...DENY_ALL, allow_host_pid: true } as never }));
+      expect(e, join).toMatchObject({ code: 'invalid_value', line: 4, hint: 'scale worker to at least 1 (compose.yml:7), scale web to 0 too, or remove the join' });
+      expect(e.problem, join).toMatch(/^service web: (network_mode|volumes_from|pid) joins service worker, which has 0 replicas: there is no container to join$/);
+    }
+    // a joiner scaled to 0 creates nothing, so joins nothing; and links to it are only aliases no container carries
+    expect(load('services:\n  web: {image: nginx, network_mode: "service:worker", scale: 0}\n  worker: {image: busybox, scale: 0}\n').services).toHaveLength(2);
+    expect(load('services:\n  web: {image: nginx, links: [worker]}\n  worker: {image: busybox, scale: 0}\n').services).toHaveLength(2);
   });
 });
 

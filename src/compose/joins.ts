@@ -110,6 +110,15 @@ export function linkJoins(services: Map<string, ServiceFragment>, notes?: string
           ...at,
           hint: 'service: joins only reach services of the same project and environment; to join another container use container:NAME (it must be allowed by policy.allow_container_namespaces)',
         });
+      // docker compose joins the joined service's first container when it creates the joiner's, and fails when that
+      // service is scaled to 0 ("container missing"): refused here, at the join, rather than at the apply's create
+      const joined = services.get(join.name)!;
+      if (joined.replicas?.v === 0 && (s.replicas?.v ?? 1) > 0)
+        throw new ComposeError('invalid_value', `service ${s.name}: ${key} joins service ${join.name}, which has 0 replicas: there is no container to join`, {
+          ...at,
+          hint: `scale ${join.name} to at least 1 (${joined.replicas.at.file}${joined.replicas.at.line !== undefined ? `:${joined.replicas.at.line}` : ''}), scale ${s.name} to 0 too, or remove the join`,
+          quotes: [joined.replicas.at],
+        });
       if (!s.dependsOn?.has(join.name)) {
         const dep: DependsFragment = { service: join.name, condition: 'service_started', required: true, at };
         s.dependsOn = new Map([...(s.dependsOn ?? []), [join.name, dep]]);

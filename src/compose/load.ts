@@ -397,6 +397,10 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   if (opts.buildImage) nameBuiltImages(merged, opts, notes);
   validate(merged);
   for (const s of merged.services.values()) if (s.attach) notes.push(`service ${s.name} has attach: (${s.attach.file}:${s.attach.line}); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment`);
+  // As docker compose: a service scaled to 0 has no container (one it had is removed, as a scale down), while
+  // the networks and volumes it names are still made, and no one waits for it to be healthy or to complete.
+  for (const s of merged.services.values())
+    if (s.replicas?.v === 0) notes.push(`service ${s.name} is scaled to 0 (${s.replicas.at.file}${s.replicas.at.line !== undefined ? `:${s.replicas.at.line}` : ''}): it has no container (any it had is removed), its networks and volumes are still created, and services that depend on it do not wait for it, as docker compose does`);
   for (const s of merged.services.values()) if (s.develop) notes.push(`service ${s.name} has develop: (${s.develop.file}:${s.develop.line}); it configures docker compose watch on a workstation and has no effect on a deployment`);
   for (const s of merged.services.values())
     if (s.extras.pullPolicy?.v === 'build') notes.push(`service ${s.name} has pull_policy: build (${s.extras.pullPolicy.at.file}:${s.extras.pullPolicy.at.line}); berth does not build images, it deploys ${s.image!.v} as its registry serves it (pulled when missing)`);
