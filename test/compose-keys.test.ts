@@ -304,6 +304,10 @@ describe('service keys reach the spec and the create options', () => {
     const attached = load(svc('image: nginx\nattach: false'));
     expect(attached.notes).toEqual(['service web has attach: (compose.yml:4); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment']);
     expect(hashOf(attached)).toBe(hashOf(load(svc('image: nginx'))));
+    // an override file that merges into the service keeps it (and says nothing new); an override's attach: is noted too
+    const over = (base: string, o: string) => loadCompose([{ path: 'compose.yml', text: svc(`image: nginx${base}`) }, { path: 'o.yml', text: `services:\n  web:\n${o}` }], OPTS);
+    expect(over('\nattach: false', '    init: true\n').notes).toEqual(attached.notes);
+    expect(over('', '    attach: false\n').notes).toEqual(['service web has attach: (o.yml:3); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment']);
   });
 
   it('host-wide sysctls and loosening security options are denied unless the policy allows them', () => {

@@ -47,6 +47,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   profiles: ['profiles'],
   build: ['build'],
   develop: ['develop'],
+  attach: ['attach'],
   env_file: ['envFiles'],
   label_file: ['labelFiles'],
   extends: [],
@@ -172,6 +173,7 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('profiles', a.profiles && b.profiles ? { v: [...new Set([...a.profiles.v, ...b.profiles.v])], at: b.profiles.at } : (b.profiles ?? a.profiles));
   set('build', b.build ?? a.build);
   set('develop', b.develop ?? a.develop);
+  set('attach', b.attach ?? a.attach);
   // compose appends an override's env_file entries; read in order, a later file's keys win
   set('envFiles', a.envFiles && b.envFiles ? [...a.envFiles, ...b.envFiles] : (b.envFiles ?? a.envFiles));
   // and its label_file entries the same way
