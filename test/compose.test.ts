@@ -693,6 +693,14 @@ describe('normalisation', () => {
     expect(service(load(svc('image: x\nprivileged: false')), 'web').privileged).toBeUndefined();
   });
 
+  it('devices: one per path in the container, a later entry (in the file or an override) replacing the earlier one, as docker compose keeps them', () => {
+    // Docker was given both and granted the container the cgroup access of each host device, /dev/null's too
+    const one = service(load(svc('image: x\ndevices: ["/dev/null:/dev/x", "/dev/fuse", "/dev/zero:/dev/x:r"]')), 'web');
+    expect(one.devices).toEqual(['/dev/fuse:/dev/fuse:rwm', '/dev/zero:/dev/x:r']);
+    const merged = service(load([svc('image: x\ndevices: ["/dev/null:/dev/n1", "/dev/fuse"]'), svc('devices: ["/dev/zero:/dev/n1", "/dev/net/tun"]')]), 'web');
+    expect(merged.devices).toEqual(['/dev/fuse:/dev/fuse:rwm', '/dev/net/tun:/dev/net/tun:rwm', '/dev/zero:/dev/n1:rwm']);
+  });
+
   it('user, working_dir, restart, scale', () => {
     const s = service(load(svc('image: x\nuser: 1000\nworking_dir: /app\nrestart: unless-stopped\nscale: 3')), 'web');
     expect(s).toMatchObject({ user: '1000', workingDir: '/app', restart: 'unless-stopped', replicas: 3 });

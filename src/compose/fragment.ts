@@ -796,9 +796,19 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
           }),
         );
         return;
-      case 'devices':
-        frag.devices = list(value, path, 'devices').map((d, i) => at([...path, i], () => device(d)));
+      case 'devices': {
+        // One device per path in the container, as compose keeps it: a later entry for the same path replaces the earlier one in its place.
+        const devices: At<string>[] = [];
+        const place = new Map<string, number>();
+        list(value, path, 'devices').forEach((d, i) => {
+          const parsed = at([...path, i], () => device(d));
+          const j = place.get(deviceTarget(parsed.v));
+          if (j !== undefined) devices[j] = parsed;
+          else place.set(deviceTarget(parsed.v), devices.push(parsed) - 1);
+        });
+        frag.devices = devices;
         return;
+      }
       case 'gpus': {
         // compose's GPU request: the device requests of deploy.resources.reservations.devices, each with the gpu
         // capability added (`all`: every GPU); both keys' requests go to the engine
@@ -1194,6 +1204,9 @@ export function repoDirectory(rel: string, dir: string): string | undefined {
 }
 
 /** `/dev/x[:/dev/y[:perms]]` or `{source, target, permissions}` → `host:container:perms`. */
+/** A device's path in the container (`/dev/sda:/dev/xvda:r` → `/dev/xvda`): compose keeps one device per path. */
+export const deviceTarget = (d: string): string => d.split(':')[1]!;
+
 function device(d: unknown): string {
   let host: string, inContainer: string | undefined, perms: string | undefined;
   if (typeof d === 'string') [host, inContainer, perms] = d.split(':') as [string, string | undefined, string | undefined];

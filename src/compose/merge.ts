@@ -3,12 +3,13 @@
 //   - mappings merge key by key, scalars are overridden by the later file;
 //   - command, entrypoint and healthcheck.test are replaced, never appended;
 //   - ports are unique by {host ip, published, target, protocol}, volumes by
-//     target: a later entry with the same key replaces the earlier one, others
-//     are appended; other sequences (cap_add, devices) append without duplicates;
+//     target, devices by their path in the container: a later entry with the
+//     same key replaces the earlier one, others are appended; other sequences
+//     (cap_add) append without duplicates;
 //   - environment, labels, networks and depends_on merge as mappings;
 //   - `!reset` removes an attribute (or a whole service), `!override` replaces
 //     it instead of merging.
-import type { DeployRestartFragment, FileFragment, FileSourceFragment, NetworkFragment, RolloutFragment, ServiceField, ServiceFragment, VolumeFragment } from './fragment.js';
+import { deviceTarget, type DeployRestartFragment, type FileFragment, type FileSourceFragment, type NetworkFragment, type RolloutFragment, type ServiceField, type ServiceFragment, type VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
 import { EXTRA_KEYS, mergeExtra } from './service-keys.js';
 
@@ -166,7 +167,8 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('ports', uniqueBy(a.ports, b.ports, (p) => portKey(p.v)));
   set('volumes', uniqueBy(a.volumes, b.volumes, (m) => m.v.target));
   set('capAdd', uniqueBy(a.capAdd, b.capAdd, (c) => c.v));
-  set('devices', uniqueBy(a.devices, b.devices, (d) => d.v));
+  // one device per path in the container (compose's unicity rule): a later file's device for a path replaces the earlier one
+  set('devices', uniqueBy(a.devices, b.devices, (d) => deviceTarget(d.v)));
   set('volumesFrom', uniqueBy(a.volumesFrom, b.volumesFrom, (v) => v.v.slice(0, v.v.lastIndexOf(':'))));
   set('links', uniqueBy(a.links, b.links, (l) => `${l.v.service}:${l.v.alias}`));
   // a list: an override's profiles are added to the base's (compose appends, then keeps each once)
