@@ -60,6 +60,9 @@ describe('service keys reach the spec and the create options', () => {
     }],
     ['extra_hosts: ["db.local:10.0.0.5", "gw=host-gateway"]', { extraHosts: ['db.local:10.0.0.5', 'gw:host-gateway'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'gw:host-gateway'])],
     ['extra_hosts:\n  db.local: 10.0.0.5\n  v6: "::1"', { extraHosts: ['db.local:10.0.0.5', 'v6:::1'] }, (o) => expect(o.HostConfig.ExtraHosts).toEqual(['db.local:10.0.0.5', 'v6:::1'])],
+    // a host's addresses in the order written (/etc/hosts answers with the first), hosts by name; `host=ip1,ip2` is one line per address, as in compose
+    ['extra_hosts: ["zz:10.0.0.3", "db:10.0.0.9", "db=10.0.0.1,::1", "db:10.0.0.9"]', { extraHosts: ['db:10.0.0.9', 'db:10.0.0.1', 'db:::1', 'zz:10.0.0.3'] }, (o) =>
+      expect(o.HostConfig.ExtraHosts).toEqual(['db:10.0.0.9', 'db:10.0.0.1', 'db:::1', 'zz:10.0.0.3'])],
     ['dns: 1.1.1.1', { dns: ['1.1.1.1'] }, (o) => expect(o.HostConfig.Dns).toEqual(['1.1.1.1'])],
     // resolv.conf order, as written (mailcow: its own unbound first)
     ['dns: [172.22.1.254, 1.1.1.1]', { dns: ['172.22.1.254', '1.1.1.1'] }, (o) => expect(o.HostConfig.Dns).toEqual(['172.22.1.254', '1.1.1.1'])],
@@ -188,6 +191,11 @@ describe('service keys reach the spec and the create options', () => {
 
   it('a file that uses none of them hashes as before they existed', () => {
     expect(Object.keys(web(load(svc('image: nginx')))).sort()).toEqual(['dependsOn', 'environment', 'image', 'labels', 'name', 'networks', 'ports', 'replicas', 'restart', 'volumes']);
+  });
+
+  it('extra_hosts of an override come after the base file\'s for each host, once each (the first line for a name is the one the container resolves)', () => {
+    const hosts = loadCompose([{ path: 'compose.yml', text: svc('image: nginx\nextra_hosts: ["db:10.0.0.9", "a:10.0.0.2"]') }, { path: 'over.yml', text: svc('extra_hosts: {db: ["10.0.0.1", "10.0.0.9"]}') }], OPTS);
+    expect(web(hosts).extraHosts).toEqual(['a:10.0.0.2', 'db:10.0.0.9', 'db:10.0.0.1']);
   });
 
   it('bad values are located errors', () => {

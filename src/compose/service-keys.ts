@@ -13,8 +13,8 @@ const fail = (code: string, problem: string, hint?: string, subpath: (string | n
 };
 
 /** How a later file combines with an earlier one (compose's merge rules). */
-/** replace: the later file's value; map: keys merged; set: union, sorted; sequence: union in written order (first place kept) */
-export type MergeKind = 'replace' | 'map' | 'set' | 'sequence' | 'logging';
+/** replace: the later file's value; map: keys merged; set: union, sorted; sequence: union in written order (first place kept); hosts: union, by host name (hostsOrder) */
+export type MergeKind = 'replace' | 'map' | 'set' | 'sequence' | 'logging' | 'hosts';
 
 export interface ExtraKey<K extends keyof ServiceExtras = keyof ServiceExtras> {
   field: K;
@@ -91,20 +91,31 @@ function extraHosts(v: unknown): string[] {
       const eq = s.indexOf('=');
       const sep = eq >= 0 ? eq : s.indexOf(':');
       if (sep <= 0) fail('invalid_value', `invalid extra_hosts entry "${s}"`, 'use HOST:IP or HOST=IP', [i]);
-      entries.push([s.slice(0, sep), s.slice(sep + 1)]);
+      // `host=ip1,ip2`: one entry per address, in the order written (compose-go's host list)
+      for (const ip of s.slice(sep + 1).split(',')) entries.push([s.slice(0, sep), ip]);
     });
   } else if (v && typeof v === 'object') {
     for (const [h, ip] of Object.entries(v)) {
       for (const one of Array.isArray(ip) ? ip : [ip]) entries.push([h, scalarString(one, `extra_hosts.${h}`)]);
     }
   } else fail('invalid_value', `extra_hosts must be a list or a mapping, not ${describeValue(v)}`);
-  return uniqueSorted(
+  return hostsOrder(
     entries.map(([h, raw]) => {
       const ip = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1) : raw;
       if (!isIP(ip) && ip !== 'host-gateway') fail('invalid_value', `extra_hosts: "${raw}" for ${h} is not an IP address`, 'use an IPv4/IPv6 address or host-gateway');
       return `${h}:${ip}`;
     }),
   );
+}
+
+/**
+ * `host:ip` entries once each, sorted by host name, a host's addresses in the order written: /etc/hosts
+ * answers a name with its first line, so `db:10.0.0.9` before `db:10.0.0.1` is what docker compose
+ * writes and what the container resolves (a sort by the whole entry put 10.0.0.1 first).
+ */
+export function hostsOrder(entries: readonly string[]): string[] {
+  const host = (e: string) => e.slice(0, e.indexOf(':') + 1);
+  return [...new Set(entries)].sort((a, b) => (host(a) < host(b) ? -1 : host(a) > host(b) ? 1 : 0));
 }
 
 function ulimits(v: unknown): Record<string, Ulimit> {
@@ -291,7 +302,7 @@ export const EXTRA_KEYS: Record<string, ExtraKey> = {
   hostname: { field: 'hostname', merge: 'replace', parse: (v) => hostname(v, 'hostname') },
   domainname: { field: 'domainname', merge: 'replace', parse: (v) => hostname(v, 'domainname') },
   mac_address: { field: 'macAddress', merge: 'replace', parse: macAddress },
-  extra_hosts: { field: 'extraHosts', merge: 'set', parse: extraHosts },
+  extra_hosts: { field: 'extraHosts', merge: 'hosts', parse: extraHosts },
   // resolv.conf order: mailcow's override puts its own unbound first and a public resolver after it
   dns: { field: 'dns', merge: 'sequence', parse: ordered('dns') },
   dns_search: { field: 'dnsSearch', merge: 'sequence', parse: ordered('dns_search') },
@@ -359,6 +370,7 @@ export function mergeExtra(kind: MergeKind, a: unknown, b: unknown): unknown {
   }
   if (kind === 'set') return uniqueSorted([...(a as string[]), ...(b as string[])]);
   if (kind === 'sequence') return [...new Set([...(a as string[]), ...(b as string[])])];
+  if (kind === 'hosts') return hostsOrder([...(a as string[]), ...(b as string[])]);
   if (kind === 'logging') {
     // As compose-go's mergeLogging: the same driver (or one left out) merges, options key by key; another driver replaces.
     const x = a as Logging;
