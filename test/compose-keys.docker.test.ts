@@ -115,6 +115,11 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['stop_grace_period minutes and seconds', 'stop_grace_period: 1m30s', (c) => expect(c.Config.StopTimeout).toBe(90)],
   ['environment without a value, from variables', 'environment:\n  FROM_VARS:\n  EMPTY: ""', (c) => expect(c.Config.Env).toEqual(expect.arrayContaining(['FROM_VARS=from-berth-yml', 'EMPTY=']))],
   ['security_opt seccomp under the policy', 'security_opt: ["seccomp:unconfined"]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['seccomp:unconfined'])],
+  // as docker compose sends it (the engine refuses it as a security option): no masked or read-only paths
+  ['security_opt systempaths=unconfined', 'security_opt: [systempaths=unconfined]', (c) => {
+    expect(c.HostConfig.SecurityOpt ?? []).toEqual([]);
+    expect([c.HostConfig.MaskedPaths, c.HostConfig.ReadonlyPaths]).toEqual([[], []]);
+  }],
   ['byte and cpu strings', 'cpus: "0.75"\nmem_limit: 1gb\nshm_size: 33554432', (c) =>
     expect([c.HostConfig.NanoCpus, c.HostConfig.Memory, c.HostConfig.ShmSize]).toEqual([750_000_000, 1024 ** 3, 32 * 1024 ** 2])],
   ['volumes with driver_opts', 'volumes: ["opts:/data"]', (c) => expect(c.Mounts[0]!.Name).toBe(names.volume(PROJECT, ENV, 'opts'))],

@@ -105,6 +105,11 @@ describe('service keys reach the spec and the create options', () => {
     ['ipc: shareable', { ipcMode: 'shareable' }, (o) => expect(o.HostConfig.IpcMode).toBe('shareable')],
     ['cgroup: private', { cgroupnsMode: 'private' }, (o) => expect(o.HostConfig.CgroupnsMode).toBe('private')],
     ['security_opt: [no-new-privileges:true]', { securityOpt: ['no-new-privileges:true'] }, (o) => expect(o.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true'])],
+    // as docker compose sends it: no masked or read-only paths under /proc and /sys (the engine refuses it as a security option: "invalid --security-opt")
+    ['security_opt: [systempaths=unconfined, no-new-privileges:true]', { securityOpt: ['no-new-privileges:true', 'systempaths=unconfined'] }, (o) => {
+      expect(o.HostConfig.SecurityOpt).toEqual(['no-new-privileges:true']);
+      expect([o.HostConfig.MaskedPaths, o.HostConfig.ReadonlyPaths]).toEqual([[], []]);
+    }],
   ];
   for (const [lines, fields, check] of table) {
     it(lines.split('\n')[0]!, () => {

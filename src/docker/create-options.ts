@@ -60,6 +60,10 @@ function mountOptions(m: Mount, volumeName: (key: string) => string, inherited: 
   } as Dockerode.MountSettings;
 }
 
+/** `security_opt: [systempaths=unconfined]`: a client-side option (compose and the docker CLI), no engine security option. */
+const UNCONFINED_SYSTEM_PATHS = 'systempaths=unconfined';
+const securityOpts = (spec: ServiceSpec) => (spec.securityOpt ?? []).filter((o) => o !== UNCONFINED_SYSTEM_PATHS);
+
 /** The optional settings of a service as Docker create options: [container config, host config]. */
 function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<string, unknown>] {
   const config: Record<string, unknown> = {
@@ -90,7 +94,9 @@ function extrasOptions(spec: ServiceSpec): [Record<string, unknown>, Record<stri
     ...(spec.readOnly ? { ReadonlyRootfs: true } : {}),
     ...(spec.tmpfs ? { Tmpfs: spec.tmpfs } : {}),
     ...(spec.sysctls ? { Sysctls: spec.sysctls } : {}),
-    ...(spec.securityOpt?.length ? { SecurityOpt: spec.securityOpt } : {}),
+    ...(securityOpts(spec).length ? { SecurityOpt: securityOpts(spec) } : {}),
+    // docker compose (as the docker CLI) turns it into no masked and no read-only /proc and /sys paths; the engine refuses it as a security option
+    ...(spec.securityOpt?.includes(UNCONFINED_SYSTEM_PATHS) ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
     ...(spec.ipcMode ? { IpcMode: spec.ipcMode } : {}),
     ...(spec.cgroupnsMode ? { CgroupnsMode: spec.cgroupnsMode } : {}),
     ...(spec.usernsMode ? { UsernsMode: spec.usernsMode } : {}),
