@@ -229,6 +229,22 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: nginx\ndevice_cgroup_rules: ["c 189 rmw"]'), { policy: { ...DENY_ALL, allow_devices: true } }))).toMatchObject({ code: 'invalid_value', path: 'services.web.device_cgroup_rules[0]' });
   });
 
+  it('deploy.resources wins over cpus, mem_limit, pids_limit and mem_reservation wherever either is written, unless it is 0, as docker compose applies it', () => {
+    const limits = { nanoCpus: 1e9, memLimit: 200 * 1024 ** 2, pidsLimit: 20, memReservation: 20 * 1024 ** 2 };
+    const deploy = 'deploy:\n  resources:\n    limits: {memory: 200m, cpus: 1, pids: 20}\n    reservations: {memory: 20m}';
+    const own = 'mem_limit: 100m\ncpus: 0.5\npids_limit: 10\nmem_reservation: 10m';
+    // the order of the keys in the file decided it (the last written won)
+    expect(web(load(svc(`image: nginx\n${deploy}\n${own}`)))).toMatchObject(limits);
+    expect(web(load(svc(`image: nginx\n${own}\n${deploy}`)))).toMatchObject(limits);
+    // an override's cpus does not undo the base file's deploy limit; its deploy limit replaces that key alone
+    const files = (base: string, over: string) => web(loadCompose([{ path: 'compose.yml', text: svc(`image: nginx\n${base}`) }, { path: 'over.yml', text: svc(over) }], OPTS));
+    expect(files(deploy, own)).toMatchObject(limits);
+    expect(files(deploy, 'deploy: {resources: {limits: {cpus: 2}}}')).toMatchObject({ ...limits, nanoCpus: 2e9 });
+    // a limit of 0 leaves the service's own in place (compose sets only limits that are not 0); alone it is no limit
+    expect(web(load(svc(`image: nginx\n${own}\ndeploy: {resources: {limits: {memory: 0, cpus: 0, pids: 0}, reservations: {memory: 0}}}`)))).toMatchObject({ nanoCpus: 5e8, memLimit: 100 * 1024 ** 2, pidsLimit: 10, memReservation: 10 * 1024 ** 2 });
+    expect(create(web(load(svc('image: nginx\ndeploy: {resources: {limits: {memory: 0}}}')))).HostConfig.Memory).toBe(0);
+  });
+
   it('deploy.resources.reservations: devices (GPUs) become Docker device requests under allow_devices, refused without it; cpus is refused with the reason', () => {
     const gpu = 'deploy:\n  resources:\n    reservations:\n      devices:\n        - driver: nvidia\n          count: 1\n          capabilities: [gpu, utility]\n        - capabilities: [gpu]\n          device_ids: ["0", "3"]';
     const d = load(svc(`image: nginx\n${gpu}`), { policy: { ...DENY_ALL, allow_devices: true } });

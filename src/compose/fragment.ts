@@ -154,7 +154,12 @@ export interface ServiceFragment {
   rollbackConfig?: RolloutFragment;
   /** `deploy.restart_policy` as written (docker compose applies it to the container, over `restart:`) */
   deployRestart?: DeployRestartFragment;
+  /** `deploy.resources` limits and memory reservation as written: docker compose applies each that is not 0 over cpus, mem_limit, pids_limit and mem_reservation, wherever they are written */
+  deployResources?: DeployResourcesFragment;
 }
+
+/** The ServiceExtras fields `deploy.resources` sets; later files override key by key. */
+export type DeployResourcesFragment = { [K in 'nanoCpus' | 'memLimit' | 'pidsLimit' | 'memReservation']?: At<number> };
 
 /** `deploy.restart_policy`: later files override key by key. */
 export interface DeployRestartFragment {
@@ -958,10 +963,11 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       if (kind !== 'limits' && kind !== 'reservations') throw err('unknown_key', `unknown key "${kind}" in deploy.resources`, p, 'known keys: limits, reservations');
       for (const [k, v] of Object.entries(mapping(raw, p, `deploy.resources.${kind}`))) {
         const q = [...p, k];
-        if (kind === 'limits' && k === 'cpus') frag.extras.nanoCpus = at(q, () => parseCpus(v, 'deploy.resources.limits.cpus'));
-        else if (kind === 'limits' && k === 'memory') frag.extras.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
-        else if (kind === 'limits' && k === 'pids') frag.extras.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
-        else if (kind === 'reservations' && k === 'memory') frag.extras.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
+        const deployed = (frag.deployResources ??= {});
+        if (kind === 'limits' && k === 'cpus') deployed.nanoCpus = at(q, () => parseCpus(v, 'deploy.resources.limits.cpus'));
+        else if (kind === 'limits' && k === 'memory') deployed.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
+        else if (kind === 'limits' && k === 'pids') deployed.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
+        else if (kind === 'reservations' && k === 'memory') deployed.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
         else if (kind === 'reservations' && k === 'devices') {
           const devices = at(q, () => deviceRequests(v));
           frag.extras.deviceRequests = frag.extras.deviceRequests ? { v: [...devices.v, ...(frag.extras.deviceRequests.v ?? [])], at: devices.at } : devices;

@@ -7,7 +7,7 @@ import { sha256 } from '../model/hash.js';
 import { ComposeError } from '../errors.js';
 import type { DeclaredAt, DependsOn, DesiredState, FileMount, Healthcheck, NetworkSpec, RestartPolicy, RolloutConfig, ServiceExtras, ServiceNetwork, ServiceSpec, VolumeSpec } from '../model/model.js';
 import { parseDotenv, DotenvError, type DotenvValue } from './dotenv.js';
-import { buildFragment, unsetIn, type At, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
+import { buildFragment, unsetIn, type At, type DeployResourcesFragment, type FileFragment, type Loc, type RolloutFragment, type ServiceFragment } from './fragment.js';
 import { linkJoins } from './joins.js';
 import { mergeFragments, mergeService, type Merged } from './merge.js';
 import { composeDir, dotenvPath } from './sources.js';
@@ -984,6 +984,10 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   const extras: ServiceExtras = {};
   for (const [k, a] of Object.entries(s.extras)) if (a && a.v !== undefined) (extras as Record<string, unknown>)[k] = a.v;
   if (Object.keys(networkOptions).length) extras.networkOptions = networkOptions;
+  // deploy.resources wins over cpus, mem_limit, pids_limit and mem_reservation, as docker compose applies it (whichever is
+  // written first, in whichever file), unless it is 0: compose then keeps the service's own (0 alone is no limit, as before)
+  for (const [k, d] of Object.entries(s.deployResources ?? {}) as [keyof DeployResourcesFragment, At<number> | undefined][])
+    if (d && (d.v !== 0 || extras[k] === undefined)) extras[k] = d.v;
   // deploy.restart_policy wins over restart:, as docker compose applies it
   let restart: RestartPolicy = s.restart?.v ?? 'no';
   if (s.deployRestart) {

@@ -9,7 +9,7 @@
 //   - environment, labels, networks and depends_on merge as mappings;
 //   - `!reset` removes an attribute (or a whole service), `!override` replaces
 //     it instead of merging.
-import { deviceTarget, type DeployRestartFragment, type FileFragment, type FileSourceFragment, type NetworkFragment, type RolloutFragment, type ServiceField, type ServiceFragment, type VolumeFragment } from './fragment.js';
+import { deviceTarget, type DeployResourcesFragment, type DeployRestartFragment, type FileFragment, type FileSourceFragment, type NetworkFragment, type RolloutFragment, type ServiceField, type ServiceFragment, type VolumeFragment } from './fragment.js';
 import { portKey } from './normalize.js';
 import { EXTRA_KEYS, mergeExtra } from './service-keys.js';
 
@@ -36,7 +36,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   restart: ['restart'],
   user: ['user'],
   working_dir: ['workingDir'],
-  deploy: ['replicas', 'updateConfig', 'rollbackConfig', 'deployRestart'],
+  deploy: ['replicas', 'updateConfig', 'rollbackConfig', 'deployRestart', 'deployResources'],
   scale: ['replicas'],
   privileged: ['privileged'],
   network_mode: ['networkMode'],
@@ -123,6 +123,11 @@ function mergeDeployRestart(a: DeployRestartFragment | undefined, b: DeployResta
   return { at: b.at, ...(condition ? { condition } : {}), ...(maxAttempts ? { maxAttempts } : {}) };
 }
 
+/** deploy.resources merges as a mapping: a later file's keys win, the rest are kept. */
+function mergeDeployResources(a: DeployResourcesFragment | undefined, b: DeployResourcesFragment | undefined): DeployResourcesFragment | undefined {
+  return a && b ? { ...a, ...b } : (b ?? a);
+}
+
 export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFragment {
   const out: ServiceFragment = {
     name: a.name,
@@ -157,6 +162,7 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('updateConfig', mergeRollout(a.updateConfig, b.updateConfig));
   set('rollbackConfig', mergeRollout(a.rollbackConfig, b.rollbackConfig));
   set('deployRestart', mergeDeployRestart(a.deployRestart, b.deployRestart));
+  set('deployResources', mergeDeployResources(a.deployResources, b.deployResources));
   set('privileged', b.privileged ?? a.privileged);
   set('networkMode', b.networkMode ?? a.networkMode);
   set('pid', b.pid ?? a.pid);
