@@ -114,6 +114,11 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['tmpfs as a string', 'tmpfs: /run/app', (c) => expect(c.HostConfig.Tmpfs).toEqual({ '/run/app': '' })],
   ['stop_grace_period minutes and seconds', 'stop_grace_period: 1m30s', (c) => expect(c.Config.StopTimeout).toBe(90)],
   ['environment without a value, from variables', 'environment:\n  FROM_VARS:\n  EMPTY: ""', (c) => expect(c.Config.Env).toEqual(expect.arrayContaining(['FROM_VARS=from-berth-yml', 'EMPTY=']))],
+  // no variable sets it: bare, as docker compose sends it (the engine then leaves it unset, over the image's ENV too)
+  ['environment without a value, unset', 'environment: [NOT_IN_VARIABLES, SET=1]', (c) => {
+    expect(c.Config.Env).toEqual(expect.arrayContaining(['NOT_IN_VARIABLES', 'SET=1']));
+    expect(c.Config.Env.filter((e: string) => e.startsWith('NOT_IN_VARIABLES='))).toEqual([]);
+  }],
   ['security_opt seccomp under the policy', 'security_opt: ["seccomp:unconfined"]', (c) => expect(c.HostConfig.SecurityOpt).toEqual(['seccomp:unconfined'])],
   // as docker compose sends it (the engine refuses it as a security option): no masked or read-only paths
   ['security_opt systempaths=unconfined', 'security_opt: [systempaths=unconfined]', (c) => {

@@ -365,11 +365,31 @@ describe('service keys reach the spec and the create options', () => {
   });
 
   // compose-go's EnforceUnicity: one entry per key of a list, the later in the earlier's place
+  it('a bare environment name no variable sets reaches Docker bare, as docker compose sends it: unset in the container, the image\'s value, an env_file\'s and an earlier file\'s too', () => {
+    const one = web(load(svc('image: nginx\nenvironment: [NODE_ENV, A=1]')));
+    expect([one.environment, one.unsetEnvironment]).toEqual([{ A: '1' }, ['NODE_ENV']]);
+    // the engine keeps the create's entry for a name over the image's ENV: a bare one leaves the name unset
+    expect(create(one).Env).toEqual(['A=1', 'NODE_ENV']);
+    // the plan says so, on a line of its own
+    expect(renderPlanMarkdown(reconcile(load(svc('image: nginx\nenvironment: [NODE_ENV, A=1]')), emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' })).toContain('environment.NODE_ENV: (unset)');
+    // a variable of that name sets it; without bare names the spec (and its hash) is as before
+    const set = web(load(svc('image: nginx\nenvironment: [NODE_ENV, A=1]'), { variables: { NODE_ENV: 'production' } }));
+    expect([set.environment, set.unsetEnvironment]).toEqual([{ A: '1', NODE_ENV: 'production' }, undefined]);
+    expect(Object.keys(set)).not.toContain('unsetEnvironment');
+    // over an env_file's value and an earlier file's; a later file's value sets it again
+    const files = (...texts: string[]) => web(loadCompose(texts.map((text, i) => ({ path: i ? `over${i}.yml` : 'compose.yml', text })), { ...OPTS, sources: new Map([['a.env', 'B=file\n']]) }));
+    const over = files(svc('image: nginx\nenv_file: [a.env]\nenvironment: {A: base, C: keep}'), svc('environment: [A, B]'));
+    expect([over.environment, over.unsetEnvironment]).toEqual([{ C: 'keep' }, ['A', 'B']]);
+    const back = files(svc('image: nginx\nenvironment: [A]'), svc('environment: {A: later}'));
+    expect([back.environment, back.unsetEnvironment]).toEqual([{ A: 'later' }, undefined]);
+  });
+
   it('the same mount target twice keeps the later entry; a later bare environment key unsets an earlier value; dns merges in order', () => {
     const twice = web(load(svc('image: nginx\nvolumes:\n  - data:/var/lib/garage\n  - other:/x\n  - meta:/var/lib/garage:ro', 'volumes:\n  data: {}\n  other: {}\n  meta: {}\n')));
     expect(twice.volumes.map((v) => `${v.source}:${v.target}:${v.readOnly}`)).toEqual(['meta:/var/lib/garage:true', 'other:/x:false']);
     // hi-events: MAIL_MAILER=array, then a bare MAIL_MAILER with the variable unset
     expect(web(load(svc('image: nginx\nenvironment:\n  - MAIL_MAILER=array\n  - MAIL_MAILER'))).environment).toEqual({});
+    expect(web(load(svc('image: nginx\nenvironment:\n  - MAIL_MAILER=array\n  - MAIL_MAILER'))).unsetEnvironment).toEqual(['MAIL_MAILER']);
     expect(web(load(svc('image: nginx\nenvironment:\n  - MAIL_MAILER=array\n  - MAIL_MAILER'), { variables: { MAIL_MAILER: 'smtp' } })).environment).toEqual({ MAIL_MAILER: 'smtp' });
     const merged = loadCompose(
       [

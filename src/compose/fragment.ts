@@ -105,6 +105,8 @@ export interface ServiceFragment {
   command?: At<string[]>;
   entrypoint?: At<string[]>;
   environment?: Map<string, At<string>>;
+  /** `environment:` names written without a value that no variable sets (compose sends them bare: unset in the container) */
+  unsetEnvironment?: Map<string, Loc>;
   ports?: At<PortBinding>[];
   volumes?: At<Mount>[];
   networks?: Map<string, Loc>;
@@ -550,16 +552,24 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       }
       case 'environment': {
         const env = new Map<string, At<string>>();
+        const unset = new Map<string, Loc>();
         const entries = at(path, () => mapOrList(value, 'environment')).v;
         entries.forEach(([k, v], i) => {
           const where = loc([...path, Array.isArray(value) ? i : k]);
-          // KEY without a value takes the variable of that name (compose takes it from the shell); unset → not set.
+          // KEY without a value takes the variable of that name (compose takes it from the shell); unset → sent
+          // bare, as docker compose sends it: the container then has no such variable, not even the image's.
           const resolved = v ?? (Object.prototype.hasOwnProperty.call(opts.variables, k) ? opts.variables[k] : undefined);
           // a later entry of a key replaces an earlier one, a bare unset one too (compose-go's EnforceUnicity)
-          if (resolved !== undefined) env.set(k, { v: resolved, at: where });
-          else env.delete(k);
+          if (resolved !== undefined) {
+            env.set(k, { v: resolved, at: where });
+            unset.delete(k);
+          } else {
+            env.delete(k);
+            unset.set(k, where);
+          }
         });
         frag.environment = env;
+        if (unset.size) frag.unsetEnvironment = unset;
         return;
       }
       case 'ports': {

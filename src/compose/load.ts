@@ -1021,7 +1021,8 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
     ...(s.command ? { command: s.command.v } : {}),
     ...(s.entrypoint ? { entrypoint: s.entrypoint.v } : {}),
     // env_file values first, environment: wins (compose's order)
-    environment: sortRecord({ ...fromMap(s.envFromFiles), ...fromMap(s.environment) }),
+    environment: sortRecord(Object.fromEntries(Object.entries({ ...fromMap(s.envFromFiles), ...fromMap(s.environment) }).filter(([k]) => !s.unsetEnvironment?.has(k)))),
+    ...(s.unsetEnvironment?.size ? { unsetEnvironment: [...s.unsetEnvironment.keys()].sort() } : {}),
     ports: (s.ports ?? []).map((p) => p.v).sort(comparePorts),
     volumes: (s.volumes ?? []).map((m) => m.v).sort((a, b) => (a.target < b.target ? -1 : a.target > b.target ? 1 : 0)),
     networks,

@@ -26,7 +26,7 @@ const FIELD_PROPS: Record<ServiceField, (keyof ServiceFragment)[]> = {
   image: ['image'],
   command: ['command'],
   entrypoint: ['entrypoint'],
-  environment: ['environment'],
+  environment: ['environment', 'unsetEnvironment'],
   ports: ['ports'],
   volumes: ['volumes'],
   networks: ['networks'],
@@ -166,7 +166,14 @@ export function mergeService(a: ServiceFragment, b: ServiceFragment): ServiceFra
   set('privileged', b.privileged ?? a.privileged);
   set('networkMode', b.networkMode ?? a.networkMode);
   set('pid', b.pid ?? a.pid);
-  set('environment', mapMerge(a.environment, b.environment));
+  // a later file's bare unset name unsets the earlier file's value, a later value sets an earlier unset name (compose's last entry wins)
+  const copied = <V>(x: Map<string, V> | undefined, y: Map<string, V> | undefined) => (x || y ? new Map([...(x ?? []), ...(y ?? [])]) : undefined);
+  const environment = copied(a.environment, b.environment);
+  const unsetEnvironment = copied(a.unsetEnvironment, b.unsetEnvironment);
+  for (const k of b.unsetEnvironment?.keys() ?? []) environment?.delete(k);
+  for (const k of b.environment?.keys() ?? []) unsetEnvironment?.delete(k);
+  set('environment', environment);
+  set('unsetEnvironment', unsetEnvironment?.size ? unsetEnvironment : undefined);
   set('labels', mapMerge(a.labels, b.labels));
   set('networks', mapMerge(a.networks, b.networks));
   set('dependsOn', mapMerge(a.dependsOn, b.dependsOn));

@@ -141,7 +141,8 @@ export function containerCreateOptions(name: string, spec: ServiceSpec, who: Con
     Image: spec.image,
     ...(spec.command ? { Cmd: spec.command } : {}),
     ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
-    Env: Object.entries(spec.environment).map(([k, v]) => `${k}=${v}`),
+    // a bare name unsets it in the container, the image's value of it too (the engine keeps the create's entry for a name)
+    Env: [...Object.entries(spec.environment).map(([k, v]) => `${k}=${v}`), ...(spec.unsetEnvironment ?? [])],
     Labels: containerLabels(spec, who),
     ...(spec.user ? { User: spec.user } : {}),
     ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),

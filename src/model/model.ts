@@ -243,6 +243,11 @@ export interface ServiceSpec extends ServiceExtras {
   entrypoint?: string[];
   /** keys sorted */
   environment: Record<string, string>;
+  /**
+   * Names written without a value (`environment: [DEBUG]`) that no variable sets, sorted: docker compose sends
+   * them bare, which unsets the image's own value of that name (and an env_file's, an earlier file's).
+   */
+  unsetEnvironment?: string[];
   /** sorted by target, protocol, published */
   ports: PortBinding[];
   /** sorted by target */

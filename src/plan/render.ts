@@ -185,6 +185,8 @@ function specFields(spec: ServiceSpec | undefined, replicas: number | undefined,
       if (f.tainted('environment')) m.taintDerived(k);
       f.add(G.environment, k, `environment.${k}`, v, m.value(k, v));
     }
+    // a bare name no variable sets: unset in the container (the image's value of it too), a line of its own
+    for (const k of spec.unsetEnvironment ?? []) f.add(G.environment, k, `environment.${k}`, '\u0000unset', '(unset)');
     for (const p of spec.ports ?? []) f.item(G.ports, 'ports', formatPort(p));
     for (const v of spec.volumes ?? []) {
       if (f.tainted('volumes')) for (const part of [v.source, v.target, v.subpath]) if (part) m.taintDerived(part);
