@@ -135,11 +135,18 @@ async function loadAndPlan(v: Record<string, string | boolean | undefined>) {
   learnEnvironment(e);
   learnDesired(loaded.desired, secretKeysOf(e), secretVariableValues(e.variables, e.secret_keys));
   const targets = targetsFor(v.docker as string | undefined, loaded.environment.targets);
+  // A project on a target belongs to one repository, the CLI's too (--repository, else local/<project>): what it
+  // creates carries that repository's label, so another repository that names the same project in its berth.yml
+  // neither sees nor removes it, nor adopts its volumes (observe leaves out objects labelled for another repository).
+  const owned = { ...loaded.desired, repository: cliRepository(repository, loaded.config.project) };
   // Pinned like the app pins (the first target's engine and registry login): the plan shows, and the apply runs, digests.
-  const desired = await pinThroughTargets(targets, loaded.desired, loaded.environment.targets, process.env, { policy: loaded.config.policy, lookup: systemLookup });
+  const desired = await pinThroughTargets(targets, owned, loaded.environment.targets, process.env, { policy: loaded.config.policy, lookup: systemLookup });
   const plans = await planTargets(desired, loaded.environment.targets, observerFor(targets));
   return { loaded: { ...loaded, desired }, targets, plans };
 }
+
+/** The repository the CLI deploys as: the one named with --repository, else `local/<project>`. */
+const cliRepository = (repository: string | undefined, project: string) => repository ?? `local/${project}`;
 
 function required(v: Record<string, unknown>, name: string): string {
   const x = v[name];
@@ -208,10 +215,18 @@ async function cmdApply(args: string[], io: Io): Promise<number> {
     }
   }
   const store = await openStore(values.database);
-  const repo = repository ?? `local/${loaded.config.project}`;
+  const repo = cliRepository(repository, loaded.config.project);
   const user = process.env.USER ?? process.env.LOGNAME ?? 'cli';
   const owner = `cli:${user}@${hostname()}`;
   try {
+    // Claimed first, as /apply claims it: a project another repository deployed on a target is not the CLI's to change.
+    for (const target of loaded.environment.targets) {
+      const holder = await store.claimProject(target, loaded.config.project, repo);
+      if (holder !== repo) {
+        io.err(`berth: project ${loaded.config.project} on target ${target} belongs to repository ${holder} (${CONFIG_PATH}: project) — apply it as that repository with --repository ${holder}, or choose another project name`);
+        return 1;
+      }
+    }
     const executor = executorFor(store, targets, io);
     // The guard compares against exactly what was printed above. The lock, the in-flight check and the
     // apply are one transaction, as for /apply: a PR holding the environment, or an apply in flight, refuses it.
