@@ -7,8 +7,9 @@
 //  apply_vs_floor_ratio          berth vs raw parallel dockerode calls, real engine
 //  apply_vs_docker_compose_ratio berth vs `docker-compose up -d`, real engine
 //  noop_apply_100_services_ms    load + observe + plan when nothing changed
-// PERF.md: the engine's floor on these machines is ~0.75× docker-compose, so
-// the compose target is 0.80 (not the 0.5 of the issue).
+// PERF.md: the engine's floor on these machines is 0.75–0.91× docker-compose,
+// so berth ÷ compose is reported, not targeted (PERF.md of 2026-12-02 replaced
+// its 0.80); berth ÷ the raw parallel floor (≤ 1.10) is the target that counts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,7 +35,8 @@ export interface Figure {
   name: string;
   value: number;
   unit: 'ms' | 'ratio';
-  target: number;
+  /** null: reported, not targeted */
+  target: number | null;
   detail?: Record<string, unknown>;
 }
 
@@ -269,7 +271,7 @@ export async function realEngine(): Promise<Figure[]> {
   const detail = { services: STACK_SERVICES, runs, berth_median_ms: +m.berth.toFixed(0), docker_compose_median_ms: +m.compose.toFixed(0), raw_parallel_median_ms: +m.raw.toFixed(0) };
   return [
     { name: 'apply_vs_floor_ratio', value: +(m.berth / m.raw).toFixed(3), unit: 'ratio', target: 1.1, detail },
-    { name: 'apply_vs_docker_compose_ratio', value: +(m.berth / m.compose).toFixed(3), unit: 'ratio', target: 0.8, detail },
+    { name: 'apply_vs_docker_compose_ratio', value: +(m.berth / m.compose).toFixed(3), unit: 'ratio', target: null, detail },
   ];
 }
 
