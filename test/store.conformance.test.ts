@@ -628,7 +628,7 @@ function conformance(b: Backend): void {
       expect(await store.applyForCommand(uid('o/other'), 3_000_000_001)).toBeUndefined();
     });
 
-    it('latestApply: newest for (repo, environment), filtered by desired digest and/or state', async () => {
+    it('latestApply: newest for (repo, environment), filtered by desired digest, state and/or kind', async () => {
       const repo = uid('o/r');
       // One apply in flight per environment: each ends before the next starts.
       const a1 = await store.createApply(newApply(repo, { desiredDigest: 'd1' }));
@@ -647,6 +647,11 @@ function conformance(b: Backend): void {
       expect(await store.latestApply(repo, 'staging', { desiredDigest: 'd2', state: 'completed' })).toBeUndefined();
       expect(await store.latestApply(repo, 'staging', { desiredDigest: 'zzz' })).toBeUndefined();
       expect(await store.latestApply(repo, 'qa')).toBeUndefined();
+      // A rollback is found by its kind, and an apply of the same state is not it (staging-first counts applies only).
+      const r = await store.createApply(newApply(repo, { environment: 'dev', kind: 'rollback', desiredDigest: 'd1' }));
+      expect((await store.latestApply(repo, 'dev', { desiredDigest: 'd1', kind: 'rollback' }))!.id).toBe(r.id);
+      expect(await store.latestApply(repo, 'dev', { desiredDigest: 'd1', kind: 'apply' })).toBeUndefined();
+      expect((await store.latestApply(repo, 'staging', { desiredDigest: 'd1', kind: 'apply' }))!.id).toBe(a3.id);
     });
 
     it('listApplies: newest first, filtered by states, repo, pr, environment, limited', async () => {

@@ -16,7 +16,7 @@ import { isBerthError } from '../errors.js';
 import { ApplyRefusedError, prepareApply } from '../apply/prepare-apply.js';
 import type { Observer } from '../apply/prepare-apply.js';
 import type { Bot } from './bot.js';
-import { authorise, requirementsGate, requiresGate } from './gates.js';
+import { authorise, pushRequiresGate, requirementsGate, requiresGate } from './gates.js';
 import type { CheckConclusion, GitHubPort, RepoRef } from './github.js';
 import { repoName } from './github.js';
 import { secretVariableValues } from '../plan/mask.js';
@@ -141,10 +141,8 @@ export class AutoApply {
         const gate = await requiresGate(this.o.store, repo, { number: t.pr, headSha: t.sha }, env, known, digestOf);
         if (!gate.ok) return await refuse('Staging first', gate.message.replace(`${MARKER}\n`, ''));
       } else {
-        for (const req of env.requires) {
-          const done = known.includes(req) ? await this.o.store.latestApply(full, req, { desiredDigest: await digestOf(req), state: 'completed' }) : undefined;
-          if (!done) return await refuse('Staging first', `${code(env.name)} requires ${code(req)} to have completed an apply of this commit's ${code(req)} state first; it has not.`);
-        }
+        const gate = await pushRequiresGate(this.o.store, repo, env, known, digestOf);
+        if (!gate.ok) return await refuse('Staging first', gate.message);
       }
     } catch (err) {
       if (!isBerthError(err)) throw err;

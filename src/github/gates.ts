@@ -130,7 +130,8 @@ export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: Pull
  * of THIS pull request whose desired state there is exactly the one its
  * current head produces (an earlier head of the PR with the same state
  * counts). Another PR's apply never does, even of an identical state: the
- * rule is that these changes were tried there. `digestOf` computes the digest
+ * rule is that these changes were tried there. Nor does a rollback of this
+ * PR (it ran some other state). `digestOf` computes the digest
  * (it loads the required environment's compose at the head); an environment
  * the config does not list fails closed.
  */
@@ -156,9 +157,30 @@ export async function requiresGate(
       missing.push({ env: req, why: `its desired state could not be computed: ${code(String((err as Error)?.message ?? err))}` });
       continue;
     }
-    const ours = (await store.listApplies({ repo: repoName(repo), pr: pull.number, environment: req })).find((a) => a.desiredDigest === digest);
-    if (!ours) missing.push({ env: req, why: `this pull request (${these}) has not applied its ${code(req)} state there (an apply of another PR does not count)` });
+    // Only an apply counts, never a rollback (automatic or `/rollback`), though it carries this PR's number: it
+    // runs another state than the PR's — an earlier commit's, or, after a failed rollout, the failed apply's
+    // state with some services returned, whose record keeps entries (a service the failed apply never created
+    // or never got healthy) that did not run — so its digest says nothing about these changes having run there.
+    const ours = (await store.listApplies({ repo: repoName(repo), pr: pull.number, environment: req })).find((a) => a.kind === 'apply' && a.desiredDigest === digest);
+    if (!ours) missing.push({ env: req, why: `this pull request (${these}) has not applied its ${code(req)} state there (an apply of another PR does not count, nor does a rollback)` });
     else if (ours.state !== 'completed') missing.push({ env: req, why: `the latest apply of this pull request's ${code(req)} state (${these}) there is ${code(ours.state)}` });
   }
   return missing.length ? { ok: false, message: msg.requiresFirst(env.name, missing) } : OK;
+}
+
+/**
+ * Staging-first for a push (`apply_on: push`, no pull request): every
+ * environment in `requires` must have had the pushed commit's state applied
+ * there, by any PR or push, and the latest apply of that state there must have
+ * completed (a later failed one says it does not run there now). As for a PR,
+ * only an apply counts, never a rollback: a rollback's record holds another
+ * state, at worst one that never ran in full (requiresGate). An environment the
+ * config does not list fails closed.
+ */
+export async function pushRequiresGate(store: Store, repo: RepoRef, env: GatedEnvironment, known: readonly string[], digestOf: (env: string) => Promise<string>): Promise<Gate> {
+  for (const req of env.requires) {
+    const done = known.includes(req) ? await store.latestApply(repoName(repo), req, { desiredDigest: await digestOf(req), kind: 'apply' }) : undefined;
+    if (done?.state !== 'completed') return { ok: false, message: `${code(env.name)} requires ${code(req)} to have completed an apply of this commit's ${code(req)} state first; it has not.` };
+  }
+  return OK;
 }

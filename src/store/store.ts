@@ -272,6 +272,7 @@ export interface ListAppliesFilter {
 export interface LatestApplyOptions {
   desiredDigest?: string;
   state?: string;
+  kind?: ApplyKind;
 }
 
 // secrets (issue 18) ─ rows of the server-side secret store; crypto and domain logic are in src/secrets/.

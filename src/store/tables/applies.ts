@@ -254,6 +254,7 @@ export async function latestApply(ctx: Ctx, repo: string, environment: string, o
   let q = withPayload(ctx).where('repo', '=', repo).where('environment', '=', environment);
   if (opts.desiredDigest !== undefined) q = q.where('desired_digest', '=', opts.desiredDigest);
   if (opts.state !== undefined) q = q.where('state', '=', opts.state);
+  if (opts.kind !== undefined) q = q.where('kind', '=', opts.kind);
   const r = await q.orderBy('seq', 'desc').limit(1).executeTakeFirst();
   return r && toApply(r);
 }
