@@ -186,7 +186,7 @@ describe('security: a rollback never counts as having applied a state for stagin
 // ── the attack through the app ───────────────────────────────────────────────
 
 const APP_REPO = 'acme/sec-rollback-staging';
-const PROJECT = 't-rt18-sec-70';
+const PROJECT = 't-sec-70';
 const [A1, A2, A3] = [sha('a'), sha('b'), sha('c')];
 const APP_CONFIG = berthYml(PROJECT, [
   { name: 'staging', compose: ['compose.yml'] },
