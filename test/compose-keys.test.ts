@@ -3,7 +3,7 @@
 // turned into the Docker create option that applies it; env_file, .env,
 // extends, include, profiles and links the way docker compose reads them.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -1634,5 +1634,66 @@ describe('loader limits', () => {
     const d = load(`${anchors}services:\n${services}`);
     expect(d.services).toHaveLength(45);
     expect(d.services[0]!.spec.logging).toEqual({ driver: 'json-file', options: { 'max-size': '5m' } });
+  });
+});
+
+// JavaScript's plain objects read `__proto__` as their prototype: assigned as a key, it is dropped (a label, a
+// variable, a whole service gone without a word), where docker compose keeps it. berth refuses it at its line.
+describe('keys named like Object.prototype members', () => {
+  it('__proto__ is refused at its line as a mapping key anywhere, a list entry\'s name or an env_file / label_file name; no prototype is polluted', () => {
+    const mapKey: [string, string, number][] = [
+      ['labels', svc('image: nginx\nlabels:\n  a: b\n  __proto__: x'), 6],
+      ['environment', svc('image: nginx\nenvironment:\n  __proto__: {polluted: 1}'), 5],
+      ['sysctls', svc('image: nginx\nsysctls:\n  __proto__: 1'), 5],
+      ['extra_hosts', svc('image: nginx\nextra_hosts:\n  __proto__: 10.0.0.1'), 5],
+      ['ulimits', svc('image: nginx\nulimits:\n  __proto__: 10'), 5],
+      ['service networks', svc('image: nginx\nnetworks:\n  __proto__: {}'), 5],
+      ['depends_on', svc('image: nginx\ndepends_on:\n  __proto__: {condition: service_started}'), 5],
+      ['healthcheck', svc('image: nginx\nhealthcheck:\n  __proto__: {}'), 5],
+      ['service key', svc('image: nginx\n__proto__: {image: evil}'), 4],
+      ['x- extension', svc('image: nginx\nx-meta:\n  __proto__: 1'), 5],
+      ['top-level x-', `x-base:\n  __proto__: 1\n${svc('image: nginx')}`, 2],
+      ['services', 'services:\n  __proto__:\n    image: nginx\n  web:\n    image: nginx\n', 2],
+      ['networks', svc('image: nginx', 'networks:\n  __proto__: {}\n'), 5],
+      ['driver_opts', svc('image: nginx', 'networks:\n  default:\n    driver_opts:\n      __proto__: 1\n'), 7],
+      ['volumes', svc('image: nginx', 'volumes:\n  __proto__: {}\n'), 5],
+      ['configs', svc('image: nginx', 'configs:\n  __proto__: {environment: X}\n'), 5],
+      ['secrets', svc('image: nginx', 'secrets:\n  __proto__: {environment: X}\n'), 5],
+      ['top level', `__proto__: {}\n${svc('image: nginx')}`, 1],
+    ];
+    for (const [what, text, line] of mapKey) {
+      const e = errorOf(() => load(text));
+      expect(e, what).toMatchObject({ code: 'bad_yaml', problem: 'a mapping key named "__proto__" is not accepted', line });
+      expect(e.hint, what).toMatch(/^rename it/);
+    }
+    const listed: [string, string, number, string][] = [
+      ['environment', svc('image: nginx\nenvironment:\n  - A=1\n  - __proto__=x'), 6, 'services.web.environment[1]'],
+      ['labels', svc('image: nginx\nlabels: ["__proto__"]'), 4, 'services.web.labels[0]'],
+      ['sysctls', svc('image: nginx\nsysctls: ["__proto__=1"]'), 4, 'services.web.sysctls[0]'],
+    ];
+    for (const [what, text, line, path] of listed) expect(errorOf(() => load(text)), what).toMatchObject({ code: 'invalid_value', line, path });
+    const files = (text: string, file: string) => errorOf(() => loadCompose([{ path: 'compose.yml', text }], { ...OPTS, sources: new Map([[file, 'A=1\n__proto__=x\n']]) }));
+    expect(files(svc('image: nginx\nenv_file: [a.env]'), 'a.env')).toMatchObject({ code: 'invalid_value', file: 'a.env', line: 2 });
+    expect(files(svc('image: nginx\nlabel_file: [a.labels]'), 'a.labels')).toMatchObject({ code: 'invalid_value', file: 'a.labels', line: 2 });
+    expect(Object.keys(Object.prototype)).toEqual([]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const hostile = new URL('../fixtures/hostile/proto-key.compose.yml', import.meta.url);
+    expect(errorOf(() => loadCompose([{ path: 'compose.yml', text: readFileSync(hostile, 'utf8') }], OPTS))).toMatchObject({ code: 'bad_yaml', line: 9 });
+  });
+
+  it('constructor, prototype and toString are keys like any other: the literal key in the spec, the hash and the create options', () => {
+    const d = load(svc('image: nginx\nlabels:\n  constructor: a\n  prototype: b\nenvironment: ["toString=c", "constructor=d"]\nsysctls:\n  net.core.somaxconn: 1\nulimits:\n  nofile: 10', '  constructor:\n    image: nginx\n'));
+    const s = web(d);
+    expect(s.labels).toEqual({ constructor: 'a', prototype: 'b' });
+    expect(s.environment).toEqual({ constructor: 'd', toString: 'c' });
+    const o = create(s);
+    expect(o.Labels).toMatchObject({ constructor: 'a', prototype: 'b' });
+    expect(o.Env).toEqual(['constructor=d', 'toString=c']);
+    expect(d.services.map((x) => x.spec.name).sort()).toEqual(['constructor', 'web']);
+    // the hash sees them: a changed value is a changed hash
+    expect(hashOf(load(svc('image: nginx\nlabels:\n  constructor: z\n  prototype: b\nenvironment: ["toString=c", "constructor=d"]\nsysctls:\n  net.core.somaxconn: 1\nulimits:\n  nofile: 10')))).not.toBe(hashOf(d));
+    // a service key named like a prototype member is an unknown key, not "not supported" with a function for a hint
+    expect(errorOf(() => load(svc('image: nginx\nconstructor: 1')))).toMatchObject({ code: 'unknown_key', line: 4 });
+    expect(errorOf(() => load(`toString: 1\n${svc('image: nginx')}`))).toMatchObject({ code: 'unknown_key', line: 1 });
   });
 });

@@ -415,7 +415,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
   const only = opts.onlyServices;
   for (const key of only ? [] : Object.keys(root)) {
     if (TOP_LEVEL_KEYS.includes(key) || key.startsWith('x-')) continue;
-    if (UNSUPPORTED_TOP_LEVEL[key]) throw err('unsupported', `top-level ${key} is not supported by berth`, [key], UNSUPPORTED_TOP_LEVEL[key]);
+    if (Object.hasOwn(UNSUPPORTED_TOP_LEVEL, key)) throw err('unsupported', `top-level ${key} is not supported by berth`, [key], UNSUPPORTED_TOP_LEVEL[key]);
     const dym = didYouMean(key, TOP_LEVEL_KEYS);
     throw err('unknown_key', `unknown top-level key "${key}"`, [key], dym || `known keys: ${TOP_LEVEL_KEYS.join(', ')}`);
   }
@@ -515,7 +515,7 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
       if (key.startsWith('x-')) continue;
       try {
         if (!(SUPPORTED_SERVICE_KEYS as readonly string[]).includes(key)) {
-          if (UNSUPPORTED_SERVICE_KEYS[key]) throw err('unsupported', `${key} is not supported by berth`, path, UNSUPPORTED_SERVICE_KEYS[key]);
+          if (Object.hasOwn(UNSUPPORTED_SERVICE_KEYS, key)) throw err('unsupported', `${key} is not supported by berth`, path, UNSUPPORTED_SERVICE_KEYS[key]);
           if (OTHER_COMPOSE_SERVICE_KEYS.includes(key)) throw err('unsupported', `${key} is not supported by berth`, path, `supported service keys: ${SUPPORTED_SERVICE_KEYS.join(', ')}`);
           const dym = didYouMean(key, [...SUPPORTED_SERVICE_KEYS, ...Object.keys(UNSUPPORTED_SERVICE_KEYS), ...OTHER_COMPOSE_SERVICE_KEYS]);
           throw err('unknown_key', `unknown key "${key}" in service ${name}`, path, dym || `supported service keys: ${SUPPORTED_SERVICE_KEYS.join(', ')}`);

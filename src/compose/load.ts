@@ -17,7 +17,7 @@ import { checkNetworkReach, checkPolicy, checkVolumeOptions, enforceBindModes, t
 import { closest } from '../text/suggest.js';
 import { placeholdersIn, writtenPlaceholderLine } from '../secrets/placeholder.js';
 import { isTaintedAt, isTaintedField, maskTaintedError, secretFieldsOf, secretVariable, type TaintedInput } from './taint.js';
-import { formatPath, parseYaml, YamlFailure, type YamlLimits } from './yaml.js';
+import { formatPath, parseYaml, PROTO_KEY_HINT, YamlFailure, type YamlLimits } from './yaml.js';
 import { MAX_FILE_BYTES, MAX_SHIPPED_BYTES, MAX_SHIPPED_FILES, MAX_UPLOADED_BYTES, shipRepositoryBinds, type RepoTree, type ShippedFile } from './repository-files.js';
 
 export interface ComposeFile {
@@ -462,6 +462,7 @@ function resolveEnvFiles(services: Iterable<ServiceFragment>, taint: { secret: (
       if (f.missing) throw f.missing;
       try {
         for (const [k, v] of parseDotenv(f.text, { raw: f.raw, variables: f.variables, environment, inherited: read, unset: unsetIn(unset, f.file)!, secret: taint.secret })) {
+          if (k === '__proto__') throw new ComposeError('invalid_value', 'env_file variable named __proto__, which berth does not accept', { file: f.file, line: v.line, path: k, hint: PROTO_KEY_HINT });
           out.set(k, { v: v.value, at: { file: f.file, line: v.line, path: k } });
           read.set(k, v);
           if (v.secret) taint.found.push({ path: ['services', s.name, 'environment', k], raw: k, value: v.value, file: f.file, line: v.line });
@@ -496,6 +497,7 @@ function resolveLabelFiles(services: Iterable<ServiceFragment>, unset: Map<strin
         throw e;
       }
       for (const [k, v] of parsed) {
+        if (k === '__proto__') throw new ComposeError('invalid_value', 'label_file label named __proto__, which berth does not accept', { file: f.file, line: v.line, path: k, hint: PROTO_KEY_HINT });
         // berth's own labels say what it manages (as under labels:)
         if (k.toLowerCase().startsWith('io.berth.')) throw new ComposeError('invalid_value', `label ${JSON.stringify(k)}: labels under io.berth. are berth's own`, { file: f.file, line: v.line, path: k, hint: 'rename the label' });
         out.set(k, { v: v.value, at: { file: f.file, line: v.line, path: k } });

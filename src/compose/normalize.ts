@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { MAX_CONTAINERS } from './limits.js';
 import { posix } from 'node:path';
 import type { Mount, PortBinding, Protocol } from '../model/model.js';
-import type { PathSeg } from './yaml.js';
+import { PROTO_KEY_HINT, type PathSeg } from './yaml.js';
 
 export class FieldProblem extends Error {
   constructor(
@@ -498,6 +498,7 @@ export function mapOrList(v: unknown, what: string): [string, string | null][] {
       const eq = s.indexOf('=');
       const key = eq < 0 ? s : s.slice(0, eq);
       if (!key) fail('invalid_value', `${what} entry ${JSON.stringify(s)} has no name`, undefined, [i]);
+      if (key === '__proto__') fail('invalid_value', `${what} entry ${JSON.stringify(s)} is named __proto__, which berth does not accept`, PROTO_KEY_HINT, [i]);
       out.push([key, eq < 0 ? null : s.slice(eq + 1)]);
     });
     return out;

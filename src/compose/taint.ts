@@ -45,7 +45,7 @@ export function fieldOf(t: TaintedString): { service: string; field: string } | 
     if (eq > 0 && (dollar < 0 || eq < dollar)) return { service, field: `${key}.${t.raw.slice(0, eq)}` };
     return { service, field: key };
   }
-  return { service, field: FIELD_OF_KEY[key] ?? key };
+  return { service, field: Object.hasOwn(FIELD_OF_KEY, key) ? FIELD_OF_KEY[key]! : key };
 }
 
 export function secretFieldsOf(found: readonly TaintedInput[]): SecretFields {

@@ -186,6 +186,9 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
       const keys = new Set<string>();
       for (const pair of (n as YAMLMap).items) {
         const key = isScalar(pair.key) ? pair.key.value : undefined;
+        // `__proto__` names an object's prototype in JavaScript: a plain object would drop it (a label, a variable,
+        // a service) where compose keeps it. Refused at its line rather than carried by a guess.
+        if (key === '__proto__') throw protoKey(lineOf((pair.key as Node).range?.[0]));
         // A key twice in one map (a scalar of the same type and value; merge keys may repeat), as yaml's uniqueKeys.
         if (isScalar(pair.key) && !isMergeKey(key)) {
           const k = `${typeof key}\0${String(key)}`;
@@ -301,6 +304,12 @@ export function parseYaml(file: string, text: string, limits: YamlLimits = {}): 
 const isMergeKey = (v: unknown) => v === '<<' || (typeof v === 'symbol' && v.description === '<<');
 
 const located = (line: number | undefined) => (line === undefined ? {} : { line });
+
+/** A key named `__proto__`, anywhere in the document (mapOrList and the env_file readers refuse the list forms). */
+export const PROTO_KEY_HINT = 'rename it: berth cannot carry a key named __proto__ (in JavaScript it is an object\'s prototype, so it would be lost), and refuses it rather than drop it';
+function protoKey(line: number | undefined): YamlFailure {
+  return new YamlFailure({ code: 'bad_yaml', problem: 'a mapping key named "__proto__" is not accepted', ...located(line), hint: PROTO_KEY_HINT });
+}
 
 function tooDeep(maxDepth: number, line?: number): YamlFailure {
   return new YamlFailure({ code: 'too_deep', problem: `YAML nested more than ${maxDepth} levels deep`, ...located(line), hint: 'flatten the document' });
