@@ -364,6 +364,16 @@ describe('service keys reach the spec and the create options', () => {
     expect(errorOf(() => load(svc('image: "nginx:-ci"\nenvironment: ["A=${OTHER}"]'))).hint).not.toContain('unset');
   });
 
+  // compose-go cuts a list entry at its first "=" and trims neither side: the engine gets "A = 1" as written
+  it('environment: ["A = 1"] is the variable "A " set to " 1", as docker compose sends it, and the plan notes the spaces', () => {
+    const d = load(svc('image: nginx\nenvironment:\n  - B=2\n  - "A = ${SECRET_TOKEN}"'), { variables: { SECRET_TOKEN: 's3cr3t' } });
+    expect(web(d).environment).toEqual({ 'A ': ' s3cr3t', B: '2' });
+    expect(create(web(d)).Env).toEqual(['A = s3cr3t', 'B=2']);
+    expect(d.notes).toEqual(['service web: environment "A " (compose.yml:6) has spaces around its name, which docker compose keeps, as berth does: a shell or a program looking up A will not find it; write A=… with no space around the =']);
+    // written without spaces: nothing to note
+    expect(load(svc('image: nginx\nenvironment: ["A=1", "B= 2"]')).notes).toBeUndefined();
+  });
+
   // compose-go's EnforceUnicity: one entry per key of a list, the later in the earlier's place
   it('a bare environment name no variable sets reaches Docker bare, as docker compose sends it: unset in the container, the image\'s value, an env_file\'s and an earlier file\'s too', () => {
     const one = web(load(svc('image: nginx\nenvironment: [NODE_ENV, A=1]')));

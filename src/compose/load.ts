@@ -396,6 +396,12 @@ function loadTracked(files: readonly ComposeFile[], opts: LoadComposeOptions, tr
   }
   if (opts.buildImage) nameBuiltImages(merged, opts, notes);
   validate(merged);
+  // compose-go cuts a list entry at its first "=" and trims nothing: `A = 1` sets a variable named "A " to " 1",
+  // as berth does. Docker passes it on, but a shell or a program looking up A finds nothing: noted, not refused.
+  for (const s of merged.services.values())
+    for (const [k, v] of s.environment ?? [])
+      if (k.trim() !== k)
+        notes.push(`service ${s.name}: environment ${JSON.stringify(k)} (${v.at.file}${v.at.line !== undefined ? `:${v.at.line}` : ''}) has spaces around its name, which docker compose keeps, as berth does: a shell or a program looking up ${k.trim() || 'the variable'} will not find it; write ${k.trim() || 'NAME'}=… with no space around the =`);
   for (const s of merged.services.values()) if (s.attach) notes.push(`service ${s.name} has attach: (${s.attach.file}:${s.attach.line}); it chooses which logs docker compose up shows in the foreground and has no effect on a deployment`);
   // As docker compose: a service scaled to 0 has no container (one it had is removed, as a scale down), while
   // the networks and volumes it names are still made, and no one waits for it to be healthy or to complete.
