@@ -66,6 +66,8 @@ const TABLE: [string, string, (c: Inspect) => void][] = [
   ['mem_reservation', 'mem_reservation: 32m', (c) => expect(c.HostConfig.MemoryReservation).toBe(32 * 1024 ** 2)],
   ['memswap_limit', 'mem_limit: 64m\nmemswap_limit: 128m', (c) => expect(c.HostConfig.MemorySwap).toBe(128 * 1024 ** 2)],
   ['pids_limit', 'pids_limit: 50', (c) => expect(c.HostConfig.PidsLimit).toBe(50)],
+  // compose sets deploy's pids limit only above 0: -1 is no limit (the engine keeps none, as for pids_limit: -1)
+  ['deploy.resources.limits.pids -1', 'deploy:\n  resources:\n    limits: {pids: -1}', (c) => expect(c.HostConfig.PidsLimit ?? 0).toBeLessThanOrEqual(0)],
   ['shm_size', 'shm_size: 32m', (c) => expect(c.HostConfig.ShmSize).toBe(32 * 1024 ** 2)],
   ['deploy.resources', 'deploy:\n  resources:\n    limits: {cpus: "0.25", memory: 48m}\n    reservations: {memory: 16m}', (c) =>
     expect([c.HostConfig.NanoCpus, c.HostConfig.Memory, c.HostConfig.MemoryReservation]).toEqual([250_000_000, 48 * 1024 ** 2, 16 * 1024 ** 2])],

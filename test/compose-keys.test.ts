@@ -245,6 +245,26 @@ describe('service keys reach the spec and the create options', () => {
     expect(create(web(load(svc('image: nginx\ndeploy: {resources: {limits: {memory: 0}}}')))).HostConfig.Memory).toBe(0);
   });
 
+  // docker compose sets deploy's pids limit only when it is above 0: -1 is no limit, as pids_limit: -1 is
+  it('deploy.resources.limits.pids: -1 is no limit: the service\'s pids_limit stands, alone it is pids_limit: -1 in the spec, the hash, the plan and the create', () => {
+    const minusOne = load(svc('image: nginx\ndeploy: {resources: {limits: {pids: -1}}}'));
+    const own = load(svc('image: nginx\npids_limit: -1'));
+    expect(web(minusOne).pidsLimit).toBe(-1);
+    expect(create(web(minusOne)).HostConfig.PidsLimit).toBe(-1);
+    expect(hashOf(minusOne)).toBe(hashOf(own));
+    const plan = (d: DesiredState) => renderPlanMarkdown(reconcile(d, emptyObserved('p', 'e')), { environment: 'e', target: 'local', headSha: 'abc1234' });
+    expect(plan(minusOne)).toContain('pids_limit: -1');
+    expect(plan(minusOne)).toBe(plan(own));
+    // any negative is Docker's "unlimited", held as -1; a string as YAML may quote it too
+    expect(web(load(svc('image: nginx\ndeploy: {resources: {limits: {pids: -5}}}'))).pidsLimit).toBe(-1);
+    expect(web(load(svc('image: nginx\ndeploy: {resources: {limits: {pids: "-1"}}}'))).pidsLimit).toBe(-1);
+    // the service's own limit stands, whichever is written first and in whichever file
+    expect(web(load(svc('image: nginx\ndeploy: {resources: {limits: {pids: -1}}}\npids_limit: 10'))).pidsLimit).toBe(10);
+    expect(web(load(svc('image: nginx\npids_limit: 10\ndeploy: {resources: {limits: {pids: -1}}}'))).pidsLimit).toBe(10);
+    expect(web(loadCompose([{ path: 'compose.yml', text: svc('image: nginx\npids_limit: 10') }, { path: 'over.yml', text: svc('deploy: {resources: {limits: {pids: -1}}}') }], OPTS)).pidsLimit).toBe(10);
+    expect(errorOf(() => load(svc('image: nginx\ndeploy: {resources: {limits: {pids: lots}}}')))).toMatchObject({ code: 'invalid_value', line: 4, problem: 'deploy.resources.limits.pids must be an integer (-1 for no limit), not "lots"' });
+  });
+
   it('deploy.resources.reservations: devices (GPUs) become Docker device requests under allow_devices, refused without it; cpus is refused with the reason', () => {
     const gpu = 'deploy:\n  resources:\n    reservations:\n      devices:\n        - driver: nvidia\n          count: 1\n          capabilities: [gpu, utility]\n        - capabilities: [gpu]\n          device_ids: ["0", "3"]';
     const d = load(svc(`image: nginx\n${gpu}`), { policy: { ...DENY_ALL, allow_devices: true } });

@@ -965,6 +965,13 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
     return out;
   }
 
+  /** deploy.resources.limits.pids: an integer; a negative one is held as -1, Docker's "unlimited" (compose sets none) */
+  function deployPids(v: unknown): number {
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^[-+]?\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
+    if (!Number.isSafeInteger(n)) throw new FieldProblem('invalid_value', `deploy.resources.limits.pids must be an integer (-1 for no limit), not ${describeValue(v)}`);
+    return n < 0 ? -1 : n;
+  }
+
   /** deploy.resources limits/reservations → the same fields as cpus, mem_limit, mem_reservation and pids_limit */
   function resources(frag: ServiceFragment, value: unknown, path: PathSeg[]): void {
     const o = mapping(value, path, 'deploy.resources');
@@ -976,7 +983,8 @@ export function buildFragment(y: YamlFile, opts: FragmentOptions): FileFragment 
         const deployed = (frag.deployResources ??= {});
         if (kind === 'limits' && k === 'cpus') deployed.nanoCpus = at(q, () => parseCpus(v, 'deploy.resources.limits.cpus'));
         else if (kind === 'limits' && k === 'memory') deployed.memLimit = at(q, () => parseBytes(v, 'deploy.resources.limits.memory'));
-        else if (kind === 'limits' && k === 'pids') deployed.pidsLimit = at(q, () => asNonNegativeInt(v, 'deploy.resources.limits.pids'));
+        // compose sets a pids limit only above 0: -1 (as Docker writes "unlimited"), or any negative, is no limit
+        else if (kind === 'limits' && k === 'pids') deployed.pidsLimit = at(q, () => deployPids(v));
         else if (kind === 'reservations' && k === 'memory') deployed.memReservation = at(q, () => parseBytes(v, 'deploy.resources.reservations.memory'));
         else if (kind === 'reservations' && k === 'devices') {
           const devices = at(q, () => deviceRequests(v));

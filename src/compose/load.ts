@@ -993,9 +993,10 @@ function serviceSpec(s: ServiceFragment, hasDependency: (name: string) => boolea
   for (const [k, a] of Object.entries(s.extras)) if (a && a.v !== undefined) (extras as Record<string, unknown>)[k] = a.v;
   if (Object.keys(networkOptions).length) extras.networkOptions = networkOptions;
   // deploy.resources wins over cpus, mem_limit, pids_limit and mem_reservation, as docker compose applies it (whichever is
-  // written first, in whichever file), unless it is 0: compose then keeps the service's own (0 alone is no limit, as before)
+  // written first, in whichever file), unless it is not above 0: compose then keeps the service's own (0 alone is no
+  // limit, as before; a pids limit of -1 alone is no limit too, shown and sent as pids_limit: -1 is)
   for (const [k, d] of Object.entries(s.deployResources ?? {}) as [keyof DeployResourcesFragment, At<number> | undefined][])
-    if (d && (d.v !== 0 || extras[k] === undefined)) extras[k] = d.v;
+    if (d && (d.v > 0 || extras[k] === undefined)) extras[k] = d.v;
   // deploy.restart_policy wins over restart:, as docker compose applies it
   let restart: RestartPolicy = s.restart?.v ?? 'no';
   if (s.deployRestart) {
