@@ -66,6 +66,22 @@ describe('engine API versions', () => {
     expect(recent.containers.size).toBe(1);
   });
 
+  // Docker 23 (API 1.42) names its own default profile `builtin`; 20.10 takes the create and fails the start
+  const withBuiltinSeccomp = state([spec('db', { securityOpt: ['seccomp=builtin'] })], undefined, [], 'shop', 'staging');
+
+  it('security_opt seccomp=builtin needs API 1.42: refused on 1.41 naming the versions and what the old engine does, created on 1.42', async () => {
+    const old = new FakeEngine({ apiVersion: '1.41' });
+    const r = await applyOn(old, withBuiltinSeccomp);
+    expect(r.state).toBe('failed');
+    expect(r.tasks.find((t) => t.kind === 'CreateContainer')!.error).toBe(
+      "service db: security_opt seccomp=builtin needs Docker Engine 23 or later (API 1.42); this target's engine speaks API 1.41 and would fail to start the container (it reads builtin as a profile's JSON) — remove security_opt seccomp=builtin, or deploy to a newer engine (the container was not created)",
+    );
+    expect(old.containers.size).toBe(0);
+    const recent = new FakeEngine({ apiVersion: '1.42' });
+    expect((await applyOn(recent, withBuiltinSeccomp)).state).toBe('completed');
+    expect(recent.containers.size).toBe(1);
+  });
+
   it('healthcheck.start_interval on API 1.44 or later: created and started', async () => {
     const engine = new FakeEngine({ apiVersion: '1.44' });
     const { state: s } = await applyOn(engine);

@@ -453,6 +453,23 @@ describe('service keys reach the spec and the create options', () => {
     expect(web(load(svc('image: x\nsecurity_opt: ["seccomp=unconfined", "no-new-privileges:true"]'))).securityOpt).toEqual(['no-new-privileges:true', 'seccomp=unconfined']);
   });
 
+  // Docker 23 names its own default profile "builtin", and docker compose passes it as written (no file to read)
+  it('security_opt seccomp=builtin is the engine\'s default profile by name: passed as written, needing API 1.42, under allow_security_opt as every seccomp option', () => {
+    for (const o of ['seccomp=builtin', 'seccomp:builtin']) {
+      const s = web(load(svc(`image: nginx\nsecurity_opt: ["${o}"]`)));
+      expect(s.securityOpt).toEqual([o]);
+      expect(create(s).HostConfig.SecurityOpt).toEqual([o]);
+      expect(newerApiSettings(s)).toEqual([{ what: `security_opt ${o}`, api: '1.42', engine: 'Docker Engine 23', older: "would fail to start the container (it reads builtin as a profile's JSON)" }]);
+    }
+    // it overrides a stricter profile the daemon may be configured with: the policy governs it, as seccomp=unconfined
+    const withPolicy = (allow = {}) => load(svc('image: nginx\nsecurity_opt: ["seccomp=builtin"]'), { policy: { ...DENY_ALL, ...allow } });
+    expect(errorOf(() => withPolicy())).toMatchObject({ code: 'policy_denied', problem: "service web: security_opt seccomp=builtin is not allowed by the repository's policy" });
+    expect(web(withPolicy({ allow_security_opt: true })).securityOpt).toEqual(['seccomp=builtin']);
+    // only the exact name: another word is still a file's path, refused with what to write
+    expect(errorOf(() => load(svc('image: nginx\nsecurity_opt: ["seccomp=default"]')))).toMatchObject({ code: 'unsupported', line: 4 });
+    expect(errorOf(() => load(svc('image: nginx\nsecurity_opt: ["seccomp=default"]'))).hint).toContain('seccomp=builtin');
+  });
+
   it('a type: image mount with its image.subpath option is refused for its type, with the reason, at the type line (it said "unknown volume key image", a key compose has)', () => {
     const e = errorOf(() => load(svc('image: nginx\nvolumes:\n  - type: image\n    source: alpine:3\n    target: /mnt/alpine\n    image:\n      subpath: etc')));
     expect(e).toMatchObject({ code: 'unsupported', line: 5 });

@@ -183,15 +183,17 @@ function sysctls(v: unknown): Record<string, string> {
 
 /**
  * security_opt as Docker takes it. `seccomp:<file>` names a profile file that docker compose reads (from the
- * project directory) and sends as JSON; the engine takes only the JSON or `unconfined`, so the path as written
- * would fail the create: refused, said where.
+ * project directory) and sends as JSON; the engine takes only the JSON, `unconfined` or (Docker Engine 23, API
+ * 1.42, on) `builtin`, its own default profile, which docker compose passes as written too: a path as written
+ * would fail the create, so it is refused, said where. `builtin` on an older engine is refused at the apply
+ * (api-version.ts), before anything is created.
  */
 function securityOpts(v: unknown): string[] {
   const opts = uniqueSorted(stringList(v, 'security_opt'));
   for (const o of opts) {
     const seccomp = /^seccomp[:=](.*)$/s.exec(o);
-    if (seccomp && seccomp[1] !== 'unconfined' && !seccomp[1]!.trimStart().startsWith('{'))
-      fail('unsupported', `security_opt ${o}: a seccomp profile read from a file is not supported by berth`, 'docker compose reads the file and sends its JSON, which berth does not do: remove it to keep the engine\'s default profile, or write seccomp=unconfined (under policy.allow_security_opt in .github/berth.yml)');
+    if (seccomp && seccomp[1] !== 'unconfined' && seccomp[1] !== 'builtin' && !seccomp[1]!.trimStart().startsWith('{'))
+      fail('unsupported', `security_opt ${o}: a seccomp profile read from a file is not supported by berth`, 'docker compose reads the file and sends its JSON, which berth does not do: remove it to keep the engine\'s default profile (or write seccomp=builtin to ask for Docker\'s own default by name, Docker Engine 23 or later), or write seccomp=unconfined (both under policy.allow_security_opt in .github/berth.yml)');
   }
   return opts;
 }
