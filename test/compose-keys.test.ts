@@ -245,6 +245,18 @@ describe('service keys reach the spec and the create options', () => {
     expect(create(web(load(svc('image: nginx\ndeploy: {resources: {limits: {memory: 0}}}')))).HostConfig.Memory).toBe(0);
   });
 
+  // docker compose sends RestartPolicy "no" for a written "no" and "" for none: the same on the engine. berth's spec
+  // holds "no" for both (one hash), so it sends "" for both: telling them apart would change existing hashes.
+  it('restart: "no", none and deploy condition none are one spec and one hash, sent as no restart policy', () => {
+    const none = load(svc('image: nginx'));
+    for (const body of ['restart: "no"', 'restart: none', 'deploy: {restart_policy: {condition: none}}']) {
+      const d = load(svc(`image: nginx\n${body}`));
+      expect(web(d).restart, body).toBe('no');
+      expect(hashOf(d), body).toBe(hashOf(none));
+      expect(create(web(d)).HostConfig.RestartPolicy, body).toEqual({ Name: '' });
+    }
+  });
+
   // docker compose sets deploy's pids limit only when it is above 0: -1 is no limit, as pids_limit: -1 is
   it('deploy.resources.limits.pids: -1 is no limit: the service\'s pids_limit stands, alone it is pids_limit: -1 in the spec, the hash, the plan and the create', () => {
     const minusOne = load(svc('image: nginx\ndeploy: {resources: {limits: {pids: -1}}}'));
