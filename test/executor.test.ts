@@ -344,6 +344,40 @@ function backendSuite(name: string, open: () => Promise<TestStore>, d: (name: st
       expect(t['StartContainer service:worker0:1']!.state).toBe('succeeded');
     });
 
+    it('a dependant the plan starts waits for a service_healthy dependency the plan keeps running, as docker compose checks it: unhealthy, the dependant is not touched', async () => {
+      const h = harness(ts.store);
+      expect(await h.executor.run(await h.apply(stack()))).toBe('completed');
+      // the same state again: nothing to start, so nothing waits for db (an unchanged stack's plan stays empty)
+      const [same] = await planTargets(stack(), ['local'], h.observe);
+      expect(same!.plan.nodes).toEqual([]);
+      // db, kept as it is, turns unhealthy; api changes (recreated): its new container must not replace the old one
+      const engine = h.engines.get('local')!;
+      const db = [...engine.containers.values()].find((c) => c.name.endsWith('-db-1'))!;
+      db.healthy = 'unhealthy';
+      const changed = stack();
+      svc(changed, 'api').spec.environment = { REV: '2' };
+      svc(changed, 'api').configHash = 'api-rev-2';
+      const [plan] = await planTargets(changed, ['local'], h.observe);
+      const wait = plan!.plan.nodes.find((n) => n.kind === 'WaitHealthy' && n.resource === 'service:db:1')!;
+      expect(wait).toMatchObject({ reason: 'service_healthy (kept running)', target: { containerName: db.name } });
+      const stopOld = plan!.plan.nodes.find((n) => n.kind === 'StopContainer' && n.resource === 'service:api:1')!;
+      expect(stopOld.deps).toContain(wait.id);
+      const id = await h.apply(changed);
+      expect(await h.executor.run(id)).toBe('failed');
+      const t = byResource(await h.tasks(id));
+      expect(t['WaitHealthy service:db:1']!.state).toBe('failed');
+      expect(t['WaitHealthy service:db:1']!.error).toContain('is unhealthy');
+      expect(t['StopContainer service:api:1']!.state).toBe('skipped');
+      // the old api still serves; db was never restarted
+      expect([...engine.containers.values()].filter((c) => c.name.endsWith('-api-1') && c.running)).toHaveLength(1);
+      expect(engine.calls.filter((c) => c.method === 'startContainer' && c.subject.endsWith('-db-1'))).toHaveLength(1);
+      // healthy again: the same change applies, checking db first
+      db.healthy = 'healthy';
+      const again = await h.apply(changed);
+      expect(await h.executor.run(again)).toBe('completed');
+      expect(byResource(await h.tasks(again))['WaitHealthy service:db:1']!.state).toBe('succeeded');
+    });
+
     it('a journal write that committed but whose answer was lost (connection killed after COMMIT) is not taken for a lost race', async () => {
       // Every third journal batch commits, then the connection "dies" before the answer: the retry finds its own write.
       let batches = 0;

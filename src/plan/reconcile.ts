@@ -526,6 +526,10 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   const serviceCompleted = new Map<string, string[]>();
   /** services with a replica recreated by this plan (dependants with depends_on.restart follow) */
   const recreated = new Set<string>();
+  /** per service: its replicas this plan keeps running as they are (a dependant started by the plan checks their health) */
+  const keptRunning = new Map<string, { r: number; containerName: string }[]>();
+  /** per service: the WaitHealthy nodes of its kept replicas, made once the first dependant that starts asks */
+  const keptHealthy = new Map<string, string[]>();
   const needsHealthy = new Set<string>();
   const needsCompleted = new Set<string>();
   for (const s of services)
@@ -593,15 +597,33 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
   });
   for (const image of [...imagesNeeded].sort()) b.add({ key: ensureImage(image), kind: 'EnsureImage', resource: `image:${image}`, reason: 'needed', target: { image } });
 
+  /** WaitHealthy nodes for a dependency's kept replicas (once per dependency, whichever dependant asks first) */
+  const keptHealthyOf = (dep: string): string[] => {
+    let nodes = keptHealthy.get(dep);
+    if (!nodes) {
+      const fromImage = desiredByName.get(dep)?.spec.healthcheck?.test.length ? {} : { detail: "the image's healthcheck" };
+      nodes = (keptRunning.get(dep) ?? []).map(({ r, containerName }) =>
+        b.add({ key: `wait:${dep}:${r}`, kind: 'WaitHealthy', resource: `service:${dep}:${r}`, reason: 'service_healthy (kept running)', ...fromImage, target: { service: dep, replica: r, containerName } }),
+      );
+      keptHealthy.set(dep, nodes);
+    }
+    return nodes;
+  };
+
   for (const { s, replicas, extras, observedCount } of serviceWork) {
     const name = s.spec.name;
-    const depReady = s.spec.dependsOn.flatMap((d) =>
-      d.condition === 'service_healthy'
-        ? serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? []
-        : d.condition === 'service_completed_successfully'
-          ? serviceCompleted.get(d.service) ?? serviceReady.get(d.service) ?? []
-          : serviceReady.get(d.service) ?? [],
-    );
+    // What a replica this plan starts waits for (made when the first one asks: a service the plan leaves as it is
+    // adds no node). service_healthy: the dependency's replicas this plan starts, once healthy, and those it keeps
+    // running, checked healthy too, as docker compose checks a running dependency before it starts a dependant.
+    let depNodes: string[] | undefined;
+    const depReady = (): string[] =>
+      (depNodes ??= s.spec.dependsOn.flatMap((d) =>
+        d.condition === 'service_healthy'
+          ? [...(serviceHealthy.get(d.service) ?? serviceReady.get(d.service) ?? []), ...keptHealthyOf(d.service)]
+          : d.condition === 'service_completed_successfully'
+            ? serviceCompleted.get(d.service) ?? serviceReady.get(d.service) ?? []
+            : serviceReady.get(d.service) ?? [],
+      ));
     const infra = [
       ...s.spec.networks.map((n) => createNet.get(n)),
       ...s.spec.volumes.filter((m) => m.type === 'volume' && m.source).map((m) => createVol.get(m.source!)),
@@ -650,7 +672,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
 
     const startChain = (r: number, after: string[], reason: string, group: string | undefined, containerName: string, containerId?: string, gated = false) => {
       const resource = `service:${name}:${r}`;
-      const start = b.add({ key: `start:${name}:${r}`, kind: 'StartContainer', resource, reason, ...(group ? { group } : {}), deps: [...after, ...depReady], target: { service: name, replica: r, containerName, ...(containerId ? { containerId } : {}) } });
+      const start = b.add({ key: `start:${name}:${r}`, kind: 'StartContainer', resource, reason, ...(group ? { group } : {}), deps: [...after, ...depReady()], target: { service: name, replica: r, containerName, ...(containerId ? { containerId } : {}) } });
       ready.push(start);
       if (gated) healthy.push(rolloutGate(r, start, group!, containerName));
       else if (needsHealthy.has(name)) {
@@ -716,7 +738,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
         const reason = `dependency ${restartFor.join(', ')} recreated`;
         const group = `restart:${name}:${rep.r}`;
         const c = rep.c!;
-        const stop = b.add({ key: `stop:${c.id}`, kind: 'StopContainer', resource: `service:${name}:${rep.r}`, reason, detail: c.name, group, deps: depReady, target: { service: name, replica: rep.r, containerId: c.id, containerName: c.name } });
+        const stop = b.add({ key: `stop:${c.id}`, kind: 'StopContainer', resource: `service:${name}:${rep.r}`, reason, detail: c.name, group, deps: depReady(), target: { service: name, replica: rep.r, containerId: c.id, containerName: c.name } });
         startChain(rep.r, [stop], reason, group, canonical, c.id);
         reasons.add(reason);
         continue;
@@ -764,7 +786,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
         const group = `start-first:${name}:${rep.r}`;
         // Outside the service's DNS name until healthy: clients never reach a replacement still starting.
         const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, after, inherit, { ...more, outsideDns: true });
-        const start = b.add({ key: `start:${name}:${rep.r}`, kind: 'StartContainer', resource, reason: rep.reason!, detail: tmp, group, deps: [create, ...connects, ...depReady], target: { service: name, replica: rep.r, containerName: tmp } });
+        const start = b.add({ key: `start:${name}:${rep.r}`, kind: 'StartContainer', resource, reason: rep.reason!, detail: tmp, group, deps: [create, ...connects, ...depReady()], target: { service: name, replica: rep.r, containerName: tmp } });
         const gate = rolloutGate(rep.r, start, group, tmp);
         // Healthy: it joins the service's DNS name on each network (Docker sets aliases only on connect), then the old one leaves it.
         const joins = s.spec.networks.map((n) => {
@@ -803,7 +825,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
       }
       const { create, connects } = createChain(rep.r, tmp, group, rep.reason!, tmp, after, inherit, more);
       const stop = RUNNING_STATES.has(old.state) || old.state === 'paused'
-        ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects, ...depReady], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
+        ? b.add({ key: `stop:${old.id}`, kind: 'StopContainer', resource, reason: rep.reason!, detail: old.name, group, deps: [create, ...connects, ...disconnects, ...depReady()], target: { service: name, replica: rep.r, containerId: old.id, containerName: old.name } })
         : undefined;
       const aside = b.add({
         key: `park:${old.id}`,
@@ -812,7 +834,7 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
         reason: rep.reason!,
         detail: `${old.name} → ${backup}`,
         group,
-        deps: stop ? [stop] : [create, ...connects, ...disconnects, ...depReady],
+        deps: stop ? [stop] : [create, ...connects, ...disconnects, ...depReady()],
         target: { service: name, replica: rep.r, containerId: old.id, fromName: old.name, containerName: backup },
       });
       const rename = b.add({ key: `rename:${name}:${rep.r}`, kind: 'RenameContainer', resource, reason: rep.reason!, detail: `${tmp} → ${canonical}`, group, deps: [aside], target: { service: name, replica: rep.r, fromName: tmp, containerName: canonical } });
@@ -824,6 +846,8 @@ export function reconcile(desired: DesiredState, observed: ObservedState, opts: 
     serviceReady.set(name, ready);
     serviceHealthy.set(name, healthy);
     serviceCompleted.set(name, completed);
+    const kept = replicas.filter((rep) => rep.action === 'keep' && rep.c && RUNNING_STATES.has(rep.c.state)).map((rep) => ({ r: rep.r, containerName: rep.c!.name }));
+    if (kept.length) keptRunning.set(name, kept);
     if (replicas.some((r) => r.action === 'recreate')) recreated.add(name);
 
     const before = observedCount ? pickBefore(replicas.map((r) => r.c).filter(Boolean) as ObservedContainer[], extras) : undefined;
