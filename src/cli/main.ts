@@ -420,7 +420,9 @@ export async function main(argv: string[], rawIo: Io = realIo()): Promise<number
     if (err instanceof UsageError || err instanceof SecretsUsageError || (err as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
       io.err(`berth: ${(err as Error).message}\n\n${USAGE}`);
     } else if (isBerthError(err)) {
-      io.err(`berth: ${err.message}`);
+      // Another repository's object on the target: the CLI deploys as a repository too (--repository, else local/<project>).
+      const other = err.code === 'name_taken' ? / of repository (\S+) on this target/.exec(err.message)?.[1] : undefined;
+      io.err(`berth: ${err.message}${other ? `\n(the CLI plans and applies as the repository --repository names, local/<project> without it: to work on ${other}'s deployment, pass --repository ${other})` : ''}`);
     } else {
       io.err(`berth: ${(err as Error)?.message ?? String(err)}`);
     }

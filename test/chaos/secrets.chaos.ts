@@ -231,7 +231,8 @@ describeDocker('planted secrets never leave the server', () => {
     const io = { out: (s: string) => void cliOutput.push(s), err: (s: string) => void cliOutput.push(s) };
     for (const compose of [app1(), TRANSFORMED, CAPABILITY]) {
       writeFileSync(join(dir, 'compose.yml'), compose);
-      for (const format of ['text', 'markdown', 'json']) await main(['plan', '--repo', dir, '--env', 'staging', '--format', format], io);
+      // as the repository the app deployed this project for (the CLI deploys as a repository: security 69)
+      for (const format of ['text', 'markdown', 'json']) await main(['plan', '--repo', dir, '--env', 'staging', '--format', format, '--repository', REPO], io);
     }
     expect(cliOutput.join('\n')).toContain('••••••');
   });

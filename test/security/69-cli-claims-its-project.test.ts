@@ -22,7 +22,7 @@ import { docker, removeProject } from '../helpers/docker.js';
 import { describeDocker } from '../helpers/env.js';
 import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
 
-const PROJECT = 't-rt17-69';
+const PROJECT = 't-sec-69';
 const CONFIG = `project: ${PROJECT}\nenvironments:\n  - name: staging\n    compose: [compose.yml]\n`;
 const CLI_COMPOSE = 'services:\n  db:\n    image: berth-test/app:1\n    volumes: [data:/data]\nvolumes:\n  data: {}\n';
 // Another repository's PR: a service of its own on the CLI's data volume.
@@ -77,5 +77,13 @@ describeDocker('security 69: a project the CLI deployed is no other repository\'
     const [db] = await docker.listContainers({ all: true, filters: { label: [`${LABEL.project}=${PROJECT}`] } });
     expect(db?.Labels[LABEL.repository]).toBe(`local/${PROJECT}`);
     expect(await ts.store.projectOwner('local', PROJECT)).toBe(`local/${PROJECT}`);
+
+    // The CLI planning as another repository meets the same refusal, and is told how to plan as the owner.
+    const other = io();
+    expect(await main(['plan', '--repo', dir, '--env', 'staging', '--docker', 'unix:///var/run/docker.sock', '--database', ts.url, '--repository', 'evil/other'], other.io)).toBe(1);
+    expect(other.text()).toContain(`of repository local/${PROJECT} on this target`);
+    expect(other.text()).toContain(`pass --repository local/${PROJECT}`);
+    const owner = io();
+    expect(await main(['plan', '--repo', dir, '--env', 'staging', '--docker', 'unix:///var/run/docker.sock', '--database', ts.url], owner.io), owner.text()).toBe(0);
   }, 120_000);
 });
