@@ -138,13 +138,15 @@ export class OctokitGitHub implements GitHubPort {
     return {
       number: data.number,
       state: data.state as 'open' | 'closed',
-      merged: data.merged,
+      merged: !!data.merged,
       draft: !!data.draft,
       headSha: data.head.sha,
       headRepo: data.head.repo?.full_name ?? null,
       baseRepo: data.base.repo.full_name,
-      mergeable: data.mergeable,
-      author: data.user.login,
+      // Left out (a GitHub or stand-in that does not compute it) is as unknown as GitHub's null, never "has conflicts".
+      mergeable: data.mergeable ?? null,
+      // A deleted account's PR may come without its user: nobody's approval is then the author's.
+      author: data.user?.login ?? '',
       htmlUrl: data.html_url,
     };
   }

@@ -1,0 +1,28 @@
+// GitHub answering differently: what berth's GitHub port makes of answers a
+// GitHub (or a stand-in) gives without an optional field, and the gates'
+// verdicts on them. The port runs on a stubbed Octokit: each case is one
+// answer as a GitHub may send it.
+import { describe, expect, it } from 'vitest';
+import { OctokitGitHub } from '../src/github/octokit-github.js';
+import { requirementsGate } from '../src/github/gates.js';
+
+const repo = { owner: 'acme', name: 'shop' };
+const HEAD = 'a'.repeat(40);
+type Rest = Record<string, Record<string, unknown>>;
+const port = (rest: Rest, paginate: (...a: unknown[]) => Promise<unknown[]> = async () => []) => new OctokitGitHub({ rest, paginate } as unknown as ConstructorParameters<typeof OctokitGitHub>[0]);
+const PULL = { number: 1, state: 'open', head: { sha: HEAD, repo: { full_name: 'acme/shop' } }, base: { repo: { full_name: 'acme/shop' } }, user: { login: 'bob' }, html_url: 'https://github.com/acme/shop/pull/1' };
+
+describe('pulls.get without optional fields', () => {
+  it('a PR answered without mergeable is "not known yet", never "has conflicts"; without merged, draft or user it still reads', async () => {
+    const { mergeable: _m, ...bare } = { ...PULL, mergeable: undefined };
+    const gh = port({ pulls: { get: async () => ({ data: bare }) } });
+    const pull = await gh.getPull(repo, 1);
+    expect(pull).toMatchObject({ mergeable: null, merged: false, draft: false, author: 'bob', headSha: HEAD });
+    const gate = await requirementsGate(gh, repo, pull, { name: 'production', requires: [], require: { mergeable: true } });
+    expect(gate.ok).toBe(false);
+    expect(!gate.ok && gate.message).toContain('GitHub has not finished checking whether this PR can be merged');
+    expect(!gate.ok && gate.message).not.toContain('conflicts');
+    const ghost = port({ pulls: { get: async () => ({ data: { ...PULL, user: null } }) } });
+    expect((await ghost.getPull(repo, 1)).author).toBe('');
+  });
+});
