@@ -4,7 +4,7 @@
 // answer as a GitHub may send it.
 import { describe, expect, it } from 'vitest';
 import { OctokitGitHub } from '../src/github/octokit-github.js';
-import { requirementsGate } from '../src/github/gates.js';
+import { authorise, requirementsGate } from '../src/github/gates.js';
 
 const repo = { owner: 'acme', name: 'shop' };
 const HEAD = 'a'.repeat(40);
@@ -24,5 +24,21 @@ describe('pulls.get without optional fields', () => {
     expect(!gate.ok && gate.message).not.toContain('conflicts');
     const ghost = port({ pulls: { get: async () => ({ data: { ...PULL, user: null } }) } });
     expect((await ghost.getPull(repo, 1)).author).toBe('');
+  });
+});
+
+describe('repos.getCollaboratorPermissionLevel without permission', () => {
+  const answering = (data: unknown) => port({ repos: { getCollaboratorPermissionLevel: async () => ({ data }) } });
+  it('an answer with only role_name is read by it; an unknown role or an empty answer is no permission, denied with a clear reason', async () => {
+    expect(await answering({ role_name: 'admin' }).permission(repo, 'alice')).toBe('admin');
+    expect(await answering({ role_name: 'write' }).permission(repo, 'alice')).toBe('write');
+    expect(await answering({ permission: 'read', role_name: 'maintain' }).permission(repo, 'alice')).toBe('maintain');
+    // a custom role: GitHub's permission is its base role
+    expect(await answering({ permission: 'write', role_name: 'deployer' }).permission(repo, 'alice')).toBe('write');
+    expect(await answering({ role_name: 'deployer' }).permission(repo, 'alice')).toBe('none');
+    expect(await answering({}).permission(repo, 'alice')).toBe('none');
+    expect(await authorise(answering({ role_name: 'write' }), repo, 'alice', { name: 'staging', requires: [] })).toEqual({ ok: true });
+    const denied = await authorise(answering({}), repo, 'alice', { name: 'staging', requires: [] });
+    expect(!denied.ok && denied.message).toContain('their permission on this repository is `none`');
   });
 });

@@ -9,6 +9,8 @@ import { MAX_FILE_BYTES } from '../compose/repository-files.js';
 
 type Octokit = InstanceType<typeof ProbotOctokit>;
 
+const PERMISSIONS = new Set<string>(['admin', 'maintain', 'write', 'triage', 'read', 'none']);
+
 
 /**
  * Probot retries 5xx and primary rate limits, but gives up on GitHub's
@@ -161,7 +163,10 @@ export class OctokitGitHub implements GitHubPort {
     // role_name carries maintain/triage, which `permission` folds into write/read.
     const role = (data as { role_name?: string }).role_name;
     if (role === 'maintain' || role === 'triage') return role;
-    return data.permission as Permission;
+    // An answer with only role_name (a stand-in, an older GitHub Enterprise) is read by it; a custom role's name,
+    // or nothing known at all, is no permission (authorisation fails closed, and says so).
+    const known = (p: unknown): Permission | undefined => (typeof p === 'string' && PERMISSIONS.has(p) ? (p as Permission) : undefined);
+    return known((data as { permission?: unknown }).permission) ?? known(role) ?? 'none';
   }
 
   async isTeamMember(org: string, team: string, user: string): Promise<boolean> {
