@@ -42,3 +42,34 @@ describe('repos.getCollaboratorPermissionLevel without permission', () => {
     expect(!denied.ok && denied.message).toContain('their permission on this repository is `none`');
   });
 });
+
+describe('pulls.listReviews without optional fields', () => {
+  const reviewing = (reviews: unknown[]) =>
+    port(
+      {
+        pulls: { listReviews: {} },
+        repos: {
+          getCollaboratorPermissionLevel: async ({ username }: { username: string }) => {
+            if (!username) throw Object.assign(new Error('Not Found'), { status: 404 });
+            return { data: { permission: 'write' } };
+          },
+        },
+      },
+      async () => reviews,
+    );
+  const pull = { number: 1, state: 'open' as const, merged: false, draft: false, headSha: HEAD, headRepo: 'acme/shop', baseRepo: 'acme/shop', mergeable: true, author: 'bob', htmlUrl: '' };
+  const env = { name: 'production', requires: [], approvals: 1 };
+  it("a review by a deleted account (user: null) counts for nobody and does not fail the gate for the others' approvals", async () => {
+    const gh = reviewing([
+      { user: null, state: 'APPROVED', commit_id: HEAD },
+      { user: { login: 'carol' }, state: 'APPROVED', commit_id: HEAD },
+    ]);
+    expect(await requirementsGate(gh, repo, pull, env)).toEqual({ ok: true });
+    const alone = await requirementsGate(reviewing([{ user: null, state: 'APPROVED', commit_id: HEAD }]), repo, pull, env);
+    expect(!alone.ok && alone.message).toContain('this PR has 0');
+  });
+  it('a review without commit_id is of an unknown commit: not counted, and the refusal says why', async () => {
+    const gate = await requirementsGate(reviewing([{ user: { login: 'carol' }, state: 'APPROVED' }]), repo, pull, env);
+    expect(!gate.ok && gate.message).toContain('@carol (approved an unknown commit, not the current head)');
+  });
+});

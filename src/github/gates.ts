@@ -91,6 +91,9 @@ export async function requirementsGate(gh: GitHubPort, repo: RepoRef, pull: Pull
       // Reviews come oldest first: the last one of each reviewer counts.
       for (const r of await gh.listReviews(repo, pull.number)) {
         if (r.state !== 'APPROVED' && r.state !== 'CHANGES_REQUESTED' && r.state !== 'DISMISSED') continue;
+        // A review whose account is gone (GitHub's user: null) is nobody's: it counts for no one, and asking
+        // GitHub about an empty login would fail the whole gate for the approvals that do count.
+        if (!r.user) continue;
         latest.set(r.user.toLowerCase(), r);
       }
       let approved = 0;
