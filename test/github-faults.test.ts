@@ -73,3 +73,44 @@ describe('pulls.listReviews without optional fields', () => {
     expect(!gate.ok && gate.message).toContain('@carol (approved an unknown commit, not the current head)');
   });
 });
+
+describe('reads under GitHub\'s secondary rate limit', () => {
+  const limited = () => Object.assign(new Error('You have exceeded a secondary rate limit. Please wait a few minutes before you try again.'), { status: 403, response: { headers: { 'retry-after': '1' } } });
+  /** answers `data` after one secondary-rate-limit refusal; counts the calls */
+  const once = (data: unknown) => {
+    const calls = { n: 0 };
+    const fn = async () => {
+      if (calls.n++ === 0) throw limited();
+      return { data };
+    };
+    return { fn, calls };
+  };
+  it('are waited out and asked again, as writes are: the config, the PR, the tree, the permission and the reviews a command needs', async () => {
+    const content = once({ type: 'file', encoding: 'base64', size: 4, sha: 'f', content: Buffer.from('a: 1').toString('base64') });
+    const pull = once(PULL);
+    const tree = once({ truncated: false, tree: [{ path: 'compose.yml', type: 'blob', sha: 'e', size: 4 }] });
+    const perm = once({ permission: 'write' });
+    const reviews = once([{ user: { login: 'carol' }, state: 'APPROVED', commit_id: HEAD }]);
+    const gh = port(
+      { repos: { getContent: content.fn, getCollaboratorPermissionLevel: perm.fn }, pulls: { get: pull.fn, listReviews: {} }, git: { getTree: tree.fn } },
+      async () => (await reviews.fn()).data as unknown[],
+    );
+    const t0 = Date.now();
+    const [text, p, files, may, listed] = await Promise.all([gh.readFile(repo, '.github/berth.yml'), gh.getPull(repo, 1), gh.listFiles(repo, HEAD), authorise(gh, repo, 'alice', { name: 'staging', requires: [] }), gh.listReviews(repo, 1)]);
+    expect(text).toBe('a: 1');
+    expect(p.headSha).toBe(HEAD);
+    expect([...files]).toEqual(['compose.yml']);
+    expect(may).toEqual({ ok: true });
+    expect(listed).toEqual([{ user: 'carol', state: 'APPROVED', submittedAt: null, commitId: HEAD }]);
+    for (const c of [content, pull, tree, perm, reviews]) expect(c.calls.n).toBe(2);
+    // the wait GitHub asked for (retry-after: 1), once
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+  });
+  it('a failure that is no rate limit is not retried: a 404 is still "no such file", a 500 is thrown for the caller', async () => {
+    let n = 0;
+    const gh = port({ repos: { getContent: async () => { n++; throw Object.assign(new Error('Not Found'), { status: 404 }); } }, pulls: { get: async () => { n++; throw Object.assign(new Error('Server Error'), { status: 500 }); } } });
+    expect(await gh.readFile(repo, 'x')).toBeUndefined();
+    await expect(gh.getPull(repo, 1)).rejects.toMatchObject({ status: 500 });
+    expect(n).toBe(2);
+  });
+});

@@ -1,6 +1,8 @@
 // The GitHub port on Probot's octokit (which brings throttling and retries
-// for rate limits and 5xx). Failures propagate: the caller decides whether a
-// failure denies (authorisation) or is reported and retried (comments).
+// for rate limits and 5xx). Every call, read or write, waits out GitHub's
+// secondary rate limit (withSecondaryRetry). Failures propagate: the caller
+// decides whether a failure denies (authorisation) or is reported and retried
+// (comments).
 import type { ProbotOctokit } from 'probot';
 import type { CheckRunInput, CheckRunUpdate, DeploymentInput, DeploymentState, DeploymentStatusInput, GitHubPort, IssueComment, Permission, PullRequest, RepoRef, Review } from './github.js';
 import { CHECK_TEXT_LIMIT, clip, httpStatus, PartialListing, TreeListing, type FileBlob } from './github.js';
@@ -62,7 +64,7 @@ export class OctokitGitHub implements GitHubPort {
   constructor(private readonly octokit: Octokit) {}
 
   async defaultBranch(repo: RepoRef): Promise<string> {
-    const { data } = await this.octokit.rest.repos.get({ owner: repo.owner, repo: repo.name });
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.repos.get({ owner: repo.owner, repo: repo.name }));
     return data.default_branch;
   }
 
@@ -82,7 +84,7 @@ export class OctokitGitHub implements GitHubPort {
   /** A file's bytes as GitHub's contents API serves them (base64), and its blob; undefined when there is no such file. */
   private async readRaw(repo: RepoRef, path: string, ref?: string): Promise<{ bytes: Buffer; blob: string } | undefined> {
     try {
-      const res = await this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ...(ref !== undefined ? { ref } : {}) });
+      const res = await withSecondaryRetry(() => this.octokit.rest.repos.getContent({ owner: repo.owner, repo: repo.name, path, ...(ref !== undefined ? { ref } : {}) }));
       // Octokit hands back text it could not parse as JSON (seen with multi-megabyte answers): never read as "no such file".
       let data: unknown = res.data;
       if (typeof data === 'string') {
@@ -117,7 +119,7 @@ export class OctokitGitHub implements GitHubPort {
   async listFiles(repo: RepoRef, sha: string): Promise<Set<string>> {
     let data: Awaited<ReturnType<Octokit['rest']['git']['getTree']>>['data'];
     try {
-      ({ data } = await this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' }));
+      ({ data } = await withSecondaryRetry(() => this.octokit.rest.git.getTree({ owner: repo.owner, repo: repo.name, tree_sha: sha, recursive: 'true' })));
     } catch (err) {
       // No listing to be had (a GitHub Enterprise or a stand-in without the trees API, a tree it will
       // not list): each file is asked for instead, a 404 meaning "not there", as for a truncated tree.
@@ -136,7 +138,7 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async getPull(repo: RepoRef, pr: number): Promise<PullRequest> {
-    const { data } = await this.octokit.rest.pulls.get({ owner: repo.owner, repo: repo.name, pull_number: pr });
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.pulls.get({ owner: repo.owner, repo: repo.name, pull_number: pr }));
     return {
       number: data.number,
       state: data.state as 'open' | 'closed',
@@ -154,12 +156,12 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async listReviews(repo: RepoRef, pr: number): Promise<Review[]> {
-    const reviews = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, { owner: repo.owner, repo: repo.name, pull_number: pr, per_page: 100 });
+    const reviews = await withSecondaryRetry(() => this.octokit.paginate(this.octokit.rest.pulls.listReviews, { owner: repo.owner, repo: repo.name, pull_number: pr, per_page: 100 }));
     return reviews.map((r) => ({ user: r.user?.login ?? '', state: r.state, submittedAt: r.submitted_at ?? null, commitId: r.commit_id ?? null }));
   }
 
   async permission(repo: RepoRef, user: string): Promise<Permission> {
-    const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner: repo.owner, repo: repo.name, username: user });
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner: repo.owner, repo: repo.name, username: user }));
     // role_name carries maintain/triage, which `permission` folds into write/read.
     const role = (data as { role_name?: string }).role_name;
     if (role === 'maintain' || role === 'triage') return role;
@@ -171,7 +173,7 @@ export class OctokitGitHub implements GitHubPort {
 
   async isTeamMember(org: string, team: string, user: string): Promise<boolean> {
     try {
-      const { data } = await this.octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: team, username: user });
+      const { data } = await withSecondaryRetry(() => this.octokit.rest.teams.getMembershipForUserInOrg({ org, team_slug: team, username: user }));
       return data.state === 'active';
     } catch (err) {
       if (httpStatus(err) === 404) return false;
@@ -190,7 +192,7 @@ export class OctokitGitHub implements GitHubPort {
 
   async getComment(repo: RepoRef, commentId: number): Promise<IssueComment | undefined> {
     try {
-      const { data } = await this.octokit.rest.issues.getComment({ owner: repo.owner, repo: repo.name, comment_id: commentId });
+      const { data } = await withSecondaryRetry(() => this.octokit.rest.issues.getComment({ owner: repo.owner, repo: repo.name, comment_id: commentId }));
       return { body: data.body ?? '', updatedAt: data.updated_at };
     } catch (err) {
       if (httpStatus(err) === 404 || httpStatus(err) === 410) return undefined;
@@ -267,7 +269,7 @@ export class OctokitGitHub implements GitHubPort {
   }
 
   async findComment(repo: RepoRef, pr: number, marker: string): Promise<number | undefined> {
-    const all = await this.octokit.paginate(this.octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: pr, per_page: 100 });
+    const all = await withSecondaryRetry(() => this.octokit.paginate(this.octokit.rest.issues.listComments, { owner: repo.owner, repo: repo.name, issue_number: pr, per_page: 100 }));
     // Only a comment an app wrote can be berth's: the marker names an apply id every reader of the thread sees, so
     // anyone could post it first, and berth would write its outcome into their comment (which they could edit).
     // An app's comments are GitHub's type Bot, with a `[bot]` login no person's login can have.
@@ -277,12 +279,12 @@ export class OctokitGitHub implements GitHubPort {
 
   async latestDeploymentStatus(repo: RepoRef, deploymentId: number): Promise<DeploymentState | undefined> {
     // Newest first, as GitHub lists them.
-    const { data } = await this.octokit.rest.repos.listDeploymentStatuses({ owner: repo.owner, repo: repo.name, deployment_id: deploymentId, per_page: 1 });
+    const { data } = await withSecondaryRetry(() => this.octokit.rest.repos.listDeploymentStatuses({ owner: repo.owner, repo: repo.name, deployment_id: deploymentId, per_page: 1 }));
     return data[0]?.state as DeploymentState | undefined;
   }
 
   async findDeployment(repo: RepoRef, ref: string, environment: string, applyId: string): Promise<number | undefined> {
-    const all = await this.octokit.paginate(this.octokit.rest.repos.listDeployments, { owner: repo.owner, repo: repo.name, ref, environment, per_page: 100 });
+    const all = await withSecondaryRetry(() => this.octokit.paginate(this.octokit.rest.repos.listDeployments, { owner: repo.owner, repo: repo.name, ref, environment, per_page: 100 }));
     const payloadOf = (p: unknown) => {
       if (typeof p === 'string') {
         try {
