@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { OctokitGitHub } from '../src/github/octokit-github.js';
 import { authorise, requirementsGate } from '../src/github/gates.js';
+import { failureReply } from '../src/github/webhooks/delivery.js';
 
 const repo = { owner: 'acme', name: 'shop' };
 const HEAD = 'a'.repeat(40);
@@ -112,5 +113,16 @@ describe('reads under GitHub\'s secondary rate limit', () => {
     expect(await gh.readFile(repo, 'x')).toBeUndefined();
     await expect(gh.getPull(repo, 1)).rejects.toMatchObject({ status: 500 });
     expect(n).toBe(2);
+  });
+});
+
+describe('a command a GitHub failure stopped', () => {
+  it('is answered as GitHub\'s failure, naming the request and its status; any other failure stays an internal error', async () => {
+    const { RequestError } = await import('@octokit/request-error');
+    const err = new RequestError('Server Error', 502, { request: { method: 'GET', url: 'https://api.github.com/repos/acme/shop/git/trees/abc?recursive=true', headers: {} } });
+    const reply = failureReply('d-1', err);
+    expect(reply).toContain('GitHub failed a request berth needed to handle this (`GET /repos/acme/shop/git/trees/abc` answered 502)');
+    expect(reply).toContain('Nothing was applied');
+    expect(failureReply('d-2', new TypeError('x is undefined'))).toContain('berth hit an internal error');
   });
 });

@@ -254,6 +254,11 @@ export const msg = {
     return msg.refused('Nothing to roll back to', `${code(env)} has no earlier completed apply with a different state.`, 'apply a known good PR instead.');
   },
 
+  /** A GitHub request the command needed failed (after the client's retries): GitHub's failure, said as such. */
+  githubFailed(ref: string, status: number, request: string): string {
+    return `${MARKER}\n⚠️ GitHub failed a request berth needed to handle this (${code(request)} answered ${status}), so berth did not act on it (reference ${code(ref)}). Nothing was applied by the failed step; retry the command in a moment.`;
+  },
+
   internalError(ref: string): string {
     return `${MARKER}\n⚠️ berth hit an internal error while handling this (reference ${code(ref)}). Nothing was applied by the failed step. The error is in the server log; retry the command, and report it if it persists.`;
   },

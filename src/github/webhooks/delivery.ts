@@ -49,6 +49,25 @@ export function storedPayload(event: string, payload: Payload): string {
   return JSON.stringify(kept);
 }
 
+/**
+ * The reply to a handler that failed: a GitHub request it needed that GitHub failed (Octokit's RequestError: a
+ * status and the request) is named as GitHub's failure, with the request's method and path; anything else is ours.
+ */
+export function failureReply(ref: string, err: unknown): string {
+  const status = httpStatus(err);
+  const req = (err as { request?: { method?: unknown; url?: unknown } })?.request;
+  if (typeof status === 'number' && status >= 400 && typeof req?.method === 'string' && typeof req.url === 'string') {
+    let path = req.url;
+    try {
+      path = decodeURIComponent(new URL(req.url).pathname);
+    } catch {
+      // a relative or undecodable URL is shown as it is
+    }
+    return msg.githubFailed(ref, status, `${req.method} ${path}`);
+  }
+  return msg.internalError(ref);
+}
+
 /** A delivery whose work was claimed this many times without finishing is given up at the next resume. */
 export const MAX_DELIVERY_ATTEMPTS = 3;
 
@@ -92,7 +111,7 @@ export function deliveries(s: Services, routes: Routes): Deliveries {
       } catch (err) {
         metrics.webhook(delivery.name, 'failed');
         log.error({ delivery: delivery.id, event: delivery.name, repo: full, pr: job.pr, err: String(err), stack: (err as Error)?.stack }, 'handler failed');
-        if (job.pr !== undefined) await gh.createComment(repo, job.pr, msg.internalError(delivery.id)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
+        if (job.pr !== undefined) await gh.createComment(repo, job.pr, failureReply(delivery.id, err)).catch((e) => log.error({ err: String(e) }, 'could not report the internal error'));
       } finally {
         // Done, handled or reported: a redelivery from now on is a duplicate.
         await store.finishDelivery(delivery.id).catch((err) => log.error({ delivery: delivery.id, err: String(err) }, 'could not mark the delivery done'));
