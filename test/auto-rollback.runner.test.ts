@@ -13,9 +13,9 @@ import { loadCompose } from '../src/compose/load.js';
 import type { CheckRunUpdate, GitHubPort } from '../src/github/github.js';
 import type { DesiredState, ObservedState } from '../src/model/model.js';
 import { reconcile } from '../src/plan/reconcile.js';
-import type { TaskState } from '../src/store/store.js';
 import { emptyObserved, simulate } from './helpers/simulate.js';
 import { sqliteTestStore, type TestStore } from './helpers/stores.js';
+import { journalFailedRollout } from './helpers/failed-rollout.js';
 
 const web = (image: string, action = 'rollback') =>
   loadCompose(
@@ -72,15 +72,7 @@ describe('the runner starts the rollback of a stopped rollout', () => {
       start: { lock: { owner: 'acme/shop#7', pr: 7 }, lease: { holder: 'driver', ttlMs: 60_000 } },
     });
     const plan = prepared.plans[0]!.plan;
-    const gateOf = (group: string) => plan.nodes.find((n) => n.group === group && n.kind === 'WaitHealthy')!.id;
-    for (const t of await ts.store.listTasksForApply(prepared.applyId)) {
-      const n = plan.nodes.find((x) => x.id === t.nodeId)!;
-      let state: TaskState = 'succeeded';
-      if (n.kind === 'BatchGate') state = n.target.rollout!.batch === 1 ? 'succeeded' : 'failed';
-      else if (n.group === 'start-first:web:2') state = n.id < gateOf(n.group) ? 'succeeded' : n.id === gateOf(n.group) ? 'failed' : 'skipped';
-      else if (n.group === 'start-first:web:3') state = 'skipped';
-      expect(await ts.store.updateTask(t.id, 'pending', { state, ...(state === 'failed' ? { error: 'unhealthy' } : {}) }, prepared.fence)).toBe(true);
-    }
+    await journalFailedRollout(ts.store, prepared.applyId, plan.nodes, prepared.fence!);
     await ts.store.setApplyCheckRun(prepared.applyId, 42);
     const a = (await ts.store.getApply(prepared.applyId))!;
     expect(await ts.store.casApplyState(a.id, a.version, { state: 'failed', startedAt: 3, finishedAt: 4 })).toBe(true);

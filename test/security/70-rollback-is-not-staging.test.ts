@@ -28,13 +28,13 @@ import { pushRequiresGate, requiresGate } from '../../src/github/gates.js';
 import type { GitHubPort } from '../../src/github/github.js';
 import { LABEL, type ObservedState } from '../../src/model/model.js';
 import { desiredDigest, reconcile } from '../../src/plan/reconcile.js';
-import type { TaskState } from '../../src/store/store.js';
 import type { App } from '../chaos/app-harness.js';
 import { docker, sha, startApp } from '../chaos/app-harness.js';
 import { berthYml } from '../helpers/berth-yml.js';
 import { describeDocker } from '../helpers/env.js';
 import { emptyObserved, simulate } from '../helpers/simulate.js';
 import { sqliteTestStore, type TestStore } from '../helpers/stores.js';
+import { journalFailedRollout } from '../helpers/failed-rollout.js';
 
 const REPO = { owner: 'acme', name: 'shop' };
 const H1 = '1'.repeat(40);
@@ -95,17 +95,8 @@ describe('security: a rollback never counts as having applied a state for stagin
     });
     const plan = prepared.plans[0]!.plan;
     expect(plan.nodes.some((n) => n.target.service === 'worker' && n.kind === 'CreateContainer')).toBe(true);
-    const gateOf = (group: string) => plan.nodes.find((n) => n.group === group && n.kind === 'WaitHealthy')!.id;
-    for (const t of await ts.store.listTasksForApply(prepared.applyId)) {
-      const n = plan.nodes.find((x) => x.id === t.nodeId)!;
-      let state: TaskState = 'succeeded';
-      if (n.kind === 'BatchGate') state = n.target.rollout!.batch === 1 ? 'succeeded' : 'failed';
-      else if (n.group === 'start-first:web:2') state = n.id < gateOf(n.group) ? 'succeeded' : n.id === gateOf(n.group) ? 'failed' : 'skipped';
-      else if (n.group === 'start-first:web:3') state = 'skipped';
-      // halt: worker's steps never ran
-      else if (n.target.service === 'worker') state = 'skipped';
-      expect(await ts.store.updateTask(t.id, 'pending', { state, ...(state === 'failed' ? { error: 'unhealthy' } : {}) }, prepared.fence)).toBe(true);
-    }
+    // halt: worker's steps never ran
+    await journalFailedRollout(ts.store, prepared.applyId, plan.nodes, prepared.fence!, (n) => (n.target.service === 'worker' ? 'skipped' : undefined));
     const a = (await ts.store.getApply(prepared.applyId))!;
     expect(await ts.store.casApplyState(a.id, a.version, { state: 'failed', startedAt: 3, finishedAt: 4 })).toBe(true);
     // What staging shows: replica 1 runs v2, replicas 2 and 3 v1, and there is no worker.
