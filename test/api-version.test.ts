@@ -51,36 +51,35 @@ describe('engine API versions', () => {
     expect(engine.containers.size).toBe(0);
   });
 
-  const withSubpath = state([spec('db', { volumes: [{ type: 'volume', source: 'data', target: '/var/lib/db', readOnly: false, subpath: 'db' }] })], undefined, [vol('data')], 'shop', 'staging');
-
-  it('volume.subpath needs API 1.45: refused on 1.44 naming the mount, created on 1.45', async () => {
-    const old = new FakeEngine({ apiVersion: '1.44' });
-    const r = await applyOn(old, withSubpath);
-    expect(r.state).toBe('failed');
-    expect(r.tasks.find((t) => t.kind === 'CreateContainer')!.error).toBe(
+  // [setting, the desired state using it, the API that lacks it, the API that has it, the refusal on the older one]
+  const refusedOnOlder: [string, ReturnType<typeof state>, string, string, string][] = [
+    [
+      'volume.subpath needs API 1.45: refused on 1.44 naming the mount, created on 1.45',
+      state([spec('db', { volumes: [{ type: 'volume', source: 'data', target: '/var/lib/db', readOnly: false, subpath: 'db' }] })], undefined, [vol('data')], 'shop', 'staging'),
+      '1.44',
+      '1.45',
       "service db: volume.subpath of the mount at /var/lib/db needs Docker Engine 26 or later (API 1.45); this target's engine speaks API 1.44 and would ignore it — remove volume.subpath of the mount at /var/lib/db, or deploy to a newer engine (the container was not created)",
-    );
-    expect(old.containers.size).toBe(0);
-    const recent = new FakeEngine({ apiVersion: '1.45' });
-    expect((await applyOn(recent, withSubpath)).state).toBe('completed');
-    expect(recent.containers.size).toBe(1);
-  });
-
-  // Docker 23 (API 1.42) names its own default profile `builtin`; 20.10 takes the create and fails the start
-  const withBuiltinSeccomp = state([spec('db', { securityOpt: ['seccomp=builtin'] })], undefined, [], 'shop', 'staging');
-
-  it('security_opt seccomp=builtin needs API 1.42: refused on 1.41 naming the versions and what the old engine does, created on 1.42', async () => {
-    const old = new FakeEngine({ apiVersion: '1.41' });
-    const r = await applyOn(old, withBuiltinSeccomp);
-    expect(r.state).toBe('failed');
-    expect(r.tasks.find((t) => t.kind === 'CreateContainer')!.error).toBe(
+    ],
+    [
+      // Docker 23 (API 1.42) names its own default profile `builtin`; 20.10 takes the create and fails the start
+      'security_opt seccomp=builtin needs API 1.42: refused on 1.41 naming the versions and what the old engine does, created on 1.42',
+      state([spec('db', { securityOpt: ['seccomp=builtin'] })], undefined, [], 'shop', 'staging'),
+      '1.41',
+      '1.42',
       "service db: security_opt seccomp=builtin needs Docker Engine 23 or later (API 1.42); this target's engine speaks API 1.41 and would fail to start the container (it reads builtin as a profile's JSON) — remove security_opt seccomp=builtin, or deploy to a newer engine (the container was not created)",
-    );
-    expect(old.containers.size).toBe(0);
-    const recent = new FakeEngine({ apiVersion: '1.42' });
-    expect((await applyOn(recent, withBuiltinSeccomp)).state).toBe('completed');
-    expect(recent.containers.size).toBe(1);
-  });
+    ],
+  ];
+  for (const [name, desired, older, newer, refusal] of refusedOnOlder)
+    it(name, async () => {
+      const old = new FakeEngine({ apiVersion: older });
+      const r = await applyOn(old, desired);
+      expect(r.state).toBe('failed');
+      expect(r.tasks.find((t) => t.kind === 'CreateContainer')!.error).toBe(refusal);
+      expect(old.containers.size).toBe(0);
+      const recent = new FakeEngine({ apiVersion: newer });
+      expect((await applyOn(recent, desired)).state).toBe('completed');
+      expect(recent.containers.size).toBe(1);
+    });
 
   it('healthcheck.start_interval on API 1.44 or later: created and started', async () => {
     const engine = new FakeEngine({ apiVersion: '1.44' });
